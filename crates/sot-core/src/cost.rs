@@ -1,0 +1,125 @@
+//! Cost matrices between two embedding sets, built from GEMM tiles run in
+//! parallel over row blocks of the first set.
+
+use crate::control::Control;
+use crate::error::{ErrorKind, Result, SotError};
+use crate::validate;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CostKind {
+    /// `1 - <x, y> / (|x| |y|)`, in [0, 2].
+    #[default]
+    Cosine,
+    /// `|x - y|^2`.
+    SqEuclidean,
+}
+
+impl CostKind {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "cosine" => Ok(CostKind::Cosine),
+            "sqeuclidean" => Ok(CostKind::SqEuclidean),
+            other => Err(SotError::new(
+                ErrorKind::InvalidOption,
+                format!("unknown cost '{other}' (expected 'cosine' or 'sqeuclidean')"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CostKind::Cosine => "cosine",
+            CostKind::SqEuclidean => "sqeuclidean",
+        }
+    }
+}
+
+/// Rows of `x` per GEMM tile: large enough to keep the GEMM efficient, small
+/// enough to spread over the threads and to check cancellation often.
+const TILE_ROWS: usize = 256;
+
+/// The `x.nrows() x y.nrows()` cost matrix, f32, row-major.
+pub fn cost_matrix(
+    x: ArrayView2<f32>,
+    y: ArrayView2<f32>,
+    kind: CostKind,
+    ctl: &Control,
+) -> Result<Array2<f32>> {
+    check_pair(&x, &y, kind)?;
+    let (xs, ys, xn, yn) = match kind {
+        CostKind::Cosine => (unit_rows(&x), unit_rows(&y), None, None),
+        CostKind::SqEuclidean => {
+            (x.to_owned(), y.to_owned(), Some(sq_norms(&x)), Some(sq_norms(&y)))
+        }
+    };
+    let mut out = Array2::<f32>::zeros((x.nrows(), y.nrows()));
+    out.axis_chunks_iter_mut(Axis(0), TILE_ROWS)
+        .into_par_iter()
+        .enumerate()
+        .try_for_each(|(t, mut tile)| -> Result<()> {
+            ctl.check()?;
+            let r0 = t * TILE_ROWS;
+            let xb = xs.slice(s![r0..r0 + tile.nrows(), ..]);
+            general_mat_mul(1.0, &xb, &ys.t(), 0.0, &mut tile);
+            for (i, mut row) in tile.outer_iter_mut().enumerate() {
+                match (&xn, &yn) {
+                    (Some(xn), Some(yn)) => {
+                        let xi = xn[r0 + i];
+                        for (c, &yj) in row.iter_mut().zip(yn.iter()) {
+                            *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32;
+                        }
+                    }
+                    _ => row.mapv_inplace(|dot| (1.0 - dot).clamp(0.0, 2.0)),
+                }
+            }
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// Validates a pair of point sets for a cost of the given kind.
+pub fn check_pair(x: &ArrayView2<f32>, y: &ArrayView2<f32>, kind: CostKind) -> Result<()> {
+    validate::non_empty(x, "x")?;
+    validate::non_empty(y, "y")?;
+    if x.ncols() != y.ncols() {
+        return Err(SotError::new(
+            ErrorKind::Shape,
+            format!("x has dimension {} but y has dimension {}", x.ncols(), y.ncols()),
+        ));
+    }
+    validate::finite_matrix(x, "x")?;
+    validate::finite_matrix(y, "y")?;
+    if kind == CostKind::Cosine {
+        zero_norm(x, "x")?;
+        zero_norm(y, "y")?;
+    }
+    Ok(())
+}
+
+fn zero_norm(x: &ArrayView2<f32>, what: &str) -> Result<()> {
+    match x.outer_iter().position(|r| r.iter().all(|v| *v == 0.0)) {
+        Some(i) => Err(SotError::at(
+            ErrorKind::ZeroNorm,
+            i,
+            format!("{what}[{i}] is the zero vector, which has no direction for the cosine cost"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Rows scaled to unit length (norms computed in f64).
+fn unit_rows(x: &ArrayView2<f32>) -> Array2<f32> {
+    let mut out = x.to_owned();
+    out.outer_iter_mut().into_par_iter().for_each(|mut r| {
+        let norm = r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
+        r.mapv_inplace(|v| (v as f64 / norm) as f32);
+    });
+    out
+}
+
+fn sq_norms(x: &ArrayView2<f32>) -> Array1<f64> {
+    x.outer_iter().map(|r| r.iter().map(|v| (*v as f64) * (*v as f64)).sum()).collect()
+}

@@ -1,0 +1,321 @@
+//! Balanced entropic optimal transport by log-domain Sinkhorn.
+//!
+//! Solves `min_P <P, C> + eps * KL(P | a x b)` over couplings of `a` and `b`
+//! through its dual potentials `(f, g)`, with `P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`.
+//!
+//! One iteration is one pass over the cost matrix: each row yields the new
+//! `f_i` (row soft-min against the current `g`) and, in the same pass, adds its
+//! share to the column sums that give the new `g`. The kernel is never stored;
+//! its entries are formed from the potentials, so they stay bounded (each is a
+//! ratio of plan to product measure) and no eps underflows. A row or column
+//! whose sum still leaves the safe range is redone with an exact max-shifted
+//! log-sum-exp. The row sums of a pass are the row marginals of the previous
+//! pair of potentials, so the stopping test costs nothing.
+
+use crate::control::{Control, Progress};
+use crate::error::{ErrorKind, Result, SotError};
+use crate::kernel;
+use crate::validate;
+use ndarray::{ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// Options of a Sinkhorn solve. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkhornOptions {
+    /// Entropic regularisation, in cost units. Default 0.05 (costs of the
+    /// cosine kind lie in [0, 2]).
+    pub eps: f64,
+    /// Stop when the L1 marginal error `sum_i |(P 1)_i - a_i|` falls below
+    /// `tol` (the weights have total mass 1). Default 1e-6.
+    pub tol: f64,
+    /// Most iterations (passes over the cost matrix), eps-scaling included. Default 1000.
+    pub max_iter: usize,
+    /// Test convergence every this many iterations. Default 1: the error is
+    /// a by-product of each pass, so checking often costs nothing.
+    pub check_every: usize,
+    /// Optional eps-scaling (annealing) from a large eps down to `eps`.
+    pub eps_scaling: Option<EpsScaling>,
+}
+
+impl Default for SinkhornOptions {
+    fn default() -> Self {
+        SinkhornOptions { eps: 0.05, tol: 1e-6, max_iter: 1000, check_every: 1, eps_scaling: None }
+    }
+}
+
+/// Eps-scaling: one iteration at each of `start, start * factor, ...` above the
+/// target eps, then iterations at the target until convergence.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpsScaling {
+    /// First eps; `None` means the largest cost entry.
+    pub start: Option<f64>,
+    /// Ratio between successive eps values, in (0, 1). 0.5 is a good default.
+    pub factor: f64,
+}
+
+/// Potentials to start from (e.g. the previous solve of a nearby problem).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WarmStart<'a> {
+    pub f: Option<&'a [f64]>,
+    pub g: Option<&'a [f64]>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkhornResult {
+    /// Entropic OT value `<a, f> + <b, g>` (the dual objective, which equals the
+    /// primal `<P, C> + eps KL(P | a x b)` at convergence).
+    pub value: f64,
+    /// Source potential (one per row of the cost matrix).
+    pub f: Vec<f64>,
+    /// Target potential (one per column).
+    pub g: Vec<f64>,
+    /// L1 marginal error of the returned potentials (the columns are exact).
+    pub marginal_error: f64,
+    /// Passes over the cost matrix that updated the potentials.
+    pub iterations: usize,
+    pub converged: bool,
+    /// The eps of the returned potentials.
+    pub eps: f64,
+}
+
+impl SinkhornResult {
+    /// Gradient of the OT value with respect to the source weights, centred
+    /// (sum zero), i.e. projected on the tangent space of the simplex.
+    pub fn grad_a(&self) -> Vec<f64> {
+        centred(&self.f)
+    }
+
+    pub fn grad_b(&self) -> Vec<f64> {
+        centred(&self.g)
+    }
+}
+
+pub(crate) fn centred(v: &[f64]) -> Vec<f64> {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    v.iter().map(|x| x - mean).collect()
+}
+
+/// Sums outside this range risk under- or overflow in the entries: redo them exactly.
+const SAFE_LO: f64 = 1e-100;
+const SAFE_HI: f64 = 1e100;
+
+/// Solves entropic OT for the cost matrix `cost` (n x m) and weights `a`, `b`
+/// (uniform when `None`; normalised to total mass 1 otherwise).
+pub fn sinkhorn(
+    cost: ArrayView2<f32>,
+    a: Option<&[f64]>,
+    b: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: WarmStart,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
+    let (n, m) = cost.dim();
+    if n == 0 || m == 0 {
+        return Err(SotError::new(ErrorKind::Empty, format!("the cost matrix is {n} x {m}")));
+    }
+    check_options(opts)?;
+    let a = validate::weights(a, n, "a")?;
+    let b = validate::weights(b, m, "b")?;
+    validate::potentials(warm.f, n, "initial f")?;
+    validate::potentials(warm.g, m, "initial g")?;
+    check_cost(&cost)?;
+    let cost = cost.as_standard_layout();
+    let c = cost.as_slice().expect("standard layout");
+
+    let schedule = eps_schedule(opts, c);
+    let problem = Problem { c, n, m, a: &a, log_b: b.iter().map(|v| v.ln()).collect() };
+    let mut f = warm.f.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
+    let mut g = warm.g.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
+    let mut f_next = vec![0.0; n];
+    let mut g_next = vec![0.0; m];
+    let mut reporter = ctl.reporter();
+    let mut iterations = 0;
+
+    for &eps in &schedule[..schedule.len() - 1] {
+        ctl.check()?;
+        problem.sweep(eps, &f, &g, &mut f_next, &mut g_next)?;
+        std::mem::swap(&mut f, &mut f_next);
+        std::mem::swap(&mut g, &mut g_next);
+        iterations += 1;
+        reporter.report(progress(iterations, opts, f64::NAN, eps), false);
+    }
+
+    let eps = opts.eps;
+    let mut fitted = false; // g is the soft-min of f at this eps: the error is meaningful
+    loop {
+        ctl.check()?;
+        let err = problem.sweep(eps, &f, &g, &mut f_next, &mut g_next)?;
+        let err = if fitted { err } else { f64::NAN };
+        let converged = fitted && iterations % opts.check_every == 0 && err < opts.tol;
+        let done = converged || iterations >= opts.max_iter;
+        reporter.report(progress(iterations, opts, err, eps), done);
+        if done {
+            let value = dot(&a, &f) + dot(&b, &g);
+            return Ok(SinkhornResult {
+                value,
+                f,
+                g,
+                marginal_error: err,
+                iterations,
+                converged,
+                eps,
+            });
+        }
+        std::mem::swap(&mut f, &mut f_next);
+        std::mem::swap(&mut g, &mut g_next);
+        iterations += 1;
+        fitted = true;
+    }
+}
+
+fn progress(iteration: usize, opts: &SinkhornOptions, error: f64, eps: f64) -> Progress {
+    Progress { stage: "sinkhorn", iteration, max_iterations: opts.max_iter, error, eps }
+}
+
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).map(|(a, b)| a * b).sum()
+}
+
+pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
+    validate::positive(o.eps, "eps")?;
+    validate::positive(o.tol, "tol")?;
+    if o.max_iter == 0 {
+        return Err(SotError::new(ErrorKind::InvalidOption, "maxIter must be at least 1"));
+    }
+    if o.check_every == 0 {
+        return Err(SotError::new(ErrorKind::InvalidOption, "checkEvery must be at least 1"));
+    }
+    if let Some(s) = o.eps_scaling {
+        if !(s.factor > 0.0 && s.factor < 1.0) {
+            return Err(SotError::new(
+                ErrorKind::InvalidOption,
+                format!("epsScaling.factor must lie in (0, 1), got {}", s.factor),
+            ));
+        }
+        if let Some(start) = s.start {
+            validate::positive(start, "epsScaling.start")?;
+        }
+    }
+    Ok(())
+}
+
+fn check_cost(cost: &ArrayView2<f32>) -> Result<()> {
+    let bad = cost.axis_iter(Axis(0)).into_par_iter().position_first(|r| r.iter().any(|v| !v.is_finite()));
+    if let Some(i) = bad {
+        let j = cost.row(i).iter().position(|v| !v.is_finite()).unwrap_or(0);
+        return Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!("cost[{i}][{j}] is {} (values must be finite)", cost[[i, j]]),
+        ));
+    }
+    Ok(())
+}
+
+/// The eps values to run at, ending with the target.
+fn eps_schedule(opts: &SinkhornOptions, c: &[f32]) -> Vec<f64> {
+    let mut out = Vec::new();
+    if let Some(s) = opts.eps_scaling {
+        let start = s.start.unwrap_or_else(|| c.par_iter().cloned().reduce(|| 0.0, f32::max) as f64);
+        let mut e = start;
+        while e > opts.eps && out.len() < 200 {
+            out.push(e);
+            e *= s.factor;
+        }
+    }
+    out.push(opts.eps);
+    out
+}
+
+struct Problem<'p> {
+    c: &'p [f32],
+    n: usize,
+    m: usize,
+    a: &'p [f64],
+    log_b: Vec<f64>,
+}
+
+/// Per-thread state of a sweep: column sums, a row buffer, the marginal error.
+struct Partial {
+    cols: Vec<f64>,
+    row: Vec<f64>,
+    err: f64,
+}
+
+impl Problem<'_> {
+    /// One Sinkhorn iteration at `eps` from `(f, g)`: writes the new
+    /// potentials and returns the L1 row-marginal error of `(f, g)`.
+    fn sweep(&self, eps: f64, f: &[f64], g: &[f64], f_out: &mut [f64], g_out: &mut [f64]) -> Result<f64> {
+        let m = self.m;
+        let inv_eps = 1.0 / eps;
+        let gb: Vec<f64> = g.iter().zip(&self.log_b).map(|(g, lb)| g * inv_eps + lb).collect();
+        let rows_per_block = (32_768 / m).clamp(1, 256);
+        let new = || Partial { cols: vec![0.0; m], row: vec![0.0; m], err: 0.0 };
+
+        let total = f_out
+            .par_chunks_mut(rows_per_block)
+            .enumerate()
+            .fold(new, |mut p, (blk, f_blk)| {
+                let i0 = blk * rows_per_block;
+                for (k, fi_out) in f_blk.iter_mut().enumerate() {
+                    let i = i0 + k;
+                    let c_row = &self.c[i * m..(i + 1) * m];
+                    let shift = f[i] * inv_eps;
+                    let mut s = kernel::row_exp(c_row, shift, &gb, inv_eps, &mut p.row);
+                    // ln of the true row sum, given what `p.row` holds: row sum = s * e^offset
+                    let mut offset = 0.0;
+                    if !(SAFE_LO..=SAFE_HI).contains(&s) {
+                        let top = kernel::row_max(c_row, &gb, inv_eps);
+                        s = kernel::row_exp(c_row, -top, &gb, inv_eps, &mut p.row);
+                        offset = shift + top;
+                    }
+                    let log_sum = s.ln() + offset;
+                    *fi_out = f[i] - eps * log_sum;
+                    p.err += self.a[i] * (log_sum.exp() - 1.0).abs();
+                    kernel::axpy(&mut p.cols, self.a[i] / s, &p.row);
+                }
+                p
+            })
+            .reduce(new, |mut x, y| {
+                x.cols.iter_mut().zip(&y.cols).for_each(|(a, b)| *a += b);
+                x.err += y.err;
+                x
+            });
+
+        let mut redo = Vec::new();
+        for (j, (out, &sum)) in g_out.iter_mut().zip(&total.cols).enumerate() {
+            if (SAFE_LO..=SAFE_HI).contains(&sum) {
+                *out = g[j] - eps * (sum.ln() - self.log_b[j]);
+            } else {
+                redo.push(j);
+            }
+        }
+        if !redo.is_empty() {
+            let log_a: Vec<f64> = self.a.iter().map(|v| v.ln()).collect();
+            let exact: Vec<f64> = redo.par_iter().map(|&j| self.column_softmin(j, eps, f_out, &log_a)).collect();
+            for (&j, v) in redo.iter().zip(exact) {
+                g_out[j] = v;
+            }
+        }
+
+        let bad = f_out.iter().position(|v| !v.is_finite()).map(|i| ("f", i)).or_else(|| {
+            g_out.iter().position(|v| !v.is_finite()).map(|j| ("g", j))
+        });
+        if let Some((which, i)) = bad {
+            return Err(SotError::at(
+                ErrorKind::Numeric,
+                i,
+                format!("potential {which}[{i}] became non-finite at eps = {eps}"),
+            ));
+        }
+        Ok(total.err)
+    }
+
+    /// Exact `-eps * log sum_i a_i exp((f_i - C_ij) / eps)` for one column.
+    fn column_softmin(&self, j: usize, eps: f64, f: &[f64], log_a: &[f64]) -> f64 {
+        let arg = |i: usize| log_a[i] + (f[i] - self.c[i * self.m + j] as f64) / eps;
+        let top = (0..self.n).map(arg).fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = (0..self.n).map(|i| (arg(i) - top).exp()).sum();
+        -eps * (top + sum.ln())
+    }
+}

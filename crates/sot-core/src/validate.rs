@@ -1,0 +1,85 @@
+//! Input checks shared by every entry point. Errors name the offending index.
+
+use crate::error::{ErrorKind, Result, SotError};
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+/// Rejects an empty point set and returns nothing else; `what` names it in messages.
+pub fn non_empty(x: &ArrayView2<f32>, what: &str) -> Result<()> {
+    if x.nrows() == 0 {
+        return Err(SotError::new(ErrorKind::Empty, format!("{what} has no points")));
+    }
+    if x.ncols() == 0 {
+        return Err(SotError::new(ErrorKind::Empty, format!("{what} has points of dimension 0")));
+    }
+    Ok(())
+}
+
+/// Finds the first NaN or infinity, scanning rows in parallel.
+pub fn finite_matrix(x: &ArrayView2<f32>, what: &str) -> Result<()> {
+    let bad_row = x
+        .outer_iter()
+        .into_par_iter()
+        .position_first(|row| row.iter().any(|v| !v.is_finite()));
+    if let Some(i) = bad_row {
+        let row = x.row(i);
+        let j = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        return Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!("{what}[{i}][{j}] is {} (values must be finite)", row[j]),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates optional weights for `n` points and returns them normalised to sum 1.
+/// Uniform weights when none are given.
+pub fn weights(w: Option<&[f64]>, n: usize, what: &str) -> Result<Vec<f64>> {
+    let Some(w) = w else { return Ok(vec![1.0 / n as f64; n]) };
+    if w.len() != n {
+        return Err(SotError::new(
+            ErrorKind::Shape,
+            format!("{what} has {} entries but there are {n} points", w.len()),
+        ));
+    }
+    if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+        return Err(SotError::at(
+            ErrorKind::InvalidWeight,
+            i,
+            format!("{what}[{i}] is {} (weights must be finite and > 0)", w[i]),
+        ));
+    }
+    let total: f64 = w.iter().sum();
+    if !total.is_finite() {
+        return Err(SotError::new(ErrorKind::InvalidWeight, format!("{what} sums to {total}")));
+    }
+    Ok(w.iter().map(|v| v / total).collect())
+}
+
+/// Checks an optional vector of potentials (warm start) for length and finiteness.
+pub fn potentials(p: Option<&[f64]>, n: usize, what: &str) -> Result<()> {
+    let Some(p) = p else { return Ok(()) };
+    if p.len() != n {
+        return Err(SotError::new(
+            ErrorKind::Shape,
+            format!("{what} has {} entries but there are {n} points", p.len()),
+        ));
+    }
+    if let Some(i) = p.iter().position(|v| !v.is_finite()) {
+        return Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!("{what}[{i}] is {} (potentials must be finite)", p[i]),
+        ));
+    }
+    Ok(())
+}
+
+pub fn positive(v: f64, name: &str) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(SotError::new(ErrorKind::InvalidOption, format!("{name} must be finite and > 0, got {v}")))
+    }
+}
