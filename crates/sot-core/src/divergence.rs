@@ -5,14 +5,14 @@
 use crate::control::Control;
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::Result;
-use crate::sinkhorn::{centred, sinkhorn, SinkhornOptions, SinkhornResult, WarmStart};
+use crate::sinkhorn::{centred, sinkhorn, sinkhorn_symmetric, SinkhornOptions, SinkhornResult, WarmStart};
 use ndarray::ArrayView2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DivergenceResult {
     /// `S(a, b)`, not clipped: a small negative value signals non-convergence.
     pub value: f64,
-    /// Gradient with respect to `a`, centred: `f_ab - (f_aa + g_aa) / 2`.
+    /// Gradient with respect to `a`, centred: `f_ab - f_aa`.
     pub grad_a: Vec<f64>,
     /// Gradient with respect to `b`, centred.
     pub grad_b: Vec<f64>,
@@ -23,12 +23,13 @@ pub struct DivergenceResult {
     pub converged: bool,
 }
 
-/// Warm starts for the three solves of a divergence.
+/// Warm starts for the three solves of a divergence (the self-transport
+/// terms have a single potential each).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DivergenceWarmStart<'a> {
     pub xy: WarmStart<'a>,
-    pub xx: WarmStart<'a>,
-    pub yy: WarmStart<'a>,
+    pub xx: Option<&'a [f64]>,
+    pub yy: Option<&'a [f64]>,
 }
 
 pub fn sinkhorn_divergence(
@@ -43,19 +44,17 @@ pub fn sinkhorn_divergence(
 ) -> Result<DivergenceResult> {
     check_pair(&x, &y, kind)?;
     // One cost matrix alive at a time keeps the peak at the largest of the three.
-    let solve = |p: ArrayView2<f32>, q: ArrayView2<f32>, wp, wq, w| -> Result<SinkhornResult> {
-        let c = cost_matrix(p, q, kind, ctl)?;
-        sinkhorn(c.view(), wp, wq, opts, w, ctl)
+    let xy = sinkhorn(cost_matrix(x, y, kind, ctl)?.view(), a, b, opts, warm.xy, ctl)?;
+    let own = |p: ArrayView2<f32>, w, init| -> Result<SinkhornResult> {
+        sinkhorn_symmetric(cost_matrix(p, p, kind, ctl)?.view(), w, opts, init, ctl)
     };
-    let xy = solve(x, y, a, b, warm.xy)?;
-    let xx = solve(x, x, a, a, warm.xx)?;
-    let yy = solve(y, y, b, b, warm.yy)?;
+    let xx = own(x, a, warm.xx)?;
+    let yy = own(y, b, warm.yy)?;
     let value = xy.value - 0.5 * xx.value - 0.5 * yy.value;
-    let grad = |own: &[f64], f: &[f64], g: &[f64]| -> Vec<f64> {
-        centred(&own.iter().zip(f.iter().zip(g)).map(|(o, (f, g))| o - 0.5 * (f + g)).collect::<Vec<_>>())
-    };
-    let grad_a = grad(&xy.f, &xx.f, &xx.g);
-    let grad_b = grad(&xy.g, &yy.f, &yy.g);
+    // d/da OT(a, a) = f_aa + g_aa = 2 f_aa: the half cancels.
+    let grad = |cross: &[f64], own: &[f64]| centred(&cross.iter().zip(own).map(|(c, o)| c - o).collect::<Vec<_>>());
+    let grad_a = grad(&xy.f, &xx.f);
+    let grad_b = grad(&xy.g, &yy.f);
     let converged = xy.converged && xx.converged && yy.converged;
     Ok(DivergenceResult { value, grad_a, grad_b, xy, xx, yy, converged })
 }

@@ -20,4 +20,4 @@ pub use control::{Control, Progress};
 pub use cost::{cost_matrix, CostKind};
 pub use divergence::{sinkhorn_divergence, DivergenceResult, DivergenceWarmStart};
 pub use error::{ErrorKind, Result, SotError};
-pub use sinkhorn::{sinkhorn, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};
+pub use sinkhorn::{sinkhorn, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};

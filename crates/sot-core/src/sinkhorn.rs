@@ -122,10 +122,45 @@ pub fn sinkhorn(
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
 
-    let schedule = eps_schedule(opts, c);
-    let problem = Problem { c, n, m, a: &a, log_b: b.iter().map(|v| v.ln()).collect() };
+    solve(Problem { c, n, m, a: &a, log_b: b.iter().map(|v| v.ln()).collect(), symmetric: false }, opts, warm, ctl)
+}
+
+/// Solves entropic OT of `a` onto itself for a symmetric cost matrix (the
+/// debiasing terms of the Sinkhorn divergence). Uses the averaged update
+/// `f <- (f + T(f)) / 2`, which converges in a few iterations where the
+/// alternating one crawls on near-diagonal plans. Returns `f == g`.
+pub fn sinkhorn_symmetric(
+    cost: ArrayView2<f32>,
+    a: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: Option<&[f64]>,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
+    let (n, m) = cost.dim();
+    if n != m {
+        return Err(SotError::new(ErrorKind::Shape, format!("a self-transport cost must be square, got {n} x {m}")));
+    }
+    if n == 0 {
+        return Err(SotError::new(ErrorKind::Empty, "the cost matrix is 0 x 0"));
+    }
+    check_options(opts)?;
+    let a = validate::weights(a, n, "a")?;
+    validate::potentials(warm, n, "initial f")?;
+    check_cost(&cost)?;
+    let cost = cost.as_standard_layout();
+    let c = cost.as_slice().expect("standard layout");
+    let log_b = a.iter().map(|v| v.ln()).collect();
+    solve(Problem { c, n, m, a: &a, log_b, symmetric: true }, opts, WarmStart { f: warm, g: warm }, ctl)
+}
+
+fn solve(problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Control) -> Result<SinkhornResult> {
+    let (n, m) = (problem.n, problem.m);
+    let schedule = eps_schedule(opts, problem.c);
     let mut f = warm.f.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
     let mut g = warm.g.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
+    if problem.symmetric {
+        g.clone_from(&f);
+    }
     let mut f_next = vec![0.0; n];
     let mut g_next = vec![0.0; m];
     let mut reporter = ctl.reporter();
@@ -141,7 +176,8 @@ pub fn sinkhorn(
     }
 
     let eps = opts.eps;
-    let mut fitted = false; // g is the soft-min of f at this eps: the error is meaningful
+    // The error is meaningful once g is the soft-min of f at this eps (always, when symmetric).
+    let mut fitted = problem.symmetric;
     loop {
         ctl.check()?;
         let err = problem.sweep(eps, &f, &g, &mut f_next, &mut g_next)?;
@@ -150,16 +186,9 @@ pub fn sinkhorn(
         let done = converged || iterations >= opts.max_iter;
         reporter.report(progress(iterations, opts, err, eps), done);
         if done {
-            let value = dot(&a, &f) + dot(&b, &g);
-            return Ok(SinkhornResult {
-                value,
-                f,
-                g,
-                marginal_error: err,
-                iterations,
-                converged,
-                eps,
-            });
+            let (a, b) = (problem.a, problem.log_b.iter().map(|v| v.exp()));
+            let value = dot(a, &f) + b.zip(&g).map(|(b, g)| b * g).sum::<f64>();
+            return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, converged, eps });
         }
         std::mem::swap(&mut f, &mut f_next);
         std::mem::swap(&mut g, &mut g_next);
@@ -233,6 +262,8 @@ struct Problem<'p> {
     m: usize,
     a: &'p [f64],
     log_b: Vec<f64>,
+    /// Self-transport (`b == a`, symmetric cost): averaged update of one potential.
+    symmetric: bool,
 }
 
 /// Per-thread state of a sweep: column sums, a row buffer, the marginal error.
@@ -245,12 +276,15 @@ struct Partial {
 impl Problem<'_> {
     /// One Sinkhorn iteration at `eps` from `(f, g)`: writes the new
     /// potentials and returns the L1 row-marginal error of `(f, g)`.
+    /// Symmetric problems only move `f` half-way to its soft-min and copy it to `g`.
     fn sweep(&self, eps: f64, f: &[f64], g: &[f64], f_out: &mut [f64], g_out: &mut [f64]) -> Result<f64> {
         let m = self.m;
         let inv_eps = 1.0 / eps;
         let gb: Vec<f64> = g.iter().zip(&self.log_b).map(|(g, lb)| g * inv_eps + lb).collect();
         let rows_per_block = (32_768 / m).clamp(1, 256);
-        let new = || Partial { cols: vec![0.0; m], row: vec![0.0; m], err: 0.0 };
+        let cols = if self.symmetric { 0 } else { m };
+        let step = if self.symmetric { 0.5 * eps } else { eps };
+        let new = || Partial { cols: vec![0.0; cols], row: vec![0.0; m], err: 0.0 };
 
         let total = f_out
             .par_chunks_mut(rows_per_block)
@@ -270,9 +304,11 @@ impl Problem<'_> {
                         offset = shift + top;
                     }
                     let log_sum = s.ln() + offset;
-                    *fi_out = f[i] - eps * log_sum;
+                    *fi_out = f[i] - step * log_sum;
                     p.err += self.a[i] * (log_sum.exp() - 1.0).abs();
-                    kernel::axpy(&mut p.cols, self.a[i] / s, &p.row);
+                    if !self.symmetric {
+                        kernel::axpy(&mut p.cols, self.a[i] / s, &p.row);
+                    }
                 }
                 p
             })
@@ -282,6 +318,9 @@ impl Problem<'_> {
                 x
             });
 
+        if self.symmetric {
+            g_out.copy_from_slice(f_out);
+        }
         let mut redo = Vec::new();
         for (j, (out, &sum)) in g_out.iter_mut().zip(&total.cols).enumerate() {
             if (SAFE_LO..=SAFE_HI).contains(&sum) {
