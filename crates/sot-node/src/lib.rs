@@ -1,1 +1,12 @@
+//! N-API bindings of `sot-core`: typed arrays in, typed arrays out, every
+//! solve an `AsyncTask` on the libuv pool that runs its numerics on one shared,
+//! bounded rayon pool. No dataset knowledge lives here.
 
+mod cancel;
+mod convert;
+mod error;
+mod pool;
+mod tasks;
+
+pub use cancel::CancelToken;
+pub use tasks::{cost_matrix, sinkhorn_cost, sinkhorn_divergence, sinkhorn_points, thread_count};

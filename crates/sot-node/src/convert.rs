@@ -1,0 +1,136 @@
+//! JS-facing option and result shapes, and their conversion to core types.
+
+use crate::error::{shape, Failure};
+use napi::bindgen_prelude::{Float32Array, Float64Array};
+use napi_derive::napi;
+use ndarray::ArrayView2;
+use sot_core::{EpsScaling, Progress, SinkhornOptions, SinkhornResult};
+
+/// A row-major f32 matrix.
+#[napi(object)]
+pub struct Matrix {
+    pub data: Float32Array,
+    pub rows: u32,
+    pub cols: u32,
+}
+
+/// Sinkhorn options; absent fields take the core's defaults.
+#[napi(object)]
+#[derive(Default)]
+pub struct SolveOptions {
+    pub eps: Option<f64>,
+    pub tol: Option<f64>,
+    pub max_iter: Option<u32>,
+    pub check_every: Option<u32>,
+    /// Eps-scaling factor in (0, 1); enables eps-scaling.
+    pub eps_scaling_factor: Option<f64>,
+    /// First eps of eps-scaling (default: the largest cost).
+    pub eps_scaling_start: Option<f64>,
+    /// Minimum milliseconds between progress calls (default 100).
+    pub progress_interval_ms: Option<u32>,
+}
+
+impl SolveOptions {
+    pub fn to_core(&self) -> SinkhornOptions {
+        let d = SinkhornOptions::default();
+        SinkhornOptions {
+            eps: self.eps.unwrap_or(d.eps),
+            tol: self.tol.unwrap_or(d.tol),
+            max_iter: self.max_iter.map_or(d.max_iter, |v| v as usize),
+            check_every: self.check_every.map_or(d.check_every, |v| v as usize),
+            eps_scaling: self
+                .eps_scaling_factor
+                .map(|factor| EpsScaling { factor, start: self.eps_scaling_start }),
+        }
+    }
+}
+
+/// Warm-start potentials.
+#[napi(object)]
+pub struct WarmStartInput {
+    pub f: Option<Float64Array>,
+    pub g: Option<Float64Array>,
+}
+
+#[napi(object)]
+pub struct ProgressEvent {
+    pub stage: String,
+    pub iteration: u32,
+    pub max_iterations: u32,
+    /// L1 marginal error; NaN before the first measurement.
+    pub error: f64,
+    pub eps: f64,
+}
+
+impl From<&Progress> for ProgressEvent {
+    fn from(p: &Progress) -> Self {
+        ProgressEvent {
+            stage: p.stage.to_string(),
+            iteration: p.iteration as u32,
+            max_iterations: p.max_iterations as u32,
+            error: p.error,
+            eps: p.eps,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct SinkhornOutput {
+    /// Entropic OT value `<a, f> + <b, g>`.
+    pub value: f64,
+    pub f: Float64Array,
+    pub g: Float64Array,
+    /// Gradient of the value with respect to `a`, centred (sums to zero).
+    pub grad_a: Float64Array,
+    pub grad_b: Float64Array,
+    pub marginal_error: f64,
+    pub iterations: u32,
+    pub converged: bool,
+    pub eps: f64,
+}
+
+impl From<SinkhornResult> for SinkhornOutput {
+    fn from(r: SinkhornResult) -> Self {
+        SinkhornOutput {
+            value: r.value,
+            grad_a: r.grad_a().into(),
+            grad_b: r.grad_b().into(),
+            f: r.f.into(),
+            g: r.g.into(),
+            marginal_error: r.marginal_error,
+            iterations: r.iterations as u32,
+            converged: r.converged,
+            eps: r.eps,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct DivergenceOutput {
+    pub value: f64,
+    pub grad_a: Float64Array,
+    pub grad_b: Float64Array,
+    pub converged: bool,
+    pub xy: SinkhornOutput,
+    pub xx: SinkhornOutput,
+    pub yy: SinkhornOutput,
+}
+
+/// Views a `Matrix` as rows x cols, checking the length of its data.
+pub fn matrix_view<'a>(m: &'a Matrix, name: &str) -> Result<ArrayView2<'a, f32>, Failure> {
+    let (rows, cols) = (m.rows as usize, m.cols as usize);
+    let data: &[f32] = &m.data;
+    if data.len() != rows * cols {
+        return Err(shape(format!(
+            "{name} holds {} values but its shape is {rows} x {cols} = {}",
+            data.len(),
+            rows * cols
+        )));
+    }
+    Ok(ArrayView2::from_shape((rows, cols), data).expect("length checked"))
+}
+
+/// Optional f64 slice of an optional typed array.
+pub fn slice(a: &Option<Float64Array>) -> Option<&[f64]> {
+    a.as_ref().map(|v| &v[..])
+}

@@ -1,0 +1,254 @@
+//! One `Task` per async operation. `compute` runs on a libuv worker, which
+//! hands the numerics to the shared rayon pool and waits.
+
+use crate::cancel::CancelToken;
+use crate::convert::{
+    matrix_view, slice, DivergenceOutput, Matrix, ProgressEvent, SinkhornOutput, SolveOptions, WarmStartInput,
+};
+use crate::error::Failure;
+use crate::pool::pool;
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Error, Result, Status, Task};
+use napi_derive::napi;
+use sot_core::{Control, CostKind, DivergenceResult, DivergenceWarmStart, Progress, SinkhornResult, WarmStart};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Progress callback: called with the event only, never keeps the process alive.
+pub type ProgressCallback = ThreadsafeFunction<ProgressEvent, (), ProgressEvent, Status, false, true>;
+
+/// What every task shares: cancellation, progress, and the failure to report.
+struct Job {
+    cancel: Option<Arc<AtomicBool>>,
+    progress: Option<ProgressCallback>,
+    interval: Duration,
+    failure: Option<Failure>,
+}
+
+impl Job {
+    fn new(token: Option<&CancelToken>, progress: Option<ProgressCallback>, interval_ms: Option<u32>) -> Self {
+        Job {
+            cancel: token.map(|t| t.flag.clone()),
+            progress,
+            interval: Duration::from_millis(interval_ms.unwrap_or(100) as u64),
+            failure: None,
+        }
+    }
+
+    /// Runs `work` on the pool with this job's controls; panics become failures.
+    fn run<T: Send>(&mut self, work: impl FnOnce(&Control) -> std::result::Result<T, Failure> + Send) -> Result<T> {
+        let progress = self.progress.as_ref();
+        let report = |p: &Progress| {
+            if let Some(f) = progress {
+                f.call(ProgressEvent::from(p), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        };
+        let mut ctl = Control::default();
+        if let Some(flag) = &self.cancel {
+            ctl = ctl.with_cancel(flag);
+        }
+        if progress.is_some() {
+            ctl = ctl.with_progress(&report, self.interval);
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| pool().install(|| work(&ctl))));
+        let failure = match outcome {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(f)) => f,
+            Err(payload) => Failure::from_panic(payload),
+        };
+        let status = failure.status();
+        self.failure = Some(failure);
+        Err(status)
+    }
+
+    fn reject<T>(&mut self, env: &Env, err: Error) -> Result<T> {
+        Err(match self.failure.take() {
+            Some(f) => f.into_js(env),
+            None => err,
+        })
+    }
+}
+
+pub struct CostTask {
+    x: Matrix,
+    y: Matrix,
+    cost: String,
+    job: Job,
+}
+
+impl Task for CostTask {
+    type Output = Vec<f32>;
+    type JsValue = Float32Array;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (x, y, cost) = (&self.x, &self.y, &self.cost);
+        self.job.run(|ctl| {
+            let kind = CostKind::parse(cost)?;
+            let c = sot_core::cost_matrix(matrix_view(x, "x")?, matrix_view(y, "y")?, kind, ctl)?;
+            Ok(c.into_raw_vec_and_offset().0)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output.into())
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+/// The cost matrix between the rows of `x` and of `y` (row-major, x.rows x y.rows).
+#[napi(ts_return_type = "Promise<Float32Array>")]
+pub fn cost_matrix(x: Matrix, y: Matrix, cost: String, token: Option<&CancelToken>) -> AsyncTask<CostTask> {
+    AsyncTask::new(CostTask { x, y, cost, job: Job::new(token, None, None) })
+}
+
+enum Geometry {
+    Cost(Matrix),
+    Points { x: Matrix, y: Matrix, cost: String },
+}
+
+pub struct SinkhornTask {
+    geometry: Geometry,
+    a: Option<Float64Array>,
+    b: Option<Float64Array>,
+    options: SolveOptions,
+    warm: Option<WarmStartInput>,
+    job: Job,
+}
+
+impl Task for SinkhornTask {
+    type Output = SinkhornResult;
+    type JsValue = SinkhornOutput;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let Self { geometry, a, b, options, warm, job } = self;
+        job.run(|ctl| {
+            let opts = options.to_core();
+            let warm = WarmStart {
+                f: warm.as_ref().and_then(|w| slice(&w.f)),
+                g: warm.as_ref().and_then(|w| slice(&w.g)),
+            };
+            let (a, b) = (slice(a), slice(b));
+            Ok(match geometry {
+                Geometry::Cost(c) => sot_core::sinkhorn(matrix_view(c, "cost")?, a, b, &opts, warm, ctl)?,
+                Geometry::Points { x, y, cost } => {
+                    let c = sot_core::cost_matrix(matrix_view(x, "x")?, matrix_view(y, "y")?, CostKind::parse(cost)?, ctl)?;
+                    sot_core::sinkhorn(c.view(), a, b, &opts, warm, ctl)?
+                }
+            })
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output.into())
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+/// Entropic OT for a given cost matrix.
+#[napi(ts_return_type = "Promise<SinkhornOutput>")]
+pub fn sinkhorn_cost(
+    cost: Matrix,
+    a: Option<Float64Array>,
+    b: Option<Float64Array>,
+    options: Option<SolveOptions>,
+    warm: Option<WarmStartInput>,
+    token: Option<&CancelToken>,
+    #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
+) -> AsyncTask<SinkhornTask> {
+    let options = options.unwrap_or_default();
+    let job = Job::new(token, progress, options.progress_interval_ms);
+    AsyncTask::new(SinkhornTask { geometry: Geometry::Cost(cost), a, b, options, warm, job })
+}
+
+/// Entropic OT between two point sets under the named cost.
+#[napi(ts_return_type = "Promise<SinkhornOutput>")]
+#[allow(clippy::too_many_arguments)]
+pub fn sinkhorn_points(
+    x: Matrix,
+    y: Matrix,
+    cost: String,
+    a: Option<Float64Array>,
+    b: Option<Float64Array>,
+    options: Option<SolveOptions>,
+    warm: Option<WarmStartInput>,
+    token: Option<&CancelToken>,
+    #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
+) -> AsyncTask<SinkhornTask> {
+    let options = options.unwrap_or_default();
+    let job = Job::new(token, progress, options.progress_interval_ms);
+    AsyncTask::new(SinkhornTask { geometry: Geometry::Points { x, y, cost }, a, b, options, warm, job })
+}
+
+pub struct DivergenceTask {
+    x: Matrix,
+    y: Matrix,
+    cost: String,
+    a: Option<Float64Array>,
+    b: Option<Float64Array>,
+    options: SolveOptions,
+    job: Job,
+}
+
+impl Task for DivergenceTask {
+    type Output = DivergenceResult;
+    type JsValue = DivergenceOutput;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let Self { x, y, cost, a, b, options, job } = self;
+        job.run(|ctl| {
+            let kind = CostKind::parse(cost)?;
+            let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
+            let opts = options.to_core();
+            Ok(sot_core::sinkhorn_divergence(x, y, slice(a), slice(b), kind, &opts, DivergenceWarmStart::default(), ctl)?)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<Self::JsValue> {
+        Ok(DivergenceOutput {
+            value: r.value,
+            grad_a: r.grad_a.into(),
+            grad_b: r.grad_b.into(),
+            converged: r.converged,
+            xy: r.xy.into(),
+            xx: r.xx.into(),
+            yy: r.yy.into(),
+        })
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+/// Debiased Sinkhorn divergence between two point sets, with its gradients.
+#[napi(ts_return_type = "Promise<DivergenceOutput>")]
+#[allow(clippy::too_many_arguments)]
+pub fn sinkhorn_divergence(
+    x: Matrix,
+    y: Matrix,
+    cost: String,
+    a: Option<Float64Array>,
+    b: Option<Float64Array>,
+    options: Option<SolveOptions>,
+    token: Option<&CancelToken>,
+    #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
+) -> AsyncTask<DivergenceTask> {
+    let options = options.unwrap_or_default();
+    let job = Job::new(token, progress, options.progress_interval_ms);
+    AsyncTask::new(DivergenceTask { x, y, cost, a, b, options, job })
+}
+
+/// Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it).
+#[napi]
+pub fn thread_count() -> u32 {
+    pool().current_num_threads() as u32
+}
