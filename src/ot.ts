@@ -1,0 +1,159 @@
+import { cancellable } from './cancellable.js';
+import { OptionError } from './errors.js';
+import { toMatrix, toWeights, type Matrix, type MatrixLike, type Weights } from './matrix.js';
+import { native, type ProgressEvent, type SolveOptions } from './native.js';
+
+/** Ground cost between embeddings: `1 - cos(x, y)` (default) or `|x - y|^2`. */
+export type CostKind = 'cosine' | 'sqeuclidean';
+
+export type { ProgressEvent };
+
+export interface OperationOptions {
+  /** Cancels the operation, also while it runs; it then rejects with `AbortError`. */
+  signal?: AbortSignal;
+}
+
+export interface SinkhornOptions extends OperationOptions {
+  /** Entropic regularisation in cost units. Default 0.05 (cosine costs lie in [0, 2]). */
+  eps?: number;
+  /** Stop when the L1 marginal error falls below this (weights have mass 1). Default 1e-6. */
+  tol?: number;
+  /** Most iterations, eps-scaling included. Default 1000. */
+  maxIter?: number;
+  /** Test convergence every this many iterations. Default 1 (the test is free). */
+  checkEvery?: number;
+  /** Anneal eps from `start` (default: the largest cost) by `factor` per iteration down to `eps`. */
+  epsScaling?: { factor: number; start?: number };
+  /** Called at most every `progressIntervalMs` (default 100) while the solve runs, and at its end. */
+  onProgress?: (event: ProgressEvent) => void;
+  progressIntervalMs?: number;
+}
+
+export interface SinkhornResult {
+  /** Entropic OT value `<a, f> + <b, g>` (= `<P, C> + eps KL(P | a x b)` at convergence). */
+  value: number;
+  /** Potential of each source point (row of the cost). */
+  f: Float64Array;
+  /** Potential of each target point (column of the cost). */
+  g: Float64Array;
+  /** Gradient of `value` with respect to the source weights, centred to sum zero. */
+  gradA: Float64Array;
+  /** Gradient of `value` with respect to the target weights, centred. */
+  gradB: Float64Array;
+  /** L1 marginal error of the returned potentials. */
+  marginalError: number;
+  iterations: number;
+  /** False when `maxIter` ran out first: the result is usable but less accurate. */
+  converged: boolean;
+  eps: number;
+}
+
+export interface DivergenceResult {
+  /** `S(a, b) = OT(a, b) - OT(a, a)/2 - OT(b, b)/2`, not clipped at zero. */
+  value: number;
+  gradA: Float64Array;
+  gradB: Float64Array;
+  /** All three solves converged. */
+  converged: boolean;
+  xy: SinkhornResult;
+  xx: SinkhornResult;
+  yy: SinkhornResult;
+}
+
+/** A problem given by its cost matrix (n x m) and optional weights. */
+export interface CostProblem {
+  cost: MatrixLike;
+  a?: Weights;
+  b?: Weights;
+}
+
+/** A problem given by two embedding sets (n x d and m x d) and optional weights. */
+export interface PointsProblem {
+  x: MatrixLike;
+  y: MatrixLike;
+  cost?: CostKind;
+  a?: Weights;
+  b?: Weights;
+}
+
+/** The cost matrix between the rows of `x` and `y`, computed in parallel GEMM tiles. */
+export async function costMatrix(
+  x: MatrixLike,
+  y: MatrixLike,
+  options: OperationOptions & { cost?: CostKind } = {},
+): Promise<Matrix> {
+  const [xm, ym] = [toMatrix(x, 'x'), toMatrix(y, 'y')];
+  const data = await cancellable(options.signal, (token) => native.costMatrix(xm, ym, costKind(options.cost), token));
+  return { data, rows: xm.rows, cols: ym.rows };
+}
+
+/**
+ * Balanced entropic optimal transport by log-domain Sinkhorn, off the JS thread.
+ * Weights are normalised to total mass 1. Non-convergence is reported in the
+ * result (`converged: false`), never thrown.
+ */
+export async function sinkhorn(
+  problem: CostProblem | PointsProblem,
+  options: SinkhornOptions & { warmStart?: { f?: Float64Array; g?: Float64Array } } = {},
+): Promise<SinkhornResult> {
+  const a = toWeights(problem.a, 'a');
+  const b = toWeights(problem.b, 'b');
+  const solve = solveOptions(options);
+  const warm = options.warmStart;
+  const progress = options.onProgress;
+  if ('cost' in problem && !('x' in problem)) {
+    const c = toMatrix(problem.cost, 'cost');
+    return cancellable(options.signal, (token) => native.sinkhornCost(c, a, b, solve, warm, token, progress));
+  }
+  const p = problem as PointsProblem;
+  const [x, y] = [toMatrix(p.x, 'x'), toMatrix(p.y, 'y')];
+  return cancellable(options.signal, (token) =>
+    native.sinkhornPoints(x, y, costKind(p.cost), a, b, solve, warm, token, progress),
+  );
+}
+
+/** Debiased Sinkhorn divergence between two embedding sets, with its gradients. */
+export async function sinkhornDivergence(problem: PointsProblem, options: SinkhornOptions = {}): Promise<DivergenceResult> {
+  const [x, y] = [toMatrix(problem.x, 'x'), toMatrix(problem.y, 'y')];
+  const a = toWeights(problem.a, 'a');
+  const b = toWeights(problem.b, 'b');
+  const solve = solveOptions(options);
+  return cancellable(options.signal, (token) =>
+    native.sinkhornDivergence(x, y, costKind(problem.cost), a, b, solve, token, options.onProgress),
+  );
+}
+
+/** Threads of the shared native pool (`SOT_NUM_THREADS` sets it before first use). */
+export function threadCount(): number {
+  return native.threadCount();
+}
+
+function costKind(cost: CostKind | undefined): string {
+  if (cost === undefined) return 'cosine';
+  if (cost !== 'cosine' && cost !== 'sqeuclidean') {
+    throw new OptionError('ERR_OPTION', `unknown cost '${String(cost)}' (expected 'cosine' or 'sqeuclidean')`);
+  }
+  return cost;
+}
+
+function solveOptions(o: SinkhornOptions): SolveOptions {
+  const num = (name: string, v: unknown, integer = false): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || Number.isNaN(v) || (integer && (!Number.isInteger(v) || v < 1 || v > 0xffff_ffff))) {
+      throw new OptionError('ERR_OPTION', `${name} must be ${integer ? 'a positive integer' : 'a number'}, got ${String(v)}`);
+    }
+    return v;
+  };
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    throw new OptionError('ERR_OPTION', 'onProgress must be a function');
+  }
+  return {
+    eps: num('eps', o.eps),
+    tol: num('tol', o.tol),
+    maxIter: num('maxIter', o.maxIter, true),
+    checkEvery: num('checkEvery', o.checkEvery, true),
+    epsScalingFactor: num('epsScaling.factor', o.epsScaling?.factor),
+    epsScalingStart: num('epsScaling.start', o.epsScaling?.start),
+    progressIntervalMs: o.progressIntervalMs === undefined ? undefined : Math.max(0, Math.round(num('progressIntervalMs', o.progressIntervalMs)!)),
+  };
+}
