@@ -81,6 +81,8 @@ export interface SolveOptions {
   epsScalingFactor?: number
   /** First eps of eps-scaling (default: the largest cost). */
   epsScalingStart?: number
+  /** Over-relax once convergence turns slow (default true). */
+  overrelax?: boolean
   /** Minimum milliseconds between progress calls (default 100). */
   progressIntervalMs?: number
 }

@@ -24,6 +24,8 @@ export interface SinkhornOptions extends OperationOptions {
   checkEvery?: number;
   /** Anneal eps from `start` (default: the largest cost) by `factor` per iteration down to `eps`. */
   epsScaling?: { factor: number; start?: number };
+  /** Over-relax the updates once convergence turns slow, as at small eps. Default true. */
+  overrelax?: boolean;
   /** Called at most every `progressIntervalMs` (default 100) while the solve runs, and at its end. */
   onProgress?: (event: ProgressEvent) => void;
   progressIntervalMs?: number;
@@ -154,6 +156,7 @@ function solveOptions(o: SinkhornOptions): SolveOptions {
     checkEvery: num('checkEvery', o.checkEvery, true),
     epsScalingFactor: num('epsScaling.factor', o.epsScaling?.factor),
     epsScalingStart: num('epsScaling.start', o.epsScaling?.start),
+    overrelax: o.overrelax === undefined ? undefined : Boolean(o.overrelax),
     progressIntervalMs: o.progressIntervalMs === undefined ? undefined : Math.max(0, Math.round(num('progressIntervalMs', o.progressIntervalMs)!)),
   };
 }

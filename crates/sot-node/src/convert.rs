@@ -26,6 +26,8 @@ pub struct SolveOptions {
     pub eps_scaling_factor: Option<f64>,
     /// First eps of eps-scaling (default: the largest cost).
     pub eps_scaling_start: Option<f64>,
+    /// Over-relax once convergence turns slow (default true).
+    pub overrelax: Option<bool>,
     /// Minimum milliseconds between progress calls (default 100).
     pub progress_interval_ms: Option<u32>,
 }
@@ -41,6 +43,7 @@ impl SolveOptions {
             eps_scaling: self
                 .eps_scaling_factor
                 .map(|factor| EpsScaling { factor, start: self.eps_scaling_start }),
+            overrelax: self.overrelax.unwrap_or(d.overrelax),
         }
     }
 }
