@@ -106,6 +106,9 @@ pub(crate) fn centred(v: &[f64]) -> Vec<f64> {
 /// Sums outside this range risk under- or overflow in the entries: redo them exactly.
 const SAFE_LO: f64 = 1e-100;
 const SAFE_HI: f64 = 1e100;
+/// Most row groups per sweep: enough to balance many threads, few enough that
+/// their column sums stay small next to the cost matrix.
+const MAX_GROUPS: usize = 64;
 
 /// Solves entropic OT for the cost matrix `cost` (n x m) and weights `a`, `b`
 /// (uniform when `None`; normalised to total mass 1 otherwise).
@@ -391,17 +394,21 @@ impl Problem<'_> {
         let m = self.m;
         let inv_eps = 1.0 / eps;
         let gb: Vec<f64> = g.iter().zip(&self.log_b).map(|(g, lb)| g * inv_eps + lb).collect();
-        let rows_per_block = (32_768 / m).clamp(1, 256);
+        // A fixed split of the rows, summed in a fixed order: results do not
+        // depend on the thread count or on scheduling.
+        let groups = self.n.div_ceil((65_536 / m).max(1)).clamp(1, MAX_GROUPS);
+        let rows_per_group = self.n.div_ceil(groups);
         let cols = if self.symmetric { 0 } else { m };
         let step = if self.symmetric { 0.5 * eps } else { omega * eps };
         let new = || Partial { cols: vec![0.0; cols], row: vec![0.0; m], err: 0.0 };
 
-        let total = f_out
-            .par_chunks_mut(rows_per_block)
+        let partials: Vec<Partial> = f_out
+            .par_chunks_mut(rows_per_group)
             .enumerate()
-            .fold(new, |mut p, (blk, f_blk)| {
-                let i0 = blk * rows_per_block;
-                for (k, fi_out) in f_blk.iter_mut().enumerate() {
+            .map(|(grp, f_grp)| {
+                let mut p = new();
+                let i0 = grp * rows_per_group;
+                for (k, fi_out) in f_grp.iter_mut().enumerate() {
                     let i = i0 + k;
                     let c_row = &self.c[i * m..(i + 1) * m];
                     let shift = f[i] * inv_eps;
@@ -428,11 +435,12 @@ impl Problem<'_> {
                 }
                 p
             })
-            .reduce(new, |mut x, y| {
-                x.cols.iter_mut().zip(&y.cols).for_each(|(a, b)| *a += b);
-                x.err += y.err;
-                x
-            });
+            .collect();
+        let mut total = new();
+        for p in &partials {
+            total.cols.iter_mut().zip(&p.cols).for_each(|(a, b)| *a += b);
+            total.err += p.err;
+        }
 
         if self.symmetric {
             g_out.copy_from_slice(f_out);

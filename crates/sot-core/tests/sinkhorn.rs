@@ -204,3 +204,20 @@ fn overrelaxation_reaches_the_plain_answer_in_fewer_iterations() {
         assert!(col_err < 1e-9 && (row_err - fast.marginal_error).abs() < 1e-9, "eps {eps}: {col_err} {row_err}");
     }
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let (c, a, b) = problem(98, 700, 300, 12);
+    let c32 = to_f32(&c);
+    let solve = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            sinkhorn(c32.view(), Some(&a), Some(&b), &opts(0.01), WarmStart::default(), &Control::default()).unwrap()
+        })
+    };
+    let one = solve(1);
+    for threads in [2, 3, 8] {
+        let r = solve(threads);
+        assert_eq!((r.value, &r.f, &r.g, r.iterations), (one.value, &one.f, &one.g, one.iterations), "{threads} threads");
+    }
+}
