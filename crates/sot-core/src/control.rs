@@ -45,6 +45,12 @@ impl<'a> Control<'a> {
         self
     }
 
+    /// The same cancellation without progress: for the inner solves of a
+    /// routine that reports its own progress.
+    pub fn cancel_only(&self) -> Control<'a> {
+        Control { cancel: self.cancel, progress: None, interval: self.interval }
+    }
+
     pub fn check(&self) -> Result<()> {
         match self.cancel {
             Some(flag) if flag.load(Ordering::Relaxed) => Err(SotError::aborted()),

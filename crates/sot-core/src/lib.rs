@@ -3,21 +3,29 @@
 //! Cost matrices between embedding sets, balanced entropic optimal transport
 //! by a log-domain Sinkhorn (f32 storage, f64 accumulation, multithreaded with
 //! rayon), its gradient with respect to the weights, and the debiased Sinkhorn
-//! divergence. Pure Rust: the Node bindings live in `sot-node`.
+//! divergence; on top of them the SOT push-pull weight learner, top-K
+//! selection and baseline selectors. Pure Rust: the Node bindings live in
+//! `sot-node`.
 //!
 //! All routines run on the current rayon thread pool and accept a
 //! [`Control`] for cooperative cancellation and throttled progress.
 
+pub mod baselines;
 pub mod control;
 pub mod cost;
 pub mod divergence;
 pub mod error;
 mod kernel;
+pub mod learner;
+pub mod selection;
 pub mod sinkhorn;
 pub mod validate;
 
+pub use baselines::{baseline_scores, Baseline};
 pub use control::{Control, Progress};
 pub use cost::{cost_matrix, CostKind};
 pub use divergence::{sinkhorn_divergence, DivergenceResult, DivergenceWarmStart};
 pub use error::{ErrorKind, Result, SotError};
+pub use learner::{learn_weights, objective, LearnResult, LearnerOptions, Reference, Sets};
+pub use selection::{select_top_k, Keep, Selection};
 pub use sinkhorn::{sinkhorn, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};

@@ -1,0 +1,332 @@
+//! The SOT push-pull weight learner.
+//!
+//! Learns weights `w` on the simplex over the downstream set by minimising
+//!
+//! ```text
+//! J(w) = OT(w, b; C_XS) - lambda * OT(w, c; C_XH) + tau * KL(w | uniform)
+//! ```
+//!
+//! (or the same with debiased Sinkhorn divergences) by mirror descent. The
+//! gradient of each OT term is its source potential, so one warm-started
+//! Sinkhorn solve per term and step gives it. The step is written as a damped
+//! move towards the Gibbs form that a stationary point satisfies,
+//! `w ∝ exp(-(f_S - lambda f_H) / tau)`: `log w <- (1 - step) log w + step *
+//! (-(f_S - lambda f_H) / tau)`, which is exponentiated gradient with rate
+//! `step / tau`. The step is damped when a step raises J.
+
+use crate::control::{Control, Progress};
+use crate::cost::{check_pair, cost_matrix, CostKind};
+use crate::error::{ErrorKind, Result, SotError};
+use crate::sinkhorn::{centred, check_options, sinkhorn, sinkhorn_symmetric, SinkhornOptions, SinkhornResult, WarmStart};
+use crate::validate;
+use ndarray::{Array2, ArrayView2, Axis};
+
+/// A reference set of embeddings with optional masses (uniform when `None`).
+#[derive(Debug, Clone, Copy)]
+pub struct Reference<'a> {
+    pub points: ArrayView2<'a, f32>,
+    pub weights: Option<&'a [f64]>,
+}
+
+/// The three sets SOT works with.
+#[derive(Debug, Clone, Copy)]
+pub struct Sets<'a> {
+    /// The fine-tuning data to weight (n x d).
+    pub downstream: ArrayView2<'a, f32>,
+    /// Trusted clean task samples; `None` pulls towards the downstream set itself.
+    pub anchor: Option<Reference<'a>>,
+    /// Harmful instruction/response pairs to push away from.
+    pub harmful: Reference<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnerOptions {
+    pub cost: CostKind,
+    /// Entropic regularisation of both OT terms (cost units).
+    pub eps: f64,
+    /// Strength of the push away from the harmful reference.
+    pub lambda: f64,
+    /// Strength of the KL term that keeps the weights spread.
+    pub tau: f64,
+    /// Largest fraction of the way to the Gibbs target taken per step, in
+    /// (0, 1]; halved after a step that raised J (overshoot), regrown by 1.1 otherwise.
+    pub step: f64,
+    pub max_steps: usize,
+    /// Stop when J changed by less than this, relatively, over the last 5 steps.
+    pub tol: f64,
+    /// Use debiased Sinkhorn divergences instead of OT (needs the n x n self cost).
+    pub debiased: bool,
+    /// Without an anchor, at most this many downstream samples (evenly spaced) form the pull target.
+    pub max_self_anchor: usize,
+    /// Tolerance and iteration cap of each warm-started inner solve (eps is taken from above).
+    pub inner: SinkhornOptions,
+}
+
+impl Default for LearnerOptions {
+    fn default() -> Self {
+        LearnerOptions {
+            cost: CostKind::Cosine,
+            eps: 0.05,
+            lambda: 1.0,
+            tau: 0.05,
+            step: 0.5,
+            max_steps: 500,
+            tol: 1e-5,
+            debiased: false,
+            max_self_anchor: 2000,
+            inner: SinkhornOptions { tol: 1e-5, max_iter: 300, ..SinkhornOptions::default() },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnResult {
+    /// Learned weights, summing to 1.
+    pub weights: Vec<f64>,
+    /// Pull score per sample: the centred gradient of the anchor term (high = far from the anchor).
+    pub pull: Vec<f64>,
+    /// Push score per sample: lambda times the centred gradient of the harmful term
+    /// (high = far from harm). At a stationary point `w ∝ exp(-(pull - push) / tau)`.
+    pub push: Vec<f64>,
+    /// J(w) at the start and after each step.
+    pub objective: Vec<f64>,
+    /// Mirror-descent steps taken (each costs two warm-started Sinkhorn solves, three if debiased).
+    pub steps: usize,
+    pub converged: bool,
+    /// Whether every inner Sinkhorn solve of the last step converged.
+    pub inner_converged: bool,
+    /// The downstream set served as the anchor (none was given).
+    pub anchor_is_downstream: bool,
+    pub warnings: Vec<String>,
+}
+
+pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
+    validate::positive(o.tau, "tau")?;
+    validate::positive(o.tol, "tol")?;
+    if !(o.lambda.is_finite() && o.lambda >= 0.0) {
+        return Err(SotError::new(ErrorKind::InvalidOption, format!("lambda must be finite and >= 0, got {}", o.lambda)));
+    }
+    if !(o.step > 0.0 && o.step <= 1.0) {
+        return Err(SotError::new(ErrorKind::InvalidOption, format!("step must lie in (0, 1], got {}", o.step)));
+    }
+    if o.max_steps == 0 {
+        return Err(SotError::new(ErrorKind::InvalidOption, "maxSteps must be at least 1"));
+    }
+    if o.max_self_anchor == 0 {
+        return Err(SotError::new(ErrorKind::InvalidOption, "maxSelfAnchor must be at least 1"));
+    }
+    check_options(&SinkhornOptions { eps: o.eps, ..o.inner.clone() })
+}
+
+/// Most entries of the n x n self cost the debiased learner will allocate.
+const MAX_SELF_COST: usize = 1 << 30;
+
+/// One OT term of the objective, with its cost matrix and warm start.
+struct Term {
+    cost: Array2<f32>,
+    weights: Option<Vec<f64>>,
+    last: Option<SinkhornResult>,
+}
+
+impl Term {
+    fn new(cost: Array2<f32>, weights: Option<Vec<f64>>) -> Self {
+        Term { cost, weights, last: None }
+    }
+
+    fn solve(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
+        let warm = self.last.as_ref().map_or(WarmStart::default(), |r| WarmStart { f: Some(&r.f), g: Some(&r.g) });
+        let r = sinkhorn(self.cost.view(), Some(w), self.weights.as_deref(), opts, warm, ctl)?;
+        Ok(self.last.insert(r))
+    }
+
+    /// Self-transport OT(w, w), for the debiased objective.
+    fn solve_own(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
+        let warm = self.last.as_ref().map(|r| &r.f[..]);
+        let r = sinkhorn_symmetric(self.cost.view(), Some(w), opts, warm, ctl)?;
+        Ok(self.last.insert(r))
+    }
+}
+
+/// J and its parts at one `w`.
+struct Eval {
+    j: f64,
+    /// Gradient of the pull term (OT or divergence to the anchor).
+    pull: Vec<f64>,
+    /// lambda times the gradient of the push term.
+    push: Vec<f64>,
+    inner_converged: bool,
+}
+
+/// The objective with its cost matrices, evaluated with warm-started solves.
+struct Objective {
+    pull: Term,
+    push: Term,
+    /// Debiased only: OT(w, w) on the n x n self cost.
+    own: Option<Term>,
+    lambda: f64,
+    tau: f64,
+    inner: SinkhornOptions,
+}
+
+impl Objective {
+    fn new(sets: &Sets, opts: &LearnerOptions, ctl: &Control, warnings: &mut Vec<String>) -> Result<Self> {
+        check_learner_options(opts)?;
+        let x = sets.downstream;
+        let n = x.nrows();
+        let harmful_w = check_harmful(sets, opts)?;
+        let (anchor_points, anchor_w) = resolve_anchor(sets, opts, warnings)?;
+        let own = if opts.debiased {
+            if n.saturating_mul(n) > MAX_SELF_COST {
+                return Err(SotError::new(
+                    ErrorKind::InvalidOption,
+                    format!("the debiased objective needs the {n} x {n} self cost, over the limit of {MAX_SELF_COST} entries; use debiased = false"),
+                ));
+            }
+            Some(Term::new(cost_matrix(x, x, opts.cost, ctl)?, None))
+        } else {
+            None
+        };
+        Ok(Objective {
+            pull: Term::new(cost_matrix(x, anchor_points.view(), opts.cost, ctl)?, anchor_w),
+            push: Term::new(cost_matrix(x, sets.harmful.points, opts.cost, ctl)?, harmful_w),
+            own,
+            lambda: opts.lambda,
+            tau: opts.tau,
+            inner: SinkhornOptions { eps: opts.eps, ..opts.inner.clone() },
+        })
+    }
+
+    fn eval(&mut self, w: &[f64], ctl: &Control) -> Result<Eval> {
+        let lambda = self.lambda;
+        let s = self.pull.solve(w, &self.inner, ctl)?;
+        let (mut pull, ot_s, ok_s) = (s.f.clone(), s.value, s.converged);
+        let h = self.push.solve(w, &self.inner, ctl)?;
+        let mut push: Vec<f64> = h.f.iter().map(|f| lambda * f).collect();
+        let mut j = ot_s - lambda * h.value + self.tau * kl_to_uniform(w);
+        let mut ok = ok_s && h.converged;
+        if let Some(own) = self.own.as_mut() {
+            // S(w, b) = OT(w, b) - OT(w, w)/2 - const, and d/dw OT(w, w)/2 = f_ww
+            let r = own.solve_own(w, &self.inner, ctl)?;
+            pull.iter_mut().zip(&r.f).for_each(|(p, f)| *p -= f);
+            push.iter_mut().zip(&r.f).for_each(|(p, f)| *p -= lambda * f);
+            j -= 0.5 * (1.0 - lambda) * r.value;
+            ok &= r.converged;
+        }
+        Ok(Eval { j, pull, push, inner_converged: ok })
+    }
+}
+
+/// J(w) and its gradient on the simplex (centred), for diagnostics and tests.
+pub fn objective(sets: &Sets, w: &[f64], opts: &LearnerOptions, ctl: &Control) -> Result<(f64, Vec<f64>)> {
+    let n = sets.downstream.nrows();
+    let w = validate::weights(Some(w), n, "w")?;
+    let mut obj = Objective::new(sets, opts, ctl, &mut Vec::new())?;
+    let e = obj.eval(&w, ctl)?;
+    let grad: Vec<f64> = (0..n).map(|i| e.pull[i] - e.push[i] + opts.tau * ((n as f64 * w[i]).ln() + 1.0)).collect();
+    Ok((e.j, centred(&grad)))
+}
+
+pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Result<LearnResult> {
+    let n = sets.downstream.nrows();
+    let mut warnings = Vec::new();
+    let quiet = ctl.cancel_only();
+    let mut obj = Objective::new(sets, opts, &quiet, &mut warnings)?;
+
+    let mut log_w = vec![-(n as f64).ln(); n];
+    let mut w = vec![1.0 / n as f64; n];
+    let mut e = obj.eval(&w, &quiet)?;
+    let mut objective = vec![e.j];
+    let mut reporter = ctl.reporter();
+    let mut step = opts.step;
+    let mut steps = 0;
+    let mut converged = false;
+    while !converged && steps < opts.max_steps {
+        ctl.check()?;
+        reporter.report(
+            Progress { stage: "learner", iteration: steps, max_iterations: opts.max_steps, error: e.j, eps: opts.eps },
+            false,
+        );
+        // log w <- (1 - step) log w + step * (-(pull - push) / tau), then renormalise
+        for (lw, (p, q)) in log_w.iter_mut().zip(e.pull.iter().zip(&e.push)) {
+            *lw = (1.0 - step) * *lw - step * (p - q) / opts.tau;
+        }
+        let top = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let norm = top + log_w.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
+        log_w.iter_mut().for_each(|lw| *lw -= norm);
+        w.iter_mut().zip(&log_w).for_each(|(wi, lw)| *wi = lw.exp());
+        let before = e.j;
+        e = obj.eval(&w, &quiet)?;
+        objective.push(e.j);
+        steps += 1;
+        // The push term is concave: a step that raises J overshot, so damp the next ones.
+        step = if e.j > before { (step * 0.5).max(MIN_STEP) } else { (step * 1.1).min(opts.step) };
+        converged = steps > WINDOW && {
+            let past = objective[objective.len() - 1 - WINDOW];
+            (past - e.j).abs() <= opts.tol * e.j.abs().max(opts.tau)
+        };
+    }
+    reporter.report(
+        Progress { stage: "learner", iteration: steps, max_iterations: opts.max_steps, error: e.j, eps: opts.eps },
+        true,
+    );
+    Ok(LearnResult {
+        weights: w,
+        pull: centred(&e.pull),
+        push: centred(&e.push),
+        objective,
+        steps,
+        converged,
+        inner_converged: e.inner_converged,
+        anchor_is_downstream: sets.anchor.is_none(),
+        warnings,
+    })
+}
+
+/// Smallest step the damping goes down to.
+const MIN_STEP: f64 = 1e-3;
+/// Steps over which the objective must settle.
+const WINDOW: usize = 5;
+
+/// The pull target: the given anchor (validated), or evenly spaced downstream samples.
+pub(crate) fn resolve_anchor(
+    sets: &Sets,
+    opts: &LearnerOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(Array2<f32>, Option<Vec<f64>>)> {
+    let x = sets.downstream;
+    let n = x.nrows();
+    match sets.anchor {
+        Some(a) => {
+            check_pair(&x, &a.points, opts.cost).map_err(|e| rename(e, "anchor"))?;
+            let w = a.weights.map(|w| validate::weights(Some(w), a.points.nrows(), "anchor weights")).transpose()?;
+            Ok((a.points.to_owned(), w))
+        }
+        None => {
+            validate::non_empty(&x, "downstream")?;
+            let take = n.min(opts.max_self_anchor);
+            let rows: Vec<usize> = (0..take).map(|k| k * n / take).collect();
+            warnings.push(format!(
+                "no safe anchor given: pulling towards the downstream set itself ({take} of {n} samples); \
+                 a trusted anchor of clean task samples separates harm better"
+            ));
+            Ok((x.select(Axis(0), &rows), None))
+        }
+    }
+}
+
+/// Validates the downstream and harmful sets; returns the normalised harmful weights.
+pub(crate) fn check_harmful(sets: &Sets, opts: &LearnerOptions) -> Result<Option<Vec<f64>>> {
+    check_pair(&sets.downstream, &sets.harmful.points, opts.cost).map_err(|e| rename(e, "harmful"))?;
+    sets.harmful.weights.map(|w| validate::weights(Some(w), sets.harmful.points.nrows(), "harmful weights")).transpose()
+}
+
+fn kl_to_uniform(w: &[f64]) -> f64 {
+    let n = w.len() as f64;
+    w.iter().filter(|v| **v > 0.0).map(|v| v * (v * n).ln()).sum()
+}
+
+/// Names the set in an error raised by `check_pair(downstream, set)`.
+fn rename(mut e: SotError, set: &str) -> SotError {
+    e.message = e.message.replace("x[", "downstream[").replace("x has", "downstream has").replace("y[", &format!("{set}[")).replace("y has", &format!("{set} has"));
+    e
+}

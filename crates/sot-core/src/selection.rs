@@ -1,0 +1,105 @@
+//! Stage 2: keep the top K samples and give each kept one a training weight.
+
+use crate::error::{ErrorKind, Result, SotError};
+
+/// How many samples to keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Keep {
+    Count(usize),
+    /// A fraction of the set in (0, 1], rounded to the nearest count (at least 1).
+    Fraction(f64),
+}
+
+impl Keep {
+    pub fn resolve(self, n: usize) -> Result<usize> {
+        let k = match self {
+            Keep::Count(k) => k,
+            Keep::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * n as f64).round() as usize).max(1),
+            Keep::Fraction(f) => {
+                return Err(SotError::new(ErrorKind::InvalidOption, format!("keep fraction must lie in (0, 1], got {f}")))
+            }
+        };
+        if k == 0 || k > n {
+            return Err(SotError::new(
+                ErrorKind::InvalidOption,
+                format!("keep must be between 1 and the {n} samples, got {k}"),
+            ));
+        }
+        Ok(k)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Sample indices from best to worst score.
+    pub order: Vec<usize>,
+    /// Rank of each sample (0 = best).
+    pub rank: Vec<usize>,
+    pub kept: Vec<bool>,
+    /// Training-loss weight: mean 1 over the kept samples, 0 for the dropped.
+    pub train_weight: Vec<f64>,
+    pub k: usize,
+}
+
+/// Ranks by `scores` (higher is better; ties by index) and keeps the top K.
+/// Training weights are proportional to `weights` over the kept samples
+/// (uniform when `None`), normalised to mean 1.
+pub fn select_top_k(scores: &[f64], keep: Keep, weights: Option<&[f64]>) -> Result<Selection> {
+    let n = scores.len();
+    if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+        return Err(SotError::at(ErrorKind::NonFinite, i, format!("score[{i}] is NaN")));
+    }
+    if let Some(w) = weights {
+        if w.len() != n {
+            return Err(SotError::new(ErrorKind::Shape, format!("{} weights for {n} scores", w.len())));
+        }
+        if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(SotError::at(ErrorKind::InvalidWeight, i, format!("weight[{i}] is {} (must be finite and >= 0)", w[i])));
+        }
+    }
+    let k = keep.resolve(n)?;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]).then(i.cmp(&j)));
+    let mut rank = vec![0; n];
+    let mut kept = vec![false; n];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+        kept[i] = r < k;
+    }
+    let raw = |i: usize| weights.map_or(1.0, |w| w[i]);
+    let total: f64 = order[..k].iter().map(|&i| raw(i)).sum();
+    let mut train_weight = vec![0.0; n];
+    for &i in &order[..k] {
+        // all-zero kept weights fall back to uniform
+        train_weight[i] = if total > 0.0 { raw(i) * k as f64 / total } else { 1.0 };
+    }
+    Ok(Selection { order, rank, kept, train_weight, k })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_best_and_normalises_training_weights_to_mean_one() {
+        let s = select_top_k(&[0.1, 0.5, 0.3, 0.5, -1.0], Keep::Count(3), Some(&[1.0, 2.0, 6.0, 4.0, 9.0])).unwrap();
+        assert_eq!(s.order, vec![1, 3, 2, 0, 4]); // tie 1 vs 3 broken by index
+        assert_eq!(s.rank, vec![3, 0, 2, 1, 4]);
+        assert_eq!(s.kept, vec![false, true, true, true, false]);
+        assert_eq!(s.train_weight, vec![0.0, 0.5, 1.5, 1.0, 0.0]);
+        let mean: f64 = s.train_weight.iter().sum::<f64>() / 3.0;
+        assert!((mean - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fractions_round_and_bad_k_is_rejected() {
+        assert_eq!(Keep::Fraction(0.8).resolve(5000).unwrap(), 4000);
+        assert_eq!(Keep::Fraction(0.001).resolve(10).unwrap(), 1);
+        for bad in [Keep::Count(0), Keep::Count(6), Keep::Fraction(0.0), Keep::Fraction(1.5), Keep::Fraction(f64::NAN)] {
+            assert_eq!(bad.resolve(5).unwrap_err().kind, ErrorKind::InvalidOption, "{bad:?}");
+        }
+        assert_eq!(select_top_k(&[1.0, f64::NAN], Keep::Count(1), None).unwrap_err().index, Some(1));
+        let s = select_top_k(&[3.0, 1.0, 2.0], Keep::Fraction(1.0), None).unwrap();
+        assert_eq!(s.train_weight, vec![1.0, 1.0, 1.0]);
+    }
+}

@@ -1,0 +1,200 @@
+mod common;
+
+use common::*;
+use ndarray::{concatenate, Array2, Axis};
+use rand::rngs::SmallRng;
+use rand::Rng;
+use rand_distr::StandardNormal;
+use sot_core::*;
+
+/// Points around `center` with isotropic noise.
+fn cloud(r: &mut SmallRng, n: usize, center: &[f32], spread: f32) -> Array2<f32> {
+    Array2::from_shape_fn((n, center.len()), |(_, k)| center[k] + spread * r.sample::<f32, _>(StandardNormal))
+}
+
+fn unit(d: usize, k: usize) -> Vec<f32> {
+    (0..d).map(|j| if j == k { 1.0 } else { 0.0 }).collect()
+}
+
+struct Planted {
+    downstream: Array2<f32>,
+    anchor: Array2<f32>,
+    harmful: Array2<f32>,
+    /// downstream rows from `clean` on are planted harmful samples
+    clean: usize,
+}
+
+/// A benign task of three clusters, 10% planted harmful samples from a fourth
+/// region, an anchor and a harmful reference drawn separately.
+fn planted(seed: u64, n_clean: usize, n_bad: usize, d: usize) -> Planted {
+    let mut r = rng(seed);
+    let task: Vec<Vec<f32>> = (0..3).map(|k| unit(d, k)).collect();
+    let harm: Vec<f32> = unit(d, 3).iter().zip(unit(d, 0)).map(|(a, b)| a + 0.5 * b).collect();
+    let per = n_clean / 3;
+    let mut parts: Vec<Array2<f32>> = task.iter().map(|c| cloud(&mut r, per, c, 0.1)).collect();
+    parts.push(cloud(&mut r, n_bad, &harm, 0.1));
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let downstream = concatenate(Axis(0), &views).unwrap();
+    let anchor_parts: Vec<Array2<f32>> = task.iter().map(|c| cloud(&mut r, 10, c, 0.1)).collect();
+    let anchor_views: Vec<_> = anchor_parts.iter().map(|p| p.view()).collect();
+    let anchor = concatenate(Axis(0), &anchor_views).unwrap();
+    let harmful = cloud(&mut r, 300, &harm, 0.1);
+    Planted { downstream, anchor, harmful, clean: 3 * per }
+}
+
+fn sets(p: &Planted) -> Sets<'_> {
+    Sets {
+        downstream: p.downstream.view(),
+        anchor: Some(Reference { points: p.anchor.view(), weights: None }),
+        harmful: Reference { points: p.harmful.view(), weights: None },
+    }
+}
+
+fn worst_clean_and_best_planted(rank: &[usize], clean: usize) -> (usize, usize) {
+    (rank[..clean].iter().copied().max().unwrap(), rank[clean..].iter().copied().min().unwrap())
+}
+
+#[test]
+fn ranks_every_planted_sample_below_every_clean_one() {
+    let p = planted(1, 540, 60, 16);
+    for debiased in [false, true] {
+        let opts = LearnerOptions { debiased, ..Default::default() };
+        let r = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
+        assert!(r.converged && r.inner_converged, "debiased {debiased}: {} steps", r.steps);
+        let sel = select_top_k(&r.weights, Keep::Fraction(0.9), Some(&r.weights)).unwrap();
+        let (worst_clean, best_planted) = worst_clean_and_best_planted(&sel.rank, p.clean);
+        assert!(worst_clean < best_planted, "debiased {debiased}: clean down to rank {worst_clean}, planted from {best_planted}");
+        assert!(sel.kept[..p.clean].iter().all(|k| *k) && sel.kept[p.clean..].iter().all(|k| !k));
+        // the objective decreases overall
+        assert!(r.objective.last().unwrap() < &r.objective[0]);
+    }
+}
+
+#[test]
+fn converged_weights_are_the_gibbs_form_of_the_scores() {
+    let p = planted(2, 240, 30, 8);
+    // smooth enough (eps, tau) for the plain fixed-point iteration to contract
+    let opts = LearnerOptions { eps: 0.2, tau: 0.2, step: 1.0, tol: 1e-13, max_steps: 2000, ..Default::default() };
+    let r = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
+    assert!(r.converged && r.steps < 2000, "{} steps", r.steps);
+    let logits: Vec<f64> = r.pull.iter().zip(&r.push).map(|(a, b)| -(a - b) / opts.tau).collect();
+    let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = logits.iter().map(|l| (l - top).exp()).sum();
+    for (w, l) in r.weights.iter().zip(&logits) {
+        let gibbs = (l - top).exp() / z;
+        assert!((w - gibbs).abs() <= 1e-4 * gibbs, "{w} vs {gibbs}");
+    }
+}
+
+#[test]
+fn gradient_matches_finite_differences_of_the_objective() {
+    let p = planted(3, 60, 6, 6);
+    let s = sets(&p);
+    let n = p.downstream.nrows();
+    let mut r = rng(33);
+    let w = weights(&mut r, n);
+    for debiased in [false, true] {
+        let opts = LearnerOptions {
+            debiased,
+            lambda: 0.7,
+            tau: 0.05,
+            eps: 0.1,
+            inner: SinkhornOptions { tol: 1e-11, max_iter: 100_000, ..Default::default() },
+            ..Default::default()
+        };
+        let (_, grad) = objective(&s, &w, &opts, &Control::default()).unwrap();
+        for (i, k) in [(0, 1), (10, 65), (40, 3)] {
+            let h = 2e-3 * w[i].min(w[k]);
+            let j_at = |t: f64| {
+                let mut v = w.clone();
+                v[i] += t;
+                v[k] -= t;
+                objective(&s, &v, &opts, &Control::default()).unwrap().0
+            };
+            let fd = (j_at(h) - j_at(-h)) / (2.0 * h);
+            let an = grad[i] - grad[k];
+            assert!((fd - an).abs() <= 1e-4 * an.abs().max(1e-2), "debiased {debiased} ({i},{k}): fd {fd} vs {an}");
+        }
+    }
+}
+
+#[test]
+fn results_are_deterministic() {
+    let p = planted(4, 150, 15, 8);
+    let a = learn_weights(&sets(&p), &LearnerOptions::default(), &Control::default()).unwrap();
+    let b = learn_weights(&sets(&p), &LearnerOptions::default(), &Control::default()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn without_an_anchor_it_pulls_towards_the_data_and_warns() {
+    let p = planted(5, 300, 30, 16);
+    let s = Sets { anchor: None, ..sets(&p) };
+    let r = learn_weights(&s, &LearnerOptions::default(), &Control::default()).unwrap();
+    assert!(r.anchor_is_downstream);
+    assert!(r.warnings[0].contains("no safe anchor given"), "{:?}", r.warnings);
+    let sel = select_top_k(&r.weights, Keep::Count(300), None).unwrap();
+    let dropped_planted = sel.kept[p.clean..].iter().filter(|k| !**k).count();
+    // weaker than with a trusted anchor (the pull target contains the harm), but still most go
+    assert!(dropped_planted >= 20, "only {dropped_planted} of 30 planted samples dropped");
+}
+
+#[test]
+fn invalid_parameters_are_rejected() {
+    let p = planted(6, 30, 3, 4);
+    let s = sets(&p);
+    let ctl = Control::default();
+    for bad in [
+        LearnerOptions { tau: 0.0, ..Default::default() },
+        LearnerOptions { lambda: -1.0, ..Default::default() },
+        LearnerOptions { step: 0.0, ..Default::default() },
+        LearnerOptions { step: 1.5, ..Default::default() },
+        LearnerOptions { max_steps: 0, ..Default::default() },
+        LearnerOptions { eps: f64::NAN, ..Default::default() },
+    ] {
+        assert_eq!(learn_weights(&s, &bad, &ctl).unwrap_err().code(), "ERR_OPTION", "{bad:?}");
+    }
+    let wrong_dim = Array2::<f32>::ones((5, 7));
+    let e = learn_weights(&Sets { harmful: Reference { points: wrong_dim.view(), weights: None }, ..s }, &LearnerOptions::default(), &ctl)
+        .unwrap_err();
+    assert_eq!(e.code(), "ERR_SHAPE");
+    assert!(e.message.contains("harmful has dimension 7"), "{}", e.message);
+    let e = learn_weights(
+        &Sets { anchor: Some(Reference { points: p.anchor.view(), weights: Some(&[1.0; 3]) }), ..s },
+        &LearnerOptions::default(),
+        &ctl,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "ERR_SHAPE");
+    assert!(e.message.contains("anchor weights has 3 entries"), "{}", e.message);
+}
+
+#[test]
+fn baselines_share_the_interface_and_behave_as_named() {
+    let p = planted(7, 540, 60, 16);
+    let s = sets(&p);
+    let opts = LearnerOptions::default();
+    let ctl = Control::default();
+    let run = |m| baseline_scores(m, &s, &opts, &ctl).unwrap().0;
+
+    let r1 = run(Baseline::Random { seed: 1 });
+    assert_eq!(r1, run(Baseline::Random { seed: 1 }));
+    assert_ne!(r1, run(Baseline::Random { seed: 2 }));
+    assert!(r1.iter().all(|v| (0.0..1.0).contains(v)));
+
+    // on this easy geometry the harm-aware baselines drop the planted cluster too
+    for m in [Baseline::NearestHarmful, Baseline::PushOnly] {
+        let sel = select_top_k(&run(m), Keep::Count(p.clean), None).unwrap();
+        let (worst_clean, best_planted) = worst_clean_and_best_planted(&sel.rank, p.clean);
+        assert!(worst_clean < best_planted, "{}", m.name());
+    }
+    // pull-only keeps what is close to the anchor: planted samples score below the clean mean
+    let pull = run(Baseline::PullOnly);
+    let mean_clean = pull[..p.clean].iter().sum::<f64>() / p.clean as f64;
+    assert!(pull[p.clean..].iter().all(|v| *v < mean_clean));
+    // SAFT's top direction separates the task clusters here, not the harm: it only needs to run and be finite
+    let saft = run(Baseline::Saft { components: 2 });
+    assert!(saft.iter().all(|v| v.is_finite() && *v <= 0.0));
+    assert_eq!(baseline_scores(Baseline::Saft { components: 0 }, &s, &opts, &ctl).unwrap_err().code(), "ERR_OPTION");
+}
+
