@@ -67,3 +67,41 @@ export async function worstTimerDelay<T>(work: Promise<T>): Promise<{ result: T;
     clearInterval(timer);
   }
 }
+
+/** Gaussian points around `center` (Box-Muller on the seeded generator). */
+export function cloud(n: number, center: number[], spread: number, seed: number): Matrix {
+  const r = rng(seed);
+  const d = center.length;
+  const data = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < d; k++) {
+      const g = Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+      data[i * d + k] = center[k]! + spread * g;
+    }
+  }
+  return { data, rows: n, cols: d };
+}
+
+export function stack(...parts: Matrix[]): Matrix {
+  const data = new Float32Array(parts.reduce((s, p) => s + p.data.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    data.set(p.data, at);
+    at += p.data.length;
+  }
+  return { data, rows: parts.reduce((s, p) => s + p.rows, 0), cols: parts[0]!.cols };
+}
+
+/**
+ * A task of three clusters with `bad` planted harmful samples appended (rows
+ * from `clean` on), a clean anchor and a harmful reference drawn separately.
+ */
+export function plantedSets(perCluster: number, bad: number, dim: number, seed: number) {
+  const axis = (k: number, extra?: number) => Array.from({ length: dim }, (_, j) => (j === k ? 1 : 0) + (j === 0 && extra ? extra : 0));
+  const task = [axis(0), axis(1), axis(2)];
+  const harm = axis(3, 0.5);
+  const downstream = stack(...task.map((c, k) => cloud(perCluster, c, 0.1, seed + k)), cloud(bad, harm, 0.1, seed + 10));
+  const anchor = stack(...task.map((c, k) => cloud(10, c, 0.1, seed + 20 + k)));
+  const harmful = cloud(300, harm, 0.1, seed + 30);
+  return { sets: { downstream, anchor, harmful }, clean: 3 * perCluster };
+}

@@ -779,7 +779,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
+module.exports.baselineScores = nativeBinding.baselineScores
 module.exports.costMatrix = nativeBinding.costMatrix
+module.exports.learnWeights = nativeBinding.learnWeights
+module.exports.selectTopK = nativeBinding.selectTopK
 module.exports.sinkhornCost = nativeBinding.sinkhornCost
 module.exports.sinkhornDivergence = nativeBinding.sinkhornDivergence
 module.exports.sinkhornPoints = nativeBinding.sinkhornPoints

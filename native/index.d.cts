@@ -19,6 +19,18 @@ export declare class CancelToken {
   get cancelled(): boolean
 }
 
+export interface BaselineOutput {
+  /** One score per downstream sample; higher means keep. */
+  scores: Float64Array
+  warnings: Array<string>
+}
+
+/**
+ * Scores of a baseline selector: `random` (with `seed`), `pull-only`,
+ * `push-only`, `nearest-harmful` or `saft` (with `components`).
+ */
+export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
+
 /** The cost matrix between the rows of `x` and of `y` (row-major, x.rows x y.rows). */
 export declare function costMatrix(x: Matrix, y: Matrix, cost: string, token?: CancelToken | undefined | null): Promise<Float32Array>
 
@@ -31,6 +43,47 @@ export interface DivergenceOutput {
   xx: SinkhornOutput
   yy: SinkhornOutput
 }
+
+/** Learner options; absent fields take the core's defaults. */
+export interface LearnOptions {
+  cost?: string
+  eps?: number
+  lambda?: number
+  tau?: number
+  step?: number
+  maxSteps?: number
+  tol?: number
+  debiased?: boolean
+  maxSelfAnchor?: number
+  innerTol?: number
+  innerMaxIter?: number
+  innerOverrelax?: boolean
+  progressIntervalMs?: number
+}
+
+export interface LearnOutput {
+  weights: Float64Array
+  pull: Float64Array
+  push: Float64Array
+  objective: Float64Array
+  steps: number
+  converged: boolean
+  innerConverged: boolean
+  anchorIsDownstream: boolean
+  warnings: Array<string>
+}
+
+/** The downstream set to weight and the reference sets. */
+export interface LearnSets {
+  downstream: Matrix
+  anchor?: Matrix
+  anchorWeights?: Float64Array
+  harmful: Matrix
+  harmfulWeights?: Float64Array
+}
+
+/** Learns SOT weights over the downstream set (push-pull optimal transport). */
+export declare function learnWeights(sets: LearnSets, options?: LearnOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<LearnOutput>
 
 /** A row-major f32 matrix. */
 export interface Matrix {
@@ -47,6 +100,24 @@ export interface ProgressEvent {
   error: number
   eps: number
 }
+
+export interface SelectionOutput {
+  /** Sample indices from best to worst. */
+  order: Uint32Array
+  /** Rank of each sample (0 = best). */
+  rank: Uint32Array
+  /** 1 for kept samples, 0 for dropped ones. */
+  kept: Uint8Array
+  /** Training weight: mean 1 over the kept samples, 0 for the dropped. */
+  trainWeight: Float64Array
+  k: number
+}
+
+/**
+ * Keeps the top samples by score (higher is better): `count` samples, or a
+ * `fraction` of them. Training weights follow `weights` (uniform when absent).
+ */
+export declare function selectTopK(scores: Float64Array, count?: number | undefined | null, fraction?: number | undefined | null, weights?: Float64Array | undefined | null): Promise<SelectionOutput>
 
 /** Entropic OT for a given cost matrix. */
 export declare function sinkhornCost(cost: Matrix, a?: Float64Array | undefined | null, b?: Float64Array | undefined | null, options?: SolveOptions | undefined | null, warm?: WarmStartInput | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<SinkhornOutput>

@@ -16,6 +16,18 @@ export {
   type SinkhornOptions,
   type SinkhornResult,
 } from './ot.js';
+export {
+  METHODS,
+  learnWeights,
+  scoreSamples,
+  type LearnResult,
+  type LearnerOptions,
+  type Method,
+  type PurifySets,
+  type ScoreOptions,
+  type Scores,
+} from './learner.js';
+export { selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {
   AbortError,

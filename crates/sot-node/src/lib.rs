@@ -5,8 +5,10 @@
 mod cancel;
 mod convert;
 mod error;
+mod learn;
 mod pool;
 mod tasks;
 
 pub use cancel::CancelToken;
+pub use learn::{baseline_scores, learn_weights, select_top_k};
 pub use tasks::{cost_matrix, sinkhorn_cost, sinkhorn_divergence, sinkhorn_points, thread_count};

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub type ProgressCallback = ThreadsafeFunction<ProgressEvent, (), ProgressEvent, Status, false, true>;
 
 /// What every task shares: cancellation, progress, and the failure to report.
-struct Job {
+pub(crate) struct Job {
     cancel: Option<Arc<AtomicBool>>,
     progress: Option<ProgressCallback>,
     interval: Duration,
@@ -29,7 +29,7 @@ struct Job {
 }
 
 impl Job {
-    fn new(token: Option<&CancelToken>, progress: Option<ProgressCallback>, interval_ms: Option<u32>) -> Self {
+    pub(crate) fn new(token: Option<&CancelToken>, progress: Option<ProgressCallback>, interval_ms: Option<u32>) -> Self {
         Job {
             cancel: token.map(|t| t.flag.clone()),
             progress,
@@ -39,7 +39,7 @@ impl Job {
     }
 
     /// Runs `work` on the pool with this job's controls; panics become failures.
-    fn run<T: Send>(&mut self, work: impl FnOnce(&Control) -> std::result::Result<T, Failure> + Send) -> Result<T> {
+    pub(crate) fn run<T: Send>(&mut self, work: impl FnOnce(&Control) -> std::result::Result<T, Failure> + Send) -> Result<T> {
         let progress = self.progress.as_ref();
         let report = |p: &Progress| {
             if let Some(f) = progress {
@@ -64,7 +64,7 @@ impl Job {
         Err(status)
     }
 
-    fn reject<T>(&mut self, env: &Env, err: Error) -> Result<T> {
+    pub(crate) fn reject<T>(&mut self, env: &Env, err: Error) -> Result<T> {
         Err(match self.failure.take() {
             Some(f) => f.into_js(env),
             None => err,

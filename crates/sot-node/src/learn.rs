@@ -1,0 +1,254 @@
+//! Tasks of the SOT method: the push-pull learner, the baselines and top-K selection.
+
+use crate::cancel::CancelToken;
+use crate::convert::{matrix_view, slice, Matrix};
+use crate::tasks::{Job, ProgressCallback};
+use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
+use napi::{Env, Error, Result, Task};
+use napi_derive::napi;
+use sot_core::{Baseline, CostKind, ErrorKind, Keep, LearnResult, LearnerOptions, Reference, Selection, SinkhornOptions, SotError};
+
+/// The downstream set to weight and the reference sets.
+#[napi(object)]
+pub struct LearnSets {
+    pub downstream: Matrix,
+    pub anchor: Option<Matrix>,
+    pub anchor_weights: Option<Float64Array>,
+    pub harmful: Matrix,
+    pub harmful_weights: Option<Float64Array>,
+}
+
+/// Learner options; absent fields take the core's defaults.
+#[napi(object)]
+#[derive(Default)]
+pub struct LearnOptions {
+    pub cost: Option<String>,
+    pub eps: Option<f64>,
+    pub lambda: Option<f64>,
+    pub tau: Option<f64>,
+    pub step: Option<f64>,
+    pub max_steps: Option<u32>,
+    pub tol: Option<f64>,
+    pub debiased: Option<bool>,
+    pub max_self_anchor: Option<u32>,
+    pub inner_tol: Option<f64>,
+    pub inner_max_iter: Option<u32>,
+    pub inner_overrelax: Option<bool>,
+    pub progress_interval_ms: Option<u32>,
+}
+
+impl LearnOptions {
+    fn to_core(&self) -> sot_core::Result<LearnerOptions> {
+        let d = LearnerOptions::default();
+        Ok(LearnerOptions {
+            cost: self.cost.as_deref().map_or(Ok(d.cost), CostKind::parse)?,
+            eps: self.eps.unwrap_or(d.eps),
+            lambda: self.lambda.unwrap_or(d.lambda),
+            tau: self.tau.unwrap_or(d.tau),
+            step: self.step.unwrap_or(d.step),
+            max_steps: self.max_steps.map_or(d.max_steps, |v| v as usize),
+            tol: self.tol.unwrap_or(d.tol),
+            debiased: self.debiased.unwrap_or(d.debiased),
+            max_self_anchor: self.max_self_anchor.map_or(d.max_self_anchor, |v| v as usize),
+            inner: SinkhornOptions {
+                tol: self.inner_tol.unwrap_or(d.inner.tol),
+                max_iter: self.inner_max_iter.map_or(d.inner.max_iter, |v| v as usize),
+                overrelax: self.inner_overrelax.unwrap_or(d.inner.overrelax),
+                ..d.inner
+            },
+        })
+    }
+}
+
+#[napi(object)]
+pub struct LearnOutput {
+    pub weights: Float64Array,
+    pub pull: Float64Array,
+    pub push: Float64Array,
+    pub objective: Float64Array,
+    pub steps: u32,
+    pub converged: bool,
+    pub inner_converged: bool,
+    pub anchor_is_downstream: bool,
+    pub warnings: Vec<String>,
+}
+
+impl From<LearnResult> for LearnOutput {
+    fn from(r: LearnResult) -> Self {
+        LearnOutput {
+            weights: r.weights.into(),
+            pull: r.pull.into(),
+            push: r.push.into(),
+            objective: r.objective.into(),
+            steps: r.steps as u32,
+            converged: r.converged,
+            inner_converged: r.inner_converged,
+            anchor_is_downstream: r.anchor_is_downstream,
+            warnings: r.warnings,
+        }
+    }
+}
+
+/// Which scores to compute: the learner or a baseline.
+enum Method {
+    Learn,
+    Baseline(Baseline),
+    /// A name no method has; compute() reports it like any other option error.
+    Unknown(String),
+}
+
+pub struct ScoreTask {
+    sets: LearnSets,
+    options: LearnOptions,
+    method: Method,
+    job: Job,
+}
+
+pub enum Scored {
+    Learned(LearnResult),
+    Baseline(Vec<f64>, Vec<String>),
+}
+
+impl Task for ScoreTask {
+    type Output = Scored;
+    type JsValue = napi::Either<LearnOutput, BaselineOutput>;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let Self { sets, options, method, job } = self;
+        job.run(|ctl| {
+            let opts = options.to_core()?;
+            let downstream = matrix_view(&sets.downstream, "downstream")?;
+            let harmful = Reference { points: matrix_view(&sets.harmful, "harmful")?, weights: slice(&sets.harmful_weights) };
+            let anchor = match &sets.anchor {
+                Some(a) => Some(Reference { points: matrix_view(a, "anchor")?, weights: slice(&sets.anchor_weights) }),
+                None => None,
+            };
+            let core_sets = sot_core::Sets { downstream, anchor, harmful };
+            Ok(match method {
+                Method::Learn => Scored::Learned(sot_core::learn_weights(&core_sets, &opts, ctl)?),
+                Method::Baseline(b) => {
+                    let (scores, warnings) = sot_core::baseline_scores(*b, &core_sets, &opts, ctl)?;
+                    Scored::Baseline(scores, warnings)
+                }
+                Method::Unknown(name) => {
+                    return Err(SotError::new(
+                        ErrorKind::InvalidOption,
+                        format!("unknown baseline '{name}' (expected random, pull-only, push-only, nearest-harmful or saft)"),
+                    )
+                    .into())
+                }
+            })
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(match output {
+            Scored::Learned(r) => napi::Either::A(r.into()),
+            Scored::Baseline(scores, warnings) => napi::Either::B(BaselineOutput { scores: scores.into(), warnings }),
+        })
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+#[napi(object)]
+pub struct BaselineOutput {
+    /// One score per downstream sample; higher means keep.
+    pub scores: Float64Array,
+    pub warnings: Vec<String>,
+}
+
+/// Learns SOT weights over the downstream set (push-pull optimal transport).
+#[napi(ts_return_type = "Promise<LearnOutput>")]
+pub fn learn_weights(
+    sets: LearnSets,
+    options: Option<LearnOptions>,
+    token: Option<&CancelToken>,
+    #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
+) -> AsyncTask<ScoreTask> {
+    let options = options.unwrap_or_default();
+    let job = Job::new(token, progress, options.progress_interval_ms);
+    AsyncTask::new(ScoreTask { sets, options, method: Method::Learn, job })
+}
+
+/// Scores of a baseline selector: `random` (with `seed`), `pull-only`,
+/// `push-only`, `nearest-harmful` or `saft` (with `components`).
+#[napi(ts_return_type = "Promise<BaselineOutput>")]
+pub fn baseline_scores(
+    method: String,
+    sets: LearnSets,
+    options: Option<LearnOptions>,
+    seed: Option<u32>,
+    components: Option<u32>,
+    token: Option<&CancelToken>,
+) -> AsyncTask<ScoreTask> {
+    let method = match method.as_str() {
+        "random" => Method::Baseline(Baseline::Random { seed: seed.unwrap_or(0) as u64 }),
+        "pull-only" => Method::Baseline(Baseline::PullOnly),
+        "push-only" => Method::Baseline(Baseline::PushOnly),
+        "nearest-harmful" => Method::Baseline(Baseline::NearestHarmful),
+        "saft" => Method::Baseline(Baseline::Saft { components: components.unwrap_or(1) as usize }),
+        _ => Method::Unknown(method),
+    };
+    let options = options.unwrap_or_default();
+    AsyncTask::new(ScoreTask { sets, options, method, job: Job::new(token, None, None) })
+}
+
+#[napi(object)]
+pub struct SelectionOutput {
+    /// Sample indices from best to worst.
+    pub order: Uint32Array,
+    /// Rank of each sample (0 = best).
+    pub rank: Uint32Array,
+    /// 1 for kept samples, 0 for dropped ones.
+    pub kept: Uint8Array,
+    /// Training weight: mean 1 over the kept samples, 0 for the dropped.
+    pub train_weight: Float64Array,
+    pub k: u32,
+}
+
+pub struct SelectTask {
+    scores: Float64Array,
+    keep: Keep,
+    weights: Option<Float64Array>,
+    job: Job,
+}
+
+impl Task for SelectTask {
+    type Output = Selection;
+    type JsValue = SelectionOutput;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let Self { scores, keep, weights, job } = self;
+        job.run(|_| Ok(sot_core::select_top_k(scores, *keep, slice(weights))?))
+    }
+
+    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
+        let u32s = |v: Vec<usize>| -> Uint32Array { v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into() };
+        Ok(SelectionOutput {
+            order: u32s(s.order),
+            rank: u32s(s.rank),
+            kept: s.kept.into_iter().map(u8::from).collect::<Vec<_>>().into(),
+            train_weight: s.train_weight.into(),
+            k: s.k as u32,
+        })
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+/// Keeps the top samples by score (higher is better): `count` samples, or a
+/// `fraction` of them. Training weights follow `weights` (uniform when absent).
+#[napi(ts_return_type = "Promise<SelectionOutput>")]
+pub fn select_top_k(scores: Float64Array, count: Option<u32>, fraction: Option<f64>, weights: Option<Float64Array>) -> AsyncTask<SelectTask> {
+    // The facade passes exactly one of count and fraction; an absent count with no fraction is K = 0, rejected by the core.
+    let keep = match (count, fraction) {
+        (_, Some(f)) => Keep::Fraction(f),
+        (c, None) => Keep::Count(c.unwrap_or(0) as usize),
+    };
+    AsyncTask::new(SelectTask { scores, keep, weights, job: Job::new(None, None, None) })
+}

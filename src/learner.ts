@@ -1,0 +1,154 @@
+import { cancellable } from './cancellable.js';
+import { OptionError } from './errors.js';
+import { toMatrix, toWeights, type MatrixLike, type Weights } from './matrix.js';
+import { native, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
+import type { CostKind, OperationOptions, ProgressEvent } from './ot.js';
+
+/** The sets SOT works with; all embeddings share one dimension. */
+export interface PurifySets {
+  /** The fine-tuning data to weight (n x d). */
+  downstream: MatrixLike;
+  /** Trusted clean task samples. Without one, the downstream set itself is the pull target (a warning says so). */
+  anchor?: MatrixLike;
+  anchorWeights?: Weights;
+  /** Harmful instruction/response pairs to push away from. */
+  harmful: MatrixLike;
+  harmfulWeights?: Weights;
+}
+
+export interface LearnerOptions extends OperationOptions {
+  cost?: CostKind;
+  /** Entropic regularisation of both OT terms, in cost units. Default 0.05. */
+  eps?: number;
+  /** Strength of the push away from the harmful reference. Default 1. */
+  lambda?: number;
+  /** Strength of the KL term that keeps weights spread; weights ∝ exp(-(pull - push) / tau). Default 0.05. */
+  tau?: number;
+  /** Largest fraction of the way to the Gibbs target per mirror-descent step, in (0, 1]. Default 0.5. */
+  step?: number;
+  /** Default 500. */
+  maxSteps?: number;
+  /** Stop when the objective changed by less than this, relatively, over 5 steps. Default 1e-5. */
+  tol?: number;
+  /** Debiased Sinkhorn divergences instead of OT (needs the n x n self cost). Default false. */
+  debiased?: boolean;
+  /** Without an anchor, at most this many (evenly spaced) downstream samples form the pull target. Default 2000. */
+  maxSelfAnchor?: number;
+  /** Inner Sinkhorn solves: tolerance (1e-5), iteration cap (300), over-relaxation (true). */
+  inner?: { tol?: number; maxIter?: number; overrelax?: boolean };
+  onProgress?: (event: ProgressEvent) => void;
+  progressIntervalMs?: number;
+}
+
+export interface LearnResult {
+  /** One weight per downstream sample, summing to 1. Higher = keep. */
+  weights: Float64Array;
+  /** Per sample: how far from the anchor (centred gradient of the pull term). Higher = worse. */
+  pull: Float64Array;
+  /** Per sample: lambda × how far from harm (centred gradient of the push term). Higher = better. */
+  push: Float64Array;
+  /** J(w) at the start and after each step. */
+  objective: Float64Array;
+  steps: number;
+  converged: boolean;
+  /** Every inner Sinkhorn solve of the last step converged. */
+  innerConverged: boolean;
+  anchorIsDownstream: boolean;
+  warnings: string[];
+}
+
+/** The selection methods: SOT and the baselines it is compared with. */
+export type Method = 'sot' | 'random' | 'pull-only' | 'push-only' | 'nearest-harmful' | 'saft';
+
+export const METHODS: readonly Method[] = ['sot', 'random', 'pull-only', 'push-only', 'nearest-harmful', 'saft'];
+
+export interface ScoreOptions extends LearnerOptions {
+  /** Seed of the `random` baseline. Default 0. */
+  seed?: number;
+  /** Singular directions of the `saft` baseline. Default 1. */
+  components?: number;
+}
+
+export interface Scores {
+  method: Method;
+  /** One score per downstream sample; higher = keep. For `sot`, the learned weights. */
+  scores: Float64Array;
+  /** Training weights to carry into selection (`sot` only). */
+  weights?: Float64Array;
+  /** The full learner result (`sot` only). */
+  learned?: LearnResult;
+  warnings: string[];
+}
+
+/** Learns one weight per downstream sample by push-pull optimal transport (SOT). */
+export async function learnWeights(sets: PurifySets, options: LearnerOptions = {}): Promise<LearnResult> {
+  const native_sets = toSets(sets);
+  const opts = learnOptions(options);
+  return cancellable(options.signal, (token) => native.learnWeights(native_sets, opts, token, options.onProgress));
+}
+
+/** Scores the downstream samples with SOT or a baseline, behind one interface. */
+export async function scoreSamples(method: Method, sets: PurifySets, options: ScoreOptions = {}): Promise<Scores> {
+  if (!METHODS.includes(method)) {
+    throw new OptionError('ERR_OPTION', `unknown method '${String(method)}' (expected ${METHODS.join(', ')})`);
+  }
+  if (method === 'sot') {
+    const learned = await learnWeights(sets, options);
+    return { method, scores: learned.weights, weights: learned.weights, learned, warnings: learned.warnings };
+  }
+  const int = (name: string, v: number | undefined) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff)) {
+      throw new OptionError('ERR_OPTION', `${name} must be a non-negative integer, got ${String(v)}`);
+    }
+    return v;
+  };
+  const [seed, components] = [int('seed', options.seed), int('components', options.components)];
+  const native_sets = toSets(sets);
+  const opts = learnOptions(options);
+  const out = await cancellable(options.signal, (token) =>
+    native.baselineScores(method, native_sets, opts, seed, components, token),
+  );
+  return { method, scores: out.scores, warnings: out.warnings };
+}
+
+function toSets(s: PurifySets): LearnSets {
+  return {
+    downstream: toMatrix(s.downstream, 'downstream'),
+    anchor: s.anchor === undefined ? undefined : toMatrix(s.anchor, 'anchor'),
+    anchorWeights: toWeights(s.anchorWeights, 'anchorWeights'),
+    harmful: toMatrix(s.harmful, 'harmful'),
+    harmfulWeights: toWeights(s.harmfulWeights, 'harmfulWeights'),
+  };
+}
+
+function learnOptions(o: LearnerOptions): NativeLearnOptions {
+  const num = (name: string, v: unknown, integer = false): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || Number.isNaN(v) || (integer && (!Number.isInteger(v) || v < 1 || v > 0xffff_ffff))) {
+      throw new OptionError('ERR_OPTION', `${name} must be ${integer ? 'a positive integer' : 'a number'}, got ${String(v)}`);
+    }
+    return v;
+  };
+  const bool = (name: string, v: unknown): boolean | undefined => {
+    if (v !== undefined && typeof v !== 'boolean') throw new OptionError('ERR_OPTION', `${name} must be a boolean`);
+    return v as boolean | undefined;
+  };
+  if (o.cost !== undefined && o.cost !== 'cosine' && o.cost !== 'sqeuclidean') {
+    throw new OptionError('ERR_OPTION', `unknown cost '${String(o.cost)}' (expected 'cosine' or 'sqeuclidean')`);
+  }
+  return {
+    cost: o.cost,
+    eps: num('eps', o.eps),
+    lambda: num('lambda', o.lambda),
+    tau: num('tau', o.tau),
+    step: num('step', o.step),
+    maxSteps: num('maxSteps', o.maxSteps, true),
+    tol: num('tol', o.tol),
+    debiased: bool('debiased', o.debiased),
+    maxSelfAnchor: num('maxSelfAnchor', o.maxSelfAnchor, true),
+    innerTol: num('inner.tol', o.inner?.tol),
+    innerMaxIter: num('inner.maxIter', o.inner?.maxIter, true),
+    innerOverrelax: bool('inner.overrelax', o.inner?.overrelax),
+    progressIntervalMs: o.progressIntervalMs === undefined ? undefined : Math.max(0, Math.round(num('progressIntervalMs', o.progressIntervalMs)!)),
+  };
+}
