@@ -5,7 +5,7 @@ use crate::control::Control;
 use crate::cost::cost_matrix;
 use crate::error::{ErrorKind, Result, SotError};
 use crate::learner::{check_harmful, resolve_anchor, LearnerOptions, Sets};
-use crate::sinkhorn::{centred, sinkhorn, SinkhornOptions, WarmStart};
+use crate::sinkhorn::{centred, sinkhorn_finite, SinkhornOptions, WarmStart};
 use ndarray::{Array1, Array2, Axis};
 use rayon::prelude::*;
 
@@ -51,12 +51,12 @@ pub fn baseline_scores(method: Baseline, sets: &Sets, opts: &LearnerOptions, ctl
         Baseline::PullOnly => {
             let (anchor, w) = resolve_anchor(sets, opts, &mut warnings)?;
             let c = cost_matrix(x, anchor.view(), opts.cost, ctl)?;
-            let r = sinkhorn(c.view(), None, w.as_deref(), &inner, WarmStart::default(), ctl)?;
+            let r = sinkhorn_finite(c.view(), None, w.as_deref(), &inner, WarmStart::default(), ctl)?;
             centred(&r.f).into_iter().map(|v| -v).collect()
         }
         Baseline::PushOnly => {
             let c = cost_matrix(x, sets.harmful.points, opts.cost, ctl)?;
-            let r = sinkhorn(c.view(), None, harmful_w.as_deref(), &inner, WarmStart::default(), ctl)?;
+            let r = sinkhorn_finite(c.view(), None, harmful_w.as_deref(), &inner, WarmStart::default(), ctl)?;
             centred(&r.f)
         }
         Baseline::NearestHarmful => {

@@ -17,7 +17,7 @@
 use crate::control::{Control, Progress};
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
-use crate::sinkhorn::{centred, check_options, sinkhorn, sinkhorn_symmetric, SinkhornOptions, SinkhornResult, WarmStart};
+use crate::sinkhorn::{centred, check_options, sinkhorn_finite, symmetric_finite, SinkhornOptions, SinkhornResult, WarmStart};
 use crate::validate;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -95,6 +95,8 @@ pub struct LearnResult {
     pub converged: bool,
     /// Whether every inner Sinkhorn solve of the last step converged.
     pub inner_converged: bool,
+    /// Sinkhorn iterations of all inner solves together: the learner's cost in passes over the cost matrices.
+    pub inner_iterations: usize,
     /// The downstream set served as the anchor (none was given).
     pub anchor_is_downstream: bool,
     pub warnings: Vec<String>,
@@ -135,14 +137,14 @@ impl Term {
 
     fn solve(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
         let warm = self.last.as_ref().map_or(WarmStart::default(), |r| WarmStart { f: Some(&r.f), g: Some(&r.g) });
-        let r = sinkhorn(self.cost.view(), Some(w), self.weights.as_deref(), opts, warm, ctl)?;
+        let r = sinkhorn_finite(self.cost.view(), Some(w), self.weights.as_deref(), opts, warm, ctl)?;
         Ok(self.last.insert(r))
     }
 
     /// Self-transport OT(w, w), for the debiased objective.
     fn solve_own(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
         let warm = self.last.as_ref().map(|r| &r.f[..]);
-        let r = sinkhorn_symmetric(self.cost.view(), Some(w), opts, warm, ctl)?;
+        let r = symmetric_finite(self.cost.view(), Some(w), opts, warm, ctl)?;
         Ok(self.last.insert(r))
     }
 }
@@ -150,6 +152,7 @@ impl Term {
 /// J and its parts at one `w`.
 struct Eval {
     j: f64,
+    iterations: usize,
     /// Gradient of the pull term (OT or divergence to the anchor).
     pull: Vec<f64>,
     /// lambda times the gradient of the push term.
@@ -199,11 +202,12 @@ impl Objective {
     fn eval(&mut self, w: &[f64], ctl: &Control) -> Result<Eval> {
         let lambda = self.lambda;
         let s = self.pull.solve(w, &self.inner, ctl)?;
-        let (mut pull, ot_s, ok_s) = (s.f.clone(), s.value, s.converged);
+        let (mut pull, ot_s, ok_s, mut iterations) = (s.f.clone(), s.value, s.converged, s.iterations);
         let h = self.push.solve(w, &self.inner, ctl)?;
         let mut push: Vec<f64> = h.f.iter().map(|f| lambda * f).collect();
         let mut j = ot_s - lambda * h.value + self.tau * kl_to_uniform(w);
         let mut ok = ok_s && h.converged;
+        iterations += h.iterations;
         if let Some(own) = self.own.as_mut() {
             // S(w, b) = OT(w, b) - OT(w, w)/2 - const, and d/dw OT(w, w)/2 = f_ww
             let r = own.solve_own(w, &self.inner, ctl)?;
@@ -211,8 +215,9 @@ impl Objective {
             push.iter_mut().zip(&r.f).for_each(|(p, f)| *p -= lambda * f);
             j -= 0.5 * (1.0 - lambda) * r.value;
             ok &= r.converged;
+            iterations += r.iterations;
         }
-        Ok(Eval { j, pull, push, inner_converged: ok })
+        Ok(Eval { j, iterations, pull, push, inner_converged: ok })
     }
 }
 
@@ -235,6 +240,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     let mut log_w = vec![-(n as f64).ln(); n];
     let mut w = vec![1.0 / n as f64; n];
     let mut e = obj.eval(&w, &quiet)?;
+    let mut inner_iterations = e.iterations;
     let mut objective = vec![e.j];
     let mut reporter = ctl.reporter();
     let mut step = opts.step;
@@ -256,6 +262,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         w.iter_mut().zip(&log_w).for_each(|(wi, lw)| *wi = lw.exp());
         let before = e.j;
         e = obj.eval(&w, &quiet)?;
+        inner_iterations += e.iterations;
         objective.push(e.j);
         steps += 1;
         // The push term is concave: a step that raises J overshot, so damp the next ones.
@@ -277,6 +284,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         steps,
         converged,
         inner_converged: e.inner_converged,
+        inner_iterations,
         anchor_is_downstream: sets.anchor.is_none(),
         warnings,
     })

@@ -120,6 +120,20 @@ pub fn sinkhorn(
     warm: WarmStart,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
+    check_cost(&cost)?;
+    sinkhorn_finite(cost, a, b, opts, warm, ctl)
+}
+
+/// `sinkhorn` for a cost known to be finite (built by `cost_matrix`): skips
+/// the scan of the whole matrix, which costs as much as an iteration.
+pub(crate) fn sinkhorn_finite(
+    cost: ArrayView2<f32>,
+    a: Option<&[f64]>,
+    b: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: WarmStart,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n == 0 || m == 0 {
         return Err(SotError::new(ErrorKind::Empty, format!("the cost matrix is {n} x {m}")));
@@ -129,7 +143,6 @@ pub fn sinkhorn(
     let b = validate::weights(b, m, "b")?;
     validate::potentials(warm.f, n, "initial f")?;
     validate::potentials(warm.g, m, "initial g")?;
-    check_cost(&cost)?;
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
 
@@ -147,6 +160,17 @@ pub fn sinkhorn_symmetric(
     warm: Option<&[f64]>,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
+    check_cost(&cost)?;
+    symmetric_finite(cost, a, opts, warm, ctl)
+}
+
+pub(crate) fn symmetric_finite(
+    cost: ArrayView2<f32>,
+    a: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: Option<&[f64]>,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n != m {
         return Err(SotError::new(ErrorKind::Shape, format!("a self-transport cost must be square, got {n} x {m}")));
@@ -157,7 +181,6 @@ pub fn sinkhorn_symmetric(
     check_options(opts)?;
     let a = validate::weights(a, n, "a")?;
     validate::potentials(warm, n, "initial f")?;
-    check_cost(&cost)?;
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
