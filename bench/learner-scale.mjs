@@ -78,6 +78,7 @@ const result = {
   steps: r.steps,
   converged: r.converged,
   innerConverged: r.innerConverged,
+  innerIterations: r.innerIterations,
   harmfulRecallAtK: keptPlanted / bad,
 };
 console.log(JSON.stringify(result, null, 2));

@@ -69,6 +69,8 @@ export interface LearnOutput {
   steps: number
   converged: boolean
   innerConverged: boolean
+  /** Sinkhorn iterations of all inner solves together. */
+  innerIterations: number
   anchorIsDownstream: boolean
   warnings: Array<string>
 }

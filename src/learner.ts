@@ -53,6 +53,8 @@ export interface LearnResult {
   converged: boolean;
   /** Every inner Sinkhorn solve of the last step converged. */
   innerConverged: boolean;
+  /** Sinkhorn iterations of all inner solves together (the cost, in passes over the cost matrices). */
+  innerIterations: number;
   anchorIsDownstream: boolean;
   warnings: string[];
 }

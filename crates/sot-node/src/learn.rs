@@ -69,6 +69,8 @@ pub struct LearnOutput {
     pub steps: u32,
     pub converged: bool,
     pub inner_converged: bool,
+    /// Sinkhorn iterations of all inner solves together.
+    pub inner_iterations: u32,
     pub anchor_is_downstream: bool,
     pub warnings: Vec<String>,
 }
@@ -83,6 +85,7 @@ impl From<LearnResult> for LearnOutput {
             steps: r.steps as u32,
             converged: r.converged,
             inner_converged: r.inner_converged,
+            inner_iterations: r.inner_iterations as u32,
             anchor_is_downstream: r.anchor_is_downstream,
             warnings: r.warnings,
         }
