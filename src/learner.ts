@@ -2,7 +2,8 @@ import { cancellable } from './cancellable.js';
 import { OptionError } from './errors.js';
 import { toMatrix, toWeights, type MatrixLike, type Weights } from './matrix.js';
 import { native, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
-import type { CostKind, OperationOptions, ProgressEvent } from './ot.js';
+import { bool, costKind, count, num, progress, type CostKind } from './options.js';
+import type { OperationOptions, ProgressEvent } from './ot.js';
 
 /** The sets SOT works with; all embeddings share one dimension. */
 export interface PurifySets {
@@ -98,13 +99,8 @@ export async function scoreSamples(method: Method, sets: PurifySets, options: Sc
     const learned = await learnWeights(sets, options);
     return { method, scores: learned.weights, weights: learned.weights, learned, warnings: learned.warnings };
   }
-  const int = (name: string, v: number | undefined) => {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff)) {
-      throw new OptionError('ERR_OPTION', `${name} must be a non-negative integer, got ${String(v)}`);
-    }
-    return v;
-  };
-  const [seed, components] = [int('seed', options.seed), int('components', options.components)];
+  const seed = options.seed === 0 ? 0 : count('seed', options.seed);
+  const components = count('components', options.components);
   const native_sets = toSets(sets);
   const opts = learnOptions(options);
   const out = await cancellable(options.signal, (token) =>
@@ -124,33 +120,19 @@ function toSets(s: PurifySets): LearnSets {
 }
 
 function learnOptions(o: LearnerOptions): NativeLearnOptions {
-  const num = (name: string, v: unknown, integer = false): number | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || Number.isNaN(v) || (integer && (!Number.isInteger(v) || v < 1 || v > 0xffff_ffff))) {
-      throw new OptionError('ERR_OPTION', `${name} must be ${integer ? 'a positive integer' : 'a number'}, got ${String(v)}`);
-    }
-    return v;
-  };
-  const bool = (name: string, v: unknown): boolean | undefined => {
-    if (v !== undefined && typeof v !== 'boolean') throw new OptionError('ERR_OPTION', `${name} must be a boolean`);
-    return v as boolean | undefined;
-  };
-  if (o.cost !== undefined && o.cost !== 'cosine' && o.cost !== 'sqeuclidean') {
-    throw new OptionError('ERR_OPTION', `unknown cost '${String(o.cost)}' (expected 'cosine' or 'sqeuclidean')`);
-  }
   return {
-    cost: o.cost,
+    cost: costKind(o.cost),
     eps: num('eps', o.eps),
     lambda: num('lambda', o.lambda),
     tau: num('tau', o.tau),
     step: num('step', o.step),
-    maxSteps: num('maxSteps', o.maxSteps, true),
+    maxSteps: count('maxSteps', o.maxSteps),
     tol: num('tol', o.tol),
     debiased: bool('debiased', o.debiased),
-    maxSelfAnchor: num('maxSelfAnchor', o.maxSelfAnchor, true),
+    maxSelfAnchor: count('maxSelfAnchor', o.maxSelfAnchor),
     innerTol: num('inner.tol', o.inner?.tol),
-    innerMaxIter: num('inner.maxIter', o.inner?.maxIter, true),
+    innerMaxIter: count('inner.maxIter', o.inner?.maxIter),
     innerOverrelax: bool('inner.overrelax', o.inner?.overrelax),
-    progressIntervalMs: o.progressIntervalMs === undefined ? undefined : Math.max(0, Math.round(num('progressIntervalMs', o.progressIntervalMs)!)),
+    progressIntervalMs: progress(o.onProgress, o.progressIntervalMs),
   };
 }

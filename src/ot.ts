@@ -1,12 +1,9 @@
 import { cancellable } from './cancellable.js';
-import { OptionError } from './errors.js';
 import { toMatrix, toWeights, type Matrix, type MatrixLike, type Weights } from './matrix.js';
 import { native, type ProgressEvent, type SolveOptions } from './native.js';
+import { bool, costKind, count, num, progress, type CostKind } from './options.js';
 
-/** Ground cost between embeddings: `1 - cos(x, y)` (default) or `|x - y|^2`. */
-export type CostKind = 'cosine' | 'sqeuclidean';
-
-export type { ProgressEvent };
+export type { CostKind, ProgressEvent };
 
 export interface OperationOptions {
   /** Cancels the operation, also while it runs; it then rejects with `AbortError`. */
@@ -130,33 +127,15 @@ export function threadCount(): number {
   return native.threadCount();
 }
 
-function costKind(cost: CostKind | undefined): string {
-  if (cost === undefined) return 'cosine';
-  if (cost !== 'cosine' && cost !== 'sqeuclidean') {
-    throw new OptionError('ERR_OPTION', `unknown cost '${String(cost)}' (expected 'cosine' or 'sqeuclidean')`);
-  }
-  return cost;
-}
-
 function solveOptions(o: SinkhornOptions): SolveOptions {
-  const num = (name: string, v: unknown, integer = false): number | undefined => {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || Number.isNaN(v) || (integer && (!Number.isInteger(v) || v < 1 || v > 0xffff_ffff))) {
-      throw new OptionError('ERR_OPTION', `${name} must be ${integer ? 'a positive integer' : 'a number'}, got ${String(v)}`);
-    }
-    return v;
-  };
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
-    throw new OptionError('ERR_OPTION', 'onProgress must be a function');
-  }
   return {
     eps: num('eps', o.eps),
     tol: num('tol', o.tol),
-    maxIter: num('maxIter', o.maxIter, true),
-    checkEvery: num('checkEvery', o.checkEvery, true),
+    maxIter: count('maxIter', o.maxIter),
+    checkEvery: count('checkEvery', o.checkEvery),
     epsScalingFactor: num('epsScaling.factor', o.epsScaling?.factor),
     epsScalingStart: num('epsScaling.start', o.epsScaling?.start),
-    overrelax: o.overrelax === undefined ? undefined : Boolean(o.overrelax),
-    progressIntervalMs: o.progressIntervalMs === undefined ? undefined : Math.max(0, Math.round(num('progressIntervalMs', o.progressIntervalMs)!)),
+    overrelax: bool('overrelax', o.overrelax),
+    progressIntervalMs: progress(o.onProgress, o.progressIntervalMs),
   };
 }

@@ -1,0 +1,43 @@
+// Type checks of option values at the API boundary; the core checks ranges.
+import { OptionError } from './errors.js';
+
+/** Ground cost between embeddings: `1 - cos(x, y)` (default) or `|x - y|^2`. */
+export type CostKind = 'cosine' | 'sqeuclidean';
+
+export function costKind(cost: unknown): CostKind {
+  if (cost === undefined) return 'cosine';
+  if (cost !== 'cosine' && cost !== 'sqeuclidean') {
+    throw new OptionError('ERR_OPTION', `unknown cost '${String(cost)}' (expected 'cosine' or 'sqeuclidean')`);
+  }
+  return cost;
+}
+
+/** An optional number (any value, range checked by the core). */
+export function num(name: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || Number.isNaN(v)) throw new OptionError('ERR_OPTION', `${name} must be a number, got ${String(v)}`);
+  return v;
+}
+
+/** An optional count: a whole number from 1 to 2^32 - 1. */
+export function count(name: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffff_ffff) {
+    throw new OptionError('ERR_OPTION', `${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+export function bool(name: string, v: unknown): boolean | undefined {
+  if (v !== undefined && typeof v !== 'boolean') throw new OptionError('ERR_OPTION', `${name} must be a boolean, got ${String(v)}`);
+  return v;
+}
+
+/** Progress callback and its throttle interval in whole milliseconds. */
+export function progress(onProgress: unknown, intervalMs: unknown): number | undefined {
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw new OptionError('ERR_OPTION', 'onProgress must be a function');
+  }
+  const ms = num('progressIntervalMs', intervalMs);
+  return ms === undefined ? undefined : Math.max(0, Math.round(ms));
+}
