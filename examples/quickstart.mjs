@@ -1,10 +1,9 @@
-// Quick start: the OT engine on a synthetic embedding set with a planted
-// harmful cluster. Samples whose potential towards the safe anchor is high and
-// whose potential towards the harmful reference is low score worst: those are
-// the ones SOT's push-pull learner down-weights.
+// Quick start: SOT on a synthetic embedding set with a planted harmful cluster
+// (rows 1800..1999): the OT engine, then the push-pull learner and top-K
+// selection, which should drop the planted samples.
 //
 //   npm ci && npm run build && npm run demo
-import { sinkhorn, sinkhornDivergence, threadCount } from '../dist/index.js';
+import { learnWeights, selectTopK, sinkhorn, sinkhornDivergence, threadCount } from '../dist/index.js';
 
 function gaussianCloud(n, dim, center, spread, seed) {
   let s = seed >>> 0;
@@ -35,20 +34,23 @@ const anchor = gaussianCloud(50, dim, axis(0), 0.2, 3);
 const reference = gaussianCloud(1000, dim, axis(1), 0.2, 4);
 
 const started = performance.now();
+// The OT engine: potentials towards the anchor and the harmful reference.
 const [pull, push] = await Promise.all([
   sinkhorn({ x: downstream, y: anchor }, { eps: 0.05 }),
   sinkhorn({ x: downstream, y: reference }, { eps: 0.05 }),
 ]);
-const score = pull.gradA.map((v, i) => v - push.gradA[i]); // high = far from safe, close to harm
-const order = Array.from(score.keys()).sort((i, j) => score[j] - score[i]);
-const caught = order.slice(0, 200).filter((i) => i >= 1800).length;
 const div = await sinkhornDivergence({ x: downstream, y: anchor }, { eps: 0.05 });
+// The SOT learner: weights by push-pull OT, then keep the top 90%.
+const learned = await learnWeights({ downstream, anchor, harmful: reference });
+const selection = await selectTopK(learned.weights, { fraction: 0.9 }, learned.weights);
+const keptHarmful = selection.kept.subarray(1800).reduce((s, k) => s + k, 0);
 const ms = performance.now() - started;
 
 console.log(`threads: ${threadCount()}`);
 console.log(`OT to safe anchor:        value ${pull.value.toFixed(4)}, ${pull.iterations} iterations, converged ${pull.converged}`);
 console.log(`OT to harmful reference:  value ${push.value.toFixed(4)}, ${push.iterations} iterations, converged ${push.converged}`);
 console.log(`Sinkhorn divergence to the anchor: ${div.value.toFixed(4)}`);
-console.log(`planted harmful samples among the 200 worst push-pull scores: ${caught} / 200`);
+console.log(`SOT learner: ${learned.steps} steps, converged ${learned.converged}`);
+console.log(`kept ${selection.k} of 2000 samples; planted harmful samples kept: ${keptHarmful} / 200 (random selection keeps ~180)`);
 console.log(`total ${ms.toFixed(0)} ms`);
-if (caught < 190) process.exit(1);
+if (keptHarmful > 10) process.exit(1);
