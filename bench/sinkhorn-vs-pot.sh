@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SOT's Sinkhorn vs POT's ot.sinkhorn / ot.sinkhorn_log on the same problem.
+#
+#   npm run build                       # once: release addon + dist/
+#   bash bench/sinkhorn-vs-pot.sh       # n=20000, m=2000, d=384, eps=0.05, cosine
+#   bash bench/sinkhorn-vs-pot.sh --n 5000 --m 500      # quick run
+#   bash bench/sinkhorn-vs-pot.sh --help                # all flags
+#
+# The points (gaussian, L2-normalised, seed 0) are generated once and written as
+# raw little-endian float32 to a temp dir; SOT (node, public API in dist/) and
+# POT (python, numpy f64 cost) read the same files. One shared f64 checker
+# (bench/ot_check.py) measures the L1 marginal errors and entropic OT value of
+# both solutions. Prints a table and writes bench/results/*.json.
+#
+# POT, numpy, scipy and threadpoolctl live in a scratch venv, $SOT_BENCH_VENV
+# (default /tmp/potenv), created here when missing; never a project dependency.
+# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, if set, are removed for the numpy processes
+# (POT, data generation, checker: together they hang OpenBLAS GEMM), not for node.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SOT_BENCH_VENV:-/tmp/potenv}"
+
+if [[ ! -f "$root/dist/index.js" ]] || ! ls "$root"/native/sot.*.node >/dev/null 2>&1; then
+  echo "dist/ or the native addon is missing: run 'npm run build' first" >&2
+  exit 1
+fi
+if ! "$venv/bin/python" -c 'import ot, numpy, threadpoolctl' 2>/dev/null; then
+  echo "creating the POT venv in $venv ..." >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/requirements-pot.txt"
+fi
+
+cd "$root"
+exec "$venv/bin/python" bench/sinkhorn_vs_pot.py "$@"
