@@ -21,9 +21,9 @@ export interface LearnerOptions extends OperationOptions {
   cost?: CostKind;
   /** Entropic regularisation of both OT terms, in cost units. Default 0.05. */
   eps?: number;
-  /** Strength of the push away from the harmful reference. Default 1. */
+  /** Strength of the push away from the harmful reference. Default 1.5 (measured: docs/learner-defaults.md). */
   lambda?: number;
-  /** Strength of the KL term that keeps weights spread; weights ∝ exp(-(pull - push) / tau). Default 0.05. */
+  /** Strength of the KL term that keeps weights spread; weights ∝ exp(-(pull - push) / tau). Default 0.2. */
   tau?: number;
   /** Largest fraction of the way to the Gibbs target per mirror-descent step, in (0, 1]. Default 0.5. */
   step?: number;

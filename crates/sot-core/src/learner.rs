@@ -62,13 +62,15 @@ pub struct LearnerOptions {
     pub inner: SinkhornOptions,
 }
 
+/// Defaults measured on real data (alpaca-libre and hh-rlhf / JailbreakBench
+/// contamination, MiniLM embeddings): see docs/learner-defaults.md.
 impl Default for LearnerOptions {
     fn default() -> Self {
         LearnerOptions {
             cost: CostKind::Cosine,
             eps: 0.05,
-            lambda: 1.0,
-            tau: 0.05,
+            lambda: 1.5,
+            tau: 0.2,
             step: 0.5,
             max_steps: 500,
             tol: 1e-5,
