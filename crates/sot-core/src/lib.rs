@@ -28,4 +28,4 @@ pub use divergence::{sinkhorn_divergence, DivergenceResult, DivergenceWarmStart}
 pub use error::{ErrorKind, Result, SotError};
 pub use learner::{learn_weights, objective, LearnResult, LearnerOptions, Reference, Sets};
 pub use selection::{select_top_k, Keep, Selection};
-pub use sinkhorn::{sinkhorn, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};
+pub use sinkhorn::{sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};

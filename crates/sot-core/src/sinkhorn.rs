@@ -19,6 +19,7 @@
 //! returned, after a plain update, so the columns of the returned plan are exact.
 
 use crate::control::{Control, Progress};
+use crate::cost::{cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::kernel;
 use crate::validate;
@@ -122,6 +123,23 @@ pub fn sinkhorn(
 ) -> Result<SinkhornResult> {
     check_cost(&cost)?;
     sinkhorn_finite(cost, a, b, opts, warm, ctl)
+}
+
+/// `sinkhorn` between two point sets under the cost `kind`: builds the cost
+/// matrix, which is finite by construction, so it is not scanned again.
+#[allow(clippy::too_many_arguments)]
+pub fn sinkhorn_points(
+    x: ArrayView2<f32>,
+    y: ArrayView2<f32>,
+    kind: CostKind,
+    a: Option<&[f64]>,
+    b: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: WarmStart,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
+    let c = cost_matrix(x, y, kind, ctl)?;
+    sinkhorn_finite(c.view(), a, b, opts, warm, ctl)
 }
 
 /// `sinkhorn` for a cost known to be finite (built by `cost_matrix`): skips

@@ -121,6 +121,22 @@ pub struct SinkhornTask {
     job: Job,
 }
 
+impl SinkhornTask {
+    fn start(
+        geometry: Geometry,
+        a: Option<Float64Array>,
+        b: Option<Float64Array>,
+        options: Option<SolveOptions>,
+        warm: Option<WarmStartInput>,
+        token: Option<&CancelToken>,
+        progress: Option<ProgressCallback>,
+    ) -> AsyncTask<Self> {
+        let options = options.unwrap_or_default();
+        let job = Job::new(token, progress, options.progress_interval_ms);
+        AsyncTask::new(SinkhornTask { geometry, a, b, options, warm, job })
+    }
+}
+
 impl Task for SinkhornTask {
     type Output = SinkhornResult;
     type JsValue = SinkhornOutput;
@@ -137,8 +153,8 @@ impl Task for SinkhornTask {
             Ok(match geometry {
                 Geometry::Cost(c) => sot_core::sinkhorn(matrix_view(c, "cost")?, a, b, &opts, warm, ctl)?,
                 Geometry::Points { x, y, cost } => {
-                    let c = sot_core::cost_matrix(matrix_view(x, "x")?, matrix_view(y, "y")?, CostKind::parse(cost)?, ctl)?;
-                    sot_core::sinkhorn(c.view(), a, b, &opts, warm, ctl)?
+                    let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
+                    sot_core::sinkhorn_points(x, y, CostKind::parse(cost)?, a, b, &opts, warm, ctl)?
                 }
             })
         })
@@ -164,9 +180,7 @@ pub fn sinkhorn_cost(
     token: Option<&CancelToken>,
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
 ) -> AsyncTask<SinkhornTask> {
-    let options = options.unwrap_or_default();
-    let job = Job::new(token, progress, options.progress_interval_ms);
-    AsyncTask::new(SinkhornTask { geometry: Geometry::Cost(cost), a, b, options, warm, job })
+    SinkhornTask::start(Geometry::Cost(cost), a, b, options, warm, token, progress)
 }
 
 /// Entropic OT between two point sets under the named cost.
@@ -183,9 +197,7 @@ pub fn sinkhorn_points(
     token: Option<&CancelToken>,
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
 ) -> AsyncTask<SinkhornTask> {
-    let options = options.unwrap_or_default();
-    let job = Job::new(token, progress, options.progress_interval_ms);
-    AsyncTask::new(SinkhornTask { geometry: Geometry::Points { x, y, cost }, a, b, options, warm, job })
+    SinkhornTask::start(Geometry::Points { x, y, cost }, a, b, options, warm, token, progress)
 }
 
 pub struct DivergenceTask {
