@@ -8,7 +8,10 @@ export type ErrorCode =
   | 'ERR_ZERO_NORM'
   | 'ERR_ABORTED'
   | 'ERR_NUMERIC'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  | 'ERR_INPUT'
+  | 'ERR_IO'
+  | 'ERR_FETCH';
 
 /** Base class of every error SOT throws; branch on `code` or on the subclass. */
 export class SotError extends Error {
@@ -48,7 +51,54 @@ export class AbortError extends SotError {
   }
 }
 
-const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?: { index?: number; cause?: unknown }) => SotError> = {
+/** Where in an input file a problem sits. */
+export interface InputLocation {
+  /** The file as the user named it. */
+  file: string;
+  /** 1-based line (JSONL, CSV) or 1-based record number (JSON arrays, Parquet rows). */
+  line?: number;
+  /** The field that was missing or of the wrong type. */
+  field?: string;
+}
+
+/**
+ * Bad dataset or reference content: a malformed line, a missing or mistyped
+ * field, an unknown record format. The message starts with `file:line:`.
+ */
+export class InputError extends SotError {
+  readonly file: string;
+  readonly line?: number;
+  readonly field?: string;
+
+  constructor(where: InputLocation, what: string, options?: { index?: number; cause?: unknown }) {
+    const at = where.line === undefined ? where.file : `${where.file}:${where.line}`;
+    super('ERR_INPUT', `${at}: ${what}`, options);
+    this.file = where.file;
+    if (where.line !== undefined) this.line = where.line;
+    if (where.field !== undefined) this.field = where.field;
+  }
+}
+
+/** A file-system failure: a missing input, an unwritable output, an output that would overwrite the input. */
+export class IoError extends SotError {
+  readonly path?: string;
+  constructor(message: string, options?: { path?: string; cause?: unknown }) {
+    super('ERR_IO', message, options);
+    if (options?.path !== undefined) this.path = options.path;
+  }
+}
+
+/** A named reference set could not be obtained: network failure, HTTP error or checksum mismatch. */
+export class FetchError extends SotError {
+  readonly url?: string;
+  constructor(message: string, options?: { url?: string; cause?: unknown }) {
+    super('ERR_FETCH', message, options);
+    if (options?.url !== undefined) this.url = options.url;
+  }
+}
+
+/** Native codes and their classes (the TS-only codes never come from the binding). */
+const classes: Partial<Record<ErrorCode, new (code: ErrorCode, message: string, options?: { index?: number; cause?: unknown }) => SotError>> = {
   ERR_SHAPE: ShapeError,
   ERR_NON_FINITE: NonFiniteError,
   ERR_EMPTY: EmptyInputError,
@@ -67,5 +117,6 @@ export function fromNative(err: unknown): unknown {
   if (code === 'ERR_ABORTED') return new AbortError(err.message, { cause: err });
   if (typeof code !== 'string' || !(code in classes)) return err;
   const Cls = classes[code as ErrorCode];
+  if (Cls === undefined) return err;
   return new Cls(code as ErrorCode, err.message, { index: typeof index === 'number' ? index : undefined, cause: err });
 }

@@ -1,0 +1,23 @@
+/** Options every embedding call accepts. */
+export interface EmbedCallOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Turns texts into fixed-size vectors. The pipeline calls `fit` (when present)
+ * once over all of the dataset's texts, then `embed` batch by batch.
+ */
+export interface Embedder {
+  /**
+   * Stable identity: name, version and every parameter that changes the
+   * vectors (after `fit`, a digest of what was fitted). The embedding cache is
+   * keyed by it, so two embedders with the same id must give the same vectors.
+   */
+  readonly id: string;
+  /** Vector length. */
+  readonly dim: number;
+  /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
+  fit?(batches: AsyncIterable<string[]>, options?: EmbedCallOptions): Promise<void>;
+  /** Row-major `texts.length x dim` vectors. */
+  embed(texts: string[], options?: EmbedCallOptions): Promise<Float32Array>;
+}
