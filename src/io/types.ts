@@ -1,5 +1,5 @@
 /** Dataset file formats SOT reads and writes. */
-export type FileFormat = 'jsonl' | 'json' | 'csv' | 'parquet';
+export type FileFormat = 'jsonl' | 'json' | 'csv' | 'tsv' | 'parquet';
 
 /**
  * Record layouts, auto-detected from the fields of the first record unless set:
@@ -17,6 +17,11 @@ export interface SampleText {
   prompt: string;
   /** The assistant side: output, assistant turns, response ('' when the record has none). */
   response: string;
+  /**
+   * Set only for the `text` layout: the whole text, embedded as is (templates
+   * do not apply). `prompt` then holds the same text and `response` is ''.
+   */
+  text?: string;
 }
 
 /** One record as read, with its position for error messages. */

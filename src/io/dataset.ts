@@ -1,0 +1,175 @@
+// openDataset: one interface over the file readers and record layouts. The
+// dataset is streamed anew on every iteration (the pipeline reads it once to
+// embed and once to write), and each pass checks that the file is unchanged.
+import { stat } from 'node:fs/promises';
+import { InputError, IoError } from '../errors.js';
+import { readCsv } from './csv.js';
+import { resolveFormat } from './format.js';
+import { readJson } from './json.js';
+import { readJsonl } from './jsonl.js';
+import { ioError } from './lines.js';
+import { readParquet } from './parquet.js';
+import type { FileShape, RawItem } from './raw.js';
+import { type Layout, detectLayout, extractText, layoutFromOptions, unknownLayout } from './records.js';
+import type { FieldMapping, FileFormat, RecordFormat, SampleText, SourceRecord } from './types.js';
+
+export interface OpenDatasetOptions {
+  /** File format; default from the extension (a `.json` holding JSON Lines is recognised). */
+  format?: FileFormat;
+  /** Record layout; default detected from the first valid record. */
+  recordFormat?: RecordFormat;
+  /** Explicit prompt/response (or text) fields; implies `prompt-response` (or `text`). */
+  fields?: FieldMapping;
+  /** Skip and count invalid records instead of throwing on the first one. */
+  skipInvalid?: boolean;
+}
+
+export interface DatasetRow {
+  record: SourceRecord;
+  text: SampleText;
+}
+
+/** Invalid records skipped (with `skipInvalid`) by the pass in progress, or the last one. */
+export interface SkipReport {
+  count: number;
+  /** The first few errors, in file order. */
+  first: InputError[];
+}
+
+/** @internal A row with what the writer needs to reproduce the record exactly. */
+export interface RawRow extends DatasetRow {
+  raw?: string | string[];
+}
+
+const KEEP_REASONS = 5;
+
+interface Fingerprint {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+async function fingerprint(path: string): Promise<Fingerprint> {
+  try {
+    const s = await stat(path);
+    if (!s.isFile()) throw new IoError(`${path} is not a regular file`, { path });
+    return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
+  } catch (err) {
+    throw ioError(path, err);
+  }
+}
+
+/** A dataset file opened for (repeated) streaming. Create it with `openDataset`. */
+export class Dataset implements AsyncIterable<DatasetRow> {
+  /** The records' layout, as detected or given. */
+  readonly recordFormat: RecordFormat;
+  /** The fields the text is taken from (for `messages`/`sharegpt`: the turns' list). */
+  readonly fields: FieldMapping;
+  /** Invalid records skipped by the pass in progress or the last one. */
+  skipped: SkipReport = { count: 0, first: [] };
+  /** Valid records found by the last complete pass (undefined before one completes). */
+  count: number | undefined;
+
+  /** @internal */
+  constructor(
+    /** The file, as named by the caller. */
+    readonly path: string,
+    readonly format: FileFormat,
+    /** @internal */ readonly layout: Layout,
+    private readonly skipInvalid: boolean,
+    private readonly opened: Fingerprint,
+  ) {
+    this.recordFormat = layout.format;
+    this.fields =
+      layout.format === 'messages' ? { prompt: 'messages' } :
+      layout.format === 'sharegpt' ? { prompt: 'conversations' } :
+      layout.format === 'text' ? { text: layout.prompt[0]! } :
+      { prompt: layout.prompt.length === 1 ? layout.prompt[0]! : layout.prompt, ...(layout.response === undefined ? {} : { response: layout.response }) };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<DatasetRow> {
+    for await (const { record, text } of this.rows()) yield { record, text };
+  }
+
+  /** @internal Streams the rows with their raw form; `shape` receives what the file says about itself. */
+  async *rows(shape: FileShape = {}): AsyncGenerator<RawRow> {
+    await this.checkUnchanged();
+    const skipped: SkipReport = { count: 0, first: [] };
+    this.skipped = skipped;
+    let index = 0;
+    for await (const item of rawItems(this.path, this.format, shape)) {
+      let text: SampleText;
+      try {
+        if (item.error) throw item.error;
+        text = extractText(item.value!, this.layout, { file: this.path, line: item.line });
+      } catch (err) {
+        if (!(err instanceof InputError) || !this.skipInvalid) throw err;
+        skipped.count++;
+        if (skipped.first.length < KEEP_REASONS) skipped.first.push(err);
+        continue;
+      }
+      const record: SourceRecord = { index: index++, line: item.line, value: item.value! };
+      yield item.raw === undefined ? { record, text } : { record, text, raw: item.raw };
+    }
+    await this.checkUnchanged();
+    this.count = index;
+  }
+
+  private async checkUnchanged(): Promise<void> {
+    const now = await fingerprint(this.path);
+    const was = this.opened;
+    if (now.size !== was.size || now.mtimeMs !== was.mtimeMs || now.ino !== was.ino) {
+      throw new IoError(`${this.path} changed while SOT was using it (size or modification time differ from when it was opened); run again on a stable file`, { path: this.path });
+    }
+  }
+}
+
+function rawItems(path: string, format: FileFormat, shape: FileShape): AsyncGenerator<RawItem> {
+  switch (format) {
+    case 'jsonl':
+      return readJsonl(path, path);
+    case 'json':
+      return readJson(path, path, shape);
+    case 'csv':
+      return readCsv(path, path, ',', shape);
+    case 'tsv':
+      return readCsv(path, path, '\t', shape);
+    case 'parquet':
+      return readParquet(path, path, shape);
+  }
+}
+
+/**
+ * Opens a dataset: resolves the file format, then reads up to the first valid
+ * record to settle the record layout (unless given). Throws `IoError` for a
+ * missing or unreadable file, `OptionError` for bad options, `InputError` for
+ * a file with no (valid) records or, without `skipInvalid`, an invalid record
+ * before the first valid one.
+ */
+export async function openDataset(path: string, options: OpenDatasetOptions = {}): Promise<Dataset> {
+  const opened = await fingerprint(path);
+  const format = await resolveFormat(path, options.format);
+  const given = layoutFromOptions(options.recordFormat, options.fields);
+  const skipInvalid = options.skipInvalid === true;
+  let layout = given;
+  let skipped = 0;
+  let firstError: InputError | undefined;
+  for await (const item of rawItems(path, format, {})) {
+    try {
+      if (item.error) throw item.error;
+      const where = { file: path, line: item.line };
+      const v = item.value!;
+      layout ??= detectLayout(v, options.recordFormat);
+      if (layout === undefined) throw unknownLayout(v, where);
+      extractText(v, layout, where);
+      return new Dataset(path, format, layout, skipInvalid, opened);
+    } catch (err) {
+      if (!(err instanceof InputError) || !skipInvalid) throw err;
+      layout = given;
+      skipped++;
+      firstError ??= err;
+    }
+  }
+  if (firstError === undefined) throw new InputError({ file: path }, 'the dataset has no records');
+  throw new InputError({ file: path }, `the dataset has no valid records (${skipped} invalid; the first: ${firstError.message})`, { cause: firstError });
+}

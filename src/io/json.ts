@@ -1,0 +1,69 @@
+// A JSON file holding an array of objects, or an object with exactly one
+// property that is such an array (`{ "data": [...] }`, `{ "completions": [...] }`).
+// The whole file is parsed at once: JSON cannot be streamed without a
+// streaming parser, and JSON datasets are small in practice (use JSONL for big ones).
+import { readFile } from 'node:fs/promises';
+import { InputError } from '../errors.js';
+import { ioError, readLines } from './lines.js';
+import { type FileShape, type RawItem, isRecord, typeName } from './raw.js';
+
+async function firstBadUtf8Line(path: string, file: string): Promise<number | undefined> {
+  for await (const l of readLines(path, file)) if (l.badUtf8) return l.line;
+  return undefined;
+}
+
+function lineAt(text: string, position: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < position; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+/** Parses the file and finds its records; errors are about the whole file. */
+export async function parseJsonFile(path: string, file: string): Promise<{ records: unknown[]; container?: FileShape['container'] }> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw ioError(file, err);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const line = await firstBadUtf8Line(path, file);
+    throw new InputError({ file, line }, 'line is not valid UTF-8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const pos = /position (\d+)/.exec(message);
+    const line = pos ? lineAt(text, Number(pos[1])) : undefined;
+    const hint = /^\s*\{[^\n]*\}\s*\n\s*\{/.test(text.slice(0, 1 << 16)) ? ' (it looks like JSON Lines: name it .jsonl or use format "jsonl")' : '';
+    throw new InputError({ file, line }, `invalid JSON: ${message}${hint}`, { cause: err });
+  }
+  if (Array.isArray(parsed)) return { records: parsed };
+  if (isRecord(parsed)) {
+    const arrays = Object.keys(parsed).filter((k) => Array.isArray(parsed[k]));
+    if (arrays.length === 1) {
+      const key = arrays[0]!;
+      const { [key]: records, ...rest } = parsed;
+      return { records: records as unknown[], container: { key, rest } };
+    }
+    const found = arrays.length === 0 ? 'none' : arrays.map((k) => `"${k}"`).join(', ');
+    throw new InputError({ file }, `expected an array of records, or an object with one array property (found ${found})`);
+  }
+  throw new InputError({ file }, `expected an array of records, found ${typeName(parsed)}`);
+}
+
+export async function* readJson(path: string, file: string, shape: FileShape): AsyncGenerator<RawItem> {
+  const { records, container } = await parseJsonFile(path, file);
+  if (container) shape.container = container;
+  for (let i = 0; i < records.length; i++) {
+    const value = records[i];
+    const line = i + 1;
+    if (isRecord(value)) yield { line, value };
+    else yield { line, error: new InputError({ file, line }, `record ${line} is ${typeName(value)}, expected an object`) };
+  }
+}
