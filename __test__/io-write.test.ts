@@ -1,0 +1,117 @@
+// Atomic writes and the writer's refusals: a failure midway leaves no temp
+// file and the destination untouched; the input is never overwritten and a
+// changed input is not written from.
+import { appendFileSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AbortError, IoError, OptionError } from '../src/errors.js';
+import { openAtomicWriter, openDataset, withAtomicWriter, writeDataset, writeFileAtomic } from '../src/io/index.js';
+import { jsonl, put, tempDir } from './io-helpers.js';
+
+const dir = tempDir();
+const temps = (d: string) => readdirSync(d).filter((f) => f.endsWith('.tmp'));
+
+describe('atomic writer', () => {
+  it('writeFileAtomic replaces the file and leaves no temp file', async () => {
+    const path = put(dir, 'a.txt', 'old');
+    await writeFileAtomic(path, ['new ', Buffer.from('bytes')]);
+    expect(readFileSync(path, 'utf8')).toBe('new bytes');
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('names its temp file .<name>.<pid>.<random>.tmp in the same directory', async () => {
+    const w = await openAtomicWriter(join(dir, 'b.txt'));
+    expect(w.tempPath).toMatch(new RegExp(`/\\.b\\.txt\\.${process.pid}\\.[0-9a-f]+\\.tmp$`));
+    await w.abort();
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('a writer that fails midway leaves the destination untouched and no temp file', async () => {
+    const path = put(dir, 'c.txt', 'precious');
+    await expect(
+      withAtomicWriter(path, async (w) => {
+        await w.write('x'.repeat(3 << 20)); // past the buffer: really on disk
+        expect(temps(dir)).toHaveLength(1);
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(readFileSync(path, 'utf8')).toBe('precious');
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('an unwritable destination is an IoError', async () => {
+    await expect(writeFileAtomic(join(dir, 'no-such-dir', 'x.txt'), 'x')).rejects.toBeInstanceOf(IoError);
+  });
+});
+
+describe('writeDataset', () => {
+  const records = jsonl([1, 2, 3, 4, 5].map((n) => ({ prompt: `p${n}`, response: `r${n}` })));
+
+  it('fails midway without touching the destination (a throwing keep function)', async () => {
+    const input = put(dir, 'in1.jsonl', records);
+    const out = put(dir, 'out1.jsonl', 'previous output\n');
+    const keep = (i: number) => {
+      if (i === 3) throw new Error('selection broke');
+      return 1;
+    };
+    await expect(writeDataset(await openDataset(input), out, { keep })).rejects.toThrow('selection broke');
+    expect(readFileSync(out, 'utf8')).toBe('previous output\n');
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('an aborted write leaves nothing behind', async () => {
+    const input = put(dir, 'in2.jsonl', records);
+    const out = join(dir, 'out2.jsonl');
+    const ctl = new AbortController();
+    const keep = (i: number) => {
+      if (i === 2) ctl.abort();
+      return 1;
+    };
+    await expect(writeDataset(await openDataset(input), out, { keep, signal: ctl.signal })).rejects.toBeInstanceOf(AbortError);
+    expect(readdirSync(dir)).not.toContain('out2.jsonl');
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('refuses to write onto the input, also through a symlink', async () => {
+    const input = put(dir, 'in3.jsonl', records);
+    const ds = await openDataset(input);
+    await expect(writeDataset(ds, input, { keep: () => 1 })).rejects.toThrow(IoError);
+    await expect(writeDataset(ds, join(dir, '.', 'in3.jsonl'), { keep: () => 1 })).rejects.toThrow(/it is the input file/);
+    symlinkSync(input, join(dir, 'link.jsonl'));
+    await expect(writeDataset(ds, join(dir, 'link.jsonl'), { keep: () => 1 })).rejects.toThrow(/it is the input file/);
+    expect(readFileSync(input, 'utf8')).toBe(records);
+  });
+
+  it('fails clearly when the input changed between the read and the write', async () => {
+    const input = put(dir, 'in4.jsonl', records);
+    const ds = await openDataset(input);
+    for await (const _ of ds);
+    appendFileSync(input, jsonl([{ prompt: 'p6', response: 'r6' }]));
+    const out = join(dir, 'out4.jsonl');
+    await expect(writeDataset(ds, out, { keep: () => 1 })).rejects.toThrow(/changed while SOT was using it/);
+    expect(readdirSync(dir)).not.toContain('out4.jsonl');
+    // same size, new modification time
+    const other = put(dir, 'in5.jsonl', records);
+    const ds5 = await openDataset(other);
+    writeFileSync(other, records.replace('p1', 'q1'));
+    utimesSync(other, new Date(), new Date(Date.now() + 5000));
+    await expect(writeDataset(ds5, join(dir, 'out5.jsonl'), { keep: () => 1 })).rejects.toBeInstanceOf(IoError);
+  });
+
+  it('rejects bad weights, unknown indices and an output of another format', async () => {
+    const ds = await openDataset(put(dir, 'in6.jsonl', records));
+    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => Number.NaN })).rejects.toBeInstanceOf(OptionError);
+    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: new Map([[7, 1]]) })).rejects.toThrow(/keep names record 7 but .* has 5 records/);
+    await expect(writeDataset(ds, join(dir, 'o6.csv'), { keep: () => 1 })).rejects.toThrow(/names a csv file but the input is jsonl/);
+    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => 1, weightField: '' })).rejects.toBeInstanceOf(OptionError);
+    expect(readdirSync(dir).filter((f) => f.startsWith('o6'))).toEqual([]);
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('quotes CSV cells that need it and keeps CRLF line ends', async () => {
+    const input = put(dir, 'q.csv', 'prompt,response\r\n"a, b","say ""hi""\r\nbye"\r\nplain,x\r\n');
+    const out = join(dir, 'q.out.csv');
+    await writeDataset(await openDataset(input), out, { keep: () => 1 });
+    expect(readFileSync(out, 'utf8')).toBe('prompt,response,sot_weight\r\n"a, b","say ""hi""\r\nbye",1\r\nplain,x,1\r\n');
+  });
+});
