@@ -4,7 +4,8 @@
 //! by a log-domain Sinkhorn (f32 storage, f64 accumulation, multithreaded with
 //! rayon), its gradient with respect to the weights, and the debiased Sinkhorn
 //! divergence; on top of them the SOT push-pull weight learner, top-K
-//! selection and baseline selectors. Pure Rust: the Node bindings live in
+//! selection and baseline selectors; a built-in hashed TF-IDF text embedder
+//! and a 2-D principal-component projection for plots. Pure Rust: the Node bindings live in
 //! `sot-node`.
 //!
 //! All routines run on the current rayon thread pool and accept a
@@ -14,9 +15,11 @@ pub mod baselines;
 pub mod control;
 pub mod cost;
 pub mod divergence;
+pub mod embed;
 pub mod error;
 mod kernel;
 pub mod learner;
+pub mod project;
 pub mod selection;
 pub mod sinkhorn;
 pub mod validate;
@@ -24,6 +27,8 @@ pub mod validate;
 pub use baselines::{baseline_scores, Baseline};
 pub use control::{Control, Progress};
 pub use cost::{cost_matrix, CostKind};
+pub use embed::{doc_freq_batch, embed_texts, DocFreq, DocFreqBatch, EmbedOptions, Idf, DF_BUCKETS};
+pub use project::project_2d;
 pub use divergence::{sinkhorn_divergence, DivergenceResult, DivergenceWarmStart};
 pub use error::{ErrorKind, Result, SotError};
 pub use learner::{learn_weights, objective, LearnResult, LearnerOptions, Reference, Sets};

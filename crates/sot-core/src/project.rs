@@ -1,0 +1,319 @@
+//! A 2-D view of a point set for plots: the coordinates of the mean-centred
+//! points on their top two principal components.
+//!
+//! The components come from block subspace iteration in f64 (k = min(d, 8)
+//! vectors, extra ones speeding convergence when the second and third
+//! variances are close), with Rayleigh-Ritz on the k x k projected matrix at
+//! every step and a residual test on the top two Ritz pairs. Up to d = 2048
+//! the covariance `XcᵀXc` is formed in one pass over the rows (O(n d²), GEMM
+//! on row blocks) and the iteration runs on its 8th power (same
+//! eigenvectors, 8 times fewer steps), costing O(d² k) per step; above, each
+//! step is one pass `Xcᵀ (Xc V)` over the rows, O(n d k). Row blocks are
+//! summed in a fixed order, so the result does not depend on the number of
+//! threads.
+//!
+//! Signs are fixed so that each component's largest-magnitude loading
+//! (first one on ties) is positive.
+
+use crate::control::{Control, Progress};
+use crate::error::Result;
+use crate::validate;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// Rows converted to f64 at a time inside one task.
+const SUB: usize = 512;
+/// Rows per parallel task; partial sums are added in task order.
+const GROUP: usize = 16 * SUB;
+const MAX_ITER: usize = 300;
+/// Up to this dimension the covariance is formed once.
+const COVARIANCE_MAX_DIM: usize = 2048;
+const MAX_ITER_COV: usize = 2000;
+const TOL: f64 = 1e-7;
+
+/// Coordinates of the rows of `points` (n x d) on their top two principal
+/// components, n x 2. With d = 1 (or a set of rank < 2) the missing
+/// coordinates are zero.
+pub fn project_2d(points: ArrayView2<f32>, ctl: &Control) -> Result<Array2<f32>> {
+    validate::non_empty(&points, "points")?;
+    validate::finite_matrix(&points, "points")?;
+    let comps = principal_components(points, 2, ctl)?;
+    let (mean, u) = (comps.mean, comps.vectors);
+    let mut out = Array2::<f32>::zeros((points.nrows(), 2));
+    out.axis_iter_mut(Axis(0)).into_par_iter().zip(points.axis_iter(Axis(0))).for_each(|(mut o, x)| {
+        for c in 0..u.ncols() {
+            let mut acc = 0.0;
+            for ((xv, m), uv) in x.iter().zip(mean.iter()).zip(u.column(c).iter()) {
+                acc += (*xv as f64 - m) * uv;
+            }
+            o[c] = acc as f32;
+        }
+    });
+    Ok(out)
+}
+
+/// The mean and the top `want` principal directions (d x want, orthonormal
+/// columns, sign-fixed), with their variances times n.
+pub struct Components {
+    pub mean: Array1<f64>,
+    pub vectors: Array2<f64>,
+    pub values: Vec<f64>,
+    pub iterations: usize,
+}
+
+pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control) -> Result<Components> {
+    validate::non_empty(&points, "points")?;
+    let d = points.ncols();
+    let want = want.min(d);
+    let k = d.min(want.max(2) + 6);
+    let mean = column_mean(points);
+    let mut state = 0x9d2c_5680_u64;
+    let mut v = Array2::from_shape_fn((d, k), |_| uniform(&mut state));
+    orthonormalise(&mut v, &mut state);
+    let mut reporter = ctl.reporter();
+    // Small dimension: form the covariance once (one pass, O(n d^2)) and
+    // iterate on its 8th power, scaled (O(d^2 k) per step, same eigenvectors).
+    // Otherwise iterate on the rows (one pass, O(n d k), per step).
+    let cov = if d <= COVARIANCE_MAX_DIM { Some(covariance(points, &mean, ctl)?) } else { None };
+    let power = cov.as_ref().map(|c| {
+        let tr = (0..d).map(|i| c[[i, i]]).sum::<f64>().max(f64::MIN_POSITIVE);
+        let mut m = c / tr;
+        for _ in 0..3 {
+            m = m.dot(&m);
+        }
+        m
+    });
+    let apply = |v: &Array2<f64>| match &cov {
+        Some(c) => c.dot(v),
+        None => cov_times(points, &mean, v),
+    };
+    let max_iter = if cov.is_some() { MAX_ITER_COV } else { MAX_ITER };
+    let mut iterations = 0;
+    let (ritz, theta) = loop {
+        ctl.check()?;
+        iterations += 1;
+        let w = apply(&v);
+        let h = v.t().dot(&w);
+        let (theta, q) = jacobi_eigen(&h);
+        let ritz = v.dot(&q);
+        let cw = w.dot(&q);
+        let top = theta[0].max(0.0);
+        let residual = (0..want)
+            .map(|c| {
+                let r = &cw.column(c) - &(&ritz.column(c) * theta[c]);
+                r.iter().map(|x| x * x).sum::<f64>().sqrt()
+            })
+            .fold(0.0, f64::max);
+        reporter.report(
+            Progress { stage: "project2d", iteration: iterations, max_iterations: max_iter, error: residual / top.max(f64::MIN_POSITIVE), eps: f64::NAN },
+            false,
+        );
+        if residual <= TOL * top || iterations >= max_iter {
+            break (ritz, theta);
+        }
+        v = match &power {
+            Some(m) => m.dot(&ritz),
+            None => cw,
+        };
+        orthonormalise(&mut v, &mut state);
+    };
+    reporter.report(
+        Progress { stage: "project2d", iteration: iterations, max_iterations: max_iter, error: f64::NAN, eps: f64::NAN },
+        true,
+    );
+    let mut vectors = ritz.slice(s![.., ..want]).to_owned();
+    for mut col in vectors.columns_mut() {
+        let mut best = 0;
+        for (i, x) in col.iter().enumerate() {
+            if x.abs() > col[best].abs() {
+                best = i;
+            }
+        }
+        if col[best] < 0.0 {
+            col.mapv_inplace(|x| -x);
+        }
+    }
+    // a component of zero variance (rank < want) is reported as zero
+    for (c, mut col) in vectors.columns_mut().into_iter().enumerate() {
+        if theta[c] <= 1e-12 * theta[0] || theta[0] <= 0.0 || theta[c].is_nan() {
+            col.fill(0.0);
+        }
+    }
+    Ok(Components { mean, vectors, values: theta[..want].to_vec(), iterations })
+}
+
+/// `Xcᵀ Xc` in f64, summed group by group in order.
+fn covariance(x: ArrayView2<f32>, mean: &Array1<f64>, ctl: &Control) -> Result<Array2<f64>> {
+    let d = x.ncols();
+    let partials: Vec<Array2<f64>> = x
+        .axis_chunks_iter(Axis(0), GROUP)
+        .into_par_iter()
+        .map(|g| {
+            ctl.check()?;
+            let mut c = Array2::<f64>::zeros((d, d));
+            let mut xc = Array2::<f64>::zeros((SUB.min(g.nrows()), d));
+            for sub in g.axis_chunks_iter(Axis(0), SUB) {
+                let b = sub.nrows();
+                let mut xb = xc.slice_mut(s![..b, ..]);
+                for (mut dst, src) in xb.outer_iter_mut().zip(sub.outer_iter()) {
+                    dst.iter_mut().zip(src.iter()).zip(mean.iter()).for_each(|((o, x), m)| *o = *x as f64 - m);
+                }
+                let xb = xc.slice(s![..b, ..]);
+                general_mat_mul(1.0, &xb.t(), &xb, 1.0, &mut c);
+            }
+            Ok(c)
+        })
+        .collect::<Result<_>>()?;
+    let mut total = Array2::<f64>::zeros((d, d));
+    for p in &partials {
+        total += p;
+    }
+    Ok(total)
+}
+
+fn column_mean(x: ArrayView2<f32>) -> Array1<f64> {
+    let d = x.ncols();
+    let partials: Vec<Array1<f64>> = x
+        .axis_chunks_iter(Axis(0), GROUP)
+        .into_par_iter()
+        .map(|g| {
+            let mut s = Array1::<f64>::zeros(d);
+            for row in g.outer_iter() {
+                s.iter_mut().zip(row.iter()).for_each(|(a, b)| *a += *b as f64);
+            }
+            s
+        })
+        .collect();
+    let mut total = Array1::<f64>::zeros(d);
+    for p in &partials {
+        total += p;
+    }
+    total / x.nrows() as f64
+}
+
+/// `Xcᵀ Xc V` with `Xc` the centred rows, in f64, summed group by group in order.
+fn cov_times(x: ArrayView2<f32>, mean: &Array1<f64>, v: &Array2<f64>) -> Array2<f64> {
+    let (d, k) = v.dim();
+    let partials: Vec<Array2<f64>> = x
+        .axis_chunks_iter(Axis(0), GROUP)
+        .into_par_iter()
+        .map(|g| {
+            let mut w = Array2::<f64>::zeros((d, k));
+            let mut xc = Array2::<f64>::zeros((SUB.min(g.nrows()), d));
+            let mut t = Array2::<f64>::zeros((xc.nrows(), k));
+            for sub in g.axis_chunks_iter(Axis(0), SUB) {
+                let b = sub.nrows();
+                let mut xb = xc.slice_mut(s![..b, ..]);
+                for (mut dst, src) in xb.outer_iter_mut().zip(sub.outer_iter()) {
+                    dst.iter_mut().zip(src.iter()).zip(mean.iter()).for_each(|((o, x), m)| *o = *x as f64 - m);
+                }
+                let xb = xc.slice(s![..b, ..]);
+                let mut tb = t.slice_mut(s![..b, ..]);
+                general_mat_mul(1.0, &xb, v, 0.0, &mut tb);
+                general_mat_mul(1.0, &xb.t(), &tb, 1.0, &mut w);
+            }
+            w
+        })
+        .collect();
+    let mut total = Array2::<f64>::zeros((d, k));
+    for p in &partials {
+        total += p;
+    }
+    total
+}
+
+/// Eigenvalues (descending) and eigenvectors (columns) of a small symmetric
+/// matrix by cyclic Jacobi rotations.
+pub(crate) fn jacobi_eigen(h: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
+    let k = h.nrows();
+    let mut a = h.clone();
+    // symmetrise against rounding
+    for i in 0..k {
+        for j in 0..i {
+            let m = 0.5 * (a[[i, j]] + a[[j, i]]);
+            a[[i, j]] = m;
+            a[[j, i]] = m;
+        }
+    }
+    let mut q = Array2::<f64>::eye(k);
+    for _sweep in 0..100 {
+        let off: f64 = (0..k).flat_map(|i| (0..k).filter(move |j| *j != i).map(move |j| (i, j))).map(|(i, j)| a[[i, j]].powi(2)).sum();
+        let diag: f64 = (0..k).map(|i| a[[i, i]].powi(2)).sum();
+        if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..k {
+            for r in p + 1..k {
+                let apr = a[[p, r]];
+                if apr == 0.0 {
+                    continue;
+                }
+                let theta = (a[[r, r]] - a[[p, p]]) / (2.0 * apr);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for i in 0..k {
+                    let (aip, air) = (a[[i, p]], a[[i, r]]);
+                    a[[i, p]] = c * aip - s * air;
+                    a[[i, r]] = s * aip + c * air;
+                }
+                for i in 0..k {
+                    let (api, ari) = (a[[p, i]], a[[r, i]]);
+                    a[[p, i]] = c * api - s * ari;
+                    a[[r, i]] = s * api + c * ari;
+                }
+                for i in 0..k {
+                    let (qip, qir) = (q[[i, p]], q[[i, r]]);
+                    q[[i, p]] = c * qip - s * qir;
+                    q[[i, r]] = s * qip + c * qir;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&i, &j| a[[j, j]].total_cmp(&a[[i, i]]).then(i.cmp(&j)));
+    let values = order.iter().map(|&i| a[[i, i]]).collect();
+    let vectors = Array2::from_shape_fn((k, k), |(i, c)| q[[i, order[c]]]);
+    (values, vectors)
+}
+
+/// Modified Gram-Schmidt, twice, on the columns; a column that vanishes (the
+/// block has more vectors than the data's rank) is replaced by a random one.
+fn orthonormalise(v: &mut Array2<f64>, state: &mut u64) {
+    let (d, k) = v.dim();
+    for j in 0..k {
+        for attempt in 0..4 {
+            let before = v.column(j).iter().map(|x| x * x).sum::<f64>().sqrt();
+            for _pass in 0..2 {
+                for i in 0..j {
+                    let dot: f64 = v.column(j).iter().zip(v.column(i).iter()).map(|(a, b)| a * b).sum();
+                    let ci = v.column(i).to_owned();
+                    v.column_mut(j).iter_mut().zip(ci.iter()).for_each(|(a, b)| *a -= dot * b);
+                }
+            }
+            let norm = v.column(j).iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm > 1e-10 * before && norm > 0.0 {
+                v.column_mut(j).mapv_inplace(|x| x / norm);
+                break;
+            }
+            if attempt == 3 {
+                v.column_mut(j).fill(0.0);
+                break;
+            }
+            for r in 0..d {
+                v[[r, j]] = uniform(state);
+            }
+        }
+    }
+}
+
+fn uniform(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+}
