@@ -44,6 +44,46 @@ export interface DivergenceOutput {
   yy: SinkhornOutput
 }
 
+/** Per-bucket document frequencies of a batch of texts (see `DocFreqOutput`). */
+export declare function docFreqBatch(texts: Array<string>, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<DocFreqOutput>
+
+/** Number of buckets of a document-frequency table (2^20). */
+export declare function docFreqBuckets(): number
+
+/**
+ * Document frequencies of one batch, sparse: the sorted buckets (of 2^20)
+ * that occur in it and how many of its documents contain each. Add `counts`
+ * into a `Uint32Array(2 ** 20)` at `buckets` and `docs` into the document
+ * count; batches commute.
+ */
+export interface DocFreqOutput {
+  buckets: Uint32Array
+  counts: Uint32Array
+  docs: number
+}
+
+/** Options of the hashed TF-IDF embedder; absent fields take the core's defaults. */
+export interface EmbedTextOptions {
+  /** Output dimension (default 512). */
+  dim?: number
+  /** Seed of the projection (default 0). */
+  seed?: number
+  /** Share of the word block in the cosine, in [0, 1] (default 0.5). */
+  wordWeight?: number
+  /** Document frequencies over 2^20 buckets (as summed from `docFreqBatch`); with `docCount`. */
+  docFreq?: Uint32Array
+  /** Documents counted in `docFreq`. */
+  docCount?: number
+  progressIntervalMs?: number
+}
+
+/**
+ * Embeds texts with the built-in hashed TF-IDF embedder: row-major
+ * `texts.length x dim` unit vectors. A text without words rejects with
+ * `ERR_EMPTY` and its `index`.
+ */
+export declare function embedTexts(texts: Array<string>, options?: EmbedTextOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<Float32Array>
+
 /** Learner options; absent fields take the core's defaults. */
 export interface LearnOptions {
   cost?: string
@@ -102,6 +142,12 @@ export interface ProgressEvent {
   error: number
   eps: number
 }
+
+/**
+ * Coordinates of the points on their top two principal components
+ * (mean-centred), row-major `rows x 2`.
+ */
+export declare function project2d(points: Matrix, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<Float32Array>
 
 export interface SelectionOutput {
   /** Sample indices from best to worst. */
