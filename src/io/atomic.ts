@@ -52,13 +52,13 @@ export async function openAtomicWriter(path: string): Promise<AtomicWriter> {
 
   const flush = async () => {
     if (pending.length === 0) return;
-    const buffers = pending.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c));
+    // One write per flush: many small writes cost a thread-pool round trip each.
+    const bytes = pending.every((c) => typeof c === 'string')
+      ? Buffer.from(pending.join(''), 'utf8')
+      : Buffer.concat(pending.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c)));
     pending = [];
     pendingBytes = 0;
-    for (const b of buffers) {
-      let off = 0;
-      while (off < b.byteLength) off += (await file.write(b, off, b.byteLength - off)).bytesWritten;
-    }
+    for (let off = 0; off < bytes.byteLength; ) off += (await file.write(bytes, off, bytes.byteLength - off)).bytesWritten;
   };
   const abort = async () => {
     if (state !== 'open') return;
@@ -74,7 +74,7 @@ export async function openAtomicWriter(path: string): Promise<AtomicWriter> {
     async write(data) {
       if (state !== 'open') throw new IoError(`the writer of ${path} is already ${state}`, { path });
       pending.push(data);
-      pendingBytes += typeof data === 'string' ? data.length * 3 : data.byteLength;
+      pendingBytes += typeof data === 'string' ? data.length : data.byteLength;
       if (pendingBytes >= FLUSH_BYTES) {
         try {
           await flush();

@@ -131,7 +131,7 @@ function jsonlLine(row: RawRow, field: string | null, w: number | undefined): st
   if (field === null && typeof raw === 'string') return raw;
   if (field === null || typeof raw !== 'string' || Object.hasOwn(value, field)) return JSON.stringify(withWeight(value, field, w));
   const body = raw.slice(0, -1).trimEnd();
-  const sep = Object.keys(value).length === 0 ? '' : ',';
+  const sep = body === '{' ? '' : ',';
   return `${body}${sep}${JSON.stringify(field)}:${JSON.stringify(w)}}`;
 }
 
