@@ -268,6 +268,34 @@ describe('write -> read round trips', () => {
     ]);
   });
 
+  it('Parquet: a nested LIST<STRUCT> messages column reads as chat and survives the round trip', async () => {
+    const path = join(dir, 'chat.parquet');
+    const messages = [
+      [{ role: 'system', content: 's' }, { role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }],
+      [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }],
+    ];
+    parquetWriteFile({
+      filename: path,
+      columnData: [{ name: 'messages', data: messages }, { name: 'id', data: [1n, 2n] }],
+      schema: [
+        { name: 'root', num_children: 2 },
+        { name: 'messages', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+        { name: 'element', repetition_type: 'OPTIONAL', num_children: 2 },
+        { name: 'role', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+        { name: 'content', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' },
+        { name: 'id', type: 'INT64', repetition_type: 'OPTIONAL' },
+      ],
+    });
+    const source = await openDataset(path);
+    expect(source.recordFormat).toBe('messages');
+    const out = join(dir, 'chat.out.parquet');
+    await writeDataset(source, out, { keep: new Map([[1, 0.75]]) });
+    const after = await readAll(out);
+    expect(after.map((r) => r.record.value)).toEqual([{ messages: messages[1], id: 2n, sot_weight: 0.75 }]);
+    expect(after[0]!.text).toEqual({ prompt: 'a', response: 'b' });
+  });
+
   it('writes a valid empty file when nothing is kept', async () => {
     const out = join(dir, 'none.csv');
     expect((await writeDataset(await openDataset(ADVBENCH), out, { keep: new Map() })).written).toBe(0);
