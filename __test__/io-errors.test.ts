@@ -96,6 +96,13 @@ describe('bad input', () => {
     expect(err.message).toMatch(/looks like messages but the file's layout is alpaca: mixed record formats/);
   });
 
+  it('a first record that is not in the requested format', async () => {
+    const path = put(dir, 'not-sharegpt.jsonl', jsonl([{ prompt: 'p' }]));
+    const err = await openDataset(path, { recordFormat: 'sharegpt' }).then(() => undefined, (e: unknown) => e as InputError);
+    expect(err).toBeInstanceOf(InputError);
+    expect(err!.message).toMatch(/not-sharegpt\.jsonl:1: cannot tell the record format from the fields \{"prompt"\}: expected the sharegpt format/);
+  });
+
   it('a record with no text at all', async () => {
     const path = put(dir, 'blank-text.jsonl', jsonl([{ prompt: 'p', response: 'r' }, { prompt: ' ', response: '' }]));
     expect((await inputError(path)).message).toMatch(/:2: record has no text/);

@@ -160,7 +160,7 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
       const where = { file: path, line: item.line };
       const v = item.value!;
       layout ??= detectLayout(v, options.recordFormat);
-      if (layout === undefined) throw unknownLayout(v, where);
+      if (layout === undefined) throw unknownLayout(v, where, options.recordFormat);
       extractText(v, layout, where);
       return new Dataset(path, format, layout, skipInvalid, opened);
     } catch (err) {

@@ -93,13 +93,13 @@ export function layoutFromOptions(recordFormat?: RecordFormat, fields?: FieldMap
   return layout;
 }
 
-/** Error for a record with no recognisable layout. */
-export function unknownLayout(v: Record<string, unknown>, where: InputLocation): InputError {
+/** Error for a record with no recognisable layout (or not the one asked for). */
+export function unknownLayout(v: Record<string, unknown>, where: InputLocation, wanted?: RecordFormat): InputError {
   const keys = Object.keys(v).slice(0, 12).map((k) => JSON.stringify(k)).join(', ');
-  return new InputError(
-    where,
-    `cannot tell the record format from the fields {${keys}}: expected alpaca (instruction/input/output), messages, conversations (sharegpt), prompt/response (or question/answer, goal/target ...) or text; name the fields with the fields option`,
-  );
+  const expected = wanted === undefined
+    ? 'expected alpaca (instruction/input/output), messages, conversations (sharegpt), prompt/response (or question/answer, goal/target ...) or text'
+    : `expected the ${wanted} format`;
+  return new InputError(where, `cannot tell the record format from the fields {${keys}}: ${expected}; name the fields with the fields option`);
 }
 
 const USER = new Set(['user', 'human']);
