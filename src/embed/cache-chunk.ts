@@ -76,10 +76,19 @@ export function verifyChunk(bytes: Buffer): boolean {
   return digest.equals(bytes.subarray(end));
 }
 
+/** A verified chunk's vectors, as a view where the host allows one. */
+export function vectorsOf(bytes: Buffer, header: ChunkHeader): Float32Array | undefined {
+  return floatView(bytes, vectorsOffset(header.count), header.count * header.dim);
+}
+
 /** Copies row `row` of a verified chunk's vectors into `out` at `outOffset`. */
-export function readVector(bytes: Buffer, header: ChunkHeader, row: number, out: Float32Array, outOffset: number): void {
-  const base = vectorsOffset(header.count) + row * header.dim * 4;
-  const view = floatView(bytes, base, header.dim);
-  if (view !== undefined) out.set(view, outOffset);
-  else for (let j = 0; j < header.dim; j++) out[outOffset + j] = bytes.readFloatLE(base + 4 * j);
+export function readVector(bytes: Buffer, floats: Float32Array | undefined, header: ChunkHeader, row: number, out: Float32Array, outOffset: number): void {
+  const dim = header.dim;
+  if (floats !== undefined) {
+    const base = row * dim;
+    for (let j = 0; j < dim; j++) out[outOffset + j] = floats[base + j]!;
+    return;
+  }
+  const base = vectorsOffset(header.count) + row * dim * 4;
+  for (let j = 0; j < dim; j++) out[outOffset + j] = bytes.readFloatLE(base + 4 * j);
 }
