@@ -6,7 +6,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
-import { FetchError, OptionError } from '../src/errors.js';
+import { AbortError, FetchError, OptionError } from '../src/errors.js';
 import { cachedFilePath, isReferenceSetName, listReferenceSets, loadReferenceSet } from '../src/refsets/index.js';
 
 const DATA = join(import.meta.dirname, '..', '..', 'shared', 'data');
@@ -149,7 +149,7 @@ describe('loading from the offline mirror', () => {
   });
 });
 
-type Mode = 'ok' | '500' | '404' | 'truncated' | 'short' | 'wrong-bytes';
+type Mode = 'ok' | '500' | '404' | 'truncated' | 'short' | 'wrong-bytes' | 'hang';
 
 describe('downloading through a loopback server', () => {
   let server: Server;
@@ -167,6 +167,7 @@ describe('downloading through a loopback server', () => {
       const local = routes.get(req.url ?? '');
       if (local === undefined || mode === '404') { res.writeHead(404).end('not found'); return; }
       if (mode === '500') { res.writeHead(500).end('boom'); return; }
+      if (mode === 'hang') return; // headers never come
       void readFile(local).then((bytes) => {
         if (mode === 'truncated') {
           // Announce the whole file, send half, drop the connection.
@@ -202,6 +203,20 @@ describe('downloading through a loopback server', () => {
     expect((err as FetchError).url).toContain(`${baseUrl}/andyrdt/refusal_direction/`);
     expect(requests).toHaveLength(attempts);
     expect(await listTree(join(cacheDir, 'refsets'))).toEqual([]); // no entry, no temp file
+  });
+
+  test('a server that never answers times out; an abort signal stops the download with AbortError', async () => {
+    mode = 'hang';
+    const cacheDir = await freshDir('cache');
+    const slow = await loadReferenceSet('advbench', { cacheDir, baseUrl, retries: 0, timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(slow).toBeInstanceOf(FetchError);
+    expect((slow as Error).message).toMatch(/timed out after 200 ms/);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const aborted = await loadReferenceSet('advbench', { cacheDir, baseUrl, signal: controller.signal }).catch((e: unknown) => e);
+    expect(aborted).toBeInstanceOf(AbortError);
+    expect(await listTree(join(cacheDir, 'refsets'))).toEqual([]);
+    server.closeAllConnections();
   });
 
   test('a refused connection is retried, then reported with the URL', async () => {
