@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { cancellable } from '../cancellable.js';
+import { AbortError, OptionError } from '../errors.js';
+import { native, type ProgressEvent } from '../native.js';
+import { count, num, progress } from '../options.js';
+import type { EmbedCallOptions, Embedder } from './types.js';
+
+/** Buckets of the document-frequency table (2^20). */
+export const DOC_FREQ_BUCKETS = 1 << 20;
+
+export interface HashingEmbedderOptions {
+  /** Vector length. Default 512. */
+  dim?: number;
+  /** Seed of the projection (which coordinate and sign each feature gets), an integer in [0, 2^32). Default 0. */
+  seed?: number;
+  /** Share of word features (unigrams, bigrams) against character n-grams in the cosine, in [0, 1]. Default 0.5. */
+  wordWeight?: number;
+  /** A fitted document-frequency table to start from (see `docFreq`). */
+  docFreq?: { counts: Uint32Array; docCount: number };
+}
+
+export interface HashingEmbedOptions extends EmbedCallOptions {
+  onProgress?: (event: ProgressEvent) => void;
+  progressIntervalMs?: number;
+}
+
+/**
+ * The built-in embedder: nothing to download, deterministic, fast (native,
+ * multithreaded). Lowercased words (Unicode alphanumeric runs) give word
+ * unigrams and bigrams; each word padded as `<word>` gives character 3-, 4-
+ * and 5-grams. Features are hashed, weighted by sublinear tf times idf (after
+ * `fit`, from document frequencies of the dataset; 1 before), the word and
+ * character blocks are normalised and mixed by `wordWeight`, and signed
+ * feature hashing maps them to `dim` coordinates. Rows have unit length.
+ *
+ * A text without any word (empty, whitespace or punctuation only) is an
+ * `EmptyInputError` whose `index` is its position in the batch.
+ */
+export class HashingEmbedder implements Embedder {
+  readonly dim: number;
+  readonly seed: number;
+  readonly wordWeight: number;
+  #counts?: Uint32Array;
+  #docCount = 0;
+  #digest = 'none';
+
+  constructor(options: HashingEmbedderOptions = {}) {
+    const dim = count('dim', options.dim) ?? 512;
+    if (dim > DOC_FREQ_BUCKETS) throw new OptionError('ERR_OPTION', `dim must be at most ${DOC_FREQ_BUCKETS}, got ${dim}`);
+    const seed = options.seed === 0 || options.seed === undefined ? 0 : count('seed', options.seed)!;
+    const wordWeight = num('wordWeight', options.wordWeight) ?? 0.5;
+    if (!(wordWeight >= 0 && wordWeight <= 1)) throw new OptionError('ERR_OPTION', `wordWeight must be in [0, 1], got ${wordWeight}`);
+    this.dim = dim;
+    this.seed = seed;
+    this.wordWeight = wordWeight;
+    if (options.docFreq !== undefined) this.#setTable(options.docFreq.counts, options.docFreq.docCount);
+  }
+
+  /** `sot-hash-v1:dim=…:seed=…:words=…:idf=<digest of the fitted table, or none>`. */
+  get id(): string {
+    return `sot-hash-v1:dim=${this.dim}:seed=${this.seed}:words=${this.wordWeight}:idf=${this.#digest}`;
+  }
+
+  /** The fitted document-frequency table (a copy), or undefined before `fit`. */
+  get docFreq(): { counts: Uint32Array; docCount: number } | undefined {
+    return this.#counts === undefined ? undefined : { counts: this.#counts.slice(), docCount: this.#docCount };
+  }
+
+  /**
+   * Counts document frequencies over all the batches (replacing any earlier
+   * fit once every batch is read; an aborted fit changes nothing). The id
+   * then names the table.
+   */
+  async fit(batches: AsyncIterable<string[]>, options: EmbedCallOptions = {}): Promise<void> {
+    const counts = new Uint32Array(DOC_FREQ_BUCKETS);
+    let docs = 0;
+    for await (const texts of batches) {
+      if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
+      checkTexts(texts);
+      if (texts.length === 0) continue;
+      const b = await cancellable(options.signal, (token) => native.docFreqBatch(texts, token));
+      const { buckets, counts: c } = b;
+      for (let k = 0; k < buckets.length; k++) {
+        const i = buckets[k]!;
+        const v = counts[i]! + c[k]!;
+        counts[i] = v > 0xffff_ffff ? 0xffff_ffff : v;
+      }
+      docs += b.docs;
+    }
+    this.#setTable(counts, docs);
+  }
+
+  /** Row-major `texts.length x dim` unit vectors. */
+  async embed(texts: string[], options: HashingEmbedOptions = {}): Promise<Float32Array> {
+    checkTexts(texts);
+    const interval = progress(options.onProgress, options.progressIntervalMs);
+    const fitted = this.#counts !== undefined && this.#docCount > 0;
+    const opts = {
+      dim: this.dim,
+      seed: this.seed,
+      wordWeight: this.wordWeight,
+      docFreq: fitted ? this.#counts : undefined,
+      docCount: fitted ? this.#docCount : undefined,
+      progressIntervalMs: interval,
+    };
+    return cancellable(options.signal, (token) => native.embedTexts(texts, opts, token, options.onProgress));
+  }
+
+  #setTable(counts: Uint32Array, docCount: number): void {
+    if (!(counts instanceof Uint32Array) || counts.length !== DOC_FREQ_BUCKETS) {
+      throw new OptionError('ERR_OPTION', `docFreq.counts must be a Uint32Array of ${DOC_FREQ_BUCKETS} entries`);
+    }
+    if (!Number.isSafeInteger(docCount) || docCount < 0) {
+      throw new OptionError('ERR_OPTION', `docFreq.docCount must be a non-negative integer, got ${String(docCount)}`);
+    }
+    this.#counts = counts;
+    this.#docCount = docCount;
+    // no documents: every idf is 1, the same vectors as an unfitted embedder
+    this.#digest = docCount === 0 ? 'none' : tableDigest(counts, docCount);
+  }
+}
+
+/** First 16 hex digits of SHA-256 over the counts (little-endian u32) and the document count. */
+function tableDigest(counts: Uint32Array, docCount: number): string {
+  const h = createHash('sha256');
+  const le = new Uint8Array(counts.buffer, counts.byteOffset, counts.byteLength);
+  if (new Uint8Array(new Uint32Array([1]).buffer)[0] === 1) {
+    h.update(le);
+  } else {
+    const copy = new DataView(new ArrayBuffer(counts.byteLength));
+    counts.forEach((v, i) => copy.setUint32(4 * i, v, true));
+    h.update(new Uint8Array(copy.buffer));
+  }
+  h.update(`:${docCount}`);
+  return h.digest('hex').slice(0, 16);
+}
+
+function checkTexts(texts: unknown): asserts texts is string[] {
+  if (!Array.isArray(texts)) throw new OptionError('ERR_OPTION', 'texts must be an array of strings');
+  const bad = texts.findIndex((t) => typeof t !== 'string');
+  if (bad >= 0) throw new OptionError('ERR_OPTION', `texts[${bad}] is not a string`, { index: bad });
+}
