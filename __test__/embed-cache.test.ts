@@ -122,7 +122,7 @@ describe('embedding cache', () => {
     const root = await freshRoot();
     await (await EmbeddingCache.open(root, 'same-id', DIM)).put(hashTexts(['a']), expected(['a']));
     const err = await EmbeddingCache.open(root, 'same-id', DIM * 2).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(IoError);
+    expect(err).toBeInstanceOf(ShapeError);
     expect((err as Error).message).toMatch(/dimension mismatch.*holds 8-dimensional.*gives 16/);
 
     // A chunk of another dimension inside an otherwise matching cache (a tampered or mixed folder).
@@ -133,10 +133,14 @@ describe('embedding cache', () => {
     const [name] = await chunkFiles(wide);
     await writeFile(join(narrow.dir, name!), await readFile(join(wide.dir, name!)));
     const err2 = await narrow.get([hashText('a')]).catch((e: unknown) => e);
-    expect(err2).toBeInstanceOf(IoError);
+    expect(err2).toBeInstanceOf(ShapeError);
+    // embedWithCache does not swallow it either.
+    await expect(embedWithCache(new CountingEmbedder('same-id'), ['a'], narrow)).rejects.toBeInstanceOf(ShapeError);
     expect((err2 as Error).message).toMatch(/dimension mismatch.*16-dimensional/);
 
-    await expect(narrow.put(hashTexts(['a', 'b']), new Float32Array(DIM))).rejects.toBeInstanceOf(ShapeError);
+    await expect(narrow.put(hashTexts(['c']), expected(['c']))).rejects.toBeInstanceOf(ShapeError); // sticky
+    const unbroken = await EmbeddingCache.open(other, 'same-id', DIM * 2);
+    await expect(unbroken.put(hashTexts(['a', 'b']), new Float32Array(DIM * 2))).rejects.toBeInstanceOf(ShapeError);
   });
 
   test('a truncated chunk and a corrupted chunk are ignored with a warning, never returned', async () => {
@@ -175,6 +179,20 @@ describe('embedding cache', () => {
     const { result: later } = await warningsDuring(async () => (await EmbeddingCache.open(root, 'test-embedder/v1', DIM)).get(hashTexts(all)));
     expect(later.missing).toEqual([]);
     expect(later.vectors).toEqual(expected(all));
+  });
+
+  test('a cache folder that vanished or cannot be written: embedWithCache warns and still returns every vector', async () => {
+    const root = await freshRoot();
+    const embedder = new CountingEmbedder();
+    const cache = await EmbeddingCache.open(root, embedder.id, DIM);
+    await rm(cache.dir, { recursive: true });
+    await writeFile(cache.dir, 'a file where the folder was');
+    const texts = textsOf(0, 50);
+    const { result, warnings } = await warningsDuring(() => embedWithCache(embedder, texts, cache));
+    expect(result).toEqual(expected(texts));
+    expect(warnings.some((w) => /without the cache/.test(w))).toBe(true);
+    expect(warnings.some((w) => /without writing the embedding cache/.test(w))).toBe(true);
+    await expect(cache.get([hashText('x')])).rejects.toBeInstanceOf(IoError);
   });
 
   test('temp files of a killed writer are ignored; stale ones are removed', async () => {

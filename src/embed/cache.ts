@@ -90,6 +90,8 @@ export class EmbeddingCache {
   private scannedAt = -Infinity;
   private scanning: Promise<void> | undefined;
   private cleanedTemps = false;
+  /** A dimension mismatch found while scanning: it fails every later call too. */
+  private fatal: Error | undefined;
   private readonly recent = new Map<number, Buffer>();
   private recentBytes = 0;
   private readonly memoryBytes: number;
@@ -147,7 +149,7 @@ export class EmbeddingCache {
       throw new IoError(`${path} belongs to embedder ${JSON.stringify(meta.embedderId)}, not ${JSON.stringify(embedderId)}`, { path });
     }
     if (meta.dim !== dim) {
-      throw new IoError(`embedding dimension mismatch: the cache ${dir} of embedder ${JSON.stringify(embedderId)} holds ${String(meta.dim)}-dimensional vectors, the embedder gives ${dim}; an embedder whose dimension changes must change its id (or delete ${dir})`, { path });
+      throw new ShapeError('ERR_SHAPE', `embedding dimension mismatch: the cache ${dir} of embedder ${JSON.stringify(embedderId)} holds ${String(meta.dim)}-dimensional vectors, the embedder gives ${dim}; an embedder whose dimension changes must change its id (or delete ${dir})`);
     }
   }
 
@@ -166,6 +168,7 @@ export class EmbeddingCache {
     const packed = packHashes(hashes);
     const n = packed.length / HASH_BYTES;
     const vectors = new Float32Array(n * this.dim);
+    if (this.fatal !== undefined) throw this.fatal;
     if (this.scannedAt === -Infinity) await this.scan();
     let found = this.locate(packed, n);
     // Misses may sit in chunks other processes wrote since the last scan.
@@ -215,6 +218,7 @@ export class EmbeddingCache {
 
   /** Stores row-major `n x dim` vectors for the hashes, as one or more new chunk files. */
   async put(hashes: Uint8Array | readonly Uint8Array[], vectors: Float32Array): Promise<void> {
+    if (this.fatal !== undefined) throw this.fatal;
     const packed = packHashes(hashes);
     const n = packed.length / HASH_BYTES;
     if (vectors.length !== n * this.dim) {
@@ -299,7 +303,7 @@ export class EmbeddingCache {
         return;
       }
       if (header.dim !== this.dim) {
-        throw new IoError(`embedding dimension mismatch: the cache chunk ${path} holds ${header.dim}-dimensional vectors, the embedder ${JSON.stringify(this.embedderId)} gives ${this.dim}; delete ${this.dir} to rebuild`, { path });
+        throw (this.fatal = new ShapeError('ERR_SHAPE', `embedding dimension mismatch: the cache chunk ${path} holds ${header.dim}-dimensional vectors, the embedder ${JSON.stringify(this.embedderId)} gives ${this.dim}; delete ${this.dir} to rebuild`));
       }
       const hashes = Buffer.alloc(header.count * HASH_BYTES);
       await fh.read(hashes, 0, hashes.length, HEADER_BYTES);
@@ -369,7 +373,9 @@ export interface EmbedWithCacheOptions {
 /**
  * Embeds `texts` (row-major `n x dim`), asking the embedder only for texts the
  * cache lacks (each distinct text once) and caching what it returns. Call
- * `fit` first: the cache is keyed by the embedder's id after fitting.
+ * `fit` first: the cache is keyed by the embedder's id after fitting. A cache
+ * that cannot be read or written is a warning (the run goes on uncached); a
+ * dimension mismatch is a ShapeError.
  */
 export async function embedWithCache(embedder: Embedder, texts: readonly string[], cache: EmbeddingCache, options: EmbedWithCacheOptions = {}): Promise<Float32Array> {
   if (embedder.id !== cache.embedderId || embedder.dim !== cache.dim) {
@@ -380,7 +386,15 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
   if (!Number.isInteger(batchSize) || batchSize <= 0) throw new OptionError('ERR_OPTION', `batchSize must be a positive integer, got ${batchSize}`);
   const dim = cache.dim;
   const hashes = hashTexts(texts);
-  const { vectors, missing } = await cache.get(hashes);
+  let lookup: CacheLookup;
+  try {
+    lookup = await cache.get(hashes);
+  } catch (err) {
+    if (!(err instanceof IoError)) throw err; // a dimension mismatch (ShapeError) is never papered over
+    warn(`${err.message}; embedding without the cache`);
+    lookup = { vectors: new Float32Array(texts.length * dim), missing: Array.from({ length: texts.length }, (_, i) => i) };
+  }
+  const { vectors, missing } = lookup;
 
   // Distinct missing texts, each with every row it fills.
   const rowsOf = new Map<string, number[]>();
@@ -391,7 +405,32 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
     else rows.push(i);
   }
   const todo = [...rowsOf.values()];
+
+  // New vectors go to the cache in chunks of up to MAX_CHUNK_ROWS texts: few
+  // files, and a run killed midway loses at most one chunk's worth of work.
+  let stored = 0;
   let cacheWritable = true;
+  const flush = async (upTo: number) => {
+    if (!cacheWritable || upTo <= stored) return;
+    const part = todo.slice(stored, upTo);
+    stored = upTo;
+    const h = new Uint8Array(part.length * HASH_BYTES);
+    const v = new Float32Array(part.length * dim);
+    part.forEach((rows, b) => {
+      const i = rows[0]!;
+      h.set(hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES), b * HASH_BYTES);
+      v.set(vectors.subarray(i * dim, (i + 1) * dim), b * dim);
+    });
+    try {
+      await cache.put(h, v);
+    } catch (err) {
+      if (!(err instanceof IoError)) throw err;
+      // The vectors are in hand: a cache that cannot be written slows later runs, it does not fail this one.
+      cacheWritable = false;
+      warn(`${err.message}; continuing without writing the embedding cache`);
+    }
+  };
+
   for (let start = 0; start < todo.length; start += batchSize) {
     if (signal?.aborted) throw new AbortError();
     const batch = todo.slice(start, start + batchSize);
@@ -402,17 +441,8 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
     batch.forEach((rows, b) => {
       for (const i of rows) vectors.set(got.subarray(b * dim, (b + 1) * dim), i * dim);
     });
-    if (!cacheWritable) continue;
-    const batchHashes = new Uint8Array(batch.length * HASH_BYTES);
-    batch.forEach((rows, b) => batchHashes.set(hashes.subarray(rows[0]! * HASH_BYTES, (rows[0]! + 1) * HASH_BYTES), b * HASH_BYTES));
-    try {
-      await cache.put(batchHashes, got);
-    } catch (err) {
-      if (!(err instanceof IoError)) throw err;
-      // The vectors are in hand: a cache that cannot be written slows later runs, it does not fail this one.
-      cacheWritable = false;
-      warn(`${err.message}; continuing without writing the embedding cache`);
-    }
+    const done = start + batch.length;
+    if (done - stored >= MAX_CHUNK_ROWS || done === todo.length) await flush(done);
   }
   return vectors;
 }
