@@ -1,6 +1,7 @@
 //! Throughput of the built-in embedder and of the 2-D projection.
 //!
 //! `cargo run --release -p sot-core --example embed_bench [texts] [chars]`
+//! (or `... embed_bench project [n] [d]` for the projection alone)
 //! embeds synthetic English-like texts (~`chars` characters, default 500)
 //! at dim 512 with an idf table, and prints texts/s for each stage.
 
@@ -17,6 +18,20 @@ const WORDS: &[&str] = &[
 ];
 
 fn main() {
+    // `project N D`: only the projection, on N x D random points
+    if std::env::args().nth(1).as_deref() == Some("project") {
+        let a: Vec<usize> = std::env::args().skip(2).filter_map(|a| a.parse().ok()).collect();
+        let (n, d) = (a.first().copied().unwrap_or(1_000_000), a.get(1).copied().unwrap_or(512));
+        let mut state = 1u64;
+        let x = Array2::from_shape_fn((n, d), |(_, j)| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * (1.0 + 4.0 / (1 + j) as f32)
+        });
+        let t = Instant::now();
+        let p = project_2d(x.view(), &Control::default()).unwrap();
+        println!("project_2d {n} x {d}: {:.2} s ({} rows out)", t.elapsed().as_secs_f64(), p.nrows());
+        return;
+    }
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(50_000);
     let chars = args.get(1).copied().unwrap_or(500);

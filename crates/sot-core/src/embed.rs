@@ -341,10 +341,20 @@ impl<'a> Idf<'a> {
     }
 }
 
+/// `1 + ln tf` (most features occur once).
+#[inline]
+fn sublinear_tf(tf: u32) -> f64 {
+    if tf == 1 {
+        1.0
+    } else {
+        1.0 + (tf as f64).ln()
+    }
+}
+
 /// `ln(1 + k)`, from a table for small `k`.
 #[inline]
 fn ln1p_count(k: u64) -> f64 {
-    const SMALL: usize = 1 << 16;
+    const SMALL: usize = 1 << 10;
     static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
     let t = TABLE.get_or_init(|| (0..SMALL).map(|k| (k as f64).ln_1p()).collect());
     if (k as usize) < SMALL {
@@ -415,7 +425,7 @@ fn embed_one(text: &str, s: &mut Scratch, idf: Option<&Idf>, ln_n1: f64, scales:
         let start = weights.len();
         let mut sq = 0.0;
         for &(id, tf) in runs {
-            let w = (1.0 + (tf as f64).ln()) * idf.map_or(1.0, |t| t.of(id, ln_n1));
+            let w = sublinear_tf(tf) * idf.map_or(1.0, |t| t.of(id, ln_n1));
             sq += w * w;
             weights.push(w);
         }
