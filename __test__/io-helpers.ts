@@ -7,7 +7,7 @@ import { afterAll } from 'vitest';
 import { type DatasetRow, type OpenDatasetOptions, openDataset } from '../src/io/index.js';
 
 /** The shared data folder, read in place (never copied into the repository). */
-export const DATA = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/data');
+export { DATA_DIR as DATA } from './datasets.js';
 
 /** A fresh temp dir removed after the file's tests. */
 export function tempDir(): string {

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi 
 import { AbortError, FetchError, OptionError } from '../src/errors.js';
 import { cachedFilePath, isReferenceSetName, listReferenceSets, loadReferenceSet } from '../src/refsets/index.js';
 
-const DATA = join(import.meta.dirname, '..', '..', 'shared', 'data');
+import { DATA_DIR as DATA } from './datasets.js';
 
 const EXPECTED: Record<string, { count: number; responses: boolean }> = {
   advbench: { count: 520, responses: true },

@@ -158,8 +158,11 @@ if ! no_rust "$SANDBOX_PATH"; then
   SANDBOX_PATH="$TMP/bin"
 fi
 no_rust "$SANDBOX_PATH" || fail "cargo/rustc still reachable with PATH=$SANDBOX_PATH"
+# The runtime dependencies (commander, hyparquet) come from the npm cache that
+# `npm ci` filled: offline, but not from an empty cache.
+NPM_CACHE="$(npm config get cache)"
 sandbox() {
-  env -i PATH="$SANDBOX_PATH" HOME="$TMP/home" NAPI_RS_ENFORCE_VERSION_CHECK=1 "$@"
+  env -i PATH="$SANDBOX_PATH" HOME="$TMP/home" npm_config_cache="$NPM_CACHE" NAPI_RS_ENFORCE_VERSION_CHECK=1 "$@"
 }
 
 # --- (d) install both tarballs into an empty project ----------------------------
@@ -282,6 +285,13 @@ if [[ -s "$TMP/esm.err" ]]; then
   head -n 20 "$TMP/esm.err" | sed 's/^/  | /' >&2
 fi
 (cd "$APP" && sandbox timeout 120 node cjs.cjs) || fail "the CommonJS consumer failed (see above)"
+
+# The `sot` command is installed and runs.
+(cd "$APP" && sandbox timeout 60 ./node_modules/.bin/sot --help >"$TMP/cli.log" 2>&1) || { cat "$TMP/cli.log" >&2; fail "'sot --help' failed"; }
+grep -q 'sot purify' "$TMP/cli.log" || { cat "$TMP/cli.log" >&2; fail "'sot --help' does not show the purify examples"; }
+(cd "$APP" && sandbox timeout 60 ./node_modules/.bin/sot sets >"$TMP/sets.log" 2>&1) || { cat "$TMP/sets.log" >&2; fail "'sot sets' failed"; }
+grep -q '^advbench ' "$TMP/sets.log" || fail "'sot sets' does not list advbench"
+echo "cli ok: sot --help, sot sets"
 if [[ -x "$ROOT/node_modules/.bin/tsc" ]]; then
   (cd "$APP" && "$ROOT/node_modules/.bin/tsc" -p tsconfig.json) || fail "the TypeScript consumer does not type-check (see above)"
   echo "types ok: dist/*.d.ts and native/index.d.cts resolve from the installed package"

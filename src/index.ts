@@ -42,3 +42,56 @@ export {
   ZeroNormError,
   type ErrorCode,
 } from './errors.js';
+export {
+  FetchError,
+  InputError,
+  IoError,
+  type InputLocation,
+} from './errors.js';
+
+// The purify pipeline: datasets in, built-in embedder, reference sets, files out.
+export { purify, type PurifyResult } from './pipeline/purify.js';
+export { embedFile, type EmbedFileOptions } from './pipeline/embed-file.js';
+export type { PurifyOptions, ReferenceSources, Stage, StageProgress } from './pipeline/options.js';
+export type { PurifyReport, ReferenceSummary } from './report/types.js';
+export { renderReportHtml } from './report/html.js';
+
+// Embedders and the embedding cache.
+export type { Embedder, EmbedCallOptions } from './embed/types.js';
+export { HashingEmbedder, type HashingEmbedderOptions, type HashingEmbedOptions } from './embed/hashing.js';
+export { EmbeddingCache, embedWithCache, hashText, hashTexts, type EmbeddingCacheOptions, type EmbedWithCacheOptions } from './embed/cache.js';
+export { project2d, type Project2dOptions } from './project.js';
+
+// Dataset IO.
+export {
+  openDataset,
+  writeDataset,
+  renderText,
+  checkTemplate,
+  writeFileAtomic,
+  DEFAULT_TEMPLATE,
+  FILE_FORMATS,
+  RECORD_FORMATS,
+  type Dataset,
+  type DatasetRow,
+  type FieldMapping,
+  type FileFormat,
+  type OpenDatasetOptions,
+  type RecordFormat,
+  type SampleText,
+  type SourceRecord,
+  type WriteDatasetOptions,
+} from './io/index.js';
+
+// Named reference sets.
+export {
+  listReferenceSets,
+  loadReferenceSet,
+  fetchReferenceSet,
+  isReferenceSetName,
+  type ReferenceFetchOptions,
+  type ReferenceLicence,
+  type ReferenceRole,
+  type ReferenceSet,
+  type ReferenceSetInfo,
+} from './refsets/index.js';

@@ -1,0 +1,277 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { OptionError, SotError } from '../errors.js';
+import { HashingEmbedder } from '../embed/hashing.js';
+import type { FieldMapping } from '../io/types.js';
+import { METHODS, type Method } from '../learner.js';
+import type { PurifyOptions } from '../pipeline/options.js';
+import { purify } from '../pipeline/purify.js';
+import { embedFile } from '../pipeline/embed-file.js';
+import { rerenderReport } from '../pipeline/outputs.js';
+import { listReferenceSets } from '../refsets/index.js';
+import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
+import { ProgressLine } from './progress.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+function number(name: string, min?: number, max?: number) {
+  return (v: string) => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
+      throw new InvalidArgumentError(`${name} must be a number${min !== undefined ? ` >= ${min}` : ''}${max !== undefined ? ` and <= ${max}` : ''}`);
+    }
+    return x;
+  };
+}
+
+function integer(name: string, min = 0) {
+  return (v: string) => {
+    const x = Number(v);
+    if (!/^\d+$/.test(v.trim()) || x < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return x;
+  };
+}
+
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** Options shared by `purify` and `embed`: how records become texts and texts vectors. */
+function dataOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--format <format>', 'file format (default: from the extension)').choices(['jsonl', 'json', 'csv', 'parquet']))
+    .addOption(
+      new Option('--record-format <layout>', 'record layout (default: detected from the first record)').choices([
+        'alpaca',
+        'messages',
+        'sharegpt',
+        'prompt-response',
+        'text',
+      ]),
+    )
+    .option('--prompt-field <field>', 'field(s) holding the prompt (comma-separated, joined by a blank line)', list)
+    .option('--response-field <field>', 'field holding the response')
+    .option('--text-field <field>', 'field holding the whole text (no template)')
+    .option('--template <template>', 'embedding text built from {prompt} and {response}', '{prompt}\n\n{response}')
+    .option('--skip-invalid', 'skip (and count) invalid records instead of failing on the first')
+    .option('--dim <n>', 'dimension of the built-in embedder', integer('--dim', 8), 512)
+    .option('--cache-dir <dir>', 'download and embedding cache (env SOT_CACHE_DIR; default ~/.cache/sot)')
+    .option('--no-cache', 'do not read or write the embedding cache')
+    .option('--json', 'print a machine-readable JSON summary on stdout')
+    .option('-q, --quiet', 'no progress output');
+}
+
+interface DataFlags {
+  format?: PurifyOptions['format'];
+  recordFormat?: PurifyOptions['recordFormat'];
+  promptField?: string[];
+  responseField?: string;
+  textField?: string;
+  template: string;
+  skipInvalid?: boolean;
+  dim: number;
+  cacheDir?: string;
+  cache: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function fields(f: DataFlags): FieldMapping | undefined {
+  if (!f.promptField && !f.responseField && !f.textField) return undefined;
+  return { prompt: f.promptField, response: f.responseField, text: f.textField };
+}
+
+function dataConfig(f: DataFlags) {
+  return {
+    format: f.format,
+    recordFormat: f.recordFormat,
+    fields: fields(f),
+    template: f.template,
+    skipInvalid: f.skipInvalid,
+    embedder: new HashingEmbedder({ dim: f.dim }),
+    cacheDir: f.cacheDir,
+    embeddingCache: f.cache ? undefined : (false as const),
+  };
+}
+
+/** Ties SIGINT/SIGTERM to an AbortController for the duration of a command. */
+function interruptible(): { signal: AbortSignal; release: () => void } {
+  const ac = new AbortController();
+  const stop = (sig: NodeJS.Signals) => ac.abort(new Error(`interrupted by ${sig}`));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return {
+    signal: ac.signal,
+    release: () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    },
+  };
+}
+
+function program(): Command {
+  const prog = new Command('sot')
+    .description('Safety Optimal Transport: purify LLM fine-tuning datasets before training')
+    .version(pkg.version)
+    .exitOverride() // before the subcommands, which inherit it: main() maps errors to exit codes
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  sot purify train.jsonl --harmful advbench,harmbench --anchor clean50.jsonl
+  sot purify chats.parquet --harmful my-harmful.csv --keep 0.9 --json
+  sot embed train.jsonl -o train.npy
+  sot report train.purified.report.json -o report.html
+  sot sets
+
+${EXIT_HELP}`,
+    );
+
+  dataOptions(
+    prog
+      .command('purify')
+      .description('score every sample, keep the top K and write the purified dataset, a scores file and a report')
+      .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)')
+      .requiredOption('--harmful <sets>', 'harmful reference: files and/or named sets (comma-separated; see `sot sets`)', list)
+      .option('--anchor <sets>', 'safe anchor: ~50 clean samples of the same task (files and/or named sets)', list)
+      .option('-o, --output <file>', 'purified dataset (default: <input>.purified.<ext>)')
+      .option('--scores <file>', 'per-sample scores CSV (default: <output>.scores.csv)')
+      .option('--report <file>', 'JSON report (default: <output>.report.json)')
+      .option('--html <file>', 'HTML report (default: <output>.report.html)')
+      .option('--no-html', 'do not write the HTML report')
+      .option('--keep <fraction>', 'fraction of samples to keep', number('--keep', 0, 1))
+      .option('--keep-count <n>', 'number of samples to keep (instead of --keep)', integer('--keep-count'))
+      .option('--weight-field <name>', 'field added to kept records with their training weight', 'sot_weight')
+      .option('--no-weight-field', 'write kept records unchanged')
+      .addOption(new Option('--method <method>', 'scoring method').choices(METHODS as readonly string[]).default('sot'))
+      .option('--eps <x>', 'entropic regularisation, in cost units (default 0.05)', number('--eps', 0))
+      .option('--lambda <x>', 'weight of the push away from the harmful set (default 1.5)', number('--lambda', 0))
+      .option('--tau <x>', 'KL regularisation towards uniform weights (default 0.2)', number('--tau', 0))
+      .option('--max-steps <n>', 'learner steps at most (default 500)', integer('--max-steps', 1))
+      .option('--seed <n>', 'seed of the random baseline', integer('--seed'))
+      .option('--data-dir <dir>', 'offline mirror of the named reference sets (env SOT_DATA_DIR)')
+      .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)'),
+  ).action(async (input: string, f: DataFlags & Record<string, unknown>) => {
+    if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
+    const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
+    const { signal, release } = interruptible();
+    try {
+      const res = await purify({
+        input,
+        ...dataConfig(f),
+        harmful: f.harmful as string[],
+        anchor: (f.anchor as string[] | undefined) ?? [],
+        output: f.output as string | undefined,
+        scores: f.scores as string | undefined,
+        report: f.report as string | undefined,
+        html: f.html === false ? null : (f.html as string | undefined),
+        keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
+        weightField: f.weightField === false ? null : (f.weightField as string),
+        method: f.method as Method,
+        learner: { eps: f.eps as number | undefined, lambda: f.lambda as number | undefined, tau: f.tau as number | undefined, maxSteps: f.maxSteps as number | undefined },
+        seed: f.seed as number | undefined,
+        dataDir: f.dataDir as string | undefined,
+        offline: f.offline === true ? true : undefined,
+        signal,
+        onProgress: (e) => bar.update(e),
+      });
+      bar.done();
+      const r = res.report;
+      if (f.json) {
+        process.stdout.write(
+          `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged }, warnings: res.warnings, timings: r.timings })}\n`,
+        );
+      } else {
+        for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
+        const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
+        process.stdout.write(
+          `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
+        );
+      }
+    } finally {
+      bar.done();
+      release();
+    }
+  });
+
+  dataOptions(
+    prog
+      .command('embed')
+      .description('embed a dataset (or reference file) into a .npy matrix, one row per record, and fill the cache')
+      .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet')
+      .requiredOption('-o, --output <file>', '.npy file to write (float32, rows x dim)'),
+  ).action(async (input: string, f: DataFlags & { output: string }) => {
+    const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
+    const { signal, release } = interruptible();
+    try {
+      const res = await embedFile({ input, output: f.output, ...dataConfig(f), signal, onProgress: (e) => bar.update(e) });
+      bar.done();
+      if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, ...res })}\n`);
+      else process.stdout.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
+    } finally {
+      bar.done();
+      release();
+    }
+  });
+
+  prog
+    .command('report')
+    .description('render the HTML page of a JSON report written by `sot purify`')
+    .argument('<report.json>', 'JSON report')
+    .requiredOption('-o, --output <file>', 'HTML file to write')
+    .action(async (reportPath: string, f: { output: string }) => {
+      await rerenderReport(reportPath, f.output);
+      process.stdout.write(`wrote ${f.output}\n`);
+    });
+
+  prog
+    .command('sets')
+    .description('list the named reference sets, their sources and licences')
+    .option('--json', 'machine-readable output')
+    .action((f: { json?: boolean }) => {
+      const sets = listReferenceSets();
+      if (f.json) {
+        process.stdout.write(`${JSON.stringify(sets)}\n`);
+        return;
+      }
+      for (const s of sets) {
+        process.stdout.write(`${s.name.padEnd(24)} ${s.role.padEnd(8)} ${s.licence.spdx.padEnd(14)} ${s.description}\n${' '.repeat(34)}licence: ${s.licence.url}\n`);
+      }
+    });
+
+  return prog;
+}
+
+/** Runs the CLI; resolves to the exit code (never throws). */
+export async function main(argv: string[]): Promise<number> {
+  const prog = program();
+  const json = argv.includes('--json');
+  try {
+    await prog.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; everything else commander rejects is a usage error.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const code = exitCodeOf(err);
+    const e = err as Error & { code?: string };
+    if (json) {
+      process.stdout.write(
+        `${JSON.stringify({ ok: false, error: { code: e instanceof SotError ? e.code : 'ERR_INTERNAL', message: e.message, ...pickLocation(e) } })}\n`,
+      );
+    } else {
+      process.stderr.write(`sot: ${e instanceof SotError ? e.message : (e?.stack ?? String(err))}\n`);
+      if (code === EXIT.internal) process.stderr.write('sot: this is a bug; please report it with the command you ran\n');
+    }
+    return code;
+  }
+}
+
+function pickLocation(e: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of ['file', 'line', 'field', 'index', 'path', 'url'] as const) {
+    const v = (e as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}

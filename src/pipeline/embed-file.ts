@@ -1,0 +1,33 @@
+import { HashingEmbedder } from '../embed/hashing.js';
+import type { Embedder } from '../embed/types.js';
+import { OptionError } from '../errors.js';
+import { writeNpy } from '../npy.js';
+import { embedDataset, openEmbeddingCache } from './embedding.js';
+import { PipelineInput } from './input.js';
+import type { PurifyOptions, StageProgress } from './options.js';
+
+export interface EmbedFileOptions
+  extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'signal'> {
+  /** The `.npy` file to write (float32, rows x dim), atomically. */
+  output: string;
+  onProgress?: (event: StageProgress) => void;
+}
+
+/**
+ * `sot embed`: the dataset's vectors as a `.npy` matrix, one row per record
+ * in file order, through the embedding cache (which a later `purify` reuses).
+ */
+export async function embedFile(o: EmbedFileOptions): Promise<{ output: string; rows: number; dim: number; embedder: string }> {
+  if (typeof o.output !== 'string' || o.output === '') throw new OptionError('ERR_OPTION', 'output must be a file path');
+  const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  const input = await PipelineInput.open(o);
+  const n = await input.count(embedder, { signal: o.signal, onProgress: (done) => o.onProgress?.({ stage: 'read', done }) });
+  if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
+  const cache = await openEmbeddingCache(o, embedder);
+  const { matrix } = await embedDataset(input, n, embedder, cache, {
+    signal: o.signal,
+    onProgress: (done) => o.onProgress?.({ stage: 'embed', done, total: n }),
+  });
+  await writeNpy(o.output, matrix.data, matrix.rows, matrix.cols);
+  return { output: o.output, rows: n, dim: matrix.cols, embedder: embedder.id };
+}

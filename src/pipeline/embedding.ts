@@ -1,0 +1,62 @@
+import { join } from 'node:path';
+import { EmbeddingCache, embedWithCache } from '../embed/cache.js';
+import type { Embedder } from '../embed/types.js';
+import { InputError } from '../errors.js';
+import { renderText } from '../io/index.js';
+import type { SampleText } from '../io/types.js';
+import type { Matrix } from '../matrix.js';
+import { resolveCacheDir } from '../refsets/index.js';
+import { BATCH, type PipelineInput, type StreamOptions } from './input.js';
+import type { PurifyOptions } from './options.js';
+
+/** The embedding cache for this (fitted) embedder, or null when disabled. */
+export async function openEmbeddingCache(o: Pick<PurifyOptions, 'embeddingCache' | 'cacheDir'>, embedder: Embedder): Promise<EmbeddingCache | null> {
+  if (o.embeddingCache === false) return null;
+  const dir = o.embeddingCache ?? join(resolveCacheDir(o.cacheDir), 'embeddings');
+  return EmbeddingCache.open(dir, embedder.id, embedder.dim);
+}
+
+async function embedBatch(texts: string[], embedder: Embedder, cache: EmbeddingCache | null, signal?: AbortSignal): Promise<Float32Array> {
+  return cache ? embedWithCache(embedder, texts, cache, { signal }) : embedder.embed(texts, { signal });
+}
+
+/** Embeds the dataset batch by batch into one n x dim matrix; also returns each record's file line. */
+export async function embedDataset(
+  input: PipelineInput,
+  n: number,
+  embedder: Embedder,
+  cache: EmbeddingCache | null,
+  options: StreamOptions = {},
+): Promise<{ matrix: Matrix; lines: Uint32Array }> {
+  const dim = embedder.dim;
+  const data = new Float32Array(n * dim);
+  const lineOf = new Uint32Array(n);
+  let rows = 0;
+  for await (const { texts, lines } of input.batches({ signal: options.signal })) {
+    if (rows + texts.length > n) {
+      rows += texts.length;
+      break;
+    }
+    const v = await embedBatch(texts, embedder, cache, options.signal);
+    data.set(v, rows * dim);
+    lineOf.set(lines, rows);
+    rows += texts.length;
+    options.onProgress?.(rows);
+  }
+  if (rows !== n) {
+    throw new InputError({ file: input.dataset.path }, `the file changed while it was being read (${n} records at first, then ${rows > n ? 'more' : rows})`);
+  }
+  return { matrix: { data, rows: n, cols: dim }, lines: lineOf };
+}
+
+/** Embeds reference samples with the dataset's template. */
+export async function embedSamples(samples: SampleText[], template: string | undefined, embedder: Embedder, cache: EmbeddingCache | null, options: StreamOptions = {}): Promise<Matrix> {
+  const dim = embedder.dim;
+  const data = new Float32Array(samples.length * dim);
+  for (let i = 0; i < samples.length; i += BATCH) {
+    const texts = samples.slice(i, i + BATCH).map((s) => renderText(s, template));
+    data.set(await embedBatch(texts, embedder, cache, options.signal), i * dim);
+    options.onProgress?.(Math.min(samples.length, i + BATCH));
+  }
+  return { data, rows: samples.length, cols: dim };
+}

@@ -1,0 +1,91 @@
+import { AbortError } from '../errors.js';
+import type { Embedder, EmbedCallOptions } from '../embed/types.js';
+import { checkTemplate, openDataset, renderText, type Dataset } from '../io/index.js';
+import type { PurifyOptions } from './options.js';
+
+/** Texts per batch through the embedder (and the cache). */
+export const BATCH = 2048;
+
+export interface StreamOptions extends EmbedCallOptions {
+  onProgress?: (done: number) => void;
+}
+
+/**
+ * The dataset as the pipeline sees it: a re-iterable stream of rendered
+ * texts. Never held whole in memory; read once to count (and fit the
+ * embedder), once to embed, once to write.
+ */
+export class PipelineInput {
+  /** Invalid records skipped (with `skipInvalid`) in the counting pass, with the first reasons. */
+  skipped = { count: 0, reasons: [] as string[] };
+
+  private constructor(
+    readonly dataset: Dataset,
+    private readonly template: string | undefined,
+  ) {}
+
+  static async open(o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'template'>): Promise<PipelineInput> {
+    const dataset = await openDataset(o.input, { format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid });
+    if (o.template !== undefined) checkTemplate(o.template); // before any work
+    return new PipelineInput(dataset, o.template);
+  }
+
+  /** Batches of rendered texts with their records' file lines, in record order. */
+  async *batches(options: StreamOptions = {}): AsyncGenerator<{ texts: string[]; lines: number[] }> {
+    let texts: string[] = [];
+    let lines: number[] = [];
+    let done = 0;
+    for await (const { record, text } of this.dataset) {
+      if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
+      texts.push(renderText(text, this.template));
+      lines.push(record.line);
+      if (texts.length === BATCH) {
+        done += texts.length;
+        yield { texts, lines };
+        options.onProgress?.(done);
+        texts = [];
+        lines = [];
+      }
+    }
+    if (texts.length) {
+      done += texts.length;
+      yield { texts, lines };
+      options.onProgress?.(done);
+    }
+  }
+
+  /** Counts the records, fitting the embedder on their texts on the way when it wants that. */
+  async count(embedder: Embedder, options: StreamOptions = {}): Promise<number> {
+    let n = 0;
+    const counted = async function* (this: PipelineInput) {
+      for await (const b of this.batches(options)) {
+        n += b.texts.length;
+        yield b.texts;
+      }
+    }.call(this);
+    if (embedder.fit) {
+      await embedder.fit(counted, { signal: options.signal });
+    } else {
+      for await (const _ of counted);
+    }
+    // The dataset resets its skip report on every pass; keep this full pass's.
+    this.skipped = { count: this.dataset.skipped.count, reasons: this.dataset.skipped.first.map((e) => e.message) };
+    return n;
+  }
+
+  /** Rendered texts of the given record indices (for the report's excerpts). */
+  async textsAt(indices: Iterable<number>): Promise<Map<number, { line: number; text: string }>> {
+    const want = new Set(indices);
+    const out = new Map<number, { line: number; text: string }>();
+    if (want.size === 0) return out;
+    for await (const { record, text } of this.dataset) {
+      if (want.has(record.index)) {
+        out.set(record.index, { line: record.line, text: renderText(text, this.template) });
+        if (out.size === want.size) break;
+      }
+    }
+    return out;
+  }
+}
+
+export const openInput = PipelineInput.open;

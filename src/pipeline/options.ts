@@ -1,0 +1,69 @@
+import type { Embedder } from '../embed/types.js';
+import type { FieldMapping, FileFormat, RecordFormat } from '../io/types.js';
+import type { LearnerOptions, Method } from '../learner.js';
+import type { Keep } from '../selection.js';
+
+/** Stages of a purify run, in order, as reported to `onProgress`. */
+export type Stage = 'read' | 'embed' | 'references' | 'learn' | 'select' | 'write';
+
+export interface StageProgress {
+  stage: Stage;
+  /** Units done so far (records, texts, learner steps). */
+  done: number;
+  /** Units in the stage, when known. */
+  total?: number;
+}
+
+/** Where reference sets come from: files (any supported format) or named public sets. */
+export interface ReferenceSources {
+  /** Harmful reference: file paths and/or named sets (see `listReferenceSets`). */
+  harmful: string[];
+  /** Safe anchor: file paths and/or named sets; none makes SOT use the data itself (weak; warned). */
+  anchor?: string[];
+}
+
+export interface PurifyOptions extends ReferenceSources {
+  /** Dataset to purify (JSONL, JSON, CSV or Parquet). Never modified. */
+  input: string;
+  /** Purified dataset, in the input's format. Default `<input stem>.purified.<ext>` next to the input. */
+  output?: string;
+  /** Per-sample scores CSV. Default `<output stem>.scores.csv`. */
+  scores?: string;
+  /** JSON report. Default `<output stem>.report.json`. */
+  report?: string;
+  /** HTML report; `null` for none. Default `<output stem>.report.html`. */
+  html?: string | null;
+
+  format?: FileFormat;
+  recordFormat?: RecordFormat;
+  fields?: FieldMapping;
+  /** Embedding text template with `{prompt}` and `{response}`. */
+  template?: string;
+  /** Skip (and count) invalid records instead of failing on the first. */
+  skipInvalid?: boolean;
+  /** Field added to kept records with their training weight; `null` for none. Default `sot_weight`. */
+  weightField?: string | null;
+
+  /** Embedder; default the built-in hashing embedder. */
+  embedder?: Embedder;
+  /** Embedding cache folder, or `false` to disable. Default `<cacheDir>/embeddings`. */
+  embeddingCache?: string | false;
+  /** Offline mirror laid out like the project's data folder (env `SOT_DATA_DIR`). */
+  dataDir?: string;
+  /** Download cache (env `SOT_CACHE_DIR`, default `~/.cache/sot`). */
+  cacheDir?: string;
+  /** Never download (env `SOT_OFFLINE=1`). */
+  offline?: boolean;
+
+  /** Scoring method; default `sot`. */
+  method?: Method;
+  /** How many to keep; default `{ fraction: 0.8 }`. */
+  keep?: Keep;
+  /** Learner options (eps, lambda, tau, ...). */
+  learner?: Omit<LearnerOptions, 'signal' | 'onProgress' | 'progressIntervalMs'>;
+  /** Seed of the random baseline. */
+  seed?: number;
+
+  signal?: AbortSignal;
+  onProgress?: (event: StageProgress) => void;
+}

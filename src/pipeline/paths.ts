@@ -1,0 +1,18 @@
+import { basename, dirname, extname, join } from 'node:path';
+
+/** `dir/stem.ext` -> `dir/stem<suffix>` (suffix includes its own extension). */
+function sibling(path: string, suffix: string): string {
+  const ext = extname(path);
+  return join(dirname(path), `${basename(path, ext)}${suffix}`);
+}
+
+/** Default output paths: next to the input, named after it. */
+export function outputPaths(o: { input: string; output?: string; scores?: string; report?: string; html?: string | null }) {
+  const output = o.output ?? sibling(o.input, `.purified${extname(o.input)}`);
+  return {
+    output,
+    scores: o.scores ?? sibling(output, '.scores.csv'),
+    report: o.report ?? sibling(output, '.report.json'),
+    html: o.html === null ? null : (o.html ?? sibling(output, '.report.html')),
+  };
+}

@@ -1,0 +1,122 @@
+import { createRequire } from 'node:module';
+import { AbortError, OptionError } from '../errors.js';
+import { HashingEmbedder } from '../embed/hashing.js';
+import type { Embedder } from '../embed/types.js';
+import { scoreSamples, type Scores } from '../learner.js';
+import { selectTopK, type Selection } from '../selection.js';
+import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
+import { outputPaths } from './paths.js';
+import { loadReferences } from './references.js';
+import { buildReport, writeOutputs, writeReports } from './outputs.js';
+import type { PurifyOptions, Stage } from './options.js';
+import type { PurifyReport } from '../report/types.js';
+import { PipelineInput } from './input.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export interface PurifyResult {
+  /** Files written (all atomically). */
+  outputs: { dataset: string; scores: string; report: string; html: string | null };
+  /** Records read (after skipped invalid ones) and kept. */
+  n: number;
+  k: number;
+  scores: Scores;
+  selection: Selection;
+  report: PurifyReport;
+  warnings: string[];
+}
+
+/**
+ * The whole job: read -> embed -> learn weights -> select -> write. The input
+ * is streamed (read twice: embed, then write) and never modified; every
+ * output is written to a temporary file and renamed into place, so a failure
+ * or an abort at any point leaves either the previous file or the new one.
+ */
+export async function purify(options: PurifyOptions): Promise<PurifyResult> {
+  const o = options;
+  if (typeof o?.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
+  if (!Array.isArray(o.harmful) || o.harmful.length === 0) {
+    throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
+  }
+  const paths = outputPaths(o);
+  const signal = o.signal;
+  const timings: Record<string, number> = {};
+  const warnings: string[] = [];
+  let t0 = performance.now();
+  const lap = (stage: Stage) => {
+    const t = performance.now();
+    timings[stage] = (timings[stage] ?? 0) + (t - t0) / 1000;
+    t0 = t;
+  };
+  const check = () => {
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+  };
+  const progress = (stage: Stage, done: number, total?: number) => o.onProgress?.({ stage, done, total });
+
+  // Read (and fit the embedder on the dataset's texts, e.g. document frequencies).
+  const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  const input = await PipelineInput.open(o);
+  const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
+  if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
+  lap('read');
+
+  // Embed the dataset, streaming, through the cache.
+  const cache = await openEmbeddingCache(o, embedder);
+  const { matrix: downstream, lines } = await embedDataset(input, n, embedder, cache, {
+    signal,
+    onProgress: (done) => progress('embed', done, n),
+  });
+  lap('embed');
+
+  // References, embedded with the same (fitted) embedder.
+  check();
+  progress('references', 0);
+  const refs = await loadReferences(o);
+  warnings.push(...refs.harmful.warnings, ...refs.anchor.warnings);
+  const harmful = await embedSamples(refs.harmful.samples, o.template, embedder, cache, { signal });
+  const anchor = refs.anchor.samples.length ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal }) : undefined;
+  lap('references');
+
+  // Learn the weights (or score with a baseline).
+  const method = o.method ?? 'sot';
+  const scores = await scoreSamples(method, { downstream, anchor, harmful }, {
+    ...o.learner,
+    seed: o.seed,
+    signal,
+    onProgress: (e) => progress('learn', e.iteration),
+  });
+  for (const w of scores.warnings) if (!warnings.includes(w)) warnings.push(w);
+  lap('learn');
+
+  // Select the top K (training weights proportional to the learned weights).
+  const selection = await selectTopK(scores.scores, o.keep ?? { fraction: 0.8 }, scores.weights);
+  progress('select', selection.k, n);
+  lap('select');
+
+  // Write everything atomically; the report last, so it only ever describes files that exist.
+  check();
+  progress('write', 0);
+  await writeOutputs({ input, paths, lines, selection, scores, weightField: o.weightField, signal });
+  const report = await buildReport({
+    version: pkg.version,
+    options: o,
+    paths,
+    input,
+    embedder,
+    refs,
+    sets: { downstream, anchor, harmful },
+    lines,
+    method,
+    scores,
+    selection,
+    warnings,
+    timings,
+  });
+  check();
+  lap('write');
+  report.timings = { ...timings };
+  await writeReports(report, paths);
+
+  return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html }, n, k: selection.k, scores, selection, report, warnings };
+}
+
