@@ -108,6 +108,14 @@ describe('bad input', () => {
     expect((await inputError(path)).message).toMatch(/:2: record has no text/);
   });
 
+  it('a record of punctuation only (nothing an embedder can use)', async () => {
+    const path = put(dir, 'no-words.jsonl', jsonl([{ prompt: 'p', response: 'r' }, { prompt: 'p2', response: 'r2' }, { prompt: '?!', response: '…' }]));
+    const err = await inputError(path);
+    expect(err.line).toBe(3);
+    expect(err.message).toMatch(/:3: record has no words/);
+    expect((await inputError(put(dir, 'cjk-ok.jsonl', jsonl([{ prompt: '?!', response: '' }, { prompt: '日本語', response: '' }])))).line).toBe(1);
+  });
+
   it('a ragged CSV row names the line the record starts on', async () => {
     const path = put(dir, 'ragged.csv', 'prompt,response\np1,r1\n"p2\nstill p2",r2,extra\n');
     const err = await inputError(path);

@@ -141,6 +141,8 @@ export function extractText(v: Record<string, unknown>, layout: Layout, where: I
     sample = { prompt, response };
   }
   if (sample.prompt.trim() === '' && sample.response.trim() === '') throw new InputError(where, 'record has no text (empty prompt and response)');
+  // Embedders need words: a record of punctuation or symbols only cannot be embedded.
+  if (!HAS_WORD.test(sample.prompt) && !HAS_WORD.test(sample.response)) throw new InputError(where, 'record has no words (no letter or digit in prompt or response)');
   return sample;
 }
 
@@ -185,6 +187,9 @@ function turnText(content: unknown, field: string, where: InputLocation): string
   }
   throw new InputError({ ...where, field }, `${field} is ${typeName(content)}, expected a string`);
 }
+
+/** A letter or a digit in any script: what the built-in embedder counts as a word. */
+const HAS_WORD = /[\p{L}\p{N}]/u;
 
 /** `{prompt}\n\n{response}`; when the response is empty the result is trimmed, so it is the prompt alone. */
 export const DEFAULT_TEMPLATE = '{prompt}\n\n{response}';
