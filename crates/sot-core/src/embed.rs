@@ -183,15 +183,47 @@ fn features(text: &str, buf: &mut Vec<char>, words: &mut Vec<u64>, chars: &mut V
     });
 }
 
-/// Sorts `ids` and turns them into (id, tf) runs, in place.
-fn runs(ids: &mut [u64], out: &mut Vec<(u64, u32)>) {
-    ids.sort_unstable();
-    out.clear();
-    for &id in ids.iter() {
-        match out.last_mut() {
-            Some((last, n)) if *last == id => *n += 1,
-            _ => out.push((id, 1)),
+/// Counts occurrences of feature ids: an open-addressing table reused from
+/// text to text, cleared slot by slot.
+#[derive(Default)]
+struct Counter {
+    keys: Vec<u64>,
+    counts: Vec<u32>,
+    used: Vec<usize>,
+}
+
+impl Counter {
+    /// `(id, tf)` for each distinct id of `ids`, in order of first occurrence.
+    fn count(&mut self, ids: &[u64], out: &mut Vec<(u64, u32)>) {
+        let want = (2 * ids.len()).next_power_of_two().max(1024);
+        if self.keys.len() < want {
+            self.keys = vec![0; want];
+            self.counts = vec![0; want];
         }
+        let mask = self.keys.len() - 1;
+        for &id in ids {
+            // ids are mixed hashes: their low bits index the table directly
+            let mut slot = id as usize & mask;
+            loop {
+                if self.counts[slot] == 0 {
+                    self.keys[slot] = id;
+                    self.counts[slot] = 1;
+                    self.used.push(slot);
+                    break;
+                }
+                if self.keys[slot] == id {
+                    self.counts[slot] += 1;
+                    break;
+                }
+                slot = (slot + 1) & mask;
+            }
+        }
+        out.clear();
+        for &slot in &self.used {
+            out.push((self.keys[slot], self.counts[slot]));
+            self.counts[slot] = 0;
+        }
+        self.used.clear();
     }
 }
 
@@ -287,9 +319,22 @@ pub fn doc_freq_batch(texts: &[&str], ctl: &Control) -> Result<DocFreqBatch> {
             .par_iter()
             .map_init(Scratch::default, |s, text| {
                 features(text, &mut s.buf, &mut s.words, &mut s.chars);
-                let mut ids: Vec<u32> = s.words.iter().chain(&s.chars).map(|&id| bucket(id) as u32).collect();
-                ids.sort_unstable();
-                ids.dedup();
+                // distinct buckets, marked in a bitset cleared after use
+                if s.seen.is_empty() {
+                    s.seen = vec![0u64; DF_BUCKETS / 64];
+                }
+                let mut ids: Vec<u32> = Vec::with_capacity(s.words.len() + s.chars.len());
+                for &id in s.words.iter().chain(&s.chars) {
+                    let b = bucket(id);
+                    let (w, bit) = (b / 64, 1u64 << (b % 64));
+                    if s.seen[w] & bit == 0 {
+                        s.seen[w] |= bit;
+                        ids.push(b as u32);
+                    }
+                }
+                for &b in &ids {
+                    s.seen[b as usize / 64] = 0;
+                }
                 ids
             })
             .collect();
@@ -354,7 +399,7 @@ fn sublinear_tf(tf: u32) -> f64 {
 /// `ln(1 + k)`, from a table for small `k`.
 #[inline]
 fn ln1p_count(k: u64) -> f64 {
-    const SMALL: usize = 1 << 10;
+    const SMALL: usize = 1 << 16;
     static TABLE: OnceLock<Vec<f64>> = OnceLock::new();
     let t = TABLE.get_or_init(|| (0..SMALL).map(|k| (k as f64).ln_1p()).collect());
     if (k as usize) < SMALL {
@@ -371,6 +416,8 @@ struct Scratch {
     buf: Vec<char>,
     words: Vec<u64>,
     chars: Vec<u64>,
+    counter: Counter,
+    seen: Vec<u64>,
     word_runs: Vec<(u64, u32)>,
     char_runs: Vec<(u64, u32)>,
     weights: Vec<f64>,
@@ -415,10 +462,10 @@ pub fn embed_texts(texts: &[&str], opts: &EmbedOptions, idf: Option<Idf>, ctl: &
 }
 
 fn embed_one(text: &str, s: &mut Scratch, idf: Option<&Idf>, ln_n1: f64, scales: [f64; 2], seed: u64, row: &mut [f32]) {
-    let Scratch { buf, words, chars, word_runs, char_runs, weights, acc } = s;
+    let Scratch { buf, words, chars, counter, word_runs, char_runs, weights, acc, .. } = s;
     features(text, buf, words, chars);
-    runs(words, word_runs);
-    runs(chars, char_runs);
+    counter.count(words, word_runs);
+    counter.count(chars, char_runs);
     // weights of both blocks, each scaled to norm `scales[block]`
     weights.clear();
     for (runs, scale) in [(&*word_runs, scales[0]), (&*char_runs, scales[1])] {
@@ -457,7 +504,8 @@ fn embed_one(text: &str, s: &mut Scratch, idf: Option<&Idf>, ln_n1: f64, scales:
 }
 
 /// The features of a text as `(id, weight)` pairs before projection, for
-/// tests and diagnostics: word block then char block, each sorted by id.
+/// tests and diagnostics: word block then char block, each in order of first
+/// occurrence (for the word block: each word, then its bigram with the previous one).
 pub fn text_features(text: &str, opts: &EmbedOptions, idf: Option<Idf>) -> Vec<(u64, f64)> {
     let mut s = Scratch::default();
     let mut row = vec![0.0f32; opts.dim.max(1)];
