@@ -17,6 +17,8 @@ const WORDS: &[&str] = &[
     "optimise", "performance", "learning", "training", "dataset", "quality", "instruction", "response",
 ];
 
+const SYLLABLES: &[&str] = &["ka", "lo", "mi", "ren", "tos", "ba", "dre", "fu", "gal", "hin", "jo", "quo", "sa", "ti", "ver", "wex", "yo", "zan", "pe", "nu"];
+
 fn main() {
     // `project N D`: only the projection, on N x D random points
     if std::env::args().nth(1).as_deref() == Some("project") {
@@ -44,7 +46,15 @@ fn main() {
         .map(|i| {
             let mut s = String::with_capacity(chars + 16);
             while s.len() < chars {
-                s.push_str(WORDS[next() % WORDS.len()]);
+                // a Zipf-like mix of common words and a large rare vocabulary
+                if next() % 2 == 0 {
+                    s.push_str(WORDS[next() % WORDS.len()]);
+                } else {
+                    let w = (next() % 50_000) * (next() % 50_000) / 50_000;
+                    for k in 0..2 + w % 3 {
+                        s.push_str(SYLLABLES[(w / 7usize.pow(k as u32) + k) % SYLLABLES.len()]);
+                    }
+                }
                 // some rarer tokens so the vocabulary is not tiny
                 if next() % 5 == 0 {
                     s.push_str(&format!("{}", next() % 10_000 + i % 7));
