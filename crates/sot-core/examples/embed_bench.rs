@@ -17,6 +17,22 @@ const WORDS: &[&str] = &[
     "optimise", "performance", "learning", "training", "dataset", "quality", "instruction", "response",
 ];
 
+/// CPU seconds of this process so far (Linux), to report texts per CPU-second
+/// on a machine shared with other work.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn per_cpu(n: usize, cpu0: Option<f64>) -> String {
+    match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) if b > a => format!(", {:.0} texts per CPU-second", n as f64 / (b - a)),
+        _ => String::new(),
+    }
+}
+
 const SYLLABLES: &[&str] = &["ka", "lo", "mi", "ren", "tos", "ba", "dre", "fu", "gal", "hin", "jo", "quo", "sa", "ti", "ver", "wex", "yo", "zan", "pe", "nu"];
 
 fn main() {
@@ -68,19 +84,19 @@ fn main() {
     let avg = texts.iter().map(|t| t.len()).sum::<usize>() as f64 / n as f64;
     println!("{n} texts, {avg:.0} chars on average, {} threads", rayon::current_num_threads());
 
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_seconds());
     let batch = doc_freq_batch(&refs, &Control::default()).unwrap();
     let mut df = DocFreq::new();
     df.apply(&batch);
     let s = t.elapsed().as_secs_f64();
-    println!("docfreq:        {:>9.0} texts/s ({s:.2} s)", n as f64 / s);
+    println!("docfreq:        {:>9.0} texts/s ({s:.2} s{})", n as f64 / s, per_cpu(n, c));
 
     let opts = EmbedOptions::default();
     for (label, idf) in [("embed (no idf):", None), ("embed (idf):   ", Some(df.idf()))] {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         let e = embed_texts(&refs, &opts, idf, &Control::default()).unwrap();
         let s = t.elapsed().as_secs_f64();
-        println!("{label} {:>9.0} texts/s ({s:.2} s, {} x {})", n as f64 / s, e.nrows(), e.ncols());
+        println!("{label} {:>9.0} texts/s ({s:.2} s, {} x {}{})", n as f64 / s, e.nrows(), e.ncols(), per_cpu(n, c));
     }
 
     let e: Array2<f32> = embed_texts(&refs, &opts, Some(df.idf()), &Control::default()).unwrap();
