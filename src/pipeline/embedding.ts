@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { EmbeddingCache, embedWithCache } from '../embed/cache.js';
+import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
-import { InputError } from '../errors.js';
+import { InputError, ShapeError } from '../errors.js';
 import { renderText } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
 import type { Matrix } from '../matrix.js';
@@ -9,15 +10,30 @@ import { resolveCacheDir } from '../refsets/index.js';
 import { BATCH, type PipelineInput, type StreamOptions } from './input.js';
 import type { PurifyOptions } from './options.js';
 
-/** The embedding cache for this (fitted) embedder, or null when disabled. */
-export async function openEmbeddingCache(o: Pick<PurifyOptions, 'embeddingCache' | 'cacheDir'>, embedder: Embedder): Promise<EmbeddingCache | null> {
+/**
+ * The embedding cache for this (fitted) embedder, or null when disabled.
+ * Precomputed vectors are read here instead (their reference files; the
+ * dataset's in `embedDataset`) and never cached.
+ */
+export async function openEmbeddingCache(
+  o: Pick<PurifyOptions, 'embeddingCache' | 'cacheDir'> & Partial<Pick<PurifyOptions, 'input' | 'template' | 'skipInvalid' | 'harmful' | 'anchor' | 'signal'>>,
+  embedder: Embedder,
+): Promise<EmbeddingCache | null> {
+  if (embedder instanceof PrecomputedEmbedder) {
+    await embedder.bind(o, o.signal);
+    return null;
+  }
   if (o.embeddingCache === false) return null;
   const dir = o.embeddingCache ?? join(resolveCacheDir(o.cacheDir), 'embeddings');
   return EmbeddingCache.open(dir, embedder.id, embedder.dim);
 }
 
 async function embedBatch(texts: string[], embedder: Embedder, cache: EmbeddingCache | null, signal?: AbortSignal): Promise<Float32Array> {
-  return cache ? embedWithCache(embedder, texts, cache, { signal }) : embedder.embed(texts, { signal });
+  const v = cache ? await embedWithCache(embedder, texts, cache, { signal }) : await embedder.embed(texts, { signal });
+  if (v.length !== texts.length * embedder.dim) {
+    throw new ShapeError('ERR_SHAPE', `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${texts.length} texts of dimension ${embedder.dim}`);
+  }
+  return v;
 }
 
 /** Embeds the dataset batch by batch into one n x dim matrix; also returns each record's file line. */
@@ -28,6 +44,10 @@ export async function embedDataset(
   cache: EmbeddingCache | null,
   options: StreamOptions = {},
 ): Promise<{ matrix: Matrix; lines: Uint32Array }> {
+  if (embedder instanceof PrecomputedEmbedder) {
+    const skipped = input.skipped.count;
+    return embedder.datasetMatrix(input.dataset.path, input.dataset, n, skipped, options);
+  }
   const dim = embedder.dim;
   const data = new Float32Array(n * dim);
   const lineOf = new Uint32Array(n);
