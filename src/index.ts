@@ -61,6 +61,13 @@ export type { Embedder, EmbedCallOptions } from './embed/types.js';
 export { HashingEmbedder, type HashingEmbedderOptions, type HashingEmbedOptions } from './embed/hashing.js';
 export { EmbeddingCache, embedWithCache, hashText, hashTexts, type EmbeddingCacheOptions, type EmbedWithCacheOptions } from './embed/cache.js';
 export { project2d, type Project2dOptions } from './project.js';
+// Embedding providers (optional packages are loaded on first use).
+export { createEmbedder, EMBEDDERS, type EmbedderConfig, type EmbedderKind } from './embed/providers.js';
+export { OpenAIEmbedder, type OpenAIEmbedderOptions } from './embed/openai.js';
+export { PrecomputedEmbedder, type PrecomputedEmbedderOptions } from './embed/precomputed.js';
+export { WinkEmbedder, loadWordTable, type WinkEmbedderOptions, type WordTable } from './embed/wink.js';
+export { TransformersEmbedder, type TransformersEmbedderOptions } from './embed/transformers.js';
+export { readNpy, parseNpy, type NpyMatrix } from './npy-read.js';
 
 // Dataset IO.
 export {

@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { OptionError, SotError } from '../errors.js';
-import { HashingEmbedder } from '../embed/hashing.js';
+import { createEmbedder, EMBEDDERS, type EmbedderKind } from '../embed/providers.js';
 import type { FieldMapping } from '../io/types.js';
 import { METHODS, type Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -52,7 +52,22 @@ function dataOptions(cmd: Command): Command {
     .option('--text-field <field>', 'field holding the whole text (no template)')
     .option('--template <template>', 'embedding text built from {prompt} and {response}', '{prompt}\n\n{response}')
     .option('--skip-invalid', 'skip (and count) invalid records instead of failing on the first')
+    .addOption(new Option('--embedder <kind>', 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)').choices(EMBEDDERS as readonly string[]))
     .option('--dim <n>', 'dimension of the built-in embedder', integer('--dim', 8), 512)
+    .option('--model <name>', 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)')
+    .option('--model-dir <dir>', 'transformers: folder of local models (default <cache dir>/models)')
+    .option('--allow-remote-models', 'transformers: allow downloading the model from the Hugging Face hub')
+    .option('--dtype <dtype>', 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...')
+    .option('--max-length <n>', 'transformers: tokens per text at most', integer('--max-length', 1))
+    .option('--embed-url <url>', 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)')
+    .option('--embed-key <key>', 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)')
+    .option('--embed-dimensions <n>', 'openai: ask the model for shorter vectors (`dimensions`)', integer('--embed-dimensions', 1))
+    .option('--embed-batch <n>', 'openai, transformers: texts per request / forward pass (default 64 / 32)', integer('--embed-batch', 1))
+    .option('--embed-concurrency <n>', 'openai, transformers: requests / passes in flight (default 4 / 1)', integer('--embed-concurrency', 1))
+    .option('--embed-timeout <ms>', 'openai: per-request timeout in ms (default 60000)', integer('--embed-timeout', 1))
+    .option('--embed-retries <n>', 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)', integer('--embed-retries', 0))
+    .option('--vectors-field <field>', 'precomputed: field of every record (dataset and reference files) holding its vector')
+    .option('--vectors-npy <file>', 'precomputed: .npy matrix of the dataset\'s vectors, row i for record i (reference files need a .npy of the same stem beside them)')
     .option('--cache-dir <dir>', 'download and embedding cache (env SOT_CACHE_DIR; default ~/.cache/sot)')
     .option('--no-cache', 'do not read or write the embedding cache')
     .option('--json', 'print a machine-readable JSON summary on stdout')
@@ -68,6 +83,21 @@ interface DataFlags {
   template: string;
   skipInvalid?: boolean;
   dim: number;
+  embedder?: EmbedderKind;
+  model?: string;
+  modelDir?: string;
+  allowRemoteModels?: boolean;
+  dtype?: string;
+  maxLength?: number;
+  embedUrl?: string;
+  embedKey?: string;
+  embedDimensions?: number;
+  embedBatch?: number;
+  embedConcurrency?: number;
+  embedTimeout?: number;
+  embedRetries?: number;
+  vectorsField?: string;
+  vectorsNpy?: string;
   cacheDir?: string;
   cache: boolean;
   json?: boolean;
@@ -79,14 +109,34 @@ function fields(f: DataFlags): FieldMapping | undefined {
   return { prompt: f.promptField, response: f.responseField, text: f.textField };
 }
 
-function dataConfig(f: DataFlags) {
+async function dataConfig(f: DataFlags, signal?: AbortSignal) {
+  const embedder = await createEmbedder({
+    kind: f.embedder,
+    dim: f.dim,
+    model: f.model,
+    modelDir: f.modelDir,
+    allowRemoteModels: f.allowRemoteModels,
+    dtype: f.dtype,
+    maxLength: f.maxLength,
+    url: f.embedUrl,
+    apiKey: f.embedKey,
+    dimensions: f.embedDimensions,
+    batchSize: f.embedBatch,
+    concurrency: f.embedConcurrency,
+    timeoutMs: f.embedTimeout,
+    maxRetries: f.embedRetries,
+    vectorsField: f.vectorsField,
+    vectorsNpy: f.vectorsNpy,
+    cacheDir: f.cacheDir,
+    signal,
+  });
   return {
     format: f.format,
     recordFormat: f.recordFormat,
     fields: fields(f),
     template: f.template,
     skipInvalid: f.skipInvalid,
-    embedder: new HashingEmbedder({ dim: f.dim }),
+    embedder,
     cacheDir: f.cacheDir,
     embeddingCache: f.cache ? undefined : (false as const),
   };
@@ -157,7 +207,7 @@ ${EXIT_HELP}`,
     try {
       const res = await purify({
         input,
-        ...dataConfig(f),
+        ...(await dataConfig(f, signal)),
         harmful: f.harmful as string[],
         anchor: (f.anchor as string[] | undefined) ?? [],
         output: f.output as string | undefined,
@@ -203,7 +253,7 @@ ${EXIT_HELP}`,
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     const { signal, release } = interruptible();
     try {
-      const res = await embedFile({ input, output: f.output, ...dataConfig(f), signal, onProgress: (e) => bar.update(e) });
+      const res = await embedFile({ input, output: f.output, ...(await dataConfig(f, signal)), signal, onProgress: (e) => bar.update(e) });
       bar.done();
       if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, ...res })}\n`);
       else process.stdout.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
