@@ -42,6 +42,8 @@ export interface EmbedServer {
   maxInFlight: number;
   /** Vector function (default fakeVector). */
   vector: (text: string, dim: number) => number[];
+  /** Batch vector function, used instead of `vector` when set (e.g. a real embedder). */
+  embedBatch?: (texts: string[], dim: number) => Promise<number[][]>;
   close: () => Promise<void>;
 }
 
@@ -79,7 +81,8 @@ export async function startEmbedServer(o: { dim?: number; delayMs?: number } = {
           return;
         }
         const d = parsed.dimensions ?? dim;
-        const data = parsed.input.map((t, index) => ({ object: 'embedding', index, embedding: state.vector(t, d) as unknown }));
+        const vs = state.embedBatch ? await state.embedBatch(parsed.input, d) : parsed.input.map((t) => state.vector(t, d));
+        const data = vs.map((embedding, index) => ({ object: 'embedding', index, embedding: embedding as unknown }));
         // Answers out of order: clients must place vectors by index.
         const payload = fault && 'transform' in fault ? fault.transform(data) : data.reverse();
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', model: parsed.model, data: payload, usage: { prompt_tokens: 1, total_tokens: 1 } }));
