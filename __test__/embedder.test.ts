@@ -1,4 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DATA_DIR } from './datasets.js';
 import { describe, expect, it } from 'vitest';
 import { DOC_FREQ_BUCKETS, HashingEmbedder } from '../src/embed/hashing.js';
 import { AbortError, EmptyInputError, OptionError, type ProgressEvent } from '../src/index.js';
@@ -28,7 +30,7 @@ describe('HashingEmbedder', () => {
     for (const dim of [512, 64, 3]) {
       const e = new HashingEmbedder({ dim });
       expect(e.dim).toBe(dim);
-      expect(e.id).toBe(`sot-hash-v1:dim=${dim}:seed=0:words=0.5:idf=none`);
+      expect(e.id).toBe(`sot-hash-v1:dim=${dim}:seed=0:words=0.5:chars=400:idf=none`);
       const v = await e.embed(texts);
       expect(v).toBeInstanceOf(Float32Array);
       expect(v.length).toBe(texts.length * dim);
@@ -51,7 +53,7 @@ describe('HashingEmbedder', () => {
     const e = new HashingEmbedder();
     const before = await e.embed(['the cat', 'the dog']);
     await e.fit(batches(corpus, 64));
-    expect(e.id).toMatch(/^sot-hash-v1:dim=512:seed=0:words=0\.5:idf=[0-9a-f]{16}$/);
+    expect(e.id).toMatch(/^sot-hash-v1:dim=512:seed=0:words=0\.5:chars=400:idf=[0-9a-f]{16}$/);
     const after = await e.embed(['the cat', 'the dog']);
     expect(cos(after, 512, 0, 1)).toBeLessThan(cos(before, 512, 0, 1) - 0.1);
     // batching and order do not matter; the table round-trips
@@ -101,9 +103,26 @@ describe('HashingEmbedder', () => {
     expect(fitErr).toBeInstanceOf(AbortError);
   });
 
-  const advbench = '/work/shared/data/refusal-direction/dataset/raw/advbench.csv';
-  const alpaca = '/work/shared/data/alpaca-libre/data/output/work/alpaca_libre_tasks_v1.jsonl';
-  it.skipIf(!existsSync(advbench) || !existsSync(alpaca))('places a held-out AdvBench goal nearer to AdvBench than to Alpaca', async () => {
+  it('reads maxChars code points of each text from its first letter or digit', async () => {
+    const head = 'how to bake bread at home with a simple oven '.repeat(3);
+    const tail = ' completely different words about rockets and orbital mechanics'.repeat(20);
+    const e = new HashingEmbedder({ maxChars: head.length });
+    const v = await e.embed([head, `${head}${tail}`, `--- ${head}${tail}`]);
+    // Beyond maxChars nothing is read: the long texts embed as their beginning.
+    expect(cos(v, e.dim, 0, 1)).toBeCloseTo(1, 5);
+    expect(cos(v, e.dim, 0, 2)).toBeCloseTo(1, 5);
+    const all = new HashingEmbedder({ maxChars: 0 });
+    const w = await all.embed([head, `${head}${tail}`]);
+    expect(cos(w, all.dim, 0, 1)).toBeLessThan(0.9);
+    expect(all.id).toContain(':chars=0:');
+    // A surrogate pair at the cut is kept whole (no lone surrogate reaches the embedder).
+    const emoji = new HashingEmbedder({ maxChars: 3 });
+    await expect(emoji.embed(['ab😀cd'])).resolves.toHaveLength(emoji.dim);
+  });
+
+  const advbench = join(DATA_DIR, 'refusal-direction/dataset/raw/advbench.csv');
+  const alpaca = join(DATA_DIR, 'alpaca-libre/data/output/work/alpaca_libre_tasks_v1.jsonl');
+  it('places a held-out AdvBench goal nearer to AdvBench than to Alpaca', async () => {
     const goals = readFileSync(advbench, 'utf8')
       .split('\n')
       .slice(1)

@@ -15,6 +15,14 @@ export interface HashingEmbedderOptions {
   seed?: number;
   /** Share of word features (unigrams, bigrams) against character n-grams in the cosine, in [0, 1]. Default 0.5. */
   wordWeight?: number;
+  /**
+   * Characters of each text the embedder reads (from its first letter or
+   * digit), like a sentence encoder's token limit; 0 reads everything.
+   * Default 400. Long texts share so many n-grams with everything that they
+   * become hubs in a lexical space; reading the beginning of each text
+   * avoids that (measured in BENCHMARKS.md, quality section).
+   */
+  maxChars?: number;
   /** A fitted document-frequency table to start from (see `docFreq`). */
   docFreq?: { counts: Uint32Array; docCount: number };
 }
@@ -40,6 +48,9 @@ export class HashingEmbedder implements Embedder {
   readonly dim: number;
   readonly seed: number;
   readonly wordWeight: number;
+  readonly maxChars: number;
+  /** Learner defaults measured for this embedder (BENCHMARKS.md, quality): its costs cluster near 1, so a smaller eps; a stronger push. */
+  readonly learnerDefaults = { eps: 0.02, lambda: 2 } as const;
   #counts?: Uint32Array;
   #docCount = 0;
   #digest = 'none';
@@ -53,12 +64,13 @@ export class HashingEmbedder implements Embedder {
     this.dim = dim;
     this.seed = seed;
     this.wordWeight = wordWeight;
+    this.maxChars = options.maxChars === 0 ? 0 : (count('maxChars', options.maxChars) ?? 400);
     if (options.docFreq !== undefined) this.#setTable(options.docFreq.counts, options.docFreq.docCount);
   }
 
   /** `sot-hash-v1:dim=…:seed=…:words=…:idf=<digest of the fitted table, or none>`. */
   get id(): string {
-    return `sot-hash-v1:dim=${this.dim}:seed=${this.seed}:words=${this.wordWeight}:idf=${this.#digest}`;
+    return `sot-hash-v1:dim=${this.dim}:seed=${this.seed}:words=${this.wordWeight}:chars=${this.maxChars}:idf=${this.#digest}`;
   }
 
   /** The fitted document-frequency table (a copy), or undefined before `fit`. */
@@ -78,7 +90,8 @@ export class HashingEmbedder implements Embedder {
       if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
       checkTexts(texts);
       if (texts.length === 0) continue;
-      const b = await cancellable(options.signal, (token) => native.docFreqBatch(texts, token));
+      const read = this.#clip(texts);
+      const b = await cancellable(options.signal, (token) => native.docFreqBatch(read, token));
       const { buckets, counts: c } = b;
       for (let k = 0; k < buckets.length; k++) {
         const i = buckets[k]!;
@@ -103,7 +116,23 @@ export class HashingEmbedder implements Embedder {
       docCount: fitted ? this.#docCount : undefined,
       progressIntervalMs: interval,
     };
-    return cancellable(options.signal, (token) => native.embedTexts(texts, opts, token, options.onProgress));
+    const read = this.#clip(texts);
+    return cancellable(options.signal, (token) => native.embedTexts(read, opts, token, options.onProgress));
+  }
+
+  /** The part of each text that is read: `maxChars` code points from the first letter or digit. */
+  #clip(texts: string[]): string[] {
+    const max = this.maxChars;
+    if (max === 0) return texts;
+    return texts.map((t) => {
+      if (t.length <= max) return t;
+      const start = t.search(WORD_CHAR);
+      const from = start < 0 ? 0 : start;
+      let end = from;
+      // Count code points, never splitting a surrogate pair.
+      for (let n = 0; n < max && end < t.length; n++) end += (t.codePointAt(end) ?? 0) > 0xffff ? 2 : 1;
+      return from === 0 && end >= t.length ? t : t.slice(from, end);
+    });
   }
 
   #setTable(counts: Uint32Array, docCount: number): void {
@@ -134,6 +163,8 @@ function tableDigest(counts: Uint32Array, docCount: number): string {
   h.update(`:${docCount}`);
   return h.digest('hex').slice(0, 16);
 }
+
+const WORD_CHAR = /[\p{L}\p{N}]/u;
 
 function checkTexts(texts: unknown): asserts texts is string[] {
   if (!Array.isArray(texts)) throw new OptionError('ERR_OPTION', 'texts must be an array of strings');

@@ -16,6 +16,11 @@ export interface Embedder {
   readonly id: string;
   /** Vector length. */
   readonly dim: number;
+  /**
+   * Learner options suited to this embedder's geometry (e.g. a smaller eps
+   * when its costs cluster tightly); explicit options override them.
+   */
+  readonly learnerDefaults?: Readonly<{ eps?: number; lambda?: number; tau?: number }>;
   /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
   fit?(batches: AsyncIterable<string[]>, options?: EmbedCallOptions): Promise<void>;
   /** Row-major `texts.length x dim` vectors. */

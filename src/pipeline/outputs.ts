@@ -58,6 +58,8 @@ export interface ReportInputs {
   sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix };
   lines: Uint32Array;
   method: string;
+  /** Learner options in effect (embedder defaults, then the caller's). */
+  learnerOptions: Record<string, unknown>;
   scores: Scores;
   selection: Selection;
   warnings: string[];
@@ -88,7 +90,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
       keep: o.keep ?? { fraction: 0.8 },
       template: o.template ?? null,
       weightField: o.weightField === undefined ? 'sot_weight' : o.weightField,
-      learner: o.learner ?? {},
+      learner: r.learnerOptions,
       seed: o.seed ?? null,
     },
     selection: { n, k: r.selection.k },

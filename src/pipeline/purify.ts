@@ -26,6 +26,11 @@ export interface PurifyResult {
   warnings: string[];
 }
 
+/** The entries of `o` that are set (so unset CLI flags do not erase embedder defaults). */
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /**
  * The whole job: read -> embed -> learn weights -> select -> write. The input
  * is streamed (read twice: embed, then write) and never modified; every
@@ -79,8 +84,9 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
 
   // Learn the weights (or score with a baseline).
   const method = o.method ?? 'sot';
+  const learner = { ...embedder.learnerDefaults, ...defined(o.learner ?? {}) };
   const scores = await scoreSamples(method, { downstream, anchor, harmful }, {
-    ...o.learner,
+    ...learner,
     seed: o.seed,
     signal,
     onProgress: (e) => progress('learn', e.iteration),
@@ -107,6 +113,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     sets: { downstream, anchor, harmful },
     lines,
     method,
+    learnerOptions: learner,
     scores,
     selection,
     warnings,
