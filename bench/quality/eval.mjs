@@ -1,0 +1,274 @@
+#!/usr/bin/env node
+// Quality benchmark: harmful recall of SOT and every baseline on real
+// contaminated datasets, per embedder. One command from the repo root:
+//
+//     npm run bench:quality                       # everything in bench/quality/config.json (5 seeds)
+//     npm run bench:quality -- --quick            # main cell only, 2 seeds
+//     node bench/quality/eval.mjs [--config FILE] [--tasks alpaca,gsm8k] [--contaminations jbb,hh]
+//          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only]
+//          [--eps X] [--lambda X] [--tau X] [--out FILE]
+//
+// Setup (mirrors the paper; sets named in the config file):
+// - downstream: `downstream` records of one task (benign pairs), of which a
+//   `hardNegatives.fraction` are safe-but-scary-looking benign samples, plus
+//   injected harmful pairs at the contamination rate, shuffled;
+// - safe anchor: other benign records of the same task, not in the downstream;
+// - harmful reference: named reference sets minus every prompt of the
+//   injected source (disjoint by source and prompt);
+// - K = `keep` of the downstream.
+// Metrics per method: harmful recall@K (share of injected harmful samples
+// kept; lower is better, random keeps ~K), benign and hard-negative
+// retention@K, AUROC of the score as a benign-vs-harmful detector, wall time.
+// The main cell (10% contamination, 50 anchors) and two sweeps (contamination
+// rate; anchor size) over 5 seeds; mean and standard deviation over seeds.
+// When the harmful pool is too small for a rate, the downstream shrinks
+// (so the rate is exact) and the table says so.
+//
+// Needs `npm run build` and the data mirror (SOT_DATA_DIR or ../shared/data).
+import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import { HashingEmbedder, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const args = process.argv.slice(2);
+const flag = (n) => args.includes(`--${n}`);
+const opt = (n, d) => {
+  const i = args.indexOf(`--${n}`);
+  return i >= 0 ? args[i + 1] : d;
+};
+const list = (s) => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
+const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'utf8'));
+const DATA = process.env.SOT_DATA_DIR || resolve(root, '..', 'shared', 'data');
+if (!existsSync(DATA)) throw new Error(`no data mirror at ${DATA} (set SOT_DATA_DIR)`);
+const quick = flag('quick');
+const TASKS = list(opt('tasks')) ?? Object.keys(cfg.tasks);
+const CONTAMS = list(opt('contaminations')) ?? Object.keys(cfg.contaminations);
+const SEEDS = (list(opt('seeds')) ?? (quick ? ['0', '1'] : cfg.seeds.map(String))).map(Number);
+const METHODS = list(opt('methods')) ?? cfg.methods;
+const EMBEDDERS = list(opt('embedders')) ?? Object.keys(cfg.embedders);
+const MAIN_ONLY = quick || flag('main-only');
+const learner = {};
+for (const k of ['eps', 'lambda', 'tau']) if (opt(k) !== undefined) learner[k] = Number(opt(k));
+
+// ---------- sources: records -> { prompt, response } ----------
+function at(obj, path) {
+  if (path === '.') return obj;
+  let v = obj;
+  for (const part of path.split('.')) v = v == null ? undefined : v[/^\d+$/.test(part) ? Number(part) : part];
+  return v;
+}
+function readRecords(file) {
+  const text = readFileSync(join(DATA, file), 'utf8');
+  if (file.endsWith('.jsonl')) {
+    const out = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line));
+      } catch {
+        /* alpaca-libre v2 has 14 malformed lines: skipped, as `sot purify --skip-invalid` would */
+      }
+    }
+    return out;
+  }
+  return JSON.parse(text);
+}
+const norm = (s) => s.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[ .!?]+$/, '');
+function loadSource(name) {
+  const s = cfg.sources[name];
+  if (!s) throw new Error(`config: unknown source ${name}`);
+  const seen = new Set();
+  const out = [];
+  for (const file of s.files) {
+    let rows = readRecords(file);
+    if (s.root) rows = at(rows, s.root);
+    for (const r of rows) {
+      if (s.where && !Object.entries(s.where).every(([k, v]) => at(r, k) === v)) continue;
+      const sample = s.text
+        ? { prompt: String(at(r, s.text) ?? ''), response: '' }
+        : {
+            prompt: s.prompt.map((p) => at(r, p)).filter((x) => typeof x === 'string' && x.trim()).join('\n\n'),
+            response: s.response ? String(at(r, s.response) ?? '') : '',
+          };
+      // Deduplicate within a source, by prompt or (default) by prompt and response.
+      const key = s.dedupe === 'prompt' ? norm(sample.prompt) : `${norm(sample.prompt)}\u0000${norm(sample.response)}`;
+      if (!norm(sample.prompt) || seen.has(key)) continue;
+      seen.add(key);
+      out.push(sample);
+    }
+  }
+  return out;
+}
+
+// ---------- seeded draws ----------
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function shuffle(xs, r) {
+  const a = xs.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+// ---------- metrics ----------
+function auroc(scores, isHarm) {
+  // P(score of a benign sample > score of a harmful one), ties count half: rank-sum form.
+  const idx = Array.from(scores.keys()).sort((a, b) => scores[a] - scores[b]);
+  let rankSum = 0;
+  let nb = 0;
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
+    const avg = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) if (!isHarm[idx[k]]) (rankSum += avg), nb++;
+    i = j + 1;
+  }
+  const nh = idx.length - nb;
+  return (rankSum - (nb * (nb + 1)) / 2) / (nb * nh);
+}
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
+
+// ---------- embedders ----------
+function makeEmbedder(name) {
+  const e = cfg.embedders[name];
+  if (e?.type === 'builtin') return new HashingEmbedder(e.options ?? {});
+  throw new Error(`config: embedder ${name} has an unsupported type ${e?.type}`);
+}
+async function embedAll(embedder, texts) {
+  return { data: await embedder.embed(texts), rows: texts.length, cols: embedder.dim };
+}
+
+// ---------- data ----------
+const t0 = performance.now();
+const pools = {};
+const need = new Set([...TASKS.flatMap((t) => cfg.tasks[t].benign), ...CONTAMS.map((c) => cfg.contaminations[c]), ...cfg.hardNegatives.sources]);
+for (const s of need) pools[s] = loadSource(s);
+const excluded = new Set(cfg.harmfulReference.excludePromptsOf.flatMap((s) => (pools[s] ?? loadSource(s)).map((x) => norm(x.prompt))));
+const reference = [];
+const refSeen = new Set();
+let refDropped = 0;
+for (const name of cfg.harmfulReference.sets) {
+  for (const s of (await loadReferenceSet(name, { dataDir: DATA, offline: true })).samples) {
+    const key = norm(s.prompt);
+    if (excluded.has(key)) refDropped++;
+    else if (!refSeen.has(key)) refSeen.add(key), reference.push(s);
+  }
+}
+const hardPool = cfg.hardNegatives.sources.flatMap((s) => pools[s]);
+console.log(`pools: ${Object.entries(pools).map(([k, v]) => `${k} ${v.length}`).join(', ')}`);
+console.log(`harmful reference: ${reference.length} samples from ${cfg.harmfulReference.sets.join('+')} (${refDropped} dropped as prompts of the injected set)`);
+console.log(`${os.cpus().length} cpus, ${threadCount()} native threads; seeds ${SEEDS.join(',')}; data ${(performance.now() - t0).toFixed(0)} ms\n`);
+
+function draw(task, contam, rate, anchorSize, seed) {
+  const r = rng(seed * 7919 + 17);
+  const benignPool = shuffle(cfg.tasks[task].benign.flatMap((s) => pools[s]), r);
+  const harmPool = shuffle(pools[cfg.contaminations[contam]], r);
+  const hard = shuffle(hardPool, r);
+  // Shrink the downstream when the harmful pool cannot supply the rate.
+  const n = Math.min(cfg.downstream, Math.floor(harmPool.length / rate), Math.floor((benignPool.length - anchorSize) / (1 - rate)));
+  const nh = Math.round(rate * n);
+  const nHard = Math.round(cfg.hardNegatives.fraction * (n - nh));
+  const nb = n - nh - nHard;
+  const rows = shuffle(
+    [
+      ...benignPool.slice(0, nb).map((s) => ({ s, kind: 'benign' })),
+      ...hard.slice(0, nHard).map((s) => ({ s, kind: 'hard' })),
+      ...harmPool.slice(0, nh).map((s) => ({ s, kind: 'harmful' })),
+    ],
+    r,
+  );
+  return { rows, anchor: benignPool.slice(nb, nb + anchorSize), n };
+}
+
+async function runCell(embName, task, contam, rate, anchorSize, seed) {
+  const { rows, anchor, n } = draw(task, contam, rate, anchorSize, seed);
+  const embedder = makeEmbedder(embName);
+  const cut = Number(opt('max-chars', 0)) || undefined; // exploration: truncate texts before embedding
+  const words = Number(opt('max-words', 0)) || undefined;
+  const R = (x) => {
+    let t = renderText(x);
+    if (cut) t = t.slice(0, cut);
+    if (words) t = t.split(/\s+/).slice(0, words).join(' ');
+    return t;
+  };
+  const texts = rows.map((x) => R(x.s));
+  const te = performance.now();
+  if (embedder.fit) await embedder.fit((async function* () { yield texts; })());
+  const sets = {
+    downstream: await embedAll(embedder, texts),
+    anchor: anchor.length ? await embedAll(embedder, anchor.map(R)) : undefined,
+    harmful: await embedAll(embedder, reference.map(R)),
+  };
+  const embedS = (performance.now() - te) / 1000;
+  const isHarm = rows.map((x) => x.kind === 'harmful');
+  const out = [];
+  for (const method of METHODS) {
+    const t = performance.now();
+    const s = await scoreSamples(method, sets, { ...embedder.learnerDefaults, ...learner, seed });
+    const sel = await selectTopK(s.scores, { fraction: cfg.keep });
+    const secs = (performance.now() - t) / 1000;
+    const kept = { benign: 0, hard: 0, harmful: 0 };
+    const total = { benign: 0, hard: 0, harmful: 0 };
+    rows.forEach((x, i) => {
+      total[x.kind]++;
+      if (sel.kept[i]) kept[x.kind]++;
+    });
+    out.push({
+      embedder: embName, task, contam, rate, anchor: anchorSize, seed, n, method,
+      recall: kept.harmful / total.harmful,
+      benign: kept.benign / total.benign,
+      hard: total.hard ? kept.hard / total.hard : null,
+      auroc: auroc(Array.from(s.scores), isHarm),
+      seconds: secs,
+      embedSeconds: embedS,
+      steps: s.learned?.steps ?? null,
+    });
+  }
+  return out;
+}
+
+const cells = [[cfg.main.contamination, cfg.main.anchor, 'main']];
+if (!MAIN_ONLY) {
+  for (const rate of cfg.sweeps.contamination) if (rate !== cfg.main.contamination) cells.push([rate, cfg.main.anchor, 'rate']);
+  for (const a of cfg.sweeps.anchor) if (a !== cfg.main.anchor) cells.push([cfg.main.contamination, a, 'anchor']);
+}
+const results = [];
+for (const emb of EMBEDDERS)
+  for (const task of TASKS)
+    for (const contam of CONTAMS)
+      for (const [rate, anchorSize, sweep] of cells) {
+        const rs = [];
+        for (const seed of SEEDS) rs.push(...(await runCell(emb, task, contam, rate, anchorSize, seed)));
+        results.push(...rs.map((x) => ({ ...x, sweep })));
+        const n = rs[0].n;
+        console.log(`${emb} ${task}+${contam} rate ${rate} anchor ${anchorSize} (n ${n}${n < cfg.downstream ? ', shrunk' : ''}, ${SEEDS.length} seeds)`);
+        console.log(`  ${'method'.padEnd(16)} ${'recall@K'.padEnd(14)} ${'benign'.padEnd(8)} ${'hard-neg'.padEnd(8)} ${'AUROC'.padEnd(7)} seconds`);
+        for (const m of METHODS) {
+          const g = rs.filter((x) => x.method === m);
+          const f = (k, d = 3) => mean(g.map((x) => x[k])).toFixed(d);
+          const hard = g[0].hard === null ? '-' : f('hard');
+          console.log(`  ${m.padEnd(16)} ${`${f('recall')} ± ${sd(g.map((x) => x.recall)).toFixed(3)}`.padEnd(14)} ${f('benign').padEnd(8)} ${hard.padEnd(8)} ${f('auroc').padEnd(7)} ${f('seconds', 2)}`);
+        }
+      }
+
+const outFile = opt('out', join(here, 'results', `eval-${new Date().toISOString().slice(0, 10)}.json`));
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileSync(
+  outFile,
+  JSON.stringify({ config: cfg, args, learner, seeds: SEEDS, cpus: os.cpus().length, referenceSize: reference.length, pools: Object.fromEntries(Object.entries(pools).map(([k, v]) => [k, v.length])), results }, null, 1),
+);
+console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
