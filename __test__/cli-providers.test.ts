@@ -125,7 +125,7 @@ describe('sot purify --embedder openai (loopback server)', () => {
 });
 
 describe('sot purify --vectors-npy', () => {
-  it('gives the same scores as the built-in embedder whose vectors the .npy files hold; refuses a named set (exit 2) and a short .npy (exit 3)', async () => {
+  it('gives the same scores (at equal learner options) as the built-in embedder whose vectors the .npy files hold; refuses a named set (exit 2) and a short .npy (exit 3)', async () => {
     const c = contaminated(200, 24);
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     const harmful = writeJsonl(join(c.dir, 'harmful.jsonl'), shuffle(harmfulPairs(), 13).slice(24, 64));
@@ -139,10 +139,10 @@ describe('sot purify --vectors-npy', () => {
     await save(join(c.dir, 'harmful.npy'), await textsOf(harmful));
     await save(join(c.dir, 'anchor.npy'), await textsOf(anchor));
 
-    const pre = await sot(['purify', input, '--harmful', harmful, '--anchor', anchor, '--vectors-npy', npy, '-o', join(c.dir, 'pre.jsonl'), '--json'], env());
+    const pre = await sot(['purify', input, '--harmful', harmful, '--anchor', anchor, '--vectors-npy', npy, '-o', join(c.dir, 'pre.jsonl'), '--eps', '0.05', '--lambda', '1.5', '--json'], env());
     expect(pre.stderr).toBe('');
     expect(pre.code).toBe(0);
-    const ref = await sot(['purify', input, '--harmful', harmful, '--anchor', anchor, '-o', join(c.dir, 'ref.jsonl'), '--json'], env());
+    const ref = await sot(['purify', input, '--harmful', harmful, '--anchor', anchor, '-o', join(c.dir, 'ref.jsonl'), '--eps', '0.05', '--lambda', '1.5', '--json'], env());
     expect(ref.code).toBe(0);
     const scores = (r: { stdout: string }) =>
       readFileSync(JSON.parse(r.stdout).outputs.scores, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[2]));

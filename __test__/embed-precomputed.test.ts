@@ -13,6 +13,9 @@ import { parseNpy, readNpy } from '../src/npy-read.js';
 import { purify } from '../src/pipeline/purify.js';
 import { contaminated, DATA_DIR, harmfulPairs, shuffle, writeJsonl } from './datasets.js';
 
+// The built-in embedder brings its own learner defaults; compare at equal options.
+const SAME = { eps: 0.05, lambda: 1.5 };
+
 async function textsOf(path: string): Promise<string[]> {
   const out: string[] = [];
   for await (const { text } of await openDataset(path)) out.push(renderText(text));
@@ -97,8 +100,8 @@ describe('precomputed vectors in purify', () => {
     const input = withField(files.input, c.records, vectors.input);
     const harmful = withField(files.harmful, shuffle(harmfulPairs(), 13).slice(24, 64), vectors.harmful);
     const anchor = withField(files.anchor, c.anchor, vectors.anchor);
-    const pre = await purify({ input, harmful: [harmful], anchor: [anchor], embedder: await createEmbedder({ vectorsField: 'embedding' }), html: null, output: join(c.dir, 'pre.jsonl') });
-    const ref = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null });
+    const pre = await purify({ input, harmful: [harmful], anchor: [anchor], embedder: await createEmbedder({ vectorsField: 'embedding' }), html: null, output: join(c.dir, 'pre.jsonl'), learner: SAME });
+    const ref = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null, learner: SAME });
     expect(pre.n).toBe(184);
     const a = Array.from(pre.scores.scores);
     const b = Array.from(ref.scores.scores);
@@ -112,8 +115,8 @@ describe('precomputed vectors in purify', () => {
     await writeNpy(npy, vectors.input, vectors.input.length / dim, dim);
     await writeNpy(files.harmful.replace('.jsonl', '.npy'), vectors.harmful, vectors.harmful.length / dim, dim);
     await writeNpy(files.anchor.replace('.jsonl', '.npy'), vectors.anchor, vectors.anchor.length / dim, dim);
-    const pre = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new PrecomputedEmbedder({ npy }), html: null, output: join(c.dir, 'pre.jsonl') });
-    const ref = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null });
+    const pre = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new PrecomputedEmbedder({ npy }), html: null, output: join(c.dir, 'pre.jsonl'), learner: SAME });
+    const ref = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null, learner: SAME });
     Array.from(pre.scores.scores).forEach((x, i) => expect(x).toBeCloseTo(ref.scores.scores[i]!, 5));
   });
 

@@ -53,7 +53,7 @@ function dataOptions(cmd: Command): Command {
     .option('--template <template>', 'embedding text built from {prompt} and {response}', '{prompt}\n\n{response}')
     .option('--skip-invalid', 'skip (and count) invalid records instead of failing on the first')
     .addOption(new Option('--embedder <kind>', 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)').choices(EMBEDDERS as readonly string[]))
-    .option('--dim <n>', 'dimension of the built-in embedder', integer('--dim', 8), 512)
+    .option('--dim <n>', 'dimension of the built-in embedder (default 512)', integer('--dim', 8))
     .option('--model <name>', 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)')
     .option('--model-dir <dir>', 'transformers: folder of local models (default <cache dir>/models)')
     .option('--allow-remote-models', 'transformers: allow downloading the model from the Hugging Face hub')
@@ -82,7 +82,7 @@ interface DataFlags {
   textField?: string;
   template: string;
   skipInvalid?: boolean;
-  dim: number;
+  dim?: number;
   embedder?: EmbedderKind;
   model?: string;
   modelDir?: string;

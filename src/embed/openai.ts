@@ -87,6 +87,17 @@ export function retryAfterMs(headers: Headers, now = Date.now()): number | undef
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/** AbortSignal.any (Node >= 20.3), or the same by hand. */
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
+  const ac = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) ac.abort(s.reason);
+    else s.addEventListener('abort', () => ac.abort(s.reason), { once: true });
+  }
+  return ac.signal;
+}
+
 class Retryable extends Error {
   constructor(
     message: string,
@@ -223,7 +234,7 @@ export class OpenAIEmbedder implements Embedder {
   async #once(texts: string[], signal?: AbortSignal): Promise<Float32Array> {
     this.requests++;
     const timeout = AbortSignal.timeout(this.timeoutMs);
-    const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const both = signal ? anySignal(signal, timeout) : timeout;
     const body: Record<string, unknown> = { model: this.model, input: texts, encoding_format: 'float' };
     if (this.dimensions !== undefined) body.dimensions = this.dimensions;
     const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', ...this.#headers };

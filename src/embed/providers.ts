@@ -49,6 +49,7 @@ export interface EmbedderConfig {
 }
 
 const ONLY: Array<[keyof EmbedderConfig, string, EmbedderKind[]]> = [
+  ['dim', '--dim', ['builtin']],
   ['model', '--model', ['transformers', 'openai']],
   ['modelDir', '--model-dir', ['transformers']],
   ['allowRemoteModels', '--allow-remote-models', ['transformers']],
