@@ -96,7 +96,32 @@ pub fn check_pair(x: &ArrayView2<f32>, y: &ArrayView2<f32>, kind: CostKind) -> R
         zero_norm(x, "x")?;
         zero_norm(y, "y")?;
     }
+    if kind == CostKind::SqEuclidean {
+        too_large(x, "x")?;
+        too_large(y, "y")?;
+    }
     Ok(())
+}
+
+/// Largest squared norm under the squared Euclidean cost: then neither the
+/// f32 GEMM (`|<x, y>| <= |x| |y|`) nor the cost (`<= (|x| + |y|)^2`) can
+/// overflow f32. Beyond it the costs would silently become inf or 0.
+const MAX_SQ_NORM: f64 = f32::MAX as f64 / 4.0;
+
+fn too_large(x: &ArrayView2<f32>, what: &str) -> Result<()> {
+    let sq = |r: ndarray::ArrayView1<f32>| r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
+    match x.outer_iter().into_par_iter().position_first(|r| sq(r) > MAX_SQ_NORM) {
+        Some(i) => Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!(
+                "{what}[{i}] has squared norm {:.2e}, too large for the squared Euclidean cost in f32 \
+                 (at most {MAX_SQ_NORM:.2e}, or the costs overflow); scale the data",
+                sq(x.row(i))
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn zero_norm(x: &ArrayView2<f32>, what: &str) -> Result<()> {
