@@ -146,12 +146,14 @@ describe('K = 0 and K > n', () => {
     [['--keep-count', '0'], /keep must be between 1 and the 5 samples, got 0/],
     [['--keep-count', '6'], /keep must be between 1 and the 5 samples, got 6/],
     [['--keep', '0'], /keep fraction must lie in \(0, 1\], got 0/],
-  ])('%j is a clear usage error (exit 2), nothing written', (extra, pattern) => {
-    const r = purifyCli(join(FIX, 'good.jsonl'), ['--harmful', HARMFUL, ...extra]);
+  ])('%j is a clear usage error (exit 2) before anything is embedded, nothing written', (extra, pattern) => {
+    const cache = mkdtempSync(join(scratch, 'k-cache-'));
+    const r = purifyCli(join(FIX, 'good.jsonl'), ['--harmful', HARMFUL, ...extra, '--cache-dir', cache]);
     expect(r.code).toBe(2);
     expect(r.json.error).toMatchObject({ code: 'ERR_OPTION' });
     expect(r.json.error!.message).toMatch(pattern);
     expect(r.left).toEqual([]);
+    expect(readdirSync(cache)).toEqual([]); // the count was checked as soon as n was known
   });
 
   it.each([[['--keep-count', '-1']], [['--keep-count', '1.5']], [['--keep', '1.5']], [['--keep', 'x']]])('%j is rejected by the parser (exit 2)', (extra) => {

@@ -63,6 +63,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const input = await PipelineInput.open(o);
   const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
+  checkKeep(o.keep, n); // before the embedding and the learning, not after
   lap('read');
 
   // Embed the dataset, streaming, through the cache.
@@ -127,3 +128,13 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html }, n, k: selection.k, scores, selection, report, warnings };
 }
 
+/** K = 0, K > n or a fraction outside (0, 1]: the same errors selectTopK gives, but as soon as n is known. */
+function checkKeep(keep: PurifyOptions['keep'], n: number): void {
+  if (keep === undefined || keep === null || typeof keep !== 'object') return; // selectTopK reports malformed values
+  if ('count' in keep && typeof keep.count === 'number' && (keep.count < 1 || keep.count > n)) {
+    throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} samples, got ${keep.count}`);
+  }
+  if ('fraction' in keep && typeof keep.fraction === 'number' && !(keep.fraction > 0 && keep.fraction <= 1)) {
+    throw new OptionError('ERR_OPTION', `keep fraction must lie in (0, 1], got ${keep.fraction}`);
+  }
+}
