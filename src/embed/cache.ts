@@ -431,18 +431,26 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
     }
   };
 
-  for (let start = 0; start < todo.length; start += batchSize) {
-    if (signal?.aborted) throw new AbortError();
-    const batch = todo.slice(start, start + batchSize);
-    const got = await embedder.embed(batch.map((rows) => texts[rows[0]!]!), { signal });
-    if (got.length !== batch.length * dim) {
-      throw new ShapeError('ERR_SHAPE', `embedder ${JSON.stringify(embedder.id)} returned ${got.length} values for ${batch.length} texts of dimension ${dim}`);
+  let embedded = 0; // texts of todo whose vectors are in hand
+  try {
+    for (let start = 0; start < todo.length; start += batchSize) {
+      if (signal?.aborted) throw new AbortError();
+      const batch = todo.slice(start, start + batchSize);
+      const got = await embedder.embed(batch.map((rows) => texts[rows[0]!]!), { signal });
+      if (got.length !== batch.length * dim) {
+        throw new ShapeError('ERR_SHAPE', `embedder ${JSON.stringify(embedder.id)} returned ${got.length} values for ${batch.length} texts of dimension ${dim}`);
+      }
+      batch.forEach((rows, b) => {
+        for (const i of rows) vectors.set(got.subarray(b * dim, (b + 1) * dim), i * dim);
+      });
+      embedded = start + batch.length;
+      if (embedded - stored >= MAX_CHUNK_ROWS || embedded === todo.length) await flush(embedded);
     }
-    batch.forEach((rows, b) => {
-      for (const i of rows) vectors.set(got.subarray(b * dim, (b + 1) * dim), i * dim);
-    });
-    const done = start + batch.length;
-    if (done - stored >= MAX_CHUNK_ROWS || done === todo.length) await flush(done);
+  } catch (err) {
+    // An embedder that fails midway (a server that gave up, an abort): keep the
+    // batches already paid for, so that a rerun asks only for the rest.
+    await flush(embedded).catch(() => undefined);
+    throw err;
   }
   return vectors;
 }
