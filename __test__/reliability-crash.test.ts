@@ -1,0 +1,151 @@
+// Reliability, part 3: crash safety. `sot purify` is killed with SIGKILL at
+// random points spread over a whole run (seeded, so the delays are the same on
+// every run), at least 20 times. After each kill every output is either absent
+// or byte-identical to an uninterrupted run's (the report modulo its timestamp
+// and timings), the only leftovers are temporary files named
+// `.<output name>.<pid>.<12 hex>.tmp`, the embedding cache holds no corrupt
+// chunk, and a rerun in the same folder with the same cache reuses what the
+// killed run embedded and writes the same bytes as the uninterrupted run.
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { alpacaOk, CLI, DATA_DIR, harmfulPairs, shuffle, writeJsonl } from './datasets.js';
+
+const KILLS = Number(process.env.SOT_CRASH_RUNS ?? 24);
+const OUTPUTS = ['train.purified.jsonl', 'train.purified.scores.csv', 'train.purified.report.json', 'train.purified.report.html'];
+const TEMP = /^\.(train\.purified\.(jsonl|scores\.csv|report\.json|report\.html))\.\d+\.[0-9a-f]{12}\.tmp$/;
+
+const root = mkdtempSync(join(tmpdir(), 'sot-crash-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** ~2,400 records: alpaca-libre pairs in two phrasings each, ~6% real harmful pairs; a 50-sample anchor. */
+function makeInput(): { input: string; anchor: string } {
+  const clean = alpacaOk();
+  const phrasings = ['', 'Please answer: '];
+  const benign = phrasings.flatMap((p, k) => clean.slice(50).map((r) => ({ ...r, instruction: `${p}${r.instruction}`, variant: k })));
+  const harmful = harmfulPairs().map((r) => ({ ...r, variant: -1 }));
+  const records = shuffle([...benign, ...harmful.slice(0, 150)], 5).map((r, id) => ({ id, ...r }));
+  return { input: writeJsonl(join(root, 'train.jsonl'), records), anchor: writeJsonl(join(root, 'anchor.jsonl'), clean.slice(0, 50)) };
+}
+
+const { input, anchor } = makeInput();
+const args = ['purify', 'train.jsonl', '--harmful', 'advbench', '--anchor', anchor, '--cache-dir', 'cache', '-q'];
+const env = { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' };
+
+/** A fresh run folder holding a copy of the input (so reports name the same relative paths). */
+function runDir(name: string): string {
+  const dir = join(root, name);
+  mkdirSync(dir);
+  copyFileSync(input, join(dir, 'train.jsonl'));
+  return dir;
+}
+
+function purifyIn(dir: string): { code: number | null; stderr: string; seconds: number } {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Output bytes with what legitimately differs between runs (timestamp, timings) blanked. */
+function normalised(path: string): string {
+  const text = readFileSync(path, 'latin1');
+  if (!path.includes('.report.')) return text;
+  return text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>').replace(/"timings": ?\{[^}]*\}/g, '"timings":{}');
+}
+
+/** Rows held by the complete chunks of the embedding cache (header: count u32 at byte 16). */
+function cacheRows(dir: string): { rows: number; chunks: Set<string>; other: string[] } {
+  let rows = 0;
+  const chunks = new Set<string>();
+  const other: string[] = [];
+  const base = join(dir, 'cache', 'embeddings');
+  if (!existsSync(base)) return { rows, chunks, other };
+  for (const sub of readdirSync(base)) {
+    for (const f of readdirSync(join(base, sub))) {
+      const p = join(base, sub, f);
+      if (f.endsWith('.chunk')) {
+        const b = readFileSync(p);
+        rows += b.readUInt32LE(16);
+        chunks.add(`${sub}/${f}`);
+      } else if (f !== 'meta.json') other.push(`${sub}/${f}`);
+    }
+  }
+  return { rows, chunks, other };
+}
+
+/** Deterministic delays (LCG) spread evenly over [0, span): one per stratum, jittered. */
+function delays(n: number, span: number, seed = 99): number[] {
+  let s = seed;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Array.from({ length: n }, (_, i) => Math.round(((i + next()) / n) * span));
+}
+
+function killAfter(dir: string, ms: number): Promise<{ killed: boolean; code: number | null }> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env, stdio: 'ignore' });
+  let killed = false;
+  const timer = setTimeout(() => {
+    killed = child.kill('SIGKILL');
+  }, ms);
+  return new Promise((res) =>
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      res({ killed: killed && signal === 'SIGKILL', code });
+    }),
+  );
+}
+
+describe('SIGKILL at random points', () => {
+  it(`never leaves a partial output, and a rerun gives the same bytes (${KILLS} kills)`, async () => {
+    // The uninterrupted reference run, cold cache, then warm.
+    const ref = runDir('reference');
+    const cold = purifyIn(ref);
+    expect(cold.stderr).toBe('');
+    expect(cold.code).toBe(0);
+    const refCache = cacheRows(ref);
+    const warm = purifyIn(ref);
+    expect(warm.code).toBe(0);
+    expect(cacheRows(ref).rows).toBe(refCache.rows); // a warm run embeds nothing new
+    const want = new Map(OUTPUTS.map((f) => [f, normalised(join(ref, f))]));
+    const span = cold.seconds * 1000 * 1.1;
+
+    const outcomes: Array<{ delay: number; killed: boolean; present: number; temps: number; cachedRows: number }> = [];
+    for (const [i, delay] of delays(KILLS, span).entries()) {
+      const dir = runDir(`kill-${i}`);
+      const { killed, code } = await killAfter(dir, delay);
+      if (!killed) expect(code).toBe(0);
+      // 1. Each output is absent or complete and identical to the reference.
+      const files = readdirSync(dir);
+      const present = OUTPUTS.filter((f) => files.includes(f));
+      for (const f of present) expect(normalised(join(dir, f)), `${f} after a kill at ${delay} ms`).toBe(want.get(f));
+      // The JSON report comes after the dataset and the scores (its HTML page last of all).
+      if (files.includes('train.purified.report.json')) expect(present.slice(0, 3)).toEqual(OUTPUTS.slice(0, 3));
+      if (files.includes('train.purified.report.html')) expect(present).toEqual(OUTPUTS);
+      // 2. The only other files: the input, the cache folder, temp files of our pattern.
+      const extra = files.filter((f) => !OUTPUTS.includes(f) && f !== 'train.jsonl' && f !== 'cache');
+      for (const f of extra) expect(f).toMatch(TEMP);
+      // 3. The cache holds complete chunks only (a temp chunk may be left over).
+      const afterKill = cacheRows(dir);
+      for (const f of afterKill.other) expect(f).toMatch(/\/\.tmp-\d+-[0-9a-f]+$/); // the cache's own temp files, `.tmp-<pid>-<hex>`
+      // 4. A rerun reuses the cache and writes the reference bytes.
+      const again = purifyIn(dir);
+      expect(again.stderr).toBe('');
+      expect(again.code).toBe(0);
+      for (const f of OUTPUTS) expect(normalised(join(dir, f)), `${f} rerun after a kill at ${delay} ms`).toBe(want.get(f));
+      const afterRerun = cacheRows(dir);
+      for (const c of afterKill.chunks) expect(afterRerun.chunks.has(c)).toBe(true); // nothing the killed run cached was dropped
+      expect(afterRerun.rows).toBe(refCache.rows); // ... nor embedded again
+      outcomes.push({ delay, killed, present: present.length, temps: extra.length, cachedRows: afterKill.rows });
+    }
+    console.log(
+      `crash safety: reference run ${cold.seconds.toFixed(2)} s cold, ${warm.seconds.toFixed(2)} s warm (cache ${refCache.rows} rows); ` +
+        `${outcomes.filter((o) => o.killed).length} of ${outcomes.length} runs killed; delay ms / outputs present / temp files left / cache rows at kill:\n` +
+        outcomes.map((o) => `  ${o.delay} / ${o.present} / ${o.temps} / ${o.cachedRows}${o.killed ? '' : ' (finished first)'}`).join('\n'),
+    );
+    // The delays reach every stage: some kills before any output, some among the outputs or after them.
+    expect(outcomes.filter((o) => o.killed).length).toBeGreaterThanOrEqual(Math.min(20, KILLS - 2));
+    expect(outcomes.some((o) => o.killed && o.cachedRows === 0)).toBe(true);
+    expect(outcomes.some((o) => o.killed && o.cachedRows > 0)).toBe(true);
+  }, 900_000);
+});
