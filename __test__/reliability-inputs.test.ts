@@ -7,7 +7,7 @@
 // __test__/fixtures/bad/, large ones are generated in a temp dir.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -243,8 +243,10 @@ describe('a single 100 MB line', () => {
     rmSync(path);
   }, 180_000);
 
-  // Embedding a 100 MB text costs ~75 s and ~3.5 GB on two cores (measured; see
-  // the README): correct, but too slow for every CI run. SOT_RELIABILITY_LONG=1 runs it.
+  // A 100 MB text that is embedded: ~11 s and ~1.4 GB peak RSS on two shared cores
+  // (the built-in embedder reads its first 400 characters; reading, hashing and the
+  // report take the rest; ~77 s and 3.5 GB before it did). Correct, but heavy for every
+  // CI run: SOT_RELIABILITY_LONG=1 runs it.
   it.runIf(process.env.SOT_RELIABILITY_LONG === '1')('embedded (the response): correct, no hang', async () => {
     const path = join(scratch, 'big-text.jsonl');
     await bigLineFile(path, MB100, { field: 'response' });
@@ -380,5 +382,44 @@ describe('bad vectors from an embedder through purify()', () => {
       expect(r.err?.message).toMatch(/embedder "fake-.*" returned \d+ values for 5 texts of dimension 8/);
       expect(r.left).toEqual([]);
     }
+  });
+});
+
+describe('bad precomputed vectors through `sot purify --vectors-field`', () => {
+  const dir = mkdtempSync(join(scratch, 'vectors-'));
+  const write = (name: string, vec: (i: number) => unknown) => {
+    const path = join(dir, name);
+    const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `question ${i} about cats`, response: `answer ${i}`, vec: vec(i) }));
+    writeFileSync(path, `${rows.join('\n')}\n`);
+    return path;
+  };
+  const good = (i: number) => [1 + (i % 3), 2, 3, 4 - (i % 2)];
+  const harmful = write('harmful-vectors.jsonl', (i) => [4, 3, 2, 1 + i]);
+  const run = (input: string, refs = harmful) => purifyCli(input, ['--harmful', refs, '--vectors-field', 'vec']);
+
+  it.each([
+    ['overflow.jsonl', (i: number) => (i === 3 ? [1e39, 2, 3, 4] : good(i)), 3, 'ERR_INPUT', /overflow\.jsonl:4: "vec"\[0\] is 1e\+39, not a finite number/],
+    ['null.jsonl', (i: number) => (i === 3 ? [1, null, 3, 4] : good(i)), 3, 'ERR_INPUT', /null\.jsonl:4: "vec"\[1\] is null, not a finite number/],
+    ['nan-string.jsonl', (i: number) => (i === 3 ? '[NaN,2,3,4]' : good(i)), 3, 'ERR_INPUT', /nan-string\.jsonl:4: "vec" is a string but not a JSON array of numbers/],
+    ['empty-vector.jsonl', (i: number) => (i === 3 ? [] : good(i)), 3, 'ERR_INPUT', /empty-vector\.jsonl:4: "vec" must be a non-empty array of numbers/],
+    ['zero.jsonl', (i: number) => (i === 3 ? [0, 0, 0, 0] : good(i)), 3, 'ERR_ZERO_NORM', /downstream\[3\] is the zero vector/],
+    ['short.jsonl', (i: number) => (i === 3 ? [1, 2, 3] : good(i)), 3, 'ERR_SHAPE', /short\.jsonl:4: embedding dimension mismatch: "vec" has 3 numbers, earlier vectors have 4/],
+  ])('%s: clear error, exit %i, nothing written', (name, vec, code, errCode, pattern) => {
+    const r = run(write(name, vec));
+    expect(r.code).toBe(code);
+    expect(r.json.error!.code).toBe(errCode);
+    expect(r.json.error!.message).toMatch(pattern);
+    expect(r.left).toEqual([]);
+  });
+
+  it('a reference of another dimension is a ShapeError naming it; huge but finite values are fine (cosine)', () => {
+    const r = run(write('ok.jsonl', good), write('harmful-3d.jsonl', () => [1, 2, 3]));
+    expect(r.code).toBe(3);
+    // (The references are read first, so the dataset is the one named: both dimensions are in the message.)
+    expect(r.json.error!.message).toMatch(/ok\.jsonl:1: embedding dimension mismatch: "vec" has 4 numbers, earlier vectors have 3/);
+    expect(r.left).toEqual([]);
+    const big = run(write('huge.jsonl', (i) => (i === 3 ? [1e30, 2, 3, 4] : good(i))));
+    expect(big.code).toBe(0);
+    expect(big.json).toMatchObject({ ok: true, n: 6, k: 5 });
   });
 });
