@@ -52,7 +52,7 @@ fn ctl() -> Control<'static> {
 }
 
 proptest! {
-    #![proptest_config(cases(64))]
+    #![proptest_config(cases(256))]
 
     /// The GEMM-tiled cost matrix equals the pair-by-pair f64 definition.
     #[test]
