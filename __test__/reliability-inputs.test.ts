@@ -423,3 +423,24 @@ describe('bad precomputed vectors through `sot purify --vectors-field`', () => {
     expect(big.json).toMatchObject({ ok: true, n: 6, k: 5 });
   });
 });
+
+describe('unwritable outputs are found before the work', () => {
+  it('a missing output folder or an output onto the input: exit 4 before anything is embedded, input intact', () => {
+    const cache = mkdtempSync(join(scratch, 'out-cache-'));
+    const before = readFileSync(join(FIX, 'good.jsonl'));
+    for (const [extra, pattern] of [
+      [['-o', join(scratch, 'no-such-folder', 'o.jsonl')], /cannot write .*no-such-folder\/o\.jsonl: the folder .*no-such-folder does not exist/],
+      [['-o', join(scratch, 'ok.jsonl'), '--scores', join(scratch, 'missing', 's.csv')], /the folder .*missing does not exist/],
+      [['-o', join(FIX, 'good.jsonl')], /refusing to write .*good\.jsonl: it is the input file/],
+    ] as const) {
+      const r = spawnSync(process.execPath, [CLI, 'purify', join(FIX, 'good.jsonl'), '--harmful', HARMFUL, '--cache-dir', cache, '--json', ...extra], { env: env(), encoding: 'utf8' });
+      expect(r.status).toBe(4);
+      const e = JSON.parse(r.stdout).error;
+      expect(e.code).toBe('ERR_IO');
+      expect(e.message).toMatch(pattern);
+      expect(readdirSync(cache)).toEqual([]); // failed before the embedding stage
+    }
+    expect(readFileSync(join(FIX, 'good.jsonl')).equals(before)).toBe(true);
+    expect(existsSync(join(scratch, 'ok.jsonl'))).toBe(false);
+  });
+});

@@ -1,5 +1,8 @@
 import { createRequire } from 'node:module';
-import { AbortError, OptionError } from '../errors.js';
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { AbortError, IoError, OptionError } from '../errors.js';
+import { assertNotSameFile } from '../io/index.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type Scores } from '../learner.js';
@@ -61,6 +64,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   // Read (and fit the embedder on the dataset's texts, e.g. document frequencies).
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
   const input = await PipelineInput.open(o);
+  await checkOutputs(o.input, paths); // a missing folder or an output onto the input: now, not after the work
   const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n); // before the embedding and the learning, not after
@@ -136,5 +140,16 @@ function checkKeep(keep: PurifyOptions['keep'], n: number): void {
   }
   if ('fraction' in keep && typeof keep.fraction === 'number' && !(keep.fraction > 0 && keep.fraction <= 1)) {
     throw new OptionError('ERR_OPTION', `keep fraction must lie in (0, 1], got ${keep.fraction}`);
+  }
+}
+
+/** Every output's folder exists, and no output is the input (checked again when writing). */
+async function checkOutputs(input: string, paths: ReturnType<typeof outputPaths>): Promise<void> {
+  for (const p of [paths.output, paths.scores, paths.report, paths.html]) {
+    if (p === null) continue;
+    const dir = dirname(resolve(p));
+    const s = await stat(dir).catch(() => undefined);
+    if (!s?.isDirectory()) throw new IoError(`cannot write ${p}: the folder ${dir} does not exist`, { path: p });
+    await assertNotSameFile(input, p);
   }
 }
