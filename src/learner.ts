@@ -33,7 +33,7 @@ export interface LearnerOptions extends OperationOptions {
   tol?: number;
   /** Debiased Sinkhorn divergences instead of OT (needs the n x n self cost). Default false. */
   debiased?: boolean;
-  /** Without an anchor, at most this many (evenly spaced) downstream samples form the pull target. Default 2000. */
+  /** Without an anchor, at most this many (evenly spaced) downstream samples form the pull target. Default 50. */
   maxSelfAnchor?: number;
   /** Inner Sinkhorn solves: tolerance (1e-5), iteration cap (300), over-relaxation (true). */
   inner?: { tol?: number; maxIter?: number; overrelax?: boolean };

@@ -29,7 +29,8 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { HashingEmbedder, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
+import { EmbeddingCache, HashingEmbedder, embedWithCache, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
+import { createEmbedder } from '../../dist/embed/providers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
@@ -52,6 +53,7 @@ const EMBEDDERS = list(opt('embedders')) ?? Object.keys(cfg.embedders);
 const MAIN_ONLY = quick || flag('main-only');
 const learner = {};
 for (const k of ['eps', 'lambda', 'tau']) if (opt(k) !== undefined) learner[k] = Number(opt(k));
+if (opt('learner') !== undefined) Object.assign(learner, JSON.parse(opt('learner'))); // any other learner option, as JSON
 
 // ---------- sources: records -> { prompt, response } ----------
 function at(obj, path) {
@@ -143,13 +145,30 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
 
 // ---------- embedders ----------
-function makeEmbedder(name) {
+// `builtin` is refitted per cell (its idf comes from the downstream set). Model
+// embedders (`transformers`, `openai`, `wink`: the options of createEmbedder)
+// are built once and go through an embedding cache, so each text is embedded
+// once across cells and seeds. `model: "$TEST_MODEL"` is the all-MiniLM-L6-v2
+// folder that scripts/fetch-test-model.mjs builds from registry packages.
+const CACHE_DIR = process.env.SOTQ_CACHE_DIR || join(os.tmpdir(), 'sot-quality-cache');
+const shared = {};
+async function makeEmbedder(name) {
   const e = cfg.embedders[name];
   if (e?.type === 'builtin') return new HashingEmbedder(e.options ?? {});
-  throw new Error(`config: embedder ${name} has an unsupported type ${e?.type}`);
+  if (!shared[name]) {
+    const options = { ...e.options };
+    if (options.model === '$TEST_MODEL') {
+      const { fetchTestModel } = await import('../../scripts/fetch-test-model.mjs');
+      options.model = await fetchTestModel(join(CACHE_DIR, 'models'));
+    }
+    const embedder = await createEmbedder({ kind: e.type, cacheDir: CACHE_DIR, ...options });
+    shared[name] = { embedder, cache: await EmbeddingCache.open(join(CACHE_DIR, 'embeddings'), embedder.id, embedder.dim) };
+  }
+  return shared[name];
 }
 async function embedAll(embedder, texts) {
-  return { data: await embedder.embed(texts), rows: texts.length, cols: embedder.dim };
+  const data = embedder.cache ? await embedWithCache(embedder.embedder, texts, embedder.cache) : await embedder.embed(texts);
+  return { data, rows: texts.length, cols: (embedder.embedder ?? embedder).dim };
 }
 
 // ---------- data ----------
@@ -196,7 +215,8 @@ function draw(task, contam, rate, anchorSize, seed) {
 
 async function runCell(embName, task, contam, rate, anchorSize, seed) {
   const { rows, anchor, n } = draw(task, contam, rate, anchorSize, seed);
-  const embedder = makeEmbedder(embName);
+  const made = await makeEmbedder(embName);
+  const embedder = made.embedder ?? made;
   const cut = Number(opt('max-chars', 0)) || undefined; // exploration: truncate texts before embedding
   const words = Number(opt('max-words', 0)) || undefined;
   const R = (x) => {
@@ -209,9 +229,9 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
   const te = performance.now();
   if (embedder.fit) await embedder.fit((async function* () { yield texts; })());
   const sets = {
-    downstream: await embedAll(embedder, texts),
-    anchor: anchor.length ? await embedAll(embedder, anchor.map(R)) : undefined,
-    harmful: await embedAll(embedder, reference.map(R)),
+    downstream: await embedAll(made, texts),
+    anchor: anchor.length ? await embedAll(made, anchor.map(R)) : undefined,
+    harmful: await embedAll(made, reference.map(R)),
   };
   const embedS = (performance.now() - te) / 1000;
   const isHarm = rows.map((x) => x.kind === 'harmful');

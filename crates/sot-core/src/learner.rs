@@ -56,7 +56,9 @@ pub struct LearnerOptions {
     pub tol: f64,
     /// Use debiased Sinkhorn divergences instead of OT (needs the n x n self cost).
     pub debiased: bool,
-    /// Without an anchor, at most this many downstream samples (evenly spaced) form the pull target.
+    /// Without an anchor, at most this many downstream samples (evenly spaced) form the pull target
+    /// (default 50, the size of a typical anchor: a larger self-anchor makes the pull towards the
+    /// contaminated data dominate, and with small eps its inner solves converge slowly).
     pub max_self_anchor: usize,
     /// Tolerance and iteration cap of each warm-started inner solve (eps is taken from above).
     pub inner: SinkhornOptions,
@@ -75,7 +77,7 @@ impl Default for LearnerOptions {
             max_steps: 500,
             tol: 1e-5,
             debiased: false,
-            max_self_anchor: 2000,
+            max_self_anchor: 50,
             inner: SinkhornOptions { tol: 1e-5, max_iter: 300, ..SinkhornOptions::default() },
         }
     }
