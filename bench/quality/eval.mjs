@@ -267,6 +267,14 @@ if (!MAIN_ONLY) {
   for (const a of cfg.sweeps.anchor) if (a !== cfg.main.anchor) cells.push([cfg.main.contamination, a, 'anchor']);
 }
 const results = [];
+const outFile = opt('out', join(here, 'results', `eval-${new Date().toISOString().slice(0, 10)}.json`));
+mkdirSync(dirname(outFile), { recursive: true });
+// Written after every cell, so a long run that is stopped keeps what it measured.
+const save = () =>
+  writeFileSync(
+    outFile,
+    JSON.stringify({ config: cfg, args, learner, seeds: SEEDS, cpus: os.cpus().length, referenceSize: reference.length, pools: Object.fromEntries(Object.entries(pools).map(([k, v]) => [k, v.length])), results }, null, 1),
+  );
 for (const emb of EMBEDDERS)
   for (const task of TASKS)
     for (const contam of CONTAMS)
@@ -274,6 +282,7 @@ for (const emb of EMBEDDERS)
         const rs = [];
         for (const seed of SEEDS) rs.push(...(await runCell(emb, task, contam, rate, anchorSize, seed)));
         results.push(...rs.map((x) => ({ ...x, sweep })));
+        save();
         const n = rs[0].n;
         console.log(`${emb} ${task}+${contam} rate ${rate} anchor ${anchorSize} (n ${n}${n < cfg.downstream ? ', shrunk' : ''}, ${SEEDS.length} seeds)`);
         console.log(`  ${'method'.padEnd(16)} ${'recall@K'.padEnd(14)} ${'benign'.padEnd(8)} ${'hard-neg'.padEnd(8)} ${'AUROC'.padEnd(7)} seconds`);
@@ -285,10 +294,4 @@ for (const emb of EMBEDDERS)
         }
       }
 
-const outFile = opt('out', join(here, 'results', `eval-${new Date().toISOString().slice(0, 10)}.json`));
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(
-  outFile,
-  JSON.stringify({ config: cfg, args, learner, seeds: SEEDS, cpus: os.cpus().length, referenceSize: reference.length, pools: Object.fromEntries(Object.entries(pools).map(([k, v]) => [k, v.length])), results }, null, 1),
-);
 console.log(`\nwrote ${outFile} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
