@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { EmbeddingCache, HashingEmbedder, embedWithCache, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
 import { createEmbedder } from '../../dist/embed/providers.js';
+import { auroc, mulberry32 } from './stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
@@ -106,16 +107,7 @@ function loadSource(name) {
 }
 
 // ---------- seeded draws ----------
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 function shuffle(xs, r) {
   const a = xs.slice();
   for (let i = a.length - 1; i > 0; i--) {
@@ -126,21 +118,6 @@ function shuffle(xs, r) {
 }
 
 // ---------- metrics ----------
-function auroc(scores, isHarm) {
-  // P(score of a benign sample > score of a harmful one), ties count half: rank-sum form.
-  const idx = Array.from(scores.keys()).sort((a, b) => scores[a] - scores[b]);
-  let rankSum = 0;
-  let nb = 0;
-  for (let i = 0; i < idx.length; ) {
-    let j = i;
-    while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
-    const avg = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) if (!isHarm[idx[k]]) (rankSum += avg), nb++;
-    i = j + 1;
-  }
-  const nh = idx.length - nb;
-  return (rankSum - (nb * (nb + 1)) / 2) / (nb * nh);
-}
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
 

@@ -30,6 +30,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { learnWeights, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
+import { auroc, mulberry32 } from './stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CACHE = process.env.SOTQ_CACHE ?? '/tmp/sotq-emb';
@@ -69,16 +70,6 @@ function loadPool(name) {
   return { name, n: meta.n, dim: meta.dim, data, rows: meta.rows };
 }
 
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const hash = (s) => [...s].reduce((h, c) => (Math.imul(h, 31) + c.charCodeAt(0)) >>> 0, 7);
 function permutation(n, rand) {
   const p = Array.from({ length: n }, (_, i) => i);
@@ -121,21 +112,6 @@ function split(task, seed, pools) {
 }
 
 // ---------- metrics ----------
-function auroc(scores, labels) {
-  // P(score of a benign sample > score of a harmful one), ties counted half
-  const idx = Array.from(scores.keys()).sort((a, b) => scores[a] - scores[b]);
-  let rankSum = 0;
-  let nb = 0;
-  for (let i = 0; i < idx.length; ) {
-    let j = i;
-    while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
-    const avg = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) if (labels[idx[k]] === 0) (rankSum += avg), nb++;
-    i = j + 1;
-  }
-  const nh = labels.length - nb;
-  return (rankSum - (nb * (nb + 1)) / 2) / (nb * nh);
-}
 
 async function metrics(scores, labels, weights) {
   const sel = await selectTopK(scores, { fraction: KEEP }, weights);

@@ -1,0 +1,33 @@
+// Shared by the quality benchmarks: seeded draws and the detector AUROC.
+
+/** Seeded uniform [0, 1) generator (mulberry32). */
+export function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * AUROC of `scores` as a benign-vs-harmful detector: P(score of a benign
+ * sample > score of a harmful one), ties counted half (rank-sum form).
+ * `harmful[i]` is truthy for harmful samples.
+ */
+export function auroc(scores, harmful) {
+  const idx = Array.from(scores.keys()).sort((a, b) => scores[a] - scores[b]);
+  let rankSum = 0;
+  let nb = 0;
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
+    const avg = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) if (!harmful[idx[k]]) (rankSum += avg), nb++;
+    i = j + 1;
+  }
+  const nh = idx.length - nb;
+  return (rankSum - (nb * (nb + 1)) / 2) / (nb * nh);
+}
