@@ -785,6 +785,7 @@ module.exports.docFreqBatch = nativeBinding.docFreqBatch
 module.exports.docFreqBuckets = nativeBinding.docFreqBuckets
 module.exports.embedTexts = nativeBinding.embedTexts
 module.exports.learnWeights = nativeBinding.learnWeights
+module.exports.poolRows = nativeBinding.poolRows
 module.exports.project2d = nativeBinding.project2d
 module.exports.selectTopK = nativeBinding.selectTopK
 module.exports.sinkhornCost = nativeBinding.sinkhornCost

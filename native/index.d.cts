@@ -134,6 +134,14 @@ export interface Matrix {
   cols: number
 }
 
+/**
+ * Unit vectors of weighted bags of table rows (e.g. word vectors):
+ * bag `b` is `ids[offsets[b]..offsets[b + 1]]`, row-major `bags x cols`.
+ * An empty bag, or one whose weighted sum is zero, rejects with `ERR_EMPTY`
+ * and its `index`.
+ */
+export declare function poolRows(table: Matrix, ids: Uint32Array, offsets: Uint32Array, weights?: Float32Array | undefined | null, token?: CancelToken | undefined | null): Promise<Float32Array>
+
 export interface ProgressEvent {
   stage: string
   iteration: number

@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { AbortError, EmptyInputError, IoError, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/index.js';
+import { cancellable } from '../cancellable.js';
+import { native } from '../native.js';
 import { num } from '../options.js';
 import { resolveCacheDir } from '../refsets/index.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
@@ -305,32 +307,29 @@ export class WinkEmbedder implements Embedder {
 
   async embed(texts: string[], options: EmbedCallOptions = {}): Promise<Float32Array> {
     const t = await this.load();
-    const dim = this.dim;
-    const out = new Float32Array(texts.length * dim);
-    const acc = new Float64Array(dim);
+    // Tokenise here (the word table lives in JS); the weighted pooling runs
+    // natively, off the JS thread.
+    const offsets = new Uint32Array(texts.length + 1);
+    const ids: number[] = [];
     for (let i = 0; i < texts.length; i++) {
       if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
       const text = texts[i];
       if (typeof text !== 'string') throw new OptionError('ERR_OPTION', `texts[${i}] is not a string`, { index: i });
-      acc.fill(0);
-      let known = 0;
       for (const w of wordsOf(text)) {
         const r = t.index.get(w);
-        if (r === undefined) continue;
-        known++;
-        const wt = this.#weights?.[r] ?? 1;
-        const base = r * dim;
-        for (let k = 0; k < dim; k++) acc[k]! += wt * t.vectors[base + k]!;
+        if (r !== undefined) ids.push(r);
       }
-      let norm = 0;
-      for (let k = 0; k < dim; k++) norm += acc[k]! * acc[k]!;
-      if (known === 0 || !(norm > 0)) {
-        throw new EmptyInputError('ERR_EMPTY', `text ${i} has no word in the ${WINK_PACKAGE} vocabulary (${JSON.stringify(text.slice(0, 60))})`, { index: i });
-      }
-      // The average's direction is the weighted sum's: normalise the sum.
-      const s = 1 / Math.sqrt(norm);
-      for (let k = 0; k < dim; k++) out[i * dim + k] = acc[k]! * s;
+      offsets[i + 1] = ids.length;
     }
-    return out;
+    const table = { data: t.vectors, rows: t.vectors.length / this.dim, cols: this.dim };
+    try {
+      return await cancellable(options.signal, (token) => native.poolRows(table, Uint32Array.from(ids), offsets, this.#weights, token));
+    } catch (err) {
+      if (err instanceof EmptyInputError && err.index !== undefined) {
+        const i = err.index;
+        throw new EmptyInputError('ERR_EMPTY', `text ${i} has no word in the ${WINK_PACKAGE} vocabulary (${JSON.stringify(String(texts[i]).slice(0, 60))})`, { index: i, cause: err });
+      }
+      throw err;
+    }
   }
 }

@@ -190,3 +190,48 @@ pub fn project_2d(
 ) -> AsyncTask<ProjectTask> {
     AsyncTask::new(ProjectTask { points, job: Job::new(token, progress, progress_interval_ms) })
 }
+
+pub struct PoolTask {
+    table: Matrix,
+    ids: Uint32Array,
+    offsets: Uint32Array,
+    weights: Option<Float32Array>,
+    job: Job,
+}
+
+impl Task for PoolTask {
+    type Output = Vec<f32>;
+    type JsValue = Float32Array;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let Self { table, ids, offsets, weights, job } = self;
+        job.run(|ctl| {
+            let w = weights.as_ref().map(|w| &w[..]);
+            let p = sot_core::pool_rows(matrix_view(table, "table")?, ids, offsets, w, ctl)?;
+            Ok(p.into_raw_vec_and_offset().0)
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output.into())
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+/// Unit vectors of weighted bags of table rows (e.g. word vectors):
+/// bag `b` is `ids[offsets[b]..offsets[b + 1]]`, row-major `bags x cols`.
+/// An empty bag, or one whose weighted sum is zero, rejects with `ERR_EMPTY`
+/// and its `index`.
+#[napi(ts_return_type = "Promise<Float32Array>")]
+pub fn pool_rows(
+    table: Matrix,
+    ids: Uint32Array,
+    offsets: Uint32Array,
+    weights: Option<Float32Array>,
+    token: Option<&CancelToken>,
+) -> AsyncTask<PoolTask> {
+    AsyncTask::new(PoolTask { table, ids, offsets, weights, job: Job::new(token, None, None) })
+}
