@@ -73,14 +73,14 @@ export class PipelineInput {
     return n;
   }
 
-  /** Rendered texts of the given record indices (for the report's excerpts). */
-  async textsAt(indices: Iterable<number>): Promise<Map<number, { line: number; text: string }>> {
+  /** Rendered texts of the given record indices (for the report's excerpts; their lines are known from the embed pass). */
+  async textsAt(indices: Iterable<number>): Promise<Map<number, string>> {
     const want = new Set(indices);
-    const out = new Map<number, { line: number; text: string }>();
+    const out = new Map<number, string>();
     if (want.size === 0) return out;
     for await (const { record, text } of this.dataset) {
       if (want.has(record.index)) {
-        out.set(record.index, { line: record.line, text: renderText(text, this.template) });
+        out.set(record.index, renderText(text, this.template));
         if (out.size === want.size) break;
       }
     }
@@ -88,4 +88,3 @@ export class PipelineInput {
   }
 }
 
-export const openInput = PipelineInput.open;

@@ -103,11 +103,11 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     projection: await projection(r.sets, r.selection.kept),
     lowest: lowestIdx.map((i) => ({
       index: i,
-      line: r.lines[i] ?? texts.get(i)?.line ?? 0,
+      line: r.lines[i]!,
       weight: weights[i]!,
       pull: pull ? pull[i]! : null,
       push: push ? push[i]! : null,
-      excerpt: excerpt(texts.get(i)?.text ?? ''),
+      excerpt: excerpt(texts.get(i) ?? ''),
     })),
   };
 }
