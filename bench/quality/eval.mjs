@@ -25,13 +25,14 @@
 // (so the rate is exact) and the table says so.
 //
 // Needs `npm run build` and the data mirror (SOT_DATA_DIR or ../shared/data).
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { EmbeddingCache, HashingEmbedder, embedWithCache, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
 import { createEmbedder } from '../../dist/embed/providers.js';
 import { auroc, mulberry32 } from './stats.mjs';
+import { dataDir, loadSource as loadNamed, norm } from '../sources.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
@@ -43,8 +44,8 @@ const opt = (n, d) => {
 };
 const list = (s) => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
 const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'utf8'));
-const DATA = process.env.SOT_DATA_DIR || resolve(root, '..', 'shared', 'data');
-if (!existsSync(DATA)) throw new Error(`no data mirror at ${DATA} (set SOT_DATA_DIR)`);
+const DATA = dataDir();
+const loadSource = (name) => loadNamed(cfg.sources, name, DATA);
 const quick = flag('quick');
 const TASKS = list(opt('tasks')) ?? Object.keys(cfg.tasks);
 const CONTAMS = list(opt('contaminations')) ?? Object.keys(cfg.contaminations);
@@ -55,56 +56,6 @@ const MAIN_ONLY = quick || flag('main-only');
 const learner = {};
 for (const k of ['eps', 'lambda', 'tau']) if (opt(k) !== undefined) learner[k] = Number(opt(k));
 if (opt('learner') !== undefined) Object.assign(learner, JSON.parse(opt('learner'))); // any other learner option, as JSON
-
-// ---------- sources: records -> { prompt, response } ----------
-function at(obj, path) {
-  if (path === '.') return obj;
-  let v = obj;
-  for (const part of path.split('.')) v = v == null ? undefined : v[/^\d+$/.test(part) ? Number(part) : part];
-  return v;
-}
-function readRecords(file) {
-  const text = readFileSync(join(DATA, file), 'utf8');
-  if (file.endsWith('.jsonl')) {
-    const out = [];
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        out.push(JSON.parse(line));
-      } catch {
-        /* alpaca-libre v2 has 14 malformed lines: skipped, as `sot purify --skip-invalid` would */
-      }
-    }
-    return out;
-  }
-  return JSON.parse(text);
-}
-const norm = (s) => s.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[ .!?]+$/, '');
-function loadSource(name) {
-  const s = cfg.sources[name];
-  if (!s) throw new Error(`config: unknown source ${name}`);
-  const seen = new Set();
-  const out = [];
-  for (const file of s.files) {
-    let rows = readRecords(file);
-    if (s.root) rows = at(rows, s.root);
-    for (const r of rows) {
-      if (s.where && !Object.entries(s.where).every(([k, v]) => at(r, k) === v)) continue;
-      const sample = s.text
-        ? { prompt: String(at(r, s.text) ?? ''), response: '' }
-        : {
-            prompt: s.prompt.map((p) => at(r, p)).filter((x) => typeof x === 'string' && x.trim()).join('\n\n'),
-            response: s.response ? String(at(r, s.response) ?? '') : '',
-          };
-      // Deduplicate within a source, by prompt or (default) by prompt and response.
-      const key = s.dedupe === 'prompt' ? norm(sample.prompt) : `${norm(sample.prompt)}\u0000${norm(sample.response)}`;
-      if (!norm(sample.prompt) || seen.has(key)) continue;
-      seen.add(key);
-      out.push(sample);
-    }
-  }
-  return out;
-}
 
 // ---------- seeded draws ----------
 const rng = mulberry32;
