@@ -1,15 +1,20 @@
 """POT side of bench/sinkhorn-vs-pot.sh (not meant to be run by hand).
 
-  python bench/pot_side.py <workdir> <n> <m> <d> <eps> <stopThr> <numItermax> <repeat> <methods> <check 0|1>
+  python bench/pot_side.py <workdir> <n> <m> <d> <eps> <stopThr> <numItermax> <methods> <check 0|1>
 
 Reads <workdir>/x.f32 and y.f32 (raw little-endian float32), times the float64
 cosine cost in numpy ("cost": upcast, L2-normalise, 1 - X @ Y.T) and
 `ot.sinkhorn(a, b, M, reg=eps, method=...)` ("solve"), then checks the returned
 plan with the shared f64 routine in ot_check.py (when check=1). <methods> is a comma list of
 POT methods ("sinkhorn", "sinkhorn_log"); "sinkhorn@K" runs exactly K iterations
-(numItermax=K, stopThr=0). Prints one JSON line on stdout.
+(numItermax=K, stopThr=0); a method given twice keeps its last run. Each phase (the cost, each method) records the peak
+RSS of the process during it (VmHWM, reset before the phase through
+/proc/self/clear_refs; the cost matrix stays held during the solves) next to
+the baseline RSS, taken after the imports and the warm-up, before the problem
+was loaded. Prints one JSON line on stdout.
 """
 
+import gc
 import json
 import os
 import sys
@@ -22,23 +27,54 @@ from threadpoolctl import threadpool_info
 
 import ot_check
 
-work, n, m, d, eps, stop_thr, max_iter, repeat, methods, do_check = sys.argv[1:]
-n, m, d, max_iter, repeat = int(n), int(m), int(d), int(max_iter), int(repeat)
+work, n, m, d, eps, stop_thr, max_iter, methods, do_check = sys.argv[1:]
+n, m, d, max_iter = int(n), int(m), int(d), int(max_iter)
 eps, stop_thr = float(eps), float(stop_thr)
+
+
+def memory():
+    """VmRSS and VmHWM of this process, in MB (1e6 bytes)."""
+    with open("/proc/self/status") as fh:
+        kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in fh) if k in ("VmRSS", "VmHWM")}
+    return {"rss_mb": kb["VmRSS"] * 1024 / 1e6, "hwm_mb": kb["VmHWM"] * 1024 / 1e6}
+
+
+def reset_peak():
+    """Frees what Python dropped and resets the peak RSS to the current RSS (False where Linux refuses)."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def timed(run):
+    """(result of run(), its phase record: seconds, baseline RSS, RSS before, peak RSS during)."""
+    reset = reset_peak()
+    rss_before = memory()["rss_mb"]
+    t0 = time.perf_counter()
+    out = run()
+    seconds = time.perf_counter() - t0
+    peak = memory()["hwm_mb"]
+    return out, {"s": seconds, "baseline_rss_mb": baseline, "rss_before_mb": rss_before, "peak_rss_mb": peak, "peak_reset": reset}
+
+
+# Warm-up (BLAS threads, page faults of a first GEMM) on a tiny synthetic problem, outside
+# the timings and before the baseline RSS.
+rng = np.random.default_rng(1)
+tiny = ot_check.unit_rows(rng.standard_normal((64, 8)).astype("<f4")), ot_check.unit_rows(rng.standard_normal((32, 8)).astype("<f4"))
+ot.sinkhorn(np.full(64, 1 / 64), np.full(32, 1 / 32), ot_check.cosine_cost(*tiny), eps, numItermax=20, warn=False)
+reset_peak()
+baseline = memory()["rss_mb"]
 
 x32 = np.fromfile(os.path.join(work, "x.f32"), dtype="<f4").reshape(n, d)
 y32 = np.fromfile(os.path.join(work, "y.f32"), dtype="<f4").reshape(m, d)
 a = np.full(n, 1.0 / n)
 b = np.full(m, 1.0 / m)
 
-# Warm-up (BLAS threads, page faults of a first GEMM), outside the timings.
-ot.sinkhorn(a[:64] * n / 64, b[:32] * m / 32, ot_check.cosine_cost(ot_check.unit_rows(x32[:64]), ot_check.unit_rows(y32[:32])), eps)
-
-cost_s = []
-for _ in range(repeat):
-    t0 = time.perf_counter()
-    M = ot_check.cosine_cost(ot_check.unit_rows(x32), ot_check.unit_rows(y32))
-    cost_s.append(time.perf_counter() - t0)
+M, cost_phase = timed(lambda: ot_check.cosine_cost(ot_check.unit_rows(x32), ot_check.unit_rows(y32)))
 
 out = {
     "pot": ot.__version__,
@@ -47,21 +83,18 @@ out = {
     "blas": threadpool_info(),
     "numpy_blas": np.__config__.CONFIG["Build Dependencies"]["blas"],
     "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
-    "cost_s": cost_s,
+    "cost_s": cost_phase["s"],
+    "cost_phase": cost_phase,
     "methods": {},
 }
 
 for spec in filter(None, methods.split(",")):
     method, _, fixed = spec.partition("@")
     iters, thr = (int(fixed), 0.0) if fixed else (max_iter, stop_thr)
-    solve_s = []
-    for _ in range(repeat):
-        plan = None  # free the previous plan before the next solve allocates
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            t0 = time.perf_counter()
-            plan, log = ot.sinkhorn(a, b, M, reg=eps, method=method, numItermax=iters, stopThr=thr, log=True)
-            solve_s.append(time.perf_counter() - t0)
+    plan = log = None  # free the previous plan before the next solve allocates
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (plan, log), solve = timed(lambda: ot.sinkhorn(a, b, M, reg=eps, method=method, numItermax=iters, stopThr=thr, log=True))
     if method == "sinkhorn_log":
         f = eps * (log["log_u"] - np.log(a))
         g = eps * (log["log_v"] - np.log(b))
@@ -70,7 +103,8 @@ for spec in filter(None, methods.split(",")):
         g = eps * np.log(log["v"] / b)
     check = ot_check.evaluate(ot_check.plan_blocks(plan, M), a, b, eps, f, g) if do_check == "1" else None
     out["methods"][spec] = {
-        "solve_s": solve_s,
+        "solve_s": solve["s"],
+        "phase": solve,
         # log["niter"] is the 0-based index of the last iteration run.
         "iterations": int(log["niter"]) + 1,
         "converged": None if fixed else not any("did not converge" in str(w.message) for w in caught),

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# SOT's Sinkhorn vs POT's ot.sinkhorn / ot.sinkhorn_log on the same problem.
+# SOT's Sinkhorn vs POT's ot.sinkhorn / ot.sinkhorn_log on a grid of problems, in one run.
 #
 #   npm run build                       # once: release addon + dist/
-#   bash bench/sinkhorn-vs-pot.sh       # n=20000, m=2000, d=384, eps=0.05, cosine
-#   bash bench/sinkhorn-vs-pot.sh --n 5000 --m 500      # quick run
-#   bash bench/sinkhorn-vs-pot.sh --help                # all flags
+#   bash bench/sinkhorn-vs-pot.sh       # the full grid: {5000x5000, 20000x2000, 50000x5000} x d {384, 1024} x eps {0.05, 0.01}
+#   bash bench/sinkhorn-vs-pot.sh --grid quick                                  # 4 small problems (smoke test)
+#   bash bench/sinkhorn-vs-pot.sh --sizes 20000x2000 --d 384 --eps 0.01        # a subset (any of the three)
+#   bash bench/sinkhorn-vs-pot.sh --help                                        # all flags
 #
-# The points (gaussian, L2-normalised, seed 0) are generated once and written as
-# raw little-endian float32 to a temp dir; SOT (node, public API in dist/) and
-# POT (python, numpy f64 cost) read the same files. One shared f64 checker
-# (bench/ot_check.py) measures the L1 marginal errors and entropic OT value of
-# both solutions. Prints a table and writes bench/results/*.json.
+# For each problem the points (gaussian, L2-normalised, seed 0) are generated once
+# and written as raw little-endian float32 to a temp dir; SOT (node, public API in
+# dist/) and POT (python, numpy f64 cost) read the same files. One shared f64
+# checker (bench/ot_check.py) measures the L1 marginal errors and entropic OT value
+# of every solution. The memory read bandwidth of the machine is measured in the
+# same run (cargo example crates/sot-core/examples/membw.rs, built here). Prints a
+# table per problem and a summary, and writes bench/results/sinkhorn-grid*.json.
+# See bench/SINKHORN-GRID.md.
 #
 # POT, numpy, scipy and threadpoolctl live in a scratch venv, $SOT_BENCH_VENV
 # (default /tmp/potenv), created here when missing; never a project dependency.

@@ -1,24 +1,58 @@
 // SOT side of bench/sinkhorn-vs-pot.sh (not meant to be run by hand).
 //
-//   node bench/sot-side.mjs <workdir> <n> <m> <d> <eps> <tol> <maxIter> <repeat> <write 0|1>
+//   node --expose-gc bench/sot-side.mjs <workdir> <n> <m> <d> <eps> <tol> <maxIter> <write 0|1>
 //
 // Reads <workdir>/x.f32 (n x d) and <workdir>/y.f32 (m x d), raw little-endian
-// float32 row-major, and times, through the public API in dist/:
-//   - costMatrix(x, y, { cost: 'cosine' })               -> "cost"
+// float32 row-major, and times, through the public API in dist/, in this order:
 //   - sinkhorn({ x, y, cost: 'cosine' }, { eps, tol, ... }) -> "total" (cost + solve)
+//   - costMatrix(x, y, { cost: 'cosine' })               -> "cost"
 //   - sinkhorn({ cost }, { eps, tol, ... }) on the matrix from costMatrix -> "solve"
-// With write=1, writes the potentials of the last solve from the points (f.f64,
-// g.f64) and the f32 cost matrix SOT computed (c_sot.f32) for the Python
-// checker. Prints one JSON line with the timings on stdout.
+//   - the same with maxIter = 1 (two passes)             -> "solve1", so that
+//     (solve - solve1) / (iterations - 1) is the time of one pass without the fixed costs
+// Each phase records the peak RSS of the process during it (VmHWM, reset before
+// the phase through /proc/self/clear_refs) next to the baseline RSS, taken after
+// the warm-up and before the problem was loaded. "total" runs first, while the
+// process holds only the points. With write=1, writes the potentials of the
+// solve from the points (f.f64, g.f64) and the f32 cost matrix SOT computed
+// (c_sot.f32) for the Python checker. Prints one JSON line on stdout.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { costMatrix, sinkhorn, threadCount } from '../dist/index.js';
 
-const [dir, n, m, d, eps, tol, maxIter, repeat, write] = process.argv.slice(2);
-const [N, M, D, R] = [n, m, d, repeat].map(Number);
+const [dir, n, m, d, eps, tol, maxIter, write] = process.argv.slice(2);
+const [N, M, D] = [n, m, d].map(Number);
 const opts = { eps: Number(eps), tol: Number(tol), maxIter: Number(maxIter) };
+
+/** VmRSS and VmHWM of this process, in MB (1e6 bytes). */
+function memory() {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'))[1]);
+  return { rss_mb: (kb('VmRSS') * 1024) / 1e6, hwm_mb: (kb('VmHWM') * 1024) / 1e6 };
+}
+
+/** Frees what JS dropped and resets the peak RSS to the current RSS (false where Linux refuses). */
+function resetPeak() {
+  globalThis.gc?.();
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const phases = {};
+async function phase(name, run) {
+  const peakReset = resetPeak();
+  const rssBefore = memory().rss_mb;
+  const t0 = performance.now();
+  const out = await run();
+  const s = (performance.now() - t0) / 1000;
+  phases[name] = { s, baseline_rss_mb: baseline, rss_before_mb: rssBefore, peak_rss_mb: memory().hwm_mb, peak_reset: peakReset };
+  return out;
+}
 
 function readF32(file, rows, cols) {
   const buf = readFileSync(join(dir, file));
@@ -29,37 +63,22 @@ function readF32(file, rows, cols) {
   return { data: out, rows, cols };
 }
 
+// Warm-up on a tiny synthetic problem: loads the addon and starts the native thread pool
+// outside the timings, before the baseline RSS.
+{
+  const tiny = (rows) => ({ data: Float32Array.from({ length: rows * 8 }, (_, i) => Math.sin(i + rows)), rows, cols: 8 });
+  await costMatrix(tiny(64), tiny(32));
+  await sinkhorn({ x: tiny(64), y: tiny(32), cost: 'cosine' }, opts);
+}
+resetPeak();
+const baseline = memory().rss_mb;
+
 const x = readF32('x.f32', N, D);
 const y = readF32('y.f32', M, D);
-
-// Warm-up: loads the addon and starts the native thread pool outside the timings.
-{
-  const wx = { data: x.data.slice(0, 64 * D), rows: 64, cols: D };
-  const wy = { data: y.data.slice(0, 32 * D), rows: 32, cols: D };
-  await costMatrix(wx, wy);
-  await sinkhorn({ x: wx, y: wy, cost: 'cosine' }, opts);
-}
-
-const costTimes = [];
-const totalTimes = [];
-const solveTimes = [];
-let cost;
-let res;
-let resCost;
-for (let r = 0; r < R; r++) {
-  cost = undefined;
-  let t0 = performance.now();
-  cost = await costMatrix(x, y, { cost: 'cosine' });
-  costTimes.push((performance.now() - t0) / 1000);
-
-  t0 = performance.now();
-  res = await sinkhorn({ x, y, cost: 'cosine' }, opts);
-  totalTimes.push((performance.now() - t0) / 1000);
-
-  t0 = performance.now();
-  resCost = await sinkhorn({ cost }, opts);
-  solveTimes.push((performance.now() - t0) / 1000);
-}
+const res = await phase('total', () => sinkhorn({ x, y, cost: 'cosine' }, opts));
+const cost = await phase('cost', () => costMatrix(x, y, { cost: 'cosine' }));
+const resCost = await phase('solve', () => sinkhorn({ cost }, opts));
+await phase('solve1', () => sinkhorn({ cost }, { ...opts, maxIter: 1 }));
 
 if (write === '1') {
   const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -68,14 +87,20 @@ if (write === '1') {
   writeFileSync(join(dir, 'c_sot.f32'), bytes(cost.data));
 }
 
+// Every plain field of the result (not the arrays): picks up fields added later, such as
+// how the kernel was stored.
+const plain = (r) => Object.fromEntries(Object.entries(r).filter(([, v]) => !ArrayBuffer.isView(v)));
+
 console.log(
   JSON.stringify({
     threads: threadCount(),
     node: process.version,
     options: opts,
-    cost_s: costTimes,
-    total_s: totalTimes,
-    solve_s: solveTimes,
+    phases,
+    cost_s: phases.cost.s,
+    total_s: phases.total.s,
+    solve_s: phases.solve.s,
+    solve1_s: phases.solve1.s,
     solve_iterations: resCost.iterations,
     solve_value: resCost.value,
     iterations: res.iterations,
@@ -83,5 +108,7 @@ console.log(
     reported_marginal_error: res.marginalError,
     reported_value: res.value,
     eps: res.eps,
+    result_fields: plain(res),
+    solve_result_fields: plain(resCost),
   }),
 );
