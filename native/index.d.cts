@@ -98,6 +98,8 @@ export interface LearnOptions {
   innerTol?: number
   innerMaxIter?: number
   innerOverrelax?: boolean
+  /** How the costs of both terms are held, within one budget. */
+  storage?: StorageInput
   progressIntervalMs?: number
 }
 
@@ -112,6 +114,9 @@ export interface LearnOutput {
   /** Sinkhorn iterations of all inner solves together. */
   innerIterations: number
   anchorIsDownstream: boolean
+  /** How the costs to the anchor and to the harmful reference were held. */
+  anchorStorage: StorageOutput
+  harmfulStorage: StorageOutput
   warnings: Array<string>
 }
 
@@ -193,6 +198,8 @@ export interface SinkhornOutput {
   iterations: number
   converged: boolean
   eps: number
+  /** How the costs were held. */
+  storage: StorageOutput
 }
 
 /** Entropic OT between two point sets under the named cost. */
@@ -212,10 +219,50 @@ export interface SolveOptions {
   overrelax?: boolean
   /** Minimum milliseconds between progress calls (default 100). */
   progressIntervalMs?: number
+  /** How the costs are held (solves from points; from a cost matrix, only the stored kernel applies). */
+  storage?: StorageInput
+}
+
+/** Storage of the costs; absent fields take the core's defaults. */
+export interface StorageInput {
+  /** "auto" (default), "dense", "truncated" or "blocked". */
+  mode?: string
+  /** Bytes the costs and stored kernels may hold (default 4 GiB). */
+  budget?: number
+  /** Most nearest references per row of truncated costs (default 256). */
+  neighbours?: number
+  /** Store the Gibbs kernel beside dense costs when the budget allows (default true). */
+  storeKernel?: boolean
+  /** Measure the error of truncated costs by one exact blocked pass (default true). */
+  verify?: boolean
+}
+
+export interface StorageOutput {
+  /** "dense", "dense+kernel", "truncated" or "blocked". */
+  mode: string
+  /** Truncated: references kept per row (0 otherwise). */
+  neighbours: number
+  bytes: number
+  /** Passes served by the stored kernel, and passes that built it. */
+  kernelPasses: number
+  kernelBuilds: number
+  /** Truncated: bound on the error of each row's soft-min at the returned g (0 when exact). */
+  bound: number
+  verification?: VerificationOutput
 }
 
 /** Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it). */
 export declare function threadCount(): number
+
+export interface VerificationOutput {
+  /** Largest and weighted mean |f - f_exact| at the returned g. */
+  maxError: number
+  meanError: number
+  /** L1 row-marginal error of the returned potentials on the exact costs. */
+  rowError: number
+  /** L1 column-marginal error of (f_exact, g) on the exact costs. */
+  colError: number
+}
 
 /** Warm-start potentials. */
 export interface WarmStartInput {

@@ -27,6 +27,7 @@ export {
   type ScoreOptions,
   type Scores,
 } from './learner.js';
+export { parseBytes, type StorageMode, type StorageOptions, type StorageReport } from './storage.js';
 export { selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {

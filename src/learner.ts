@@ -4,6 +4,7 @@ import { toMatrix, toWeights, type MatrixLike, type Weights } from './matrix.js'
 import { native, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
 import { bool, costKind, count, num, progress, type CostKind } from './options.js';
 import type { OperationOptions, ProgressEvent } from './ot.js';
+import { storageInput, type StorageOptions, type StorageReport } from './storage.js';
 
 /** The sets SOT works with; all embeddings share one dimension. */
 export interface PurifySets {
@@ -37,6 +38,14 @@ export interface LearnerOptions extends OperationOptions {
   maxSelfAnchor?: number;
   /** Inner Sinkhorn solves: tolerance (1e-5), iteration cap (300), over-relaxation (true). */
   inner?: { tol?: number; maxIter?: number; overrelax?: boolean };
+  /**
+   * How the costs to the anchor and to the harmful reference are held, both
+   * within one memory budget (default 4 GiB): dense when they fit (with the
+   * kernel stored when that fits too), else each sample's nearest references
+   * (`neighbours`, default 256) with a mean-field cost for the rest, verified
+   * at the end by one exact pass; the smaller term is stored first.
+   */
+  storage?: StorageOptions;
   onProgress?: (event: ProgressEvent) => void;
   progressIntervalMs?: number;
 }
@@ -57,6 +66,9 @@ export interface LearnResult {
   /** Sinkhorn iterations of all inner solves together (the cost, in passes over the cost matrices). */
   innerIterations: number;
   anchorIsDownstream: boolean;
+  /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */
+  anchorStorage: StorageReport;
+  harmfulStorage: StorageReport;
   warnings: string[];
 }
 
@@ -133,6 +145,7 @@ function learnOptions(o: LearnerOptions): NativeLearnOptions {
     innerTol: num('inner.tol', o.inner?.tol),
     innerMaxIter: count('inner.maxIter', o.inner?.maxIter),
     innerOverrelax: bool('inner.overrelax', o.inner?.overrelax),
+    storage: storageInput(o.storage),
     progressIntervalMs: progress(o.onProgress, o.progressIntervalMs),
   };
 }

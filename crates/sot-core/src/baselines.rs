@@ -2,11 +2,12 @@
 //! score per downstream sample, higher meaning "keep", for `select_top_k`.
 
 use crate::control::Control;
-use crate::cost::cost_matrix;
+use crate::cost::{CostTiles, TILE_ROWS};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::learner::{check_harmful, resolve_anchor, LearnerOptions, Sets};
-use crate::sinkhorn::{centred, sinkhorn_finite, SinkhornOptions, WarmStart};
-use ndarray::{Array1, Array2, Axis};
+use crate::sinkhorn::{centred, solve_store, SinkhornOptions, WarmStart};
+use crate::store::CostStore;
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +38,7 @@ impl Baseline {
 }
 
 /// Scores of a baseline (higher = keep), and any warnings. Only `cost`, `eps`,
-/// `max_self_anchor` and `inner` of the options are used.
+/// `max_self_anchor` and `inner` (its storage too) of the options are used.
 pub fn baseline_scores(method: Baseline, sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Result<(Vec<f64>, Vec<String>)> {
     let x = sets.downstream;
     let harmful_w = check_harmful(sets, opts)?;
@@ -50,22 +51,36 @@ pub fn baseline_scores(method: Baseline, sets: &Sets, opts: &LearnerOptions, ctl
         }
         Baseline::PullOnly => {
             let (anchor, w) = resolve_anchor(sets, opts, &mut warnings)?;
-            let c = cost_matrix(x, anchor.view(), opts.cost, ctl)?;
-            let r = sinkhorn_finite(c.view(), None, w.as_deref(), &inner, WarmStart::default(), ctl)?;
-            centred(&r.f).into_iter().map(|v| -v).collect()
+            centred(&potential(x, anchor.view(), w, &inner, opts, ctl)?).into_iter().map(|v| -v).collect()
         }
-        Baseline::PushOnly => {
-            let c = cost_matrix(x, sets.harmful.points, opts.cost, ctl)?;
-            let r = sinkhorn_finite(c.view(), None, harmful_w.as_deref(), &inner, WarmStart::default(), ctl)?;
-            centred(&r.f)
-        }
+        Baseline::PushOnly => centred(&potential(x, sets.harmful.points, harmful_w, &inner, opts, ctl)?),
         Baseline::NearestHarmful => {
-            let c = cost_matrix(x, sets.harmful.points, opts.cost, ctl)?;
-            c.axis_iter(Axis(0)).into_par_iter().map(|row| row.iter().fold(f32::INFINITY, |m, v| m.min(*v)) as f64).collect()
+            // row minima tile by tile: the costs are never held
+            let tiles = CostTiles::new(x, sets.harmful.points, opts.cost);
+            let mut out = vec![0.0; x.nrows()];
+            out.par_chunks_mut(TILE_ROWS).enumerate().try_for_each_init(
+                || Array2::<f32>::zeros((TILE_ROWS, sets.harmful.points.nrows())),
+                |buf, (t, mins)| -> Result<()> {
+                    ctl.check()?;
+                    let mut tile = buf.slice_mut(ndarray::s![..mins.len(), ..]);
+                    tiles.fill(t * TILE_ROWS, &mut tile);
+                    mins.iter_mut().zip(tile.outer_iter()).for_each(|(v, row)| *v = row.iter().fold(f32::INFINITY, |m, c| m.min(*c)) as f64);
+                    Ok(())
+                },
+            )?;
+            out
         }
         Baseline::Saft { components } => saft(sets, components, ctl)?,
     };
     Ok((scores, warnings))
+}
+
+/// The source potential of uniform weights on `x` against `y` (with masses
+/// `w`), the costs held as `inner.storage` plans them.
+fn potential(x: ArrayView2<f32>, y: ArrayView2<f32>, w: Option<Vec<f64>>, inner: &SinkhornOptions, opts: &LearnerOptions, ctl: &Control) -> Result<Vec<f64>> {
+    let w = w.unwrap_or_else(|| vec![1.0 / y.nrows() as f64; y.nrows()]);
+    let mut store = CostStore::for_points(x, y, opts.cost, &inner.storage, inner.eps, &w, ctl)?;
+    Ok(solve_store(&mut store, None, &w, inner, WarmStart::default(), ctl)?.f)
 }
 
 /// Minus the squared norm of each centred sample's projection on the top

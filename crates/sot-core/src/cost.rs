@@ -5,7 +5,7 @@ use crate::control::Control;
 use crate::error::{ErrorKind, Result, SotError};
 use crate::validate;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,7 +39,7 @@ impl CostKind {
 
 /// Rows of `x` per GEMM tile: large enough to keep the GEMM efficient, small
 /// enough to spread over the threads and to check cancellation often.
-const TILE_ROWS: usize = 256;
+pub(crate) const TILE_ROWS: usize = 256;
 
 /// The `x.nrows() x y.nrows()` cost matrix, f32, row-major.
 pub fn cost_matrix(
@@ -49,35 +49,85 @@ pub fn cost_matrix(
     ctl: &Control,
 ) -> Result<Array2<f32>> {
     check_pair(&x, &y, kind)?;
-    let (xs, ys, xn, yn) = match kind {
-        CostKind::Cosine => (unit_rows(&x), unit_rows(&y), None, None),
-        CostKind::SqEuclidean => {
-            (x.to_owned(), y.to_owned(), Some(sq_norms(&x)), Some(sq_norms(&y)))
-        }
-    };
+    let tiles = CostTiles::new(x, y, kind);
     let mut out = Array2::<f32>::zeros((x.nrows(), y.nrows()));
     out.axis_chunks_iter_mut(Axis(0), TILE_ROWS)
         .into_par_iter()
         .enumerate()
         .try_for_each(|(t, mut tile)| -> Result<()> {
             ctl.check()?;
-            let r0 = t * TILE_ROWS;
-            let xb = xs.slice(s![r0..r0 + tile.nrows(), ..]);
-            general_mat_mul(1.0, &xb, &ys.t(), 0.0, &mut tile);
-            for (i, mut row) in tile.outer_iter_mut().enumerate() {
-                match (&xn, &yn) {
-                    (Some(xn), Some(yn)) => {
-                        let xi = xn[r0 + i];
-                        for (c, &yj) in row.iter_mut().zip(yn.iter()) {
-                            *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32;
-                        }
-                    }
-                    _ => row.mapv_inplace(|dot| (1.0 - dot).clamp(0.0, 2.0)),
-                }
-            }
+            tiles.fill(t * TILE_ROWS, &mut tile);
             Ok(())
         })?;
     Ok(out)
+}
+
+/// Computes blocks of rows of a cost matrix without holding it: for the
+/// matrices too large to store, and to fill the ones that are stored. The
+/// first set is used in place (it may be the whole dataset); only the second
+/// is copied, normalised for the cosine cost.
+pub(crate) struct CostTiles<'a> {
+    x: ArrayView2<'a, f32>,
+    y: Array2<f32>,
+    /// Cosine: |x_i|. Squared Euclidean: |x_i|^2.
+    x_scale: Vec<f64>,
+    /// Squared Euclidean only: |y_j|^2.
+    y_sq: Option<Vec<f64>>,
+}
+
+/// A source of cost tiles (a trait object, so that a problem borrowing it
+/// need not share the lifetime of the points).
+pub(crate) trait FillTiles: Sync {
+    /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.
+    fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f32>);
+}
+
+impl FillTiles for CostTiles<'_> {
+    fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f32>) {
+        CostTiles::fill(self, r0, tile)
+    }
+}
+
+impl<'a> CostTiles<'a> {
+    /// The points must have passed `check_pair`.
+    pub(crate) fn new(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind) -> Self {
+        let sq = |r: ndarray::ArrayView1<f32>| r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
+        let x_sq: Vec<f64> = x.outer_iter().into_par_iter().map(sq).collect();
+        match kind {
+            CostKind::Cosine => CostTiles { x, y: unit_rows(&y), x_scale: x_sq.iter().map(|s| s.sqrt()).collect(), y_sq: None },
+            CostKind::SqEuclidean => CostTiles { x, y: y.to_owned(), x_scale: x_sq, y_sq: Some(sq_norms(&y).to_vec()) },
+        }
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.x.nrows()
+    }
+
+    pub(crate) fn cols(&self) -> usize {
+        self.y.nrows()
+    }
+
+    /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.
+    pub(crate) fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f32>) {
+        let xb = self.x.slice(s![r0..r0 + tile.nrows(), ..]);
+        match &self.y_sq {
+            Some(yn) => {
+                general_mat_mul(1.0, &xb, &self.y.t(), 0.0, tile);
+                for (i, mut row) in tile.outer_iter_mut().enumerate() {
+                    let xi = self.x_scale[r0 + i];
+                    row.iter_mut().zip(yn).for_each(|(c, &yj)| *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32);
+                }
+            }
+            None => {
+                // Normalise the tile's rows first (as `y`'s are), so that the
+                // costs of (x, y) and (y, x) are each other's transpose exactly.
+                let mut xu = xb.to_owned();
+                xu.outer_iter_mut().zip(&self.x_scale[r0..]).for_each(|(mut r, &norm)| r.mapv_inplace(|v| (v as f64 / norm) as f32));
+                general_mat_mul(1.0, &xu, &self.y.t(), 0.0, tile);
+                tile.mapv_inplace(|dot| (1.0 - dot).clamp(0.0, 2.0));
+            }
+        }
+    }
 }
 
 /// Validates a pair of point sets for a cost of the given kind.

@@ -101,6 +101,98 @@ fn axpy_impl<const FMA: bool>(acc: &mut [f64], w: f64, v: &[f64]) {
     }
 }
 
+/// sum_j k[j] * v[j]: a stored f32 kernel row against f64 scalings.
+#[inline(always)]
+fn dot_impl<const FMA: bool>(k: &[f32], v: &[f64]) -> f64 {
+    let m = k.len().min(v.len());
+    let (k, v) = (&k[..m], &v[..m]);
+    let mut acc = [0.0f64; LANES];
+    let body = m - m % LANES;
+    for (kk, vv) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = madd::<FMA>(kk[l] as f64, vv[l], acc[l]);
+        }
+    }
+    let mut sum = acc.iter().sum::<f64>();
+    for j in body..m {
+        sum = madd::<FMA>(k[j] as f64, v[j], sum);
+    }
+    sum
+}
+
+/// acc[j] += w * k[j], for a stored f32 kernel row.
+#[inline(always)]
+fn axpy_f32_impl<const FMA: bool>(acc: &mut [f64], w: f64, k: &[f32]) {
+    for (a, &x) in acc.iter_mut().zip(k) {
+        *a = madd::<FMA>(w, x as f64, *a);
+    }
+}
+
+/// out[t] = exp(shift + gb[col[t]] - c[t] * inv_eps); returns the sum (a truncated row).
+#[inline(always)]
+fn gather_exp_impl<const FMA: bool>(c: &[f32], col: &[u32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let k = c.len().min(col.len()).min(out.len());
+    let body = k - k % LANES;
+    for ((o, cc), ii) in out[..body].chunks_exact_mut(LANES).zip(c[..body].chunks_exact(LANES)).zip(col[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            let e = exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift + gb[ii[l] as usize]));
+            o[l] = e;
+            acc[l] += e;
+        }
+    }
+    let mut sum = acc.iter().sum::<f64>();
+    for t in body..k {
+        let e = exp::<FMA>(madd::<FMA>(-(c[t] as f64), inv_eps, shift + gb[col[t] as usize]));
+        out[t] = e;
+        sum += e;
+    }
+    sum
+}
+
+/// max_t (gb[col[t]] - c[t] * inv_eps).
+#[inline(always)]
+fn gather_max_impl<const FMA: bool>(c: &[f32], col: &[u32], gb: &[f64], inv_eps: f64) -> f64 {
+    c.iter().zip(col).map(|(&c, &j)| madd::<FMA>(-(c as f64), inv_eps, gb[j as usize])).fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// acc[col[t]] += w * v[t] - q * e[col[t]]: a truncated row's share of the
+/// column sums, minus the part of its mean-field tail that the row already holds exactly.
+#[inline(always)]
+fn scatter_impl<const FMA: bool>(acc: &mut [f64], col: &[u32], w: f64, v: &[f64], q: f64, e: &[f64]) {
+    for (&j, &x) in col.iter().zip(v) {
+        let j = j as usize;
+        acc[j] = madd::<FMA>(w, x, madd::<FMA>(-q, e[j], acc[j]));
+    }
+}
+
+/// sum_t k[t] * v[col[t]]: a stored truncated kernel row against the column scalings.
+#[inline(always)]
+fn gather_dot_impl<const FMA: bool>(k: &[f32], col: &[u32], v: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let n = k.len().min(col.len());
+    let body = n - n % LANES;
+    for (kk, ii) in k[..body].chunks_exact(LANES).zip(col[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = madd::<FMA>(kk[l] as f64, v[ii[l] as usize], acc[l]);
+        }
+    }
+    let mut sum = acc.iter().sum::<f64>();
+    for t in body..n {
+        sum = madd::<FMA>(k[t] as f64, v[col[t] as usize], sum);
+    }
+    sum
+}
+
+/// acc[col[t]] += w * k[t] - q * e[col[t]], for a stored truncated kernel row.
+#[inline(always)]
+fn scatter_f32_impl<const FMA: bool>(acc: &mut [f64], col: &[u32], w: f64, k: &[f32], q: f64, e: &[f64]) {
+    for (&j, &x) in col.iter().zip(k) {
+        let j = j as usize;
+        acc[j] = madd::<FMA>(w, x as f64, madd::<FMA>(-q, e[j], acc[j]));
+    }
+}
+
 macro_rules! dispatch {
     ($(fn $name:ident / $avx:ident = $imp:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {$(
         #[cfg(target_arch = "x86_64")]
@@ -127,6 +219,13 @@ dispatch! {
     fn row_exp / row_exp_avx2 = row_exp_impl(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
     fn row_max / row_max_avx2 = row_max_impl(c: &[f32], gb: &[f64], inv_eps: f64) -> f64;
     fn axpy / axpy_avx2 = axpy_impl(acc: &mut [f64], w: f64, v: &[f64]) -> ();
+    fn dot / dot_avx2 = dot_impl(k: &[f32], v: &[f64]) -> f64;
+    fn axpy_f32 / axpy_f32_avx2 = axpy_f32_impl(acc: &mut [f64], w: f64, k: &[f32]) -> ();
+    fn gather_exp / gather_exp_avx2 = gather_exp_impl(c: &[f32], col: &[u32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
+    fn gather_max / gather_max_avx2 = gather_max_impl(c: &[f32], col: &[u32], gb: &[f64], inv_eps: f64) -> f64;
+    fn scatter / scatter_avx2 = scatter_impl(acc: &mut [f64], col: &[u32], w: f64, v: &[f64], q: f64, e: &[f64]) -> ();
+    fn gather_dot / gather_dot_avx2 = gather_dot_impl(k: &[f32], col: &[u32], v: &[f64]) -> f64;
+    fn scatter_f32 / scatter_f32_avx2 = scatter_f32_impl(acc: &mut [f64], col: &[u32], w: f64, k: &[f32], q: f64, e: &[f64]) -> ();
 }
 
 #[cfg(test)]

@@ -21,8 +21,12 @@ mod kernel;
 pub mod learner;
 pub mod pool;
 pub mod project;
+mod relax;
 pub mod selection;
 pub mod sinkhorn;
+pub mod store;
+mod sweep;
+pub mod truncated;
 pub mod validate;
 
 pub use baselines::{baseline_scores, Baseline};
@@ -36,3 +40,4 @@ pub use error::{ErrorKind, Result, SotError};
 pub use learner::{learn_weights, objective, LearnResult, LearnerOptions, Reference, Sets};
 pub use selection::{select_top_k, Keep, Selection};
 pub use sinkhorn::{sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};
+pub use store::{plan, Plan, Storage, StorageOptions, StorageReport, Verification};

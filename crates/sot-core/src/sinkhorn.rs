@@ -3,14 +3,11 @@
 //! Solves `min_P <P, C> + eps * KL(P | a x b)` over couplings of `a` and `b`
 //! through its dual potentials `(f, g)`, with `P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps)`.
 //!
-//! One iteration is one pass over the cost matrix: each row yields the new
-//! `f_i` (row soft-min against the current `g`) and, in the same pass, adds its
-//! share to the column sums that give the new `g`. The kernel is never stored;
-//! its entries are formed from the potentials, so they stay bounded (each is a
-//! ratio of plan to product measure) and no eps underflows. A row or column
-//! whose sum still leaves the safe range is redone with an exact max-shifted
-//! log-sum-exp. The row sums of a pass are the row marginals of the previous
-//! pair of potentials, so the stopping test costs nothing.
+//! One iteration is one pass over the costs (`sweep`): each row yields the
+//! new `f_i` (row soft-min against the current `g`) and, in the same pass, adds
+//! its share to the column sums that give the new `g`. How the costs are held
+//! (dense, with a stored kernel, truncated or in blocks) follows a memory
+//! budget (`store`).
 //!
 //! At small eps plain Sinkhorn converges linearly with a rate close to 1. The
 //! solver then measures that rate and over-relaxes both updates with the SOR
@@ -19,9 +16,11 @@
 //! returned, after a plain update, so the columns of the returned plan are exact.
 
 use crate::control::{Control, Progress};
-use crate::cost::{cost_matrix, CostKind};
+use crate::cost::CostKind;
 use crate::error::{ErrorKind, Result, SotError};
-use crate::kernel;
+use crate::relax::Relaxation;
+use crate::store::{check_storage, CostStore, Plan, StorageOptions, StorageReport};
+use crate::sweep::{Costs, Problem, StoredKernel, KERNEL_MIN_TOL};
 use crate::validate;
 use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
@@ -44,11 +43,13 @@ pub struct SinkhornOptions {
     pub eps_scaling: Option<EpsScaling>,
     /// Over-relax the updates once convergence turns slow (small eps). Default true.
     pub overrelax: bool,
+    /// How the costs are held, within which memory budget.
+    pub storage: StorageOptions,
 }
 
 impl Default for SinkhornOptions {
     fn default() -> Self {
-        SinkhornOptions { eps: 0.05, tol: 1e-6, max_iter: 1000, check_every: 1, eps_scaling: None, overrelax: true }
+        SinkhornOptions { eps: 0.05, tol: 1e-6, max_iter: 1000, check_every: 1, eps_scaling: None, overrelax: true, storage: StorageOptions::default() }
     }
 }
 
@@ -85,6 +86,8 @@ pub struct SinkhornResult {
     pub converged: bool,
     /// The eps of the returned potentials.
     pub eps: f64,
+    /// How the costs were held (and, if truncated, how far off they were).
+    pub storage: StorageReport,
 }
 
 impl SinkhornResult {
@@ -104,13 +107,6 @@ pub(crate) fn centred(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| x - mean).collect()
 }
 
-/// Sums outside this range risk under- or overflow in the entries: redo them exactly.
-const SAFE_LO: f64 = 1e-100;
-const SAFE_HI: f64 = 1e100;
-/// Most row groups per sweep: enough to balance many threads, few enough that
-/// their column sums stay small next to the cost matrix.
-const MAX_GROUPS: usize = 64;
-
 /// Solves entropic OT for the cost matrix `cost` (n x m) and weights `a`, `b`
 /// (uniform when `None`; normalised to total mass 1 otherwise).
 pub fn sinkhorn(
@@ -125,8 +121,9 @@ pub fn sinkhorn(
     sinkhorn_finite(cost, a, b, opts, warm, ctl)
 }
 
-/// `sinkhorn` between two point sets under the cost `kind`: builds the cost
-/// matrix, which is finite by construction, so it is not scanned again.
+/// `sinkhorn` between two point sets under the cost `kind`. The costs are
+/// held as `opts.storage` plans them within its budget: dense (finite by
+/// construction, so not scanned again), truncated or in blocks.
 #[allow(clippy::too_many_arguments)]
 pub fn sinkhorn_points(
     x: ArrayView2<f32>,
@@ -138,12 +135,33 @@ pub fn sinkhorn_points(
     warm: WarmStart,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
-    let c = cost_matrix(x, y, kind, ctl)?;
-    sinkhorn_finite(c.view(), a, b, opts, warm, ctl)
+    check_options(opts)?;
+    let b = validate::weights(b, y.nrows(), "b")?;
+    let mut store = CostStore::for_points(x, y, kind, &opts.storage, opts.eps, &b, ctl)?;
+    solve_store(&mut store, a, &b, opts, warm, ctl)
+}
+
+/// Solves on built costs; `b` is validated. Truncated costs are verified by
+/// one exact blocked pass when `opts.storage.verify` says so.
+pub(crate) fn solve_store(store: &mut CostStore, a: Option<&[f64]>, b: &[f64], opts: &SinkhornOptions, warm: WarmStart, ctl: &Control) -> Result<SinkhornResult> {
+    check_options(opts)?;
+    let (n, m) = store.shape();
+    let a = validate::weights(a, n, "a")?;
+    validate::potentials(warm.f, n, "initial f")?;
+    validate::potentials(warm.g, m, "initial g")?;
+    let log_b: Vec<f64> = b.iter().map(|v| v.ln()).collect();
+    let mut r = solve(store.problem(&a, log_b.clone(), opts.tol >= KERNEL_MIN_TOL), opts, warm, ctl)?;
+    let verification = match store.plan {
+        Plan::Truncated { .. } if opts.storage.verify => Some(store.verify(&a, log_b, r.eps, &r.f, &r.g, ctl)?),
+        _ => None,
+    };
+    r.storage = store.report(r.storage.bound, verification);
+    Ok(r)
 }
 
 /// `sinkhorn` for a cost known to be finite (built by `cost_matrix`): skips
-/// the scan of the whole matrix, which costs as much as an iteration.
+/// the scan of the whole matrix, which costs as much as an iteration. The
+/// kernel is stored beside it when `opts.storage` allows.
 pub(crate) fn sinkhorn_finite(
     cost: ArrayView2<f32>,
     a: Option<&[f64]>,
@@ -163,8 +181,19 @@ pub(crate) fn sinkhorn_finite(
     validate::potentials(warm.g, m, "initial g")?;
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
-
-    solve(Problem { c, n, m, a: &a, log_b: b.iter().map(|v| v.ln()).collect(), symmetric: false }, opts, warm, ctl)
+    let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && StoredKernel::bytes(n, m, m) <= opts.storage.budget;
+    let mut kernel = store_kernel.then(StoredKernel::new);
+    let log_b = b.iter().map(|v| v.ln()).collect();
+    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false };
+    let mut r = solve(problem, opts, warm, ctl)?;
+    r.storage = StorageReport {
+        storage: Plan::Dense { kernel: store_kernel }.name(),
+        bytes: if store_kernel { StoredKernel::bytes(n, m, m) } else { 0 },
+        kernel_passes: kernel.as_ref().map_or(0, |k| k.served),
+        kernel_builds: kernel.as_ref().map_or(0, |k| k.built),
+        ..r.storage
+    };
+    Ok(r)
 }
 
 /// Solves entropic OT of `a` onto itself for a symmetric cost matrix (the
@@ -202,12 +231,13 @@ pub(crate) fn symmetric_finite(
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
-    solve(Problem { c, n, m, a: &a, log_b, symmetric: true }, opts, WarmStart { f: warm, g: warm }, ctl)
+    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true };
+    solve(problem, opts, WarmStart { f: warm, g: warm }, ctl)
 }
 
-fn solve(problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Control) -> Result<SinkhornResult> {
+fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Control) -> Result<SinkhornResult> {
     let (n, m) = (problem.n, problem.m);
-    let schedule = eps_schedule(opts, problem.c);
+    let schedule = eps_schedule(opts, &problem);
     let mut f = warm.f.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
     let mut g = warm.g.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
     if problem.symmetric {
@@ -245,7 +275,8 @@ fn solve(problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Contro
         if done {
             let (a, b) = (problem.a, problem.log_b.iter().map(|v| v.exp()));
             let value = dot(a, &f) + b.zip(&g).map(|(b, g)| b * g).sum::<f64>();
-            return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, converged, eps });
+            let storage = StorageReport { bound: errors.bound, ..StorageReport::default() };
+            return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, converged, eps, storage });
         }
         if fitted {
             // Relaxed pairs are not fitted: their columns count too.
@@ -256,91 +287,6 @@ fn solve(problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Contro
         std::mem::swap(&mut g, &mut g_next);
         iterations += 1;
         fitted = true;
-    }
-}
-
-/// Chooses the over-relaxation factor from the observed convergence rate.
-///
-/// Plain Sinkhorn's linear rate `r` gives the SOR optimum `2 / (1 + sqrt(1 - r))`.
-/// Early iterations underestimate `r`, so the rate keeps being measured under
-/// relaxation: for SOR, a relaxed rate `l` at factor `w` implies
-/// `r = (l + w - 1)^2 / (l w^2)`. A rise of the error halves the excess
-/// factor. Relaxed pairs overshoot, so their error overstates how close a
-/// plain update would land: a plain update probes for convergence whenever a
-/// relaxed pair is within tolerance, and every `PROBE_EVERY` iterations.
-struct Relaxation {
-    enabled: bool,
-    omega: f64,
-    /// The factor of the update that produced the current potentials.
-    last_omega: f64,
-    /// A plain update is due, to test convergence.
-    probe: bool,
-    /// Relaxed updates since the last probe.
-    since_probe: usize,
-    /// Errors since the factor last changed.
-    history: Vec<f64>,
-    /// Smallest error seen since the factor last changed.
-    best: f64,
-}
-
-impl Relaxation {
-    /// Iterations over which a rate is measured.
-    const WINDOW: usize = 8;
-    const MAX_OMEGA: f64 = 1.99;
-    const PROBE_EVERY: usize = 32;
-
-    fn new(enabled: bool) -> Self {
-        Relaxation { enabled, omega: 1.0, last_omega: 1.0, probe: false, since_probe: 0, history: Vec::new(), best: f64::INFINITY }
-    }
-
-    fn next(&self) -> f64 {
-        if self.probe { 1.0 } else { self.omega }
-    }
-
-    fn restart(&mut self, omega: f64) {
-        self.omega = omega;
-        self.history.clear();
-        self.best = f64::INFINITY;
-    }
-
-    /// Takes the error of the current pair, made by an update with `last_omega`.
-    fn observe(&mut self, err: f64, tol: f64) {
-        if !self.enabled || !err.is_finite() {
-            return;
-        }
-        if self.last_omega > 1.0 {
-            self.since_probe += 1;
-            if err < tol || self.since_probe >= Self::PROBE_EVERY {
-                self.probe = true;
-                self.since_probe = 0;
-                return;
-            }
-            if err > 10.0 * self.best {
-                self.restart(1.0 + 0.5 * (self.omega - 1.0));
-                return;
-            }
-            self.best = self.best.min(err);
-        } else if self.probe {
-            // the plain update fell short of the tolerance: relax again
-            self.probe = false;
-            self.history.clear();
-            return;
-        }
-        self.history.push(err);
-        let k = self.history.len();
-        if k <= Self::WINDOW {
-            return;
-        }
-        let rate = (self.history[k - 1] / self.history[k - 1 - Self::WINDOW]).powf(1.0 / Self::WINDOW as f64);
-        let w = self.omega;
-        let plain_rate = if w == 1.0 { rate } else { (rate + w - 1.0).powi(2) / (rate * w * w) };
-        if !(rate < 1.0 && plain_rate > 0.5 && plain_rate < 1.0) {
-            return;
-        }
-        let optimum = (2.0 / (1.0 + (1.0 - plain_rate).sqrt())).min(Self::MAX_OMEGA);
-        if optimum > w + 0.005 {
-            self.restart(optimum);
-        }
     }
 }
 
@@ -361,6 +307,7 @@ pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
     if o.check_every == 0 {
         return Err(SotError::new(ErrorKind::InvalidOption, "checkEvery must be at least 1"));
     }
+    check_storage(&o.storage)?;
     if let Some(s) = o.eps_scaling {
         if !(s.factor > 0.0 && s.factor < 1.0) {
             return Err(SotError::new(
@@ -389,10 +336,10 @@ fn check_cost(cost: &ArrayView2<f32>) -> Result<()> {
 }
 
 /// The eps values to run at, ending with the target.
-fn eps_schedule(opts: &SinkhornOptions, c: &[f32]) -> Vec<f64> {
+fn eps_schedule(opts: &SinkhornOptions, problem: &Problem) -> Vec<f64> {
     let mut out = Vec::new();
     if let Some(s) = opts.eps_scaling {
-        let start = s.start.unwrap_or_else(|| c.par_iter().cloned().reduce(|| 0.0, f32::max) as f64);
+        let start = s.start.unwrap_or_else(|| problem.max_cost());
         let mut e = start;
         while e > opts.eps && out.len() < 200 {
             out.push(e);
@@ -403,124 +350,3 @@ fn eps_schedule(opts: &SinkhornOptions, c: &[f32]) -> Vec<f64> {
     out
 }
 
-struct Problem<'p> {
-    c: &'p [f32],
-    n: usize,
-    m: usize,
-    a: &'p [f64],
-    log_b: Vec<f64>,
-    /// Self-transport (`b == a`, symmetric cost): averaged update of one potential.
-    symmetric: bool,
-}
-
-struct Errors {
-    rows: f64,
-    cols: f64,
-}
-
-/// Per-thread state of a sweep: column sums, a row buffer, the marginal error.
-struct Partial {
-    cols: Vec<f64>,
-    row: Vec<f64>,
-    err: f64,
-}
-
-impl Problem<'_> {
-    /// One Sinkhorn iteration at `eps` from `(f, g)`: writes the new
-    /// potentials and returns the L1 row-marginal error of `(f, g)` and the
-    /// column error of `(f_out, g)`.
-    /// `omega` over-relaxes both updates (1 = plain Sinkhorn). Symmetric
-    /// problems only move `f` half-way to its soft-min and copy it to `g`.
-    fn sweep(&self, eps: f64, omega: f64, f: &[f64], g: &[f64], f_out: &mut [f64], g_out: &mut [f64]) -> Result<Errors> {
-        let m = self.m;
-        let inv_eps = 1.0 / eps;
-        let gb: Vec<f64> = g.iter().zip(&self.log_b).map(|(g, lb)| g * inv_eps + lb).collect();
-        // A fixed split of the rows, summed in a fixed order: results do not
-        // depend on the thread count or on scheduling.
-        let groups = self.n.div_ceil((65_536 / m).max(1)).clamp(1, MAX_GROUPS);
-        let rows_per_group = self.n.div_ceil(groups);
-        let cols = if self.symmetric { 0 } else { m };
-        let step = if self.symmetric { 0.5 * eps } else { omega * eps };
-        let new = || Partial { cols: vec![0.0; cols], row: vec![0.0; m], err: 0.0 };
-
-        let partials: Vec<Partial> = f_out
-            .par_chunks_mut(rows_per_group)
-            .enumerate()
-            .map(|(grp, f_grp)| {
-                let mut p = new();
-                let i0 = grp * rows_per_group;
-                for (k, fi_out) in f_grp.iter_mut().enumerate() {
-                    let i = i0 + k;
-                    let c_row = &self.c[i * m..(i + 1) * m];
-                    let shift = f[i] * inv_eps;
-                    let mut s = kernel::row_exp(c_row, shift, &gb, inv_eps, &mut p.row);
-                    // ln of the true row sum, given what `p.row` holds: row sum = s * e^offset
-                    let mut offset = 0.0;
-                    if !(SAFE_LO..=SAFE_HI).contains(&s) {
-                        let top = kernel::row_max(c_row, &gb, inv_eps);
-                        s = kernel::row_exp(c_row, -top, &gb, inv_eps, &mut p.row);
-                        offset = shift + top;
-                    }
-                    let log_sum = s.ln() + offset;
-                    *fi_out = f[i] - step * log_sum;
-                    p.err += self.a[i] * (log_sum.exp() - 1.0).abs();
-                    if !self.symmetric {
-                        // a_i exp((f_out_i + g_j - C_ij) / eps) / b_j, given p.row = that at f_i, over e^offset
-                        let w = if omega == 1.0 {
-                            self.a[i] / s
-                        } else {
-                            self.a[i] * ((1.0 - omega) * offset - omega * s.ln()).exp()
-                        };
-                        kernel::axpy(&mut p.cols, w, &p.row);
-                    }
-                }
-                p
-            })
-            .collect();
-        let mut total = new();
-        for p in &partials {
-            total.cols.iter_mut().zip(&p.cols).for_each(|(a, b)| *a += b);
-            total.err += p.err;
-        }
-
-        if self.symmetric {
-            g_out.copy_from_slice(f_out);
-        }
-        let mut redo = Vec::new();
-        for (j, (out, &sum)) in g_out.iter_mut().zip(&total.cols).enumerate() {
-            if (SAFE_LO..=SAFE_HI).contains(&sum) {
-                *out = g[j] - omega * eps * (sum.ln() - self.log_b[j]);
-            } else {
-                redo.push(j);
-            }
-        }
-        if !redo.is_empty() {
-            let log_a: Vec<f64> = self.a.iter().map(|v| v.ln()).collect();
-            let exact: Vec<f64> = redo.par_iter().map(|&j| self.column_softmin(j, eps, f_out, &log_a)).collect();
-            for (&j, v) in redo.iter().zip(exact) {
-                g_out[j] = (1.0 - omega) * g[j] + omega * v;
-            }
-        }
-
-        let bad = f_out.iter().position(|v| !v.is_finite()).map(|i| ("f", i)).or_else(|| {
-            g_out.iter().position(|v| !v.is_finite()).map(|j| ("g", j))
-        });
-        if let Some((which, i)) = bad {
-            return Err(SotError::at(
-                ErrorKind::Numeric,
-                i,
-                format!("potential {which}[{i}] became non-finite at eps = {eps}"),
-            ));
-        }
-        let cols = total.cols.iter().zip(&self.log_b).map(|(s, lb)| (s - lb.exp()).abs()).sum();
-        Ok(Errors { rows: total.err, cols })
-    }
-
-    /// Exact `-eps * log sum_i a_i exp((f_i - C_ij) / eps)` for one column.
-    fn column_softmin(&self, j: usize, eps: f64, f: &[f64], log_a: &[f64]) -> f64 {
-        let arg = |i: usize| log_a[i] + (f[i] - self.c[i * self.m + j] as f64) / eps;
-        let top = (0..self.n).map(arg).fold(f64::NEG_INFINITY, f64::max);
-        let sum: f64 = (0..self.n).map(|i| (arg(i) - top).exp()).sum();
-        -eps * (top + sum.ln())
-    }
-}

@@ -198,3 +198,43 @@ fn baselines_share_the_interface_and_behave_as_named() {
     assert_eq!(baseline_scores(Baseline::Saft { components: 0 }, &s, &opts, &ctl).unwrap_err().code(), "ERR_OPTION");
 }
 
+
+#[test]
+fn under_a_small_memory_budget_the_harmful_costs_are_truncated_and_the_ranking_holds() {
+    let p = planted(7, 1_500, 150, 16);
+    let (n, m) = (p.downstream.nrows(), p.harmful.nrows());
+    let budget = n * m * 3; // the dense harmful costs do not fit
+    let mut opts = LearnerOptions::default();
+    opts.inner.storage = StorageOptions { budget, neighbours: 32, ..Default::default() };
+    let small = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
+    let dense = learn_weights(&sets(&p), &LearnerOptions::default(), &Control::default()).unwrap();
+
+    assert_eq!((dense.anchor_storage.storage, dense.harmful_storage.storage), ("dense+kernel", "dense+kernel"));
+    assert_eq!(small.anchor_storage.storage, "dense+kernel");
+    assert_eq!((small.harmful_storage.storage, small.harmful_storage.neighbours), ("truncated+kernel", 32));
+    assert!(small.anchor_storage.bytes + small.harmful_storage.bytes <= budget);
+    // warm-started steps reuse the stored kernels instead of forming them again
+    for s in [&small.anchor_storage, &small.harmful_storage, &dense.harmful_storage] {
+        assert!(s.kernel_passes > 2 * s.kernel_builds, "{s:?}");
+    }
+    let v = small.harmful_storage.verification.expect("truncated terms are verified");
+    assert!(v.max_error <= small.harmful_storage.bound + 1e-12 && v.max_error.is_finite());
+
+    let sel = select_top_k(&small.weights, Keep::Fraction(0.9), Some(&small.weights)).unwrap();
+    let (worst_clean, best_planted) = worst_clean_and_best_planted(&sel.rank, p.clean);
+    assert!(worst_clean < best_planted, "clean down to rank {worst_clean}, planted from {best_planted}");
+    let l1: f64 = small.weights.iter().zip(&dense.weights).map(|(a, b)| (a - b).abs()).sum();
+    assert!(l1 < 0.05, "weights moved by {l1} in L1");
+}
+
+#[test]
+fn blocked_costs_learn_the_dense_weights() {
+    let p = planted(8, 300, 30, 8);
+    let mut opts = LearnerOptions::default();
+    opts.inner.storage = StorageOptions { storage: Storage::Blocked, ..Default::default() };
+    let blocked = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
+    opts.inner.storage = StorageOptions { storage: Storage::Dense, store_kernel: false, ..Default::default() };
+    let dense = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
+    assert_eq!((blocked.harmful_storage.storage, dense.harmful_storage.storage), ("blocked", "dense"));
+    assert_eq!(blocked.weights, dense.weights);
+}

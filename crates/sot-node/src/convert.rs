@@ -1,6 +1,7 @@
 //! JS-facing option and result shapes, and their conversion to core types.
 
 use crate::error::{shape, Failure};
+use crate::storage::{StorageInput, StorageOutput};
 use napi::bindgen_prelude::{Float32Array, Float64Array};
 use napi_derive::napi;
 use ndarray::ArrayView2;
@@ -30,12 +31,14 @@ pub struct SolveOptions {
     pub overrelax: Option<bool>,
     /// Minimum milliseconds between progress calls (default 100).
     pub progress_interval_ms: Option<u32>,
+    /// How the costs are held (solves from points; from a cost matrix, only the stored kernel applies).
+    pub storage: Option<StorageInput>,
 }
 
 impl SolveOptions {
-    pub fn to_core(&self) -> SinkhornOptions {
+    pub fn to_core(&self) -> sot_core::Result<SinkhornOptions> {
         let d = SinkhornOptions::default();
-        SinkhornOptions {
+        Ok(SinkhornOptions {
             eps: self.eps.unwrap_or(d.eps),
             tol: self.tol.unwrap_or(d.tol),
             max_iter: self.max_iter.map_or(d.max_iter, |v| v as usize),
@@ -44,7 +47,8 @@ impl SolveOptions {
                 .eps_scaling_factor
                 .map(|factor| EpsScaling { factor, start: self.eps_scaling_start }),
             overrelax: self.overrelax.unwrap_or(d.overrelax),
-        }
+            storage: StorageInput::to_core(&self.storage)?,
+        })
     }
 }
 
@@ -90,6 +94,8 @@ pub struct SinkhornOutput {
     pub iterations: u32,
     pub converged: bool,
     pub eps: f64,
+    /// How the costs were held.
+    pub storage: StorageOutput,
 }
 
 impl From<SinkhornResult> for SinkhornOutput {
@@ -104,6 +110,7 @@ impl From<SinkhornResult> for SinkhornOutput {
             iterations: r.iterations as u32,
             converged: r.converged,
             eps: r.eps,
+            storage: r.storage.into(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::cancel::CancelToken;
 use crate::convert::{matrix_view, slice, Matrix};
+use crate::storage::{StorageInput, StorageOutput};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
 use napi::{Env, Error, Result, Task};
@@ -34,6 +35,8 @@ pub struct LearnOptions {
     pub inner_tol: Option<f64>,
     pub inner_max_iter: Option<u32>,
     pub inner_overrelax: Option<bool>,
+    /// How the costs of both terms are held, within one budget.
+    pub storage: Option<StorageInput>,
     pub progress_interval_ms: Option<u32>,
 }
 
@@ -54,6 +57,7 @@ impl LearnOptions {
                 tol: self.inner_tol.unwrap_or(d.inner.tol),
                 max_iter: self.inner_max_iter.map_or(d.inner.max_iter, |v| v as usize),
                 overrelax: self.inner_overrelax.unwrap_or(d.inner.overrelax),
+                storage: StorageInput::to_core(&self.storage)?,
                 ..d.inner
             },
         })
@@ -72,6 +76,9 @@ pub struct LearnOutput {
     /// Sinkhorn iterations of all inner solves together.
     pub inner_iterations: u32,
     pub anchor_is_downstream: bool,
+    /// How the costs to the anchor and to the harmful reference were held.
+    pub anchor_storage: StorageOutput,
+    pub harmful_storage: StorageOutput,
     pub warnings: Vec<String>,
 }
 
@@ -87,6 +94,8 @@ impl From<LearnResult> for LearnOutput {
             inner_converged: r.inner_converged,
             inner_iterations: r.inner_iterations as u32,
             anchor_is_downstream: r.anchor_is_downstream,
+            anchor_storage: r.anchor_storage.into(),
+            harmful_storage: r.harmful_storage.into(),
             warnings: r.warnings,
         }
     }

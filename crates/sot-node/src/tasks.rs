@@ -144,7 +144,7 @@ impl Task for SinkhornTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { geometry, a, b, options, warm, job } = self;
         job.run(|ctl| {
-            let opts = options.to_core();
+            let opts = options.to_core()?;
             let warm = WarmStart {
                 f: warm.as_ref().and_then(|w| slice(&w.f)),
                 g: warm.as_ref().and_then(|w| slice(&w.g)),
@@ -219,7 +219,7 @@ impl Task for DivergenceTask {
         job.run(|ctl| {
             let kind = CostKind::parse(cost)?;
             let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
-            let opts = options.to_core();
+            let opts = options.to_core()?;
             Ok(sot_core::sinkhorn_divergence(x, y, slice(a), slice(b), kind, &opts, DivergenceWarmStart::default(), ctl)?)
         })
     }
