@@ -197,6 +197,8 @@ ${EXIT_HELP}`,
       .option('--lambda <x>', 'weight of the push away from the harmful set (default 1.5)', number('--lambda', 0))
       .option('--tau <x>', 'KL regularisation towards uniform weights (default 0.2)', number('--tau', 0))
       .option('--max-steps <n>', 'learner steps at most (default 500)', integer('--max-steps', 1))
+      .option('--memory-budget <size>', 'memory the run may take, e.g. 8GB or 512MiB: the costs are stored dense when they fit, else truncated to each sample\'s nearest references (default 8 GiB, or half the RAM if less)')
+      .option('--neighbours <n>', 'nearest references per sample when the costs are truncated (default 256)', integer('--neighbours', 1))
       .option('--seed <n>', 'seed of the random baseline', integer('--seed'))
       .option('--data-dir <dir>', 'offline mirror of the named reference sets (env SOT_DATA_DIR)')
       .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)'),
@@ -217,7 +219,14 @@ ${EXIT_HELP}`,
         keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
         weightField: f.weightField === false ? null : (f.weightField as string),
         method: f.method as Method,
-        learner: { eps: f.eps as number | undefined, lambda: f.lambda as number | undefined, tau: f.tau as number | undefined, maxSteps: f.maxSteps as number | undefined },
+        learner: {
+          eps: f.eps as number | undefined,
+          lambda: f.lambda as number | undefined,
+          tau: f.tau as number | undefined,
+          maxSteps: f.maxSteps as number | undefined,
+          storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
+        },
+        memoryBudget: f.memoryBudget as string | undefined,
         seed: f.seed as number | undefined,
         dataDir: f.dataDir as string | undefined,
         offline: f.offline === true ? true : undefined,
@@ -228,7 +237,7 @@ ${EXIT_HELP}`,
       const r = res.report;
       if (f.json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged }, warnings: res.warnings, timings: r.timings })}\n`,
+          `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
         );
       } else {
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);

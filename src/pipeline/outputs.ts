@@ -11,6 +11,7 @@ import type { PurifyReport } from '../report/types.js';
 import type { Selection } from '../selection.js';
 import type { PipelineInput } from './input.js';
 import type { PurifyOptions } from './options.js';
+import { peakRss } from './memory.js';
 import type { outputPaths } from './paths.js';
 import type { LoadedReferences } from './references.js';
 
@@ -64,6 +65,8 @@ export interface ReportInputs {
   selection: Selection;
   warnings: string[];
   timings: Record<string, number>;
+  /** The run's memory budget and the part of it the learner's costs got. */
+  memory: { budget: number; learnerBudget: number };
 }
 
 export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
@@ -95,8 +98,16 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     },
     selection: { n, k: r.selection.k },
     learner: learned
-      ? { steps: learned.steps, converged: learned.converged, innerConverged: learned.innerConverged, objective: Array.from(learned.objective) }
+      ? {
+          steps: learned.steps,
+          converged: learned.converged,
+          innerConverged: learned.innerConverged,
+          innerIterations: learned.innerIterations,
+          objective: Array.from(learned.objective),
+          storage: { anchor: learned.anchorStorage, harmful: learned.harmfulStorage },
+        }
       : null,
+    memory: { ...r.memory, peakRss: peakRss() },
     warnings: r.warnings,
     timings: r.timings,
     histogram: weightHistogram(weights, r.selection.kept),

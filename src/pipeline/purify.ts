@@ -14,6 +14,7 @@ import { buildReport, writeOutputs, writeReports } from './outputs.js';
 import type { PurifyOptions, Stage } from './options.js';
 import type { PurifyReport } from '../report/types.js';
 import { PipelineInput } from './input.js';
+import { checkEmbeddingsFit, learnerBudget, peakRss, resolveBudget } from './memory.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -47,6 +48,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
   }
   const paths = outputPaths(o);
+  const budget = resolveBudget(o.memoryBudget);
   const signal = o.signal;
   const timings: Record<string, number> = {};
   const warnings: string[] = [];
@@ -68,6 +70,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n); // before the embedding and the learning, not after
+  checkEmbeddingsFit(budget, n, embedder.dim, o.input);
   lap('read');
 
   // Embed the dataset, streaming, through the cache.
@@ -90,8 +93,11 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   // Learn the weights (or score with a baseline).
   const method = o.method ?? 'sot';
   const learner = { ...embedder.learnerDefaults, ...defined(o.learner ?? {}) };
+  // The costs get what the process does not hold yet (an explicit learner budget wins).
+  const storage = { budget: learnerBudget(budget, n), ...learner.storage };
   const scores = await scoreSamples(method, { downstream, anchor, harmful }, {
     ...learner,
+    storage,
     seed: o.seed,
     signal,
     onProgress: (e) => progress('learn', e.iteration),
@@ -123,10 +129,12 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     selection,
     warnings,
     timings,
+    memory: { budget, learnerBudget: storage.budget as number },
   });
   check();
   lap('write');
   report.timings = { ...timings };
+  report.memory.peakRss = peakRss();
   await writeReports(report, paths);
 
   return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html }, n, k: selection.k, scores, selection, report, warnings };

@@ -73,6 +73,18 @@ const SCRIPT = `
     rows.forEach(function (row) { var tr = h('tr', undefined, t); h('th', row[0], tr); h('td', String(row[1]), tr); });
     return t;
   }
+  function mb(b) { return (b / 1048576).toFixed(0) + ' MiB'; }
+  function held(name, st) {
+    var v = st.verification;
+    return name + ': ' + st.mode + (st.neighbours ? ' (' + st.neighbours + ' nearest)' : '') + ', ' + mb(st.bytes) +
+      (v ? ', max error of the potential ' + v.maxError.toExponential(1) + ' (bound ' + st.bound.toExponential(1) + ')' : '');
+  }
+  function mem(r) {
+    if (!r.memory) return 'n/a';
+    var out = 'peak ' + mb(r.memory.peakRss) + ' of a ' + mb(r.memory.budget) + ' budget';
+    if (r.learner && r.learner.storage) out += '; costs: ' + held('anchor', r.learner.storage.anchor) + '; ' + held('harmful', r.learner.storage.harmful);
+    return out;
+  }
   function refs(list) {
     return list.length ? list.map(function (x) { return x.source + ' (' + x.count + (x.licence ? ', ' + x.licence : '') + ')'; }).join('; ') : 'none';
   }
@@ -87,6 +99,7 @@ const SCRIPT = `
     ['Safe anchor', refs(r.references.anchor)],
     ['Embedder', r.embedder.id + ' (' + r.embedder.dim + '-d)'],
     ['Learner', r.learner ? r.learner.steps + ' steps, ' + (r.learner.converged ? 'converged' : 'not converged') : 'n/a'],
+    ['Memory', mem(r)],
     ['Outputs', [r.outputs.dataset, r.outputs.scores].join(', ')],
     ['Time', Object.keys(r.timings).map(function (k) { return k + ' ' + r.timings[k].toFixed(2) + ' s'; }).join(', ')]
   ], s);

@@ -1,3 +1,5 @@
+import type { StorageReport } from '../storage.js';
+
 /** What `purify` writes to its JSON report (and what the HTML page shows). */
 export interface PurifyReport {
   tool: 'sot-purify';
@@ -23,8 +25,14 @@ export interface PurifyReport {
     steps: number;
     converged: boolean;
     innerConverged: boolean;
+    /** Passes over the costs of both terms, all steps together. */
+    innerIterations: number;
     objective: number[];
+    /** How the costs to the anchor and to the harmful reference were held. */
+    storage: { anchor: StorageReport; harmful: StorageReport };
   } | null;
+  /** Bytes: the run's budget, the part the learner's costs got, the peak resident set of the process. */
+  memory: { budget: number; learnerBudget: number; peakRss: number };
   warnings: string[];
   /** Seconds per stage, in the order they ran. */
   timings: Record<string, number>;

@@ -193,21 +193,49 @@ fn scatter_f32_impl<const FMA: bool>(acc: &mut [f64], col: &[u32], w: f64, k: &[
     }
 }
 
-macro_rules! dispatch {
-    ($(fn $name:ident / $avx:ident = $imp:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {$(
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn $avx($($arg: $ty),*) -> $ret {
-            $imp::<true>($($arg),*)
+/// sum_j w[j] * exp(shift - c[j] * inv_eps), the exponent clamped (so that a zero weight
+/// always zeroes its term).
+#[inline(always)]
+fn weighted_exp_sum_impl<const FMA: bool>(c: &[f32], w: &[f64], shift: f64, inv_eps: f64) -> f64 {
+    let m = c.len().min(w.len());
+    let (c, w) = (&c[..m], &w[..m]);
+    let mut acc = [0.0f64; LANES];
+    let body = m - m % LANES;
+    for (cc, ww) in c[..body].chunks_exact(LANES).zip(w[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] = madd::<FMA>(ww[l], exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift)), acc[l]);
         }
+    }
+    let mut sum = acc.iter().sum::<f64>();
+    for j in body..m {
+        sum = madd::<FMA>(w[j], exp::<FMA>(madd::<FMA>(-(c[j] as f64), inv_eps, shift)), sum);
+    }
+    sum
+}
 
+/// Each kernel is compiled three times: for AVX-512, for AVX2+FMA, and for
+/// any x86-64 (or other CPU); the fastest the CPU supports runs.
+macro_rules! dispatch {
+    ($(fn $name:ident = $imp:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {$(
         #[inline]
         pub fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    $imp::<true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
+                    $imp::<true>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU supports the features the function was compiled for.
-                    return unsafe { $avx($($arg),*) };
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
                 }
             }
             $imp::<false>($($arg),*)
@@ -216,16 +244,17 @@ macro_rules! dispatch {
 }
 
 dispatch! {
-    fn row_exp / row_exp_avx2 = row_exp_impl(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
-    fn row_max / row_max_avx2 = row_max_impl(c: &[f32], gb: &[f64], inv_eps: f64) -> f64;
-    fn axpy / axpy_avx2 = axpy_impl(acc: &mut [f64], w: f64, v: &[f64]) -> ();
-    fn dot / dot_avx2 = dot_impl(k: &[f32], v: &[f64]) -> f64;
-    fn axpy_f32 / axpy_f32_avx2 = axpy_f32_impl(acc: &mut [f64], w: f64, k: &[f32]) -> ();
-    fn gather_exp / gather_exp_avx2 = gather_exp_impl(c: &[f32], col: &[u32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
-    fn gather_max / gather_max_avx2 = gather_max_impl(c: &[f32], col: &[u32], gb: &[f64], inv_eps: f64) -> f64;
-    fn scatter / scatter_avx2 = scatter_impl(acc: &mut [f64], col: &[u32], w: f64, v: &[f64], q: f64, e: &[f64]) -> ();
-    fn gather_dot / gather_dot_avx2 = gather_dot_impl(k: &[f32], col: &[u32], v: &[f64]) -> f64;
-    fn scatter_f32 / scatter_f32_avx2 = scatter_f32_impl(acc: &mut [f64], col: &[u32], w: f64, k: &[f32], q: f64, e: &[f64]) -> ();
+    fn row_exp = row_exp_impl(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
+    fn row_max = row_max_impl(c: &[f32], gb: &[f64], inv_eps: f64) -> f64;
+    fn axpy = axpy_impl(acc: &mut [f64], w: f64, v: &[f64]) -> ();
+    fn dot = dot_impl(k: &[f32], v: &[f64]) -> f64;
+    fn axpy_f32 = axpy_f32_impl(acc: &mut [f64], w: f64, k: &[f32]) -> ();
+    fn gather_exp = gather_exp_impl(c: &[f32], col: &[u32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
+    fn gather_max = gather_max_impl(c: &[f32], col: &[u32], gb: &[f64], inv_eps: f64) -> f64;
+    fn scatter = scatter_impl(acc: &mut [f64], col: &[u32], w: f64, v: &[f64], q: f64, e: &[f64]) -> ();
+    fn weighted_exp_sum = weighted_exp_sum_impl(c: &[f32], w: &[f64], shift: f64, inv_eps: f64) -> f64;
+    fn gather_dot = gather_dot_impl(k: &[f32], col: &[u32], v: &[f64]) -> f64;
+    fn scatter_f32 = scatter_f32_impl(acc: &mut [f64], col: &[u32], w: f64, k: &[f32], q: f64, e: &[f64]) -> ();
 }
 
 #[cfg(test)]
@@ -271,5 +300,38 @@ mod tests {
         let mut acc = vec![1.0; m];
         axpy(&mut acc, 2.0, &out);
         assert!((acc[3] - (1.0 + 2.0 * out[3])).abs() < 1e-15);
+    }
+
+    /// Every kernel as dispatched (AVX-512 or AVX2 where the CPU has them)
+    /// against its portable build, on data that leaves a remainder after the lanes.
+    #[test]
+    fn dispatched_kernels_agree_with_the_portable_build() {
+        let m = 53;
+        let c: Vec<f32> = (0..m).map(|j| (j as f32 * 0.61).cos().abs()).collect();
+        let v: Vec<f64> = (0..m).map(|j| 0.5 + (j as f64 * 0.23).sin().abs()).collect();
+        let col: Vec<u32> = (0..m as u32).filter(|j| j % 3 != 1).collect();
+        let kc: Vec<f32> = col.iter().map(|&j| c[j as usize]).collect();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-300);
+        let (mut o1, mut o2) = (vec![0.0; m], vec![0.0; m]);
+        assert!(close(row_exp(&c, 0.3, &v, 7.0, &mut o1), row_exp_impl::<false>(&c, 0.3, &v, 7.0, &mut o2)));
+        assert!(o1.iter().zip(&o2).all(|(a, b)| close(*a, *b)));
+        assert!(close(row_max(&c, &v, 7.0), row_max_impl::<false>(&c, &v, 7.0)));
+        assert!(close(dot(&c, &v), dot_impl::<false>(&c, &v)));
+        assert!(close(weighted_exp_sum(&c, &v, 1.0, 4.0), weighted_exp_sum_impl::<false>(&c, &v, 1.0, 4.0)));
+        assert!(close(gather_dot(&kc, &col, &v), gather_dot_impl::<false>(&kc, &col, &v)));
+        assert!(close(gather_max(&kc, &col, &v, 3.0), gather_max_impl::<false>(&kc, &col, &v, 3.0)));
+        let (mut g1, mut g2) = (vec![0.0; col.len()], vec![0.0; col.len()]);
+        assert!(close(gather_exp(&kc, &col, 0.2, &v, 3.0, &mut g1), gather_exp_impl::<false>(&kc, &col, 0.2, &v, 3.0, &mut g2)));
+        assert!(g1.iter().zip(&g2).all(|(a, b)| close(*a, *b)));
+        let (mut a1, mut a2) = (v.clone(), v.clone());
+        axpy(&mut a1, 0.7, &o1);
+        axpy_impl::<false>(&mut a2, 0.7, &o1);
+        axpy_f32(&mut a1, 0.3, &c);
+        axpy_f32_impl::<false>(&mut a2, 0.3, &c);
+        scatter(&mut a1, &col, 0.9, &g1, 0.1, &v);
+        scatter_impl::<false>(&mut a2, &col, 0.9, &g1, 0.1, &v);
+        scatter_f32(&mut a1, &col, 0.4, &kc, 0.2, &v);
+        scatter_f32_impl::<false>(&mut a2, &col, 0.4, &kc, 0.2, &v);
+        assert!(a1.iter().zip(&a2).all(|(a, b)| close(*a, *b)));
     }
 }

@@ -264,8 +264,12 @@ impl Problem<'_> {
             });
         };
         let width = self.width();
-        k.k.resize(self.n * width, 0.0);
-        k.o.resize(self.n, 0.0);
+        if k.k.len() != self.n * width {
+            // zeroed by the allocator (fresh pages), not by a serial fill: the
+            // pass below touches them first, on every thread
+            k.k = vec![0.0; self.n * width];
+            k.o = vec![0.0; self.n];
+        }
         let parts: Vec<Partial> = f_out
             .par_chunks_mut(rows_per_group)
             .zip(k.k.par_chunks_mut(rows_per_group * width))

@@ -14,6 +14,7 @@
 use crate::control::Control;
 use crate::cost::{CostTiles, TILE_ROWS};
 use crate::error::Result;
+use crate::kernel;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -50,9 +51,10 @@ impl Truncated {
             .zip(t.tail.par_chunks_mut(TILE_ROWS))
             .zip(t.lo.par_chunks_mut(TILE_ROWS))
             .zip(t.hi.par_chunks_mut(TILE_ROWS));
+        let b_total: f64 = b.iter().sum();
         chunks.enumerate().try_for_each_init(
-            || (Array2::<f32>::zeros((TILE_ROWS, m)), Vec::<u32>::with_capacity(m)),
-            |(buf, order), (tile_no, ((((cost, col), tail), lo), hi))| -> Result<()> {
+            || (Array2::<f32>::zeros((TILE_ROWS, m)), Vec::<f32>::with_capacity(m), vec![0.0f64; m]),
+            |(buf, scratch, dropped_b), (tile_no, ((((cost, col), tail), lo), hi))| -> Result<()> {
                 ctl.check()?;
                 let rows = tail.len();
                 let mut tile = buf.slice_mut(ndarray::s![..rows, ..]);
@@ -60,27 +62,34 @@ impl Truncated {
                 for r in 0..rows {
                     let c = tile.row(r);
                     let c = c.as_slice().expect("standard layout");
-                    order.clear();
-                    order.extend(0..m as u32);
-                    order.select_nth_unstable_by(k, |&p, &q| c[p as usize].total_cmp(&c[q as usize]).then(p.cmp(&q)));
-                    let (kept, dropped) = order.split_at_mut(k);
-                    kept.sort_unstable();
-                    for (t, &j) in kept.iter().enumerate() {
-                        cost[r * k + t] = c[j as usize];
-                        col[r * k + t] = j;
+                    // the (k+1)-th smallest cost: the smallest one dropped
+                    scratch.clear();
+                    scratch.extend_from_slice(c);
+                    let low = *scratch.select_nth_unstable_by(k, f32::total_cmp).1;
+                    // keep every cost below it, and ties at it by column order
+                    let mut ties = k - c.iter().filter(|&&v| v < low).count();
+                    let mut t = 0;
+                    dropped_b.copy_from_slice(b);
+                    let mut kept_mass = 0.0;
+                    for (j, &cj) in c.iter().enumerate() {
+                        let keep = cj < low || (cj == low && ties > 0 && {
+                            ties -= 1;
+                            true
+                        });
+                        if keep {
+                            cost[r * k + t] = cj;
+                            col[r * k + t] = j as u32;
+                            kept_mass += b[j];
+                            dropped_b[j] = 0.0;
+                            t += 1;
+                        }
                     }
-                    // dropped[0] is the (k+1)-th smallest cost
-                    let low = c[dropped[0] as usize];
-                    let (mut high, mut mass, mut sum) = (low, 0.0f64, 0.0f64);
-                    for &j in dropped.iter() {
-                        let cj = c[j as usize];
-                        high = high.max(cj);
-                        mass += b[j as usize];
-                        sum += b[j as usize] * (-((cj - low) as f64) / eps).exp();
-                    }
-                    tail[r] = low as f64 - eps * (sum / mass).ln();
+                    debug_assert_eq!(t, k);
+                    let sum = kernel::weighted_exp_sum(c, dropped_b, low as f64 / eps, 1.0 / eps);
+                    tail[r] = low as f64 - eps * (sum / (b_total - kept_mass)).ln();
                     lo[r] = low;
-                    hi[r] = high;
+                    // the kept costs are at most `low`, so the largest cost is a dropped one
+                    hi[r] = c.iter().cloned().fold(low, f32::max);
                 }
                 Ok(())
             },

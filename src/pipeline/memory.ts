@@ -1,0 +1,50 @@
+// The memory budget of a purify run: what the learner's costs may take, given
+// what the process already holds. (Accounting only; the core plans the costs.)
+import { totalmem } from 'node:os';
+import { OptionError } from '../errors.js';
+import { parseBytes } from '../storage.js';
+
+/** Default budget: 8 GiB, or half the machine's memory if that is less. */
+export function defaultBudget(): number {
+  return Math.min(8 * 1024 ** 3, Math.floor(totalmem() / 2));
+}
+
+export function resolveBudget(budget: number | string | undefined): number {
+  return budget === undefined ? defaultBudget() : parseBytes('memoryBudget', budget);
+}
+
+/**
+ * What the run holds besides the embeddings and the learner's costs, per
+ * sample: the learner's vectors (weights, potentials and their updates,
+ * scores), the selection, the record lines, the scores file's rows.
+ */
+const BYTES_PER_SAMPLE = 256;
+/** And in all: thread buffers, the report, allocator slack. */
+const FIXED_RESERVE = 96 * 1024 ** 2;
+
+const mib = (b: number) => `${Math.round(b / 1024 ** 2)} MiB`;
+
+/** The embeddings of `n` samples must fit beside what the process holds now: checked before embedding. */
+export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string): void {
+  const need = process.memoryUsage.rss() + n * dim * 4 + n * BYTES_PER_SAMPLE + FIXED_RESERVE;
+  if (need > budget) {
+    throw new OptionError(
+      'ERR_OPTION',
+      `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(n * dim * 4)} as ${dim}-d embeddings, ${mib(need)} with what the run holds besides; raise --memory-budget`,
+    );
+  }
+}
+
+/** Bytes left for the learner's costs now (the embeddings are held), after the reserve for the stages to come. */
+export function learnerBudget(budget: number, n: number): number {
+  const left = budget - process.memoryUsage.rss() - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+  if (left <= 0) {
+    throw new OptionError('ERR_OPTION', `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}); raise --memory-budget`);
+  }
+  return left;
+}
+
+/** Peak resident memory of the process so far, in bytes. */
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
