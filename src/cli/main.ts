@@ -6,6 +6,7 @@ import type { FieldMapping } from '../io/types.js';
 import { METHODS, type Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { purify } from '../pipeline/purify.js';
+import { parseBytes } from '../storage.js';
 import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
@@ -29,6 +30,16 @@ function integer(name: string, min = 0) {
     const x = Number(v);
     if (!/^\d+$/.test(v.trim()) || x < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return x;
+  };
+}
+
+function size(name: string) {
+  return (v: string) => {
+    try {
+      return parseBytes(name, v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
   };
 }
 
@@ -197,7 +208,7 @@ ${EXIT_HELP}`,
       .option('--lambda <x>', 'weight of the push away from the harmful set (default 1.5)', number('--lambda', 0))
       .option('--tau <x>', 'KL regularisation towards uniform weights (default 0.2)', number('--tau', 0))
       .option('--max-steps <n>', 'learner steps at most (default 500)', integer('--max-steps', 1))
-      .option('--memory-budget <size>', 'memory the run may take, e.g. 8GB or 512MiB: the costs are stored dense when they fit, else truncated to each sample\'s nearest references (default 8 GiB, or half the RAM if less)')
+      .option('--memory-budget <size>', 'memory the run may take, e.g. 8GB or 512MiB: the costs are stored dense when they fit, else truncated to each sample\'s nearest references (default 8 GiB, or half the RAM if less)', size('--memory-budget'))
       .option('--neighbours <n>', 'nearest references per sample when the costs are truncated (default 256)', integer('--neighbours', 1))
       .option('--seed <n>', 'seed of the random baseline', integer('--seed'))
       .option('--data-dir <dir>', 'offline mirror of the named reference sets (env SOT_DATA_DIR)')
@@ -226,7 +237,7 @@ ${EXIT_HELP}`,
           maxSteps: f.maxSteps as number | undefined,
           storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
         },
-        memoryBudget: f.memoryBudget as string | undefined,
+        memoryBudget: f.memoryBudget as number | undefined,
         seed: f.seed as number | undefined,
         dataDir: f.dataDir as string | undefined,
         offline: f.offline === true ? true : undefined,
