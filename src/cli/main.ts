@@ -248,7 +248,7 @@ ${EXIT_HELP}`,
       const r = res.report;
       if (f.json) {
         process.stdout.write(
-          `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
+          `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
         );
       } else {
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
