@@ -144,7 +144,7 @@ struct Term<'a> {
 impl<'a> Term<'a> {
     fn new(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, weights: Option<Vec<f64>>, plan: Plan, opts: &LearnerOptions, ctl: &Control) -> Result<Self> {
         let weights = weights.unwrap_or_else(|| vec![1.0 / y.nrows() as f64; y.nrows()]);
-        Ok(Term { store: CostStore::build(x, y, opts.cost, plan, opts.eps, &weights, ctl)?, weights, last: None })
+        Ok(Term { store: CostStore::build(x, y, opts.cost, plan, opts.eps, &weights, ctl)?.persistent(), weights, last: None })
     }
 
     fn solve(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {

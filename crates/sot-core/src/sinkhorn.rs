@@ -184,7 +184,7 @@ pub(crate) fn sinkhorn_finite(
     let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && StoredKernel::bytes(n, m, m) <= opts.storage.budget;
     let mut kernel = store_kernel.then(StoredKernel::new);
     let log_b = b.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false };
+    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false, first_build: false };
     let mut r = solve(problem, opts, warm, ctl)?;
     r.storage = StorageReport {
         storage: Plan::Dense { kernel: store_kernel }.name(),
@@ -231,7 +231,7 @@ pub(crate) fn symmetric_finite(
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true };
+    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true, first_build: false };
     solve(problem, opts, WarmStart { f: warm, g: warm }, ctl)
 }
 
@@ -261,6 +261,7 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
     // The error is meaningful once g is the soft-min of f at this eps (always, when symmetric).
     let mut fitted = problem.symmetric;
     let mut relax = Relaxation::new(opts.overrelax && !problem.symmetric);
+    let mut prev_err: Option<f64> = None;
     loop {
         ctl.check()?;
         // The last update before a return is always a plain one.
@@ -281,6 +282,12 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         if fitted {
             // Relaxed pairs are not fitted: their columns count too.
             relax.observe(errors.rows + errors.cols, opts.tol);
+            // A first stored kernel costs its fresh pages: only for a solve with passes left to serve.
+            if let Some(prev) = prev_err {
+                let rate = err / prev;
+                problem.first_build = !(rate < 1.0) || (opts.tol / err).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL;
+            }
+            prev_err = Some(err);
         }
         relax.last_omega = omega;
         std::mem::swap(&mut f, &mut f_next);
@@ -289,6 +296,10 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         fitted = true;
     }
 }
+
+/// Passes a solve must still have ahead (from its convergence rate so far)
+/// for a first stored kernel to pay for its allocation.
+const MIN_PASSES_FOR_A_KERNEL: f64 = 4.0;
 
 fn progress(iteration: usize, opts: &SinkhornOptions, error: f64, eps: f64) -> Progress {
     Progress { stage: "sinkhorn", iteration, max_iterations: opts.max_iter, error, eps }
@@ -323,7 +334,7 @@ pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
 }
 
 fn check_cost(cost: &ArrayView2<f32>) -> Result<()> {
-    let bad = cost.axis_iter(Axis(0)).into_par_iter().position_first(|r| r.iter().any(|v| !v.is_finite()));
+    let bad = cost.axis_iter(Axis(0)).into_par_iter().position_first(|r| !validate::finite_row(r));
     if let Some(i) = bad {
         let j = cost.row(i).iter().position(|v| !v.is_finite()).unwrap_or(0);
         return Err(SotError::at(

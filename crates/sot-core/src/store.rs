@@ -203,6 +203,8 @@ pub(crate) struct CostStore<'a> {
     tiles: CostTiles<'a>,
     n: usize,
     m: usize,
+    /// Serves many solves (a learner's term): a stored kernel is worth building at once.
+    persistent: bool,
 }
 
 impl<'a> CostStore<'a> {
@@ -211,7 +213,7 @@ impl<'a> CostStore<'a> {
     pub(crate) fn build(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind, plan: Plan, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
         let tiles = CostTiles::new(x, y, kind);
         let (n, m) = (x.nrows(), y.nrows());
-        let mut store = CostStore { plan, dense: None, truncated: None, kernel: None, tiles, n, m };
+        let mut store = CostStore { plan, dense: None, truncated: None, kernel: None, tiles, n, m, persistent: false };
         match plan {
             Plan::Dense { kernel } => {
                 let mut out = Array2::<f32>::zeros((n, m));
@@ -232,6 +234,12 @@ impl<'a> CostStore<'a> {
         Ok(store)
     }
 
+    /// Marks the store as serving many solves.
+    pub(crate) fn persistent(mut self) -> Self {
+        self.persistent = true;
+        self
+    }
+
     /// Checks the pair, plans it alone under `o` and builds it.
     pub(crate) fn for_points(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind, o: &StorageOptions, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
         check_pair(&x, &y, kind)?;
@@ -247,7 +255,7 @@ impl<'a> CostStore<'a> {
             (None, Some(t)) => Costs::Truncated { t, kernel },
             (None, None) => Costs::Blocked(&self.tiles),
         };
-        Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false }
+        Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false, first_build: self.persistent }
     }
 
     pub(crate) fn shape(&self) -> (usize, usize) {
@@ -258,7 +266,7 @@ impl<'a> CostStore<'a> {
     /// costs: how far its potentials are from the exact ones' soft-min.
     pub(crate) fn verify(&self, a: &[f64], log_b: Vec<f64>, eps: f64, f: &[f64], g: &[f64], ctl: &Control) -> Result<Verification> {
         ctl.check()?;
-        let mut exact = Problem { costs: Costs::Blocked(&self.tiles), n: self.n, m: self.m, a, log_b, symmetric: false };
+        let mut exact = Problem { costs: Costs::Blocked(&self.tiles), n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false };
         let (mut f_exact, mut g_next) = (vec![0.0; self.n], vec![0.0; self.m]);
         let errors = exact.sweep(eps, 1.0, f, g, &mut f_exact, &mut g_next)?;
         let dev = f.iter().zip(&f_exact).map(|(p, q)| (p - q).abs());

@@ -91,6 +91,8 @@ pub(crate) struct Problem<'p> {
     pub(crate) log_b: Vec<f64>,
     /// Self-transport (`b == a`, symmetric cost): averaged update of one potential.
     pub(crate) symmetric: bool,
+    /// Whether a stored kernel not yet allocated may be built (rebuilding one is always allowed).
+    pub(crate) first_build: bool,
 }
 
 pub(crate) struct Errors {
@@ -156,7 +158,7 @@ impl Problem<'_> {
                 k.served += 1;
                 self.stored_pass(k, g, f_out, rows_per_group, &pass, tails.as_ref())
             }
-            Some(k) => {
+            Some(k) if !k.k.is_empty() || self.first_build => {
                 k.built += 1;
                 let t = self.exp_pass(Some(&mut *k), f_out, rows_per_group, &pass, tails.as_ref());
                 k.f0.clear();
@@ -167,7 +169,7 @@ impl Problem<'_> {
                 k.valid = true;
                 t
             }
-            None => self.exp_pass(None, f_out, rows_per_group, &pass, tails.as_ref()),
+            _ => self.exp_pass(None, f_out, rows_per_group, &pass, tails.as_ref()),
         };
         if let Some(tl) = &tails {
             total.cols.iter_mut().zip(&tl.e).for_each(|(c, e)| *c += e * total.tail);
