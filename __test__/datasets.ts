@@ -75,3 +75,14 @@ export function readJsonl<T = Record<string, unknown>>(path: string): T[] {
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as T);
 }
+
+/**
+ * A report's text with what legitimately differs between runs blanked: the
+ * timestamp, the stage timings, the memory figures and every `...Seconds`.
+ */
+export function withoutRunFigures(text: string): string {
+  return text
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
+    .replace(/"(timings|memory)": ?\{[^}]*\}/g, '"$1":{}')
+    .replace(/"(\w*[sS]econds)": ?[-\d.e+]+/g, '"$1":0');
+}

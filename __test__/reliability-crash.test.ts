@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { alpacaOk, CLI, DATA_DIR, harmfulPairs, shuffle, writeJsonl } from './datasets.js';
+import { alpacaOk, CLI, DATA_DIR, harmfulPairs, shuffle, withoutRunFigures, writeJsonl } from './datasets.js';
 
 const KILLS = Number(process.env.SOT_CRASH_RUNS ?? 24);
 const OUTPUTS = ['train.purified.jsonl', 'train.purified.scores.csv', 'train.purified.report.json', 'train.purified.report.html'];
@@ -48,11 +48,10 @@ function purifyIn(dir: string): { code: number | null; stderr: string; seconds: 
   return { code: r.status, stderr: r.stderr, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Output bytes with what legitimately differs between runs (timestamp, timings) blanked. */
+/** Output bytes with what legitimately differs between runs (timestamp, timings, memory figures) blanked. */
 function normalised(path: string): string {
   const text = readFileSync(path, 'latin1');
-  if (!path.includes('.report.')) return text;
-  return text.replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>').replace(/"timings": ?\{[^}]*\}/g, '"timings":{}');
+  return path.includes('.report.') ? withoutRunFigures(text) : text;
 }
 
 /** Rows held by the complete chunks of the embedding cache (header: count u32 at byte 16). */

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
-import { CLI, contaminated, DATA_DIR, writeJsonl } from './datasets.js';
+import { CLI, contaminated, DATA_DIR, withoutRunFigures, writeJsonl } from './datasets.js';
 import { startEmbedServer, type EmbedServer, type Fault } from './embed-server.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sot-embfault-'));
@@ -63,7 +63,7 @@ const args = (s: EmbedServer, extra: string[] = []) => [
   '--embed-retries', '2', '--embed-timeout', '2000', ...extra,
 ];
 const outputs = (d: string) => readdirSync(d).filter((f) => f !== 'cache').sort();
-const normalised = (p: string) => readFileSync(p, 'utf8').replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>').replace(/"timings": ?\{[^}]*\}/g, '"timings":{}');
+const normalised = (p: string) => withoutRunFigures(readFileSync(p, 'utf8'));
 const ok: Fault = { transform: (d) => d };
 
 describe('embedding-server faults through `sot purify --embedder openai`', () => {

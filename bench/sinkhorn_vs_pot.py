@@ -472,11 +472,17 @@ def pass_times(sot, n, m, bw):
         "marginal_per_pass_s": (solve - min(sot["solve1_s"])) / (iters - 1) if iters > 1 else None,
         "storage": {k: v for k, v in sot["solve_result_fields"].items() if "kernel" in k.lower() or "storag" in k.lower()} or None,
     }
+    # Passes over the stored kernel, timed by SOT itself (fastest round's solve): the
+    # iterations the "kernel is stored" target is about. None when the solve stored none.
+    st = (out["storage"] or {}).get("storage") or {}
+    out["stored_passes"] = st.get("kernelPasses", 0)
+    out["stored_pass_s"] = st["kernelSeconds"] / st["kernelPasses"] if st.get("kernelPasses") else None
     if bw is not None:
         out["bandwidth_gbps"] = bw
         out["bound_s"] = n * m * 4 / (bw * 1e9)
         out["per_pass_vs_bound"] = out["per_pass_s"] / out["bound_s"]
         out["marginal_vs_bound"] = None if out["marginal_per_pass_s"] is None else out["marginal_per_pass_s"] / out["bound_s"]
+        out["stored_vs_bound"] = None if out["stored_pass_s"] is None else out["stored_pass_s"] / out["bound_s"]
     return out
 
 
@@ -529,8 +535,9 @@ def summary(problems, bw, tol):
     """Summary tables (speed and accuracy; passes and memory) and the issue's targets."""
     speed = [["problem", "SOT solve s (iters)", "SOT row / col L1", "POT sinkhorn solve s (iters)", "POT/SOT solve (total)",
               "POT @SOT's iters: col L1, POT/SOT solve", "sinkhorn_log solve s", "log/SOT solve", "other CPU"]]
-    passes = [["problem", "SOT s/pass (passes)", "marginal s/pass", "bound s/pass", "s/pass / bound", "marginal / bound",
-               "kernel storage", "SOT peak MB above base", "POT sinkhorn peak MB above base", "sinkhorn_log peak MB above base"]]
+    passes = [["problem", "SOT s/pass (passes)", "marginal s/pass", "stored-kernel s/pass (passes)", "bound s/pass", "s/pass / bound",
+               "marginal / bound", "stored / bound", "kernel storage", "SOT peak MB above base", "POT sinkhorn peak MB above base",
+               "sinkhorn_log peak MB above base"]]
     targets = []
     for p in problems:
         pr = p["problem"]
@@ -560,10 +567,12 @@ def summary(problems, bw, tol):
             name,
             f"{pt['per_pass_s']:.3g} ({pt['passes']})",
             fmt(pt["marginal_per_pass_s"], ".3g"),
+            "-" if pt["stored_pass_s"] is None else f"{pt['stored_pass_s']:.3g} ({pt['stored_passes']})",
             fmt(pt.get("bound_s"), ".3g"),
             fmt(pt.get("per_pass_vs_bound"), ".1f"),
             fmt(pt.get("marginal_vs_bound"), ".1f"),
-            "not reported" if pt["storage"] is None else json.dumps(pt["storage"]),
+            fmt(pt.get("stored_vs_bound"), ".1f"),
+            "not reported" if pt["storage"] is None else (pt["storage"].get("storage") or {}).get("mode", json.dumps(pt["storage"])),
             mb(sot),
             mb(plain),
             mb(log),
@@ -579,15 +588,17 @@ def summary(problems, bw, tol):
                                 "pot_row": r["solver"], "ratio_solve": r["solve_ratio_vs_sot"], "ratio_total": r["total_ratio_vs_sot"],
                                 "sot_meets_tol": sot["meets_tol"], "met": ok})
         if pt.get("per_pass_vs_bound") is not None:
+            # the target is about the passes served by a stored kernel; a solve too short to store one has none
             targets.append({"problem": name, "target": f"SOT s/pass within {TARGETS['pass_vs_bound']:g}x of the bandwidth bound (when the kernel is stored)",
-                            "kernel_storage": pt["storage"], "ratio": pt["per_pass_vs_bound"], "marginal_ratio": pt["marginal_vs_bound"],
-                            # the target applies only where the result says how the kernel was stored
-                            "met": None if pt["storage"] is None else pt["per_pass_vs_bound"] <= TARGETS["pass_vs_bound"]})
+                            "kernel_storage": pt["storage"], "ratio": pt["stored_vs_bound"], "marginal_ratio": pt["marginal_vs_bound"],
+                            "stored_passes": pt["stored_passes"],
+                            "met": None if pt["stored_vs_bound"] is None else pt["stored_vs_bound"] <= TARGETS["pass_vs_bound"]})
     lines = []
     for t in targets:
         detail = (f"{t['ratio_solve']:.1f}x solve, {t['ratio_total']:.1f}x total, against {t['pot_row']}" if "ratio_solve" in t
-                  else f"{t['ratio']:.1f}x the bound (marginal {fmt(t['marginal_ratio'], '.1f')}x), kernel storage: "
-                  + ("not reported" if t["kernel_storage"] is None else json.dumps(t["kernel_storage"])))
+                  else "no pass served by a stored kernel (the solve was too short to store one)" if t["ratio"] is None
+                  else f"{t['stored_passes']} stored-kernel passes at {t['ratio']:.1f}x the bound; the whole solve's marginal pass "
+                  f"{fmt(t['marginal_ratio'], '.1f')}x")
         verdict = "not applicable" if t["met"] is None else "met" if t["met"] else "NOT met"
         lines.append(f"- {t['problem']}: {t['target']}: {verdict} ({detail})"
                      + ("" if t.get("sot_meets_tol", True) else f"; SOT's own plan misses tol={tol:g} on the f64 checker"))

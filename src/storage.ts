@@ -29,11 +29,14 @@ export interface StorageReport {
   neighbours: number;
   /** Bytes the costs (and stored kernel) held. */
   bytes: number;
-  /** Passes served by the stored kernel, and passes that built it. */
+  /** Passes served by the stored kernel (and the seconds they took), and passes that built it. */
   kernelPasses: number;
+  kernelSeconds: number;
   kernelBuilds: number;
   /** Truncated: bound on how far each row's truncated soft-min lies from the exact one at the returned potentials (0 when exact). */
   bound: number;
+  /** Seconds spent building the costs (the matrix products, the truncation). */
+  buildSeconds: number;
   /** Truncated, with `verify`: the solution checked against the exact costs. */
   verification?: {
     /** Largest and weighted mean difference between the returned and the exact source potential. */
@@ -42,6 +45,8 @@ export interface StorageReport {
     /** L1 marginal errors of the returned potentials (rows) and of the exact ones (columns) on the exact costs. */
     rowError: number;
     colError: number;
+    /** Seconds the exact pass took. */
+    seconds: number;
   };
 }
 

@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { EmbeddingCache, HashingEmbedder, embedWithCache, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
 import { createEmbedder } from '../../dist/embed/providers.js';
-import { auroc, mulberry32 } from './stats.mjs';
+import { auroc, mulberry32, shuffle } from './stats.mjs';
 import { dataDir, loadSource as loadNamed, norm } from '../sources.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -59,14 +59,6 @@ if (opt('learner') !== undefined) Object.assign(learner, JSON.parse(opt('learner
 
 // ---------- seeded draws ----------
 const rng = mulberry32;
-function shuffle(xs, r) {
-  const a = xs.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
 
 // ---------- metrics ----------
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;

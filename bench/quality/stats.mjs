@@ -12,6 +12,16 @@ export function mulberry32(seed) {
   };
 }
 
+/** A copy of `xs` in the order of a Fisher-Yates shuffle drawn from `r`. */
+export function shuffle(xs, r) {
+  const a = xs.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
 /**
  * AUROC of `scores` as a benign-vs-harmful detector: P(score of a benign
  * sample > score of a harmful one), ties counted half (rank-sum form).

@@ -19,7 +19,7 @@ import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadReferenceSet } from '../../dist/index.js';
-import { mulberry32 } from '../quality/stats.mjs';
+import { mulberry32, shuffle } from '../quality/stats.mjs';
 import { dataDir, loadSource, norm } from '../sources.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,14 +44,6 @@ export async function loadPools(cfg) {
   return { benign, injected, harmful, distinctHarmful: pool.length, droppedHarmful: dropped };
 }
 
-function shuffled(xs, r) {
-  const a = xs.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
 
 async function writeJsonl(path, n, recordAt) {
   const tmp = `${path}.tmp`;
@@ -78,7 +70,7 @@ export async function makeData(cfg, dir, sizes) {
   const fresh = existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp;
   const pools = await loadPools(cfg);
   const r = mulberry32(cfg.seed);
-  const benign = shuffled(pools.benign, r);
+  const benign = shuffle(pools.benign, r);
   const anchor = benign.slice(0, cfg.anchor);
   const rest = benign.slice(cfg.anchor);
   const files = { anchor: join(dir, 'anchor.jsonl'), harmful: join(dir, 'harmful.jsonl'), sizes: {} };

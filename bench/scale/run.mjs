@@ -115,14 +115,14 @@ for (const run of runs) {
 
 // The table of BENCHMARKS.md.
 const gib = (b) => (b / 2 ** 30).toFixed(2);
-console.log('\n| records | budget | wall s | read | embed | references | learn | select | write | peak RSS GiB | within budget | anchor costs | harmful costs | learner steps / passes | max error of f (bound) | harmful recall | benign retention | learn s per 100k |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('\n| records | budget | wall s | read | embed | references | learn | select | write | peak RSS GiB | within budget | anchor costs | harmful costs | learner steps / passes | harmful costs: build / verify s | max error of f (bound) | harmful recall | benign retention | learn s per 100k |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results.filter((x) => x.ok)) {
   const t = r.timings;
   const h = r.learner.storage.harmful;
   const err = h.verification ? `${h.verification.maxError.toExponential(1)} (${h.bound.toExponential(1)})` : 'exact';
   console.log(
-    `| ${r.n.toLocaleString('en')} | ${r.budget} | ${r.wall.toFixed(1)} | ${t.read.toFixed(1)} | ${t.embed.toFixed(1)} | ${t.references.toFixed(1)} | ${t.learn.toFixed(1)} | ${t.select.toFixed(2)} | ${t.write.toFixed(1)} | ${gib(r.peakRss)} | ${r.withinBudget ? 'yes' : '**no**'} | ${r.learner.storage.anchor.mode} | ${h.mode}${h.neighbours ? ` (k ${h.neighbours})` : ''} | ${r.learner.steps} / ${r.learner.innerIterations ?? '-'} | ${err} | ${r.harmfulRecall.toFixed(3)} | ${r.benignRetention.toFixed(3)} | ${((t.learn / r.n) * 1e5).toFixed(2)} |`,
+    `| ${r.n.toLocaleString('en')} | ${r.budget} | ${r.wall.toFixed(1)} | ${t.read.toFixed(1)} | ${t.embed.toFixed(1)} | ${t.references.toFixed(1)} | ${t.learn.toFixed(1)} | ${t.select.toFixed(2)} | ${t.write.toFixed(1)} | ${gib(r.peakRss)} | ${r.withinBudget ? 'yes' : '**no**'} | ${r.learner.storage.anchor.mode} | ${h.mode}${h.neighbours ? ` (k ${h.neighbours})` : ''} | ${r.learner.steps} / ${r.learner.innerIterations ?? '-'} | ${h.buildSeconds?.toFixed(1) ?? '-'} / ${h.verification?.seconds?.toFixed(1) ?? '-'} | ${err} | ${r.harmfulRecall.toFixed(3)} | ${r.benignRetention.toFixed(3)} | ${((t.learn / r.n) * 1e5).toFixed(2)} |`,
   );
 }
 console.log(`\nwrote ${outFile}`);

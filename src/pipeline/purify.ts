@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { AbortError, IoError, OptionError } from '../errors.js';
 import { assertNotSameFile } from '../io/index.js';
 import { HashingEmbedder } from '../embed/hashing.js';
+import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type Scores } from '../learner.js';
 import { selectTopK, type Selection } from '../selection.js';
@@ -70,7 +71,8 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n); // before the embedding and the learning, not after
-  checkEmbeddingsFit(budget, n, embedder.dim, o.input);
+  // (precomputed vectors know their dimension only once read: the learner's share is checked then)
+  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input);
   lap('read');
 
   // Embed the dataset, streaming, through the cache.
@@ -138,6 +140,11 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   await writeReports(report, paths);
 
   return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html }, n, k: selection.k, scores, selection, report, warnings };
+}
+
+/** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */
+function knowsItsDimension(embedder: Embedder): boolean {
+  return !(embedder instanceof PrecomputedEmbedder);
 }
 
 /** K = 0, K > n or a fraction outside (0, 1]: the same errors selectTopK gives, but as soon as n is known. */

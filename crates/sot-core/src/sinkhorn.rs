@@ -190,6 +190,7 @@ pub(crate) fn sinkhorn_finite(
         storage: Plan::Dense { kernel: store_kernel }.name(),
         bytes: if store_kernel { StoredKernel::bytes(n, m, m) } else { 0 },
         kernel_passes: kernel.as_ref().map_or(0, |k| k.served),
+        kernel_seconds: kernel.as_ref().map_or(0.0, |k| k.seconds),
         kernel_builds: kernel.as_ref().map_or(0, |k| k.built),
         ..r.storage
     };

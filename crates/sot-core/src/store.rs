@@ -16,6 +16,7 @@ use crate::sweep::{Costs, Problem, StoredKernel};
 use crate::truncated::Truncated;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
+use std::time::Instant;
 
 /// How to hold the costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,14 +172,17 @@ pub struct StorageReport {
     /// Truncated: references kept per row (0 otherwise).
     pub neighbours: usize,
     pub bytes: usize,
-    /// Passes served by the stored kernel, and passes that (re)built it.
+    /// Passes served by the stored kernel (and the seconds they took), and passes that (re)built it.
     pub kernel_passes: usize,
+    pub kernel_seconds: f64,
     pub kernel_builds: usize,
     /// Truncated: at the returned potentials, the largest bound over the rows on
     /// the error of the truncated soft-min (0 for exact storage).
     pub bound: f64,
     /// Truncated, with `verify`: what the exact blocked pass measured.
     pub verification: Option<Verification>,
+    /// Seconds spent building the store (the cost matrix products, the truncation).
+    pub build_seconds: f64,
 }
 
 /// The truncated solution checked against the exact costs at its returned `g`.
@@ -192,6 +196,8 @@ pub struct Verification {
     pub row_error: f64,
     /// L1 column-marginal error of `(f_exact, g)` on the exact costs.
     pub col_error: f64,
+    /// Seconds the exact pass took.
+    pub seconds: f64,
 }
 
 /// The costs of one term, held as planned.
@@ -205,15 +211,17 @@ pub(crate) struct CostStore<'a> {
     m: usize,
     /// Serves many solves (a learner's term): a stored kernel is worth building at once.
     persistent: bool,
+    build_seconds: f64,
 }
 
 impl<'a> CostStore<'a> {
     /// Builds the store of the costs between `x` and `y` (already checked by
     /// `check_pair`); `eps` and the column weights `b` serve the truncated tail.
     pub(crate) fn build(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind, plan: Plan, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
+        let start = Instant::now();
         let tiles = CostTiles::new(x, y, kind);
         let (n, m) = (x.nrows(), y.nrows());
-        let mut store = CostStore { plan, dense: None, truncated: None, kernel: None, tiles, n, m, persistent: false };
+        let mut store = CostStore { plan, dense: None, truncated: None, kernel: None, tiles, n, m, persistent: false, build_seconds: 0.0 };
         match plan {
             Plan::Dense { kernel } => {
                 let mut out = Array2::<f32>::zeros((n, m));
@@ -231,6 +239,7 @@ impl<'a> CostStore<'a> {
             }
             Plan::Blocked => {}
         }
+        store.build_seconds = start.elapsed().as_secs_f64();
         Ok(store)
     }
 
@@ -266,6 +275,7 @@ impl<'a> CostStore<'a> {
     /// costs: how far its potentials are from the exact ones' soft-min.
     pub(crate) fn verify(&self, a: &[f64], log_b: Vec<f64>, eps: f64, f: &[f64], g: &[f64], ctl: &Control) -> Result<Verification> {
         ctl.check()?;
+        let start = Instant::now();
         let mut exact = Problem { costs: Costs::Blocked(&self.tiles), n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false };
         let (mut f_exact, mut g_next) = (vec![0.0; self.n], vec![0.0; self.m]);
         let errors = exact.sweep(eps, 1.0, f, g, &mut f_exact, &mut g_next)?;
@@ -275,6 +285,7 @@ impl<'a> CostStore<'a> {
             mean_error: dev.zip(a).map(|(d, w)| d * w).sum(),
             row_error: errors.rows,
             col_error: errors.cols,
+            seconds: start.elapsed().as_secs_f64(),
         })
     }
 
@@ -287,9 +298,11 @@ impl<'a> CostStore<'a> {
             },
             bytes: self.plan.bytes(self.n, self.m),
             kernel_passes: self.kernel.as_ref().map_or(0, |k| k.served),
+            kernel_seconds: self.kernel.as_ref().map_or(0.0, |k| k.seconds),
             kernel_builds: self.kernel.as_ref().map_or(0, |k| k.built),
             bound,
             verification,
+            build_seconds: self.build_seconds,
         }
     }
 }

@@ -48,8 +48,9 @@ pub(crate) struct StoredKernel {
     o: Vec<f64>,
     eps: f64,
     valid: bool,
-    /// Passes served from the stored kernel, and passes that rebuilt it.
+    /// Passes served from the stored kernel (and the seconds they took), and passes that rebuilt it.
     pub(crate) served: usize,
+    pub(crate) seconds: f64,
     pub(crate) built: usize,
 }
 
@@ -59,7 +60,7 @@ pub(crate) const KERNEL_MIN_TOL: f64 = 1e-7;
 
 impl StoredKernel {
     pub(crate) fn new() -> Self {
-        StoredKernel { k: Vec::new(), f0: Vec::new(), g0: Vec::new(), o: Vec::new(), eps: 0.0, valid: false, served: 0, built: 0 }
+        StoredKernel { k: Vec::new(), f0: Vec::new(), g0: Vec::new(), o: Vec::new(), eps: 0.0, valid: false, served: 0, seconds: 0.0, built: 0 }
     }
 
     /// Bytes for `n` rows of `width` stored entries against `m` columns.
@@ -155,8 +156,11 @@ impl Problem<'_> {
         let mut total = match kernel.as_deref_mut() {
             _ if matches!(self.costs, Costs::Blocked(_)) => self.blocked_pass(f_out, rows_per_group, &pass),
             Some(k) if k.usable(eps, f, g) => {
+                let start = std::time::Instant::now();
+                let t = self.stored_pass(k, g, f_out, rows_per_group, &pass, tails.as_ref());
                 k.served += 1;
-                self.stored_pass(k, g, f_out, rows_per_group, &pass, tails.as_ref())
+                k.seconds += start.elapsed().as_secs_f64();
+                t
             }
             Some(k) if !k.k.is_empty() || self.first_build => {
                 k.built += 1;

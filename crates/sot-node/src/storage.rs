@@ -45,6 +45,8 @@ pub struct VerificationOutput {
     pub row_error: f64,
     /// L1 column-marginal error of (f_exact, g) on the exact costs.
     pub col_error: f64,
+    /// Seconds the exact pass took.
+    pub seconds: f64,
 }
 
 #[napi(object)]
@@ -54,12 +56,15 @@ pub struct StorageOutput {
     /// Truncated: references kept per row (0 otherwise).
     pub neighbours: u32,
     pub bytes: f64,
-    /// Passes served by the stored kernel, and passes that built it.
+    /// Passes served by the stored kernel (and the seconds they took), and passes that built it.
     pub kernel_passes: u32,
+    pub kernel_seconds: f64,
     pub kernel_builds: u32,
     /// Truncated: bound on the error of each row's soft-min at the returned g (0 when exact).
     pub bound: f64,
     pub verification: Option<VerificationOutput>,
+    /// Seconds spent building the costs (matrix products, truncation).
+    pub build_seconds: f64,
 }
 
 impl From<StorageReport> for StorageOutput {
@@ -69,6 +74,7 @@ impl From<StorageReport> for StorageOutput {
             neighbours: r.neighbours as u32,
             bytes: r.bytes as f64,
             kernel_passes: r.kernel_passes as u32,
+            kernel_seconds: r.kernel_seconds,
             kernel_builds: r.kernel_builds as u32,
             bound: r.bound,
             verification: r.verification.map(|v: Verification| VerificationOutput {
@@ -76,7 +82,9 @@ impl From<StorageReport> for StorageOutput {
                 mean_error: v.mean_error,
                 row_error: v.row_error,
                 col_error: v.col_error,
+                seconds: v.seconds,
             }),
+            build_seconds: r.build_seconds,
         }
     }
 }
