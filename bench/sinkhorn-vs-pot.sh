@@ -14,7 +14,7 @@
 # of every solution. The memory read bandwidth of the machine is measured in the
 # same run (cargo example crates/sot-core/examples/membw.rs, built here). Prints a
 # table per problem and a summary, and writes bench/results/sinkhorn-grid*.json.
-# See bench/SINKHORN-GRID.md.
+# See BENCHMARKS.md ("Sinkhorn vs POT: the grid").
 #
 # POT, numpy, scipy and threadpoolctl live in a scratch venv, $SOT_BENCH_VENV
 # (default /tmp/potenv), created here when missing; never a project dependency.

@@ -1,7 +1,7 @@
 """Driver of bench/sinkhorn-vs-pot.sh: SOT's Sinkhorn vs POT's on a grid of problems.
 
 Run it through bench/sinkhorn-vs-pot.sh (which provides the Python venv with
-POT and numpy); see that script and bench/SINKHORN-GRID.md.
+POT and numpy); see that script and BENCHMARKS.md ("Sinkhorn vs POT: the grid").
 
 Steps, in one run:
  0. builds and runs the memory-bandwidth probe (crates/sot-core/examples/membw.rs),

@@ -243,12 +243,15 @@ export interface StorageOutput {
   /** Truncated: references kept per row (0 otherwise). */
   neighbours: number
   bytes: number
-  /** Passes served by the stored kernel, and passes that built it. */
+  /** Passes served by the stored kernel (and the seconds they took), and passes that built it. */
   kernelPasses: number
+  kernelSeconds: number
   kernelBuilds: number
   /** Truncated: bound on the error of each row's soft-min at the returned g (0 when exact). */
   bound: number
   verification?: VerificationOutput
+  /** Seconds spent building the costs (matrix products, truncation). */
+  buildSeconds: number
 }
 
 /** Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it). */
@@ -262,6 +265,8 @@ export interface VerificationOutput {
   rowError: number
   /** L1 column-marginal error of (f_exact, g) on the exact costs. */
   colError: number
+  /** Seconds the exact pass took. */
+  seconds: number
 }
 
 /** Warm-start potentials. */
