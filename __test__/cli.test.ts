@@ -190,15 +190,27 @@ describe('sot purify', () => {
   });
 
   it('stops on SIGINT with exit code 130 and no output file', async () => {
+    // Long enough that the signal lands mid-run on any machine: 40k distinct
+    // records to embed with an empty cache (a 1k-record job can finish inside
+    // the wait, and a signal after the handler is released kills the process).
     const c = contaminated(3000, 300);
-    const input = writeJsonl(join(c.dir, 'big.jsonl'), c.records);
-    const child = spawn(process.execPath, [CLI, 'purify', input, '--harmful', 'advbench,harmbench', '--max-steps', '100000', '--eps', '0.002'], { env: env() });
+    const records = Array.from({ length: 40_000 }, (_, i) => {
+      const r = c.records[i % c.records.length];
+      return { ...r, id: i, instruction: `${r.instruction} (${i})` };
+    });
+    const input = writeJsonl(join(c.dir, 'big.jsonl'), records);
+    const child = spawn(process.execPath, [CLI, 'purify', input, '--harmful', 'advbench,harmbench'], { env: env() });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     await new Promise((r) => setTimeout(r, 1500));
     child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const code = await exited;
+    expect(stdout).not.toContain('kept');
     expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/interrupted/);
     expect(readdirSync(c.dir)).toEqual(['big.jsonl']);
   });
 });

@@ -1,6 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
-import { OptionError, SotError } from '../errors.js';
+import { AbortError, OptionError, SotError } from '../errors.js';
 import { createEmbedder, EMBEDDERS, type EmbedderKind } from '../embed/providers.js';
 import type { FieldMapping } from '../io/types.js';
 import { METHODS, type Method } from '../learner.js';
@@ -153,19 +153,23 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
   };
 }
 
-/** Ties SIGINT/SIGTERM to an AbortController for the duration of a command. */
-function interruptible(): { signal: AbortSignal; release: () => void } {
+/**
+ * Runs a command with SIGINT/SIGTERM tied to an AbortSignal; a run they stop
+ * rejects with an AbortError that names the signal, whichever stage it hit.
+ */
+async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
-  const stop = (sig: NodeJS.Signals) => ac.abort(new Error(`interrupted by ${sig}`));
+  const stop = (sig: NodeJS.Signals) => ac.abort(new AbortError(`interrupted by ${sig}; no output was written`));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  return {
-    signal: ac.signal,
-    release: () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-    },
-  };
+  try {
+    return await work(ac.signal);
+  } catch (err) {
+    throw ac.signal.aborted ? ac.signal.reason : err;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
 }
 
 function program(): Command {
@@ -216,51 +220,51 @@ ${EXIT_HELP}`,
   ).action(async (input: string, f: DataFlags & Record<string, unknown>) => {
     if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
-    const { signal, release } = interruptible();
-    try {
-      const res = await purify({
-        input,
-        ...(await dataConfig(f, signal)),
-        harmful: f.harmful as string[],
-        anchor: (f.anchor as string[] | undefined) ?? [],
-        output: f.output as string | undefined,
-        scores: f.scores as string | undefined,
-        report: f.report as string | undefined,
-        html: f.html === false ? null : (f.html as string | undefined),
-        keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
-        weightField: f.weightField === false ? null : (f.weightField as string),
-        method: f.method as Method,
-        learner: {
-          eps: f.eps as number | undefined,
-          lambda: f.lambda as number | undefined,
-          tau: f.tau as number | undefined,
-          maxSteps: f.maxSteps as number | undefined,
-          storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
-        },
-        memoryBudget: f.memoryBudget as number | undefined,
-        seed: f.seed as number | undefined,
-        dataDir: f.dataDir as string | undefined,
-        offline: f.offline === true ? true : undefined,
-        signal,
-        onProgress: (e) => bar.update(e),
-      });
-      bar.done();
-      const r = res.report;
-      if (f.json) {
-        process.stdout.write(
-          `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
-        );
-      } else {
-        for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
-        const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
-        process.stdout.write(
-          `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
-        );
+    await interruptible(async (signal) => {
+      try {
+        const res = await purify({
+          input,
+          ...(await dataConfig(f, signal)),
+          harmful: f.harmful as string[],
+          anchor: (f.anchor as string[] | undefined) ?? [],
+          output: f.output as string | undefined,
+          scores: f.scores as string | undefined,
+          report: f.report as string | undefined,
+          html: f.html === false ? null : (f.html as string | undefined),
+          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
+          weightField: f.weightField === false ? null : (f.weightField as string),
+          method: f.method as Method,
+          learner: {
+            eps: f.eps as number | undefined,
+            lambda: f.lambda as number | undefined,
+            tau: f.tau as number | undefined,
+            maxSteps: f.maxSteps as number | undefined,
+            storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
+          },
+          memoryBudget: f.memoryBudget as number | undefined,
+          seed: f.seed as number | undefined,
+          dataDir: f.dataDir as string | undefined,
+          offline: f.offline === true ? true : undefined,
+          signal,
+          onProgress: (e) => bar.update(e),
+        });
+        bar.done();
+        const r = res.report;
+        if (f.json) {
+          process.stdout.write(
+            `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
+          );
+        } else {
+          for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
+          const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
+          process.stdout.write(
+            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
+          );
+        }
+      } finally {
+        bar.done();
       }
-    } finally {
-      bar.done();
-      release();
-    }
+    });
   });
 
   dataOptions(
@@ -271,16 +275,16 @@ ${EXIT_HELP}`,
       .requiredOption('-o, --output <file>', '.npy file to write (float32, rows x dim)'),
   ).action(async (input: string, f: DataFlags & { output: string }) => {
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
-    const { signal, release } = interruptible();
-    try {
-      const res = await embedFile({ input, output: f.output, ...(await dataConfig(f, signal)), signal, onProgress: (e) => bar.update(e) });
-      bar.done();
-      if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, ...res })}\n`);
-      else process.stdout.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
-    } finally {
-      bar.done();
-      release();
-    }
+    await interruptible(async (signal) => {
+      try {
+        const res = await embedFile({ input, output: f.output, ...(await dataConfig(f, signal)), signal, onProgress: (e) => bar.update(e) });
+        bar.done();
+        if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, ...res })}\n`);
+        else process.stdout.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
+      } finally {
+        bar.done();
+      }
+    });
   });
 
   prog
