@@ -5,7 +5,10 @@
 #
 # Prerequisite: `npm run build` (release addon in native/, TypeScript in dist/)
 # on linux x64 glibc. Run it as `npm run test:pack` or `bash scripts/pack-smoke.sh`
-# from any directory. Needs no network: both tarballs are installed --offline.
+# from any directory. Both tarballs are installed --prefer-offline: the runtime
+# dependencies come from the npm cache `npm ci` filled, or from the registry
+# where that cache holds only the abbreviated metadata (npm install of a
+# tarball asks for the full one).
 #
 # Why the committed package.json has no "optionalDependencies":
 #   The napi-rs convention is that `napi prepublish` (our prepublishOnly) adds
@@ -159,7 +162,7 @@ if ! no_rust "$SANDBOX_PATH"; then
 fi
 no_rust "$SANDBOX_PATH" || fail "cargo/rustc still reachable with PATH=$SANDBOX_PATH"
 # The runtime dependencies (commander, hyparquet) come from the npm cache that
-# `npm ci` filled: offline, but not from an empty cache.
+# `npm ci` filled where it can (see the top).
 NPM_CACHE="$(npm config get cache)"
 sandbox() {
   env -i PATH="$SANDBOX_PATH" HOME="$TMP/home" npm_config_cache="$NPM_CACHE" NAPI_RS_ENFORCE_VERSION_CHECK=1 "$@"
@@ -169,7 +172,7 @@ sandbox() {
 APP="$TMP/app"
 new_project() { mkdir -p "$1" && printf '{\n  "name": "sot-pack-smoke-app",\n  "version": "1.0.0",\n  "private": true\n}\n' >"$1/package.json"; }
 new_project "$APP"
-(cd "$APP" && sandbox npm install --offline --no-audit --no-fund --no-update-notifier "$ROOT_TGZ" "$PLATFORM_TGZ") \
+(cd "$APP" && sandbox npm install --prefer-offline --no-audit --no-fund --no-update-notifier "$ROOT_TGZ" "$PLATFORM_TGZ") \
   >"$TMP/install.log" 2>&1 || { cat "$TMP/install.log" >&2; fail "npm install of the two tarballs failed"; }
 if grep -qi 'EBADENGINE\|EBADPLATFORM' "$TMP/install.log"; then
   cat "$TMP/install.log" >&2
@@ -302,7 +305,7 @@ fi
 # Without the platform package the loader must fail loudly, not silently.
 BARE="$TMP/bare"
 new_project "$BARE"
-(cd "$BARE" && sandbox npm install --offline --no-audit --no-fund --no-update-notifier "$ROOT_TGZ") \
+(cd "$BARE" && sandbox npm install --prefer-offline --no-audit --no-fund --no-update-notifier "$ROOT_TGZ") \
   >"$TMP/install-bare.log" 2>&1 || { cat "$TMP/install-bare.log" >&2; fail "npm install of the root tarball alone failed"; }
 if (cd "$BARE" && sandbox timeout 60 node -e "import('sot-purify')" >"$TMP/bare.log" 2>&1); then
   fail "sot-purify imported without its platform package installed: the addon was found somewhere it should not be"
