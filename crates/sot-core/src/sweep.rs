@@ -312,8 +312,15 @@ impl Problem<'_> {
                     for ((r, fi_out), wr) in f_blk.iter_mut().enumerate().zip(&mut w) {
                         (*fi_out, *wr) = self.stored_row(r0 + r, c, k, &v, pass, p);
                     }
-                    let rows = r0..r0 + f_blk.len();
-                    kernel::block_axpy_f32(&mut p.scaled, &w[..f_blk.len()], &k.k[rows.start * m..rows.end * m]);
+                    let (w, rows) = (&w[..f_blk.len()], &k.k[r0 * m..(r0 + f_blk.len()) * m]);
+                    if w.iter().all(|&wr| wr != 0.0) {
+                        kernel::block_axpy_f32(&mut p.scaled, w, rows);
+                    } else {
+                        // a row that fell back may hold entries beyond f32's range (inf * 0 is NaN): skip it
+                        for (r, wr) in w.iter().enumerate().filter(|(_, wr)| **wr != 0.0) {
+                            kernel::block_axpy_f32(&mut p.scaled, std::slice::from_ref(wr), &rows[r * m..(r + 1) * m]);
+                        }
+                    }
                 }
             }
             Costs::Truncated { t, .. } => {
