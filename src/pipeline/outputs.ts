@@ -11,7 +11,6 @@ import type { PurifyReport } from '../report/types.js';
 import type { Selection } from '../selection.js';
 import type { PipelineInput } from './input.js';
 import type { PurifyOptions } from './options.js';
-import { peakRss } from './memory.js';
 import type { outputPaths } from './paths.js';
 import type { LoadedReferences } from './references.js';
 
@@ -65,8 +64,8 @@ export interface ReportInputs {
   selection: Selection;
   warnings: string[];
   timings: Record<string, number>;
-  /** The run's memory budget and the part of it the learner's costs got. */
-  memory: { budget: number; learnerBudget: number };
+  /** The run's memory budget, the part of it the learner's costs got, and the peak resident set so far. */
+  memory: PurifyReport['memory'];
 }
 
 export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
@@ -107,7 +106,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
           storage: { anchor: learned.anchorStorage, harmful: learned.harmfulStorage },
         }
       : null,
-    memory: { ...r.memory, peakRss: peakRss() },
+    memory: { ...r.memory },
     warnings: r.warnings,
     timings: r.timings,
     histogram: weightHistogram(weights, r.selection.kept),

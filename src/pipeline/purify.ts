@@ -131,7 +131,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     selection,
     warnings,
     timings,
-    memory: { budget, learnerBudget: storage.budget as number },
+    memory: { budget, learnerBudget: storage.budget as number, peakRss: peakRss() },
   });
   check();
   lap('write');

@@ -312,15 +312,7 @@ impl Problem<'_> {
                     for ((r, fi_out), wr) in f_blk.iter_mut().enumerate().zip(&mut w) {
                         (*fi_out, *wr) = self.stored_row(r0 + r, c, k, &v, pass, p);
                     }
-                    let (w, rows) = (&w[..f_blk.len()], &k.k[r0 * m..(r0 + f_blk.len()) * m]);
-                    if w.iter().all(|&wr| wr != 0.0) {
-                        kernel::block_axpy_f32(&mut p.scaled, w, rows);
-                    } else {
-                        // a row that fell back may hold entries beyond f32's range (inf * 0 is NaN): skip it
-                        for (r, wr) in w.iter().enumerate().filter(|(_, wr)| **wr != 0.0) {
-                            kernel::block_axpy_f32(&mut p.scaled, std::slice::from_ref(wr), &rows[r * m..(r + 1) * m]);
-                        }
-                    }
+                    kernel::block_axpy_f32(&mut p.scaled, &w[..f_blk.len()], &k.k[r0 * m..(r0 + f_blk.len()) * m]);
                 }
             }
             Costs::Truncated { t, .. } => {
@@ -566,8 +558,14 @@ impl Tails {
 }
 
 /// Stores a frame's entries (flushed to zero below f32's normal range) and its offset.
+/// A frame with entries beyond f32's range is stored as zeros: its stored sum
+/// is then 0, so every stored pass forms the row from the costs, and its
+/// factor 0 in the column sums never meets an infinity.
 fn keep(k_row: &mut [f32], row: &[f64], o: &mut f64, offset: f64) {
     k_row.iter_mut().zip(row).for_each(|(k, v)| *k = if *v >= f32::MIN_POSITIVE as f64 { *v as f32 } else { 0.0 });
+    if k_row.iter().any(|k| k.is_infinite()) {
+        k_row.fill(0.0);
+    }
     *o = offset;
 }
 
