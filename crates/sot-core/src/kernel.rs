@@ -101,14 +101,42 @@ fn axpy_impl<const FMA: bool>(acc: &mut [f64], w: f64, v: &[f64]) {
     }
 }
 
-/// sum_j k[j] * v[j]: a stored f32 kernel row against f64 scalings.
+/// How far ahead of a stored kernel row's reads to ask for its cache lines:
+/// 8 KiB, into L2. A stored pass reads the kernel from memory once, row after
+/// row; the hardware's stream prefetchers stop at every 4 KiB page and start
+/// again only after a few misses, and one core's own misses in flight are too
+/// few to keep memory busy. Asked for 8 KiB ahead, the row sums of 20k x 2k
+/// read the kernel 1.8x faster (at the rate of a bare sum of it).
+const PREFETCH_AHEAD: usize = 8 << 10;
+/// Bytes per cache line, so one request per line.
+const LINE: usize = 64;
+
+/// Asks for the cache line at `p` to be brought into L2; a hint only, which
+/// never faults, whatever the address (so it may point past a slice's end).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing into the program and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// sum_j k[j] * v[j]: a stored f32 kernel row against f64 scalings. Asks
+/// for the kernel `PREFETCH_AHEAD` bytes ahead: the next rows, where a pass reads next.
 #[inline(always)]
 fn dot_impl<const FMA: bool>(k: &[f32], v: &[f64]) -> f64 {
     let m = k.len().min(v.len());
     let (k, v) = (&k[..m], &v[..m]);
     let mut acc = [0.0f64; LANES];
     let body = m - m % LANES;
-    for (kk, vv) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)) {
+    let ahead = k.as_ptr().wrapping_byte_add(PREFETCH_AHEAD);
+    for (t, (kk, vv)) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)).enumerate() {
+        if (t * LANES * 4) % LINE == 0 {
+            prefetch(ahead.wrapping_add(t * LANES));
+        }
         for l in 0..LANES {
             acc[l] = madd::<FMA>(kk[l] as f64, vv[l], acc[l]);
         }
@@ -188,13 +216,18 @@ fn scatter_impl<const FMA: bool>(acc: &mut [f64], col: &[u32], w: f64, v: &[f64]
     }
 }
 
-/// sum_t k[t] * v[col[t]]: a stored truncated kernel row against the column scalings.
+/// sum_t k[t] * v[col[t]]: a stored truncated kernel row against the column
+/// scalings (prefetching the rows ahead, like `dot`).
 #[inline(always)]
 fn gather_dot_impl<const FMA: bool>(k: &[f32], col: &[u32], v: &[f64]) -> f64 {
     let mut acc = [0.0f64; LANES];
     let n = k.len().min(col.len());
     let body = n - n % LANES;
-    for (kk, ii) in k[..body].chunks_exact(LANES).zip(col[..body].chunks_exact(LANES)) {
+    let ahead = k.as_ptr().wrapping_byte_add(PREFETCH_AHEAD);
+    for (t, (kk, ii)) in k[..body].chunks_exact(LANES).zip(col[..body].chunks_exact(LANES)).enumerate() {
+        if (t * LANES * 4) % LINE == 0 {
+            prefetch(ahead.wrapping_add(t * LANES));
+        }
         for l in 0..LANES {
             acc[l] = madd::<FMA>(kk[l] as f64, v[ii[l] as usize], acc[l]);
         }
