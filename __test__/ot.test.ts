@@ -67,6 +67,7 @@ describe('sinkhorn', () => {
     const short = await sinkhorn({ x, y }, { eps: 0.005, maxIter: 3 });
     expect(short.converged).toBe(false);
     expect(short.iterations).toBe(3);
+    expect(short.passes).toBe(4); // the last pass measured the error of the third update
     const full = await sinkhorn({ x, y }, { eps: 0.005, maxIter: 5000 });
     const resumed = await sinkhorn({ x, y }, { eps: 0.005, maxIter: 5000, warmStart: { f: full.f, g: full.g } });
     expect(full.converged && resumed.converged).toBe(true);

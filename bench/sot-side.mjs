@@ -7,8 +7,8 @@
 //   - sinkhorn({ x, y, cost: 'cosine' }, { eps, tol, ... }) -> "total" (cost + solve)
 //   - costMatrix(x, y, { cost: 'cosine' })               -> "cost"
 //   - sinkhorn({ cost }, { eps, tol, ... }) on the matrix from costMatrix -> "solve"
-//   - the same with maxIter = 1 (two passes)             -> "solve1", so that
-//     (solve - solve1) / (iterations - 1) is the time of one pass without the fixed costs
+//   - the same with maxIter = 1 (one or two passes)      -> "solve1", so that
+//     (solve - solve1) / (passes - passes of solve1) is the time of one pass without the fixed costs
 // Each phase records the peak RSS of the process during it (VmHWM, reset before
 // the phase through /proc/self/clear_refs) next to the baseline RSS, taken after
 // the warm-up and before the problem was loaded. "total" runs first, while the
@@ -78,7 +78,7 @@ const y = readF32('y.f32', M, D);
 const res = await phase('total', () => sinkhorn({ x, y, cost: 'cosine' }, opts));
 const cost = await phase('cost', () => costMatrix(x, y, { cost: 'cosine' }));
 const resCost = await phase('solve', () => sinkhorn({ cost }, opts));
-await phase('solve1', () => sinkhorn({ cost }, { ...opts, maxIter: 1 }));
+const resOne = await phase('solve1', () => sinkhorn({ cost }, { ...opts, maxIter: 1 }));
 
 if (write === '1') {
   const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -102,6 +102,8 @@ console.log(
     solve_s: phases.solve.s,
     solve1_s: phases.solve1.s,
     solve_iterations: resCost.iterations,
+    solve_passes: resCost.passes,
+    solve1_passes: resOne.passes,
     solve_value: resCost.value,
     iterations: res.iterations,
     converged: res.converged,

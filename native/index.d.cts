@@ -196,6 +196,8 @@ export interface SinkhornOutput {
   gradB: Float64Array
   marginalError: number
   iterations: number
+  /** Passes over the costs in all (`iterations`, plus one when the last pass only measured the error). */
+  passes: number
   converged: boolean
   eps: number
   /** How the costs were held. */

@@ -48,10 +48,16 @@ export interface SinkhornResult {
   gradB: Float64Array;
   /**
    * L1 marginal error of the returned potentials, on the costs as held (a
-   * stored kernel rounds each entry to f32: within about 1e-7 of the error on the given costs).
+   * stored kernel rounds each entry to f32: within about 1e-7 of the error on
+   * the given costs). One marginal of their plan is exact: the columns when `g`
+   * is the soft-min of `f` (this is then the rows' error), or the rows when `f`
+   * is the soft-min of `g` (then the columns').
    */
   marginalError: number;
+  /** Passes over the costs that updated the potentials. */
   iterations: number;
+  /** Passes over the costs in all: `iterations`, plus one when the last pass only measured the error. */
+  passes: number;
   /** False when `maxIter` ran out first: the result is usable but less accurate. */
   converged: boolean;
   eps: number;

@@ -13,7 +13,10 @@
 //! solver then measures that rate and over-relaxes both updates with the SOR
 //! factor `omega = 2 / (1 + sqrt(1 - rate))` (Thibault et al., 2017), backing
 //! off if the error grows. Convergence is only ever declared, and results only
-//! returned, after a plain update, so the columns of the returned plan are exact.
+//! returned, after a plain update, so one marginal of the returned plan is
+//! exact: each pass measures the rows of its input pair and the columns of
+//! the pair made of its new `f` and its input `g`, and whichever meets the
+//! tolerance first is returned.
 
 use crate::control::{Control, Progress};
 use crate::cost::CostKind;
@@ -79,10 +82,16 @@ pub struct SinkhornResult {
     pub f: Vec<f64>,
     /// Target potential (one per column).
     pub g: Vec<f64>,
-    /// L1 marginal error of the returned potentials (the columns are exact).
+    /// L1 marginal error of the returned potentials. They come from a plain
+    /// update, so one marginal of their plan is exact: the columns when `g`
+    /// is the soft-min of `f` (then this is the rows' error), or the rows when
+    /// `f` is the soft-min of `g` (then it is the columns').
     pub marginal_error: f64,
     /// Passes over the cost matrix that updated the potentials.
     pub iterations: usize,
+    /// Passes over the cost matrix in all: `iterations`, plus one when the
+    /// last pass only measured the error of the returned pair.
+    pub passes: usize,
     pub converged: bool,
     /// The eps of the returned potentials.
     pub eps: f64,
@@ -247,11 +256,12 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
     let mut f_next = vec![0.0; n];
     let mut g_next = vec![0.0; m];
     let mut reporter = ctl.reporter();
-    let mut iterations = 0;
+    let (mut iterations, mut passes) = (0, 0);
 
     for &eps in &schedule[..schedule.len() - 1] {
         ctl.check()?;
         problem.sweep(eps, 1.0, &f, &g, &mut f_next, &mut g_next)?;
+        passes += 1;
         std::mem::swap(&mut f, &mut f_next);
         std::mem::swap(&mut g, &mut g_next);
         iterations += 1;
@@ -268,17 +278,30 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         // The last update before a return is always a plain one.
         let omega = if iterations + 1 < opts.max_iter { relax.next() } else { 1.0 };
         let errors = problem.sweep(eps, omega, &f, &g, &mut f_next, &mut g_next)?;
+        passes += 1;
         let err = errors.rows;
         let err = if fitted { err } else { f64::NAN };
         let plain = relax.last_omega == 1.0;
-        let converged = fitted && plain && iterations % opts.check_every == 0 && err < opts.tol;
-        let done = converged || iterations >= opts.max_iter;
+        let check = iterations % opts.check_every == 0;
+        let converged = fitted && plain && check && err < opts.tol;
+        // After a plain update the new f is the soft-min of g: (f_next, g) has
+        // exact rows, and this pass measured its columns. Returning it saves
+        // the pass that would measure the rows of (f_next, g_next).
+        let rows_exact = !converged && !problem.symmetric && omega == 1.0 && check && errors.cols < opts.tol;
+        let done = converged || rows_exact || iterations >= opts.max_iter;
+        let (err, converged) = if rows_exact {
+            std::mem::swap(&mut f, &mut f_next);
+            iterations += 1;
+            (errors.cols, true)
+        } else {
+            (err, converged)
+        };
         reporter.report(progress(iterations, opts, err, eps), done);
         if done {
             let (a, b) = (problem.a, problem.log_b.iter().map(|v| v.exp()));
             let value = dot(a, &f) + b.zip(&g).map(|(b, g)| b * g).sum::<f64>();
             let storage = StorageReport { bound: errors.bound, ..StorageReport::default() };
-            return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, converged, eps, storage });
+            return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, passes, converged, eps, storage });
         }
         if fitted {
             // Relaxed pairs are not fitted: their columns count too.

@@ -92,6 +92,8 @@ pub struct SinkhornOutput {
     pub grad_b: Float64Array,
     pub marginal_error: f64,
     pub iterations: u32,
+    /// Passes over the costs in all (`iterations`, plus one when the last pass only measured the error).
+    pub passes: u32,
     pub converged: bool,
     pub eps: f64,
     /// How the costs were held.
@@ -108,6 +110,7 @@ impl From<SinkhornResult> for SinkhornOutput {
             g: r.g.into(),
             marginal_error: r.marginal_error,
             iterations: r.iterations as u32,
+            passes: r.passes as u32,
             converged: r.converged,
             eps: r.eps,
             storage: r.storage.into(),
