@@ -272,7 +272,7 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
     // The error is meaningful once g is the soft-min of f at this eps (always, when symmetric).
     let mut fitted = problem.symmetric;
     let mut relax = Relaxation::new(opts.overrelax && !problem.symmetric);
-    let mut prev_err: Option<f64> = None;
+    let mut prev_cols: Option<f64> = None;
     loop {
         ctl.check()?;
         // The last update before a return is always a plain one.
@@ -306,12 +306,16 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         if fitted {
             // Relaxed pairs are not fitted: their columns count too.
             relax.observe(errors.rows + errors.cols, opts.tol);
-            // A first stored kernel costs its fresh pages: only for a solve with passes left to serve.
-            if let Some(prev) = prev_err {
-                let rate = err / prev;
-                problem.first_build = !(rate < 1.0) || (opts.tol / err).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL;
+        }
+        // A first stored kernel costs its fresh pages: only for a solve with
+        // passes left to serve, judged by the convergence rate of the columns
+        // of plain updates (measured from the first pass on, so known after two).
+        if omega == 1.0 && !problem.symmetric {
+            if let Some(prev) = prev_cols {
+                let rate = errors.cols / prev;
+                problem.first_build = !(rate < 1.0) || (opts.tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL;
             }
-            prev_err = Some(err);
+            prev_cols = Some(errors.cols);
         }
         relax.last_omega = omega;
         std::mem::swap(&mut f, &mut f_next);
