@@ -268,6 +268,28 @@ fn weighted_exp_sum_impl<const FMA: bool>(c: &[f32], w: &[f64], shift: f64, inv_
     sum
 }
 
+/// Whether every value is finite, without a branch per value (`x - x` is 0
+/// for finite values and NaN otherwise): four vectors of partial sums, and
+/// the values asked for ahead like a stored kernel's rows, so that a scan of
+/// a cost matrix runs at the rate of a plain read of it.
+#[inline(always)]
+fn all_finite_impl<const FMA: bool>(v: &[f32]) -> bool {
+    const L: usize = 64;
+    let mut acc = [0.0f32; L];
+    let body = v.len() - v.len() % L;
+    let ahead = v.as_ptr().wrapping_byte_add(PREFETCH_AHEAD);
+    for (t, c) in v[..body].chunks_exact(L).enumerate() {
+        for q in (0..L).step_by(LINE / 4) {
+            prefetch(ahead.wrapping_add(t * L + q));
+        }
+        for l in 0..L {
+            acc[l] += c[l] - c[l];
+        }
+    }
+    let tail: f32 = v[body..].iter().map(|x| x - x).sum();
+    acc.iter().sum::<f32>() + tail == 0.0
+}
+
 /// Each kernel is compiled three times: for AVX-512, for AVX2+FMA, and for
 /// any x86-64 (or other CPU); the fastest the CPU supports runs.
 macro_rules! dispatch {
@@ -310,6 +332,7 @@ dispatch! {
     fn weighted_exp_sum = weighted_exp_sum_impl(c: &[f32], w: &[f64], shift: f64, inv_eps: f64) -> f64;
     fn gather_dot = gather_dot_impl(k: &[f32], col: &[u32], v: &[f64]) -> f64;
     fn scatter_f32 = scatter_f32_impl(acc: &mut [f64], col: &[u32], w: f64, k: &[f32], q: f64, e: &[f64]) -> ();
+    fn all_finite = all_finite_impl(v: &[f32]) -> bool;
 }
 
 #[cfg(test)]
@@ -374,6 +397,14 @@ mod tests {
         assert!(close(dot(&c, &v), dot_impl::<false>(&c, &v)));
         assert!(close(weighted_exp_sum(&c, &v, 1.0, 4.0), weighted_exp_sum_impl::<false>(&c, &v, 1.0, 4.0)));
         assert!(close(gather_dot(&kc, &col, &v), gather_dot_impl::<false>(&kc, &col, &v)));
+        // a non-finite value anywhere, in the vectors' body or in the tail after them
+        let long: Vec<f32> = (0..200).map(|t| t as f32 * 0.5).collect();
+        assert!(all_finite(&long) && all_finite_impl::<false>(&long) && all_finite(&[]));
+        for (at, bad) in [(0, f32::NAN), (63, f32::INFINITY), (130, f32::NEG_INFINITY), (199, f32::NAN)] {
+            let mut w = long.clone();
+            w[at] = bad;
+            assert!(!all_finite(&w) && !all_finite_impl::<false>(&w), "{bad} at {at}");
+        }
         assert!(close(gather_max(&kc, &col, &v, 3.0), gather_max_impl::<false>(&kc, &col, &v, 3.0)));
         let (mut g1, mut g2) = (vec![0.0; col.len()], vec![0.0; col.len()]);
         assert!(close(gather_exp(&kc, &col, 0.2, &v, 3.0, &mut g1), gather_exp_impl::<false>(&kc, &col, 0.2, &v, 3.0, &mut g2)));

@@ -15,24 +15,9 @@ pub fn non_empty(x: &ArrayView2<f32>, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether every value is finite, without a branch per value (`v - v` is 0
-/// for finite values and NaN otherwise), so that the scan runs at memory speed.
-fn all_finite(v: &[f32]) -> bool {
-    const L: usize = 16;
-    let mut acc = [0.0f32; L];
-    let chunks = v.chunks_exact(L);
-    let tail: f32 = chunks.remainder().iter().map(|x| x - x).sum();
-    for c in chunks {
-        for l in 0..L {
-            acc[l] += c[l] - c[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail == 0.0
-}
-
 pub(crate) fn finite_row(row: ndarray::ArrayView1<f32>) -> bool {
     match row.as_slice() {
-        Some(r) => all_finite(r),
+        Some(r) => crate::kernel::all_finite(r),
         None => row.iter().all(|v| v.is_finite()),
     }
 }
