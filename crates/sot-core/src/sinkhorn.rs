@@ -287,7 +287,8 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         // After a plain update the new f is the soft-min of g: (f_next, g) has
         // exact rows, and this pass measured its columns. Returning it saves
         // the pass that would measure the rows of (f_next, g_next).
-        let rows_exact = !converged && !problem.symmetric && omega == 1.0 && check && errors.cols < opts.tol;
+        // (It counts as an iteration, so not past maxIter.)
+        let rows_exact = !converged && !problem.symmetric && omega == 1.0 && check && iterations < opts.max_iter && errors.cols < opts.tol;
         let done = converged || rows_exact || iterations >= opts.max_iter;
         let (err, converged) = if rows_exact {
             std::mem::swap(&mut f, &mut f_next);
@@ -309,13 +310,16 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         }
         // A first stored kernel costs its fresh pages: only for a solve with
         // passes left to serve, judged by the convergence rate of the columns
-        // of plain updates (measured from the first pass on, so known after two).
+        // of consecutive plain updates (measured from the first pass on, so
+        // known after two).
         if omega == 1.0 && !problem.symmetric {
             if let Some(prev) = prev_cols {
                 let rate = errors.cols / prev;
                 problem.first_build = !(rate < 1.0) || (opts.tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL;
             }
             prev_cols = Some(errors.cols);
+        } else {
+            prev_cols = None;
         }
         relax.last_omega = omega;
         std::mem::swap(&mut f, &mut f_next);

@@ -81,6 +81,14 @@ fn a_pair_with_exact_rows_is_returned_when_its_pass_measured_it_within_tol() {
         }
     }
     assert!(rows_exact > 0, "no solve ended on a pair with exact rows");
+    // the returned half update counts as an iteration, never past maxIter
+    // (on this problem the columns of the last pass at maxIter 3 meet tol where the rows it measured did not)
+    let (c, a, b) = problem(30, 60, 40, 8);
+    for max_iter in 1..=4 {
+        let o = SinkhornOptions { eps: 0.5, tol: 1e-4, max_iter, ..Default::default() };
+        let r = sinkhorn(to_f32(&c).view(), Some(&a), Some(&b), &o, WarmStart::default(), &Control::default()).unwrap();
+        assert!(r.iterations <= max_iter && r.passes <= max_iter + 1, "maxIter {max_iter}: {} iterations, {} passes", r.iterations, r.passes);
+    }
 }
 
 #[test]
