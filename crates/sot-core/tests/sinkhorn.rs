@@ -63,9 +63,7 @@ fn a_pair_with_exact_rows_is_returned_when_its_pass_measured_it_within_tol() {
             let o = SinkhornOptions { eps, tol: 1e-6, storage, ..Default::default() };
             let r = sinkhorn(c32.view(), Some(&a), Some(&b), &o, WarmStart::default(), &Control::default()).unwrap();
             assert!(r.converged, "seed {seed} eps {eps}");
-            let (rows, cols) = marginals(&c64, &a, &b, &r.f, &r.g, eps);
-            let row_err: f64 = rows.iter().zip(&a).map(|(p, q)| (p - q).abs()).sum();
-            let col_err: f64 = cols.iter().zip(&b).map(|(p, q)| (p - q).abs()).sum();
+            let (row_err, col_err) = marginal_errors(&c64, &a, &b, &r.f, &r.g, eps);
             let (exact, reported) = if r.passes == r.iterations {
                 // the last pass made f from g and measured the columns of (f, g)
                 rows_exact += 1;

@@ -83,13 +83,19 @@ pub fn marginals(c: &Array2<f64>, a: &[f64], b: &[f64], f: &[f64], g: &[f64], ep
     (rows, cols)
 }
 
-/// L1 errors of the marginals of the plan of (f, g), smaller first: a solve
-/// returns a pair from a plain update, with one marginal exact (the columns
-/// or the rows) and the other's error reported.
-pub fn exact_and_reported(c: &Array2<f64>, a: &[f64], b: &[f64], f: &[f64], g: &[f64], eps: f64) -> (f64, f64) {
+/// L1 errors of the row and column marginals of the plan of (f, g).
+pub fn marginal_errors(c: &Array2<f64>, a: &[f64], b: &[f64], f: &[f64], g: &[f64], eps: f64) -> (f64, f64) {
     let (rows, cols) = marginals(c, a, b, f, g, eps);
     let row_err: f64 = rows.iter().zip(a).map(|(p, q)| (p - q).abs()).sum();
     let col_err: f64 = cols.iter().zip(b).map(|(p, q)| (p - q).abs()).sum();
+    (row_err, col_err)
+}
+
+/// `marginal_errors`, smaller first: a solve returns a pair from a plain
+/// update, with one marginal exact (the columns or the rows) and the other's
+/// error reported.
+pub fn exact_and_reported(c: &Array2<f64>, a: &[f64], b: &[f64], f: &[f64], g: &[f64], eps: f64) -> (f64, f64) {
+    let (row_err, col_err) = marginal_errors(c, a, b, f, g, eps);
     (row_err.min(col_err), row_err.max(col_err))
 }
 
