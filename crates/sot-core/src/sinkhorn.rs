@@ -25,8 +25,7 @@ use crate::relax::Relaxation;
 use crate::store::{check_storage, CostStore, Plan, StorageOptions, StorageReport};
 use crate::sweep::{Costs, Problem, StoredKernel, KERNEL_MIN_TOL};
 use crate::validate;
-use ndarray::{ArrayView2, Axis};
-use rayon::prelude::*;
+use ndarray::ArrayView2;
 
 /// Options of a Sinkhorn solve. `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,8 +125,7 @@ pub fn sinkhorn(
     warm: WarmStart,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
-    check_cost(&cost)?;
-    sinkhorn_finite(cost, a, b, opts, warm, ctl)
+    dense(cost, a, b, opts, warm, ctl, true)
 }
 
 /// `sinkhorn` between two point sets under the cost `kind`. The costs are
@@ -168,9 +166,8 @@ pub(crate) fn solve_store(store: &mut CostStore, a: Option<&[f64]>, b: &[f64], o
     Ok(r)
 }
 
-/// `sinkhorn` for a cost known to be finite (built by `cost_matrix`): skips
-/// the scan of the whole matrix, which costs as much as an iteration. The
-/// kernel is stored beside it when `opts.storage` allows.
+/// `sinkhorn` for a cost known to be finite (built by `cost_matrix`): its
+/// rows are not checked.
 pub(crate) fn sinkhorn_finite(
     cost: ArrayView2<f32>,
     a: Option<&[f64]>,
@@ -178,6 +175,23 @@ pub(crate) fn sinkhorn_finite(
     opts: &SinkhornOptions,
     warm: WarmStart,
     ctl: &Control,
+) -> Result<SinkhornResult> {
+    dense(cost, a, b, opts, warm, ctl, false)
+}
+
+/// Solves on a dense cost matrix, with the kernel stored beside it when
+/// `opts.storage` allows. With `check`, the first pass checks each row it
+/// reads for NaN and infinities (no read of the matrix of its own, which
+/// would cost as much as a pass) and fails on the first bad row.
+#[allow(clippy::too_many_arguments)]
+fn dense(
+    cost: ArrayView2<f32>,
+    a: Option<&[f64]>,
+    b: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: WarmStart,
+    ctl: &Control,
+    check: bool,
 ) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n == 0 || m == 0 {
@@ -193,7 +207,7 @@ pub(crate) fn sinkhorn_finite(
     let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && StoredKernel::bytes(n, m, m) <= opts.storage.budget;
     let mut kernel = store_kernel.then(StoredKernel::new);
     let log_b = b.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false, first_build: false };
+    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false, first_build: false, check_finite: check };
     let mut r = solve(problem, opts, warm, ctl)?;
     r.storage = StorageReport {
         storage: Plan::Dense { kernel: store_kernel }.name(),
@@ -217,16 +231,28 @@ pub fn sinkhorn_symmetric(
     warm: Option<&[f64]>,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
-    check_cost(&cost)?;
-    symmetric_finite(cost, a, opts, warm, ctl)
+    symmetric_dense(cost, a, opts, warm, ctl, true)
 }
 
+/// `sinkhorn_symmetric` for a cost known to be finite.
 pub(crate) fn symmetric_finite(
     cost: ArrayView2<f32>,
     a: Option<&[f64]>,
     opts: &SinkhornOptions,
     warm: Option<&[f64]>,
     ctl: &Control,
+) -> Result<SinkhornResult> {
+    symmetric_dense(cost, a, opts, warm, ctl, false)
+}
+
+/// Like `dense`, for self-transport.
+fn symmetric_dense(
+    cost: ArrayView2<f32>,
+    a: Option<&[f64]>,
+    opts: &SinkhornOptions,
+    warm: Option<&[f64]>,
+    ctl: &Control,
+    check: bool,
 ) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n != m {
@@ -241,7 +267,7 @@ pub(crate) fn symmetric_finite(
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true, first_build: false };
+    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true, first_build: false, check_finite: check };
     solve(problem, opts, WarmStart { f: warm, g: warm }, ctl)
 }
 
@@ -361,19 +387,6 @@ pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
         if let Some(start) = s.start {
             validate::positive(start, "epsScaling.start")?;
         }
-    }
-    Ok(())
-}
-
-fn check_cost(cost: &ArrayView2<f32>) -> Result<()> {
-    let bad = cost.axis_iter(Axis(0)).into_par_iter().position_first(|r| !validate::finite_row(r));
-    if let Some(i) = bad {
-        let j = cost.row(i).iter().position(|v| !v.is_finite()).unwrap_or(0);
-        return Err(SotError::at(
-            ErrorKind::NonFinite,
-            i,
-            format!("cost[{i}][{j}] is {} (values must be finite)", cost[[i, j]]),
-        ));
     }
     Ok(())
 }

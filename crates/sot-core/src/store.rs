@@ -264,7 +264,7 @@ impl<'a> CostStore<'a> {
             (None, Some(t)) => Costs::Truncated { t, kernel },
             (None, None) => Costs::Blocked(&self.tiles),
         };
-        Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false, first_build: self.persistent }
+        Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false, first_build: self.persistent, check_finite: false }
     }
 
     pub(crate) fn shape(&self) -> (usize, usize) {
@@ -276,7 +276,7 @@ impl<'a> CostStore<'a> {
     pub(crate) fn verify(&self, a: &[f64], log_b: Vec<f64>, eps: f64, f: &[f64], g: &[f64], ctl: &Control) -> Result<Verification> {
         ctl.check()?;
         let start = Instant::now();
-        let mut exact = Problem { costs: Costs::Blocked(&self.tiles), n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false };
+        let mut exact = Problem { costs: Costs::Blocked(&self.tiles), n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false, check_finite: false };
         let (mut f_exact, mut g_next) = (vec![0.0; self.n], vec![0.0; self.m]);
         let errors = exact.sweep(eps, 1.0, f, g, &mut f_exact, &mut g_next)?;
         let dev = f.iter().zip(&f_exact).map(|(p, q)| (p - q).abs());

@@ -22,7 +22,8 @@ use crate::cost::{FillTiles, TILE_ROWS};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::kernel;
 use crate::truncated::Truncated;
-use ndarray::Array2;
+use crate::validate;
+use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 
 /// Sums outside this range risk under- or overflow in the entries: redo them exactly.
@@ -100,6 +101,9 @@ pub(crate) struct Problem<'p> {
     pub(crate) symmetric: bool,
     /// Whether a stored kernel not yet allocated may be built (rebuilding one is always allowed).
     pub(crate) first_build: bool,
+    /// Dense costs from a caller, not yet known to be finite: the next pass
+    /// (always an exp pass) checks each row as it reads it, and fails on the first bad one.
+    pub(crate) check_finite: bool,
 }
 
 pub(crate) struct Errors {
@@ -123,6 +127,8 @@ struct Partial {
     row: Vec<f64>,
     err: f64,
     bound: f64,
+    /// The first row found holding a NaN or an infinity (`Problem::check_finite`).
+    non_finite: Option<usize>,
 }
 
 /// What a sweep holds fixed: the target side and the update's step.
@@ -181,6 +187,10 @@ impl Problem<'_> {
             }
             _ => self.exp_pass(None, f_out, rows_per_group, &pass, tails.as_ref()),
         };
+        if let (Some(i), Costs::Dense { c, .. }) = (total.non_finite, &self.costs) {
+            return Err(validate::non_finite_row("cost", i, ArrayView1::from(&c[i * self.m..(i + 1) * self.m])));
+        }
+        self.check_finite = false;
         if let Some(tl) = &tails {
             total.cols.iter_mut().zip(&tl.e).for_each(|(c, e)| *c += e * total.tail);
         }
@@ -245,7 +255,7 @@ impl Problem<'_> {
     fn partial(&self) -> Partial {
         let cols = if self.symmetric { 0 } else { self.m };
         let scaled = if matches!(self.costs, Costs::Blocked(_)) { 0 } else { cols };
-        Partial { cols: vec![0.0; cols], scaled: vec![0.0; scaled], tail: 0.0, row: vec![0.0; self.m], err: 0.0, bound: 0.0 }
+        Partial { cols: vec![0.0; cols], scaled: vec![0.0; scaled], tail: 0.0, row: vec![0.0; self.m], err: 0.0, bound: 0.0, non_finite: None }
     }
 
     fn sum(&self, parts: Vec<Partial>) -> Partial {
@@ -256,6 +266,7 @@ impl Problem<'_> {
             total.tail += p.tail;
             total.err += p.err;
             total.bound = total.bound.max(p.bound);
+            total.non_finite = total.non_finite.or(p.non_finite); // the groups come in row order
         }
         total
     }
@@ -264,7 +275,14 @@ impl Problem<'_> {
     /// entries into `store` (rebuilding it at the input potentials) if given.
     fn exp_pass(&self, store: Option<&mut StoredKernel>, f_out: &mut [f64], rows_per_group: usize, pass: &Pass, tails: Option<&Tails>) -> Partial {
         let row = |i: usize, p: &mut Partial, store: Option<(&mut [f32], &mut f64)>| match &self.costs {
-            Costs::Dense { c, .. } => self.dense_row(i, &c[i * self.m..(i + 1) * self.m], pass, p, store),
+            Costs::Dense { c, .. } => {
+                let c_row = &c[i * self.m..(i + 1) * self.m];
+                // the row is read from cache right after: the check costs no read of its own
+                if self.check_finite && p.non_finite.is_none() && !kernel::all_finite(c_row) {
+                    p.non_finite = Some(i);
+                }
+                self.dense_row(i, c_row, pass, p, store)
+            }
             Costs::Truncated { t, .. } => self.truncated_row(i, t, pass, tails.expect("truncated"), p, store),
             Costs::Blocked(_) => unreachable!("blocked costs have their own pass"),
         };
@@ -562,8 +580,7 @@ impl Tails {
 /// is then 0, so every stored pass forms the row from the costs, and its
 /// factor 0 in the column sums never meets an infinity.
 fn keep(k_row: &mut [f32], row: &[f64], o: &mut f64, offset: f64) {
-    k_row.iter_mut().zip(row).for_each(|(k, v)| *k = if *v >= f32::MIN_POSITIVE as f64 { *v as f32 } else { 0.0 });
-    if k_row.iter().any(|k| k.is_infinite()) {
+    if kernel::to_f32(k_row, row).is_infinite() {
         k_row.fill(0.0);
     }
     *o = offset;

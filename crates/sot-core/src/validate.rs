@@ -1,7 +1,7 @@
 //! Input checks shared by every entry point. Errors name the offending index.
 
 use crate::error::{ErrorKind, Result, SotError};
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 /// Rejects an empty point set and returns nothing else; `what` names it in messages.
@@ -15,7 +15,7 @@ pub fn non_empty(x: &ArrayView2<f32>, what: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn finite_row(row: ndarray::ArrayView1<f32>) -> bool {
+pub(crate) fn finite_row(row: ArrayView1<f32>) -> bool {
     match row.as_slice() {
         Some(r) => crate::kernel::all_finite(r),
         None => row.iter().all(|v| v.is_finite()),
@@ -24,17 +24,16 @@ pub(crate) fn finite_row(row: ndarray::ArrayView1<f32>) -> bool {
 
 /// Finds the first NaN or infinity, scanning rows in parallel.
 pub fn finite_matrix(x: &ArrayView2<f32>, what: &str) -> Result<()> {
-    let bad_row = x.outer_iter().into_par_iter().position_first(|row| !finite_row(row));
-    if let Some(i) = bad_row {
-        let row = x.row(i);
-        let j = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
-        return Err(SotError::at(
-            ErrorKind::NonFinite,
-            i,
-            format!("{what}[{i}][{j}] is {} (values must be finite)", row[j]),
-        ));
+    match x.outer_iter().into_par_iter().position_first(|row| !finite_row(row)) {
+        Some(i) => Err(non_finite_row(what, i, x.row(i))),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The error for row `i` of `what`, which holds a NaN or an infinity: names its first.
+pub(crate) fn non_finite_row(what: &str, i: usize, row: ArrayView1<f32>) -> SotError {
+    let j = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    SotError::at(ErrorKind::NonFinite, i, format!("{what}[{i}][{j}] is {} (values must be finite)", row[j]))
 }
 
 /// Validates optional weights for `n` points and returns them normalised to sum 1.

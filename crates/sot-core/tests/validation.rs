@@ -2,7 +2,7 @@ mod common;
 
 use common::*;
 use ndarray::Array2;
-use sot_core::{sinkhorn, Control, EpsScaling, SinkhornOptions, WarmStart};
+use sot_core::{sinkhorn, sinkhorn_symmetric, Control, EpsScaling, SinkhornOptions, WarmStart};
 
 fn run(c: &Array2<f32>, a: Option<&[f64]>, b: Option<&[f64]>, o: &SinkhornOptions, w: WarmStart) -> sot_core::SotError {
     sinkhorn(c.view(), a, b, o, w, &Control::default()).unwrap_err()
@@ -50,6 +50,45 @@ fn every_invalid_input_class_has_its_code_and_index() {
     assert_eq!(e.code(), "ERR_SHAPE");
     let e = run(&c, None, None, &o, WarmStart { f: None, g: Some(&[0.0, f64::NAN, 0.0]) });
     assert_eq!((e.code(), e.index), ("ERR_NON_FINITE", Some(1)));
+}
+
+/// The rows of a caller's cost matrix are checked by the first pass as it
+/// reads them (no scan of their own): the first NaN or infinity in row-major
+/// order is still the one named, whichever of the pass's row groups finds it,
+/// with a stored kernel or eps-scaling, and for self-transport.
+#[test]
+fn the_first_non_finite_cost_is_named_wherever_it_lies() {
+    let (n, m) = (2000, 200); // several row groups per pass
+    let c = Array2::from_shape_fn((n, m), |(i, j)| ((i * 31 + j * 17) % 97) as f32 / 48.5);
+    let plain = SinkhornOptions { max_iter: 50, ..Default::default() };
+    let scaled = SinkhornOptions { eps_scaling: Some(EpsScaling { start: None, factor: 0.5 }), ..plain.clone() };
+    let mut no_kernel = plain.clone();
+    no_kernel.storage.store_kernel = false;
+    // (bad entries, the first of them)
+    let cases = [
+        (vec![(0, 0)], (0, 0)),
+        (vec![(n - 1, m - 1)], (n - 1, m - 1)),
+        (vec![(1500, 3), (1000, 7)], (1000, 7)),
+        (vec![(700, 150), (700, 20)], (700, 20)),
+    ];
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for (at, first) in &cases {
+            for o in [&plain, &scaled, &no_kernel] {
+                let mut cb = c.clone();
+                at.iter().for_each(|&p| cb[p] = bad);
+                let e = run(&cb, None, None, o, WarmStart::default());
+                assert_eq!((e.code(), e.index), ("ERR_NON_FINITE", Some(first.0)), "{bad} at {at:?}");
+                assert!(e.message.contains(&format!("cost[{}][{}] is {bad}", first.0, first.1)), "{}", e.message);
+            }
+        }
+    }
+    let sym = Array2::from_shape_fn((600, 600), |(i, j)| (i as f32 - j as f32).abs() / 600.0);
+    for (at, first) in [(&[(450, 2), (2, 450)][..], 2), (&[(599, 0)][..], 599)] {
+        let mut cb = sym.clone();
+        at.iter().for_each(|&p| cb[p] = f32::NAN);
+        let e = sinkhorn_symmetric(cb.view(), None, &plain, None, &Control::default()).unwrap_err();
+        assert_eq!((e.code(), e.index), ("ERR_NON_FINITE", Some(first)));
+    }
 }
 
 #[test]
