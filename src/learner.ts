@@ -63,7 +63,7 @@ export interface LearnResult {
   converged: boolean;
   /** Every inner Sinkhorn solve of the last step converged. */
   innerConverged: boolean;
-  /** Sinkhorn iterations of all inner solves together (the cost, in passes over the cost matrices). */
+  /** Sinkhorn iterations of all inner solves together: nearly the cost in passes over the cost matrices (a solve may add one pass that only measured its error, see `SinkhornResult.passes`). */
   innerIterations: number;
   anchorIsDownstream: boolean;
   /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */

@@ -102,7 +102,8 @@ pub struct LearnResult {
     pub converged: bool,
     /// Whether every inner Sinkhorn solve of the last step converged.
     pub inner_converged: bool,
-    /// Sinkhorn iterations of all inner solves together: the learner's cost in passes over the cost matrices.
+    /// Sinkhorn iterations of all inner solves together: nearly the learner's cost in passes over
+    /// the cost matrices (a solve may add one pass that only measured its error: `SinkhornResult::passes`).
     pub inner_iterations: usize,
     /// The downstream set served as the anchor (none was given).
     pub anchor_is_downstream: bool,
