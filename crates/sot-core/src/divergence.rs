@@ -5,7 +5,7 @@
 use crate::control::Control;
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::Result;
-use crate::sinkhorn::{centred, sinkhorn_finite, symmetric_finite, SinkhornOptions, SinkhornResult, WarmStart};
+use crate::sinkhorn::{centred, sinkhorn_dense, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
 use ndarray::ArrayView2;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,9 +44,9 @@ pub fn sinkhorn_divergence(
 ) -> Result<DivergenceResult> {
     check_pair(&x, &y, kind)?;
     // One cost matrix alive at a time keeps the peak at the largest of the three.
-    let xy = sinkhorn_finite(cost_matrix(x, y, kind, ctl)?.view(), a, b, opts, warm.xy, ctl)?;
+    let xy = sinkhorn_dense(cost_matrix(x, y, kind, ctl)?.view(), a, b, opts, warm.xy, ctl, Finite::Known)?;
     let own = |p: ArrayView2<f32>, w, init| -> Result<SinkhornResult> {
-        symmetric_finite(cost_matrix(p, p, kind, ctl)?.view(), w, opts, init, ctl)
+        symmetric_dense(cost_matrix(p, p, kind, ctl)?.view(), w, opts, init, ctl, Finite::Known)
     };
     let xx = own(x, a, warm.xx)?;
     let yy = own(y, b, warm.yy)?;

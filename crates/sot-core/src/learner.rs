@@ -17,7 +17,7 @@
 use crate::control::{Control, Progress};
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
-use crate::sinkhorn::{centred, check_options, solve_store, symmetric_finite, SinkhornOptions, SinkhornResult, WarmStart};
+use crate::sinkhorn::{centred, check_options, solve_store, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
 use crate::store::{plan, CostStore, Plan, StorageOptions, StorageReport};
 use crate::validate;
 use ndarray::{Array2, ArrayView2, Axis};
@@ -176,7 +176,7 @@ struct OwnTerm {
 impl OwnTerm {
     fn solve(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
         let warm = self.last.as_ref().map(|r| &r.f[..]);
-        let r = symmetric_finite(self.cost.view(), Some(w), opts, warm, ctl)?;
+        let r = symmetric_dense(self.cost.view(), Some(w), opts, warm, ctl, Finite::Known)?;
         Ok(self.last.insert(r))
     }
 }

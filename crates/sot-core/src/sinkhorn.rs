@@ -125,7 +125,7 @@ pub fn sinkhorn(
     warm: WarmStart,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
-    dense(cost, a, b, opts, warm, ctl, true)
+    sinkhorn_dense(cost, a, b, opts, warm, ctl, Finite::Unchecked)
 }
 
 /// `sinkhorn` between two point sets under the cost `kind`. The costs are
@@ -166,32 +166,28 @@ pub(crate) fn solve_store(store: &mut CostStore, a: Option<&[f64]>, b: &[f64], o
     Ok(r)
 }
 
-/// `sinkhorn` for a cost known to be finite (built by `cost_matrix`): its
-/// rows are not checked.
-pub(crate) fn sinkhorn_finite(
-    cost: ArrayView2<f32>,
-    a: Option<&[f64]>,
-    b: Option<&[f64]>,
-    opts: &SinkhornOptions,
-    warm: WarmStart,
-    ctl: &Control,
-) -> Result<SinkhornResult> {
-    dense(cost, a, b, opts, warm, ctl, false)
+/// Whether the entries of a dense cost matrix are known to be finite (built
+/// by `cost_matrix`) or not yet checked (given by a caller).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Finite {
+    Known,
+    /// The first pass checks each row it reads for NaN and infinities (no
+    /// read of the matrix of its own, which would cost as much as a pass) and
+    /// fails on the first bad entry.
+    Unchecked,
 }
 
-/// Solves on a dense cost matrix, with the kernel stored beside it when
-/// `opts.storage` allows. With `check`, the first pass checks each row it
-/// reads for NaN and infinities (no read of the matrix of its own, which
-/// would cost as much as a pass) and fails on the first bad row.
+/// `sinkhorn` on a dense cost matrix, with the kernel stored beside it when
+/// `opts.storage` allows.
 #[allow(clippy::too_many_arguments)]
-fn dense(
+pub(crate) fn sinkhorn_dense(
     cost: ArrayView2<f32>,
     a: Option<&[f64]>,
     b: Option<&[f64]>,
     opts: &SinkhornOptions,
     warm: WarmStart,
     ctl: &Control,
-    check: bool,
+    finite: Finite,
 ) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n == 0 || m == 0 {
@@ -207,7 +203,7 @@ fn dense(
     let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && StoredKernel::bytes(n, m, m) <= opts.storage.budget;
     let mut kernel = store_kernel.then(StoredKernel::new);
     let log_b = b.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false, first_build: false, check_finite: check };
+    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false, first_build: false, check_finite: finite == Finite::Unchecked };
     let mut r = solve(problem, opts, warm, ctl)?;
     r.storage = StorageReport {
         storage: Plan::Dense { kernel: store_kernel }.name(),
@@ -231,28 +227,17 @@ pub fn sinkhorn_symmetric(
     warm: Option<&[f64]>,
     ctl: &Control,
 ) -> Result<SinkhornResult> {
-    symmetric_dense(cost, a, opts, warm, ctl, true)
+    symmetric_dense(cost, a, opts, warm, ctl, Finite::Unchecked)
 }
 
-/// `sinkhorn_symmetric` for a cost known to be finite.
-pub(crate) fn symmetric_finite(
+/// `sinkhorn_symmetric` on a dense cost matrix.
+pub(crate) fn symmetric_dense(
     cost: ArrayView2<f32>,
     a: Option<&[f64]>,
     opts: &SinkhornOptions,
     warm: Option<&[f64]>,
     ctl: &Control,
-) -> Result<SinkhornResult> {
-    symmetric_dense(cost, a, opts, warm, ctl, false)
-}
-
-/// Like `dense`, for self-transport.
-fn symmetric_dense(
-    cost: ArrayView2<f32>,
-    a: Option<&[f64]>,
-    opts: &SinkhornOptions,
-    warm: Option<&[f64]>,
-    ctl: &Control,
-    check: bool,
+    finite: Finite,
 ) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n != m {
@@ -267,7 +252,7 @@ fn symmetric_dense(
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true, first_build: false, check_finite: check };
+    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true, first_build: false, check_finite: finite == Finite::Unchecked };
     solve(problem, opts, WarmStart { f: warm, g: warm }, ctl)
 }
 
