@@ -3,6 +3,7 @@
 
 use crate::control::Control;
 use crate::error::{ErrorKind, Result, SotError};
+use crate::pages;
 use crate::validate;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -49,17 +50,7 @@ pub fn cost_matrix(
     ctl: &Control,
 ) -> Result<Array2<f32>> {
     check_pair(&x, &y, kind)?;
-    let tiles = CostTiles::new(x, y, kind);
-    let mut out = Array2::<f32>::zeros((x.nrows(), y.nrows()));
-    out.axis_chunks_iter_mut(Axis(0), TILE_ROWS)
-        .into_par_iter()
-        .enumerate()
-        .try_for_each(|(t, mut tile)| -> Result<()> {
-            ctl.check()?;
-            tiles.fill(t * TILE_ROWS, &mut tile);
-            Ok(())
-        })?;
-    Ok(out)
+    CostTiles::new(x, y, kind).matrix(ctl)
 }
 
 /// Computes blocks of rows of a cost matrix without holding it: for the
@@ -105,6 +96,18 @@ impl<'a> CostTiles<'a> {
 
     pub(crate) fn cols(&self) -> usize {
         self.y.nrows()
+    }
+
+    /// The whole matrix, its tiles filled in parallel.
+    pub(crate) fn matrix(&self, ctl: &Control) -> Result<Array2<f32>> {
+        let (n, m) = (self.rows(), self.cols());
+        let mut out = Array2::from_shape_vec((n, m), pages::zeroed(n * m)).expect("n x m values");
+        out.axis_chunks_iter_mut(Axis(0), TILE_ROWS).into_par_iter().enumerate().try_for_each(|(t, mut tile)| -> Result<()> {
+            ctl.check()?;
+            self.fill(t * TILE_ROWS, &mut tile);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.

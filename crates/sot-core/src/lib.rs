@@ -19,6 +19,7 @@ pub mod embed;
 pub mod error;
 mod kernel;
 pub mod learner;
+mod pages;
 pub mod pool;
 pub mod project;
 mod relax;

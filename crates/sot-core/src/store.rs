@@ -14,8 +14,7 @@ use crate::cost::{check_pair, CostKind, CostTiles, TILE_ROWS};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::sweep::{Costs, Problem, StoredKernel};
 use crate::truncated::Truncated;
-use ndarray::{Array2, ArrayView2, Axis};
-use rayon::prelude::*;
+use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
 
 /// How to hold the costs.
@@ -224,13 +223,7 @@ impl<'a> CostStore<'a> {
         let mut store = CostStore { plan, dense: None, truncated: None, kernel: None, tiles, n, m, persistent: false, build_seconds: 0.0 };
         match plan {
             Plan::Dense { kernel } => {
-                let mut out = Array2::<f32>::zeros((n, m));
-                out.axis_chunks_iter_mut(Axis(0), TILE_ROWS).into_par_iter().enumerate().try_for_each(|(t, mut tile)| -> Result<()> {
-                    ctl.check()?;
-                    store.tiles.fill(t * TILE_ROWS, &mut tile);
-                    Ok(())
-                })?;
-                store.dense = Some(out);
+                store.dense = Some(store.tiles.matrix(ctl)?);
                 store.kernel = kernel.then(StoredKernel::new);
             }
             Plan::Truncated { k, kernel } => {

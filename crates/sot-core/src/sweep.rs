@@ -21,6 +21,7 @@
 use crate::cost::{FillTiles, TILE_ROWS};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::kernel;
+use crate::pages;
 use crate::truncated::Truncated;
 use crate::validate;
 use ndarray::{Array2, ArrayView1};
@@ -295,9 +296,9 @@ impl Problem<'_> {
         };
         let width = self.width();
         if k.k.len() != self.n * width {
-            // zeroed by the allocator (fresh pages), not by a serial fill: the
-            // pass below touches them first, on every thread
-            k.k = vec![0.0; self.n * width];
+            // zeroed by the allocator (fresh pages), not by a serial fill, and
+            // made resident in bulk before the pass below writes them
+            k.k = pages::zeroed(self.n * width);
             k.o = vec![0.0; self.n];
         }
         let parts: Vec<Partial> = f_out

@@ -15,6 +15,7 @@ use crate::control::Control;
 use crate::cost::{CostTiles, TILE_ROWS};
 use crate::error::Result;
 use crate::kernel;
+use crate::pages;
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -43,7 +44,7 @@ impl Truncated {
     pub(crate) fn build(tiles: &CostTiles, k: usize, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
         let (n, m) = (tiles.rows(), tiles.cols());
         debug_assert!(k >= 1 && k < m && b.len() == m);
-        let mut t = Truncated { k, cost: vec![0.0; n * k], col: vec![0; n * k], tail: vec![0.0; n], lo: vec![0.0; n], hi: vec![0.0; n] };
+        let mut t = Truncated { k, cost: pages::zeroed(n * k), col: pages::zeroed(n * k), tail: vec![0.0; n], lo: vec![0.0; n], hi: vec![0.0; n] };
         let chunks = t
             .cost
             .par_chunks_mut(TILE_ROWS * k)
