@@ -1,10 +1,13 @@
 """POT side of bench/sinkhorn-vs-pot.sh (not meant to be run by hand).
 
-  python bench/pot_side.py <workdir> <n> <m> <d> <eps> <stopThr> <numItermax> <methods> <check 0|1>
+  python bench/pot_side.py <workdir> <n> <m> <d> <eps> <stopThr> <numItermax> <methods> <check 0|1> <matrix own|sot>
 
 Reads <workdir>/x.f32 and y.f32 (raw little-endian float32), times the float64
 cosine cost in numpy ("cost": upcast, L2-normalise, 1 - X @ Y.T) and
-`ot.sinkhorn(a, b, M, reg=eps, method=...)` ("solve"), then checks the returned
+`ot.sinkhorn(a, b, M, reg=eps, method=...)` ("solve"). M is that float64 cost
+with <matrix> own; with sot (the default of the driver) it is SOT's f32 cost
+matrix <workdir>/c_sot.f32, upcast (exactly), so that both solvers solve the
+very same problem. Then it checks the returned
 plan with the shared f64 routine in ot_check.py (when check=1). <methods> is a comma list of
 POT methods ("sinkhorn", "sinkhorn_log"); "sinkhorn@K" runs exactly K iterations
 (numItermax=K, stopThr=0); a method given twice keeps its last run. Each phase (the cost, each method) records the peak
@@ -27,7 +30,7 @@ from threadpoolctl import threadpool_info
 
 import ot_check
 
-work, n, m, d, eps, stop_thr, max_iter, methods, do_check = sys.argv[1:]
+work, n, m, d, eps, stop_thr, max_iter, methods, do_check, matrix = sys.argv[1:]
 n, m, d, max_iter = int(n), int(m), int(d), int(max_iter)
 eps, stop_thr = float(eps), float(stop_thr)
 
@@ -75,6 +78,9 @@ a = np.full(n, 1.0 / n)
 b = np.full(m, 1.0 / m)
 
 M, cost_phase = timed(lambda: ot_check.cosine_cost(ot_check.unit_rows(x32), ot_check.unit_rows(y32)))
+if matrix == "sot":
+    M = None  # the timed cost is dropped: POT solves SOT's matrix
+    M = np.fromfile(os.path.join(work, "c_sot.f32"), dtype="<f4").reshape(n, m).astype(np.float64)
 
 out = {
     "pot": ot.__version__,
@@ -83,6 +89,7 @@ out = {
     "blas": threadpool_info(),
     "numpy_blas": np.__config__.CONFIG["Build Dependencies"]["blas"],
     "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
+    "matrix": matrix,
     "cost_s": cost_phase["s"],
     "cost_phase": cost_phase,
     "methods": {},

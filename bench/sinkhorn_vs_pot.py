@@ -10,14 +10,18 @@ Steps, in one run:
  1. generate n source and m target points (gaussian, L2-normalised, seed
     fixed), written once as raw little-endian float32 to a temp dir;
  2. SOT (node bench/sot-side.mjs, public API in dist/): sinkhorn from the
-    points (= cost + solve), costMatrix, sinkhorn from the matrix;
+    points (= cost + solve), costMatrix, sinkhorn from the matrix; it leaves
+    its f32 cost matrix in the temp dir;
  3. POT (python bench/pot_side.py; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset
-    for it and for this driver, see OPENBLAS_VARS): numpy f64 cosine cost,
-    ot.sinkhorn, and ot.sinkhorn_log for 1 and --log-cap-iters iterations,
+    for it and for this driver, see OPENBLAS_VARS): numpy f64 cosine cost
+    (timed), then, on SOT's f32 matrix upcast (--pot-matrix sot, the default:
+    the same problem for both) or on that f64 cost (own), ot.sinkhorn, and
+    ot.sinkhorn_log for 1 and --log-cap-iters iterations,
     which give its time per iteration, extrapolated to ot.sinkhorn's iteration
     count, and to convergence on the sizes of --log-converge;
  4. one shared f64 checker (ot_check.py) measures the L1 marginal errors and
-    the entropic OT value of every returned solution on the same f64 cost;
+    the entropic OT value of every returned solution on the matrix POT
+    solved (SOT's potentials also on the other one, for the f32 rounding);
  5. prints a table per problem as it finishes, then a summary, and writes the
     raw results as JSON under bench/results/ (after every problem).
 """
@@ -120,6 +124,14 @@ def parse_args():
         choices=["on", "off"],
         default="on",
         help="also run ot.sinkhorn for exactly as many iterations as SOT needed (default on)",
+    )
+    p.add_argument(
+        "--pot-matrix",
+        choices=["sot", "own"],
+        default="sot",
+        help="the cost matrix POT solves: sot (default), SOT's f32 matrix upcast, so that both solve the same problem "
+        "and are checked on it; own, the float64 matrix numpy computes from the points (SOT is then checked on it too, "
+        "and at small eps misses tol there by the f32 rounding of its own costs)",
     )
     p.add_argument("--membw-mib", type=int, default=1536, help="array size of the bandwidth probe, MiB (default 1536)")
     p.add_argument("--out", default=None, help="JSON results file (default bench/results/sinkhorn-grid[-<subset>].json)")
@@ -287,7 +299,7 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
 
     def pot_side(methods, check):
         cmd = [sys.executable, os.path.join(HERE, "pot_side.py"), work, *common, repr(stop_thr), str(args.max_iter)]
-        return run_json(cmd + [",".join(methods), check], env=PY_ENV)
+        return run_json(cmd + [",".join(methods), check, args.pot_matrix], env=PY_ENV)
 
     # Rounds alternating SOT and POT, so that a slow spell of the machine hits both
     # sides. The last round writes SOT's potentials and checks POT's plans.
@@ -348,8 +360,12 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
         max_diff[0] = max(max_diff[0], float(np.abs(c32[i0:i1] - c).max()))
         return c
 
-    sot["check"] = ot_check.evaluate(ot_check.potential_blocks(f, g, a, b, eps, ref), a, b, eps, f, g)
-    sot["check_own_f32_cost"] = ot_check.evaluate(ot_check.potential_blocks(f, g, a, b, eps, own), a, b, eps, f, g)
+    # "check": on the matrix POT solved; the other check shows what the f32 rounding of the costs does
+    on_points = ot_check.evaluate(ot_check.potential_blocks(f, g, a, b, eps, ref), a, b, eps, f, g)
+    on_own = ot_check.evaluate(ot_check.potential_blocks(f, g, a, b, eps, own), a, b, eps, f, g)
+    sot["check"] = on_own if args.pot_matrix == "sot" else on_points
+    sot["check_own_f32_cost"] = on_own
+    sot["check_f64_points_cost"] = on_points
     sot["cost_f32_vs_f64_max_abs"] = max_diff[0]
     return sot, pot
 
@@ -511,7 +527,8 @@ def run_problem(args, n, m, d, eps):
             shutil.rmtree(work, ignore_errors=True)
     rows = solver_rows(sot, pot, args.tol, stop_thr)
     record = {
-        "problem": {"n": n, "m": m, "d": d, "eps": eps, "seed": args.seed, "cost": "cosine", "weights": "uniform"},
+        "problem": {"n": n, "m": m, "d": d, "eps": eps, "seed": args.seed, "cost": "cosine", "weights": "uniform",
+                    "matrix": "SOT's f32 cost matrix, upcast" if args.pot_matrix == "sot" else "float64 cost from the points (numpy)"},
         "pot_stopThr": stop_thr,
         "rows": rows,
         "sot": sot,
@@ -519,13 +536,15 @@ def run_problem(args, n, m, d, eps):
         "noise": noise.measure(),
         "table_markdown": problem_table(rows),
     }
-    own = sot["check_own_f32_cost"]
-    print(f"\n{label(n, m, d, eps)}: SOT tol={args.tol:g} (L1, rows, every iteration); POT stopThr={stop_thr:.3g} "
+    other, other_name = ((sot["check_f64_points_cost"], "the f64 cost from the points") if args.pot_matrix == "sot"
+                         else (sot["check_own_f32_cost"], "SOT's own f32 cost"))
+    print(f"\n{label(n, m, d, eps)}: both checked on {record['problem']['matrix']}; "
+          f"SOT tol={args.tol:g} (L1, rows, every iteration); POT stopThr={stop_thr:.3g} "
           f"(L2, columns, every 10th iteration); times: fastest of {args.rounds} rounds (median in brackets), "
           f"sinkhorn_log one run; ~ = extrapolated")
     print(record["table_markdown"])
     print(f"SOT self-reported: value={sot['reported_value']:.10f}, L1 error={sot['reported_marginal_error']:.2e}; "
-          f"checked on SOT's own f32 cost: row L1={own['row_l1']:.2e}, col L1={own['col_l1']:.2e}; "
+          f"checked on {other_name}: row L1={other['row_l1']:.2e}, col L1={other['col_l1']:.2e}; "
           f"max |C_f32 - C_f64| = {sot['cost_f32_vs_f64_max_abs']:.2e}; "
           f"other processes: {share(record['noise'])} of one core\n", flush=True)
     return record
@@ -605,7 +624,7 @@ def summary(problems, bw, tol):
                   f"{fmt(t['marginal_ratio'], '.1f')}x")
         verdict = "not applicable" if t["met"] is None else "met" if t["met"] else "NOT met"
         lines.append(f"- {t['problem']}: {t['target']}: {verdict} ({detail})"
-                     + ("" if t.get("sot_meets_tol", True) else f"; SOT's own plan misses tol={tol:g} on the f64 checker"))
+                     + ("" if t.get("sot_meets_tol", True) else f"; SOT's own plan misses tol={tol:g} on the checker"))
     return markdown([speed[0], ["---"] * len(speed[0])] + speed[1:]), markdown([passes[0], ["---"] * len(passes[0])] + passes[1:]), targets, "\n".join(lines)
 
 
@@ -632,7 +651,7 @@ def main():
                  "log_converge": [f"{n}x{m}" for n, m in args.log_converge], "log_cap_iters": args.log_cap_iters},
         "machine": info,
         "sot_build": prov,
-        "settings": {"sot_tol": args.tol, "pot_stopThr": args.pot_stopthr or "tol / sqrt(m)", "max_iter": args.max_iter, "rounds": args.rounds},
+        "settings": {"pot_matrix": args.pot_matrix, "sot_tol": args.tol, "pot_stopThr": args.pot_stopthr or "tol / sqrt(m)", "max_iter": args.max_iter, "rounds": args.rounds},
         "membw": {"start": membw(exe, args.membw_mib)},
         "problems": [],
         "complete": False,
