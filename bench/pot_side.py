@@ -79,7 +79,7 @@ b = np.full(m, 1.0 / m)
 
 M, cost_phase = timed(lambda: ot_check.cosine_cost(ot_check.unit_rows(x32), ot_check.unit_rows(y32)))
 if matrix == "sot":
-    M = None  # the timed cost is dropped: POT solves SOT's matrix
+    M = None  # POT solves SOT's matrix: the timed one goes first, so that the two are never held together
     M = np.fromfile(os.path.join(work, "c_sot.f32"), dtype="<f4").reshape(n, m).astype(np.float64)
 
 out = {

@@ -12,7 +12,8 @@
 # dist/) and POT (python, numpy) read the same files, and POT solves SOT's f32 cost
 # matrix, upcast, so that both solve the same problem (--pot-matrix own: numpy's f64
 # cost instead). One shared f64 checker (bench/ot_check.py) measures the L1 marginal
-# errors and entropic OT value of every solution on the matrix POT solved. The memory read bandwidth of the machine is measured in the
+# errors and entropic OT value of every solution on the matrix POT solved. The
+# memory read bandwidth of the machine is measured in the
 # same run (cargo example crates/sot-core/examples/membw.rs, built here). Prints a
 # table per problem and a summary, and writes bench/results/sinkhorn-grid*.json.
 # See BENCHMARKS.md ("Sinkhorn vs POT: the grid").

@@ -32,7 +32,7 @@ fn populate(start: usize, bytes: usize) {
     }
     let chunks = (4 * rayon::current_num_threads()).max(1);
     let step = ((hi - lo) / PAGE).div_ceil(chunks) * PAGE;
-    (lo..hi).step_by(step).collect::<Vec<_>>().into_par_iter().for_each(|a| {
+    (lo..hi).into_par_iter().step_by(step).for_each(|a| {
         let len = step.min(hi - a);
         // SAFETY: [a, a + len) lies inside the live allocation `start..start + bytes`,
         // page-aligned; MADV_POPULATE_WRITE only faults pages in (zero pages stay zero)
