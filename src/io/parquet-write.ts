@@ -3,10 +3,11 @@
 // its levels and physical values (see parquet-columns.ts), plus the weight as
 // an optional DOUBLE column. The schema, every logical and converted type, the
 // file's key-value metadata (with the weight added to an Arrow schema) and the
-// row groups' sort order are the input's; pages are rewritten PLAIN and
-// SNAPPY-compressed, without statistics (the input's no longer describe the
-// kept rows). One input column chunk is in memory at a time.
-import { type AsyncBuffer, type FileMetaData, type KeyValue, type LogicalType, type SchemaElement, parquetSchema } from 'hyparquet';
+// row groups' sort order are the input's. Pages are rewritten (PLAIN, or
+// dictionary-encoded when that is smaller; SNAPPY) without statistics (the
+// input's no longer describe the kept rows). One input column chunk is in
+// memory at a time.
+import { type AsyncBuffer, type Encoding, type FileMetaData, type KeyValue, type LogicalType, type SchemaElement, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ConvertedTypes, CompressionCodecs, EdgeInterpolationAlgorithms, Encodings, FieldRepetitionTypes, ParquetTypes } from 'hyparquet/src/constants.js';
 import { ByteWriter } from 'hyparquet-writer';
@@ -142,10 +143,58 @@ function writeValues(w: ByteWriter, element: SchemaElement, values: PhysicalValu
   }
 }
 
-/** Writes one column chunk as DATA_PAGE_V2 pages; returns its metadata. */
+/** Dictionaries above this many bytes are not written: the values go PLAIN. */
+const DICTIONARY_BYTES = 1 << 20;
+
+/** The distinct values and each value's index, when a dictionary makes the chunk smaller. */
+function dictionaryOf(type: string | undefined, values: PhysicalValue[]) {
+  if (type === 'BOOLEAN' || values.length === 0) return undefined;
+  const slot = new Map<unknown, number>();
+  const distinct: PhysicalValue[] = [];
+  const index = new Int32Array(values.length);
+  let bytes = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const key = v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.length).toString('latin1') : v;
+    let at = slot.get(key);
+    if (at === undefined) {
+      at = distinct.push(v) - 1;
+      slot.set(key, at);
+      bytes += v instanceof Uint8Array ? v.length + 4 : 8;
+      if (2 * distinct.length > values.length || bytes > DICTIONARY_BYTES) return undefined;
+    }
+    index[i] = at;
+  }
+  return { values: distinct, index };
+}
+
+/** Appends a page: its header, the levels (uncompressed), the values (snappy); returns its uncompressed size. */
+function writePage(w: ByteWriter, header: Record<string, unknown>, levels: ByteWriter | undefined, raw: Uint8Array): number {
+  const packed = snappyCompress(raw);
+  const levelBytes = levels?.offset ?? 0;
+  const start = w.offset;
+  writePageHeader(w, { ...header, uncompressed_page_size: levelBytes + raw.length, compressed_page_size: levelBytes + packed.length } as never);
+  const size = w.offset - start + levelBytes + raw.length;
+  if (levels !== undefined) w.appendBytes(levels.getBytes());
+  w.appendBytes(packed);
+  return size;
+}
+
+/**
+ * Writes one column chunk (at file offset `start`): a dictionary page when it
+ * pays, then DATA_PAGE_V2 pages of whole rows; returns its Thrift ColumnChunk.
+ */
 function writeChunk(w: ByteWriter, start: number, leaf: Leaf, data: ColumnData) {
   const slots = leaf.maxRep > 0 ? data.rep.length : leaf.maxDef > 0 ? data.def.length : data.values.length;
+  const dictionary = dictionaryOf(leaf.element.type, data.values);
   let uncompressed = 0;
+  if (dictionary !== undefined) {
+    const page = new ByteWriter();
+    writeValues(page, leaf.element, dictionary.values);
+    uncompressed += writePage(w, { type: 'DICTIONARY_PAGE', dictionary_page_header: { num_values: dictionary.values.length, encoding: 'PLAIN' } }, undefined, page.getBytes());
+  }
+  const dataStart = w.offset;
+  const indexWidth = dictionary === undefined ? 0 : bitWidth(dictionary.values.length - 1);
   let a = 0;
   let va = 0;
   while (a < slots) {
@@ -166,41 +215,40 @@ function writeChunk(w: ByteWriter, start: number, leaf: Leaf, data: ColumnData) 
     const repLength = leaf.maxRep > 0 ? writeRleBitPackedHybrid(levels, data.rep.slice(a, b), bitWidth(leaf.maxRep)) : 0;
     const defLength = leaf.maxDef > 0 ? writeRleBitPackedHybrid(levels, data.def.slice(a, b), bitWidth(leaf.maxDef)) : 0;
     const values = new ByteWriter();
-    writeValues(values, leaf.element, data.values.slice(va, vb));
-    const raw = values.getBytes();
-    const packed = snappyCompress(raw);
-    const headerStart = w.offset;
-    writePageHeader(w, {
+    if (dictionary === undefined) writeValues(values, leaf.element, data.values.slice(va, vb));
+    else {
+      values.appendUint8(indexWidth);
+      writeRleBitPackedHybrid(values, dictionary.index.subarray(va, vb), indexWidth);
+    }
+    const header = {
       type: 'DATA_PAGE_V2',
-      uncompressed_page_size: levels.offset + raw.length,
-      compressed_page_size: levels.offset + packed.length,
       data_page_header_v2: {
         num_values: b - a,
         num_nulls: b - a - (vb - va),
         num_rows: rows,
-        encoding: 'PLAIN',
+        encoding: dictionary === undefined ? 'PLAIN' : 'RLE_DICTIONARY',
         definition_levels_byte_length: defLength,
         repetition_levels_byte_length: repLength,
         is_compressed: true,
       },
-    } as never);
-    uncompressed += w.offset - headerStart + levels.offset + raw.length;
-    w.appendBytes(levels.getBytes());
-    w.appendBytes(packed);
+    };
+    uncompressed += writePage(w, header, levels, values.getBytes());
     a = b;
     va = vb;
   }
+  const encodings: Encoding[] = dictionary === undefined ? ['PLAIN', 'RLE'] : ['PLAIN', 'RLE', 'RLE_DICTIONARY'];
   return {
     field_2: BigInt(start),
     field_3: {
       field_1: ParquetTypes.indexOf(leaf.element.type!),
-      field_2: [Encodings.indexOf('PLAIN'), Encodings.indexOf('RLE')],
+      field_2: encodings.map((e) => Encodings.indexOf(e)),
       field_3: leaf.path.slice(1).map((n) => n.element.name),
       field_4: CompressionCodecs.indexOf('SNAPPY'),
       field_5: BigInt(slots),
       field_6: BigInt(uncompressed),
       field_7: BigInt(w.offset),
-      field_9: BigInt(start),
+      field_9: BigInt(start + dataStart),
+      field_11: dictionary === undefined ? undefined : BigInt(start),
     },
   };
 }
