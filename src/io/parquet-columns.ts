@@ -20,8 +20,8 @@ export interface Leaf {
 
 /**
  * Physical values: BOOLEAN booleans; INT32 and FLOAT int32 bit patterns
- * (numbers); INT64 and DOUBLE int64 bit patterns (bigints); INT96 bigints of
- * 96 bits; byte arrays Uint8Arrays.
+ * (numbers); INT64 and DOUBLE int64 bit patterns (bigints); INT96 and byte
+ * arrays Uint8Arrays.
  */
 export type PhysicalValue = boolean | number | bigint | Uint8Array;
 
@@ -77,10 +77,12 @@ export async function readColumnData(file: AsyncBuffer, chunk: ColumnChunk, leaf
   const [start, end] = chunkRange(chunk);
   const bytes = new Uint8Array(await file.slice(start, end));
   const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
+  // INT96 read as the 12 bytes it is (hyparquet's INT96 bigints lose bits)
+  const element: SchemaElement = leaf.element.type === 'INT96' ? { ...leaf.element, type: 'FIXED_LEN_BYTE_ARRAY', type_length: 12 } : leaf.element;
   const decoder: Parameters<typeof readDataPageV2>[2] = {
     pathInSchema: meta.path_in_schema,
-    type: leaf.element.type!,
-    element: leaf.element,
+    type: element.type!,
+    element,
     schemaPath: leaf.path,
     codec: meta.codec,
     parsers: DEFAULT_PARSERS,
@@ -99,7 +101,7 @@ export async function readColumnData(file: AsyncBuffer, chunk: ColumnChunk, leaf
     if (header.type === 'DICTIONARY_PAGE') {
       const raw = decompressPage(page, header.uncompressed_page_size, meta.codec, compressors);
       const dictReader = { view: new DataView(raw.buffer, raw.byteOffset, raw.byteLength), offset: 0 };
-      dictionary = bits(decoder.type, readPlain(dictReader, decoder.type, header.dictionary_page_header!.num_values, leaf.element.type_length));
+      dictionary = bits(decoder.type, readPlain(dictReader, decoder.type, header.dictionary_page_header!.num_values, element.type_length));
       continue;
     }
     let decoded;

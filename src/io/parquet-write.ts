@@ -120,21 +120,16 @@ function writeValues(w: ByteWriter, element: SchemaElement, values: PhysicalValu
     case 'DOUBLE':
       for (const v of values) w.appendInt64(v as bigint);
       return;
-    case 'INT96':
-      for (const v of values) {
-        w.appendInt64(BigInt.asIntN(64, v as bigint));
-        w.appendInt32(Number(BigInt.asIntN(32, (v as bigint) >> 64n)));
-      }
-      return;
     case 'BYTE_ARRAY':
       for (const v of values) {
         w.appendUint32((v as Uint8Array).length);
         w.appendBytes(v as Uint8Array);
       }
       return;
+    case 'INT96':
     case 'FIXED_LEN_BYTE_ARRAY':
       for (const v of values) {
-        if ((v as Uint8Array).length !== element.type_length) throw new Error(`a ${element.type_length}-byte value of ${(v as Uint8Array).length} bytes`);
+        if ((v as Uint8Array).length !== (element.type === 'INT96' ? 12 : element.type_length)) throw new Error(`a value of ${(v as Uint8Array).length} bytes in a column of fixed-size values`);
         w.appendBytes(v as Uint8Array);
       }
       return;
@@ -388,16 +383,20 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
     weights = [];
   }
 
+  /** The state, writing the leading magic number on first use. */
+  const begin = async () => {
+    if (state !== undefined) return state;
+    state = start();
+    const magic = new ByteWriter();
+    magic.appendUint32(MAGIC);
+    await write(magic.getBytes());
+    return state;
+  };
+
   return {
-    async add(row: { record: { line: number } }, w: number | undefined): Promise<void> {
-      if (state === undefined) {
-        state = start();
-        const magic = new ByteWriter();
-        magic.appendUint32(MAGIC);
-        await write(magic.getBytes());
-      }
+    async add(row: { record: { line: number } }, w: number): Promise<void> {
+      const s = await begin();
       const r = row.record.line - 1;
-      const s = state;
       let g = group === -1 ? 0 : group;
       while (g + 1 < s.firstRow.length && r >= s.firstRow[g + 1]!) g++;
       if (g !== group) {
@@ -408,18 +407,12 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       const local = r - s.firstRow[g]!;
       if (local < 0 || local >= keep.length || keep[local] === 1) throw new Error(`Parquet row ${r + 1} out of order`);
       keep[local] = 1;
-      weights.push(w ?? Number.NaN);
+      weights.push(w);
       kept++;
     },
     async end(): Promise<void> {
-      if (state === undefined) {
-        state = start();
-        const magic = new ByteWriter();
-        magic.appendUint32(MAGIC);
-        await write(magic.getBytes());
-      }
+      const s = await begin();
       await flush();
-      const s = state;
       const { metadata } = s.src;
       let kv: KeyValue[] | undefined = metadata.key_value_metadata;
       if (field !== null && kv !== undefined) {
