@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { InputError } from '../src/errors.js';
-import { openDataset } from '../src/io/index.js';
+import { openDataset, writeDataset } from '../src/io/index.js';
 import { purify } from '../src/pipeline/purify.js';
 import { ROOT } from './datasets.js';
 import { tempDir } from './io-helpers.js';
@@ -61,6 +61,18 @@ describe.skipIf(!PYTHON && !IN_CI)('Parquet round trip through purify, read back
     expect(compared.code).toBe(0);
     expect(report.rows).toBe(30);
   }, 120_000);
+
+  it('default.parquet, row groups kept whole, skipped or down to one row: the same rows back', async () => {
+    // rows 0-15 (all of group 1), none of group 2, row 40 of group 3, the last row of group 4
+    const keep = new Map([...Array.from({ length: 16 }, (_, i) => [i, 1 + i / 16] as const), [40, 2], [59, 0.25]]);
+    const out = join(dir, 'default.selected.parquet');
+    expect((await writeDataset(await openDataset(paths.default!), out, { keep })).written).toBe(18);
+    const compared = py(['compare', paths.default!, out, 'sot_weight']);
+    expect(lastJson(compared.out)).toEqual({ rows: 18, columns: expect.any(Number), problems: [] });
+    const weights: Array<[number, unknown]> = [];
+    for await (const { record } of await openDataset(out)) weights.push([Number(record.value.id), record.value.sot_weight]);
+    expect(weights).toEqual([...keep]);
+  });
 
   it('refuses, when opened, a summary file whose columns live in another file, naming the column', async () => {
     const err = await openDataset(paths.summary!).catch((e: unknown) => e);
