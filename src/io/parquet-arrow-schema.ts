@@ -187,13 +187,16 @@ export function checkArrowSchema(value: string): void {
 }
 
 /**
- * `value` (an `ARROW:schema`) with a nullable float64 field `name` at
- * position `at` (replacing the field there when `replace`), else unchanged.
+ * `value` (an `ARROW:schema` for a Parquet schema of `columns` top-level
+ * columns) with a nullable float64 field `name` at position `at`, replacing
+ * the field there when `replace`. One whose field count differs is returned
+ * unchanged: Arrow ignores it before and after.
  */
-export function withDoubleField(value: string, name: string, at: number, replace: boolean): string {
+export function withDoubleField(value: string, name: string, at: number, replace: boolean, columns: number): string {
   const old = messageBody(fromBase64(value));
   const fb = new Flat(old);
   const p = parse(fb);
+  if (p.fields.length !== columns) return value;
   if (at < 0 || at > p.fields.length || (replace && at === p.fields.length)) throw new Error('field position out of range');
 
   const b = new Builder();

@@ -416,7 +416,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       const { metadata } = s.src;
       let kv: KeyValue[] | undefined = metadata.key_value_metadata;
       if (field !== null && kv !== undefined) {
-        kv = kv.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.top, s.replaced !== -1) } : e));
+        kv = kv.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.top, s.replaced !== -1, s.root.children.length) } : e));
       }
       const footer = new ByteWriter();
       serializeTCompactProtocol(footer, {
