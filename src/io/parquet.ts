@@ -1,9 +1,11 @@
 // Parquet through hyparquet, one row group at a time so that only one group's
-// rows are in memory.
+// rows are in memory. The records' values serve the record layer (text);
+// the writer copies the columns themselves (parquet-write.ts).
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { InputError } from '../errors.js';
 import { ioError } from './lines.js';
+import { checkPassthrough } from './parquet-write.js';
 import { type FileShape, type RawItem, isRecord } from './raw.js';
 
 async function metadataOf(path: string, file: string) {
@@ -24,7 +26,8 @@ async function metadataOf(path: string, file: string) {
 
 export async function* readParquet(path: string, file: string, shape: FileShape): AsyncGenerator<RawItem> {
   const { buffer, metadata } = await metadataOf(path, file);
-  shape.schema = metadata.schema;
+  checkPassthrough(metadata, file); // refused at open, before any work
+  shape.parquet = { file: buffer, metadata, name: file };
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);

@@ -1,6 +1,7 @@
 // What the file readers hand to the record layer: one parsed object per
 // record, or the error that made it unreadable (so skipInvalid can go on).
 import type { InputError } from '../errors.js';
+import type { ParquetSource } from './parquet-write.js';
 
 export interface RawItem {
   /** 1-based line (JSONL, CSV: where the record starts) or record number (JSON, Parquet). */
@@ -17,8 +18,8 @@ export interface FileShape {
   header?: { cells: string[]; crlf: boolean };
   /** JSON: the wrapper object when the records sit in one of its properties. */
   container?: { key: string; rest: Record<string, unknown> };
-  /** Parquet: the file's schema (hyparquet `SchemaElement[]`). */
-  schema?: unknown[];
+  /** Parquet: the open file and its metadata, whose columns the writer copies. */
+  parquet?: ParquetSource;
 }
 
 export function isRecord(v: unknown): v is Record<string, unknown> {

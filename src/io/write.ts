@@ -1,11 +1,10 @@
 // writeDataset: re-reads the source and writes the kept records, in input
 // order and in the input's format, each unchanged apart from the weight field.
-import type { SchemaElement } from 'hyparquet';
-import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { AbortError, OptionError } from '../errors.js';
 import { type AtomicWriter, assertNotSameFile, withAtomicWriter } from './atomic.js';
 import type { Dataset, RawRow } from './dataset.js';
 import { formatFromExtension } from './format.js';
+import { parquetSink } from './parquet-write.js';
 import type { FileShape } from './raw.js';
 import type { FileFormat } from './types.js';
 
@@ -27,9 +26,6 @@ export interface WriteDatasetResult {
   /** Records written. */
   written: number;
 }
-
-/** Kept records per Parquet row group: bounds memory while writing. */
-const PARQUET_GROUP_ROWS = 10_000;
 
 interface Sink {
   /** Adds one kept record. */
@@ -116,7 +112,7 @@ function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, weight
     case 'tsv':
       return csvSink(out, shape, weightField, '\t');
     case 'parquet':
-      return parquetSink(out, shape, weightField);
+      return parquetSink(out, () => shape.parquet, weightField);
   }
 }
 
@@ -183,77 +179,6 @@ function csvSink(out: AtomicWriter, shape: FileShape, field: string | null, deli
     },
     end: async () => {
       if (!started) await start();
-    },
-  };
-}
-
-/** A hyparquet-writer Writer that hands each finished row group to the atomic writer. */
-class StreamingByteWriter extends ByteWriter {
-  constructor(private readonly out: AtomicWriter) {
-    super(1 << 20);
-  }
-  flush(): Promise<void> {
-    const bytes = this.getBytes().slice();
-    this.index = 0;
-    return this.out.write(bytes);
-  }
-  override finish(): Promise<void> {
-    return this.flush();
-  }
-}
-
-/** Top-level columns of a flattened Parquet schema: [name, position in the schema]. */
-function topLevel(schema: SchemaElement[]): Array<[string, number]> {
-  const end = (i: number): number => {
-    let next = i + 1;
-    for (let c = 0; c < (schema[i]!.num_children ?? 0); c++) next = end(next);
-    return next;
-  };
-  const columns: Array<[string, number]> = [];
-  for (let i = 1, c = 0; c < (schema[0]?.num_children ?? 0); c++, i = end(i)) columns.push([schema[i]!.name, i]);
-  return columns;
-}
-
-// Parquet needs whole columns: kept rows are gathered into row groups of
-// PARQUET_GROUP_ROWS, each written (and flushed to disk) as soon as it is full.
-function parquetSink(out: AtomicWriter, shape: FileShape, field: string | null): Sink {
-  let writer: ParquetWriter | undefined;
-  let names: string[] = [];
-  let rows: Record<string, unknown>[] = [];
-  const init = () => {
-    const schema = (shape.schema as SchemaElement[]).map((e) => ({ ...e }));
-    const columns = topLevel(schema);
-    if (field !== null) {
-      const weight: SchemaElement = { name: field, type: 'DOUBLE', repetition_type: 'OPTIONAL' };
-      const existing = columns.find(([name]) => name === field);
-      if (existing === undefined) {
-        schema.push(weight);
-        schema[0]!.num_children = (schema[0]!.num_children ?? 0) + 1;
-        columns.push([field, schema.length - 1]);
-      } else if (schema[existing[1]]!.num_children) {
-        throw new OptionError('ERR_OPTION', `weightField "${field}" is a nested column of the input; choose another name`);
-      } else {
-        schema[existing[1]] = weight;
-      }
-    }
-    names = columns.map(([name]) => name);
-    writer = new ParquetWriter({ writer: new StreamingByteWriter(out), schema });
-  };
-  const flush = async () => {
-    if (writer === undefined) init();
-    if (rows.length === 0) return;
-    const columnData = names.map((name) => ({ name, data: rows.map((r) => r[name]) }));
-    rows = [];
-    await writer!.write({ columnData, rowGroupSize: columnData[0]?.data.length ?? 0 });
-  };
-  return {
-    add: async (row, w) => {
-      rows.push(withWeight(row.record.value, field, w));
-      if (rows.length >= PARQUET_GROUP_ROWS) await flush();
-    },
-    end: async () => {
-      await flush();
-      await writer!.finish();
     },
   };
 }
