@@ -9,6 +9,7 @@ import { excerpt, spreadIndices, weightHistogram } from '../report/build.js';
 import { renderReportHtml } from '../report/html.js';
 import type { PurifyReport } from '../report/types.js';
 import type { Selection } from '../selection.js';
+import { wellFormedDeep } from '../text.js';
 import type { PipelineInput } from './input.js';
 import type { PurifyOptions } from './options.js';
 import type { outputPaths } from './paths.js';
@@ -78,7 +79,8 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
   const push = r.scores.learned?.push;
   const learned = r.scores.learned;
   const ds = r.input.dataset;
-  return {
+  // Paths, warnings and skipped reasons embed user text too: no string may carry a lone surrogate.
+  return wellFormedDeep({
     tool: 'sot-purify',
     reportVersion: 1,
     version: r.version,
@@ -119,7 +121,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
       push: push ? push[i]! : null,
       excerpt: excerpt(texts.get(i) ?? ''),
     })),
-  };
+  } satisfies PurifyReport);
 }
 
 /** Per-sample scores as CSV, in record order. */
