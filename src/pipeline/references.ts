@@ -15,7 +15,7 @@ export interface LoadedReferences {
 /** Reads one reference source: an existing file (any dataset format) or a named set. */
 async function loadSource(source: string, role: ReferenceRole, o: PurifyOptions): Promise<{ samples: SampleText[]; summary: ReferenceSummary; warning?: string }> {
   if (existsSync(source)) {
-    const ds = await openDataset(source, { skipInvalid: o.skipInvalid });
+    const ds = await openDataset(source, { skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
     const samples: SampleText[] = [];
     for await (const { text } of ds) samples.push(text);
     return { samples, summary: { source, count: samples.length } };
