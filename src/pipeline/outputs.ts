@@ -8,6 +8,7 @@ import { project2d } from '../project.js';
 import { excerpt, spreadIndices, weightHistogram } from '../report/build.js';
 import { renderReportHtml } from '../report/html.js';
 import type { PurifyReport } from '../report/types.js';
+import { checkReport } from '../report/validate.js';
 import type { Selection } from '../selection.js';
 import { wellFormedDeep } from '../text.js';
 import type { PipelineInput } from './input.js';
@@ -185,14 +186,11 @@ export async function rerenderReport(reportPath: string, htmlPath: string): Prom
   } catch (err) {
     throw new IoError(`cannot read ${reportPath}: ${(err as Error).message}`, { path: reportPath, cause: err });
   }
-  let report: PurifyReport;
+  let parsed: unknown;
   try {
-    report = JSON.parse(text) as PurifyReport;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new InputError({ file: reportPath }, `not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (report?.tool !== 'sot-purify' || report.reportVersion !== 1) {
-    throw new InputError({ file: reportPath }, 'not a report written by `sot purify` (expected tool "sot-purify", reportVersion 1)');
-  }
-  await writeFileAtomic(htmlPath, renderReportHtml(report));
+  await writeFileAtomic(htmlPath, renderReportHtml(checkReport(parsed, reportPath)));
 }
