@@ -104,23 +104,34 @@ describe('line length limit (maxLineBytes)', () => {
 });
 
 describe('lines longer than V8 can hold, in a child process', () => {
-  // A file of `prefix` followed by a hole up to `size` bytes (sparse: no disk
-  // used; the hole reads as NUL bytes, but the length check comes first, as
-  // for any content: the reader refuses the line before decoding any of it).
-  function sparse(name: string, prefix: string, size: number): string {
+  const head = `${record(1)}\n${record(2)}\n{"prompt": "`;
+
+  // A 600 MB line of real text (it failed with ERR_INTERNAL), written in chunks: 600 MB of disk for a moment.
+  function written(name: string, size: number): string {
     const path = join(scratch, name);
     const fd = openSync(path, 'w');
-    writeSync(fd, prefix);
+    writeSync(fd, head);
+    const chunk = Buffer.alloc(1 << 24, 'a');
+    for (let left = size - head.length; left > 0; left -= chunk.length) writeSync(fd, chunk, 0, Math.min(left, chunk.length));
     closeSync(fd);
+    return path;
+  }
+
+  // Past 2 GiB, a sparse file (no disk used): the hole reads as NUL bytes, but
+  // the length check comes first whatever the content, so the reader stops
+  // after the limit's worth of this line.
+  function sparse(name: string, size: number): string {
+    const path = join(scratch, name);
+    writeFileSync(path, head);
     truncateSync(path, size);
     return path;
   }
 
   it.each([
-    ['a 600 MB line', 600e6],
-    ['a 2.5 GiB line', 2.5 * 2 ** 30],
-  ])('%s is ERR_INPUT naming the line (no crash, no ERR_INTERNAL)', (_, size) => {
-    const path = sparse(`huge-${size}.jsonl`, `${record(1)}\n${record(2)}\n{"prompt": "`, size);
+    ['a 600 MB line of text', () => written('huge-600MB.jsonl', 600e6)],
+    ['a 2.5 GiB line', () => sparse('huge-2.5GiB.jsonl', 2.5 * 2 ** 30)],
+  ])('%s is ERR_INPUT naming the line (no crash, no ERR_INTERNAL)', (_, make) => {
+    const path = make();
     const outDir = mkdtempSync(join(scratch, 'huge-'));
     const r = spawnSync(process.execPath, [CLI, 'purify', path, '--harmful', HARMFUL, '-o', join(outDir, 'o.jsonl'), '--json', '--no-cache'], {
       encoding: 'utf8',
