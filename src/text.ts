@@ -10,8 +10,15 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * `max` code units at a grapheme boundary, with `…` when cut.
  */
 export function flatExcerpt(text: string, max: number): string {
-  const flat = wellFormed(text.replace(/\s+/g, ' ').trim());
-  if (flat.length <= max) return flat;
+  // Only the head can show: flattening a whole long line for a few words would cost seconds.
+  let head = text;
+  if (text.length > 4 * max + 64) {
+    const end = 4 * max + 64;
+    head = text.slice(0, /[\uD800-\uDBFF]/.test(text[end - 1]!) ? end - 1 : end);
+  }
+  const flat = wellFormed(head.replace(/\s+/g, ' ').trim());
+  if (head === text && flat.length <= max) return flat;
+  if (flat.length < max) return `${flat}…`;
   let end = 0;
   // Segment only the head: a long text costs no more than a short one.
   for (const { index } of graphemes.segment(flat.slice(0, max + 16))) {
