@@ -4,6 +4,7 @@
 // which is ill-formed in report.json and in the HTML page's embedded JSON.
 // Texts here put emoji, astral letters, flags, ZWJ sequences and combining
 // marks at every cut position.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,5 +87,13 @@ describe('report text is cut between characters (defect 6)', () => {
     const data = JSON.parse(embedded!);
     expectWellFormed(data);
     expect(data.lowest.map((l: { excerpt: string }) => l.excerpt)).toEqual(report.lowest.map((l: { excerpt: string }) => l.excerpt));
+
+    // And a browser renders the page, excerpts included.
+    const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find((b) => spawnSync(b, ['--version']).status === 0);
+    expect(chromium, 'Chromium is needed for this test (.ci/run installs Debian\'s chromium)').toBeDefined();
+    const dom = spawnSync(chromium!, ['--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', `file://${res.outputs.html}`], { encoding: 'utf8', timeout: 60_000 });
+    expect(dom.status).toBe(0);
+    expect(Number(/<body[^>]*data-rendered="(\d+)"/.exec(dom.stdout)?.[1])).toBeGreaterThan(48);
+    expect((dom.stdout.match(/<td class="ex">/g) ?? []).length).toBe(25);
   });
 });
