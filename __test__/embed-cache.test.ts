@@ -226,8 +226,9 @@ describe('embedding cache', () => {
       // The child processes run the real cache module, transpiled from the sources.
       const out = await mkdtemp(join(scratch, 'child-'));
       await mkdir(join(out, 'embed'), { recursive: true });
+      await mkdir(join(out, 'io'), { recursive: true });
       const src = join(import.meta.dirname, '..', 'src');
-      const files = ['errors.ts', 'embed/cache.ts', 'embed/cache-chunk.ts', 'embed/cache-index.ts'];
+      const files = ['errors.ts', 'embed/cache.ts', 'embed/cache-chunk.ts', 'embed/cache-index.ts', 'io/files.ts'];
       for (const f of files) {
         const js = ts.transpileModule(await readFile(join(src, f), 'utf8'), {
           compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },

@@ -143,7 +143,9 @@ describe('CSV reader and writer', () => {
   const quoteAll = (cells: string[], eol: string) => cells.map((c) => `"${c.replaceAll('"', '""')}"`).join(',') + eol;
 
   it('arbitrary cell strings round-trip: reference CSV -> reader -> writer -> reader', async () => {
-    const rowsArb = fc.array(fc.tuple(wordy, anyText, anyText), { minLength: 1, maxLength: 10 });
+    // A raw NUL byte makes a line invalid input (inputs-lines.test.ts); the cells hold every other character.
+    const noNul = (s: string) => s.replaceAll('\0', '');
+    const rowsArb = fc.array(fc.tuple(wordy.map(noNul), anyText.map(noNul), anyText.map(noNul)), { minLength: 1, maxLength: 10 });
     await fc.assert(
       fc.asyncProperty(rowsArb, fc.boolean(), async (rows, crlf) => {
         const eol = crlf ? '\r\n' : '\n';

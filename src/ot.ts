@@ -120,12 +120,14 @@ export async function sinkhorn(
   const progress = options.onProgress;
   if ('cost' in problem && !('x' in problem)) {
     const c = toMatrix(problem.cost, 'cost');
-    return cancellable(options.signal, (token) => native.sinkhornCost(c, a, b, solve, warm, token, progress));
+    return cancellable(options.signal, (token, onProgress) => native.sinkhornCost(c, a, b, solve, warm, token, onProgress), progress);
   }
   const p = problem as PointsProblem;
   const [x, y] = [toMatrix(p.x, 'x'), toMatrix(p.y, 'y')];
-  return cancellable(options.signal, (token) =>
-    native.sinkhornPoints(x, y, costKind(p.cost), a, b, solve, warm, token, progress),
+  return cancellable(
+    options.signal,
+    (token, onProgress) => native.sinkhornPoints(x, y, costKind(p.cost), a, b, solve, warm, token, onProgress),
+    progress,
   );
 }
 
@@ -135,8 +137,10 @@ export async function sinkhornDivergence(problem: PointsProblem, options: Sinkho
   const a = toWeights(problem.a, 'a');
   const b = toWeights(problem.b, 'b');
   const solve = solveOptions(options);
-  return cancellable(options.signal, (token) =>
-    native.sinkhornDivergence(x, y, costKind(problem.cost), a, b, solve, token, options.onProgress),
+  return cancellable(
+    options.signal,
+    (token, onProgress) => native.sinkhornDivergence(x, y, costKind(problem.cost), a, b, solve, token, onProgress),
+    options.onProgress,
   );
 }
 

@@ -18,5 +18,5 @@ export interface Project2dOptions extends OperationOptions {
 export async function project2d(points: MatrixLike, options: Project2dOptions = {}): Promise<Float32Array> {
   const m = toMatrix(points, 'points');
   const interval = progress(options.onProgress, options.progressIntervalMs);
-  return cancellable(options.signal, (token) => native.project2d(m, token, options.onProgress, interval));
+  return cancellable(options.signal, (token, onProgress) => native.project2d(m, token, onProgress, interval), options.onProgress);
 }

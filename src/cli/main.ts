@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { createRequire } from 'node:module';
 import { AbortError, OptionError, SotError } from '../errors.js';
 import { createEmbedder, EMBEDDERS, type EmbedderKind } from '../embed/providers.js';
+import { MAX_LINE_BYTES } from '../io/index.js';
 import type { FieldMapping } from '../io/types.js';
 import { METHODS, type Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -63,6 +64,7 @@ function dataOptions(cmd: Command): Command {
     .option('--text-field <field>', 'field holding the whole text (no template)')
     .option('--template <template>', 'embedding text built from {prompt} and {response}', '{prompt}\n\n{response}')
     .option('--skip-invalid', 'skip (and count) invalid records instead of failing on the first')
+    .option('--max-line-bytes <size>', `longest line (or whole .json file) read, e.g. 512MiB (default 256MiB, at most ${MAX_LINE_BYTES} bytes)`, size('--max-line-bytes'))
     .addOption(new Option('--embedder <kind>', 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)').choices(EMBEDDERS as readonly string[]))
     .option('--dim <n>', 'dimension of the built-in embedder (default 512)', integer('--dim', 8))
     .option('--model <name>', 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)')
@@ -93,6 +95,7 @@ interface DataFlags {
   textField?: string;
   template: string;
   skipInvalid?: boolean;
+  maxLineBytes?: number;
   dim?: number;
   embedder?: EmbedderKind;
   model?: string;
@@ -147,6 +150,7 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
     fields: fields(f),
     template: f.template,
     skipInvalid: f.skipInvalid,
+    maxLineBytes: f.maxLineBytes,
     embedder,
     cacheDir: f.cacheDir,
     embeddingCache: f.cache ? undefined : (false as const),

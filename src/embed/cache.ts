@@ -10,12 +10,13 @@
 // validation then ignores it (its texts are embedded again).
 import * as crypto from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AbortError, IoError, OptionError, ShapeError } from '../errors.js';
 import type { Embedder } from './types.js';
 import { CHUNK_SUFFIX, encodeChunk, HEADER_BYTES, parseHeader, readVector, vectorsOf, verifyChunk, type ChunkHeader } from './cache-chunk.js';
 import { HASH_BYTES, HashIndex } from './cache-index.js';
+import { ensureDir, openRegularFile, readRegularFile } from '../io/files.js';
 
 const META = 'meta.json';
 const TEMP_PREFIX = '.tmp-';
@@ -110,11 +111,9 @@ export class EmbeddingCache {
   static async open(root: string, embedderId: string, dim: number, options: EmbeddingCacheOptions = {}): Promise<EmbeddingCache> {
     if (!Number.isInteger(dim) || dim <= 0) throw new OptionError('ERR_OPTION', `embedding dimension must be a positive integer, got ${dim}`);
     const dir = join(root, createHash('sha256').update(embedderId, 'utf8').digest('hex').slice(0, 32));
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (err) {
-      throw new IoError(`cannot create the embedding cache ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
-    }
+    await ensureDir(dir).catch((err: unknown) => {
+      throw new IoError(`embedding cache: ${(err as Error).message}`, { path: dir, cause: err });
+    });
     await EmbeddingCache.claimMeta(dir, embedderId, dim);
     return new EmbeddingCache(dir, embedderId, dim, options);
   }
@@ -125,14 +124,14 @@ export class EmbeddingCache {
     const mine = { format: 'sot-embedding-cache', version: 1, embedderId, dim };
     let text: string | undefined;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await readRegularFile(path)).toString('utf8');
     } catch (err) {
       if (errnoOf(err) !== 'ENOENT') throw new IoError(`cannot read ${path}: ${(err as Error).message}`, { path, cause: err });
       const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
       try {
         await writeFile(temp, JSON.stringify(mine) + '\n');
         await link(temp, path).catch((e: unknown) => { if (errnoOf(e) !== 'EEXIST') throw e; });
-        text = await readFile(path, 'utf8');
+        text = (await readRegularFile(path)).toString('utf8');
       } catch (e) {
         throw new IoError(`cannot write ${path}: ${(e as Error).message}`, { path, cause: e });
       } finally {
@@ -288,9 +287,10 @@ export class EmbeddingCache {
     const path = join(this.dir, name);
     let fh;
     try {
-      fh = await open(path, 'r');
+      fh = await openRegularFile(path);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return; // removed meanwhile (a cache clean)
+      if (err instanceof IoError) return warn(`ignoring embedding cache chunk ${path}: ${err.message}`); // a FIFO or a folder
       throw new IoError(`cannot open ${path}: ${(err as Error).message}`, { path, cause: err });
     }
     try {
@@ -335,7 +335,7 @@ export class EmbeddingCache {
     let bytes: Buffer | undefined;
     let reason = '';
     try {
-      bytes = await readFile(path);
+      bytes = await readRegularFile(path);
       const header = parseHeader(bytes.subarray(0, HEADER_BYTES), bytes.length);
       if (typeof header === 'string') reason = header;
       else if (header.count !== chunk.header.count || header.dim !== chunk.header.dim) reason = 'header changed since it was indexed';

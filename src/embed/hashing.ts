@@ -117,7 +117,7 @@ export class HashingEmbedder implements Embedder {
       progressIntervalMs: interval,
     };
     const read = this.#clip(texts);
-    return cancellable(options.signal, (token) => native.embedTexts(read, opts, token, options.onProgress));
+    return cancellable(options.signal, (token, onProgress) => native.embedTexts(read, opts, token, onProgress), options.onProgress);
   }
 
   /** The part of each text that is read: `maxChars` code points from the first letter or digit. */

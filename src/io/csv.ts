@@ -15,7 +15,7 @@ interface Row {
 }
 
 /** Splits lines into rows; yields a row when its last line is complete. */
-async function* readRows(path: string, file: string, delimiter: string): AsyncGenerator<Row> {
+async function* readRows(path: string, file: string, delimiter: string, limit?: number): AsyncGenerator<Row> {
   let cells: string[] = [];
   let field = '';
   let quoted = false; // inside a quoted field that continues on the next line
@@ -58,8 +58,17 @@ async function* readRows(path: string, file: string, delimiter: string): AsyncGe
     }
   };
 
-  for await (const l of readLines(path, file)) {
+  for await (const l of readLines(path, file, limit)) {
     ({ text, line } = l);
+    if (l.unreadable !== undefined) {
+      // An unreadable line ends the row it is in: what follows cannot be trusted to continue a quoted field.
+      yield { line: quoted ? start : line, cells, crlf: false, error: `line ${line}: ${l.unreadable}` };
+      quoted = false;
+      cells = [];
+      field = '';
+      error = undefined;
+      continue;
+    }
     if (!quoted) {
       if (text === '') continue;
       start = line;
@@ -87,9 +96,9 @@ async function* readRows(path: string, file: string, delimiter: string): AsyncGe
   if (quoted) yield { line: start, cells, crlf: false, error: `quoted field opened on line ${start} is never closed` };
 }
 
-export async function* readCsv(path: string, file: string, delimiter: string, shape: FileShape): AsyncGenerator<RawItem> {
+export async function* readCsv(path: string, file: string, delimiter: string, shape: FileShape, limit?: number): AsyncGenerator<RawItem> {
   let header: string[] | undefined;
-  for await (const row of readRows(path, file, delimiter)) {
+  for await (const row of readRows(path, file, delimiter, limit)) {
     const where = { file, line: row.line };
     if (header === undefined) {
       if (row.error !== undefined) throw new InputError(where, `bad header: ${row.error}`);

@@ -7,7 +7,7 @@ import { readCsv } from './csv.js';
 import { resolveFormat } from './format.js';
 import { readJson } from './json.js';
 import { readJsonl } from './jsonl.js';
-import { ioError } from './lines.js';
+import { ioError, maxLineBytes } from './lines.js';
 import { readParquet } from './parquet.js';
 import type { FileShape, RawItem } from './raw.js';
 import { type Layout, detectLayout, extractText, layoutFromOptions, unknownLayout } from './records.js';
@@ -22,6 +22,11 @@ export interface OpenDatasetOptions {
   fields?: FieldMapping;
   /** Skip and count invalid records instead of throwing on the first one. */
   skipInvalid?: boolean;
+  /**
+   * Longest line (JSONL, CSV) or whole JSON file, in bytes; longer ones are
+   * invalid input. Default 256 MiB; at most `MAX_LINE_BYTES` (V8's longest string).
+   */
+  maxLineBytes?: number;
 }
 
 export interface DatasetRow {
@@ -78,6 +83,7 @@ export class Dataset implements AsyncIterable<DatasetRow> {
     /** @internal */ readonly layout: Layout,
     private readonly skipInvalid: boolean,
     private readonly opened: Fingerprint,
+    private readonly maxLineBytes: number,
   ) {
     this.recordFormat = layout.format;
     this.fields =
@@ -97,7 +103,7 @@ export class Dataset implements AsyncIterable<DatasetRow> {
     const skipped: SkipReport = { count: 0, first: [] };
     this.skipped = skipped;
     let index = 0;
-    for await (const item of rawItems(this.path, this.format, shape)) {
+    for await (const item of rawItems(this.path, this.format, shape, this.maxLineBytes)) {
       let text: SampleText;
       try {
         if (item.error) throw item.error;
@@ -124,16 +130,16 @@ export class Dataset implements AsyncIterable<DatasetRow> {
   }
 }
 
-function rawItems(path: string, format: FileFormat, shape: FileShape): AsyncGenerator<RawItem> {
+function rawItems(path: string, format: FileFormat, shape: FileShape, limit: number): AsyncGenerator<RawItem> {
   switch (format) {
     case 'jsonl':
-      return readJsonl(path, path);
+      return readJsonl(path, path, limit);
     case 'json':
-      return readJson(path, path, shape);
+      return readJson(path, path, shape, limit);
     case 'csv':
-      return readCsv(path, path, ',', shape);
+      return readCsv(path, path, ',', shape, limit);
     case 'tsv':
-      return readCsv(path, path, '\t', shape);
+      return readCsv(path, path, '\t', shape, limit);
     case 'parquet':
       return readParquet(path, path, shape);
   }
@@ -147,14 +153,15 @@ function rawItems(path: string, format: FileFormat, shape: FileShape): AsyncGene
  * before the first valid one.
  */
 export async function openDataset(path: string, options: OpenDatasetOptions = {}): Promise<Dataset> {
+  const limit = maxLineBytes(options.maxLineBytes);
   const opened = await fingerprint(path);
-  const format = await resolveFormat(path, options.format);
+  const format = await resolveFormat(path, options.format, limit);
   const given = layoutFromOptions(options.recordFormat, options.fields);
   const skipInvalid = options.skipInvalid === true;
   let layout = given;
   let skipped = 0;
   let firstError: InputError | undefined;
-  for await (const item of rawItems(path, format, {})) {
+  for await (const item of rawItems(path, format, {}, limit)) {
     try {
       if (item.error) throw item.error;
       const where = { file: path, line: item.line };
@@ -162,7 +169,7 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
       layout ??= detectLayout(v, options.recordFormat);
       if (layout === undefined) throw unknownLayout(v, where, options.recordFormat);
       extractText(v, layout, where);
-      return new Dataset(path, format, layout, skipInvalid, opened);
+      return new Dataset(path, format, layout, skipInvalid, opened, limit);
     } catch (err) {
       if (!(err instanceof InputError) || !skipInvalid) throw err;
       layout = given;

@@ -31,9 +31,10 @@ export function formatFromExtension(path: string): FileFormat | undefined {
  * more content is JSON Lines; so is a one-line file whose object is a record
  * (rather than a wrapper like `{ "data": [...] }`).
  */
-async function looksLikeJsonl(path: string): Promise<boolean> {
+async function looksLikeJsonl(path: string, limit?: number): Promise<boolean> {
   let first: unknown;
-  for await (const { text } of readLines(path)) {
+  for await (const { text, unreadable } of readLines(path, path, limit)) {
+    if (unreadable !== undefined) return false; // read as JSON, which reports it
     const t = text.trim();
     if (t === '') continue;
     if (first !== undefined) return true;
@@ -49,7 +50,7 @@ async function looksLikeJsonl(path: string): Promise<boolean> {
 }
 
 /** The file format: the option if given, else from the extension (sniffing `.json`). */
-export async function resolveFormat(path: string, format?: FileFormat): Promise<FileFormat> {
+export async function resolveFormat(path: string, format?: FileFormat, maxLineBytes?: number): Promise<FileFormat> {
   if (format !== undefined) {
     if (!FILE_FORMATS.includes(format)) throw new OptionError('ERR_OPTION', `format must be one of ${FILE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
     return format;
@@ -58,6 +59,6 @@ export async function resolveFormat(path: string, format?: FileFormat): Promise<
   if (byName === undefined) {
     throw new OptionError('ERR_OPTION', `cannot tell the format of ${path} from its extension: use .jsonl, .json, .csv, .tsv or .parquet, or set the format`);
   }
-  if (byName === 'json' && (await looksLikeJsonl(path))) return 'jsonl';
+  if (byName === 'json' && (await looksLikeJsonl(path, maxLineBytes))) return 'jsonl';
   return byName;
 }

@@ -2,13 +2,13 @@
 // property that is such an array (`{ "data": [...] }`, `{ "completions": [...] }`).
 // The whole file is parsed at once: JSON cannot be streamed without a
 // streaming parser, and JSON datasets are small in practice (use JSONL for big ones).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { ioError, readLines } from './lines.js';
-import { type FileShape, type RawItem, isRecord, typeName } from './raw.js';
+import { DEFAULT_MAX_LINE_BYTES, ioError, readLines, tooLongMessage } from './lines.js';
+import { type FileShape, type RawItem, isRecord, tooDeep, tooDeepMessage, typeName } from './raw.js';
 
-async function firstBadUtf8Line(path: string, file: string): Promise<number | undefined> {
-  for await (const l of readLines(path, file)) if (l.badUtf8) return l.line;
+async function firstBadUtf8Line(path: string, file: string, limit: number): Promise<number | undefined> {
+  for await (const l of readLines(path, file, limit)) if (l.badUtf8) return l.line;
   return undefined;
 }
 
@@ -19,9 +19,11 @@ function lineAt(text: string, position: number): number {
 }
 
 /** Parses the file and finds its records; errors are about the whole file. */
-export async function parseJsonFile(path: string, file: string): Promise<{ records: unknown[]; container?: FileShape['container'] }> {
+export async function parseJsonFile(path: string, file: string, limit = DEFAULT_MAX_LINE_BYTES): Promise<{ records: unknown[]; container?: FileShape['container'] }> {
   let bytes: Buffer;
   try {
+    // The whole file becomes one string: it must fit the limit a line has (checked before reading it).
+    if ((await stat(path)).size > limit) throw new InputError({ file }, `${tooLongMessage('the JSON file', limit)}; JSON Lines (.jsonl) has the limit per line`);
     bytes = await readFile(path);
   } catch (err) {
     throw ioError(file, err);
@@ -30,7 +32,7 @@ export async function parseJsonFile(path: string, file: string): Promise<{ recor
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    const line = await firstBadUtf8Line(path, file);
+    const line = await firstBadUtf8Line(path, file, limit);
     throw new InputError({ file, line }, 'line is not valid UTF-8');
   }
   let parsed: unknown;
@@ -49,6 +51,8 @@ export async function parseJsonFile(path: string, file: string): Promise<{ recor
     if (arrays.length === 1) {
       const key = arrays[0]!;
       const { [key]: records, ...rest } = parsed;
+      const deep = tooDeep(rest);
+      if (deep !== undefined) throw new InputError({ file, field: deep }, tooDeepMessage(deep));
       return { records: records as unknown[], container: { key, rest } };
     }
     const found = arrays.length === 0 ? 'none' : arrays.map((k) => `"${k}"`).join(', ');
@@ -57,13 +61,15 @@ export async function parseJsonFile(path: string, file: string): Promise<{ recor
   throw new InputError({ file }, `expected an array of records, found ${typeName(parsed)}`);
 }
 
-export async function* readJson(path: string, file: string, shape: FileShape): AsyncGenerator<RawItem> {
-  const { records, container } = await parseJsonFile(path, file);
+export async function* readJson(path: string, file: string, shape: FileShape, limit?: number): AsyncGenerator<RawItem> {
+  const { records, container } = await parseJsonFile(path, file, limit);
   if (container) shape.container = container;
   for (let i = 0; i < records.length; i++) {
     const value = records[i];
     const line = i + 1;
-    if (isRecord(value)) yield { line, value };
+    const deep = isRecord(value) ? tooDeep(value) : undefined;
+    if (deep !== undefined) yield { line, error: new InputError({ file, line, field: deep }, tooDeepMessage(deep)) };
+    else if (isRecord(value)) yield { line, value };
     else yield { line, error: new InputError({ file, line }, `record ${line} is ${typeName(value)}, expected an object`) };
   }
 }

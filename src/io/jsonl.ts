@@ -14,9 +14,13 @@ function describeParseError(err: unknown, text: string): string {
   return `${what} at column ${at + 1}, near ${from > 0 ? '…' : ''}${excerpt(text.slice(from, at + 30), 60)}`;
 }
 
-export async function* readJsonl(path: string, file: string): AsyncGenerator<RawItem> {
-  for await (const { line, text, badUtf8 } of readLines(path, file)) {
+export async function* readJsonl(path: string, file: string, limit?: number): AsyncGenerator<RawItem> {
+  for await (const { line, text, badUtf8, unreadable } of readLines(path, file, limit)) {
     const where = { file, line };
+    if (unreadable !== undefined) {
+      yield { line, error: new InputError(where, unreadable) };
+      continue;
+    }
     if (badUtf8) {
       yield { line, error: new InputError(where, `line is not valid UTF-8 (bad bytes shown as U+FFFD): ${excerpt(text)}`) };
       continue;

@@ -1,18 +1,45 @@
 // Byte-level line splitting, so that invalid UTF-8 is caught per line (a
 // stream decoder would silently turn it into U+FFFD) and reported with its line.
 import { createReadStream } from 'node:fs';
-import { IoError } from '../errors.js';
+import { constants } from 'node:buffer';
+import { IoError, OptionError } from '../errors.js';
+import { flatExcerpt } from '../text.js';
 
 /** One line of a text file, without its line break. */
 export interface Line {
   /** 1-based line number. */
   line: number;
-  /** The decoded text; invalid bytes (when `badUtf8`) are replaced by U+FFFD. */
+  /** The decoded text; invalid bytes (when `badUtf8`) are replaced by U+FFFD; '' when `unreadable`. */
   text: string;
   /** The line ended with CRLF (the CR is not part of `text`). */
   crlf: boolean;
   /** The line's bytes are not valid UTF-8. */
   badUtf8: boolean;
+  /** Why the line cannot be a record at all: longer than the limit, or a NUL byte (binary data). */
+  unreadable?: string;
+}
+
+/**
+ * Longest line (and whole JSON file) read by default. A line is decoded into
+ * one string: V8 refuses strings past MAX_LINE_BYTES, and its decoder kills
+ * the process on inputs of 2 GiB, so a line must be refused before that.
+ */
+export const DEFAULT_MAX_LINE_BYTES = 256 * 1024 * 1024;
+/** The most `maxLineBytes` may be raised to: V8's longest string, which a line decodes into. */
+export const MAX_LINE_BYTES = constants.MAX_STRING_LENGTH;
+
+/** The `maxLineBytes` option, checked; the default when unset. */
+export function maxLineBytes(v: unknown): number {
+  if (v === undefined) return DEFAULT_MAX_LINE_BYTES;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_LINE_BYTES) {
+    throw new OptionError('ERR_OPTION', `maxLineBytes must be a whole number of bytes from 1 to ${MAX_LINE_BYTES} (the longest string V8 holds), got ${String(v)}`);
+  }
+  return v;
+}
+
+/** The message for a line (or JSON file) over the limit. */
+export function tooLongMessage(what: string, limit: number): string {
+  return `${what} is longer than ${limit} bytes, the maxLineBytes limit${limit < MAX_LINE_BYTES ? ` (raise it with maxLineBytes / --max-line-bytes, up to ${MAX_LINE_BYTES})` : ''}`;
 }
 
 const LF = 0x0a;
@@ -20,10 +47,13 @@ const CR = 0x0d;
 const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenient = new TextDecoder('utf-8', { ignoreBOM: true });
 
-function decode(bytes: Uint8Array, line: number): Line {
+function decode(bytes: Buffer, line: number): Line {
   if (line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
   const crlf = bytes.length > 0 && bytes[bytes.length - 1] === CR;
   if (crlf) bytes = bytes.subarray(0, bytes.length - 1);
+  // No text format holds a raw NUL: it is binary data (or a file with a hole), never a blank line.
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) return { line, text: '', crlf, badUtf8: false, unreadable: `line holds a NUL byte at column ${nul + 1} (byte ${nul + 1} of the line): not text` };
   try {
     return { line, text: strict.decode(bytes), crlf, badUtf8: false };
   } catch {
@@ -43,22 +73,49 @@ export function ioError(file: string, err: unknown, verb = 'read'): unknown {
 
 /**
  * Streams the lines of a file (LF or CRLF; a UTF-8 BOM on line 1 is dropped).
- * Only the current line is held in memory.
+ * Only the current line is held in memory, and at most `limit` bytes of it:
+ * a longer line is reported (`unreadable`) as soon as it passes the limit,
+ * and the rest of it is skipped unread into memory.
  */
-export async function* readLines(path: string, file = path): AsyncGenerator<Line> {
-  let pending: Uint8Array[] = [];
+export async function* readLines(path: string, file = path, limit = DEFAULT_MAX_LINE_BYTES): AsyncGenerator<Line> {
+  let pending: Buffer[] = [];
+  let held = 0; // bytes in pending
+  let skipping = false; // inside a line already reported as too long
   let line = 0;
+  const tooLong = (): Line => {
+    pending = [];
+    held = 0;
+    return { line: ++line, text: '', crlf: false, badUtf8: false, unreadable: tooLongMessage('line', limit) };
+  };
   try {
     for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
       let start = 0;
       for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, start)) {
         const piece = chunk.subarray(start, nl);
+        start = nl + 1;
+        if (skipping) {
+          skipping = false;
+          continue;
+        }
+        if (held + piece.length > limit) {
+          yield tooLong();
+          continue;
+        }
         const bytes = pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
         pending = [];
-        start = nl + 1;
+        held = 0;
         yield decode(bytes, ++line);
       }
-      if (start < chunk.length) pending.push(chunk.subarray(start));
+      if (start < chunk.length && !skipping) {
+        const rest = chunk.subarray(start);
+        if (held + rest.length > limit) {
+          skipping = true;
+          yield tooLong();
+        } else {
+          pending.push(rest);
+          held += rest.length;
+        }
+      }
     }
   } catch (err) {
     throw ioError(file, err);
@@ -68,6 +125,5 @@ export async function* readLines(path: string, file = path): AsyncGenerator<Line
 
 /** A short, single-line excerpt of a text for error messages. */
 export function excerpt(text: string, max = 60): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return JSON.stringify(flat.length > max ? `${flat.slice(0, max)}…` : flat);
+  return JSON.stringify(flatExcerpt(text, max + 1));
 }

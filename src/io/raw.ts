@@ -35,3 +35,31 @@ export function typeName(v: unknown): string {
   const t = typeof v === 'bigint' ? 'number' : typeof v;
   return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
 }
+
+/**
+ * Deepest nesting of arrays and objects a JSON-file record may have: such
+ * records are written back with JSON.stringify, which recurses once per level
+ * and overflows the stack some thousands of levels down (JSONL records are
+ * written back as their bytes). No real dataset nests anywhere near this deep.
+ */
+export const MAX_DEPTH = 1000;
+
+/** The top-level field of a record that nests deeper than MAX_DEPTH, or undefined. Iterative: any depth is safe to check. */
+export function tooDeep(record: Record<string, unknown>): string | undefined {
+  for (const [field, top] of Object.entries(record)) {
+    const stack: Array<[unknown, number]> = [[top, 2]];
+    while (stack.length > 0) {
+      const [v, depth] = stack.pop()!;
+      if (typeof v !== 'object' || v === null) continue;
+      if (depth > MAX_DEPTH) return field;
+      for (const child of Array.isArray(v) ? v : Object.values(v)) {
+        if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+      }
+    }
+  }
+  return undefined;
+}
+
+export function tooDeepMessage(field: string): string {
+  return `field "${field}" nests arrays or objects more than ${MAX_DEPTH} levels deep, which SOT cannot write back`;
+}

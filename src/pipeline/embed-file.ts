@@ -7,7 +7,7 @@ import { PipelineInput } from './input.js';
 import type { PurifyOptions, StageProgress } from './options.js';
 
 export interface EmbedFileOptions
-  extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'signal'> {
+  extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'maxLineBytes' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'signal'> {
   /** The `.npy` file to write (float32, rows x dim), atomically. */
   output: string;
   onProgress?: (event: StageProgress) => void;

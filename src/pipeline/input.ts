@@ -24,8 +24,8 @@ export class PipelineInput {
     private readonly template: string | undefined,
   ) {}
 
-  static async open(o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'template'>): Promise<PipelineInput> {
-    const dataset = await openDataset(o.input, { format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid });
+  static async open(o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template'>): Promise<PipelineInput> {
+    const dataset = await openDataset(o.input, { format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
     if (o.template !== undefined) checkTemplate(o.template); // before any work
     return new PipelineInput(dataset, o.template);
   }

@@ -41,6 +41,8 @@ export interface PurifyOptions extends ReferenceSources {
   template?: string;
   /** Skip (and count) invalid records instead of failing on the first. */
   skipInvalid?: boolean;
+  /** Longest line (or whole JSON file) of the dataset and reference files, in bytes. Default 256 MiB (`DEFAULT_MAX_LINE_BYTES`), at most `MAX_LINE_BYTES`. */
+  maxLineBytes?: number;
   /** Field added to kept records with their training weight; `null` for none. Default `sot_weight`. */
   weightField?: string | null;
 

@@ -8,7 +8,9 @@ import { project2d } from '../project.js';
 import { excerpt, spreadIndices, weightHistogram } from '../report/build.js';
 import { renderReportHtml } from '../report/html.js';
 import type { PurifyReport } from '../report/types.js';
+import { checkReport } from '../report/validate.js';
 import type { Selection } from '../selection.js';
+import { wellFormedDeep } from '../text.js';
 import type { PipelineInput } from './input.js';
 import type { PurifyOptions } from './options.js';
 import type { outputPaths } from './paths.js';
@@ -78,7 +80,8 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
   const push = r.scores.learned?.push;
   const learned = r.scores.learned;
   const ds = r.input.dataset;
-  return {
+  // Paths, warnings and skipped reasons embed user text too: no string may carry a lone surrogate.
+  return wellFormedDeep({
     tool: 'sot-purify',
     reportVersion: 1,
     version: r.version,
@@ -119,7 +122,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
       push: push ? push[i]! : null,
       excerpt: excerpt(texts.get(i) ?? ''),
     })),
-  };
+  } satisfies PurifyReport);
 }
 
 /** Per-sample scores as CSV, in record order. */
@@ -183,14 +186,11 @@ export async function rerenderReport(reportPath: string, htmlPath: string): Prom
   } catch (err) {
     throw new IoError(`cannot read ${reportPath}: ${(err as Error).message}`, { path: reportPath, cause: err });
   }
-  let report: PurifyReport;
+  let parsed: unknown;
   try {
-    report = JSON.parse(text) as PurifyReport;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new InputError({ file: reportPath }, `not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (report?.tool !== 'sot-purify' || report.reportVersion !== 1) {
-    throw new InputError({ file: reportPath }, 'not a report written by `sot purify` (expected tool "sot-purify", reportVersion 1)');
-  }
-  await writeFileAtomic(htmlPath, renderReportHtml(report));
+  await writeFileAtomic(htmlPath, renderReportHtml(checkReport(parsed, reportPath)));
 }

@@ -12,19 +12,25 @@ export interface LoadedReferences {
   warnings: string[];
 }
 
-/** Reads one reference source: an existing file (any dataset format) or a named set. */
-async function loadSource(source: string, role: ReferenceRole, o: PurifyOptions): Promise<{ samples: SampleText[]; summary: ReferenceSummary; warning?: string }> {
-  if (existsSync(source)) {
-    const ds = await openDataset(source, { skipInvalid: o.skipInvalid });
-    const samples: SampleText[] = [];
-    for await (const { text } of ds) samples.push(text);
-    return { samples, summary: { source, count: samples.length } };
-  }
+/**
+ * Reads one reference source: a named set, or else an existing file (any
+ * dataset format). A set's name always means the set, whatever the working
+ * folder holds: a file or folder of that name is read only when written as a
+ * path (`./harmbench`), and a warning says so when one is there.
+ */
+async function loadSource(source: string, role: ReferenceRole, o: PurifyOptions): Promise<{ samples: SampleText[]; summary: ReferenceSummary; warnings: string[] }> {
   if (isReferenceSetName(source)) {
     const set = await loadReferenceSet(source, { dataDir: o.dataDir, cacheDir: o.cacheDir, offline: o.offline, signal: o.signal });
-    const warning =
-      set.role === role ? undefined : `reference set "${source}" is a ${set.role} set but is used as the ${role === 'anchor' ? 'safe anchor' : 'harmful reference'}`;
-    return { samples: set.samples, summary: { source, count: set.samples.length, licence: set.licence.spdx }, warning };
+    const warnings: string[] = [];
+    if (existsSync(source)) warnings.push(`"${source}" names the built-in reference set, which was used; the local "${source}" was not (write ./${source} to use it)`);
+    if (set.role !== role) warnings.push(`reference set "${source}" is a ${set.role} set but is used as the ${role === 'anchor' ? 'safe anchor' : 'harmful reference'}`);
+    return { samples: set.samples, summary: { source, count: set.samples.length, licence: set.licence.spdx }, warnings };
+  }
+  if (existsSync(source)) {
+    const ds = await openDataset(source, { skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
+    const samples: SampleText[] = [];
+    for await (const { text } of ds) samples.push(text);
+    return { samples, summary: { source, count: samples.length }, warnings: [] };
   }
   const known = listReferenceSets(role).map((s) => s.name).join(', ');
   throw new OptionError('ERR_OPTION', `${role} reference "${source}" is neither an existing file nor a named set (named ${role} sets: ${known})`);
@@ -37,7 +43,7 @@ async function loadAll(sources: string[], role: ReferenceRole, o: PurifyOptions)
     if (r.samples.length === 0) throw new OptionError('ERR_OPTION', `${role} reference "${s}" holds no samples`);
     for (const x of r.samples) out.samples.push(x); // no spread: sets can be large
     out.summary.push(r.summary);
-    if (r.warning) out.warnings.push(r.warning);
+    out.warnings.push(...r.warnings);
   }
   return out;
 }

@@ -3,7 +3,8 @@
 // path verifies the sha256, and a download only ever becomes visible in the
 // cache complete and verified (temp file + rename).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { ensureDir } from '../io/files.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, FetchError, IoError } from '../errors.js';
@@ -217,7 +218,7 @@ async function storeAtomically(path: string, bytes: Buffer): Promise<string> {
   const dir = join(path, '..');
   const temp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
-    await mkdir(dir, { recursive: true });
+    await ensureDir(dir);
     const fh = await open(temp, 'wx');
     try {
       await fh.writeFile(bytes);

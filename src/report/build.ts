@@ -2,6 +2,7 @@
  * Small summaries for the report: binning and deterministic subsampling for
  * display. (Only counting and indexing; the numerics stay in the Rust core.)
  */
+import { flatExcerpt } from '../text.js';
 
 /** Histogram of log10(n * w) (0 = uniform weight), split by kept / dropped. */
 export function weightHistogram(
@@ -43,8 +44,7 @@ export function spreadIndices(n: number, max: number): number[] {
   return Array.from({ length: max }, (_, i) => Math.floor((i * n) / max));
 }
 
-/** The first `max` characters of a text on one line, for tables. */
+/** The start of a text on one line, at most `max` UTF-16 units, cut between characters, for tables. */
 export function excerpt(text: string, max = 240): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
+  return flatExcerpt(text, max);
 }

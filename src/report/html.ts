@@ -1,3 +1,4 @@
+import { wellFormedDeep } from '../text.js';
 import type { PurifyReport } from './types.js';
 
 /**
@@ -7,7 +8,9 @@ import type { PurifyReport } from './types.js';
  * plots are drawn the script sets `data-rendered` on <body> to the number of
  * points plotted, which the tests check in a headless browser.
  */
-export function renderReportHtml(report: PurifyReport): string {
+export function renderReportHtml(given: PurifyReport): string {
+  // A report read back from disk may hold lone surrogates in its escapes; the page must not.
+  const report = wellFormedDeep(given);
   // JSON inside <script>: escape '<' so no '</script>' (or '<!--') can end it early.
   const data = JSON.stringify(report).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
   const title = `SOT purify report: ${report.input.path}`;
