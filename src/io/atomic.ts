@@ -276,18 +276,3 @@ export async function writeFileAtomic(path: string, data: Chunk | readonly Chunk
     throw err;
   }
 }
-
-/**
- * Throws `IoError` when `output` is the same file as `input` (by real path,
- * or by device and inode for hard links), so an input is never overwritten.
- */
-export async function assertNotSameFile(input: string, output: string): Promise<void> {
-  const real = async (p: string) => realpath(p).catch(async () => join(await realpath(dirname(resolve(p))).catch(() => dirname(resolve(p))), basename(p)));
-  const [a, b] = await Promise.all([real(input), real(output)]);
-  let same = a === b;
-  if (!same) {
-    const [sa, sb] = await Promise.all([stat(input).catch(() => undefined), stat(output).catch(() => undefined)]);
-    same = sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
-  }
-  if (same) throw new IoError(`refusing to write ${output}: it is the input file ${input}`, { path: output });
-}
