@@ -228,7 +228,7 @@ ${EXIT_HELP}`,
       .option('--no-html', 'do not write the HTML report')
       .option('--keep <fraction>', 'fraction of samples to keep', number('--keep', 0, 1))
       .option('--keep-count <n>', 'number of samples to keep (instead of --keep)', integer('--keep-count'))
-      .option('--weight-field <name>', 'field added to kept records with their training weight', 'sot_weight')
+      .option('--weight-field <name>', 'field added to kept records with their training weight (a field the records already have is refused)', 'sot_weight')
       .option('--no-weight-field', 'write kept records unchanged')
       .addOption(new Option('--method <method>', 'scoring method').choices(METHODS as readonly string[]).default('sot'))
       .option('--eps <x>', 'entropic regularisation, in cost units (default 0.05)', number('--eps', 0))
