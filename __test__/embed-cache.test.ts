@@ -205,10 +205,16 @@ describe('embedding cache', () => {
     // What a writer killed mid-write leaves: a partial copy under a temp name.
     const fresh = join(cache.dir, '.tmp-99999-aaaaaaaaaaaa');
     const stale = join(cache.dir, '.tmp-99998-bbbbbbbbbbbb');
+    // ... and under the atomic writer's names, `.<name>.<pid>.<12 hex>.tmp`.
+    const fresh2 = join(cache.dir, `.${name}.99999.cccccccccccc.tmp`);
+    const stale2 = join(cache.dir, `.${name}.99998.dddddddddddd.tmp`);
     await writeFile(fresh, full.subarray(0, full.length >> 1));
     await writeFile(stale, full.subarray(0, 100));
+    await writeFile(fresh2, full.subarray(0, full.length >> 1));
+    await writeFile(stale2, full.subarray(0, 100));
     const old = new Date(Date.now() - 2 * 3600 * 1000);
     await utimes(stale, old, old);
+    await utimes(stale2, old, old);
 
     const reader = await EmbeddingCache.open(root, 'test-embedder/v1', DIM);
     const { vectors, missing } = await reader.get(hashTexts([...t, 'other']));
@@ -217,6 +223,8 @@ describe('embedding cache', () => {
     const left = await readdir(cache.dir);
     expect(left).toContain('.tmp-99999-aaaaaaaaaaaa'); // may belong to a live writer
     expect(left).not.toContain('.tmp-99998-bbbbbbbbbbbb');
+    expect(left).toContain(`.${name}.99999.cccccccccccc.tmp`);
+    expect(left).not.toContain(`.${name}.99998.dddddddddddd.tmp`);
   });
 
   describe('across processes', () => {
@@ -228,7 +236,7 @@ describe('embedding cache', () => {
       await mkdir(join(out, 'embed'), { recursive: true });
       await mkdir(join(out, 'io'), { recursive: true });
       const src = join(import.meta.dirname, '..', 'src');
-      const files = ['errors.ts', 'embed/cache.ts', 'embed/cache-chunk.ts', 'embed/cache-index.ts', 'io/files.ts'];
+      const files = ['errors.ts', 'embed/cache.ts', 'embed/cache-chunk.ts', 'embed/cache-index.ts', 'io/atomic.ts', 'io/files.ts'];
       for (const f of files) {
         const js = ts.transpileModule(await readFile(join(src, f), 'utf8'), {
           compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
@@ -286,7 +294,7 @@ process.stdout.write(JSON.stringify({ started, ended: Date.now() }));
       const { vectors, missing } = await reader.get(hashTexts(all));
       expect(missing).toEqual([]);
       expect(sameFloats(vectors, expected(all))).toBe(true);
-      expect((await readdir(reader.dir)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+      expect((await readdir(reader.dir)).filter((n) => n.endsWith('.tmp') || n.startsWith('.tmp-'))).toEqual([]);
       expect(await chunkFiles(reader)).toHaveLength(400 + 286);
     });
 

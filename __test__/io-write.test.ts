@@ -1,11 +1,13 @@
 // Atomic writes and the writer's refusals: a failure midway leaves no temp
 // file and the destination untouched; the input is never overwritten and a
 // changed input is not written from.
-import { appendFileSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { appendFileSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, IoError, OptionError } from '../src/errors.js';
-import { openAtomicWriter, openDataset, withAtomicWriter, writeDataset, writeFileAtomic } from '../src/io/index.js';
+import { commitAll, isTempName, openAtomicWriter, openDataset, withAtomicWriter, writeDataset, writeFileAtomic } from '../src/io/index.js';
 import { jsonl, put, tempDir } from './io-helpers.js';
 
 const dir = tempDir();
@@ -41,6 +43,68 @@ describe('atomic writer', () => {
 
   it('an unwritable destination is an IoError', async () => {
     await expect(writeFileAtomic(join(dir, 'no-such-dir', 'x.txt'), 'x')).rejects.toBeInstanceOf(IoError);
+  });
+
+  it('replace: false keeps an existing destination (first writer wins) and leaves no temp file', async () => {
+    const path = join(dir, 'first.json');
+    expect(await writeFileAtomic(path, 'one', { replace: false })).toBe(true);
+    expect(await writeFileAtomic(path, 'two', { replace: false })).toBe(false);
+    expect(readFileSync(path, 'utf8')).toBe('one');
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('a symlinked destination is written through: the link stays, its target gets the new bytes', async () => {
+    const target = put(dir, 'target.txt', 'old');
+    symlinkSync(target, join(dir, 'via-link.txt'));
+    await writeFileAtomic(join(dir, 'via-link.txt'), 'new');
+    expect(lstatSync(join(dir, 'via-link.txt')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('new');
+  });
+
+  it('never renames over a pipe or a folder: refused by default, streamed to with nonRegular: stream', async () => {
+    const fifo = join(dir, 'w.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(writeFileAtomic(fifo, 'x')).rejects.toThrow(/refusing to write .*w\.fifo: it is not a regular file/);
+    await expect(writeFileAtomic(dir, 'x', { nonRegular: 'stream' })).rejects.toThrow(/it is a folder/);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let got = '';
+    reader.stdout.on('data', (b: Buffer) => (got += b.toString()));
+    const closed = new Promise((res) => reader.on('close', res));
+    await writeFileAtomic(fifo, ['streamed ', 'bytes'], { nonRegular: 'stream' });
+    await closed;
+    expect(got).toBe('streamed bytes');
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('commitAll renames prepared writers in order; an abort before it leaves every destination as it was', async () => {
+    const [a, b] = [put(dir, 'set-a.txt', 'a0'), put(dir, 'set-b.txt', 'b0')];
+    const open2 = async (x: string, y: string) => {
+      const wa = await openAtomicWriter(a, { hash: true });
+      const wb = await openAtomicWriter(b, { hash: true });
+      await wa.write(x);
+      await wb.write(y);
+      await wa.prepare();
+      await wb.prepare();
+      return [wa, wb] as const;
+    };
+    const [xa, xb] = await open2('a1', 'b1');
+    await Promise.all([xa.abort(), xb.abort()]);
+    expect([readFileSync(a, 'utf8'), readFileSync(b, 'utf8')]).toEqual(['a0', 'b0']);
+    expect(temps(dir)).toEqual([]);
+    const [wa, wb] = await open2('a2', 'b2');
+    expect(wa.digest()).toEqual({ bytes: 2, sha256: createHash('sha256').update('a2').digest('hex') });
+    await commitAll([wa, wb]);
+    expect([readFileSync(a, 'utf8'), readFileSync(b, 'utf8')]).toEqual(['a2', 'b2']);
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('isTempName knows its own temp names and the caches\' older .tmp-<pid>-<hex>', () => {
+    expect(isTempName(`.out.jsonl.${process.pid}.0123456789ab.tmp`)).toBe(true);
+    expect(isTempName('.tmp-123-abcdef012345')).toBe(true);
+    expect(isTempName('out.jsonl')).toBe(false);
+    expect(isTempName('0123.chunk')).toBe(false);
   });
 });
 
@@ -105,6 +169,17 @@ describe('writeDataset', () => {
     await expect(writeDataset(ds, join(dir, 'o6.csv'), { keep: () => 1 })).rejects.toThrow(/names a csv file but the input is jsonl/);
     await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => 1, weightField: '' })).rejects.toBeInstanceOf(OptionError);
     expect(readdirSync(dir).filter((f) => f.startsWith('o6'))).toEqual([]);
+    expect(temps(dir)).toEqual([]);
+  });
+
+  it('refuses a record that already has the weight field (InputError naming it and the line), writing nothing', async () => {
+    const input = put(dir, 'in7.jsonl', jsonl([{ prompt: 'p', response: 'r' }, { prompt: 'q', response: 's', score: 2 }]));
+    const ds = await openDataset(input);
+    const out = join(dir, 'o7.jsonl');
+    await expect(writeDataset(ds, out, { keep: () => 1, weightField: 'score' })).rejects.toMatchObject({ code: 'ERR_INPUT', line: 2, field: 'score' });
+    expect(readdirSync(dir)).not.toContain('o7.jsonl');
+    await writeDataset(ds, out, { keep: () => 1, weightField: 'w' });
+    expect(readFileSync(out, 'utf8')).toBe(jsonl([{ prompt: 'p', response: 'r', w: 1 }, { prompt: 'q', response: 's', score: 2, w: 1 }]));
     expect(temps(dir)).toEqual([]);
   });
 

@@ -1,6 +1,6 @@
 // Dataset readers on real public files (read in place) and on generated chat
 // and Parquet files; record layouts; renderText; write -> read round trips.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { describe, expect, it } from 'vitest';
@@ -240,11 +240,11 @@ describe('write -> read round trips', () => {
     expect(readFileSync(out, 'utf8')).toBe('{"prompt":"p1","response":"r1","w":2}\n{"prompt":"p4","response":"r4","w":0.25}\n{"prompt":"p5","response":"r5","w":1}\n');
   });
 
-  it('replaces an existing weight field instead of adding a second one', async () => {
+  it('refuses to replace an existing weight field (the user\'s value): an InputError naming it and the line', async () => {
     const path = put(dir, 'weighted.csv', 'prompt,sot_weight,response\np,0.1,r\n');
     const out = join(dir, 'weighted.out.csv');
-    await writeDataset(await openDataset(path), out, { keep: () => 3 });
-    expect(readFileSync(out, 'utf8')).toBe('prompt,sot_weight,response\np,3,r\n');
+    await expect(writeDataset(await openDataset(path), out, { keep: () => 3 })).rejects.toMatchObject({ code: 'ERR_INPUT', line: 2, field: 'sot_weight' });
+    expect(existsSync(out)).toBe(false);
   });
 
   it('Parquet: keeps the schema and adds a DOUBLE weight column', async () => {

@@ -2,11 +2,14 @@
 // random points spread over a whole run (seeded, so the delays are the same on
 // every run), at least 20 times. After each kill every output is either absent
 // or byte-identical to an uninterrupted run's (the report modulo its timestamp
-// and timings), the only leftovers are temporary files named
-// `.<output name>.<pid>.<12 hex>.tmp`, the embedding cache holds no corrupt
-// chunk, and a rerun in the same folder with the same cache reuses what the
-// killed run embedded and writes the same bytes as the uninterrupted run.
+// and timings), a JSON report on disk gives the size and sha256 of the
+// dataset and scores beside it, the only leftovers are temporary files named
+// `.<output name>.<pid>.<12 hex>.tmp` (in the cache too), the embedding cache
+// holds no corrupt chunk, and a rerun in the same folder with the same cache
+// reuses what the killed run embedded and writes the same bytes as the
+// uninterrupted run.
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,12 +132,20 @@ describe('SIGKILL at random points', () => {
       // The JSON report comes after the dataset and the scores (its HTML page last of all).
       if (files.includes('train.purified.report.json')) expect(present.slice(0, 3)).toEqual(OUTPUTS.slice(0, 3));
       if (files.includes('train.purified.report.html')) expect(present).toEqual(OUTPUTS);
+      // The report's record of the files it describes matches them (what tells a mix apart after a kill among the renames).
+      if (files.includes('train.purified.report.json')) {
+        const { files: digests } = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
+        for (const [key, f] of [['dataset', OUTPUTS[0]!], ['scores', OUTPUTS[1]!]] as const) {
+          const bytes = readFileSync(join(dir, f));
+          expect(digests[key], `${f} after a kill at ${delay} ms`).toEqual({ bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+        }
+      }
       // 2. The only other files: the input, the cache folder, temp files of our pattern.
       const leftovers = files.filter((f) => !OUTPUTS.includes(f) && f !== 'train.jsonl' && f !== 'cache');
       for (const f of leftovers) expect(f).toMatch(TEMP);
       // 3. The cache holds complete chunks only (a temp chunk may be left over).
       const afterKill = cacheRows(dir);
-      for (const f of afterKill.other) expect(f).toMatch(/\/\.tmp-\d+-[0-9a-f]+$/); // the cache's own temp files, `.tmp-<pid>-<hex>`
+      for (const f of afterKill.other) expect(f).toMatch(/\/\.[0-9a-z.]+\.\d+\.[0-9a-f]{12}\.tmp$/); // the atomic writer's temp files, `.<name>.<pid>.<12 hex>.tmp`
       // 4. A rerun reuses the cache and writes the reference bytes.
       const again = purifyIn(dir);
       expect(again.stderr).toBe('');

@@ -9,7 +9,7 @@ export const EXIT = {
   usage: 2,
   /** Bad input data: malformed record, missing field, empty text, bad vectors, dimension mismatch. */
   input: 3,
-  /** File system: missing input, unwritable output, output onto the input. */
+  /** File system: missing input, unwritable output, an output onto a file the run reads or another output, a pipe as a purify output. */
   io: 4,
   /** A named reference set could not be downloaded or failed its checksum. */
   fetch: 5,
@@ -24,7 +24,8 @@ export const EXIT_HELP = `Exit codes:
   1    internal error (a bug: please report it)
   2    bad command line (unknown option, bad value)
   3    bad input data (malformed record, missing field, bad vectors)
-  4    file-system error (missing input, unwritable output)
+  4    file-system error (missing input, unwritable output, an output
+       onto a file the run reads or onto another output)
   5    reference set download or checksum failure
   6    numerical failure in the solver
   130  interrupted; no partial output was written`;

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { fstatSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { AbortError, OptionError, SotError } from '../errors.js';
 import { createEmbedder, EMBEDDERS, type EmbedderKind } from '../embed/providers.js';
@@ -160,19 +161,41 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
 /**
  * Runs a command with SIGINT/SIGTERM tied to an AbortSignal; a run they stop
  * rejects with an AbortError that names the signal, whichever stage it hit.
+ * Once the outputs are being renamed into place a signal no longer stops the
+ * run (they commit as a unit): it completes, and says so.
  */
 async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
-  const stop = (sig: NodeJS.Signals) => ac.abort(new AbortError(`interrupted by ${sig}; no output was written`));
+  let received: NodeJS.Signals | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    received = sig;
+    ac.abort(new AbortError(`interrupted by ${sig}; no output was written`));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    return await work(ac.signal);
+    const result = await work(ac.signal);
+    if (received !== undefined) process.stderr.write(`sot: ${received} came while the outputs were being committed, which is not interrupted: the run completed and every output was written\n`);
+    return result;
   } catch (err) {
     throw ac.signal.aborted ? ac.signal.reason : err;
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+  }
+}
+
+/** `-o -` is standard output. */
+const outputPath = (p: string) => (p === '-' ? '/dev/stdout' : p);
+
+/** Whether `path` is this process's standard output: its summary then goes to stderr, away from the data. */
+function isStdout(path: string): boolean {
+  try {
+    const a = statSync(path);
+    const b = fstatSync(1);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
   }
 }
 
@@ -209,7 +232,7 @@ ${EXIT_HELP}`,
       .option('--no-html', 'do not write the HTML report')
       .option('--keep <fraction>', 'fraction of samples to keep', number('--keep', 0, 1))
       .option('--keep-count <n>', 'number of samples to keep (instead of --keep)', integer('--keep-count'))
-      .option('--weight-field <name>', 'field added to kept records with their training weight', 'sot_weight')
+      .option('--weight-field <name>', 'field added to kept records with their training weight (a field the records already have is refused)', 'sot_weight')
       .option('--no-weight-field', 'write kept records unchanged')
       .addOption(new Option('--method <method>', 'scoring method').choices(METHODS as readonly string[]).default('sot'))
       .option('--eps <x>', 'entropic regularisation, in cost units (default 0.05)', number('--eps', 0))
@@ -276,15 +299,17 @@ ${EXIT_HELP}`,
       .command('embed')
       .description('embed a dataset (or reference file) into a .npy matrix, one row per record, and fill the cache')
       .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet')
-      .requiredOption('-o, --output <file>', '.npy file to write (float32, rows x dim)'),
+      .requiredOption('-o, --output <file>', '.npy file to write (float32, rows x dim); - or a pipe is streamed to'),
   ).action(async (input: string, f: DataFlags & { output: string }) => {
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
       try {
-        const res = await embedFile({ input, output: f.output, ...(await dataConfig(f, signal)), signal, onProgress: (e) => bar.update(e) });
+        const output = outputPath(f.output);
+        const summary = isStdout(output) ? process.stderr : process.stdout;
+        const res = await embedFile({ input, output, ...(await dataConfig(f, signal)), signal, onProgress: (e) => bar.update(e) });
         bar.done();
-        if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, ...res })}\n`);
-        else process.stdout.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
+        if (f.json) summary.write(`${JSON.stringify({ ok: true, ...res })}\n`);
+        else summary.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
       } finally {
         bar.done();
       }
@@ -295,10 +320,12 @@ ${EXIT_HELP}`,
     .command('report')
     .description('render the HTML page of a JSON report written by `sot purify`')
     .argument('<report.json>', 'JSON report')
-    .requiredOption('-o, --output <file>', 'HTML file to write')
+    .requiredOption('-o, --output <file>', 'HTML file to write; - or a pipe is streamed to')
     .action(async (reportPath: string, f: { output: string }) => {
-      await rerenderReport(reportPath, f.output);
-      process.stdout.write(`wrote ${f.output}\n`);
+      const output = outputPath(f.output);
+      const summary = isStdout(output) ? process.stderr : process.stdout;
+      await rerenderReport(reportPath, output);
+      summary.write(`wrote ${output}\n`);
     });
 
   prog

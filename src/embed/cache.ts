@@ -2,24 +2,24 @@
 //
 // Layout: <root>/<sha256(embedderId)[0..32]>/meta.json (full id, dim) and
 // immutable, content-addressed chunk files, one per `put` (cache-chunk.ts).
-// A chunk is written to a temp file and renamed into place, so concurrent
-// writers never clash and a process killed at any point leaves either a whole
-// chunk or an ignored temp file. Readers index chunk headers and hashes
+// A chunk is written atomically (io/atomic.ts: a temp file renamed into
+// place), so concurrent writers never clash and a process killed at any point
+// leaves either a whole chunk or a temp file that a later run removes. Readers index chunk headers and hashes
 // lazily, and verify a chunk's checksum before returning any of its vectors.
 // No fsync: after a power cut a recent chunk may be missing or damaged, and
 // validation then ignores it (its texts are embedded again).
 import * as crypto from 'node:crypto';
-import { createHash, randomBytes } from 'node:crypto';
-import { link, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AbortError, IoError, OptionError, ShapeError } from '../errors.js';
+import { isTempName, writeFileAtomic } from '../io/atomic.js';
 import type { Embedder } from './types.js';
 import { CHUNK_SUFFIX, encodeChunk, HEADER_BYTES, parseHeader, readVector, vectorsOf, verifyChunk, type ChunkHeader } from './cache-chunk.js';
 import { HASH_BYTES, HashIndex } from './cache-index.js';
 import { ensureDir, openRegularFile, readRegularFile } from '../io/files.js';
 
 const META = 'meta.json';
-const TEMP_PREFIX = '.tmp-';
 /** A temp file this old belongs to a writer that died; younger ones may still be in use. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
 /** Rows per chunk file at most (a larger `put` is split). */
@@ -127,15 +127,12 @@ export class EmbeddingCache {
       text = (await readRegularFile(path)).toString('utf8');
     } catch (err) {
       if (errnoOf(err) !== 'ENOENT') throw new IoError(`cannot read ${path}: ${(err as Error).message}`, { path, cause: err });
-      const temp = join(dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
       try {
-        await writeFile(temp, JSON.stringify(mine) + '\n');
-        await link(temp, path).catch((e: unknown) => { if (errnoOf(e) !== 'EEXIST') throw e; });
+        // replace: false links the file into place, so a concurrent opener's meta.json wins if it came first.
+        await writeFileAtomic(path, JSON.stringify(mine) + '\n', { durable: false, replace: false });
         text = (await readRegularFile(path)).toString('utf8');
       } catch (e) {
-        throw new IoError(`cannot write ${path}: ${(e as Error).message}`, { path, cause: e });
-      } finally {
-        await unlink(temp).catch(() => undefined);
+        throw e instanceof IoError ? e : new IoError(`cannot write ${path}: ${(e as Error).message}`, { path, cause: e });
       }
     }
     let meta: { embedderId?: unknown; dim?: unknown };
@@ -232,14 +229,12 @@ export class EmbeddingCache {
   private async writeChunk(hashes: Uint8Array, vectors: Float32Array): Promise<void> {
     const { bytes, name } = encodeChunk(hashes, vectors, this.dim);
     const path = join(this.dir, name);
-    const temp = join(this.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      await writeFile(temp, bytes, { flag: 'wx' });
       // Same content, same name: a concurrent identical write replaces it with equal bytes.
-      await rename(temp, path);
+      await writeFileAtomic(path, bytes, { durable: false });
     } catch (err) {
-      await unlink(temp).catch(() => undefined);
-      throw new IoError(`cannot write the embedding cache chunk ${path}: ${(err as Error).message}`, { path, cause: err });
+      const cause = (err as Error).cause;
+      throw new IoError(`cannot write the embedding cache chunk ${path}: ${cause instanceof Error ? cause.message : (err as Error).message}`, { path, cause: err });
     }
     if (this.seen.has(name)) return;
     this.seen.add(name);
@@ -272,7 +267,7 @@ export class EmbeddingCache {
     }
     this.scannedAt = Date.now();
     for (const name of names.sort()) {
-      if (name.startsWith(TEMP_PREFIX)) {
+      if (isTempName(name)) {
         if (!this.cleanedTemps) await this.removeIfStale(name);
         continue;
       }

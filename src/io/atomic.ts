@@ -1,28 +1,69 @@
-// Atomic file writes: write a temporary file in the destination's directory,
-// fsync it, rename it over the destination. Readers see the old file or the
-// new one, never a torn one; on any error or abort the temporary file is
-// removed and the destination is left as it was.
-import { randomBytes } from 'node:crypto';
-import { type FileHandle, open, realpath, rename, rm, stat } from 'node:fs/promises';
+// Atomic file writes, the one implementation every writer of SOT uses: write
+// a temporary file in the destination's folder, (fsync it,) rename it over
+// the destination. Readers see the old file or the new one, never a torn
+// one; on any error or abort the temporary file is removed and the
+// destination is left as it was. Several writers can be prepared first and
+// committed together (`commitAll`), so a set of outputs changes as a unit.
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { fstat as fstatCb, type Stats } from 'node:fs';
+import { type FileHandle, link, open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AbortError, IoError } from '../errors.js';
 
 export type Chunk = string | Uint8Array;
 
+export interface AtomicOptions {
+  /** fsync the file before the rename and its folder after (default true). A cache that re-creates what a power cut loses can skip it. */
+  durable?: boolean;
+  /** Replace an existing destination (default true). With false, commit links the file into place and leaves an existing one (first writer wins). */
+  replace?: boolean;
+  /**
+   * A destination that exists and is not a regular file (a pipe, a device,
+   * `/dev/stdout`): 'refuse' it (the default: an IoError), or 'stream' to it
+   * directly, with no temp file and no rename (it gets the bytes as they come).
+   * A folder is always refused; a non-regular file is never renamed over.
+   */
+  nonRegular?: 'refuse' | 'stream';
+  /** Compute the sha256 of what is written (`digest`). */
+  hash?: boolean;
+}
+
+/** Size and sha256 of a written file. */
+export interface FileDigest {
+  bytes: number;
+  sha256: string;
+}
+
 export interface AtomicWriter {
-  /** The destination. */
+  /** The destination, as given. */
   readonly path: string;
-  /** The temporary file being written (`.<name>.<pid>.<random>.tmp` next to the destination). */
+  /** The temporary file being written (`.<name>.<pid>.<12 hex>.tmp` next to the destination); '' when streaming. */
   readonly tempPath: string;
   /** Appends data (buffered; strings are written as UTF-8). */
   write(data: Chunk): Promise<void>;
-  /** Flushes, fsyncs and renames the temporary file over the destination. */
-  commit(): Promise<void>;
-  /** Closes and removes the temporary file; the destination is untouched. Safe to call twice. */
+  /** Flushes, fsyncs and closes the temporary file: only the rename is left. Idempotent. */
+  prepare(): Promise<void>;
+  /** Prepares (if not done) and renames the temporary file over the destination. Resolves false when `replace: false` found one there. */
+  commit(): Promise<boolean>;
+  /** Closes and removes the temporary file; the destination is untouched. Safe to call twice, and after commit (then a no-op). */
   abort(): Promise<void>;
+  /** Size and sha256 (with `hash: true`) of the bytes written; complete once prepared. */
+  digest(): FileDigest;
 }
 
 const FLUSH_BYTES = 1 << 20;
+const fstat = promisify(fstatCb);
+
+/** `.<name>.<pid>.<12 hex>.tmp`: the temp files of this writer. */
+const TEMP_NAME = /^\..+\.\d+\.[0-9a-f]{12}\.tmp$/;
+/** `.tmp-<pid>-<hex>`: the embedding and reference caches' temp files before they used this writer. */
+const OLD_CACHE_TEMP_NAME = /^\.tmp-\d+-[0-9a-f]+$/;
+
+/** Whether a file name is one of this writer's temporary files (or the older cache form), which a writer that died can leave. */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name) || OLD_CACHE_TEMP_NAME.test(name);
+}
 
 function wrap(path: string, err: unknown, verb: string): unknown {
   if (err instanceof IoError || err instanceof AbortError) return err;
@@ -30,25 +71,41 @@ function wrap(path: string, err: unknown, verb: string): unknown {
   return new IoError(`cannot ${verb} ${path}: ${message}`, { path, cause: err });
 }
 
+/** Where a rename must land: the real path of the destination (a symlinked output is written through its link). */
+async function renameTarget(dest: string): Promise<string> {
+  const real = await realpath(dest).catch(() => undefined);
+  if (real !== undefined) return real;
+  // Missing (or a dangling link, which is replaced): its real folder, its name.
+  const dir = dirname(dest);
+  return join(await realpath(dir).catch(() => dir), basename(dest));
+}
+
 /** Opens an atomic writer for `path`; nothing appears at `path` before `commit`. */
-export async function openAtomicWriter(path: string): Promise<AtomicWriter> {
-  const dest = resolve(path);
-  const tempPath = join(dirname(dest), `.${basename(dest)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
+export async function openAtomicWriter(path: string, options: AtomicOptions = {}): Promise<AtomicWriter> {
+  const { durable = true, replace = true, nonRegular = 'refuse' } = options;
+  const given = resolve(path);
+  const existing = await stat(given).catch(() => undefined);
+  if (existing?.isDirectory()) throw new IoError(`cannot write ${path}: it is a folder`, { path });
+  const streaming = existing !== undefined && !existing.isFile();
+  if (streaming && nonRegular !== 'stream') {
+    throw new IoError(`refusing to write ${path}: it is not a regular file (a pipe, a device or a socket), and outputs are written through a temporary file renamed into place; name a regular file`, { path });
+  }
+  const dest = streaming ? given : await renameTarget(given);
+  const tempPath = streaming ? '' : join(dirname(dest), `.${basename(dest)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let file: Destination | undefined;
   try {
-    handle = await open(tempPath, 'wx');
-    // Keep an existing destination's permissions.
-    const mode = await stat(dest).then((s) => s.mode & 0o7777, () => undefined);
-    if (mode !== undefined) await handle.chmod(mode);
+    file = streaming ? await openStream(given, existing) : await openTemp(tempPath, existing?.mode);
   } catch (err) {
-    await handle?.close().catch(() => undefined);
-    if (handle) await rm(tempPath, { force: true }).catch(() => undefined);
+    await file?.close().catch(() => undefined);
+    if (!streaming) await rm(tempPath, { force: true }).catch(() => undefined);
     throw wrap(path, err, 'write');
   }
-  const file = handle;
+  const hash: Hash | undefined = options.hash ? createHash('sha256') : undefined;
+  let bytesWritten = 0;
+  let sha256 = '';
   let pending: Chunk[] = [];
   let pendingBytes = 0;
-  let state: 'open' | 'committed' | 'aborted' = 'open';
+  let state: 'open' | 'prepared' | 'committed' | 'aborted' = 'open';
 
   const flush = async () => {
     if (pending.length === 0) return;
@@ -58,14 +115,31 @@ export async function openAtomicWriter(path: string): Promise<AtomicWriter> {
       : Buffer.concat(pending.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c)));
     pending = [];
     pendingBytes = 0;
-    for (let off = 0; off < bytes.byteLength; ) off += (await file.write(bytes, off, bytes.byteLength - off)).bytesWritten;
+    hash?.update(bytes);
+    bytesWritten += bytes.byteLength;
+    for (let off = 0; off < bytes.byteLength; ) off += await file.write(bytes, off, bytes.byteLength - off);
   };
   const abort = async () => {
-    if (state !== 'open') return;
+    if (state === 'committed' || state === 'aborted') return;
+    const wasOpen = state === 'open';
     state = 'aborted';
     pending = [];
-    await file.close().catch(() => undefined);
-    await rm(tempPath, { force: true }).catch(() => undefined);
+    if (wasOpen) await file.close().catch(() => undefined);
+    if (!streaming) await rm(tempPath, { force: true }).catch(() => undefined);
+  };
+  const prepare = async () => {
+    if (state === 'prepared') return;
+    if (state !== 'open') throw new IoError(`the writer of ${path} is already ${state}`, { path });
+    try {
+      await flush();
+      if (durable && !streaming) await file.sync();
+      await file.close();
+      state = 'prepared';
+      if (hash) sha256 = hash.digest('hex');
+    } catch (err) {
+      await abort();
+      throw wrap(path, err, 'write');
+    }
   };
 
   return {
@@ -84,23 +158,63 @@ export async function openAtomicWriter(path: string): Promise<AtomicWriter> {
         }
       }
     },
+    prepare,
     async commit() {
-      if (state !== 'open') throw new IoError(`the writer of ${path} is already ${state}`, { path });
+      await prepare();
+      let placed = true;
       try {
-        await flush();
-        await file.sync();
-        await file.close();
-        state = 'committed';
-        await rename(tempPath, dest);
+        if (!streaming && replace) await rename(tempPath, dest);
+        else if (!streaming) {
+          await link(tempPath, dest).catch((e: unknown) => {
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+            placed = false;
+          });
+          await rm(tempPath, { force: true });
+        }
       } catch (err) {
-        if (state === 'committed') await rm(tempPath, { force: true }).catch(() => undefined);
-        else await abort();
+        await abort();
         throw wrap(path, err, 'write');
       }
-      await syncDir(dirname(dest));
+      state = 'committed';
+      if (durable && !streaming) await syncDir(dirname(dest));
+      return placed;
     },
     abort,
+    digest: () => ({ bytes: bytesWritten, sha256 }),
   };
+}
+
+/** Where the bytes go: the temp file, or a non-regular destination itself. */
+interface Destination {
+  write(bytes: Buffer, offset: number, length: number): Promise<number>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function fromHandle(h: FileHandle): Destination {
+  return { write: async (b, o, l) => (await h.write(b, o, l)).bytesWritten, sync: () => h.sync(), close: () => h.close() };
+}
+
+async function openTemp(tempPath: string, keepMode: number | undefined): Promise<Destination> {
+  const h = await open(tempPath, 'wx');
+  // Keep an existing destination's permissions.
+  if (keepMode !== undefined) await h.chmod(keepMode & 0o7777).catch(async (err: unknown) => { await h.close(); throw err; });
+  return fromHandle(h);
+}
+
+/**
+ * A pipe or device, opened for writing as it is. This process's own standard
+ * output is written through process.stdout: it may be a socket, which cannot
+ * be opened by path.
+ */
+async function openStream(path: string, s: Stats): Promise<Destination> {
+  const out = await fstat(1).catch(() => undefined);
+  if (out !== undefined && out.dev === s.dev && out.ino === s.ino) {
+    const write = (b: Buffer, o: number, l: number) =>
+      new Promise<number>((res, rej) => process.stdout.write(b.subarray(o, o + l), (err) => (err ? rej(err) : res(l))));
+    return { write, sync: async () => {}, close: async () => {} };
+  }
+  return fromHandle(await open(path, 'w'));
 }
 
 /** Makes a rename durable; not possible (nor needed) on every platform, so failures are ignored. */
@@ -112,12 +226,34 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
+ * Commits prepared writers as a unit, in the order given (put the one that
+ * describes the others last). The renames take no time worth cancelling, so
+ * this takes no signal. If one fails, the writers after it are aborted and
+ * the IoError says which destinations were already replaced.
+ */
+export async function commitAll(writers: readonly AtomicWriter[]): Promise<void> {
+  for (const w of writers) await w.prepare();
+  const done: string[] = [];
+  for (const [i, w] of writers.entries()) {
+    try {
+      await w.commit();
+      done.push(w.path);
+    } catch (err) {
+      await Promise.all(writers.slice(i + 1).map((x) => x.abort()));
+      const e = err as Error;
+      const already = done.length === 0 ? 'no output was replaced' : `${done.join(', ')} had already been replaced, the others were left as they were`;
+      throw new IoError(`${e.message}; ${already}`, { path: w.path, cause: err });
+    }
+  }
+}
+
+/**
  * Runs `fn` with an atomic writer: commits when it resolves, removes the
  * temporary file when it throws (or `signal` aborts), and rethrows.
  */
-export async function withAtomicWriter<T>(path: string, fn: (w: AtomicWriter) => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function withAtomicWriter<T>(path: string, fn: (w: AtomicWriter) => Promise<T>, signal?: AbortSignal, options?: AtomicOptions): Promise<T> {
   if (signal?.aborted) throw new AbortError();
-  const w = await openAtomicWriter(path);
+  const w = await openAtomicWriter(path, options);
   try {
     const result = await fn(w);
     if (signal?.aborted) throw new AbortError();
@@ -129,24 +265,14 @@ export async function withAtomicWriter<T>(path: string, fn: (w: AtomicWriter) =>
   }
 }
 
-/** Writes a whole file atomically. */
-export async function writeFileAtomic(path: string, data: Chunk | readonly Chunk[]): Promise<void> {
-  await withAtomicWriter(path, async (w) => {
+/** Writes a whole file atomically; resolves false when `replace: false` left an existing file. */
+export async function writeFileAtomic(path: string, data: Chunk | readonly Chunk[], options?: AtomicOptions): Promise<boolean> {
+  const w = await openAtomicWriter(path, options);
+  try {
     for (const c of typeof data === 'string' || data instanceof Uint8Array ? [data] : data) await w.write(c);
-  });
-}
-
-/**
- * Throws `IoError` when `output` is the same file as `input` (by real path,
- * or by device and inode for hard links), so an input is never overwritten.
- */
-export async function assertNotSameFile(input: string, output: string): Promise<void> {
-  const real = async (p: string) => realpath(p).catch(async () => join(await realpath(dirname(resolve(p))).catch(() => dirname(resolve(p))), basename(p)));
-  const [a, b] = await Promise.all([real(input), real(output)]);
-  let same = a === b;
-  if (!same) {
-    const [sa, sb] = await Promise.all([stat(input).catch(() => undefined), stat(output).catch(() => undefined)]);
-    same = sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
+    return await w.commit();
+  } catch (err) {
+    await w.abort();
+    throw err;
   }
-  if (same) throw new IoError(`refusing to write ${output}: it is the input file ${input}`, { path: output });
 }

@@ -1,14 +1,19 @@
 // writeDataset: re-reads the source and writes the kept records, in input
 // order and in the input's format, each unchanged apart from the weight field.
-import { AbortError, OptionError } from '../errors.js';
-import { type AtomicWriter, assertNotSameFile, withAtomicWriter } from './atomic.js';
+import { AbortError, InputError, OptionError } from '../errors.js';
+import { type AtomicWriter, withAtomicWriter } from './atomic.js';
+import { assertNotSameFile } from './collisions.js';
 import type { Dataset, RawRow } from './dataset.js';
 import { formatFromExtension } from './format.js';
 import { parquetSink } from './parquet-write.js';
 import type { FileShape } from './raw.js';
 import type { FileFormat } from './types.js';
 
-export { writeFileAtomic, openAtomicWriter, withAtomicWriter, assertNotSameFile, type AtomicWriter } from './atomic.js';
+export { writeFileAtomic, openAtomicWriter, withAtomicWriter, type AtomicWriter } from './atomic.js';
+export { assertNotSameFile } from './collisions.js';
+
+/** The weight field when none is given. */
+export const DEFAULT_WEIGHT_FIELD = 'sot_weight';
 
 export interface WriteDatasetOptions {
   /** Records to write, by `SourceRecord.index`, with their training weight. */
@@ -35,26 +40,55 @@ interface Sink {
 }
 
 /**
+ * The error for a record that already has the weight field: writing the
+ * weight would replace the user's value without a word.
+ */
+export function weightFieldTaken(file: string, line: number, field: string): InputError {
+  const how = field === DEFAULT_WEIGHT_FIELD ? `the default weight field "${field}" (was it purified before?)` : `the weight field "${field}"`;
+  return new InputError(
+    { file, line, field },
+    `the record already has ${how}, and writing the training weight there would replace its value; pick another --weight-field (weightField), or write no weights with --no-weight-field (weightField: null)`,
+  );
+}
+
+/** The weight field an option names: the default for undefined, null for none; OptionError for anything else. */
+export function weightFieldOf(option: string | null | undefined): string | null {
+  const field = option === undefined ? DEFAULT_WEIGHT_FIELD : option;
+  if (field !== null && (typeof field !== 'string' || field === '')) throw new OptionError('ERR_OPTION', 'weightField must be a non-empty string or null');
+  return field;
+}
+
+/**
  * Writes the records of `source` that `keep` names to `outPath`, atomically
  * (an error or abort leaves no partial file and an existing file untouched).
- * Throws `IoError` when `outPath` is the input itself or the input changed
- * since it was opened, `OptionError` for bad options (a weight that is not a
- * finite number, an output extension of another format).
+ * Throws `IoError` when `outPath` is the input itself, is not a regular file,
+ * or the input changed since it was opened; `OptionError` for bad options (a
+ * weight that is not a finite number, an output extension of another
+ * format); `InputError` for a record that already has the weight field.
  * JSON records are re-serialised with `JSON.stringify`; JSONL and CSV records
  * keep their original text. Parquet output keeps the input's schema.
  */
 export async function writeDataset(source: Dataset, outPath: string, options: WriteDatasetOptions): Promise<WriteDatasetResult> {
-  const { keep, signal, onProgress } = options;
-  const weightField = options.weightField === undefined ? 'sot_weight' : options.weightField;
-  if (weightField !== null && (typeof weightField !== 'string' || weightField === '')) {
-    throw new OptionError('ERR_OPTION', 'weightField must be a non-empty string or null');
-  }
-  if (!(keep instanceof Map) && typeof keep !== 'function') throw new OptionError('ERR_OPTION', 'keep must be a Map or a function of the record index');
+  checkOutputFormat(source, outPath);
+  weightFieldOf(options.weightField);
+  await assertNotSameFile(source.path, outPath);
+  const written = await withAtomicWriter(outPath, (out) => writeRecords(source, out, options), options.signal);
+  return { path: outPath, format: source.format, written };
+}
+
+/** An output extension of another format is refused: the output is written in the input's format. */
+export function checkOutputFormat(source: Dataset, outPath: string): void {
   const outFormat = formatFromExtension(outPath);
   if (outFormat !== undefined && outFormat !== source.format && outFormat !== formatFromExtension(source.path)) {
     throw new OptionError('ERR_OPTION', `${outPath} names a ${outFormat} file but the input is ${source.format}: the output is written in the input's format`);
   }
-  await assertNotSameFile(source.path, outPath);
+}
+
+/** @internal Writes the kept records to an open (uncommitted) writer; resolves to the number written. */
+export async function writeRecords(source: Dataset, out: AtomicWriter, options: WriteDatasetOptions): Promise<number> {
+  const { keep, signal, onProgress } = options;
+  const weightField = weightFieldOf(options.weightField);
+  if (!(keep instanceof Map) && typeof keep !== 'function') throw new OptionError('ERR_OPTION', 'keep must be a Map or a function of the record index');
 
   const weightOf = (index: number): number | undefined => {
     const w = keep instanceof Map ? keep.get(index) : keep(index);
@@ -65,37 +99,32 @@ export async function writeDataset(source: Dataset, outPath: string, options: Wr
   };
 
   let written = 0;
-  await withAtomicWriter(
-    outPath,
-    async (out) => {
-      const shape: FileShape = {};
-      const sink = sinkFor(source.format, out, shape, weightField);
-      let read = 0;
-      let maxIndex = -1;
-      for await (const row of source.rows(shape)) {
-        if (signal?.aborted) throw new AbortError();
-        read++;
-        maxIndex = row.record.index;
-        const w = weightOf(row.record.index);
-        if (w !== undefined) {
-          await sink.add(row, w);
-          written++;
-        }
-        if (read % 1000 === 0) onProgress?.(read);
+  const shape: FileShape = {};
+  const sink = sinkFor(source.format, out, shape, weightField);
+  let read = 0;
+  let maxIndex = -1;
+  for await (const row of source.rows(shape)) {
+    if (signal?.aborted) throw new AbortError();
+    if (weightField !== null && Object.hasOwn(row.record.value, weightField)) throw weightFieldTaken(source.path, row.record.line, weightField);
+    read++;
+    maxIndex = row.record.index;
+    const w = weightOf(row.record.index);
+    if (w !== undefined) {
+      await sink.add(row, w);
+      written++;
+    }
+    if (read % 1000 === 0) onProgress?.(read);
+  }
+  if (keep instanceof Map) {
+    for (const index of keep.keys()) {
+      if (!Number.isInteger(index) || index < 0 || index > maxIndex) {
+        throw new OptionError('ERR_OPTION', `keep names record ${index} but ${source.path} has ${maxIndex + 1} records`);
       }
-      if (keep instanceof Map) {
-        for (const index of keep.keys()) {
-          if (!Number.isInteger(index) || index < 0 || index > maxIndex) {
-            throw new OptionError('ERR_OPTION', `keep names record ${index} but ${source.path} has ${maxIndex + 1} records`);
-          }
-        }
-      }
-      await sink.end();
-      onProgress?.(read);
-    },
-    signal,
-  );
-  return { path: outPath, format: source.format, written };
+    }
+  }
+  await sink.end();
+  onProgress?.(read);
+  return written;
 }
 
 function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, weightField: string | null): Sink {

@@ -1,6 +1,8 @@
 import { HashingEmbedder } from '../embed/hashing.js';
 import type { Embedder } from '../embed/types.js';
-import { OptionError } from '../errors.js';
+import { PrecomputedEmbedder } from '../embed/precomputed.js';
+import { IoError, OptionError } from '../errors.js';
+import { assertNoCollision, type RolePath } from '../io/index.js';
 import { writeNpy } from '../npy.js';
 import { embedDataset, openEmbeddingCache } from './embedding.js';
 import { PipelineInput } from './input.js';
@@ -8,7 +10,7 @@ import type { PurifyOptions, StageProgress } from './options.js';
 
 export interface EmbedFileOptions
   extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'maxLineBytes' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'signal'> {
-  /** The `.npy` file to write (float32, rows x dim), atomically. */
+  /** The `.npy` file to write (float32, rows x dim), atomically; a pipe or device (`/dev/stdout`) is streamed to. */
   output: string;
   onProgress?: (event: StageProgress) => void;
 }
@@ -20,6 +22,11 @@ export interface EmbedFileOptions
 export async function embedFile(o: EmbedFileOptions): Promise<{ output: string; rows: number; dim: number; embedder: string }> {
   if (typeof o.output !== 'string' || o.output === '') throw new OptionError('ERR_OPTION', 'output must be a file path');
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  const reads: RolePath[] = [{ path: o.input, what: 'the input file' }];
+  if (embedder instanceof PrecomputedEmbedder && embedder.npy !== undefined) reads.push({ path: embedder.npy, what: 'the vectors file (--vectors-npy)' });
+  // Before any work: the output must not replace a file this command reads.
+  const [out] = await assertNoCollision([{ path: o.output, what: 'the output' }], reads);
+  if (out!.kind === 'folder') throw new IoError(`cannot write ${o.output}: it is a folder`, { path: o.output });
   const input = await PipelineInput.open(o);
   const n = await input.count(embedder, { signal: o.signal, onProgress: (done) => o.onProgress?.({ stage: 'read', done }) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
@@ -28,6 +35,6 @@ export async function embedFile(o: EmbedFileOptions): Promise<{ output: string; 
     signal: o.signal,
     onProgress: (done) => o.onProgress?.({ stage: 'embed', done, total: n }),
   });
-  await writeNpy(o.output, matrix.data, matrix.rows, matrix.cols);
+  await writeNpy(o.output, matrix.data, matrix.rows, matrix.cols, { nonRegular: 'stream' });
   return { output: o.output, rows: n, dim: matrix.cols, embedder: embedder.id };
 }

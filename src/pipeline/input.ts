@@ -1,6 +1,7 @@
 import { AbortError } from '../errors.js';
 import type { Embedder, EmbedCallOptions } from '../embed/types.js';
 import { checkTemplate, openDataset, renderText, type Dataset } from '../io/index.js';
+import { weightFieldOf, weightFieldTaken } from '../io/write.js';
 import type { PurifyOptions } from './options.js';
 
 /** Texts per batch through the embedder (and the cache). */
@@ -22,12 +23,19 @@ export class PipelineInput {
   private constructor(
     readonly dataset: Dataset,
     private readonly template: string | undefined,
+    /** The field the purified records get their weight in: no record may have it already. */
+    private readonly weightField: string | null,
   ) {}
 
-  static async open(o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template'>): Promise<PipelineInput> {
+  /** `weightField`: purify's (undefined for its default); leave it out (`sot embed`) when nothing is written back. */
+  static async open(
+    o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template'>,
+    written?: { weightField: string | null | undefined },
+  ): Promise<PipelineInput> {
+    const weightField = written === undefined ? null : weightFieldOf(written.weightField);
     const dataset = await openDataset(o.input, { format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
     if (o.template !== undefined) checkTemplate(o.template); // before any work
-    return new PipelineInput(dataset, o.template);
+    return new PipelineInput(dataset, o.template, weightField);
   }
 
   /** Batches of rendered texts with their records' file lines, in record order. */
@@ -37,6 +45,8 @@ export class PipelineInput {
     let done = 0;
     for await (const { record, text } of this.dataset) {
       if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
+      // In the counting pass already: the weight must not replace a value of the user's.
+      if (this.weightField !== null && Object.hasOwn(record.value, this.weightField)) throw weightFieldTaken(this.dataset.path, record.line, this.weightField);
       texts.push(renderText(text, this.template));
       lines.push(record.line);
       if (texts.length === BATCH) {

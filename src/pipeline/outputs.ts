@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
-import { InputError, IoError } from '../errors.js';
-import { withAtomicWriter, writeDataset, writeFileAtomic } from '../io/index.js';
+import { AbortError, InputError, IoError } from '../errors.js';
+import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
+import { writeRecords } from '../io/write.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
 import { project2d } from '../project.js';
@@ -126,33 +127,33 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
 }
 
 /** Per-sample scores as CSV, in record order. */
-async function writeScores(path: string, r: { lines: Uint32Array; scores: Scores; selection: Selection }, signal?: AbortSignal): Promise<void> {
+async function writeScores(out: AtomicWriter, r: { lines: Uint32Array; scores: Scores; selection: Selection }, signal?: AbortSignal): Promise<void> {
   const { scores, selection, lines } = r;
   const w = scores.weights ?? scores.scores;
   const pull = scores.learned?.pull;
   const push = scores.learned?.push;
-  await withAtomicWriter(
-    path,
-    async (out) => {
-      await out.write('index,line,score,weight,train_weight,rank,kept,pull,push\n');
-      let chunk = '';
-      for (let i = 0; i < w.length; i++) {
-        chunk += `${i},${lines[i]},${scores.scores[i]},${w[i]},${selection.trainWeight[i]},${selection.rank[i]},${selection.kept[i]},${pull ? pull[i] : ''},${push ? push[i] : ''}\n`;
-        if (chunk.length > 1 << 16) {
-          await out.write(chunk);
-          chunk = '';
-        }
-      }
+  await out.write('index,line,score,weight,train_weight,rank,kept,pull,push\n');
+  let chunk = '';
+  for (let i = 0; i < w.length; i++) {
+    chunk += `${i},${lines[i]},${scores.scores[i]},${w[i]},${selection.trainWeight[i]},${selection.rank[i]},${selection.kept[i]},${pull ? pull[i] : ''},${push ? push[i] : ''}\n`;
+    if (chunk.length > 1 << 16) {
+      if (signal?.aborted) throw new AbortError();
       await out.write(chunk);
-    },
-    signal,
-  );
+      chunk = '';
+    }
+  }
+  await out.write(chunk);
 }
 
 /**
- * Writes the purified dataset, the scores and the reports. Each is written
- * to a temporary file and renamed into place; the report goes last, so a
- * report on disk always describes outputs that exist.
+ * Writes the purified dataset, the scores and the reports as a unit: each to
+ * a temporary file (fsynced), then, once all exist, renamed into place in a
+ * fixed order: dataset, scores, JSON report, HTML page. The JSON report holds
+ * the size and sha256 of the dataset and the scores, so one left by a run
+ * killed among the renames is told apart. An abort (or an error) before the
+ * renames removes every temporary file and changes nothing; once they have
+ * begun, an abort no longer stops them and the run completes.
+ * `report` builds the report once the dataset and scores are staged.
  */
 export async function writeOutputs(r: {
   input: PipelineInput;
@@ -163,23 +164,49 @@ export async function writeOutputs(r: {
   weightField?: string | null;
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
-}): Promise<void> {
-  const { selection } = r;
-  await writeDataset(r.input.dataset, r.paths.output, {
-    keep: (i: number) => (selection.kept[i] ? selection.trainWeight[i] : undefined),
-    weightField: r.weightField === undefined ? 'sot_weight' : r.weightField,
-    signal: r.signal,
-  });
-  await writeScores(r.paths.scores, r, r.signal);
+  report: () => Promise<PurifyReport>;
+}): Promise<PurifyReport> {
+  const { selection, paths, signal } = r;
+  const staged: AtomicWriter[] = [];
+  // Non-regular outputs were refused before the run, the null device aside: that one is written directly.
+  const stage = async (path: string, fill: (out: AtomicWriter) => Promise<unknown>) => {
+    if (signal?.aborted) throw new AbortError();
+    const out = await openAtomicWriter(path, { hash: true, nonRegular: 'stream' });
+    staged.push(out);
+    await fill(out);
+    await out.prepare();
+    return out.digest();
+  };
+  let report: PurifyReport;
+  try {
+    const dataset = await stage(paths.output, (out) =>
+      writeRecords(r.input.dataset, out, {
+        keep: (i: number) => (selection.kept[i] ? selection.trainWeight[i] : undefined),
+        weightField: r.weightField,
+        signal,
+        onProgress: r.onProgress,
+      }),
+    );
+    const scores = await stage(paths.scores, (out) => writeScores(out, r, signal));
+    report = await r.report();
+    report.files = { dataset, scores };
+    const json = `${JSON.stringify(report, null, 1)}\n`;
+    await stage(paths.report, (out) => out.write(json));
+    if (paths.html) await stage(paths.html, (out) => out.write(renderReportHtml(report)));
+    // The last point at which an abort leaves everything as it was.
+    if (signal?.aborted) throw new AbortError();
+  } catch (err) {
+    await Promise.all(staged.map((w) => w.abort()));
+    if (err instanceof AbortError) throw new AbortError('aborted before the outputs were committed; no output was written', { cause: signal?.reason ?? err });
+    throw err;
+  }
+  await commitAll(staged);
+  return report;
 }
 
-export async function writeReports(report: PurifyReport, paths: Paths): Promise<void> {
-  await writeFileAtomic(paths.report, `${JSON.stringify(report, null, 1)}\n`);
-  if (paths.html) await writeFileAtomic(paths.html, renderReportHtml(report));
-}
-
-/** `sot report`: renders the HTML page of an existing JSON report. */
+/** `sot report`: renders the HTML page of an existing JSON report (to a file, or streamed to a pipe or device such as /dev/stdout). */
 export async function rerenderReport(reportPath: string, htmlPath: string): Promise<void> {
+  await assertNoCollision([{ path: htmlPath, what: 'the HTML page' }], [{ path: reportPath, what: 'the report it renders' }]);
   let text: string;
   try {
     text = await readFile(reportPath, 'utf8');
@@ -192,5 +219,5 @@ export async function rerenderReport(reportPath: string, htmlPath: string): Prom
   } catch (err) {
     throw new InputError({ file: reportPath }, `not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  await writeFileAtomic(htmlPath, renderReportHtml(checkReport(parsed, reportPath)));
+  await writeFileAtomic(htmlPath, renderReportHtml(checkReport(parsed, reportPath)), { nonRegular: 'stream' });
 }

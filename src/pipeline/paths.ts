@@ -16,3 +16,13 @@ export function outputPaths(o: { input: string; output?: string; scores?: string
     html: o.html === null ? null : (o.html ?? sibling(output, '.report.html')),
   };
 }
+
+/** The outputs a run writes, each with what it is (for messages), in the order they are committed. */
+export function outputRoles(paths: ReturnType<typeof outputPaths>): Array<{ path: string; what: string }> {
+  return [
+    { path: paths.output, what: 'the dataset output' },
+    { path: paths.scores, what: 'the scores output' },
+    { path: paths.report, what: 'the JSON report' },
+    ...(paths.html === null ? [] : [{ path: paths.html, what: 'the HTML report' }]),
+  ];
+}

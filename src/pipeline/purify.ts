@@ -1,17 +1,19 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
+import { devNull } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { AbortError, IoError, OptionError } from '../errors.js';
-import { assertNotSameFile } from '../io/index.js';
+import { assertNoCollision, type RolePath } from '../io/index.js';
 import { HashingEmbedder } from '../embed/hashing.js';
-import { PrecomputedEmbedder } from '../embed/precomputed.js';
+import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type Scores } from '../learner.js';
 import { selectTopK, type Selection } from '../selection.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
-import { outputPaths } from './paths.js';
+import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
-import { buildReport, writeOutputs, writeReports } from './outputs.js';
+import { buildReport, writeOutputs } from './outputs.js';
 import type { PurifyOptions, Stage } from './options.js';
 import type { PurifyReport } from '../report/types.js';
 import { PipelineInput } from './input.js';
@@ -20,7 +22,7 @@ import { checkEmbeddingsFit, learnerBudget, peakRss, resolveBudget } from './mem
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 export interface PurifyResult {
-  /** Files written (all atomically). */
+  /** Files written (all together: see `purify`). */
   outputs: { dataset: string; scores: string; report: string; html: string | null };
   /** Records read (after skipped invalid ones) and kept. */
   n: number;
@@ -38,9 +40,11 @@ function defined<T extends object>(o: T): Partial<T> {
 
 /**
  * The whole job: read -> embed -> learn weights -> select -> write. The input
- * is streamed (read twice: embed, then write) and never modified; every
- * output is written to a temporary file and renamed into place, so a failure
- * or an abort at any point leaves either the previous file or the new one.
+ * is streamed (read twice: embed, then write) and never modified. Outputs
+ * that would replace a file the run reads or each other are refused before
+ * any work. The outputs commit as a unit (see writeOutputs): a failure or an
+ * abort before the renames leaves every previous file as it was; once the
+ * renames have begun an abort no longer stops them, and the run resolves.
  */
 export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const o = options;
@@ -66,8 +70,8 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
 
   // Read (and fit the embedder on the dataset's texts, e.g. document frequencies).
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
-  const input = await PipelineInput.open(o);
-  await checkOutputs(o.input, paths); // a missing folder or an output onto the input: now, not after the work
+  const input = await PipelineInput.open(o, { weightField: o.weightField });
+  await checkOutputs(o, paths, embedder); // a missing folder, an output onto a file read or another output: now, not after the work
   const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n); // before the embedding and the learning, not after
@@ -112,32 +116,42 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   progress('select', selection.k, n);
   lap('select');
 
-  // Write everything atomically; the report last, so it only ever describes files that exist.
+  // Write everything as a unit: all temporary files first, then the renames (the report after what it describes).
   check();
-  progress('write', 0);
-  await writeOutputs({ input, paths, lines, selection, scores, weightField: o.weightField, signal });
-  const report = await buildReport({
-    version: pkg.version,
-    options: o,
-    paths,
+  progress('write', 0, n);
+  const report = await writeOutputs({
     input,
-    embedder,
-    refs,
-    sets: { downstream, anchor, harmful },
+    paths,
     lines,
-    method,
-    learnerOptions: learner,
-    scores,
     selection,
-    warnings,
-    timings,
-    memory: { budget, learnerBudget: storage.budget as number, peakRss: peakRss() },
+    scores,
+    weightField: o.weightField,
+    signal,
+    onProgress: (done) => progress('write', done, n),
+    report: async () => {
+      const r = await buildReport({
+        version: pkg.version,
+        options: o,
+        paths,
+        input,
+        embedder,
+        refs,
+        sets: { downstream, anchor, harmful },
+        lines,
+        method,
+        learnerOptions: learner,
+        scores,
+        selection,
+        warnings,
+        timings,
+        memory: { budget, learnerBudget: storage.budget as number, peakRss: peakRss() },
+      });
+      lap('write');
+      r.timings = { ...timings };
+      r.memory.peakRss = peakRss();
+      return r;
+    },
   });
-  check();
-  lap('write');
-  report.timings = { ...timings };
-  report.memory.peakRss = peakRss();
-  await writeReports(report, paths);
 
   return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html }, n, k: selection.k, scores, selection, report, warnings };
 }
@@ -158,13 +172,37 @@ function checkKeep(keep: PurifyOptions['keep'], n: number): void {
   }
 }
 
-/** Every output's folder exists, and no output is the input (checked again when writing). */
-async function checkOutputs(input: string, paths: ReturnType<typeof outputPaths>): Promise<void> {
-  for (const p of [paths.output, paths.scores, paths.report, paths.html]) {
-    if (p === null) continue;
-    const dir = dirname(resolve(p));
+/**
+ * Before any work: every output's folder exists, and no output is a file the
+ * run reads (the input, a reference file, precomputed vectors) or another
+ * output. The outputs commit together through temporary files, so each must
+ * be a regular file (or missing); only the null device is also accepted.
+ */
+async function checkOutputs(o: PurifyOptions, paths: ReturnType<typeof outputPaths>, embedder: Embedder): Promise<void> {
+  const outputs = outputRoles(paths);
+  for (const { path } of outputs) {
+    const dir = dirname(resolve(path));
     const s = await stat(dir).catch(() => undefined);
-    if (!s?.isDirectory()) throw new IoError(`cannot write ${p}: the folder ${dir} does not exist`, { path: p });
-    await assertNotSameFile(input, p);
+    if (!s?.isDirectory()) throw new IoError(`cannot write ${path}: the folder ${dir} does not exist`, { path });
+  }
+  const reads: RolePath[] = [{ path: o.input, what: 'the input file' }];
+  const npy = embedder instanceof PrecomputedEmbedder ? embedder.npy : undefined;
+  if (npy !== undefined) reads.push({ path: npy, what: 'the vectors file (--vectors-npy)' });
+  for (const [role, sources] of [['harmful', o.harmful], ['anchor', o.anchor ?? []]] as const) {
+    for (const source of sources) {
+      // A source that names an existing file is read as one (references.ts); a set name is not a path of the user's.
+      if (!existsSync(source)) continue;
+      reads.push({ path: source, what: `the ${role} reference file` });
+      if (npy !== undefined) reads.push({ path: siblingNpy(source), what: `the vectors of the ${role} reference file` });
+    }
+  }
+  for (const out of await assertNoCollision(outputs, reads)) {
+    if (out.kind === 'folder') throw new IoError(`cannot write ${out.what} ${out.path}: it is a folder`, { path: out.path });
+    if (out.kind === 'other' && !out.nullDevice) {
+      throw new IoError(
+        `refusing to write ${out.what} ${out.path}: it is not a regular file (a pipe, a device or a socket); sot purify commits its outputs together through temporary files renamed into place, so each must name a regular file (or ${devNull}, to discard it)`,
+        { path: out.path },
+      );
+    }
   }
 }

@@ -1,13 +1,14 @@
 // Obtains one pinned reference file: from an offline mirror (data dir), from
 // the content-addressed cache, or by download from its public home. Every
 // path verifies the sha256, and a download only ever becomes visible in the
-// cache complete and verified (temp file + rename).
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+// cache complete and verified (io/atomic.ts: temp file + rename).
+import { createHash } from 'node:crypto';
+import { readFile, unlink } from 'node:fs/promises';
 import { ensureDir } from '../io/files.js';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { AbortError, FetchError, IoError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { ReferenceFile } from './registry.js';
 
 export const DEFAULT_BASE_URL = 'https://raw.githubusercontent.com';
@@ -210,27 +211,18 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Writes verified bytes to `path` through a temp file in the same directory
- * and a rename, so no reader (or a crash) ever sees a partial file there.
- * A cache that cannot be written is a warning, not a failure: the bytes are in hand.
+ * Writes verified bytes to `path` atomically (io/atomic.ts), so no reader (or
+ * a crash) ever sees a partial file there. A cache that cannot be written is
+ * a warning, not a failure: the bytes are in hand.
  */
 async function storeAtomically(path: string, bytes: Buffer): Promise<string> {
-  const dir = join(path, '..');
-  const temp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
-    await ensureDir(dir);
-    const fh = await open(temp, 'wx');
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, path);
+    await ensureDir(dirname(path));
+    await writeFileAtomic(path, bytes);
     return path;
   } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    process.emitWarning(`sot: could not cache ${path}: ${(err as Error).message}`);
+    const cause = (err as Error).cause;
+    process.emitWarning(`sot: could not cache ${path}: ${cause instanceof Error ? cause.message : (err as Error).message}`);
     return '';
   }
 }

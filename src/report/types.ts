@@ -16,6 +16,13 @@ export interface PurifyReport {
     skippedReasons: string[];
   };
   outputs: { dataset: string; scores: string; report: string; html: string | null };
+  /**
+   * Size and sha256 of the dataset and scores this run wrote. The JSON report
+   * is renamed into place after them, so files that do not match are not
+   * this report's (a run killed while its outputs were being renamed).
+   * Absent from reports of older versions.
+   */
+  files?: { dataset: { bytes: number; sha256: string }; scores: { bytes: number; sha256: string } };
   embedder: { id: string; dim: number };
   references: { harmful: ReferenceSummary[]; anchor: ReferenceSummary[] };
   method: string;
