@@ -11,13 +11,14 @@ const pkg = (await import(join(ROOT, 'package.json'), { with: { type: 'json' } }
   name: string;
   dependencies: Record<string, string>;
 };
-/** The addon this machine built (`npm run build:native`) and the platform package that ships it. */
-export const PLATFORM = `${process.platform}-${process.arch}-gnu`;
+/** The addon this machine built (`npm run build:native`) and the platform package that ships it (glibc on Linux). */
+export const PLATFORM = { linux: `linux-${process.arch}-gnu`, win32: `win32-${process.arch}-msvc` }[process.platform as string] ?? `${process.platform}-${process.arch}`;
 export const BINARY = join(ROOT, 'native', `sot.${PLATFORM}.node`);
 
 /** Packs the checkout once; returns the tarball. */
 export function packRoot(dir: string): string {
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' });
+  // npm is npm.cmd on Windows, which only a shell runs.
+  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', shell: process.platform === 'win32' });
   return join(dir, (JSON.parse(out) as { filename: string }[])[0]!.filename);
 }
 
@@ -34,7 +35,7 @@ export function installInto(tarball: string, withBinary: boolean, type: 'module'
   execFileSync('tar', ['-xzf', tarball, '-C', target, '--strip-components=1']);
   for (const dep of Object.keys(pkg.dependencies)) {
     mkdirSync(join(modules, dep, '..'), { recursive: true });
-    symlinkSync(join(ROOT, 'node_modules', dep), join(modules, dep));
+    symlinkSync(join(ROOT, 'node_modules', dep), join(modules, dep), 'junction');
   }
   if (withBinary) {
     const platformDir = join(modules, `${pkg.name}-${PLATFORM}`);
