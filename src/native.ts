@@ -16,7 +16,9 @@ function load(): Binding {
     try {
       binding = require('../native/index.cjs') as Binding;
     } catch (err) {
-      throw new BindingError(bindingMissing(err), { cause: err });
+      // The loader's own summary blames an npm bug for every miss; its causes are the facts.
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+      throw new BindingError(bindingMissing(cause), { cause });
     }
   }
   return binding;
@@ -51,35 +53,35 @@ function bindingMissing(err: unknown): string {
         ? `win32-${process.arch}-msvc`
         : `${process.platform}-${process.arch}`;
   const platforms = pkg.napi.targets.map(platformName);
-  const wasm = `${pkg.name}-wasm32-wasi`;
   const detected = `${process.platform} ${process.arch}${libc ? ` (${libc})` : ''}, Node ${process.versions.node}`;
   const lines = [`${pkg.name} could not load its native addon on ${detected}.`];
+  const fixes: string[] = [];
   if (platforms.includes(here)) {
-    const wanted = `${pkg.name}-${here}`;
+    const wanted = `${pkg.name}-${here}@${pkg.version}`;
     let installed = false;
     try {
-      require.resolve(`${wanted}/package.json`);
+      require.resolve(`${pkg.name}-${here}/package.json`);
       installed = true;
     } catch {}
-    lines.push(
-      installed
-        ? `The package ${wanted} is installed but its binary failed to load (the causes follow).`
-        : `The package that serves this platform, ${wanted}@${pkg.version}, is not installed. It is an optional dependency:`,
-      installed
-        ? `- reinstall it: npm install ${wanted}@${pkg.version}`
-        : `- reinstall without --omit=optional (or --no-optional), or add it explicitly: npm install ${wanted}@${pkg.version}`,
-      `- a lock file written on another platform can leave it out: install on the machine (or image) that runs the code`,
-    );
+    if (installed) {
+      lines.push(`The package that serves this platform, ${wanted}, is installed but its binary failed to load (the loader's errors follow).`);
+      fixes.push(`reinstall it on the machine that runs the code: npm install ${wanted}`);
+    } else {
+      lines.push(
+        `The package that serves this platform, ${wanted}, is not installed. It is an optional dependency, which npm leaves out`,
+        `with --omit=optional or --no-optional, and which a lock file or node_modules made on another platform lacks.`,
+      );
+      fixes.push(`reinstall without --omit=optional, on the machine (or in the image) that runs the code, or add it: npm install ${wanted}`);
+    }
   } else {
-    lines.push(`No prebuilt binary is published for ${here}; prebuilt: ${platforms.filter((p) => p !== 'wasm32-wasi').join(', ')}.`);
+    lines.push(`No prebuilt binary is published for ${here} (prebuilt: ${platforms.filter((p) => p !== 'wasm32-wasi').join(', ')}).`);
   }
-  lines.push(
-    `- or use the WebAssembly build, slower but for any platform: npm install ${wasm}@${pkg.version}`,
-    `- or build from source with Rust (see docs/install.md, "Building from source")`,
+  fixes.push(
+    `use the WebAssembly build, slower but for any platform: npm install ${pkg.name}-wasm32-wasi@${pkg.version}`,
+    `build from source with Rust: see docs/install.md, "Building from source"`,
   );
+  lines.push('To fix it:', ...fixes.map((f) => `- ${f}`));
   const causes = [];
-  // The loader's own summary blames npm for every miss; its causes are the facts.
-  const first = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-  for (let e: unknown = first; e instanceof Error && causes.length < 8; e = e.cause) causes.push(`  ${e.message.split('\n')[0]}`);
+  for (let e: unknown = err; e instanceof Error && causes.length < 8; e = e.cause) causes.push(`  ${e.message.split('\n')[0]}`);
   return `${lines.join('\n')}\nLoader errors, in the order tried:\n${causes.reverse().join('\n')}`;
 }
