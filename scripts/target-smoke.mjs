@@ -30,6 +30,8 @@ console.log(
     arch: process.arch,
     libc: process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl',
     addon: Object.keys(createRequire(import.meta.url).cache).filter((k) => k.endsWith('.node')),
+    // 'native' or 'wasm32-wasi', as the generated loader stamps it.
+    binding: createRequire(import.meta.url)('../native/index.cjs').__napiBindingTarget,
     threads: threadCount(),
     sinkhorn: ot.value,
     iterations: ot.iterations,
