@@ -30,14 +30,13 @@
 # and restores a different pre-existing binary (e.g. a CI artifact placed there
 # by `napi artifacts`) if there was one.
 #
-# CommonJS: the package is ESM-only ("type": "module", "exports" has only the
-# "types" and "import" conditions). `require('sot-purify')` therefore fails at
-# resolution, on every Node version, with ERR_PACKAGE_PATH_NOT_EXPORTED
-# ('No "exports" main defined in .../sot-purify/package.json'), not with
-# ERR_REQUIRE_ESM: no "require"/"default" condition matches, so Node never gets
-# as far as loading the ES module (and Node >= 20.19's require(esm) support
-# does not come into play). CommonJS code uses `await import('sot-purify')`.
-# The test asserts both behaviours.
+# CommonJS: the "require" condition leads to dist/index.cjs, which loads the
+# ES module through require(esm) (Node >= 20.19), so require() and import()
+# give the same module instance; the test asserts both and that they agree.
+#
+# Licence and source maps: every platform package carries the root LICENSE
+# (npm includes it whatever "files" says), and every source map in the root
+# tarball either points at shipped files or inlines its sources.
 
 set -euo pipefail
 
@@ -135,12 +134,35 @@ fi
 if grep -E '^(src|crates|__test__|target|npm|node_modules|bench|\.ci)/' "$TMP/root-files.txt" >&2; then
   fail "the root tarball contains source/build/test paths (listed above)"
 fi
-for f in package.json dist/index.js dist/index.d.ts native/index.cjs native/index.d.cts; do
+for f in package.json dist/index.js dist/index.d.ts dist/index.cjs dist/index.d.cts native/index.cjs native/index.d.cts; do
   grep -qxF "$f" "$TMP/root-files.txt" || fail "the root tarball lacks $f"
 done
-for f in package.json "$BINARY"; do
+for f in package.json "$BINARY" LICENSE; do
   grep -qxF "$f" "$TMP/platform-files.txt" || fail "the ${PLATFORM_PKG} tarball lacks $f"
 done
+for dir in npm/*/; do
+  cmp -s LICENSE "${dir}LICENSE" || fail "${dir}LICENSE is missing or differs from ./LICENSE (copy it there)"
+done
+mkdir -p "$TMP/unpacked"
+tar -xzf "$ROOT_TGZ" -C "$TMP/unpacked"
+node - "$TMP/unpacked/package" <<'EOF_MAPS' || fail "a source map in the root tarball points at sources it does not ship (above)"
+const { readFileSync, existsSync, readdirSync } = require('node:fs');
+const { dirname, join, resolve } = require('node:path');
+const root = process.argv[2];
+let maps = 0;
+let bad = 0;
+for (const f of readdirSync(root, { recursive: true })) {
+  if (!f.endsWith('.map')) continue;
+  maps++;
+  const map = JSON.parse(readFileSync(join(root, f), 'utf8'));
+  map.sources.forEach((src, i) => {
+    const shipped = existsSync(resolve(dirname(join(root, f)), map.sourceRoot ?? '', src));
+    if (!shipped && typeof map.sourcesContent?.[i] !== 'string') { console.error(`${f}: ${src}`); bad++; }
+  });
+}
+console.log(`maps ok: ${maps} source maps, each source shipped or inlined`);
+process.exit(bad ? 1 : 0);
+EOF_MAPS
 
 size_of() { stat -c %s "$1"; }
 echo "pack smoke: root tarball $(basename "$ROOT_TGZ"): $(size_of "$ROOT_TGZ") bytes, $(wc -l <"$TMP/root-files.txt") files"
@@ -195,11 +217,12 @@ import { sinkhorn, sinkhornDivergence, costMatrix, threadCount, ShapeError, SotE
 const require = createRequire(import.meta.url);
 const platformPkg = process.argv[2];
 
-// The addon really came from the platform package (not a stray build).
+// The addon loads on the first native call, and from the platform package (not a stray build).
+assert.deepEqual(Object.keys(require.cache).filter((k) => k.endsWith('.node')), [], 'the addon loaded at import');
+assert.ok(threadCount() >= 1);
 const addons = Object.keys(require.cache).filter((k) => k.endsWith('.node'));
 const expected = realpathSync(require.resolve(platformPkg));
 assert.deepEqual(addons.map((p) => realpathSync(p)), [expected], `loaded addons: ${addons.join(', ')}`);
-assert.ok(threadCount() >= 1);
 
 const x = [[0, 0, 1], [1, 0, 0], [0.5, 0.5, 0], [0.2, 0.9, 0.1]];
 const y = [[0, 1, 0], [1, 1, 1], [0.3, 0.2, 0.8], [0.9, 0.1, 0.4], [0, 0, 0.5]];
@@ -245,18 +268,12 @@ EOF
 
 cat >"$APP/cjs.cjs" <<'EOF'
 const assert = require('node:assert/strict');
-let error;
-try {
-  require('sot-purify');
-} catch (e) {
-  error = e;
-}
-assert.ok(error, "require('sot-purify') unexpectedly succeeded: the package is documented as ESM-only");
-assert.equal(error.code, 'ERR_PACKAGE_PATH_NOT_EXPORTED', `unexpected error from require(): ${error.code} ${error.message}`);
-import('sot-purify').then(async (m) => {
-  const r = await m.sinkhorn({ cost: [[0, 1], [1, 0]] }, { eps: 0.1 });
+const viaRequire = require('sot-purify');
+import('sot-purify').then(async (viaImport) => {
+  assert.equal(viaRequire.ShapeError, viaImport.ShapeError, 'require() and import() must give one module instance');
+  const r = await viaRequire.sinkhorn({ cost: [[0, 1], [1, 0]] }, { eps: 0.1 });
   assert.ok(r.converged && Number.isFinite(r.value));
-  console.log(`cjs ok: require() -> ${error.code}; import() works`);
+  console.log('cjs ok: require() and import() agree');
 });
 EOF
 
@@ -307,12 +324,14 @@ BARE="$TMP/bare"
 new_project "$BARE"
 (cd "$BARE" && sandbox npm install --prefer-offline --no-audit --no-fund --no-update-notifier "$ROOT_TGZ") \
   >"$TMP/install-bare.log" 2>&1 || { cat "$TMP/install-bare.log" >&2; fail "npm install of the root tarball alone failed"; }
-if (cd "$BARE" && sandbox timeout 60 node -e "import('sot-purify')" >"$TMP/bare.log" 2>&1); then
-  fail "sot-purify imported without its platform package installed: the addon was found somewhere it should not be"
+(cd "$BARE" && sandbox timeout 60 ./node_modules/.bin/sot --help >"$TMP/bare-help.log" 2>&1) ||
+  { cat "$TMP/bare-help.log" >&2; fail "'sot --help' failed without ${PLATFORM_PKG}: it must not need the addon"; }
+if (cd "$BARE" && sandbox timeout 60 node -e "require('sot-purify').threadCount()" >"$TMP/bare.log" 2>&1); then
+  fail "sot-purify loaded its addon without its platform package installed: the addon was found somewhere it should not be"
 fi
-grep -q 'Failed to load native binding\|Cannot find native binding' "$TMP/bare.log" ||
-  { cat "$TMP/bare.log" >&2; fail "without ${PLATFORM_PKG}, the import failed with an unclear error (above)"; }
-echo "bare ok: without ${PLATFORM_PKG}, import fails with: $(grep -m1 -o 'Error: .*' "$TMP/bare.log")"
+grep -q "could not load its native addon on linux x64 (glibc)" "$TMP/bare.log" && grep -q "${PLATFORM_PKG}@" "$TMP/bare.log" ||
+  { cat "$TMP/bare.log" >&2; fail "without ${PLATFORM_PKG}, the first native call failed with an unclear error (above)"; }
+echo "bare ok: without ${PLATFORM_PKG}, sot --help works and the first native call says: $(grep -m1 -o 'could not load.*' "$TMP/bare.log")"
 
 trap - ERR
 echo "pack smoke: ok"

@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_INPUT'
   | 'ERR_IO'
-  | 'ERR_FETCH';
+  | 'ERR_FETCH'
+  | 'ERR_BINDING';
 
 /** Base class of every error SOT throws; branch on `code` or on the subclass. */
 export class SotError extends Error {
@@ -94,6 +95,13 @@ export class FetchError extends SotError {
   constructor(message: string, options?: { url?: string; cause?: unknown }) {
     super('ERR_FETCH', message, options);
     if (options?.url !== undefined) this.url = options.url;
+  }
+}
+
+/** No native addon (nor the WebAssembly build) loads on this platform; the message says why and what to install. */
+export class BindingError extends SotError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_BINDING', message, options);
   }
 }
 

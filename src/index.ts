@@ -44,6 +44,7 @@ export {
   type ErrorCode,
 } from './errors.js';
 export {
+  BindingError,
   FetchError,
   InputError,
   IoError,
