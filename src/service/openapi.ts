@@ -66,7 +66,13 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary: 'An output of a succeeded job, streamed',
           responses: {
-            200: { description: 'the file (dataset in the input format, scores CSV, report JSON or HTML)', content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+            200: {
+              description: 'the file: the dataset in the input format, the scores CSV, the JSON report or its HTML page',
+              content: {
+                ...Object.fromEntries(['application/x-ndjson', 'text/csv', 'application/vnd.apache.parquet', 'text/html'].map((t) => [t, { schema: { type: 'string', format: 'binary' } }])),
+                'application/json': { schema: { type: ['object', 'array'] } },
+              },
+            },
             400: err('bad id or name'),
             ...auth,
             404: err('no such job or file'),

@@ -47,6 +47,11 @@ export const jobOptionsSchema = {
         tol: num,
         maxSteps: { type: 'integer', minimum: 1, maximum: 1_000_000 },
         debiased: { type: 'boolean' },
+        inner: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { tol: num, maxIter: { type: 'integer', minimum: 1, maximum: 1_000_000 }, overrelax: { type: 'boolean' } },
+        },
         storage: { type: 'object', additionalProperties: false, properties: { neighbours: { type: 'integer', minimum: 1 } } },
       },
     },
