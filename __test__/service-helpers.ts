@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { openApiDocument } from '../src/service/openapi.js';
-import { alpacaOk, contaminated, writeJsonl } from './datasets.js';
+import { CLI, alpacaOk, contaminated, writeJsonl } from './datasets.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -186,4 +186,42 @@ export function writeTokens(dir: string, tokens: Record<string, string>): string
   const path = join(dir, 'tokens.json');
   writeFileSync(path, JSON.stringify({ tokens: Object.entries(tokens).map(([tenant, t]) => ({ tenant, sha256: createHash('sha256').update(t).digest('hex') })) }));
   return path;
+}
+
+export interface CliProcess {
+  proc: ChildProcess;
+  output(): string;
+  /** Resolves once the output matches `re`. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** `node dist/cli.js <args>` (the built CLI), its output collected. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const waiters: Array<() => void> = [];
+  const onData = (d: Buffer) => {
+    out += d.toString('utf8');
+    for (const w of waiters.splice(0)) w();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    proc,
+    output: () => out,
+    exited,
+    async waitFor(re, timeoutMs = 20_000) {
+      const t0 = Date.now();
+      while (!re.test(out)) {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`process exited before ${re}:\n${out}`);
+        if (Date.now() - t0 > timeoutMs) throw new Error(`no ${re} after ${timeoutMs} ms:\n${out}`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+  };
 }

@@ -83,6 +83,7 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
     }
   });
 
+  const conn = connect(cfg.redis);
   const worker = new Worker(
     QUEUE,
     async (job: Job<JobRef>, token?: string) => {
@@ -100,7 +101,7 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
       }
     },
     {
-      connection: connect(cfg.redis),
+      connection: conn,
       prefix: PREFIX,
       concurrency: cfg.concurrency,
       lockDuration: cfg.lockMs,
@@ -120,6 +121,7 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
       if (expired) for (const c of running.values()) c.abort('shutdown' satisfies StopReason);
       await closing;
       sub.disconnect();
+      conn.disconnect(); // a connection we made: BullMQ leaves it open
     },
   };
 }

@@ -1,0 +1,144 @@
+// The service on BullMQ with a real redis-server and `sot worker` processes:
+// the API end to end, cancellation across processes, a worker SIGKILLed
+// mid-job (another worker finishes it, with byte-identical outputs), a
+// worker stopped by SIGTERM (it hands its job back), and 100 concurrent
+// submissions that all reach a final state.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Tokens, sha256 } from '../src/service/auth.js';
+import { createServer, type SotServer } from '../src/service/server.js';
+import { withoutRunFigures } from './datasets.js';
+import { SLOW, type CliProcess, type RedisInstance, client, dataset, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
+
+let redis: RedisInstance;
+let dir: string;
+let root: string;
+let server: SotServer;
+let api: ReturnType<typeof client>;
+let train: string;
+const workers: CliProcess[] = [];
+
+function startWorker(extra: string[] = []): CliProcess {
+  const w = spawnCli(['worker', '--redis', redis.url, '--data-root', root, '--lock', '2', '--backoff', '0', '--offline', ...extra]);
+  workers.push(w);
+  return w;
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  dir = tempDir();
+  root = join(dir, 'root');
+  train = dataset(dir, 200);
+  server = await createServer({
+    dataRoot: root,
+    redis: redis.url,
+    tokens: new Tokens([{ tenant: 'alice', sha256: sha256('token-a') }]),
+    maxQueuedPerTenant: 200,
+    sweepMs: 3_600_000,
+  });
+  api = client(await server.listen(0), 'token-a');
+});
+
+afterAll(async () => {
+  await Promise.all(workers.map((w) => stopProcess(w.proc, 'SIGKILL')));
+  await server?.close(0);
+  await redis?.stop();
+});
+
+describe('sot serve --redis with sot worker', () => {
+  it('runs a job on a worker, fails bad input once, cancels running and queued jobs', async () => {
+    const w = startWorker();
+    await w.waitFor(/sot worker: ready/);
+    expect((await api.call('GET', '/readyz')).status).toBe(200);
+
+    const ok = await api.upload(train, { harmful: ['advbench'] });
+    expect(ok.status).toBe(202);
+    const done = await api.waitFinal(ok.body.id);
+    expect(done.body.state).toBe('succeeded');
+    expect(done.body.result.records).toBe(200);
+    expect((await api.call('GET', `/v1/jobs/${ok.body.id}/files/dataset`)).bytes.toString().trim().split('\n')).toHaveLength(160);
+
+    const bad = await api.upload(train, { harmful: ['advbench'], recordFormat: 'messages' });
+    const failed = await api.waitFinal(bad.body.id);
+    expect(failed.body.state).toBe('failed');
+    expect(failed.body.error.code).toBe('ERR_INPUT');
+    expect(failed.body.attempts).toBe(1); // bad input is never retried
+
+    const running = await api.upload(train, SLOW);
+    const queued = await api.upload(train, { harmful: ['advbench'] });
+    await api.waitState(running.body.id, (j) => j.state === 'running' && j.stage === 'learn');
+    expect((await api.call('DELETE', `/v1/jobs/${queued.body.id}`)).status).toBe(200);
+    expect((await api.call('DELETE', `/v1/jobs/${running.body.id}`)).body.state).toBe('cancelled');
+    expect(existsSync(join(root, 'alice', 'jobs', running.body.id))).toBe(false);
+    // The worker stopped the cancelled run and is free again.
+    const next = await api.upload(train, { harmful: ['advbench'] });
+    expect((await api.waitFinal(next.body.id, 20_000)).body.state).toBe('succeeded');
+    expect(existsSync(join(root, 'alice', 'jobs', queued.body.id))).toBe(false);
+    await stopProcess(w.proc);
+    expect((await w.exited).code).toBe(0);
+  });
+
+  it('hands a job of a SIGKILLed worker to another, whose outputs are byte-identical', async () => {
+    const a = startWorker();
+    await a.waitFor(/sot worker: ready/);
+    const sub = await api.upload(train, SLOW);
+    await api.waitState(sub.body.id, (j) => j.state === 'running' && j.stage === 'learn');
+    const b = startWorker();
+    await b.waitFor(/sot worker: ready/);
+    a.proc.kill('SIGKILL');
+    expect((await a.exited).signal).toBe('SIGKILL');
+
+    const done = await api.waitFinal(sub.body.id, 60_000);
+    expect(done.body.state).toBe('succeeded');
+    expect(done.body.attempts).toBe(2);
+
+    // An uninterrupted run of the same job, for comparison.
+    const again = await api.upload(train, SLOW);
+    const ref = await api.waitFinal(again.body.id, 60_000);
+    expect(ref.body.attempts).toBe(1);
+    const file = async (id: string, name: string) => (await api.call('GET', `/v1/jobs/${id}/files/${name}`)).bytes;
+    expect((await file(sub.body.id, 'dataset')).equals(await file(again.body.id, 'dataset'))).toBe(true);
+    expect((await file(sub.body.id, 'scores')).equals(await file(again.body.id, 'scores'))).toBe(true);
+    const killed = (await file(sub.body.id, 'report')).toString('utf8');
+    expect(JSON.parse(killed).createdAt).toBe(sub.body.createdAt); // the submission time, whoever ran it
+    // Same report but for the job's own id in its paths and the run figures (times, memory, seconds).
+    const norm = (text: string, id: string) => withoutRunFigures(text.split(id).join('<id>'));
+    expect(norm(killed, sub.body.id)).toBe(norm((await file(again.body.id, 'report')).toString('utf8'), again.body.id));
+    await stopProcess(b.proc);
+  });
+
+  it('on SIGTERM a worker hands its running job back, and another finishes it', async () => {
+    const a = startWorker(['--grace', '0']);
+    await a.waitFor(/sot worker: ready/);
+    const sub = await api.upload(train, SLOW);
+    await api.waitState(sub.body.id, (j) => j.state === 'running' && j.stage === 'learn');
+    a.proc.kill('SIGTERM');
+    expect((await a.exited).code).toBe(0);
+    expect(a.output()).toMatch(/sot worker: stopped/);
+    expect((await api.job(sub.body.id)).body.state).toBe('queued');
+    const b = startWorker();
+    const done = await api.waitFinal(sub.body.id, 60_000);
+    expect(done.body.state).toBe('succeeded');
+    expect(done.body.attempts).toBe(2);
+    await stopProcess(b.proc);
+  });
+
+  it('takes 100 concurrent submissions and brings every job to a final state', async () => {
+    const ws = [startWorker(['--concurrency', '2']), startWorker(['--concurrency', '2'])];
+    await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
+    const small = smallDataset(dir, 40, 'small.jsonl');
+    const subs = await Promise.all(Array.from({ length: 100 }, (_, i) => api.upload(small, { harmful: ['advbench'], seed: i, keep: { count: 30 } })));
+    expect(subs.map((s) => s.status)).toEqual(Array(100).fill(202));
+    expect(new Set(subs.map((s) => s.body.id)).size).toBe(100);
+    const finals = await Promise.all(subs.map((s) => api.waitFinal(s.body.id, 120_000)));
+    expect(finals.map((f) => f.body.state)).toEqual(Array(100).fill('succeeded'));
+    expect(finals.every((f) => f.body.result.kept === 30)).toBe(true);
+    const m = (await api.call('GET', '/metrics')).bytes.toString('utf8');
+    expect(m).toMatch(/^sot_queue_depth\{kind="waiting"\} 0$/m);
+    expect(m).toMatch(/^sot_queue_depth\{kind="active"\} 0$/m);
+    const listed = await api.call('GET', '/v1/jobs?limit=1000&state=succeeded');
+    expect(listed.body.jobs.length).toBeGreaterThanOrEqual(100);
+    expect(readFileSync(small, 'utf8').trim().split('\n')).toHaveLength(40); // the input is never touched
+  });
+});
