@@ -212,6 +212,32 @@ describe('sot serve (embedded queue)', () => {
     for (const id of ids) await alice.call('DELETE', `/v1/jobs/${id}`);
   });
 
+  it('keeps a tenant within its disk quota: an upload that does not fit gets 413, a full folder 507', async () => {
+    const qroot = join(dir, 'quota-root');
+    const q = await createServer({ dataRoot: qroot, tokens: loadTokens({ env: 'carol:token-c' }), quotaBytes: 60_000, sweepMs: 3_600_000, dataDir: process.env.SOT_DATA_DIR, offline: true });
+    try {
+      const carol = client(await q.listen(0), 'token-c');
+      const small = smallDataset(dir, 60, 'quota-small.jsonl');
+      const big = smallDataset(dir, 400, 'quota-big.jsonl');
+      expect((await carol.upload(big, { harmful: ['advbench'] })).status).toBe(413);
+      const ok = await carol.upload(small, { harmful: ['advbench'] });
+      expect(ok.status).toBe(202);
+      await carol.waitFinal(ok.body.id);
+      let full = await carol.upload(small, { harmful: ['advbench'] });
+      for (let i = 0; i < 5 && full.status === 202; i++) {
+        await carol.waitFinal(full.body.id);
+        full = await carol.upload(small, { harmful: ['advbench'] });
+      }
+      expect(full.status).toBe(507);
+      expect(full.body.error.code).toBe('ERR_QUOTA');
+      // Deleting jobs frees the room again.
+      for (const j of (await carol.call('GET', '/v1/jobs')).body.jobs) await carol.call('DELETE', `/v1/jobs/${j.id}`);
+      expect((await carol.upload(small, { harmful: ['advbench'] })).status).toBe(202);
+    } finally {
+      await q.close(0);
+    }
+  });
+
   it('serves health, readiness, metrics and its OpenAPI document', async () => {
     const c = client(base);
     expect((await c.call('GET', '/healthz')).body).toEqual({ ok: true });
