@@ -125,7 +125,7 @@ describe('sot serve --redis with sot worker', () => {
   });
 
   it('takes 100 concurrent submissions and brings every job to a final state', async () => {
-    const ws = [startWorker(['--concurrency', '2']), startWorker(['--concurrency', '2'])];
+    const ws = [startWorker(['--concurrency', '2', '--metrics-port', '0']), startWorker(['--concurrency', '2'])];
     await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
     const small = smallDataset(dir, 40, 'small.jsonl');
     const subs = await Promise.all(Array.from({ length: 100 }, (_, i) => api.upload(small, { harmful: ['advbench'], seed: i, keep: { count: 30 } })));
@@ -137,6 +137,10 @@ describe('sot serve --redis with sot worker', () => {
     const m = (await api.call('GET', '/metrics')).bytes.toString('utf8');
     expect(m).toMatch(/^sot_queue_depth\{kind="waiting"\} 0$/m);
     expect(m).toMatch(/^sot_queue_depth\{kind="active"\} 0$/m);
+    // The worker's own metrics: what it ran, stage by stage.
+    const workerMetrics = await (await fetch(/metrics on ([^\s)]+)/.exec(ws[0]!.output())![1]!)).text();
+    expect(workerMetrics).toMatch(/^sot_stage_seconds_count\{stage="learn"\} [1-9]/m);
+    expect(workerMetrics).toMatch(/^sot_records_total [1-9]/m);
     const listed = await api.call('GET', '/v1/jobs?limit=1000&state=succeeded');
     expect(listed.body.jobs.length).toBeGreaterThanOrEqual(100);
     expect(readFileSync(small, 'utf8').trim().split('\n')).toHaveLength(40); // the input is never touched

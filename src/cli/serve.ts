@@ -1,6 +1,7 @@
 // `sot serve` and `sot worker`: the purification service (see docs/service.md).
 // The service modules are loaded on first use, so other commands do not pay for Fastify or BullMQ.
 import { type Command, InvalidArgumentError } from 'commander';
+import { createServer as createHttpServer } from 'node:http';
 import { OptionError } from '../errors.js';
 import { parseBytes } from '../storage.js';
 
@@ -68,6 +69,20 @@ function common(cmd: Command): Command {
     .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)');
 }
 
+/** A bare HTTP endpoint for a worker's metrics (a worker has no API of its own). */
+async function serveMetrics(metrics: { registry: { contentType: string; metrics(): Promise<string> } }, port: number, host: string) {
+  const server = createHttpServer((req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, resolve));
+  const addr = server.address() as { port: number };
+  return { url: `http://${host}:${addr.port}/metrics`, close: () => server.close() };
+}
+
 /** Adds `serve` and `worker` to the `sot` program. */
 export function registerServeCommands(prog: Command): void {
   common(
@@ -110,7 +125,9 @@ export function registerServeCommands(prog: Command): void {
     prog
       .command('worker')
       .description('run queued jobs from BullMQ on Redis (any number of workers, on any machines sharing the data root)')
-      .requiredOption('--redis <url>', 'the Redis the server queues jobs in'),
+      .requiredOption('--redis <url>', 'the Redis the server queues jobs in')
+      .option('--metrics-port <n>', 'serve this worker\'s Prometheus metrics (stage durations, records) at http://<host>:<n>/metrics', count('--metrics-port'))
+      .option('--host <host>', 'address of the metrics endpoint', '127.0.0.1'),
   ).action(async (f: Flags) => {
     const [{ resolveConfig }, { JobStore }, { Metrics }, { startBullWorker }] = await Promise.all([
       import('../service/config.js'),
@@ -119,11 +136,14 @@ export function registerServeCommands(prog: Command): void {
       import('../service/queue/bullmq.js'),
     ]);
     const cfg = resolveConfig(base(f));
-    const worker = await startBullWorker(new JobStore(cfg.dataRoot), { ...cfg, redis: f.redis! }, new Metrics());
-    process.stdout.write(`sot worker: ready (concurrency ${cfg.concurrency}, data root ${cfg.dataRoot})\n`);
+    const metrics = new Metrics();
+    const worker = await startBullWorker(new JobStore(cfg.dataRoot), { ...cfg, redis: f.redis! }, metrics);
+    const endpoint = f.metricsPort === undefined ? undefined : await serveMetrics(metrics, f.metricsPort as number, f.host as string);
+    process.stdout.write(`sot worker: ready (concurrency ${cfg.concurrency}, data root ${cfg.dataRoot}${endpoint ? `, metrics on ${endpoint.url}` : ''})\n`);
     const sig = await stopSignal();
     process.stdout.write(`sot worker: ${sig}: finishing running jobs (grace ${cfg.graceMs / 1000} s)\n`);
     await worker.close(cfg.graceMs);
+    endpoint?.close();
     process.stdout.write('sot worker: stopped\n');
   });
 }
