@@ -5,6 +5,7 @@
 // submissions that all reach a final state.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
@@ -122,6 +123,19 @@ describe('sot serve --redis with sot worker', () => {
     expect(done.body.state).toBe('succeeded');
     expect(done.body.attempts).toBe(2);
     await stopProcess(b.proc);
+  });
+
+  it('after a restart, queues again the unfinished jobs Redis lost', async () => {
+    const sub = await api.upload(train, { harmful: ['advbench'] }); // no worker runs now
+    expect(sub.status).toBe(202);
+    await server.close(0);
+    const conn = new Redis(redis.url);
+    await conn.flushall();
+    conn.disconnect();
+    server = await createServer({ dataRoot: root, redis: redis.url, tokens: new Tokens([{ tenant: 'alice', sha256: sha256('token-a') }]), maxQueuedPerTenant: 200, sweepMs: 3_600_000 });
+    api = client(await server.listen(0), 'token-a');
+    startWorker();
+    expect((await api.waitFinal(sub.body.id)).body.state).toBe('succeeded');
   });
 
   it('takes 100 concurrent submissions and brings every job to a final state', async () => {

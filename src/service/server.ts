@@ -60,7 +60,7 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
     },
     depth: () => queue.depth(),
   });
-  queue = cfg.redis ? new BullQueue({ ...cfg, redis: cfg.redis }) : new EmbeddedQueue(store, cfg, metrics);
+  queue = cfg.redis ? new BullQueue(store, { ...cfg, redis: cfg.redis }) : new EmbeddedQueue(store, cfg, metrics);
   await queue.start();
 
   let closing = false;

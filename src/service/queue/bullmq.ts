@@ -6,7 +6,7 @@
 import { Queue, Worker, WaitingError, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ServiceConfig } from '../config.js';
-import type { JobRef, JobStore } from '../jobs.js';
+import { TERMINAL, type JobRef, type JobStore } from '../jobs.js';
 import type { Metrics } from '../metrics.js';
 import { runJob, type StopReason } from '../worker.js';
 import type { JobQueue } from './types.js';
@@ -23,13 +23,20 @@ export class BullQueue implements JobQueue {
   private readonly conn: Redis;
   private readonly queue: Queue;
 
-  constructor(private readonly cfg: ServiceConfig & { redis: string }) {
+  constructor(
+    private readonly store: JobStore,
+    private readonly cfg: ServiceConfig & { redis: string },
+  ) {
     this.conn = connect(cfg.redis);
     this.queue = new Queue(QUEUE, { connection: this.conn, prefix: PREFIX });
   }
 
+  /** Queues again what the records say is unfinished: a no-op for jobs Redis still holds (same job id), a rescue for those it lost. */
   async start(): Promise<void> {
     await this.queue.waitUntilReady();
+    for (const tenant of await this.store.tenants()) {
+      for (const r of await this.store.list(tenant)) if (!TERMINAL.includes(r.state)) await this.enqueue(r);
+    }
   }
 
   async enqueue(ref: JobRef): Promise<void> {
