@@ -3,13 +3,13 @@
 // mid-job (another worker finishes it, with byte-identical outputs), a
 // worker stopped by SIGTERM (it hands its job back), and 100 concurrent
 // submissions that all reach a final state.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
-import { withoutRunFigures } from './datasets.js';
+import { harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
 import { SLOW, type CliProcess, type RedisInstance, client, dataset, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
 
 let redis: RedisInstance;
@@ -142,7 +142,10 @@ describe('sot serve --redis with sot worker', () => {
     const ws = [startWorker(['--concurrency', '2', '--metrics-port', '0']), startWorker(['--concurrency', '2'])];
     await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
     const small = smallDataset(dir, 40, 'small.jsonl');
-    const subs = await Promise.all(Array.from({ length: 100 }, (_, i) => api.upload(small, { harmful: ['advbench'], seed: i, keep: { count: 30 } })));
+    // A small harmful reference in the tenant's folder keeps each job cheap.
+    mkdirSync(join(root, 'alice', 'refs'), { recursive: true });
+    writeJsonl(join(root, 'alice', 'refs', 'harmful.jsonl'), harmfulPairs().slice(0, 20));
+    const subs = await Promise.all(Array.from({ length: 100 }, (_, i) => api.upload(small, { harmful: ['refs/harmful.jsonl'], seed: i, keep: { count: 30 }, html: false, learner: { maxSteps: 20 } })));
     expect(subs.map((s) => s.status)).toEqual(Array(100).fill(202));
     expect(new Set(subs.map((s) => s.body.id)).size).toBe(100);
     const finals = await Promise.all(subs.map((s) => api.waitFinal(s.body.id, 120_000)));

@@ -87,6 +87,7 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats.default(ajv);
 ajv.addSchema(doc as object, 'openapi.json');
 const seen = new Set<string>();
+const validators = new Map<string, ReturnType<typeof ajv.compile>>();
 
 /** `/v1/jobs/abc/files/report` -> `/v1/jobs/{id}/files/{name}` */
 function template(path: string): string {
@@ -110,7 +111,9 @@ export function checkAgainstOpenApi(method: string, path: string, status: number
   if (res!.content) expect(media, `${method} ${t} ${status}: ${type} not documented`).toBeDefined();
   if (type !== 'application/json') return;
   const schema = media!.schema as { $ref?: string };
-  const validate = ajv.compile(schema.$ref ? { $ref: `openapi.json${schema.$ref}` } : schema);
+  const key = `${method} ${t} ${status}`;
+  const validate = validators.get(key) ?? ajv.compile(schema.$ref ? { $ref: `openapi.json${schema.$ref}` } : schema);
+  validators.set(key, validate);
   const ok = validate(body);
   expect(ok, `${method} ${t} ${status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`).toBe(true);
 }
@@ -167,7 +170,7 @@ export function client(base: string, token?: string) {
         const r = await call('GET', `/v1/jobs/${id}`);
         if (r.status !== 200 || ['succeeded', 'failed', 'cancelled'].includes(r.body.state)) return r;
         if (Date.now() - t0 > timeoutMs) throw new Error(`job ${id} still ${r.body.state} after ${timeoutMs} ms`);
-        await sleep(100);
+        await sleep(200);
       }
     },
     async waitState(id: string, pred: (job: any) => boolean, timeoutMs = 30_000) {
