@@ -20,8 +20,8 @@ let api: ReturnType<typeof client>;
 let train: string;
 const workers: CliProcess[] = [];
 
-function startWorker(extra: string[] = []): CliProcess {
-  const w = spawnCli(['worker', '--redis', redis.url, '--data-root', root, '--lock', '2', '--backoff', '0', '--offline', ...extra]);
+function startWorker(extra: string[] = [], env: Record<string, string> = {}): CliProcess {
+  const w = spawnCli(['worker', '--redis', redis.url, '--data-root', root, '--lock', '2', '--backoff', '0', '--offline', ...extra], env);
   workers.push(w);
   return w;
 }
@@ -80,12 +80,12 @@ describe('sot serve --redis with sot worker', () => {
     expect((await w.exited).code).toBe(0);
   });
 
-  it('hands a job of a SIGKILLed worker to another, whose outputs are byte-identical', async () => {
+  it('hands a job of a SIGKILLed worker to another, whose outputs are byte-identical to a run on one thread', async () => {
     const a = startWorker();
     await a.waitFor(/sot worker: ready/);
     const sub = await api.upload(train, SLOW);
     await api.waitState(sub.body.id, (j) => j.state === 'running' && j.stage === 'learn');
-    const b = startWorker();
+    const b = startWorker([], { SOT_NUM_THREADS: '2' });
     await b.waitFor(/sot worker: ready/);
     a.proc.kill('SIGKILL');
     expect((await a.exited).signal).toBe('SIGKILL');
@@ -94,7 +94,10 @@ describe('sot serve --redis with sot worker', () => {
     expect(done.body.state).toBe('succeeded');
     expect(done.body.attempts).toBe(2);
 
-    // An uninterrupted run of the same job, for comparison.
+    // An uninterrupted run of the same job, for comparison, on a worker with another thread count.
+    await stopProcess(b.proc);
+    const c = startWorker([], { SOT_NUM_THREADS: '1' });
+    await c.waitFor(/sot worker: ready/);
     const again = await api.upload(train, SLOW);
     const ref = await api.waitFinal(again.body.id, 60_000);
     expect(ref.body.attempts).toBe(1);
@@ -106,7 +109,7 @@ describe('sot serve --redis with sot worker', () => {
     // Same report but for the job's own id in its paths and the run figures (times, memory, seconds).
     const norm = (text: string, id: string) => withoutRunFigures(text.split(id).join('<id>'));
     expect(norm(killed, sub.body.id)).toBe(norm((await file(again.body.id, 'report')).toString('utf8'), again.body.id));
-    await stopProcess(b.proc);
+    await stopProcess(c.proc);
   });
 
   it('on SIGTERM a worker hands its running job back, and another finishes it', async () => {
