@@ -17,8 +17,7 @@ import { createServer as netServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer, Tokens } from '../dist/service/index.js';
-import { sha256 } from '../dist/service/auth.js';
+import { createServer, sha256, Tokens } from '../dist/service/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');

@@ -67,8 +67,9 @@ const now = () => new Date().toISOString();
 export async function runJob(store: JobStore, ref: JobRef, cfg: ServiceConfig, signal: AbortSignal, metrics?: Metrics): Promise<Outcome> {
   const rec = await store.read(ref);
   if (!rec || TERMINAL.includes(rec.state)) return { kind: 'skipped' };
-  const started = await store.update(ref, (r) => ({ ...r, state: 'running', stage: null, progress: null, attempts: r.attempts + 1, startedAt: now(), error: undefined }));
-  if (!started) return { kind: 'skipped' };
+  // (a cancellation recorded since the read wins)
+  const started = await store.update(ref, (r) => (TERMINAL.includes(r.state) ? undefined : { ...r, state: 'running', stage: null, progress: null, attempts: r.attempts + 1, startedAt: now(), error: undefined }));
+  if (started?.state !== 'running') return { kind: 'skipped' };
   metrics?.started();
   const t0 = performance.now();
   let stageStart = t0;
