@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
 import { harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
-import { SLOW, type CliProcess, type RedisInstance, client, dataset, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
+import { SLOW, type CliProcess, type RedisInstance, client, dataset, sleep, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
 
 let redis: RedisInstance;
 let dir: string;
@@ -128,6 +128,24 @@ describe('sot serve --redis with sot worker', () => {
     await stopProcess(b.proc);
   });
 
+  it('runs no more of one tenant\'s jobs at once than its limit, on all workers together', async () => {
+    const ws = [startWorker(['--max-running-per-tenant', '1']), startWorker(['--max-running-per-tenant', '1'])];
+    await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
+    const ids = [(await api.upload(train, SLOW)).body.id, (await api.upload(train, SLOW)).body.id];
+    let most = 0;
+    for (;;) {
+      const states = await Promise.all(ids.map(async (id) => (await api.job(id)).body.state));
+      most = Math.max(most, states.filter((s) => s === 'running').length);
+      if (states.every((s) => s === 'succeeded' || s === 'failed')) {
+        expect(states).toEqual(['succeeded', 'succeeded']);
+        break;
+      }
+      await sleep(50);
+    }
+    expect(most).toBe(1);
+    await Promise.all(ws.map((w) => stopProcess(w.proc)));
+  });
+
   it('after a restart, queues again the unfinished jobs Redis lost', async () => {
     const sub = await api.upload(train, { harmful: ['advbench'] }); // no worker runs now
     expect(sub.status).toBe(202);
@@ -142,7 +160,7 @@ describe('sot serve --redis with sot worker', () => {
   });
 
   it('takes 100 concurrent submissions and brings every job to a final state', async () => {
-    const ws = [startWorker(['--concurrency', '2', '--metrics-port', '0']), startWorker(['--concurrency', '2'])];
+    const ws = [startWorker(['--concurrency', '2', '--max-running-per-tenant', '4', '--metrics-port', '0']), startWorker(['--concurrency', '2', '--max-running-per-tenant', '4'])];
     await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
     const small = smallDataset(dir, 40, 'small.jsonl');
     // A small harmful reference in the tenant's folder keeps each job cheap.

@@ -42,6 +42,7 @@ function base(f: Flags) {
     retries: f.retries as number | undefined,
     backoffMs: f.backoff as number | undefined,
     jobMemoryBudget: f.jobMemoryBudget as number | undefined,
+    maxRunningPerTenant: f.maxRunningPerTenant as number | undefined,
     dataDir: f.dataDir ?? process.env.SOT_DATA_DIR,
     cacheDir: process.env.SOT_CACHE_DIR,
     offline: f.offline === true || process.env.SOT_OFFLINE === '1' ? true : undefined,
@@ -60,6 +61,7 @@ function common(cmd: Command): Command {
   return cmd
     .option('--data-root <dir>', 'folder of every tenant\'s uploads and jobs, shared by the server and its workers (env SOT_SERVE_DATA_ROOT)')
     .option('--concurrency <n>', 'jobs this process runs at once (default 1)', count('--concurrency', 1))
+    .option('--max-running-per-tenant <n>', 'jobs of one tenant running at once, in this process (embedded) or on all workers (default 2)', count('--max-running-per-tenant', 1))
     .option('--job-memory-budget <size>', 'memory budget of one job, e.g. 4GB (default 4 GiB)', bytes('--job-memory-budget'))
     .option('--retries <n>', 'retries of a job that failed for a transient reason (default 2)', count('--retries'))
     .option('--backoff <seconds>', 'first retry delay, doubled on each retry (default 5)', seconds('--backoff'))
@@ -93,7 +95,6 @@ export function registerServeCommands(prog: Command): void {
       .option('--port <n>', 'port to listen on', count('--port'), 8080)
       .option('--tokens <file>', 'bearer tokens: {"tokens": [{"tenant": ..., "sha256": ...}]} (and/or env SOT_SERVE_TOKENS=tenant:token,...)')
       .option('--redis <url>', 'queue jobs in BullMQ on this Redis for `sot worker` processes (default: run them in this process)')
-      .option('--max-running-per-tenant <n>', 'embedded queue: jobs of one tenant running at once (default 2)', count('--max-running-per-tenant', 1))
       .option('--max-queued <n>', 'jobs waiting, all tenants, before 429 (default 1000)', count('--max-queued', 1))
       .option('--max-queued-per-tenant <n>', 'jobs of one tenant waiting before 429 (default 100)', count('--max-queued-per-tenant', 1))
       .option('--max-upload <size>', 'largest upload, e.g. 1GB (default 1 GiB)', bytes('--max-upload'))
@@ -105,7 +106,6 @@ export function registerServeCommands(prog: Command): void {
     const server = await createServer({
       ...base(f),
       tokens: loadTokens({ file: f.tokens as string | undefined, env: process.env.SOT_SERVE_TOKENS }),
-      maxRunningPerTenant: f.maxRunningPerTenant as number | undefined,
       maxQueued: f.maxQueued as number | undefined,
       maxQueuedPerTenant: f.maxQueuedPerTenant as number | undefined,
       maxUploadBytes: f.maxUpload as number | undefined,

@@ -10,7 +10,7 @@ export interface ServiceConfig {
   redis?: string;
   /** Jobs run at once by this process (embedded server or `sot worker`). */
   concurrency: number;
-  /** Jobs of one tenant running at once (embedded queue). */
+  /** Jobs of one tenant running at once: in the embedded queue, or on all BullMQ workers together (each worker checks). */
   maxRunningPerTenant: number;
   /** Jobs waiting, all tenants together, before submissions get 429. */
   maxQueued: number;

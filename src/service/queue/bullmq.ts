@@ -3,7 +3,7 @@
 // A worker that dies mid-job stops renewing its lock and BullMQ's stalled-job
 // check hands the job to another worker. Cancellation of a running job goes
 // to every worker over a Redis channel; the one running it aborts it.
-import { Queue, Worker, WaitingError, type Job } from 'bullmq';
+import { DelayedError, Queue, Worker, WaitingError, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ServiceConfig } from '../config.js';
 import { TERMINAL, type JobRef, type JobStore } from '../jobs.js';
@@ -91,9 +91,17 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
   });
 
   const conn = connect(cfg.redis);
+  const peers = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
+  /** Jobs of `tenant` other workers (or this one) run now, `job` aside. */
+  const runningOf = async (tenant: string, self: string) => (await peers.getActive()).filter((j) => j.id !== self && (j.data as JobRef).tenant === tenant).length;
   const worker = new Worker(
     QUEUE,
     async (job: Job<JobRef>, token?: string) => {
+      // Fairness: a tenant at its limit waits (a short, jittered delay so that workers racing for it do not collide again).
+      if ((await runningOf(job.data.tenant, job.id!)) >= cfg.maxRunningPerTenant) {
+        await job.moveToDelayed(Date.now() + 250 + Math.floor(Math.random() * 500), token);
+        throw new DelayedError();
+      }
       const ctrl = new AbortController();
       running.set(job.data.id, ctrl);
       try {
@@ -127,6 +135,7 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
       clearTimeout(timer);
       if (expired) for (const c of running.values()) c.abort('shutdown' satisfies StopReason);
       await closing;
+      await peers.close();
       sub.disconnect();
       conn.disconnect(); // a connection we made: BullMQ leaves it open
     },
