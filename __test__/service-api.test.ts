@@ -212,6 +212,27 @@ describe('sot serve (embedded queue)', () => {
     for (const id of ids) await alice.call('DELETE', `/v1/jobs/${id}`);
   });
 
+  it('lets another tenant go ahead while one is at its running limit', async () => {
+    const f = await createServer({ dataRoot: join(dir, 'fair-root'), tokens: loadTokens({ env: 'alice:token-a,bob:token-b' }), concurrency: 2, maxRunningPerTenant: 1, sweepMs: 3_600_000, dataDir: process.env.SOT_DATA_DIR, offline: true });
+    try {
+      const base2 = await f.listen(0);
+      const a = client(base2, 'token-a');
+      const b = client(base2, 'token-b');
+      // Far slower than the rest: cancelled below, once the others have shown the order.
+      const slow = await a.upload(train, { ...SLOW, learner: { ...SLOW.learner, inner: { tol: 1e-300, maxIter: 200_000 } } });
+      await a.waitState(slow.body.id, (j) => j.state === 'running');
+      const second = await a.upload(train, { harmful: ['advbench'] });
+      const other = await b.upload(train, { harmful: ['advbench'] });
+      expect((await b.waitFinal(other.body.id)).body.state).toBe('succeeded');
+      expect((await a.job(second.body.id)).body.state).toBe('queued'); // behind alice's running job, not behind bob
+      expect((await a.job(slow.body.id)).body.state).toBe('running');
+      await a.call('DELETE', `/v1/jobs/${slow.body.id}`);
+      expect((await a.waitFinal(second.body.id)).body.state).toBe('succeeded');
+    } finally {
+      await f.close(0);
+    }
+  });
+
   it('keeps a tenant within its disk quota: an upload that does not fit gets 413, a full folder 507', async () => {
     const qroot = join(dir, 'quota-root');
     const q = await createServer({ dataRoot: qroot, tokens: loadTokens({ env: 'carol:token-c' }), quotaBytes: 60_000, sweepMs: 3_600_000, dataDir: process.env.SOT_DATA_DIR, offline: true });
