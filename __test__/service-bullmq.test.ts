@@ -81,18 +81,21 @@ describe('sot serve --redis with sot worker', () => {
   });
 
   it('hands a job of a SIGKILLed worker to another, whose outputs are byte-identical to a run on one thread', async () => {
-    const a = startWorker();
-    await a.waitFor(/sot worker: ready/);
+    const pair = [startWorker([], { SOT_NUM_THREADS: '2' }), startWorker([], { SOT_NUM_THREADS: '2' })];
+    await Promise.all(pair.map((w) => w.waitFor(/sot worker: ready/)));
     const sub = await api.upload(train, SLOW);
-    await api.waitState(sub.body.id, (j) => j.state === 'running' && j.stage === 'learn');
-    const b = startWorker([], { SOT_NUM_THREADS: '2' });
-    await b.waitFor(/sot worker: ready/);
+    const running = await api.waitState(sub.body.id, (j) => j.state === 'running' && j.stage === 'learn');
+    const pid = Number(running.body.worker.split(':').pop());
+    const a = pair.find((w) => w.proc.pid === pid)!;
+    const b = pair.find((w) => w.proc.pid !== pid)!;
+    expect(a).toBeDefined();
     a.proc.kill('SIGKILL');
     expect((await a.exited).signal).toBe('SIGKILL');
 
     const done = await api.waitFinal(sub.body.id, 60_000);
     expect(done.body.state).toBe('succeeded');
     expect(done.body.attempts).toBe(2);
+    expect(done.body.worker).toMatch(new RegExp(`:${b.proc.pid}$`));
 
     // An uninterrupted run of the same job, for comparison, on a worker with another thread count.
     await stopProcess(b.proc);

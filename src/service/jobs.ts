@@ -26,6 +26,8 @@ export interface JobRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** `host:pid` of the process that runs (or last ran) the job. */
+  worker?: string;
   input: { source: 'upload' | 'path'; name: string; bytes: number };
   options: JobOptions;
   error?: { code: string; message: string };

@@ -92,6 +92,7 @@ export const jobSchema = {
     createdAt: time,
     startedAt: time,
     finishedAt: time,
+    worker: { type: 'string', description: 'host:pid of the process that runs (or last ran) the job' },
     input: {
       type: 'object',
       additionalProperties: false,

@@ -2,6 +2,7 @@
 // in the job's folder, an AbortSignal for cancellation and shutdown, and the
 // job's memory budget. Shared by the embedded queue and `sot worker`.
 import { mkdir, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { SotError } from '../errors.js';
 import { purify } from '../pipeline/purify.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -59,6 +60,8 @@ function clientMessage(err: unknown, store: JobStore, tenant: string): string {
 }
 
 const now = () => new Date().toISOString();
+/** Who runs a job: shown to its owner, so that operators can find the process. */
+const WORKER = `${hostname()}:${process.pid}`;
 
 /**
  * Runs a job to its end and records it. A job already final (cancelled while
@@ -68,7 +71,7 @@ export async function runJob(store: JobStore, ref: JobRef, cfg: ServiceConfig, s
   const rec = await store.read(ref);
   if (!rec || TERMINAL.includes(rec.state)) return { kind: 'skipped' };
   // (a cancellation recorded since the read wins)
-  const started = await store.update(ref, (r) => (TERMINAL.includes(r.state) ? undefined : { ...r, state: 'running', stage: null, progress: null, attempts: r.attempts + 1, startedAt: now(), error: undefined }));
+  const started = await store.update(ref, (r) => (TERMINAL.includes(r.state) ? undefined : { ...r, state: 'running', stage: null, progress: null, attempts: r.attempts + 1, startedAt: now(), worker: WORKER, error: undefined }));
   if (started?.state !== 'running') return { kind: 'skipped' };
   metrics?.started();
   const t0 = performance.now();
