@@ -10,7 +10,8 @@
 // Needs `redis-server` on PATH (started here on a free loopback port, no
 // persistence) and the data mirror (SOT_DATA_DIR). Every round has a fresh
 // data root and Redis; jobs use the built-in embedder and the named set
-// advbench. Prints a table and writes bench/results/service-<date>.json.
+// advbench, all from one tenant (its running limit raised to the worker
+// count). Prints a table and writes bench/results/service-<date>.json.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as netServer } from 'node:net';
@@ -81,7 +82,7 @@ async function round(workers, big, small) {
   const url = `redis://127.0.0.1:${redisPort}`;
   const server = await createServer({ dataRoot: join(tmp, 'root'), redis: url, tokens: new Tokens([{ tenant: 'bench', sha256: sha256('bench') }]), dataDir, offline: true, sweepMs: 3_600_000 });
   const base = await server.listen(0);
-  const ws = await Promise.all(Array.from({ length: workers }, () => start(process.execPath, [CLI, 'worker', '--redis', url, '--data-root', join(tmp, 'root'), '--data-dir', dataDir, '--offline'], /ready/)));
+  const ws = await Promise.all(Array.from({ length: workers }, () => start(process.execPath, [CLI, 'worker', '--redis', url, '--data-root', join(tmp, 'root'), '--data-dir', dataDir, '--offline', '--max-running-per-tenant', String(workers)], /ready/)));
   const auth = { authorization: 'Bearer bench' };
   const submit = async (file) => {
     const form = new FormData();
