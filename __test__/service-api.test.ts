@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type SotServer } from '../src/service/server.js';
 import { Tokens, loadTokens, sha256 } from '../src/service/auth.js';
+import { SERVICE_DEFAULTS, resolveConfig } from '../src/service/index.js';
 import { readJsonl } from './datasets.js';
 import { SLOW, client, dataset, smallDataset, tempDir, unexercisedOperations } from './service-helpers.js';
 
@@ -287,6 +288,19 @@ describe('sot serve (embedded queue)', () => {
 
   it('exercised every operation of the OpenAPI document', () => {
     expect(unexercisedOperations()).toEqual([]);
+  });
+});
+
+describe('service configuration', () => {
+  it('fills in the defaults and names a bad value', () => {
+    const c = resolveConfig({ dataRoot: 'rel/root', maxUploadBytes: '10MB' });
+    expect(c.dataRoot).toBe(join(process.cwd(), 'rel/root'));
+    expect(c.maxUploadBytes).toBe(10_000_000);
+    expect(c.concurrency).toBe(SERVICE_DEFAULTS.concurrency);
+    expect(() => resolveConfig({ dataRoot: 'x', concurrency: 0 })).toThrow(/concurrency must be an integer >= 1/);
+    expect(() => resolveConfig({ dataRoot: 'x', graceMs: -1 })).toThrow(/graceMs/);
+    expect(() => resolveConfig({ dataRoot: 'x', redis: 'http://h' })).toThrow(/redis/);
+    expect(() => resolveConfig({ dataRoot: '' })).toThrow(/dataRoot/);
   });
 });
 
