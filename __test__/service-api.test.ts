@@ -9,7 +9,7 @@ import { createServer, type SotServer } from '../src/service/server.js';
 import { Tokens, loadTokens, sha256 } from '../src/service/auth.js';
 import { SERVICE_DEFAULTS, resolveConfig } from '../src/service/index.js';
 import { readJsonl } from './datasets.js';
-import { SLOW, client, dataset, smallDataset, tempDir, unexercisedOperations } from './service-helpers.js';
+import { SLOW, client, dataset, removeTempDirs, smallDataset, tempDir, unexercisedOperations } from './service-helpers.js';
 
 let dir: string;
 let root: string;
@@ -43,6 +43,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close(0);
+  removeTempDirs();
 });
 
 describe('sot serve (embedded queue)', () => {

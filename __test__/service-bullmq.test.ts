@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
 import { harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
-import { SLOW, type CliProcess, type RedisInstance, client, dataset, sleep, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
+import { SLOW, type CliProcess, type RedisInstance, client, dataset, removeTempDirs, sleep, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
 
 let redis: RedisInstance;
 let dir: string;
@@ -45,6 +45,7 @@ afterAll(async () => {
   await Promise.all(workers.map((w) => stopProcess(w.proc, 'SIGKILL')));
   await server?.close(0);
   await redis?.stop();
+  removeTempDirs();
 });
 
 describe('sot serve --redis with sot worker', () => {

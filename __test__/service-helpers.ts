@@ -4,7 +4,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +14,17 @@ import { CLI, alpacaOk, contaminated, writeJsonl } from './datasets.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const temps: string[] = [];
+
+/** A temporary folder, removed by `removeTempDirs` (each test file's afterAll). */
 export function tempDir(prefix = 'sot-svc-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+
+export function removeTempDirs(): void {
+  for (const d of temps.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
 /** A real contaminated dataset of `n` records (`n / 10` harmful) in JSONL. */

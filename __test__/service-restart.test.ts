@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer } from '../src/service/server.js';
-import { SLOW, type CliProcess, client, dataset, freePort, spawnCli, stopProcess, tempDir, writeTokens } from './service-helpers.js';
+import { SLOW, type CliProcess, client, dataset, freePort, removeTempDirs, spawnCli, stopProcess, tempDir, writeTokens } from './service-helpers.js';
 
 const procs: CliProcess[] = [];
 afterEach(async () => {
   await Promise.all(procs.splice(0).map((p) => stopProcess(p.proc, 'SIGKILL')));
+  removeTempDirs();
 });
 
 async function serve(root: string, tokens: string, port: number, extra: string[] = []) {
