@@ -14,6 +14,7 @@ import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
 import { ProgressLine } from './progress.js';
+import { registerServeCommands } from './serve.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -343,6 +344,7 @@ ${EXIT_HELP}`,
       }
     });
 
+  registerServeCommands(prog);
   return prog;
 }
 

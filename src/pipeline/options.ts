@@ -73,6 +73,8 @@ export interface PurifyOptions extends ReferenceSources {
   memoryBudget?: number | string;
   /** Seed of the random baseline. */
   seed?: number;
+  /** The report's `createdAt` (ISO 8601); default now. A job queue passes its submission time so a retried job writes the same report. */
+  createdAt?: string;
 
   signal?: AbortSignal;
   onProgress?: (event: StageProgress) => void;

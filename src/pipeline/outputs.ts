@@ -86,7 +86,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     tool: 'sot-purify',
     reportVersion: 1,
     version: r.version,
-    createdAt: new Date().toISOString(),
+    createdAt: o.createdAt ?? new Date().toISOString(),
     input: { path: o.input, format: ds.format, recordFormat: ds.recordFormat, records: n, skipped: r.input.skipped.count, skippedReasons: r.input.skipped.reasons },
     outputs: { dataset: r.paths.output, scores: r.paths.scores, report: r.paths.report, html: r.paths.html },
     embedder: { id: r.embedder.id, dim: r.embedder.dim },
