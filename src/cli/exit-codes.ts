@@ -15,6 +15,8 @@ export const EXIT = {
   fetch: 5,
   /** The solver failed numerically. */
   numeric: 6,
+  /** No native binary for this platform could be loaded (the message lists the fixes). */
+  binding: 7,
   /** Interrupted (SIGINT/SIGTERM or abort); nothing partial was written. */
   aborted: 130,
 } as const;
@@ -28,6 +30,7 @@ export const EXIT_HELP = `Exit codes:
        onto a file the run reads or onto another output)
   5    reference set download or checksum failure
   6    numerical failure in the solver
+  7    no native binary for this platform could be loaded (see the message)
   130  interrupted; no partial output was written`;
 
 export function exitCodeOf(err: unknown): number {
@@ -48,6 +51,8 @@ export function exitCodeOf(err: unknown): number {
       return EXIT.fetch;
     case 'ERR_NUMERIC':
       return EXIT.numeric;
+    case 'ERR_BINDING':
+      return EXIT.binding;
     case 'ERR_ABORTED':
       return EXIT.aborted;
     default:
