@@ -2,7 +2,7 @@
 //! of the 2-D projection for plots.
 
 use crate::cancel::CancelToken;
-use crate::convert::{matrix_view, Matrix};
+use crate::convert::{matrix_view, slice, Matrix, Owned};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
 use napi::{Env, Error, Result, Task};
@@ -10,7 +10,7 @@ use napi_derive::napi;
 use sot_core::{DocFreqBatch, EmbedOptions, ErrorKind, Idf, SotError};
 
 /// Options of the hashed TF-IDF embedder; absent fields take the core's defaults.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct EmbedTextOptions {
     /// Output dimension (default 512).
@@ -20,7 +20,8 @@ pub struct EmbedTextOptions {
     /// Share of the word block in the cosine, in [0, 1] (default 0.5).
     pub word_weight: Option<f64>,
     /// Document frequencies over 2^20 buckets (as summed from `docFreqBatch`); with `docCount`.
-    pub doc_freq: Option<Uint32Array>,
+    #[napi(ts_type = "Uint32Array")]
+    pub doc_freq: Option<Owned<u32>>,
     /// Documents counted in `docFreq`.
     pub doc_count: Option<f64>,
     pub progress_interval_ms: Option<u32>,
@@ -193,9 +194,9 @@ pub fn project_2d(
 
 pub struct PoolTask {
     table: Matrix,
-    ids: Uint32Array,
-    offsets: Uint32Array,
-    weights: Option<Float32Array>,
+    ids: Owned<u32>,
+    offsets: Owned<u32>,
+    weights: Option<Owned<f32>>,
     job: Job,
 }
 
@@ -206,7 +207,7 @@ impl Task for PoolTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { table, ids, offsets, weights, job } = self;
         job.run(|ctl| {
-            let w = weights.as_ref().map(|w| &w[..]);
+            let w = slice(weights);
             let p = sot_core::pool_rows(matrix_view(table, "table")?, ids, offsets, w, ctl)?;
             Ok(p.into_raw_vec_and_offset().0)
         })
@@ -228,9 +229,9 @@ impl Task for PoolTask {
 #[napi(ts_return_type = "Promise<Float32Array>")]
 pub fn pool_rows(
     table: Matrix,
-    ids: Uint32Array,
-    offsets: Uint32Array,
-    weights: Option<Float32Array>,
+    #[napi(ts_arg_type = "Uint32Array")] ids: Owned<u32>,
+    #[napi(ts_arg_type = "Uint32Array")] offsets: Owned<u32>,
+    #[napi(ts_arg_type = "Float32Array | undefined | null")] weights: Option<Owned<f32>>,
     token: Option<&CancelToken>,
 ) -> AsyncTask<PoolTask> {
     AsyncTask::new(PoolTask { table, ids, offsets, weights, job: Job::new(token, None, None) })

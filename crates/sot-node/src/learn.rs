@@ -1,7 +1,7 @@
 //! Tasks of the SOT method: the push-pull learner, the baselines and top-K selection.
 
 use crate::cancel::CancelToken;
-use crate::convert::{matrix_view, slice, Matrix};
+use crate::convert::{matrix_view, slice, Matrix, Owned};
 use crate::storage::{StorageInput, StorageOutput};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
@@ -10,13 +10,15 @@ use napi_derive::napi;
 use sot_core::{Baseline, CostKind, ErrorKind, Keep, LearnResult, LearnerOptions, Reference, Selection, SinkhornOptions, SotError};
 
 /// The downstream set to weight and the reference sets.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct LearnSets {
     pub downstream: Matrix,
     pub anchor: Option<Matrix>,
-    pub anchor_weights: Option<Float64Array>,
+    #[napi(ts_type = "Float64Array")]
+    pub anchor_weights: Option<Owned<f64>>,
     pub harmful: Matrix,
-    pub harmful_weights: Option<Float64Array>,
+    #[napi(ts_type = "Float64Array")]
+    pub harmful_weights: Option<Owned<f64>>,
 }
 
 /// Learner options; absent fields take the core's defaults.
@@ -222,9 +224,9 @@ pub struct SelectionOutput {
 }
 
 pub struct SelectTask {
-    scores: Float64Array,
+    scores: Owned<f64>,
     keep: Keep,
-    weights: Option<Float64Array>,
+    weights: Option<Owned<f64>>,
     job: Job,
 }
 
@@ -256,7 +258,12 @@ impl Task for SelectTask {
 /// Keeps the top samples by score (higher is better): `count` samples, or a
 /// `fraction` of them. Training weights follow `weights` (uniform when absent).
 #[napi(ts_return_type = "Promise<SelectionOutput>")]
-pub fn select_top_k(scores: Float64Array, count: Option<u32>, fraction: Option<f64>, weights: Option<Float64Array>) -> AsyncTask<SelectTask> {
+pub fn select_top_k(
+    #[napi(ts_arg_type = "Float64Array")] scores: Owned<f64>,
+    count: Option<u32>,
+    fraction: Option<f64>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] weights: Option<Owned<f64>>,
+) -> AsyncTask<SelectTask> {
     // The facade passes exactly one of count and fraction; an absent count with no fraction is K = 0, rejected by the core.
     let keep = match (count, fraction) {
         (_, Some(f)) => Keep::Fraction(f),

@@ -3,11 +3,11 @@
 
 use crate::cancel::CancelToken;
 use crate::convert::{
-    matrix_view, slice, DivergenceOutput, Matrix, ProgressEvent, SinkhornOutput, SolveOptions, WarmStartInput,
+    matrix_view, slice, DivergenceOutput, Matrix, Owned, ProgressEvent, SinkhornOutput, SolveOptions, WarmStartInput,
 };
 use crate::error::Failure;
 use crate::pool::pool;
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array};
+use napi::bindgen_prelude::{AsyncTask, Float32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status, Task};
 use napi_derive::napi;
@@ -114,8 +114,8 @@ enum Geometry {
 
 pub struct SinkhornTask {
     geometry: Geometry,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    a: Option<Owned<f64>>,
+    b: Option<Owned<f64>>,
     options: SolveOptions,
     warm: Option<WarmStartInput>,
     job: Job,
@@ -124,8 +124,8 @@ pub struct SinkhornTask {
 impl SinkhornTask {
     fn start(
         geometry: Geometry,
-        a: Option<Float64Array>,
-        b: Option<Float64Array>,
+        a: Option<Owned<f64>>,
+        b: Option<Owned<f64>>,
         options: Option<SolveOptions>,
         warm: Option<WarmStartInput>,
         token: Option<&CancelToken>,
@@ -173,8 +173,8 @@ impl Task for SinkhornTask {
 #[napi(ts_return_type = "Promise<SinkhornOutput>")]
 pub fn sinkhorn_cost(
     cost: Matrix,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] a: Option<Owned<f64>>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] b: Option<Owned<f64>>,
     options: Option<SolveOptions>,
     warm: Option<WarmStartInput>,
     token: Option<&CancelToken>,
@@ -190,8 +190,8 @@ pub fn sinkhorn_points(
     x: Matrix,
     y: Matrix,
     cost: String,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] a: Option<Owned<f64>>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] b: Option<Owned<f64>>,
     options: Option<SolveOptions>,
     warm: Option<WarmStartInput>,
     token: Option<&CancelToken>,
@@ -204,8 +204,8 @@ pub struct DivergenceTask {
     x: Matrix,
     y: Matrix,
     cost: String,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    a: Option<Owned<f64>>,
+    b: Option<Owned<f64>>,
     options: SolveOptions,
     job: Job,
 }
@@ -248,8 +248,8 @@ pub fn sinkhorn_divergence(
     x: Matrix,
     y: Matrix,
     cost: String,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] a: Option<Owned<f64>>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] b: Option<Owned<f64>>,
     options: Option<SolveOptions>,
     token: Option<&CancelToken>,
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
