@@ -3,6 +3,7 @@
 
 use crate::cancel::CancelToken;
 use crate::convert::{matrix_view, slice, Matrix, Owned};
+use crate::result::{result_fits, settle, Settled};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
 use napi::{Env, Error, Result, Task};
@@ -63,21 +64,23 @@ pub struct EmbedTask {
 
 impl Task for EmbedTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { texts, options, job } = self;
         job.run(|ctl| {
             let opts = options.to_core()?;
             let idf = options.idf()?;
+            opts.validate()?;
+            result_fits::<f32>(texts.len(), opts.dim, "the embedding")?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let e = sot_core::embed_texts(&refs, &opts, idf, ctl)?;
             Ok(e.into_raw_vec_and_offset().0)
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -118,7 +121,7 @@ pub struct DocFreqTask {
 
 impl Task for DocFreqTask {
     type Output = DocFreqBatch;
-    type JsValue = DocFreqOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { texts, job } = self;
@@ -128,8 +131,8 @@ impl Task for DocFreqTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, b: Self::Output) -> Result<Self::JsValue> {
-        Ok(DocFreqOutput { buckets: b.buckets.into(), counts: b.counts.into(), docs: b.docs as f64 })
+    fn resolve(&mut self, env: Env, b: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, DocFreqOutput { buckets: b.buckets.into(), counts: b.counts.into(), docs: b.docs as f64 })
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -161,7 +164,7 @@ pub struct ProjectTask {
 
 impl Task for ProjectTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { points, job } = self;
@@ -171,8 +174,8 @@ impl Task for ProjectTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -202,19 +205,20 @@ pub struct PoolTask {
 
 impl Task for PoolTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { table, ids, offsets, weights, job } = self;
         job.run(|ctl| {
-            let w = slice(weights);
-            let p = sot_core::pool_rows(matrix_view(table, "table")?, ids, offsets, w, ctl)?;
+            let table = matrix_view(table, "table")?;
+            result_fits::<f32>(offsets.len().saturating_sub(1), table.ncols(), "the pooled rows")?;
+            let p = sot_core::pool_rows(table, ids, offsets, slice(weights), ctl)?;
             Ok(p.into_raw_vec_and_offset().0)
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {

@@ -3,6 +3,7 @@
 use crate::cancel::CancelToken;
 use crate::convert::{matrix_view, slice, Matrix, Owned};
 use crate::storage::{StorageInput, StorageOutput};
+use crate::result::{settle, Settled};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
 use napi::{Env, Error, Result, Task};
@@ -125,7 +126,7 @@ pub enum Scored {
 
 impl Task for ScoreTask {
     type Output = Scored;
-    type JsValue = napi::Either<LearnOutput, BaselineOutput>;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { sets, options, method, job } = self;
@@ -155,11 +156,12 @@ impl Task for ScoreTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(match output {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let out: napi::Either<LearnOutput, BaselineOutput> = match output {
             Scored::Learned(r) => napi::Either::A(r.into()),
             Scored::Baseline(scores, warnings) => napi::Either::B(BaselineOutput { scores: scores.into(), warnings }),
-        })
+        };
+        settle(&env, out)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -232,22 +234,23 @@ pub struct SelectTask {
 
 impl Task for SelectTask {
     type Output = Selection;
-    type JsValue = SelectionOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { scores, keep, weights, job } = self;
         job.run(|_| Ok(sot_core::select_top_k(scores, *keep, slice(weights))?))
     }
 
-    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: Env, s: Self::Output) -> Result<Self::JsValue> {
         let u32s = |v: Vec<usize>| -> Uint32Array { v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into() };
-        Ok(SelectionOutput {
+        let out = SelectionOutput {
             order: u32s(s.order),
             rank: u32s(s.rank),
             kept: s.kept.into_iter().map(u8::from).collect::<Vec<_>>().into(),
             train_weight: s.train_weight.into(),
             k: s.k as u32,
-        })
+        };
+        settle(&env, out)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {

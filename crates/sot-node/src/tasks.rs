@@ -7,6 +7,7 @@ use crate::convert::{
 };
 use crate::error::Failure;
 use crate::pool::pool;
+use crate::result::{result_fits, settle, Settled};
 use napi::bindgen_prelude::{AsyncTask, Float32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status, Task};
@@ -81,19 +82,21 @@ pub struct CostTask {
 
 impl Task for CostTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (x, y, cost) = (&self.x, &self.y, &self.cost);
         self.job.run(|ctl| {
             let kind = CostKind::parse(cost)?;
-            let c = sot_core::cost_matrix(matrix_view(x, "x")?, matrix_view(y, "y")?, kind, ctl)?;
+            let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
+            result_fits::<f32>(x.nrows(), y.nrows(), "the cost matrix")?;
+            let c = sot_core::cost_matrix(x, y, kind, ctl)?;
             Ok(c.into_raw_vec_and_offset().0)
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -139,7 +142,7 @@ impl SinkhornTask {
 
 impl Task for SinkhornTask {
     type Output = SinkhornResult;
-    type JsValue = SinkhornOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { geometry, a, b, options, warm, job } = self;
@@ -160,8 +163,8 @@ impl Task for SinkhornTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, SinkhornOutput::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -212,7 +215,7 @@ pub struct DivergenceTask {
 
 impl Task for DivergenceTask {
     type Output = DivergenceResult;
-    type JsValue = DivergenceOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { x, y, cost, a, b, options, job } = self;
@@ -224,8 +227,8 @@ impl Task for DivergenceTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<Self::JsValue> {
-        Ok(DivergenceOutput {
+    fn resolve(&mut self, env: Env, r: Self::Output) -> Result<Self::JsValue> {
+        let out = DivergenceOutput {
             value: r.value,
             grad_a: r.grad_a.into(),
             grad_b: r.grad_b.into(),
@@ -233,7 +236,8 @@ impl Task for DivergenceTask {
             xy: r.xy.into(),
             xx: r.xx.into(),
             yy: r.yy.into(),
-        })
+        };
+        settle(&env, out)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
