@@ -113,6 +113,15 @@ pub struct LearnResult {
     pub warnings: Vec<String>,
 }
 
+/// A parameter as a person would write it: 1e-300, not 300 zeros.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
     validate::positive(o.tau, "tau")?;
     validate::positive(o.tol, "tol")?;
@@ -302,7 +311,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
                 ErrorKind::InvalidOption,
                 format!(
                     "tau = {} is too small for lambda = {} on these costs: at step {} the weight of sample {i} left the range of f64 ({}); use a larger tau or a smaller lambda",
-                    opts.tau, opts.lambda, steps + 1, w[i]
+                    short(opts.tau), short(opts.lambda), steps + 1, w[i]
                 ),
             ));
         }

@@ -249,11 +249,11 @@ fn blocked_costs_learn_the_dense_weights() {
 #[test]
 fn extreme_tau_or_lambda_is_blamed_not_the_weights() {
     let p = planted(7, 60, 6, 16);
-    for (tau, lambda) in [(1e-300, 1.5), (1e-6, 1.5), (0.2, 1e300)] {
+    for (tau, lambda, named) in [(1e-300, 1.5, "tau = 1e-300 is too small for lambda = 1.5"), (1e-6, 1.5, "tau = 1e-6 is"), (0.2, 1e300, "lambda = 1e300 ")] {
         let opts = LearnerOptions { tau, lambda, ..LearnerOptions::default() };
         let e = learn_weights(&sets(&p), &opts, &Control::default()).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidOption, "tau {tau}, lambda {lambda}: {}", e.message);
-        assert!(e.message.contains(&format!("tau = {tau}")) && e.message.contains(&format!("lambda = {lambda}")), "{}", e.message);
+        assert!(e.message.starts_with("tau = ") && e.message.contains(named), "{}", e.message);
     }
 }
 
