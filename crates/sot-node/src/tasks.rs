@@ -263,7 +263,7 @@ pub fn sinkhorn_divergence(
     AsyncTask::new(DivergenceTask { x, y, cost, a, b, options, job })
 }
 
-/// Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it).
+/// Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it; at most 4 per available core).
 #[napi]
 pub fn thread_count() -> u32 {
     pool().current_num_threads() as u32
