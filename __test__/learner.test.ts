@@ -62,6 +62,20 @@ describe('learnWeights', () => {
     await expect(learnWeights(wrong)).rejects.toThrow(ShapeError);
     await expect(learnWeights(wrong)).rejects.toThrow(/harmful has dimension 3/);
   });
+
+  it('blames an extreme tau or lambda, not the weights, when the weights leave the range of f64', async () => {
+    const cases = [
+      { tau: 1e-300, lambda: 1.5, named: 'tau = 1e-300 is too small for lambda = 1.5 ' },
+      { tau: 1e-6, lambda: 1.5, named: 'tau = 1e-6 is too small for lambda = 1.5 ' },
+      { tau: 0.2, lambda: 1e300, named: 'tau = 0.2 is too small for lambda = 1e300 ' },
+    ];
+    for (const { tau, lambda, named } of cases) {
+      const err = await learnWeights(sets, { tau, lambda, maxSteps: 5 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OptionError);
+      expect((err as Error).message).toContain(named);
+      expect((err as Error).message).toMatch(/use a larger tau or a smaller lambda$/);
+    }
+  });
 });
 
 describe('scoreSamples and selectTopK', () => {

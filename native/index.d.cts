@@ -256,7 +256,7 @@ export interface StorageOutput {
   buildSeconds: number
 }
 
-/** Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it). */
+/** Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it; at most 4 per available core). */
 export declare function threadCount(): number
 
 export interface VerificationOutput {

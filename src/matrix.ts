@@ -15,8 +15,8 @@ export type Weights = ArrayLike<number>;
 
 /**
  * Checks the shape of a matrix argument and converts arrays of rows.
- * A `Matrix` is passed through without a copy: do not write to its data
- * until the operation that received it has settled.
+ * A `Matrix` is passed through as is; the native call copies its data when it
+ * starts, so the caller may reuse the array at once.
  */
 export function toMatrix(m: MatrixLike, name: string): Matrix {
   if (Array.isArray(m)) return fromRows(m, name);

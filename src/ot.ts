@@ -144,7 +144,7 @@ export async function sinkhornDivergence(problem: PointsProblem, options: Sinkho
   );
 }
 
-/** Threads of the shared native pool (`SOT_NUM_THREADS` sets it before first use). */
+/** Threads of the shared native pool (`SOT_NUM_THREADS` sets it before first use; at most 4 per available core). */
 export function threadCount(): number {
   return native.threadCount();
 }

@@ -101,7 +101,7 @@ impl<'a> CostTiles<'a> {
     /// The whole matrix, its tiles filled in parallel.
     pub(crate) fn matrix(&self, ctl: &Control) -> Result<Array2<f32>> {
         let (n, m) = (self.rows(), self.cols());
-        let mut out = Array2::from_shape_vec((n, m), pages::zeroed(n * m)).expect("n x m values");
+        let mut out = pages::zeros2(n, m)?;
         out.axis_chunks_iter_mut(Axis(0), TILE_ROWS).into_par_iter().enumerate().try_for_each(|(t, mut tile)| -> Result<()> {
             ctl.check()?;
             self.fill(t * TILE_ROWS, &mut tile);

@@ -5,6 +5,7 @@
 use crate::control::Control;
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::Result;
+use crate::store::check_dense;
 use crate::sinkhorn::{centred, sinkhorn_dense, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
 use ndarray::ArrayView2;
 
@@ -43,7 +44,12 @@ pub fn sinkhorn_divergence(
     ctl: &Control,
 ) -> Result<DivergenceResult> {
     check_pair(&x, &y, kind)?;
-    // One cost matrix alive at a time keeps the peak at the largest of the three.
+    // One cost matrix alive at a time keeps the peak at the largest of the three,
+    // each within the budget.
+    let (n, m) = (x.nrows(), y.nrows());
+    for (rows, cols) in [(n, m), (n, n), (m, m)] {
+        check_dense(rows, cols, opts.storage.budget)?;
+    }
     let xy = sinkhorn_dense(cost_matrix(x, y, kind, ctl)?.view(), a, b, opts, warm.xy, ctl, Finite::Known)?;
     let own = |p: ArrayView2<f32>, w, init| -> Result<SinkhornResult> {
         symmetric_dense(cost_matrix(p, p, kind, ctl)?.view(), w, opts, init, ctl, Finite::Known)

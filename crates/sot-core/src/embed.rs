@@ -453,7 +453,7 @@ pub fn embed_texts(texts: &[&str], opts: &EmbedOptions, idf: Option<Idf>, ctl: &
             format!("texts[{i}] has no words (it is empty, whitespace or punctuation only)"),
         ));
     }
-    let mut out = Array2::<f32>::zeros((texts.len(), dim));
+    let mut out = crate::pages::zeros2::<f32>(texts.len(), dim)?;
     let mut reporter = ctl.reporter();
     let flat = out.as_slice_mut().expect("standard layout");
     let ln_n1 = idf.map_or(0.0, |t| ((1 + t.docs) as f64).ln());

@@ -18,7 +18,7 @@ use crate::control::{Control, Progress};
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::sinkhorn::{centred, check_options, solve_store, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
-use crate::store::{plan, CostStore, Plan, StorageOptions, StorageReport};
+use crate::store::{check_dense, plan, CostStore, Plan, StorageOptions, StorageReport};
 use crate::validate;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -113,6 +113,15 @@ pub struct LearnResult {
     pub warnings: Vec<String>,
 }
 
+/// A parameter as a person would write it: 1e-300, not 300 zeros.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
     validate::positive(o.tau, "tau")?;
     validate::positive(o.tol, "tol")?;
@@ -131,8 +140,6 @@ pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
     check_options(&SinkhornOptions { eps: o.eps, ..o.inner.clone() })
 }
 
-/// Most entries of the n x n self cost the debiased learner will allocate.
-const MAX_SELF_COST: usize = 1 << 30;
 
 /// One OT term of the objective, with its costs and warm start.
 struct Term<'a> {
@@ -212,12 +219,9 @@ impl<'a> Objective<'a> {
         let (anchor_points, anchor_w) = resolve_anchor(sets, opts, warnings)?;
         let mut storage = opts.inner.storage.clone();
         let own = if opts.debiased {
-            if n.saturating_mul(n) > MAX_SELF_COST {
-                return Err(SotError::new(
-                    ErrorKind::InvalidOption,
-                    format!("the debiased objective needs the {n} x {n} self cost, over the limit of {MAX_SELF_COST} entries; use debiased = false"),
-                ));
-            }
+            check_dense(n, n, storage.budget).map_err(|e| {
+                SotError::new(e.kind, format!("the debiased objective needs the {n} x {n} self cost: {}; use debiased = false", e.message))
+            })?;
             storage.budget = storage.budget.saturating_sub(n * n * 4);
             Some(OwnTerm { cost: cost_matrix(x, x, opts.cost, ctl)?, last: None })
         } else {
@@ -301,6 +305,16 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         log_w.iter_mut().for_each(|lw| *lw -= norm);
         let moved: f64 = w.iter().zip(&log_w).map(|(wi, lw)| (wi - lw.exp()).abs()).sum();
         w.iter_mut().zip(&log_w).for_each(|(wi, lw)| *wi = lw.exp());
+        if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+            // Else the next inner solve would blame "weights" the caller never gave.
+            return Err(SotError::new(
+                ErrorKind::InvalidOption,
+                format!(
+                    "tau = {} is too small for lambda = {} on these costs: at step {} the weight of sample {i} left the range of f64 ({}); use a larger tau or a smaller lambda",
+                    short(opts.tau), short(opts.lambda), steps + 1, w[i]
+                ),
+            ));
+        }
         let before = e.j;
         // Inexact inner solves while the weights still move a lot (their error
         // shrinks with the step), to the full tolerance near the end.

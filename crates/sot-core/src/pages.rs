@@ -7,21 +7,54 @@
 //! `MADV_POPULATE_WRITE` (Linux 5.14), the same pages took 24 ms. Where the
 //! call is unknown or refused the pages are left to fault in as before.
 
+//!
+//! These buffers are sized by the input, so the allocation is fallible: a
+//! refusal (the machine's memory, `ulimit -v`) is a typed error, not an abort.
+
+use crate::error::{ErrorKind, Result, SotError};
+use std::alloc::{alloc_zeroed, Layout};
+
 /// Below this the pages are few (or served from the heap, already resident).
 const MIN_BYTES: usize = 8 << 20;
 
-/// `vec![0; len]` of a number type, its pages made resident in parallel where the OS allows.
-pub(crate) fn zeroed<T: Copy + Default>(len: usize) -> Vec<T> {
-    // `vec!` of a zero number allocates zeroed memory (fresh pages) without writing it
-    let v = vec![T::default(); len];
-    let bytes = std::mem::size_of_val(v.as_slice());
-    if bytes >= MIN_BYTES {
-        populate(v.as_ptr() as usize, bytes);
+/// Number types whose all-zero bytes are the value 0.
+pub(crate) trait Zero: Copy {}
+impl Zero for f32 {}
+impl Zero for f64 {}
+impl Zero for u32 {}
+
+/// `vec![0; len]` of a number type, its pages made resident in parallel where
+/// the OS allows, or an error when the allocator refuses it.
+pub(crate) fn zeroed<T: Zero>(len: usize) -> Result<Vec<T>> {
+    let refused = || {
+        let mib = (len as u128 * std::mem::size_of::<T>() as u128) >> 20;
+        SotError::new(ErrorKind::InvalidOption, format!("could not allocate {mib} MiB ({len} values); lower storage.budget or the problem size"))
+    };
+    let layout = Layout::array::<T>(len).map_err(|_| refused())?;
+    if layout.size() == 0 {
+        return Ok(Vec::new());
     }
-    v
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(refused());
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of `len`
+    // values of T (what `Vec` uses), and zero bytes are a valid T (`Zero`).
+    let v = unsafe { Vec::from_raw_parts(ptr, len, len) };
+    if layout.size() >= MIN_BYTES {
+        populate(v.as_ptr() as usize, layout.size());
+    }
+    Ok(v)
 }
 
-#[cfg(target_os = "linux")]
+/// A zeroed `rows x cols` matrix (see `zeroed`); a size past `usize` is refused too.
+pub(crate) fn zeros2<T: Zero>(rows: usize, cols: usize) -> Result<ndarray::Array2<T>> {
+    let len = rows.checked_mul(cols).unwrap_or(usize::MAX);
+    Ok(ndarray::Array2::from_shape_vec((rows, cols), zeroed(len)?).expect("rows x cols values"))
+}
+
+#[cfg(all(target_os = "linux", not(miri)))]
 fn populate(start: usize, bytes: usize) {
     use rayon::prelude::*;
     const PAGE: usize = 4096;
@@ -41,7 +74,7 @@ fn populate(start: usize, bytes: usize) {
     });
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), miri))]
 fn populate(_start: usize, _bytes: usize) {}
 
 #[cfg(test)]
@@ -50,11 +83,24 @@ mod tests {
 
     #[test]
     fn buffers_are_zeroed_at_every_size() {
-        for len in [0, 1, 1023, (MIN_BYTES / 4) + 3, 3 * MIN_BYTES / 4 + 1] {
-            let v = zeroed::<f32>(len);
+        // Miri checks the allocation itself; it would take minutes over the large sizes.
+        let lens: &[usize] = if cfg!(miri) { &[0, 1, 1023] } else { &[0, 1, 1023, (MIN_BYTES / 4) + 3, 3 * MIN_BYTES / 4 + 1] };
+        for &len in lens {
+            let v = zeroed::<f32>(len).unwrap();
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x == 0.0), "len {len}");
-            assert!(zeroed::<u32>(len).iter().all(|&x| x == 0), "len {len}");
+            assert!(zeroed::<u32>(len).unwrap().iter().all(|&x| x == 0), "len {len}");
+        }
+    }
+
+    #[test]
+    fn sizes_no_allocator_can_give_are_errors() {
+        // Under Miri only the size no layout can describe: Miri stops at any allocation it cannot serve.
+        let lens: &[usize] = if cfg!(miri) { &[usize::MAX / 4] } else { &[usize::MAX / 4, usize::MAX / 8, 1 << 60] };
+        for &len in lens {
+            let e = zeroed::<f32>(len).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidOption);
+            assert!(e.message.contains(&format!("({len} values)")), "{}", e.message);
         }
     }
 }

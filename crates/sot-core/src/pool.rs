@@ -37,7 +37,7 @@ pub fn pool_rows(table: ArrayView2<f32>, ids: &[u32], offsets: &[u32], weights: 
         }
     }
     let bags = offsets.len() - 1;
-    let mut out = Array2::<f32>::zeros((bags, dim));
+    let mut out = crate::pages::zeros2::<f32>(bags, dim)?;
     let data = out.as_slice_mut().expect("standard layout");
     for (block, chunk) in data.chunks_mut((BLOCK * dim).max(1)).enumerate() {
         ctl.check()?;

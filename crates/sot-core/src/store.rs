@@ -101,7 +101,7 @@ impl Plan {
     /// Bytes the term holds for `n x m` costs (blocks: the per-thread tiles).
     pub fn bytes(self, n: usize, m: usize) -> usize {
         match self {
-            Plan::Dense { kernel } => n * m * 4 + if kernel { StoredKernel::bytes(n, m, m) } else { 0 },
+            Plan::Dense { kernel } => n.saturating_mul(m).saturating_mul(4).saturating_add(if kernel { StoredKernel::bytes(n, m, m) } else { 0 }),
             Plan::Truncated { k, kernel } => Truncated::bytes(n, k) + if kernel { StoredKernel::bytes(n, k, m) } else { 0 },
             Plan::Blocked => rayon::current_num_threads() * TILE_ROWS * m * 4,
         }
@@ -114,6 +114,23 @@ impl Plan {
             Plan::Blocked => Plan::Blocked,
         }
     }
+}
+
+/// Refuses dense `n x m` f32 costs over `budget` bytes: the one check, before
+/// any work, of every dense matrix whose size the input sets (stored costs,
+/// cost matrices returned whole, the terms of a divergence, the learner's self cost).
+pub fn check_dense(n: usize, m: usize, budget: usize) -> Result<()> {
+    match n.checked_mul(m).and_then(|e| e.checked_mul(4)) {
+        Some(bytes) if bytes <= budget => Ok(()),
+        _ => Err(over_budget(n, m, budget)),
+    }
+}
+
+/// The error of `check_dense`, naming the sizes.
+pub(crate) fn over_budget(n: usize, m: usize, budget: usize) -> SotError {
+    let mib = (n as u128 * m as u128 * 4) >> 20;
+    let limit = if budget == usize::MAX { "the address space".to_string() } else { format!("the memory budget of {} MiB left", budget >> 20) };
+    SotError::new(ErrorKind::InvalidOption, format!("dense storage of the {n} x {m} costs needs {mib} MiB, over {limit}"))
 }
 
 /// Plans the storage of terms of shapes `(n, m)` within one budget: the
@@ -138,9 +155,7 @@ pub fn plan(shapes: &[(usize, usize)], o: &StorageOptions) -> Result<Vec<Plan>> 
         plans[t] = match o.storage {
             Storage::Blocked => Plan::Blocked,
             Storage::Dense | Storage::Truncated if o.storage == Storage::Dense || o.neighbours >= m => {
-                if dense > left {
-                    return Err(over(format!("dense storage of the {n} x {m} costs needs {} MiB", dense >> 20)));
-                }
+                check_dense(n, m, left)?;
                 Plan::Dense { kernel: false }
             }
             Storage::Auto if dense <= left && (rank + 1 == order.len() || dense <= share) => Plan::Dense { kernel: false },

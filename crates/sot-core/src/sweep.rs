@@ -177,7 +177,7 @@ impl Problem<'_> {
             }
             Some(k) if !k.k.is_empty() || self.first_build => {
                 k.built += 1;
-                let t = self.exp_pass(Some(&mut *k), f_out, rows_per_group, &pass, tails.as_ref());
+                let t = self.exp_pass(Some(&mut *k), f_out, rows_per_group, &pass, tails.as_ref())?;
                 k.f0.clear();
                 k.f0.extend_from_slice(f);
                 k.g0.clear();
@@ -186,7 +186,7 @@ impl Problem<'_> {
                 k.valid = true;
                 t
             }
-            _ => self.exp_pass(None, f_out, rows_per_group, &pass, tails.as_ref()),
+            _ => self.exp_pass(None, f_out, rows_per_group, &pass, tails.as_ref())?,
         };
         if let (Some(i), Costs::Dense { c, .. }) = (total.non_finite, &self.costs) {
             return Err(validate::non_finite_row("cost", i, ArrayView1::from(&c[i * self.m..(i + 1) * self.m])));
@@ -274,7 +274,7 @@ impl Problem<'_> {
 
     /// A pass that forms every entry from the costs by an exp, storing the
     /// entries into `store` (rebuilding it at the input potentials) if given.
-    fn exp_pass(&self, store: Option<&mut StoredKernel>, f_out: &mut [f64], rows_per_group: usize, pass: &Pass, tails: Option<&Tails>) -> Partial {
+    fn exp_pass(&self, store: Option<&mut StoredKernel>, f_out: &mut [f64], rows_per_group: usize, pass: &Pass, tails: Option<&Tails>) -> Result<Partial> {
         let row = |i: usize, p: &mut Partial, store: Option<(&mut [f32], &mut f64)>| match &self.costs {
             Costs::Dense { c, .. } => {
                 let c_row = &c[i * self.m..(i + 1) * self.m];
@@ -288,17 +288,17 @@ impl Problem<'_> {
             Costs::Blocked(_) => unreachable!("blocked costs have their own pass"),
         };
         let Some(k) = store else {
-            return self.partials(f_out, rows_per_group, |i0, f_grp, p| {
+            return Ok(self.partials(f_out, rows_per_group, |i0, f_grp, p| {
                 for (r, fi_out) in f_grp.iter_mut().enumerate() {
                     *fi_out = row(i0 + r, p, None);
                 }
-            });
+            }));
         };
         let width = self.width();
         if k.k.len() != self.n * width {
             // zeroed by the allocator (fresh pages), not by a serial fill, and
             // made resident in bulk before the pass below writes them
-            k.k = pages::zeroed(self.n * width);
+            k.k = pages::zeroed(self.n * width)?;
             k.o = vec![0.0; self.n];
         }
         let parts: Vec<Partial> = f_out
@@ -315,7 +315,7 @@ impl Problem<'_> {
                 p
             })
             .collect();
-        self.sum(parts)
+        Ok(self.sum(parts))
     }
 
     /// A pass over the stored kernel, rescaled to the input potentials.

@@ -44,7 +44,7 @@ impl Truncated {
     pub(crate) fn build(tiles: &CostTiles, k: usize, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
         let (n, m) = (tiles.rows(), tiles.cols());
         debug_assert!(k >= 1 && k < m && b.len() == m);
-        let mut t = Truncated { k, cost: pages::zeroed(n * k), col: pages::zeroed(n * k), tail: vec![0.0; n], lo: vec![0.0; n], hi: vec![0.0; n] };
+        let mut t = Truncated { k, cost: pages::zeroed(n * k)?, col: pages::zeroed(n * k)?, tail: vec![0.0; n], lo: vec![0.0; n], hi: vec![0.0; n] };
         let chunks = t
             .cost
             .par_chunks_mut(TILE_ROWS * k)

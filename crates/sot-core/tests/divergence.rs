@@ -67,3 +67,15 @@ fn matches_the_naive_reference_and_its_gradient_matches_finite_differences() {
         assert!((fd - an).abs() <= 1e-4 * an.abs().max(1e-2), "pair ({i},{k}): fd {fd} vs {an}");
     }
 }
+
+#[test]
+fn refuses_cost_matrices_over_the_budget_before_any_work() {
+    let mut r = rng(40);
+    let (x, y) = (gaussian(&mut r, 3000, 2), gaussian(&mut r, 200, 2));
+    let mut o = opts(0.1);
+    o.storage.budget = 8 << 20;
+    let e = sinkhorn_divergence(x.view(), y.view(), None, None, CostKind::Cosine, &o, DivergenceWarmStart::default(), &Control::default()).unwrap_err();
+    assert_eq!(e.kind, sot_core::ErrorKind::InvalidOption);
+    // the cross term fits; the 3000 x 3000 self term (34 MiB) does not
+    assert!(e.message.contains("3000 x 3000 costs needs 34 MiB, over the memory budget of 8 MiB"), "{}", e.message);
+}

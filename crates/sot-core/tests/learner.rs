@@ -245,3 +245,24 @@ fn blocked_costs_learn_the_dense_weights() {
     assert_eq!((blocked.harmful_storage.storage, dense.harmful_storage.storage), ("blocked", "dense"));
     assert_eq!(blocked.weights, dense.weights);
 }
+
+#[test]
+fn extreme_tau_or_lambda_is_blamed_not_the_weights() {
+    let p = planted(7, 60, 6, 16);
+    for (tau, lambda, named) in [(1e-300, 1.5, "tau = 1e-300 is too small for lambda = 1.5"), (1e-6, 1.5, "tau = 1e-6 is"), (0.2, 1e300, "lambda = 1e300 ")] {
+        let opts = LearnerOptions { tau, lambda, ..LearnerOptions::default() };
+        let e = learn_weights(&sets(&p), &opts, &Control::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidOption, "tau {tau}, lambda {lambda}: {}", e.message);
+        assert!(e.message.starts_with("tau = ") && e.message.contains(named), "{}", e.message);
+    }
+}
+
+#[test]
+fn the_debiased_self_cost_counts_against_the_budget() {
+    let p = planted(8, 60, 6, 16);
+    let mut opts = LearnerOptions { debiased: true, ..LearnerOptions::default() };
+    opts.inner.storage.budget = 1000;
+    let e = learn_weights(&sets(&p), &opts, &Control::default()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidOption);
+    assert!(e.message.contains("66 x 66 self cost") && e.message.contains("use debiased = false"), "{}", e.message);
+}

@@ -2,15 +2,75 @@
 
 use crate::error::{shape, Failure};
 use crate::storage::{StorageInput, StorageOutput};
-use napi::bindgen_prelude::{Float32Array, Float64Array};
+use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
+use napi::bindgen_prelude::{Float32Array, Float64Array, Uint32Array};
+use napi::{sys, ValueType};
 use napi_derive::napi;
 use ndarray::ArrayView2;
 use sot_core::{EpsScaling, Progress, SinkhornOptions, SinkhornResult};
 
+/// The contents of a JS typed array, copied into Rust memory the moment the
+/// argument is read. A task runs after its call has returned, while the caller
+/// may detach, transfer, shrink or overwrite the array's buffer, and even
+/// between two arguments a getter may do so: a pointer into JS memory can
+/// dangle at any time, so none is kept. A `SharedArrayBuffer` input is
+/// snapshotted the same way; later writes to it do not reach the call.
+pub struct Owned<T>(pub Vec<T>);
+
+/// The typed array of each element type.
+pub trait Element: Copy {
+    type Js: FromNapiValue + ValidateNapiValue + AsRef<[Self]>;
+}
+
+impl Element for f32 {
+    type Js = Float32Array;
+}
+
+impl Element for f64 {
+    type Js = Float64Array;
+}
+
+impl Element for u32 {
+    type Js = Uint32Array;
+}
+
+impl<T: Element> FromNapiValue for Owned<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // No JavaScript runs between reading the array's extent and this copy.
+        let js = unsafe { T::Js::from_napi_value(env, value) }?;
+        Ok(Owned(js.as_ref().to_vec()))
+    }
+}
+
+impl<T: Element> TypeName for Owned<T> {
+    fn type_name() -> &'static str {
+        T::Js::type_name()
+    }
+
+    fn value_type() -> ValueType {
+        T::Js::value_type()
+    }
+}
+
+impl<T: Element> ValidateNapiValue for Owned<T> {
+    unsafe fn validate(env: sys::napi_env, value: sys::napi_value) -> napi::Result<sys::napi_value> {
+        unsafe { T::Js::validate(env, value) }
+    }
+}
+
+impl<T> std::ops::Deref for Owned<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
 /// A row-major f32 matrix.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct Matrix {
-    pub data: Float32Array,
+    #[napi(ts_type = "Float32Array")]
+    pub data: Owned<f32>,
     pub rows: u32,
     pub cols: u32,
 }
@@ -53,10 +113,12 @@ impl SolveOptions {
 }
 
 /// Warm-start potentials.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct WarmStartInput {
-    pub f: Option<Float64Array>,
-    pub g: Option<Float64Array>,
+    #[napi(ts_type = "Float64Array")]
+    pub f: Option<Owned<f64>>,
+    #[napi(ts_type = "Float64Array")]
+    pub g: Option<Owned<f64>>,
 }
 
 #[napi(object)]
@@ -143,7 +205,7 @@ pub fn matrix_view<'a>(m: &'a Matrix, name: &str) -> Result<ArrayView2<'a, f32>,
     Ok(ArrayView2::from_shape((rows, cols), data).expect("length checked"))
 }
 
-/// Optional f64 slice of an optional typed array.
-pub fn slice(a: &Option<Float64Array>) -> Option<&[f64]> {
-    a.as_ref().map(|v| &v[..])
+/// Optional slice of an optional typed array.
+pub fn slice<T>(a: &Option<Owned<T>>) -> Option<&[T]> {
+    a.as_ref().map(|v| &v.0[..])
 }

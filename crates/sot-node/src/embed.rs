@@ -2,7 +2,8 @@
 //! of the 2-D projection for plots.
 
 use crate::cancel::CancelToken;
-use crate::convert::{matrix_view, Matrix};
+use crate::convert::{matrix_view, slice, Matrix, Owned};
+use crate::result::{result_fits, settle, Settled};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float32Array, Uint32Array};
 use napi::{Env, Error, Result, Task};
@@ -10,7 +11,7 @@ use napi_derive::napi;
 use sot_core::{DocFreqBatch, EmbedOptions, ErrorKind, Idf, SotError};
 
 /// Options of the hashed TF-IDF embedder; absent fields take the core's defaults.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct EmbedTextOptions {
     /// Output dimension (default 512).
@@ -20,7 +21,8 @@ pub struct EmbedTextOptions {
     /// Share of the word block in the cosine, in [0, 1] (default 0.5).
     pub word_weight: Option<f64>,
     /// Document frequencies over 2^20 buckets (as summed from `docFreqBatch`); with `docCount`.
-    pub doc_freq: Option<Uint32Array>,
+    #[napi(ts_type = "Uint32Array")]
+    pub doc_freq: Option<Owned<u32>>,
     /// Documents counted in `docFreq`.
     pub doc_count: Option<f64>,
     pub progress_interval_ms: Option<u32>,
@@ -62,21 +64,23 @@ pub struct EmbedTask {
 
 impl Task for EmbedTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { texts, options, job } = self;
         job.run(|ctl| {
             let opts = options.to_core()?;
             let idf = options.idf()?;
+            opts.validate()?;
+            result_fits::<f32>(texts.len(), opts.dim, "the embedding")?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let e = sot_core::embed_texts(&refs, &opts, idf, ctl)?;
             Ok(e.into_raw_vec_and_offset().0)
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -117,7 +121,7 @@ pub struct DocFreqTask {
 
 impl Task for DocFreqTask {
     type Output = DocFreqBatch;
-    type JsValue = DocFreqOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { texts, job } = self;
@@ -127,8 +131,8 @@ impl Task for DocFreqTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, b: Self::Output) -> Result<Self::JsValue> {
-        Ok(DocFreqOutput { buckets: b.buckets.into(), counts: b.counts.into(), docs: b.docs as f64 })
+    fn resolve(&mut self, env: Env, b: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, DocFreqOutput { buckets: b.buckets.into(), counts: b.counts.into(), docs: b.docs as f64 })
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -160,7 +164,7 @@ pub struct ProjectTask {
 
 impl Task for ProjectTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { points, job } = self;
@@ -170,8 +174,8 @@ impl Task for ProjectTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -193,27 +197,28 @@ pub fn project_2d(
 
 pub struct PoolTask {
     table: Matrix,
-    ids: Uint32Array,
-    offsets: Uint32Array,
-    weights: Option<Float32Array>,
+    ids: Owned<u32>,
+    offsets: Owned<u32>,
+    weights: Option<Owned<f32>>,
     job: Job,
 }
 
 impl Task for PoolTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { table, ids, offsets, weights, job } = self;
         job.run(|ctl| {
-            let w = weights.as_ref().map(|w| &w[..]);
-            let p = sot_core::pool_rows(matrix_view(table, "table")?, ids, offsets, w, ctl)?;
+            let table = matrix_view(table, "table")?;
+            result_fits::<f32>(offsets.len().saturating_sub(1), table.ncols(), "the pooled rows")?;
+            let p = sot_core::pool_rows(table, ids, offsets, slice(weights), ctl)?;
             Ok(p.into_raw_vec_and_offset().0)
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -228,9 +233,9 @@ impl Task for PoolTask {
 #[napi(ts_return_type = "Promise<Float32Array>")]
 pub fn pool_rows(
     table: Matrix,
-    ids: Uint32Array,
-    offsets: Uint32Array,
-    weights: Option<Float32Array>,
+    #[napi(ts_arg_type = "Uint32Array")] ids: Owned<u32>,
+    #[napi(ts_arg_type = "Uint32Array")] offsets: Owned<u32>,
+    #[napi(ts_arg_type = "Float32Array | undefined | null")] weights: Option<Owned<f32>>,
     token: Option<&CancelToken>,
 ) -> AsyncTask<PoolTask> {
     AsyncTask::new(PoolTask { table, ids, offsets, weights, job: Job::new(token, None, None) })

@@ -1,8 +1,9 @@
 //! Tasks of the SOT method: the push-pull learner, the baselines and top-K selection.
 
 use crate::cancel::CancelToken;
-use crate::convert::{matrix_view, slice, Matrix};
+use crate::convert::{matrix_view, slice, Matrix, Owned};
 use crate::storage::{StorageInput, StorageOutput};
+use crate::result::{settle, Settled};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
 use napi::{Env, Error, Result, Task};
@@ -10,13 +11,15 @@ use napi_derive::napi;
 use sot_core::{Baseline, CostKind, ErrorKind, Keep, LearnResult, LearnerOptions, Reference, Selection, SinkhornOptions, SotError};
 
 /// The downstream set to weight and the reference sets.
-#[napi(object)]
+#[napi(object, object_to_js = false)]
 pub struct LearnSets {
     pub downstream: Matrix,
     pub anchor: Option<Matrix>,
-    pub anchor_weights: Option<Float64Array>,
+    #[napi(ts_type = "Float64Array")]
+    pub anchor_weights: Option<Owned<f64>>,
     pub harmful: Matrix,
-    pub harmful_weights: Option<Float64Array>,
+    #[napi(ts_type = "Float64Array")]
+    pub harmful_weights: Option<Owned<f64>>,
 }
 
 /// Learner options; absent fields take the core's defaults.
@@ -123,7 +126,7 @@ pub enum Scored {
 
 impl Task for ScoreTask {
     type Output = Scored;
-    type JsValue = napi::Either<LearnOutput, BaselineOutput>;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { sets, options, method, job } = self;
@@ -153,11 +156,12 @@ impl Task for ScoreTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(match output {
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        let out: napi::Either<LearnOutput, BaselineOutput> = match output {
             Scored::Learned(r) => napi::Either::A(r.into()),
             Scored::Baseline(scores, warnings) => napi::Either::B(BaselineOutput { scores: scores.into(), warnings }),
-        })
+        };
+        settle(&env, out)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -222,30 +226,31 @@ pub struct SelectionOutput {
 }
 
 pub struct SelectTask {
-    scores: Float64Array,
+    scores: Owned<f64>,
     keep: Keep,
-    weights: Option<Float64Array>,
+    weights: Option<Owned<f64>>,
     job: Job,
 }
 
 impl Task for SelectTask {
     type Output = Selection;
-    type JsValue = SelectionOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { scores, keep, weights, job } = self;
         job.run(|_| Ok(sot_core::select_top_k(scores, *keep, slice(weights))?))
     }
 
-    fn resolve(&mut self, _env: Env, s: Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: Env, s: Self::Output) -> Result<Self::JsValue> {
         let u32s = |v: Vec<usize>| -> Uint32Array { v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into() };
-        Ok(SelectionOutput {
+        let out = SelectionOutput {
             order: u32s(s.order),
             rank: u32s(s.rank),
             kept: s.kept.into_iter().map(u8::from).collect::<Vec<_>>().into(),
             train_weight: s.train_weight.into(),
             k: s.k as u32,
-        })
+        };
+        settle(&env, out)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -256,7 +261,12 @@ impl Task for SelectTask {
 /// Keeps the top samples by score (higher is better): `count` samples, or a
 /// `fraction` of them. Training weights follow `weights` (uniform when absent).
 #[napi(ts_return_type = "Promise<SelectionOutput>")]
-pub fn select_top_k(scores: Float64Array, count: Option<u32>, fraction: Option<f64>, weights: Option<Float64Array>) -> AsyncTask<SelectTask> {
+pub fn select_top_k(
+    #[napi(ts_arg_type = "Float64Array")] scores: Owned<f64>,
+    count: Option<u32>,
+    fraction: Option<f64>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] weights: Option<Owned<f64>>,
+) -> AsyncTask<SelectTask> {
     // The facade passes exactly one of count and fraction; an absent count with no fraction is K = 0, rejected by the core.
     let keep = match (count, fraction) {
         (_, Some(f)) => Keep::Fraction(f),

@@ -8,6 +8,7 @@ mod embed;
 mod error;
 mod learn;
 mod pool;
+mod result;
 mod storage;
 mod tasks;
 

@@ -3,11 +3,12 @@
 
 use crate::cancel::CancelToken;
 use crate::convert::{
-    matrix_view, slice, DivergenceOutput, Matrix, ProgressEvent, SinkhornOutput, SolveOptions, WarmStartInput,
+    matrix_view, slice, DivergenceOutput, Matrix, Owned, ProgressEvent, SinkhornOutput, SolveOptions, WarmStartInput,
 };
 use crate::error::Failure;
 use crate::pool::pool;
-use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array};
+use crate::result::{result_fits, settle, Settled};
+use napi::bindgen_prelude::{AsyncTask, Float32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status, Task};
 use napi_derive::napi;
@@ -81,19 +82,21 @@ pub struct CostTask {
 
 impl Task for CostTask {
     type Output = Vec<f32>;
-    type JsValue = Float32Array;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let (x, y, cost) = (&self.x, &self.y, &self.cost);
         self.job.run(|ctl| {
             let kind = CostKind::parse(cost)?;
-            let c = sot_core::cost_matrix(matrix_view(x, "x")?, matrix_view(y, "y")?, kind, ctl)?;
+            let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
+            result_fits::<f32>(x.nrows(), y.nrows(), "the cost matrix")?;
+            let c = sot_core::cost_matrix(x, y, kind, ctl)?;
             Ok(c.into_raw_vec_and_offset().0)
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float32Array::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -114,8 +117,8 @@ enum Geometry {
 
 pub struct SinkhornTask {
     geometry: Geometry,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    a: Option<Owned<f64>>,
+    b: Option<Owned<f64>>,
     options: SolveOptions,
     warm: Option<WarmStartInput>,
     job: Job,
@@ -124,8 +127,8 @@ pub struct SinkhornTask {
 impl SinkhornTask {
     fn start(
         geometry: Geometry,
-        a: Option<Float64Array>,
-        b: Option<Float64Array>,
+        a: Option<Owned<f64>>,
+        b: Option<Owned<f64>>,
         options: Option<SolveOptions>,
         warm: Option<WarmStartInput>,
         token: Option<&CancelToken>,
@@ -139,7 +142,7 @@ impl SinkhornTask {
 
 impl Task for SinkhornTask {
     type Output = SinkhornResult;
-    type JsValue = SinkhornOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { geometry, a, b, options, warm, job } = self;
@@ -160,8 +163,8 @@ impl Task for SinkhornTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output.into())
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, SinkhornOutput::from(output))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -173,8 +176,8 @@ impl Task for SinkhornTask {
 #[napi(ts_return_type = "Promise<SinkhornOutput>")]
 pub fn sinkhorn_cost(
     cost: Matrix,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] a: Option<Owned<f64>>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] b: Option<Owned<f64>>,
     options: Option<SolveOptions>,
     warm: Option<WarmStartInput>,
     token: Option<&CancelToken>,
@@ -190,8 +193,8 @@ pub fn sinkhorn_points(
     x: Matrix,
     y: Matrix,
     cost: String,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] a: Option<Owned<f64>>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] b: Option<Owned<f64>>,
     options: Option<SolveOptions>,
     warm: Option<WarmStartInput>,
     token: Option<&CancelToken>,
@@ -204,15 +207,15 @@ pub struct DivergenceTask {
     x: Matrix,
     y: Matrix,
     cost: String,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    a: Option<Owned<f64>>,
+    b: Option<Owned<f64>>,
     options: SolveOptions,
     job: Job,
 }
 
 impl Task for DivergenceTask {
     type Output = DivergenceResult;
-    type JsValue = DivergenceOutput;
+    type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
         let Self { x, y, cost, a, b, options, job } = self;
@@ -224,8 +227,8 @@ impl Task for DivergenceTask {
         })
     }
 
-    fn resolve(&mut self, _env: Env, r: Self::Output) -> Result<Self::JsValue> {
-        Ok(DivergenceOutput {
+    fn resolve(&mut self, env: Env, r: Self::Output) -> Result<Self::JsValue> {
+        let out = DivergenceOutput {
             value: r.value,
             grad_a: r.grad_a.into(),
             grad_b: r.grad_b.into(),
@@ -233,7 +236,8 @@ impl Task for DivergenceTask {
             xy: r.xy.into(),
             xx: r.xx.into(),
             yy: r.yy.into(),
-        })
+        };
+        settle(&env, out)
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -248,8 +252,8 @@ pub fn sinkhorn_divergence(
     x: Matrix,
     y: Matrix,
     cost: String,
-    a: Option<Float64Array>,
-    b: Option<Float64Array>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] a: Option<Owned<f64>>,
+    #[napi(ts_arg_type = "Float64Array | undefined | null")] b: Option<Owned<f64>>,
     options: Option<SolveOptions>,
     token: Option<&CancelToken>,
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
@@ -259,7 +263,7 @@ pub fn sinkhorn_divergence(
     AsyncTask::new(DivergenceTask { x, y, cost, a, b, options, job })
 }
 
-/// Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it).
+/// Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it; at most 4 per available core).
 #[napi]
 pub fn thread_count() -> u32 {
     pool().current_num_threads() as u32
