@@ -7,15 +7,16 @@ use napi::{sys, Env, Error, Result, ValueType};
 use sot_core::{ErrorKind, SotError};
 
 /// Largest buffer Node 20 creates (`buffer.constants.MAX_LENGTH`, 4 GiB): a
-/// larger result cannot be handed back as a typed array.
-pub const MAX_RESULT_BYTES: usize = 1 << 32;
+/// larger result cannot be handed back as a typed array. u64: on wasm32 a
+/// usize cannot hold it.
+pub const MAX_RESULT_BYTES: u64 = 1 << 32;
 
 /// Refuses, before any work, a result of `rows x cols` values of `T` that no
 /// typed array can hold; `what` names it.
 pub fn result_fits<T>(rows: usize, cols: usize, what: &str) -> std::result::Result<(), Failure> {
     let size = std::mem::size_of::<T>();
     match rows.checked_mul(cols).and_then(|n| n.checked_mul(size)) {
-        Some(bytes) if bytes <= MAX_RESULT_BYTES => Ok(()),
+        Some(bytes) if bytes as u64 <= MAX_RESULT_BYTES => Ok(()),
         _ => Err(Failure::Sot(SotError::new(
             ErrorKind::InvalidOption,
             format!(
