@@ -1,5 +1,5 @@
 'use strict';
-// The CommonJS entry. Node >= 20.19 (and >= 22.12) loads the ES module
+// The CommonJS entries (sot-purify, sot-purify/service). Node >= 20.19 (and >= 22.12) loads the ES module
 // synchronously through require(esm), so CommonJS and ESM users share one
 // module instance: one copy of each error class, one loaded addon.
 try {
@@ -7,7 +7,7 @@ try {
 } catch (err) {
   if (err && err.code === 'ERR_REQUIRE_ESM') {
     throw new Error(
-      `require('sot-purify') needs Node >= 20.19 (require of ES modules); this is Node ${process.versions.node}. ` +
+      `require() of sot-purify needs Node >= 20.19 (require of ES modules); this is Node ${process.versions.node}. ` +
         "Upgrade Node, or load it with `await import('sot-purify')`.",
       { cause: err },
     );

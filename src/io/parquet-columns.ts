@@ -3,7 +3,7 @@
 // writer can put back exactly what it read. Pages are decoded by hyparquet's
 // own page readers (every encoding and codec it reads); the values are kept
 // as bit patterns (floats as their integer bits: NaN payloads and -0 survive).
-import type { AsyncBuffer, ColumnChunk, Compressors, DecodedArray, SchemaElement, SchemaTree } from 'hyparquet';
+import type { AsyncBuffer, ColumnChunk, Compressors, DecodedArray, SchemaElement, SchemaTree } from 'hyparquet' with { 'resolution-mode': 'import' };
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { DEFAULT_PARSERS } from 'hyparquet/src/convert.js';
 import { decompressPage, readDataPage, readDataPageV2 } from 'hyparquet/src/datapage.js';

@@ -7,7 +7,9 @@
 // dictionary-encoded when that is smaller; SNAPPY) without statistics (the
 // input's no longer describe the kept rows). One input column chunk is in
 // memory at a time.
-import { type AsyncBuffer, type Encoding, type FileMetaData, type KeyValue, type LogicalType, type SchemaElement, parquetSchema } from 'hyparquet';
+// resolution-mode: these types reach the CommonJS declarations (.d.cts), and hyparquet is ESM only.
+import type { AsyncBuffer, Encoding, FileMetaData, KeyValue, LogicalType, SchemaElement } from 'hyparquet' with { 'resolution-mode': 'import' };
+import { parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ConvertedTypes, CompressionCodecs, EdgeInterpolationAlgorithms, Encodings, FieldRepetitionTypes, ParquetTypes } from 'hyparquet/src/constants.js';
 import { ByteWriter } from 'hyparquet-writer';
