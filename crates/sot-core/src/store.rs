@@ -61,7 +61,9 @@ pub struct StorageOptions {
     pub verify: bool,
 }
 
-pub const DEFAULT_BUDGET: usize = 4 << 30;
+/// 4 GiB; where usize has 32 bits (wasm32) the whole address space, since
+/// `4 << 30` wraps to 0 there.
+pub const DEFAULT_BUDGET: usize = if usize::BITS > 32 { 4 << 30 } else { usize::MAX };
 /// Fewer neighbours than this make a poor approximation: below it, blocks.
 const MIN_NEIGHBOURS: usize = 8;
 
