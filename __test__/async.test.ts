@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AbortError, sinkhorn, sinkhornDivergence, type ProgressEvent } from '../src/index.js';
+import { AbortError, sinkhorn, sinkhornDivergence, type ProgressEvent, type SinkhornResult } from '../src/index.js';
 import { randomMatrix, worstTimerDelay } from './helpers.js';
 
 // Large enough that a solve runs for seconds: eps is tiny and the tolerance unreachable.
@@ -47,7 +47,7 @@ describe('off the JS thread', () => {
 
   it('concurrent solves give the same results as serial ones', async () => {
     const problems = [0, 1, 2, 3].map((k) => ({ x: randomMatrix(400, 16, 100 + k), y: randomMatrix(300, 16, 200 + k) }));
-    const serial = [];
+    const serial: SinkhornResult[] = [];
     for (const p of problems) serial.push(await sinkhorn(p, { eps: 0.02 }));
     const parallel = await Promise.all(problems.map((p) => sinkhorn(p, { eps: 0.02 })));
     parallel.forEach((r, k) => {

@@ -195,7 +195,7 @@ describe('sot purify', () => {
     // the wait, and a signal after the handler is released kills the process).
     const c = contaminated(3000, 300);
     const records = Array.from({ length: 40_000 }, (_, i) => {
-      const r = c.records[i % c.records.length];
+      const r = c.records[i % c.records.length]!;
       return { ...r, id: i, instruction: `${r.instruction} (${i})` };
     });
     const input = writeJsonl(join(c.dir, 'big.jsonl'), records);

@@ -78,7 +78,7 @@ export async function startRedis(): Promise<RedisInstance> {
       }
     });
   });
-  return { url: `redis://127.0.0.1:${port}`, stop: () => stopProcess(proc) };
+  return { url: `redis://127.0.0.1:${port}`, stop: async () => void (await stopProcess(proc)) };
 }
 
 export async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
@@ -150,7 +150,7 @@ export function client(base: string, token?: string) {
     const headers: Record<string, string> = {};
     const tok = init.token === undefined ? token : init.token;
     if (tok) headers.authorization = `Bearer ${tok}`;
-    let body: BodyInit | undefined;
+    let body: string | FormData | undefined;
     if (init.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.json);
