@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
 import { harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
@@ -39,6 +39,11 @@ beforeAll(async () => {
     sweepMs: 3_600_000,
   });
   api = client(await server.listen(0), 'token-a');
+});
+
+// A test that fails midway leaves its workers running; they must not take the next test's jobs.
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => stopProcess(w.proc, 'SIGKILL')));
 });
 
 afterAll(async () => {

@@ -113,7 +113,7 @@ export function checkAgainstOpenApi(method: string, path: string, status: number
   const op = doc.paths[t]?.[method.toLowerCase()];
   expect(op, `${method} ${t} is not in the OpenAPI document`).toBeDefined();
   const res = op!.responses[String(status)];
-  expect(res, `${method} ${t} answered ${status}, not in the OpenAPI document`).toBeDefined();
+  expect(res, `${method} ${t} answered ${status} (${JSON.stringify(body).slice(0, 400)}), not in the OpenAPI document`).toBeDefined();
   seen.add(`${method.toLowerCase()} ${t}`);
   const type = (contentType ?? '').split(';')[0]!.trim();
   const media = res!.content?.[type];

@@ -111,7 +111,8 @@ export class JobStore {
   }
 
   async remove(r: JobRef): Promise<void> {
-    await rm(this.jobDir(r), { recursive: true, force: true });
+    // Retried: a worker may still be writing the job's record (ENOTEMPTY while it lands a temp file).
+    await rm(this.jobDir(r), { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
   }
 
   /** Bytes under a tenant's folder. */
