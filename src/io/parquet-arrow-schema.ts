@@ -188,16 +188,14 @@ export function checkArrowSchema(value: string): void {
 
 /**
  * `value` (an `ARROW:schema` for a Parquet schema of `columns` top-level
- * columns) with a nullable float64 field `name` at position `at`, replacing
- * the field there when `replace`. One whose field count differs is returned
- * unchanged: Arrow ignores it before and after.
+ * columns) with a nullable float64 field `name` appended. One whose field
+ * count differs is returned unchanged: Arrow ignores it before and after.
  */
-export function withDoubleField(value: string, name: string, at: number, replace: boolean, columns: number): string {
+export function withDoubleField(value: string, name: string, columns: number): string {
   const old = messageBody(fromBase64(value));
   const fb = new Flat(old);
   const p = parse(fb);
   if (p.fields.length !== columns) return value;
-  if (at < 0 || at > p.fields.length || (replace && at === p.fields.length)) throw new Error('field position out of range');
 
   const b = new Builder();
   let base = 0; // where the old flatbuffer lands; known once the new tables are laid out
@@ -226,7 +224,7 @@ export function withDoubleField(value: string, name: string, at: number, replace
     ...optional(3, p.features),
   ]);
   const targets = p.fields.map((f) => inOld(f));
-  targets.splice(at, replace ? 1 : 0, () => field);
+  targets.push(() => field);
   fields = b.vector(targets);
   field = b.table([
     { id: 0, kind: 'ref', target: () => nameAt },

@@ -73,28 +73,22 @@ function columnName(leaf: Leaf): string {
 }
 
 /**
- * The output schema: the input's with the weight column appended, or put in
- * place of the top-level column of that name (`replaced`: its leaf index).
+ * The output schema: the input's with the weight column appended. A column of
+ * that name is refused, as a record field of that name is (io/write.ts): the
+ * weight never replaces the user's data.
  */
 function outputSchema(metadata: FileMetaData, field: string | null) {
   const schema = metadata.schema.map((e) => ({ ...e }));
   const root = parquetSchema(metadata);
-  const all = leaves(root);
-  const plain = { schema, root, leaves: all, weight: undefined, replaced: -1, top: -1 };
+  const plain = { schema, root, leaves: leaves(root), weight: undefined };
   if (field === null) return plain;
+  if (root.children.some((c) => c.element.name === field)) {
+    throw new OptionError('ERR_OPTION', `weightField "${field}" names a column of the input; choose another name, or write no weights`);
+  }
   const weight: SchemaElement = { name: field, type: 'DOUBLE', repetition_type: 'OPTIONAL' };
-  const top = root.children.findIndex((c) => c.element.name === field);
-  if (top === -1) {
-    schema.push(weight);
-    schema[0]!.num_children = (schema[0]!.num_children ?? 0) + 1;
-    return { ...plain, weight, top: root.children.length };
-  }
-  if (root.children[top]!.children.length > 0) {
-    throw new OptionError('ERR_OPTION', `weightField "${field}" is a nested column of the input; choose another name`);
-  }
-  const replaced = all.findIndex((l) => l.path[1] === root.children[top]);
-  schema[metadata.schema.indexOf(all[replaced]!.element)] = weight;
-  return { ...plain, weight, replaced, top };
+  schema.push(weight);
+  schema[0]!.num_children = (schema[0]!.num_children ?? 0) + 1;
+  return { ...plain, weight };
 }
 
 function bitWidth(max: number): number {
@@ -357,10 +351,6 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
     });
     for (let c = 0; c < s.leaves.length; c++) {
       const leaf = s.leaves[c]!;
-      if (c === s.replaced) {
-        await add(weightLeaf!, weightData());
-        continue;
-      }
       let data: ColumnData;
       try {
         data = selectRows(await readColumnData(file, input.columns[c]!, leaf, compressors), leaf, keep);
@@ -370,8 +360,8 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       }
       await add(leaf, data);
     }
-    if (weightLeaf !== undefined && s.replaced === -1) await add(weightLeaf, weightData());
-    const sorting = input.sorting_columns?.filter((sc) => sc.column_idx !== s.replaced);
+    if (weightLeaf !== undefined) await add(weightLeaf, weightData());
+    const sorting = input.sorting_columns;
     s.rowGroups.push({
       field_1: columns,
       field_2: uncompressed,
@@ -418,7 +408,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       const { metadata } = s.src;
       let kv: KeyValue[] | undefined = metadata.key_value_metadata;
       if (field !== null && kv !== undefined) {
-        kv = kv.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.top, s.replaced !== -1, s.root.children.length) } : e));
+        kv = kv.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.root.children.length) } : e));
       }
       const footer = new ByteWriter();
       serializeTCompactProtocol(footer, {
