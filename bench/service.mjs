@@ -11,7 +11,7 @@
 // persistence) and the data mirror (SOT_DATA_DIR). Every round has a fresh
 // data root and Redis; jobs use the built-in embedder and the named set
 // advbench, all from one tenant (its running limit raised to the worker
-// count). Prints a table and writes bench/results/service-<date>.json.
+// count). Prints a table and writes bench/results/service.json (dated inside).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as netServer } from 'node:net';
@@ -30,7 +30,7 @@ const workerCounts = opt('workers', '1,2,4').split(',').map(Number);
 const smallRecords = Number(opt('small', 1000));
 const probes = Number(opt('probes', 4));
 const dataDir = process.env.SOT_DATA_DIR || resolve(root, '..', 'shared', 'data');
-const outFile = opt('out', join(root, 'bench', 'results', `service-${new Date().toISOString().slice(0, 10)}.json`));
+const outFile = opt('out', join(root, 'bench', 'results', 'service.json'));
 const CLI = join(root, 'dist', 'cli.js');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

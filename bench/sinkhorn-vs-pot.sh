@@ -9,10 +9,13 @@
 #
 # For each problem the points (gaussian, L2-normalised, seed 0) are generated once
 # and written as raw little-endian float32 to a temp dir; SOT (node, public API in
-# dist/) and POT (python, numpy) read the same files, and POT solves SOT's f32 cost
-# matrix, upcast, so that both solve the same problem (--pot-matrix own: numpy's f64
-# cost instead). One shared f64 checker (bench/ot_check.py) measures the L1 marginal
-# errors and entropic OT value of every solution on the matrix POT solved. The
+# dist/) and POT (python, numpy) read the same files. SOT solves its own f32 cost
+# matrix, POT the float64 cost numpy computes from the points (--pot-matrix sot: SOT's
+# matrix, upcast). Each side solves --repeats times (default 3) in one fresh process:
+# the first solve is cold, the others warm, for both; the rounds alternate the two
+# sides and record the load average. One shared f64 checker (bench/ot_check.py)
+# measures the L1 marginal errors and entropic OT value of both sides' potentials,
+# by the same code, on the float64 cost from the points. The
 # memory read bandwidth of the machine is measured in the
 # same run (cargo example crates/sot-core/examples/membw.rs, built here). Prints a
 # table per problem and a summary, and writes bench/results/sinkhorn-grid*.json.

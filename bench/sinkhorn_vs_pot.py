@@ -9,19 +9,21 @@ Steps, in one run:
  then for every problem of the grid (n x m sizes x dimensions d x eps):
  1. generate n source and m target points (gaussian, L2-normalised, seed
     fixed), written once as raw little-endian float32 to a temp dir;
- 2. SOT (node bench/sot-side.mjs, public API in dist/): sinkhorn from the
-    points (= cost + solve), costMatrix, sinkhorn from the matrix; it leaves
-    its f32 cost matrix in the temp dir;
+ 2. SOT (node bench/sot-side.mjs, public API in dist/): costMatrix, then
+    sinkhorn from the matrix --repeats times in the same fresh process (the
+    first solve is "cold", the others "warm"), then sinkhorn from the points;
+    it leaves its f32 cost matrix in the temp dir;
  3. POT (python bench/pot_side.py; OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset
     for it and for this driver, see OPENBLAS_VARS): numpy f64 cosine cost
-    (timed), then, on SOT's f32 matrix upcast (--pot-matrix sot, the default:
-    the same problem for both) or on that f64 cost (own), ot.sinkhorn, and
+    (timed), then, on that f64 cost from the points (--pot-matrix own, the
+    default) or on SOT's f32 matrix upcast (sot), ot.sinkhorn --repeats times
+    in the same fresh process (cold, then warm, as for SOT), and
     ot.sinkhorn_log for 1 and --log-cap-iters iterations,
     which give its time per iteration, extrapolated to ot.sinkhorn's iteration
     count, and to convergence on the sizes of --log-converge;
  4. one shared f64 checker (ot_check.py) measures the L1 marginal errors and
-    the entropic OT value of every returned solution on the matrix POT
-    solved (SOT's potentials also on the other one, for the f32 rounding);
+    the entropic OT value of SOT's and POT's potentials, by the same code, on
+    the matrix POT solved (SOT's also on the other one, for the f32 rounding);
  5. prints a table per problem as it finishes, then a summary, and writes the
     raw results as JSON under bench/results/ (after every problem).
 """
@@ -110,6 +112,13 @@ def parse_args():
         help="timed rounds per problem, each running SOT then POT in fresh processes; the tables show the "
         "fastest run and the median (default 3)",
     )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="solves per process and round, for SOT and POT alike: the first is cold (first solve of the problem in a "
+        "fresh process), the others warm; the tables show both (default 3)",
+    )
     p.add_argument("--pot-log", choices=["on", "off"], default="on", help="also time ot.sinkhorn(method='sinkhorn_log') (default on)")
     p.add_argument(
         "--log-converge",
@@ -128,17 +137,20 @@ def parse_args():
     p.add_argument(
         "--pot-matrix",
         choices=["sot", "own"],
-        default="sot",
-        help="the cost matrix POT solves: sot (default), SOT's f32 matrix upcast, so that both solve the same problem "
-        "and are checked on it; own, the float64 matrix numpy computes from the points (SOT is then checked on it too, "
-        "and at small eps misses tol there by the f32 rounding of its own costs)",
+        default="own",
+        help="the cost matrix POT solves and both are checked on: own (default), the float64 matrix numpy computes from "
+        "the points (the exact problem; SOT solves its own f32 matrix and at small eps can miss tol on this one by that "
+        "matrix's rounding); sot, SOT's f32 matrix upcast, so that both solve the same rounded problem",
     )
     p.add_argument("--membw-mib", type=int, default=1536, help="array size of the bandwidth probe, MiB (default 1536)")
+    p.add_argument("--membw", choices=["on", "off"], default="on", help="build and run the bandwidth probe (default on; off: no bound per pass)")
     p.add_argument("--out", default=None, help="JSON results file (default bench/results/sinkhorn-grid[-<subset>].json)")
     p.add_argument("--keep", action="store_true", help="keep the temp dirs with the data and potentials")
     args = p.parse_args()
     if args.log_cap_iters < 2:
         p.error("--log-cap-iters must be at least 2")
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
     grid = GRIDS[args.grid]
     subset = args.sizes is not None or args.d is not None or args.eps is not None
     args.sizes = args.sizes if args.sizes is not None else sizes(grid["sizes"])
@@ -294,12 +306,12 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
     common = [str(v) for v in (n, m, d, eps)]
 
     def sot_side(write):
-        cmd = ["node", "--expose-gc", os.path.join(HERE, "sot-side.mjs"), work, *common, str(args.tol), str(args.max_iter), write]
-        return run_json(cmd, env=NODE_ENV)
+        cmd = ["node", "--expose-gc", os.path.join(HERE, "sot-side.mjs"), work, *common, str(args.tol), str(args.max_iter), write, str(args.repeats)]
+        return run_json(cmd, env=NODE_ENV) | {"loadavg": loadavg()}
 
-    def pot_side(methods, check):
+    def pot_side(methods, check, repeats=args.repeats):
         cmd = [sys.executable, os.path.join(HERE, "pot_side.py"), work, *common, repr(stop_thr), str(args.max_iter)]
-        return run_json(cmd + [",".join(methods), check, args.pot_matrix], env=PY_ENV)
+        return run_json(cmd + [",".join(methods), check, args.pot_matrix, str(repeats)], env=PY_ENV) | {"loadavg": loadavg()}
 
     # Rounds alternating SOT and POT, so that a slow spell of the machine hits both
     # sides. The last round writes SOT's potentials and checks POT's plans.
@@ -314,15 +326,22 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
         print(f"  round {r + 1}/{args.rounds}: POT {', '.join(methods)} (stopThr={stop_thr:.3g}) ...", flush=True)
         pot_runs.append(pot_side(methods, last))
     sot = dict(sot_runs[-1])
-    for key in ("cost_s", "total_s", "solve_s", "solve1_s"):
+    for key in ("cost_s", "points_s", "solve_s", "solve_cold_s", "solve1_s", "loadavg"):
         sot[key] = [run[key] for run in sot_runs]
+    sot["solve_warm_s"] = [t for run in sot_runs for t in run["solve_warm_s"]]
+    # cost + solve, as for POT: the end-to-end time, warm and cold
+    sot["total_s"] = [c + t for c, t in zip(sot["cost_s"], sot["solve_s"])]
+    sot["total_cold_s"] = [c + t for c, t in zip(sot["cost_s"], sot["solve_cold_s"])]
     # what the solve reports of itself (its stored-kernel passes' time) from the fastest round, as its time
     sot["solve_result_fields"] = min(sot_runs, key=lambda run: run["solve_s"])["solve_result_fields"]
     pot = dict(pot_runs[-1])
     pot["cost_s"] = [run["cost_s"] for run in pot_runs]
+    pot["loadavg"] = [run["loadavg"] for run in pot_runs]
     pot["methods"] = {k: dict(v) for k, v in pot["methods"].items()}
     for k in pot["methods"]:
         pot["methods"][k]["solve_s"] = [run["methods"][k]["solve_s"] for run in pot_runs]
+        pot["methods"][k]["solve_cold_s"] = [run["methods"][k]["solve_cold_s"] for run in pot_runs]
+        pot["methods"][k]["solve_warm_s"] = [t for run in pot_runs for t in run["methods"][k]["solve_warm_s"]]
     pot["env_removed"] = REMOVED
 
     need, free = LOG_MATRICES * n * m * 8, mem_available()
@@ -337,19 +356,20 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
         converge = (n, m) in args.log_converge
         specs = ["sinkhorn_log@1", "sinkhorn_log@1", f"sinkhorn_log@{args.log_cap_iters}"] + (["sinkhorn_log"] if converge else [])
         print(f"  POT {', '.join(specs)} ...", flush=True)
-        log_run = pot_side(specs, "1" if converge else "0")
-        runs = {spec: r | {"solve_s": [r["solve_s"]]} for spec, r in log_run["methods"].items()}
+        log_run = pot_side(specs, "1" if converge else "0", repeats=1)
+        runs = {spec: r | {"solve_s": [r["solve_s"]], "solve_cold_s": [r["solve_cold_s"]]} for spec, r in log_run["methods"].items()}
         pot["log_capped"] = {spec: r for spec, r in runs.items() if "@" in spec}
         if converge:
             pot["methods"]["sinkhorn_log"] = runs["sinkhorn_log"]
         pot["cost_s_log_run"] = log_run["cost_s"]
 
-    # SOT's potentials through the same checker: on the f64 cost POT solved, and on SOT's own f32 cost.
-    print("  checking SOT's potentials ...", flush=True)
+    # SOT's and POT's potentials through the same checker, the same code for both: on the matrix POT
+    # solved (the f64 cost from the points by default), and SOT's also on the other one.
+    print("  checking SOT's and POT's potentials ...", flush=True)
     x32 = np.fromfile(os.path.join(work, "x.f32"), dtype="<f4").reshape(n, d)
     y32 = np.fromfile(os.path.join(work, "y.f32"), dtype="<f4").reshape(m, d)
-    f = np.fromfile(os.path.join(work, "f.f64"), dtype="<f8")
-    g = np.fromfile(os.path.join(work, "g.f64"), dtype="<f8")
+    f = np.fromfile(os.path.join(work, "sot.f.f64"), dtype="<f8")
+    g = np.fromfile(os.path.join(work, "sot.g.f64"), dtype="<f8")
     c32 = np.fromfile(os.path.join(work, "c_sot.f32"), dtype="<f4").reshape(n, m)
     xn, yn = ot_check.unit_rows(x32), ot_check.unit_rows(y32)
     own = lambda i0, i1: c32[i0:i1].astype(np.float64)
@@ -367,6 +387,13 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
     sot["check_own_f32_cost"] = on_own
     sot["check_f64_points_cost"] = on_points
     sot["cost_f32_vs_f64_max_abs"] = max_diff[0]
+    solved = own if args.pot_matrix == "sot" else ref
+    for spec, r in pot["methods"].items():
+        files = [os.path.join(work, f"pot-{spec}.{v}.f64") for v in ("f", "g")]
+        if all(os.path.exists(p) for p in files):
+            pf, pg = (np.fromfile(p, dtype="<f8") for p in files)
+            r["plan_check"] = r["check"]  # pot_side's check of the plan it returned, on the same matrix
+            r["check"] = ot_check.evaluate(ot_check.potential_blocks(pf, pg, a, b, eps, solved), a, b, eps, pf, pg)
     return sot, pot
 
 
@@ -381,13 +408,15 @@ def solver_rows(sot, pot, tol, stop_thr):
             "solver": "SOT sinkhorn, tol=%g (f32 cost, log-domain)" % tol,
             "cost_s": stats(sot["cost_s"]),
             "solve_s": stats(sot["solve_s"]),
+            "solve_cold_s": stats(sot["solve_cold_s"]),
             "total_s": stats(sot["total_s"]),
+            "total_cold_s": stats(sot["total_cold_s"]),
             "iterations": sot["iterations"],
             "converged": sot["converged"],
             "check": sot["check"],
             # the process running sinkhorn({x, y}): points and its own cost matrix
-            "memory": memory_of(sot["phases"]["total"]),
-            "memory_solve_from_cost": memory_of(sot["phases"]["solve"]),
+            "memory": memory_of(sot["phases"]["points"]),
+            "memory_solve_from_cost": memory_of(sot["phases"]["solve_cold"]),
         }
     ]
     pot_cost = stats(pot["cost_s"])
@@ -404,12 +433,17 @@ def solver_rows(sot, pot, tol, stop_thr):
         else:  # one run: the fastest cost of the rounds plus its solve
             row["total_s"] = stats([pot_cost["min"] + t for t in solve["all"]])
         row["solve_s"] = solve
+        row["solve_cold_s"] = stats(r["solve_cold_s"])
+        if len(r["solve_cold_s"]) == len(pot_cost["all"]):
+            row["total_cold_s"] = stats([c + t for c, t in zip(pot_cost["all"], r["solve_cold_s"])])
         rows.append(row)
     if "log_capped" in pot:
         rows.append(extrapolated_log(pot["log_capped"], pot["methods"]["sinkhorn"]["iterations"], pot_cost, stop_thr))
     for r in rows:
         r["solve_ratio_vs_sot"] = r["solve_s"]["min"] / rows[0]["solve_s"]["min"]
         r["total_ratio_vs_sot"] = r["total_s"]["min"] / rows[0]["total_s"]["min"]
+        # cold against cold: each side's first solve in a fresh process
+        r["solve_cold_ratio_vs_sot"] = r["solve_cold_s"]["min"] / rows[0]["solve_cold_s"]["min"] if "solve_cold_s" in r else None
         r["meets_tol"] = None if r["check"] is None else r["check"]["row_l1"] <= tol and r["check"]["col_l1"] <= tol
     return rows
 
@@ -445,7 +479,7 @@ def extrapolated_log(runs, needed, pot_cost, stop_thr):
 
 def problem_table(rows):
     t = lambda s: f"{s['min']:.3g} ({s['median']:.3g})" if len(s["all"]) > 1 else f"{s['min']:.3g}"
-    head = ["solver", "cost s", "solve s", "total s", "iters", "peak RSS MB above base (peak)", "row L1", "col L1",
+    head = ["solver", "cost s", "solve s", "cold solve s", "total s", "iters", "peak RSS MB above base (peak)", "row L1", "col L1",
             "primal value", "dual value", "POT/SOT solve", "POT/SOT total"]
     table = [head, ["---"] * len(head)]
     for r in rows:
@@ -456,6 +490,7 @@ def problem_table(rows):
                 r["solver"] + (" (NOT converged)" if r["converged"] is False else ""),
                 t(r["cost_s"]),
                 ("~" if r.get("extrapolated") else "") + t(r["solve_s"]),
+                t(r["solve_cold_s"]) if "solve_cold_s" in r else "-",
                 ("~" if r.get("extrapolated") else "") + t(r["total_s"]),
                 str(r["iterations"]),
                 f"{mem['peak_above_baseline_mb']:.0f} ({mem['peak_rss_mb']:.0f})",
@@ -628,6 +663,48 @@ def summary(problems, bw, tol):
     return markdown([speed[0], ["---"] * len(speed[0])] + speed[1:]), markdown([passes[0], ["---"] * len(passes[0])] + passes[1:]), targets, "\n".join(lines)
 
 
+def symmetric_summary(problems, tol):
+    """One row per problem: SOT and the fastest accurate ot.sinkhorn run, warm against warm and cold against cold.
+
+    Warm: the fastest of the solves after the first in one process (median in brackets); cold: the first solve
+    of the problem in a fresh process. Accuracy: both checked by the same code on the matrix POT solved.
+    """
+    head = ["problem", "SOT warm s", "SOT cold s", "SOT row / col L1", "POT run", "POT warm s", "POT cold s", "POT row / col L1",
+            "warm/warm", "cold/cold", "both meet tol", "load (1 min) during the rounds"]
+    table = [head, ["---"] * len(head)]
+    out = []
+    t = lambda st: f"{st['min']:.3g} ({st['median']:.3g})"
+    for p in problems:
+        pr, sot, pots = p["problem"], p["rows"][0], p["rows"][1:]
+        sinkhorns = [r for r in pots if r.get("method") == "sinkhorn" and r["check"] is not None]
+        accurate = [r for r in sinkhorns if r["meets_tol"]]
+        pot = min(accurate or sinkhorns, key=lambda r: r["solve_s"]["min"], default=None)
+        if pot is None:
+            continue
+        loads = [float(v.split()[0]) for v in p["sot"]["loadavg"] + p["pot"]["loadavg"] if v]
+        row = {
+            "problem": label(pr["n"], pr["m"], pr["d"], pr["eps"]),
+            "matrix": pr["matrix"],
+            "sot_warm_s": sot["solve_s"], "sot_cold_s": sot["solve_cold_s"], "sot_check": sot["check"], "sot_meets_tol": sot["meets_tol"],
+            "pot_row": pot["solver"], "pot_warm_s": pot["solve_s"], "pot_cold_s": pot["solve_cold_s"], "pot_check": pot["check"],
+            "pot_meets_tol": pot["meets_tol"],
+            "warm_ratio": pot["solve_s"]["min"] / sot["solve_s"]["min"],
+            "warm_ratio_medians": pot["solve_s"]["median"] / sot["solve_s"]["median"],
+            "cold_ratio": pot["solve_cold_s"]["min"] / sot["solve_cold_s"]["min"],
+            "loadavg_1min": {"min": min(loads), "max": max(loads)} if loads else None,
+        }
+        out.append(row)
+        l1 = lambda c: f"{c['row_l1']:.1e} / {c['col_l1']:.1e}"
+        table.append([
+            row["problem"], t(sot["solve_s"]), t(sot["solve_cold_s"]), l1(sot["check"]),
+            pot["solver"].replace("POT sinkhorn (f64), ", ""), t(pot["solve_s"]), t(pot["solve_cold_s"]), l1(pot["check"]),
+            f"{row['warm_ratio']:.1f} ({row['warm_ratio_medians']:.1f})", f"{row['cold_ratio']:.1f}",
+            "yes" if sot["meets_tol"] and pot["meets_tol"] else "SOT misses tol" if pot["meets_tol"] else "POT misses tol" if sot["meets_tol"] else "neither",
+            "-" if not loads else f"{min(loads):.1f}-{max(loads):.1f}",
+        ])
+    return markdown(table), out
+
+
 def save(path, result):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as fh:
@@ -644,14 +721,15 @@ def main():
     print(f"# {len(problems)} problems: {', '.join(label(*p) for p in problems)}", flush=True)
     prov = provenance()
     noise = Noise()
-    exe = build_membw()
+    exe = build_membw() if args.membw == "on" else None
     result = {
         "command": command,
         "grid": {"name": args.grid, "sizes": [f"{n}x{m}" for n, m in args.sizes], "d": args.d, "eps": args.eps,
                  "log_converge": [f"{n}x{m}" for n, m in args.log_converge], "log_cap_iters": args.log_cap_iters},
         "machine": info,
         "sot_build": prov,
-        "settings": {"pot_matrix": args.pot_matrix, "sot_tol": args.tol, "pot_stopThr": args.pot_stopthr or "tol / sqrt(m)", "max_iter": args.max_iter, "rounds": args.rounds},
+        "settings": {"pot_matrix": args.pot_matrix, "sot_tol": args.tol, "pot_stopThr": args.pot_stopthr or "tol / sqrt(m)", "max_iter": args.max_iter,
+                     "rounds": args.rounds, "repeats": args.repeats},
         "membw": {"start": membw(exe, args.membw_mib)},
         "problems": [],
         "complete": False,
@@ -669,10 +747,15 @@ def main():
     runs = [r for r in result["membw"].values() if r is not None]
     bw = max((r["read_gbps"]["best"] for r in runs), default=None)
     speed, passes, targets, target_lines = summary(result["problems"], bw, args.tol)
+    symmetric, symmetric_rows = symmetric_summary(result["problems"], args.tol)
 
     print(f"\n## Summary ({len(problems)} problems; solve times: fastest of {args.rounds} rounds; ~ = extrapolated; "
           f"other CPU = other processes' CPU time as a share of one core)\n")
     print(speed)
+    print(f"\nWarm against warm and cold against cold ({args.repeats} solves per process: the first cold, the others warm; "
+          f"fastest of the rounds, median in brackets), both checked by ot_check.py on "
+          f"{result['problems'][0]['problem']['matrix'] if result['problems'] else '-'}, tol {args.tol:g} (L1, rows and columns):\n")
+    print(symmetric)
     print(f"\nSOT passes over the n x m f32 matrix: s/pass = solve / passes; marginal = (solve - solve at maxIter 1) / "
           f"(passes - its passes); bound = 4 n m bytes / {fmt(bw, '.1f')} GB/s (best read bandwidth of the run, "
           f"{runs[0]['threads'] if runs else '-'} threads). Peak RSS above the process's baseline: SOT's sinkhorn({{x, y}}), "
@@ -685,7 +768,8 @@ def main():
     if pot is not None:
         nb = pot["numpy_blas"]
         libs = [f"{i.get('internal_api')} {i.get('version') or ''} {i.get('architecture') or ''} {i.get('num_threads')} threads ({os.path.basename(i.get('filepath', ''))})" for i in pot["blas"]]
-        print(f"\nSOT: {sot['threads']} threads, node {sot['node']}; 'total' = sinkhorn({{x, y}}) (computes its own cost); 'solve' = sinkhorn({{cost}}) on costMatrix's output.")
+        print(f"\nSOT: {sot['threads']} threads, node {sot['node']}; 'solve' = sinkhorn({{cost}}) on costMatrix's output; 'total' = cost + solve, "
+              f"as for POT; peak RSS from sinkhorn({{x, y}}) (computes its own cost).")
         print(f"POT {pot['pot']}, numpy {pot['numpy']}, python {pot['python']}, BLAS {nb.get('name')} {nb.get('version')}; loaded at run time: {'; '.join(libs)}")
     print(f"OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed for the numpy/POT processes (kept for node): {REMOVED or 'neither was set'}")
     print(f"SOT build: commit {prov['commit'][:12]}, addon {prov['addon']}, uncommitted source changes: {len(prov['uncommitted_source_changes'])}")
@@ -694,7 +778,7 @@ def main():
               + (": timings disturbed, rerun on a quiet machine" if run_noise["foreign_share"] > 0.1 else ""))
 
     result["machine"] |= {"loadavg_at_end": loadavg(), "run_wall_s": run_noise["wall_s"], "foreign_cpu_s": run_noise["foreign_cpu_s"]}
-    result |= {"bandwidth_gbps_for_bound": bw, "summary_markdown": speed, "passes_markdown": passes, "targets": targets, "complete": True}
+    result |= {"bandwidth_gbps_for_bound": bw, "summary_markdown": speed, "symmetric_markdown": symmetric, "symmetric": symmetric_rows, "passes_markdown": passes, "targets": targets, "complete": True}
     save(args.out, result)
     print(f"\nwrote {os.path.relpath(args.out, ROOT)}")
 

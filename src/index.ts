@@ -106,3 +106,14 @@ export {
   type ReferenceSet,
   type ReferenceSetInfo,
 } from './refsets/index.js';
+
+// Types that appear in the signatures above, exported so that callers can name them.
+export type { AtomicOptions, Chunk as AtomicChunk } from './io/atomic.js';
+export type { CacheLookup } from './embed/cache.js';
+export type { PrecomputedBinding } from './embed/precomputed.js';
+export type { SkipReport } from './io/dataset.js';
+export type { WordIndex } from './embed/wink.js';
+export type { WriteDatasetResult } from './io/write.js';
+export type { LoadedReferenceFile } from './refsets/load.js';
+export type { FileOrigin } from './refsets/fetch.js';
+export type { ReferenceFile } from './refsets/registry.js';

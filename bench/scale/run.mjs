@@ -13,7 +13,7 @@
 // is GNU time's maximum resident set (the report's own figure as a fallback).
 // Stage times come from the report. Harmful recall = injected records kept /
 // injected records (random selection keeps `keep` of them). Results:
-// bench/results/scale-<date>.json and a table on stdout.
+// bench/results/scale.json (the date is inside; --out to change) and a table on stdout.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
@@ -33,7 +33,7 @@ const runs = (opt('runs') ?? cfg.runs.join(',')).split(',').map((r) => {
 });
 const dataDir = opt('data', process.env.SOT_SCALE_DIR || join(tmpdir(), 'sot-scale'));
 const date = new Date().toISOString().slice(0, 10);
-const outFile = opt('out', join(root, 'bench', 'results', `scale-${date}.json`));
+const outFile = opt('out', join(root, 'bench', 'results', 'scale.json'));
 const gnuTime = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
 console.log(`data in ${dataDir} ...`);

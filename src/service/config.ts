@@ -61,7 +61,7 @@ export const DEFAULTS = {
   lockMs: 30_000,
 } as const satisfies Partial<ServiceConfig>;
 
-type Input = Partial<Omit<ServiceConfig, 'maxUploadBytes' | 'quotaBytes' | 'jobMemoryBudget'>> & {
+export type Input = Partial<Omit<ServiceConfig, 'maxUploadBytes' | 'quotaBytes' | 'jobMemoryBudget'>> & {
   dataRoot: string;
   maxUploadBytes?: number | string;
   quotaBytes?: number | string;
