@@ -80,6 +80,9 @@ describe('texts that state a default agree with it', () => {
     const storage = documentedDefaults('src/storage.ts', 'StorageOptions');
     for (const k of ['budget', 'neighbours', 'storeKernel', 'verify'] as const) expect(value(storage[k] ?? 'undocumented'), `StorageOptions.${k}`).toBe(d.storage[k]);
 
+    const builtin = EMBEDDER_LEARNER_DEFAULTS.builtin!;
+    expect(read('src/pipeline/options.ts').replace(/\s*\n\s*\*\s*/g, ' ')).toContain(`(the built-in embedder: eps ${builtin.eps}, lambda ${builtin.lambda})`);
+
     const embed = documentedDefaults('src/embed/hashing.ts', 'HashingEmbedderOptions');
     for (const k of ['dim', 'seed', 'wordWeight'] as const) expect(value(embed[k] ?? 'undocumented'), `HashingEmbedderOptions.${k}`).toBe(d.embed[k]);
   });
