@@ -103,6 +103,10 @@ pub fn core_defaults() -> CoreDefaults {
             store_kernel: st.store_kernel,
             verify: st.verify,
         },
-        embed: EmbedDefaults { dim: e.dim as u32, seed: e.seed as u32, word_weight: e.word_weight },
+        embed: EmbedDefaults {
+            dim: e.dim as u32,
+            seed: e.seed as u32,
+            word_weight: e.word_weight,
+        },
     }
 }
