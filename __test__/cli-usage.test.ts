@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS } from '../src/defaults.js';
 import { HashingEmbedder } from '../src/embed/hashing.js';
+import { OpenAIEmbedder } from '../src/embed/openai.js';
 import { FILE_FORMATS } from '../src/io/index.js';
 import { alpacaOk, CLI, DATA_DIR, writeJsonl } from './datasets.js';
 
@@ -59,6 +60,15 @@ describe('sot purify --help', () => {
     expect(optionHelp(help.stdout, '--neighbours')).toContain(`default ${core.storage.neighbours}`);
     expect(optionHelp(help.stdout, '--dim')).toContain(`default ${core.embed.dim}`);
     expect(optionHelp(help.stdout, '--keep ')).toContain(`default ${(PURIFY_DEFAULTS.keep as { fraction: number }).fraction}`);
+  });
+
+  it("states the openai embedder's own defaults as it applies them", () => {
+    const e = new OpenAIEmbedder({ model: 'm', env: {} });
+    expect(optionHelp(help.stdout, '--embed-batch')).toContain(`(default ${e.batchSize} / `);
+    expect(optionHelp(help.stdout, '--embed-concurrency')).toContain(`(default ${e.concurrency} / `);
+    expect(optionHelp(help.stdout, '--embed-timeout')).toContain(`(default ${e.timeoutMs})`);
+    expect(optionHelp(help.stdout, '--embed-retries')).toContain(`(default ${e.maxRetries})`);
+    expect(optionHelp(help.stdout, '--embed-url')).toContain(`default ${e.baseUrl})`);
   });
 
   it('lists every format the readers accept under --format', () => {
