@@ -118,6 +118,7 @@ describe('usage errors', () => {
       [['purify', 'train.jsonl', '--harmful', 'advbench', '--keep', '2', '--json'], /--keep must be a number >= 0 and <= 1/],
       [['purify', '--json'], /missing required argument 'input'/],
       [['purify', 'train.jsonl', '--harmful', 'advbench', '--format', 'xml', '--json'], /Allowed choices are jsonl, json, csv, tsv, parquet/],
+      [['purify', 'train.jsonl', '--harmful', 'advbench', '--keep', '0.5', '--keep-count', '3', '--json'], /use --keep or --keep-count, not both/],
     ];
     for (const [args, message] of cases) {
       const r = sot(args);
