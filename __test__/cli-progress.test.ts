@@ -1,9 +1,14 @@
 // The progress display ends every stage on its final figures, even when the
 // last update came too soon after the previous one to be drawn, with one
 // summary line per stage; off a terminal it prints nothing.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ProgressLine } from '../src/cli/progress.js';
+import { alpacaOk, CLI, DATA_DIR, writeJsonl } from './datasets.js';
 
 /** A terminal's stream, as the progress line sees it: what was written, with carriage returns applied. */
 class Terminal extends Writable {
@@ -49,7 +54,7 @@ describe('ProgressLine', () => {
       'embedding         done: 1,200 of 2,500 records embedded in 1.2s',
       'learning weights  done: 41 steps run in 0.1s',
       'selecting         done: 2,000 of 2,500 records kept in 0.0s',
-      'writing           done: 2,500 of 2,500 records written in 0.0s',
+      'writing           done: 2,000 records written (2,500 of 2,500 passed over) in 0.0s',
       '',
     ]);
   });
@@ -63,5 +68,29 @@ describe('ProgressLine', () => {
       bar.done();
       expect(term.raw).toBe('');
     }
+  });
+});
+
+// util-linux `script` gives the CLI a real terminal (a pseudo-TTY) for stderr.
+const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+
+describe.skipIf(SCRIPT === undefined)('sot purify on a terminal', () => {
+  it("ends each stage's line on the run's real figures", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-tty-'));
+    const input = writeJsonl(join(dir, 'train.jsonl'), alpacaOk().slice(0, 40));
+    const env = { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')), SOT_OFFLINE: '1' };
+    const command = [process.execPath, CLI, 'purify', input, '--harmful', 'advbench', '--no-html'].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync(SCRIPT!, ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8'));
+    const summaries = r.stdout.split(/[\r\n]+/).filter((l) => / done: /.test(l)).map((l) => l.replace(/ in \d+\.\d+s\s*$/, ''));
+    expect(summaries).toEqual([
+      'reading           done: 40 records read',
+      'embedding         done: 40 of 40 records embedded',
+      `references        done: ${report.references.harmful.reduce((s: number, h: { count: number }) => s + h.count, 0)} reference samples embedded`,
+      `learning weights  done: ${report.learner.steps} steps run`,
+      'selecting         done: 32 of 40 records kept',
+      'writing           done: 32 records written (40 of 40 passed over)',
+    ]);
   });
 });

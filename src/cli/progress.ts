@@ -11,14 +11,17 @@ const LABEL: Record<Stage, string> = {
 
 const n = (x: number) => x.toLocaleString('en-US');
 
-/** A stage's final figures, in its own units. */
-const SUMMARY: Record<Stage, (e: StageProgress) => string> = {
+const of = (e: StageProgress) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''}`;
+
+/** A stage's final figures, in its own units; `kept` is the selection's, which the write stage copies. */
+const SUMMARY: Record<Stage, (e: StageProgress, kept?: number) => string> = {
   read: (e) => `${n(e.done)} records read`,
-  embed: (e) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''} records embedded`,
+  embed: (e) => `${of(e)} records embedded`,
   references: (e) => `${n(e.done)} reference samples embedded`,
   learn: (e) => `${n(e.done)} steps run`,
-  select: (e) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''} records kept`,
-  write: (e) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''} records written`,
+  select: (e) => `${of(e)} records kept`,
+  // The writer passes over every input record and writes the kept ones.
+  write: (e, kept) => (kept === undefined ? `${of(e)} records passed over` : `${n(kept)} records written (${of(e)} passed over)`),
 };
 
 /**
@@ -34,6 +37,7 @@ export class ProgressLine {
   private stage: Stage | null = null;
   private stageStart = 0;
   private latest: StageProgress | null = null;
+  private kept: number | undefined;
   private width = 0;
 
   constructor(
@@ -68,7 +72,10 @@ export class ProgressLine {
 
   private finishStage(now: number): void {
     const e = this.latest;
-    if (e !== null && this.stage !== null) this.put(`${LABEL[this.stage].padEnd(17)} done: ${SUMMARY[this.stage](e)} in ${this.secs(now)}s`);
+    if (e !== null && this.stage !== null) {
+      if (this.stage === 'select') this.kept = e.done;
+      this.put(`${LABEL[this.stage].padEnd(17)} done: ${SUMMARY[this.stage](e, this.kept)} in ${this.secs(now)}s`);
+    }
     this.out.write('\n');
     this.width = 0;
     this.latest = null;
