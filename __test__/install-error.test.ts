@@ -22,6 +22,12 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('without
     const help = node([cli, '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^Usage: sot /);
+    // The option help quotes the core's defaults, and says it cannot read them.
+    const purifyHelp = node([cli, 'purify', '--help']);
+    expect(purifyHelp.status, purifyHelp.stderr).toBe(0);
+    const flat = purifyHelp.stdout.replace(/\s+/g, ' ');
+    expect(flat).toContain("--tau <x> KL regularisation towards uniform weights (default the native core's (it could not be loaded))");
+    expect(flat).toContain('(default 0.02 with --embedder builtin (the default);');
     const sets = node([cli, 'sets']);
     expect(sets.status).toBe(0);
     expect(sets.stdout).toMatch(/^advbench /m);

@@ -780,6 +780,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.baselineScores = nativeBinding.baselineScores
+module.exports.coreDefaults = nativeBinding.coreDefaults
 module.exports.costMatrix = nativeBinding.costMatrix
 module.exports.docFreqBatch = nativeBinding.docFreqBatch
 module.exports.docFreqBuckets = nativeBinding.docFreqBuckets

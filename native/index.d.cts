@@ -31,6 +31,16 @@ export interface BaselineOutput {
  */
 export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
 
+/** The values an absent option takes, as the core defines them. */
+export declare function coreDefaults(): CoreDefaults
+
+export interface CoreDefaults {
+  learner: LearnerDefaults
+  sinkhorn: SinkhornDefaults
+  storage: StorageDefaults
+  embed: EmbedDefaults
+}
+
 /** The cost matrix between the rows of `x` and of `y` (row-major, x.rows x y.rows). */
 export declare function costMatrix(x: Matrix, y: Matrix, cost: string, token?: CancelToken | undefined | null): Promise<Float32Array>
 
@@ -62,6 +72,13 @@ export interface DocFreqOutput {
   docs: number
 }
 
+/** Defaults of the built-in embedder (`embedTexts`). */
+export interface EmbedDefaults {
+  dim: number
+  seed: number
+  wordWeight: number
+}
+
 /** Options of the hashed TF-IDF embedder; absent fields take the core's defaults. */
 export interface EmbedTextOptions {
   /** Output dimension (default 512). */
@@ -83,6 +100,22 @@ export interface EmbedTextOptions {
  * `ERR_EMPTY` and its `index`.
  */
 export declare function embedTexts(texts: Array<string>, options?: EmbedTextOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<Float32Array>
+
+/** Defaults of `learnWeights` (the names of `LearnOptions`). */
+export interface LearnerDefaults {
+  cost: string
+  eps: number
+  lambda: number
+  tau: number
+  step: number
+  maxSteps: number
+  tol: number
+  debiased: boolean
+  maxSelfAnchor: number
+  innerTol: number
+  innerMaxIter: number
+  innerOverrelax: boolean
+}
 
 /** Learner options; absent fields take the core's defaults. */
 export interface LearnOptions {
@@ -183,6 +216,15 @@ export declare function selectTopK(scores: Float64Array, count?: number | undefi
 /** Entropic OT for a given cost matrix. */
 export declare function sinkhornCost(cost: Matrix, a?: Float64Array | undefined | null, b?: Float64Array | undefined | null, options?: SolveOptions | undefined | null, warm?: WarmStartInput | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<SinkhornOutput>
 
+/** Defaults of a Sinkhorn solve (the names of `SolveOptions`). */
+export interface SinkhornDefaults {
+  eps: number
+  tol: number
+  maxIter: number
+  checkEvery: number
+  overrelax: boolean
+}
+
 /** Debiased Sinkhorn divergence between two point sets, with its gradients. */
 export declare function sinkhornDivergence(x: Matrix, y: Matrix, cost: string, a?: Float64Array | undefined | null, b?: Float64Array | undefined | null, options?: SolveOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<DivergenceOutput>
 
@@ -223,6 +265,16 @@ export interface SolveOptions {
   progressIntervalMs?: number
   /** How the costs are held (solves from points; from a cost matrix, only the stored kernel applies). */
   storage?: StorageInput
+}
+
+/** Defaults of `StorageInput`. */
+export interface StorageDefaults {
+  mode: string
+  /** Bytes (the whole address space where usize has 32 bits). */
+  budget: number
+  neighbours: number
+  storeKernel: boolean
+  verify: boolean
 }
 
 /** Storage of the costs; absent fields take the core's defaults. */

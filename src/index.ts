@@ -28,6 +28,7 @@ export {
   type Scores,
 } from './learner.js';
 export { parseBytes, type StorageMode, type StorageOptions, type StorageReport } from './storage.js';
+export { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS, type CoreDefaults, type EmbedderLearnerDefaults } from './defaults.js';
 export { selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {

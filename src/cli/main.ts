@@ -1,93 +1,24 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { fstatSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { AbortError, OptionError, SotError } from '../errors.js';
-import { createEmbedder, EMBEDDERS, type EmbedderKind } from '../embed/providers.js';
-import { MAX_LINE_BYTES } from '../io/index.js';
+import { createEmbedder, type EmbedderKind } from '../embed/providers.js';
+import { FILE_FORMATS } from '../io/index.js';
 import type { FieldMapping } from '../io/types.js';
-import { METHODS, type Method } from '../learner.js';
+import type { Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { purify } from '../pipeline/purify.js';
-import { parseBytes } from '../storage.js';
 import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
+import { addFlags, checkRequired, EMBED_OUTPUT, EMBEDDER, INPUT, LEARNER, PURIFY_OUTPUT, REFERENCES, REPORTING, SELECTION } from './flags.js';
 import { ProgressLine } from './progress.js';
 import { registerServeCommands } from './serve.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-function number(name: string, min?: number, max?: number) {
-  return (v: string) => {
-    const x = Number(v);
-    if (v.trim() === '' || !Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
-      throw new InvalidArgumentError(`${name} must be a number${min !== undefined ? ` >= ${min}` : ''}${max !== undefined ? ` and <= ${max}` : ''}`);
-    }
-    return x;
-  };
-}
-
-function integer(name: string, min = 0) {
-  return (v: string) => {
-    const x = Number(v);
-    if (!/^\d+$/.test(v.trim()) || x < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return x;
-  };
-}
-
-function size(name: string) {
-  return (v: string) => {
-    try {
-      return parseBytes(name, v);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
-
-/** Options shared by `purify` and `embed`: how records become texts and texts vectors. */
-function dataOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('--format <format>', 'file format (default: from the extension)').choices(['jsonl', 'json', 'csv', 'parquet']))
-    .addOption(
-      new Option('--record-format <layout>', 'record layout (default: detected from the first record)').choices([
-        'alpaca',
-        'messages',
-        'sharegpt',
-        'prompt-response',
-        'text',
-      ]),
-    )
-    .option('--prompt-field <field>', 'field(s) holding the prompt (comma-separated, joined by a blank line)', list)
-    .option('--response-field <field>', 'field holding the response')
-    .option('--text-field <field>', 'field holding the whole text (no template)')
-    .option('--template <template>', 'embedding text built from {prompt} and {response}', '{prompt}\n\n{response}')
-    .option('--skip-invalid', 'skip (and count) invalid records instead of failing on the first')
-    .option('--max-line-bytes <size>', `longest line (or whole .json file) read, e.g. 512MiB (default 256MiB, at most ${MAX_LINE_BYTES} bytes)`, size('--max-line-bytes'))
-    .addOption(new Option('--embedder <kind>', 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)').choices(EMBEDDERS as readonly string[]))
-    .option('--dim <n>', 'dimension of the built-in embedder (default 512)', integer('--dim', 8))
-    .option('--model <name>', 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)')
-    .option('--model-dir <dir>', 'transformers: folder of local models (default <cache dir>/models)')
-    .option('--allow-remote-models', 'transformers: allow downloading the model from the Hugging Face hub')
-    .option('--dtype <dtype>', 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...')
-    .option('--max-length <n>', 'transformers: tokens per text at most', integer('--max-length', 1))
-    .option('--embed-url <url>', 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)')
-    .option('--embed-key <key>', 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)')
-    .option('--embed-dimensions <n>', 'openai: ask the model for shorter vectors (`dimensions`)', integer('--embed-dimensions', 1))
-    .option('--embed-batch <n>', 'openai, transformers: texts per request / forward pass (default 64 / 32)', integer('--embed-batch', 1))
-    .option('--embed-concurrency <n>', 'openai, transformers: requests / passes in flight (default 4 / 1)', integer('--embed-concurrency', 1))
-    .option('--embed-timeout <ms>', 'openai: per-request timeout in ms (default 60000)', integer('--embed-timeout', 1))
-    .option('--embed-retries <n>', 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)', integer('--embed-retries', 0))
-    .option('--vectors-field <field>', 'precomputed: field of every record (dataset and reference files) holding its vector')
-    .option('--vectors-npy <file>', 'precomputed: .npy matrix of the dataset\'s vectors, row i for record i (reference files need a .npy of the same stem beside them)')
-    .option('--cache-dir <dir>', 'download and embedding cache (env SOT_CACHE_DIR; default ~/.cache/sot)')
-    .option('--no-cache', 'do not read or write the embedding cache')
-    .option('--json', 'print a machine-readable JSON summary on stdout')
-    .option('-q, --quiet', 'no progress output');
-}
+const INPUT_KINDS = FILE_FORMATS.map((f) => `.${f}`).join(', ');
 
 interface DataFlags {
   format?: PurifyOptions['format'];
@@ -206,6 +137,8 @@ function program(): Command {
     .version(pkg.version)
     .exitOverride() // before the subcommands, which inherit it: main() maps errors to exit codes
     .showHelpAfterError('(run with --help for usage)')
+    // Required flags are checked here, after unknown options (see checkRequired).
+    .hook('preAction', (_prog, command) => checkRequired(command))
     .addHelpText(
       'after',
       `
@@ -219,33 +152,17 @@ Examples:
 ${EXIT_HELP}`,
     );
 
-  dataOptions(
-    prog
-      .command('purify')
-      .description('score every sample, keep the top K and write the purified dataset, a scores file and a report')
-      .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)')
-      .requiredOption('--harmful <sets>', 'harmful reference: files and/or named sets (comma-separated; see `sot sets`)', list)
-      .option('--anchor <sets>', 'safe anchor: ~50 clean samples of the same task (files and/or named sets)', list)
-      .option('-o, --output <file>', 'purified dataset (default: <input>.purified.<ext>)')
-      .option('--scores <file>', 'per-sample scores CSV (default: <output>.scores.csv)')
-      .option('--report <file>', 'JSON report (default: <output>.report.json)')
-      .option('--html <file>', 'HTML report (default: <output>.report.html)')
-      .option('--no-html', 'do not write the HTML report')
-      .option('--keep <fraction>', 'fraction of samples to keep', number('--keep', 0, 1))
-      .option('--keep-count <n>', 'number of samples to keep (instead of --keep)', integer('--keep-count'))
-      .option('--weight-field <name>', 'field added to kept records with their training weight (a field the records already have is refused)', 'sot_weight')
-      .option('--no-weight-field', 'write kept records unchanged')
-      .addOption(new Option('--method <method>', 'scoring method').choices(METHODS as readonly string[]).default('sot'))
-      .option('--eps <x>', 'entropic regularisation, in cost units (default 0.05)', number('--eps', 0))
-      .option('--lambda <x>', 'weight of the push away from the harmful set (default 1.5)', number('--lambda', 0))
-      .option('--tau <x>', 'KL regularisation towards uniform weights (default 0.2)', number('--tau', 0))
-      .option('--max-steps <n>', 'learner steps at most (default 500)', integer('--max-steps', 1))
-      .option('--memory-budget <size>', 'memory the run may take, e.g. 8GB or 512MiB: the costs are stored dense when they fit, else truncated to each sample\'s nearest references (default 8 GiB, or half the RAM if less)', size('--memory-budget'))
-      .option('--neighbours <n>', 'nearest references per sample when the costs are truncated (default 256)', integer('--neighbours', 1))
-      .option('--seed <n>', 'seed of the random baseline', integer('--seed'))
-      .option('--data-dir <dir>', 'offline mirror of the named reference sets (env SOT_DATA_DIR)')
-      .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)'),
-  ).action(async (input: string, f: DataFlags & Record<string, unknown>) => {
+  const purifyCmd = prog
+    .command('purify')
+    .description('score every sample, keep the top K and write the purified dataset, a scores file and a report')
+    .argument('<input>', `dataset: ${INPUT_KINDS} (never modified)`);
+  addFlags(purifyCmd, 'input', INPUT);
+  addFlags(purifyCmd, 'references', REFERENCES);
+  addFlags(purifyCmd, 'selection', SELECTION);
+  addFlags(purifyCmd, 'learner', LEARNER);
+  addFlags(purifyCmd, 'embedder', EMBEDDER);
+  addFlags(purifyCmd, 'output', [...PURIFY_OUTPUT, ...REPORTING]);
+  purifyCmd.action(async (input: string, f: DataFlags & Record<string, unknown>) => {
     if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
@@ -259,7 +176,7 @@ ${EXIT_HELP}`,
           scores: f.scores as string | undefined,
           report: f.report as string | undefined,
           html: f.html === false ? null : (f.html as string | undefined),
-          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
+          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep !== undefined ? { fraction: f.keep as number } : undefined,
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
           learner: {
@@ -295,13 +212,14 @@ ${EXIT_HELP}`,
     });
   });
 
-  dataOptions(
-    prog
-      .command('embed')
-      .description('embed a dataset (or reference file) into a .npy matrix, one row per record, and fill the cache')
-      .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet')
-      .requiredOption('-o, --output <file>', '.npy file to write (float32, rows x dim); - or a pipe is streamed to'),
-  ).action(async (input: string, f: DataFlags & { output: string }) => {
+  const embedCmd = prog
+    .command('embed')
+    .description('embed a dataset (or reference file) into a .npy matrix, one row per record, and fill the cache')
+    .argument('<input>', `dataset: ${INPUT_KINDS}`);
+  addFlags(embedCmd, 'input', INPUT);
+  addFlags(embedCmd, 'embedder', EMBEDDER);
+  addFlags(embedCmd, 'output', [...EMBED_OUTPUT, ...REPORTING]);
+  embedCmd.action(async (input: string, f: DataFlags & { output: string }) => {
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
       try {
@@ -358,7 +276,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version exit 0; everything else commander rejects is a usage error.
-      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      if (err.exitCode === 0) return EXIT.ok;
+      if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'ERR_OPTION', message: usageMessage(err) } })}\n`);
+      return EXIT.usage;
     }
     const code = exitCodeOf(err);
     const e = err as Error & { code?: string };
@@ -372,6 +292,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     return code;
   }
+}
+
+/** Commander's message on one line, without its `error: ` prefix. */
+function usageMessage(err: CommanderError): string {
+  return err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
 }
 
 function pickLocation(e: unknown): Record<string, unknown> {

@@ -9,59 +9,94 @@ const LABEL: Record<Stage, string> = {
   write: 'writing',
 };
 
+const n = (x: number) => x.toLocaleString('en-US');
+
+const of = (e: StageProgress) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''}`;
+
+/** A stage's final figures, in its own units; `kept` is the selection's, which the write stage copies. */
+const SUMMARY: Record<Stage, (e: StageProgress, kept?: number) => string> = {
+  read: (e) => `${n(e.done)} records read`,
+  embed: (e) => `${of(e)} records embedded`,
+  references: (e) => `${n(e.done)} reference samples embedded`,
+  learn: (e) => `${n(e.done)} steps run`,
+  select: (e) => `${of(e)} records kept`,
+  // The writer passes over every input record and writes the kept ones.
+  write: (e, kept) => (kept === undefined ? `${of(e)} records passed over` : `${n(kept)} records written (${of(e)} passed over)`),
+};
+
 /**
- * One-line progress on stderr for a TTY: a bar when the total is known, a
- * counter otherwise, redrawn at most every 100 ms. Silent when stderr is not
- * a terminal (logs, CI) or when disabled.
+ * Progress on stderr for a TTY: one line per stage, a bar when the total is
+ * known and a counter otherwise, redrawn at most every 100 ms; when the stage
+ * ends its line is replaced by a summary of its final figures (the last
+ * update, which throttling may have kept from being drawn). Silent when
+ * stderr is not a terminal (logs, CI) or when disabled.
  */
 export class ProgressLine {
   private readonly enabled: boolean;
   private last = 0;
   private stage: Stage | null = null;
   private stageStart = 0;
+  private latest: StageProgress | null = null;
+  private kept: number | undefined;
   private width = 0;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr, enabled = true) {
+  constructor(
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+    enabled = true,
+    private readonly now: () => number = Date.now,
+  ) {
     this.enabled = enabled && out.isTTY === true;
   }
 
   update(e: StageProgress): void {
     if (!this.enabled) return;
-    const now = Date.now();
+    const now = this.now();
     if (e.stage !== this.stage) {
-      if (this.stage !== null) this.finishStage();
+      if (this.stage !== null) this.finishStage(now);
       this.stage = e.stage;
       this.stageStart = now;
       this.last = 0;
     }
+    this.latest = e;
     if (now - this.last < 100 && !(e.total !== undefined && e.done >= e.total)) return;
     this.last = now;
-    this.draw(e, now);
+    this.put(this.bar(e, now));
   }
 
-  /** Ends the current line (call before printing anything else). */
+  /** Ends the current stage with its summary (call before printing anything else). */
   done(): void {
     if (!this.enabled || this.stage === null) return;
-    this.finishStage();
+    this.finishStage(this.now());
     this.stage = null;
   }
 
-  private finishStage(): void {
+  private finishStage(now: number): void {
+    const e = this.latest;
+    if (e !== null && this.stage !== null) {
+      if (this.stage === 'select') this.kept = e.done;
+      this.put(`${LABEL[this.stage].padEnd(17)} done: ${SUMMARY[this.stage](e, this.kept)} in ${this.secs(now)}s`);
+    }
     this.out.write('\n');
     this.width = 0;
+    this.latest = null;
   }
 
-  private draw(e: StageProgress, now: number): void {
-    const secs = ((now - this.stageStart) / 1000).toFixed(1);
-    let line: string;
+  private secs(now: number): string {
+    return ((now - this.stageStart) / 1000).toFixed(1);
+  }
+
+  private bar(e: StageProgress, now: number): string {
     if (e.total !== undefined && e.total > 0) {
       const f = Math.min(1, e.done / e.total);
       const cells = 24;
       const full = Math.round(f * cells);
-      line = `${LABEL[e.stage].padEnd(17)} [${'#'.repeat(full)}${'.'.repeat(cells - full)}] ${(100 * f).toFixed(0).padStart(3)}% ${e.done.toLocaleString('en-US')}/${e.total.toLocaleString('en-US')} ${secs}s`;
-    } else {
-      line = `${LABEL[e.stage].padEnd(17)} ${e.done.toLocaleString('en-US')} ${secs}s`;
+      return `${LABEL[e.stage].padEnd(17)} [${'#'.repeat(full)}${'.'.repeat(cells - full)}] ${(100 * f).toFixed(0).padStart(3)}% ${n(e.done)}/${n(e.total)} ${this.secs(now)}s`;
     }
+    return `${LABEL[e.stage].padEnd(17)} ${n(e.done)} ${this.secs(now)}s`;
+  }
+
+  /** Redraws the line, blanking what the previous, longer text left. */
+  private put(line: string): void {
     const pad = Math.max(0, this.width - line.length);
     this.width = line.length;
     this.out.write(`\r${line}${' '.repeat(pad)}`);

@@ -50,7 +50,8 @@ export class HashingEmbedder implements Embedder {
   readonly wordWeight: number;
   readonly maxChars: number;
   /** Learner defaults measured for this embedder (BENCHMARKS.md, quality): its costs cluster near 1, so a smaller eps; a stronger push. */
-  readonly learnerDefaults = { eps: 0.02, lambda: 2 } as const;
+  static readonly LEARNER_DEFAULTS = Object.freeze({ eps: 0.02, lambda: 2 } as const);
+  readonly learnerDefaults = HashingEmbedder.LEARNER_DEFAULTS;
   #counts?: Uint32Array;
   #docCount = 0;
   #digest = 'none';

@@ -67,8 +67,19 @@ export function isTempName(name: string): boolean {
 
 function wrap(path: string, err: unknown, verb: string): unknown {
   if (err instanceof IoError || err instanceof AbortError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new IoError(`cannot ${verb} ${path}: ${message}`, { path, cause: err });
+  return new IoError(`cannot ${verb} ${path}: ${reason(err)}`, { path, cause: err });
+}
+
+/**
+ * A system error's reason without the paths Node puts in its message, which
+ * name this writer's temporary file rather than the destination the user gave.
+ */
+function reason(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return err.message;
+  const what = /^E[A-Z]+: ([^,]+)/.exec(err.message)?.[1];
+  return what === undefined ? code : `${what} (${code})`;
 }
 
 /** Where a rename must land: the real path of the destination (a symlinked output is written through its link). */

@@ -87,8 +87,7 @@ export class Dataset implements AsyncIterable<DatasetRow> {
   ) {
     this.recordFormat = layout.format;
     this.fields =
-      layout.format === 'messages' ? { prompt: 'messages' } :
-      layout.format === 'sharegpt' ? { prompt: 'conversations' } :
+      layout.format === 'messages' || layout.format === 'sharegpt' ? { prompt: layout.prompt[0]! } :
       layout.format === 'text' ? { text: layout.prompt[0]! } :
       { prompt: layout.prompt.length === 1 ? layout.prompt[0]! : layout.prompt, ...(layout.response === undefined ? {} : { response: layout.response }) };
   }

@@ -32,10 +32,14 @@ const PAIRS: ReadonlyArray<[prompt: string[], response: string, optional?: strin
   [['input'], 'output'],
   [['Behavior'], 'target'],
 ];
-const PROMPT_ONLY = ['prompt', 'question', 'query', 'goal', 'instruction', 'Behavior', 'behavior', 'forbidden_prompt', 'input'];
+const PROMPT_ONLY = ['prompt', 'question', 'query', 'goal', 'instruction', 'Behavior', 'forbidden_prompt', 'input'];
 
 const ALPACA: Layout = { format: 'alpaca', prompt: ['instruction', 'input'], optional: ['input'], response: 'output' };
-const CHAT_FIELD = { messages: 'messages', sharegpt: 'conversations' } as const;
+const ALPACA_FIELDS = ['instruction', 'input', 'output'] as const;
+/** Fields holding a list of turns, by format: OpenAI-style exports and ShareGPT ones. */
+const CHAT_LISTS = { messages: ['messages', 'conversation', 'chat'], sharegpt: ['conversations'] } as const;
+/** The role and text keys of a turn, by format. */
+const TURN_KEYS = { messages: ['role', 'content'], sharegpt: ['from', 'value'] } as const;
 
 function describe(layout: Layout): string {
   if (layout.format !== 'prompt-response') return layout.format;
@@ -46,19 +50,49 @@ function has(v: Record<string, unknown>, field: string): boolean {
   return v[field] !== undefined && v[field] !== null;
 }
 
+/**
+ * The record's spelling of a field: the name itself, else the one field that
+ * matches it ignoring case (`Instruction`, `PROMPT`), set to a value.
+ */
+function spelled(v: Record<string, unknown>, name: string): string | undefined {
+  if (has(v, name)) return name;
+  const lower = name.toLowerCase();
+  const matches = Object.keys(v).filter((k) => k.toLowerCase() === lower && has(v, k));
+  return matches.length === 1 ? matches[0] : undefined;
+}
+
 /** The layout a record looks like, or undefined; `only` restricts the search to one format. */
 export function detectLayout(v: Record<string, unknown>, only?: RecordFormat): Layout | undefined {
   const want = (f: RecordFormat) => only === undefined || only === f;
-  if (want('messages') && Array.isArray(v.messages)) return { format: 'messages', prompt: [], optional: [] };
-  if (want('sharegpt') && Array.isArray(v.conversations)) return { format: 'sharegpt', prompt: [], optional: [] };
-  if (want('alpaca') && has(v, 'instruction') && has(v, 'output')) return ALPACA;
+  for (const format of ['messages', 'sharegpt'] as const) {
+    if (!want(format)) continue;
+    for (const name of CHAT_LISTS[format]) {
+      const list = spelled(v, name);
+      if (list !== undefined && Array.isArray(v[list])) return { format, prompt: [list], optional: [] };
+    }
+  }
+  if (want('alpaca')) {
+    const [instruction, input, output] = ALPACA_FIELDS.map((f) => spelled(v, f));
+    if (instruction !== undefined && output !== undefined) {
+      const inputField = input ?? ALPACA.optional[0]!;
+      return { format: 'alpaca', prompt: [instruction, inputField], optional: [inputField], response: output };
+    }
+  }
   if (want('prompt-response')) {
     for (const [prompt, response, optional = []] of PAIRS) {
-      if (has(v, prompt[0]!) && has(v, response)) return { format: 'prompt-response', prompt, optional, response };
+      const p = prompt.map((f) => spelled(v, f) ?? f);
+      const r = spelled(v, response);
+      if (spelled(v, prompt[0]!) !== undefined && r !== undefined) {
+        return { format: 'prompt-response', prompt: p, optional: optional.map((f) => p[prompt.indexOf(f)]!), response: r };
+      }
     }
-    for (const field of PROMPT_ONLY) if (has(v, field)) return { format: 'prompt-response', prompt: [field], optional: [] };
+    for (const field of PROMPT_ONLY) {
+      const p = spelled(v, field);
+      if (p !== undefined) return { format: 'prompt-response', prompt: [p], optional: [] };
+    }
   }
-  if (want('text') && has(v, 'text')) return { format: 'text', prompt: ['text'], optional: [] };
+  const text = want('text') ? spelled(v, 'text') : undefined;
+  if (text !== undefined) return { format: 'text', prompt: [text], optional: [] };
   return undefined;
 }
 
@@ -97,9 +131,12 @@ export function layoutFromOptions(recordFormat?: RecordFormat, fields?: FieldMap
 export function unknownLayout(v: Record<string, unknown>, where: InputLocation, wanted?: RecordFormat): InputError {
   const keys = Object.keys(v).slice(0, 12).map((k) => JSON.stringify(k)).join(', ');
   const expected = wanted === undefined
-    ? 'expected alpaca (instruction/input/output), messages, conversations (sharegpt), prompt/response (or question/answer, goal/target ...) or text'
+    ? 'expected alpaca (instruction/input/output), messages or conversations (role/content or from/value turns), prompt/response (or question/answer, goal/target ...) or text, in any letter case'
     : `expected the ${wanted} format`;
-  return new InputError(where, `cannot tell the record format from the fields {${keys}}: ${expected}; name the fields with the fields option`);
+  return new InputError(
+    where,
+    `cannot tell the record format from the fields {${keys}}: ${expected}; name the fields with the fields option (CLI: --prompt-field and --response-field, or --text-field)`,
+  );
 }
 
 const USER = new Set(['user', 'human']);
@@ -131,7 +168,7 @@ export function extractText(v: Record<string, unknown>, layout: Layout, where: I
 
   let sample: SampleText;
   if (layout.format === 'messages' || layout.format === 'sharegpt') {
-    sample = chatText(v, layout.format, where, fail);
+    sample = chatText(v, layout, layout.format, where, fail);
   } else if (layout.format === 'text') {
     const text = str(layout.prompt[0]!);
     sample = { prompt: text, response: '', text };
@@ -148,12 +185,12 @@ export function extractText(v: Record<string, unknown>, layout: Layout, where: I
 
 function chatText(
   v: Record<string, unknown>,
+  layout: Layout,
   format: 'messages' | 'sharegpt',
   where: InputLocation,
   fail: (field: string, what: string) => InputError,
 ): SampleText {
-  const list = CHAT_FIELD[format];
-  const [roleKey, textKey] = format === 'messages' ? ['role', 'content'] : ['from', 'value'];
+  const list = layout.prompt[0] ?? CHAT_LISTS[format][0];
   const turns = v[list];
   if (turns === undefined) throw fail(list, `missing field "${list}"`);
   if (!Array.isArray(turns)) throw fail(list, `field "${list}" is ${typeName(turns)}, expected an array of turns`);
@@ -163,6 +200,10 @@ function chatText(
     const field = `${list}[${i}]`;
     if (typeof turn !== 'object' || turn === null || Array.isArray(turn)) throw new InputError({ ...where, field }, `${field} is ${typeName(turn)}, expected an object`);
     const t = turn as Record<string, unknown>;
+    // Exports mix the two spellings (OpenAI's role/content, ShareGPT's from/value) under either list name.
+    const own = TURN_KEYS[format];
+    const other = TURN_KEYS[format === 'messages' ? 'sharegpt' : 'messages'];
+    const [roleKey, textKey] = t[own[0]] === undefined && t[other[0]] !== undefined ? other : own;
     const role = t[roleKey];
     if (typeof role !== 'string') throw new InputError({ ...where, field: `${field}.${roleKey}` }, `${field}.${roleKey} is ${typeName(role)}, expected a string`);
     const text = turnText(t[textKey], `${field}.${textKey}`, where);

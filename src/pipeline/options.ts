@@ -61,7 +61,11 @@ export interface PurifyOptions extends ReferenceSources {
   method?: Method;
   /** How many to keep; default `{ fraction: 0.8 }`. */
   keep?: Keep;
-  /** Learner options (eps, lambda, tau, ...). */
+  /**
+   * Learner options (eps, lambda, tau, ...). Unset ones take the embedder's
+   * `learnerDefaults` (the built-in embedder: eps 0.02, lambda 2), then the
+   * core's defaults (`coreDefaults().learner`).
+   */
   learner?: Omit<LearnerOptions, 'signal' | 'onProgress' | 'progressIntervalMs'>;
   /**
    * Memory the whole run may take (peak resident set), as bytes or a size

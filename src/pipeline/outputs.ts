@@ -1,3 +1,4 @@
+import { PURIFY_DEFAULTS } from '../defaults.js';
 import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, InputError, IoError } from '../errors.js';
@@ -93,7 +94,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     references: { harmful: r.refs.harmful.summary, anchor: r.refs.anchor.summary },
     method: r.method,
     options: {
-      keep: o.keep ?? { fraction: 0.8 },
+      keep: o.keep ?? PURIFY_DEFAULTS.keep,
       template: o.template ?? null,
       weightField: o.weightField === undefined ? 'sot_weight' : o.weightField,
       learner: r.learnerOptions,

@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { devNull } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { AbortError, IoError, OptionError } from '../errors.js';
+import { PURIFY_DEFAULTS } from '../defaults.js';
 import { assertNoCollision, type RolePath } from '../io/index.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
@@ -94,6 +95,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   warnings.push(...refs.harmful.warnings, ...refs.anchor.warnings);
   const harmful = await embedSamples(refs.harmful.samples, o.template, embedder, cache, { signal });
   const anchor = refs.anchor.samples.length ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal }) : undefined;
+  progress('references', refs.harmful.samples.length + refs.anchor.samples.length);
   lap('references');
 
   // Learn the weights (or score with a baseline).
@@ -112,7 +114,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   lap('learn');
 
   // Select the top K (training weights proportional to the learned weights).
-  const selection = await selectTopK(scores.scores, o.keep ?? { fraction: 0.8 }, scores.weights);
+  const selection = await selectTopK(scores.scores, o.keep ?? PURIFY_DEFAULTS.keep, scores.weights);
   progress('select', selection.k, n);
   lap('select');
 

@@ -4,7 +4,7 @@
 // MANIFEST.tsv lists the same).
 import { InputError } from '../errors.js';
 import type { SampleText } from '../io/types.js';
-import { parseCsv } from './csv.js';
+import { parseCsv } from '../io/csv.js';
 
 /** Whether a set is pushed away from (`harmful`) or pulled towards (`anchor`). */
 export type ReferenceRole = 'harmful' | 'anchor';
@@ -129,9 +129,9 @@ function parseJson(f: ReferenceFileText): unknown {
 
 function csvPairs(prompt: string, response: string | undefined) {
   return (files: ReferenceFileText[]): SampleText[] => files.flatMap((f) =>
-    parseCsv(f.text, f.file.path).map((r, i) => ({
-      prompt: text(r, prompt, f.file, i + 2),
-      response: response === undefined ? '' : text(r, response, f.file, i + 2),
+    parseCsv(f.text, f.file.path).map(({ line, record: r }) => ({
+      prompt: text(r, prompt, f.file, line),
+      response: response === undefined ? '' : text(r, response, f.file, line),
     })));
 }
 
@@ -149,8 +149,7 @@ function harmbench(files: ReferenceFileText[]): SampleText[] {
   const [behaviours, targetsFile] = files;
   if (behaviours === undefined || targetsFile === undefined) throw new Error('harmbench: two files expected');
   const targets = parseJson(targetsFile) as Record<string, unknown>;
-  return parseCsv(behaviours.text, behaviours.file.path).map((r, i) => {
-    const line = i + 2;
+  return parseCsv(behaviours.text, behaviours.file.path).map(({ line, record: r }) => {
     const behaviour = text(r, 'Behavior', behaviours.file, line);
     const id = text(r, 'BehaviorID', behaviours.file, line);
     const target = targets[id];

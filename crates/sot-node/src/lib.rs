@@ -4,6 +4,7 @@
 
 mod cancel;
 mod convert;
+mod defaults;
 mod embed;
 mod error;
 mod learn;
@@ -13,6 +14,7 @@ mod storage;
 mod tasks;
 
 pub use cancel::CancelToken;
+pub use defaults::core_defaults;
 pub use embed::{doc_freq_batch, doc_freq_buckets, embed_texts, pool_rows, project_2d};
 pub use learn::{baseline_scores, learn_weights, select_top_k};
 pub use tasks::{cost_matrix, sinkhorn_cost, sinkhorn_divergence, sinkhorn_points, thread_count};

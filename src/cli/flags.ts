@@ -1,0 +1,265 @@
+// The options of `sot purify` and `sot embed`, one table per help group. A new
+// option is one entry in its group's table; its help text may be a function of
+// the defaults (read when the help is shown, so that it states the values
+// that will actually apply and `sot --help` needs no native binary).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS, type CoreDefaults, type EmbedderLearnerDefaults } from '../defaults.js';
+import { EMBEDDERS } from '../embed/providers.js';
+import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
+import { METHODS } from '../learner.js';
+import { defaultBudget } from '../pipeline/memory.js';
+import { parseBytes } from '../storage.js';
+
+/** What a help text may quote. `core` is undefined when the native binary cannot be loaded. */
+export interface HelpDefaults {
+  core: CoreDefaults | undefined;
+  embedders: Readonly<Partial<Record<string, EmbedderLearnerDefaults>>>;
+  purify: typeof PURIFY_DEFAULTS;
+  memoryBudget: number;
+}
+
+export interface Flag {
+  /** Commander's flags, e.g. `--eps <x>`. */
+  flags: string;
+  help: string | ((d: HelpDefaults) => string);
+  parse?: (value: string, previous: never) => unknown;
+  choices?: readonly string[];
+  /** The value commander sets when the flag is absent (shown in the help). */
+  value?: unknown;
+  /** Checked after unknown options, so that a misspelled flag gets its hint first. */
+  required?: boolean;
+}
+
+export type Group = 'input' | 'references' | 'selection' | 'learner' | 'embedder' | 'output';
+
+export const GROUP_TITLES: Record<Group, string> = {
+  input: 'Input:',
+  references: 'References:',
+  selection: 'Selection:',
+  learner: 'Learner:',
+  embedder: 'Embedder:',
+  output: 'Output:',
+};
+
+// ------------------------------------------------------------ value parsers
+
+export function number(name: string, min?: number, max?: number) {
+  return (v: string) => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
+      throw new InvalidArgumentError(`${name} must be a number${min !== undefined ? ` >= ${min}` : ''}${max !== undefined ? ` and <= ${max}` : ''}`);
+    }
+    return x;
+  };
+}
+
+export function integer(name: string, min = 0) {
+  return (v: string) => {
+    const x = Number(v);
+    if (!/^\d+$/.test(v.trim()) || x < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return x;
+  };
+}
+
+export function size(name: string) {
+  return (v: string) => {
+    try {
+      return parseBytes(name, v);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+export const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+// ------------------------------------------------------------ default texts
+
+/** `8 GiB`, `256 MiB`, `1.5 GiB`: sizes as the help shows them. */
+export function formatBytes(b: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let x = b;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(x) ? x : x.toFixed(1)} ${units[i]}`;
+}
+
+const UNAVAILABLE = "the native core's (it could not be loaded)";
+
+/** A core default, or a note that it cannot be read without the binary. */
+function core(d: HelpDefaults, pick: (c: CoreDefaults) => number | string): string {
+  return d.core === undefined ? UNAVAILABLE : String(pick(d.core));
+}
+
+/**
+ * A learner option's default as it applies: embedders that bring their own
+ * value first (the built-in one is the default embedder), then the core's.
+ */
+function learnerDefault(d: HelpDefaults, key: 'eps' | 'lambda' | 'tau'): string {
+  const own = Object.entries(d.embedders)
+    .filter(([, v]) => v?.[key] !== undefined)
+    .map(([kind, v]) => `${v![key]} with --embedder ${kind}${kind === 'builtin' ? ' (the default)' : ''}`);
+  const base = core(d, (c) => c.learner[key]);
+  return own.length === 0 ? `default ${base}` : `default ${own.join(', ')}; ${base} with the others`;
+}
+
+// ------------------------------------------------------------ the tables
+
+/** How records become texts (purify and embed). */
+export const INPUT: Flag[] = [
+  { flags: '--format <format>', help: 'file format (default: from the extension)', choices: FILE_FORMATS },
+  { flags: '--record-format <layout>', help: 'record layout (default: detected from the first record)', choices: RECORD_FORMATS },
+  { flags: '--prompt-field <field>', help: 'field(s) holding the prompt (comma-separated, joined by a blank line)', parse: list },
+  { flags: '--response-field <field>', help: 'field holding the response' },
+  { flags: '--text-field <field>', help: 'field holding the whole text (no template)' },
+  { flags: '--template <template>', help: 'embedding text built from {prompt} and {response}', value: PURIFY_DEFAULTS.template },
+  { flags: '--skip-invalid', help: 'skip (and count) invalid records instead of failing on the first' },
+  {
+    flags: '--max-line-bytes <size>',
+    help: (d) => `longest line (or whole .json file) read, e.g. 512MiB (default ${formatBytes(d.purify.maxLineBytes)}, at most ${MAX_LINE_BYTES} bytes)`,
+    parse: size('--max-line-bytes'),
+  },
+];
+
+/** How texts become vectors (purify and embed). */
+export const EMBEDDER: Flag[] = [
+  { flags: '--embedder <kind>', help: 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)', choices: EMBEDDERS },
+  { flags: '--dim <n>', help: (d) => `builtin: vector length (default ${core(d, (c) => c.embed.dim)})`, parse: integer('--dim', 8) },
+  { flags: '--model <name>', help: 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)' },
+  { flags: '--model-dir <dir>', help: 'transformers: folder of local models (default <cache dir>/models)' },
+  { flags: '--allow-remote-models', help: 'transformers: allow downloading the model from the Hugging Face hub' },
+  { flags: '--dtype <dtype>', help: 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...' },
+  { flags: '--max-length <n>', help: 'transformers: tokens per text at most', parse: integer('--max-length', 1) },
+  { flags: '--embed-url <url>', help: 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)' },
+  { flags: '--embed-key <key>', help: 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)' },
+  { flags: '--embed-dimensions <n>', help: 'openai: ask the model for shorter vectors (`dimensions`)', parse: integer('--embed-dimensions', 1) },
+  { flags: '--embed-batch <n>', help: 'openai, transformers: texts per request / forward pass (default 64 / 32)', parse: integer('--embed-batch', 1) },
+  { flags: '--embed-concurrency <n>', help: 'openai, transformers: requests / passes in flight (default 4 / 1)', parse: integer('--embed-concurrency', 1) },
+  { flags: '--embed-timeout <ms>', help: 'openai: per-request timeout in ms (default 60000)', parse: integer('--embed-timeout', 1) },
+  { flags: '--embed-retries <n>', help: 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)', parse: integer('--embed-retries', 0) },
+  { flags: '--vectors-field <field>', help: 'precomputed: field of every record (dataset and reference files) holding its vector' },
+  {
+    flags: '--vectors-npy <file>',
+    help: "precomputed: .npy matrix of the dataset's vectors, row i for record i (reference files need a .npy of the same stem beside them)",
+  },
+  { flags: '--cache-dir <dir>', help: 'download and embedding cache (env SOT_CACHE_DIR; default ~/.cache/sot)' },
+  { flags: '--no-cache', help: 'do not read or write the embedding cache' },
+];
+
+/** The reference sets purify pushes from and pulls to. */
+export const REFERENCES: Flag[] = [
+  { flags: '--harmful <sets>', help: 'harmful reference: files and/or named sets (comma-separated; see `sot sets`) (required)', parse: list, required: true },
+  { flags: '--anchor <sets>', help: 'safe anchor: ~50 clean samples of the same task (files and/or named sets)', parse: list },
+  { flags: '--data-dir <dir>', help: 'offline mirror of the named reference sets (env SOT_DATA_DIR)' },
+  { flags: '--offline', help: 'never download reference sets (env SOT_OFFLINE=1)' },
+];
+
+/** Which records purify keeps. */
+export const SELECTION: Flag[] = [
+  {
+    flags: '--keep <fraction>',
+    help: (d) => `fraction of records to keep (default ${'fraction' in d.purify.keep ? d.purify.keep.fraction : `${d.purify.keep.count} records`})`,
+    parse: number('--keep', 0, 1),
+  },
+  { flags: '--keep-count <n>', help: 'number of records to keep (instead of --keep)', parse: integer('--keep-count') },
+  { flags: '--method <method>', help: 'scoring method (the others are baselines)', choices: METHODS, value: PURIFY_DEFAULTS.method },
+  { flags: '--seed <n>', help: 'seed of the random baseline (default 0)', parse: integer('--seed') },
+];
+
+/** The push-pull learner and how its costs are held. */
+export const LEARNER: Flag[] = [
+  { flags: '--eps <x>', help: (d) => `entropic regularisation, in cost units (${learnerDefault(d, 'eps')})`, parse: number('--eps', 0) },
+  { flags: '--lambda <x>', help: (d) => `weight of the push away from the harmful set (${learnerDefault(d, 'lambda')})`, parse: number('--lambda', 0) },
+  { flags: '--tau <x>', help: (d) => `KL regularisation towards uniform weights (${learnerDefault(d, 'tau')})`, parse: number('--tau', 0) },
+  { flags: '--max-steps <n>', help: (d) => `learner steps at most (default ${core(d, (c) => c.learner.maxSteps)})`, parse: integer('--max-steps', 1) },
+  {
+    flags: '--memory-budget <size>',
+    help: (d) =>
+      `memory the run may take, e.g. 8GB or 512MiB: the costs are stored dense when they fit, else truncated to each sample's nearest references (default ${formatBytes(d.memoryBudget)} here: 8 GiB, or half the RAM if less)`,
+    parse: size('--memory-budget'),
+  },
+  {
+    flags: '--neighbours <n>',
+    help: (d) => `nearest references per sample when the costs are truncated (default ${core(d, (c) => c.storage.neighbours)})`,
+    parse: integer('--neighbours', 1),
+  },
+];
+
+/** Where purify writes. */
+export const PURIFY_OUTPUT: Flag[] = [
+  { flags: '-o, --output <file>', help: 'purified dataset (default: <input>.purified.<ext>)' },
+  { flags: '--scores <file>', help: 'per-sample scores CSV (default: <output>.scores.csv)' },
+  { flags: '--report <file>', help: 'JSON report (default: <output>.report.json)' },
+  { flags: '--html <file>', help: 'HTML report (default: <output>.report.html)' },
+  { flags: '--no-html', help: 'do not write the HTML report' },
+  {
+    flags: '--weight-field <name>',
+    help: 'field added to kept records with their training weight (a field the records already have is refused)',
+    value: PURIFY_DEFAULTS.weightField,
+  },
+  { flags: '--no-weight-field', help: 'write kept records unchanged' },
+];
+
+/** Where embed writes. */
+export const EMBED_OUTPUT: Flag[] = [
+  { flags: '-o, --output <file>', help: '.npy file to write (float32, rows x dim); - or a pipe is streamed to (required)', required: true },
+];
+
+/** How every data command reports. */
+export const REPORTING: Flag[] = [
+  { flags: '--json', help: 'print a machine-readable JSON summary (or error) on stdout' },
+  { flags: '-q, --quiet', help: 'no progress output' },
+];
+
+// ------------------------------------------------------------ wiring
+
+let helpDefaults: HelpDefaults | undefined;
+
+function readHelpDefaults(): HelpDefaults {
+  if (helpDefaults === undefined) {
+    let c: CoreDefaults | undefined;
+    try {
+      c = coreDefaults();
+    } catch {
+      c = undefined; // no binary for this platform: the help still works, and says so
+    }
+    helpDefaults = { core: c, embedders: EMBEDDER_LEARNER_DEFAULTS, purify: PURIFY_DEFAULTS, memoryBudget: defaultBudget() };
+  }
+  return helpDefaults;
+}
+
+/** The flags commander must see as required, per command (checked by `checkRequired`). */
+const REQUIRED = new WeakMap<Command, Option[]>();
+
+/** Adds a group's flags to a command, under the group's heading. */
+export function addFlags(cmd: Command, group: Group, flags: readonly Flag[]): Command {
+  for (const f of flags) {
+    const o = new Option(f.flags, typeof f.help === 'string' ? f.help : '').helpGroup(GROUP_TITLES[group]);
+    if (typeof f.help === 'function') {
+      const text = f.help;
+      Object.defineProperty(o, 'description', { get: () => text(readHelpDefaults()), set: () => {}, configurable: true });
+    }
+    if (f.parse) o.argParser(f.parse as (value: string, previous: unknown) => unknown);
+    if (f.choices) o.choices(f.choices as string[]);
+    if (f.value !== undefined) o.default(f.value);
+    cmd.addOption(o);
+    if (f.required) REQUIRED.set(cmd, [...(REQUIRED.get(cmd) ?? []), o]);
+  }
+  return cmd;
+}
+
+/**
+ * Required flags, checked before the action runs: after commander's check
+ * for unknown options, so `--harmfull` gets "did you mean --harmful?" rather
+ * than "--harmful not specified".
+ */
+export function checkRequired(cmd: Command): void {
+  for (const o of REQUIRED.get(cmd) ?? []) {
+    if (cmd.getOptionValue(o.attributeName()) === undefined) {
+      cmd.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+    }
+  }
+}
