@@ -31,6 +31,19 @@ export interface BaselineOutput {
  */
 export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
 
+export interface ContributionsOutput {
+  /** ln(n w_i): 0 is the uniform weight. */
+  logWeight: Float64Array
+  /** -pull_i / tau: negative when far from the anchor. */
+  pull: Float64Array
+  /** push_i / tau: negative when close to the harmful reference. */
+  push: Float64Array
+  /** log_weight ≈ pull + push + offset. */
+  offset: number
+  /** The largest deviation from that sum. */
+  maxResidual: number
+}
+
 /** The cost matrix between the rows of `x` and of `y` (row-major, x.rows x y.rows). */
 export declare function costMatrix(x: Matrix, y: Matrix, cost: string, token?: CancelToken | undefined | null): Promise<Float32Array>
 
@@ -138,6 +151,18 @@ export interface Matrix {
   rows: number
   cols: number
 }
+
+export interface NearestOutput {
+  /** Neighbours per row: min(k, reference rows). */
+  k: number
+  /** rows x k reference indices, nearest first. */
+  index: Uint32Array
+  /** rows x k costs. */
+  cost: Float32Array
+}
+
+/** For each of `rows` (indices into `x`), the `k` rows of `refs` with the lowest cost, ascending. */
+export declare function nearestReferences(x: Matrix, refs: Matrix, rows: Uint32Array, k: number, cost: string, token?: CancelToken | undefined | null): Promise<NearestOutput>
 
 /**
  * Unit vectors of weighted bags of table rows (e.g. word vectors):
@@ -276,3 +301,6 @@ export interface WarmStartInput {
   f?: Float64Array
   g?: Float64Array
 }
+
+/** The split of each learned log-weight into pull and push contributions (`tau` defaults to the learner's). */
+export declare function weightContributions(weights: Float64Array, pull: Float64Array, push: Float64Array, tau?: number | undefined | null): Promise<ContributionsOutput>

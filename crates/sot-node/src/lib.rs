@@ -8,11 +8,13 @@ mod embed;
 mod error;
 mod learn;
 mod pool;
+mod reasons;
 mod result;
 mod storage;
 mod tasks;
 
 pub use cancel::CancelToken;
 pub use embed::{doc_freq_batch, doc_freq_buckets, embed_texts, pool_rows, project_2d};
+pub use reasons::{nearest_references, weight_contributions};
 pub use learn::{baseline_scores, learn_weights, select_top_k};
 pub use tasks::{cost_matrix, sinkhorn_cost, sinkhorn_divergence, sinkhorn_points, thread_count};
