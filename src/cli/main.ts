@@ -8,6 +8,7 @@ import type { FieldMapping } from '../io/types.js';
 import { METHODS, type Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { purify } from '../pipeline/purify.js';
+import type { ReasonsFor } from '../pipeline/audit.js';
 import { parseBytes } from '../storage.js';
 import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
@@ -231,6 +232,11 @@ ${EXIT_HELP}`,
       .option('--report <file>', 'JSON report (default: <output>.report.json)')
       .option('--html <file>', 'HTML report (default: <output>.report.html)')
       .option('--no-html', 'do not write the HTML report')
+      .option('--removed <file>', 'every dropped record, in the input\'s format, with its score, rank, pull and push (default: <input>.removed.<ext>)')
+      .option('--no-removed', 'do not write the removed records')
+      .addOption(new Option('--reasons <which>', 'records whose nearest harmful references are looked up (default dropped)').choices(['dropped', 'all']))
+      .option('--reason-neighbours <n>', 'nearest harmful references per explained record (default 3)', integer('--reason-neighbours', 1))
+      .option('--group-field <field>', 'field whose values the report breaks the records down by (default: source, category, ... when present)')
       .option('--keep <fraction>', 'fraction of samples to keep', number('--keep', 0, 1))
       .option('--keep-count <n>', 'number of samples to keep (instead of --keep)', integer('--keep-count'))
       .option('--weight-field <name>', 'field added to kept records with their training weight (a field the records already have is refused)', 'sot_weight')
@@ -259,6 +265,9 @@ ${EXIT_HELP}`,
           scores: f.scores as string | undefined,
           report: f.report as string | undefined,
           html: f.html === false ? null : (f.html as string | undefined),
+          removed: f.removed === false ? null : (f.removed as string | undefined),
+          reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
+          groupField: f.groupField as string | undefined,
           keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
@@ -286,7 +295,7 @@ ${EXIT_HELP}`,
           for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
           const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
           process.stdout.write(
-            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
+            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.removed ? `\n  removed: ${res.outputs.removed}` : ''}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
           );
         }
       } finally {
