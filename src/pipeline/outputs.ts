@@ -314,9 +314,9 @@ export async function writeOutputs(r: {
       }),
     );
     const scores = await stage(paths.scores, (out) => writeScores(out, r, signal));
-    if (paths.removed !== null) await stage(paths.removed, (out) => writeRemoved(out, r));
+    const removed = paths.removed === null ? undefined : await stage(paths.removed, (out) => writeRemoved(out, r));
     report = await r.report();
-    report.files = { dataset, scores };
+    report.files = { dataset, scores, ...(removed ? { removed } : {}) };
     const json = `${JSON.stringify(report, null, 1)}\n`;
     await stage(paths.report, (out) => out.write(json));
     if (paths.html) await stage(paths.html, (out) => out.write(renderReportHtml(report)));

@@ -22,7 +22,7 @@ export interface PurifyReport {
    * this report's (a run killed while its outputs were being renamed).
    * Absent from reports of older versions.
    */
-  files?: { dataset: { bytes: number; sha256: string }; scores: { bytes: number; sha256: string } };
+  files?: { dataset: { bytes: number; sha256: string }; scores: { bytes: number; sha256: string }; removed?: { bytes: number; sha256: string } };
   embedder: { id: string; dim: number };
   references: { harmful: ReferenceSummary[]; anchor: ReferenceSummary[] };
   method: string;
