@@ -78,7 +78,13 @@ export async function openPage(url, { timeoutMs = 60_000, width = 1200, height =
       if (r.exceptionDetails) throw new Error(`in the page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
       return r.result.value;
     };
-    return { evaluate, close };
+    /** The page's DevTools performance metrics (ProcessTime, TaskDuration, ... in seconds), by name. */
+    const metrics = async () => {
+      const { metrics: m } = await send('Performance.getMetrics', {}, sessionId);
+      return Object.fromEntries(m.map((x) => [x.name, x.value]));
+    };
+    await send('Performance.enable', { timeDomain: 'threadTicks' }, sessionId);
+    return { evaluate, metrics, close };
   } catch (err) {
     await close();
     throw err;

@@ -65,13 +65,13 @@ h1{margin-bottom:.2rem}h2{margin-top:2rem;font-size:1.15rem}
 .lead{font-size:1.1rem}.clean{color:#1b7a45;font-weight:600}.dirty{color:#b3261e;font-weight:600}
 table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .8rem .2rem 0;text-align:left;vertical-align:top}
 th{color:#5b6474;font-weight:500}
-#records{width:100%;font-size:13px}#records th{cursor:pointer;user-select:none;white-space:nowrap;border-bottom:1px solid #ccd}
+#records{width:100%;font-size:13px;table-layout:fixed}#records th.num{width:5.5rem}#records th.group{width:7rem}#records th.why{width:34%}#records th{cursor:pointer;user-select:none;white-space:nowrap;border-bottom:1px solid #ccd}
 #records th[aria-sort=ascending]::after{content:" \\25B2"}#records th[aria-sort=descending]::after{content:" \\25BC"}
 #records td{border-bottom:1px solid #eef}#records tr.row{cursor:pointer}#records tr.row:hover{background:#f4f7fb}
 #records tr.dropped td:first-child{border-left:3px solid #d6453d}#records tr.kept td:first-child{border-left:3px solid #2f6fdf}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
-td.ex,td.why{font-size:12px;max-width:380px}td.ex{font-family:ui-monospace,monospace;white-space:pre-wrap}
-tr.detail td{background:#f7f8fa;font-size:12px}
+td.ex,td.why{font-size:12px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}td.ex{font-family:ui-monospace,monospace}
+tr.detail td{background:#f7f8fa;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 .controls{margin:.5rem 0;display:flex;gap:.6rem;align-items:center;flex-wrap:wrap}
 .controls input{min-width:18rem;padding:.25rem .4rem}
 .warn{background:#fff6e0;border-left:4px solid #e0a800;padding:.4rem .8rem;margin:.3rem 0}
@@ -306,7 +306,7 @@ const SCRIPT = `
   for (var i = 0; i < rows; i++) order[i] = i;
   var headRow = document.querySelector('#records thead tr'), body = document.querySelector('#records tbody');
   cols.forEach(function (c) {
-    var th = h('th', c.label, headRow); th.dataset.col = c.key; th.setAttribute('role', 'columnheader'); th.tabIndex = 0;
+    var th = h('th', c.label, headRow, c.num ? 'num' : c.key === 'group' ? 'group' : c.cls); th.dataset.col = c.key; th.setAttribute('role', 'columnheader'); th.tabIndex = 0;
     var go = function () { sortBy(c.key, c.key === sortKey ? -sortDir : (c.num ? 1 : 1)); };
     th.addEventListener('click', go); th.addEventListener('keydown', function (e) { if (e.key === 'Enter') go(); });
   });
@@ -348,7 +348,10 @@ const SCRIPT = `
     for (var j = page * PAGE; j < Math.min(count, (page + 1) * PAGE); j++) {
       var s = view[j], tr = h('tr', undefined, frag, 'row ' + (T.kept[s] ? 'kept' : 'dropped'));
       tr.dataset.slot = String(s);
-      cols.forEach(function (c) { var v = T[c.key][s]; h('td', c.fmt ? c.fmt(v) : String(v), tr, c.num ? 'num' : c.cls); });
+      cols.forEach(function (c) {
+        var v = T[c.key][s], td = h('td', c.fmt ? c.fmt(v) : String(v), tr, c.num ? 'num' : c.cls);
+        if (c.cls) td.title = v; // one line in the table (far cheaper to lay out); the whole text on hover and in the detail row
+      });
     }
     body.replaceChildren(frag);
     document.getElementById('page').textContent = 'page ' + (page + 1) + ' of ' + pages;
@@ -364,6 +367,8 @@ const SCRIPT = `
     td.colSpan = cols.length; d.appendChild(td);
     var lines = ['record ' + T.index[s] + ' (line ' + T.line[s] + '), rank ' + T.rank[s] + ', weight ' + T.score[s].toExponential(3) + (T.logWeight ? ', log-weight ' + T.logWeight[s].toFixed(3) + ' = pull ' + T.pull[s].toFixed(3) + ' + push ' + T.push[s].toFixed(3) + ' + offset ' + r.contributions.offset.toFixed(3) + ' (\\u00b1' + r.contributions.maxResidual.toFixed(3) + ')' : '')];
     (T.nearest[s] || []).forEach(function (x, j) { lines.push((j + 1) + '. ' + x[0] + ' #' + x[1] + ', cost ' + x[2].toFixed(4) + ': ' + (T.cited[x[0] + ' #' + x[1]] || '')); });
+    if (T.reason[s]) lines.push('why: ' + T.reason[s]);
+    lines.push('text: ' + T.excerpt[s]);
     lines.forEach(function (l) { h('div', l, td); });
     tr.after(d);
   });
