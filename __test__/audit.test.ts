@@ -200,6 +200,7 @@ describe('removed records and reasons', () => {
       expect(await page.evaluate('document.querySelectorAll(".uplot canvas").length')).toBe(3);
       expect(Number(await page.evaluate('document.body.dataset.rendered'))).toBeGreaterThan(400 + 50 + 920);
       expect(await page.evaluate('document.querySelectorAll("#records tbody tr.row").length')).toBe(50);
+      expect(new Set(await cells(await header('kept')))).toEqual(new Set(['removed'])); // the lowest ranked first
       expect(await page.evaluate('document.getElementById("count").textContent')).toBe('400 of 400 records');
       expect(await page.evaluate('document.getElementById("verdict").textContent')).toContain('Kept 320 of 400 records (80.0%); removed 80.');
       expect(await page.evaluate('document.getElementById("contamination")')).toBeNull();

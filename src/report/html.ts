@@ -218,7 +218,7 @@ const SCRIPT = `
     return u;
   }
 
-  var T = r.records, rows = T ? T.index.length : 0, slotOf = {};
+  var T = r.records, rows = T ? T.index.length : 0, slotOf = new Int32Array(T ? T.total : 0).fill(-1);
   for (var i = 0; i < rows; i++) slotOf[T.index[i]] = i;
   function describe(s) {
     var out = 'line ' + T.line[s] + ', rank ' + T.rank[s] + ', ' + (T.kept[s] ? 'kept' : 'removed');
@@ -227,10 +227,15 @@ const SCRIPT = `
     return out + '\\n' + T.excerpt[s];
   }
   if (T && T.pull && r.contributions) {
+    var MAX_POINTS = 10000;
+    var count = function (want) { var c = 0; for (var i = 0; i < rows; i++) if (T.kept[i] === want) c++; return c; };
     var layer = function (want, label, color) {
       var x = [], y = [], id = [];
-      for (var i = 0; i < rows; i++) if (T.kept[i] === want) { x.push(T.pull[i]); y.push(T.push[i]); id.push(i); }
-      return { label: label, color: color, alpha: 0.6, r: 2.2, x: x, y: y, describe: function (j) { return describe(id[j]); } };
+      for (var i = 0; i < rows; i++) if (T.kept[i] === want) id.push(i);
+      // At most MAX_POINTS per layer, evenly spaced in record order: more only hides the shape and slows the page.
+      if (id.length > MAX_POINTS) { var all = id; id = []; for (var j = 0; j < MAX_POINTS; j++) id.push(all[Math.floor(j * all.length / MAX_POINTS)]); }
+      id.forEach(function (s) { x.push(T.pull[s]); y.push(T.push[s]); });
+      return { label: label + (id.length < count(want) ? ' (' + id.length + ' of ' + count(want) + ' shown)' : ''), color: color, alpha: 0.6, r: 2.2, x: x, y: y, describe: function (j) { return describe(id[j]); } };
     };
     // The cut-off line: pull + push = ln(n w_cut) - offset.
     var cut = r.cutoff === null || r.cutoff === undefined ? null : r.cutoff * Math.LN10 - r.contributions.offset;
@@ -258,7 +263,7 @@ const SCRIPT = `
     return { x: x, y: y, id: id };
   };
   var dk = split(pr.downstream, 1), dd = split(pr.downstream, 0), an = split(pr.anchor), hm = split(pr.harmful);
-  var pointAt = function (set) { return function (j) { var s = slotOf[set.id[j]]; return s === undefined ? 'record ' + set.id[j] : describe(s); }; };
+  var pointAt = function (set) { return function (j) { var s = T ? slotOf[set.id[j]] : -1; return s === undefined || s < 0 ? 'record ' + set.id[j] : describe(s); }; };
   scatter(document.getElementById('projection'), {
     title: 'Records and references on the first two principal components',
     xLabel: 'principal component 1', yLabel: 'principal component 2', height: 560,
@@ -301,7 +306,7 @@ const SCRIPT = `
   if (T.pull) cols.push({ key: 'pull', label: 'pull', num: true, fmt: function (v) { return v.toFixed(2); } }, { key: 'push', label: 'push', num: true, fmt: function (v) { return v.toFixed(2); } });
   if (T.group) cols.push({ key: 'group', label: r.groups ? r.groups.field : 'group' });
   cols.push({ key: 'reason', label: 'reason', cls: 'why' }, { key: 'excerpt', label: 'excerpt', cls: 'ex' });
-  var PAGE = 50, page = 0, sortKey = 'score', sortDir = 1, view = new Uint32Array(rows), hay = null;
+  var PAGE = 50, page = 0, sortKey = 'rank', sortDir = -1, view = new Uint32Array(rows), hay = null;
   var order = new Uint32Array(rows);
   for (var i = 0; i < rows; i++) order[i] = i;
   var headRow = document.querySelector('#records thead tr'), body = document.querySelector('#records tbody');
@@ -310,26 +315,45 @@ const SCRIPT = `
     var go = function () { sortBy(c.key, c.key === sortKey ? -sortDir : (c.num ? 1 : 1)); };
     th.addEventListener('click', go); th.addEventListener('keydown', function (e) { if (e.key === 'Enter') go(); });
   });
+  // Each column's ascending order, computed once (ties by position); descending is its reverse.
+  var orders = {};
+  function ascending(key) {
+    if (orders[key]) return orders[key];
+    var col = T[key], idx = new Uint32Array(rows), i;
+    for (i = 0; i < rows; i++) idx[i] = i;
+    if (key === 'rank' && rows === T.total) {
+      for (i = 0; i < rows; i++) idx[col[i]] = i; // the ranks of all records are 0..n-1: no sort needed
+    } else if (typeof col[0] === 'number') {
+      var v = Float64Array.from(col);
+      idx.sort(function (a, b) { return v[a] - v[b] || a - b; });
+    } else {
+      // The first three characters as a number settle most comparisons without touching the strings.
+      var pre = new Float64Array(rows);
+      for (i = 0; i < rows; i++) { var t = col[i]; pre[i] = t.charCodeAt(0) * 4294967296 + (t.charCodeAt(1) || 0) * 65536 + (t.charCodeAt(2) || 0) || 0; }
+      idx.sort(function (a, b) { var d = pre[a] - pre[b]; if (d) return d; var x = col[a], y = col[b]; return x < y ? -1 : x > y ? 1 : a - b; });
+    }
+    return (orders[key] = idx);
+  }
   function sortBy(key, dir) {
-    var col = T[key];
     sortKey = key; sortDir = dir;
-    var num = typeof col[0] === 'number';
-    order.sort(function (a, b) {
-      var x = col[a], y = col[b];
-      var d = num ? x - y : (x < y ? -1 : x > y ? 1 : 0);
-      return d ? d * dir : a - b;
-    });
+    var asc = ascending(key);
+    if (dir > 0) order.set(asc);
+    else for (var i = 0; i < rows; i++) order[i] = asc[rows - 1 - i];
     headRow.querySelectorAll('th').forEach(function (th) { if (th.dataset.col === key) th.setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending'); else th.removeAttribute('aria-sort'); });
     apply();
   }
   var search = document.getElementById('search'), filter = document.getElementById('filter');
   var count = 0;
+  // What a search looks in, lower-cased once: built when the page is idle, or at the first search.
+  function haystack() {
+    if (hay) return hay;
+    hay = new Array(rows);
+    for (var i = 0; i < rows; i++) hay[i] = (T.excerpt[i] + '\\u0000' + T.reason[i] + '\\u0000' + (T.group ? T.group[i] : '') + '\\u0000line ' + T.line[i]).toLowerCase();
+    return hay;
+  }
   function apply() {
     var q = search.value.trim().toLowerCase(), f = filter.value;
-    if (q && !hay) {
-      hay = new Array(rows);
-      for (var i = 0; i < rows; i++) hay[i] = (T.excerpt[i] + '\\u0000' + T.reason[i] + '\\u0000' + (T.group ? T.group[i] : '') + '\\u0000line ' + T.line[i]).toLowerCase();
-    }
+    if (q) haystack();
     count = 0;
     for (var j = 0; j < rows; j++) {
       var s = order[j];
@@ -401,8 +425,12 @@ const SCRIPT = `
   var wn = document.getElementById('warnings');
   if (r.warnings.length) { h('h2', 'Warnings', wn); r.warnings.forEach(function (w) { h('div', w, wn, 'warn'); }); }
 
-  sortBy('score', 1);
+  sortBy('rank', -1); // the lowest ranked (the removed) first
   document.body.setAttribute('data-rendered', String(plotted));
   document.body.setAttribute('data-ready', String(Math.round(performance.now())));
+  // Once the page answers: the search index and the orders of the text columns, while the reader reads.
+  var later = window.requestIdleCallback || function (f) { return setTimeout(f, 50); };
+  var pending = [haystack].concat(cols.filter(function (c) { return !c.num; }).map(function (c) { return function () { ascending(c.key); }; }));
+  (function idle() { var job = pending.shift(); if (job) later(function () { job(); idle(); }); })();
 })();
 `;
