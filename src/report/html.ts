@@ -65,7 +65,7 @@ h1{margin-bottom:.2rem}h2{margin-top:2rem;font-size:1.15rem}
 .lead{font-size:1.1rem}.clean{color:#1b7a45;font-weight:600}.dirty{color:#b3261e;font-weight:600}
 table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.2rem .8rem .2rem 0;text-align:left;vertical-align:top}
 th{color:#5b6474;font-weight:500}
-#records{width:100%;font-size:13px;table-layout:fixed}#records th.num{width:5.5rem}#records th.group{width:7rem}#records th.why{width:34%}#records th{cursor:pointer;user-select:none;white-space:nowrap;border-bottom:1px solid #ccd}
+#records{width:100%;font-size:13px;table-layout:fixed}#records th.num{width:3.6rem}#records th.group{width:5rem}#records th.why{width:28%}#records th{cursor:pointer;user-select:none;white-space:nowrap;border-bottom:1px solid #ccd}
 #records th[aria-sort=ascending]::after{content:" \\25B2"}#records th[aria-sort=descending]::after{content:" \\25BC"}
 #records td{border-bottom:1px solid #eef}#records tr.row{cursor:pointer}#records tr.row:hover{background:#f4f7fb}
 #records tr.dropped td:first-child{border-left:3px solid #d6453d}#records tr.kept td:first-child{border-left:3px solid #2f6fdf}
