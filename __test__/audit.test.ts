@@ -275,3 +275,19 @@ describe('removed records and reasons', () => {
     expect(verdicts[1]).toBe('This data looks clean: the estimated contamination is 0.20% (0.00% to 1.0% at 90% confidence; test interval).');
   }, 60_000);
 });
+
+describe('sot report: a hand-edited record table', () => {
+  it('is refused with the field named when its columns disagree in length', async () => {
+    const { checkReport } = await import('../src/report/validate.js');
+    const c = contaminated(40, 5);
+    const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
+    const res = await purify({ ...common, harmful: ['advbench'], input, html: null });
+    const report = JSON.parse(readFileSync(res.outputs.report, 'utf8')) as PurifyReport;
+    expect(checkReport(report, 'r.json').records!.index).toHaveLength(45);
+    report.records!.reason.pop();
+    expect(() => checkReport(report, 'r.json')).toThrow(/report\.records\.reason has 44 entries, expected 45/);
+    report.records!.reason.push('x');
+    (report.records!.nearest as unknown[])[0] = [['advbench', 'one', 0.5]];
+    expect(() => checkReport(report, 'r.json')).toThrow(/report\.records\.nearest\[0\]\[0\] is an array, expected \[set, index, cost\]/);
+  }, 60_000);
+});
