@@ -211,6 +211,18 @@ describe('removed records and reasons', () => {
       expect(groups).toContainEqual(['benign', '360', String(80 - harmful)]);
     });
 
+    it('draws each reference set as its own layer of the map, which its legend entry hides and shows', async () => {
+      const legend = () => page.evaluate<string[]>(`[...document.querySelectorAll('#projection .u-legend .u-series')].map((e) => e.textContent.trim() + (e.classList.contains('u-off') ? ' (off)' : ''))`);
+      expect(await legend()).toEqual(['harmful: advbench', 'harmful: harmbench', `anchor: ${anchor}`, 'kept', 'removed']);
+      const toggle = `[...document.querySelectorAll('#projection .u-legend .u-series')].find((e) => e.textContent.includes('harmbench')).querySelector('.u-label').click()`;
+      await page.evaluate(toggle);
+      expect(await legend()).toContain('harmful: harmbench (off)');
+      await page.evaluate(toggle);
+      expect(await legend()).toContain('harmful: harmbench');
+      expect(res.report.projection.harmfulSet!.filter((j) => j === 1)).toHaveLength(res.report.projection.harmful.length - res.report.projection.harmfulSet!.filter((j) => j === 0).length);
+      expect(new Set(res.report.projection.harmfulSet)).toEqual(new Set([0, 1]));
+    });
+
     it('sorts by a column on a click, both ways', async () => {
       const rank = await header('rank');
       await page.evaluate(`document.querySelector('th[data-col="rank"]').click()`);

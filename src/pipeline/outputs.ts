@@ -39,7 +39,11 @@ function rowsOf(m: Matrix, idx: number[]): Float32Array {
 }
 
 /** The 2-D projection of a display sample of all three sets, fitted jointly. */
-async function projection(sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix }, kept: Uint8Array): Promise<PurifyReport['projection']> {
+async function projection(
+  sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix },
+  kept: Uint8Array,
+  counts: { harmful: number[]; anchor: number[] },
+): Promise<PurifyReport['projection']> {
   const d = spreadIndices(sets.downstream.rows, MAX_PLOTTED.downstream);
   const a = sets.anchor ? spreadIndices(sets.anchor.rows, MAX_PLOTTED.reference) : [];
   const h = spreadIndices(sets.harmful.rows, MAX_PLOTTED.reference);
@@ -55,7 +59,19 @@ async function projection(sets: { downstream: Matrix; anchor?: Matrix; harmful: 
     downstreamTotal: sets.downstream.rows,
     anchor: a.map((_, i) => pt(d.length + i)),
     harmful: h.map((_, i) => pt(d.length + a.length + i)),
+    anchorSet: a.map((row) => setOf(row, counts.anchor)),
+    harmfulSet: h.map((row) => setOf(row, counts.harmful)),
   };
+}
+
+/** Which of the concatenated sets (by their sizes) a row belongs to. */
+function setOf(row: number, sizes: number[]): number {
+  let end = 0;
+  for (let j = 0; j < sizes.length; j++) {
+    end += sizes[j]!;
+    if (row < end) return j;
+  }
+  return sizes.length - 1;
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -127,7 +143,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     cutoff: cutoff(weights, r.selection),
     contributions: r.audit.contributions ? { offset: r.audit.contributions.offset, maxResidual: r.audit.contributions.maxResidual } : null,
     ...(await recordTable(r)),
-    projection: await projection(r.sets, r.selection.kept),
+    projection: await projection(r.sets, r.selection.kept, { harmful: r.refs.harmful.summary.map((x) => x.count), anchor: r.refs.anchor.summary.map((x) => x.count) }),
     lowest: lowestIdx.map((i) => ({
       index: i,
       line: r.lines[i]!,

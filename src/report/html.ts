@@ -262,19 +262,28 @@ const SCRIPT = `
     pts.forEach(function (p) { if (want === undefined || p[2] === want) { x.push(p[0]); y.push(p[1]); id.push(p[3]); } });
     return { x: x, y: y, id: id };
   };
-  var dk = split(pr.downstream, 1), dd = split(pr.downstream, 0), an = split(pr.anchor), hm = split(pr.harmful);
+  var dk = split(pr.downstream, 1), dd = split(pr.downstream, 0);
+  // One lighter layer per reference set (the legend hides or shows each).
+  var refLayers = function (pts, which, names, label, colours, alpha, rad) {
+    // (a report of an older version does not say which set a point is from: one layer for all)
+    if (!which && names.length > 1) names = [{ source: names.map(function (n) { return n.source; }).join(', ') }];
+    var out = names.map(function (name, j) { return { label: label + ': ' + name.source, color: colours[j % colours.length], alpha: alpha, r: rad, x: [], y: [] }; });
+    if (!out.length) return [];
+    pts.forEach(function (p, i) { var l = out[which ? Math.min(which[i], out.length - 1) : 0]; l.x.push(p[0]); l.y.push(p[1]); });
+    return out.filter(function (l) { return l.x.length; });
+  };
+  var refs2d = refLayers(pr.harmful, pr.harmfulSet, r.references.harmful, 'harmful', ['#555555', '#8a5a00', '#6b3fa0', '#7a7a7a'], 0.22, 2.6)
+    .concat(refLayers(pr.anchor, pr.anchorSet, r.references.anchor, 'anchor', [COL.anchor, '#0f6e8c'], 0.3, 3));
   var pointAt = function (set) { return function (j) { var s = T ? slotOf[set.id[j]] : -1; return s === undefined || s < 0 ? 'record ' + set.id[j] : describe(s); }; };
   scatter(document.getElementById('projection'), {
     title: 'Records and references on the first two principal components',
     xLabel: 'principal component 1', yLabel: 'principal component 2', height: 560,
-    layers: [
-      { label: 'harmful reference', color: COL.harmful, alpha: 0.22, r: 2.6, x: hm.x, y: hm.y },
-      { label: 'safe anchor', color: COL.anchor, alpha: 0.3, r: 3, x: an.x, y: an.y },
+    layers: refs2d.concat([
       { label: 'kept', color: COL.kept, alpha: 0.55, r: 2.2, x: dk.x, y: dk.y, describe: pointAt(dk) },
       { label: 'removed', color: COL.dropped, alpha: 0.85, r: 2.4, x: dd.x, y: dd.y, describe: pointAt(dd) }
-    ]
+    ])
   });
-  document.getElementById('projection-note').textContent = 'Downstream: ' + pr.downstream.length + ' of ' + pr.downstreamTotal + ' records shown; ' + pr.anchor.length + ' anchor and ' + pr.harmful.length + ' harmful reference points, drawn lighter. Click a legend entry to hide or show its layer.';
+  document.getElementById('projection-note').textContent = 'Downstream: ' + pr.downstream.length + ' of ' + pr.downstreamTotal + ' records shown; ' + pr.anchor.length + ' anchor and ' + pr.harmful.length + ' harmful reference points, drawn lighter, one layer per set. Click a legend entry to hide or show its layer.';
 
   // --- breakdown by group ---
   if (r.groups) {

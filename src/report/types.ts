@@ -51,6 +51,9 @@ export interface PurifyReport {
     downstreamTotal: number;
     anchor: Array<[x: number, y: number]>;
     harmful: Array<[x: number, y: number]>;
+    /** For each anchor and harmful point, its set: an index into `references.anchor` / `references.harmful`. */
+    anchorSet?: number[];
+    harmfulSet?: number[];
   };
   /** The cut-off on the histogram's axis: log10(n * w) of the lowest kept record; null when all or none are kept. */
   cutoff?: number | null;

@@ -66,7 +66,7 @@ const REPORT = obj({
   warnings: arr(str),
   timings: values(num),
   histogram: obj({ edges: arr(num), kept: arr(num), dropped: arr(num) }),
-  projection: obj({ downstream: arr(arr(num, 3)), downstreamTotal: num, anchor: arr(arr(num, 2)), harmful: arr(arr(num, 2)) }),
+  projection: obj({ downstream: arr(arr(num, 3)), downstreamTotal: num, anchor: arr(arr(num, 2)), harmful: arr(arr(num, 2)), anchorSet: maybe(arr(num)), harmfulSet: maybe(arr(num)) }),
   lowest: arr(obj({ index: num, line: num, weight: num, excerpt: str })),
   cutoff: maybe(num),
   contamination: maybe(obj({ estimate: num, low: num, high: num, level: num, method: str, clean: bool })),
