@@ -57,12 +57,13 @@ describe('sot purify', () => {
     expect(harmfulKept).toBeLessThan(0.4);
 
     const scores = readFileSync(out.outputs.scores, 'utf8').trim().split('\n');
-    expect(scores[0]).toBe('index,line,score,weight,train_weight,rank,kept,pull,push');
+    expect(scores[0]).toBe('index,line,score,rank,kept,train_weight,log_weight,pull,push,nearest_set,nearest_index,nearest_cost,reason');
     expect(scores).toHaveLength(401);
-    const rows = scores.slice(1).map((l) => l.split(','));
-    expect(rows.filter((x) => x[6] === '1')).toHaveLength(320);
+    const rows = scores.slice(1).map((l) => l.split(',')); // the quoted reason comes last
+    expect(rows.filter((x) => x[4] === '1')).toHaveLength(320);
     expect(rows.map((x) => Number(x[1]))).toEqual(c.records.map((_, i) => i + 1));
-    expect(new Set(rows.map((x) => x[5])).size).toBe(400);
+    expect(new Set(rows.map((x) => x[3])).size).toBe(400);
+    expect(readJsonl(out.outputs.removed)).toHaveLength(80);
 
     const report = JSON.parse(readFileSync(out.outputs.report, 'utf8'));
     expect(report).toMatchObject({ tool: 'sot-purify', input: { records: 400, format: 'jsonl', recordFormat: 'alpaca' }, selection: { n: 400, k: 320 } });
@@ -127,10 +128,10 @@ describe('sot purify', () => {
     const dom = spawnSync(chromium!, ['--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 60_000 });
     expect(dom.status).toBe(0);
     const rendered = Number(/<body[^>]*data-rendered="(\d+)"/.exec(dom.stdout)?.[1]);
-    // 400 downstream + 50 anchor + 520 harmful points, plus the histogram bars.
-    expect(rendered).toBeGreaterThan(970);
-    expect((dom.stdout.match(/<circle/g) ?? []).length).toBe(450);
-    expect(dom.stdout).toContain('id="histogram-svg"');
+    // 400 downstream + 50 anchor + 520 harmful points on the map, 400 on the pull/push chart, plus the histogram bars.
+    expect(rendered).toBeGreaterThan(1370);
+    expect((dom.stdout.match(/<canvas/g) ?? []).length).toBe(3); // histogram, pull/push, map
+    expect((dom.stdout.match(/<tr class="row /g) ?? []).length).toBe(50); // the first page of the record table
   });
 
   it('fails on a malformed line with file:line, exit code 3 and no output', () => {

@@ -132,7 +132,7 @@ describe('non-regular outputs', () => {
     expect(res.outputs.html).toBe('/dev/null');
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
     expect(readFileSync('/dev/null', 'utf8')).toBe('');
-    expect(readdirSync(dir).sort()).toEqual(['anchor.jsonl', 'harmful.jsonl', 'train.jsonl', 'train.purified.jsonl', 'train.purified.report.json']);
+    expect(readdirSync(dir).sort()).toEqual(['anchor.jsonl', 'harmful.jsonl', 'train.jsonl', 'train.purified.jsonl', 'train.purified.report.json', 'train.removed.jsonl']);
     unchanged();
   });
 

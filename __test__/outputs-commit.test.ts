@@ -21,7 +21,7 @@ import { alpacaOk, CLI, harmfulPairs, shuffle, writeJsonl } from './datasets.js'
 const root = mkdtempSync(join(tmpdir(), 'sot-commit-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const NAMES = { output: 'train.purified.jsonl', scores: 'train.purified.scores.csv', report: 'train.purified.report.json', html: 'train.purified.report.html' };
+const NAMES = { output: 'train.purified.jsonl', scores: 'train.purified.scores.csv', removed: 'train.purified.removed.jsonl', report: 'train.purified.report.json', html: 'train.purified.report.html' };
 const FILES = Object.values(NAMES);
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -42,9 +42,10 @@ function expectNewRun(dir: string, want: Map<string, Buffer>, k: number, why: st
   const got = snapshot(dir);
   expect(got.get(NAMES.output)!.equals(want.get(NAMES.output)!), `dataset ${why}`).toBe(true);
   expect(got.get(NAMES.scores)!.equals(want.get(NAMES.scores)!), `scores ${why}`).toBe(true);
+  expect(got.get(NAMES.removed)!.equals(want.get(NAMES.removed)!), `removed ${why}`).toBe(true);
   const report = JSON.parse(got.get(NAMES.report)!.toString('utf8')) as PurifyReport;
   expect(report.selection.k, why).toBe(k);
-  for (const [key, name] of [['dataset', NAMES.output], ['scores', NAMES.scores]] as const) {
+  for (const [key, name] of [['dataset', NAMES.output], ['scores', NAMES.scores], ['removed', NAMES.removed]] as const) {
     const bytes = got.get(name)!;
     expect(report.files![key], `${name} ${why}`).toEqual({ bytes: bytes.length, sha256: sha256(bytes) });
   }
@@ -64,6 +65,7 @@ describe('purify(): an AbortSignal fired during the write stage', () => {
     harmful: [harmful],
     output: join(dir, NAMES.output),
     scores: join(dir, NAMES.scores),
+    removed: join(dir, NAMES.removed),
     report: join(dir, NAMES.report),
     html: join(dir, NAMES.html),
     keep: { fraction },

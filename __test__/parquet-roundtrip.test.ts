@@ -68,6 +68,17 @@ describe.skipIf(!PYTHON && !IN_CI)('Parquet round trip through purify, read back
     expect(report.rows).toBe(30);
   }, 120_000);
 
+  it.each(['default', 'nested'])('%s.parquet: the removed records come back unchanged, with four double columns', async (name) => {
+    const input = files()[name]!;
+    const removed = join(dir, `${name}.removed.parquet`);
+    const result = await purify({ input, harmful: [harmful], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null, keep: { fraction: 0.5 }, output: join(dir, `${name}.kept.parquet`), removed });
+    expect(result.outputs.removed).toBe(removed);
+    const compared = py(['compare', input, removed, 'sot_score,sot_rank,sot_pull,sot_push']);
+    const report = lastJson(compared.out);
+    expect(report.problems ?? compared.out).toEqual([]);
+    expect(report.rows).toBe(result.n - result.k);
+  }, 120_000);
+
   it('default.parquet, row groups kept whole, skipped or down to one row: the same rows back', async () => {
     // rows 0-15 (all of group 1), none of group 2, row 40 of group 3, the last row of group 4
     const keep = new Map([...Array.from({ length: 16 }, (_, i) => [i, 1 + i / 16] as const), [40, 2], [59, 0.25]]);

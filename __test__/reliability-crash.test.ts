@@ -17,8 +17,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { alpacaOk, CLI, DATA_DIR, harmfulPairs, shuffle, withoutRunFigures, writeJsonl } from './datasets.js';
 
 const KILLS = Number(process.env.SOT_CRASH_RUNS ?? 24);
-const OUTPUTS = ['train.purified.jsonl', 'train.purified.scores.csv', 'train.purified.report.json', 'train.purified.report.html'];
-const TEMP = /^\.(train\.purified\.(jsonl|scores\.csv|report\.json|report\.html))\.\d+\.[0-9a-f]{12}\.tmp$/;
+const OUTPUTS = ['train.purified.jsonl', 'train.purified.scores.csv', 'train.removed.jsonl', 'train.purified.report.json', 'train.purified.report.html'];
+const TEMP = /^\.(train\.purified\.(jsonl|scores\.csv|report\.json|report\.html)|train\.removed\.jsonl)\.\d+\.[0-9a-f]{12}\.tmp$/;
 
 const root = mkdtempSync(join(tmpdir(), 'sot-crash-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -129,13 +129,13 @@ describe('SIGKILL at random points', () => {
       const files = readdirSync(dir);
       const present = OUTPUTS.filter((f) => files.includes(f));
       for (const f of present) expect(normalised(join(dir, f)), `${f} after a kill at ${delay} ms`).toBe(want.get(f));
-      // The JSON report comes after the dataset and the scores (its HTML page last of all).
-      if (files.includes('train.purified.report.json')) expect(present.slice(0, 3)).toEqual(OUTPUTS.slice(0, 3));
+      // The JSON report comes after the dataset, the scores and the removed records (its HTML page last of all).
+      if (files.includes('train.purified.report.json')) expect(present.slice(0, 4)).toEqual(OUTPUTS.slice(0, 4));
       if (files.includes('train.purified.report.html')) expect(present).toEqual(OUTPUTS);
       // The report's record of the files it describes matches them (what tells a mix apart after a kill among the renames).
       if (files.includes('train.purified.report.json')) {
         const { files: digests } = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
-        for (const [key, f] of [['dataset', OUTPUTS[0]!], ['scores', OUTPUTS[1]!]] as const) {
+        for (const [key, f] of [['dataset', OUTPUTS[0]!], ['scores', OUTPUTS[1]!], ['removed', OUTPUTS[2]!]] as const) {
           const bytes = readFileSync(join(dir, f));
           expect(digests[key], `${f} after a kill at ${delay} ms`).toEqual({ bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
         }

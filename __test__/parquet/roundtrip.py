@@ -184,7 +184,9 @@ def compare(inp, out, weight):
         print(json.dumps({'rows': None, 'columns': len(src.column_names), 'problems': [f'pyarrow cannot read the output: {err}']}))
         return 1
     problems = []
-    want_names = src.column_names + ([weight] if weight and weight not in src.column_names else [])
+    # `weight`: the added double columns, comma-separated (one: the weight; the removed file adds four)
+    added = [f for f in weight.split(',') if f]
+    want_names = src.column_names + [f for f in added if f not in src.column_names]
     if got.column_names != want_names:
         problems.append(f'columns {got.column_names} != {want_names}')
     ids = got.column('id').to_pylist() if 'id' in got.column_names else []
@@ -203,12 +205,14 @@ def compare(inp, out, weight):
         if not same(a, b):
             diff = next(i for i in range(len(a)) if not same(a.slice(i, 1), b.slice(i, 1)))
             problems.append(f'{name}: output row {diff} holds {show(b, diff)}, the input {show(a, diff)}')
-    if weight:
-        w = got.column(weight)
+    for field in added:
+        w = got.column(field)
         if w.type != pa.float64():
-            problems.append(f'{weight}: type {w.type} != double')
-        elif w.null_count or not pc.all(pc.greater(w, 0)).as_py():
-            problems.append(f'{weight}: weights must be positive numbers')
+            problems.append(f'{field}: type {w.type} != double')
+        elif w.null_count or not pc.all(pc.is_finite(w)).as_py():
+            problems.append(f'{field}: values must be finite numbers')
+        elif len(added) == 1 and not pc.all(pc.greater(w, 0)).as_py():
+            problems.append(f'{field}: weights must be positive numbers')
     meta_in = pq.read_metadata(inp)
     meta_out = pq.read_metadata(out)
     for i in range(meta_in.num_columns):

@@ -196,6 +196,21 @@ export const PURIFY_OUTPUT: Flag[] = [
   { flags: '--html <file>', help: 'HTML report (default: <output>.report.html)' },
   { flags: '--no-html', help: 'do not write the HTML report' },
   {
+    flags: '--removed <file>',
+    help: "every dropped record, in the input's format, with its score, rank, pull and push (default: <input>.removed.<ext>)",
+  },
+  { flags: '--no-removed', help: 'do not write the removed records' },
+  { flags: '--reasons <which>', help: 'records whose nearest harmful references are looked up (default dropped)', choices: ['dropped', 'all'] },
+  {
+    flags: '--reason-neighbours <n>',
+    help: 'nearest harmful references per explained record (default 3)',
+    parse: integer('--reason-neighbours', 1),
+  },
+  {
+    flags: '--group-field <field>',
+    help: 'field whose values the report breaks the records down by (default: source, category, ... when present)',
+  },
+  {
     flags: '--weight-field <name>',
     help: 'field added to kept records with their training weight (a field the records already have is refused)',
     value: PURIFY_DEFAULTS.weightField,

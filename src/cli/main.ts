@@ -8,6 +8,7 @@ import type { FieldMapping } from '../io/types.js';
 import type { Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { purify } from '../pipeline/purify.js';
+import type { ReasonsFor } from '../pipeline/audit.js';
 import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
@@ -176,6 +177,9 @@ ${EXIT_HELP}`,
           scores: f.scores as string | undefined,
           report: f.report as string | undefined,
           html: f.html === false ? null : (f.html as string | undefined),
+          removed: f.removed === false ? null : (f.removed as string | undefined),
+          reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
+          groupField: f.groupField as string | undefined,
           keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep !== undefined ? { fraction: f.keep as number } : undefined,
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
@@ -203,7 +207,7 @@ ${EXIT_HELP}`,
           for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
           const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
           process.stdout.write(
-            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
+            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.removed ? `\n  removed: ${res.outputs.removed}` : ''}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
           );
         }
       } finally {

@@ -77,18 +77,20 @@ function columnName(leaf: Leaf): string {
  * that name is refused, as a record field of that name is (io/write.ts): the
  * weight never replaces the user's data.
  */
-function outputSchema(metadata: FileMetaData, field: string | null) {
+function outputSchema(metadata: FileMetaData, fields: string[]) {
   const schema = metadata.schema.map((e) => ({ ...e }));
   const root = parquetSchema(metadata);
-  const plain = { schema, root, leaves: leaves(root), weight: undefined };
-  if (field === null) return plain;
-  if (root.children.some((c) => c.element.name === field)) {
-    throw new OptionError('ERR_OPTION', `weightField "${field}" names a column of the input; choose another name, or write no weights`);
+  const added: SchemaElement[] = [];
+  for (const field of fields) {
+    if (root.children.some((c) => c.element.name === field)) {
+      throw new OptionError('ERR_OPTION', `weightField "${field}" names a column of the input; choose another name, or write no weights`);
+    }
+    const e: SchemaElement = { name: field, type: 'DOUBLE', repetition_type: 'OPTIONAL' };
+    schema.push(e);
+    added.push(e);
   }
-  const weight: SchemaElement = { name: field, type: 'DOUBLE', repetition_type: 'OPTIONAL' };
-  schema.push(weight);
-  schema[0]!.num_children = (schema[0]!.num_children ?? 0) + 1;
-  return { ...plain, weight };
+  schema[0]!.num_children = (schema[0]!.num_children ?? 0) + added.length;
+  return { schema, root, leaves: leaves(root), added };
 }
 
 function bitWidth(max: number): number {
@@ -293,18 +295,18 @@ function schemaElement(e: SchemaElement) {
 }
 
 /** The sink: `add` takes kept rows in file order (1-based row numbers), `end` writes the footer. */
-export function parquetSink(out: AtomicWriter, source: () => ParquetSource | undefined, field: string | null) {
+export function parquetSink(out: AtomicWriter, source: () => ParquetSource | undefined, fields: string[]) {
   let state: ReturnType<typeof start> | undefined;
   let group = -1; // the input row group whose kept rows are pending
   let keep: Uint8Array = new Uint8Array(0);
-  let weights: number[] = [];
+  let values: number[][] = [];
   let kept = 0;
 
   function start() {
     const src = source();
     if (src === undefined) throw new Error('the Parquet reader did not run');
     const { metadata } = src;
-    const shape = outputSchema(metadata, field);
+    const shape = outputSchema(metadata, fields);
     const firstRow: number[] = [];
     let rows = 0;
     for (const g of metadata.row_groups) {
@@ -335,17 +337,17 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       await write(w.getBytes());
       columns.push(chunk);
     };
-    const weightLeaf: Leaf | undefined = s.weight && {
-      path: [s.root, { element: s.weight, children: [], count: 1, path: [s.weight.name] }],
-      element: s.weight,
+    const addedLeaf = (element: SchemaElement): Leaf => ({
+      path: [s.root, { element, children: [], count: 1, path: [element.name] }],
+      element,
       maxDef: 1,
       maxRep: 0,
-    };
-    const weightData = (): ColumnData => ({
+    });
+    const addedData = (j: number): ColumnData => ({
       rep: [],
-      def: weights.map(() => 1),
-      values: weights.map((w) => {
-        f64[0] = w;
+      def: values.map(() => 1),
+      values: values.map((v) => {
+        f64[0] = v[j]!;
         return f64bits[0]!;
       }),
     });
@@ -360,7 +362,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       }
       await add(leaf, data);
     }
-    if (weightLeaf !== undefined) await add(weightLeaf, weightData());
+    for (let j = 0; j < s.added.length; j++) await add(addedLeaf(s.added[j]!), addedData(j));
     const sorting = input.sorting_columns;
     s.rowGroups.push({
       field_1: columns,
@@ -372,7 +374,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
     });
     s.rows += kept;
     kept = 0;
-    weights = [];
+    values = [];
   }
 
   /** The state, writing the leading magic number on first use. */
@@ -386,7 +388,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
   };
 
   return {
-    async add(row: { record: { line: number } }, w: number): Promise<void> {
+    async add(row: { record: { line: number } }, v: number[]): Promise<void> {
       const s = await begin();
       const r = row.record.line - 1;
       let g = group === -1 ? 0 : group;
@@ -399,7 +401,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       const local = r - s.firstRow[g]!;
       if (local < 0 || local >= keep.length || keep[local] === 1) throw new Error(`Parquet row ${r + 1} out of order`);
       keep[local] = 1;
-      weights.push(w);
+      values.push(v);
       kept++;
     },
     async end(): Promise<void> {
@@ -407,8 +409,10 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       await flush();
       const { metadata } = s.src;
       let kv: KeyValue[] | undefined = metadata.key_value_metadata;
-      if (field !== null && kv !== undefined) {
-        kv = kv.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.root.children.length) } : e));
+      if (kv !== undefined) {
+        fields.forEach((field, j) => {
+          kv = kv!.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.root.children.length + j) } : e));
+        });
       }
       const footer = new ByteWriter();
       serializeTCompactProtocol(footer, {

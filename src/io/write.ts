@@ -33,8 +33,8 @@ export interface WriteDatasetResult {
 }
 
 interface Sink {
-  /** Adds one kept record. */
-  add(row: RawRow, weight: number | undefined): Promise<void>;
+  /** Adds one kept record with the values of the added fields. */
+  add(row: RawRow, values: number[]): Promise<void>;
   /** Writes whatever the format needs after the last record. */
   end(): Promise<void>;
 }
@@ -86,7 +86,7 @@ export function checkOutputFormat(source: Dataset, outPath: string): void {
 
 /** @internal Writes the kept records to an open (uncommitted) writer; resolves to the number written. */
 export async function writeRecords(source: Dataset, out: AtomicWriter, options: WriteDatasetOptions): Promise<number> {
-  const { keep, signal, onProgress } = options;
+  const { keep } = options;
   const weightField = weightFieldOf(options.weightField);
   if (!(keep instanceof Map) && typeof keep !== 'function') throw new OptionError('ERR_OPTION', 'keep must be a Map or a function of the record index');
 
@@ -97,70 +97,103 @@ export async function writeRecords(source: Dataset, out: AtomicWriter, options: 
     }
     return w;
   };
+  const columns: RecordColumns = {
+    names: weightField === null ? [] : [weightField],
+    values: (index) => {
+      const w = weightOf(index);
+      return w === undefined ? undefined : weightField === null ? [] : [w];
+    },
+    taken: (line, field) => weightFieldTaken(source.path, line, field),
+  };
+  const { read, written, maxIndex } = await writeColumns(source, out, columns, options);
+  if (keep instanceof Map) {
+    for (const index of keep.keys()) {
+      if (!Number.isInteger(index) || index < 0 || index > maxIndex) {
+        throw new OptionError('ERR_OPTION', `keep names record ${index} but ${source.path} has ${read} records`);
+      }
+    }
+  }
+  return written;
+}
 
+/** @internal Numeric fields added to each written record (the weight; the removed file's score, rank, pull, push). */
+export interface RecordColumns {
+  /** The fields, appended in this order. */
+  names: string[];
+  /** The values of a record to write (one per name, finite), or undefined to leave it out. */
+  values: (index: number) => number[] | undefined;
+  /** The error for a record that already has one of the fields. */
+  taken: (line: number, field: string) => Error;
+}
+
+/** @internal Writes the records `columns.values` names, with those values, to an open writer. */
+export async function writeColumns(
+  source: Dataset,
+  out: AtomicWriter,
+  columns: RecordColumns,
+  options: { signal?: AbortSignal; onProgress?: (done: number) => void } = {},
+): Promise<{ read: number; written: number; maxIndex: number }> {
+  const { signal, onProgress } = options;
   let written = 0;
   const shape: FileShape = {};
-  const sink = sinkFor(source.format, out, shape, weightField);
+  const sink = sinkFor(source.format, out, shape, columns.names);
   let read = 0;
   let maxIndex = -1;
   for await (const row of source.rows(shape)) {
     if (signal?.aborted) throw new AbortError();
-    if (weightField !== null && Object.hasOwn(row.record.value, weightField)) throw weightFieldTaken(source.path, row.record.line, weightField);
+    for (const name of columns.names) if (Object.hasOwn(row.record.value, name)) throw columns.taken(row.record.line, name);
     read++;
     maxIndex = row.record.index;
-    const w = weightOf(row.record.index);
-    if (w !== undefined) {
-      await sink.add(row, w);
+    const v = columns.values(row.record.index);
+    if (v !== undefined) {
+      await sink.add(row, v);
       written++;
     }
     if (read % 1000 === 0) onProgress?.(read);
   }
-  if (keep instanceof Map) {
-    for (const index of keep.keys()) {
-      if (!Number.isInteger(index) || index < 0 || index > maxIndex) {
-        throw new OptionError('ERR_OPTION', `keep names record ${index} but ${source.path} has ${maxIndex + 1} records`);
-      }
-    }
-  }
   await sink.end();
   onProgress?.(read);
-  return written;
+  return { read, written, maxIndex };
 }
 
-function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, weightField: string | null): Sink {
+function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, fields: string[]): Sink {
   switch (format) {
     case 'jsonl':
       return {
-        add: (row, w) => out.write(`${jsonlLine(row, weightField, w)}\n`),
+        add: (row, v) => out.write(`${jsonlLine(row, fields, v)}\n`),
         end: async () => {},
       };
     case 'json':
-      return jsonSink(out, shape, weightField);
+      return jsonSink(out, shape, fields);
     case 'csv':
-      return csvSink(out, shape, weightField, ',');
+      return csvSink(out, shape, fields, ',');
     case 'tsv':
-      return csvSink(out, shape, weightField, '\t');
+      return csvSink(out, shape, fields, '\t');
     case 'parquet':
-      return parquetSink(out, () => shape.parquet, weightField);
+      return parquetSink(out, () => shape.parquet, fields);
   }
 }
 
-function withWeight(value: Record<string, unknown>, field: string | null, w: number | undefined): Record<string, unknown> {
-  return field === null ? value : { ...value, [field]: w };
+function withFields(value: Record<string, unknown>, fields: string[], v: number[]): Record<string, unknown> {
+  if (fields.length === 0) return value;
+  const out = { ...value };
+  fields.forEach((f, i) => (out[f] = v[i]));
+  return out;
 }
 
-/** The original line with `,"field":w` spliced before its closing brace. */
-function jsonlLine(row: RawRow, field: string | null, w: number | undefined): string {
+/** The original line with `,"field":value` for each field spliced before its closing brace. */
+function jsonlLine(row: RawRow, fields: string[], v: number[]): string {
   const { raw } = row;
   const value = row.record.value;
-  if (field === null && typeof raw === 'string') return raw;
-  if (field === null || typeof raw !== 'string' || Object.hasOwn(value, field)) return JSON.stringify(withWeight(value, field, w));
+  if (fields.length === 0 && typeof raw === 'string') return raw;
+  if (typeof raw !== 'string' || fields.some((f) => Object.hasOwn(value, f))) return JSON.stringify(withFields(value, fields, v));
   const body = raw.slice(0, -1).trimEnd();
+  const added = fields.map((f, i) => `${JSON.stringify(f)}:${JSON.stringify(v[i])}`).join(',');
   const sep = body === '{' ? '' : ',';
-  return `${body}${sep}${JSON.stringify(field)}:${JSON.stringify(w)}}`;
+  return `${body}${sep}${added}}`;
 }
 
-function jsonSink(out: AtomicWriter, shape: FileShape, field: string | null): Sink {
+function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[]): Sink {
   let first = true;
   const open = () => {
     const c = shape.container;
@@ -169,10 +202,10 @@ function jsonSink(out: AtomicWriter, shape: FileShape, field: string | null): Si
     return `${rest.slice(0, -1)}${rest === '{}' ? '' : ','}${JSON.stringify(c.key)}:[\n`;
   };
   return {
-    add: async (row, w) => {
+    add: async (row, v) => {
       const head = first ? open() : ',\n';
       first = false;
-      await out.write(head + JSON.stringify(withWeight(row.record.value, field, w)));
+      await out.write(head + JSON.stringify(withFields(row.record.value, fields, v)));
     },
     end: () => out.write(`${first ? open() : ''}\n]${shape.container ? '}' : ''}\n`),
   };
@@ -182,8 +215,8 @@ function csvCell(cell: string, delimiter: string): string {
   return cell.includes('"') || cell.includes(delimiter) || cell.includes('\n') || cell.includes('\r') ? `"${cell.replaceAll('"', '""')}"` : cell;
 }
 
-function csvSink(out: AtomicWriter, shape: FileShape, field: string | null, delimiter: string): Sink {
-  let column = -1; // the weight's column; appended when the header lacks it
+function csvSink(out: AtomicWriter, shape: FileShape, fields: string[], delimiter: string): Sink {
+  let columns: number[] = []; // each field's column; appended when the header lacks it
   let eol = '\n';
   let started = false;
   const line = (cells: string[]) => cells.map((c) => csvCell(c, delimiter)).join(delimiter) + eol;
@@ -193,17 +226,17 @@ function csvSink(out: AtomicWriter, shape: FileShape, field: string | null, deli
     if (header === undefined) return;
     eol = header.crlf ? '\r\n' : '\n';
     const cells = [...header.cells];
-    if (field !== null) {
-      column = cells.indexOf(field);
-      if (column === -1) column = cells.push(field) - 1;
-    }
+    columns = fields.map((f) => {
+      const c = cells.indexOf(f);
+      return c === -1 ? cells.push(f) - 1 : c;
+    });
     await out.write(line(cells));
   };
   return {
-    add: async (row, w) => {
+    add: async (row, v) => {
       if (!started) await start();
       const cells = [...(row.raw as string[])];
-      if (field !== null) cells[column] = String(w);
+      columns.forEach((c, i) => (cells[c] = String(v[i])));
       await out.write(line(cells));
     },
     end: async () => {

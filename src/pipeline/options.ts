@@ -2,6 +2,7 @@ import type { Embedder } from '../embed/types.js';
 import type { FieldMapping, FileFormat, RecordFormat } from '../io/types.js';
 import type { LearnerOptions, Method } from '../learner.js';
 import type { Keep } from '../selection.js';
+import type { ReasonOptions } from './audit.js';
 
 /** Stages of a purify run, in order, as reported to `onProgress`. */
 export type Stage = 'read' | 'embed' | 'references' | 'learn' | 'select' | 'write';
@@ -33,6 +34,12 @@ export interface PurifyOptions extends ReferenceSources {
   report?: string;
   /** HTML report; `null` for none. Default `<output stem>.report.html`. */
   html?: string | null;
+  /** Every dropped record in the input's format, with its score, rank, pull and push; `null` for none. Default `<output stem>.removed.<ext>`. */
+  removed?: string | null;
+  /** Which records get a reason (nearest harmful references) and how many neighbours. Default the dropped ones, 3. */
+  reasons?: ReasonOptions;
+  /** Field whose values group the records in the report's breakdown; `null` for none. Default the first of `source`, `category`, `subset`, `dataset`, `task`, `type` a record has. */
+  groupField?: string | null;
 
   format?: FileFormat;
   recordFormat?: RecordFormat;

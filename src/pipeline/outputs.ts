@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, InputError, IoError } from '../errors.js';
 import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
-import { writeRecords } from '../io/write.js';
+import { writeColumns, writeRecords } from '../io/write.js';
+import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
 import { project2d } from '../project.js';
@@ -17,12 +18,20 @@ import type { PipelineInput } from './input.js';
 import type { PurifyOptions } from './options.js';
 import type { outputPaths } from './paths.js';
 import type { LoadedReferences } from './references.js';
+import type { Audit } from './audit.js';
 
 type Paths = ReturnType<typeof outputPaths>;
 
 /** Points drawn in the report's scatter plot, at most. */
 const MAX_PLOTTED = { downstream: 4000, reference: 1000 };
 const LOWEST = 25;
+/** Records in the report's table, at most: beyond, the lowest ranked (every dropped one first). */
+export const MAX_TABLE_RECORDS = 200_000;
+const TABLE_EXCERPT = 160;
+/** Fields that name a record's source or category, looked for in this order (any case). */
+const GROUP_FIELDS = ['source', 'category', 'subset', 'dataset', 'task', 'type'];
+/** Distinct values a detected group field may have; more is not a category. */
+const MAX_GROUPS = 50;
 
 function rowsOf(m: Matrix, idx: number[]): Float32Array {
   const out = new Float32Array(idx.length * m.cols);
@@ -31,7 +40,11 @@ function rowsOf(m: Matrix, idx: number[]): Float32Array {
 }
 
 /** The 2-D projection of a display sample of all three sets, fitted jointly. */
-async function projection(sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix }, kept: Uint8Array): Promise<PurifyReport['projection']> {
+async function projection(
+  sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix },
+  kept: Uint8Array,
+  counts: { harmful: number[]; anchor: number[] },
+): Promise<PurifyReport['projection']> {
   const d = spreadIndices(sets.downstream.rows, MAX_PLOTTED.downstream);
   const a = sets.anchor ? spreadIndices(sets.anchor.rows, MAX_PLOTTED.reference) : [];
   const h = spreadIndices(sets.harmful.rows, MAX_PLOTTED.reference);
@@ -47,7 +60,19 @@ async function projection(sets: { downstream: Matrix; anchor?: Matrix; harmful: 
     downstreamTotal: sets.downstream.rows,
     anchor: a.map((_, i) => pt(d.length + i)),
     harmful: h.map((_, i) => pt(d.length + a.length + i)),
+    anchorSet: a.map((row) => setOf(row, counts.anchor)),
+    harmfulSet: h.map((row) => setOf(row, counts.harmful)),
   };
+}
+
+/** Which of the concatenated sets (by their sizes) a row belongs to. */
+function setOf(row: number, sizes: number[]): number {
+  let end = 0;
+  for (let j = 0; j < sizes.length; j++) {
+    end += sizes[j]!;
+    if (row < end) return j;
+  }
+  return sizes.length - 1;
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
@@ -66,6 +91,7 @@ export interface ReportInputs {
   learnerOptions: Record<string, unknown>;
   scores: Scores;
   selection: Selection;
+  audit: Audit;
   warnings: string[];
   timings: Record<string, number>;
   /** The run's memory budget, the part of it the learner's costs got, and the peak resident set so far. */
@@ -89,7 +115,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     version: r.version,
     createdAt: o.createdAt ?? new Date().toISOString(),
     input: { path: o.input, format: ds.format, recordFormat: ds.recordFormat, records: n, skipped: r.input.skipped.count, skippedReasons: r.input.skipped.reasons },
-    outputs: { dataset: r.paths.output, scores: r.paths.scores, report: r.paths.report, html: r.paths.html },
+    outputs: { dataset: r.paths.output, scores: r.paths.scores, report: r.paths.report, html: r.paths.html, removed: r.paths.removed },
     embedder: { id: r.embedder.id, dim: r.embedder.dim },
     references: { harmful: r.refs.harmful.summary, anchor: r.refs.anchor.summary },
     method: r.method,
@@ -115,7 +141,10 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     warnings: r.warnings,
     timings: r.timings,
     histogram: weightHistogram(weights, r.selection.kept),
-    projection: await projection(r.sets, r.selection.kept),
+    cutoff: cutoff(weights, r.selection),
+    contributions: r.audit.contributions ? { offset: r.audit.contributions.offset, maxResidual: r.audit.contributions.maxResidual } : null,
+    ...(await recordTable(r)),
+    projection: await projection(r.sets, r.selection.kept, { harmful: r.refs.harmful.summary.map((x) => x.count), anchor: r.refs.anchor.summary.map((x) => x.count) }),
     lowest: lowestIdx.map((i) => ({
       index: i,
       line: r.lines[i]!,
@@ -127,16 +156,24 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
   } satisfies PurifyReport);
 }
 
+/** The scores file's columns, in order (docs/audit.md explains each and its sign). */
+export const SCORE_COLUMNS = ['index', 'line', 'score', 'rank', 'kept', 'train_weight', 'log_weight', 'pull', 'push', 'nearest_set', 'nearest_index', 'nearest_cost', 'reason'] as const;
+
+function csvText(s: string): string {
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
 /** Per-sample scores as CSV, in record order. */
-async function writeScores(out: AtomicWriter, r: { lines: Uint32Array; scores: Scores; selection: Selection }, signal?: AbortSignal): Promise<void> {
-  const { scores, selection, lines } = r;
-  const w = scores.weights ?? scores.scores;
-  const pull = scores.learned?.pull;
-  const push = scores.learned?.push;
-  await out.write('index,line,score,weight,train_weight,rank,kept,pull,push\n');
+async function writeScores(out: AtomicWriter, r: { lines: Uint32Array; scores: Scores; selection: Selection; audit: Audit }, signal?: AbortSignal): Promise<void> {
+  const { scores, selection, lines, audit } = r;
+  const c = audit.contributions;
+  await out.write(`${SCORE_COLUMNS.join(',')}\n`);
   let chunk = '';
-  for (let i = 0; i < w.length; i++) {
-    chunk += `${i},${lines[i]},${scores.scores[i]},${w[i]},${selection.trainWeight[i]},${selection.rank[i]},${selection.kept[i]},${pull ? pull[i] : ''},${push ? push[i] : ''}\n`;
+  for (let i = 0; i < scores.scores.length; i++) {
+    const near = audit.nearest(i)?.[0];
+    const nearCells = near ? `${csvText(near.set)},${near.index},${near.cost}` : ',,';
+    const cCells = c ? `${c.logWeight[i]},${c.pull[i]},${c.push[i]}` : ',,';
+    chunk += `${i},${lines[i]},${scores.scores[i]},${selection.rank[i]},${selection.kept[i]},${selection.trainWeight[i]},${cCells},${nearCells},${csvText(audit.reason(i))}\n`;
     if (chunk.length > 1 << 16) {
       if (signal?.aborted) throw new AbortError();
       await out.write(chunk);
@@ -146,10 +183,114 @@ async function writeScores(out: AtomicWriter, r: { lines: Uint32Array; scores: S
   await out.write(chunk);
 }
 
+/** Fields the removed file adds to each dropped record. */
+export const REMOVED_FIELDS = { score: 'sot_score', rank: 'sot_rank', pull: 'sot_pull', push: 'sot_push' } as const;
+
+/** Every dropped record, in the input's format, with its score, rank and (for `sot`) pull and push contributions. */
+async function writeRemoved(out: AtomicWriter, r: { input: PipelineInput; scores: Scores; selection: Selection; audit: Audit; signal?: AbortSignal }): Promise<void> {
+  const c = r.audit.contributions;
+  const F = REMOVED_FIELDS;
+  const names = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
+  const file = r.input.dataset.path;
+  await writeColumns(
+    r.input.dataset,
+    out,
+    {
+      names,
+      values: (i) => (r.selection.kept[i] ? undefined : c ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!] : [r.scores.scores[i]!, r.selection.rank[i]!]),
+      taken: (line, field) =>
+        new InputError({ file, line, field }, `the record already has the field "${field}", which the removed-records file adds; write no removed file with --no-removed (removed: null)`),
+    },
+    { signal: r.signal },
+  );
+}
+
+/** The lowest kept score on the histogram's axis, log10(n * w): the cut-off. */
+function cutoff(weights: ArrayLike<number>, selection: Selection): number | null {
+  const n = weights.length;
+  if (selection.k === 0 || selection.k === n) return null;
+  const last = selection.order[selection.k - 1]!;
+  return Math.log10(Math.max(n * weights[last]!, 1e-12));
+}
+
+/** The group field a record set has: the caller's, or the first of GROUP_FIELDS with string values. */
+function groupFieldOf(value: Record<string, unknown>, given: string | null | undefined): string | null {
+  if (given !== undefined) return given;
+  const keys = Object.keys(value);
+  for (const want of GROUP_FIELDS) {
+    const k = keys.find((key) => key.toLowerCase() === want);
+    if (k !== undefined && (typeof value[k] === 'string' || typeof value[k] === 'number')) return k;
+  }
+  return null;
+}
+
+/** The report's table of records (with excerpts and groups, from one more pass over the input) and the breakdown by group. */
+async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records' | 'groups'>> {
+  const n = r.selection.order.length;
+  const rows = n <= MAX_TABLE_RECORDS ? Array.from({ length: n }, (_, i) => i) : Array.from(r.selection.order.subarray(n - MAX_TABLE_RECORDS)).sort((a, b) => a - b);
+  const slot = new Map<number, number>();
+  rows.forEach((i, s) => slot.set(i, s));
+  const excerpts: string[] = new Array<string>(rows.length).fill('');
+  const groupOf: string[] = new Array<string>(n).fill('');
+  let field: string | null | undefined;
+  for await (const { record, text } of r.input.dataset) {
+    if (field === undefined) field = groupFieldOf(record.value, r.options.groupField);
+    if (field !== null) {
+      const g = record.value[field];
+      groupOf[record.index] = g === undefined || g === null ? '' : typeof g === 'object' ? JSON.stringify(g) : String(g);
+    }
+    const s = slot.get(record.index);
+    if (s !== undefined) excerpts[s] = excerpt(renderText(text, r.options.template), TABLE_EXCERPT);
+  }
+  let groups: PurifyReport['groups'] = null;
+  if (field) {
+    const by = new Map<string, { total: number; dropped: number }>();
+    for (let i = 0; i < n; i++) {
+      const e = by.get(groupOf[i]!) ?? { total: 0, dropped: 0 };
+      e.total++;
+      if (!r.selection.kept[i]) e.dropped++;
+      by.set(groupOf[i]!, e);
+    }
+    // A detected field with many distinct values is not a category; a named one is always broken down.
+    if (by.size <= MAX_GROUPS || r.options.groupField) {
+      groups = { field, rows: [...by].map(([value, e]) => ({ value, ...e })).sort((a, b) => b.dropped / b.total - a.dropped / a.total || b.total - a.total) };
+    }
+  }
+  const c = r.audit.contributions;
+  const cited = new Map<string, string>();
+  const nearest = rows.map((i) => {
+    const near = r.audit.nearest(i);
+    if (near === undefined) return null;
+    return near.map((x) => {
+      cited.set(`${x.set} #${x.index}`, x.excerpt);
+      return [x.set, x.index, round(x.cost)] as [string, number, number];
+    });
+  });
+  return {
+    records: {
+      total: n,
+      index: rows,
+      line: rows.map((i) => r.lines[i]!),
+      score: rows.map((i) => r.scores.scores[i]!),
+      rank: rows.map((i) => r.selection.rank[i]!),
+      kept: rows.map((i) => r.selection.kept[i]!),
+      logWeight: c ? rows.map((i) => round(c.logWeight[i]!)) : null,
+      pull: c ? rows.map((i) => round(c.pull[i]!)) : null,
+      push: c ? rows.map((i) => round(c.push[i]!)) : null,
+      reason: rows.map((i) => r.audit.reason(i)),
+      excerpt: excerpts,
+      group: groups ? rows.map((i) => groupOf[i]!) : null,
+      nearest,
+      cited: Object.fromEntries(cited),
+    },
+    groups,
+  };
+}
+
 /**
  * Writes the purified dataset, the scores and the reports as a unit: each to
  * a temporary file (fsynced), then, once all exist, renamed into place in a
- * fixed order: dataset, scores, JSON report, HTML page. The JSON report holds
+ * fixed order: dataset, scores, removed records, JSON report, HTML page. The JSON report holds
  * the size and sha256 of the dataset and the scores, so one left by a run
  * killed among the renames is told apart. An abort (or an error) before the
  * renames removes every temporary file and changes nothing; once they have
@@ -162,6 +303,7 @@ export async function writeOutputs(r: {
   lines: Uint32Array;
   selection: Selection;
   scores: Scores;
+  audit: Audit;
   weightField?: string | null;
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
@@ -189,8 +331,9 @@ export async function writeOutputs(r: {
       }),
     );
     const scores = await stage(paths.scores, (out) => writeScores(out, r, signal));
+    const removed = paths.removed === null ? undefined : await stage(paths.removed, (out) => writeRemoved(out, r));
     report = await r.report();
-    report.files = { dataset, scores };
+    report.files = { dataset, scores, ...(removed ? { removed } : {}) };
     const json = `${JSON.stringify(report, null, 1)}\n`;
     await stage(paths.report, (out) => out.write(json));
     if (paths.html) await stage(paths.html, (out) => out.write(renderReportHtml(report)));

@@ -15,6 +15,7 @@ import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
 import { buildReport, writeOutputs } from './outputs.js';
+import { checkReasonOptions, explainRecords } from './audit.js';
 import type { PurifyOptions, Stage } from './options.js';
 import type { PurifyReport } from '../report/types.js';
 import { PipelineInput } from './input.js';
@@ -24,7 +25,7 @@ const pkg = createRequire(import.meta.url)('../../package.json') as { version: s
 
 export interface PurifyResult {
   /** Files written (all together: see `purify`). */
-  outputs: { dataset: string; scores: string; report: string; html: string | null };
+  outputs: { dataset: string; scores: string; report: string; html: string | null; removed: string | null };
   /** Records read (after skipped invalid ones) and kept. */
   n: number;
   k: number;
@@ -54,6 +55,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
   }
   const paths = outputPaths(o);
+  checkReasonOptions(o.reasons);
   const budget = resolveBudget(o.memoryBudget);
   const signal = o.signal;
   const timings: Record<string, number> = {};
@@ -116,6 +118,8 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   // Select the top K (training weights proportional to the learned weights).
   const selection = await selectTopK(scores.scores, o.keep ?? PURIFY_DEFAULTS.keep, scores.weights);
   progress('select', selection.k, n);
+  // Why: each dropped record's nearest harmful references and its pull/push split.
+  const audit = await explainRecords({ downstream, harmful, refs: refs.harmful, scores, selection, cost: learner.cost, tau: learner.tau, options: o.reasons, signal });
   lap('select');
 
   // Write everything as a unit: all temporary files first, then the renames (the report after what it describes).
@@ -127,6 +131,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     lines,
     selection,
     scores,
+    audit,
     weightField: o.weightField,
     signal,
     onProgress: (done) => progress('write', done, n),
@@ -144,6 +149,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
         learnerOptions: learner,
         scores,
         selection,
+        audit,
         warnings,
         timings,
         memory: { budget, learnerBudget: storage.budget as number, peakRss: peakRss() },
@@ -155,7 +161,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     },
   });
 
-  return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html }, n, k: selection.k, scores, selection, report, warnings };
+  return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html, removed: paths.removed }, n, k: selection.k, scores, selection, report, warnings };
 }
 
 /** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */

@@ -15,14 +15,14 @@ export interface PurifyReport {
     skipped: number;
     skippedReasons: string[];
   };
-  outputs: { dataset: string; scores: string; report: string; html: string | null };
+  outputs: { dataset: string; scores: string; report: string; html: string | null; removed?: string | null };
   /**
    * Size and sha256 of the dataset and scores this run wrote. The JSON report
    * is renamed into place after them, so files that do not match are not
    * this report's (a run killed while its outputs were being renamed).
    * Absent from reports of older versions.
    */
-  files?: { dataset: { bytes: number; sha256: string }; scores: { bytes: number; sha256: string } };
+  files?: { dataset: { bytes: number; sha256: string }; scores: { bytes: number; sha256: string }; removed?: { bytes: number; sha256: string } };
   embedder: { id: string; dim: number };
   references: { harmful: ReferenceSummary[]; anchor: ReferenceSummary[] };
   method: string;
@@ -51,7 +51,20 @@ export interface PurifyReport {
     downstreamTotal: number;
     anchor: Array<[x: number, y: number]>;
     harmful: Array<[x: number, y: number]>;
+    /** For each anchor and harmful point, its set: an index into `references.anchor` / `references.harmful`. */
+    anchorSet?: number[];
+    harmfulSet?: number[];
   };
+  /** The cut-off on the histogram's axis: log10(n * w) of the lowest kept record; null when all or none are kept. */
+  cutoff?: number | null;
+  /** How much of the data is contamination, when estimated (rendered when present). */
+  contamination?: Contamination | null;
+  /** ln(n w) ≈ pull + push + offset for every record; `maxResidual` is the largest deviation (`sot` only). */
+  contributions?: { offset: number; maxResidual: number } | null;
+  /** Every record (or, past 200,000, the lowest ranked), column by column, for the report's table. */
+  records?: RecordTable;
+  /** Records and dropped records per value of a source/category field, when the input has one. */
+  groups?: { field: string; rows: Array<{ value: string; total: number; dropped: number }> } | null;
   /** The samples with the lowest scores: what SOT pushed out first. */
   lowest: Array<{ index: number; line: number; weight: number; pull: number | null; push: number | null; excerpt: string }>;
 }
@@ -62,4 +75,41 @@ export interface ReferenceSummary {
   source: string;
   count: number;
   licence?: string;
+}
+
+/** The contamination estimate a run may carry (a fraction of the records, with its interval). */
+export interface Contamination {
+  estimate: number;
+  low: number;
+  high: number;
+  /** Confidence level of [low, high]. */
+  level: number;
+  method: string;
+  /** The estimate says the data looks clean. */
+  clean: boolean;
+}
+
+/** The records of the report's table, one array per column (same length, same order). */
+export interface RecordTable {
+  /** Records in the run (the table may hold fewer). */
+  total: number;
+  index: number[];
+  line: number[];
+  score: number[];
+  /** 0 = the best. */
+  rank: number[];
+  kept: number[];
+  /** ln(n w), and the pull and push contributions to it (`sot` only). */
+  logWeight: number[] | null;
+  pull: number[] | null;
+  push: number[] | null;
+  /** The reason in words ('' when the record was not explained). */
+  reason: string[];
+  excerpt: string[];
+  /** The group field's value per record, when there is one. */
+  group: string[] | null;
+  /** The nearest harmful references of an explained record: [set, index in it, cost]. */
+  nearest: Array<Array<[set: string, index: number, cost: number]> | null>;
+  /** Excerpts of the cited references, by "set #index". */
+  cited: Record<string, string>;
 }

@@ -46,6 +46,8 @@ const values = (check: Check): Check => (v, path) => {
   return undefined;
 };
 
+const near: Check = (v, path) =>
+  Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && Number.isFinite(v[1]) && Number.isFinite(v[2]) ? undefined : `${path} is ${typeName(v)}, expected [set, index, cost]`;
 const reference = obj({ source: str, count: num, licence: maybe(str) });
 const storage = obj({ mode: str, bytes: num, neighbours: maybe(num), bound: maybe(num), verification: maybe(obj({ maxError: num })) });
 
@@ -64,9 +66,41 @@ const REPORT = obj({
   warnings: arr(str),
   timings: values(num),
   histogram: obj({ edges: arr(num), kept: arr(num), dropped: arr(num) }),
-  projection: obj({ downstream: arr(arr(num, 3)), downstreamTotal: num, anchor: arr(arr(num, 2)), harmful: arr(arr(num, 2)) }),
+  projection: obj({ downstream: arr(arr(num, 3)), downstreamTotal: num, anchor: arr(arr(num, 2)), harmful: arr(arr(num, 2)), anchorSet: maybe(arr(num)), harmfulSet: maybe(arr(num)) }),
   lowest: arr(obj({ index: num, line: num, weight: num, excerpt: str })),
+  cutoff: maybe(num),
+  contamination: maybe(obj({ estimate: num, low: num, high: num, level: num, method: str, clean: bool })),
+  contributions: maybe(obj({ offset: num, maxResidual: num })),
+  groups: maybe(obj({ field: str, rows: arr(obj({ value: str, total: num, dropped: num })) })),
+  records: maybe(
+    obj({
+      total: num,
+      index: arr(num),
+      line: arr(num),
+      score: arr(num),
+      rank: arr(num),
+      kept: arr(num),
+      logWeight: maybe(arr(num)),
+      pull: maybe(arr(num)),
+      push: maybe(arr(num)),
+      reason: arr(str),
+      excerpt: arr(str),
+      group: maybe(arr(str)),
+      nearest: arr(maybe(arr(near))),
+      cited: values(str),
+    }),
+  ),
 });
+
+/** The record table's columns must be as long as its index (the page reads them side by side). */
+function tableProblem(t: PurifyReport['records']): string | undefined {
+  if (!t) return undefined;
+  const n = t.index.length;
+  for (const [k, v] of Object.entries(t)) {
+    if (Array.isArray(v) && v.length !== n) return `report.records.${k} has ${v.length} entries, expected ${n} (as many as report.records.index)`;
+  }
+  return undefined;
+}
 
 /** The parsed report if it has the shape the page needs; else an InputError naming the field. */
 export function checkReport(value: unknown, file: string): PurifyReport {
@@ -82,7 +116,7 @@ export function checkReport(value: unknown, file: string): PurifyReport {
     bad ??
     (h && (h.dropped.length !== h.kept.length || (h.kept.length > 0 && h.edges.length !== h.kept.length + 1))
       ? 'report.histogram needs as many dropped as kept counts, and one edge more than counts'
-      : undefined);
+      : tableProblem(r.records));
   if (problem !== undefined) {
     const field = /^report\.([^ ]+)/.exec(problem)?.[1];
     throw new InputError({ file, ...(field === undefined ? {} : { field }) }, `not a valid report: ${problem}`);

@@ -44,6 +44,7 @@ export async function purifyOptions(store: JobStore, rec: JobRecord, cfg: Servic
     scores: out.scores,
     report: out.report,
     html: html === false ? null : out.html,
+    removed: null, // not among the files a job serves (yet): the scores and the report say what was removed
     memoryBudget: (o.memoryBudget as number | string | undefined) ?? cfg.jobMemoryBudget,
     embeddingCache: false,
     dataDir: cfg.dataDir,

@@ -1,0 +1,140 @@
+// Why each record got its weight: the pull and push contributions to its
+// log-weight and its nearest harmful references (both computed in the core),
+// and the same in words for the scores file, the removed file and the report.
+import { cancellable } from '../cancellable.js';
+import { OptionError } from '../errors.js';
+import type { Scores } from '../learner.js';
+import type { Matrix } from '../matrix.js';
+import { native } from '../native.js';
+import type { Selection } from '../selection.js';
+import { flatExcerpt } from '../text.js';
+import type { LoadedReferences } from './references.js';
+
+/** Which records get their nearest harmful references: the dropped ones (default) or all. */
+export type ReasonsFor = 'dropped' | 'all';
+
+export interface ReasonOptions {
+  /** Default `dropped`. */
+  for?: ReasonsFor;
+  /** Nearest harmful references per record. Default 3. */
+  neighbours?: number;
+}
+
+export const DEFAULT_NEIGHBOURS = 3;
+
+/** Refuses malformed reason options before any work. */
+export function checkReasonOptions(o: ReasonOptions | undefined): void {
+  if (o === undefined) return;
+  if (typeof o !== 'object' || o === null) throw new OptionError('ERR_OPTION', 'reasons must be an object { for, neighbours }');
+  if (o.for !== undefined && o.for !== 'dropped' && o.for !== 'all') throw new OptionError('ERR_OPTION', `reasons.for must be 'dropped' or 'all', got ${String(o.for)}`);
+  const k = o.neighbours;
+  if (k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= 1000)) throw new OptionError('ERR_OPTION', `reasons.neighbours must be an integer from 1 to 1000, got ${String(k)}`);
+}
+
+/** One of a record's nearest harmful reference samples. */
+export interface NearReference {
+  /** The reference set (or file) it comes from, and its index there. */
+  set: string;
+  index: number;
+  /** The learner's cost between the record and it (cosine: 0 = same direction). */
+  cost: number;
+  excerpt: string;
+}
+
+export interface Audit {
+  /** Per record, in log-weight units: ln(n w) ≈ pull + push + offset (`sot` only). */
+  contributions: { logWeight: Float64Array; pull: Float64Array; push: Float64Array; offset: number; maxResidual: number } | null;
+  /** The nearest harmful references of a record, when it was explained. */
+  nearest(index: number): NearReference[] | undefined;
+  /** The reason in words ('' for a record that was not explained). */
+  reason(index: number): string;
+  /** How many records were explained, and how many neighbours each got. */
+  explained: number;
+  neighbours: number;
+  /** The pull target was the data itself (no anchor was given). */
+  anchorIsDownstream: boolean;
+}
+
+const REF_EXCERPT = 80;
+
+/** Computes the reasons of the dropped records (or of all) after selection. */
+export async function explainRecords(r: {
+  downstream: Matrix;
+  harmful: Matrix;
+  refs: LoadedReferences;
+  scores: Scores;
+  selection: Selection;
+  cost?: string;
+  tau?: number;
+  options?: ReasonOptions;
+  signal?: AbortSignal;
+}): Promise<Audit> {
+  const n = r.selection.kept.length;
+  const all = r.options?.for === 'all';
+  const rows: number[] = [];
+  for (let i = 0; i < n; i++) if (all || !r.selection.kept[i]) rows.push(i);
+  const learned = r.scores.learned;
+  const contributions = learned ? await cancellable(undefined, () => native.weightContributions(learned.weights, learned.pull, learned.push, r.tau)) : null;
+  const k = r.options?.neighbours ?? DEFAULT_NEIGHBOURS;
+  const near = rows.length
+    ? await cancellable(r.signal, (token) =>
+        native.nearestReferences(r.downstream, r.harmful, Uint32Array.from(rows), k, r.cost ?? 'cosine', token),
+      )
+    : { k: 0, index: new Uint32Array(0), cost: new Float32Array(0) };
+  const slot = new Map<number, number>(rows.map((row, s) => [row, s]));
+
+  // A harmful row's set and index in it: the sets are concatenated in order.
+  const starts: number[] = [];
+  let at = 0;
+  for (const s of r.refs.summary) {
+    starts.push(at);
+    at += s.count;
+  }
+  const locate = (g: number) => {
+    let j = starts.length - 1;
+    while (j > 0 && starts[j]! > g) j--;
+    return { set: r.refs.summary[j]!.source, index: g - starts[j]! };
+  };
+  const excerpts = new Map<number, string>();
+  const refExcerpt = (g: number) => {
+    let e = excerpts.get(g);
+    if (e === undefined) {
+      const t = r.refs.samples[g]!;
+      e = flatExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt, REF_EXCERPT);
+      excerpts.set(g, e);
+    }
+    return e;
+  };
+  const nearest = (i: number): NearReference[] | undefined => {
+    const s = slot.get(i);
+    if (s === undefined) return undefined;
+    return Array.from({ length: near.k }, (_, j) => {
+      const g = near.index[s * near.k + j]!;
+      return { ...locate(g), cost: near.cost[s * near.k + j]!, excerpt: refExcerpt(g) };
+    });
+  };
+  const anchorIsDownstream = learned?.anchorIsDownstream ?? false;
+  const reason = (i: number): string => {
+    const near = nearest(i);
+    if (near === undefined) return '';
+    return reasonInWords(near[0], contributions ? { pull: contributions.pull[i]!, push: contributions.push[i]! } : undefined, anchorIsDownstream);
+  };
+  return { contributions, nearest, reason, explained: rows.length, neighbours: near.k, anchorIsDownstream };
+}
+
+/**
+ * A record's reason as a person would say it: the part that lowered its
+ * weight most first. `c` holds its pull and push contributions to the
+ * log-weight (absent for the baselines, which have none).
+ */
+export function reasonInWords(nearest: NearReference | undefined, c: { pull: number; push: number } | undefined, anchorIsDownstream: boolean): string {
+  const anchor = anchorIsDownstream ? 'the rest of the data' : 'the anchor';
+  const ref = nearest ? `${nearest.set} #${nearest.index} (cost ${nearest.cost.toFixed(3)}): "${nearest.excerpt}"` : '';
+  if (c === undefined) return ref && `nearest harmful: ${ref}`;
+  const pull = c.pull < 0 ? `far from ${anchor} (pull ${fmt(c.pull)})` : `near ${anchor} (pull ${fmt(c.pull)})`;
+  const push = c.push < 0 ? `close to ${ref} (push ${fmt(c.push)})` : `far from harm (push ${fmt(c.push)}; nearest ${ref})`;
+  // The more negative contribution is what held the record back most.
+  return c.push <= c.pull ? `${push}; ${pull}` : `${pull}; ${push}`;
+}
+
+const fmt = (v: number) => (v >= 0 ? `+${v.toFixed(2)}` : v.toFixed(2));
