@@ -9,10 +9,12 @@ mod error;
 mod learn;
 mod pool;
 mod result;
+mod score;
 mod storage;
 mod tasks;
 
 pub use cancel::CancelToken;
 pub use embed::{doc_freq_batch, doc_freq_buckets, embed_texts, pool_rows, project_2d};
 pub use learn::{baseline_scores, learn_weights, select_top_k};
+pub use score::score_with_model;
 pub use tasks::{cost_matrix, sinkhorn_cost, sinkhorn_divergence, sinkhorn_points, thread_count};
