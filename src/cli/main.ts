@@ -15,6 +15,7 @@ import { listReferenceSets } from '../refsets/index.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
 import { ProgressLine } from './progress.js';
 import { registerServeCommands } from './serve.js';
+import { purifyShardedCli, registerFitCommands } from './fit.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -200,6 +201,8 @@ function isStdout(path: string): boolean {
   }
 }
 
+const fitHelpers = { dataOptions, dataConfig: dataConfig as never, interruptible, number, integer, size, list };
+
 function program(): Command {
   const prog = new Command('sot')
     .description('Safety Optimal Transport: purify LLM fine-tuning datasets before training')
@@ -244,9 +247,13 @@ ${EXIT_HELP}`,
       .option('--neighbours <n>', 'nearest references per sample when the costs are truncated (default 256)', integer('--neighbours', 1))
       .option('--seed <n>', 'seed of the random baseline', integer('--seed'))
       .option('--data-dir <dir>', 'offline mirror of the named reference sets (env SOT_DATA_DIR)')
-      .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)'),
+      .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)')
+      .option('--shards <n>', 'fit on a uniform sample, score the records in n shards in worker processes, merge (docs/model-file.md)', integer('--shards', 1))
+      .option('--workers <n>', 'with --shards: worker processes at once (default: shards, at most the cores)', integer('--workers', 1))
+      .option('--sample <n>', 'with --shards: records to fit on (default: all up to 100000)', integer('--sample', 1)),
   ).action(async (input: string, f: DataFlags & Record<string, unknown>) => {
     if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
+    if (f.shards !== undefined) return purifyShardedCli(input, f, fitHelpers);
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
       try {
@@ -345,6 +352,7 @@ ${EXIT_HELP}`,
     });
 
   registerServeCommands(prog);
+  registerFitCommands(prog, fitHelpers);
   return prog;
 }
 
