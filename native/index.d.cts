@@ -84,6 +84,32 @@ export interface EmbedTextOptions {
  */
 export declare function embedTexts(texts: Array<string>, options?: EmbedTextOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<Float32Array>
 
+export interface FittedModelInput {
+  cost: string
+  eps: number
+  anchor: FittedReferenceInput
+  harmful: FittedReferenceInput
+  scale: ScoreScaleInput
+}
+
+export interface FittedOutput {
+  eps: number
+  anchorPotential: Float64Array
+  anchorWeights: Float64Array
+  /** Without an anchor: the downstream rows that formed it. */
+  anchorRows?: Uint32Array
+  harmfulPotential: Float64Array
+  harmfulWeights: Float64Array
+  scale: ScoreScaleInput
+}
+
+/** A reference set with its fitted potential. */
+export interface FittedReferenceInput {
+  points: Matrix
+  weights: Float64Array
+  potential: Float64Array
+}
+
 /** Learner options; absent fields take the core's defaults. */
 export interface LearnOptions {
   cost?: string
@@ -117,6 +143,8 @@ export interface LearnOutput {
   /** How the costs to the anchor and to the harmful reference were held. */
   anchorStorage: StorageOutput
   harmfulStorage: StorageOutput
+  /** The reference side of the last solves, for scoring new samples (`scoreWithModel`). */
+  fitted: FittedOutput
   warnings: Array<string>
 }
 
@@ -161,6 +189,25 @@ export interface ProgressEvent {
  * (mean-centred), row-major `rows x 2`.
  */
 export declare function project2d(points: Matrix, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<Float32Array>
+
+export interface ScoredOutput {
+  pull: Float64Array
+  push: Float64Array
+  /** Higher = keep. */
+  score: Float64Array
+}
+
+/** `pull = pullScale f_S - pullOffset`, `push = pushScale f_H - pushOffset`, `score = (push - pull) / tau`. */
+export interface ScoreScaleInput {
+  pullScale: number
+  pullOffset: number
+  pushScale: number
+  pushOffset: number
+  tau: number
+}
+
+/** Scores each sample against a fitted model by c-transform, independently of the other samples. */
+export declare function scoreWithModel(samples: Matrix, model: FittedModelInput, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<ScoredOutput>
 
 export interface SelectionOutput {
   /** Sample indices from best to worst. */
