@@ -106,3 +106,9 @@ export {
   type ReferenceSet,
   type ReferenceSetInfo,
 } from './refsets/index.js';
+
+// Fit once, score anywhere: model files, out-of-sample scores, sharded purification (docs/model-file.md).
+export { fit, uniformSample, type FitOptions, type FitResult } from './fit/fit.js';
+export { score, type ScoreOptions as ModelScoreOptions, type ScoreResult as ModelScoreResult } from './fit/score.js';
+export { loadModel, ModelFileError, MODEL_VERSION, type Model, type ModelHeader, type ModelFileProblem } from './fit/model.js';
+export { purifySharded, DEFAULT_FIT_SAMPLE, type ShardedOptions, type ShardedResult } from './fit/shards.js';
