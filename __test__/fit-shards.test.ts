@@ -89,7 +89,7 @@ describe('sharded purification', () => {
     expect(both.status).toBe(2);
     const corrupt = join(c.dir, 'cli-bad.sot-model');
     const bytes = readFileSync(model);
-    bytes[bytes.length - 40] ^= 1;
+    bytes[bytes.length - 40]! ^= 1;
     writeFileSync(corrupt, bytes);
     const bad = run(['score', data, '--model-file', corrupt, '--json']);
     expect(bad.status).toBe(3);

@@ -118,10 +118,10 @@ describe('fit and score', () => {
     const bytes = readFileSync(fitted.model);
     const cases: Array<[string, Uint8Array, string]> = [];
     const flipped = Uint8Array.from(bytes);
-    flipped[bytes.length - 100] ^= 0xff;
+    flipped[bytes.length - 100]! ^= 0xff;
     cases.push(['flipped.sot-model', flipped, 'corrupt']);
     const header = Uint8Array.from(bytes);
-    header[20] ^= 0x01;
+    header[20]! ^= 0x01;
     cases.push(['header.sot-model', header, 'corrupt']);
     cases.push(['cut.sot-model', bytes.subarray(0, bytes.length - 1000), 'truncated']);
     cases.push(['cut-early.sot-model', bytes.subarray(0, 12), 'truncated']);
