@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { score } from '../src/fit/score.js';
 import { mergeTop, purifySharded } from '../src/fit/shards.js';
 import type { ShardResult } from '../src/fit/shard.js';
@@ -97,5 +97,30 @@ describe('sharded purification', () => {
     const sh = run(['purify', data, '--harmful', 'advbench', '--anchor', anchor, '--shards', '2', '--keep-count', '100', '-o', join(c.dir, 'cli-sharded.jsonl'), '--json', '--no-cache']);
     expect(sh.status, sh.stderr).toBe(0);
     expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
+  }, 180_000);
+});
+
+describe('sharded purification over BullMQ', () => {
+  afterAll(async () => (await import('./service-helpers.js')).removeTempDirs());
+  it('queues the shards for sot shard-worker processes and merges the same records as local workers', async () => {
+    const { startRedis, spawnCli, stopProcess, tempDir } = await import('./service-helpers.js');
+    const c = contaminated(200, 20);
+    const data = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
+    const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
+    const redis = await startRedis();
+    const workers = [spawnCli(['shard-worker', '--redis', redis.url]), spawnCli(['shard-worker', '--redis', redis.url])];
+    try {
+      await Promise.all(workers.map((w) => w.waitFor(/waiting for shards/)));
+      const common = { input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false as const, shards: 4, keep: { count: 150 } };
+      const queued = await purifySharded({ ...common, redis: redis.url, workDir: tempDir('sot-shards-shared-'), output: join(c.dir, 'queued.jsonl'), scores: join(c.dir, 'queued.csv') });
+      expect(queued.attempts).toEqual([1, 1, 1, 1]);
+      const local = await purifySharded({ ...common, output: join(c.dir, 'local.jsonl'), scores: join(c.dir, 'local.csv') });
+      expect(queued.k).toBe(150);
+      expect(readFileSync(join(c.dir, 'queued.jsonl'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.jsonl'), 'utf8'));
+      expect(readFileSync(join(c.dir, 'queued.csv'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.csv'), 'utf8'));
+    } finally {
+      await Promise.all(workers.map((w) => stopProcess(w.proc)));
+      await redis.stop();
+    }
   }, 180_000);
 });

@@ -30,6 +30,7 @@ export function learnerFlags(f: Flags) {
 }
 
 export function registerFitCommands(prog: Command, h: CliHelpers): void {
+  registerShardWorker(prog, h);
   h.dataOptions(
     prog
       .command('fit')
@@ -116,6 +117,25 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
   });
 }
 
+/** `sot shard-worker`: runs the shards that `sot purify --shards N --redis URL` queues. */
+export function registerShardWorker(prog: Command, h: CliHelpers): void {
+  prog
+    .command('shard-worker')
+    .description('run the shard jobs of `sot purify --shards N --redis URL` (any number of workers, on machines sharing --work-dir)')
+    .requiredOption('--redis <url>', 'Redis URL, e.g. redis://127.0.0.1:6379')
+    .option('--concurrency <n>', 'shards this process runs at once (default 1)', h.integer('--concurrency', 1))
+    .action(async (f: { redis: string; concurrency?: number }) => {
+      const { startShardWorker } = await import('../service/queue/shards.js');
+      const w = await startShardWorker(f.redis, { concurrency: f.concurrency });
+      process.stderr.write(`sot shard-worker: waiting for shards on ${f.redis}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await w.close();
+    });
+}
+
 /** `sot purify --shards N`: the purify flags, run as fit on a sample + sharded scoring. */
 export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): Promise<void> {
   const { purifySharded } = await import('../fit/shards.js');
@@ -132,6 +152,8 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       weightField: f.weightField === false ? null : (f.weightField as string),
       shards: f.shards as number,
       workers: f.workers as number | undefined,
+      redis: f.redis as string | undefined,
+      workDir: f.workDir as string | undefined,
       sample: f.sample as number | undefined,
       seed: f.seed as number | undefined,
       learner: learnerFlags(f),

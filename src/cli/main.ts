@@ -250,7 +250,9 @@ ${EXIT_HELP}`,
       .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)')
       .option('--shards <n>', 'fit on a uniform sample, score the records in n shards in worker processes, merge (docs/model-file.md)', integer('--shards', 1))
       .option('--workers <n>', 'with --shards: worker processes at once (default: shards, at most the cores)', integer('--workers', 1))
-      .option('--sample <n>', 'with --shards: records to fit on (default: all up to 100000)', integer('--sample', 1)),
+      .option('--sample <n>', 'with --shards: records to fit on (default: all up to 100000)', integer('--sample', 1))
+      .option('--redis <url>', 'with --shards: queue the shards on this Redis for `sot shard-worker` processes')
+      .option('--work-dir <dir>', 'with --shards: folder for the model and the shard results (shared with the workers when --redis)'),
   ).action(async (input: string, f: DataFlags & Record<string, unknown>) => {
     if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
     if (f.shards !== undefined) return purifyShardedCli(input, f, fitHelpers);

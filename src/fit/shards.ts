@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AbortError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
@@ -34,6 +34,10 @@ export interface ShardedOptions extends FitOptions {
   keep?: Keep;
   threshold?: number;
   weightField?: string | null;
+  /** Run the shards as jobs of this Redis (BullMQ) for `sot shard-worker` processes instead of local worker processes. */
+  redis?: string;
+  /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
+  workDir?: string;
   /** Called as shards start and end (pid: the worker process). */
   onShard?: (e: { shard: number; attempt: number; state: 'started' | 'done' | 'failed'; pid?: number; error?: string }) => void;
 }
@@ -60,7 +64,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   if (o.keep !== undefined && o.threshold !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
   const paths = outputPaths({ input: o.input, output: o.output, scores: o.scores, html: null });
   await assertNoCollision([{ path: paths.output, what: 'the dataset output' }, { path: paths.scores, what: 'the scores output' }], [{ path: o.input, what: 'the input file' }]);
-  const work = await mkdtemp(join(tmpdir(), 'sot-shards-'));
+  const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
   try {
     const model = join(work, 'model.sot-model');
     const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE });
@@ -74,7 +78,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       embeddingCache: o.embeddingCache, cacheDir: o.cacheDir, model, shard: s,
       from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards), top: keep === undefined ? 0 : K, out: join(work, `shard-${s}.bin`),
     }));
-    const attempts = await runAll(tasks, o);
+    const attempts = o.redis === undefined ? await runAll(tasks, o) : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, { retries: o.retries, signal: o.signal, run: basename(work) });
     const results = await Promise.all(tasks.map((t) => readShard(t.out)));
     const kept = o.threshold !== undefined ? aboveThreshold(results, n, o.threshold) : mergeTop(results, n, K);
     return { ...(await writeMerged(o, paths, results, kept, n)), sample: f.sample, attempts };
