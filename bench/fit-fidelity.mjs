@@ -8,7 +8,7 @@
 // |A ∩ B| / K and the harmful recall of both. End to end through the files.
 //
 //     npm run build && node bench/fit-fidelity.mjs [--tasks alpaca,gsm8k,mix] [--contaminations jbb,hh]
-//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--out FILE]
+//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--downstream N] [--out FILE]
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -30,6 +30,7 @@ const TASKS = list(opt('tasks', Object.keys(cfg.tasks).join(',')));
 const CONTAMS = list(opt('contaminations', Object.keys(cfg.contaminations).join(',')));
 const SEEDS = list(opt('seeds', '0,1')).map(Number);
 const FRACTIONS = list(opt('fractions', '0.05,0.1,0.2,0.5,1')).map(Number);
+if (opt('downstream') !== undefined) cfg.downstream = Number(opt('downstream')); // larger cells (the pools permitting)
 const src = (name) => loadSource(cfg.sources, name, DATA);
 
 // The quality benchmark's data, drawn the same way (bench/quality/eval.mjs `draw`).
@@ -116,5 +117,5 @@ const summary = FRACTIONS.map((fraction) => {
 });
 const out = opt('out', join(here, 'results', `fit-fidelity-${new Date().toISOString().slice(0, 10)}.json`));
 mkdirSync(dirname(resolve(out)), { recursive: true });
-writeFileSync(out, JSON.stringify({ tasks: TASKS, contaminations: CONTAMS, seeds: SEEDS, keep: cfg.keep, main: cfg.main, referenceSize: reference.length, results, summary }, null, 1));
+writeFileSync(out, JSON.stringify({ downstream: cfg.downstream, tasks: TASKS, contaminations: CONTAMS, seeds: SEEDS, keep: cfg.keep, main: cfg.main, referenceSize: reference.length, results, summary }, null, 1));
 console.log(`\nwrote ${out}`);
