@@ -1,5 +1,6 @@
 // fit() / score(): model files, out-of-sample scores, and their agreement
 // with the unsharded learner, on real data (alpaca-libre + JailbreakBench).
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -143,6 +144,17 @@ describe('fit and score', () => {
       await expect(score({ input: data, model: path, scores: join(c.dir, `${name}.csv`), embeddingCache: false })).rejects.toBeInstanceOf(ModelFileError);
     }
     expect(() => decodeModel(bytes, 'x')).not.toThrow();
+    // a header that passes the checksum but lies about its sections: still a typed error, never a RangeError
+    const headerLength = bytes.readUInt32LE(12);
+    const parsed = JSON.parse(bytes.subarray(16, 16 + headerLength).toString('utf8')) as { sections: object[] };
+    const dataStart = Math.ceil((16 + headerLength) / 8) * 8;
+    for (const lie of [{ offset: -8 }, { offset: 1e12 }, { dtype: 'f16' }, { length: 1.5 }]) {
+      const h = Buffer.from(JSON.stringify({ ...parsed, sections: parsed.sections.map((x, i) => (i === 0 ? { ...x, ...lie } : x)) }));
+      const start = Math.ceil((16 + h.length) / 8) * 8;
+      const body = Buffer.concat([bytes.subarray(0, 12), Buffer.from(Uint32Array.of(h.length).buffer), h, Buffer.alloc(start - 16 - h.length), bytes.subarray(dataStart, bytes.length - 32)]);
+      const forged = Buffer.concat([body, createHash('sha256').update(body).digest()]);
+      expect(() => decodeModel(forged, 'forged'), JSON.stringify(lie)).toThrow(ModelFileError);
+    }
     await expect(loadModel(join(c.dir, 'missing.sot-model'))).rejects.toMatchObject({ code: 'ERR_IO' });
   });
 

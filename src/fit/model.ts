@@ -150,12 +150,17 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
   } catch (err) {
     throw checksumOrElse(bytes, file, fail('corrupt', `the model file's header is damaged (${(err as Error).message})`));
   }
-  const sections = Array.isArray(header?.sections) ? header.sections : [];
-  const end = sections.reduce((e, s) => Math.max(e, dataStart + s.offset + s.length * (BYTES[s.dtype] ?? 0)), dataStart);
+  if (typeof header !== 'object' || header === null || !Array.isArray(header.sections)) throw checksumOrElse(bytes, file, fail('corrupt', "the model file's header is not a model header"));
+  const sections = header.sections;
+  const whole = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (sections.some((s) => typeof s !== 'object' || s === null || !whole(s.offset) || !whole(s.length) || !(s.dtype in BYTES))) {
+    throw checksumOrElse(bytes, file, fail('corrupt', "the model file's section table is malformed"));
+  }
+  const end = sections.reduce((e, s) => Math.max(e, dataStart + s.offset + s.length * BYTES[s.dtype]), dataStart);
   if (end + CHECKSUM > bytes.length) throw fail('truncated', `the model file is cut short: ${end + CHECKSUM} bytes expected, ${bytes.length} found`);
   const sum = createHash('sha256').update(bytes.subarray(0, bytes.length - CHECKSUM)).digest();
   if (!sum.equals(bytes.subarray(bytes.length - CHECKSUM))) {
-    throw fail(end + CHECKSUM < bytes.length ? 'corrupt' : 'corrupt', 'the model file is damaged: its SHA-256 checksum does not match its contents');
+    throw fail('corrupt', 'the model file is damaged: its SHA-256 checksum does not match its contents');
   }
   if (header.format !== 'sot-model') throw fail('foreign', `the header names the format ${JSON.stringify(header.format)}, not sot-model`);
   const get = <T extends 'f32' | 'f64' | 'u32'>(name: string, dtype: T) => {
@@ -164,6 +169,7 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
     return readLE(view, dataStart + s.offset, s.length, dtype) as T extends 'f32' ? Float32Array : T extends 'f64' ? Float64Array : Uint32Array;
   };
   const dim = header.embedder?.dim;
+  if (typeof header.scale !== 'object' || header.scale === null || typeof header.eps !== 'number' || typeof header.embedder?.id !== 'string') throw fail('corrupt', 'the model header lacks its embedder, eps or score scale');
   const set = (name: 'anchor' | 'harmful'): FittedSet => {
     const data = get(`${name}.points`, 'f32');
     const weights = get(`${name}.weights`, 'f64');
