@@ -118,6 +118,15 @@ describe('sharded purification over BullMQ', () => {
       expect(queued.k).toBe(150);
       expect(readFileSync(join(c.dir, 'queued.jsonl'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.jsonl'), 'utf8'));
       expect(readFileSync(join(c.dir, 'queued.csv'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.csv'), 'utf8'));
+      // A shard that fails on a system error is retried (alone) up to the limit; one that fails on its input is not.
+      const { runShardsOnQueue } = await import('../src/service/queue/shards.js');
+      const task = { input: data, model: join(c.dir, 'absent.sot-model'), shard: 0, from: 0, to: 10, top: 5, out: join(c.dir, 'never.bin') };
+      await expect(runShardsOnQueue(redis.url, [task], { retries: 1, run: 'missing' })).rejects.toThrow(/shard 0 \(records 0 to 9\) failed after 2 attempt\(s\): cannot read the model file/);
+      const corrupt = join(c.dir, 'corrupt.sot-model');
+      writeFileSync(corrupt, 'not a model');
+      const err = await runShardsOnQueue(redis.url, [{ ...task, model: corrupt }], { retries: 1, run: 'corrupt' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'ERR_INPUT' });
+      expect((err as Error).message).toMatch(/failed after 1 attempt\(s\): .*not a SOT model file/);
     } finally {
       await Promise.all(workers.map((w) => stopProcess(w.proc)));
       await redis.stop();

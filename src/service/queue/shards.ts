@@ -20,7 +20,8 @@ export async function runShardsOnQueue(
 ): Promise<number[]> {
   const conn = connect(redis);
   const queue = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
-  const events = new QueueEvents(QUEUE, { connection: connect(redis), prefix: PREFIX });
+  const eventsConn = connect(redis);
+  const events = new QueueEvents(QUEUE, { connection: eventsConn, prefix: PREFIX });
   try {
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     const jobs = await Promise.all(
@@ -48,6 +49,7 @@ export async function runShardsOnQueue(
     await Promise.all(tasks.map((t) => queue.remove(`${o.run}-${t.shard}`).catch(() => 0)));
     await events.close();
     await queue.close();
+    eventsConn.disconnect(); // connections we made: BullMQ leaves them open
     conn.disconnect();
   }
 }
