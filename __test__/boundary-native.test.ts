@@ -19,6 +19,7 @@ const ENTRIES = [
   'sinkhornDivergence',
   'learnWeights',
   'scoreSamples',
+  'scoreWithModel',
   'selectTopK',
   'project2d',
   'embedTexts',

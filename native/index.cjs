@@ -789,6 +789,7 @@ module.exports.learnWeights = nativeBinding.learnWeights
 module.exports.nearestReferences = nativeBinding.nearestReferences
 module.exports.poolRows = nativeBinding.poolRows
 module.exports.project2d = nativeBinding.project2d
+module.exports.scoreWithModel = nativeBinding.scoreWithModel
 module.exports.selectTopK = nativeBinding.selectTopK
 module.exports.sinkhornCost = nativeBinding.sinkhornCost
 module.exports.sinkhornDivergence = nativeBinding.sinkhornDivergence

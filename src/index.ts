@@ -118,3 +118,8 @@ export type { WriteDatasetResult } from './io/write.js';
 export type { LoadedReferenceFile } from './refsets/load.js';
 export type { FileOrigin } from './refsets/fetch.js';
 export type { ReferenceFile } from './refsets/registry.js';
+// Fit once, score anywhere: model files, out-of-sample scores, sharded purification (docs/model-file.md).
+export { fit, uniformSample, type FitOptions, type FitResult } from './fit/fit.js';
+export { score, type ScoreOptions as ModelScoreOptions, type ScoreResult as ModelScoreResult } from './fit/score.js';
+export { loadModel, ModelFileError, MODEL_VERSION, type Model, type ModelHeader, type ModelFileProblem } from './fit/model.js';
+export { purifySharded, DEFAULT_FIT_SAMPLE, type ShardedOptions, type ShardedResult } from './fit/shards.js';

@@ -1,7 +1,7 @@
 import { cancellable } from './cancellable.js';
 import { OptionError } from './errors.js';
 import { toMatrix, toWeights, type MatrixLike, type Weights } from './matrix.js';
-import { native, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
+import { native, type FittedOutput, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
 import { bool, costKind, count, num, progress, type CostKind } from './options.js';
 import type { OperationOptions, ProgressEvent } from './ot.js';
 import { storageInput, type StorageOptions, type StorageReport } from './storage.js';
@@ -69,6 +69,8 @@ export interface LearnResult {
   /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */
   anchorStorage: StorageReport;
   harmfulStorage: StorageReport;
+  /** The reference side of the last solves: what a model file holds to score new records (`fit`, `score`). */
+  fitted: FittedOutput;
   warnings: string[];
 }
 

@@ -7,6 +7,7 @@ import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS, type CoreDefa
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
+import { DEFAULT_FIT_SAMPLE } from '../fit/shards.js';
 import { defaultBudget } from '../pipeline/memory.js';
 import { parseBytes } from '../storage.js';
 
@@ -30,7 +31,7 @@ export interface Flag {
   required?: boolean;
 }
 
-export type Group = 'input' | 'references' | 'selection' | 'learner' | 'embedder' | 'output';
+export type Group = 'input' | 'references' | 'selection' | 'learner' | 'embedder' | 'scale' | 'output';
 
 export const GROUP_TITLES: Record<Group, string> = {
   input: 'Input:',
@@ -38,6 +39,7 @@ export const GROUP_TITLES: Record<Group, string> = {
   selection: 'Selection:',
   learner: 'Learner:',
   embedder: 'Embedder:',
+  scale: 'Scale-out (fit on a sample, score in shards; docs/model-file.md):',
   output: 'Output:',
 };
 
@@ -186,6 +188,15 @@ export const LEARNER: Flag[] = [
     help: (d) => `nearest references per sample when the costs are truncated (default ${core(d, (c) => c.storage.neighbours)})`,
     parse: integer('--neighbours', 1),
   },
+];
+
+/** Sharded purification: fit on a sample, score shards in workers, merge. */
+export const SCALE_OUT: Flag[] = [
+  { flags: '--shards <n>', help: 'fit on a uniform sample, score the records in n shards in worker processes, merge', parse: integer('--shards', 1) },
+  { flags: '--workers <n>', help: 'with --shards: worker processes at once (default: shards, at most the cores)', parse: integer('--workers', 1) },
+  { flags: '--sample <n>', help: `with --shards: records to fit on (default: all up to ${DEFAULT_FIT_SAMPLE})`, parse: integer('--sample', 1) },
+  { flags: '--redis <url>', help: 'with --shards: queue the shards on this Redis for `sot shard-worker` processes' },
+  { flags: '--work-dir <dir>', help: 'with --shards: folder for the model and the shard results (shared with the workers when --redis)' },
 ];
 
 /** Where purify writes. */

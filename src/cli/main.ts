@@ -13,9 +13,10 @@ import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
-import { addFlags, checkRequired, EMBED_OUTPUT, EMBEDDER, INPUT, LEARNER, PURIFY_OUTPUT, REFERENCES, REPORTING, SELECTION } from './flags.js';
+import { addFlags, checkRequired, EMBED_OUTPUT, EMBEDDER, INPUT, LEARNER, PURIFY_OUTPUT, REFERENCES, REPORTING, SCALE_OUT, SELECTION } from './flags.js';
 import { ProgressLine } from './progress.js';
 import { registerServeCommands } from './serve.js';
+import { purifyShardedCli, registerFitCommands } from './fit.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -132,6 +133,8 @@ function isStdout(path: string): boolean {
   }
 }
 
+const fitHelpers = { dataOptions, dataConfig: dataConfig as never, interruptible, number, integer, size, list };
+
 function program(): Command {
   const prog = new Command('sot')
     .description('Safety Optimal Transport: purify LLM fine-tuning datasets before training')
@@ -162,9 +165,11 @@ ${EXIT_HELP}`,
   addFlags(purifyCmd, 'selection', SELECTION);
   addFlags(purifyCmd, 'learner', LEARNER);
   addFlags(purifyCmd, 'embedder', EMBEDDER);
+  addFlags(purifyCmd, 'scale', SCALE_OUT);
   addFlags(purifyCmd, 'output', [...PURIFY_OUTPUT, ...REPORTING]);
   purifyCmd.action(async (input: string, f: DataFlags & Record<string, unknown>) => {
     if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
+    if (f.shards !== undefined) return purifyShardedCli(input, f, fitHelpers);
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
       try {
@@ -267,6 +272,7 @@ ${EXIT_HELP}`,
     });
 
   registerServeCommands(prog);
+  registerFitCommands(prog, fitHelpers);
   return prog;
 }
 

@@ -28,7 +28,7 @@ export async function openEmbeddingCache(
   return EmbeddingCache.open(dir, embedder.id, embedder.dim);
 }
 
-async function embedBatch(texts: string[], embedder: Embedder, cache: EmbeddingCache | null, signal?: AbortSignal): Promise<Float32Array> {
+export async function embedBatch(texts: string[], embedder: Embedder, cache: EmbeddingCache | null, signal?: AbortSignal): Promise<Float32Array> {
   const v = cache ? await embedWithCache(embedder, texts, cache, { signal }) : await embedder.embed(texts, { signal });
   if (v.length !== texts.length * embedder.dim) {
     throw new ShapeError('ERR_SHAPE', `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${texts.length} texts of dimension ${embedder.dim}`);

@@ -19,6 +19,7 @@ use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::sinkhorn::{centred, check_options, solve_store, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
 use crate::store::{check_dense, plan, CostStore, Plan, StorageOptions, StorageReport};
+use crate::score::ScoreScale;
 use crate::validate;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -110,7 +111,25 @@ pub struct LearnResult {
     /// How the costs to the anchor and to the harmful reference were held, at the last step.
     pub anchor_storage: StorageReport,
     pub harmful_storage: StorageReport,
+    /// What scoring new samples needs (crate::score).
+    pub fitted: Fitted,
     pub warnings: Vec<String>,
+}
+
+/// The reference side of the last solves, from which `score::score_samples`
+/// gives any sample its pull, push and score by c-transform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// The eps of the solves.
+    pub eps: f64,
+    /// Potential `g` and normalised masses of the anchor.
+    pub anchor_potential: Vec<f64>,
+    pub anchor_weights: Vec<f64>,
+    /// Without an anchor: the downstream rows that formed it.
+    pub anchor_rows: Option<Vec<usize>>,
+    pub harmful_potential: Vec<f64>,
+    pub harmful_weights: Vec<f64>,
+    pub scale: ScoreScale,
 }
 
 /// A parameter as a person would write it: 1e-300, not 300 zeros.
@@ -338,6 +357,16 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     let verify = opts.inner.storage.verify;
     let anchor_storage = obj.pull.report(&w, verify, &quiet)?;
     let harmful_storage = obj.push.report(&w, verify, &quiet)?;
+    let (s, h) = (obj.pull.last.as_ref().expect("solved"), obj.push.last.as_ref().expect("solved"));
+    let fitted = Fitted {
+        eps: opts.eps,
+        anchor_potential: s.g.clone(),
+        anchor_weights: obj.pull.weights.clone(),
+        anchor_rows: sets.anchor.is_none().then(|| self_anchor_rows(n, opts.max_self_anchor)),
+        harmful_potential: h.g.clone(),
+        harmful_weights: obj.push.weights.clone(),
+        scale: ScoreScale::learner(&s.f, &h.f, opts.lambda, opts.tau),
+    };
     reporter.report(
         Progress { stage: "learner", iteration: steps, max_iterations: opts.max_steps, error: e.j, eps: opts.eps },
         true,
@@ -354,6 +383,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         anchor_is_downstream: sets.anchor.is_none(),
         anchor_storage,
         harmful_storage,
+        fitted,
         warnings,
     })
 }
@@ -385,8 +415,8 @@ pub(crate) fn resolve_anchor(
         }
         None => {
             validate::non_empty(&x, "downstream")?;
-            let take = n.min(opts.max_self_anchor);
-            let rows: Vec<usize> = (0..take).map(|k| k * n / take).collect();
+            let rows = self_anchor_rows(n, opts.max_self_anchor);
+            let take = rows.len();
             warnings.push(format!(
                 "no safe anchor given: pulling towards the downstream set itself ({take} of {n} samples); \
                  a trusted anchor of clean task samples separates harm better"
@@ -394,6 +424,12 @@ pub(crate) fn resolve_anchor(
             Ok((x.select(Axis(0), &rows), None))
         }
     }
+}
+
+/// The evenly spaced downstream rows that stand in for a missing anchor.
+pub fn self_anchor_rows(n: usize, max: usize) -> Vec<usize> {
+    let take = n.min(max);
+    (0..take).map(|k| k * n / take).collect()
 }
 
 /// Validates the downstream and harmful sets; returns the normalised harmful weights.

@@ -82,7 +82,21 @@ pub struct LearnOutput {
     /// How the costs to the anchor and to the harmful reference were held.
     pub anchor_storage: StorageOutput,
     pub harmful_storage: StorageOutput,
+    /// The reference side of the last solves, for scoring new samples (`scoreWithModel`).
+    pub fitted: FittedOutput,
     pub warnings: Vec<String>,
+}
+
+#[napi(object)]
+pub struct FittedOutput {
+    pub eps: f64,
+    pub anchor_potential: Float64Array,
+    pub anchor_weights: Float64Array,
+    /// Without an anchor: the downstream rows that formed it.
+    pub anchor_rows: Option<Uint32Array>,
+    pub harmful_potential: Float64Array,
+    pub harmful_weights: Float64Array,
+    pub scale: crate::score::ScoreScaleInput,
 }
 
 impl From<LearnResult> for LearnOutput {
@@ -99,6 +113,21 @@ impl From<LearnResult> for LearnOutput {
             anchor_is_downstream: r.anchor_is_downstream,
             anchor_storage: r.anchor_storage.into(),
             harmful_storage: r.harmful_storage.into(),
+            fitted: FittedOutput {
+                eps: r.fitted.eps,
+                anchor_potential: r.fitted.anchor_potential.into(),
+                anchor_weights: r.fitted.anchor_weights.into(),
+                anchor_rows: r.fitted.anchor_rows.map(|v| v.into_iter().map(|i| i as u32).collect::<Vec<_>>().into()),
+                harmful_potential: r.fitted.harmful_potential.into(),
+                harmful_weights: r.fitted.harmful_weights.into(),
+                scale: crate::score::ScoreScaleInput {
+                    pull_scale: r.fitted.scale.pull_scale,
+                    pull_offset: r.fitted.scale.pull_offset,
+                    push_scale: r.fitted.scale.push_scale,
+                    push_offset: r.fitted.scale.push_offset,
+                    tau: r.fitted.scale.tau,
+                },
+            },
             warnings: r.warnings,
         }
     }

@@ -1,0 +1,168 @@
+// fit() / score(): model files, out-of-sample scores, and their agreement
+// with the unsharded learner, on real data (alpaca-libre + JailbreakBench).
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { HashingEmbedder } from '../src/embed/hashing.js';
+import { InputError, OptionError } from '../src/errors.js';
+import { fit, uniformSample, type FitResult } from '../src/fit/fit.js';
+import { decodeModel, loadModel, ModelFileError, modelEmbedder } from '../src/fit/model.js';
+import { score } from '../src/fit/score.js';
+import { scoreMatrix } from '../src/fit/scoring.js';
+import { purify, type PurifyResult } from '../src/pipeline/purify.js';
+import { contaminated, readJsonl, shuffle, writeJsonl, type Contaminated } from './datasets.js';
+
+const HARMFUL = ['advbench'];
+
+describe('fit and score', () => {
+  let c: Contaminated;
+  let data: string;
+  let anchor: string;
+  let fitted: FitResult;
+  let full: PurifyResult;
+
+  beforeAll(async () => {
+    c = contaminated(360, 40);
+    data = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
+    anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
+    fitted = await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false });
+    full = await purify({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, html: null, keep: { fraction: 0.8 } });
+  }, 120_000);
+
+  it('scoring the fit data reproduces the learner: same pull and push, weights in the Gibbs form of the score', async () => {
+    expect(fitted.sample).toBe(400);
+    const s = await score({ input: data, model: fitted.model, embeddingCache: false });
+    const learned = full.scores.learned!;
+    // score() on the fit data equals what fit() computed for its sample, exactly
+    expect(Array.from(s.scores)).toEqual(Array.from(fitted.sampleScores));
+    const csv = readFileSync(s.outputs.scores, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    let worst = 0;
+    csv.forEach((row, i) => {
+      worst = Math.max(worst, Math.abs(Number(row[3]) - learned.pull[i]!), Math.abs(Number(row[4]) - learned.push[i]!));
+    });
+    // the learner's last solve leaves f the soft-min of g up to its inner tolerance
+    expect(worst).toBeLessThan(1e-4);
+    // log w = score + const where the learner converged; what the damped steps leave is measured here
+    const d = Array.from(learned.weights, (w, i) => Math.log(w) - s.scores[i]!);
+    expect(Math.max(...d) - Math.min(...d)).toBeLessThan(0.05);
+  });
+
+  it('keeps the same records as the unsharded learner when fitted on all of them', async () => {
+    const out = join(c.dir, 'kept.jsonl');
+    const s = await score({ input: data, model: fitted.model, keep: { fraction: 0.8 }, output: out, embeddingCache: false });
+    let both = 0;
+    for (let i = 0; i < s.records; i++) if (s.selection!.kept[i] && full.selection.kept[i]) both++;
+    expect(both / full.k).toBeGreaterThanOrEqual(0.99);
+    const kept = readJsonl<{ id: number; sot_weight: number }>(out);
+    expect(kept.length).toBe(320);
+    // training weights: mean 1 over the kept records
+    expect(kept.reduce((a, r) => a + r.sot_weight, 0) / kept.length).toBeCloseTo(1, 9);
+  });
+
+  it('a record scores the same in any batch and order', async () => {
+    const shuffled = writeJsonl(join(c.dir, 'shuffled.jsonl'), shuffle(c.records, 99));
+    const a = await score({ input: data, model: fitted.model, embeddingCache: false });
+    const b = await score({ input: shuffled, model: fitted.model, embeddingCache: false, scores: join(c.dir, 'shuffled.scores.csv') });
+    const ids = readJsonl<{ id: number }>(shuffled).map((r) => r.id);
+    ids.forEach((id, k) => expect(b.scores[k]).toBe(a.scores[id]));
+    // alone in a file of one
+    const one = writeJsonl(join(c.dir, 'one.jsonl'), [c.records[123]]);
+    const o = await score({ input: one, model: fitted.model, embeddingCache: false });
+    expect(o.scores[0]).toBe(a.scores[123]);
+  });
+
+  it('threshold keeps exactly the records at or above it', async () => {
+    const a = await score({ input: data, model: fitted.model, embeddingCache: false });
+    const t = [...a.scores].sort((x, y) => x - y)[100]!;
+    const out = join(c.dir, 'thr.jsonl');
+    const s = await score({ input: data, model: fitted.model, threshold: t, output: out, embeddingCache: false, scores: join(c.dir, 'thr.csv') });
+    const want = c.records.filter((_, i) => a.scores[i]! >= t).map((r) => r.id);
+    expect(readJsonl<{ id: number }>(out).map((r) => r.id)).toEqual(want);
+    expect(s.kept).toBe(want.length);
+  });
+
+  it('fits on a uniform sample and scores the rest', async () => {
+    const model = join(c.dir, 'half.sot-model');
+    const f = await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, sample: 200, seed: 3, model });
+    expect(f.sample).toBe(200);
+    expect(f.sampleIndices.length).toBe(200);
+    const m = await loadModel(model);
+    expect(m.header.fit).toMatchObject({ records: 400, sample: 200, seed: 3 });
+    expect(m.header.references.harmful[0]!.source).toBe('advbench');
+    const s = await score({ input: data, model, embeddingCache: false, scores: join(c.dir, 'half.csv') });
+    // the sample's records score as fit() scored them
+    f.sampleIndices.forEach((i, k) => expect(s.scores[i]).toBe(f.sampleScores[k]));
+  }, 60_000);
+
+  it('uniformSample: k distinct sorted indices, reproducible', () => {
+    const a = uniformSample(1000, 100, 5);
+    expect(new Set(a).size).toBe(100);
+    expect(Array.from(a)).toEqual(Array.from(a).sort((x, y) => x - y));
+    expect(Array.from(uniformSample(1000, 100, 5))).toEqual(Array.from(a));
+    expect(Array.from(uniformSample(1000, 100, 6))).not.toEqual(Array.from(a));
+    expect(uniformSample(5, 9, 0).length).toBe(5);
+  });
+
+  it('the model rebuilds the built-in embedder exactly and refuses another', async () => {
+    const m = await loadModel(fitted.model);
+    const e = modelEmbedder(m, fitted.model);
+    expect(e.dim).toBe(512);
+    const v = await e.embed([c.records[5]!.instruction]);
+    const s1 = await scoreMatrix(m, { data: v, rows: 1, cols: 512 });
+    expect(Number.isFinite(s1.score[0])).toBe(true);
+    expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(OptionError);
+    expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(/fitted with the embedder "sot-hash-v1:dim=512/);
+  });
+
+  it('corrupt, truncated and foreign model files are typed errors naming the file', async () => {
+    const bytes = readFileSync(fitted.model);
+    const cases: Array<[string, Uint8Array, string]> = [];
+    const flipped = Uint8Array.from(bytes);
+    flipped[bytes.length - 100]! ^= 0xff;
+    cases.push(['flipped.sot-model', flipped, 'corrupt']);
+    const header = Uint8Array.from(bytes);
+    header[20]! ^= 0x01;
+    cases.push(['header.sot-model', header, 'corrupt']);
+    cases.push(['cut.sot-model', bytes.subarray(0, bytes.length - 1000), 'truncated']);
+    cases.push(['cut-early.sot-model', bytes.subarray(0, 12), 'truncated']);
+    cases.push(['foreign.sot-model', readFileSync(data), 'foreign']);
+    cases.push(['empty.sot-model', new Uint8Array(0), 'foreign']);
+    const newer = Uint8Array.from(bytes);
+    newer[8] = 9;
+    cases.push(['newer.sot-model', newer, 'version']);
+    for (const [name, b, problem] of cases) {
+      const path = join(c.dir, name);
+      writeFileSync(path, b);
+      const err = await loadModel(path).then(() => null, (e: unknown) => e);
+      expect(err, name).toBeInstanceOf(ModelFileError);
+      expect(err).toBeInstanceOf(InputError);
+      expect((err as ModelFileError).problem, name).toBe(problem);
+      expect((err as ModelFileError).file).toBe(path);
+      expect((err as Error).message.startsWith(`${path}: `)).toBe(true);
+      // score() reports it before writing anything
+      await expect(score({ input: data, model: path, scores: join(c.dir, `${name}.csv`), embeddingCache: false })).rejects.toBeInstanceOf(ModelFileError);
+    }
+    expect(() => decodeModel(bytes, 'x')).not.toThrow();
+    // a header that passes the checksum but lies about its sections: still a typed error, never a RangeError
+    const headerLength = bytes.readUInt32LE(12);
+    const parsed = JSON.parse(bytes.subarray(16, 16 + headerLength).toString('utf8')) as { sections: object[] };
+    const dataStart = Math.ceil((16 + headerLength) / 8) * 8;
+    for (const lie of [{ offset: -8 }, { offset: 1e12 }, { dtype: 'f16' }, { length: 1.5 }]) {
+      const h = Buffer.from(JSON.stringify({ ...parsed, sections: parsed.sections.map((x, i) => (i === 0 ? { ...x, ...lie } : x)) }));
+      const start = Math.ceil((16 + h.length) / 8) * 8;
+      const body = Buffer.concat([bytes.subarray(0, 12), Buffer.from(Uint32Array.of(h.length).buffer), h, Buffer.alloc(start - 16 - h.length), bytes.subarray(dataStart, bytes.length - 32)]);
+      const forged = Buffer.concat([body, createHash('sha256').update(body).digest()]);
+      expect(() => decodeModel(forged, 'forged'), JSON.stringify(lie)).toThrow(ModelFileError);
+    }
+    await expect(loadModel(join(c.dir, 'missing.sot-model'))).rejects.toMatchObject({ code: 'ERR_IO' });
+  });
+
+  it('refuses bad options before any work', async () => {
+    await expect(fit({ input: data, harmful: HARMFUL, sample: 0 })).rejects.toBeInstanceOf(OptionError);
+    await expect(fit({ input: data, harmful: HARMFUL, learner: { debiased: true } })).rejects.toThrow(/debiased/);
+    await expect(score({ input: data, model: fitted.model, keep: { count: 3 }, threshold: 0 })).rejects.toBeInstanceOf(OptionError);
+    await expect(score({ input: data, model: fitted.model, output: join(c.dir, 'x.jsonl') })).rejects.toThrow(/keep or threshold/);
+    await expect(score({ input: data, model: fitted.model, scores: data })).rejects.toMatchObject({ code: 'ERR_IO' });
+  });
+});

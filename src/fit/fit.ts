@@ -1,0 +1,189 @@
+// `fit()`: learn the reference potentials once (on all records or a uniform
+// sample of them) and write them as a model file that `score()` applies to
+// any records.
+import { createRequire } from 'node:module';
+import { HashingEmbedder } from '../embed/hashing.js';
+import { PrecomputedEmbedder } from '../embed/precomputed.js';
+import type { Embedder } from '../embed/types.js';
+import { AbortError, OptionError } from '../errors.js';
+import { scoreSamples } from '../learner.js';
+import type { Matrix } from '../matrix.js';
+import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
+import { BATCH, PipelineInput } from '../pipeline/input.js';
+import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
+import type { PurifyOptions } from '../pipeline/options.js';
+import { loadReferences } from '../pipeline/references.js';
+import { describeEmbedder, saveModel, type Model } from './model.js';
+import { scoreMatrix } from './scoring.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export type FitStage = 'read' | 'embed' | 'references' | 'learn' | 'write';
+
+export interface FitOptions
+  extends Pick<
+    PurifyOptions,
+    'input' | 'harmful' | 'anchor' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'maxLineBytes' | 'embedder' | 'embeddingCache' | 'dataDir' | 'cacheDir' | 'offline' | 'learner' | 'memoryBudget' | 'createdAt' | 'signal'
+  > {
+  /** The model file to write. Default `<input stem>.sot-model` next to the input. */
+  model?: string;
+  /** Learn on this many records drawn uniformly (without replacement); default all. */
+  sample?: number;
+  /** Seed of the sample. Default 0. */
+  seed?: number;
+  onProgress?: (event: { stage: FitStage; done: number; total?: number }) => void;
+}
+
+export interface FitResult {
+  model: string;
+  /** Records in the dataset, and in the sample learned on. */
+  records: number;
+  sample: number;
+  /** Record indices of the sample, ascending. */
+  sampleIndices: Uint32Array;
+  /** Scores of the sample's records, by c-transform against the written model (what `score()` gives them). */
+  sampleScores: Float64Array;
+  steps: number;
+  converged: boolean;
+  warnings: string[];
+}
+
+/** The default model path: `dir/stem.sot-model`. */
+export function defaultModelPath(input: string): string {
+  return input.replace(/(\.[^./\\]+)?$/, '.sot-model');
+}
+
+/** `k` distinct indices of `[0, n)`, uniform, ascending (Floyd's algorithm, seeded). */
+export function uniformSample(n: number, k: number, seed: number): Uint32Array {
+  if (k >= n) return Uint32Array.from({ length: n }, (_, i) => i);
+  let s = (seed >>> 0) ^ 0x9e3779b9;
+  const rand = () => {
+    // mulberry32
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const chosen = new Set<number>();
+  for (let j = n - k; j < n; j++) {
+    const t = Math.floor(rand() * (j + 1));
+    chosen.add(chosen.has(t) ? j : t);
+  }
+  return Uint32Array.from(chosen).sort();
+}
+
+export async function fit(options: FitOptions): Promise<FitResult> {
+  const o = options;
+  if (typeof o?.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
+  if (!Array.isArray(o.harmful) || o.harmful.length === 0) throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
+  if (o.sample !== undefined && !(Number.isInteger(o.sample) && o.sample >= 1)) throw new OptionError('ERR_OPTION', `sample must be a positive integer, got ${String(o.sample)}`);
+  if (o.learner?.debiased) throw new OptionError('ERR_OPTION', 'a model cannot be fitted with debiased = true: the self term has no c-transform for new records');
+  const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  if (embedder instanceof PrecomputedEmbedder && o.sample !== undefined) throw new OptionError('ERR_OPTION', 'sample is not supported with precomputed vectors');
+  const modelPath = o.model ?? defaultModelPath(o.input);
+  const seed = o.seed ?? 0;
+  const signal = o.signal;
+  const progress = (stage: FitStage, done: number, total?: number) => o.onProgress?.({ stage, done, total });
+  const budget = resolveBudget(o.memoryBudget);
+
+  // Count (the built-in embedder fits its document frequencies on every record: a streaming pass).
+  const input = await PipelineInput.open(o);
+  const n = await input.count(embedder, { signal, onProgress: (d) => progress('read', d) });
+  if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to fit on`);
+  const take = Math.min(n, o.sample ?? n);
+  checkEmbeddingsFit(budget, take, embedder.dim, o.input);
+  const cache = await openEmbeddingCache(o, embedder);
+  const indices = uniformSample(n, take, seed);
+  const downstream = take === n ? (await embedDataset(input, n, embedder, cache, { signal, onProgress: (d) => progress('embed', d, n) })).matrix : await embedRows(input, indices, embedder, cache, signal, (d) => progress('embed', d, take));
+
+  progress('references', 0);
+  const refs = await loadReferences({ ...o, output: undefined } as PurifyOptions);
+  const harmful = await embedSamples(refs.harmful.samples, o.template, embedder, cache, { signal });
+  const anchor = refs.anchor.samples.length ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal }) : undefined;
+
+  const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
+  const storage = { budget: learnerBudget(budget, take), ...learner.storage };
+  const scores = await scoreSamples('sot', { downstream, anchor, harmful }, { ...learner, storage, signal, onProgress: (e) => progress('learn', e.iteration) });
+  const learned = scores.learned!;
+  const fitted = learned.fitted;
+  const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
+  const described = describeEmbedder(embedder);
+  const model: Model = {
+    header: {
+      format: 'sot-model',
+      version: 1,
+      tool: pkg.version,
+      createdAt: o.createdAt ?? new Date().toISOString(),
+      embedder: described.embedder,
+      template: o.template ?? null,
+      cost: (learner.cost ?? 'cosine') as 'cosine' | 'sqeuclidean',
+      eps: fitted.eps,
+      lambda: learner.lambda ?? fitted.scale.pushScale,
+      tau: fitted.scale.tau,
+      scale: fitted.scale,
+      references: { harmful: refs.harmful.summary, anchor: refs.anchor.summary, anchorIsSample: anchor === undefined },
+      fit: { input: o.input, records: n, sample: take, seed, steps: learned.steps, converged: learned.converged },
+      scoreQuantiles: {},
+      ...contaminationOf(learned),
+    },
+    anchor: { points: anchorPoints, weights: fitted.anchorWeights, potential: fitted.anchorPotential },
+    harmful: { points: harmful, weights: fitted.harmfulWeights, potential: fitted.harmfulPotential },
+    ...(described.docFreq ? { docFreq: described.docFreq } : {}),
+  };
+  // The sample's scores as score() gives them: their quantiles go in the file, to read a threshold against.
+  const sampleScores = (await scoreMatrix(model, downstream, { signal })).score;
+  model.header.scoreQuantiles = quantiles(sampleScores);
+  progress('write', 0);
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+  await saveModel(modelPath, model);
+  return { model: modelPath, records: n, sample: take, sampleIndices: indices, sampleScores, steps: learned.steps, converged: learned.converged, warnings: scores.warnings };
+}
+
+/** Embeds the records at `indices` (ascending), streaming the file once. */
+async function embedRows(input: PipelineInput, indices: Uint32Array, embedder: Embedder, cache: Awaited<ReturnType<typeof openEmbeddingCache>>, signal: AbortSignal | undefined, onProgress: (done: number) => void): Promise<Matrix> {
+  const dim = embedder.dim;
+  const data = new Float32Array(indices.length * dim);
+  let at = 0; // next position in indices
+  let index = 0; // record index of the batch's first text
+  let rows = 0;
+  let pending: string[] = [];
+  const flush = async () => {
+    if (!pending.length) return;
+    data.set(await embedBatch(pending, embedder, cache, signal), rows * dim);
+    rows += pending.length;
+    pending = [];
+    onProgress(rows);
+  };
+  for await (const { texts } of input.batches({ signal })) {
+    while (at < indices.length && indices[at]! < index + texts.length) pending.push(texts[indices[at++]! - index]!);
+    index += texts.length;
+    if (pending.length >= BATCH) await flush();
+  }
+  await flush();
+  if (rows !== indices.length) throw new OptionError('ERR_OPTION', `${input.dataset.path}: the file changed while it was being read`);
+  return { data, rows, cols: dim };
+}
+
+function gatherRows(m: Matrix, rows: Uint32Array): Matrix {
+  const data = new Float32Array(rows.length * m.cols);
+  rows.forEach((r, i) => data.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
+  return { data, rows: rows.length, cols: m.cols };
+}
+
+/** The score below which each share of the sample falls (nearest rank). */
+function quantiles(scores: Float64Array): Record<string, number> {
+  const sorted = Float64Array.from(scores).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return Object.fromEntries([0, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99, 1].map((q) => [String(q), q === 1 ? sorted[sorted.length - 1]! : at(q)]));
+}
+
+/** The learner's contamination estimate, on builds whose learner gives one. */
+function contaminationOf(learned: object): { contamination?: unknown } {
+  const c = (learned as { contamination?: unknown }).contamination;
+  return c === undefined || c === null ? {} : { contamination: c };
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

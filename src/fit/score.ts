@@ -1,0 +1,196 @@
+// `score()`: records against a model file, streamed: each batch is embedded
+// and scored alone (a record's score does not depend on the others), so
+// memory holds one batch of vectors plus three numbers per record.
+import { AbortError, OptionError } from '../errors.js';
+import type { Embedder } from '../embed/types.js';
+import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter } from '../io/index.js';
+import { writeRecords } from '../io/write.js';
+import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
+import { PipelineInput } from '../pipeline/input.js';
+import type { PurifyOptions } from '../pipeline/options.js';
+import { selectTopK, type Keep, type Selection } from '../selection.js';
+import { loadModel, modelEmbedder, type Model } from './model.js';
+import { scoreMatrix } from './scoring.js';
+
+export type ScoreStage = 'score' | 'select' | 'write';
+
+export interface ScoreOptions
+  extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir' | 'weightField' | 'signal'> {
+  /** Model file written by `fit()`. */
+  model: string;
+  /** Per-record scores CSV. Default `<input stem>.scores.csv`. */
+  scores?: string;
+  /** Purified dataset (the kept records, in the input's format). Written when `keep` or `threshold` is given. */
+  output?: string;
+  /** Keep the top records by score: a count or a fraction. */
+  keep?: Keep;
+  /** Keep the records whose score is at least this. */
+  threshold?: number;
+  /** Only an embedder the model cannot rebuild itself (the built-in one it can); its id must match the model's. */
+  embedder?: Embedder;
+  onProgress?: (event: { stage: ScoreStage; done: number; total?: number }) => void;
+}
+
+export interface ScoreResult {
+  records: number;
+  kept: number | null;
+  outputs: { scores: string; dataset: string | null };
+  scores: Float64Array;
+  selection: Selection | null;
+}
+
+/** Scores, pulls, pushes and file lines of the records, in record order. */
+export interface ScoredRecords {
+  score: Float64Array;
+  pull: Float64Array;
+  push: Float64Array;
+  lines: Uint32Array;
+}
+
+/** Growable column of numbers (doubling), so a stream of unknown length is held once. */
+class Column<T extends Float64Array | Uint32Array> {
+  length = 0;
+  constructor(public data: T) {}
+  push(v: ArrayLike<number>) {
+    while (this.length + v.length > this.data.length) {
+      const next = new (this.data.constructor as new (n: number) => T)(Math.max(1024, this.data.length * 2));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data.set(v, this.length);
+    this.length += v.length;
+  }
+  done(): T {
+    return this.data.subarray(0, this.length) as T;
+  }
+}
+
+/**
+ * Scores the records of `input` (optionally only records `from <= index <
+ * to`) against `model`, batch by batch.
+ */
+export async function scoreRecords(
+  input: PipelineInput,
+  model: Model,
+  embedder: Embedder,
+  cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
+  o: { signal?: AbortSignal; range?: { from: number; to: number }; onProgress?: (done: number) => void },
+): Promise<ScoredRecords> {
+  const cols = { score: new Column(new Float64Array(0)), pull: new Column(new Float64Array(0)), push: new Column(new Float64Array(0)), lines: new Column(new Uint32Array(0)) };
+  const { from, to } = o.range ?? { from: 0, to: Infinity };
+  let index = 0;
+  for await (const b of input.batches({ signal: o.signal })) {
+    const lo = Math.max(from - index, 0);
+    const hi = Math.min(to - index, b.texts.length);
+    index += b.texts.length;
+    if (hi <= lo) {
+      if (index >= to) break;
+      continue;
+    }
+    const texts = b.texts.slice(lo, hi);
+    const data = await embedBatch(texts, embedder, cache, o.signal);
+    const s = await scoreMatrix(model, { data, rows: texts.length, cols: embedder.dim }, { signal: o.signal });
+    cols.score.push(s.score);
+    cols.pull.push(s.pull);
+    cols.push.push(s.push);
+    cols.lines.push(b.lines.slice(lo, hi));
+    o.onProgress?.(cols.score.length);
+    if (index >= to) break;
+  }
+  return { score: cols.score.done(), pull: cols.pull.done(), push: cols.push.done(), lines: cols.lines.done() };
+}
+
+/** Opens the model and the input and the embedder the model names (checked against it). */
+export async function openScoring(o: Pick<ScoreOptions, 'model' | 'embedder' | 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir' | 'weightField'>, written: boolean) {
+  if (typeof o?.model !== 'string' || o.model === '') throw new OptionError('ERR_OPTION', 'model must be a file path');
+  if (typeof o.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
+  const model = await loadModel(o.model);
+  const embedder = modelEmbedder(model, o.model, o.embedder);
+  const input = await PipelineInput.open({ ...o, template: model.header.template ?? undefined }, written ? { weightField: o.weightField } : undefined);
+  const cache = await openEmbeddingCache(o, embedder);
+  return { model, embedder, input, cache };
+}
+
+/** Records kept by count, fraction or threshold; training weights ∝ exp(score), the learner's Gibbs form. */
+export async function selectScored(scores: Float64Array, keep: Keep | undefined, threshold: number | undefined): Promise<Selection> {
+  let k: Keep;
+  if (threshold !== undefined) {
+    if (!Number.isFinite(threshold)) throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${String(threshold)}`);
+    if (keep !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+    let count = 0;
+    for (const s of scores) if (s >= threshold) count++;
+    k = { count };
+  } else {
+    k = keep ?? { fraction: 1 };
+  }
+  if ('count' in k && k.count === 0) {
+    // nothing passes: an empty selection (selectTopK refuses K = 0)
+    const n = scores.length;
+    return { order: new Uint32Array(0), rank: new Uint32Array(n).fill(n), kept: new Uint8Array(n), trainWeight: new Float64Array(n), k: 0 };
+  }
+  return selectTopK(scores, k, gibbs(scores));
+}
+
+/** exp(score - max score): relative Gibbs weights, all > 0 for the score ranges a fit gives. */
+export function gibbs(scores: Float64Array): Float64Array {
+  let top = -Infinity;
+  for (const s of scores) if (s > top) top = s;
+  return scores.map((s) => Math.max(Math.exp(s - top), Number.MIN_VALUE));
+}
+
+export async function writeScoresCsv(out: AtomicWriter, r: ScoredRecords, selection: Selection | null, signal?: AbortSignal): Promise<void> {
+  await out.write('index,line,score,pull,push,rank,kept,train_weight\n');
+  let chunk = '';
+  for (let i = 0; i < r.score.length; i++) {
+    const sel = selection ? `${selection.rank[i]},${selection.kept[i]},${selection.trainWeight[i]}` : ',,';
+    chunk += `${i},${r.lines[i]},${r.score[i]},${r.pull[i]},${r.push[i]},${sel}\n`;
+    if (chunk.length > 1 << 16) {
+      if (signal?.aborted) throw new AbortError();
+      await out.write(chunk);
+      chunk = '';
+    }
+  }
+  await out.write(chunk);
+}
+
+/** Scores records against a model file; with `keep` or `threshold` also writes the purified dataset. Outputs commit together. */
+export async function score(options: ScoreOptions): Promise<ScoreResult> {
+  const o = options;
+  const purified = o.keep !== undefined || o.threshold !== undefined;
+  const scoresPath = o.scores ?? o.input.replace(/(\.[^./\\]+)?$/, '.scores.csv');
+  const output = purified ? (o.output ?? o.input.replace(/(\.[^./\\]+)?$/, (ext) => `.purified${ext}`)) : null;
+  if (!purified && o.output !== undefined) throw new OptionError('ERR_OPTION', 'output needs keep or threshold');
+  if (o.threshold !== undefined && o.keep !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  const outs = [{ path: scoresPath, what: 'the scores output' }, ...(output ? [{ path: output, what: 'the dataset output' }] : [])];
+  await assertNoCollision(outs, [{ path: o.input, what: 'the input file' }, { path: o.model, what: 'the model file' }]);
+  const { model, embedder, input, cache } = await openScoring(o, purified);
+  const r = await scoreRecords(input, model, embedder, cache, { signal: o.signal, onProgress: (d) => o.onProgress?.({ stage: 'score', done: d }) });
+  const n = r.score.length;
+  if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to score`);
+  const selection = purified ? await selectScored(r.score, o.keep, o.threshold) : null;
+  o.onProgress?.({ stage: 'select', done: selection?.k ?? n, total: n });
+  const staged: AtomicWriter[] = [];
+  try {
+    if (output && selection) {
+      const w = await openAtomicWriter(output, { nonRegular: 'stream' });
+      staged.push(w);
+      await writeRecords(input.dataset, w, {
+        keep: (i: number) => (selection.kept[i] ? selection.trainWeight[i] : undefined),
+        weightField: o.weightField,
+        signal: o.signal,
+        onProgress: (d) => o.onProgress?.({ stage: 'write', done: d, total: n }),
+      });
+      await w.prepare();
+    }
+    const w = await openAtomicWriter(scoresPath, { nonRegular: 'stream' });
+    staged.push(w);
+    await writeScoresCsv(w, r, selection, o.signal);
+    await w.prepare();
+    if (o.signal?.aborted) throw new AbortError();
+  } catch (err) {
+    await Promise.all(staged.map((w) => w.abort()));
+    throw err;
+  }
+  await commitAll(staged);
+  return { records: n, kept: selection?.k ?? null, outputs: { scores: scoresPath, dataset: output }, scores: r.score, selection };
+}

@@ -1,0 +1,14 @@
+// Worker process of `purify --shards`: runs one shard (JSON task in argv[2])
+// and exits 0, or prints the error as JSON on stderr and exits 1.
+import { SotError } from '../errors.js';
+import { runShard, type ShardTask } from './shard.js';
+
+const ac = new AbortController();
+process.once('SIGTERM', () => ac.abort());
+try {
+  await runShard(JSON.parse(process.argv[2]!) as ShardTask, ac.signal);
+} catch (err) {
+  const e = err as Error;
+  process.stderr.write(`${JSON.stringify({ code: err instanceof SotError ? err.code : 'ERR_INTERNAL', message: e?.message ?? String(err) })}\n`);
+  process.exitCode = 1;
+}

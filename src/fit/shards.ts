@@ -1,0 +1,218 @@
+// `purify --shards N` on one machine: fit on a uniform sample, score N
+// contiguous shards in worker processes (a failed shard is retried alone),
+// merge the shards' sorted top lists into the exact global top K (or keep
+// every record at or above a threshold), and write one purified dataset and
+// one scores file, committed together.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AbortError, OptionError, SotError } from '../errors.js';
+import { HashingEmbedder } from '../embed/hashing.js';
+import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter } from '../io/index.js';
+import { writeRecords } from '../io/write.js';
+import { PipelineInput } from '../pipeline/input.js';
+import { outputPaths } from '../pipeline/paths.js';
+import type { Keep } from '../selection.js';
+import { fit, type FitOptions } from './fit.js';
+import { readShard, type ShardResult, type ShardTask } from './shard.js';
+import { writeScoresCsv } from './score.js';
+
+/** Default fit sample: every record up to this many, else this many (the fidelity measured in BENCHMARKS.md). */
+export const DEFAULT_FIT_SAMPLE = 100_000;
+
+export interface ShardedOptions extends FitOptions {
+  shards: number;
+  /** Worker processes at once. Default: the shards, at most the cores. */
+  workers?: number;
+  /** Attempts after a shard's first failure. Default 2. */
+  retries?: number;
+  output?: string;
+  scores?: string;
+  keep?: Keep;
+  threshold?: number;
+  weightField?: string | null;
+  /** Run the shards as jobs of this Redis (BullMQ) for `sot shard-worker` processes instead of local worker processes. */
+  redis?: string;
+  /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
+  workDir?: string;
+  /** Called as shards start and end (pid: the worker process). */
+  onShard?: (e: { shard: number; attempt: number; state: 'started' | 'done' | 'failed'; pid?: number; error?: string }) => void;
+}
+
+export interface ShardedResult {
+  n: number;
+  k: number;
+  sample: number;
+  outputs: { dataset: string; scores: string };
+  /** Attempts each shard took. */
+  attempts: number[];
+}
+
+/** The worker script: the compiled one beside this module (from the sources, the build's). */
+function workerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  const built = here.endsWith('.ts') ? join(dirname(here), '..', '..', 'dist', 'fit', 'shard-worker.js') : join(dirname(here), 'shard-worker.js');
+  return built;
+}
+
+export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
+  if (!(Number.isInteger(o.shards) && o.shards >= 1)) throw new OptionError('ERR_OPTION', `shards must be a positive integer, got ${String(o.shards)}`);
+  if (o.embedder !== undefined && !(o.embedder instanceof HashingEmbedder)) throw new OptionError('ERR_OPTION', 'sharded purification runs the built-in embedder (the workers rebuild it from the model file)');
+  if (o.keep !== undefined && o.threshold !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  const paths = outputPaths({ input: o.input, output: o.output, scores: o.scores, html: null });
+  await assertNoCollision([{ path: paths.output, what: 'the dataset output' }, { path: paths.scores, what: 'the scores output' }], [{ path: o.input, what: 'the input file' }]);
+  const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
+  try {
+    const model = join(work, 'model.sot-model');
+    const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE });
+    const n = f.records;
+    const keep = o.keep ?? (o.threshold === undefined ? { fraction: 0.8 } : undefined);
+    const K = keep === undefined ? n : 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
+    if (!(K >= 1 && K <= n)) throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
+    const shards = Math.min(o.shards, n);
+    const tasks: ShardTask[] = Array.from({ length: shards }, (_, s) => ({
+      input: o.input, format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes,
+      embeddingCache: o.embeddingCache, cacheDir: o.cacheDir, model, shard: s,
+      from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards), top: keep === undefined ? 0 : K, out: join(work, `shard-${s}.bin`),
+    }));
+    const attempts = o.redis === undefined ? await runAll(tasks, o) : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, { retries: o.retries, signal: o.signal, run: basename(work) });
+    const results = await Promise.all(tasks.map((t) => readShard(t.out)));
+    const kept = o.threshold !== undefined ? aboveThreshold(results, n, o.threshold) : mergeTop(results, n, K);
+    return { ...(await writeMerged(o, paths, results, kept, n)), sample: f.sample, attempts };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
+async function runAll(tasks: ShardTask[], o: ShardedOptions): Promise<number[]> {
+  const script = workerScript();
+  if (!existsSync(script)) throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
+  const workers = Math.max(1, Math.min(o.workers ?? Math.min(tasks.length, availableParallelism()), tasks.length));
+  const retries = o.retries ?? 2;
+  const attempts = tasks.map(() => 0);
+  let next = 0;
+  const one = async (t: ShardTask): Promise<void> => {
+    for (;;) {
+      attempts[t.shard]!++;
+      const err = await runWorker(script, t, o, attempts[t.shard]!);
+      if (err === null) return;
+      const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
+      if (permanent || attempts[t.shard]! > retries) {
+        throw new SotError(err.code as SotError['code'], `shard ${t.shard} (records ${t.from} to ${t.to - 1}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`);
+      }
+    }
+  };
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < tasks.length) await one(tasks[next++]!);
+    }),
+  );
+  return attempts;
+}
+
+function runWorker(script: string, t: ShardTask, o: ShardedOptions, attempt: number): Promise<{ code: string; message: string } | null> {
+  if (o.signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, JSON.stringify(t)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const onAbort = () => child.kill('SIGTERM');
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    o.onShard?.({ shard: t.shard, attempt, state: 'started', pid: child.pid });
+    child.on('close', (code, sig) => {
+      o.signal?.removeEventListener('abort', onAbort);
+      if (o.signal?.aborted) return resolve({ code: 'ERR_ABORTED', message: 'aborted' });
+      if (code === 0) {
+        o.onShard?.({ shard: t.shard, attempt, state: 'done' });
+        return resolve(null);
+      }
+      const last = stderr.trim().split('\n').pop() ?? '';
+      let e: { code: string; message: string };
+      try {
+        e = JSON.parse(last) as { code: string; message: string };
+      } catch {
+        e = { code: 'ERR_INTERNAL', message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}` };
+      }
+      o.onShard?.({ shard: t.shard, attempt, state: 'failed', error: e.message });
+      resolve(e);
+    });
+  });
+}
+
+/**
+ * The exact global top K from the shards' top lists (each best first, ties
+ * to the lower index): a K-way merge by (score desc, index asc), which is
+ * the order selectTopK gives over all records at once.
+ */
+export function mergeTop(results: ShardResult[], n: number, K: number): Uint8Array {
+  const kept = new Uint8Array(n);
+  const pos = results.map(() => 0);
+  const scoreOf = (r: ShardResult, i: number) => r.score[i - r.from]!;
+  for (let taken = 0; taken < K; taken++) {
+    let best = -1;
+    let bs = -Infinity;
+    let bi = Infinity;
+    results.forEach((r, s) => {
+      if (pos[s]! >= r.top.length) return;
+      const i = r.top[pos[s]!]!;
+      const v = scoreOf(r, i);
+      if (v > bs || (v === bs && i < bi)) [best, bs, bi] = [s, v, i];
+    });
+    if (best < 0) break;
+    kept[bi] = 1;
+    pos[best]!++;
+  }
+  return kept;
+}
+
+function aboveThreshold(results: ShardResult[], n: number, t: number): Uint8Array {
+  if (!Number.isFinite(t)) throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${t}`);
+  const kept = new Uint8Array(n);
+  for (const r of results) r.score.forEach((v, i) => v >= t && (kept[r.from + i] = 1));
+  return kept;
+}
+
+/** One purified dataset and one scores file from the shards, committed together. */
+async function writeMerged(o: ShardedOptions, paths: ReturnType<typeof outputPaths>, results: ShardResult[], kept: Uint8Array, n: number) {
+  const concat = (pick: (r: ShardResult) => Float64Array) => {
+    const out = new Float64Array(n);
+    for (const r of results) out.set(pick(r), r.from);
+    return out;
+  };
+  const score = concat((r) => r.score);
+  const lines = new Uint32Array(n);
+  for (const r of results) lines.set(r.lines, r.from);
+  // Training weights ∝ exp(score) over the kept records, mean 1 (the learner's Gibbs form), and ranks.
+  let top = -Infinity;
+  let k = 0;
+  for (let i = 0; i < n; i++) if (kept[i]) (k++, (top = Math.max(top, score[i]!)));
+  const trainWeight = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) if (kept[i]) sum += trainWeight[i] = Math.exp(score[i]! - top);
+  for (let i = 0; i < n; i++) trainWeight[i] = kept[i] ? (trainWeight[i]! * k) / sum : 0;
+  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
+  const rank = new Uint32Array(n);
+  order.forEach((i, r) => (rank[i] = r));
+  const input = await PipelineInput.open({ ...o, template: undefined }, { weightField: o.weightField });
+  const staged: AtomicWriter[] = [];
+  try {
+    const d = await openAtomicWriter(paths.output, { nonRegular: 'stream' });
+    staged.push(d);
+    await writeRecords(input.dataset, d, { keep: (i) => (kept[i] ? trainWeight[i] : undefined), weightField: o.weightField, signal: o.signal });
+    await d.prepare();
+    const s = await openAtomicWriter(paths.scores, { nonRegular: 'stream' });
+    staged.push(s);
+    await writeScoresCsv(s, { score, pull: concat((r) => r.pull), push: concat((r) => r.push), lines }, { order, rank, kept, trainWeight, k }, o.signal);
+    await s.prepare();
+    if (o.signal?.aborted) throw new AbortError();
+  } catch (err) {
+    await Promise.all(staged.map((w) => w.abort()));
+    throw err;
+  }
+  await commitAll(staged);
+  return { n, k, outputs: { dataset: paths.output, scores: paths.scores } };
+}

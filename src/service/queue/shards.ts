@@ -1,0 +1,87 @@
+// Sharded purification over BullMQ: the coordinator (`purifySharded` with
+// `redis`) queues one job per shard; `sot shard-worker` processes, on any
+// machines that share the work folder, run them. BullMQ retries a failed
+// shard alone (and hands a shard whose worker died to another worker once its
+// lock expires); a shard that fails on its input is not retried.
+import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { AbortError, SotError } from '../../errors.js';
+import { runShard, type ShardTask } from '../../fit/shard.js';
+
+const QUEUE = 'shards';
+const PREFIX = 'sot';
+const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
+
+/** Queues the shards and waits for all; resolves to the attempts each took. */
+export async function runShardsOnQueue(
+  redis: string,
+  tasks: ShardTask[],
+  o: { retries?: number; signal?: AbortSignal; run: string },
+): Promise<number[]> {
+  const conn = connect(redis);
+  const queue = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
+  const eventsConn = connect(redis);
+  const events = new QueueEvents(QUEUE, { connection: eventsConn, prefix: PREFIX });
+  try {
+    await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
+    const jobs = await Promise.all(
+      tasks.map((t) =>
+        queue.add('shard', t, { jobId: `${o.run}-${t.shard}`, attempts: (o.retries ?? 2) + 1, backoff: { type: 'fixed', delay: 500 }, removeOnComplete: false, removeOnFail: false }),
+      ),
+    );
+    const aborted = new Promise<never>((_, reject) => {
+      if (o.signal?.aborted) reject(new AbortError());
+      o.signal?.addEventListener('abort', () => reject(new AbortError()), { once: true });
+    });
+    try {
+      await Promise.race([Promise.all(jobs.map((j) => j.waitUntilFinished(events))), aborted]);
+    } catch (err) {
+      if (err instanceof AbortError) throw err;
+      const failed = (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find((j) => j?.failedReason && j.finishedOn);
+      const t = failed?.data as ShardTask | undefined;
+      const reason = failed?.failedReason ?? (err as Error).message;
+      const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1] ?? 'ERR_INTERNAL';
+      throw new SotError(code as SotError['code'], `shard ${t?.shard ?? '?'}${t ? ` (records ${t.from} to ${t.to - 1})` : ''} failed after ${failed?.attemptsMade ?? '?'} attempt(s): ${reason.replace(/^ERR_[A-Z_]+: /, '')}`);
+    }
+    const done = await Promise.all(jobs.map((j) => queue.getJob(j.id!)));
+    return done.map((j) => j?.attemptsMade ?? 1);
+  } finally {
+    await Promise.all(tasks.map((t) => queue.remove(`${o.run}-${t.shard}`).catch(() => 0)));
+    await events.close();
+    await queue.close();
+    eventsConn.disconnect(); // connections we made: BullMQ leaves them open
+    conn.disconnect();
+  }
+}
+
+export interface ShardWorker {
+  close(): Promise<void>;
+}
+
+/** A `sot shard-worker`: runs shard jobs, `concurrency` at a time. */
+export async function startShardWorker(redis: string, o: { concurrency?: number; lockMs?: number } = {}): Promise<ShardWorker> {
+  const conn = connect(redis);
+  const lockMs = o.lockMs ?? 30_000;
+  const worker = new Worker(
+    QUEUE,
+    async (job: Job<ShardTask>) => {
+      try {
+        await runShard(job.data);
+      } catch (err) {
+        const code = err instanceof SotError ? err.code : 'ERR_INTERNAL';
+        const message = `${code}: ${(err as Error)?.message ?? String(err)}`;
+        // Bad input fails the same way every time: no retry.
+        throw ['ERR_INPUT', 'ERR_OPTION'].includes(code) ? new UnrecoverableError(message) : new Error(message);
+      }
+    },
+    { connection: conn, prefix: PREFIX, concurrency: o.concurrency ?? 1, lockDuration: lockMs, stalledInterval: Math.max(1000, Math.floor(lockMs / 2)), maxStalledCount: 2 },
+  );
+  worker.on('error', (err) => process.emitWarning(`sot shard-worker: ${err.message}`));
+  await worker.waitUntilReady();
+  return {
+    async close() {
+      await worker.close();
+      conn.disconnect();
+    },
+  };
+}
