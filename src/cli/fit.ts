@@ -1,20 +1,41 @@
 // `sot fit` and `sot score`: fit once, score anywhere (docs/model-file.md).
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { PURIFY_DEFAULTS } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
 import { fit } from '../fit/fit.js';
 import { score } from '../fit/score.js';
+import { addFlags, EMBEDDER, type Flag, INPUT, integer, LEARNER, number, REFERENCES, REPORTING } from './flags.js';
 
 /** What main.ts shares with the subcommands registered here. */
 export interface CliHelpers {
-  dataOptions(cmd: Command): Command;
   dataConfig(f: never, signal?: AbortSignal): Promise<Record<string, unknown> & { embedder: Embedder }>;
   interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T>;
-  number(name: string, min?: number, max?: number): (v: string) => number;
-  integer(name: string, min?: number): (v: string) => number;
-  size(name: string): (v: string) => number;
-  list(v: string, prev?: string[]): string[];
 }
+
+const FIT_OUTPUT: Flag[] = [
+  { flags: '--model-file <file>', help: 'model file to write (default: <input>.sot-model)' },
+  { flags: '--sample <n>', help: 'learn on this many records drawn uniformly (default: all)', parse: integer('--sample', 1) },
+  { flags: '--seed <n>', help: 'seed of the sample (default 0)', parse: integer('--seed') },
+];
+
+const SCORE_SELECTION: Flag[] = [
+  { flags: '--model-file <file>', help: 'model file written by `sot fit` (required)', required: true },
+  { flags: '--keep <fraction>', help: 'fraction of records to keep', parse: number('--keep', 0, 1) },
+  { flags: '--keep-count <n>', help: 'number of records to keep', parse: integer('--keep-count') },
+  {
+    flags: '--threshold <score>',
+    help: "keep the records scoring at least this (the model file lists the fit sample's score quantiles)",
+    parse: number('--threshold'),
+  },
+];
+
+const SCORE_OUTPUT: Flag[] = [
+  { flags: '--scores <file>', help: 'per-record scores CSV (default: <input>.scores.csv)' },
+  { flags: '-o, --output <file>', help: 'purified dataset (default: <input>.purified.<ext>; needs --keep, --keep-count or --threshold)' },
+  { flags: '--weight-field <name>', help: 'field added to kept records with their training weight', value: PURIFY_DEFAULTS.weightField },
+  { flags: '--no-weight-field', help: 'write kept records unchanged' },
+];
 
 type Flags = Record<string, unknown> & { json?: boolean; quiet?: boolean };
 
@@ -31,25 +52,16 @@ export function learnerFlags(f: Flags) {
 
 export function registerFitCommands(prog: Command, h: CliHelpers): void {
   registerShardWorker(prog, h);
-  h.dataOptions(
-    prog
-      .command('fit')
-      .description('learn on a dataset (or a uniform sample of it) and write a model file that `sot score` applies to any records')
-      .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)')
-      .requiredOption('--harmful <sets>', 'harmful reference: files and/or named sets (comma-separated)', h.list)
-      .option('--anchor <sets>', 'safe anchor: ~50 clean samples of the same task (files and/or named sets)', h.list)
-      .option('--model-file <file>', 'model file to write (default: <input>.sot-model)')
-      .option('--sample <n>', 'learn on this many records drawn uniformly (default: all)', h.integer('--sample', 1))
-      .option('--seed <n>', 'seed of the sample (default 0)', h.integer('--seed'))
-      .option('--eps <x>', 'entropic regularisation, in cost units', h.number('--eps', 0))
-      .option('--lambda <x>', 'weight of the push away from the harmful set', h.number('--lambda', 0))
-      .option('--tau <x>', 'KL regularisation towards uniform weights', h.number('--tau', 0))
-      .option('--max-steps <n>', 'learner steps at most', h.integer('--max-steps', 1))
-      .option('--memory-budget <size>', 'memory the run may take, e.g. 8GB', h.size('--memory-budget'))
-      .option('--neighbours <n>', 'nearest references per sample when the costs are truncated', h.integer('--neighbours', 1))
-      .option('--data-dir <dir>', 'offline mirror of the named reference sets (env SOT_DATA_DIR)')
-      .option('--offline', 'never download reference sets (env SOT_OFFLINE=1)'),
-  ).action(async (input: string, f: Flags) => {
+  const fitCmd = prog
+    .command('fit')
+    .description('learn on a dataset (or a uniform sample of it) and write a model file that `sot score` applies to any records')
+    .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)');
+  addFlags(fitCmd, 'input', INPUT);
+  addFlags(fitCmd, 'references', REFERENCES);
+  addFlags(fitCmd, 'learner', LEARNER);
+  addFlags(fitCmd, 'embedder', EMBEDDER);
+  addFlags(fitCmd, 'output', [...FIT_OUTPUT, ...REPORTING]);
+  fitCmd.action(async (input: string, f: Flags) => {
     await h.interruptible(async (signal) => {
       const res = await fit({
         input,
@@ -73,20 +85,15 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
     });
   });
 
-  h.dataOptions(
-    prog
-      .command('score')
-      .description('score records against a model file (written by `sot fit`); with --keep, --keep-count or --threshold also write the purified dataset')
-      .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)')
-      .requiredOption('--model-file <file>', 'model file written by `sot fit`')
-      .option('--scores <file>', 'per-record scores CSV (default: <input>.scores.csv)')
-      .option('-o, --output <file>', 'purified dataset (default: <input>.purified.<ext>; needs --keep, --keep-count or --threshold)')
-      .option('--keep <fraction>', 'fraction of records to keep', h.number('--keep', 0, 1))
-      .option('--keep-count <n>', 'number of records to keep', h.integer('--keep-count'))
-      .option('--threshold <score>', 'keep the records scoring at least this (the model file lists the fit sample\'s score quantiles)', h.number('--threshold'))
-      .option('--weight-field <name>', 'field added to kept records with their training weight', 'sot_weight')
-      .option('--no-weight-field', 'write kept records unchanged'),
-  ).action(async (input: string, f: Flags) => {
+  const scoreCmd = prog
+    .command('score')
+    .description('score records against a model file (written by `sot fit`); with --keep, --keep-count or --threshold also write the purified dataset')
+    .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)');
+  addFlags(scoreCmd, 'input', INPUT);
+  addFlags(scoreCmd, 'selection', SCORE_SELECTION);
+  addFlags(scoreCmd, 'embedder', EMBEDDER);
+  addFlags(scoreCmd, 'output', [...SCORE_OUTPUT, ...REPORTING]);
+  scoreCmd.action(async (input: string, f: Flags) => {
     const chosen = ['keep', 'keepCount', 'threshold'].filter((k) => f[k] !== undefined);
     if (chosen.length > 1) throw new OptionError('ERR_OPTION', 'use one of --keep, --keep-count and --threshold');
     // The model rebuilds the built-in embedder; any other must be named, and must match the model's.
@@ -123,7 +130,7 @@ export function registerShardWorker(prog: Command, h: CliHelpers): void {
     .command('shard-worker')
     .description('run the shard jobs of `sot purify --shards N --redis URL` (any number of workers, on machines sharing --work-dir)')
     .requiredOption('--redis <url>', 'Redis URL, e.g. redis://127.0.0.1:6379')
-    .option('--concurrency <n>', 'shards this process runs at once (default 1)', h.integer('--concurrency', 1))
+    .option('--concurrency <n>', 'shards this process runs at once (default 1)', integer('--concurrency', 1))
     .action(async (f: { redis: string; concurrency?: number }) => {
       const { startShardWorker } = await import('../service/queue/shards.js');
       const w = await startShardWorker(f.redis, { concurrency: f.concurrency });
@@ -148,7 +155,7 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       anchor: (f.anchor as string[] | undefined) ?? [],
       output: f.output as string | undefined,
       scores: f.scores as string | undefined,
-      keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
+      keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep !== undefined ? { fraction: f.keep as number } : PURIFY_DEFAULTS.keep,
       weightField: f.weightField === false ? null : (f.weightField as string),
       shards: f.shards as number,
       workers: f.workers as number | undefined,

@@ -133,7 +133,7 @@ function isStdout(path: string): boolean {
   }
 }
 
-const fitHelpers = { dataOptions, dataConfig: dataConfig as never, interruptible, number, integer, size, list };
+const fitHelpers = { dataConfig: dataConfig as never, interruptible };
 
 function program(): Command {
   const prog = new Command('sot')
