@@ -404,21 +404,18 @@ pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
     validate::positive(o.eps, "eps")?;
     validate::positive(o.tol, "tol")?;
     if o.max_iter == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "maxIter must be at least 1"));
+        return Err(SotError::option("max_iter", "max_iter must be at least 1"));
     }
     if o.check_every == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "checkEvery must be at least 1"));
+        return Err(SotError::option("check_every", "check_every must be at least 1"));
     }
     check_storage(&o.storage)?;
     if let Some(s) = o.eps_scaling {
         if !(s.factor > 0.0 && s.factor < 1.0) {
-            return Err(SotError::new(
-                ErrorKind::InvalidOption,
-                format!("epsScaling.factor must lie in (0, 1), got {}", s.factor),
-            ));
+            return Err(SotError::option("eps_scaling.factor", format!("eps_scaling.factor must lie in (0, 1), got {}", s.factor)));
         }
         if let Some(start) = s.start {
-            validate::positive(start, "epsScaling.start")?;
+            validate::positive(start, "eps_scaling.start")?;
         }
     }
     Ok(())

@@ -76,7 +76,7 @@ impl Default for StorageOptions {
 
 pub(crate) fn check_storage(o: &StorageOptions) -> Result<()> {
     if o.neighbours == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "neighbours must be at least 1"));
+        return Err(SotError::option("neighbours", "neighbours must be at least 1"));
     }
     Ok(())
 }
