@@ -352,7 +352,7 @@ impl State {
     /// and whether (and why) the solve returns.
     fn verdict(&self, errors: &Errors, omega: f64, opts: &SinkhornOptions) -> (f64, Option<Finish>) {
         let err = if self.fitted { errors.rows } else { f64::NAN };
-        let check = self.iterations % opts.check_every == 0;
+        let check = self.iterations.is_multiple_of(opts.check_every);
         if self.fitted && self.relax.current_is_plain() && check && err < opts.tol {
             (err, Some(Finish::Converged))
         } else if !self.symmetric && omega == 1.0 && check && self.iterations < opts.max_iter && errors.cols < opts.tol {
@@ -381,7 +381,8 @@ impl State {
         }
         let worth = self.prev_cols.map(|prev| {
             let rate = errors.cols / prev;
-            !(rate < 1.0) || (tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL
+            // not converging (or no rate to judge by): it may run long
+            rate.is_nan() || rate >= 1.0 || (tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL
         });
         self.prev_cols = Some(errors.cols);
         worth
