@@ -44,15 +44,24 @@ pub struct SotError {
     pub message: String,
     /// Row (or element) index of the offending input, when there is one.
     pub index: Option<usize>,
+    /// The option the error is about, by its key (`max_iter`,
+    /// `eps_scaling.factor`), when there is one. The message names it by this
+    /// key; a binding may spell it in its own language's style.
+    pub param: Option<&'static str>,
 }
 
 impl SotError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        SotError { kind, message: message.into(), index: None }
+        SotError { kind, message: message.into(), index: None, param: None }
+    }
+
+    /// An option out of its range; `message` names it by `key`.
+    pub fn option(key: &'static str, message: impl Into<String>) -> Self {
+        SotError { kind: ErrorKind::InvalidOption, message: message.into(), index: None, param: Some(key) }
     }
 
     pub fn at(kind: ErrorKind, index: usize, message: impl Into<String>) -> Self {
-        SotError { kind, message: message.into(), index: Some(index) }
+        SotError { kind, message: message.into(), index: Some(index), param: None }
     }
 
     pub fn aborted() -> Self {

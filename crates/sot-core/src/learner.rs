@@ -145,16 +145,16 @@ pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
     validate::positive(o.tau, "tau")?;
     validate::positive(o.tol, "tol")?;
     if !(o.lambda.is_finite() && o.lambda >= 0.0) {
-        return Err(SotError::new(ErrorKind::InvalidOption, format!("lambda must be finite and >= 0, got {}", o.lambda)));
+        return Err(SotError::option("lambda", format!("lambda must be finite and >= 0, got {}", o.lambda)));
     }
     if !(o.step > 0.0 && o.step <= 1.0) {
-        return Err(SotError::new(ErrorKind::InvalidOption, format!("step must lie in (0, 1], got {}", o.step)));
+        return Err(SotError::option("step", format!("step must lie in (0, 1], got {}", o.step)));
     }
     if o.max_steps == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "maxSteps must be at least 1"));
+        return Err(SotError::option("max_steps", "max_steps must be at least 1"));
     }
     if o.max_self_anchor == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "maxSelfAnchor must be at least 1"));
+        return Err(SotError::option("max_self_anchor", "max_self_anchor must be at least 1"));
     }
     check_options(&SinkhornOptions { eps: o.eps, ..o.inner.clone() })
 }

@@ -14,6 +14,7 @@
 pub mod baselines;
 pub mod control;
 pub mod cost;
+mod costs;
 pub mod divergence;
 pub mod embed;
 pub mod error;

@@ -21,9 +21,10 @@
 use crate::control::{Control, Progress};
 use crate::cost::CostKind;
 use crate::error::{ErrorKind, Result, SotError};
+use crate::costs::{CostForm, Dense, DenseKernel, StoredKernel, KERNEL_MIN_TOL};
 use crate::relax::Relaxation;
 use crate::store::{check_storage, CostStore, Plan, StorageOptions, StorageReport};
-use crate::sweep::{Costs, Problem, StoredKernel, KERNEL_MIN_TOL};
+use crate::sweep::{Errors, Problem};
 use crate::validate;
 use ndarray::ArrayView2;
 
@@ -200,14 +201,19 @@ pub(crate) fn sinkhorn_dense(
     validate::potentials(warm.g, m, "initial g")?;
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
-    let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && StoredKernel::bytes(n, m, m) <= opts.storage.budget;
+    let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && DenseKernel::bytes(n, m) <= opts.storage.budget;
     let mut kernel = store_kernel.then(StoredKernel::new);
     let log_b = b.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: kernel.as_mut() }, n, m, a: &a, log_b, symmetric: false, first_build: false, check_finite: finite == Finite::Unchecked };
+    let dense = Dense::new(c, m, finite == Finite::Unchecked);
+    let costs: Box<dyn CostForm> = match kernel.as_mut() {
+        Some(k) => Box::new(DenseKernel::new(dense, k)),
+        None => Box::new(dense),
+    };
+    let problem = Problem { costs, n, m, a: &a, log_b, symmetric: false, first_build: false };
     let mut r = solve(problem, opts, warm, ctl)?;
     r.storage = StorageReport {
         storage: Plan::Dense { kernel: store_kernel }.name(),
-        bytes: if store_kernel { StoredKernel::bytes(n, m, m) } else { 0 },
+        bytes: if store_kernel { DenseKernel::bytes(n, m) } else { 0 },
         kernel_passes: kernel.as_ref().map_or(0, |k| k.served),
         kernel_seconds: kernel.as_ref().map_or(0.0, |k| k.seconds),
         kernel_builds: kernel.as_ref().map_or(0, |k| k.built),
@@ -252,7 +258,8 @@ pub(crate) fn symmetric_dense(
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
-    let problem = Problem { costs: Costs::Dense { c, kernel: None }, n, m, a: &a, log_b, symmetric: true, first_build: false, check_finite: finite == Finite::Unchecked };
+    let costs = Box::new(Dense::new(c, m, finite == Finite::Unchecked));
+    let problem = Problem { costs, n, m, a: &a, log_b, symmetric: true, first_build: false };
     solve(problem, opts, WarmStart { f: warm, g: warm }, ctl)
 }
 
@@ -267,76 +274,118 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
     let mut f_next = vec![0.0; n];
     let mut g_next = vec![0.0; m];
     let mut reporter = ctl.reporter();
-    let (mut iterations, mut passes) = (0, 0);
+    let mut state = State::new(opts, problem.symmetric);
 
     for &eps in &schedule[..schedule.len() - 1] {
         ctl.check()?;
         problem.sweep(eps, 1.0, &f, &g, &mut f_next, &mut g_next)?;
-        passes += 1;
+        state.passes += 1;
         std::mem::swap(&mut f, &mut f_next);
         std::mem::swap(&mut g, &mut g_next);
-        iterations += 1;
-        reporter.report(progress(iterations, opts, f64::NAN, eps), false);
+        state.iterations += 1;
+        reporter.report(progress(state.iterations, opts, f64::NAN, eps), false);
     }
 
     let eps = opts.eps;
-    // The error is meaningful once g is the soft-min of f at this eps (always, when symmetric).
-    let mut fitted = problem.symmetric;
-    let mut relax = Relaxation::new(opts.overrelax && !problem.symmetric);
-    let mut prev_cols: Option<f64> = None;
     loop {
         ctl.check()?;
         // The last update before a return is always a plain one.
-        let omega = if iterations + 1 < opts.max_iter { relax.next() } else { 1.0 };
+        let omega = state.relax.next(state.iterations + 1 >= opts.max_iter);
         let errors = problem.sweep(eps, omega, &f, &g, &mut f_next, &mut g_next)?;
-        passes += 1;
-        let err = errors.rows;
-        let err = if fitted { err } else { f64::NAN };
-        let plain = relax.last_omega == 1.0;
-        let check = iterations % opts.check_every == 0;
-        let converged = fitted && plain && check && err < opts.tol;
-        // After a plain update the new f is the soft-min of g: (f_next, g) has
-        // exact rows, and this pass measured its columns. Returning it saves
-        // the pass that would measure the rows of (f_next, g_next).
-        // (It counts as an iteration, so not past maxIter.)
-        let rows_exact = !converged && !problem.symmetric && omega == 1.0 && check && iterations < opts.max_iter && errors.cols < opts.tol;
-        let done = converged || rows_exact || iterations >= opts.max_iter;
-        let (err, converged) = if rows_exact {
+        state.passes += 1;
+        let (err, finish) = state.verdict(&errors, omega, opts);
+        if finish == Some(Finish::HalfUpdate) {
             std::mem::swap(&mut f, &mut f_next);
-            iterations += 1;
-            (errors.cols, true)
-        } else {
-            (err, converged)
-        };
-        reporter.report(progress(iterations, opts, err, eps), done);
-        if done {
+            state.iterations += 1;
+        }
+        reporter.report(progress(state.iterations, opts, err, eps), finish.is_some());
+        if let Some(finish) = finish {
             let (a, b) = (problem.a, problem.log_b.iter().map(|v| v.exp()));
             let value = dot(a, &f) + b.zip(&g).map(|(b, g)| b * g).sum::<f64>();
             let storage = StorageReport { bound: errors.bound, ..StorageReport::default() };
+            let (iterations, passes, converged) = (state.iterations, state.passes, finish != Finish::MaxIter);
             return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, passes, converged, eps, storage });
         }
-        if fitted {
-            // Relaxed pairs are not fitted: their columns count too.
-            relax.observe(errors.rows + errors.cols, opts.tol);
+        if let Some(worth) = state.advance(&errors, omega, opts.tol) {
+            problem.first_build = worth;
         }
+        std::mem::swap(&mut f, &mut f_next);
+        std::mem::swap(&mut g, &mut g_next);
+    }
+}
+
+/// Where a solve stands: its counts, whether its error is meaningful yet,
+/// the over-relaxation, and the pace of its plain updates.
+struct State {
+    /// Passes that updated the potentials, and passes in all.
+    iterations: usize,
+    passes: usize,
+    /// The current pair's error is meaningful: `g` is the soft-min of `f` at
+    /// the target eps (always, when symmetric).
+    fitted: bool,
+    symmetric: bool,
+    relax: Relaxation,
+    /// Column error of the previous update when it was plain (its pace).
+    prev_cols: Option<f64>,
+}
+
+/// Why a solve returns after a pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Finish {
+    /// The pair the pass measured (from a plain update) meets the tolerance by its rows.
+    Converged,
+    /// After a plain update the new `f` is the soft-min of `g`: `(f_next, g)`
+    /// has exact rows, and this pass measured its columns, which meet the
+    /// tolerance. Returning it saves the pass that would measure the rows of
+    /// `(f_next, g_next)`; it counts as an iteration, so never past `max_iter`.
+    HalfUpdate,
+    MaxIter,
+}
+
+impl State {
+    fn new(opts: &SinkhornOptions, symmetric: bool) -> Self {
+        let relax = Relaxation::new(opts.overrelax && !symmetric);
+        State { iterations: 0, passes: 0, fitted: symmetric, symmetric, relax, prev_cols: None }
+    }
+
+    /// The error to report for the pass that just ran with factor `omega`,
+    /// and whether (and why) the solve returns.
+    fn verdict(&self, errors: &Errors, omega: f64, opts: &SinkhornOptions) -> (f64, Option<Finish>) {
+        let err = if self.fitted { errors.rows } else { f64::NAN };
+        let check = self.iterations.is_multiple_of(opts.check_every);
+        if self.fitted && self.relax.current_is_plain() && check && err < opts.tol {
+            (err, Some(Finish::Converged))
+        } else if !self.symmetric && omega == 1.0 && check && self.iterations < opts.max_iter && errors.cols < opts.tol {
+            (errors.cols, Some(Finish::HalfUpdate))
+        } else if self.iterations >= opts.max_iter {
+            (err, Some(Finish::MaxIter))
+        } else {
+            (err, None)
+        }
+    }
+
+    /// The pass that ran with factor `omega` becomes the current pair. Returns
+    /// whether a first stored kernel is worth building, once that is known.
+    fn advance(&mut self, errors: &Errors, omega: f64, tol: f64) -> Option<bool> {
+        // Relaxed pairs are not fitted: their columns count too.
+        self.relax.advance(self.fitted.then_some(errors.rows + errors.cols), tol);
+        self.iterations += 1;
+        self.fitted = true;
         // A first stored kernel costs its fresh pages: only for a solve with
         // passes left to serve, judged by the convergence rate of the columns
         // of consecutive plain updates (measured from the first pass on, so
         // known after two).
-        if omega == 1.0 && !problem.symmetric {
-            if let Some(prev) = prev_cols {
-                let rate = errors.cols / prev;
-                problem.first_build = !(rate < 1.0) || (opts.tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL;
-            }
-            prev_cols = Some(errors.cols);
-        } else {
-            prev_cols = None;
+        if omega != 1.0 || self.symmetric {
+            self.prev_cols = None;
+            return None;
         }
-        relax.last_omega = omega;
-        std::mem::swap(&mut f, &mut f_next);
-        std::mem::swap(&mut g, &mut g_next);
-        iterations += 1;
-        fitted = true;
+        let worth = self.prev_cols.map(|prev| {
+            let rate = errors.cols / prev;
+            // not converging (or no rate to judge by): it may run long
+            rate.is_nan() || rate >= 1.0 || (tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL
+        });
+        self.prev_cols = Some(errors.cols);
+        worth
     }
 }
 
@@ -356,21 +405,18 @@ pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
     validate::positive(o.eps, "eps")?;
     validate::positive(o.tol, "tol")?;
     if o.max_iter == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "maxIter must be at least 1"));
+        return Err(SotError::option("max_iter", "max_iter must be at least 1"));
     }
     if o.check_every == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "checkEvery must be at least 1"));
+        return Err(SotError::option("check_every", "check_every must be at least 1"));
     }
     check_storage(&o.storage)?;
     if let Some(s) = o.eps_scaling {
         if !(s.factor > 0.0 && s.factor < 1.0) {
-            return Err(SotError::new(
-                ErrorKind::InvalidOption,
-                format!("epsScaling.factor must lie in (0, 1), got {}", s.factor),
-            ));
+            return Err(SotError::option("eps_scaling.factor", format!("eps_scaling.factor must lie in (0, 1), got {}", s.factor)));
         }
         if let Some(start) = s.start {
-            validate::positive(start, "epsScaling.start")?;
+            validate::positive(start, "eps_scaling.start")?;
         }
     }
     Ok(())

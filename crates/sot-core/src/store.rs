@@ -10,9 +10,10 @@
 //! time of a pass stays linear in `n` in every case.
 
 use crate::control::Control;
-use crate::cost::{check_pair, CostKind, CostTiles, TILE_ROWS};
+use crate::cost::{check_pair, CostKind, CostTiles};
 use crate::error::{ErrorKind, Result, SotError};
-use crate::sweep::{Costs, Problem, StoredKernel};
+use crate::costs::{Blocked, CostForm, Dense, DenseKernel, StoredKernel, TruncatedCosts};
+use crate::sweep::Problem;
 use crate::truncated::Truncated;
 use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
@@ -75,7 +76,7 @@ impl Default for StorageOptions {
 
 pub(crate) fn check_storage(o: &StorageOptions) -> Result<()> {
     if o.neighbours == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "neighbours must be at least 1"));
+        return Err(SotError::option("neighbours", "neighbours must be at least 1"));
     }
     Ok(())
 }
@@ -103,9 +104,9 @@ impl Plan {
     /// Bytes the term holds for `n x m` costs (blocks: the per-thread tiles).
     pub fn bytes(self, n: usize, m: usize) -> usize {
         match self {
-            Plan::Dense { kernel } => n.saturating_mul(m).saturating_mul(4).saturating_add(if kernel { StoredKernel::bytes(n, m, m) } else { 0 }),
-            Plan::Truncated { k, kernel } => Truncated::bytes(n, k) + if kernel { StoredKernel::bytes(n, k, m) } else { 0 },
-            Plan::Blocked => rayon::current_num_threads() * TILE_ROWS * m * 4,
+            Plan::Dense { kernel } => Dense::bytes(n, m).saturating_add(if kernel { DenseKernel::bytes(n, m) } else { 0 }),
+            Plan::Truncated { k, kernel } => TruncatedCosts::bytes(n, k, m, kernel),
+            Plan::Blocked => Blocked::bytes(m),
         }
     }
 
@@ -269,12 +270,19 @@ impl<'a> CostStore<'a> {
     /// The problem over these costs, with the stored kernel if `use_kernel`.
     pub(crate) fn problem<'p>(&'p mut self, a: &'p [f64], log_b: Vec<f64>, use_kernel: bool) -> Problem<'p> {
         let kernel = self.kernel.as_mut().filter(|_| use_kernel);
-        let costs = match (&self.dense, &self.truncated) {
-            (Some(d), _) => Costs::Dense { c: d.as_slice().expect("standard layout"), kernel },
-            (None, Some(t)) => Costs::Truncated { t, kernel },
-            (None, None) => Costs::Blocked(&self.tiles),
+        let (n, m) = (self.n, self.m);
+        let costs: Box<dyn CostForm + 'p> = match (&self.dense, &self.truncated, kernel) {
+            (Some(d), _, kernel) => {
+                let dense = Dense::new(d.as_slice().expect("standard layout"), m, false);
+                match kernel {
+                    Some(k) => Box::new(DenseKernel::new(dense, k)),
+                    None => Box::new(dense),
+                }
+            }
+            (None, Some(t), kernel) => Box::new(TruncatedCosts::new(t, kernel)),
+            (None, None, _) => Box::new(Blocked::new(&self.tiles, n, m)),
         };
-        Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false, first_build: self.persistent, check_finite: false }
+        Problem { costs, n, m, a, log_b, symmetric: false, first_build: self.persistent }
     }
 
     pub(crate) fn shape(&self) -> (usize, usize) {
@@ -286,7 +294,8 @@ impl<'a> CostStore<'a> {
     pub(crate) fn verify(&self, a: &[f64], log_b: Vec<f64>, eps: f64, f: &[f64], g: &[f64], ctl: &Control) -> Result<Verification> {
         ctl.check()?;
         let start = Instant::now();
-        let mut exact = Problem { costs: Costs::Blocked(&self.tiles), n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false, check_finite: false };
+        let costs = Box::new(Blocked::new(&self.tiles, self.n, self.m));
+        let mut exact = Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false };
         let (mut f_exact, mut g_next) = (vec![0.0; self.n], vec![0.0; self.m]);
         let errors = exact.sweep(eps, 1.0, f, g, &mut f_exact, &mut g_next)?;
         let dev = f.iter().zip(&f_exact).map(|(p, q)| (p - q).abs());

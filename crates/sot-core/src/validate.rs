@@ -79,10 +79,11 @@ pub fn potentials(p: Option<&[f64]>, n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn positive(v: f64, name: &str) -> Result<()> {
+/// Rejects an option `key` (named by its key, see `SotError::param`) that is not finite and > 0.
+pub fn positive(v: f64, key: &'static str) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(SotError::new(ErrorKind::InvalidOption, format!("{name} must be finite and > 0, got {v}")))
+        Err(SotError::option(key, format!("{key} must be finite and > 0, got {v}")))
     }
 }

@@ -35,7 +35,11 @@ impl Failure {
 
     fn message(&self) -> String {
         match self {
-            Failure::Sot(e) => e.message.clone(),
+            Failure::Sot(e) => match e.param {
+                // the core names options by key (`max_iter`); JS callers know them as `maxIter`
+                Some(key) => e.message.replace(key, &js_name(key)),
+                None => e.message.clone(),
+            },
             Failure::Panic(m) => format!("internal error in sot (please report it): {m}"),
         }
     }
@@ -58,7 +62,26 @@ impl Failure {
     }
 }
 
+/// An option key of the core (`max_iter`, `eps_scaling.factor`) as JS
+/// spells it (`maxIter`, `epsScaling.factor`): each segment in camelCase.
+pub fn js_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// An input error detected in the binding itself (typed-array lengths).
 pub fn shape(message: String) -> Failure {
     Failure::Sot(SotError::new(sot_core::ErrorKind::Shape, message))
 }
+
