@@ -31,6 +31,19 @@ export interface BaselineOutput {
  */
 export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
 
+export interface ContributionsOutput {
+  /** ln(n w_i): 0 is the uniform weight. */
+  logWeight: Float64Array
+  /** -pull_i / tau: negative when far from the anchor. */
+  pull: Float64Array
+  /** push_i / tau: negative when close to the harmful reference. */
+  push: Float64Array
+  /** log_weight ≈ pull + push + offset. */
+  offset: number
+  /** The largest deviation from that sum. */
+  maxResidual: number
+}
+
 /** The values an absent option takes, as the core defines them. */
 export declare function coreDefaults(): CoreDefaults
 
@@ -101,6 +114,32 @@ export interface EmbedTextOptions {
  */
 export declare function embedTexts(texts: Array<string>, options?: EmbedTextOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<Float32Array>
 
+export interface FittedModelInput {
+  cost: string
+  eps: number
+  anchor: FittedReferenceInput
+  harmful: FittedReferenceInput
+  scale: ScoreScaleInput
+}
+
+export interface FittedOutput {
+  eps: number
+  anchorPotential: Float64Array
+  anchorWeights: Float64Array
+  /** Without an anchor: the downstream rows that formed it. */
+  anchorRows?: Uint32Array
+  harmfulPotential: Float64Array
+  harmfulWeights: Float64Array
+  scale: ScoreScaleInput
+}
+
+/** A reference set with its fitted potential. */
+export interface FittedReferenceInput {
+  points: Matrix
+  weights: Float64Array
+  potential: Float64Array
+}
+
 /** Defaults of `learnWeights` (the names of `LearnOptions`). */
 export interface LearnerDefaults {
   cost: string
@@ -150,6 +189,8 @@ export interface LearnOutput {
   /** How the costs to the anchor and to the harmful reference were held. */
   anchorStorage: StorageOutput
   harmfulStorage: StorageOutput
+  /** The reference side of the last solves, for scoring new samples (`scoreWithModel`). */
+  fitted: FittedOutput
   warnings: Array<string>
 }
 
@@ -171,6 +212,18 @@ export interface Matrix {
   rows: number
   cols: number
 }
+
+export interface NearestOutput {
+  /** Neighbours per row: min(k, reference rows). */
+  k: number
+  /** rows x k reference indices, nearest first. */
+  index: Uint32Array
+  /** rows x k costs. */
+  cost: Float32Array
+}
+
+/** For each of `rows` (indices into `x`), the `k` rows of `refs` with the lowest cost, ascending. */
+export declare function nearestReferences(x: Matrix, refs: Matrix, rows: Uint32Array, k: number, cost: string, token?: CancelToken | undefined | null): Promise<NearestOutput>
 
 /**
  * Unit vectors of weighted bags of table rows (e.g. word vectors):
@@ -194,6 +247,25 @@ export interface ProgressEvent {
  * (mean-centred), row-major `rows x 2`.
  */
 export declare function project2d(points: Matrix, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<Float32Array>
+
+export interface ScoredOutput {
+  pull: Float64Array
+  push: Float64Array
+  /** Higher = keep. */
+  score: Float64Array
+}
+
+/** `pull = pullScale f_S - pullOffset`, `push = pushScale f_H - pushOffset`, `score = (push - pull) / tau`. */
+export interface ScoreScaleInput {
+  pullScale: number
+  pullOffset: number
+  pushScale: number
+  pushOffset: number
+  tau: number
+}
+
+/** Scores each sample against a fitted model by c-transform, independently of the other samples. */
+export declare function scoreWithModel(samples: Matrix, model: FittedModelInput, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<ScoredOutput>
 
 export interface SelectionOutput {
   /** Sample indices from best to worst. */
@@ -328,3 +400,6 @@ export interface WarmStartInput {
   f?: Float64Array
   g?: Float64Array
 }
+
+/** The split of each learned log-weight into pull and push contributions (`tau` defaults to the learner's). */
+export declare function weightContributions(weights: Float64Array, pull: Float64Array, push: Float64Array, tau?: number | undefined | null): Promise<ContributionsOutput>
