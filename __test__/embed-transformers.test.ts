@@ -66,7 +66,7 @@ describe('TransformersEmbedder (all-MiniLM-L6-v2, int8 ONNX)', () => {
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor.slice(0, 24));
     const harmful = writeJsonl(join(c.dir, 'harmful.jsonl'), shuffle(harmfulPairs(), 13).slice(10, 34));
-    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', harmful, '--anchor', anchor, '--embedder', 'transformers', '--model', folder, '--max-length', '128', '--embed-batch', '16', '--json'], {
+    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', harmful, '--anchor', anchor, '--embedder', 'transformers', '--model', folder, '--max-length', '128', '--embed-batch', '16', '--embed-workers', '2', '--embed-threads', '1', '--json'], {
       encoding: 'utf8',
       timeout: 300_000,
       env: { ...process.env, SOT_CACHE_DIR: join(c.dir, 'cache'), SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },

@@ -77,8 +77,11 @@ function dataOptions(cmd: Command): Command {
     .option('--embed-url <url>', 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)')
     .option('--embed-key <key>', 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)')
     .option('--embed-dimensions <n>', 'openai: ask the model for shorter vectors (`dimensions`)', integer('--embed-dimensions', 1))
-    .option('--embed-batch <n>', 'openai, transformers: texts per request / forward pass (default 64 / 32)', integer('--embed-batch', 1))
-    .option('--embed-concurrency <n>', 'openai, transformers: requests / passes in flight (default 4 / 1)', integer('--embed-concurrency', 1))
+    .option('--embed-batch <n>', 'openai, transformers: texts per request / forward pass at most (default 64 / 64)', integer('--embed-batch', 1))
+    .option('--embed-concurrency <n>', 'openai, transformers: requests in flight / passes queued per worker (default 4 / 2)', integer('--embed-concurrency', 1))
+    .option('--embed-workers <n>', 'transformers: worker processes, each with its own ONNX Runtime session (default 1)', integer('--embed-workers', 1))
+    .option('--embed-threads <n>', 'transformers: ONNX Runtime threads per worker (default the cores divided among the workers)', integer('--embed-threads', 1))
+    .option('--embed-max-tokens <n>', 'transformers: padded tokens per forward pass, texts x longest (default 4096)', integer('--embed-max-tokens', 1))
     .option('--embed-timeout <ms>', 'openai: per-request timeout in ms (default 60000)', integer('--embed-timeout', 1))
     .option('--embed-retries <n>', 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)', integer('--embed-retries', 0))
     .option('--vectors-field <field>', 'precomputed: field of every record (dataset and reference files) holding its vector')
@@ -110,6 +113,9 @@ interface DataFlags {
   embedDimensions?: number;
   embedBatch?: number;
   embedConcurrency?: number;
+  embedWorkers?: number;
+  embedThreads?: number;
+  embedMaxTokens?: number;
   embedTimeout?: number;
   embedRetries?: number;
   vectorsField?: string;
@@ -139,6 +145,9 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
     dimensions: f.embedDimensions,
     batchSize: f.embedBatch,
     concurrency: f.embedConcurrency,
+    workers: f.embedWorkers,
+    threads: f.embedThreads,
+    maxBatchTokens: f.embedMaxTokens,
     timeoutMs: f.embedTimeout,
     maxRetries: f.embedRetries,
     vectorsField: f.vectorsField,
