@@ -197,6 +197,7 @@ export class EncoderWorkers {
           new Promise<void>((resolve) => {
             if (w.child.exitCode !== null || w.child.signalCode !== null) return resolve();
             w.child.once('exit', () => resolve());
+            w.ref(); // wait for the exit even when nothing else keeps the process alive
             w.child.kill();
           }),
       ),
