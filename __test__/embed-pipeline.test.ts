@@ -3,8 +3,10 @@
 // Its vectors are checked against transformers.js's own feature-extraction
 // pipeline fed the way SOT fed it before (batches of 32 in input order),
 // with the same pinned all-MiniLM-L6-v2 int8 model (scripts/fetch-test-model.mjs).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { padBatch, planBatches, type Encoded } from '../src/embed/token-batches.js';
 import { TransformersEmbedder, TRANSFORMERS_PACKAGE } from '../src/embed/transformers.js';
@@ -71,7 +73,8 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
       .slice(0, 80);
     // Real texts of every length, plus the edges: empty, one character, far past the 256-token limit, non-Latin.
     texts = [...rows.map((r) => `${r.instruction}${r.input ? `\n${r.input}` : ''}\n\n${r.output}`), '', 'a', 'word '.repeat(900), 'Ünïcödé – 日本語のテキスト ✓'];
-    embedder = await TransformersEmbedder.create({ model: folder });
+    // The model's own limit (256), as the reference pipeline truncates.
+    embedder = await TransformersEmbedder.create({ model: folder, maxLength: 256 });
   }, 300_000);
 
   afterAll(async () => {
@@ -100,7 +103,7 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
   }, 300_000);
 
   it('two workers with one thread each and a small token budget give the same vectors and the same cache id', async () => {
-    const e2 = await TransformersEmbedder.create({ model: folder, workers: 2, threads: 1, maxBatchTokens: 512, batchSize: 8 });
+    const e2 = await TransformersEmbedder.create({ model: folder, maxLength: 256, workers: 2, threads: 1, maxBatchTokens: 512, batchSize: 8 });
     try {
       expect(e2.workers).toBe(2);
       expect(e2.threads).toBe(1);
@@ -116,7 +119,11 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
     }
   }, 300_000);
 
-  it('a shorter max length is part of the cache id and changes the vectors of long texts only', async () => {
+  it('the max length (default 128) is part of the cache id and changes the vectors of long texts only', async () => {
+    const dflt = await createEmbedder({ kind: 'transformers', model: folder });
+    expect(dflt.id).toMatch(/:max=128:/);
+    expect(dflt.id).toBe(embedder.id.replace(':max=256:', ':max=128:'));
+    await (dflt as TransformersEmbedder).dispose();
     const short = await createEmbedder({ kind: 'transformers', model: folder, maxLength: 16 });
     try {
       expect(short.id).not.toBe(embedder.id);
@@ -149,6 +156,32 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
     let c = 0;
     for (let k = 0; k < dim; k++) c += again[k]! * again[dim + k]!;
     expect(c).toBeGreaterThan(0.72);
+  }, 300_000);
+
+  it('a script exits by itself with idle workers, and when it awaits dispose(); a killed worker is an error, not a crash', () => {
+    // In a child: the compiled module, as a user's script loads it.
+    const mod = pathToFileURL(resolve('dist/embed/transformers.js')).href;
+    const script = (body: string) =>
+      spawnSync(process.execPath, ['--input-type=module', '-e', `import { TransformersEmbedder } from ${JSON.stringify(mod)};
+const e = await TransformersEmbedder.create({ model: ${JSON.stringify(folder)}, workers: 2, threads: 1 });
+${body}`], { encoding: 'utf8', timeout: 240_000 });
+    const idle = script(`const v = await e.embed(['one', 'two']); console.log(v.length);`);
+    expect(idle.stderr).toBe('');
+    expect(idle.status).toBe(0);
+    expect(idle.stdout.trim()).toBe(String(2 * dim));
+    const disposed = script(`await e.embed(['one']); await e.dispose(); console.log('done');`);
+    expect(disposed.status).toBe(0);
+    expect(disposed.stdout.trim()).toBe('done');
+    // Workers are the process's children: kill one (SIGKILL), then embed.
+    const killed = script(`const { execSync } = await import('node:child_process');
+const kids = execSync('pgrep -P ' + process.pid).toString().trim().split(/\\s+/).map(Number);
+process.kill(kids[0], 'SIGKILL');
+await new Promise((r) => setTimeout(r, 500));
+try { for (let k = 0; k < 4; k++) await e.embed(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((x) => x + k)); console.log('no error'); }
+catch (err) { console.log(err.code, err.message); }
+await e.dispose();`);
+    expect(killed.status).toBe(0);
+    expect(killed.stdout).toMatch(/^ERR_INTERNAL an encoder worker exited \(SIGKILL\)/);
   }, 300_000);
 
   it('refuses bad session options with an OptionError naming them', async () => {

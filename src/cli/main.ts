@@ -73,7 +73,7 @@ function dataOptions(cmd: Command): Command {
     .option('--model-dir <dir>', 'transformers: folder of local models (default <cache dir>/models)')
     .option('--allow-remote-models', 'transformers: allow downloading the model from the Hugging Face hub')
     .option('--dtype <dtype>', 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...')
-    .option('--max-length <n>', 'transformers: tokens per text at most', integer('--max-length', 1))
+    .option('--max-length <n>', 'transformers: tokens per text at most (default 128, or the model\'s limit when lower)', integer('--max-length', 1))
     .option('--embed-url <url>', 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)')
     .option('--embed-key <key>', 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)')
     .option('--embed-dimensions <n>', 'openai: ask the model for shorter vectors (`dimensions`)', integer('--embed-dimensions', 1))

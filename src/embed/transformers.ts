@@ -35,7 +35,11 @@ export interface TransformersEmbedderOptions {
   pooling?: 'mean' | 'cls';
   /** L2-normalise the vectors (default true). */
   normalize?: boolean;
-  /** Tokens per text at most (longer texts are truncated; default the tokenizer's limit). */
+  /**
+   * Tokens per text at most, special tokens included; longer texts are
+   * truncated. Default 128 (or the tokenizer's limit when lower): chosen
+   * from the harmful-recall and speed table in BENCHMARKS.md.
+   */
   maxLength?: number;
   /** Texts per forward pass at most (default 64). */
   batchSize?: number;
@@ -63,6 +67,8 @@ export interface TransformersEmbedderOptions {
 /** Texts sorted by length together: wide enough to bucket well, narrow enough to tokenise the next window during the passes. */
 const SORT_WINDOW = 512;
 const GRAPH_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
+/** Default token limit (BENCHMARKS.md, "Embedding pipeline": recall as good as 256, faster). */
+export const DEFAULT_MAX_LENGTH = 128;
 
 type Tokenizer = ((texts: string[], o: { padding: boolean; truncation: boolean; return_tensor: boolean }) => { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }) & {
   model_max_length?: number;
@@ -121,7 +127,8 @@ export class TransformersEmbedder implements Embedder {
   readonly dtype: string;
   readonly pooling: 'mean' | 'cls';
   readonly normalize: boolean;
-  readonly maxLength: number | undefined;
+  /** Tokens per text at most (the option, or the default). */
+  readonly maxLength: number;
   readonly batchSize: number;
   readonly maxBatchTokens: number;
   readonly concurrency: number;
@@ -139,7 +146,7 @@ export class TransformersEmbedder implements Embedder {
     dtype: string;
     pooling: 'mean' | 'cls';
     normalize: boolean;
-    maxLength: number | undefined;
+    maxLength: number;
     batchSize: number;
     maxBatchTokens: number;
     concurrency: number;
@@ -180,7 +187,7 @@ export class TransformersEmbedder implements Embedder {
     const spinning = bool('spinning', options.spinning) ?? false;
     const graphOptimization = options.graphOptimization ?? 'all';
     if (!GRAPH_LEVELS.includes(graphOptimization)) throw new OptionError('ERR_OPTION', `graphOptimization must be one of ${GRAPH_LEVELS.join(', ')}, got ${String(graphOptimization)}`);
-    const maxLength = count('maxLength', options.maxLength);
+    const maxLengthOption = count('maxLength', options.maxLength);
     const dtype = options.dtype ?? 'fp32';
     const remote = options.allowRemoteModels === true;
     const sotCache = resolveCacheDir();
@@ -225,7 +232,9 @@ export class TransformersEmbedder implements Embedder {
     } catch (err) {
       throw cannotLoad(err);
     }
-    if (maxLength !== undefined) tokenizer.model_max_length = maxLength;
+    // An explicit limit may exceed the tokenizer's (up to the model's positions), as before; the default never does.
+    const maxLength = maxLengthOption ?? Math.min(DEFAULT_MAX_LENGTH, tokenizer.model_max_length ?? DEFAULT_MAX_LENGTH);
+    tokenizer.model_max_length = maxLength;
 
     // Identity: the model's files, not only its name.
     const h = createHash('sha256');
@@ -243,7 +252,7 @@ export class TransformersEmbedder implements Embedder {
       await pool.terminate();
       throw err instanceof OptionError ? err : cannotLoad(err);
     }
-    fields.id = `transformers-v1:${model}:files=${digest}:dtype=${dtype}:pool=${pooling}:norm=${normalize ? 1 : 0}:max=${maxLength ?? 'default'}:dim=${fields.dim}`;
+    fields.id = `transformers-v1:${model}:files=${digest}:dtype=${dtype}:pool=${pooling}:norm=${normalize ? 1 : 0}:max=${maxLength}:dim=${fields.dim}`;
     return new TransformersEmbedder(fields);
   }
 
