@@ -52,8 +52,8 @@ export interface TransformersEmbedderOptions {
   /** Forward passes queued per worker (default 2: the next one is ready when a pass ends). */
   concurrency?: number;
   /**
-   * Worker threads, each with its own ONNX Runtime session (default 1). The
-   * forward passes always run off the JS thread.
+   * Worker processes, each with its own ONNX Runtime session (default 1).
+   * The forward passes always run off the JS thread.
    */
   workers?: number;
   /** ONNX Runtime intra-op threads per worker (default: the cores divided among the workers, at least 1). */
@@ -119,7 +119,7 @@ async function sha256File(path: string): Promise<string> {
  * never keep the process alive).
  *
  * The JS thread tokenises, sorts the texts by token count and cuts them into
- * batches by a padded-token budget; worker threads run the forward passes,
+ * batches by a padded-token budget; worker processes run the forward passes,
  * each on its own ONNX Runtime session, while the JS thread stays free.
  */
 export class TransformersEmbedder implements Embedder {
