@@ -79,7 +79,7 @@ function dataOptions(cmd: Command): Command {
     .option('--embed-dimensions <n>', 'openai: ask the model for shorter vectors (`dimensions`)', integer('--embed-dimensions', 1))
     .option('--embed-batch <n>', 'openai, transformers: texts per request / forward pass at most (default 64 / 64)', integer('--embed-batch', 1))
     .option('--embed-concurrency <n>', 'openai, transformers: requests in flight / passes queued per worker (default 4 / 2)', integer('--embed-concurrency', 1))
-    .option('--embed-workers <n>', 'transformers: worker processes, each with its own ONNX Runtime session (default 1)', integer('--embed-workers', 1))
+    .option('--embed-workers <n>', 'transformers: worker processes, each with its own ONNX Runtime session (default the cores, at most 4)', integer('--embed-workers', 1))
     .option('--embed-threads <n>', 'transformers: ONNX Runtime threads per worker (default the cores divided among the workers)', integer('--embed-threads', 1))
     .option('--embed-max-tokens <n>', 'transformers: padded tokens per forward pass, texts x longest (default 4096)', integer('--embed-max-tokens', 1))
     .option('--embed-timeout <ms>', 'openai: per-request timeout in ms (default 60000)', integer('--embed-timeout', 1))

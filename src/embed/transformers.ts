@@ -52,8 +52,8 @@ export interface TransformersEmbedderOptions {
   /** Forward passes queued per worker (default 2: the next one is ready when a pass ends). */
   concurrency?: number;
   /**
-   * Worker processes, each with its own ONNX Runtime session (default 1).
-   * The forward passes always run off the JS thread.
+   * Worker processes, each with its own ONNX Runtime session (default the
+   * core count, at most 4). The forward passes always run off the JS thread.
    */
   workers?: number;
   /** ONNX Runtime intra-op threads per worker (default: the cores divided among the workers, at least 1). */
@@ -69,6 +69,8 @@ const SORT_WINDOW = 512;
 const GRAPH_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
 /** Default token limit (BENCHMARKS.md, "Embedding pipeline": recall as good as 256, faster). */
 export const DEFAULT_MAX_LENGTH = 128;
+/** Default worker processes at most (each holds a copy of the model). */
+const DEFAULT_WORKERS = 4;
 
 type Tokenizer = ((texts: string[], o: { padding: boolean; truncation: boolean; return_tensor: boolean }) => { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }) & {
   model_max_length?: number;
@@ -182,7 +184,10 @@ export class TransformersEmbedder implements Embedder {
     const batchSize = count('batchSize', options.batchSize) ?? 64;
     const maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? 4096;
     const concurrency = count('concurrency', options.concurrency) ?? 2;
-    const workers = count('workers', options.workers) ?? 1;
+    // One single-threaded session per core beat one session with a thread per
+    // core on a contended machine (no thread-pool barrier waiting on a
+    // descheduled thread); at most DEFAULT_WORKERS copies of the model.
+    const workers = count('workers', options.workers) ?? Math.min(DEFAULT_WORKERS, availableParallelism());
     const threads = count('threads', options.threads) ?? Math.max(1, Math.floor(availableParallelism() / workers));
     const spinning = bool('spinning', options.spinning) ?? false;
     const graphOptimization = options.graphOptimization ?? 'all';
