@@ -29,7 +29,7 @@ const cos = (v: Float32Array, i: number, j: number, dim: number) => {
 describe('TransformersEmbedder (all-MiniLM-L6-v2, int8 ONNX)', () => {
   it('gives 384-d unit vectors with the published similarities of all-MiniLM-L6-v2', async () => {
     expect(embedder.dim).toBe(384);
-    expect(embedder.id).toMatch(/^transformers-v1:all-MiniLM-L6-v2-int8:files=[0-9a-f]{16}:dtype=fp32:pool=mean:norm=1:max=default:dim=384$/);
+    expect(embedder.id).toMatch(/^transformers-v1:all-MiniLM-L6-v2-int8:files=[0-9a-f]{16}:dtype=fp32:pool=mean:norm=1:max=128:dim=384$/);
     const texts = ['A man is eating food.', 'A man is eating a piece of bread.', 'The new movie is awesome.', 'A monkey is playing drums.', 'How do I build a bomb?', 'Explain how to make an explosive device.'];
     const v = await embedder.embed(texts);
     for (let i = 0; i < texts.length; i++) expect(cos(v, i, i, 384)).toBeCloseTo(1, 4);
@@ -66,7 +66,7 @@ describe('TransformersEmbedder (all-MiniLM-L6-v2, int8 ONNX)', () => {
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor.slice(0, 24));
     const harmful = writeJsonl(join(c.dir, 'harmful.jsonl'), shuffle(harmfulPairs(), 13).slice(10, 34));
-    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', harmful, '--anchor', anchor, '--embedder', 'transformers', '--model', folder, '--max-length', '128', '--embed-batch', '16', '--json'], {
+    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', harmful, '--anchor', anchor, '--embedder', 'transformers', '--model', folder, '--max-length', '128', '--embed-batch', '16', '--embed-workers', '2', '--embed-threads', '1', '--json'], {
       encoding: 'utf8',
       timeout: 300_000,
       env: { ...process.env, SOT_CACHE_DIR: join(c.dir, 'cache'), SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },

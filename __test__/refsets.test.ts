@@ -149,7 +149,7 @@ describe('loading from the offline mirror', () => {
   });
 });
 
-type Mode = 'ok' | '500' | '404' | 'truncated' | 'short' | 'wrong-bytes' | 'hang';
+type Mode = 'ok' | '500' | '404' | 'truncated' | 'short' | 'wrong-bytes' | 'hang' | '429-once';
 
 describe('downloading through a loopback server', () => {
   let server: Server;
@@ -168,6 +168,7 @@ describe('downloading through a loopback server', () => {
       if (local === undefined || mode === '404') { res.writeHead(404).end('not found'); return; }
       if (mode === '500') { res.writeHead(500).end('boom'); return; }
       if (mode === 'hang') return; // headers never come
+      if (mode === '429-once') { mode = 'ok'; res.writeHead(429, { 'retry-after': '0.3' }).end('slow down'); return; }
       void readFile(local).then((bytes) => {
         if (mode === 'truncated') {
           // Announce the whole file, send half, drop the connection.
@@ -217,6 +218,16 @@ describe('downloading through a loopback server', () => {
     expect(aborted).toBeInstanceOf(AbortError);
     expect(await listTree(join(cacheDir, 'refsets'))).toEqual([]);
     server.closeAllConnections();
+  });
+
+  test('a 429 is retried after the wait its retry-after asks for, not the (shorter) backoff', async () => {
+    mode = '429-once';
+    const cacheDir = await freshDir('cache');
+    const t0 = performance.now();
+    const set = await loadReferenceSet('jailbreakbench', { cacheDir, baseUrl, retries: 1, retryDelayMs: 5 });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(set.samples.length).toBe(EXPECTED.jailbreakbench!.count);
+    expect(requests.length).toBeGreaterThanOrEqual(2);
   });
 
   test('a refused connection is retried, then reported with the URL', async () => {

@@ -43,6 +43,9 @@ interface DataFlags {
   embedDimensions?: number;
   embedBatch?: number;
   embedConcurrency?: number;
+  embedWorkers?: number;
+  embedThreads?: number;
+  embedMaxTokens?: number;
   embedTimeout?: number;
   embedRetries?: number;
   vectorsField?: string;
@@ -72,6 +75,9 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
     dimensions: f.embedDimensions,
     batchSize: f.embedBatch,
     concurrency: f.embedConcurrency,
+    workers: f.embedWorkers,
+    threads: f.embedThreads,
+    maxBatchTokens: f.embedMaxTokens,
     timeoutMs: f.embedTimeout,
     maxRetries: f.embedRetries,
     vectorsField: f.vectorsField,

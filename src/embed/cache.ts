@@ -361,7 +361,7 @@ export class EmbeddingCache {
 
 export interface EmbedWithCacheOptions {
   signal?: AbortSignal;
-  /** Texts per `embedder.embed` call for the misses (default 256). */
+  /** Texts per `embedder.embed` call for the misses (default the embedder's `preferredBatch`, else 256). */
   batchSize?: number;
 }
 
@@ -377,7 +377,7 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
     throw new OptionError('ERR_OPTION', `the cache was opened for embedder ${JSON.stringify(cache.embedderId)} (dim ${cache.dim}), not ${JSON.stringify(embedder.id)} (dim ${embedder.dim})`);
   }
   const { signal } = options;
-  const batchSize = options.batchSize ?? 256;
+  const batchSize = options.batchSize ?? embedder.preferredBatch ?? 256;
   if (!Number.isInteger(batchSize) || batchSize <= 0) throw new OptionError('ERR_OPTION', `batchSize must be a positive integer, got ${batchSize}`);
   const dim = cache.dim;
   const hashes = hashTexts(texts);

@@ -5,7 +5,8 @@
 // timeouts and strict response validation. No SDK.
 import { AbortError, FetchError, OptionError, ShapeError } from '../errors.js';
 import { count, num } from '../options.js';
-import { runPool, sleep } from './pool.js';
+import { retryAfterMs, RetryableError as Retryable, withRetries } from '../retry.js';
+import { runPool } from './pool.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
 
 export interface OpenAIEmbedderOptions {
@@ -75,17 +76,7 @@ export function planRequests(texts: readonly string[], batchSize: number, maxBat
   return out;
 }
 
-/** Milliseconds a 429/503 asks to wait: `retry-after-ms`, or `retry-after` in seconds or as an HTTP date. */
-export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
-  const ms = Number(headers.get('retry-after-ms'));
-  if (headers.get('retry-after-ms') !== null && Number.isFinite(ms) && ms >= 0) return ms;
-  const ra = headers.get('retry-after');
-  if (ra === null) return undefined;
-  const s = Number(ra);
-  if (ra.trim() !== '' && Number.isFinite(s) && s >= 0) return s * 1000;
-  const at = Date.parse(ra);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
+export { retryAfterMs } from '../retry.js';
 
 /** AbortSignal.any (Node >= 20.3), or the same by hand. */
 function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
@@ -96,16 +87,6 @@ function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
     else s.addEventListener('abort', () => ac.abort(s.reason), { once: true });
   }
   return ac.signal;
-}
-
-class Retryable extends Error {
-  constructor(
-    message: string,
-    readonly waitMs?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
 }
 
 /**
@@ -214,21 +195,14 @@ export class OpenAIEmbedder implements Embedder {
   }
 
   /** One logical request with its retries; resolves to `texts.length x dim` values. */
-  async #request(texts: string[], signal?: AbortSignal): Promise<Float32Array> {
-    for (let attempt = 0; ; attempt++) {
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      try {
-        return await this.#once(texts, signal);
-      } catch (err) {
-        if (!(err instanceof Retryable)) throw err;
-        if (attempt >= this.maxRetries) {
-          throw new FetchError(`${this.url}: ${err.message} (gave up after ${attempt + 1} tries)`, { url: this.url, cause: err.cause ?? err });
-        }
-        const backoff = Math.min(this.#maxRetryDelayMs, this.#retryBaseMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-        const wait = Math.min(this.#maxRetryDelayMs, Math.max(backoff, err.waitMs ?? 0));
-        await sleep(wait, signal);
-      }
-    }
+  #request(texts: string[], signal?: AbortSignal): Promise<Float32Array> {
+    return withRetries(() => this.#once(texts, signal), {
+      retries: this.maxRetries,
+      baseMs: this.#retryBaseMs,
+      maxDelayMs: this.#maxRetryDelayMs,
+      signal,
+      giveUp: (err, tries) => new FetchError(`${this.url}: ${err.message} (gave up after ${tries} tries)`, { url: this.url, cause: err.cause ?? err }),
+    });
   }
 
   async #once(texts: string[], signal?: AbortSignal): Promise<Float32Array> {

@@ -32,19 +32,3 @@ export async function runPool(count: number, limit: number, work: (i: number, si
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
   if (failure !== undefined) throw failure.err;
 }
-
-/** Resolves after `ms`, or rejects with AbortError when `signal` aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortError(undefined, { cause: signal.reason }));
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new AbortError(undefined, { cause: signal?.reason }));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

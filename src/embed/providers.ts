@@ -33,8 +33,18 @@ export interface EmbedderConfig {
   dimensions?: number;
   /** openai, transformers: texts per request / forward pass. */
   batchSize?: number;
-  /** openai, transformers: requests / passes in flight. */
+  /** openai: requests in flight; transformers: passes queued per worker. */
   concurrency?: number;
+  /** transformers: worker processes, each with its own ONNX Runtime session. */
+  workers?: number;
+  /** transformers: ONNX Runtime intra-op threads per worker. */
+  threads?: number;
+  /** transformers: padded tokens per forward pass. */
+  maxBatchTokens?: number;
+  /** transformers: let idle ONNX Runtime threads spin-wait. */
+  spinning?: boolean;
+  /** transformers: ONNX Runtime graph optimisation level. */
+  graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** openai: per-request timeout (ms). */
   timeoutMs?: number;
   /** openai: retries per request. */
@@ -60,6 +70,11 @@ const ONLY: Array<[keyof EmbedderConfig, string, EmbedderKind[]]> = [
   ['dimensions', '--embed-dimensions', ['openai']],
   ['batchSize', '--embed-batch', ['openai', 'transformers']],
   ['concurrency', '--embed-concurrency', ['openai', 'transformers']],
+  ['workers', '--embed-workers', ['transformers']],
+  ['threads', '--embed-threads', ['transformers']],
+  ['maxBatchTokens', '--embed-max-tokens', ['transformers']],
+  ['spinning', 'spinning', ['transformers']],
+  ['graphOptimization', 'graphOptimization', ['transformers']],
   ['timeoutMs', '--embed-timeout', ['openai']],
   ['maxRetries', '--embed-retries', ['openai']],
   ['vectorsField', '--vectors-field', ['precomputed']],
@@ -99,6 +114,11 @@ export async function createEmbedder(c: EmbedderConfig = {}): Promise<Embedder> 
         maxLength: c.maxLength,
         batchSize: c.batchSize,
         concurrency: c.concurrency,
+        workers: c.workers,
+        threads: c.threads,
+        maxBatchTokens: c.maxBatchTokens,
+        spinning: c.spinning,
+        graphOptimization: c.graphOptimization,
       });
     }
     case 'openai': {

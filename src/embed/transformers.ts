@@ -2,11 +2,16 @@
 // (@huggingface/transformers, an optional dependency loaded on first use).
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { AbortError, OptionError, ShapeError } from '../errors.js';
-import { count } from '../options.js';
+import { bool, count } from '../options.js';
 import { resolveCacheDir } from '../refsets/index.js';
+import { EncoderWorkers, sessionOptions } from './encoder-workers.js';
 import { runPool } from './pool.js';
+import { padBatch, planBatches, type Encoded } from './token-batches.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
 
 export const TRANSFORMERS_PACKAGE = '@huggingface/transformers';
@@ -30,25 +35,51 @@ export interface TransformersEmbedderOptions {
   pooling?: 'mean' | 'cls';
   /** L2-normalise the vectors (default true). */
   normalize?: boolean;
-  /** Tokens per text at most (longer texts are truncated; default the tokenizer's limit). */
+  /**
+   * Tokens per text at most, special tokens included; longer texts are
+   * truncated. Default 128 (or the tokenizer's limit when lower): chosen
+   * from the harmful-recall and speed table in BENCHMARKS.md.
+   */
   maxLength?: number;
-  /** Texts per forward pass (default 32). */
+  /** Texts per forward pass at most (default 64). */
   batchSize?: number;
-  /** Forward passes in flight (default 1; ONNX Runtime already uses every core). */
+  /**
+   * Padded tokens per forward pass at most (texts x the longest one's
+   * tokens; default 4096). Texts are sorted by length first, so a batch of
+   * short texts holds more of them; a text longer than this goes alone.
+   */
+  maxBatchTokens?: number;
+  /** Forward passes queued per worker (default 2: the next one is ready when a pass ends). */
   concurrency?: number;
+  /**
+   * Worker processes, each with its own ONNX Runtime session (default the
+   * core count, at most 4). The forward passes always run off the JS thread.
+   */
+  workers?: number;
+  /** ONNX Runtime intra-op threads per worker (default: the cores divided among the workers, at least 1). */
+  threads?: number;
+  /** Let idle ONNX Runtime threads spin-wait (default false: on a shared machine spinning steals the cores). */
+  spinning?: boolean;
+  /** ONNX Runtime graph optimisation level (default `all`). */
+  graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
-interface Tensor {
-  data: Float32Array | ArrayLike<number>;
-  dims: number[];
-}
-type Extractor = ((texts: string[], o: { pooling: string; normalize: boolean }) => Promise<Tensor>) & {
-  tokenizer?: { model_max_length?: number };
-  dispose?: () => Promise<void>;
+/** Texts sorted by length together: wide enough to bucket well, narrow enough to tokenise the next window during the passes. */
+const SORT_WINDOW = 512;
+const GRAPH_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
+/** Default token limit (BENCHMARKS.md, "Embedding pipeline": recall as good as 256, faster). */
+export const DEFAULT_MAX_LENGTH = 128;
+/** Default worker processes at most (each holds a copy of the model). */
+const DEFAULT_WORKERS = 4;
+
+type Tokenizer = ((texts: string[], o: { padding: boolean; truncation: boolean; return_tensor: boolean }) => { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }) & {
+  model_max_length?: number;
+  pad_token_id?: number | null;
+  padding_side?: string;
 };
 interface TransformersModule {
   env: { allowRemoteModels: boolean; allowLocalModels: boolean; localModelPath: string; cacheDir: string };
-  pipeline: (task: string, model: string, options: Record<string, unknown>) => Promise<Extractor>;
+  AutoTokenizer: { from_pretrained: (model: string, options: Record<string, unknown>) => Promise<Tokenizer> };
 }
 
 async function importTransformers(): Promise<TransformersModule> {
@@ -62,6 +93,11 @@ async function importTransformers(): Promise<TransformersModule> {
     }
     throw err;
   }
+}
+
+/** The transformers.js entry the workers import (the one this process resolves). */
+function transformersUrl(): string {
+  return pathToFileURL(createRequire(import.meta.url).resolve(TRANSFORMERS_PACKAGE)).href;
 }
 
 const ONNX_FILE: Record<string, string> = { fp32: 'model.onnx', q8: 'model_quantized.onnx', auto: 'model.onnx' };
@@ -78,30 +114,64 @@ async function sha256File(path: string): Promise<string> {
  * token vectors mean-pooled over the attention mask (or the CLS token) and
  * L2-normalised. Nothing is downloaded unless `allowRemoteModels` is set.
  * Create it with `await TransformersEmbedder.create(...)`: loading the model
- * tells its dimension. The id names the model, the options and a digest of
- * its ONNX and tokenizer files, so a changed model never reuses cached vectors.
+ * tells its dimension. The id names the model, the options that change the
+ * vectors and a digest of its ONNX and tokenizer files, so a changed model
+ * never reuses cached vectors; how the work is split (batches, workers,
+ * threads) is not in it. Call `dispose()` to stop its workers (idle ones
+ * never keep the process alive).
+ *
+ * The JS thread tokenises, sorts the texts by token count and cuts them into
+ * batches by a padded-token budget; worker processes run the forward passes,
+ * each on its own ONNX Runtime session, while the JS thread stays free.
  */
 export class TransformersEmbedder implements Embedder {
   readonly model: string;
   readonly dtype: string;
   readonly pooling: 'mean' | 'cls';
   readonly normalize: boolean;
+  /** Tokens per text at most (the option, or the default). */
+  readonly maxLength: number;
   readonly batchSize: number;
+  readonly maxBatchTokens: number;
   readonly concurrency: number;
+  readonly workers: number;
+  readonly threads: number;
   readonly dim: number;
   readonly id: string;
-  readonly #extractor: Extractor;
+  /** Texts per `embed` call: several windows, so that tokenising overlaps the passes. */
+  readonly preferredBatch = 4 * SORT_WINDOW;
+  readonly #tokenizer: Tokenizer;
+  readonly #pool: EncoderWorkers;
 
-  private constructor(fields: { model: string; dtype: string; pooling: 'mean' | 'cls'; normalize: boolean; batchSize: number; concurrency: number; dim: number; id: string; extractor: Extractor }) {
+  private constructor(fields: {
+    model: string;
+    dtype: string;
+    pooling: 'mean' | 'cls';
+    normalize: boolean;
+    maxLength: number;
+    batchSize: number;
+    maxBatchTokens: number;
+    concurrency: number;
+    threads: number;
+    dim: number;
+    id: string;
+    tokenizer: Tokenizer;
+    pool: EncoderWorkers;
+  }) {
     this.model = fields.model;
     this.dtype = fields.dtype;
     this.pooling = fields.pooling;
     this.normalize = fields.normalize;
+    this.maxLength = fields.maxLength;
     this.batchSize = fields.batchSize;
+    this.maxBatchTokens = fields.maxBatchTokens;
     this.concurrency = fields.concurrency;
+    this.workers = fields.pool.size;
+    this.threads = fields.threads;
     this.dim = fields.dim;
     this.id = fields.id;
-    this.#extractor = fields.extractor;
+    this.#tokenizer = fields.tokenizer;
+    this.#pool = fields.pool;
   }
 
   static async create(options: TransformersEmbedderOptions): Promise<TransformersEmbedder> {
@@ -111,9 +181,18 @@ export class TransformersEmbedder implements Embedder {
     const pooling = options.pooling ?? 'mean';
     if (pooling !== 'mean' && pooling !== 'cls') throw new OptionError('ERR_OPTION', `pooling must be "mean" or "cls", got ${String(pooling)}`);
     const normalize = options.normalize ?? true;
-    const batchSize = count('batchSize', options.batchSize) ?? 32;
-    const concurrency = count('concurrency', options.concurrency) ?? 1;
-    const maxLength = count('maxLength', options.maxLength);
+    const batchSize = count('batchSize', options.batchSize) ?? 64;
+    const maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? 4096;
+    const concurrency = count('concurrency', options.concurrency) ?? 2;
+    // One single-threaded session per core beat one session with a thread per
+    // core on a contended machine (no thread-pool barrier waiting on a
+    // descheduled thread); at most DEFAULT_WORKERS copies of the model.
+    const workers = count('workers', options.workers) ?? Math.min(DEFAULT_WORKERS, availableParallelism());
+    const threads = count('threads', options.threads) ?? Math.max(1, Math.floor(availableParallelism() / workers));
+    const spinning = bool('spinning', options.spinning) ?? false;
+    const graphOptimization = options.graphOptimization ?? 'all';
+    if (!GRAPH_LEVELS.includes(graphOptimization)) throw new OptionError('ERR_OPTION', `graphOptimization must be one of ${GRAPH_LEVELS.join(', ')}, got ${String(graphOptimization)}`);
+    const maxLengthOption = count('maxLength', options.maxLength);
     const dtype = options.dtype ?? 'fp32';
     const remote = options.allowRemoteModels === true;
     const sotCache = resolveCacheDir();
@@ -136,17 +215,31 @@ export class TransformersEmbedder implements Embedder {
     }
 
     const tf = await importTransformers();
-    tf.env.allowLocalModels = true;
-    tf.env.allowRemoteModels = remote;
-    tf.env.localModelPath = modelDir.endsWith('/') ? modelDir : `${modelDir}/`;
-    tf.env.cacheDir = options.cacheDir ?? join(sotCache, 'transformers');
-    let extractor: Extractor;
+    const env = { allowLocalModels: true, allowRemoteModels: remote, localModelPath: modelDir.endsWith('/') ? modelDir : `${modelDir}/`, cacheDir: options.cacheDir ?? join(sotCache, 'transformers') };
+    Object.assign(tf.env, env);
+    const cannotLoad = (err: unknown) =>
+      new OptionError('ERR_OPTION', `cannot load the model ${model} from ${modelDir}${remote ? ' or the hub' : ''} (dtype ${dtype}): ${(err as Error).message}`, { cause: err });
+    let tokenizer: Tokenizer;
+    let pool: EncoderWorkers;
     try {
-      extractor = await tf.pipeline('feature-extraction', model, { dtype, device: 'cpu', local_files_only: !remote });
+      tokenizer = await tf.AutoTokenizer.from_pretrained(model, { local_files_only: !remote });
+      pool = await EncoderWorkers.start(
+        {
+          transformers: transformersUrl(),
+          env,
+          model,
+          options: { dtype, device: 'cpu', local_files_only: !remote, session_options: sessionOptions({ threads, spinning, graphOptimization }) },
+          pooling,
+          normalize,
+        },
+        workers,
+      );
     } catch (err) {
-      throw new OptionError('ERR_OPTION', `cannot load the model ${model} from ${modelDir}${remote ? ' or the hub' : ''} (dtype ${dtype}): ${(err as Error).message}`, { cause: err });
+      throw cannotLoad(err);
     }
-    if (maxLength !== undefined && extractor.tokenizer) extractor.tokenizer.model_max_length = maxLength;
+    // An explicit limit may exceed the tokenizer's (up to the model's positions), as before; the default never does.
+    const maxLength = maxLengthOption ?? Math.min(DEFAULT_MAX_LENGTH, tokenizer.model_max_length ?? DEFAULT_MAX_LENGTH);
+    tokenizer.model_max_length = maxLength;
 
     // Identity: the model's files, not only its name.
     const h = createHash('sha256');
@@ -155,10 +248,29 @@ export class TransformersEmbedder implements Embedder {
       if (existsSync(p) && statSync(p).isFile()) h.update(`${f}:${await sha256File(p)}\n`);
     }
     const digest = existsSync(folder) ? h.digest('hex').slice(0, 16) : 'remote';
-    const probe = await extractor(['dimension probe'], { pooling, normalize });
-    const dim = probe.dims[probe.dims.length - 1]!;
-    const id = `transformers-v1:${model}:files=${digest}:dtype=${dtype}:pool=${pooling}:norm=${normalize ? 1 : 0}:max=${maxLength ?? 'default'}:dim=${dim}`;
-    return new TransformersEmbedder({ model, dtype, pooling, normalize, batchSize, concurrency, dim, id, extractor });
+    const fields = { model, dtype, pooling, normalize, maxLength, batchSize, maxBatchTokens, concurrency, threads, tokenizer, pool, dim: 0, id: '' };
+    let probe: TransformersEmbedder;
+    try {
+      probe = new TransformersEmbedder(fields);
+      fields.dim = (await probe.#forward(['dimension probe'])).dims[1]!;
+    } catch (err) {
+      await pool.terminate();
+      throw err instanceof OptionError ? err : cannotLoad(err);
+    }
+    fields.id = `transformers-v1:${model}:files=${digest}:dtype=${dtype}:pool=${pooling}:norm=${normalize ? 1 : 0}:max=${maxLength}:dim=${fields.dim}`;
+    return new TransformersEmbedder(fields);
+  }
+
+  /** Tokenised texts, truncated to the maximum length, unpadded. */
+  #encode(texts: string[]): Encoded[] {
+    const t = this.#tokenizer(texts, { padding: false, truncation: true, return_tensor: false });
+    return texts.map((_, i) => ({ input_ids: t.input_ids[i]!, attention_mask: t.attention_mask[i]!, ...(t.token_type_ids ? { token_type_ids: t.token_type_ids[i]! } : {}) }));
+  }
+
+  /** One forward pass over texts padded together (their given order). */
+  #forward(texts: string[], signal?: AbortSignal): Promise<{ data: Float32Array; dims: number[] }> {
+    const enc = this.#encode(texts);
+    return this.#pool.run(padBatch(enc, enc.map((_, i) => i), this.#tokenizer.pad_token_id ?? 0, this.#tokenizer.padding_side === 'left' ? 'left' : 'right'), signal);
   }
 
   async embed(texts: string[], options: EmbedCallOptions = {}): Promise<Float32Array> {
@@ -167,26 +279,43 @@ export class TransformersEmbedder implements Embedder {
     if (bad >= 0) throw new OptionError('ERR_OPTION', `texts[${bad}] is not a string`, { index: bad });
     const dim = this.dim;
     const out = new Float32Array(texts.length * dim);
-    const batches = Math.ceil(texts.length / this.batchSize);
-    await runPool(
-      batches,
-      this.concurrency,
-      async (b, signal) => {
-        if (signal.aborted) throw new AbortError(undefined, { cause: signal.reason });
-        const part = texts.slice(b * this.batchSize, (b + 1) * this.batchSize);
-        const t = await this.#extractor(part, { pooling: this.pooling, normalize: this.normalize });
-        if (t.dims.length !== 2 || t.dims[0] !== part.length || t.dims[1] !== dim) {
-          throw new ShapeError('ERR_SHAPE', `model ${this.model} returned a [${t.dims.join(', ')}] tensor for ${part.length} texts, expected [${part.length}, ${dim}]`);
-        }
-        out.set(t.data as ArrayLike<number>, b * this.batchSize * dim);
-      },
-      options.signal,
-    );
+    const pad = this.#tokenizer.pad_token_id ?? 0;
+    const side = this.#tokenizer.padding_side === 'left' ? 'left' : 'right';
+    // Sorted by length within windows; the next window is tokenised (on this
+    // thread) while the workers run the current one's passes.
+    const windowOf = (w0: number) => this.#encode(texts.slice(w0, w0 + SORT_WINDOW));
+    let enc = texts.length > 0 ? windowOf(0) : [];
+    for (let w0 = 0; w0 < texts.length; w0 += SORT_WINDOW) {
+      if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
+      const current = enc;
+      const plan = planBatches(
+        current.map((e) => e.input_ids.length),
+        { maxBatchTokens: this.maxBatchTokens, maxBatchRows: this.batchSize },
+      );
+      const running = runPool(
+        plan.length,
+        this.concurrency * this.workers,
+        async (b, signal) => {
+          const batch = padBatch(current, plan[b]!, pad, side);
+          const t = await this.#pool.run(batch, signal);
+          if (t.dims.length !== 2 || t.dims[0] !== batch.rows.length || t.dims[1] !== dim) {
+            throw new ShapeError('ERR_SHAPE', `model ${this.model} returned a [${t.dims.join(', ')}] tensor for ${batch.rows.length} texts, expected [${batch.rows.length}, ${dim}]`);
+          }
+          batch.rows.forEach((i, r) => out.set(t.data.subarray(r * dim, (r + 1) * dim), (w0 + i) * dim));
+        },
+        options.signal,
+      );
+      try {
+        if (w0 + SORT_WINDOW < texts.length) enc = windowOf(w0 + SORT_WINDOW);
+      } finally {
+        await running;
+      }
+    }
     return out;
   }
 
-  /** Frees the ONNX session. */
+  /** Stops the workers (and frees their ONNX sessions). */
   async dispose(): Promise<void> {
-    await this.#extractor.dispose?.();
+    await this.#pool.terminate();
   }
 }

@@ -21,6 +21,11 @@ export interface Embedder {
    * when its costs cluster tightly); explicit options override them.
    */
   readonly learnerDefaults?: Readonly<{ eps?: number; lambda?: number; tau?: number }>;
+  /**
+   * Texts per `embed` call this embedder works best with (the cache hands
+   * it its misses in calls of this many; default 256).
+   */
+  readonly preferredBatch?: number;
   /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
   fit?(batches: AsyncIterable<string[]>, options?: EmbedCallOptions): Promise<void>;
   /** Row-major `texts.length x dim` vectors. */

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AbortError, FetchError, IoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { retryAfterMs, RetryableError as Retryable, withRetries } from '../retry.js';
 import type { ReferenceFile } from './registry.js';
 
 export const DEFAULT_BASE_URL = 'https://raw.githubusercontent.com';
@@ -26,7 +27,7 @@ export interface ReferenceFetchOptions {
   timeoutMs?: number;
   /** Further attempts after a failed download (network error, 5xx, 408, 429, short body); default 2. */
   retries?: number;
-  /** Wait before the first retry, doubled each time, in ms (default 500). */
+  /** Wait before the first retry, doubled each time (with jitter, or as long as a 429/503's retry-after asks), in ms (default 500). */
   retryDelayMs?: number;
   signal?: AbortSignal;
 }
@@ -135,22 +136,19 @@ export async function obtainFile(file: ReferenceFile, options: ReferenceFetchOpt
   return { file, bytes, origin: 'download', localPath };
 }
 
-class Retryable extends Error {}
-
 async function download(file: ReferenceFile, url: string, o: Resolved, what: string): Promise<Buffer> {
-  let last: unknown;
-  for (let attempt = 0; attempt <= o.retries; attempt++) {
-    if (attempt > 0) await sleep(o.retryDelayMs * 2 ** (attempt - 1), o.signal);
-    try {
-      return await downloadOnce(file, url, o, what);
-    } catch (err) {
-      if (o.signal?.aborted) throw new AbortError('the reference-set download was aborted', { cause: err });
-      if (!(err instanceof Retryable)) throw err;
-      last = err;
-    }
+  try {
+    return await withRetries(() => downloadOnce(file, url, o, what), {
+      retries: o.retries,
+      baseMs: o.retryDelayMs,
+      maxDelayMs: Math.max(o.retryDelayMs, 60_000),
+      signal: o.signal,
+      giveUp: (last, tries) => new FetchError(`${what}: download from ${url} failed after ${tries} attempt(s): ${last.message}`, { url, cause: last }),
+    });
+  } catch (err) {
+    if (err instanceof AbortError) throw new AbortError('the reference-set download was aborted', { cause: err.cause });
+    throw err;
   }
-  const reason = last instanceof Error ? last.message : String(last);
-  throw new FetchError(`${what}: download from ${url} failed after ${o.retries + 1} attempt(s): ${reason}`, { url, cause: last });
 }
 
 async function downloadOnce(file: ReferenceFile, url: string, o: Resolved, what: string): Promise<Buffer> {
@@ -160,12 +158,12 @@ async function downloadOnce(file: ReferenceFile, url: string, o: Resolved, what:
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
   } catch (err) {
-    throw new Retryable(timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err), { cause: err });
+    throw new Retryable(timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err), undefined, { cause: err });
   }
   if (!res.ok) {
     await res.body?.cancel().catch(() => undefined);
     const msg = `HTTP ${res.status} ${res.statusText}`.trim();
-    if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Retryable(msg);
+    if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Retryable(msg, retryAfterMs(res.headers));
     throw new FetchError(`${what}: download from ${url} failed: ${msg}`, { url });
   }
   const declared = Number(res.headers.get('content-length') ?? NaN);
@@ -184,7 +182,7 @@ async function downloadOnce(file: ReferenceFile, url: string, o: Resolved, what:
     }
   } catch (err) {
     if (err instanceof FetchError) throw err;
-    throw new Retryable(`${timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err)} after ${received} of ${file.bytes} bytes`, { cause: err });
+    throw new Retryable(`${timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err)} after ${received} of ${file.bytes} bytes`, undefined, { cause: err });
   }
   if (received !== file.bytes) throw new Retryable(`truncated body: ${received} of ${file.bytes} bytes`);
   const bytes = Buffer.concat(parts, received);
@@ -199,15 +197,6 @@ function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
   return `${err.message}${cause}`;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) { reject(new AbortError()); return; }
-    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
-    const onAbort = () => { clearTimeout(t); reject(new AbortError()); };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /**
