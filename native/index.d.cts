@@ -31,6 +31,15 @@ export interface BaselineOutput {
  */
 export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
 
+export interface ContaminationOutput {
+  estimate: number
+  low: number
+  high: number
+  level: number
+  method: string
+  clean: boolean
+}
+
 /** The cost matrix between the rows of `x` and of `y` (row-major, x.rows x y.rows). */
 export declare function costMatrix(x: Matrix, y: Matrix, cost: string, token?: CancelToken | undefined | null): Promise<Float32Array>
 
@@ -117,6 +126,10 @@ export interface LearnOutput {
   /** How the costs to the anchor and to the harmful reference were held. */
   anchorStorage: StorageOutput
   harmfulStorage: StorageOutput
+  /** How contaminated the downstream set looks; absent with the debiased objective. */
+  contamination?: ContaminationOutput
+  /** How many samples `keep: 'auto'` keeps (all when there is no estimate). */
+  autoKeep: number
   warnings: Array<string>
 }
 

@@ -5,7 +5,7 @@ import { AbortError, OptionError, SotError } from '../errors.js';
 import { createEmbedder, EMBEDDERS, type EmbedderKind } from '../embed/providers.js';
 import { MAX_LINE_BYTES } from '../io/index.js';
 import type { FieldMapping } from '../io/types.js';
-import { METHODS, type Method } from '../learner.js';
+import { METHODS, type ContaminationEstimate, type Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { purify } from '../pipeline/purify.js';
 import { parseBytes } from '../storage.js';
@@ -26,6 +26,13 @@ function number(name: string, min?: number, max?: number) {
     }
     return x;
   };
+}
+
+/** One line on how contaminated the data looked (empty without an estimate). */
+function contaminationLine(c: ContaminationEstimate | undefined): string {
+  if (!c) return '';
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return `  contamination: ${pct(c.estimate)} (${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)})${c.clean ? ': looks clean' : ''}\n`;
 }
 
 function integer(name: string, min = 0) {
@@ -231,7 +238,7 @@ ${EXIT_HELP}`,
       .option('--report <file>', 'JSON report (default: <output>.report.json)')
       .option('--html <file>', 'HTML report (default: <output>.report.html)')
       .option('--no-html', 'do not write the HTML report')
-      .option('--keep <fraction>', 'fraction of samples to keep', number('--keep', 0, 1))
+      .option('--keep <fraction|auto>', "fraction of samples to keep, or 'auto': drop the estimated contaminated share plus a margin, nothing when the data look clean (method sot)", (v: string) => (v.trim() === 'auto' ? 'auto' : number('--keep', 0, 1)(v)))
       .option('--keep-count <n>', 'number of samples to keep (instead of --keep)', integer('--keep-count'))
       .option('--weight-field <name>', 'field added to kept records with their training weight (a field the records already have is refused)', 'sot_weight')
       .option('--no-weight-field', 'write kept records unchanged')
@@ -259,7 +266,7 @@ ${EXIT_HELP}`,
           scores: f.scores as string | undefined,
           report: f.report as string | undefined,
           html: f.html === false ? null : (f.html as string | undefined),
-          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : { fraction: (f.keep as number | undefined) ?? 0.8 },
+          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep === 'auto' ? 'auto' : { fraction: (f.keep as number | undefined) ?? 0.8 },
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
           learner: {
@@ -280,13 +287,13 @@ ${EXIT_HELP}`,
         const r = res.report;
         if (f.json) {
           process.stdout.write(
-            `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
+            `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, contamination: res.contamination ?? null, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
           );
         } else {
           for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
           const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
           process.stdout.write(
-            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
+            `kept ${res.k} of ${res.n} records${skipped}\n${contaminationLine(res.contamination)}  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
           );
         }
       } finally {

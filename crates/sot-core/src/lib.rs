@@ -12,6 +12,7 @@
 //! [`Control`] for cooperative cancellation and throttled progress.
 
 pub mod baselines;
+pub mod contamination;
 pub mod control;
 pub mod cost;
 pub mod divergence;
@@ -31,6 +32,7 @@ pub mod truncated;
 pub mod validate;
 
 pub use baselines::{baseline_scores, Baseline};
+pub use contamination::Contamination;
 pub use control::{Control, Progress};
 pub use cost::{cost_matrix, CostKind};
 pub use embed::{doc_freq_batch, embed_texts, DocFreq, DocFreqBatch, EmbedOptions, Idf, DF_BUCKETS};

@@ -82,11 +82,27 @@ pub struct LearnOutput {
     /// How the costs to the anchor and to the harmful reference were held.
     pub anchor_storage: StorageOutput,
     pub harmful_storage: StorageOutput,
+    /// How contaminated the downstream set looks; absent with the debiased objective.
+    pub contamination: Option<ContaminationOutput>,
+    /// How many samples `keep: 'auto'` keeps (all when there is no estimate).
+    pub auto_keep: u32,
     pub warnings: Vec<String>,
+}
+
+#[napi(object)]
+pub struct ContaminationOutput {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+    pub method: String,
+    pub clean: bool,
 }
 
 impl From<LearnResult> for LearnOutput {
     fn from(r: LearnResult) -> Self {
+        let n = r.weights.len();
+        let auto_keep = r.contamination.as_ref().map_or(n, |c| sot_core::contamination::auto_keep(c, n)) as u32;
         LearnOutput {
             weights: r.weights.into(),
             pull: r.pull.into(),
@@ -99,6 +115,15 @@ impl From<LearnResult> for LearnOutput {
             anchor_is_downstream: r.anchor_is_downstream,
             anchor_storage: r.anchor_storage.into(),
             harmful_storage: r.harmful_storage.into(),
+            contamination: r.contamination.map(|c| ContaminationOutput {
+                estimate: c.estimate,
+                low: c.low,
+                high: c.high,
+                level: c.level,
+                method: c.method.to_string(),
+                clean: c.clean,
+            }),
+            auto_keep,
             warnings: r.warnings,
         }
     }
