@@ -6,7 +6,7 @@
 //     npm run bench:quality                       # every task of bench/quality/config.json, 5 seeds, built-in embedder then MiniLM
 //     npm run bench:quality -- --quick            # main cell only, 2 seeds
 //     node bench/quality/eval.mjs [--config FILE] [--tasks alpaca,physical] [--contaminations jbb,hh] [--set dev|heldout]
-//          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only] [--rates-only]
+//          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only] [--rates-only] [--rates 0,0.3]
 //          [--eps X] [--lambda X] [--tau X] [--learner JSON] [--out FILE]
 //
 // Setup (mirrors the paper; sets named in the config file):
@@ -213,7 +213,8 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
 
 // Cells per task: its contamination rates at the main anchor size, then the anchor sweep at the main rate.
 const cellsOf = (task) => {
-  const rates = cfg.tasks[task].rates ?? cfg.sweeps.contamination;
+  const only = list(opt('rates'))?.map(Number); // --rates 0,0.3: only these cells
+  const rates = (cfg.tasks[task].rates ?? cfg.sweeps.contamination).filter((r) => !only || only.includes(r));
   const main = rates.includes(cfg.main.contamination) ? cfg.main.contamination : rates[rates.length - 1];
   const cells = [[main, cfg.main.anchor, 'main']];
   if (MAIN_ONLY) return cells;
