@@ -58,6 +58,16 @@ describe("contamination estimate and keep: 'auto'", () => {
     expect(fixed.contamination).toEqual(c); // the estimate does not depend on K
   });
 
+  it('keeps every record, and says why, when a one-sample anchor allows no estimate', async () => {
+    const s = setup(120, 12);
+    const one = writeJsonl(join(s.dir, 'one.jsonl'), readJsonl(s.anchor).slice(0, 1));
+    const res = await purify({ ...common, input: s.input, anchor: [one], keep: 'auto', output: join(s.dir, 'one-out.jsonl') });
+    expect(res.contamination).toBeUndefined();
+    expect(res.k).toBe(res.n);
+    expect(res.warnings.join('\n')).toMatch(/no contamination estimate/);
+    expect(JSON.parse(readFileSync(res.outputs.report, 'utf8')).contamination).toBeNull();
+  });
+
   it('is refused for the baselines, and --keep auto works from the CLI with the estimate in --json', async () => {
     const s = setup(360, 40);
     await expect(purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto', method: 'push-only' })).rejects.toThrow(OptionError);

@@ -117,6 +117,9 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   lap('learn');
 
   // Select the top K (training weights proportional to the learned weights).
+  if (o.keep === 'auto' && !scores.learned?.contamination) {
+    warnings.push("keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept");
+  }
   const keep = o.keep === 'auto' ? { count: scores.learned!.autoKeep } : (o.keep ?? { fraction: 0.8 });
   const selection = await selectTopK(scores.scores, keep, scores.weights);
   progress('select', selection.k, n);

@@ -152,7 +152,8 @@ impl Density {
         let iqr = (q(0.75) - q(0.25)) / 1.34;
         let scale = if iqr > 0.0 { sd.min(iqr) } else { sd };
         // a floor relative to the spread of all scores, so a degenerate set still has a density
-        let h = (0.9 * scale * m.powf(-0.2)).max(1e-3 * spread).max(f64::MIN_POSITIVE);
+        let h = (0.9 * scale * m.powf(-0.2)).max(1e-3 * spread);
+        let h = if h > 0.0 { h } else { 1.0 }; // every score equal: any width serves
         Density { points: s, h, log_norm: (m * h * (2.0 * std::f64::consts::PI).sqrt()).ln() }
     }
 
@@ -168,7 +169,9 @@ struct Likelihood {
 }
 
 impl Likelihood {
-    /// Log-likelihood of `pi` (up to the constant sum of log p_clean).
+    /// Log-likelihood of `pi` (up to the constant sum of log p_clean). The
+    /// terms are computed in parallel and summed in order, so a run gives the
+    /// same estimate to the last bit whatever the thread count.
     fn value(&self, pi: f64) -> f64 {
         self.log_ratio
             .par_iter()
@@ -181,6 +184,8 @@ impl Likelihood {
                     top + ((a - top).exp() + (b - top).exp()).ln()
                 }
             })
+            .collect::<Vec<f64>>()
+            .iter()
             .sum()
     }
 
@@ -198,6 +203,8 @@ impl Likelihood {
                     (rho - 1.0) / (1.0 - pi + pi * rho)
                 }
             })
+            .collect::<Vec<f64>>()
+            .iter()
             .sum()
     }
 }
@@ -232,7 +239,9 @@ pub fn estimate(scores: &[f64], clean: &[f64], harmful: &[f64], level: f64) -> R
     let all = scores.iter().chain(clean).chain(harmful);
     let spread = all.clone().fold(f64::NEG_INFINITY, |a, b| a.max(*b)) - all.fold(f64::INFINITY, |a, b| a.min(*b));
     let (pc, ph) = (Density::new(clean, spread), Density::new(harmful, spread));
-    let lik = Likelihood { log_ratio: scores.par_iter().map(|z| ph.log_pdf(*z) - pc.log_pdf(*z)).collect() };
+    // a score far outside both components has no density under either: no evidence either way
+    let ratio = |z: f64| Some(ph.log_pdf(z) - pc.log_pdf(z)).filter(|r| !r.is_nan()).unwrap_or(0.0);
+    let lik = Likelihood { log_ratio: scores.par_iter().map(|z| ratio(*z)).collect() };
     let pi = if lik.slope(0.0) <= 0.0 {
         0.0
     } else if lik.slope(1.0) >= 0.0 {
@@ -376,6 +385,14 @@ mod tests {
         assert_eq!(auto_keep(&c, 1000), 870);
         assert_eq!(auto_keep(&Contamination { clean: true, ..c.clone() }, 1000), 1000);
         assert_eq!(auto_keep(&Contamination { high: 1.0, ..c }, 10), 1);
+    }
+
+    #[test]
+    fn degenerate_components_give_an_estimate() {
+        let e = estimate(&[0.0, 0.0, 5.0], &[0.0], &[0.0], 0.9).unwrap();
+        assert!(e.estimate.is_finite() && (0.0..=1.0).contains(&e.estimate), "{e:?}");
+        let far = estimate(&[1e6, 0.0], &[0.0, 0.1], &[-1.0, -1.1], 0.9).unwrap();
+        assert!(far.estimate.is_finite(), "{far:?}");
     }
 
     #[test]

@@ -355,7 +355,19 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         e = obj.eval(&w, floor, &quiet)?;
         inner_iterations += e.iterations;
     }
-    let contamination = if opts.debiased { None } else { Some(obj.contamination(&e, opts, &quiet)?) };
+    // Leave-one-out needs two points per reference; an estimate that fails is reported, not fatal.
+    let contamination = if opts.debiased || obj.anchor.nrows() < 2 || obj.harmful.nrows() < 2 {
+        None
+    } else {
+        match obj.contamination(&e, opts, &quiet) {
+            Ok(c) => Some(c),
+            Err(err) if err.kind == ErrorKind::Aborted => return Err(err),
+            Err(err) => {
+                warnings.push(format!("no contamination estimate: {}", err.message));
+                None
+            }
+        }
+    };
     let verify = opts.inner.storage.verify;
     let anchor_storage = obj.pull.report(&w, verify, &quiet)?;
     let harmful_storage = obj.push.report(&w, verify, &quiet)?;
