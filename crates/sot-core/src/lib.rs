@@ -3,7 +3,8 @@
 //! Cost matrices between embedding sets, balanced entropic optimal transport
 //! by a log-domain Sinkhorn (f32 storage, f64 accumulation, multithreaded with
 //! rayon), its gradient with respect to the weights, and the debiased Sinkhorn
-//! divergence; on top of them the SOT push-pull weight learner, top-K
+//! divergence; on top of them the SOT push-pull weight learner (with its
+//! contamination estimate), top-K
 //! selection and baseline selectors; a built-in hashed TF-IDF text embedder
 //! and a 2-D principal-component projection for plots. Pure Rust: the Node bindings live in
 //! `sot-node`.
