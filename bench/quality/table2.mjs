@@ -56,7 +56,8 @@ for (const [head, rs] of by(runs.filter((r) => r.anchor === 50), (r) => `${r.emb
     const best = BASELINES.map((m) => ({ m, r: rec(m) })).filter((x) => x.r).sort((a, b) => a.r.m - b.r.m)[0];
     const ok = s && best ? (s.m <= best.r.m + best.r.se ? 'yes' : `no (${best.m})`) : '-';
     const hard = sot[0].hard === null ? '-' : f3(mean(sot.map((r) => r.hard)));
-    console.log(`| ${task} + ${contam} | ${rate} | ${sot[0].n} | ${cell('sot')} | ${BASELINES.map(cell).join(' | ')} | ${f3(mean(sot.map((r) => r.benign)))} | ${hard} | ${ok} |`);
+    const few = new Set(sot.map((r) => r.seed)).size;
+    console.log(`| ${task} + ${contam} | ${rate} | ${sot[0].n}${few < seeds ? ` (${few} seeds)` : ''} | ${cell('sot')} | ${BASELINES.map(cell).join(' | ')} | ${f3(mean(sot.map((r) => r.benign)))} | ${hard} | ${ok} |`);
   }
   console.log(`\n*${embedder}, ${set}: contamination estimate (90% interval) and K = auto against K = 80%*\n`);
   console.log('| task + contamination | truth | estimate | mean interval | covered | called clean | auto drops | recall auto | recall 80% | benign auto | hard-neg auto |');
