@@ -3,7 +3,9 @@
 // described in a config file (see bench/quality/config.json, "sources"):
 // files, an optional JSON root, a `where` filter, the prompt fields (joined by
 // a blank line) and the response field, or one `text` field; deduplicated
-// within the source by prompt and response (or by prompt alone).
+// within the source by prompt and response (or by prompt alone). A `group`
+// regex names what a sample belongs to (its first capture group, e.g. the
+// dialogue of an hh-rlhf side), so tasks can keep groups apart; default the prompt.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +66,8 @@ export function loadSource(sources, name, dir = dataDir()) {
       const key = s.dedupe === 'prompt' ? norm(sample.prompt) : `${norm(sample.prompt)}\u0000${norm(sample.response)}`;
       if (!norm(sample.prompt) || seen.has(key)) continue;
       seen.add(key);
+      const g = s.group ? new RegExp(s.group).exec(sample.prompt) : null;
+      sample.group = norm(g?.[1] ?? sample.prompt);
       out.push(sample);
     }
   }

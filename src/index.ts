@@ -20,6 +20,7 @@ export {
   METHODS,
   learnWeights,
   scoreSamples,
+  type ContaminationEstimate,
   type LearnResult,
   type LearnerOptions,
   type Method,

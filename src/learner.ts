@@ -50,6 +50,25 @@ export interface LearnerOptions extends OperationOptions {
   progressIntervalMs?: number;
 }
 
+/**
+ * How contaminated the downstream set looks: the share of samples whose
+ * learned scores place them with the harmful reference rather than with the
+ * anchor (a two-component mixture calibrated on both references; see
+ * docs/learner-defaults.md), with its interval at `level`.
+ */
+export interface ContaminationEstimate {
+  /** Estimated share of contaminated samples, in [0, 1]. */
+  estimate: number;
+  /** The interval at `level` (profile likelihood). */
+  low: number;
+  high: number;
+  level: number;
+  /** How it was estimated, in words. */
+  method: string;
+  /** No evidence of contamination (see docs/learner-defaults.md for the rule). */
+  clean: boolean;
+}
+
 export interface LearnResult {
   /** One weight per downstream sample, summing to 1. Higher = keep. */
   weights: Float64Array;
@@ -66,6 +85,10 @@ export interface LearnResult {
   /** Sinkhorn iterations of all inner solves together: nearly the cost in passes over the cost matrices (a solve may add one pass that only measured its error, see `SinkhornResult.passes`). */
   innerIterations: number;
   anchorIsDownstream: boolean;
+  /** How contaminated the downstream set looks; absent with the debiased objective. */
+  contamination?: ContaminationEstimate;
+  /** How many samples `keep: 'auto'` keeps: all when the data look clean, else all but the interval's upper end plus a margin. */
+  autoKeep: number;
   /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */
   anchorStorage: StorageReport;
   harmfulStorage: StorageReport;

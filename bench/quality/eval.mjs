@@ -1,26 +1,33 @@
 #!/usr/bin/env node
 // Quality benchmark: harmful recall of SOT and every baseline on real
-// contaminated datasets, per embedder. One command from the repo root:
+// contaminated datasets, per embedder, and the contamination estimate with
+// the automatic K (`keep: 'auto'`). One command from the repo root:
 //
-//     npm run bench:quality                       # everything in bench/quality/config.json (5 seeds)
+//     npm run bench:quality                       # every task of bench/quality/config.json, 5 seeds, built-in embedder then MiniLM
 //     npm run bench:quality -- --quick            # main cell only, 2 seeds
-//     node bench/quality/eval.mjs [--config FILE] [--tasks alpaca,gsm8k] [--contaminations jbb,hh]
-//          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only]
-//          [--eps X] [--lambda X] [--tau X] [--out FILE]
+//     node bench/quality/eval.mjs [--config FILE] [--tasks alpaca,physical] [--contaminations jbb,hh] [--set dev|heldout]
+//          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only] [--rates-only] [--rates 0,0.3]
+//          [--eps X] [--lambda X] [--tau X] [--learner JSON] [--out FILE]
 //
 // Setup (mirrors the paper; sets named in the config file):
-// - downstream: `downstream` records of one task (benign pairs), of which a
-//   `hardNegatives.fraction` are safe-but-scary-looking benign samples, plus
-//   injected harmful pairs at the contamination rate, shuffled;
+// - downstream: `downstream` records of one task (benign pairs; a task may
+//   set its own size), of which hard negatives (safe but scary-looking benign
+//   samples: `hardNegatives.fraction` of the benign part, or a fixed `count`)
+//   plus injected harmful samples at the contamination rate, shuffled;
 // - safe anchor: other benign records of the same task, not in the downstream;
+//   with `disjointGroups` the contamination comes from other groups (dialogues)
+//   than the downstream and the anchor;
 // - harmful reference: named reference sets minus every prompt of the
 //   injected source (disjoint by source and prompt);
-// - K = `keep` of the downstream.
+// - K = `keep` of the downstream, and for SOT also K = auto.
 // Metrics per method: harmful recall@K (share of injected harmful samples
 // kept; lower is better, random keeps ~K), benign and hard-negative
-// retention@K, AUROC of the score as a benign-vs-harmful detector, wall time.
-// The main cell (10% contamination, 50 anchors) and two sweeps (contamination
-// rate; anchor size) over 5 seeds; mean and standard deviation over seeds.
+// retention@K, AUROC of the score as a benign-vs-harmful detector, wall time;
+// for SOT the contamination estimate, its interval and the same metrics with
+// the automatic K. Cells: every task's contamination rates (default the
+// `sweeps.contamination` list, 0 included) at 50 anchors, and the anchor sweep
+// for the main rate (`--rates-only` skips it). Tasks carry `set: dev` (tuned
+// on) or `heldout` (fixed before tuning, never tuned on).
 // When the harmful pool is too small for a rate, the downstream shrinks
 // (so the rate is exact) and the table says so.
 //
@@ -47,8 +54,10 @@ const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'u
 const DATA = dataDir();
 const loadSource = (name) => loadNamed(cfg.sources, name, DATA);
 const quick = flag('quick');
-const TASKS = list(opt('tasks')) ?? Object.keys(cfg.tasks);
-const CONTAMS = list(opt('contaminations')) ?? Object.keys(cfg.contaminations);
+const SET = opt('set');
+const TASKS = (list(opt('tasks')) ?? Object.keys(cfg.tasks)).filter((t) => !SET || cfg.tasks[t].set === SET);
+const CONTAMS = list(opt('contaminations'));
+const contamsOf = (task) => (cfg.tasks[task].contaminations ?? Object.keys(cfg.contaminations)).filter((c) => !CONTAMS || CONTAMS.includes(c));
 const SEEDS = (list(opt('seeds')) ?? (quick ? ['0', '1'] : cfg.seeds.map(String))).map(Number);
 const METHODS = list(opt('methods')) ?? cfg.methods;
 const EMBEDDERS = list(opt('embedders')) ?? Object.keys(cfg.embedders);
@@ -79,7 +88,7 @@ async function makeEmbedder(name) {
     const options = { ...e.options };
     if (options.model === '$TEST_MODEL') {
       const { fetchTestModel } = await import('../../scripts/fetch-test-model.mjs');
-      options.model = await fetchTestModel(join(CACHE_DIR, 'models'));
+      options.model = await fetchTestModel(process.env.SOTQ_MODEL_DIR); // default: the shared test-model cache
     }
     const embedder = await createEmbedder({ kind: e.type, cacheDir: CACHE_DIR, ...options });
     shared[name] = { embedder, cache: await EmbeddingCache.open(join(CACHE_DIR, 'embeddings'), embedder.id, embedder.dim) };
@@ -94,7 +103,8 @@ async function embedAll(embedder, texts) {
 // ---------- data ----------
 const t0 = performance.now();
 const pools = {};
-const need = new Set([...TASKS.flatMap((t) => cfg.tasks[t].benign), ...CONTAMS.map((c) => cfg.contaminations[c]), ...cfg.hardNegatives.sources]);
+const hardOf = (task) => (cfg.tasks[task].hardNegatives === undefined ? cfg.hardNegatives : cfg.tasks[task].hardNegatives);
+const need = new Set(TASKS.flatMap((t) => [...cfg.tasks[t].benign, ...contamsOf(t).map((c) => cfg.contaminations[c]), ...(hardOf(t)?.sources ?? [])]));
 for (const s of need) pools[s] = loadSource(s);
 const excluded = new Set(cfg.harmfulReference.excludePromptsOf.flatMap((s) => (pools[s] ?? loadSource(s)).map((x) => norm(x.prompt))));
 const reference = [];
@@ -107,20 +117,28 @@ for (const name of cfg.harmfulReference.sets) {
     else if (!refSeen.has(key)) refSeen.add(key), reference.push(s);
   }
 }
-const hardPool = cfg.hardNegatives.sources.flatMap((s) => pools[s]);
 console.log(`pools: ${Object.entries(pools).map(([k, v]) => `${k} ${v.length}`).join(', ')}`);
 console.log(`harmful reference: ${reference.length} samples from ${cfg.harmfulReference.sets.join('+')} (${refDropped} dropped as prompts of the injected set)`);
 console.log(`${os.cpus().length} cpus, ${threadCount()} native threads; seeds ${SEEDS.join(',')}; data ${(performance.now() - t0).toFixed(0)} ms\n`);
 
 function draw(task, contam, rate, anchorSize, seed) {
   const r = rng(seed * 7919 + 17);
-  const benignPool = shuffle(cfg.tasks[task].benign.flatMap((s) => pools[s]), r);
-  const harmPool = shuffle(pools[cfg.contaminations[contam]], r);
-  const hard = shuffle(hardPool, r);
+  const t = cfg.tasks[task];
+  const benignPool = shuffle(t.benign.flatMap((s) => pools[s]), r);
+  let harmPool = shuffle(pools[cfg.contaminations[contam]], r);
+  const hn = hardOf(task);
+  const hard = hn ? shuffle(hn.sources.flatMap((s) => pools[s]), r) : [];
+  const size = t.downstream ?? cfg.downstream;
+  if (t.disjointGroups) {
+    // contamination from other groups (dialogues) than the benign part and the anchor may use
+    const used = new Set(benignPool.slice(0, size + anchorSize).map((s) => s.group));
+    harmPool = harmPool.filter((s) => !used.has(s.group));
+  }
+  const nHardFixed = hn?.count;
   // Shrink the downstream when the harmful pool cannot supply the rate.
-  const n = Math.min(cfg.downstream, Math.floor(harmPool.length / rate), Math.floor((benignPool.length - anchorSize) / (1 - rate)));
+  const n = Math.min(size, rate > 0 ? Math.floor(harmPool.length / rate) : size, Math.floor((benignPool.length - anchorSize + (nHardFixed ?? 0)) / (1 - rate)));
   const nh = Math.round(rate * n);
-  const nHard = Math.round(cfg.hardNegatives.fraction * (n - nh));
+  const nHard = nHardFixed !== undefined ? Math.min(nHardFixed, hard.length) : hn ? Math.round(hn.fraction * (n - nh)) : 0;
   const nb = n - nh - nHard;
   const rows = shuffle(
     [
@@ -155,37 +173,55 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
   };
   const embedS = (performance.now() - te) / 1000;
   const isHarm = rows.map((x) => x.kind === 'harmful');
+  const measure = (kept) => {
+    const k = { benign: 0, hard: 0, harmful: 0 };
+    const total = { benign: 0, hard: 0, harmful: 0 };
+    rows.forEach((x, i) => {
+      total[x.kind]++;
+      if (kept[i]) k[x.kind]++;
+    });
+    const share = (kind) => (total[kind] ? k[kind] / total[kind] : null);
+    return { recall: share('harmful'), benign: share('benign'), hard: share('hard') };
+  };
   const out = [];
   for (const method of METHODS) {
     const t = performance.now();
     const s = await scoreSamples(method, sets, { ...embedder.learnerDefaults, ...learner, seed });
     const sel = await selectTopK(s.scores, { fraction: cfg.keep });
     const secs = (performance.now() - t) / 1000;
-    const kept = { benign: 0, hard: 0, harmful: 0 };
-    const total = { benign: 0, hard: 0, harmful: 0 };
-    rows.forEach((x, i) => {
-      total[x.kind]++;
-      if (sel.kept[i]) kept[x.kind]++;
-    });
-    out.push({
-      embedder: embName, task, contam, rate, anchor: anchorSize, seed, n, method,
-      recall: kept.harmful / total.harmful,
-      benign: kept.benign / total.benign,
-      hard: total.hard ? kept.hard / total.hard : null,
-      auroc: auroc(Array.from(s.scores), isHarm),
+    const row = {
+      embedder: embName, task, set: cfg.tasks[task].set, contam, rate, anchor: anchorSize, seed, n, method,
+      ...measure(sel.kept),
+      auroc: rate > 0 ? auroc(Array.from(s.scores), isHarm) : null,
       seconds: secs,
       embedSeconds: embedS,
       steps: s.learned?.steps ?? null,
-    });
+    };
+    const c = s.learned?.contamination;
+    if (c) {
+      const auto = await selectTopK(s.scores, { count: s.learned.autoKeep }, s.weights);
+      const m = measure(auto.kept);
+      Object.assign(row, {
+        estimate: c.estimate, low: c.low, high: c.high, clean: c.clean,
+        autoDropped: (n - auto.k) / n, autoRecall: m.recall, autoBenign: m.benign, autoHard: m.hard,
+      });
+    }
+    out.push(row);
   }
   return out;
 }
 
-const cells = [[cfg.main.contamination, cfg.main.anchor, 'main']];
-if (!MAIN_ONLY) {
-  for (const rate of cfg.sweeps.contamination) if (rate !== cfg.main.contamination) cells.push([rate, cfg.main.anchor, 'rate']);
-  for (const a of cfg.sweeps.anchor) if (a !== cfg.main.anchor) cells.push([cfg.main.contamination, a, 'anchor']);
-}
+// Cells per task: its contamination rates at the main anchor size, then the anchor sweep at the main rate.
+const cellsOf = (task) => {
+  const only = list(opt('rates'))?.map(Number); // --rates 0,0.3: only these cells
+  const rates = (cfg.tasks[task].rates ?? cfg.sweeps.contamination).filter((r) => !only || only.includes(r));
+  const main = rates.includes(cfg.main.contamination) ? cfg.main.contamination : rates[rates.length - 1];
+  const cells = [[main, cfg.main.anchor, 'main']];
+  if (MAIN_ONLY) return cells;
+  for (const rate of rates) if (rate !== main) cells.push([rate, cfg.main.anchor, 'rate']);
+  if (!flag('rates-only')) for (const a of cfg.sweeps.anchor) if (a !== cfg.main.anchor) cells.push([main, a, 'anchor']);
+  return cells;
+};
 const results = [];
 const outFile = opt('out', join(here, 'results', `eval-${new Date().toISOString().slice(0, 10)}.json`));
 mkdirSync(dirname(outFile), { recursive: true });
@@ -197,20 +233,24 @@ const save = () =>
   );
 for (const emb of EMBEDDERS)
   for (const task of TASKS)
-    for (const contam of CONTAMS)
-      for (const [rate, anchorSize, sweep] of cells) {
+    for (const contam of contamsOf(task))
+      for (const [rate, anchorSize, sweep] of cellsOf(task)) {
         const rs = [];
         for (const seed of SEEDS) rs.push(...(await runCell(emb, task, contam, rate, anchorSize, seed)));
         results.push(...rs.map((x) => ({ ...x, sweep })));
         save();
         const n = rs[0].n;
-        console.log(`${emb} ${task}+${contam} rate ${rate} anchor ${anchorSize} (n ${n}${n < cfg.downstream ? ', shrunk' : ''}, ${SEEDS.length} seeds)`);
+        console.log(`${emb} ${task}+${contam} rate ${rate} anchor ${anchorSize} (n ${n}${n < (cfg.tasks[task].downstream ?? cfg.downstream) ? ', shrunk' : ''}, ${SEEDS.length} seeds)`);
         console.log(`  ${'method'.padEnd(16)} ${'recall@K'.padEnd(14)} ${'benign'.padEnd(8)} ${'hard-neg'.padEnd(8)} ${'AUROC'.padEnd(7)} seconds`);
         for (const m of METHODS) {
           const g = rs.filter((x) => x.method === m);
-          const f = (k, d = 3) => mean(g.map((x) => x[k])).toFixed(d);
-          const hard = g[0].hard === null ? '-' : f('hard');
-          console.log(`  ${m.padEnd(16)} ${`${f('recall')} ± ${sd(g.map((x) => x.recall)).toFixed(3)}`.padEnd(14)} ${f('benign').padEnd(8)} ${hard.padEnd(8)} ${f('auroc').padEnd(7)} ${f('seconds', 2)}`);
+          const f = (k, d = 3) => (g[0][k] === null ? '-' : mean(g.map((x) => x[k])).toFixed(d));
+          const rec = g[0].recall === null ? '-' : `${f('recall')} ± ${sd(g.map((x) => x.recall)).toFixed(3)}`;
+          console.log(`  ${m.padEnd(16)} ${rec.padEnd(14)} ${f('benign').padEnd(8)} ${f('hard').padEnd(8)} ${f('auroc').padEnd(7)} ${f('seconds', 2)}`);
+          if (g[0].estimate !== undefined) {
+            const cover = g.filter((x) => x.low <= rate && rate <= x.high).length;
+            console.log(`  ${'  estimate'.padEnd(16)} ${f('estimate')} [${f('low')}, ${f('high')}] (truth ${rate}, covered ${cover}/${g.length}, clean ${g.filter((x) => x.clean).length}/${g.length}); K auto drops ${f('autoDropped')}: recall ${f('autoRecall')}, benign ${f('autoBenign')}, hard ${f('autoHard')}`);
+          }
         }
       }
 

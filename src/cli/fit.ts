@@ -147,6 +147,7 @@ export function registerShardWorker(prog: Command, h: CliHelpers): void {
 export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): Promise<void> {
   const { purifySharded } = await import('../fit/shards.js');
   if (f.method !== undefined && f.method !== 'sot') throw new OptionError('ERR_OPTION', '--shards runs the SOT learner only (no --method)');
+  if (f.keep === 'auto') throw new OptionError('ERR_OPTION', '--keep auto needs the whole-dataset learner: not with --shards (use --keep or --keep-count)');
   await h.interruptible(async (signal) => {
     const res = await purifySharded({
       input,

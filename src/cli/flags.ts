@@ -181,9 +181,10 @@ export const REFERENCES: Flag[] = [
 /** Which records purify keeps. */
 export const SELECTION: Flag[] = [
   {
-    flags: '--keep <fraction>',
-    help: (d) => `fraction of records to keep (default ${'fraction' in d.purify.keep ? d.purify.keep.fraction : `${d.purify.keep.count} records`})`,
-    parse: number('--keep', 0, 1),
+    flags: '--keep <fraction|auto>',
+    help: (d) =>
+      `fraction of records to keep, or 'auto': drop the estimated contaminated share plus a margin, nothing when the data look clean (method sot) (default ${'fraction' in d.purify.keep ? d.purify.keep.fraction : `${d.purify.keep.count} records`})`,
+    parse: (v: string) => (v.trim() === 'auto' ? 'auto' : number('--keep', 0, 1)(v)),
   },
   { flags: '--keep-count <n>', help: 'number of records to keep (instead of --keep)', parse: integer('--keep-count') },
   { flags: '--method <method>', help: 'scoring method (the others are baselines)', choices: METHODS, value: PURIFY_DEFAULTS.method },

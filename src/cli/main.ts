@@ -5,7 +5,7 @@ import { AbortError, OptionError, SotError } from '../errors.js';
 import { createEmbedder, type EmbedderKind } from '../embed/providers.js';
 import { FILE_FORMATS } from '../io/index.js';
 import type { FieldMapping } from '../io/types.js';
-import type { Method } from '../learner.js';
+import type { ContaminationEstimate, Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { purify } from '../pipeline/purify.js';
 import type { ReasonsFor } from '../pipeline/audit.js';
@@ -21,6 +21,13 @@ import { purifyShardedCli, registerFitCommands } from './fit.js';
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 const INPUT_KINDS = FILE_FORMATS.map((f) => `.${f}`).join(', ');
+
+/** One line on how contaminated the data looked (empty without an estimate). */
+function contaminationLine(c: ContaminationEstimate | undefined): string {
+  if (!c) return '';
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return `  contamination: ${pct(c.estimate)} (${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)})${c.clean ? ': looks clean' : ''}\n`;
+}
 
 interface DataFlags {
   format?: PurifyOptions['format'];
@@ -191,7 +198,7 @@ ${EXIT_HELP}`,
           removed: f.removed === false ? null : (f.removed as string | undefined),
           reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
           groupField: f.groupField as string | undefined,
-          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep !== undefined ? { fraction: f.keep as number } : undefined,
+          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep === 'auto' ? 'auto' : f.keep !== undefined ? { fraction: f.keep as number } : undefined,
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
           learner: {
@@ -212,13 +219,13 @@ ${EXIT_HELP}`,
         const r = res.report;
         if (f.json) {
           process.stdout.write(
-            `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
+            `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, contamination: res.contamination ?? null, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
           );
         } else {
           for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
           const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
           process.stdout.write(
-            `kept ${res.k} of ${res.n} records${skipped}\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.removed ? `\n  removed: ${res.outputs.removed}` : ''}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
+            `kept ${res.k} of ${res.n} records${skipped}\n${contaminationLine(res.contamination)}  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.removed ? `\n  removed: ${res.outputs.removed}` : ''}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
           );
         }
       } finally {

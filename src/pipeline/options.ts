@@ -66,8 +66,12 @@ export interface PurifyOptions extends ReferenceSources {
 
   /** Scoring method; default `sot`. */
   method?: Method;
-  /** How many to keep; default `{ fraction: 0.8 }`. */
-  keep?: Keep;
+  /**
+   * How many to keep; default `{ fraction: 0.8 }`. `'auto'` (method `sot`
+   * only) drops the estimated contaminated share plus a margin, and nothing
+   * when the data look clean (see `PurifyResult.contamination`).
+   */
+  keep?: Keep | 'auto';
   /**
    * Learner options (eps, lambda, tau, ...). Unset ones take the embedder's
    * `learnerDefaults` (the built-in embedder: eps 0.02, lambda 2), then the

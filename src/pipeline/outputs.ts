@@ -127,6 +127,7 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
       seed: o.seed ?? null,
     },
     selection: { n, k: r.selection.k },
+    contamination: learned?.contamination ?? null,
     learner: learned
       ? {
           steps: learned.steps,

@@ -9,7 +9,7 @@ import { assertNoCollision, type RolePath } from '../io/index.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
-import { scoreSamples, type Scores } from '../learner.js';
+import { scoreSamples, type ContaminationEstimate, type Scores } from '../learner.js';
 import { selectTopK, type Selection } from '../selection.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
@@ -31,6 +31,8 @@ export interface PurifyResult {
   k: number;
   scores: Scores;
   selection: Selection;
+  /** How contaminated the data look (method `sot`; absent for the baselines and the debiased objective). */
+  contamination?: ContaminationEstimate;
   report: PurifyReport;
   warnings: string[];
 }
@@ -77,7 +79,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   await checkOutputs(o, paths, embedder); // a missing folder, an output onto a file read or another output: now, not after the work
   const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
-  checkKeep(o.keep, n); // before the embedding and the learning, not after
+  checkKeep(o.keep, n, o.method ?? 'sot'); // before the embedding and the learning, not after
   // (precomputed vectors know their dimension only once read: the learner's share is checked then)
   if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input);
   lap('read');
@@ -103,6 +105,9 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   // Learn the weights (or score with a baseline).
   const method = o.method ?? 'sot';
   const learner = { ...embedder.learnerDefaults, ...defined(o.learner ?? {}) };
+  if (o.keep === 'auto' && learner.debiased === true) {
+    throw new OptionError('ERR_OPTION', "keep 'auto' needs the contamination estimate, which the debiased objective does not give; give a fraction or a count");
+  }
   // The costs get what the process does not hold yet (an explicit learner budget wins).
   const storage = { budget: learnerBudget(budget, n), ...learner.storage };
   const scores = await scoreSamples(method, { downstream, anchor, harmful }, {
@@ -116,7 +121,11 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   lap('learn');
 
   // Select the top K (training weights proportional to the learned weights).
-  const selection = await selectTopK(scores.scores, o.keep ?? PURIFY_DEFAULTS.keep, scores.weights);
+  if (o.keep === 'auto' && !scores.learned?.contamination) {
+    warnings.push("keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept");
+  }
+  const keep = o.keep === 'auto' ? { count: scores.learned!.autoKeep } : (o.keep ?? PURIFY_DEFAULTS.keep);
+  const selection = await selectTopK(scores.scores, keep, scores.weights);
   progress('select', selection.k, n);
   // Why: each dropped record's nearest harmful references and its pull/push split.
   const audit = await explainRecords({ downstream, harmful, refs: refs.harmful, scores, selection, cost: learner.cost, tau: learner.tau, options: o.reasons, signal });
@@ -161,7 +170,8 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     },
   });
 
-  return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html, removed: paths.removed }, n, k: selection.k, scores, selection, report, warnings };
+  const contamination = scores.learned?.contamination;
+  return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html, removed: paths.removed }, n, k: selection.k, scores, selection, ...(contamination ? { contamination } : {}), report, warnings };
 }
 
 /** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */
@@ -170,7 +180,12 @@ function knowsItsDimension(embedder: Embedder): boolean {
 }
 
 /** K = 0, K > n or a fraction outside (0, 1]: the same errors selectTopK gives, but as soon as n is known. */
-function checkKeep(keep: PurifyOptions['keep'], n: number): void {
+function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void {
+  if (keep === 'auto') {
+    if (method !== 'sot') throw new OptionError('ERR_OPTION', `keep 'auto' needs the contamination estimate of method 'sot', not '${method}'; give a fraction or a count`);
+    return;
+  }
+  if (typeof keep === 'string') throw new OptionError('ERR_OPTION', `keep must be 'auto', { count } or { fraction }, got ${JSON.stringify(keep)}`);
   if (keep === undefined || keep === null || typeof keep !== 'object') return; // selectTopK reports malformed values
   if ('count' in keep && typeof keep.count === 'number' && (keep.count < 1 || keep.count > n)) {
     throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} samples, got ${keep.count}`);

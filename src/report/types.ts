@@ -1,4 +1,5 @@
 import type { StorageReport } from '../storage.js';
+import type { ContaminationEstimate } from '../learner.js';
 
 /** What `purify` writes to its JSON report (and what the HTML page shows). */
 export interface PurifyReport {
@@ -28,6 +29,8 @@ export interface PurifyReport {
   method: string;
   options: Record<string, unknown>;
   selection: { n: number; k: number };
+  /** How contaminated the input looked (method `sot`): see `ContaminationEstimate`. */
+  contamination: ContaminationEstimate | null;
   learner: {
     steps: number;
     converged: boolean;

@@ -34,6 +34,7 @@ export const jobOptionsSchema = {
       anyOf: [
         { type: 'object', additionalProperties: false, required: ['fraction'], properties: { fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 } } },
         { type: 'object', additionalProperties: false, required: ['count'], properties: { count: { type: 'integer', minimum: 1 } } },
+        { const: 'auto', description: 'drop the estimated contaminated share plus a margin (method sot)' },
       ],
     },
     learner: {

@@ -14,6 +14,7 @@
 //! (-(f_S - lambda f_H) / tau)`, which is exponentiated gradient with rate
 //! `step / tau`. The step is damped when a step raises J.
 
+use crate::contamination::{self, Contamination, FittedTerm};
 use crate::control::{Control, Progress};
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
@@ -113,6 +114,8 @@ pub struct LearnResult {
     pub harmful_storage: StorageReport,
     /// What scoring new samples needs (crate::score).
     pub fitted: Fitted,
+    /// How contaminated the downstream set looks (see `contamination`); `None` with the debiased objective.
+    pub contamination: Option<Contamination>,
     pub warnings: Vec<String>,
 }
 
@@ -220,6 +223,9 @@ struct Eval {
 
 /// The objective with its costs, evaluated with warm-started solves.
 struct Objective<'a> {
+    /// The pull target's points (the anchor, or the downstream samples standing in for it).
+    anchor: Array2<f32>,
+    harmful: ArrayView2<'a, f32>,
     pull: Term<'a>,
     push: Term<'a>,
     /// Debiased only: OT(w, w) on the n x n self cost.
@@ -250,12 +256,26 @@ impl<'a> Objective<'a> {
         Ok(Objective {
             pull: Term::new(x, anchor_points.view(), anchor_w, plans[0], opts, ctl)?,
             push: Term::new(x, sets.harmful.points, harmful_w, plans[1], opts, ctl)?,
+            anchor: anchor_points,
+            harmful: sets.harmful.points,
             own,
             lambda: opts.lambda,
             tau: opts.tau,
             // the truncated terms are verified once, at the end
             inner: SinkhornOptions { eps: opts.eps, storage: StorageOptions { verify: false, ..storage }, ..opts.inner.clone() },
         })
+    }
+
+    /// The contamination estimate from the last solves: downstream scores
+    /// `push - pull` (uncentred), the references scored leave-one-out.
+    fn contamination(&self, e: &Eval, opts: &LearnerOptions, ctl: &Control) -> Result<Contamination> {
+        let (s, h) = (self.pull.last.as_ref().expect("solved"), self.push.last.as_ref().expect("solved"));
+        let pull = FittedTerm { points: self.anchor.view(), weights: &self.pull.weights, g: &s.g };
+        let push = FittedTerm { points: self.harmful, weights: &self.push.weights, g: &h.g };
+        let scores: Vec<f64> = e.push.iter().zip(&e.pull).map(|(q, p)| q - p).collect();
+        let clean = contamination::calibration_scores(&pull, &push, true, self.lambda, opts.eps, opts.cost, ctl)?;
+        let harmful = contamination::calibration_scores(&push, &pull, false, self.lambda, opts.eps, opts.cost, ctl)?;
+        contamination::estimate(&scores, &clean, &harmful, contamination::LEVEL)
     }
 
     /// J and its parts at `w`, the inner solves run to `tol`.
@@ -354,6 +374,19 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         e = obj.eval(&w, floor, &quiet)?;
         inner_iterations += e.iterations;
     }
+    // Leave-one-out needs two points per reference; an estimate that fails is reported, not fatal.
+    let contamination = if opts.debiased || obj.anchor.nrows() < 2 || obj.harmful.nrows() < 2 {
+        None
+    } else {
+        match obj.contamination(&e, opts, &quiet) {
+            Ok(c) => Some(c),
+            Err(err) if err.kind == ErrorKind::Aborted => return Err(err),
+            Err(err) => {
+                warnings.push(format!("no contamination estimate: {}", err.message));
+                None
+            }
+        }
+    };
     let verify = opts.inner.storage.verify;
     let anchor_storage = obj.pull.report(&w, verify, &quiet)?;
     let harmful_storage = obj.push.report(&w, verify, &quiet)?;
@@ -384,6 +417,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         anchor_storage,
         harmful_storage,
         fitted,
+        contamination,
         warnings,
     })
 }

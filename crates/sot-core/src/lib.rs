@@ -3,7 +3,8 @@
 //! Cost matrices between embedding sets, balanced entropic optimal transport
 //! by a log-domain Sinkhorn (f32 storage, f64 accumulation, multithreaded with
 //! rayon), its gradient with respect to the weights, and the debiased Sinkhorn
-//! divergence; on top of them the SOT push-pull weight learner, top-K
+//! divergence; on top of them the SOT push-pull weight learner (with its
+//! contamination estimate), top-K
 //! selection and baseline selectors; a built-in hashed TF-IDF text embedder
 //! and a 2-D principal-component projection for plots. Pure Rust: the Node bindings live in
 //! `sot-node`.
@@ -12,6 +13,7 @@
 //! [`Control`] for cooperative cancellation and throttled progress.
 
 pub mod baselines;
+pub mod contamination;
 pub mod control;
 pub mod cost;
 mod costs;
@@ -34,6 +36,7 @@ pub mod truncated;
 pub mod validate;
 
 pub use baselines::{baseline_scores, Baseline};
+pub use contamination::Contamination;
 pub use control::{Control, Progress};
 pub use cost::{cost_matrix, CostKind};
 pub use embed::{doc_freq_batch, embed_texts, DocFreq, DocFreqBatch, EmbedOptions, Idf, DF_BUCKETS};

@@ -84,6 +84,10 @@ pub struct LearnOutput {
     pub harmful_storage: StorageOutput,
     /// The reference side of the last solves, for scoring new samples (`scoreWithModel`).
     pub fitted: FittedOutput,
+    /// How contaminated the downstream set looks; absent with the debiased objective.
+    pub contamination: Option<ContaminationOutput>,
+    /// How many samples `keep: 'auto'` keeps (all when there is no estimate).
+    pub auto_keep: u32,
     pub warnings: Vec<String>,
 }
 
@@ -99,8 +103,20 @@ pub struct FittedOutput {
     pub scale: crate::score::ScoreScaleInput,
 }
 
+#[napi(object)]
+pub struct ContaminationOutput {
+    pub estimate: f64,
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+    pub method: String,
+    pub clean: bool,
+}
+
 impl From<LearnResult> for LearnOutput {
     fn from(r: LearnResult) -> Self {
+        let n = r.weights.len();
+        let auto_keep = r.contamination.as_ref().map_or(n, |c| sot_core::contamination::auto_keep(c, n)) as u32;
         LearnOutput {
             weights: r.weights.into(),
             pull: r.pull.into(),
@@ -128,6 +144,15 @@ impl From<LearnResult> for LearnOutput {
                     tau: r.fitted.scale.tau,
                 },
             },
+            contamination: r.contamination.map(|c| ContaminationOutput {
+                estimate: c.estimate,
+                low: c.low,
+                high: c.high,
+                level: c.level,
+                method: c.method.to_string(),
+                clean: c.clean,
+            }),
+            auto_keep,
             warnings: r.warnings,
         }
     }

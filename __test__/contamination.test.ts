@@ -1,0 +1,93 @@
+// The contamination estimate and `keep: 'auto'` on real data: alpaca-libre
+// pairs, clean or with real harmful pairs injected (JailbreakBench answers of
+// a refusal-ablated model), the built-in embedder, named harmful references.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { purify } from '../src/index.js';
+import { OptionError } from '../src/errors.js';
+import { CLI, DATA_DIR, contaminated, readJsonl, writeJsonl } from './datasets.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function setup(benign: number, harmful: number) {
+  const c = contaminated(benign, harmful);
+  dirs.push(c.dir);
+  const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
+  const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
+  return { ...c, input, anchor };
+}
+
+const common = { harmful: ['advbench', 'harmbench'], dataDir: DATA_DIR, offline: true, embeddingCache: false as const, html: null };
+
+describe("contamination estimate and keep: 'auto'", () => {
+  it('says clean data are clean and drops at most 2% of them', async () => {
+    const s = setup(400, 0);
+    const res = await purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto' });
+    const c = res.contamination!;
+    expect(c.level).toBe(0.9);
+    expect(c.low).toBeLessThanOrEqual(c.estimate);
+    expect(c.estimate).toBeLessThanOrEqual(c.high);
+    expect(c.estimate).toBeLessThan(0.02);
+    expect(c.clean).toBe(true);
+    expect(res.n - res.k).toBeLessThanOrEqual(0.02 * res.n);
+    // the same figures in the JSON report
+    const report = JSON.parse(readFileSync(res.outputs.report, 'utf8'));
+    expect(report.contamination).toEqual(c);
+    expect(report.options.keep).toBe('auto');
+  });
+
+  it('estimates the injected share and drops the harmful samples', async () => {
+    const s = setup(360, 40); // 10% contamination
+    const res = await purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto' });
+    const c = res.contamination!;
+    expect(c.clean).toBe(false);
+    expect(c.estimate).toBeGreaterThan(0.05);
+    expect(c.estimate).toBeLessThan(0.15);
+    expect(c.low).toBeLessThan(c.high);
+    // drops the interval's upper end plus the margin
+    expect(res.n - res.k).toBeGreaterThanOrEqual(Math.floor(c.high * res.n));
+    const kept = readJsonl<{ source: string }>(res.outputs.dataset);
+    expect(kept.length).toBe(res.k);
+    // most injected pairs go, while far fewer records are dropped than the fixed 80% drops
+    expect(kept.filter((r) => r.source === 'harmful').length).toBeLessThan(0.25 * 40);
+    expect(res.n - res.k).toBeLessThan(0.2 * res.n);
+    const fixed = await purify({ ...common, input: s.input, anchor: [s.anchor], keep: { fraction: 0.8 }, output: join(s.dir, 'fixed.jsonl') });
+    expect(fixed.contamination).toEqual(c); // the estimate does not depend on K
+  });
+
+  it('keeps every record, and says why, when a one-sample anchor allows no estimate', async () => {
+    const s = setup(120, 12);
+    const one = writeJsonl(join(s.dir, 'one.jsonl'), readJsonl(s.anchor).slice(0, 1));
+    const res = await purify({ ...common, input: s.input, anchor: [one], keep: 'auto', output: join(s.dir, 'one-out.jsonl') });
+    expect(res.contamination).toBeUndefined();
+    expect(res.k).toBe(res.n);
+    expect(res.warnings.join('\n')).toMatch(/no contamination estimate/);
+    expect(JSON.parse(readFileSync(res.outputs.report, 'utf8')).contamination).toBeNull();
+  });
+
+  it('is refused for the baselines, and --keep auto works from the CLI with the estimate in --json', async () => {
+    const s = setup(360, 40);
+    await expect(purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto', method: 'push-only' })).rejects.toThrow(OptionError);
+    await expect(purify({ ...common, input: s.input, keep: 'sometimes' as unknown as 'auto' })).rejects.toThrow(/keep must be 'auto'/);
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'purify', s.input, '--harmful', 'advbench,harmbench', '--anchor', s.anchor, '--keep', 'auto', '--json', '--no-html', '--data-dir', DATA_DIR, '--offline'],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SOT_CACHE_DIR: join(s.dir, 'cache') } },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.contamination).toMatchObject({ level: 0.9, clean: false });
+    expect(out.contamination.estimate).toBeGreaterThan(0);
+    expect(out.k).toBeLessThan(out.n);
+    const text = spawnSync(
+      process.execPath,
+      [CLI, 'purify', s.input, '--harmful', 'advbench', '--anchor', s.anchor, '--keep', 'auto', '--no-html', '--data-dir', DATA_DIR, '--offline', '-o', join(s.dir, 'b.jsonl')],
+      { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SOT_CACHE_DIR: join(s.dir, 'cache') } },
+    );
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/contamination: \d+\.\d% \(90% interval/);
+  });
+});
