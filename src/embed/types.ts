@@ -1,3 +1,5 @@
+import type { SampleText } from '../io/types.js';
+
 /** Options every embedding call accepts. */
 export interface EmbedCallOptions {
   signal?: AbortSignal;
@@ -21,6 +23,11 @@ export interface Embedder {
    * when its costs cluster tightly); explicit options override them.
    */
   readonly learnerDefaults?: Readonly<{ eps?: number; lambda?: number; tau?: number }>;
+  /**
+   * The text this embedder wants for a record, instead of the template's
+   * (e.g. an LLM that renders prompt and response in its own chat template).
+   */
+  renderSample?(sample: SampleText): string;
   /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
   fit?(batches: AsyncIterable<string[]>, options?: EmbedCallOptions): Promise<void>;
   /** Row-major `texts.length x dim` vectors. */
