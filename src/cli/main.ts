@@ -69,7 +69,7 @@ function dataOptions(cmd: Command): Command {
     .option('--max-line-bytes <size>', `longest line (or whole .json file) read, e.g. 512MiB (default 256MiB, at most ${MAX_LINE_BYTES} bytes)`, size('--max-line-bytes'))
     .addOption(new Option('--embedder <kind>', 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)').choices(EMBEDDERS as readonly string[]))
     .option('--dim <n>', 'dimension of the built-in embedder (default 512)', integer('--dim', 8))
-    .option('--model <name>', 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)')
+    .option('--model <name>', 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL); llm: a .gguf chat model file')
     .option('--model-dir <dir>', 'transformers: folder of local models (default <cache dir>/models)')
     .option('--allow-remote-models', 'transformers: allow downloading the model from the Hugging Face hub')
     .option('--dtype <dtype>', 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...')
@@ -78,7 +78,9 @@ function dataOptions(cmd: Command): Command {
     .option('--embed-key <key>', 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)')
     .option('--embed-dimensions <n>', 'openai: ask the model for shorter vectors (`dimensions`)', integer('--embed-dimensions', 1))
     .option('--embed-batch <n>', 'openai, transformers: texts per request / forward pass (default 64 / 32)', integer('--embed-batch', 1))
-    .option('--embed-concurrency <n>', 'openai, transformers: requests / passes in flight (default 4 / 1)', integer('--embed-concurrency', 1))
+    .option('--embed-concurrency <n>', 'openai, transformers, llm: requests / passes / records in flight (default 4 / 1 / 1)', integer('--embed-concurrency', 1))
+    .option('--context-size <n>', 'llm: tokens per record at most, chat template included; longer records are cut (default 2048)', integer('--context-size', 8))
+    .option('--threads <n>', 'llm: CPU threads per evaluation (default: the cores less one)', integer('--threads', 1))
     .option('--embed-timeout <ms>', 'openai: per-request timeout in ms (default 60000)', integer('--embed-timeout', 1))
     .option('--embed-retries <n>', 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)', integer('--embed-retries', 0))
     .option('--vectors-field <field>', 'precomputed: field of every record (dataset and reference files) holding its vector')
@@ -110,6 +112,8 @@ interface DataFlags {
   embedDimensions?: number;
   embedBatch?: number;
   embedConcurrency?: number;
+  contextSize?: number;
+  threads?: number;
   embedTimeout?: number;
   embedRetries?: number;
   vectorsField?: string;
@@ -139,6 +143,8 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
     dimensions: f.embedDimensions,
     batchSize: f.embedBatch,
     concurrency: f.embedConcurrency,
+    contextSize: f.contextSize,
+    threads: f.threads,
     timeoutMs: f.embedTimeout,
     maxRetries: f.embedRetries,
     vectorsField: f.vectorsField,
