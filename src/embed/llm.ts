@@ -336,12 +336,12 @@ export class LlmEmbedder implements Embedder {
       async (i, signal) => {
         if (signal.aborted) throw new AbortError(undefined, { cause: signal.reason });
         const tokens = this.tokens(texts[i]!);
-        const ctx = this.#free.pop()!;
+        const ctx = await this.#acquire();
         let vector: readonly number[];
         try {
           vector = (await ctx.getEmbeddingFor(tokens)).vector;
         } finally {
-          this.#free.push(ctx);
+          this.#release(ctx);
         }
         if (vector.length !== dim) throw new ShapeError('ERR_SHAPE', `${this.model} returned a ${vector.length}-d state for texts[${i}], expected ${dim}`, { index: i });
         raw.set(vector, i * dim);
@@ -354,6 +354,20 @@ export class LlmEmbedder implements Embedder {
     const rows = Uint32Array.from({ length: texts.length }, (_, i) => i);
     const offsets = Uint32Array.from({ length: texts.length + 1 }, (_, i) => i);
     return cancellable(options.signal, (token) => native.poolRows({ data: raw, rows: texts.length, cols: dim }, rows, offsets, undefined, token));
+  }
+
+  // A context evaluates one record at a time; concurrent `embed` calls share them.
+  readonly #waiting: Array<(ctx: EmbeddingContextLike) => void> = [];
+
+  #acquire(): Promise<EmbeddingContextLike> {
+    const ctx = this.#free.pop();
+    return ctx ? Promise.resolve(ctx) : new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(ctx: EmbeddingContextLike): void {
+    const next = this.#waiting.shift();
+    if (next) next(ctx);
+    else this.#free.push(ctx);
   }
 
   /** Frees the contexts and the model. */
