@@ -200,12 +200,16 @@ export class LlmEmbedder implements Embedder {
       throw new IoError(`cannot read the model ${path}: ${(err as { code?: string }).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { path, cause: err });
     });
     if (!st.isFile()) throw new IoError(`cannot read the model ${path}: not a file`, { path });
-    const fh = await open(path, 'r');
     const magic = Buffer.alloc(4);
     try {
-      await fh.read(magic, 0, 4, 0);
-    } finally {
-      await fh.close();
+      const fh = await open(path, 'r');
+      try {
+        await fh.read(magic, 0, 4, 0);
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      throw new IoError(`cannot read the model ${path}: ${(err as Error).message}`, { path, cause: err });
     }
     if (magic.toString('latin1') !== 'GGUF') throw new InputError({ file: path }, 'not a GGUF model file (it does not start with "GGUF")');
 
