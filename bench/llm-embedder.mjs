@@ -55,7 +55,7 @@ for (let round = 0; round < ROUNDS; round++) {
     await e.dispose();
   }
 }
-for (const t of [1, 2]) console.log(`${t} thread(s): median ${byThreads[t].sort((a, b) => a - b)[Math.floor(byThreads[t].length / 2)].toFixed(2)} records/s`);
+if (ROUNDS > 0) for (const t of [1, 2]) console.log(`${t} thread(s): median ${byThreads[t].sort((a, b) => a - b)[Math.floor(byThreads[t].length / 2)].toFixed(2)} records/s`);
 
 // 2. Which token: the states of prefixes of the embedder's own token sequence.
 if (PAIRS > 0) {
