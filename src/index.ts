@@ -71,6 +71,7 @@ export { OpenAIEmbedder, type OpenAIEmbedderOptions } from './embed/openai.js';
 export { PrecomputedEmbedder, type PrecomputedEmbedderOptions } from './embed/precomputed.js';
 export { WinkEmbedder, loadWordTable, type WinkEmbedderOptions, type WordTable } from './embed/wink.js';
 export { TransformersEmbedder, type TransformersEmbedderOptions } from './embed/transformers.js';
+export { LlmEmbedder, LLAMA_PACKAGE, type LlmEmbedderOptions, type LlmEmbedCallOptions, type LlmPooling } from './embed/llm.js';
 export { readNpy, parseNpy, type NpyMatrix } from './npy-read.js';
 
 // Dataset IO.

@@ -78,7 +78,8 @@ const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - m
 // embedders (`transformers`, `openai`, `wink`: the options of createEmbedder)
 // are built once and go through an embedding cache, so each text is embedded
 // once across cells and seeds. `model: "$TEST_MODEL"` is the all-MiniLM-L6-v2
-// folder that scripts/fetch-test-model.mjs builds from registry packages.
+// folder that scripts/fetch-test-model.mjs builds from registry packages;
+// `model: "$TEST_GGUF"` the GGUF chat model of scripts/fetch-test-gguf.mjs.
 const CACHE_DIR = process.env.SOTQ_CACHE_DIR || join(os.tmpdir(), 'sot-quality-cache');
 const shared = {};
 async function makeEmbedder(name) {
@@ -86,6 +87,10 @@ async function makeEmbedder(name) {
   if (e?.type === 'builtin') return new HashingEmbedder(e.options ?? {});
   if (!shared[name]) {
     const options = { ...e.options };
+    if (options.model === '$TEST_GGUF') {
+      const { fetchTestGguf } = await import('../../scripts/fetch-test-gguf.mjs');
+      options.model = await fetchTestGguf();
+    }
     if (options.model === '$TEST_MODEL') {
       const { fetchTestModel } = await import('../../scripts/fetch-test-model.mjs');
       options.model = await fetchTestModel(process.env.SOTQ_MODEL_DIR); // default: the shared test-model cache
@@ -158,6 +163,7 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
   const cut = Number(opt('max-chars', 0)) || undefined; // exploration: truncate texts before embedding
   const words = Number(opt('max-words', 0)) || undefined;
   const R = (x) => {
+    if (embedder.renderSample) return embedder.renderSample(x); // the llm embedder's own chat rendering
     let t = renderText(x);
     if (cut) t = t.slice(0, cut);
     if (words) t = t.split(/\s+/).slice(0, words).join(' ');

@@ -130,7 +130,10 @@ export const INPUT: Flag[] = [
 export const EMBEDDER: Flag[] = [
   { flags: '--embedder <kind>', help: 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)', choices: EMBEDDERS },
   { flags: '--dim <n>', help: (d) => `builtin: vector length (default ${core(d, (c) => c.embed.dim)})`, parse: integer('--dim', 8) },
-  { flags: '--model <name>', help: 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL)' },
+  {
+    flags: '--model <name>',
+    help: 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL); llm: a .gguf chat model file',
+  },
   { flags: '--model-dir <dir>', help: 'transformers: folder of local models (default <cache dir>/models)' },
   { flags: '--allow-remote-models', help: 'transformers: allow downloading the model from the Hugging Face hub' },
   { flags: '--dtype <dtype>', help: 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...' },
@@ -141,7 +144,7 @@ export const EMBEDDER: Flag[] = [
   { flags: '--embed-batch <n>', help: 'openai, transformers: texts per request / forward pass at most (default 64 / 64)', parse: integer('--embed-batch', 1) },
   {
     flags: '--embed-concurrency <n>',
-    help: 'openai, transformers: requests in flight / passes queued per worker (default 4 / 2)',
+    help: 'openai, transformers, llm: requests in flight / passes queued per worker / records evaluated at once (default 4 / 2 / 1)',
     parse: integer('--embed-concurrency', 1),
   },
   {
@@ -151,8 +154,13 @@ export const EMBEDDER: Flag[] = [
   },
   {
     flags: '--embed-threads <n>',
-    help: 'transformers: ONNX Runtime threads per worker (default the cores divided among the workers)',
+    help: 'transformers: ONNX Runtime threads per worker (default the cores divided among the workers); llm: CPU threads per evaluation (default the cores less one)',
     parse: integer('--embed-threads', 1),
+  },
+  {
+    flags: '--context-size <n>',
+    help: 'llm: tokens per record at most, chat template included; longer records are cut (default 2048)',
+    parse: integer('--context-size', 8),
   },
   {
     flags: '--embed-max-tokens <n>',

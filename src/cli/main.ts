@@ -53,6 +53,7 @@ interface DataFlags {
   embedWorkers?: number;
   embedThreads?: number;
   embedMaxTokens?: number;
+  contextSize?: number;
   embedTimeout?: number;
   embedRetries?: number;
   vectorsField?: string;
@@ -85,6 +86,7 @@ async function dataConfig(f: DataFlags, signal?: AbortSignal) {
     workers: f.embedWorkers,
     threads: f.embedThreads,
     maxBatchTokens: f.embedMaxTokens,
+    contextSize: f.contextSize,
     timeoutMs: f.embedTimeout,
     maxRetries: f.embedRetries,
     vectorsField: f.vectorsField,

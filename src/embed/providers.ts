@@ -7,7 +7,7 @@ import { OpenAIEmbedder } from './openai.js';
 import { PrecomputedEmbedder } from './precomputed.js';
 import type { Embedder } from './types.js';
 
-export const EMBEDDERS = ['builtin', 'wink', 'transformers', 'openai', 'precomputed'] as const;
+export const EMBEDDERS = ['builtin', 'wink', 'transformers', 'openai', 'precomputed', 'llm'] as const;
 export type EmbedderKind = (typeof EMBEDDERS)[number];
 
 export interface EmbedderConfig {
@@ -15,7 +15,7 @@ export interface EmbedderConfig {
   kind?: EmbedderKind;
   /** builtin: vector length (default 512). */
   dim?: number;
-  /** transformers: model folder or name; openai: model name. */
+  /** transformers: model folder or name; openai: model name; llm: a .gguf file. */
   model?: string;
   /** transformers: folder of local models. */
   modelDir?: string;
@@ -33,11 +33,11 @@ export interface EmbedderConfig {
   dimensions?: number;
   /** openai, transformers: texts per request / forward pass. */
   batchSize?: number;
-  /** openai: requests in flight; transformers: passes queued per worker. */
+  /** openai: requests in flight; transformers: passes queued per worker; llm: records evaluated at once. */
   concurrency?: number;
   /** transformers: worker processes, each with its own ONNX Runtime session. */
   workers?: number;
-  /** transformers: ONNX Runtime intra-op threads per worker. */
+  /** transformers: ONNX Runtime intra-op threads per worker; llm: CPU threads per evaluation (default the cores less one). */
   threads?: number;
   /** transformers: padded tokens per forward pass. */
   maxBatchTokens?: number;
@@ -45,6 +45,12 @@ export interface EmbedderConfig {
   spinning?: boolean;
   /** transformers: ONNX Runtime graph optimisation level. */
   graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** llm: tokens per record at most, chat template included (default 2048). */
+  contextSize?: number;
+  /** llm: a Jinja chat template instead of the model's own. */
+  chatTemplate?: string;
+  /** llm: offload to a GPU when one is found (default false). */
+  gpu?: boolean;
   /** openai: per-request timeout (ms). */
   timeoutMs?: number;
   /** openai: retries per request. */
@@ -60,7 +66,7 @@ export interface EmbedderConfig {
 
 const ONLY: Array<[keyof EmbedderConfig, string, EmbedderKind[]]> = [
   ['dim', '--dim', ['builtin']],
-  ['model', '--model', ['transformers', 'openai']],
+  ['model', '--model', ['transformers', 'openai', 'llm']],
   ['modelDir', '--model-dir', ['transformers']],
   ['allowRemoteModels', '--allow-remote-models', ['transformers']],
   ['dtype', '--dtype', ['transformers']],
@@ -69,12 +75,15 @@ const ONLY: Array<[keyof EmbedderConfig, string, EmbedderKind[]]> = [
   ['apiKey', '--embed-key', ['openai']],
   ['dimensions', '--embed-dimensions', ['openai']],
   ['batchSize', '--embed-batch', ['openai', 'transformers']],
-  ['concurrency', '--embed-concurrency', ['openai', 'transformers']],
+  ['concurrency', '--embed-concurrency', ['openai', 'transformers', 'llm']],
   ['workers', '--embed-workers', ['transformers']],
-  ['threads', '--embed-threads', ['transformers']],
+  ['threads', '--embed-threads', ['transformers', 'llm']],
   ['maxBatchTokens', '--embed-max-tokens', ['transformers']],
   ['spinning', 'spinning', ['transformers']],
   ['graphOptimization', 'graphOptimization', ['transformers']],
+  ['contextSize', '--context-size', ['llm']],
+  ['chatTemplate', 'chatTemplate', ['llm']],
+  ['gpu', 'gpu', ['llm']],
   ['timeoutMs', '--embed-timeout', ['openai']],
   ['maxRetries', '--embed-retries', ['openai']],
   ['vectorsField', '--vectors-field', ['precomputed']],
@@ -136,5 +145,17 @@ export async function createEmbedder(c: EmbedderConfig = {}): Promise<Embedder> 
     }
     case 'precomputed':
       return new PrecomputedEmbedder({ field: c.vectorsField, npy: c.vectorsNpy });
+    case 'llm': {
+      const { LlmEmbedder } = await import('./llm.js');
+      return LlmEmbedder.create({
+        model: c.model ?? '',
+        template: c.chatTemplate,
+        contextSize: c.contextSize,
+        threads: c.threads,
+        concurrency: c.concurrency,
+        gpu: c.gpu,
+        signal: c.signal,
+      });
+    }
   }
 }

@@ -1,3 +1,5 @@
+import type { SampleText } from '../io/types.js';
+
 /** Options every embedding call accepts. */
 export interface EmbedCallOptions {
   signal?: AbortSignal;
@@ -26,6 +28,11 @@ export interface Embedder {
    * it its misses in calls of this many; default 256).
    */
   readonly preferredBatch?: number;
+  /**
+   * The text this embedder wants for a record, instead of the template's
+   * (e.g. an LLM that renders prompt and response in its own chat template).
+   */
+  renderSample?(sample: SampleText): string;
   /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
   fit?(batches: AsyncIterable<string[]>, options?: EmbedCallOptions): Promise<void>;
   /** Row-major `texts.length x dim` vectors. */

@@ -7,7 +7,7 @@ import { renderText } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
 import type { Matrix } from '../matrix.js';
 import { resolveCacheDir } from '../refsets/index.js';
-import { BATCH, type PipelineInput, type StreamOptions } from './input.js';
+import { BATCH, embedderRender, type PipelineInput, type StreamOptions } from './input.js';
 import type { PurifyOptions } from './options.js';
 
 /**
@@ -73,8 +73,9 @@ export async function embedDataset(
 export async function embedSamples(samples: SampleText[], template: string | undefined, embedder: Embedder, cache: EmbeddingCache | null, options: StreamOptions = {}): Promise<Matrix> {
   const dim = embedder.dim;
   const data = new Float32Array(samples.length * dim);
+  const render = embedderRender(embedder) ?? ((s: SampleText) => renderText(s, template));
   for (let i = 0; i < samples.length; i += BATCH) {
-    const texts = samples.slice(i, i + BATCH).map((s) => renderText(s, template));
+    const texts = samples.slice(i, i + BATCH).map(render);
     data.set(await embedBatch(texts, embedder, cache, options.signal), i * dim);
     options.onProgress?.(Math.min(samples.length, i + BATCH));
   }

@@ -1,8 +1,14 @@
 import { AbortError } from '../errors.js';
 import type { Embedder, EmbedCallOptions } from '../embed/types.js';
 import { checkTemplate, openDataset, renderText, type Dataset } from '../io/index.js';
+import type { SampleText } from '../io/types.js';
 import { weightFieldOf, weightFieldTaken } from '../io/write.js';
 import type { PurifyOptions } from './options.js';
+
+/** The embedder's own rendering of records, when it has one (else the template applies). */
+export function embedderRender(embedder: Embedder | undefined): ((sample: SampleText) => string) | undefined {
+  return embedder?.renderSample ? (s) => embedder.renderSample!(s) : undefined;
+}
 
 /** Texts per batch through the embedder (and the cache). */
 export const BATCH = 2048;
@@ -23,19 +29,21 @@ export class PipelineInput {
   private constructor(
     readonly dataset: Dataset,
     private readonly template: string | undefined,
+    /** The embedder's own rendering of a record, when it has one (the report's excerpts keep the template's). */
+    private readonly render: ((sample: SampleText) => string) | undefined,
     /** The field the purified records get their weight in: no record may have it already. */
     private readonly weightField: string | null,
   ) {}
 
   /** `weightField`: purify's (undefined for its default); leave it out (`sot embed`) when nothing is written back. */
   static async open(
-    o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template'>,
+    o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template' | 'embedder'>,
     written?: { weightField: string | null | undefined },
   ): Promise<PipelineInput> {
     const weightField = written === undefined ? null : weightFieldOf(written.weightField);
     const dataset = await openDataset(o.input, { format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
     if (o.template !== undefined) checkTemplate(o.template); // before any work
-    return new PipelineInput(dataset, o.template, weightField);
+    return new PipelineInput(dataset, o.template, embedderRender(o.embedder), weightField);
   }
 
   /** Batches of rendered texts with their records' file lines, in record order. */
@@ -47,7 +55,7 @@ export class PipelineInput {
       if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
       // In the counting pass already: the weight must not replace a value of the user's.
       if (this.weightField !== null && Object.hasOwn(record.value, this.weightField)) throw weightFieldTaken(this.dataset.path, record.line, this.weightField);
-      texts.push(renderText(text, this.template));
+      texts.push(this.render ? this.render(text) : renderText(text, this.template));
       lines.push(record.line);
       if (texts.length === BATCH) {
         done += texts.length;

@@ -60,8 +60,6 @@ export interface PurifyReport {
   };
   /** The cut-off on the histogram's axis: log10(n * w) of the lowest kept record; null when all or none are kept. */
   cutoff?: number | null;
-  /** How much of the data is contamination, when estimated (rendered when present). */
-  contamination?: Contamination | null;
   /** ln(n w) ≈ pull + push + offset for every record; `maxResidual` is the largest deviation (`sot` only). */
   contributions?: { offset: number; maxResidual: number } | null;
   /** Every record (or, past 200,000, the lowest ranked), column by column, for the report's table. */
@@ -78,18 +76,6 @@ export interface ReferenceSummary {
   source: string;
   count: number;
   licence?: string;
-}
-
-/** The contamination estimate a run may carry (a fraction of the records, with its interval). */
-export interface Contamination {
-  estimate: number;
-  low: number;
-  high: number;
-  /** Confidence level of [low, high]. */
-  level: number;
-  method: string;
-  /** The estimate says the data looks clean. */
-  clean: boolean;
 }
 
 /** The records of the report's table, one array per column (same length, same order). */
