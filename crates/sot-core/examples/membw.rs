@@ -18,11 +18,19 @@ fn summary(rates: &[f64]) -> String {
     let mut sorted = rates.to_vec();
     sorted.sort_by(f64::total_cmp);
     let all: Vec<String> = rates.iter().map(|r| format!("{r:.3}")).collect();
-    format!(r#"{{"best": {:.3}, "median": {:.3}, "all": [{}]}}"#, sorted[sorted.len() - 1], sorted[sorted.len() / 2], all.join(", "))
+    format!(
+        r#"{{"best": {:.3}, "median": {:.3}, "all": [{}]}}"#,
+        sorted[sorted.len() - 1],
+        sorted[sorted.len() / 2],
+        all.join(", ")
+    )
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("usage: membw [MiB] [repeats]")).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("usage: membw [MiB] [repeats]"))
+        .collect();
     let mib = args.first().copied().unwrap_or(1536);
     let repeats = args.get(1).copied().unwrap_or(10).max(1);
     let all = sot_pool();

@@ -34,19 +34,35 @@ fn points(rows: usize, d: usize, seed: u64) -> Array2<f32> {
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize, def: f64| a.get(i).map_or(def, |v| v.parse().expect("usage: stored_pass [n] [m] [d] [eps] [rounds]"));
-    let (n, m, d) = (arg(0, 20000.0) as usize, arg(1, 2000.0) as usize, arg(2, 384.0) as usize);
+    let arg = |i: usize, def: f64| {
+        a.get(i).map_or(def, |v| {
+            v.parse()
+                .expect("usage: stored_pass [n] [m] [d] [eps] [rounds]")
+        })
+    };
+    let (n, m, d) = (
+        arg(0, 20000.0) as usize,
+        arg(1, 2000.0) as usize,
+        arg(2, 384.0) as usize,
+    );
     let (eps, rounds) = (arg(3, 0.01), arg(4, 5.0) as usize);
     let pool = sot_pool();
     let probe = array(&pool, 1536);
     let ctl = Control::default();
     let (x, y) = (points(n, d, 1), points(m, d, 2));
-    let c = pool.install(|| cost_matrix(x.view(), y.view(), CostKind::Cosine, &ctl)).expect("costs");
-    let opts = SinkhornOptions { eps, ..SinkhornOptions::default() };
+    let c = pool
+        .install(|| cost_matrix(x.view(), y.view(), CostKind::Cosine, &ctl))
+        .expect("costs");
+    let opts = SinkhornOptions {
+        eps,
+        ..SinkhornOptions::default()
+    };
     let mut best = f64::INFINITY;
     for round in 0..rounds {
         let t0 = Instant::now();
-        let r = pool.install(|| sinkhorn(c.view(), None, None, &opts, WarmStart::default(), &ctl)).expect("solve");
+        let r = pool
+            .install(|| sinkhorn(c.view(), None, None, &opts, WarmStart::default(), &ctl))
+            .expect("solve");
         let solve = t0.elapsed().as_secs_f64();
         let st = &r.storage;
         let stored = st.kernel_seconds / st.kernel_passes.max(1) as f64;

@@ -39,35 +39,59 @@ impl Baseline {
 
 /// Scores of a baseline (higher = keep), and any warnings. Only `cost`, `eps`,
 /// `max_self_anchor` and `inner` (its storage too) of the options are used.
-pub fn baseline_scores(method: Baseline, sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Result<(Vec<f64>, Vec<String>)> {
+pub fn baseline_scores(
+    method: Baseline,
+    sets: &Sets,
+    opts: &LearnerOptions,
+    ctl: &Control,
+) -> Result<(Vec<f64>, Vec<String>)> {
     let x = sets.downstream;
     let harmful_w = check_harmful(sets, opts)?;
-    let inner = SinkhornOptions { eps: opts.eps, ..opts.inner.clone() };
+    let inner = SinkhornOptions {
+        eps: opts.eps,
+        ..opts.inner.clone()
+    };
     let mut warnings = Vec::new();
     let scores = match method {
         Baseline::Random { seed } => {
             let mut state = seed;
-            (0..x.nrows()).map(|_| (splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64).collect()
+            (0..x.nrows())
+                .map(|_| (splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64)
+                .collect()
         }
         Baseline::PullOnly => {
             let (anchor, w) = resolve_anchor(sets, opts, &mut warnings)?;
-            centred(&potential(x, anchor.view(), w, &inner, opts, ctl)?).into_iter().map(|v| -v).collect()
+            centred(&potential(x, anchor.view(), w, &inner, opts, ctl)?)
+                .into_iter()
+                .map(|v| -v)
+                .collect()
         }
-        Baseline::PushOnly => centred(&potential(x, sets.harmful.points, harmful_w, &inner, opts, ctl)?),
+        Baseline::PushOnly => centred(&potential(
+            x,
+            sets.harmful.points,
+            harmful_w,
+            &inner,
+            opts,
+            ctl,
+        )?),
         Baseline::NearestHarmful => {
             // row minima tile by tile: the costs are never held
             let tiles = CostTiles::new(x, sets.harmful.points, opts.cost);
             let mut out = vec![0.0; x.nrows()];
-            out.par_chunks_mut(TILE_ROWS).enumerate().try_for_each_init(
-                || Array2::<f32>::zeros((TILE_ROWS, sets.harmful.points.nrows())),
-                |buf, (t, mins)| -> Result<()> {
-                    ctl.check()?;
-                    let mut tile = buf.slice_mut(ndarray::s![..mins.len(), ..]);
-                    tiles.fill(t * TILE_ROWS, &mut tile);
-                    mins.iter_mut().zip(tile.outer_iter()).for_each(|(v, row)| *v = row.iter().fold(f32::INFINITY, |m, c| m.min(*c)) as f64);
-                    Ok(())
-                },
-            )?;
+            out.par_chunks_mut(TILE_ROWS)
+                .enumerate()
+                .try_for_each_init(
+                    || Array2::<f32>::zeros((TILE_ROWS, sets.harmful.points.nrows())),
+                    |buf, (t, mins)| -> Result<()> {
+                        ctl.check()?;
+                        let mut tile = buf.slice_mut(ndarray::s![..mins.len(), ..]);
+                        tiles.fill(t * TILE_ROWS, &mut tile);
+                        mins.iter_mut().zip(tile.outer_iter()).for_each(|(v, row)| {
+                            *v = row.iter().fold(f32::INFINITY, |m, c| m.min(*c)) as f64
+                        });
+                        Ok(())
+                    },
+                )?;
             out
         }
         Baseline::Saft { components } => saft(sets, components, ctl)?,
@@ -77,7 +101,14 @@ pub fn baseline_scores(method: Baseline, sets: &Sets, opts: &LearnerOptions, ctl
 
 /// The source potential of uniform weights on `x` against `y` (with masses
 /// `w`), the costs held as `inner.storage` plans them.
-fn potential(x: ArrayView2<f32>, y: ArrayView2<f32>, w: Option<Vec<f64>>, inner: &SinkhornOptions, opts: &LearnerOptions, ctl: &Control) -> Result<Vec<f64>> {
+fn potential(
+    x: ArrayView2<f32>,
+    y: ArrayView2<f32>,
+    w: Option<Vec<f64>>,
+    inner: &SinkhornOptions,
+    opts: &LearnerOptions,
+    ctl: &Control,
+) -> Result<Vec<f64>> {
     let w = w.unwrap_or_else(|| vec![1.0 / y.nrows() as f64; y.nrows()]);
     let mut store = CostStore::for_points(x, y, opts.cost, &inner.storage, inner.eps, &w, ctl)?;
     Ok(solve_store(&mut store, None, &w, inner, WarmStart::default(), ctl)?.f)
@@ -91,13 +122,18 @@ fn saft(sets: &Sets, k: usize, ctl: &Control) -> Result<Vec<f64>> {
     if k == 0 || k > d.min(n) {
         return Err(SotError::new(
             ErrorKind::InvalidOption,
-            format!("saft components must be between 1 and min(n, d) = {}, got {k}", d.min(n)),
+            format!(
+                "saft components must be between 1 and min(n, d) = {}, got {k}",
+                d.min(n)
+            ),
         ));
     }
     let mean: Array1<f32> = x.mean_axis(Axis(0)).expect("non-empty");
     let xc = &x - &mean;
     let mut state = 0x5eed_u64;
-    let mut v = Array2::from_shape_fn((d, k), |_| (splitmix64(&mut state) >> 40) as f32 / (1u64 << 24) as f32 - 0.5);
+    let mut v = Array2::from_shape_fn((d, k), |_| {
+        (splitmix64(&mut state) >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    });
     orthonormalise(&mut v);
     for _ in 0..50 {
         ctl.check()?;
@@ -106,24 +142,37 @@ fn saft(sets: &Sets, k: usize, ctl: &Control) -> Result<Vec<f64>> {
         orthonormalise(&mut v);
     }
     let proj = xc.dot(&v);
-    Ok(proj.axis_iter(Axis(0)).map(|r| -r.iter().map(|p| (*p as f64).powi(2)).sum::<f64>()).collect())
+    Ok(proj
+        .axis_iter(Axis(0))
+        .map(|r| -r.iter().map(|p| (*p as f64).powi(2)).sum::<f64>())
+        .collect())
 }
 
 /// Modified Gram-Schmidt on the columns, in f64.
 fn orthonormalise(v: &mut Array2<f32>) {
     let k = v.ncols();
-    let mut cols: Vec<Vec<f64>> = (0..k).map(|j| v.column(j).iter().map(|x| *x as f64).collect()).collect();
+    let mut cols: Vec<Vec<f64>> = (0..k)
+        .map(|j| v.column(j).iter().map(|x| *x as f64).collect())
+        .collect();
     for j in 0..k {
         for i in 0..j {
             let dot: f64 = cols[j].iter().zip(&cols[i]).map(|(a, b)| a * b).sum();
             let ci = cols[i].clone();
             cols[j].iter_mut().zip(&ci).for_each(|(a, b)| *a -= dot * b);
         }
-        let norm = cols[j].iter().map(|a| a * a).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        let norm = cols[j]
+            .iter()
+            .map(|a| a * a)
+            .sum::<f64>()
+            .sqrt()
+            .max(f64::MIN_POSITIVE);
         cols[j].iter_mut().for_each(|a| *a /= norm);
     }
     for (j, col) in cols.iter().enumerate() {
-        v.column_mut(j).iter_mut().zip(col).for_each(|(a, b)| *a = *b as f32);
+        v.column_mut(j)
+            .iter_mut()
+            .zip(col)
+            .for_each(|(a, b)| *a = *b as f32);
     }
 }
 

@@ -34,7 +34,8 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 /// The method's name, as reports print it.
-pub const METHOD: &str = "reference-calibrated two-component mixture on the learned scores (profile likelihood)";
+pub const METHOD: &str =
+    "reference-calibrated two-component mixture on the learned scores (profile likelihood)";
 
 /// Confidence level of the interval.
 pub const LEVEL: f64 = 0.9;
@@ -84,14 +85,21 @@ pub struct FittedTerm<'a> {
 /// `f(y) = -eps log sum_j b_j exp((g_j - C(y, y_j)) / eps)` for each row of
 /// `cost` (the c-transform of the potential `g`), leaving out column
 /// `skip(i)` of row `i` when given.
-fn c_transform(cost: ArrayView2<f32>, term: &FittedTerm, eps: f64, skip: Option<&[usize]>) -> Vec<f64> {
+fn c_transform(
+    cost: ArrayView2<f32>,
+    term: &FittedTerm,
+    eps: f64,
+    skip: Option<&[usize]>,
+) -> Vec<f64> {
     let log_b: Vec<f64> = term.weights.iter().map(|b| b.ln()).collect();
     (0..cost.nrows())
         .into_par_iter()
         .map(|i| {
             let row = cost.row(i);
             let leave = skip.map(|s| s[i]);
-            let terms = (0..row.len()).filter(|j| Some(*j) != leave).map(|j| log_b[j] + (term.g[j] - row[j] as f64) / eps);
+            let terms = (0..row.len())
+                .filter(|j| Some(*j) != leave)
+                .map(|j| log_b[j] + (term.g[j] - row[j] as f64) / eps);
             -eps * log_sum_exp(terms)
         })
         .collect()
@@ -125,12 +133,28 @@ pub fn calibration_scores(
 ) -> Result<Vec<f64>> {
     let rows = spaced(own.points.nrows());
     let y = own.points.select(Axis(0), &rows);
-    let f_own = c_transform(cost_matrix(y.view(), own.points, cost, ctl)?.view(), own, eps, Some(&rows));
-    let f_other = c_transform(cost_matrix(y.view(), other.points, cost, ctl)?.view(), other, eps, None);
+    let f_own = c_transform(
+        cost_matrix(y.view(), own.points, cost, ctl)?.view(),
+        own,
+        eps,
+        Some(&rows),
+    );
+    let f_other = c_transform(
+        cost_matrix(y.view(), other.points, cost, ctl)?.view(),
+        other,
+        eps,
+        None,
+    );
     Ok(f_own
         .iter()
         .zip(&f_other)
-        .map(|(a, b)| if own_is_pull { lambda * b - a } else { lambda * a - b })
+        .map(|(a, b)| {
+            if own_is_pull {
+                lambda * b - a
+            } else {
+                lambda * a - b
+            }
+        })
         .collect())
 }
 
@@ -145,7 +169,8 @@ impl Density {
     fn new(points: &[f64], spread: f64) -> Self {
         let m = points.len() as f64;
         let mean = points.iter().sum::<f64>() / m;
-        let sd = (points.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0)).sqrt();
+        let sd =
+            (points.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0)).sqrt();
         let mut s = points.to_vec();
         s.sort_by(f64::total_cmp);
         let q = |p: f64| s[((p * (m - 1.0)).round() as usize).min(s.len() - 1)];
@@ -154,7 +179,11 @@ impl Density {
         // a floor relative to the spread of all scores, so a degenerate set still has a density
         let h = (0.9 * scale * m.powf(-0.2)).max(1e-3 * spread);
         let h = if h > 0.0 { h } else { 1.0 }; // every score equal: any width serves
-        Density { points: s, h, log_norm: (m * h * (2.0 * std::f64::consts::PI).sqrt()).ln() }
+        Density {
+            points: s,
+            h,
+            log_norm: (m * h * (2.0 * std::f64::consts::PI).sqrt()).ln(),
+        }
     }
 
     fn log_pdf(&self, z: f64) -> f64 {
@@ -224,24 +253,50 @@ fn bisect(mut lo: f64, mut hi: f64, inside: impl Fn(f64) -> bool) -> f64 {
 
 /// The contamination estimate from downstream scores and the two calibration
 /// score sets (see the module documentation).
-pub fn estimate(scores: &[f64], clean: &[f64], harmful: &[f64], level: f64) -> Result<Contamination> {
+pub fn estimate(
+    scores: &[f64],
+    clean: &[f64],
+    harmful: &[f64],
+    level: f64,
+) -> Result<Contamination> {
     if !(level > 0.0 && level < 1.0) {
-        return Err(SotError::new(ErrorKind::InvalidOption, format!("contamination level must lie in (0, 1), got {level}")));
+        return Err(SotError::new(
+            ErrorKind::InvalidOption,
+            format!("contamination level must lie in (0, 1), got {level}"),
+        ));
     }
-    for (set, what) in [(scores, "scores"), (clean, "clean calibration scores"), (harmful, "harmful calibration scores")] {
+    for (set, what) in [
+        (scores, "scores"),
+        (clean, "clean calibration scores"),
+        (harmful, "harmful calibration scores"),
+    ] {
         if set.is_empty() {
-            return Err(SotError::new(ErrorKind::Empty, format!("contamination estimate: no {what}")));
+            return Err(SotError::new(
+                ErrorKind::Empty,
+                format!("contamination estimate: no {what}"),
+            ));
         }
         if let Some(i) = set.iter().position(|v| !v.is_finite()) {
-            return Err(SotError::at(ErrorKind::NonFinite, i, format!("contamination estimate: {what}[{i}] is {}", set[i])));
+            return Err(SotError::at(
+                ErrorKind::NonFinite,
+                i,
+                format!("contamination estimate: {what}[{i}] is {}", set[i]),
+            ));
         }
     }
     let all = scores.iter().chain(clean).chain(harmful);
-    let spread = all.clone().fold(f64::NEG_INFINITY, |a, b| a.max(*b)) - all.fold(f64::INFINITY, |a, b| a.min(*b));
+    let spread = all.clone().fold(f64::NEG_INFINITY, |a, b| a.max(*b))
+        - all.fold(f64::INFINITY, |a, b| a.min(*b));
     let (pc, ph) = (Density::new(clean, spread), Density::new(harmful, spread));
     // a score far outside both components has no density under either: no evidence either way
-    let ratio = |z: f64| Some(ph.log_pdf(z) - pc.log_pdf(z)).filter(|r| !r.is_nan()).unwrap_or(0.0);
-    let lik = Likelihood { log_ratio: scores.par_iter().map(|z| ratio(*z)).collect() };
+    let ratio = |z: f64| {
+        Some(ph.log_pdf(z) - pc.log_pdf(z))
+            .filter(|r| !r.is_nan())
+            .unwrap_or(0.0)
+    };
+    let lik = Likelihood {
+        log_ratio: scores.par_iter().map(|z| ratio(*z)).collect(),
+    };
     let pi = if lik.slope(0.0) <= 0.0 {
         0.0
     } else if lik.slope(1.0) >= 0.0 {
@@ -252,9 +307,24 @@ pub fn estimate(scores: &[f64], clean: &[f64], harmful: &[f64], level: f64) -> R
     let top = lik.value(pi);
     let drop = 0.5 * chi2_1_quantile(level);
     let within = |p: f64| top - lik.value(p) <= drop;
-    let low = if within(0.0) { 0.0 } else { bisect(pi, 0.0, within) };
-    let high = if within(1.0) { 1.0 } else { bisect(pi, 1.0, within) };
-    Ok(Contamination { estimate: pi, low: low.min(pi), high: high.max(pi), level, method: METHOD, clean: low < CLEAN_BELOW })
+    let low = if within(0.0) {
+        0.0
+    } else {
+        bisect(pi, 0.0, within)
+    };
+    let high = if within(1.0) {
+        1.0
+    } else {
+        bisect(pi, 1.0, within)
+    };
+    Ok(Contamination {
+        estimate: pi,
+        low: low.min(pi),
+        high: high.max(pi),
+        level,
+        method: METHOD,
+        clean: low < CLEAN_BELOW,
+    })
 }
 
 /// The `level` quantile of chi-squared with one degree of freedom: the square
@@ -274,7 +344,9 @@ fn normal_cdf(x: f64) -> f64 {
             + t * (0.374_091_96
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
-                        + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let erfc = t * poly.exp();
     if x >= 0.0 {
         1.0 - 0.5 * erfc
@@ -296,22 +368,49 @@ mod tests {
             s ^= s << 17;
             ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
         };
-        (0..n).map(|_| mean + sd * (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos()).collect()
+        (0..n)
+            .map(|_| {
+                mean + sd * (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos()
+            })
+            .collect()
     }
 
     /// Naive reference: the same likelihood maximised on a fine grid, densities summed directly.
     fn naive(scores: &[f64], clean: &[f64], harmful: &[f64]) -> f64 {
         let spread = {
             let all: Vec<f64> = scores.iter().chain(clean).chain(harmful).cloned().collect();
-            all.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - all.iter().cloned().fold(f64::INFINITY, f64::min)
+            all.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                - all.iter().cloned().fold(f64::INFINITY, f64::min)
         };
         let (pc, ph) = (Density::new(clean, spread), Density::new(harmful, spread));
-        let pdf = |d: &Density, z: f64| d.points.iter().map(|p| (-(z - p).powi(2) / (2.0 * d.h * d.h)).exp()).sum::<f64>() / (d.points.len() as f64 * d.h * (2.0 * std::f64::consts::PI).sqrt());
-        let dens: Vec<(f64, f64)> = scores.iter().map(|z| (pdf(&pc, *z), pdf(&ph, *z))).collect();
+        let pdf = |d: &Density, z: f64| {
+            d.points
+                .iter()
+                .map(|p| (-(z - p).powi(2) / (2.0 * d.h * d.h)).exp())
+                .sum::<f64>()
+                / (d.points.len() as f64 * d.h * (2.0 * std::f64::consts::PI).sqrt())
+        };
+        let dens: Vec<(f64, f64)> = scores
+            .iter()
+            .map(|z| (pdf(&pc, *z), pdf(&ph, *z)))
+            .collect();
         (0..=10_000)
             .map(|k| k as f64 / 10_000.0)
-            .map(|p| (p, dens.iter().map(|(c, h)| ((1.0 - p) * c + p * h).ln()).sum::<f64>()))
-            .fold((0.0, f64::NEG_INFINITY), |best, x| if x.1 > best.1 { x } else { best })
+            .map(|p| {
+                (
+                    p,
+                    dens.iter()
+                        .map(|(c, h)| ((1.0 - p) * c + p * h).ln())
+                        .sum::<f64>(),
+                )
+            })
+            .fold((0.0, f64::NEG_INFINITY), |best, x| {
+                if x.1 > best.1 {
+                    x
+                } else {
+                    best
+                }
+            })
             .0
     }
 
@@ -325,14 +424,28 @@ mod tests {
             let mut z = normals(n - nh, 0.0, 1.0, 10 + k as u64);
             z.extend(normals(nh, -4.0, 1.5, 20 + k as u64));
             let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
-            assert!((e.estimate - pi).abs() < 0.02, "pi {pi}: estimate {}", e.estimate);
-            assert!(e.low <= e.estimate && e.estimate <= e.high && e.low < pi + 0.02 && e.high > pi - 0.02, "{e:?}");
+            assert!(
+                (e.estimate - pi).abs() < 0.02,
+                "pi {pi}: estimate {}",
+                e.estimate
+            );
+            assert!(
+                e.low <= e.estimate
+                    && e.estimate <= e.high
+                    && e.low < pi + 0.02
+                    && e.high > pi - 0.02,
+                "{e:?}"
+            );
             // 1% is below what the rule calls contaminated; 10% and more is well above it
             if pi <= 0.01 || pi >= 0.1 {
                 assert_eq!(e.clean, pi < CLEAN_BELOW, "{e:?}");
             }
             let g = naive(&z, &clean_cal, &harm_cal);
-            assert!((e.estimate - g).abs() < 2e-4, "bisection {} vs grid {g}", e.estimate);
+            assert!(
+                (e.estimate - g).abs() < 2e-4,
+                "bisection {} vs grid {g}",
+                e.estimate
+            );
         }
     }
 
@@ -353,14 +466,30 @@ mod tests {
         z.extend(normals(100, -3.0, 1.0, 9));
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
         let (pc, ph) = {
-            let all: Vec<f64> = z.iter().chain(&clean_cal).chain(&harm_cal).cloned().collect();
-            let spread = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - all.iter().cloned().fold(f64::INFINITY, f64::min);
-            (Density::new(&clean_cal, spread), Density::new(&harm_cal, spread))
+            let all: Vec<f64> = z
+                .iter()
+                .chain(&clean_cal)
+                .chain(&harm_cal)
+                .cloned()
+                .collect();
+            let spread = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                - all.iter().cloned().fold(f64::INFINITY, f64::min);
+            (
+                Density::new(&clean_cal, spread),
+                Density::new(&harm_cal, spread),
+            )
         };
-        let l = |p: f64| z.iter().map(|v| ((1.0 - p) * pc.log_pdf(*v).exp() + p * ph.log_pdf(*v).exp()).ln()).sum::<f64>();
+        let l = |p: f64| {
+            z.iter()
+                .map(|v| ((1.0 - p) * pc.log_pdf(*v).exp() + p * ph.log_pdf(*v).exp()).ln())
+                .sum::<f64>()
+        };
         // 2.7055 = chi2_1 quantile at 0.9
         for bound in [e.low, e.high] {
-            assert!((2.0 * (l(e.estimate) - l(bound)) - 2.7055).abs() < 1e-3, "{e:?}");
+            assert!(
+                (2.0 * (l(e.estimate) - l(bound)) - 2.7055).abs() < 1e-3,
+                "{e:?}"
+            );
         }
         assert!((chi2_1_quantile(0.95) - 3.8415).abs() < 1e-3);
     }
@@ -370,35 +499,78 @@ mod tests {
         let pts = ndarray::arr2(&[[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]]);
         let w = [1.0 / 3.0; 3];
         let g = [0.0; 3];
-        let term = FittedTerm { points: pts.view(), weights: &w, g: &g };
-        let c = cost_matrix(pts.view(), pts.view(), CostKind::Cosine, &Control::default()).unwrap();
+        let term = FittedTerm {
+            points: pts.view(),
+            weights: &w,
+            g: &g,
+        };
+        let c = cost_matrix(
+            pts.view(),
+            pts.view(),
+            CostKind::Cosine,
+            &Control::default(),
+        )
+        .unwrap();
         let loo = c_transform(c.view(), &term, 0.1, Some(&[0, 1, 2]));
         for i in 0..3 {
-            let direct = -0.1 * (0..3).filter(|j| *j != i).map(|j| (1.0f64 / 3.0) * (-(c[[i, j]] as f64) / 0.1).exp()).sum::<f64>().ln();
+            let direct = -0.1
+                * (0..3)
+                    .filter(|j| *j != i)
+                    .map(|j| (1.0f64 / 3.0) * (-(c[[i, j]] as f64) / 0.1).exp())
+                    .sum::<f64>()
+                    .ln();
             assert!((loo[i] - direct).abs() < 1e-9);
         }
     }
 
     #[test]
     fn auto_keep_drops_the_upper_end_plus_the_margin() {
-        let c = Contamination { estimate: 0.1, low: 0.08, high: 0.12, level: 0.9, method: METHOD, clean: false };
+        let c = Contamination {
+            estimate: 0.1,
+            low: 0.08,
+            high: 0.12,
+            level: 0.9,
+            method: METHOD,
+            clean: false,
+        };
         assert_eq!(auto_keep(&c, 1000), 870);
-        assert_eq!(auto_keep(&Contamination { clean: true, ..c.clone() }, 1000), 1000);
+        assert_eq!(
+            auto_keep(
+                &Contamination {
+                    clean: true,
+                    ..c.clone()
+                },
+                1000
+            ),
+            1000
+        );
         assert_eq!(auto_keep(&Contamination { high: 1.0, ..c }, 10), 1);
     }
 
     #[test]
     fn degenerate_components_give_an_estimate() {
         let e = estimate(&[0.0, 0.0, 5.0], &[0.0], &[0.0], 0.9).unwrap();
-        assert!(e.estimate.is_finite() && (0.0..=1.0).contains(&e.estimate), "{e:?}");
+        assert!(
+            e.estimate.is_finite() && (0.0..=1.0).contains(&e.estimate),
+            "{e:?}"
+        );
         let far = estimate(&[1e6, 0.0], &[0.0, 0.1], &[-1.0, -1.1], 0.9).unwrap();
         assert!(far.estimate.is_finite(), "{far:?}");
     }
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(estimate(&[], &[0.0], &[1.0], 0.9).unwrap_err().kind, ErrorKind::Empty);
-        assert_eq!(estimate(&[f64::NAN], &[0.0], &[1.0], 0.9).unwrap_err().kind, ErrorKind::NonFinite);
-        assert_eq!(estimate(&[0.0], &[0.0], &[1.0], 1.0).unwrap_err().kind, ErrorKind::InvalidOption);
+        assert_eq!(
+            estimate(&[], &[0.0], &[1.0], 0.9).unwrap_err().kind,
+            ErrorKind::Empty
+        );
+        assert_eq!(
+            estimate(&[f64::NAN], &[0.0], &[1.0], 0.9).unwrap_err().kind,
+            ErrorKind::NonFinite
+        );
+        assert_eq!(
+            estimate(&[0.0], &[0.0], &[1.0], 1.0).unwrap_err().kind,
+            ErrorKind::InvalidOption
+        );
     }
 }

@@ -28,7 +28,11 @@ pub struct Control<'a> {
 
 impl Default for Control<'_> {
     fn default() -> Self {
-        Control { cancel: None, progress: None, interval: Duration::from_millis(100) }
+        Control {
+            cancel: None,
+            progress: None,
+            interval: Duration::from_millis(100),
+        }
     }
 }
 
@@ -48,7 +52,11 @@ impl<'a> Control<'a> {
     /// The same cancellation without progress: for the inner solves of a
     /// routine that reports its own progress.
     pub fn cancel_only(&self) -> Control<'a> {
-        Control { cancel: self.cancel, progress: None, interval: self.interval }
+        Control {
+            cancel: self.cancel,
+            progress: None,
+            interval: self.interval,
+        }
     }
 
     pub fn check(&self) -> Result<()> {
@@ -59,7 +67,10 @@ impl<'a> Control<'a> {
     }
 
     pub(crate) fn reporter(&self) -> Reporter<'_, 'a> {
-        Reporter { control: self, last: None }
+        Reporter {
+            control: self,
+            last: None,
+        }
     }
 }
 
@@ -71,7 +82,9 @@ pub(crate) struct Reporter<'c, 'a> {
 
 impl Reporter<'_, '_> {
     pub fn report(&mut self, p: Progress, force: bool) {
-        let Some(f) = self.control.progress else { return };
+        let Some(f) = self.control.progress else {
+            return;
+        };
         let now = Instant::now();
         let due = match self.last {
             None => true,

@@ -82,11 +82,22 @@ impl FillTiles for CostTiles<'_> {
 impl<'a> CostTiles<'a> {
     /// The points must have passed `check_pair`.
     pub(crate) fn new(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind) -> Self {
-        let sq = |r: ndarray::ArrayView1<f32>| r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
+        let sq =
+            |r: ndarray::ArrayView1<f32>| r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
         let x_sq: Vec<f64> = x.outer_iter().into_par_iter().map(sq).collect();
         match kind {
-            CostKind::Cosine => CostTiles { x, y: unit_rows(&y), x_scale: x_sq.iter().map(|s| s.sqrt()).collect(), y_sq: None },
-            CostKind::SqEuclidean => CostTiles { x, y: y.to_owned(), x_scale: x_sq, y_sq: Some(sq_norms(&y).to_vec()) },
+            CostKind::Cosine => CostTiles {
+                x,
+                y: unit_rows(&y),
+                x_scale: x_sq.iter().map(|s| s.sqrt()).collect(),
+                y_sq: None,
+            },
+            CostKind::SqEuclidean => CostTiles {
+                x,
+                y: y.to_owned(),
+                x_scale: x_sq,
+                y_sq: Some(sq_norms(&y).to_vec()),
+            },
         }
     }
 
@@ -102,11 +113,14 @@ impl<'a> CostTiles<'a> {
     pub(crate) fn matrix(&self, ctl: &Control) -> Result<Array2<f32>> {
         let (n, m) = (self.rows(), self.cols());
         let mut out = pages::zeros2(n, m)?;
-        out.axis_chunks_iter_mut(Axis(0), TILE_ROWS).into_par_iter().enumerate().try_for_each(|(t, mut tile)| -> Result<()> {
-            ctl.check()?;
-            self.fill(t * TILE_ROWS, &mut tile);
-            Ok(())
-        })?;
+        out.axis_chunks_iter_mut(Axis(0), TILE_ROWS)
+            .into_par_iter()
+            .enumerate()
+            .try_for_each(|(t, mut tile)| -> Result<()> {
+                ctl.check()?;
+                self.fill(t * TILE_ROWS, &mut tile);
+                Ok(())
+            })?;
         Ok(out)
     }
 
@@ -118,14 +132,18 @@ impl<'a> CostTiles<'a> {
                 general_mat_mul(1.0, &xb, &self.y.t(), 0.0, tile);
                 for (i, mut row) in tile.outer_iter_mut().enumerate() {
                     let xi = self.x_scale[r0 + i];
-                    row.iter_mut().zip(yn).for_each(|(c, &yj)| *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32);
+                    row.iter_mut()
+                        .zip(yn)
+                        .for_each(|(c, &yj)| *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32);
                 }
             }
             None => {
                 // Normalise the tile's rows first (as `y`'s are), so that the
                 // costs of (x, y) and (y, x) are each other's transpose exactly.
                 let mut xu = xb.to_owned();
-                xu.outer_iter_mut().zip(&self.x_scale[r0..]).for_each(|(mut r, &norm)| r.mapv_inplace(|v| (v as f64 / norm) as f32));
+                xu.outer_iter_mut()
+                    .zip(&self.x_scale[r0..])
+                    .for_each(|(mut r, &norm)| r.mapv_inplace(|v| (v as f64 / norm) as f32));
                 general_mat_mul(1.0, &xu, &self.y.t(), 0.0, tile);
                 tile.mapv_inplace(|dot| (1.0 - dot).clamp(0.0, 2.0));
             }
@@ -140,7 +158,11 @@ pub fn check_pair(x: &ArrayView2<f32>, y: &ArrayView2<f32>, kind: CostKind) -> R
     if x.ncols() != y.ncols() {
         return Err(SotError::new(
             ErrorKind::Shape,
-            format!("x has dimension {} but y has dimension {}", x.ncols(), y.ncols()),
+            format!(
+                "x has dimension {} but y has dimension {}",
+                x.ncols(),
+                y.ncols()
+            ),
         ));
     }
     validate::finite_matrix(x, "x")?;
@@ -192,12 +214,18 @@ fn zero_norm(x: &ArrayView2<f32>, what: &str) -> Result<()> {
 fn unit_rows(x: &ArrayView2<f32>) -> Array2<f32> {
     let mut out = x.to_owned();
     out.outer_iter_mut().into_par_iter().for_each(|mut r| {
-        let norm = r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
+        let norm = r
+            .iter()
+            .map(|v| (*v as f64) * (*v as f64))
+            .sum::<f64>()
+            .sqrt();
         r.mapv_inplace(|v| (v as f64 / norm) as f32);
     });
     out
 }
 
 fn sq_norms(x: &ArrayView2<f32>) -> Array1<f64> {
-    x.outer_iter().map(|r| r.iter().map(|v| (*v as f64) * (*v as f64)).sum()).collect()
+    x.outer_iter()
+        .map(|r| r.iter().map(|v| (*v as f64) * (*v as f64)).sum())
+        .collect()
 }

@@ -5,8 +5,10 @@
 use crate::control::Control;
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::Result;
+use crate::sinkhorn::{
+    centred, sinkhorn_dense, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart,
+};
 use crate::store::check_dense;
-use crate::sinkhorn::{centred, sinkhorn_dense, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
 use ndarray::ArrayView2;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +35,8 @@ pub struct DivergenceWarmStart<'a> {
     pub yy: Option<&'a [f64]>,
 }
 
+// The three solves share these inputs; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn sinkhorn_divergence(
     x: ArrayView2<f32>,
     y: ArrayView2<f32>,
@@ -50,17 +54,48 @@ pub fn sinkhorn_divergence(
     for (rows, cols) in [(n, m), (n, n), (m, m)] {
         check_dense(rows, cols, opts.storage.budget)?;
     }
-    let xy = sinkhorn_dense(cost_matrix(x, y, kind, ctl)?.view(), a, b, opts, warm.xy, ctl, Finite::Known)?;
+    let xy = sinkhorn_dense(
+        cost_matrix(x, y, kind, ctl)?.view(),
+        a,
+        b,
+        opts,
+        warm.xy,
+        ctl,
+        Finite::Known,
+    )?;
     let own = |p: ArrayView2<f32>, w, init| -> Result<SinkhornResult> {
-        symmetric_dense(cost_matrix(p, p, kind, ctl)?.view(), w, opts, init, ctl, Finite::Known)
+        symmetric_dense(
+            cost_matrix(p, p, kind, ctl)?.view(),
+            w,
+            opts,
+            init,
+            ctl,
+            Finite::Known,
+        )
     };
     let xx = own(x, a, warm.xx)?;
     let yy = own(y, b, warm.yy)?;
     let value = xy.value - 0.5 * xx.value - 0.5 * yy.value;
     // d/da OT(a, a) = f_aa + g_aa = 2 f_aa: the half cancels.
-    let grad = |cross: &[f64], own: &[f64]| centred(&cross.iter().zip(own).map(|(c, o)| c - o).collect::<Vec<_>>());
+    let grad = |cross: &[f64], own: &[f64]| {
+        centred(
+            &cross
+                .iter()
+                .zip(own)
+                .map(|(c, o)| c - o)
+                .collect::<Vec<_>>(),
+        )
+    };
     let grad_a = grad(&xy.f, &xx.f);
     let grad_b = grad(&xy.g, &yy.f);
     let converged = xy.converged && xx.converged && yy.converged;
-    Ok(DivergenceResult { value, grad_a, grad_b, xy, xx, yy, converged })
+    Ok(DivergenceResult {
+        value,
+        grad_a,
+        grad_b,
+        xy,
+        xx,
+        yy,
+        converged,
+    })
 }

@@ -72,7 +72,11 @@ pub struct EmbedOptions {
 
 impl Default for EmbedOptions {
     fn default() -> Self {
-        EmbedOptions { dim: 512, seed: 0, word_weight: 0.5 }
+        EmbedOptions {
+            dim: 512,
+            seed: 0,
+            word_weight: 0.5,
+        }
     }
 }
 
@@ -162,7 +166,11 @@ fn features(text: &str, buf: &mut Vec<char>, words: &mut Vec<u64>, chars: &mut V
     let mut prev: Option<u64> = None;
     for_each_word(text, buf, |w| {
         // word id over the characters without the leading marker
-        let id = fmix64(w[1..].iter().fold(FNV_OFFSET ^ TAG_WORD, |h, &c| fnv_step(h, c)));
+        let id = fmix64(
+            w[1..]
+                .iter()
+                .fold(FNV_OFFSET ^ TAG_WORD, |h, &c| fnv_step(h, c)),
+        );
         words.push(id);
         if let Some(p) = prev {
             words.push(bigram_id(p, id));
@@ -255,7 +263,10 @@ pub struct DocFreqBatch {
 
 impl DocFreq {
     pub fn new() -> Self {
-        DocFreq { counts: vec![0; DF_BUCKETS], docs: 0 }
+        DocFreq {
+            counts: vec![0; DF_BUCKETS],
+            docs: 0,
+        }
     }
 
     /// A table from its parts (`counts` must have [`DF_BUCKETS`] entries).
@@ -289,12 +300,18 @@ impl DocFreq {
 
     /// Adds another table.
     pub fn merge(&mut self, other: &DocFreq) {
-        self.counts.par_iter_mut().zip(other.counts.par_iter()).for_each(|(a, b)| *a = a.saturating_add(*b));
+        self.counts
+            .par_iter_mut()
+            .zip(other.counts.par_iter())
+            .for_each(|(a, b)| *a = a.saturating_add(*b));
         self.docs += other.docs;
     }
 
     pub fn idf(&self) -> Idf<'_> {
-        Idf { counts: &self.counts, docs: self.docs }
+        Idf {
+            counts: &self.counts,
+            docs: self.docs,
+        }
     }
 }
 
@@ -302,7 +319,10 @@ fn check_table(counts: &[u32]) -> Result<()> {
     if counts.len() != DF_BUCKETS {
         return Err(SotError::new(
             ErrorKind::Shape,
-            format!("a document-frequency table has {DF_BUCKETS} buckets, got {}", counts.len()),
+            format!(
+                "a document-frequency table has {DF_BUCKETS} buckets, got {}",
+                counts.len()
+            ),
         ));
     }
     Ok(())
@@ -350,7 +370,10 @@ pub fn doc_freq_batch(texts: &[&str], ctl: &Control) -> Result<DocFreqBatch> {
         reporter.report(progress("docfreq", done, texts.len()), false);
     }
     reporter.report(progress("docfreq", texts.len(), texts.len()), true);
-    let mut out = DocFreqBatch { docs: texts.len() as u64, ..Default::default() };
+    let mut out = DocFreqBatch {
+        docs: texts.len() as u64,
+        ..Default::default()
+    };
     for (i, &c) in table.iter().enumerate() {
         if c > 0 {
             out.buckets.push(i as u32);
@@ -361,7 +384,13 @@ pub fn doc_freq_batch(texts: &[&str], ctl: &Control) -> Result<DocFreqBatch> {
 }
 
 fn progress(stage: &'static str, done: usize, total: usize) -> Progress {
-    Progress { stage, iteration: done, max_iterations: total, error: f64::NAN, eps: f64::NAN }
+    Progress {
+        stage,
+        iteration: done,
+        max_iterations: total,
+        error: f64::NAN,
+        eps: f64::NAN,
+    }
 }
 
 /// Inverse document frequencies read from a borrowed table.
@@ -443,7 +472,12 @@ fn has_word(text: &str) -> bool {
 
 /// Embeds `texts` as the rows of an `n x dim` matrix of unit vectors.
 /// A text without words is an `ERR_EMPTY` error naming its index.
-pub fn embed_texts(texts: &[&str], opts: &EmbedOptions, idf: Option<Idf>, ctl: &Control) -> Result<Array2<f32>> {
+pub fn embed_texts(
+    texts: &[&str],
+    opts: &EmbedOptions,
+    idf: Option<Idf>,
+    ctl: &Control,
+) -> Result<Array2<f32>> {
     opts.validate()?;
     let dim = opts.dim;
     if let Some(i) = texts.par_iter().position_first(|t| !has_word(t)) {
@@ -461,11 +495,13 @@ pub fn embed_texts(texts: &[&str], opts: &EmbedOptions, idf: Option<Idf>, ctl: &
     for (b, rows) in flat.chunks_mut(BLOCK * dim).enumerate() {
         ctl.check()?;
         let block = &texts[b * BLOCK..(b * BLOCK + rows.len() / dim)];
-        rows.par_chunks_mut(dim).zip(block.par_iter()).try_for_each_init(Scratch::default, |s, (row, text)| {
-            ctl.check()?;
-            embed_one(text, s, idf.as_ref(), ln_n1, scales, opts.seed, row);
-            Ok::<(), SotError>(())
-        })?;
+        rows.par_chunks_mut(dim)
+            .zip(block.par_iter())
+            .try_for_each_init(Scratch::default, |s, (row, text)| {
+                ctl.check()?;
+                embed_one(text, s, idf.as_ref(), ln_n1, scales, opts.seed, row);
+                Ok::<(), SotError>(())
+            })?;
         let done = b * BLOCK + block.len();
         reporter.report(progress("embed", done, texts.len()), false);
     }
@@ -473,8 +509,26 @@ pub fn embed_texts(texts: &[&str], opts: &EmbedOptions, idf: Option<Idf>, ctl: &
     Ok(out)
 }
 
-fn embed_one(text: &str, s: &mut Scratch, idf: Option<&Idf>, ln_n1: f64, scales: [f64; 2], seed: u64, row: &mut [f32]) {
-    let Scratch { buf, words, chars, counter, word_runs, char_runs, weights, acc, .. } = s;
+fn embed_one(
+    text: &str,
+    s: &mut Scratch,
+    idf: Option<&Idf>,
+    ln_n1: f64,
+    scales: [f64; 2],
+    seed: u64,
+    row: &mut [f32],
+) {
+    let Scratch {
+        buf,
+        words,
+        chars,
+        counter,
+        word_runs,
+        char_runs,
+        weights,
+        acc,
+        ..
+    } = s;
     features(text, buf, words, chars);
     counter.count(words, word_runs);
     counter.count(chars, char_runs);
@@ -512,7 +566,9 @@ fn embed_one(text: &str, s: &mut Scratch, idf: Option<&Idf>, ln_n1: f64, scales:
         // cancellation of a few equal weights comes near zero: then re-project.
         let norm = acc.iter().map(|v| v * v).sum::<f64>().sqrt();
         if norm > 1e-6 {
-            row.iter_mut().zip(acc.iter()).for_each(|(o, v)| *o = (v / norm) as f32);
+            row.iter_mut()
+                .zip(acc.iter())
+                .for_each(|(o, v)| *o = (v / norm) as f32);
             return;
         }
     }
@@ -529,6 +585,19 @@ pub fn text_features(text: &str, opts: &EmbedOptions, idf: Option<Idf>) -> Vec<(
     let mut row = vec![0.0f32; opts.dim.max(1)];
     let ln_n1 = idf.map_or(0.0, |t| ((1 + t.docs) as f64).ln());
     let scales = [opts.word_weight.sqrt(), (1.0 - opts.word_weight).sqrt()];
-    embed_one(text, &mut s, idf.as_ref(), ln_n1, scales, opts.seed, &mut row);
-    s.word_runs.iter().chain(s.char_runs.iter()).map(|r| r.0).zip(s.weights.iter().copied()).collect()
+    embed_one(
+        text,
+        &mut s,
+        idf.as_ref(),
+        ln_n1,
+        scales,
+        opts.seed,
+        &mut row,
+    );
+    s.word_runs
+        .iter()
+        .chain(s.char_runs.iter())
+        .map(|r| r.0)
+        .zip(s.weights.iter().copied())
+        .collect()
 }

@@ -52,16 +52,31 @@ pub struct SotError {
 
 impl SotError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        SotError { kind, message: message.into(), index: None, param: None }
+        SotError {
+            kind,
+            message: message.into(),
+            index: None,
+            param: None,
+        }
     }
 
     /// An option out of its range; `message` names it by `key`.
     pub fn option(key: &'static str, message: impl Into<String>) -> Self {
-        SotError { kind: ErrorKind::InvalidOption, message: message.into(), index: None, param: Some(key) }
+        SotError {
+            kind: ErrorKind::InvalidOption,
+            message: message.into(),
+            index: None,
+            param: Some(key),
+        }
     }
 
     pub fn at(kind: ErrorKind, index: usize, message: impl Into<String>) -> Self {
-        SotError { kind, message: message.into(), index: Some(index), param: None }
+        SotError {
+            kind,
+            message: message.into(),
+            index: Some(index),
+            param: None,
+        }
     }
 
     pub fn aborted() -> Self {

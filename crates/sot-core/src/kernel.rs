@@ -36,7 +36,7 @@ pub fn exp<const FMA: bool>(x: f64) -> f64 {
     let t = madd::<FMA>(x, LOG2E, ROUND);
     let n = t - ROUND;
     let r = madd::<FMA>(-n, LN2, x); // |r| <= ln2 / 2
-    // Taylor series of degree 9: truncation below 1e-11 relative on |r| <= 0.35.
+                                     // Taylor series of degree 9: truncation below 1e-11 relative on |r| <= 0.35.
     let mut p = 1.0 / 362_880.0;
     p = madd::<FMA>(p, r, 1.0 / 40_320.0);
     p = madd::<FMA>(p, r, 1.0 / 5_040.0);
@@ -57,12 +57,22 @@ const LANES: usize = 8;
 
 /// out[j] = exp(shift + gb[j] - c[j] * inv_eps); returns sum_j out[j].
 #[inline(always)]
-fn row_exp_impl<const FMA: bool>(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64 {
+fn row_exp_impl<const FMA: bool>(
+    c: &[f32],
+    shift: f64,
+    gb: &[f64],
+    inv_eps: f64,
+    out: &mut [f64],
+) -> f64 {
     let m = c.len().min(gb.len()).min(out.len());
     let (c, gb, out) = (&c[..m], &gb[..m], &mut out[..m]);
     let mut acc = [0.0f64; LANES];
     let body = m - m % LANES;
-    for ((o, cc), gg) in out[..body].chunks_exact_mut(LANES).zip(c[..body].chunks_exact(LANES)).zip(gb[..body].chunks_exact(LANES)) {
+    for ((o, cc), gg) in out[..body]
+        .chunks_exact_mut(LANES)
+        .zip(c[..body].chunks_exact(LANES))
+        .zip(gb[..body].chunks_exact(LANES))
+    {
         for l in 0..LANES {
             let e = exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift + gg[l]));
             o[l] = e;
@@ -84,7 +94,10 @@ fn row_max_impl<const FMA: bool>(c: &[f32], gb: &[f64], inv_eps: f64) -> f64 {
     let m = c.len().min(gb.len());
     let mut acc = [f64::NEG_INFINITY; LANES];
     let body = m - m % LANES;
-    for (cc, gg) in c[..body].chunks_exact(LANES).zip(gb[..body].chunks_exact(LANES)) {
+    for (cc, gg) in c[..body]
+        .chunks_exact(LANES)
+        .zip(gb[..body].chunks_exact(LANES))
+    {
         for l in 0..LANES {
             let v = madd::<FMA>(-(cc[l] as f64), inv_eps, gg[l]);
             acc[l] = if v > acc[l] { v } else { acc[l] };
@@ -137,7 +150,11 @@ fn dot_impl<const FMA: bool>(k: &[f32], v: &[f64]) -> f64 {
     let mut acc = [0.0f64; LANES];
     let body = m - m % LANES;
     let ahead = k.as_ptr().wrapping_byte_add(PREFETCH_AHEAD);
-    for (t, (kk, vv)) in k[..body].chunks_exact(LANES).zip(v[..body].chunks_exact(LANES)).enumerate() {
+    for (t, (kk, vv)) in k[..body]
+        .chunks_exact(LANES)
+        .zip(v[..body].chunks_exact(LANES))
+        .enumerate()
+    {
         if (t * LANES * 4).is_multiple_of(LINE) {
             prefetch(ahead.wrapping_add(t * LANES));
         }
@@ -163,7 +180,11 @@ const TILE: usize = 64;
 fn block_axpy_f32_impl<const FMA: bool>(acc: &mut [f64], w: &[f64], rows: &[f32]) {
     let m = acc.len();
     let body = m - m % TILE;
-    for (j0, acc_tile) in acc[..body].chunks_exact_mut(TILE).enumerate().map(|(t, a)| (t * TILE, a)) {
+    for (j0, acc_tile) in acc[..body]
+        .chunks_exact_mut(TILE)
+        .enumerate()
+        .map(|(t, a)| (t * TILE, a))
+    {
         let mut sums = [0.0f64; TILE];
         for (r, &wr) in w.iter().enumerate() {
             let k = &rows[r * m + j0..r * m + j0 + TILE];
@@ -184,20 +205,39 @@ fn block_axpy_f32_impl<const FMA: bool>(acc: &mut [f64], w: &[f64], rows: &[f32]
 
 /// out[t] = exp(shift + gb[col[t]] - c[t] * inv_eps); returns the sum (a truncated row).
 #[inline(always)]
-fn gather_exp_impl<const FMA: bool>(c: &[f32], col: &[u32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64 {
+fn gather_exp_impl<const FMA: bool>(
+    c: &[f32],
+    col: &[u32],
+    shift: f64,
+    gb: &[f64],
+    inv_eps: f64,
+    out: &mut [f64],
+) -> f64 {
     let mut acc = [0.0f64; LANES];
     let k = c.len().min(col.len()).min(out.len());
     let body = k - k % LANES;
-    for ((o, cc), ii) in out[..body].chunks_exact_mut(LANES).zip(c[..body].chunks_exact(LANES)).zip(col[..body].chunks_exact(LANES)) {
+    for ((o, cc), ii) in out[..body]
+        .chunks_exact_mut(LANES)
+        .zip(c[..body].chunks_exact(LANES))
+        .zip(col[..body].chunks_exact(LANES))
+    {
         for l in 0..LANES {
-            let e = exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift + gb[ii[l] as usize]));
+            let e = exp::<FMA>(madd::<FMA>(
+                -(cc[l] as f64),
+                inv_eps,
+                shift + gb[ii[l] as usize],
+            ));
             o[l] = e;
             acc[l] += e;
         }
     }
     let mut sum = acc.iter().sum::<f64>();
     for t in body..k {
-        let e = exp::<FMA>(madd::<FMA>(-(c[t] as f64), inv_eps, shift + gb[col[t] as usize]));
+        let e = exp::<FMA>(madd::<FMA>(
+            -(c[t] as f64),
+            inv_eps,
+            shift + gb[col[t] as usize],
+        ));
         out[t] = e;
         sum += e;
     }
@@ -207,13 +247,23 @@ fn gather_exp_impl<const FMA: bool>(c: &[f32], col: &[u32], shift: f64, gb: &[f6
 /// max_t (gb[col[t]] - c[t] * inv_eps).
 #[inline(always)]
 fn gather_max_impl<const FMA: bool>(c: &[f32], col: &[u32], gb: &[f64], inv_eps: f64) -> f64 {
-    c.iter().zip(col).map(|(&c, &j)| madd::<FMA>(-(c as f64), inv_eps, gb[j as usize])).fold(f64::NEG_INFINITY, f64::max)
+    c.iter()
+        .zip(col)
+        .map(|(&c, &j)| madd::<FMA>(-(c as f64), inv_eps, gb[j as usize]))
+        .fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// acc[col[t]] += w * v[t] - q * e[col[t]]: a truncated row's share of the
 /// column sums, minus the part of its mean-field tail that the row already holds exactly.
 #[inline(always)]
-fn scatter_impl<const FMA: bool>(acc: &mut [f64], col: &[u32], w: f64, v: &[f64], q: f64, e: &[f64]) {
+fn scatter_impl<const FMA: bool>(
+    acc: &mut [f64],
+    col: &[u32],
+    w: f64,
+    v: &[f64],
+    q: f64,
+    e: &[f64],
+) {
     for (&j, &x) in col.iter().zip(v) {
         let j = j as usize;
         acc[j] = madd::<FMA>(w, x, madd::<FMA>(-q, e[j], acc[j]));
@@ -228,7 +278,11 @@ fn gather_dot_impl<const FMA: bool>(k: &[f32], col: &[u32], v: &[f64]) -> f64 {
     let n = k.len().min(col.len());
     let body = n - n % LANES;
     let ahead = k.as_ptr().wrapping_byte_add(PREFETCH_AHEAD);
-    for (t, (kk, ii)) in k[..body].chunks_exact(LANES).zip(col[..body].chunks_exact(LANES)).enumerate() {
+    for (t, (kk, ii)) in k[..body]
+        .chunks_exact(LANES)
+        .zip(col[..body].chunks_exact(LANES))
+        .enumerate()
+    {
         if (t * LANES * 4).is_multiple_of(LINE) {
             prefetch(ahead.wrapping_add(t * LANES));
         }
@@ -245,7 +299,14 @@ fn gather_dot_impl<const FMA: bool>(k: &[f32], col: &[u32], v: &[f64]) -> f64 {
 
 /// acc[col[t]] += w * k[t] - q * e[col[t]], for a stored truncated kernel row.
 #[inline(always)]
-fn scatter_f32_impl<const FMA: bool>(acc: &mut [f64], col: &[u32], w: f64, k: &[f32], q: f64, e: &[f64]) {
+fn scatter_f32_impl<const FMA: bool>(
+    acc: &mut [f64],
+    col: &[u32],
+    w: f64,
+    k: &[f32],
+    q: f64,
+    e: &[f64],
+) {
     for (&j, &x) in col.iter().zip(k) {
         let j = j as usize;
         acc[j] = madd::<FMA>(w, x as f64, madd::<FMA>(-q, e[j], acc[j]));
@@ -260,14 +321,25 @@ fn weighted_exp_sum_impl<const FMA: bool>(c: &[f32], w: &[f64], shift: f64, inv_
     let (c, w) = (&c[..m], &w[..m]);
     let mut acc = [0.0f64; LANES];
     let body = m - m % LANES;
-    for (cc, ww) in c[..body].chunks_exact(LANES).zip(w[..body].chunks_exact(LANES)) {
+    for (cc, ww) in c[..body]
+        .chunks_exact(LANES)
+        .zip(w[..body].chunks_exact(LANES))
+    {
         for l in 0..LANES {
-            acc[l] = madd::<FMA>(ww[l], exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift)), acc[l]);
+            acc[l] = madd::<FMA>(
+                ww[l],
+                exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift)),
+                acc[l],
+            );
         }
     }
     let mut sum = acc.iter().sum::<f64>();
     for j in body..m {
-        sum = madd::<FMA>(w[j], exp::<FMA>(madd::<FMA>(-(c[j] as f64), inv_eps, shift)), sum);
+        sum = madd::<FMA>(
+            w[j],
+            exp::<FMA>(madd::<FMA>(-(c[j] as f64), inv_eps, shift)),
+            sum,
+        );
     }
     sum
 }
@@ -278,10 +350,19 @@ fn weighted_exp_sum_impl<const FMA: bool>(c: &[f32], w: &[f64], shift: f64, inv_
 fn to_f32_impl<const FMA: bool>(k: &mut [f32], v: &[f64]) -> f32 {
     let m = k.len().min(v.len());
     let (k, v) = (&mut k[..m], &v[..m]);
-    let flush = |x: f64| if x >= f32::MIN_POSITIVE as f64 { x as f32 } else { 0.0 };
+    let flush = |x: f64| {
+        if x >= f32::MIN_POSITIVE as f64 {
+            x as f32
+        } else {
+            0.0
+        }
+    };
     let mut top = [0.0f32; LANES];
     let body = m - m % LANES;
-    for (kk, vv) in k[..body].chunks_exact_mut(LANES).zip(v[..body].chunks_exact(LANES)) {
+    for (kk, vv) in k[..body]
+        .chunks_exact_mut(LANES)
+        .zip(v[..body].chunks_exact(LANES))
+    {
         for l in 0..LANES {
             kk[l] = flush(vv[l]);
             top[l] = top[l].max(kk[l]);
@@ -408,12 +489,16 @@ mod tests {
         let gb: Vec<f64> = (0..m).map(|j| (j as f64 * 0.11).cos()).collect();
         let mut out = vec![0.0; m];
         let s = row_exp(&c, -0.5, &gb, 10.0, &mut out);
-        let want: Vec<f64> = (0..m).map(|j| (-0.5 + gb[j] - c[j] as f64 * 10.0).exp()).collect();
+        let want: Vec<f64> = (0..m)
+            .map(|j| (-0.5 + gb[j] - c[j] as f64 * 10.0).exp())
+            .collect();
         for j in 0..m {
             assert!((out[j] - want[j]).abs() <= 1e-11 * want[j]);
         }
         assert!((s - want.iter().sum::<f64>()).abs() < 1e-12 * s);
-        let mx = want.iter().fold(f64::NEG_INFINITY, |a, v| a.max(v.ln() + 0.5));
+        let mx = want
+            .iter()
+            .fold(f64::NEG_INFINITY, |a, v| a.max(v.ln() + 0.5));
         assert!((row_max(&c, &gb, 10.0) - mx).abs() < 1e-9);
         let mut acc = vec![1.0; m];
         axpy(&mut acc, 2.0, &out);
@@ -426,32 +511,63 @@ mod tests {
     fn dispatched_kernels_agree_with_the_portable_build() {
         let m = 53;
         let c: Vec<f32> = (0..m).map(|j| (j as f32 * 0.61).cos().abs()).collect();
-        let v: Vec<f64> = (0..m).map(|j| 0.5 + (j as f64 * 0.23).sin().abs()).collect();
+        let v: Vec<f64> = (0..m)
+            .map(|j| 0.5 + (j as f64 * 0.23).sin().abs())
+            .collect();
         let col: Vec<u32> = (0..m as u32).filter(|j| j % 3 != 1).collect();
         let kc: Vec<f32> = col.iter().map(|&j| c[j as usize]).collect();
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1e-300);
         // the row exp has its own AVX-512 code, with another polynomial: both within 1e-11 of exp
         let (mut o1, mut o2) = (vec![0.0; m], vec![0.0; m]);
         let near = |a: f64, b: f64| (a - b).abs() <= 2e-11 * a.abs().max(b.abs());
-        assert!(near(row_exp(&c, 0.3, &v, 7.0, &mut o1), row_exp_impl::<false>(&c, 0.3, &v, 7.0, &mut o2)));
+        assert!(near(
+            row_exp(&c, 0.3, &v, 7.0, &mut o1),
+            row_exp_impl::<false>(&c, 0.3, &v, 7.0, &mut o2)
+        ));
         assert!(o1.iter().zip(&o2).all(|(a, b)| near(*a, *b)));
-        assert!(close(row_exp_generic(&c, 0.3, &v, 7.0, &mut o1), row_exp_impl::<false>(&c, 0.3, &v, 7.0, &mut o2)));
+        assert!(close(
+            row_exp_generic(&c, 0.3, &v, 7.0, &mut o1),
+            row_exp_impl::<false>(&c, 0.3, &v, 7.0, &mut o2)
+        ));
         assert!(o1.iter().zip(&o2).all(|(a, b)| close(*a, *b)));
-        assert!(close(row_max(&c, &v, 7.0), row_max_impl::<false>(&c, &v, 7.0)));
+        assert!(close(
+            row_max(&c, &v, 7.0),
+            row_max_impl::<false>(&c, &v, 7.0)
+        ));
         assert!(close(dot(&c, &v), dot_impl::<false>(&c, &v)));
-        assert!(close(weighted_exp_sum(&c, &v, 1.0, 4.0), weighted_exp_sum_impl::<false>(&c, &v, 1.0, 4.0)));
-        assert!(close(gather_dot(&kc, &col, &v), gather_dot_impl::<false>(&kc, &col, &v)));
+        assert!(close(
+            weighted_exp_sum(&c, &v, 1.0, 4.0),
+            weighted_exp_sum_impl::<false>(&c, &v, 1.0, 4.0)
+        ));
+        assert!(close(
+            gather_dot(&kc, &col, &v),
+            gather_dot_impl::<false>(&kc, &col, &v)
+        ));
         // a non-finite value anywhere, in the vectors' body or in the tail after them
         let long: Vec<f32> = (0..200).map(|t| t as f32 * 0.5).collect();
         assert!(all_finite(&long) && all_finite_impl::<false>(&long) && all_finite(&[]));
-        for (at, bad) in [(0, f32::NAN), (63, f32::INFINITY), (130, f32::NEG_INFINITY), (199, f32::NAN)] {
+        for (at, bad) in [
+            (0, f32::NAN),
+            (63, f32::INFINITY),
+            (130, f32::NEG_INFINITY),
+            (199, f32::NAN),
+        ] {
             let mut w = long.clone();
             w[at] = bad;
-            assert!(!all_finite(&w) && !all_finite_impl::<false>(&w), "{bad} at {at}");
+            assert!(
+                !all_finite(&w) && !all_finite_impl::<false>(&w),
+                "{bad} at {at}"
+            );
         }
-        assert!(close(gather_max(&kc, &col, &v, 3.0), gather_max_impl::<false>(&kc, &col, &v, 3.0)));
+        assert!(close(
+            gather_max(&kc, &col, &v, 3.0),
+            gather_max_impl::<false>(&kc, &col, &v, 3.0)
+        ));
         let (mut g1, mut g2) = (vec![0.0; col.len()], vec![0.0; col.len()]);
-        assert!(close(gather_exp(&kc, &col, 0.2, &v, 3.0, &mut g1), gather_exp_impl::<false>(&kc, &col, 0.2, &v, 3.0, &mut g2)));
+        assert!(close(
+            gather_exp(&kc, &col, 0.2, &v, 3.0, &mut g1),
+            gather_exp_impl::<false>(&kc, &col, 0.2, &v, 3.0, &mut g2)
+        ));
         assert!(g1.iter().zip(&g2).all(|(a, b)| close(*a, *b)));
         let (mut a1, mut a2) = (v.clone(), v.clone());
         axpy(&mut a1, 0.7, &o1);
@@ -472,15 +588,27 @@ mod tests {
         for m in 1..=27 {
             let c: Vec<f32> = (0..m).map(|j| j as f32 * 0.25).collect();
             // x spread over [-706, 707] in an order that mixes signs and scales
-            let gb: Vec<f64> = (0..m).map(|j| ((j * 7919) % 27) as f64 * 52.4 - 704.5 + c[j] as f64 * inv_eps).collect();
-            let want: Vec<f64> = (0..m).map(|j| (shift + gb[j] - c[j] as f64 * inv_eps).exp()).collect();
+            let gb: Vec<f64> = (0..m)
+                .map(|j| ((j * 7919) % 27) as f64 * 52.4 - 704.5 + c[j] as f64 * inv_eps)
+                .collect();
+            let want: Vec<f64> = (0..m)
+                .map(|j| (shift + gb[j] - c[j] as f64 * inv_eps).exp())
+                .collect();
             let mut out = vec![f64::NAN; m];
             let sum = row_exp(&c, shift, &gb, inv_eps, &mut out);
             for j in 0..m {
-                assert!((out[j] - want[j]).abs() <= 1e-11 * want[j], "m {m}, j {j}: {} against {}", out[j], want[j]);
+                assert!(
+                    (out[j] - want[j]).abs() <= 1e-11 * want[j],
+                    "m {m}, j {j}: {} against {}",
+                    out[j],
+                    want[j]
+                );
             }
             let total: f64 = want.iter().sum();
-            assert!((sum - total).abs() <= 1e-11 * total, "m {m}: sum {sum} against {total}");
+            assert!(
+                (sum - total).abs() <= 1e-11 * total,
+                "m {m}: sum {sum} against {total}"
+            );
         }
     }
 
@@ -490,10 +618,22 @@ mod tests {
     #[test]
     fn avx512_row_exp_saturates() {
         if !avx512::available() {
-            eprintln!("no AVX-512 on this CPU: the dispatched test above covered the portable build");
+            eprintln!(
+                "no AVX-512 on this CPU: the dispatched test above covered the portable build"
+            );
             return;
         }
-        let gb = [-800.0, -745.5, 0.0, 709.0, 710.0, 1e300, -1e300, f64::NAN, 1.0];
+        let gb = [
+            -800.0,
+            -745.5,
+            0.0,
+            709.0,
+            710.0,
+            1e300,
+            -1e300,
+            f64::NAN,
+            1.0,
+        ];
         let c = [0.0f32; 9];
         let mut out = [0.0; 9];
         // SAFETY: checked just above.
@@ -502,7 +642,10 @@ mod tests {
         assert!(out[1] >= 0.0 && out[1] < 1e-323);
         assert_eq!(out[2], 1.0);
         assert!((out[3] - 709f64.exp()).abs() <= 1e-12 * 709f64.exp());
-        assert_eq!((out[4], out[5], out[6]), (f64::INFINITY, f64::INFINITY, 0.0));
+        assert_eq!(
+            (out[4], out[5], out[6]),
+            (f64::INFINITY, f64::INFINITY, 0.0)
+        );
         assert!(out[7].is_nan() && sum.is_nan());
         assert!((out[8] - 1f64.exp()).abs() <= 1e-12 * 1f64.exp());
     }
@@ -511,7 +654,19 @@ mod tests {
     /// and the largest reported (+inf for a value beyond f32's range).
     #[test]
     fn to_f32_flushes_and_reports_the_largest() {
-        let v = [1.5, 1e-39, -3.0, f64::NAN, 3e38, 0.25, 1e-300, 7.0, 2.0, 1e-20, 0.5];
+        let v = [
+            1.5,
+            1e-39,
+            -3.0,
+            f64::NAN,
+            3e38,
+            0.25,
+            1e-300,
+            7.0,
+            2.0,
+            1e-20,
+            0.5,
+        ];
         let want = [1.5f32, 0.0, 0.0, 0.0, 3e38, 0.25, 0.0, 7.0, 2.0, 1e-20, 0.5];
         for m in [3, 8, 11] {
             let (mut k, mut portable) = (vec![9.0f32; m], vec![9.0f32; m]);
@@ -522,7 +677,10 @@ mod tests {
             assert_eq!(top, if m > 4 { 3e38 } else { 1.5 });
         }
         let mut k = [0.0f32; 9];
-        assert_eq!(to_f32(&mut k, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1e39]), f32::INFINITY);
+        assert_eq!(
+            to_f32(&mut k, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 1e39]),
+            f32::INFINITY
+        );
     }
 
     /// A block of rows into column sums, against one axpy per row, on a
@@ -530,7 +688,9 @@ mod tests {
     #[test]
     fn block_axpy_is_one_axpy_per_row() {
         let (m, rows) = (2 * TILE + 13, 5);
-        let k: Vec<f32> = (0..rows * m).map(|t| ((t as f32) * 0.173).sin().abs()).collect();
+        let k: Vec<f32> = (0..rows * m)
+            .map(|t| ((t as f32) * 0.173).sin().abs())
+            .collect();
         let w = [0.3, 0.0, 1.7, 2.5e-3, 0.9];
         let start: Vec<f64> = (0..m).map(|j| j as f64 * 0.01).collect();
         let mut want = start.clone();
@@ -543,8 +703,14 @@ mod tests {
         block_axpy_f32(&mut got, &w, &k);
         block_axpy_f32_impl::<false>(&mut portable, &w, &k);
         for j in 0..m {
-            assert!((got[j] - want[j]).abs() <= 1e-14 * want[j].abs().max(1.0), "column {j}");
-            assert!((portable[j] - want[j]).abs() <= 1e-14 * want[j].abs().max(1.0), "column {j}");
+            assert!(
+                (got[j] - want[j]).abs() <= 1e-14 * want[j].abs().max(1.0),
+                "column {j}"
+            );
+            assert!(
+                (portable[j] - want[j]).abs() <= 1e-14 * want[j].abs().max(1.0),
+                "column {j}"
+            );
         }
     }
 }

@@ -18,9 +18,12 @@ use crate::contamination::{self, Contamination, FittedTerm};
 use crate::control::{Control, Progress};
 use crate::cost::{check_pair, cost_matrix, CostKind};
 use crate::error::{ErrorKind, Result, SotError};
-use crate::sinkhorn::{centred, check_options, solve_store, symmetric_dense, Finite, SinkhornOptions, SinkhornResult, WarmStart};
-use crate::store::{check_dense, plan, CostStore, Plan, StorageOptions, StorageReport};
 use crate::score::ScoreScale;
+use crate::sinkhorn::{
+    centred, check_options, solve_store, symmetric_dense, Finite, SinkhornOptions, SinkhornResult,
+    WarmStart,
+};
+use crate::store::{check_dense, plan, CostStore, Plan, StorageOptions, StorageReport};
 use crate::validate;
 use ndarray::{Array2, ArrayView2, Axis};
 
@@ -83,7 +86,11 @@ impl Default for LearnerOptions {
             tol: 1e-5,
             debiased: false,
             max_self_anchor: 50,
-            inner: SinkhornOptions { tol: 1e-5, max_iter: 300, ..SinkhornOptions::default() },
+            inner: SinkhornOptions {
+                tol: 1e-5,
+                max_iter: 300,
+                ..SinkhornOptions::default()
+            },
         }
     }
 }
@@ -148,20 +155,34 @@ pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
     validate::positive(o.tau, "tau")?;
     validate::positive(o.tol, "tol")?;
     if !(o.lambda.is_finite() && o.lambda >= 0.0) {
-        return Err(SotError::option("lambda", format!("lambda must be finite and >= 0, got {}", o.lambda)));
+        return Err(SotError::option(
+            "lambda",
+            format!("lambda must be finite and >= 0, got {}", o.lambda),
+        ));
     }
     if !(o.step > 0.0 && o.step <= 1.0) {
-        return Err(SotError::option("step", format!("step must lie in (0, 1], got {}", o.step)));
+        return Err(SotError::option(
+            "step",
+            format!("step must lie in (0, 1], got {}", o.step),
+        ));
     }
     if o.max_steps == 0 {
-        return Err(SotError::option("max_steps", "max_steps must be at least 1"));
+        return Err(SotError::option(
+            "max_steps",
+            "max_steps must be at least 1",
+        ));
     }
     if o.max_self_anchor == 0 {
-        return Err(SotError::option("max_self_anchor", "max_self_anchor must be at least 1"));
+        return Err(SotError::option(
+            "max_self_anchor",
+            "max_self_anchor must be at least 1",
+        ));
     }
-    check_options(&SinkhornOptions { eps: o.eps, ..o.inner.clone() })
+    check_options(&SinkhornOptions {
+        eps: o.eps,
+        ..o.inner.clone()
+    })
 }
-
 
 /// One OT term of the objective, with its costs and warm start.
 struct Term<'a> {
@@ -172,13 +193,35 @@ struct Term<'a> {
 }
 
 impl<'a> Term<'a> {
-    fn new(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, weights: Option<Vec<f64>>, plan: Plan, opts: &LearnerOptions, ctl: &Control) -> Result<Self> {
+    fn new(
+        x: ArrayView2<'a, f32>,
+        y: ArrayView2<f32>,
+        weights: Option<Vec<f64>>,
+        plan: Plan,
+        opts: &LearnerOptions,
+        ctl: &Control,
+    ) -> Result<Self> {
         let weights = weights.unwrap_or_else(|| vec![1.0 / y.nrows() as f64; y.nrows()]);
-        Ok(Term { store: CostStore::build(x, y, opts.cost, plan, opts.eps, &weights, ctl)?.persistent(), weights, last: None })
+        Ok(Term {
+            store: CostStore::build(x, y, opts.cost, plan, opts.eps, &weights, ctl)?.persistent(),
+            weights,
+            last: None,
+        })
     }
 
-    fn solve(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
-        let warm = self.last.as_ref().map_or(WarmStart::default(), |r| WarmStart { f: Some(&r.f), g: Some(&r.g) });
+    fn solve(
+        &mut self,
+        w: &[f64],
+        opts: &SinkhornOptions,
+        ctl: &Control,
+    ) -> Result<&SinkhornResult> {
+        let warm = self
+            .last
+            .as_ref()
+            .map_or(WarmStart::default(), |r| WarmStart {
+                f: Some(&r.f),
+                g: Some(&r.g),
+            });
         let r = solve_store(&mut self.store, Some(w), &self.weights, opts, warm, ctl)?;
         Ok(self.last.insert(r))
     }
@@ -187,9 +230,14 @@ impl<'a> Term<'a> {
     fn report(&self, w: &[f64], verify: bool, ctl: &Control) -> Result<StorageReport> {
         let last = self.last.as_ref().expect("solved at least once");
         let verification = match self.store.plan {
-            Plan::Truncated { .. } if verify => {
-                Some(self.store.verify(w, self.weights.iter().map(|b| b.ln()).collect(), last.eps, &last.f, &last.g, ctl)?)
-            }
+            Plan::Truncated { .. } if verify => Some(self.store.verify(
+                w,
+                self.weights.iter().map(|b| b.ln()).collect(),
+                last.eps,
+                &last.f,
+                &last.g,
+                ctl,
+            )?),
             _ => None,
         };
         Ok(self.store.report(last.storage.bound, verification))
@@ -203,7 +251,12 @@ struct OwnTerm {
 }
 
 impl OwnTerm {
-    fn solve(&mut self, w: &[f64], opts: &SinkhornOptions, ctl: &Control) -> Result<&SinkhornResult> {
+    fn solve(
+        &mut self,
+        w: &[f64],
+        opts: &SinkhornOptions,
+        ctl: &Control,
+    ) -> Result<&SinkhornResult> {
         let warm = self.last.as_ref().map(|r| &r.f[..]);
         let r = symmetric_dense(self.cost.view(), Some(w), opts, warm, ctl, Finite::Known)?;
         Ok(self.last.insert(r))
@@ -236,7 +289,12 @@ struct Objective<'a> {
 }
 
 impl<'a> Objective<'a> {
-    fn new(sets: &Sets<'a>, opts: &LearnerOptions, ctl: &Control, warnings: &mut Vec<String>) -> Result<Self> {
+    fn new(
+        sets: &Sets<'a>,
+        opts: &LearnerOptions,
+        ctl: &Control,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self> {
         check_learner_options(opts)?;
         let x = sets.downstream;
         let n = x.nrows();
@@ -248,11 +306,17 @@ impl<'a> Objective<'a> {
                 SotError::new(e.kind, format!("the debiased objective needs the {n} x {n} self cost: {}; use debiased = false", e.message))
             })?;
             storage.budget = storage.budget.saturating_sub(n * n * 4);
-            Some(OwnTerm { cost: cost_matrix(x, x, opts.cost, ctl)?, last: None })
+            Some(OwnTerm {
+                cost: cost_matrix(x, x, opts.cost, ctl)?,
+                last: None,
+            })
         } else {
             None
         };
-        let plans = plan(&[(n, anchor_points.nrows()), (n, sets.harmful.points.nrows())], &storage)?;
+        let plans = plan(
+            &[(n, anchor_points.nrows()), (n, sets.harmful.points.nrows())],
+            &storage,
+        )?;
         Ok(Objective {
             pull: Term::new(x, anchor_points.view(), anchor_w, plans[0], opts, ctl)?,
             push: Term::new(x, sets.harmful.points, harmful_w, plans[1], opts, ctl)?,
@@ -262,19 +326,58 @@ impl<'a> Objective<'a> {
             lambda: opts.lambda,
             tau: opts.tau,
             // the truncated terms are verified once, at the end
-            inner: SinkhornOptions { eps: opts.eps, storage: StorageOptions { verify: false, ..storage }, ..opts.inner.clone() },
+            inner: SinkhornOptions {
+                eps: opts.eps,
+                storage: StorageOptions {
+                    verify: false,
+                    ..storage
+                },
+                ..opts.inner.clone()
+            },
         })
     }
 
     /// The contamination estimate from the last solves: downstream scores
     /// `push - pull` (uncentred), the references scored leave-one-out.
-    fn contamination(&self, e: &Eval, opts: &LearnerOptions, ctl: &Control) -> Result<Contamination> {
-        let (s, h) = (self.pull.last.as_ref().expect("solved"), self.push.last.as_ref().expect("solved"));
-        let pull = FittedTerm { points: self.anchor.view(), weights: &self.pull.weights, g: &s.g };
-        let push = FittedTerm { points: self.harmful, weights: &self.push.weights, g: &h.g };
+    fn contamination(
+        &self,
+        e: &Eval,
+        opts: &LearnerOptions,
+        ctl: &Control,
+    ) -> Result<Contamination> {
+        let (s, h) = (
+            self.pull.last.as_ref().expect("solved"),
+            self.push.last.as_ref().expect("solved"),
+        );
+        let pull = FittedTerm {
+            points: self.anchor.view(),
+            weights: &self.pull.weights,
+            g: &s.g,
+        };
+        let push = FittedTerm {
+            points: self.harmful,
+            weights: &self.push.weights,
+            g: &h.g,
+        };
         let scores: Vec<f64> = e.push.iter().zip(&e.pull).map(|(q, p)| q - p).collect();
-        let clean = contamination::calibration_scores(&pull, &push, true, self.lambda, opts.eps, opts.cost, ctl)?;
-        let harmful = contamination::calibration_scores(&push, &pull, false, self.lambda, opts.eps, opts.cost, ctl)?;
+        let clean = contamination::calibration_scores(
+            &pull,
+            &push,
+            true,
+            self.lambda,
+            opts.eps,
+            opts.cost,
+            ctl,
+        )?;
+        let harmful = contamination::calibration_scores(
+            &push,
+            &pull,
+            false,
+            self.lambda,
+            opts.eps,
+            opts.cost,
+            ctl,
+        )?;
         contamination::estimate(&scores, &clean, &harmful, contamination::LEVEL)
     }
 
@@ -283,7 +386,8 @@ impl<'a> Objective<'a> {
         let lambda = self.lambda;
         self.inner.tol = tol;
         let s = self.pull.solve(w, &self.inner, ctl)?;
-        let (mut pull, ot_s, ok_s, mut iterations) = (s.f.clone(), s.value, s.converged, s.iterations);
+        let (mut pull, ot_s, ok_s, mut iterations) =
+            (s.f.clone(), s.value, s.converged, s.iterations);
         let h = self.push.solve(w, &self.inner, ctl)?;
         let mut push: Vec<f64> = h.f.iter().map(|f| lambda * f).collect();
         let mut j = ot_s - lambda * h.value + self.tau * kl_to_uniform(w);
@@ -293,22 +397,37 @@ impl<'a> Objective<'a> {
             // S(w, b) = OT(w, b) - OT(w, w)/2 - const, and d/dw OT(w, w)/2 = f_ww
             let r = own.solve(w, &self.inner, ctl)?;
             pull.iter_mut().zip(&r.f).for_each(|(p, f)| *p -= f);
-            push.iter_mut().zip(&r.f).for_each(|(p, f)| *p -= lambda * f);
+            push.iter_mut()
+                .zip(&r.f)
+                .for_each(|(p, f)| *p -= lambda * f);
             j -= 0.5 * (1.0 - lambda) * r.value;
             ok &= r.converged;
             iterations += r.iterations;
         }
-        Ok(Eval { j, iterations, pull, push, inner_converged: ok })
+        Ok(Eval {
+            j,
+            iterations,
+            pull,
+            push,
+            inner_converged: ok,
+        })
     }
 }
 
 /// J(w) and its gradient on the simplex (centred), for diagnostics and tests.
-pub fn objective(sets: &Sets, w: &[f64], opts: &LearnerOptions, ctl: &Control) -> Result<(f64, Vec<f64>)> {
+pub fn objective(
+    sets: &Sets,
+    w: &[f64],
+    opts: &LearnerOptions,
+    ctl: &Control,
+) -> Result<(f64, Vec<f64>)> {
     let n = sets.downstream.nrows();
     let w = validate::weights(Some(w), n, "w")?;
     let mut obj = Objective::new(sets, opts, ctl, &mut Vec::new())?;
     let e = obj.eval(&w, opts.inner.tol, ctl)?;
-    let grad: Vec<f64> = (0..n).map(|i| e.pull[i] - e.push[i] + opts.tau * ((n as f64 * w[i]).ln() + 1.0)).collect();
+    let grad: Vec<f64> = (0..n)
+        .map(|i| e.pull[i] - e.push[i] + opts.tau * ((n as f64 * w[i]).ln() + 1.0))
+        .collect();
     Ok((e.j, centred(&grad)))
 }
 
@@ -332,7 +451,13 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     while !converged && steps < opts.max_steps {
         ctl.check()?;
         reporter.report(
-            Progress { stage: "learner", iteration: steps, max_iterations: opts.max_steps, error: e.j, eps: opts.eps },
+            Progress {
+                stage: "learner",
+                iteration: steps,
+                max_iterations: opts.max_steps,
+                error: e.j,
+                eps: opts.eps,
+            },
             false,
         );
         // log w <- (1 - step) log w + step * (-(pull - push) / tau), then renormalise
@@ -342,7 +467,11 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         let top = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let norm = top + log_w.iter().map(|v| (v - top).exp()).sum::<f64>().ln();
         log_w.iter_mut().for_each(|lw| *lw -= norm);
-        let moved: f64 = w.iter().zip(&log_w).map(|(wi, lw)| (wi - lw.exp()).abs()).sum();
+        let moved: f64 = w
+            .iter()
+            .zip(&log_w)
+            .map(|(wi, lw)| (wi - lw.exp()).abs())
+            .sum();
         w.iter_mut().zip(&log_w).for_each(|(wi, lw)| *wi = lw.exp());
         if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
             // Else the next inner solve would blame "weights" the caller never gave.
@@ -363,7 +492,11 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         objective.push(e.j);
         steps += 1;
         // The push term is concave: a step that raises J overshot, so damp the next ones.
-        step = if e.j > before { (step * 0.5).max(MIN_STEP) } else { (step * 1.1).min(opts.step) };
+        step = if e.j > before {
+            (step * 0.5).max(MIN_STEP)
+        } else {
+            (step * 1.1).min(opts.step)
+        };
         converged = steps > WINDOW && {
             let past = objective[objective.len() - 1 - WINDOW];
             (past - e.j).abs() <= opts.tol * e.j.abs().max(opts.tau)
@@ -390,18 +523,30 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     let verify = opts.inner.storage.verify;
     let anchor_storage = obj.pull.report(&w, verify, &quiet)?;
     let harmful_storage = obj.push.report(&w, verify, &quiet)?;
-    let (s, h) = (obj.pull.last.as_ref().expect("solved"), obj.push.last.as_ref().expect("solved"));
+    let (s, h) = (
+        obj.pull.last.as_ref().expect("solved"),
+        obj.push.last.as_ref().expect("solved"),
+    );
     let fitted = Fitted {
         eps: opts.eps,
         anchor_potential: s.g.clone(),
         anchor_weights: obj.pull.weights.clone(),
-        anchor_rows: sets.anchor.is_none().then(|| self_anchor_rows(n, opts.max_self_anchor)),
+        anchor_rows: sets
+            .anchor
+            .is_none()
+            .then(|| self_anchor_rows(n, opts.max_self_anchor)),
         harmful_potential: h.g.clone(),
         harmful_weights: obj.push.weights.clone(),
         scale: ScoreScale::learner(&s.f, &h.f, opts.lambda, opts.tau),
     };
     reporter.report(
-        Progress { stage: "learner", iteration: steps, max_iterations: opts.max_steps, error: e.j, eps: opts.eps },
+        Progress {
+            stage: "learner",
+            iteration: steps,
+            max_iterations: opts.max_steps,
+            error: e.j,
+            eps: opts.eps,
+        },
         true,
     );
     Ok(LearnResult {
@@ -444,7 +589,10 @@ pub(crate) fn resolve_anchor(
     match sets.anchor {
         Some(a) => {
             check_pair(&x, &a.points, opts.cost).map_err(|e| rename(e, "anchor"))?;
-            let w = a.weights.map(|w| validate::weights(Some(w), a.points.nrows(), "anchor weights")).transpose()?;
+            let w = a
+                .weights
+                .map(|w| validate::weights(Some(w), a.points.nrows(), "anchor weights"))
+                .transpose()?;
             Ok((a.points.to_owned(), w))
         }
         None => {
@@ -468,17 +616,29 @@ pub fn self_anchor_rows(n: usize, max: usize) -> Vec<usize> {
 
 /// Validates the downstream and harmful sets; returns the normalised harmful weights.
 pub(crate) fn check_harmful(sets: &Sets, opts: &LearnerOptions) -> Result<Option<Vec<f64>>> {
-    check_pair(&sets.downstream, &sets.harmful.points, opts.cost).map_err(|e| rename(e, "harmful"))?;
-    sets.harmful.weights.map(|w| validate::weights(Some(w), sets.harmful.points.nrows(), "harmful weights")).transpose()
+    check_pair(&sets.downstream, &sets.harmful.points, opts.cost)
+        .map_err(|e| rename(e, "harmful"))?;
+    sets.harmful
+        .weights
+        .map(|w| validate::weights(Some(w), sets.harmful.points.nrows(), "harmful weights"))
+        .transpose()
 }
 
 fn kl_to_uniform(w: &[f64]) -> f64 {
     let n = w.len() as f64;
-    w.iter().filter(|v| **v > 0.0).map(|v| v * (v * n).ln()).sum()
+    w.iter()
+        .filter(|v| **v > 0.0)
+        .map(|v| v * (v * n).ln())
+        .sum()
 }
 
 /// Names the set in an error raised by `check_pair(downstream, set)`.
 fn rename(mut e: SotError, set: &str) -> SotError {
-    e.message = e.message.replace("x[", "downstream[").replace("x has", "downstream has").replace("y[", &format!("{set}[")).replace("y has", &format!("{set} has"));
+    e.message = e
+        .message
+        .replace("x[", "downstream[")
+        .replace("x has", "downstream has")
+        .replace("y[", &format!("{set}["))
+        .replace("y has", &format!("{set} has"));
     e
 }

@@ -39,14 +39,19 @@ pub use baselines::{baseline_scores, Baseline};
 pub use contamination::Contamination;
 pub use control::{Control, Progress};
 pub use cost::{cost_matrix, CostKind};
-pub use embed::{doc_freq_batch, embed_texts, DocFreq, DocFreqBatch, EmbedOptions, Idf, DF_BUCKETS};
+pub use divergence::{sinkhorn_divergence, DivergenceResult, DivergenceWarmStart};
+pub use embed::{
+    doc_freq_batch, embed_texts, DocFreq, DocFreqBatch, EmbedOptions, Idf, DF_BUCKETS,
+};
+pub use error::{ErrorKind, Result, SotError};
+pub use learner::{learn_weights, objective, Fitted, LearnResult, LearnerOptions, Reference, Sets};
 pub use pool::pool_rows;
 pub use project::project_2d;
 pub use reasons::{contributions, nearest_references, Contributions, Nearest};
-pub use divergence::{sinkhorn_divergence, DivergenceResult, DivergenceWarmStart};
-pub use error::{ErrorKind, Result, SotError};
-pub use learner::{learn_weights, objective, Fitted, LearnResult, LearnerOptions, Reference, Sets};
 pub use score::{c_transform, score_samples, FittedModel, FittedReference, ScoreScale, Scored};
 pub use selection::{select_top_k, Keep, Selection};
-pub use sinkhorn::{sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult, WarmStart};
+pub use sinkhorn::{
+    sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult,
+    WarmStart,
+};
 pub use store::{plan, Plan, Storage, StorageOptions, StorageReport, Verification};

@@ -50,7 +50,7 @@ pub(crate) fn zeroed<T: Zero>(len: usize) -> Result<Vec<T>> {
 
 /// A zeroed `rows x cols` matrix (see `zeroed`); a size past `usize` is refused too.
 pub(crate) fn zeros2<T: Zero>(rows: usize, cols: usize) -> Result<ndarray::Array2<T>> {
-    let len = rows.checked_mul(cols).unwrap_or(usize::MAX);
+    let len = rows.saturating_mul(cols);
     Ok(ndarray::Array2::from_shape_vec((rows, cols), zeroed(len)?).expect("rows x cols values"))
 }
 
@@ -84,23 +84,38 @@ mod tests {
     #[test]
     fn buffers_are_zeroed_at_every_size() {
         // Miri checks the allocation itself; it would take minutes over the large sizes.
-        let lens: &[usize] = if cfg!(miri) { &[0, 1, 1023] } else { &[0, 1, 1023, (MIN_BYTES / 4) + 3, 3 * MIN_BYTES / 4 + 1] };
+        let lens: &[usize] = if cfg!(miri) {
+            &[0, 1, 1023]
+        } else {
+            &[0, 1, 1023, (MIN_BYTES / 4) + 3, 3 * MIN_BYTES / 4 + 1]
+        };
         for &len in lens {
             let v = zeroed::<f32>(len).unwrap();
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x == 0.0), "len {len}");
-            assert!(zeroed::<u32>(len).unwrap().iter().all(|&x| x == 0), "len {len}");
+            assert!(
+                zeroed::<u32>(len).unwrap().iter().all(|&x| x == 0),
+                "len {len}"
+            );
         }
     }
 
     #[test]
     fn sizes_no_allocator_can_give_are_errors() {
         // Under Miri only the size no layout can describe: Miri stops at any allocation it cannot serve.
-        let lens: &[usize] = if cfg!(miri) { &[usize::MAX / 4] } else { &[usize::MAX / 4, usize::MAX / 8, 1 << 60] };
+        let lens: &[usize] = if cfg!(miri) {
+            &[usize::MAX / 4]
+        } else {
+            &[usize::MAX / 4, usize::MAX / 8, 1 << 60]
+        };
         for &len in lens {
             let e = zeroed::<f32>(len).unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidOption);
-            assert!(e.message.contains(&format!("({len} values)")), "{}", e.message);
+            assert!(
+                e.message.contains(&format!("({len} values)")),
+                "{}",
+                e.message
+            );
         }
     }
 }

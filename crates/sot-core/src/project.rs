@@ -46,15 +46,18 @@ pub fn project_2d(points: ArrayView2<f32>, ctl: &Control) -> Result<Array2<f32>>
     let comps = principal_components(points, 2, ctl)?;
     let (mean, u) = (comps.mean, comps.vectors);
     let mut out = Array2::<f32>::zeros((points.nrows(), 2));
-    out.axis_iter_mut(Axis(0)).into_par_iter().zip(points.axis_iter(Axis(0))).for_each(|(mut o, x)| {
-        for c in 0..u.ncols() {
-            let mut acc = 0.0;
-            for ((xv, m), uv) in x.iter().zip(mean.iter()).zip(u.column(c).iter()) {
-                acc += (*xv as f64 - m) * uv;
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(points.axis_iter(Axis(0)))
+        .for_each(|(mut o, x)| {
+            for c in 0..u.ncols() {
+                let mut acc = 0.0;
+                for ((xv, m), uv) in x.iter().zip(mean.iter()).zip(u.column(c).iter()) {
+                    acc += (*xv as f64 - m) * uv;
+                }
+                o[c] = acc as f32;
             }
-            o[c] = acc as f32;
-        }
-    });
+        });
     Ok(out)
 }
 
@@ -67,7 +70,11 @@ pub struct Components {
     pub iterations: usize,
 }
 
-pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control) -> Result<Components> {
+pub fn principal_components(
+    points: ArrayView2<f32>,
+    want: usize,
+    ctl: &Control,
+) -> Result<Components> {
     validate::non_empty(&points, "points")?;
     let d = points.ncols();
     let want = want.min(d);
@@ -80,9 +87,16 @@ pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control)
     // Small dimension: form the covariance once (one pass, O(n d^2)) and
     // iterate on its 8th power, scaled (O(d^2 k) per step, same eigenvectors).
     // Otherwise iterate on the rows (one pass, O(n d k), per step).
-    let cov = if d <= COVARIANCE_MAX_DIM { Some(covariance(points, &mean, ctl)?) } else { None };
+    let cov = if d <= COVARIANCE_MAX_DIM {
+        Some(covariance(points, &mean, ctl)?)
+    } else {
+        None
+    };
     let power = cov.as_ref().map(|c| {
-        let tr = (0..d).map(|i| c[[i, i]]).sum::<f64>().max(f64::MIN_POSITIVE);
+        let tr = (0..d)
+            .map(|i| c[[i, i]])
+            .sum::<f64>()
+            .max(f64::MIN_POSITIVE);
         let mut m = c / tr;
         for _ in 0..3 {
             m = m.dot(&m);
@@ -93,7 +107,11 @@ pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control)
         Some(c) => c.dot(v),
         None => cov_times(points, &mean, v),
     };
-    let max_iter = if cov.is_some() { MAX_ITER_COV } else { MAX_ITER };
+    let max_iter = if cov.is_some() {
+        MAX_ITER_COV
+    } else {
+        MAX_ITER
+    };
     let mut iterations = 0;
     let (ritz, theta) = loop {
         ctl.check()?;
@@ -111,7 +129,13 @@ pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control)
             })
             .fold(0.0, f64::max);
         reporter.report(
-            Progress { stage: "project2d", iteration: iterations, max_iterations: max_iter, error: residual / top.max(f64::MIN_POSITIVE), eps: f64::NAN },
+            Progress {
+                stage: "project2d",
+                iteration: iterations,
+                max_iterations: max_iter,
+                error: residual / top.max(f64::MIN_POSITIVE),
+                eps: f64::NAN,
+            },
             false,
         );
         if residual <= TOL * top || iterations >= max_iter {
@@ -124,7 +148,13 @@ pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control)
         orthonormalise(&mut v, &mut state);
     };
     reporter.report(
-        Progress { stage: "project2d", iteration: iterations, max_iterations: max_iter, error: f64::NAN, eps: f64::NAN },
+        Progress {
+            stage: "project2d",
+            iteration: iterations,
+            max_iterations: max_iter,
+            error: f64::NAN,
+            eps: f64::NAN,
+        },
         true,
     );
     let mut vectors = ritz.slice(s![.., ..want]).to_owned();
@@ -145,7 +175,12 @@ pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control)
             col.fill(0.0);
         }
     }
-    Ok(Components { mean, vectors, values: theta[..want].to_vec(), iterations })
+    Ok(Components {
+        mean,
+        vectors,
+        values: theta[..want].to_vec(),
+        iterations,
+    })
 }
 
 /// `Xcᵀ Xc`: each block of `SUB` centred rows (centred in f64, rounded to
@@ -153,7 +188,10 @@ pub fn principal_components(points: ArrayView2<f32>, want: usize, ctl: &Control)
 /// the block products are summed in f64, group by group in order.
 fn covariance(x: ArrayView2<f32>, mean: &Array1<f64>, ctl: &Control) -> Result<Array2<f64>> {
     let d = x.ncols();
-    let cols: Vec<(usize, usize)> = (0..d).step_by(COL_BLOCK).map(|j| (j, (j + COL_BLOCK).min(d))).collect();
+    let cols: Vec<(usize, usize)> = (0..d)
+        .step_by(COL_BLOCK)
+        .map(|j| (j, (j + COL_BLOCK).min(d)))
+        .collect();
     let partials: Vec<Array2<f64>> = x
         .axis_chunks_iter(Axis(0), GROUP)
         .into_par_iter()
@@ -166,19 +204,30 @@ fn covariance(x: ArrayView2<f32>, mean: &Array1<f64>, ctl: &Control) -> Result<A
                 let b = sub.nrows();
                 let mut xb = xc.slice_mut(s![..b, ..]);
                 for (mut dst, src) in xb.outer_iter_mut().zip(sub.outer_iter()) {
-                    dst.iter_mut().zip(src.iter()).zip(mean.iter()).for_each(|((o, x), m)| *o = (*x as f64 - m) as f32);
+                    dst.iter_mut()
+                        .zip(src.iter())
+                        .zip(mean.iter())
+                        .for_each(|((o, x), m)| *o = (*x as f64 - m) as f32);
                 }
                 let xb = xc.slice(s![..b, ..]);
                 for (i, &(i0, i1)) in cols.iter().enumerate() {
                     for &(j0, j1) in &cols[i..] {
                         let mut out = c32.slice_mut(s![i0..i1, j0..j1]);
-                        general_mat_mul(1.0, &xb.slice(s![.., i0..i1]).t(), &xb.slice(s![.., j0..j1]), 0.0, &mut out);
+                        general_mat_mul(
+                            1.0,
+                            &xb.slice(s![.., i0..i1]).t(),
+                            &xb.slice(s![.., j0..j1]),
+                            0.0,
+                            &mut out,
+                        );
                     }
                 }
                 for (i, &(i0, _)) in cols.iter().enumerate() {
                     for r in i0..cols[i].1 {
                         let (src, dst) = (c32.slice(s![r, i0..]), c.slice_mut(s![r, i0..]));
-                        dst.into_iter().zip(src.iter()).for_each(|(a, b)| *a += *b as f64);
+                        dst.into_iter()
+                            .zip(src.iter())
+                            .for_each(|(a, b)| *a += *b as f64);
                     }
                 }
             }
@@ -208,7 +257,9 @@ fn column_mean(x: ArrayView2<f32>) -> Array1<f64> {
         .map(|g| {
             let mut s = Array1::<f64>::zeros(d);
             for row in g.outer_iter() {
-                s.iter_mut().zip(row.iter()).for_each(|(a, b)| *a += *b as f64);
+                s.iter_mut()
+                    .zip(row.iter())
+                    .for_each(|(a, b)| *a += *b as f64);
             }
             s
         })
@@ -234,7 +285,10 @@ fn cov_times(x: ArrayView2<f32>, mean: &Array1<f64>, v: &Array2<f64>) -> Array2<
                 let b = sub.nrows();
                 let mut xb = xc.slice_mut(s![..b, ..]);
                 for (mut dst, src) in xb.outer_iter_mut().zip(sub.outer_iter()) {
-                    dst.iter_mut().zip(src.iter()).zip(mean.iter()).for_each(|((o, x), m)| *o = *x as f64 - m);
+                    dst.iter_mut()
+                        .zip(src.iter())
+                        .zip(mean.iter())
+                        .for_each(|((o, x), m)| *o = *x as f64 - m);
                 }
                 let xb = xc.slice(s![..b, ..]);
                 let mut tb = t.slice_mut(s![..b, ..]);
@@ -266,7 +320,10 @@ pub(crate) fn jacobi_eigen(h: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     }
     let mut q = Array2::<f64>::eye(k);
     for _sweep in 0..100 {
-        let off: f64 = (0..k).flat_map(|i| (0..k).filter(move |j| *j != i).map(move |j| (i, j))).map(|(i, j)| a[[i, j]].powi(2)).sum();
+        let off: f64 = (0..k)
+            .flat_map(|i| (0..k).filter(move |j| *j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[[i, j]].powi(2))
+            .sum();
         let diag: f64 = (0..k).map(|i| a[[i, i]].powi(2)).sum();
         if off <= 1e-30 * diag.max(f64::MIN_POSITIVE) {
             break;
@@ -316,9 +373,17 @@ fn orthonormalise(v: &mut Array2<f64>, state: &mut u64) {
             let before = v.column(j).iter().map(|x| x * x).sum::<f64>().sqrt();
             for _pass in 0..2 {
                 for i in 0..j {
-                    let dot: f64 = v.column(j).iter().zip(v.column(i).iter()).map(|(a, b)| a * b).sum();
+                    let dot: f64 = v
+                        .column(j)
+                        .iter()
+                        .zip(v.column(i).iter())
+                        .map(|(a, b)| a * b)
+                        .sum();
                     let ci = v.column(i).to_owned();
-                    v.column_mut(j).iter_mut().zip(ci.iter()).for_each(|(a, b)| *a -= dot * b);
+                    v.column_mut(j)
+                        .iter_mut()
+                        .zip(ci.iter())
+                        .for_each(|(a, b)| *a -= dot * b);
                 }
             }
             let norm = v.column(j).iter().map(|x| x * x).sum::<f64>().sqrt();

@@ -31,10 +31,16 @@ pub fn nearest_references(
 ) -> Result<Nearest> {
     check_pair(&x, &refs, kind)?;
     if k == 0 {
-        return Err(SotError::new(ErrorKind::InvalidOption, "k must be at least 1"));
+        return Err(SotError::new(
+            ErrorKind::InvalidOption,
+            "k must be at least 1",
+        ));
     }
     if let Some(&bad) = rows.iter().find(|&&r| r >= x.nrows()) {
-        return Err(SotError::new(ErrorKind::InvalidOption, format!("row {bad} is out of range: x has {} rows", x.nrows())));
+        return Err(SotError::new(
+            ErrorKind::InvalidOption,
+            format!("row {bad} is out of range: x has {} rows", x.nrows()),
+        ));
     }
     let k = k.min(refs.nrows());
     let asked: Array2<f32> = x.select(Axis(0), rows);
@@ -42,8 +48,11 @@ pub fn nearest_references(
     let m = refs.nrows();
     let mut index = vec![0u32; rows.len() * k];
     let mut cost = vec![0f32; rows.len() * k];
-    index.par_chunks_mut(TILE_ROWS * k).zip(cost.par_chunks_mut(TILE_ROWS * k)).enumerate().try_for_each(
-        |(t, (idx, cst))| -> Result<()> {
+    index
+        .par_chunks_mut(TILE_ROWS * k)
+        .zip(cost.par_chunks_mut(TILE_ROWS * k))
+        .enumerate()
+        .try_for_each(|(t, (idx, cst))| -> Result<()> {
             ctl.check()?;
             let r0 = t * TILE_ROWS;
             let mut tile = Array2::<f32>::zeros((idx.len() / k, m));
@@ -52,7 +61,8 @@ pub fn nearest_references(
             for (i, row) in tile.outer_iter().enumerate() {
                 order.clear();
                 order.extend(0..m as u32);
-                let by = |a: &u32, b: &u32| row[*a as usize].total_cmp(&row[*b as usize]).then(a.cmp(b));
+                let by =
+                    |a: &u32, b: &u32| row[*a as usize].total_cmp(&row[*b as usize]).then(a.cmp(b));
                 if k < m {
                     order.select_nth_unstable_by(k - 1, by);
                 }
@@ -63,8 +73,7 @@ pub fn nearest_references(
                 }
             }
             Ok(())
-        },
-    )?;
+        })?;
     Ok(Nearest { k, index, cost })
 }
 
@@ -89,12 +98,21 @@ pub struct Contributions {
 
 /// The contributions of the learner's (centred) pull and push scores to each
 /// record's log-weight, for the learner's `tau`.
-pub fn contributions(weights: &[f64], pull: &[f64], push: &[f64], tau: f64) -> Result<Contributions> {
+pub fn contributions(
+    weights: &[f64],
+    pull: &[f64],
+    push: &[f64],
+    tau: f64,
+) -> Result<Contributions> {
     let n = weights.len();
     if pull.len() != n || push.len() != n {
         return Err(SotError::new(
             ErrorKind::Shape,
-            format!("{n} weights but {} pull and {} push scores", pull.len(), push.len()),
+            format!(
+                "{n} weights but {} pull and {} push scores",
+                pull.len(),
+                push.len()
+            ),
         ));
     }
     if n == 0 {
@@ -102,11 +120,19 @@ pub fn contributions(weights: &[f64], pull: &[f64], push: &[f64], tau: f64) -> R
     }
     crate::validate::positive(tau, "tau")?;
     if let Some(i) = weights.iter().position(|w| !(w.is_finite() && *w > 0.0)) {
-        return Err(SotError::at(ErrorKind::InvalidWeight, i, format!("weights[{i}] is {}, expected a positive number", weights[i])));
+        return Err(SotError::at(
+            ErrorKind::InvalidWeight,
+            i,
+            format!("weights[{i}] is {}, expected a positive number", weights[i]),
+        ));
     }
     let bad = |v: &[f64]| v.iter().position(|x| !x.is_finite());
     if let Some(i) = bad(pull).or_else(|| bad(push)) {
-        return Err(SotError::at(ErrorKind::NonFinite, i, format!("the pull or push score of sample {i} is not finite")));
+        return Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!("the pull or push score of sample {i} is not finite"),
+        ));
     }
     let log_weight: Vec<f64> = weights.iter().map(|w| (n as f64 * w).ln()).collect();
     let pull: Vec<f64> = pull.iter().map(|p| -p / tau).collect();
@@ -114,5 +140,11 @@ pub fn contributions(weights: &[f64], pull: &[f64], push: &[f64], tau: f64) -> R
     let rest = |i: usize| log_weight[i] - pull[i] - push[i];
     let offset = (0..n).map(rest).sum::<f64>() / n as f64;
     let max_residual = (0..n).map(|i| (rest(i) - offset).abs()).fold(0.0, f64::max);
-    Ok(Contributions { log_weight, pull, push, offset, max_residual })
+    Ok(Contributions {
+        log_weight,
+        pull,
+        push,
+        offset,
+        max_residual,
+    })
 }

@@ -33,7 +33,16 @@ impl Relaxation {
     const PROBE_EVERY: usize = 32;
 
     pub(crate) fn new(enabled: bool) -> Self {
-        Relaxation { enabled, omega: 1.0, current: 1.0, pending: 1.0, probe: false, since_probe: 0, history: Vec::new(), best: f64::INFINITY }
+        Relaxation {
+            enabled,
+            omega: 1.0,
+            current: 1.0,
+            pending: 1.0,
+            probe: false,
+            since_probe: 0,
+            history: Vec::new(),
+            best: f64::INFINITY,
+        }
     }
 
     /// The factor of the next update: 1 when `plain` asks for a plain one
@@ -93,9 +102,14 @@ impl Relaxation {
         if k <= Self::WINDOW {
             return;
         }
-        let rate = (self.history[k - 1] / self.history[k - 1 - Self::WINDOW]).powf(1.0 / Self::WINDOW as f64);
+        let rate = (self.history[k - 1] / self.history[k - 1 - Self::WINDOW])
+            .powf(1.0 / Self::WINDOW as f64);
         let w = self.omega;
-        let plain_rate = if w == 1.0 { rate } else { (rate + w - 1.0).powi(2) / (rate * w * w) };
+        let plain_rate = if w == 1.0 {
+            rate
+        } else {
+            (rate + w - 1.0).powi(2) / (rate * w * w)
+        };
         if !(rate < 1.0 && plain_rate > 0.5 && plain_rate < 1.0) {
             return;
         }
@@ -127,7 +141,9 @@ mod tests {
         let mut r = Relaxation::new(true);
         let mut err = 1.0;
         // a window of plain updates measures the rate 0.95
-        assert!(run(&mut r, &mut err, 0.95, Relaxation::WINDOW + 1, 1e-12).iter().all(|&w| w == 1.0));
+        assert!(run(&mut r, &mut err, 0.95, Relaxation::WINDOW + 1, 1e-12)
+            .iter()
+            .all(|&w| w == 1.0));
         let optimum = 2.0 / (1.0 + (1.0 - 0.95f64).sqrt());
         assert!((r.next(false) - optimum).abs() < 1e-9, "{}", r.next(false));
         // the last update before a return is plain whatever the factor
@@ -147,7 +163,9 @@ mod tests {
     fn disabled_relaxation_stays_plain() {
         let mut r = Relaxation::new(false);
         let mut err = 1.0;
-        assert!(run(&mut r, &mut err, 0.95, 40, 1e-12).iter().all(|&w| w == 1.0));
+        assert!(run(&mut r, &mut err, 0.95, 40, 1e-12)
+            .iter()
+            .all(|&w| w == 1.0));
         assert!(r.current_is_plain());
     }
 }

@@ -16,7 +16,10 @@ impl Keep {
             Keep::Count(k) => k,
             Keep::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * n as f64).round() as usize).max(1),
             Keep::Fraction(f) => {
-                return Err(SotError::new(ErrorKind::InvalidOption, format!("keep fraction must lie in (0, 1], got {f}")))
+                return Err(SotError::new(
+                    ErrorKind::InvalidOption,
+                    format!("keep fraction must lie in (0, 1], got {f}"),
+                ))
             }
         };
         if k == 0 || k > n {
@@ -47,14 +50,25 @@ pub struct Selection {
 pub fn select_top_k(scores: &[f64], keep: Keep, weights: Option<&[f64]>) -> Result<Selection> {
     let n = scores.len();
     if let Some(i) = scores.iter().position(|s| s.is_nan()) {
-        return Err(SotError::at(ErrorKind::NonFinite, i, format!("score[{i}] is NaN")));
+        return Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!("score[{i}] is NaN"),
+        ));
     }
     if let Some(w) = weights {
         if w.len() != n {
-            return Err(SotError::new(ErrorKind::Shape, format!("{} weights for {n} scores", w.len())));
+            return Err(SotError::new(
+                ErrorKind::Shape,
+                format!("{} weights for {n} scores", w.len()),
+            ));
         }
         if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-            return Err(SotError::at(ErrorKind::InvalidWeight, i, format!("weight[{i}] is {} (must be finite and >= 0)", w[i])));
+            return Err(SotError::at(
+                ErrorKind::InvalidWeight,
+                i,
+                format!("weight[{i}] is {} (must be finite and >= 0)", w[i]),
+            ));
         }
     }
     let k = keep.resolve(n)?;
@@ -71,9 +85,19 @@ pub fn select_top_k(scores: &[f64], keep: Keep, weights: Option<&[f64]>) -> Resu
     let mut train_weight = vec![0.0; n];
     for &i in &order[..k] {
         // all-zero kept weights fall back to uniform
-        train_weight[i] = if total > 0.0 { raw(i) * k as f64 / total } else { 1.0 };
+        train_weight[i] = if total > 0.0 {
+            raw(i) * k as f64 / total
+        } else {
+            1.0
+        };
     }
-    Ok(Selection { order, rank, kept, train_weight, k })
+    Ok(Selection {
+        order,
+        rank,
+        kept,
+        train_weight,
+        k,
+    })
 }
 
 #[cfg(test)]
@@ -82,7 +106,12 @@ mod tests {
 
     #[test]
     fn keeps_the_best_and_normalises_training_weights_to_mean_one() {
-        let s = select_top_k(&[0.1, 0.5, 0.3, 0.5, -1.0], Keep::Count(3), Some(&[1.0, 2.0, 6.0, 4.0, 9.0])).unwrap();
+        let s = select_top_k(
+            &[0.1, 0.5, 0.3, 0.5, -1.0],
+            Keep::Count(3),
+            Some(&[1.0, 2.0, 6.0, 4.0, 9.0]),
+        )
+        .unwrap();
         assert_eq!(s.order, vec![1, 3, 2, 0, 4]); // tie 1 vs 3 broken by index
         assert_eq!(s.rank, vec![3, 0, 2, 1, 4]);
         assert_eq!(s.kept, vec![false, true, true, true, false]);
@@ -95,10 +124,25 @@ mod tests {
     fn fractions_round_and_bad_k_is_rejected() {
         assert_eq!(Keep::Fraction(0.8).resolve(5000).unwrap(), 4000);
         assert_eq!(Keep::Fraction(0.001).resolve(10).unwrap(), 1);
-        for bad in [Keep::Count(0), Keep::Count(6), Keep::Fraction(0.0), Keep::Fraction(1.5), Keep::Fraction(f64::NAN)] {
-            assert_eq!(bad.resolve(5).unwrap_err().kind, ErrorKind::InvalidOption, "{bad:?}");
+        for bad in [
+            Keep::Count(0),
+            Keep::Count(6),
+            Keep::Fraction(0.0),
+            Keep::Fraction(1.5),
+            Keep::Fraction(f64::NAN),
+        ] {
+            assert_eq!(
+                bad.resolve(5).unwrap_err().kind,
+                ErrorKind::InvalidOption,
+                "{bad:?}"
+            );
         }
-        assert_eq!(select_top_k(&[1.0, f64::NAN], Keep::Count(1), None).unwrap_err().index, Some(1));
+        assert_eq!(
+            select_top_k(&[1.0, f64::NAN], Keep::Count(1), None)
+                .unwrap_err()
+                .index,
+            Some(1)
+        );
         let s = select_top_k(&[3.0, 1.0, 2.0], Keep::Fraction(1.0), None).unwrap();
         assert_eq!(s.train_weight, vec![1.0, 1.0, 1.0]);
     }

@@ -20,8 +20,8 @@
 
 use crate::control::{Control, Progress};
 use crate::cost::CostKind;
-use crate::error::{ErrorKind, Result, SotError};
 use crate::costs::{CostForm, Dense, DenseKernel, StoredKernel, KERNEL_MIN_TOL};
+use crate::error::{ErrorKind, Result, SotError};
 use crate::relax::Relaxation;
 use crate::store::{check_storage, CostStore, Plan, StorageOptions, StorageReport};
 use crate::sweep::{Errors, Problem};
@@ -52,7 +52,15 @@ pub struct SinkhornOptions {
 
 impl Default for SinkhornOptions {
     fn default() -> Self {
-        SinkhornOptions { eps: 0.05, tol: 1e-6, max_iter: 1000, check_every: 1, eps_scaling: None, overrelax: true, storage: StorageOptions::default() }
+        SinkhornOptions {
+            eps: 0.05,
+            tol: 1e-6,
+            max_iter: 1000,
+            check_every: 1,
+            eps_scaling: None,
+            overrelax: true,
+            storage: StorageOptions::default(),
+        }
     }
 }
 
@@ -151,16 +159,30 @@ pub fn sinkhorn_points(
 
 /// Solves on built costs; `b` is validated. Truncated costs are verified by
 /// one exact blocked pass when `opts.storage.verify` says so.
-pub(crate) fn solve_store(store: &mut CostStore, a: Option<&[f64]>, b: &[f64], opts: &SinkhornOptions, warm: WarmStart, ctl: &Control) -> Result<SinkhornResult> {
+pub(crate) fn solve_store(
+    store: &mut CostStore,
+    a: Option<&[f64]>,
+    b: &[f64],
+    opts: &SinkhornOptions,
+    warm: WarmStart,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
     check_options(opts)?;
     let (n, m) = store.shape();
     let a = validate::weights(a, n, "a")?;
     validate::potentials(warm.f, n, "initial f")?;
     validate::potentials(warm.g, m, "initial g")?;
     let log_b: Vec<f64> = b.iter().map(|v| v.ln()).collect();
-    let mut r = solve(store.problem(&a, log_b.clone(), opts.tol >= KERNEL_MIN_TOL), opts, warm, ctl)?;
+    let mut r = solve(
+        store.problem(&a, log_b.clone(), opts.tol >= KERNEL_MIN_TOL),
+        opts,
+        warm,
+        ctl,
+    )?;
     let verification = match store.plan {
-        Plan::Truncated { .. } if opts.storage.verify => Some(store.verify(&a, log_b, r.eps, &r.f, &r.g, ctl)?),
+        Plan::Truncated { .. } if opts.storage.verify => {
+            Some(store.verify(&a, log_b, r.eps, &r.f, &r.g, ctl)?)
+        }
         _ => None,
     };
     r.storage = store.report(r.storage.bound, verification);
@@ -192,7 +214,10 @@ pub(crate) fn sinkhorn_dense(
 ) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n == 0 || m == 0 {
-        return Err(SotError::new(ErrorKind::Empty, format!("the cost matrix is {n} x {m}")));
+        return Err(SotError::new(
+            ErrorKind::Empty,
+            format!("the cost matrix is {n} x {m}"),
+        ));
     }
     check_options(opts)?;
     let a = validate::weights(a, n, "a")?;
@@ -201,7 +226,9 @@ pub(crate) fn sinkhorn_dense(
     validate::potentials(warm.g, m, "initial g")?;
     let cost = cost.as_standard_layout();
     let c = cost.as_slice().expect("standard layout");
-    let store_kernel = opts.storage.store_kernel && opts.tol >= KERNEL_MIN_TOL && DenseKernel::bytes(n, m) <= opts.storage.budget;
+    let store_kernel = opts.storage.store_kernel
+        && opts.tol >= KERNEL_MIN_TOL
+        && DenseKernel::bytes(n, m) <= opts.storage.budget;
     let mut kernel = store_kernel.then(StoredKernel::new);
     let log_b = b.iter().map(|v| v.ln()).collect();
     let dense = Dense::new(c, m, finite == Finite::Unchecked);
@@ -209,11 +236,26 @@ pub(crate) fn sinkhorn_dense(
         Some(k) => Box::new(DenseKernel::new(dense, k)),
         None => Box::new(dense),
     };
-    let problem = Problem { costs, n, m, a: &a, log_b, symmetric: false, first_build: false };
+    let problem = Problem {
+        costs,
+        n,
+        m,
+        a: &a,
+        log_b,
+        symmetric: false,
+        first_build: false,
+    };
     let mut r = solve(problem, opts, warm, ctl)?;
     r.storage = StorageReport {
-        storage: Plan::Dense { kernel: store_kernel }.name(),
-        bytes: if store_kernel { DenseKernel::bytes(n, m) } else { 0 },
+        storage: Plan::Dense {
+            kernel: store_kernel,
+        }
+        .name(),
+        bytes: if store_kernel {
+            DenseKernel::bytes(n, m)
+        } else {
+            0
+        },
         kernel_passes: kernel.as_ref().map_or(0, |k| k.served),
         kernel_seconds: kernel.as_ref().map_or(0.0, |k| k.seconds),
         kernel_builds: kernel.as_ref().map_or(0, |k| k.built),
@@ -247,7 +289,10 @@ pub(crate) fn symmetric_dense(
 ) -> Result<SinkhornResult> {
     let (n, m) = cost.dim();
     if n != m {
-        return Err(SotError::new(ErrorKind::Shape, format!("a self-transport cost must be square, got {n} x {m}")));
+        return Err(SotError::new(
+            ErrorKind::Shape,
+            format!("a self-transport cost must be square, got {n} x {m}"),
+        ));
     }
     if n == 0 {
         return Err(SotError::new(ErrorKind::Empty, "the cost matrix is 0 x 0"));
@@ -259,11 +304,24 @@ pub(crate) fn symmetric_dense(
     let c = cost.as_slice().expect("standard layout");
     let log_b = a.iter().map(|v| v.ln()).collect();
     let costs = Box::new(Dense::new(c, m, finite == Finite::Unchecked));
-    let problem = Problem { costs, n, m, a: &a, log_b, symmetric: true, first_build: false };
+    let problem = Problem {
+        costs,
+        n,
+        m,
+        a: &a,
+        log_b,
+        symmetric: true,
+        first_build: false,
+    };
     solve(problem, opts, WarmStart { f: warm, g: warm }, ctl)
 }
 
-fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Control) -> Result<SinkhornResult> {
+fn solve(
+    mut problem: Problem,
+    opts: &SinkhornOptions,
+    warm: WarmStart,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
     let (n, m) = (problem.n, problem.m);
     let schedule = eps_schedule(opts, &problem);
     let mut f = warm.f.map_or_else(|| vec![0.0; n], <[f64]>::to_vec);
@@ -302,9 +360,23 @@ fn solve(mut problem: Problem, opts: &SinkhornOptions, warm: WarmStart, ctl: &Co
         if let Some(finish) = finish {
             let (a, b) = (problem.a, problem.log_b.iter().map(|v| v.exp()));
             let value = dot(a, &f) + b.zip(&g).map(|(b, g)| b * g).sum::<f64>();
-            let storage = StorageReport { bound: errors.bound, ..StorageReport::default() };
-            let (iterations, passes, converged) = (state.iterations, state.passes, finish != Finish::MaxIter);
-            return Ok(SinkhornResult { value, f, g, marginal_error: err, iterations, passes, converged, eps, storage });
+            let storage = StorageReport {
+                bound: errors.bound,
+                ..StorageReport::default()
+            };
+            let (iterations, passes, converged) =
+                (state.iterations, state.passes, finish != Finish::MaxIter);
+            return Ok(SinkhornResult {
+                value,
+                f,
+                g,
+                marginal_error: err,
+                iterations,
+                passes,
+                converged,
+                eps,
+                storage,
+            });
         }
         if let Some(worth) = state.advance(&errors, omega, opts.tol) {
             problem.first_build = worth;
@@ -345,17 +417,34 @@ enum Finish {
 impl State {
     fn new(opts: &SinkhornOptions, symmetric: bool) -> Self {
         let relax = Relaxation::new(opts.overrelax && !symmetric);
-        State { iterations: 0, passes: 0, fitted: symmetric, symmetric, relax, prev_cols: None }
+        State {
+            iterations: 0,
+            passes: 0,
+            fitted: symmetric,
+            symmetric,
+            relax,
+            prev_cols: None,
+        }
     }
 
     /// The error to report for the pass that just ran with factor `omega`,
     /// and whether (and why) the solve returns.
-    fn verdict(&self, errors: &Errors, omega: f64, opts: &SinkhornOptions) -> (f64, Option<Finish>) {
+    fn verdict(
+        &self,
+        errors: &Errors,
+        omega: f64,
+        opts: &SinkhornOptions,
+    ) -> (f64, Option<Finish>) {
         let err = if self.fitted { errors.rows } else { f64::NAN };
         let check = self.iterations.is_multiple_of(opts.check_every);
         if self.fitted && self.relax.current_is_plain() && check && err < opts.tol {
             (err, Some(Finish::Converged))
-        } else if !self.symmetric && omega == 1.0 && check && self.iterations < opts.max_iter && errors.cols < opts.tol {
+        } else if !self.symmetric
+            && omega == 1.0
+            && check
+            && self.iterations < opts.max_iter
+            && errors.cols < opts.tol
+        {
             (errors.cols, Some(Finish::HalfUpdate))
         } else if self.iterations >= opts.max_iter {
             (err, Some(Finish::MaxIter))
@@ -368,7 +457,8 @@ impl State {
     /// whether a first stored kernel is worth building, once that is known.
     fn advance(&mut self, errors: &Errors, omega: f64, tol: f64) -> Option<bool> {
         // Relaxed pairs are not fitted: their columns count too.
-        self.relax.advance(self.fitted.then_some(errors.rows + errors.cols), tol);
+        self.relax
+            .advance(self.fitted.then_some(errors.rows + errors.cols), tol);
         self.iterations += 1;
         self.fitted = true;
         // A first stored kernel costs its fresh pages: only for a solve with
@@ -382,7 +472,9 @@ impl State {
         let worth = self.prev_cols.map(|prev| {
             let rate = errors.cols / prev;
             // not converging (or no rate to judge by): it may run long
-            rate.is_nan() || rate >= 1.0 || (tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL
+            rate.is_nan()
+                || rate >= 1.0
+                || (tol / errors.cols).ln() / rate.ln() >= MIN_PASSES_FOR_A_KERNEL
         });
         self.prev_cols = Some(errors.cols);
         worth
@@ -394,7 +486,13 @@ impl State {
 const MIN_PASSES_FOR_A_KERNEL: f64 = 4.0;
 
 fn progress(iteration: usize, opts: &SinkhornOptions, error: f64, eps: f64) -> Progress {
-    Progress { stage: "sinkhorn", iteration, max_iterations: opts.max_iter, error, eps }
+    Progress {
+        stage: "sinkhorn",
+        iteration,
+        max_iterations: opts.max_iter,
+        error,
+        eps,
+    }
 }
 
 fn dot(x: &[f64], y: &[f64]) -> f64 {
@@ -408,12 +506,18 @@ pub(crate) fn check_options(o: &SinkhornOptions) -> Result<()> {
         return Err(SotError::option("max_iter", "max_iter must be at least 1"));
     }
     if o.check_every == 0 {
-        return Err(SotError::option("check_every", "check_every must be at least 1"));
+        return Err(SotError::option(
+            "check_every",
+            "check_every must be at least 1",
+        ));
     }
     check_storage(&o.storage)?;
     if let Some(s) = o.eps_scaling {
         if !(s.factor > 0.0 && s.factor < 1.0) {
-            return Err(SotError::option("eps_scaling.factor", format!("eps_scaling.factor must lie in (0, 1), got {}", s.factor)));
+            return Err(SotError::option(
+                "eps_scaling.factor",
+                format!("eps_scaling.factor must lie in (0, 1), got {}", s.factor),
+            ));
         }
         if let Some(start) = s.start {
             validate::positive(start, "eps_scaling.start")?;
@@ -436,4 +540,3 @@ fn eps_schedule(opts: &SinkhornOptions, problem: &Problem) -> Vec<f64> {
     out.push(opts.eps);
     out
 }
-

@@ -11,8 +11,8 @@
 
 use crate::control::Control;
 use crate::cost::{check_pair, CostKind, CostTiles};
-use crate::error::{ErrorKind, Result, SotError};
 use crate::costs::{Blocked, CostForm, Dense, DenseKernel, StoredKernel, TruncatedCosts};
+use crate::error::{ErrorKind, Result, SotError};
 use crate::sweep::Problem;
 use crate::truncated::Truncated;
 use ndarray::{Array2, ArrayView2};
@@ -64,19 +64,32 @@ pub struct StorageOptions {
 
 /// 4 GiB; where usize has 32 bits (wasm32) the whole address space, since
 /// `4 << 30` wraps to 0 there.
-pub const DEFAULT_BUDGET: usize = if usize::BITS > 32 { 4 << 30 } else { usize::MAX };
+pub const DEFAULT_BUDGET: usize = if usize::BITS > 32 {
+    4 << 30
+} else {
+    usize::MAX
+};
 /// Fewer neighbours than this make a poor approximation: below it, blocks.
 const MIN_NEIGHBOURS: usize = 8;
 
 impl Default for StorageOptions {
     fn default() -> Self {
-        StorageOptions { storage: Storage::Auto, budget: DEFAULT_BUDGET, neighbours: 256, store_kernel: true, verify: true }
+        StorageOptions {
+            storage: Storage::Auto,
+            budget: DEFAULT_BUDGET,
+            neighbours: 256,
+            store_kernel: true,
+            verify: true,
+        }
     }
 }
 
 pub(crate) fn check_storage(o: &StorageOptions) -> Result<()> {
     if o.neighbours == 0 {
-        return Err(SotError::option("neighbours", "neighbours must be at least 1"));
+        return Err(SotError::option(
+            "neighbours",
+            "neighbours must be at least 1",
+        ));
     }
     Ok(())
 }
@@ -104,7 +117,9 @@ impl Plan {
     /// Bytes the term holds for `n x m` costs (blocks: the per-thread tiles).
     pub fn bytes(self, n: usize, m: usize) -> usize {
         match self {
-            Plan::Dense { kernel } => Dense::bytes(n, m).saturating_add(if kernel { DenseKernel::bytes(n, m) } else { 0 }),
+            Plan::Dense { kernel } => {
+                Dense::bytes(n, m).saturating_add(if kernel { DenseKernel::bytes(n, m) } else { 0 })
+            }
             Plan::Truncated { k, kernel } => TruncatedCosts::bytes(n, k, m, kernel),
             Plan::Blocked => Blocked::bytes(m),
         }
@@ -132,8 +147,15 @@ pub fn check_dense(n: usize, m: usize, budget: usize) -> Result<()> {
 /// The error of `check_dense`, naming the sizes.
 pub(crate) fn over_budget(n: usize, m: usize, budget: usize) -> SotError {
     let mib = (n as u128 * m as u128 * 4) >> 20;
-    let limit = if budget == usize::MAX { "the address space".to_string() } else { format!("the memory budget of {} MiB left", budget >> 20) };
-    SotError::new(ErrorKind::InvalidOption, format!("dense storage of the {n} x {m} costs needs {mib} MiB, over {limit}"))
+    let limit = if budget == usize::MAX {
+        "the address space".to_string()
+    } else {
+        format!("the memory budget of {} MiB left", budget >> 20)
+    };
+    SotError::new(
+        ErrorKind::InvalidOption,
+        format!("dense storage of the {n} x {m} costs needs {mib} MiB, over {limit}"),
+    )
 }
 
 /// Plans the storage of terms of shapes `(n, m)` within one budget: the
@@ -149,22 +171,40 @@ pub fn plan(shapes: &[(usize, usize)], o: &StorageOptions) -> Result<Vec<Plan>> 
         let (n, m) = shapes[t];
         let dense = Plan::Dense { kernel: false }.bytes(n, m);
         let share = left / (order.len() - rank);
-        let k = o.neighbours.min(m.saturating_sub(1)).min(share.saturating_sub(n * 16) / (8 * n).max(1));
+        let k = o
+            .neighbours
+            .min(m.saturating_sub(1))
+            .min(share.saturating_sub(n * 16) / (8 * n).max(1));
         // the fewest neighbours worth keeping (or all the caller asked for, if fewer)
-        let least = MIN_NEIGHBOURS.min(o.neighbours).min(m.saturating_sub(1)).max(1);
+        let least = MIN_NEIGHBOURS
+            .min(o.neighbours)
+            .min(m.saturating_sub(1))
+            .max(1);
         let over = |what: String| {
-            SotError::new(ErrorKind::InvalidOption, format!("{what}, over the memory budget of {} MiB left", left >> 20))
+            SotError::new(
+                ErrorKind::InvalidOption,
+                format!("{what}, over the memory budget of {} MiB left", left >> 20),
+            )
         };
         plans[t] = match o.storage {
             Storage::Blocked => Plan::Blocked,
-            Storage::Dense | Storage::Truncated if o.storage == Storage::Dense || o.neighbours >= m => {
+            Storage::Dense | Storage::Truncated
+                if o.storage == Storage::Dense || o.neighbours >= m =>
+            {
                 check_dense(n, m, left)?;
                 Plan::Dense { kernel: false }
             }
-            Storage::Auto if dense <= left && (rank + 1 == order.len() || dense <= share) => Plan::Dense { kernel: false },
+            Storage::Auto if dense <= left && (rank + 1 == order.len() || dense <= share) => {
+                Plan::Dense { kernel: false }
+            }
             _ if m > 1 && k >= least => Plan::Truncated { k, kernel: false },
             Storage::Auto => Plan::Blocked,
-            _ => return Err(over(format!("truncated storage of {n} rows needs {} MiB for {least} neighbours", Truncated::bytes(n, least) >> 20))),
+            _ => {
+                return Err(over(format!(
+                    "truncated storage of {n} rows needs {} MiB for {least} neighbours",
+                    Truncated::bytes(n, least) >> 20
+                )))
+            }
         };
         left = left.saturating_sub(plans[t].bytes(n, m));
     }
@@ -234,11 +274,29 @@ pub(crate) struct CostStore<'a> {
 impl<'a> CostStore<'a> {
     /// Builds the store of the costs between `x` and `y` (already checked by
     /// `check_pair`); `eps` and the column weights `b` serve the truncated tail.
-    pub(crate) fn build(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind, plan: Plan, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
+    pub(crate) fn build(
+        x: ArrayView2<'a, f32>,
+        y: ArrayView2<f32>,
+        kind: CostKind,
+        plan: Plan,
+        eps: f64,
+        b: &[f64],
+        ctl: &Control,
+    ) -> Result<Self> {
         let start = Instant::now();
         let tiles = CostTiles::new(x, y, kind);
         let (n, m) = (x.nrows(), y.nrows());
-        let mut store = CostStore { plan, dense: None, truncated: None, kernel: None, tiles, n, m, persistent: false, build_seconds: 0.0 };
+        let mut store = CostStore {
+            plan,
+            dense: None,
+            truncated: None,
+            kernel: None,
+            tiles,
+            n,
+            m,
+            persistent: false,
+            build_seconds: 0.0,
+        };
         match plan {
             Plan::Dense { kernel } => {
                 store.dense = Some(store.tiles.matrix(ctl)?);
@@ -261,14 +319,27 @@ impl<'a> CostStore<'a> {
     }
 
     /// Checks the pair, plans it alone under `o` and builds it.
-    pub(crate) fn for_points(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind, o: &StorageOptions, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
+    pub(crate) fn for_points(
+        x: ArrayView2<'a, f32>,
+        y: ArrayView2<f32>,
+        kind: CostKind,
+        o: &StorageOptions,
+        eps: f64,
+        b: &[f64],
+        ctl: &Control,
+    ) -> Result<Self> {
         check_pair(&x, &y, kind)?;
         let plan = plan(&[(x.nrows(), y.nrows())], o)?[0];
         CostStore::build(x, y, kind, plan, eps, b, ctl)
     }
 
     /// The problem over these costs, with the stored kernel if `use_kernel`.
-    pub(crate) fn problem<'p>(&'p mut self, a: &'p [f64], log_b: Vec<f64>, use_kernel: bool) -> Problem<'p> {
+    pub(crate) fn problem<'p>(
+        &'p mut self,
+        a: &'p [f64],
+        log_b: Vec<f64>,
+        use_kernel: bool,
+    ) -> Problem<'p> {
         let kernel = self.kernel.as_mut().filter(|_| use_kernel);
         let (n, m) = (self.n, self.m);
         let costs: Box<dyn CostForm + 'p> = match (&self.dense, &self.truncated, kernel) {
@@ -282,7 +353,15 @@ impl<'a> CostStore<'a> {
             (None, Some(t), kernel) => Box::new(TruncatedCosts::new(t, kernel)),
             (None, None, _) => Box::new(Blocked::new(&self.tiles, n, m)),
         };
-        Problem { costs, n, m, a, log_b, symmetric: false, first_build: self.persistent }
+        Problem {
+            costs,
+            n,
+            m,
+            a,
+            log_b,
+            symmetric: false,
+            first_build: self.persistent,
+        }
     }
 
     pub(crate) fn shape(&self) -> (usize, usize) {
@@ -291,11 +370,27 @@ impl<'a> CostStore<'a> {
 
     /// One exact blocked pass at the returned `(f, g)` of a solve on truncated
     /// costs: how far its potentials are from the exact ones' soft-min.
-    pub(crate) fn verify(&self, a: &[f64], log_b: Vec<f64>, eps: f64, f: &[f64], g: &[f64], ctl: &Control) -> Result<Verification> {
+    pub(crate) fn verify(
+        &self,
+        a: &[f64],
+        log_b: Vec<f64>,
+        eps: f64,
+        f: &[f64],
+        g: &[f64],
+        ctl: &Control,
+    ) -> Result<Verification> {
         ctl.check()?;
         let start = Instant::now();
         let costs = Box::new(Blocked::new(&self.tiles, self.n, self.m));
-        let mut exact = Problem { costs, n: self.n, m: self.m, a, log_b, symmetric: false, first_build: false };
+        let mut exact = Problem {
+            costs,
+            n: self.n,
+            m: self.m,
+            a,
+            log_b,
+            symmetric: false,
+            first_build: false,
+        };
         let (mut f_exact, mut g_next) = (vec![0.0; self.n], vec![0.0; self.m]);
         let errors = exact.sweep(eps, 1.0, f, g, &mut f_exact, &mut g_next)?;
         let dev = f.iter().zip(&f_exact).map(|(p, q)| (p - q).abs());

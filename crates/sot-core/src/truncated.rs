@@ -41,10 +41,23 @@ impl Truncated {
 
     /// Keeps the `k` nearest of the `m` columns of every row (`1 <= k < m`);
     /// `b` weighs the columns in the mean-field cost at `eps`.
-    pub(crate) fn build(tiles: &CostTiles, k: usize, eps: f64, b: &[f64], ctl: &Control) -> Result<Self> {
+    pub(crate) fn build(
+        tiles: &CostTiles,
+        k: usize,
+        eps: f64,
+        b: &[f64],
+        ctl: &Control,
+    ) -> Result<Self> {
         let (n, m) = (tiles.rows(), tiles.cols());
         debug_assert!(k >= 1 && k < m && b.len() == m);
-        let mut t = Truncated { k, cost: pages::zeroed(n * k)?, col: pages::zeroed(n * k)?, tail: vec![0.0; n], lo: vec![0.0; n], hi: vec![0.0; n] };
+        let mut t = Truncated {
+            k,
+            cost: pages::zeroed(n * k)?,
+            col: pages::zeroed(n * k)?,
+            tail: vec![0.0; n],
+            lo: vec![0.0; n],
+            hi: vec![0.0; n],
+        };
         let chunks = t
             .cost
             .par_chunks_mut(TILE_ROWS * k)
@@ -54,7 +67,13 @@ impl Truncated {
             .zip(t.hi.par_chunks_mut(TILE_ROWS));
         let b_total: f64 = b.iter().sum();
         chunks.enumerate().try_for_each_init(
-            || (Array2::<f32>::zeros((TILE_ROWS, m)), Vec::<f32>::with_capacity(m), vec![0.0f64; m]),
+            || {
+                (
+                    Array2::<f32>::zeros((TILE_ROWS, m)),
+                    Vec::<f32>::with_capacity(m),
+                    vec![0.0f64; m],
+                )
+            },
             |(buf, scratch, dropped_b), (tile_no, ((((cost, col), tail), lo), hi))| -> Result<()> {
                 ctl.check()?;
                 let rows = tail.len();
@@ -73,10 +92,11 @@ impl Truncated {
                     dropped_b.copy_from_slice(b);
                     let mut kept_mass = 0.0;
                     for (j, &cj) in c.iter().enumerate() {
-                        let keep = cj < low || (cj == low && ties > 0 && {
-                            ties -= 1;
-                            true
-                        });
+                        let keep = cj < low
+                            || (cj == low && ties > 0 && {
+                                ties -= 1;
+                                true
+                            });
                         if keep {
                             cost[r * k + t] = cj;
                             col[r * k + t] = j as u32;
@@ -115,6 +135,10 @@ impl Truncated {
 
     /// The largest cost the problem uses (the start of eps-scaling).
     pub(crate) fn max_cost(&self) -> f64 {
-        self.hi.par_iter().cloned().reduce(|| 0.0, f32::max).max(self.cost.par_iter().cloned().reduce(|| 0.0, f32::max)) as f64
+        self.hi
+            .par_iter()
+            .cloned()
+            .reduce(|| 0.0, f32::max)
+            .max(self.cost.par_iter().cloned().reduce(|| 0.0, f32::max)) as f64
     }
 }

@@ -7,10 +7,16 @@ use rayon::prelude::*;
 /// Rejects an empty point set and returns nothing else; `what` names it in messages.
 pub fn non_empty(x: &ArrayView2<f32>, what: &str) -> Result<()> {
     if x.nrows() == 0 {
-        return Err(SotError::new(ErrorKind::Empty, format!("{what} has no points")));
+        return Err(SotError::new(
+            ErrorKind::Empty,
+            format!("{what} has no points"),
+        ));
     }
     if x.ncols() == 0 {
-        return Err(SotError::new(ErrorKind::Empty, format!("{what} has points of dimension 0")));
+        return Err(SotError::new(
+            ErrorKind::Empty,
+            format!("{what} has points of dimension 0"),
+        ));
     }
     Ok(())
 }
@@ -24,7 +30,11 @@ pub(crate) fn finite_row(row: ArrayView1<f32>) -> bool {
 
 /// Finds the first NaN or infinity, scanning rows in parallel.
 pub fn finite_matrix(x: &ArrayView2<f32>, what: &str) -> Result<()> {
-    match x.outer_iter().into_par_iter().position_first(|row| !finite_row(row)) {
+    match x
+        .outer_iter()
+        .into_par_iter()
+        .position_first(|row| !finite_row(row))
+    {
         Some(i) => Err(non_finite_row(what, i, x.row(i))),
         None => Ok(()),
     }
@@ -33,13 +43,19 @@ pub fn finite_matrix(x: &ArrayView2<f32>, what: &str) -> Result<()> {
 /// The error for row `i` of `what`, which holds a NaN or an infinity: names its first.
 pub(crate) fn non_finite_row(what: &str, i: usize, row: ArrayView1<f32>) -> SotError {
     let j = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
-    SotError::at(ErrorKind::NonFinite, i, format!("{what}[{i}][{j}] is {} (values must be finite)", row[j]))
+    SotError::at(
+        ErrorKind::NonFinite,
+        i,
+        format!("{what}[{i}][{j}] is {} (values must be finite)", row[j]),
+    )
 }
 
 /// Validates optional weights for `n` points and returns them normalised to sum 1.
 /// Uniform weights when none are given.
 pub fn weights(w: Option<&[f64]>, n: usize, what: &str) -> Result<Vec<f64>> {
-    let Some(w) = w else { return Ok(vec![1.0 / n as f64; n]) };
+    let Some(w) = w else {
+        return Ok(vec![1.0 / n as f64; n]);
+    };
     if w.len() != n {
         return Err(SotError::new(
             ErrorKind::Shape,
@@ -55,7 +71,10 @@ pub fn weights(w: Option<&[f64]>, n: usize, what: &str) -> Result<Vec<f64>> {
     }
     let total: f64 = w.iter().sum();
     if !total.is_finite() {
-        return Err(SotError::new(ErrorKind::InvalidWeight, format!("{what} sums to {total}")));
+        return Err(SotError::new(
+            ErrorKind::InvalidWeight,
+            format!("{what} sums to {total}"),
+        ));
     }
     Ok(w.iter().map(|v| v / total).collect())
 }
@@ -84,6 +103,9 @@ pub fn positive(v: f64, key: &'static str) -> Result<()> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(SotError::option(key, format!("{key} must be finite and > 0, got {v}")))
+        Err(SotError::option(
+            key,
+            format!("{key} must be finite and > 0, got {v}"),
+        ))
     }
 }

@@ -15,8 +15,15 @@ fn cosine_and_sqeuclidean_match_pairwise_f64() {
             let got = cost_matrix(x.view(), y.view(), kind, &Control::default()).unwrap();
             let want = naive_cost(&x, &y, cosine);
             let scale = if cosine { 1.0 } else { 2.0 * d as f64 };
-            let worst = got.iter().zip(want.iter()).map(|(g, w)| (*g as f64 - w).abs()).fold(0.0, f64::max);
-            assert!(worst < 1e-5 * scale, "{kind:?} {n}x{m}x{d}: worst error {worst}");
+            let worst = got
+                .iter()
+                .zip(want.iter())
+                .map(|(g, w)| (*g as f64 - w).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst < 1e-5 * scale,
+                "{kind:?} {n}x{m}x{d}: worst error {worst}"
+            );
         }
     }
 }
@@ -28,7 +35,13 @@ fn costs_are_clamped_to_their_ranges() {
     assert!(c.iter().all(|v| (0.0..=2.0).contains(v)));
     assert_eq!(c[[0, 0]], 0.0);
     assert_eq!(c[[0, 1]], 2.0);
-    let e = cost_matrix(x.view(), x.view(), CostKind::SqEuclidean, &Control::default()).unwrap();
+    let e = cost_matrix(
+        x.view(),
+        x.view(),
+        CostKind::SqEuclidean,
+        &Control::default(),
+    )
+    .unwrap();
     assert_eq!(e[[1, 1]], 0.0);
     assert!((e[[0, 1]] - 56.0).abs() < 1e-4);
 }
@@ -56,8 +69,16 @@ fn bad_inputs_are_rejected_with_the_offending_index() {
     assert!(cost_matrix(zero.view(), x.view(), CostKind::SqEuclidean, &ctl).is_ok());
 
     let empty = Array2::<f32>::zeros((0, 4));
-    assert_eq!(cost_matrix(empty.view(), x.view(), CostKind::Cosine, &ctl).unwrap_err().kind, ErrorKind::Empty);
-    assert_eq!(CostKind::parse("manhattan").unwrap_err().kind, ErrorKind::InvalidOption);
+    assert_eq!(
+        cost_matrix(empty.view(), x.view(), CostKind::Cosine, &ctl)
+            .unwrap_err()
+            .kind,
+        ErrorKind::Empty
+    );
+    assert_eq!(
+        CostKind::parse("manhattan").unwrap_err().kind,
+        ErrorKind::InvalidOption
+    );
 }
 
 #[test]
@@ -65,6 +86,12 @@ fn cancellation_is_honoured() {
     let mut r = rng(6);
     let x = gaussian(&mut r, 2000, 8);
     let flag = AtomicBool::new(true);
-    let e = cost_matrix(x.view(), x.view(), CostKind::Cosine, &Control::default().with_cancel(&flag)).unwrap_err();
+    let e = cost_matrix(
+        x.view(),
+        x.view(),
+        CostKind::Cosine,
+        &Control::default().with_cancel(&flag),
+    )
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Aborted);
 }

@@ -4,12 +4,32 @@ use common::*;
 use sot_core::{sinkhorn_divergence, Control, CostKind, DivergenceWarmStart, SinkhornOptions};
 
 fn opts(eps: f64) -> SinkhornOptions {
-    SinkhornOptions { eps, tol: 1e-9, max_iter: 20_000, ..Default::default() }
+    SinkhornOptions {
+        eps,
+        tol: 1e-9,
+        max_iter: 20_000,
+        ..Default::default()
+    }
 }
 
-fn div(x: &ndarray::Array2<f32>, y: &ndarray::Array2<f32>, a: Option<&[f64]>, b: Option<&[f64]>, eps: f64) -> sot_core::DivergenceResult {
-    sinkhorn_divergence(x.view(), y.view(), a, b, CostKind::Cosine, &opts(eps), DivergenceWarmStart::default(), &Control::default())
-        .unwrap()
+fn div(
+    x: &ndarray::Array2<f32>,
+    y: &ndarray::Array2<f32>,
+    a: Option<&[f64]>,
+    b: Option<&[f64]>,
+    eps: f64,
+) -> sot_core::DivergenceResult {
+    sinkhorn_divergence(
+        x.view(),
+        y.view(),
+        a,
+        b,
+        CostKind::Cosine,
+        &opts(eps),
+        DivergenceWarmStart::default(),
+        &Control::default(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -21,7 +41,11 @@ fn is_zero_on_identical_inputs_and_positive_otherwise() {
     let same = div(&x, &x, Some(&a), Some(&a), 0.1);
     assert!(same.converged);
     assert!(same.value.abs() < 1e-8, "S(a, a) = {}", same.value);
-    assert!(same.grad_a.iter().all(|g| g.abs() < 1e-6), "{:?}", same.grad_a);
+    assert!(
+        same.grad_a.iter().all(|g| g.abs() < 1e-6),
+        "{:?}",
+        same.grad_a
+    );
     let other = div(&x, &y, Some(&a), None, 0.05);
     assert!(other.value > 1e-3 && other.converged);
 }
@@ -64,7 +88,10 @@ fn matches_the_naive_reference_and_its_gradient_matches_finite_differences() {
         };
         let fd = (step(h) - step(-h)) / (2.0 * h);
         let an = got.grad_a[i] - got.grad_a[k];
-        assert!((fd - an).abs() <= 1e-4 * an.abs().max(1e-2), "pair ({i},{k}): fd {fd} vs {an}");
+        assert!(
+            (fd - an).abs() <= 1e-4 * an.abs().max(1e-2),
+            "pair ({i},{k}): fd {fd} vs {an}"
+        );
     }
 }
 
@@ -74,8 +101,23 @@ fn refuses_cost_matrices_over_the_budget_before_any_work() {
     let (x, y) = (gaussian(&mut r, 3000, 2), gaussian(&mut r, 200, 2));
     let mut o = opts(0.1);
     o.storage.budget = 8 << 20;
-    let e = sinkhorn_divergence(x.view(), y.view(), None, None, CostKind::Cosine, &o, DivergenceWarmStart::default(), &Control::default()).unwrap_err();
+    let e = sinkhorn_divergence(
+        x.view(),
+        y.view(),
+        None,
+        None,
+        CostKind::Cosine,
+        &o,
+        DivergenceWarmStart::default(),
+        &Control::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.kind, sot_core::ErrorKind::InvalidOption);
     // the cross term fits; the 3000 x 3000 self term (34 MiB) does not
-    assert!(e.message.contains("3000 x 3000 costs needs 34 MiB, over the memory budget of 8 MiB"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("3000 x 3000 costs needs 34 MiB, over the memory budget of 8 MiB"),
+        "{}",
+        e.message
+    );
 }

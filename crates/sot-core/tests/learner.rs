@@ -9,7 +9,9 @@ use sot_core::*;
 
 /// Points around `center` with isotropic noise.
 fn cloud(r: &mut SmallRng, n: usize, center: &[f32], spread: f32) -> Array2<f32> {
-    Array2::from_shape_fn((n, center.len()), |(_, k)| center[k] + spread * r.sample::<f32, _>(StandardNormal))
+    Array2::from_shape_fn((n, center.len()), |(_, k)| {
+        center[k] + spread * r.sample::<f32, _>(StandardNormal)
+    })
 }
 
 fn unit(d: usize, k: usize) -> Vec<f32> {
@@ -29,7 +31,11 @@ struct Planted {
 fn planted(seed: u64, n_clean: usize, n_bad: usize, d: usize) -> Planted {
     let mut r = rng(seed);
     let task: Vec<Vec<f32>> = (0..3).map(|k| unit(d, k)).collect();
-    let harm: Vec<f32> = unit(d, 3).iter().zip(unit(d, 0)).map(|(a, b)| a + 0.5 * b).collect();
+    let harm: Vec<f32> = unit(d, 3)
+        .iter()
+        .zip(unit(d, 0))
+        .map(|(a, b)| a + 0.5 * b)
+        .collect();
     let per = n_clean / 3;
     let mut parts: Vec<Array2<f32>> = task.iter().map(|c| cloud(&mut r, per, c, 0.1)).collect();
     parts.push(cloud(&mut r, n_bad, &harm, 0.1));
@@ -39,31 +45,55 @@ fn planted(seed: u64, n_clean: usize, n_bad: usize, d: usize) -> Planted {
     let anchor_views: Vec<_> = anchor_parts.iter().map(|p| p.view()).collect();
     let anchor = concatenate(Axis(0), &anchor_views).unwrap();
     let harmful = cloud(&mut r, 300, &harm, 0.1);
-    Planted { downstream, anchor, harmful, clean: 3 * per }
+    Planted {
+        downstream,
+        anchor,
+        harmful,
+        clean: 3 * per,
+    }
 }
 
 fn sets(p: &Planted) -> Sets<'_> {
     Sets {
         downstream: p.downstream.view(),
-        anchor: Some(Reference { points: p.anchor.view(), weights: None }),
-        harmful: Reference { points: p.harmful.view(), weights: None },
+        anchor: Some(Reference {
+            points: p.anchor.view(),
+            weights: None,
+        }),
+        harmful: Reference {
+            points: p.harmful.view(),
+            weights: None,
+        },
     }
 }
 
 fn worst_clean_and_best_planted(rank: &[usize], clean: usize) -> (usize, usize) {
-    (rank[..clean].iter().copied().max().unwrap(), rank[clean..].iter().copied().min().unwrap())
+    (
+        rank[..clean].iter().copied().max().unwrap(),
+        rank[clean..].iter().copied().min().unwrap(),
+    )
 }
 
 #[test]
 fn ranks_every_planted_sample_below_every_clean_one() {
     let p = planted(1, 540, 60, 16);
     for debiased in [false, true] {
-        let opts = LearnerOptions { debiased, ..Default::default() };
+        let opts = LearnerOptions {
+            debiased,
+            ..Default::default()
+        };
         let r = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
-        assert!(r.converged && r.inner_converged, "debiased {debiased}: {} steps", r.steps);
+        assert!(
+            r.converged && r.inner_converged,
+            "debiased {debiased}: {} steps",
+            r.steps
+        );
         let sel = select_top_k(&r.weights, Keep::Fraction(0.9), Some(&r.weights)).unwrap();
         let (worst_clean, best_planted) = worst_clean_and_best_planted(&sel.rank, p.clean);
-        assert!(worst_clean < best_planted, "debiased {debiased}: clean down to rank {worst_clean}, planted from {best_planted}");
+        assert!(
+            worst_clean < best_planted,
+            "debiased {debiased}: clean down to rank {worst_clean}, planted from {best_planted}"
+        );
         assert!(sel.kept[..p.clean].iter().all(|k| *k) && sel.kept[p.clean..].iter().all(|k| !k));
         // the objective decreases overall
         assert!(r.objective.last().unwrap() < &r.objective[0]);
@@ -74,10 +104,22 @@ fn ranks_every_planted_sample_below_every_clean_one() {
 fn converged_weights_are_the_gibbs_form_of_the_scores() {
     let p = planted(2, 240, 30, 8);
     // smooth enough (eps, tau) for the plain fixed-point iteration to contract
-    let opts = LearnerOptions { eps: 0.2, tau: 0.2, step: 1.0, tol: 1e-13, max_steps: 2000, ..Default::default() };
+    let opts = LearnerOptions {
+        eps: 0.2,
+        tau: 0.2,
+        step: 1.0,
+        tol: 1e-13,
+        max_steps: 2000,
+        ..Default::default()
+    };
     let r = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
     assert!(r.converged && r.steps < 2000, "{} steps", r.steps);
-    let logits: Vec<f64> = r.pull.iter().zip(&r.push).map(|(a, b)| -(a - b) / opts.tau).collect();
+    let logits: Vec<f64> = r
+        .pull
+        .iter()
+        .zip(&r.push)
+        .map(|(a, b)| -(a - b) / opts.tau)
+        .collect();
     let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let z: f64 = logits.iter().map(|l| (l - top).exp()).sum();
     for (w, l) in r.weights.iter().zip(&logits) {
@@ -99,7 +141,11 @@ fn gradient_matches_finite_differences_of_the_objective() {
             lambda: 0.7,
             tau: 0.05,
             eps: 0.1,
-            inner: SinkhornOptions { tol: 1e-11, max_iter: 100_000, ..Default::default() },
+            inner: SinkhornOptions {
+                tol: 1e-11,
+                max_iter: 100_000,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let (_, grad) = objective(&s, &w, &opts, &Control::default()).unwrap();
@@ -113,7 +159,10 @@ fn gradient_matches_finite_differences_of_the_objective() {
             };
             let fd = (j_at(h) - j_at(-h)) / (2.0 * h);
             let an = grad[i] - grad[k];
-            assert!((fd - an).abs() <= 1e-4 * an.abs().max(1e-2), "debiased {debiased} ({i},{k}): fd {fd} vs {an}");
+            assert!(
+                (fd - an).abs() <= 1e-4 * an.abs().max(1e-2),
+                "debiased {debiased} ({i},{k}): fd {fd} vs {an}"
+            );
         }
     }
 }
@@ -136,14 +185,24 @@ fn results_are_deterministic() {
 #[test]
 fn without_an_anchor_it_pulls_towards_the_data_and_warns() {
     let p = planted(5, 300, 30, 16);
-    let s = Sets { anchor: None, ..sets(&p) };
+    let s = Sets {
+        anchor: None,
+        ..sets(&p)
+    };
     let r = learn_weights(&s, &LearnerOptions::default(), &Control::default()).unwrap();
     assert!(r.anchor_is_downstream);
-    assert!(r.warnings[0].contains("no safe anchor given"), "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].contains("no safe anchor given"),
+        "{:?}",
+        r.warnings
+    );
     let sel = select_top_k(&r.weights, Keep::Count(300), None).unwrap();
     let dropped_planted = sel.kept[p.clean..].iter().filter(|k| !**k).count();
     // weaker than with a trusted anchor (the pull target contains the harm), but still most go
-    assert!(dropped_planted >= 20, "only {dropped_planted} of 30 planted samples dropped");
+    assert!(
+        dropped_planted >= 20,
+        "only {dropped_planted} of 30 planted samples dropped"
+    );
 }
 
 #[test]
@@ -152,28 +211,74 @@ fn invalid_parameters_are_rejected() {
     let s = sets(&p);
     let ctl = Control::default();
     for bad in [
-        LearnerOptions { tau: 0.0, ..Default::default() },
-        LearnerOptions { lambda: -1.0, ..Default::default() },
-        LearnerOptions { step: 0.0, ..Default::default() },
-        LearnerOptions { step: 1.5, ..Default::default() },
-        LearnerOptions { max_steps: 0, ..Default::default() },
-        LearnerOptions { eps: f64::NAN, ..Default::default() },
+        LearnerOptions {
+            tau: 0.0,
+            ..Default::default()
+        },
+        LearnerOptions {
+            lambda: -1.0,
+            ..Default::default()
+        },
+        LearnerOptions {
+            step: 0.0,
+            ..Default::default()
+        },
+        LearnerOptions {
+            step: 1.5,
+            ..Default::default()
+        },
+        LearnerOptions {
+            max_steps: 0,
+            ..Default::default()
+        },
+        LearnerOptions {
+            eps: f64::NAN,
+            ..Default::default()
+        },
     ] {
-        assert_eq!(learn_weights(&s, &bad, &ctl).unwrap_err().code(), "ERR_OPTION", "{bad:?}");
+        assert_eq!(
+            learn_weights(&s, &bad, &ctl).unwrap_err().code(),
+            "ERR_OPTION",
+            "{bad:?}"
+        );
     }
     let wrong_dim = Array2::<f32>::ones((5, 7));
-    let e = learn_weights(&Sets { harmful: Reference { points: wrong_dim.view(), weights: None }, ..s }, &LearnerOptions::default(), &ctl)
-        .unwrap_err();
-    assert_eq!(e.code(), "ERR_SHAPE");
-    assert!(e.message.contains("harmful has dimension 7"), "{}", e.message);
     let e = learn_weights(
-        &Sets { anchor: Some(Reference { points: p.anchor.view(), weights: Some(&[1.0; 3]) }), ..s },
+        &Sets {
+            harmful: Reference {
+                points: wrong_dim.view(),
+                weights: None,
+            },
+            ..s
+        },
         &LearnerOptions::default(),
         &ctl,
     )
     .unwrap_err();
     assert_eq!(e.code(), "ERR_SHAPE");
-    assert!(e.message.contains("anchor weights has 3 entries"), "{}", e.message);
+    assert!(
+        e.message.contains("harmful has dimension 7"),
+        "{}",
+        e.message
+    );
+    let e = learn_weights(
+        &Sets {
+            anchor: Some(Reference {
+                points: p.anchor.view(),
+                weights: Some(&[1.0; 3]),
+            }),
+            ..s
+        },
+        &LearnerOptions::default(),
+        &ctl,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "ERR_SHAPE");
+    assert!(
+        e.message.contains("anchor weights has 3 entries"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -202,9 +307,13 @@ fn baselines_share_the_interface_and_behave_as_named() {
     // SAFT's top direction separates the task clusters here, not the harm: it only needs to run and be finite
     let saft = run(Baseline::Saft { components: 2 });
     assert!(saft.iter().all(|v| v.is_finite() && *v <= 0.0));
-    assert_eq!(baseline_scores(Baseline::Saft { components: 0 }, &s, &opts, &ctl).unwrap_err().code(), "ERR_OPTION");
+    assert_eq!(
+        baseline_scores(Baseline::Saft { components: 0 }, &s, &opts, &ctl)
+            .unwrap_err()
+            .code(),
+        "ERR_OPTION"
+    );
 }
-
 
 #[test]
 fn under_a_small_memory_budget_the_harmful_costs_are_truncated_and_the_ranking_holds() {
@@ -212,25 +321,53 @@ fn under_a_small_memory_budget_the_harmful_costs_are_truncated_and_the_ranking_h
     let (n, m) = (p.downstream.nrows(), p.harmful.nrows());
     let budget = n * m * 3; // the dense harmful costs do not fit
     let mut opts = LearnerOptions::default();
-    opts.inner.storage = StorageOptions { budget, neighbours: 32, ..Default::default() };
+    opts.inner.storage = StorageOptions {
+        budget,
+        neighbours: 32,
+        ..Default::default()
+    };
     let small = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
     let dense = learn_weights(&sets(&p), &LearnerOptions::default(), &Control::default()).unwrap();
 
-    assert_eq!((dense.anchor_storage.storage, dense.harmful_storage.storage), ("dense+kernel", "dense+kernel"));
+    assert_eq!(
+        (dense.anchor_storage.storage, dense.harmful_storage.storage),
+        ("dense+kernel", "dense+kernel")
+    );
     assert_eq!(small.anchor_storage.storage, "dense+kernel");
-    assert_eq!((small.harmful_storage.storage, small.harmful_storage.neighbours), ("truncated+kernel", 32));
+    assert_eq!(
+        (
+            small.harmful_storage.storage,
+            small.harmful_storage.neighbours
+        ),
+        ("truncated+kernel", 32)
+    );
     assert!(small.anchor_storage.bytes + small.harmful_storage.bytes <= budget);
     // warm-started steps reuse the stored kernels instead of forming them again
-    for s in [&small.anchor_storage, &small.harmful_storage, &dense.harmful_storage] {
+    for s in [
+        &small.anchor_storage,
+        &small.harmful_storage,
+        &dense.harmful_storage,
+    ] {
         assert!(s.kernel_passes > 2 * s.kernel_builds, "{s:?}");
     }
-    let v = small.harmful_storage.verification.expect("truncated terms are verified");
+    let v = small
+        .harmful_storage
+        .verification
+        .expect("truncated terms are verified");
     assert!(v.max_error <= small.harmful_storage.bound + 1e-12 && v.max_error.is_finite());
 
     let sel = select_top_k(&small.weights, Keep::Fraction(0.9), Some(&small.weights)).unwrap();
     let (worst_clean, best_planted) = worst_clean_and_best_planted(&sel.rank, p.clean);
-    assert!(worst_clean < best_planted, "clean down to rank {worst_clean}, planted from {best_planted}");
-    let l1: f64 = small.weights.iter().zip(&dense.weights).map(|(a, b)| (a - b).abs()).sum();
+    assert!(
+        worst_clean < best_planted,
+        "clean down to rank {worst_clean}, planted from {best_planted}"
+    );
+    let l1: f64 = small
+        .weights
+        .iter()
+        .zip(&dense.weights)
+        .map(|(a, b)| (a - b).abs())
+        .sum();
     assert!(l1 < 0.05, "weights moved by {l1} in L1");
 }
 
@@ -238,31 +375,68 @@ fn under_a_small_memory_budget_the_harmful_costs_are_truncated_and_the_ranking_h
 fn blocked_costs_learn_the_dense_weights() {
     let p = planted(8, 300, 30, 8);
     let mut opts = LearnerOptions::default();
-    opts.inner.storage = StorageOptions { storage: Storage::Blocked, ..Default::default() };
+    opts.inner.storage = StorageOptions {
+        storage: Storage::Blocked,
+        ..Default::default()
+    };
     let blocked = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
-    opts.inner.storage = StorageOptions { storage: Storage::Dense, store_kernel: false, ..Default::default() };
+    opts.inner.storage = StorageOptions {
+        storage: Storage::Dense,
+        store_kernel: false,
+        ..Default::default()
+    };
     let dense = learn_weights(&sets(&p), &opts, &Control::default()).unwrap();
-    assert_eq!((blocked.harmful_storage.storage, dense.harmful_storage.storage), ("blocked", "dense"));
+    assert_eq!(
+        (
+            blocked.harmful_storage.storage,
+            dense.harmful_storage.storage
+        ),
+        ("blocked", "dense")
+    );
     assert_eq!(blocked.weights, dense.weights);
 }
 
 #[test]
 fn extreme_tau_or_lambda_is_blamed_not_the_weights() {
     let p = planted(7, 60, 6, 16);
-    for (tau, lambda, named) in [(1e-300, 1.5, "tau = 1e-300 is too small for lambda = 1.5"), (1e-6, 1.5, "tau = 1e-6 is"), (0.2, 1e300, "lambda = 1e300 ")] {
-        let opts = LearnerOptions { tau, lambda, ..LearnerOptions::default() };
+    for (tau, lambda, named) in [
+        (1e-300, 1.5, "tau = 1e-300 is too small for lambda = 1.5"),
+        (1e-6, 1.5, "tau = 1e-6 is"),
+        (0.2, 1e300, "lambda = 1e300 "),
+    ] {
+        let opts = LearnerOptions {
+            tau,
+            lambda,
+            ..LearnerOptions::default()
+        };
         let e = learn_weights(&sets(&p), &opts, &Control::default()).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidOption, "tau {tau}, lambda {lambda}: {}", e.message);
-        assert!(e.message.starts_with("tau = ") && e.message.contains(named), "{}", e.message);
+        assert_eq!(
+            e.kind,
+            ErrorKind::InvalidOption,
+            "tau {tau}, lambda {lambda}: {}",
+            e.message
+        );
+        assert!(
+            e.message.starts_with("tau = ") && e.message.contains(named),
+            "{}",
+            e.message
+        );
     }
 }
 
 #[test]
 fn the_debiased_self_cost_counts_against_the_budget() {
     let p = planted(8, 60, 6, 16);
-    let mut opts = LearnerOptions { debiased: true, ..LearnerOptions::default() };
+    let mut opts = LearnerOptions {
+        debiased: true,
+        ..LearnerOptions::default()
+    };
     opts.inner.storage.budget = 1000;
     let e = learn_weights(&sets(&p), &opts, &Control::default()).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidOption);
-    assert!(e.message.contains("66 x 66 self cost") && e.message.contains("use debiased = false"), "{}", e.message);
+    assert!(
+        e.message.contains("66 x 66 self cost") && e.message.contains("use debiased = false"),
+        "{}",
+        e.message
+    );
 }

@@ -12,10 +12,17 @@ fn matches_a_naive_weighted_average_direction() {
     let ids = [0u32, 3, 3, 6, 2, 1, 4, 5];
     let offsets = [0u32, 4, 5, 8];
     let weights = [0.5f32, 1.0, 2.0, 0.25, 1.5, 0.1, 3.0];
-    let out = pool_rows(t.view(), &ids, &offsets, Some(&weights), &Control::default()).unwrap();
+    let out = pool_rows(
+        t.view(),
+        &ids,
+        &offsets,
+        Some(&weights),
+        &Control::default(),
+    )
+    .unwrap();
     assert_eq!(out.dim(), (3, 5));
     for b in 0..3 {
-        let mut acc = vec![0f64; 5];
+        let mut acc = [0f64; 5];
         let bag = &ids[offsets[b] as usize..offsets[b + 1] as usize];
         for &id in bag {
             for k in 0..5 {
@@ -27,7 +34,10 @@ fn matches_a_naive_weighted_average_direction() {
         let avg: Vec<f64> = acc.iter().map(|a| a / n).collect();
         let norm = avg.iter().map(|a| a * a).sum::<f64>().sqrt();
         for k in 0..5 {
-            assert!((out[[b, k]] as f64 - avg[k] / norm).abs() < 1e-6, "bag {b} coord {k}");
+            assert!(
+                (out[[b, k]] as f64 - avg[k] / norm).abs() < 1e-6,
+                "bag {b} coord {k}"
+            );
         }
     }
     // Without weights every row counts once; repeats count twice.

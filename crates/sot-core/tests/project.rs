@@ -35,7 +35,11 @@ fn naive_eigen(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     let mut a = a.clone();
     let mut q = Array2::<f64>::eye(k);
     for _ in 0..200 {
-        let off: f64 = (0..k).flat_map(|i| (0..k).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a[[i, j]].powi(2)).sum();
+        let off: f64 = (0..k)
+            .flat_map(|i| (0..k).map(move |j| (i, j)))
+            .filter(|(i, j)| i != j)
+            .map(|(i, j)| a[[i, j]].powi(2))
+            .sum();
         if off < 1e-28 {
             break;
         }
@@ -58,7 +62,10 @@ fn naive_eigen(a: &Array2<f64>) -> (Vec<f64>, Array2<f64>) {
     }
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&i, &j| a[[j, j]].total_cmp(&a[[i, i]]));
-    (order.iter().map(|&i| a[[i, i]]).collect(), Array2::from_shape_fn((k, k), |(i, c)| q[[i, order[c]]]))
+    (
+        order.iter().map(|&i| a[[i, i]]).collect(),
+        Array2::from_shape_fn((k, k), |(i, c)| q[[i, order[c]]]),
+    )
 }
 
 fn centred(x: &Array2<f32>) -> Array2<f64> {
@@ -78,9 +85,18 @@ fn assert_close_up_to_sign(got: &Array2<f32>, want: &Array2<f64>, tol: f64) {
     assert_eq!(got.dim(), want.dim());
     for c in 0..2 {
         let scale = want.column(c).iter().map(|v| v.abs()).fold(0.0, f64::max);
-        let err = |sign: f64| got.column(c).iter().zip(want.column(c).iter()).map(|(g, w)| (*g as f64 - sign * w).abs()).fold(0.0, f64::max);
+        let err = |sign: f64| {
+            got.column(c)
+                .iter()
+                .zip(want.column(c).iter())
+                .map(|(g, w)| (*g as f64 - sign * w).abs())
+                .fold(0.0, f64::max)
+        };
         let worst = err(1.0).min(err(-1.0));
-        assert!(worst <= tol * scale, "component {c}: worst error {worst} (scale {scale})");
+        assert!(
+            worst <= tol * scale,
+            "component {c}: worst error {worst} (scale {scale})"
+        );
     }
 }
 
@@ -109,12 +125,24 @@ fn high_dimensions_iterate_on_the_rows() {
 #[test]
 fn signs_follow_the_largest_loading_and_results_do_not_depend_on_threads() {
     let x = anisotropic(5, 20_000, 16, &[3.0, 2.0]);
-    let run = |t: usize| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| project_2d(x.view(), &Control::default()).unwrap());
+    let run = |t: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+            .install(|| project_2d(x.view(), &Control::default()).unwrap())
+    };
     let (a, b) = (run(1), run(2));
-    assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
     let c = principal_components(x.view(), 2, &Control::default()).unwrap();
     for col in c.vectors.columns() {
-        let big = col.iter().cloned().fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+        let big = col
+            .iter()
+            .cloned()
+            .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
         assert!(big > 0.0);
         assert!((col.dot(&col) - 1.0).abs() < 1e-9);
     }
@@ -122,16 +150,29 @@ fn signs_follow_the_largest_loading_and_results_do_not_depend_on_threads() {
     // flipping every point flips nothing: the convention is on the loadings
     let neg = x.mapv(|v| -v);
     let pn = project_2d(neg.view(), &Control::default()).unwrap();
-    let worst = a.iter().zip(pn.iter()).map(|(p, q)| (p + q).abs()).fold(0.0f32, f32::max);
-    assert!(worst < 1e-3, "scores of -x should be minus those of x: {worst}");
+    let worst = a
+        .iter()
+        .zip(pn.iter())
+        .map(|(p, q)| (p + q).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst < 1e-3,
+        "scores of -x should be minus those of x: {worst}"
+    );
 }
 
 #[test]
 fn degenerate_sets_give_zero_coordinates_not_nan() {
     let one = Array2::from_shape_vec((1, 3), vec![1.0f32, 2.0, 3.0]).unwrap();
-    assert_eq!(project_2d(one.view(), &Control::default()).unwrap(), Array2::<f32>::zeros((1, 2)));
+    assert_eq!(
+        project_2d(one.view(), &Control::default()).unwrap(),
+        Array2::<f32>::zeros((1, 2))
+    );
     let same = Array2::from_elem((10, 4), 0.5f32);
-    assert_eq!(project_2d(same.view(), &Control::default()).unwrap(), Array2::<f32>::zeros((10, 2)));
+    assert_eq!(
+        project_2d(same.view(), &Control::default()).unwrap(),
+        Array2::<f32>::zeros((10, 2))
+    );
     let line = Array2::from_shape_fn((5, 1), |(i, _)| i as f32);
     let p = project_2d(line.view(), &Control::default()).unwrap();
     assert_eq!(p.column(1).to_vec(), vec![0.0; 5]);
@@ -146,12 +187,22 @@ fn degenerate_sets_give_zero_coordinates_not_nan() {
 #[test]
 fn bad_inputs_and_cancellation() {
     let empty = Array2::<f32>::zeros((0, 3));
-    assert_eq!(project_2d(empty.view(), &Control::default()).unwrap_err().kind, ErrorKind::Empty);
+    assert_eq!(
+        project_2d(empty.view(), &Control::default())
+            .unwrap_err()
+            .kind,
+        ErrorKind::Empty
+    );
     let mut x = Array2::<f32>::ones((4, 2));
     x[[2, 1]] = f32::NAN;
     let e = project_2d(x.view(), &Control::default()).unwrap_err();
     assert_eq!((e.kind, e.index), (ErrorKind::NonFinite, Some(2)));
     let flag = AtomicBool::new(true);
     let y = anisotropic(6, 100, 4, &[2.0]);
-    assert_eq!(project_2d(y.view(), &Control::default().with_cancel(&flag)).unwrap_err().kind, ErrorKind::Aborted);
+    assert_eq!(
+        project_2d(y.view(), &Control::default().with_cancel(&flag))
+            .unwrap_err()
+            .kind,
+        ErrorKind::Aborted
+    );
 }

@@ -13,26 +13,38 @@ use common::{naive_cost, naive_sinkhorn};
 use ndarray::Array2;
 use proptest::prelude::*;
 use sot_core::{
-    cost_matrix, embed_texts, learn_weights, select_top_k, sinkhorn, sinkhorn_divergence, Control, CostKind,
-    DivergenceWarmStart, EmbedOptions, ErrorKind, Keep, LearnerOptions, Reference, Sets, SinkhornOptions,
-    WarmStart,
+    cost_matrix, embed_texts, learn_weights, select_top_k, sinkhorn, sinkhorn_divergence, Control,
+    CostKind, DivergenceWarmStart, EmbedOptions, ErrorKind, Keep, LearnerOptions, Reference, Sets,
+    SinkhornOptions, WarmStart,
 };
 
 fn cases(default: u32) -> ProptestConfig {
-    let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    ProptestConfig { cases: n, failure_persistence: None, ..ProptestConfig::default() }
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases: n,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// An `n x d` matrix with coordinates in [-scale, scale] and no zero row.
-fn points(n: std::ops::RangeInclusive<usize>, d: usize, scale: f32) -> impl Strategy<Value = Array2<f32>> {
-    n.prop_flat_map(move |n| proptest::collection::vec(-scale..scale, n * d)).prop_map(move |v| {
-        let n = v.len() / d;
-        let mut m = Array2::from_shape_vec((n, d), v).unwrap();
-        for mut r in m.outer_iter_mut() {
-            r[0] += scale * 1.5; // keeps every row away from zero (a direction for the cosine cost)
-        }
-        m
-    })
+fn points(
+    n: std::ops::RangeInclusive<usize>,
+    d: usize,
+    scale: f32,
+) -> impl Strategy<Value = Array2<f32>> {
+    n.prop_flat_map(move |n| proptest::collection::vec(-scale..scale, n * d))
+        .prop_map(move |v| {
+            let n = v.len() / d;
+            let mut m = Array2::from_shape_vec((n, d), v).unwrap();
+            for mut r in m.outer_iter_mut() {
+                r[0] += scale * 1.5; // keeps every row away from zero (a direction for the cosine cost)
+            }
+            m
+        })
 }
 
 fn weights(n: usize) -> impl Strategy<Value = Vec<f64>> {

@@ -4,7 +4,13 @@ use common::*;
 use ndarray::Array2;
 use sot_core::{sinkhorn, sinkhorn_symmetric, Control, EpsScaling, SinkhornOptions, WarmStart};
 
-fn run(c: &Array2<f32>, a: Option<&[f64]>, b: Option<&[f64]>, o: &SinkhornOptions, w: WarmStart) -> sot_core::SotError {
+fn run(
+    c: &Array2<f32>,
+    a: Option<&[f64]>,
+    b: Option<&[f64]>,
+    o: &SinkhornOptions,
+    w: WarmStart,
+) -> sot_core::SotError {
     sinkhorn(c.view(), a, b, o, w, &Control::default()).unwrap_err()
 }
 
@@ -16,7 +22,11 @@ fn every_invalid_input_class_has_its_code_and_index() {
 
     let e = run(&c, Some(&[0.25; 3]), None, &o, none);
     assert_eq!(e.code(), "ERR_SHAPE");
-    assert!(e.message.contains("a has 3 entries but there are 4 points"), "{}", e.message);
+    assert!(
+        e.message.contains("a has 3 entries but there are 4 points"),
+        "{}",
+        e.message
+    );
 
     let e = run(&c, Some(&[0.25, 0.25, -1.0, 0.25]), None, &o, none);
     assert_eq!((e.code(), e.index), ("ERR_WEIGHT", Some(2)));
@@ -35,20 +45,66 @@ fn every_invalid_input_class_has_its_code_and_index() {
     assert_eq!(run(&empty, None, None, &o, none).code(), "ERR_EMPTY");
 
     for bad in [
-        SinkhornOptions { eps: 0.0, ..o.clone() },
-        SinkhornOptions { eps: -1.0, ..o.clone() },
-        SinkhornOptions { eps: f64::NAN, ..o.clone() },
-        SinkhornOptions { tol: 0.0, ..o.clone() },
-        SinkhornOptions { max_iter: 0, ..o.clone() },
-        SinkhornOptions { check_every: 0, ..o.clone() },
-        SinkhornOptions { eps_scaling: Some(EpsScaling { start: None, factor: 1.0 }), ..o.clone() },
+        SinkhornOptions {
+            eps: 0.0,
+            ..o.clone()
+        },
+        SinkhornOptions {
+            eps: -1.0,
+            ..o.clone()
+        },
+        SinkhornOptions {
+            eps: f64::NAN,
+            ..o.clone()
+        },
+        SinkhornOptions {
+            tol: 0.0,
+            ..o.clone()
+        },
+        SinkhornOptions {
+            max_iter: 0,
+            ..o.clone()
+        },
+        SinkhornOptions {
+            check_every: 0,
+            ..o.clone()
+        },
+        SinkhornOptions {
+            eps_scaling: Some(EpsScaling {
+                start: None,
+                factor: 1.0,
+            }),
+            ..o.clone()
+        },
     ] {
-        assert_eq!(run(&c, None, None, &bad, none).code(), "ERR_OPTION", "{bad:?}");
+        assert_eq!(
+            run(&c, None, None, &bad, none).code(),
+            "ERR_OPTION",
+            "{bad:?}"
+        );
     }
 
-    let e = run(&c, None, None, &o, WarmStart { f: Some(&[0.0; 2]), g: None });
+    let e = run(
+        &c,
+        None,
+        None,
+        &o,
+        WarmStart {
+            f: Some(&[0.0; 2]),
+            g: None,
+        },
+    );
     assert_eq!(e.code(), "ERR_SHAPE");
-    let e = run(&c, None, None, &o, WarmStart { f: None, g: Some(&[0.0, f64::NAN, 0.0]) });
+    let e = run(
+        &c,
+        None,
+        None,
+        &o,
+        WarmStart {
+            f: None,
+            g: Some(&[0.0, f64::NAN, 0.0]),
+        },
+    );
     assert_eq!((e.code(), e.index), ("ERR_NON_FINITE", Some(1)));
 }
 
@@ -60,8 +116,17 @@ fn every_invalid_input_class_has_its_code_and_index() {
 fn the_first_non_finite_cost_is_named_wherever_it_lies() {
     let (n, m) = (2000, 200); // several row groups per pass
     let c = Array2::from_shape_fn((n, m), |(i, j)| ((i * 31 + j * 17) % 97) as f32 / 48.5);
-    let plain = SinkhornOptions { max_iter: 50, ..Default::default() };
-    let scaled = SinkhornOptions { eps_scaling: Some(EpsScaling { start: None, factor: 0.5 }), ..plain.clone() };
+    let plain = SinkhornOptions {
+        max_iter: 50,
+        ..Default::default()
+    };
+    let scaled = SinkhornOptions {
+        eps_scaling: Some(EpsScaling {
+            start: None,
+            factor: 0.5,
+        }),
+        ..plain.clone()
+    };
     let mut no_kernel = plain.clone();
     no_kernel.storage.store_kernel = false;
     // (bad entries, the first of them)
@@ -77,8 +142,17 @@ fn the_first_non_finite_cost_is_named_wherever_it_lies() {
                 let mut cb = c.clone();
                 at.iter().for_each(|&p| cb[p] = bad);
                 let e = run(&cb, None, None, o, WarmStart::default());
-                assert_eq!((e.code(), e.index), ("ERR_NON_FINITE", Some(first.0)), "{bad} at {at:?}");
-                assert!(e.message.contains(&format!("cost[{}][{}] is {bad}", first.0, first.1)), "{}", e.message);
+                assert_eq!(
+                    (e.code(), e.index),
+                    ("ERR_NON_FINITE", Some(first.0)),
+                    "{bad} at {at:?}"
+                );
+                assert!(
+                    e.message
+                        .contains(&format!("cost[{}][{}] is {bad}", first.0, first.1)),
+                    "{}",
+                    e.message
+                );
             }
         }
     }
@@ -99,12 +173,34 @@ fn never_produces_nan_on_extreme_but_valid_problems() {
     let y = gaussian(&mut r, 40, 3).mapv(|v| v * 100.0 + 500.0);
     let c = naive_cost(&x, &y, false).mapv(|v| v as f32);
     for eps in [1e-3, 1.0, 1e6] {
-        let o = SinkhornOptions { eps, max_iter: 200, ..Default::default() };
-        let res = sinkhorn(c.view(), None, None, &o, WarmStart::default(), &Control::default()).unwrap();
-        assert!(res.value.is_finite() && res.f.iter().chain(&res.g).all(|v| v.is_finite()), "eps {eps}");
+        let o = SinkhornOptions {
+            eps,
+            max_iter: 200,
+            ..Default::default()
+        };
+        let res = sinkhorn(
+            c.view(),
+            None,
+            None,
+            &o,
+            WarmStart::default(),
+            &Control::default(),
+        )
+        .unwrap();
+        assert!(
+            res.value.is_finite() && res.f.iter().chain(&res.g).all(|v| v.is_finite()),
+            "eps {eps}"
+        );
     }
     let one = Array2::<f32>::from_elem((1, 1), 3.0);
-    let res = sinkhorn(one.view(), None, None, &SinkhornOptions::default(), WarmStart::default(), &Control::default())
-        .unwrap();
+    let res = sinkhorn(
+        one.view(),
+        None,
+        None,
+        &SinkhornOptions::default(),
+        WarmStart::default(),
+        &Control::default(),
+    )
+    .unwrap();
     assert!(res.converged && (res.value - 3.0).abs() < 1e-12);
 }

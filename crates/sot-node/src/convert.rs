@@ -2,8 +2,8 @@
 
 use crate::error::{shape, Failure};
 use crate::storage::{StorageInput, StorageOutput};
-use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::bindgen_prelude::{Float32Array, Float64Array, Uint32Array};
+use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{sys, ValueType};
 use napi_derive::napi;
 use ndarray::ArrayView2;
@@ -53,7 +53,10 @@ impl<T: Element> TypeName for Owned<T> {
 }
 
 impl<T: Element> ValidateNapiValue for Owned<T> {
-    unsafe fn validate(env: sys::napi_env, value: sys::napi_value) -> napi::Result<sys::napi_value> {
+    unsafe fn validate(
+        env: sys::napi_env,
+        value: sys::napi_value,
+    ) -> napi::Result<sys::napi_value> {
         unsafe { T::Js::validate(env, value) }
     }
 }
@@ -103,9 +106,10 @@ impl SolveOptions {
             tol: self.tol.unwrap_or(d.tol),
             max_iter: self.max_iter.map_or(d.max_iter, |v| v as usize),
             check_every: self.check_every.map_or(d.check_every, |v| v as usize),
-            eps_scaling: self
-                .eps_scaling_factor
-                .map(|factor| EpsScaling { factor, start: self.eps_scaling_start }),
+            eps_scaling: self.eps_scaling_factor.map(|factor| EpsScaling {
+                factor,
+                start: self.eps_scaling_start,
+            }),
             overrelax: self.overrelax.unwrap_or(d.overrelax),
             storage: StorageInput::to_core(&self.storage)?,
         })

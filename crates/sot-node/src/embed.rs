@@ -43,7 +43,9 @@ impl EmbedTextOptions {
             (None, None) => Ok(None),
             (Some(counts), Some(n)) => {
                 if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 2f64.powi(53)) {
-                    return Err(option(format!("docCount must be a non-negative integer, got {n}")));
+                    return Err(option(format!(
+                        "docCount must be a non-negative integer, got {n}"
+                    )));
                 }
                 Ok(Some(Idf::new(counts, n as u64)?))
             }
@@ -67,7 +69,11 @@ impl Task for EmbedTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { texts, options, job } = self;
+        let Self {
+            texts,
+            options,
+            job,
+        } = self;
         job.run(|ctl| {
             let opts = options.to_core()?;
             let idf = options.idf()?;
@@ -100,7 +106,11 @@ pub fn embed_texts(
 ) -> AsyncTask<EmbedTask> {
     let options = options.unwrap_or_default();
     let job = Job::new(token, progress, options.progress_interval_ms);
-    AsyncTask::new(EmbedTask { texts, options, job })
+    AsyncTask::new(EmbedTask {
+        texts,
+        options,
+        job,
+    })
 }
 
 /// Document frequencies of one batch, sparse: the sorted buckets (of 2^20)
@@ -132,7 +142,14 @@ impl Task for DocFreqTask {
     }
 
     fn resolve(&mut self, env: Env, b: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, DocFreqOutput { buckets: b.buckets.into(), counts: b.counts.into(), docs: b.docs as f64 })
+        settle(
+            &env,
+            DocFreqOutput {
+                buckets: b.buckets.into(),
+                counts: b.counts.into(),
+                docs: b.docs as f64,
+            },
+        )
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -148,7 +165,10 @@ pub fn doc_freq_batch(
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
     progress_interval_ms: Option<u32>,
 ) -> AsyncTask<DocFreqTask> {
-    AsyncTask::new(DocFreqTask { texts, job: Job::new(token, progress, progress_interval_ms) })
+    AsyncTask::new(DocFreqTask {
+        texts,
+        job: Job::new(token, progress, progress_interval_ms),
+    })
 }
 
 /// Number of buckets of a document-frequency table (2^20).
@@ -192,7 +212,10 @@ pub fn project_2d(
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
     progress_interval_ms: Option<u32>,
 ) -> AsyncTask<ProjectTask> {
-    AsyncTask::new(ProjectTask { points, job: Job::new(token, progress, progress_interval_ms) })
+    AsyncTask::new(ProjectTask {
+        points,
+        job: Job::new(token, progress, progress_interval_ms),
+    })
 }
 
 pub struct PoolTask {
@@ -208,10 +231,20 @@ impl Task for PoolTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { table, ids, offsets, weights, job } = self;
+        let Self {
+            table,
+            ids,
+            offsets,
+            weights,
+            job,
+        } = self;
         job.run(|ctl| {
             let table = matrix_view(table, "table")?;
-            result_fits::<f32>(offsets.len().saturating_sub(1), table.ncols(), "the pooled rows")?;
+            result_fits::<f32>(
+                offsets.len().saturating_sub(1),
+                table.ncols(),
+                "the pooled rows",
+            )?;
             let p = sot_core::pool_rows(table, ids, offsets, slice(weights), ctl)?;
             Ok(p.into_raw_vec_and_offset().0)
         })
@@ -238,5 +271,11 @@ pub fn pool_rows(
     #[napi(ts_arg_type = "Float32Array | undefined | null")] weights: Option<Owned<f32>>,
     token: Option<&CancelToken>,
 ) -> AsyncTask<PoolTask> {
-    AsyncTask::new(PoolTask { table, ids, offsets, weights, job: Job::new(token, None, None) })
+    AsyncTask::new(PoolTask {
+        table,
+        ids,
+        offsets,
+        weights,
+        job: Job::new(token, None, None),
+    })
 }

@@ -84,4 +84,3 @@ pub fn js_name(key: &str) -> String {
 pub fn shape(message: String) -> Failure {
     Failure::Sot(SotError::new(sot_core::ErrorKind::Shape, message))
 }
-

@@ -2,13 +2,16 @@
 
 use crate::cancel::CancelToken;
 use crate::convert::{matrix_view, slice, Matrix, Owned};
-use crate::storage::{StorageInput, StorageOutput};
 use crate::result::{settle, Settled};
+use crate::storage::{StorageInput, StorageOutput};
 use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
 use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
-use sot_core::{Baseline, CostKind, ErrorKind, Keep, LearnResult, LearnerOptions, Reference, Selection, SinkhornOptions, SotError};
+use sot_core::{
+    Baseline, CostKind, ErrorKind, Keep, LearnResult, LearnerOptions, Reference, Selection,
+    SinkhornOptions, SotError,
+};
 
 /// The downstream set to weight and the reference sets.
 #[napi(object, object_to_js = false)]
@@ -55,7 +58,9 @@ impl LearnOptions {
             max_steps: self.max_steps.map_or(d.max_steps, |v| v as usize),
             tol: self.tol.unwrap_or(d.tol),
             debiased: self.debiased.unwrap_or(d.debiased),
-            max_self_anchor: self.max_self_anchor.map_or(d.max_self_anchor, |v| v as usize),
+            max_self_anchor: self
+                .max_self_anchor
+                .map_or(d.max_self_anchor, |v| v as usize),
             inner: SinkhornOptions {
                 tol: self.inner_tol.unwrap_or(d.inner.tol),
                 max_iter: self.inner_max_iter.map_or(d.inner.max_iter, |v| v as usize),
@@ -116,7 +121,10 @@ pub struct ContaminationOutput {
 impl From<LearnResult> for LearnOutput {
     fn from(r: LearnResult) -> Self {
         let n = r.weights.len();
-        let auto_keep = r.contamination.as_ref().map_or(n, |c| sot_core::contamination::auto_keep(c, n)) as u32;
+        let auto_keep = r
+            .contamination
+            .as_ref()
+            .map_or(n, |c| sot_core::contamination::auto_keep(c, n)) as u32;
         LearnOutput {
             weights: r.weights.into(),
             pull: r.pull.into(),
@@ -133,7 +141,10 @@ impl From<LearnResult> for LearnOutput {
                 eps: r.fitted.eps,
                 anchor_potential: r.fitted.anchor_potential.into(),
                 anchor_weights: r.fitted.anchor_weights.into(),
-                anchor_rows: r.fitted.anchor_rows.map(|v| v.into_iter().map(|i| i as u32).collect::<Vec<_>>().into()),
+                anchor_rows: r
+                    .fitted
+                    .anchor_rows
+                    .map(|v| v.into_iter().map(|i| i as u32).collect::<Vec<_>>().into()),
                 harmful_potential: r.fitted.harmful_potential.into(),
                 harmful_weights: r.fitted.harmful_weights.into(),
                 scale: crate::score::ScoreScaleInput {
@@ -173,6 +184,8 @@ pub struct ScoreTask {
     job: Job,
 }
 
+// One value per task, moved once to the JS thread: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Scored {
     Learned(LearnResult),
     Baseline(Vec<f64>, Vec<String>),
@@ -183,7 +196,12 @@ impl Task for ScoreTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { sets, options, method, job } = self;
+        let Self {
+            sets,
+            options,
+            method,
+            job,
+        } = self;
         job.run(|ctl| {
             let opts = options.to_core()?;
             let downstream = matrix_view(&sets.downstream, "downstream")?;
@@ -213,7 +231,10 @@ impl Task for ScoreTask {
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
         let out: napi::Either<LearnOutput, BaselineOutput> = match output {
             Scored::Learned(r) => napi::Either::A(r.into()),
-            Scored::Baseline(scores, warnings) => napi::Either::B(BaselineOutput { scores: scores.into(), warnings }),
+            Scored::Baseline(scores, warnings) => napi::Either::B(BaselineOutput {
+                scores: scores.into(),
+                warnings,
+            }),
         };
         settle(&env, out)
     }
@@ -240,7 +261,12 @@ pub fn learn_weights(
 ) -> AsyncTask<ScoreTask> {
     let options = options.unwrap_or_default();
     let job = Job::new(token, progress, options.progress_interval_ms);
-    AsyncTask::new(ScoreTask { sets, options, method: Method::Learn, job })
+    AsyncTask::new(ScoreTask {
+        sets,
+        options,
+        method: Method::Learn,
+        job,
+    })
 }
 
 /// Scores of a baseline selector: `random` (with `seed`), `pull-only`,
@@ -255,15 +281,24 @@ pub fn baseline_scores(
     token: Option<&CancelToken>,
 ) -> AsyncTask<ScoreTask> {
     let method = match method.as_str() {
-        "random" => Method::Baseline(Baseline::Random { seed: seed.unwrap_or(0) as u64 }),
+        "random" => Method::Baseline(Baseline::Random {
+            seed: seed.unwrap_or(0) as u64,
+        }),
         "pull-only" => Method::Baseline(Baseline::PullOnly),
         "push-only" => Method::Baseline(Baseline::PushOnly),
         "nearest-harmful" => Method::Baseline(Baseline::NearestHarmful),
-        "saft" => Method::Baseline(Baseline::Saft { components: components.unwrap_or(1) as usize }),
+        "saft" => Method::Baseline(Baseline::Saft {
+            components: components.unwrap_or(1) as usize,
+        }),
         _ => Method::Unknown(method),
     };
     let options = options.unwrap_or_default();
-    AsyncTask::new(ScoreTask { sets, options, method, job: Job::new(token, None, None) })
+    AsyncTask::new(ScoreTask {
+        sets,
+        options,
+        method,
+        job: Job::new(token, None, None),
+    })
 }
 
 #[napi(object)]
@@ -291,12 +326,19 @@ impl Task for SelectTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { scores, keep, weights, job } = self;
+        let Self {
+            scores,
+            keep,
+            weights,
+            job,
+        } = self;
         job.run(|_| Ok(sot_core::select_top_k(scores, *keep, slice(weights))?))
     }
 
     fn resolve(&mut self, env: Env, s: Self::Output) -> Result<Self::JsValue> {
-        let u32s = |v: Vec<usize>| -> Uint32Array { v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into() };
+        let u32s = |v: Vec<usize>| -> Uint32Array {
+            v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into()
+        };
         let out = SelectionOutput {
             order: u32s(s.order),
             rank: u32s(s.rank),
@@ -326,5 +368,10 @@ pub fn select_top_k(
         (_, Some(f)) => Keep::Fraction(f),
         (c, None) => Keep::Count(c.unwrap_or(0) as usize),
     };
-    AsyncTask::new(SelectTask { scores, keep, weights, job: Job::new(None, None, None) })
+    AsyncTask::new(SelectTask {
+        scores,
+        keep,
+        weights,
+        job: Job::new(None, None, None),
+    })
 }

@@ -54,7 +54,10 @@ mod tests {
         assert_eq!(threads_from(" 8 ", 2), (8, None));
         assert_eq!(threads_from("9", 2).0, 8);
         assert_eq!(threads_from("1000000", 16).0, 64);
-        assert!(threads_from("1000000", 2).1.unwrap().contains("capped at 8"));
+        assert!(threads_from("1000000", 2)
+            .1
+            .unwrap()
+            .contains("capped at 8"));
         assert_eq!(threads_from("99999999999999999999999999", 2).0, 8);
         for bad in ["0", "-1", "many", "", "1e6"] {
             let (n, warning) = threads_from(bad, 2);

@@ -35,16 +35,37 @@ impl Task for NearestTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { x, refs, rows, k, cost, job } = self;
+        let Self {
+            x,
+            refs,
+            rows,
+            k,
+            cost,
+            job,
+        } = self;
         job.run(|ctl| {
             let kind = CostKind::parse(cost)?;
             let rows: Vec<usize> = rows.iter().map(|r| *r as usize).collect();
-            Ok(sot_core::nearest_references(matrix_view(x, "x")?, matrix_view(refs, "refs")?, &rows, *k as usize, kind, ctl)?)
+            Ok(sot_core::nearest_references(
+                matrix_view(x, "x")?,
+                matrix_view(refs, "refs")?,
+                &rows,
+                *k as usize,
+                kind,
+                ctl,
+            )?)
         })
     }
 
     fn resolve(&mut self, env: Env, n: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, NearestOutput { k: n.k as u32, index: n.index.into(), cost: n.cost.into() })
+        settle(
+            &env,
+            NearestOutput {
+                k: n.k as u32,
+                index: n.index.into(),
+                cost: n.cost.into(),
+            },
+        )
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -62,7 +83,14 @@ pub fn nearest_references(
     cost: String,
     token: Option<&CancelToken>,
 ) -> AsyncTask<NearestTask> {
-    AsyncTask::new(NearestTask { x, refs, rows, k, cost, job: Job::new(token, None, None) })
+    AsyncTask::new(NearestTask {
+        x,
+        refs,
+        rows,
+        k,
+        cost,
+        job: Job::new(token, None, None),
+    })
 }
 
 #[napi(object)]
@@ -92,7 +120,13 @@ impl Task for ContributionsTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { weights, pull, push, tau, job } = self;
+        let Self {
+            weights,
+            pull,
+            push,
+            tau,
+            job,
+        } = self;
         job.run(|_| Ok(sot_core::contributions(weights, pull, push, *tau)?))
     }
 
@@ -123,5 +157,11 @@ pub fn weight_contributions(
     tau: Option<f64>,
 ) -> AsyncTask<ContributionsTask> {
     let tau = tau.unwrap_or(LearnerOptions::default().tau);
-    AsyncTask::new(ContributionsTask { weights, pull, push, tau, job: Job::new(None, None, None) })
+    AsyncTask::new(ContributionsTask {
+        weights,
+        pull,
+        push,
+        tau,
+        job: Job::new(None, None, None),
+    })
 }

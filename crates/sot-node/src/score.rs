@@ -57,7 +57,11 @@ impl Task for ScoreModelTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { samples, model, job } = self;
+        let Self {
+            samples,
+            model,
+            job,
+        } = self;
         job.run(|ctl| {
             let s = &model.scale;
             let core = FittedModel {
@@ -65,14 +69,31 @@ impl Task for ScoreModelTask {
                 eps: model.eps,
                 anchor: reference(&model.anchor, "anchor")?,
                 harmful: reference(&model.harmful, "harmful")?,
-                scale: ScoreScale { pull_scale: s.pull_scale, pull_offset: s.pull_offset, push_scale: s.push_scale, push_offset: s.push_offset, tau: s.tau },
+                scale: ScoreScale {
+                    pull_scale: s.pull_scale,
+                    pull_offset: s.pull_offset,
+                    push_scale: s.push_scale,
+                    push_offset: s.push_offset,
+                    tau: s.tau,
+                },
             };
-            Ok(sot_core::score_samples(matrix_view(samples, "samples")?, &core, ctl)?)
+            Ok(sot_core::score_samples(
+                matrix_view(samples, "samples")?,
+                &core,
+                ctl,
+            )?)
         })
     }
 
     fn resolve(&mut self, env: Env, s: Self::Output) -> Result<Self::JsValue> {
-        settle(&env, ScoredOutput { pull: s.pull.into(), push: s.push.into(), score: s.score.into() })
+        settle(
+            &env,
+            ScoredOutput {
+                pull: s.pull.into(),
+                push: s.push.into(),
+                score: s.score.into(),
+            },
+        )
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
@@ -80,8 +101,15 @@ impl Task for ScoreModelTask {
     }
 }
 
-fn reference<'a>(r: &'a FittedReferenceInput, name: &str) -> std::result::Result<FittedReference<'a>, crate::error::Failure> {
-    Ok(FittedReference { points: matrix_view(&r.points, name)?, weights: &r.weights.0[..], potential: &r.potential.0[..] })
+fn reference<'a>(
+    r: &'a FittedReferenceInput,
+    name: &str,
+) -> std::result::Result<FittedReference<'a>, crate::error::Failure> {
+    Ok(FittedReference {
+        points: matrix_view(&r.points, name)?,
+        weights: &r.weights.0[..],
+        potential: &r.potential.0[..],
+    })
 }
 
 /// Scores each sample against a fitted model by c-transform, independently of the other samples.
@@ -93,5 +121,9 @@ pub fn score_with_model(
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
     progress_interval_ms: Option<u32>,
 ) -> AsyncTask<ScoreModelTask> {
-    AsyncTask::new(ScoreModelTask { samples, model, job: Job::new(token, progress, progress_interval_ms) })
+    AsyncTask::new(ScoreModelTask {
+        samples,
+        model,
+        job: Job::new(token, progress, progress_interval_ms),
+    })
 }

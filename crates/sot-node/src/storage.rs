@@ -28,7 +28,9 @@ impl StorageInput {
         }
         Ok(StorageOptions {
             storage: s.mode.as_deref().map_or(Ok(d.storage), Storage::parse)?,
-            budget: s.budget.map_or(d.budget, |b| b.min(usize::MAX as f64) as usize),
+            budget: s
+                .budget
+                .map_or(d.budget, |b| b.min(usize::MAX as f64) as usize),
             neighbours: s.neighbours.map_or(d.neighbours, |k| k as usize),
             store_kernel: s.store_kernel.unwrap_or(d.store_kernel),
             verify: s.verify.unwrap_or(d.verify),

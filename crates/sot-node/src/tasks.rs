@@ -3,7 +3,8 @@
 
 use crate::cancel::CancelToken;
 use crate::convert::{
-    matrix_view, slice, DivergenceOutput, Matrix, Owned, ProgressEvent, SinkhornOutput, SolveOptions, WarmStartInput,
+    matrix_view, slice, DivergenceOutput, Matrix, Owned, ProgressEvent, SinkhornOutput,
+    SolveOptions, WarmStartInput,
 };
 use crate::error::Failure;
 use crate::pool::pool;
@@ -12,14 +13,17 @@ use napi::bindgen_prelude::{AsyncTask, Float32Array};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error, Result, Status, Task};
 use napi_derive::napi;
-use sot_core::{Control, CostKind, DivergenceResult, DivergenceWarmStart, Progress, SinkhornResult, WarmStart};
+use sot_core::{
+    Control, CostKind, DivergenceResult, DivergenceWarmStart, Progress, SinkhornResult, WarmStart,
+};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Progress callback: called with the event only, never keeps the process alive.
-pub type ProgressCallback = ThreadsafeFunction<ProgressEvent, (), ProgressEvent, Status, false, true>;
+pub type ProgressCallback =
+    ThreadsafeFunction<ProgressEvent, (), ProgressEvent, Status, false, true>;
 
 /// What every task shares: cancellation, progress, and the failure to report.
 pub(crate) struct Job {
@@ -30,7 +34,11 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    pub(crate) fn new(token: Option<&CancelToken>, progress: Option<ProgressCallback>, interval_ms: Option<u32>) -> Self {
+    pub(crate) fn new(
+        token: Option<&CancelToken>,
+        progress: Option<ProgressCallback>,
+        interval_ms: Option<u32>,
+    ) -> Self {
         Job {
             cancel: token.map(|t| t.flag.clone()),
             progress,
@@ -40,11 +48,17 @@ impl Job {
     }
 
     /// Runs `work` on the pool with this job's controls; panics become failures.
-    pub(crate) fn run<T: Send>(&mut self, work: impl FnOnce(&Control) -> std::result::Result<T, Failure> + Send) -> Result<T> {
+    pub(crate) fn run<T: Send>(
+        &mut self,
+        work: impl FnOnce(&Control) -> std::result::Result<T, Failure> + Send,
+    ) -> Result<T> {
         let progress = self.progress.as_ref();
         let report = |p: &Progress| {
             if let Some(f) = progress {
-                f.call(ProgressEvent::from(p), ThreadsafeFunctionCallMode::NonBlocking);
+                f.call(
+                    ProgressEvent::from(p),
+                    ThreadsafeFunctionCallMode::NonBlocking,
+                );
             }
         };
         let mut ctl = Control::default();
@@ -106,8 +120,18 @@ impl Task for CostTask {
 
 /// The cost matrix between the rows of `x` and of `y` (row-major, x.rows x y.rows).
 #[napi(ts_return_type = "Promise<Float32Array>")]
-pub fn cost_matrix(x: Matrix, y: Matrix, cost: String, token: Option<&CancelToken>) -> AsyncTask<CostTask> {
-    AsyncTask::new(CostTask { x, y, cost, job: Job::new(token, None, None) })
+pub fn cost_matrix(
+    x: Matrix,
+    y: Matrix,
+    cost: String,
+    token: Option<&CancelToken>,
+) -> AsyncTask<CostTask> {
+    AsyncTask::new(CostTask {
+        x,
+        y,
+        cost,
+        job: Job::new(token, None, None),
+    })
 }
 
 enum Geometry {
@@ -136,7 +160,14 @@ impl SinkhornTask {
     ) -> AsyncTask<Self> {
         let options = options.unwrap_or_default();
         let job = Job::new(token, progress, options.progress_interval_ms);
-        AsyncTask::new(SinkhornTask { geometry, a, b, options, warm, job })
+        AsyncTask::new(SinkhornTask {
+            geometry,
+            a,
+            b,
+            options,
+            warm,
+            job,
+        })
     }
 }
 
@@ -145,7 +176,14 @@ impl Task for SinkhornTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { geometry, a, b, options, warm, job } = self;
+        let Self {
+            geometry,
+            a,
+            b,
+            options,
+            warm,
+            job,
+        } = self;
         job.run(|ctl| {
             let opts = options.to_core()?;
             let warm = WarmStart {
@@ -154,7 +192,9 @@ impl Task for SinkhornTask {
             };
             let (a, b) = (slice(a), slice(b));
             Ok(match geometry {
-                Geometry::Cost(c) => sot_core::sinkhorn(matrix_view(c, "cost")?, a, b, &opts, warm, ctl)?,
+                Geometry::Cost(c) => {
+                    sot_core::sinkhorn(matrix_view(c, "cost")?, a, b, &opts, warm, ctl)?
+                }
                 Geometry::Points { x, y, cost } => {
                     let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
                     sot_core::sinkhorn_points(x, y, CostKind::parse(cost)?, a, b, &opts, warm, ctl)?
@@ -200,7 +240,15 @@ pub fn sinkhorn_points(
     token: Option<&CancelToken>,
     #[napi(ts_arg_type = "(event: ProgressEvent) => void")] progress: Option<ProgressCallback>,
 ) -> AsyncTask<SinkhornTask> {
-    SinkhornTask::start(Geometry::Points { x, y, cost }, a, b, options, warm, token, progress)
+    SinkhornTask::start(
+        Geometry::Points { x, y, cost },
+        a,
+        b,
+        options,
+        warm,
+        token,
+        progress,
+    )
 }
 
 pub struct DivergenceTask {
@@ -218,12 +266,29 @@ impl Task for DivergenceTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { x, y, cost, a, b, options, job } = self;
+        let Self {
+            x,
+            y,
+            cost,
+            a,
+            b,
+            options,
+            job,
+        } = self;
         job.run(|ctl| {
             let kind = CostKind::parse(cost)?;
             let (x, y) = (matrix_view(x, "x")?, matrix_view(y, "y")?);
             let opts = options.to_core()?;
-            Ok(sot_core::sinkhorn_divergence(x, y, slice(a), slice(b), kind, &opts, DivergenceWarmStart::default(), ctl)?)
+            Ok(sot_core::sinkhorn_divergence(
+                x,
+                y,
+                slice(a),
+                slice(b),
+                kind,
+                &opts,
+                DivergenceWarmStart::default(),
+                ctl,
+            )?)
         })
     }
 
@@ -260,7 +325,15 @@ pub fn sinkhorn_divergence(
 ) -> AsyncTask<DivergenceTask> {
     let options = options.unwrap_or_default();
     let job = Job::new(token, progress, options.progress_interval_ms);
-    AsyncTask::new(DivergenceTask { x, y, cost, a, b, options, job })
+    AsyncTask::new(DivergenceTask {
+        x,
+        y,
+        cost,
+        a,
+        b,
+        options,
+        job,
+    })
 }
 
 /// Threads in the shared numeric pool (set `SOT_NUM_THREADS` before first use to change it; at most 4 per available core).

@@ -68,7 +68,11 @@ pub fn read_rates(pool: &ThreadPool, data: &[f32], repeats: usize) -> Vec<f64> {
 /// the same zero page) by the threads of `pool`.
 pub fn array(pool: &ThreadPool, mib: usize) -> Vec<f32> {
     let mut data = vec![0.0f32; mib << 18];
-    pool.install(|| data.par_chunks_mut(CHUNK).enumerate().for_each(|(k, c)| c.fill((k % 7) as f32)));
+    pool.install(|| {
+        data.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(k, c)| c.fill((k % 7) as f32))
+    });
     data
 }
 
@@ -84,5 +88,8 @@ pub fn sot_pool() -> ThreadPool {
 }
 
 pub fn pool(threads: usize) -> ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool")
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
 }

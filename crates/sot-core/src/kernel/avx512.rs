@@ -50,7 +50,13 @@ unsafe fn exp(x: __m512d) -> __m512d {
 ///
 /// Safety: the CPU has AVX-512 F and DQ (`available`).
 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-pub(super) unsafe fn row_exp(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64 {
+pub(super) unsafe fn row_exp(
+    c: &[f32],
+    shift: f64,
+    gb: &[f64],
+    inv_eps: f64,
+    out: &mut [f64],
+) -> f64 {
     let m = c.len().min(gb.len()).min(out.len());
     let (vs, ve) = (_mm512_set1_pd(shift), _mm512_set1_pd(inv_eps));
     let ahead = c.as_ptr().wrapping_byte_add(super::PREFETCH_AHEAD);
@@ -83,5 +89,9 @@ pub(super) unsafe fn row_exp(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, ou
 unsafe fn lane(c: &[f32], gb: &[f64], shift: __m512d, inv_eps: __m512d) -> __m512d {
     debug_assert!(c.len() >= 8 && gb.len() >= 8);
     let cc = _mm512_cvtps_pd(_mm256_loadu_ps(c.as_ptr()));
-    exp(_mm512_fnmadd_pd(cc, inv_eps, _mm512_add_pd(shift, _mm512_loadu_pd(gb.as_ptr()))))
+    exp(_mm512_fnmadd_pd(
+        cc,
+        inv_eps,
+        _mm512_add_pd(shift, _mm512_loadu_pd(gb.as_ptr())),
+    ))
 }
