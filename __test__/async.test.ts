@@ -46,7 +46,10 @@ describe('off the JS thread', () => {
   });
 
   it('concurrent solves give the same results as serial ones', async () => {
-    const problems = [0, 1, 2, 3].map((k) => ({ x: randomMatrix(400, 16, 100 + k), y: randomMatrix(300, 16, 200 + k) }));
+    const problems = [0, 1, 2, 3].map((k) => ({
+      x: randomMatrix(400, 16, 100 + k),
+      y: randomMatrix(300, 16, 200 + k),
+    }));
     const serial: SinkhornResult[] = [];
     for (const p of problems) serial.push(await sinkhorn(p, { eps: 0.02 }));
     const parallel = await Promise.all(problems.map((p) => sinkhorn(p, { eps: 0.02 })));

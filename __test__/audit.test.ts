@@ -88,12 +88,16 @@ describe('removed records and reasons', () => {
       const i = Number(r.index);
       expect(Number(r.score)).toBe(w[i]);
       expect(Number(r.log_weight)).toBeCloseTo(Math.log(rows.length * w[i]!), 10);
-      expect(Math.abs(Number(r.pull) + Number(r.push) + offset - Number(r.log_weight))).toBeLessThanOrEqual(maxResidual + 1e-12);
+      expect(Math.abs(Number(r.pull) + Number(r.push) + offset - Number(r.log_weight))).toBeLessThanOrEqual(
+        maxResidual + 1e-12,
+      );
     }
     // Most injected harmful records owe their removal to the push.
     const harmfulDropped = rows.filter((r) => r.kept === '0' && c.records[Number(r.index)]!.source === 'harmful');
     expect(harmfulDropped.length).toBeGreaterThan(20);
-    expect(harmfulDropped.filter((r) => Number(r.push) < Number(r.pull)).length / harmfulDropped.length).toBeGreaterThan(0.8);
+    expect(
+      harmfulDropped.filter((r) => Number(r.push) < Number(r.pull)).length / harmfulDropped.length,
+    ).toBeGreaterThan(0.8);
   });
 
   it('gives each dropped record its nearest harmful references, in words too', () => {
@@ -117,34 +121,61 @@ describe('removed records and reasons', () => {
     expect(advbench).toContain(quoted);
     const t = res.report.records!;
     const s = t.index.indexOf(Number(first.index));
-    expect(t.nearest[s]![0]).toEqual(['advbench', Number(first.nearest_index), expect.closeTo(Number(first.nearest_cost), 4)]);
+    expect(t.nearest[s]![0]).toEqual([
+      'advbench',
+      Number(first.nearest_index),
+      expect.closeTo(Number(first.nearest_cost), 4),
+    ]);
     expect(t.nearest[s]).toHaveLength(3);
   });
 
   it('explains every record on request, and writes no removed file when told not to', async () => {
     const out = join(c.dir, 'all.jsonl');
-    const all = await purify({ ...common, input, anchor: [anchor], output: out, removed: null, reasons: { for: 'all', neighbours: 2 }, html: null });
+    const all = await purify({
+      ...common,
+      input,
+      anchor: [anchor],
+      output: out,
+      removed: null,
+      reasons: { for: 'all', neighbours: 2 },
+      html: null,
+    });
     expect(all.outputs.removed).toBeNull();
     expect(existsSync(join(c.dir, 'all.removed.jsonl'))).toBe(false);
     const { rows } = readScores(all.outputs.scores);
     expect(rows.every((r) => r.reason !== '' && r.nearest_set !== '')).toBe(true);
     expect(all.report.records!.nearest.every((x) => x !== null && x.length === 2)).toBe(true);
-    await expect(purify({ ...common, input, anchor: [anchor], output: out, reasons: { neighbours: 0 } })).rejects.toMatchObject({ code: 'ERR_OPTION' });
+    await expect(
+      purify({ ...common, input, anchor: [anchor], output: out, reasons: { neighbours: 0 } }),
+    ).rejects.toMatchObject({ code: 'ERR_OPTION' });
   }, 120_000);
 
   it('writes the removed records in the input format: CSV, JSON, Parquet', async () => {
     const small = c.records.slice(0, 160);
     const cols = ['id', 'instruction', 'input', 'output', 'source'] as const;
     const quote = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`;
-    writeFileSync(join(c.dir, 'small.csv'), [cols.join(','), ...small.map((r) => cols.map((k) => quote(r[k])).join(','))].join('\n') + '\n');
+    writeFileSync(
+      join(c.dir, 'small.csv'),
+      `${[cols.join(','), ...small.map((r) => cols.map((k) => quote(r[k])).join(','))].join('\n')}\n`,
+    );
     writeFileSync(join(c.dir, 'small.json'), JSON.stringify(small, null, 2));
     parquetWriteFile({
       filename: join(c.dir, 'small.parquet'),
-      columnData: cols.map((k) => ({ name: k, data: small.map((r) => r[k]), type: k === 'id' ? 'INT32' : 'STRING' })) as never,
+      columnData: cols.map((k) => ({
+        name: k,
+        data: small.map((r) => r[k]),
+        type: k === 'id' ? 'INT32' : 'STRING',
+      })) as never,
       rowGroupSize: 50,
     });
     for (const format of ['csv', 'json', 'parquet']) {
-      const r = await purify({ ...common, input: join(c.dir, `small.${format}`), anchor: [anchor], keep: { fraction: 0.75 }, html: null });
+      const r = await purify({
+        ...common,
+        input: join(c.dir, `small.${format}`),
+        anchor: [anchor],
+        keep: { fraction: 0.75 },
+        html: null,
+      });
       expect(r.outputs.removed).toBe(join(c.dir, `small.removed.${format}`));
       const back = await openDataset(r.outputs.removed!);
       const got: Array<Record<string, unknown>> = [];
@@ -165,13 +196,31 @@ describe('removed records and reasons', () => {
 
   it('refuses a record that already has a field the removed file adds, and commits nothing', async () => {
     const dir = c.dir;
-    const taken = writeJsonl(join(dir, 'taken.jsonl'), c.records.slice(0, 120).map((r, i) => (i === 7 ? { ...r, sot_push: 1 } : r)));
-    await expect(purify({ ...common, input: taken, anchor: [anchor], html: null })).rejects.toMatchObject({ code: 'ERR_INPUT', line: 8, field: 'sot_push' });
-    for (const f of ['taken.purified.jsonl', 'taken.purified.scores.csv', 'taken.removed.jsonl', 'taken.purified.report.json']) expect(existsSync(join(dir, f)), f).toBe(false);
+    const taken = writeJsonl(
+      join(dir, 'taken.jsonl'),
+      c.records.slice(0, 120).map((r, i) => (i === 7 ? { ...r, sot_push: 1 } : r)),
+    );
+    await expect(purify({ ...common, input: taken, anchor: [anchor], html: null })).rejects.toMatchObject({
+      code: 'ERR_INPUT',
+      line: 8,
+      field: 'sot_push',
+    });
+    for (const f of [
+      'taken.purified.jsonl',
+      'taken.purified.scores.csv',
+      'taken.removed.jsonl',
+      'taken.purified.report.json',
+    ])
+      expect(existsSync(join(dir, f)), f).toBe(false);
   }, 120_000);
 
   it('the CLI writes the removed file by default and none with --no-removed', () => {
-    const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', 'advbench', '--anchor', anchor, '--no-html', '--json', ...args], { env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' }, encoding: 'utf8', timeout: 120_000 });
+    const run = (args: string[]) =>
+      spawnSync(
+        process.execPath,
+        [CLI, 'purify', input, '--harmful', 'advbench', '--anchor', anchor, '--no-html', '--json', ...args],
+        { env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' }, encoding: 'utf8', timeout: 120_000 },
+      );
     const a = run(['-o', join(c.dir, 'cli.jsonl'), '--reasons', 'all', '--reason-neighbours', '1']);
     expect(a.status, a.stderr).toBe(0);
     expect(JSON.parse(a.stdout).outputs.removed).toBe(join(c.dir, 'cli.removed.jsonl'));
@@ -190,8 +239,14 @@ describe('removed records and reasons', () => {
     }, 60_000);
     afterAll(async () => page?.close());
 
-    const cells = (col: number) => page.evaluate<string[]>(`[...document.querySelectorAll('#records tbody tr.row')].map((t) => t.children[${col}].textContent)`);
-    const header = (key: string) => page.evaluate<number>(`[...document.querySelectorAll('#records thead th')].findIndex((th) => th.dataset.col === ${JSON.stringify(key)})`);
+    const cells = (col: number) =>
+      page.evaluate<string[]>(
+        `[...document.querySelectorAll('#records tbody tr.row')].map((t) => t.children[${col}].textContent)`,
+      );
+    const header = (key: string) =>
+      page.evaluate<number>(
+        `[...document.querySelectorAll('#records thead th')].findIndex((th) => th.dataset.col === ${JSON.stringify(key)})`,
+      );
 
     it('is self-contained, draws its charts and holds a paged table of every record', async () => {
       const html = readFileSync(res.outputs.html!, 'utf8');
@@ -202,24 +257,39 @@ describe('removed records and reasons', () => {
       expect(await page.evaluate('document.querySelectorAll("#records tbody tr.row").length')).toBe(50);
       expect(new Set(await cells(await header('kept')))).toEqual(new Set(['removed'])); // the lowest ranked first
       expect(await page.evaluate('document.getElementById("count").textContent')).toBe('400 of 400 records');
-      expect(await page.evaluate('document.getElementById("verdict").textContent')).toContain('Kept 320 of 400 records (80.0%); removed 80.');
+      expect(await page.evaluate('document.getElementById("verdict").textContent')).toContain(
+        'Kept 320 of 400 records (80.0%); removed 80.',
+      );
       expect(await page.evaluate('document.getElementById("contamination")')).toBeNull();
       // The breakdown by the records' source field.
-      const groups = await page.evaluate<string[][]>(`[...document.querySelectorAll('#groups tr')].slice(1).map((t) => [...t.children].slice(0, 3).map((c) => c.textContent))`);
+      const groups = await page.evaluate<string[][]>(
+        `[...document.querySelectorAll('#groups tr')].slice(1).map((t) => [...t.children].slice(0, 3).map((c) => c.textContent))`,
+      );
       const harmful = c.records.filter((r, i) => r.source === 'harmful' && res.selection.kept[i] === 0).length;
       expect(groups).toContainEqual(['harmful', '40', String(harmful)]);
       expect(groups).toContainEqual(['benign', '360', String(80 - harmful)]);
     });
 
     it('draws each reference set as its own layer of the map, which its legend entry hides and shows', async () => {
-      const legend = () => page.evaluate<string[]>(`[...document.querySelectorAll('#projection .u-legend .u-series')].map((e) => e.textContent.trim() + (e.classList.contains('u-off') ? ' (off)' : ''))`);
-      expect(await legend()).toEqual(['harmful: advbench', 'harmful: harmbench', `anchor: ${anchor}`, 'kept', 'removed']);
+      const legend = () =>
+        page.evaluate<string[]>(
+          `[...document.querySelectorAll('#projection .u-legend .u-series')].map((e) => e.textContent.trim() + (e.classList.contains('u-off') ? ' (off)' : ''))`,
+        );
+      expect(await legend()).toEqual([
+        'harmful: advbench',
+        'harmful: harmbench',
+        `anchor: ${anchor}`,
+        'kept',
+        'removed',
+      ]);
       const toggle = `[...document.querySelectorAll('#projection .u-legend .u-series')].find((e) => e.textContent.includes('harmbench')).querySelector('.u-label').click()`;
       await page.evaluate(toggle);
       expect(await legend()).toContain('harmful: harmbench (off)');
       await page.evaluate(toggle);
       expect(await legend()).toContain('harmful: harmbench');
-      expect(res.report.projection.harmfulSet!.filter((j) => j === 1)).toHaveLength(res.report.projection.harmful.length - res.report.projection.harmfulSet!.filter((j) => j === 0).length);
+      expect(res.report.projection.harmfulSet!.filter((j) => j === 1)).toHaveLength(
+        res.report.projection.harmful.length - res.report.projection.harmfulSet!.filter((j) => j === 0).length,
+      );
       expect(new Set(res.report.projection.harmfulSet)).toEqual(new Set([0, 1]));
     });
 
@@ -229,10 +299,15 @@ describe('removed records and reasons', () => {
       expect((await cells(rank)).map(Number)).toEqual(Array.from({ length: 50 }, (_, i) => i));
       await page.evaluate(`document.querySelector('th[data-col="rank"]').click()`);
       expect((await cells(rank)).map(Number)).toEqual(Array.from({ length: 50 }, (_, i) => 399 - i));
-      expect(await page.evaluate(`document.querySelector('th[data-col="rank"]').getAttribute('aria-sort')`)).toBe('descending');
+      expect(await page.evaluate(`document.querySelector('th[data-col="rank"]').getAttribute('aria-sort')`)).toBe(
+        'descending',
+      );
       const push = await header('push');
       await page.evaluate(`document.querySelector('th[data-col="push"]').click()`);
-      const want = Array.from(res.report.records!.push!).sort((a, b) => a - b).slice(0, 50).map((v) => v.toFixed(2));
+      const want = Array.from(res.report.records!.push!)
+        .sort((a, b) => a - b)
+        .slice(0, 50)
+        .map((v) => v.toFixed(2));
       expect(await cells(push)).toEqual(want);
       // The next page continues the order.
       await page.evaluate(`document.getElementById('next').click()`);
@@ -242,12 +317,18 @@ describe('removed records and reasons', () => {
 
     it('searches the excerpts and filters the removed records', async () => {
       const word = 'hack';
-      await page.evaluate(`(() => { const s = document.getElementById('search'); s.value = ${JSON.stringify(word)}; s.dispatchEvent(new Event('input')); })()`);
+      await page.evaluate(
+        `(() => { const s = document.getElementById('search'); s.value = ${JSON.stringify(word)}; s.dispatchEvent(new Event('input')); })()`,
+      );
       const t = res.report.records!;
-      const matching = t.excerpt.filter((e, i) => `${e}\u0000${t.reason[i]}\u0000${t.group![i]}\u0000line ${t.line[i]}`.toLowerCase().includes(word)).length;
+      const matching = t.excerpt.filter((e, i) =>
+        `${e}\u0000${t.reason[i]}\u0000${t.group![i]}\u0000line ${t.line[i]}`.toLowerCase().includes(word),
+      ).length;
       expect(matching).toBeGreaterThan(0);
       expect(await page.evaluate('document.getElementById("count").textContent')).toBe(`${matching} of 400 records`);
-      await page.evaluate(`(() => { const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); const f = document.getElementById('filter'); f.value = 'dropped'; f.dispatchEvent(new Event('change')); })()`);
+      await page.evaluate(
+        `(() => { const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); const f = document.getElementById('filter'); f.value = 'dropped'; f.dispatchEvent(new Event('change')); })()`,
+      );
       expect(await page.evaluate('document.getElementById("count").textContent')).toBe('80 of 400 records');
       expect(await cells(await header('kept'))).toEqual(new Array(50).fill('removed'));
     });
@@ -258,10 +339,15 @@ describe('removed records and reasons', () => {
       );
       expect(got.href).toMatch(/^blob:/);
       expect(got.download).toBe('train.removed.audit.jsonl');
-      const recs = got.text.trim().split('\n').map((l) => JSON.parse(l) as { line: number; rank: number; reason: string; nearest: unknown[] });
+      const recs = got.text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { line: number; rank: number; reason: string; nearest: unknown[] });
       const removed = readJsonl(res.outputs.removed!);
       expect(recs).toHaveLength(removed.length);
-      expect(recs.map((r) => r.line).sort((a, b) => a - b)).toEqual(removed.map((r) => c.records.findIndex((x) => x.id === r.id) + 1));
+      expect(recs.map((r) => r.line).sort((a, b) => a - b)).toEqual(
+        removed.map((r) => c.records.findIndex((x) => x.id === r.id) + 1),
+      );
       expect(recs.every((r) => r.reason.length > 0 && r.nearest.length === 3)).toBe(true);
     });
   });
@@ -277,14 +363,22 @@ describe('removed records and reasons', () => {
       writeFileSync(path, renderReportHtml({ ...report, contamination }));
       const p = await openPage(pathToFileURL(path).href);
       try {
-        verdicts.push(await p.evaluate<string>(waitFor(`document.body.dataset.ready && document.getElementById('contamination').textContent`)));
+        verdicts.push(
+          await p.evaluate<string>(
+            waitFor(`document.body.dataset.ready && document.getElementById('contamination').textContent`),
+          ),
+        );
       } finally {
         await p.close();
       }
     }
-    expect(verdicts[0]).toBe('Estimated contamination: 12.0% of the records (9.0% to 15.0% at 95% confidence; test interval).');
+    expect(verdicts[0]).toBe(
+      'Estimated contamination: 12.0% of the records (9.0% to 15.0% at 95% confidence; test interval).',
+    );
     expect(verdicts[0]).not.toContain('clean');
-    expect(verdicts[1]).toBe('This data looks clean: the estimated contamination is 0.20% (0.00% to 1.0% at 90% confidence; test interval).');
+    expect(verdicts[1]).toBe(
+      'This data looks clean: the estimated contamination is 0.20% (0.00% to 1.0% at 90% confidence; test interval).',
+    );
   }, 60_000);
 });
 
@@ -300,6 +394,8 @@ describe('sot report: a hand-edited record table', () => {
     expect(() => checkReport(report, 'r.json')).toThrow(/report\.records\.reason has 44 entries, expected 45/);
     report.records!.reason.push('x');
     (report.records!.nearest as unknown[])[0] = [['advbench', 'one', 0.5]];
-    expect(() => checkReport(report, 'r.json')).toThrow(/report\.records\.nearest\[0\]\[0\] is an array, expected \[set, index, cost\]/);
+    expect(() => checkReport(report, 'r.json')).toThrow(
+      /report\.records\.nearest\[0\]\[0\] is an array, expected \[set, index, cost\]/,
+    );
   }, 60_000);
 });

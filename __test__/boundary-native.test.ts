@@ -34,9 +34,12 @@ function child(entry: string, attack: string) {
 
 describe('async calls own their typed-array inputs', () => {
   for (const attack of ATTACKS) {
-    it.each(ENTRIES)(`%s survives its inputs being ${attack === 'shared' ? 'shared and overwritten' : attack}`, (entry) => {
-      expect(child(entry, attack)).toEqual({ status: 0, signal: null, output: `${entry}/${attack}: ok\n` });
-    });
+    it.each(ENTRIES)(
+      `%s survives its inputs being ${attack === 'shared' ? 'shared and overwritten' : attack}`,
+      (entry) => {
+        expect(child(entry, attack)).toEqual({ status: 0, signal: null, output: `${entry}/${attack}: ok\n` });
+      },
+    );
   }
 
   it('a getter that shrinks an array already read cannot reach the pending call', () => {

@@ -20,14 +20,33 @@ function child(name: string, env: Record<string, string> = {}) {
     env: { ...process.env, ...env },
   });
   const settled = r.stdout.trim().split('\n').at(-1) ?? '';
-  return { status: r.status, signal: r.signal, stderr: r.stderr, settled: settled.startsWith('{') ? JSON.parse(settled) : settled };
+  return {
+    status: r.status,
+    signal: r.signal,
+    stderr: r.stderr,
+    settled: settled.startsWith('{') ? JSON.parse(settled) : settled,
+  };
 }
 
-const typed = (code: string, message: RegExp) => ({ status: 0, signal: null, settled: expect.objectContaining({ code, message: expect.stringMatching(message) }) });
+const typed = (code: string, message: RegExp) => ({
+  status: 0,
+  signal: null,
+  settled: expect.objectContaining({ code, message: expect.stringMatching(message) }),
+});
 const tooLargeForJs = (what: string, rows: number, cols: number) =>
-  typed('ERR_OPTION', new RegExp(`^${what} of ${rows} x ${cols} values would take ${rows * cols * 4} bytes, over the 4294967296 bytes \\(4 GiB\\)`));
-const overBudget = (n: number, m: number) => typed('ERR_OPTION', new RegExp(`dense storage of the ${n} x ${m} costs needs \\d+ MiB, over the memory budget of 4096 MiB`));
-const refused = (values: number) => typed('ERR_OPTION', new RegExp(`could not allocate \\d+ MiB \\(${values} values\\)`));
+  typed(
+    'ERR_OPTION',
+    new RegExp(
+      `^${what} of ${rows} x ${cols} values would take ${rows * cols * 4} bytes, over the 4294967296 bytes \\(4 GiB\\)`,
+    ),
+  );
+const overBudget = (n: number, m: number) =>
+  typed(
+    'ERR_OPTION',
+    new RegExp(`dense storage of the ${n} x ${m} costs needs \\d+ MiB, over the memory budget of 4096 MiB`),
+  );
+const refused = (values: number) =>
+  typed('ERR_OPTION', new RegExp(`could not allocate \\d+ MiB \\(${values} values\\)`));
 
 describe('sizes past the typed-array limit, the budget or memory are typed errors, never aborts', () => {
   const cases: [string, ReturnType<typeof typed>][] = [
@@ -42,7 +61,10 @@ describe('sizes past the typed-array limit, the budget or memory are typed error
     ['divergence200kHugeBudget', refused(200_000 * 200_000)],
     ['sinkhornDense200kHugeBudget', refused(200_000 * 200_000)],
     ['learnDebiased200kHugeBudget', refused(200_000 * 200_000)],
-    ['rowsAtU32Limit', typed('ERR_SHAPE', /x holds 4 values but its shape is 4294967295 x 4294967295 = 18446744065119617025/)],
+    [
+      'rowsAtU32Limit',
+      typed('ERR_SHAPE', /x holds 4 values but its shape is 4294967295 x 4294967295 = 18446744065119617025/),
+    ],
     ['rowsTimesColsIs2To32', typed('ERR_SHAPE', /x holds 0 values but its shape is 65536 x 65536 = 4294967296/)],
   ];
   it.each(cases)('%s', (name, expected) => {

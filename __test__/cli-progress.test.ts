@@ -60,7 +60,10 @@ describe('ProgressLine', () => {
   });
 
   it('prints nothing off a terminal or when disabled', () => {
-    for (const [isTTY, enabled] of [[false, true], [true, false]] as const) {
+    for (const [isTTY, enabled] of [
+      [false, true],
+      [true, false],
+    ] as const) {
       const term = new Terminal();
       term.isTTY = isTTY;
       const bar = new ProgressLine(term as never, enabled);
@@ -78,12 +81,22 @@ describe.skipIf(SCRIPT === undefined)('sot purify on a terminal', () => {
   it("ends each stage's line on the run's real figures", () => {
     const dir = mkdtempSync(join(tmpdir(), 'sot-tty-'));
     const input = writeJsonl(join(dir, 'train.jsonl'), alpacaOk().slice(0, 40));
-    const env = { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')), SOT_OFFLINE: '1' };
-    const command = [process.execPath, CLI, 'purify', input, '--harmful', 'advbench', '--no-html'].map((a) => `'${a}'`).join(' ');
+    const env = {
+      ...process.env,
+      SOT_DATA_DIR: DATA_DIR,
+      SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
+      SOT_OFFLINE: '1',
+    };
+    const command = [process.execPath, CLI, 'purify', input, '--harmful', 'advbench', '--no-html']
+      .map((a) => `'${a}'`)
+      .join(' ');
     const r = spawnSync(SCRIPT!, ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const report = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8'));
-    const summaries = r.stdout.split(/[\r\n]+/).filter((l) => / done: /.test(l)).map((l) => l.replace(/ in \d+\.\d+s\s*$/, ''));
+    const summaries = r.stdout
+      .split(/[\r\n]+/)
+      .filter((l) => / done: /.test(l))
+      .map((l) => l.replace(/ in \d+\.\d+s\s*$/, ''));
     expect(summaries).toEqual([
       'reading           done: 40 records read',
       'embedding         done: 40 of 40 records embedded',

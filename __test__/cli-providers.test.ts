@@ -14,8 +14,20 @@ import { CLI, contaminated, DATA_DIR, harmfulPairs, readJsonl, shuffle, writeJso
 import { startEmbedServer, type EmbedServer } from './embed-server.js';
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')), SOT_OFFLINE: '1' };
-  for (const k of ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'SOT_EMBEDDINGS_URL', 'SOT_EMBEDDINGS_KEY', 'SOT_EMBEDDINGS_MODEL']) delete e[k];
+  const e: NodeJS.ProcessEnv = {
+    ...process.env,
+    SOT_DATA_DIR: DATA_DIR,
+    SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
+    SOT_OFFLINE: '1',
+  };
+  for (const k of [
+    'OPENAI_API_KEY',
+    'OPENAI_BASE_URL',
+    'SOT_EMBEDDINGS_URL',
+    'SOT_EMBEDDINGS_KEY',
+    'SOT_EMBEDDINGS_MODEL',
+  ])
+    delete e[k];
   return { ...e, ...extra };
 }
 
@@ -61,7 +73,25 @@ describe('sot purify --embedder openai (loopback server)', () => {
     };
     server.faults.push({ status: 500 }, { status: 500 }, { status: 429, headers: { 'retry-after-ms': '50' } });
     const e = env({ OPENAI_API_KEY: 'sk-loopback' });
-    const args = ['purify', input, '--harmful', 'advbench,harmbench', '--anchor', anchor, '--embedder', 'openai', '--embed-url', server.url, '--model', 'loopback-hash', '--embed-batch', '32', '--embed-concurrency', '3', '--json'];
+    const args = [
+      'purify',
+      input,
+      '--harmful',
+      'advbench,harmbench',
+      '--anchor',
+      anchor,
+      '--embedder',
+      'openai',
+      '--embed-url',
+      server.url,
+      '--model',
+      'loopback-hash',
+      '--embed-batch',
+      '32',
+      '--embed-concurrency',
+      '3',
+      '--json',
+    ];
     const r = await sot(args, e);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -69,7 +99,11 @@ describe('sot purify --embedder openai (loopback server)', () => {
     expect(out).toMatchObject({ ok: true, n: 270, k: 216 });
     const kept = readJsonl<{ source: string }>(out.outputs.dataset);
     expect(kept.filter((k) => k.source === 'harmful').length / 30).toBeLessThan(0.5);
-    expect(server.requests.map((q) => [q.input.length <= 32, q.encoding_format, q.headers.authorization]).filter((x) => !(x[0] === true && x[1] === 'float' && x[2] === 'Bearer sk-loopback'))).toEqual([]);
+    expect(
+      server.requests
+        .map((q) => [q.input.length <= 32, q.encoding_format, q.headers.authorization])
+        .filter((x) => !(x[0] === true && x[1] === 'float' && x[2] === 'Bearer sk-loopback')),
+    ).toEqual([]);
     expect(server.maxInFlight).toBeGreaterThan(1);
     expect(server.maxInFlight).toBeLessThanOrEqual(3);
     const report = JSON.parse(readFileSync(out.outputs.report, 'utf8'));
@@ -87,9 +121,27 @@ describe('sot purify --embedder openai (loopback server)', () => {
     const c = contaminated(20, 4);
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     server = await startEmbedServer({ dim: 8 });
-    const base = ['purify', input, '--harmful', 'advbench', '--embedder', 'openai', '--embed-url', server.url, '--model', 'm', '--no-cache', '--embed-retries', '1', '--json'];
+    const base = [
+      'purify',
+      input,
+      '--harmful',
+      'advbench',
+      '--embedder',
+      'openai',
+      '--embed-url',
+      server.url,
+      '--model',
+      'm',
+      '--no-cache',
+      '--embed-retries',
+      '1',
+      '--json',
+    ];
     // The probe says 8; a later answer has 7 numbers.
-    server.faults.push({ transform: (d) => d }, { transform: (d) => d.map((x) => ({ ...x, embedding: (x.embedding as number[]).slice(1) })) });
+    server.faults.push(
+      { transform: (d) => d },
+      { transform: (d) => d.map((x) => ({ ...x, embedding: (x.embedding as number[]).slice(1) })) },
+    );
     let r = await sot(base, env());
     expect(r.code).toBe(3);
     expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'ERR_SHAPE' });
@@ -104,17 +156,34 @@ describe('sot purify --embedder openai (loopback server)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/needs a model name/);
 
-    r = await sot(['purify', input, '--harmful', 'advbench', '--vectors-field', 'embedding', '--embedder', 'openai', '--model', 'm'], env());
+    r = await sot(
+      [
+        'purify',
+        input,
+        '--harmful',
+        'advbench',
+        '--vectors-field',
+        'embedding',
+        '--embedder',
+        'openai',
+        '--model',
+        'm',
+      ],
+      env(),
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--vectors-field applies to --embedder precomputed/);
   });
 
-  it('sot embed writes the server\'s vectors as a .npy', async () => {
+  it("sot embed writes the server's vectors as a .npy", async () => {
     const c = contaminated(30, 0);
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     server = await startEmbedServer({ dim: 8 });
     const out = join(c.dir, 'v.npy');
-    const r = await sot(['embed', input, '-o', out, '--embedder', 'openai', '--embed-url', server.url, '--model', 'm', '--json'], env());
+    const r = await sot(
+      ['embed', input, '-o', out, '--embedder', 'openai', '--embed-url', server.url, '--model', 'm', '--json'],
+      env(),
+    );
     expect(r.code).toBe(0);
     const m = await readNpy(out);
     expect([m.rows, m.cols]).toEqual([30, 8]);
@@ -132,20 +201,64 @@ describe('sot purify --vectors-npy', () => {
     const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
     const e = new HashingEmbedder({ dim: 512 });
     const dataTexts = await textsOf(input);
-    await e.fit((async function* () { yield dataTexts; })());
+    await e.fit(
+      (async function* () {
+        yield dataTexts;
+      })(),
+    );
     const save = async (path: string, texts: string[]) => writeNpy(path, await e.embed(texts), texts.length, 512);
     const npy = join(c.dir, 'train.vectors.npy');
     await save(npy, dataTexts);
     await save(join(c.dir, 'harmful.npy'), await textsOf(harmful));
     await save(join(c.dir, 'anchor.npy'), await textsOf(anchor));
 
-    const pre = await sot(['purify', input, '--harmful', harmful, '--anchor', anchor, '--vectors-npy', npy, '-o', join(c.dir, 'pre.jsonl'), '--eps', '0.05', '--lambda', '1.5', '--json'], env());
+    const pre = await sot(
+      [
+        'purify',
+        input,
+        '--harmful',
+        harmful,
+        '--anchor',
+        anchor,
+        '--vectors-npy',
+        npy,
+        '-o',
+        join(c.dir, 'pre.jsonl'),
+        '--eps',
+        '0.05',
+        '--lambda',
+        '1.5',
+        '--json',
+      ],
+      env(),
+    );
     expect(pre.stderr).toBe('');
     expect(pre.code).toBe(0);
-    const ref = await sot(['purify', input, '--harmful', harmful, '--anchor', anchor, '-o', join(c.dir, 'ref.jsonl'), '--eps', '0.05', '--lambda', '1.5', '--json'], env());
+    const ref = await sot(
+      [
+        'purify',
+        input,
+        '--harmful',
+        harmful,
+        '--anchor',
+        anchor,
+        '-o',
+        join(c.dir, 'ref.jsonl'),
+        '--eps',
+        '0.05',
+        '--lambda',
+        '1.5',
+        '--json',
+      ],
+      env(),
+    );
     expect(ref.code).toBe(0);
     const scores = (r: { stdout: string }) =>
-      readFileSync(JSON.parse(r.stdout).outputs.scores, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[2]));
+      readFileSync(JSON.parse(r.stdout).outputs.scores, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => Number(l.split(',')[2]));
     const a = scores(pre);
     const b = scores(ref);
     expect(a).toHaveLength(224);

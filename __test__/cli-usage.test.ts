@@ -15,7 +15,12 @@ import { FILE_FORMATS } from '../src/io/index.js';
 import { alpacaOk, CLI, DATA_DIR, writeJsonl } from './datasets.js';
 
 function sot(args: string[]) {
-  const env = { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')), SOT_OFFLINE: '1' };
+  const env = {
+    ...process.env,
+    SOT_DATA_DIR: DATA_DIR,
+    SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
+    SOT_OFFLINE: '1',
+  };
   const r = spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -41,7 +46,16 @@ describe('sot purify --help', () => {
   it('groups the options: input, references, selection, learner, embedder, output', () => {
     expect(help.code).toBe(0);
     const headings = help.stdout.split('\n').filter((l) => /^[A-Z][a-z]+:$/.test(l));
-    expect(headings).toEqual(['Arguments:', 'Input:', 'References:', 'Selection:', 'Learner:', 'Embedder:', 'Output:', 'Options:']);
+    expect(headings).toEqual([
+      'Arguments:',
+      'Input:',
+      'References:',
+      'Selection:',
+      'Learner:',
+      'Embedder:',
+      'Output:',
+      'Options:',
+    ]);
     const section = (h: string) => help.stdout.split(`\n${h}\n`)[1]!.split('\n\n')[0]!;
     expect(section('Learner:')).toMatch(/--eps[\s\S]*--lambda[\s\S]*--tau[\s\S]*--max-steps/);
     expect(section('References:')).toMatch(/--harmful[\s\S]*--anchor/);
@@ -53,13 +67,19 @@ describe('sot purify --help', () => {
     const core = coreDefaults();
     const builtin = EMBEDDER_LEARNER_DEFAULTS.builtin!;
     expect(builtin).toBe(new HashingEmbedder().learnerDefaults);
-    expect(optionHelp(help.stdout, '--eps')).toContain(`default ${builtin.eps} with --embedder builtin (the default); ${core.learner.eps} with the others`);
-    expect(optionHelp(help.stdout, '--lambda')).toContain(`default ${builtin.lambda} with --embedder builtin (the default); ${core.learner.lambda} with the others`);
+    expect(optionHelp(help.stdout, '--eps')).toContain(
+      `default ${builtin.eps} with --embedder builtin (the default); ${core.learner.eps} with the others`,
+    );
+    expect(optionHelp(help.stdout, '--lambda')).toContain(
+      `default ${builtin.lambda} with --embedder builtin (the default); ${core.learner.lambda} with the others`,
+    );
     expect(optionHelp(help.stdout, '--tau')).toContain(`default ${core.learner.tau}`);
     expect(optionHelp(help.stdout, '--max-steps')).toContain(`default ${core.learner.maxSteps}`);
     expect(optionHelp(help.stdout, '--neighbours')).toContain(`default ${core.storage.neighbours}`);
     expect(optionHelp(help.stdout, '--dim')).toContain(`default ${core.embed.dim}`);
-    expect(optionHelp(help.stdout, '--keep ')).toContain(`default ${(PURIFY_DEFAULTS.keep as { fraction: number }).fraction}`);
+    expect(optionHelp(help.stdout, '--keep ')).toContain(
+      `default ${(PURIFY_DEFAULTS.keep as { fraction: number }).fraction}`,
+    );
   });
 
   it("states the openai embedder's own defaults as it applies them", () => {
@@ -82,10 +102,13 @@ describe('sot purify --help', () => {
     const r = sot(['purify', input, '--harmful', 'advbench', '--json', '--no-html']);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(readFileSync(JSON.parse(r.stdout).outputs.report, 'utf8'));
-    const stated = (flag: string) => Number(/default ([\d.]+) with --embedder builtin/.exec(optionHelp(help.stdout, flag))![1]);
+    const stated = (flag: string) =>
+      Number(/default ([\d.]+) with --embedder builtin/.exec(optionHelp(help.stdout, flag))![1]);
     expect(report.options.learner.eps).toBe(stated('--eps'));
     expect(report.options.learner.lambda).toBe(stated('--lambda'));
-    expect(report.options.keep).toEqual({ fraction: Number(/default ([\d.]+)/.exec(optionHelp(help.stdout, '--keep '))![1]) });
+    expect(report.options.keep).toEqual({
+      fraction: Number(/default ([\d.]+)/.exec(optionHelp(help.stdout, '--keep '))![1]),
+    });
     expect(report.selection.k).toBe(Math.round(40 * 0.8));
   });
 });
@@ -113,12 +136,24 @@ describe('usage errors', () => {
 
   it('with --json, usage errors also print { ok: false, error } on stdout', () => {
     const cases: Array<[string[], RegExp]> = [
-      [['purify', 'train.jsonl', '--harmfull', 'advbench', '--json'], /unknown option '--harmfull' \(Did you mean --harmful\?\)/],
+      [
+        ['purify', 'train.jsonl', '--harmfull', 'advbench', '--json'],
+        /unknown option '--harmfull' \(Did you mean --harmful\?\)/,
+      ],
       [['purify', 'train.jsonl', '--json'], /required option '--harmful <sets>' not specified/],
-      [['purify', 'train.jsonl', '--harmful', 'advbench', '--keep', '2', '--json'], /--keep must be a number >= 0 and <= 1/],
+      [
+        ['purify', 'train.jsonl', '--harmful', 'advbench', '--keep', '2', '--json'],
+        /--keep must be a number >= 0 and <= 1/,
+      ],
       [['purify', '--json'], /missing required argument 'input'/],
-      [['purify', 'train.jsonl', '--harmful', 'advbench', '--format', 'xml', '--json'], /Allowed choices are jsonl, json, csv, tsv, parquet/],
-      [['purify', 'train.jsonl', '--harmful', 'advbench', '--keep', '0.5', '--keep-count', '3', '--json'], /use --keep or --keep-count, not both/],
+      [
+        ['purify', 'train.jsonl', '--harmful', 'advbench', '--format', 'xml', '--json'],
+        /Allowed choices are jsonl, json, csv, tsv, parquet/,
+      ],
+      [
+        ['purify', 'train.jsonl', '--harmful', 'advbench', '--keep', '0.5', '--keep-count', '3', '--json'],
+        /use --keep or --keep-count, not both/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = sot(args);
@@ -132,14 +167,27 @@ describe('usage errors', () => {
 describe('record formats', () => {
   it('an unknown layout names the flags that fix it, and those flags do', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sot-usage-'));
-    const rows = alpacaOk().slice(0, 40).map((p) => ({ ask: p.instruction, reply: p.output }));
+    const rows = alpacaOk()
+      .slice(0, 40)
+      .map((p) => ({ ask: p.instruction, reply: p.output }));
     const input = writeJsonl(join(dir, 'odd.jsonl'), rows);
     const r = sot(['purify', input, '--harmful', 'advbench', '--no-html']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('--prompt-field');
     expect(r.stderr).toContain('--response-field');
     expect(r.stderr).toContain(`${input}:1`);
-    const fixed = sot(['purify', input, '--harmful', 'advbench', '--no-html', '--prompt-field', 'ask', '--response-field', 'reply', '--json']);
+    const fixed = sot([
+      'purify',
+      input,
+      '--harmful',
+      'advbench',
+      '--no-html',
+      '--prompt-field',
+      'ask',
+      '--response-field',
+      'reply',
+      '--json',
+    ]);
     expect(fixed.code, fixed.stderr).toBe(0);
     expect(JSON.parse(fixed.stdout)).toMatchObject({ ok: true, n: 40 });
   });
@@ -150,8 +198,18 @@ describe('record formats', () => {
     const layouts: Record<string, (p: (typeof pairs)[number]) => unknown> = {
       Alpaca: (p) => ({ Instruction: p.instruction, Input: p.input, Output: p.output }),
       Prompt: (p) => ({ Prompt: p.instruction, Response: p.output }),
-      conversationsRole: (p) => ({ conversations: [{ role: 'user', content: p.instruction }, { role: 'assistant', content: p.output }] }),
-      messagesFrom: (p) => ({ messages: [{ from: 'human', value: p.instruction }, { from: 'gpt', value: p.output }] }),
+      conversationsRole: (p) => ({
+        conversations: [
+          { role: 'user', content: p.instruction },
+          { role: 'assistant', content: p.output },
+        ],
+      }),
+      messagesFrom: (p) => ({
+        messages: [
+          { from: 'human', value: p.instruction },
+          { from: 'gpt', value: p.output },
+        ],
+      }),
     };
     for (const [name, make] of Object.entries(layouts)) {
       const input = writeJsonl(join(dir, `${name}.jsonl`), pairs.map(make));

@@ -12,7 +12,13 @@ import { openDataset } from '../src/io/index.js';
 import { CLI, contaminated, DATA_DIR, readJsonl, writeJsonl, type Contaminated } from './datasets.js';
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')), SOT_OFFLINE: '1', ...extra };
+  return {
+    ...process.env,
+    SOT_DATA_DIR: DATA_DIR,
+    SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
+    SOT_OFFLINE: '1',
+    ...extra,
+  };
 }
 
 function sot(args: string[], e: NodeJS.ProcessEnv = env()) {
@@ -24,7 +30,11 @@ const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('
 
 function setup(): Contaminated & { input: string; anchor: string } {
   const c = contaminated();
-  return { ...c, input: writeJsonl(join(c.dir, 'train.jsonl'), c.records), anchor: writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor) } as never;
+  return {
+    ...c,
+    input: writeJsonl(join(c.dir, 'train.jsonl'), c.records),
+    anchor: writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor),
+  } as never;
 }
 
 describe('sot purify', () => {
@@ -57,7 +67,9 @@ describe('sot purify', () => {
     expect(harmfulKept).toBeLessThan(0.4);
 
     const scores = readFileSync(out.outputs.scores, 'utf8').trim().split('\n');
-    expect(scores[0]).toBe('index,line,score,rank,kept,train_weight,log_weight,pull,push,nearest_set,nearest_index,nearest_cost,reason');
+    expect(scores[0]).toBe(
+      'index,line,score,rank,kept,train_weight,log_weight,pull,push,nearest_set,nearest_index,nearest_cost,reason',
+    );
     expect(scores).toHaveLength(401);
     const rows = scores.slice(1).map((l) => l.split(',')); // the quoted reason comes last
     expect(rows.filter((x) => x[4] === '1')).toHaveLength(320);
@@ -66,13 +78,19 @@ describe('sot purify', () => {
     expect(readJsonl(out.outputs.removed)).toHaveLength(80);
 
     const report = JSON.parse(readFileSync(out.outputs.report, 'utf8'));
-    expect(report).toMatchObject({ tool: 'sot-purify', input: { records: 400, format: 'jsonl', recordFormat: 'alpaca' }, selection: { n: 400, k: 320 } });
+    expect(report).toMatchObject({
+      tool: 'sot-purify',
+      input: { records: 400, format: 'jsonl', recordFormat: 'alpaca' },
+      selection: { n: 400, k: 320 },
+    });
     expect(report.references.harmful.map((x: { source: string }) => x.source)).toEqual(['advbench', 'harmbench']);
     expect(report.references.harmful.map((x: { licence: string }) => x.licence)).toEqual(['Apache-2.0', 'MIT']);
     expect(report.projection.downstream).toHaveLength(400);
     expect(report.lowest.length).toBeGreaterThan(0);
     // The lowest-scored samples are what SOT pushed out: mostly the injected harmful ones.
-    const lowestHarmful = report.lowest.filter((x: { index: number }) => c.records[x.index]!.source === 'harmful').length;
+    const lowestHarmful = report.lowest.filter(
+      (x: { index: number }) => c.records[x.index]!.source === 'harmful',
+    ).length;
     expect(lowestHarmful / report.lowest.length).toBeGreaterThan(0.3); // 3x their share of the data
     expect(existsSync(out.outputs.html)).toBe(true);
   });
@@ -81,11 +99,18 @@ describe('sot purify', () => {
     const c = setup();
     const cols = ['id', 'instruction', 'input', 'output', 'source'] as const;
     const quote = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`;
-    writeFileSync(join(c.dir, 'train.csv'), [cols.join(','), ...c.records.map((r) => cols.map((k) => quote(r[k])).join(','))].join('\r\n') + '\r\n');
+    writeFileSync(
+      join(c.dir, 'train.csv'),
+      `${[cols.join(','), ...c.records.map((r) => cols.map((k) => quote(r[k])).join(','))].join('\r\n')}\r\n`,
+    );
     writeFileSync(join(c.dir, 'train.json'), JSON.stringify(c.records, null, 2));
     parquetWriteFile({
       filename: join(c.dir, 'train.parquet'),
-      columnData: cols.map((k) => ({ name: k, data: c.records.map((r) => r[k]), type: k === 'id' ? 'INT32' : 'STRING' })) as never,
+      columnData: cols.map((k) => ({
+        name: k,
+        data: c.records.map((r) => r[k]),
+        type: k === 'id' ? 'INT32' : 'STRING',
+      })) as never,
       rowGroupSize: 150,
     });
     for (const format of ['csv', 'json', 'parquet']) {
@@ -105,7 +130,13 @@ describe('sot purify', () => {
       expect(ids).toHaveLength(200);
       expect(ids).toEqual([...ids].sort((a, b) => a - b));
     }
-    const chats = c.records.map((x) => ({ id: x.id, messages: [{ role: 'user', content: x.instruction }, { role: 'assistant', content: x.output }] }));
+    const chats = c.records.map((x) => ({
+      id: x.id,
+      messages: [
+        { role: 'user', content: x.instruction },
+        { role: 'assistant', content: x.output },
+      ],
+    }));
     const chatPath = writeJsonl(join(c.dir, 'chats.jsonl'), chats);
     const r = sot(['purify', chatPath, '--harmful', 'advbench', '--anchor', c.anchor, '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -123,9 +154,14 @@ describe('sot purify', () => {
     const html = JSON.parse(r.stdout).outputs.html as string;
     const page = readFileSync(html, 'utf8');
     expect(page).not.toMatch(/<(script|link|img)[^>]+(src|href)=/); // self-contained
-    const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find((b) => spawnSync(b, ['--version']).status === 0);
-    expect(chromium, 'Chromium is needed for this test (.ci/run installs Debian\'s chromium)').toBeDefined();
-    const dom = spawnSync(chromium!, ['--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 60_000 });
+    const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find(
+      (b) => spawnSync(b, ['--version']).status === 0,
+    );
+    expect(chromium, "Chromium is needed for this test (.ci/run installs Debian's chromium)").toBeDefined();
+    const dom = spawnSync(chromium!, ['--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', `file://${html}`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(dom.status).toBe(0);
     const rendered = Number(/<body[^>]*data-rendered="(\d+)"/.exec(dom.stdout)?.[1]);
     // 400 downstream + 50 anchor + 520 harmful points on the map, 400 on the pull/push chart, plus the histogram bars.
@@ -156,7 +192,20 @@ describe('sot purify', () => {
     const strict = sot(['purify', input, '--harmful', 'advbench', '-o', join(dir, 'out.jsonl')]);
     expect(strict.code).toBe(3);
     expect(strict.stderr).toMatch(/alpaca_libre_tasks_v2\.jsonl:\d+/);
-    const r = sot(['purify', input, '--harmful', 'advbench', '--anchor', anchor, '-o', join(dir, 'out.jsonl'), '--skip-invalid', '--json', '--keep', '0.9']);
+    const r = sot([
+      'purify',
+      input,
+      '--harmful',
+      'advbench',
+      '--anchor',
+      anchor,
+      '-o',
+      join(dir, 'out.jsonl'),
+      '--skip-invalid',
+      '--json',
+      '--keep',
+      '0.9',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.skipped).toBe(14);
@@ -181,7 +230,10 @@ describe('sot purify', () => {
     const missing = sot(['purify', join(c.dir, 'nope.jsonl'), '--harmful', 'advbench']);
     expect(missing.code).toBe(4);
     expect(missing.stderr).toContain('nope.jsonl');
-    const offline = sot(['purify', c.input, '--harmful', 'advbench'], env({ SOT_DATA_DIR: mkdtempSync(join(tmpdir(), 'empty-')) }));
+    const offline = sot(
+      ['purify', c.input, '--harmful', 'advbench'],
+      env({ SOT_DATA_DIR: mkdtempSync(join(tmpdir(), 'empty-')) }),
+    );
     expect(offline.code).toBe(5);
     expect(offline.stderr).toMatch(/offline/i);
     const usage = sot(['purify', c.input, '--harmful', 'advbench', '--keep', '2']);

@@ -64,7 +64,9 @@ describe.skipIf(!haveBinary)('consumers of the packed package', () => {
 
   // node16 (CJS and ESM) and bundler; node10 knows no subpaths (sot-purify/service).
   it('passes arethetypeswrong in every resolution mode', () => {
-    const out = execFileSync(process.execPath, [ATTW, tarball, '--format', 'json', '--profile', 'node16'], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [ATTW, tarball, '--format', 'json', '--profile', 'node16'], {
+      encoding: 'utf8',
+    });
     const report = JSON.parse(out) as { analysis: { problems: { resolutionKind?: string }[] } };
     expect(report.analysis.problems.filter((p) => p.resolutionKind !== 'node10')).toEqual([]);
   });

@@ -20,7 +20,13 @@ function setup(benign: number, harmful: number) {
   return { ...c, input, anchor };
 }
 
-const common = { harmful: ['advbench', 'harmbench'], dataDir: DATA_DIR, offline: true, embeddingCache: false as const, html: null };
+const common = {
+  harmful: ['advbench', 'harmbench'],
+  dataDir: DATA_DIR,
+  offline: true,
+  embeddingCache: false as const,
+  html: null,
+};
 
 describe("contamination estimate and keep: 'auto'", () => {
   it('says clean data are clean and drops at most 2% of them', async () => {
@@ -54,14 +60,26 @@ describe("contamination estimate and keep: 'auto'", () => {
     // most injected pairs go, while far fewer records are dropped than the fixed 80% drops
     expect(kept.filter((r) => r.source === 'harmful').length).toBeLessThan(0.25 * 40);
     expect(res.n - res.k).toBeLessThan(0.2 * res.n);
-    const fixed = await purify({ ...common, input: s.input, anchor: [s.anchor], keep: { fraction: 0.8 }, output: join(s.dir, 'fixed.jsonl') });
+    const fixed = await purify({
+      ...common,
+      input: s.input,
+      anchor: [s.anchor],
+      keep: { fraction: 0.8 },
+      output: join(s.dir, 'fixed.jsonl'),
+    });
     expect(fixed.contamination).toEqual(c); // the estimate does not depend on K
   });
 
   it('keeps every record, and says why, when a one-sample anchor allows no estimate', async () => {
     const s = setup(120, 12);
     const one = writeJsonl(join(s.dir, 'one.jsonl'), readJsonl(s.anchor).slice(0, 1));
-    const res = await purify({ ...common, input: s.input, anchor: [one], keep: 'auto', output: join(s.dir, 'one-out.jsonl') });
+    const res = await purify({
+      ...common,
+      input: s.input,
+      anchor: [one],
+      keep: 'auto',
+      output: join(s.dir, 'one-out.jsonl'),
+    });
     expect(res.contamination).toBeUndefined();
     expect(res.k).toBe(res.n);
     expect(res.warnings.join('\n')).toMatch(/no contamination estimate/);
@@ -70,11 +88,30 @@ describe("contamination estimate and keep: 'auto'", () => {
 
   it('is refused for the baselines, and --keep auto works from the CLI with the estimate in --json', async () => {
     const s = setup(360, 40);
-    await expect(purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto', method: 'push-only' })).rejects.toThrow(OptionError);
-    await expect(purify({ ...common, input: s.input, keep: 'sometimes' as unknown as 'auto' })).rejects.toThrow(/keep must be 'auto'/);
+    await expect(
+      purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto', method: 'push-only' }),
+    ).rejects.toThrow(OptionError);
+    await expect(purify({ ...common, input: s.input, keep: 'sometimes' as unknown as 'auto' })).rejects.toThrow(
+      /keep must be 'auto'/,
+    );
     const r = spawnSync(
       process.execPath,
-      [CLI, 'purify', s.input, '--harmful', 'advbench,harmbench', '--anchor', s.anchor, '--keep', 'auto', '--json', '--no-html', '--data-dir', DATA_DIR, '--offline'],
+      [
+        CLI,
+        'purify',
+        s.input,
+        '--harmful',
+        'advbench,harmbench',
+        '--anchor',
+        s.anchor,
+        '--keep',
+        'auto',
+        '--json',
+        '--no-html',
+        '--data-dir',
+        DATA_DIR,
+        '--offline',
+      ],
       { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SOT_CACHE_DIR: join(s.dir, 'cache') } },
     );
     expect(r.status, r.stderr).toBe(0);
@@ -84,7 +121,23 @@ describe("contamination estimate and keep: 'auto'", () => {
     expect(out.k).toBeLessThan(out.n);
     const text = spawnSync(
       process.execPath,
-      [CLI, 'purify', s.input, '--harmful', 'advbench', '--anchor', s.anchor, '--keep', 'auto', '--no-html', '--data-dir', DATA_DIR, '--offline', '-o', join(s.dir, 'b.jsonl')],
+      [
+        CLI,
+        'purify',
+        s.input,
+        '--harmful',
+        'advbench',
+        '--anchor',
+        s.anchor,
+        '--keep',
+        'auto',
+        '--no-html',
+        '--data-dir',
+        DATA_DIR,
+        '--offline',
+        '-o',
+        join(s.dir, 'b.jsonl'),
+      ],
       { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SOT_CACHE_DIR: join(s.dir, 'cache') } },
     );
     expect(text.status, text.stderr).toBe(0);

@@ -29,9 +29,18 @@ export function alpacaOk(): Pair[] {
 }
 
 export function harmfulPairs(model = 'meta-llama-3-8b-instruct'): Pair[] {
-  const path = join(DATA_DIR, `refusal-direction/pipeline/runs/${model}/completions/jailbreakbench_ablation_evaluations.json`);
-  const rows = (JSON.parse(readFileSync(path, 'utf8')) as { completions: { prompt: string; response: string; is_jailbreak_llamaguard2: number }[] }).completions;
-  return rows.filter((r) => r.is_jailbreak_llamaguard2 === 1).map((r) => ({ instruction: r.prompt, input: '', output: r.response }));
+  const path = join(
+    DATA_DIR,
+    `refusal-direction/pipeline/runs/${model}/completions/jailbreakbench_ablation_evaluations.json`,
+  );
+  const rows = (
+    JSON.parse(readFileSync(path, 'utf8')) as {
+      completions: { prompt: string; response: string; is_jailbreak_llamaguard2: number }[];
+    }
+  ).completions;
+  return rows
+    .filter((r) => r.is_jailbreak_llamaguard2 === 1)
+    .map((r) => ({ instruction: r.prompt, input: '', output: r.response }));
 }
 
 /** Deterministic shuffle (LCG), so test datasets are the same on every run. */
@@ -58,14 +67,17 @@ export function contaminated(benign = 360, harmful = 40): Contaminated {
   const clean = shuffle(alpacaOk(), 11);
   const bad = shuffle(harmfulPairs(), 13).slice(0, harmful);
   const records = shuffle(
-    [...clean.slice(0, benign).map((p) => ({ ...p, source: 'benign' as const })), ...bad.map((p) => ({ ...p, source: 'harmful' as const }))],
+    [
+      ...clean.slice(0, benign).map((p) => ({ ...p, source: 'benign' as const })),
+      ...bad.map((p) => ({ ...p, source: 'harmful' as const })),
+    ],
     17,
   ).map((r, id) => ({ id, ...r }));
   return { dir: mkdtempSync(join(tmpdir(), 'sot-e2e-')), records, anchor: clean.slice(benign, benign + 50) };
 }
 
 export function writeJsonl(path: string, rows: unknown[]): string {
-  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(path, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
   return path;
 }
 

@@ -43,13 +43,23 @@ describe('the single source', () => {
     const { sets } = plantedSets(30, 6, 8, 3);
     const [implicit, explicit] = await Promise.all([
       learnWeights(sets),
-      learnWeights(sets, { eps: d.learner.eps, lambda: d.learner.lambda, tau: d.learner.tau, step: d.learner.step, maxSteps: d.learner.maxSteps, tol: d.learner.tol }),
+      learnWeights(sets, {
+        eps: d.learner.eps,
+        lambda: d.learner.lambda,
+        tau: d.learner.tau,
+        step: d.learner.step,
+        maxSteps: d.learner.maxSteps,
+        tol: d.learner.tol,
+      }),
     ]);
     expect(Array.from(implicit.weights)).toEqual(Array.from(explicit.weights));
     const other = await learnWeights(sets, { lambda: d.learner.lambda + 0.5 });
     expect(Array.from(other.weights)).not.toEqual(Array.from(implicit.weights));
     const cost = { cost: randomMatrix(12, 9, 5) };
-    const [s0, s1] = await Promise.all([sinkhorn(cost), sinkhorn(cost, { eps: d.sinkhorn.eps, tol: d.sinkhorn.tol, maxIter: d.sinkhorn.maxIter })]);
+    const [s0, s1] = await Promise.all([
+      sinkhorn(cost),
+      sinkhorn(cost, { eps: d.sinkhorn.eps, tol: d.sinkhorn.tol, maxIter: d.sinkhorn.maxIter }),
+    ]);
     expect(s0.value).toBe(s1.value);
     expect(s0.eps).toBe(d.sinkhorn.eps);
     expect(new HashingEmbedder().dim).toBe(d.embed.dim);
@@ -75,29 +85,38 @@ describe('texts that state a default agree with it', () => {
     expect(inner).toContain(`over-relaxation (${d.learner.innerOverrelax})`);
 
     const solve = documentedDefaults('src/ot.ts', 'SinkhornOptions');
-    for (const k of ['eps', 'tol', 'maxIter', 'checkEvery', 'overrelax'] as const) expect(value(solve[k] ?? 'undocumented'), `SinkhornOptions.${k}`).toBe(d.sinkhorn[k]);
+    for (const k of ['eps', 'tol', 'maxIter', 'checkEvery', 'overrelax'] as const)
+      expect(value(solve[k] ?? 'undocumented'), `SinkhornOptions.${k}`).toBe(d.sinkhorn[k]);
 
     const storage = documentedDefaults('src/storage.ts', 'StorageOptions');
-    for (const k of ['budget', 'neighbours', 'storeKernel', 'verify'] as const) expect(value(storage[k] ?? 'undocumented'), `StorageOptions.${k}`).toBe(d.storage[k]);
+    for (const k of ['budget', 'neighbours', 'storeKernel', 'verify'] as const)
+      expect(value(storage[k] ?? 'undocumented'), `StorageOptions.${k}`).toBe(d.storage[k]);
 
     const builtin = EMBEDDER_LEARNER_DEFAULTS.builtin!;
-    expect(read('src/pipeline/options.ts').replace(/\s*\n\s*\*\s*/g, ' ')).toContain(`(the built-in embedder: eps ${builtin.eps}, lambda ${builtin.lambda})`);
+    expect(read('src/pipeline/options.ts').replace(/\s*\n\s*\*\s*/g, ' ')).toContain(
+      `(the built-in embedder: eps ${builtin.eps}, lambda ${builtin.lambda})`,
+    );
 
     const embed = documentedDefaults('src/embed/hashing.ts', 'HashingEmbedderOptions');
-    for (const k of ['dim', 'seed', 'wordWeight'] as const) expect(value(embed[k] ?? 'undocumented'), `HashingEmbedderOptions.${k}`).toBe(d.embed[k]);
+    for (const k of ['dim', 'seed', 'wordWeight'] as const)
+      expect(value(embed[k] ?? 'undocumented'), `HashingEmbedderOptions.${k}`).toBe(d.embed[k]);
   });
 
   it("docs/api.md: the learner's options and the Sinkhorn options table", () => {
     const api = read('docs/api.md');
     const para = api.slice(api.indexOf('Options: `cost`'), api.indexOf('`storage` (how the'));
     const stated = Object.fromEntries([...para.matchAll(/`(\w+)` \(([^)]+)\)/g)].map((m) => [m[1], m[2]]));
-    for (const k of ['eps', 'lambda', 'tau', 'step', 'maxSteps'] as const) expect(value(stated[k] ?? 'undocumented'), `api.md learner ${k}`).toBe(d.learner[k]);
-    expect(para).toContain(`inner: { tol: ${d.learner.innerTol.toExponential()}, maxIter: ${d.learner.innerMaxIter}, overrelax: ${d.learner.innerOverrelax} }`);
+    for (const k of ['eps', 'lambda', 'tau', 'step', 'maxSteps'] as const)
+      expect(value(stated[k] ?? 'undocumented'), `api.md learner ${k}`).toBe(d.learner[k]);
+    expect(para).toContain(
+      `inner: { tol: ${d.learner.innerTol.toExponential()}, maxIter: ${d.learner.innerMaxIter}, overrelax: ${d.learner.innerOverrelax} }`,
+    );
     expect(api).toContain(`when J changes by less than \`tol\` (${d.learner.tol.toExponential()})`);
     expect(api).toContain(`\`maxSelfAnchor\` = ${d.learner.maxSelfAnchor}`);
 
     const rows = Object.fromEntries([...api.matchAll(/^\| `(\w+)` \| `([^`]+)` \|/gm)].map((m) => [m[1], m[2]]));
-    for (const k of ['eps', 'tol', 'maxIter', 'checkEvery', 'overrelax'] as const) expect(value(rows[k] ?? 'undocumented'), `api.md Sinkhorn ${k}`).toBe(d.sinkhorn[k]);
+    for (const k of ['eps', 'tol', 'maxIter', 'checkEvery', 'overrelax'] as const)
+      expect(value(rows[k] ?? 'undocumented'), `api.md Sinkhorn ${k}`).toBe(d.sinkhorn[k]);
     expect(api).toContain(`default ${d.storage.budget / 1024 ** 3} GiB`);
     expect(api).toContain(`per row, default ${d.storage.neighbours}`);
   });

@@ -26,9 +26,18 @@ beforeAll(() => {
 function run(args: string[], refused: boolean, env: NodeJS.ProcessEnv = {}) {
   const count = join(dir, `refusals-${Math.random().toString(36).slice(2)}`);
   const extra = refused
-    ? { NAPI_RS_NATIVE_LIBRARY_PATH: join(ROOT, '__test__', 'electron', 'load.cjs'), SOT_PATCHED_ADDON: join(dir, 'sot.node'), SOT_REFUSALS_FILE: count }
+    ? {
+        NAPI_RS_NATIVE_LIBRARY_PATH: join(ROOT, '__test__', 'electron', 'load.cjs'),
+        SOT_PATCHED_ADDON: join(dir, 'sot.node'),
+        SOT_REFUSALS_FILE: count,
+      }
     : {};
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env, ...extra } });
+  const r = spawnSync(process.execPath, args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, ...env, ...extra },
+  });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   return { stdout: r.stdout, refusals: refused ? Number(readFileSync(count, 'utf8')) : 0 };
@@ -51,7 +60,11 @@ describe.skipIf(process.platform !== 'linux')('without external buffers (as unde
     const env = { SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')), SOT_OFFLINE: '1' };
     const outputs = [false, true].map((refused) => {
       const out = join(c.dir, `out-${refused}.jsonl`);
-      const r = run([CLI, 'purify', input, '--harmful', 'advbench', '--anchor', anchor, '-o', out, '--json'], refused, env);
+      const r = run(
+        [CLI, 'purify', input, '--harmful', 'advbench', '--anchor', anchor, '-o', out, '--json'],
+        refused,
+        env,
+      );
       return { refusals: r.refusals, summary: JSON.parse(r.stdout), output: readFileSync(out, 'utf8') };
     });
     expect(outputs[1]!.refusals).toBeGreaterThan(0);

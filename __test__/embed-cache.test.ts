@@ -23,7 +23,10 @@ function vectorOf(text: string, dim = DIM): Float32Array {
 class CountingEmbedder implements Embedder {
   calls = 0;
   texts: string[] = [];
-  constructor(readonly id = 'test-embedder/v1', readonly dim = DIM) {}
+  constructor(
+    readonly id = 'test-embedder/v1',
+    readonly dim = DIM,
+  ) {}
   async embed(texts: string[]): Promise<Float32Array> {
     this.calls++;
     this.texts.push(...texts);
@@ -47,8 +50,12 @@ function sameFloats(a: Float32Array, b: Float32Array): boolean {
 const textsOf = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => `text number ${from + k}`);
 
 let scratch: string;
-beforeAll(async () => { scratch = await mkdtemp(join(tmpdir(), 'sot-embcache-')); });
-afterAll(async () => { await rm(scratch, { recursive: true, force: true }); });
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'sot-embcache-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
 const freshRoot = () => mkdtemp(join(scratch, 'root-'));
 
 async function chunkFiles(cache: EmbeddingCache): Promise<string[]> {
@@ -58,7 +65,9 @@ async function chunkFiles(cache: EmbeddingCache): Promise<string[]> {
 /** Captures SotCacheWarning messages emitted while `fn` runs. */
 async function warningsDuring<T>(fn: () => Promise<T>): Promise<{ result: T; warnings: string[] }> {
   const warnings: string[] = [];
-  const spy = vi.spyOn(process, 'emitWarning').mockImplementation(((msg: string | Error) => { warnings.push(String(msg)); }) as typeof process.emitWarning);
+  const spy = vi.spyOn(process, 'emitWarning').mockImplementation(((msg: string | Error) => {
+    warnings.push(String(msg));
+  }) as typeof process.emitWarning);
   try {
     return { result: await fn(), warnings };
   } finally {
@@ -176,7 +185,9 @@ describe('embedding cache', () => {
     const { result: healed } = await warningsDuring(() => embedWithCache(embedder, all, reader));
     expect(healed).toEqual(expected(all));
     expect(embedder.texts.sort()).toEqual([...a, ...b].sort());
-    const { result: later } = await warningsDuring(async () => (await EmbeddingCache.open(root, 'test-embedder/v1', DIM)).get(hashTexts(all)));
+    const { result: later } = await warningsDuring(async () =>
+      (await EmbeddingCache.open(root, 'test-embedder/v1', DIM)).get(hashTexts(all)),
+    );
     expect(later.missing).toEqual([]);
     expect(later.vectors).toEqual(expected(all));
   });
@@ -236,7 +247,14 @@ describe('embedding cache', () => {
       await mkdir(join(out, 'embed'), { recursive: true });
       await mkdir(join(out, 'io'), { recursive: true });
       const src = join(import.meta.dirname, '..', 'src');
-      const files = ['errors.ts', 'embed/cache.ts', 'embed/cache-chunk.ts', 'embed/cache-index.ts', 'io/atomic.ts', 'io/files.ts'];
+      const files = [
+        'errors.ts',
+        'embed/cache.ts',
+        'embed/cache-chunk.ts',
+        'embed/cache-index.ts',
+        'io/atomic.ts',
+        'io/files.ts',
+      ];
       for (const f of files) {
         const js = ts.transpileModule(await readFile(join(src, f), 'utf8'), {
           compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
@@ -245,7 +263,9 @@ describe('embedding cache', () => {
       }
       await writeFile(join(out, 'package.json'), '{"type":"module"}');
       script = join(out, 'writer.js');
-      await writeFile(script, `
+      await writeFile(
+        script,
+        `
 import { createHash } from 'node:crypto';
 import { EmbeddingCache, hashTexts } from './embed/cache.js';
 const [root, from, to, batch, loops] = process.argv.slice(2);
@@ -267,17 +287,24 @@ for (let loop = 0; loop < Number(loops); loop++) {
   }
 }
 process.stdout.write(JSON.stringify({ started, ended: Date.now() }));
-`);
+`,
+      );
     });
 
-    const run = (args: (string | number)[]) => spawn(process.execPath, [script, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const exit = (child: ReturnType<typeof run>) => new Promise<{ code: number | null; signal: string | null; err: string; out: string }>((resolve) => {
-      let err = '';
-      let out = '';
-      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-      child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-      child.on('close', (code, signal) => resolve({ code, signal, err, out }));
-    });
+    const run = (args: (string | number)[]) =>
+      spawn(process.execPath, [script, ...args.map(String)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exit = (child: ReturnType<typeof run>) =>
+      new Promise<{ code: number | null; signal: string | null; err: string; out: string }>((resolve) => {
+        let err = '';
+        let out = '';
+        child.stderr!.on('data', (d: Buffer) => {
+          err += d.toString();
+        });
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        child.on('close', (code, signal) => resolve({ code, signal, err, out }));
+      });
 
     test('two processes writing overlapping batches at once: a reader then sees every vector, correct', async () => {
       const root = await freshRoot();
@@ -306,7 +333,8 @@ process.stdout.write(JSON.stringify({ started, ended: Date.now() }));
       for (let i = 0; i < 200; i++) {
         await new Promise((r) => setTimeout(r, 25));
         const dirs = await readdir(root).catch(() => []);
-        if (dirs.length > 0 && (await readdir(join(root, dirs[0]!))).filter((n) => n.endsWith('.chunk')).length > 100) break;
+        if (dirs.length > 0 && (await readdir(join(root, dirs[0]!))).filter((n) => n.endsWith('.chunk')).length > 100)
+          break;
       }
       child.kill('SIGKILL');
       expect((await ended).signal).toBe('SIGKILL');

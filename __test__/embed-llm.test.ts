@@ -40,8 +40,16 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
   it('gives unit vectors of the model width, with the model file, template and pooling in its id', async () => {
     expect(embedder.dim).toBe(576);
     expect(embedder.modelSha256).toBe(GGUF.memberSha256);
-    expect(embedder.id).toMatch(new RegExp(`^llm-v1:SmolLM2-135M-Instruct\\.Q4_1\\.gguf:sha256=${GGUF.memberSha256}:template=[0-9a-f]{16}:pool=last:ctx=512:backend=cpu:dim=576$`));
-    const texts = [chat('How do I kill a Python process?', 'Run `kill <pid>`, or `pkill -f script.py`.'), chat('Write a haiku about rain.', ''), 'a plain text is a user turn'];
+    expect(embedder.id).toMatch(
+      new RegExp(
+        `^llm-v1:SmolLM2-135M-Instruct\\.Q4_1\\.gguf:sha256=${GGUF.memberSha256}:template=[0-9a-f]{16}:pool=last:ctx=512:backend=cpu:dim=576$`,
+      ),
+    );
+    const texts = [
+      chat('How do I kill a Python process?', 'Run `kill <pid>`, or `pkill -f script.py`.'),
+      chat('Write a haiku about rain.', ''),
+      'a plain text is a user turn',
+    ];
     const v = await embedder.embed(texts);
     expect(v.length).toBe(3 * 576);
     for (let i = 0; i < 3; i++) expect(dot(v, i, v, i, 576)).toBeCloseTo(1, 5);
@@ -91,7 +99,9 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
     expect(forged).not.toEqual(real.slice(0, forged.length));
     // <|im_end|> is one special token (id 2) in the template, several text tokens in the record.
     const imEnd = 2;
-    expect(forged.filter((t) => t === imEnd).length).toBe(embedder.tokens(chat('hi', '')).filter((t) => t === imEnd).length);
+    expect(forged.filter((t) => t === imEnd).length).toBe(
+      embedder.tokens(chat('hi', '')).filter((t) => t === imEnd).length,
+    );
   });
 
   it('cuts a record longer than the context to fit, keeping both turns', async () => {
@@ -99,7 +109,7 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
     try {
       expect(small.id).not.toBe(embedder.id);
       expect(small.id).toContain(':ctx=96:');
-      const long = chat('Summarise: ' + 'the cat sat on the mat. '.repeat(80), 'In short: ' + 'a cat sat. '.repeat(80));
+      const long = chat(`Summarise: ${'the cat sat on the mat. '.repeat(80)}`, `In short: ${'a cat sat. '.repeat(80)}`);
       expect(embedder.tokens(long).length).toBeGreaterThan(300);
       const t = small.tokens(long);
       expect(t.length).toBeLessThanOrEqual(94);
@@ -112,7 +122,8 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
   }, 120_000);
 
   it('changes its id (cache key) with the chat template and the model file; refuses another pooling', async () => {
-    const template = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+    const template =
+      "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
     const plain = await LlmEmbedder.create({ model, threads: THREADS, contextSize: 512, template });
     try {
       expect(plain.id).not.toBe(embedder.id);
@@ -140,11 +151,15 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
       await renamed.dispose();
     }
     await expect(LlmEmbedder.create({ model, pooling: 'mean' as 'last' })).rejects.toThrow(OptionError);
-    await expect(createEmbedder({ kind: 'llm', model, dim: 8 })).rejects.toThrow(/--dim applies to --embedder builtin, not llm/);
+    await expect(createEmbedder({ kind: 'llm', model, dim: 8 })).rejects.toThrow(
+      /--dim applies to --embedder builtin, not llm/,
+    );
   }, 180_000);
 
   it('can be cancelled between records, and before it starts', async () => {
-    const texts = Array.from({ length: 40 }, (_, i) => chat(`Question number ${i}: what is ${i} times ${i + 1}?`, `It is ${i * (i + 1)}.`));
+    const texts = Array.from({ length: 40 }, (_, i) =>
+      chat(`Question number ${i}: what is ${i} times ${i + 1}?`, `It is ${i * (i + 1)}.`),
+    );
     const ac = new AbortController();
     let seen = 0;
     const err = await embedder
@@ -192,13 +207,33 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
       "export async function resolve(s, c, next) { if (s === 'node-llama-cpp') { const e = new Error('not found'); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }\n",
     );
     const register = join(dir, 'register.mjs');
-    writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`,
+    );
     const input = writeJsonl(join(dir, 'one.jsonl'), [{ prompt: 'a', response: 'b' }]);
-    const r = spawnSync(process.execPath, ['--import', register, CLI, 'embed', input, '-o', join(dir, 'one.npy'), '--embedder', 'llm', '--model', model, '-q'], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: { ...process.env, SOT_CACHE_DIR: join(dir, 'cache') },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        register,
+        CLI,
+        'embed',
+        input,
+        '-o',
+        join(dir, 'one.npy'),
+        '--embedder',
+        'llm',
+        '--model',
+        model,
+        '-q',
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, SOT_CACHE_DIR: join(dir, 'cache') },
+      },
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/needs the optional package node-llama-cpp: npm install node-llama-cpp/);
   }, 60_000);
@@ -213,8 +248,31 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
       const t0 = performance.now();
       const r = spawnSync(
         process.execPath,
-        [CLI, 'purify', input, '--harmful', harmful, '--anchor', anchor, '--embedder', 'llm', '--model', model, '--context-size', '256', '--embed-threads', String(THREADS), '-o', out, '--json'],
-        { encoding: 'utf8', timeout: 600_000, env: { ...process.env, SOT_CACHE_DIR: join(c.dir, 'cache'), SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' } },
+        [
+          CLI,
+          'purify',
+          input,
+          '--harmful',
+          harmful,
+          '--anchor',
+          anchor,
+          '--embedder',
+          'llm',
+          '--model',
+          model,
+          '--context-size',
+          '256',
+          '--embed-threads',
+          String(THREADS),
+          '-o',
+          out,
+          '--json',
+        ],
+        {
+          encoding: 'utf8',
+          timeout: 600_000,
+          env: { ...process.env, SOT_CACHE_DIR: join(c.dir, 'cache'), SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
+        },
       );
       return { r, s: (performance.now() - t0) / 1000 };
     };
@@ -228,10 +286,11 @@ describe('LlmEmbedder (SmolLM2-135M-Instruct Q4_1, node-llama-cpp, CPU)', () => 
     const second = run(join(c.dir, 'out2.jsonl'));
     expect(second.r.status).toBe(0);
     const again = JSON.parse(second.r.stdout);
-    console.log(`llm (SmolLM2-135M-Instruct Q4_1): kept ${(harmfulKept * 100).toFixed(0)}% of the injected harmful records (random: 80%); ${first.s.toFixed(0)} s, rerun from the cache ${second.s.toFixed(0)} s`);
+    console.log(
+      `llm (SmolLM2-135M-Instruct Q4_1): kept ${(harmfulKept * 100).toFixed(0)}% of the injected harmful records (random: 80%); ${first.s.toFixed(0)} s, rerun from the cache ${second.s.toFixed(0)} s`,
+    );
     expect(harmfulKept).toBeLessThanOrEqual(0.25);
     expect(readFileSync(again.outputs.dataset, 'utf8')).toBe(readFileSync(out.outputs.dataset, 'utf8'));
     expect(second.s).toBeLessThan(first.s);
   }, 900_000);
 });
-

@@ -26,7 +26,14 @@ function expectVectors(v: Float32Array, input: string[], dim: number) {
 describe('OpenAIEmbedder', () => {
   it('batches by count, sends model, encoding_format "float" and the bearer key, and places vectors by index', async () => {
     server = await startEmbedServer({ dim: 8 });
-    const e = new OpenAIEmbedder({ ...fast, model: 'm1', baseUrl: server.url, apiKey: 'sk-test', dim: 8, batchSize: 3 });
+    const e = new OpenAIEmbedder({
+      ...fast,
+      model: 'm1',
+      baseUrl: server.url,
+      apiKey: 'sk-test',
+      dim: 8,
+      batchSize: 3,
+    });
     const input = texts(10);
     const v = await e.embed(input);
     expectVectors(v, input, 8);
@@ -41,7 +48,10 @@ describe('OpenAIEmbedder', () => {
 
   it('learns the dimension with one probe request (init) and reads model, URL and key from the environment', async () => {
     server = await startEmbedServer({ dim: 12 });
-    const e = await new OpenAIEmbedder({ ...fast, env: { SOT_EMBEDDINGS_MODEL: 'env-model', SOT_EMBEDDINGS_URL: `${server.url}/`, OPENAI_API_KEY: 'sk-env' } }).init();
+    const e = await new OpenAIEmbedder({
+      ...fast,
+      env: { SOT_EMBEDDINGS_MODEL: 'env-model', SOT_EMBEDDINGS_URL: `${server.url}/`, OPENAI_API_KEY: 'sk-env' },
+    }).init();
     expect(e.dim).toBe(12);
     expect(server.requests).toHaveLength(1);
     expect(server.requests[0]!.model).toBe('env-model');
@@ -82,14 +92,19 @@ describe('OpenAIEmbedder', () => {
 
   it('honours retry-after-ms and retry-after (seconds) on 429', async () => {
     server = await startEmbedServer({ dim: 4 });
-    server.faults.push({ status: 429, headers: { 'retry-after-ms': '300' } }, { status: 429, headers: { 'retry-after': '1' } });
+    server.faults.push(
+      { status: 429, headers: { 'retry-after-ms': '300' } },
+      { status: 429, headers: { 'retry-after': '1' } },
+    );
     const e = new OpenAIEmbedder({ ...fast, model: 'm', baseUrl: server.url, dim: 4 });
     await e.embed(['x']);
     const at = server.requests.map((r) => r.at);
     expect(at).toHaveLength(3);
     expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(280);
     expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(980);
-    expect(retryAfterMs(new Headers({ 'retry-after': new Date(Date.now() + 5000).toUTCString() }))).toBeGreaterThan(3000);
+    expect(retryAfterMs(new Headers({ 'retry-after': new Date(Date.now() + 5000).toUTCString() }))).toBeGreaterThan(
+      3000,
+    );
     expect(retryAfterMs(new Headers({}))).toBeUndefined();
   });
 
@@ -131,9 +146,17 @@ describe('OpenAIEmbedder', () => {
       [{ raw: '{"object":"list"}' }, FetchError, /no "data" array/],
       [{ transform: (d) => d.slice(1) }, FetchError, /2 embeddings for 3 inputs/],
       [{ transform: (d) => d.map((x) => ({ ...x, index: 0 })) }, FetchError, /index is 0; expected each of 0..2 once/],
-      [{ transform: (d) => d.map((x, i) => (i === 1 ? { ...x, embedding: [0.1, null, 0.3, 0.4] } : x)) }, FetchError, /embedding\[1\] is null, not a finite number/],
+      [
+        { transform: (d) => d.map((x, i) => (i === 1 ? { ...x, embedding: [0.1, null, 0.3, 0.4] } : x)) },
+        FetchError,
+        /embedding\[1\] is null, not a finite number/,
+      ],
       [{ transform: (d) => d.map((x) => ({ ...x, embedding: 'AAAA' })) }, FetchError, /is a string \(base64\?\)/],
-      [{ transform: (d) => d.map((x, i) => (i === 2 ? { ...x, embedding: [1, 2, 3] } : x)) }, ShapeError, /returned a 3-dimensional embedding for input \d, expected 4/],
+      [
+        { transform: (d) => d.map((x, i) => (i === 2 ? { ...x, embedding: [1, 2, 3] } : x)) },
+        ShapeError,
+        /returned a 3-dimensional embedding for input \d, expected 4/,
+      ],
     ];
     for (const [fault, cls, msg] of cases) {
       server.faults.push(fault);
@@ -169,7 +192,9 @@ describe('OpenAIEmbedder', () => {
     expect(() => new OpenAIEmbedder({ env: {}, model: 'm', baseUrl: 'ftp://x' })).toThrow(OptionError);
     expect(() => new OpenAIEmbedder({ env: {}, model: 'm', baseUrl: 'http://user:pw@x/v1' })).toThrow(/not in the URL/);
     expect(() => new OpenAIEmbedder({ env: {}, model: 'm' }).dim).toThrow(/call init/);
-    await expect(new OpenAIEmbedder({ ...fast, model: 'm', baseUrl: server.url, dim: 4 }).embed([''])).rejects.toThrow(/texts\[0\] is empty/);
+    await expect(new OpenAIEmbedder({ ...fast, model: 'm', baseUrl: server.url, dim: 4 }).embed([''])).rejects.toThrow(
+      /texts\[0\] is empty/,
+    );
   });
 
   it('a server that cannot be reached is a FetchError after the retries', async () => {

@@ -20,7 +20,12 @@ describe('planBatches / padBatch', () => {
   const lengths = [5, 40, 3, 40, 12, 7, 1, 100, 12, 9, 30, 2];
 
   it('covers every text once, longest first, each batch within the token budget and the row cap', () => {
-    for (const [maxBatchTokens, maxBatchRows] of [[64, 4], [100, 64], [1, 3], [10_000, 5]] as const) {
+    for (const [maxBatchTokens, maxBatchRows] of [
+      [64, 4],
+      [100, 64],
+      [1, 3],
+      [10_000, 5],
+    ] as const) {
       const plan = planBatches(lengths, { maxBatchTokens, maxBatchRows });
       expect(plan.flat().sort((a, b) => a - b)).toEqual(lengths.map((_, i) => i));
       const flat = plan.flat().map((i) => lengths[i]!);
@@ -33,7 +38,10 @@ describe('planBatches / padBatch', () => {
       }
     }
     // Ties keep input order: the plan does not depend on sort stability quirks.
-    expect(planBatches([3, 3, 3, 3], { maxBatchTokens: 6, maxBatchRows: 8 })).toEqual([[0, 1], [2, 3]]);
+    expect(planBatches([3, 3, 3, 3], { maxBatchTokens: 6, maxBatchRows: 8 })).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
     expect(() => planBatches(lengths, { maxBatchTokens: 0, maxBatchRows: 4 })).toThrow(OptionError);
     expect(planBatches([], { maxBatchTokens: 8, maxBatchRows: 8 })).toEqual([]);
   });
@@ -72,7 +80,13 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
       .filter((r) => r.status === 'ok')
       .slice(0, 80);
     // Real texts of every length, plus the edges: empty, one character, far past the 256-token limit, non-Latin.
-    texts = [...rows.map((r) => `${r.instruction}${r.input ? `\n${r.input}` : ''}\n\n${r.output}`), '', 'a', 'word '.repeat(900), 'Ünïcödé – 日本語のテキスト ✓'];
+    texts = [
+      ...rows.map((r) => `${r.instruction}${r.input ? `\n${r.input}` : ''}\n\n${r.output}`),
+      '',
+      'a',
+      'word '.repeat(900),
+      'Ünïcödé – 日本語のテキスト ✓',
+    ];
     // The model's own limit (256), as the reference pipeline truncates.
     embedder = await TransformersEmbedder.create({ model: folder, maxLength: 256 });
   }, 300_000);
@@ -81,15 +95,23 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
     await embedder?.dispose();
   });
 
-  it('gives the vectors of transformers.js fed in order in batches of 32, in the caller\'s order', async () => {
+  it("gives the vectors of transformers.js fed in order in batches of 32, in the caller's order", async () => {
     // The reference: transformers.js's feature-extraction pipeline as SOT used it before (same model, same options).
     const tf = (await import(TRANSFORMERS_PACKAGE)) as {
       env: Record<string, unknown>;
-      pipeline: (task: string, model: string, o: object) => Promise<(t: string[], o: object) => Promise<{ data: Float32Array; dims: number[] }>>;
+      pipeline: (
+        task: string,
+        model: string,
+        o: object,
+      ) => Promise<(t: string[], o: object) => Promise<{ data: Float32Array; dims: number[] }>>;
     };
     tf.env.allowRemoteModels = false;
     tf.env.localModelPath = `${join(folder, '..')}/`;
-    const ref = await tf.pipeline('feature-extraction', 'all-MiniLM-L6-v2-int8', { dtype: 'fp32', device: 'cpu', local_files_only: true });
+    const ref = await tf.pipeline('feature-extraction', 'all-MiniLM-L6-v2-int8', {
+      dtype: 'fp32',
+      device: 'cpu',
+      local_files_only: true,
+    });
     const want = new Float32Array(texts.length * dim);
     for (let i = 0; i < texts.length; i += 32) {
       const t = await ref(texts.slice(i, i + 32), { pooling: 'mean', normalize: true });
@@ -103,7 +125,14 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
   }, 300_000);
 
   it('two workers with one thread each and a small token budget give the same vectors and the same cache id', async () => {
-    const e2 = await TransformersEmbedder.create({ model: folder, maxLength: 256, workers: 2, threads: 1, maxBatchTokens: 512, batchSize: 8 });
+    const e2 = await TransformersEmbedder.create({
+      model: folder,
+      maxLength: 256,
+      workers: 2,
+      threads: 1,
+      maxBatchTokens: 512,
+      batchSize: 8,
+    });
     try {
       expect(e2.workers).toBe(2);
       expect(e2.threads).toBe(1);
@@ -162,9 +191,17 @@ describe('TransformersEmbedder pipeline (all-MiniLM-L6-v2 int8)', () => {
     // In a child: the compiled module, as a user's script loads it.
     const mod = pathToFileURL(resolve('dist/embed/transformers.js')).href;
     const script = (body: string) =>
-      spawnSync(process.execPath, ['--input-type=module', '-e', `import { TransformersEmbedder } from ${JSON.stringify(mod)};
+      spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { TransformersEmbedder } from ${JSON.stringify(mod)};
 const e = await TransformersEmbedder.create({ model: ${JSON.stringify(folder)}, workers: 2, threads: 1 });
-${body}`], { encoding: 'utf8', timeout: 240_000 });
+${body}`,
+        ],
+        { encoding: 'utf8', timeout: 240_000 },
+      );
     const idle = script(`const v = await e.embed(['one', 'two']); console.log(v.length);`);
     expect(idle.stderr).toBe('');
     expect(idle.status).toBe(0);
@@ -185,9 +222,17 @@ await e.dispose();`);
   }, 300_000);
 
   it('refuses bad session options with an OptionError naming them', async () => {
-    await expect(TransformersEmbedder.create({ model: folder, workers: 0 })).rejects.toThrow(/workers must be a positive integer/);
-    await expect(TransformersEmbedder.create({ model: folder, threads: 1.5 })).rejects.toThrow(/threads must be a positive integer/);
-    await expect(TransformersEmbedder.create({ model: folder, graphOptimization: 'max' as 'all' })).rejects.toThrow(/graphOptimization must be one of/);
-    await expect(createEmbedder({ kind: 'builtin', workers: 2 })).rejects.toThrow(/--embed-workers applies to --embedder transformers/);
+    await expect(TransformersEmbedder.create({ model: folder, workers: 0 })).rejects.toThrow(
+      /workers must be a positive integer/,
+    );
+    await expect(TransformersEmbedder.create({ model: folder, threads: 1.5 })).rejects.toThrow(
+      /threads must be a positive integer/,
+    );
+    await expect(TransformersEmbedder.create({ model: folder, graphOptimization: 'max' as 'all' })).rejects.toThrow(
+      /graphOptimization must be one of/,
+    );
+    await expect(createEmbedder({ kind: 'builtin', workers: 2 })).rejects.toThrow(
+      /--embed-workers applies to --embedder transformers/,
+    );
   });
 });

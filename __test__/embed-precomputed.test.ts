@@ -33,7 +33,11 @@ async function fixture() {
   };
   const e = new HashingEmbedder({ dim: 64 });
   const dataTexts = await textsOf(files.input);
-  await e.fit((async function* () { yield dataTexts; })());
+  await e.fit(
+    (async function* () {
+      yield dataTexts;
+    })(),
+  );
   const vectors = {
     input: await e.embed(dataTexts),
     harmful: await e.embed(await textsOf(files.harmful)),
@@ -45,7 +49,7 @@ async function fixture() {
 function npyF8(rows: number[][], opts: { descr?: string; fortran?: boolean; shape?: string } = {}): Buffer {
   const cols = rows[0]?.length ?? 0;
   let header = `{'descr': '${opts.descr ?? '<f8'}', 'fortran_order': ${opts.fortran ? 'True' : 'False'}, 'shape': ${opts.shape ?? `(${rows.length}, ${cols})`}, }`;
-  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64)}\n`;
   const head = Buffer.alloc(10 + header.length);
   head.write('\x93NUMPY', 0, 'latin1');
   head[6] = 1;
@@ -63,7 +67,12 @@ describe('readNpy', () => {
     await writeNpy(p, new Float32Array([1, 2, 3, 4, 5, 6]), 2, 3);
     const m = await readNpy(p);
     expect([m.rows, m.cols, m.dtype, Array.from(m.data)]).toEqual([2, 3, '<f4', [1, 2, 3, 4, 5, 6]]);
-    const f8 = parseNpy(npyF8([[0.5, -1.25], [3, 4]]));
+    const f8 = parseNpy(
+      npyF8([
+        [0.5, -1.25],
+        [3, 4],
+      ]),
+    );
     expect([f8.rows, f8.cols, Array.from(f8.data)]).toEqual([2, 2, [0.5, -1.25, 3, 4]]);
     expect(Array.from(parseNpy(npyF8([[7, 8]], { descr: '>f8' })).data)).toEqual([7, 8]);
   });
@@ -96,12 +105,31 @@ describe('precomputed vectors in purify', () => {
   it('from a record field: the same scores as the built-in embedder whose vectors they are', async () => {
     const { c, files, vectors, dim } = await fixture();
     const withField = (path: string, rows: unknown[], v: Float32Array) =>
-      writeJsonl(path.replace('.jsonl', '.vec.jsonl'), rows.map((r, i) => ({ ...(r as object), embedding: Array.from(v.subarray(i * dim, (i + 1) * dim)) })));
+      writeJsonl(
+        path.replace('.jsonl', '.vec.jsonl'),
+        rows.map((r, i) => ({ ...(r as object), embedding: Array.from(v.subarray(i * dim, (i + 1) * dim)) })),
+      );
     const input = withField(files.input, c.records, vectors.input);
     const harmful = withField(files.harmful, shuffle(harmfulPairs(), 13).slice(24, 64), vectors.harmful);
     const anchor = withField(files.anchor, c.anchor, vectors.anchor);
-    const pre = await purify({ input, harmful: [harmful], anchor: [anchor], embedder: await createEmbedder({ vectorsField: 'embedding' }), html: null, output: join(c.dir, 'pre.jsonl'), learner: SAME });
-    const ref = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null, learner: SAME });
+    const pre = await purify({
+      input,
+      harmful: [harmful],
+      anchor: [anchor],
+      embedder: await createEmbedder({ vectorsField: 'embedding' }),
+      html: null,
+      output: join(c.dir, 'pre.jsonl'),
+      learner: SAME,
+    });
+    const ref = await purify({
+      input: files.input,
+      harmful: [files.harmful],
+      anchor: [files.anchor],
+      embedder: new HashingEmbedder({ dim: 64 }),
+      embeddingCache: false,
+      html: null,
+      learner: SAME,
+    });
     expect(pre.n).toBe(184);
     const a = Array.from(pre.scores.scores);
     const b = Array.from(ref.scores.scores);
@@ -115,8 +143,24 @@ describe('precomputed vectors in purify', () => {
     await writeNpy(npy, vectors.input, vectors.input.length / dim, dim);
     await writeNpy(files.harmful.replace('.jsonl', '.npy'), vectors.harmful, vectors.harmful.length / dim, dim);
     await writeNpy(files.anchor.replace('.jsonl', '.npy'), vectors.anchor, vectors.anchor.length / dim, dim);
-    const pre = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new PrecomputedEmbedder({ npy }), html: null, output: join(c.dir, 'pre.jsonl'), learner: SAME });
-    const ref = await purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], embedder: new HashingEmbedder({ dim: 64 }), embeddingCache: false, html: null, learner: SAME });
+    const pre = await purify({
+      input: files.input,
+      harmful: [files.harmful],
+      anchor: [files.anchor],
+      embedder: new PrecomputedEmbedder({ npy }),
+      html: null,
+      output: join(c.dir, 'pre.jsonl'),
+      learner: SAME,
+    });
+    const ref = await purify({
+      input: files.input,
+      harmful: [files.harmful],
+      anchor: [files.anchor],
+      embedder: new HashingEmbedder({ dim: 64 }),
+      embeddingCache: false,
+      html: null,
+      learner: SAME,
+    });
     Array.from(pre.scores.scores).forEach((x, i) => expect(x).toBeCloseTo(ref.scores.scores[i]!, 5));
   });
 
@@ -124,16 +168,30 @@ describe('precomputed vectors in purify', () => {
     const { c, files, vectors, dim } = await fixture();
     const npy = join(c.dir, 'train.vectors.npy');
     const run = (o: Partial<Parameters<typeof purify>[0]>) =>
-      purify({ input: files.input, harmful: [files.harmful], anchor: [files.anchor], html: null, output: join(c.dir, 'x.jsonl'), ...o }).then(
+      purify({
+        input: files.input,
+        harmful: [files.harmful],
+        anchor: [files.anchor],
+        html: null,
+        output: join(c.dir, 'x.jsonl'),
+        ...o,
+      }).then(
         () => undefined,
         (e: unknown) => e as Error,
       );
 
     // Named set: texts only.
     await writeNpy(npy, vectors.input, 184, dim);
-    let err = await run({ harmful: ['advbench'], dataDir: DATA_DIR, offline: true, embedder: new PrecomputedEmbedder({ npy }) });
+    let err = await run({
+      harmful: ['advbench'],
+      dataDir: DATA_DIR,
+      offline: true,
+      embedder: new PrecomputedEmbedder({ npy }),
+    });
     expect(err).toBeInstanceOf(OptionError);
-    expect(err!.message).toMatch(/harmful reference "advbench" is a named set of texts; precomputed vectors cannot embed text/);
+    expect(err!.message).toMatch(
+      /harmful reference "advbench" is a named set of texts; precomputed vectors cannot embed text/,
+    );
 
     // Reference without its .npy.
     err = await run({ embedder: new PrecomputedEmbedder({ npy }) });
@@ -155,18 +213,30 @@ describe('precomputed vectors in purify', () => {
     expect(err!.message).toMatch(/dimension mismatch/);
 
     // A field missing on one record, a non-finite entry.
-    const rows = c.records.map((r, i) => ({ ...r, embedding: Array.from(vectors.input.subarray(i * dim, (i + 1) * dim)) }));
+    const rows = c.records.map((r, i) => ({
+      ...r,
+      embedding: Array.from(vectors.input.subarray(i * dim, (i + 1) * dim)),
+    }));
     delete (rows[5] as { embedding?: unknown }).embedding;
     const input = writeJsonl(join(c.dir, 'f.jsonl'), rows);
     err = await run({ input, harmful: [input], anchor: [], embedder: new PrecomputedEmbedder({ field: 'embedding' }) });
     expect(err).toBeInstanceOf(InputError);
     expect(err).toMatchObject({ line: 6, field: 'embedding' });
     expect(err!.message).toMatch(/f\.jsonl:6: no "embedding" vector/);
-    writeFileSync(input, rows.map((r, i) => JSON.stringify(i === 5 ? { ...r, embedding: '[1, "x"]' } : { ...r, embedding: rows[0]!.embedding })).join('\n'));
+    writeFileSync(
+      input,
+      rows
+        .map((r, i) =>
+          JSON.stringify(i === 5 ? { ...r, embedding: '[1, "x"]' } : { ...r, embedding: rows[0]!.embedding }),
+        )
+        .join('\n'),
+    );
     err = await run({ input, harmful: [input], anchor: [], embedder: new PrecomputedEmbedder({ field: 'embedding' }) });
     expect(err!.message).toMatch(/f\.jsonl:6: "embedding"\[1\] is "x", not a finite number/);
 
     expect(() => new PrecomputedEmbedder({})).toThrow(/exactly one source/);
-    await expect(createEmbedder({ kind: 'openai', vectorsField: 'e' })).rejects.toThrow(/--vectors-field applies to --embedder precomputed/);
+    await expect(createEmbedder({ kind: 'openai', vectorsField: 'e' })).rejects.toThrow(
+      /--vectors-field applies to --embedder precomputed/,
+    );
   });
 });

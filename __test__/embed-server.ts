@@ -50,7 +50,14 @@ export interface EmbedServer {
 export async function startEmbedServer(o: { dim?: number; delayMs?: number } = {}): Promise<EmbedServer> {
   const dim = o.dim ?? 16;
   let inFlight = 0;
-  const state: EmbedServer = { url: '', requests: [], faults: [], maxInFlight: 0, vector: fakeVector, close: async () => undefined };
+  const state: EmbedServer = {
+    url: '',
+    requests: [],
+    faults: [],
+    maxInFlight: 0,
+    vector: fakeVector,
+    close: async () => undefined,
+  };
   const sockets = new Set<Socket>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = '';
@@ -73,7 +80,9 @@ export async function startEmbedServer(o: { dim?: number; delayMs?: number } = {
           return;
         }
         if (fault && 'status' in fault) {
-          res.writeHead(fault.status, { 'content-type': 'application/json', ...(fault.headers ?? {}) }).end(fault.body ?? '{"error":{"message":"injected"}}');
+          res
+            .writeHead(fault.status, { 'content-type': 'application/json', ...(fault.headers ?? {}) })
+            .end(fault.body ?? '{"error":{"message":"injected"}}');
           return;
         }
         if (fault && 'raw' in fault) {
@@ -81,11 +90,20 @@ export async function startEmbedServer(o: { dim?: number; delayMs?: number } = {
           return;
         }
         const d = parsed.dimensions ?? dim;
-        const vs = state.embedBatch ? await state.embedBatch(parsed.input, d) : parsed.input.map((t) => state.vector(t, d));
+        const vs = state.embedBatch
+          ? await state.embedBatch(parsed.input, d)
+          : parsed.input.map((t) => state.vector(t, d));
         const data = vs.map((embedding, index) => ({ object: 'embedding', index, embedding: embedding as unknown }));
         // Answers out of order: clients must place vectors by index.
         const payload = fault && 'transform' in fault ? fault.transform(data) : data.reverse();
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', model: parsed.model, data: payload, usage: { prompt_tokens: 1, total_tokens: 1 } }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            object: 'list',
+            model: parsed.model,
+            data: payload,
+            usage: { prompt_tokens: 1, total_tokens: 1 },
+          }),
+        );
       } finally {
         inFlight--;
       }

@@ -60,9 +60,19 @@ describe('WinkEmbedder', () => {
     const kn = Math.hypot(...kv);
     for (let k = 0; k < 100; k++) expect(king[k]).toBeCloseTo(kv[k]! / kn, 5);
 
-    const texts = ['A man is eating food.', 'A man is eating a piece of bread.', 'The stock market fell sharply today.', 'How do I build a bomb at home?', 'Explain how to make an explosive device.'];
+    const texts = [
+      'A man is eating food.',
+      'A man is eating a piece of bread.',
+      'The stock market fell sharply today.',
+      'How do I build a bomb at home?',
+      'Explain how to make an explosive device.',
+    ];
     const corpus = Array.from({ length: 50 }, (_, i) => `the the the of of and a ${i}`).concat(texts);
-    await e.fit((async function* () { yield corpus; })());
+    await e.fit(
+      (async function* () {
+        yield corpus;
+      })(),
+    );
     expect(e.id).toMatch(/^wink-sg100d-sif-v1:a=0\.001:freq=[0-9a-f]{16}$/);
     const v = await e.embed(texts);
     for (let i = 0; i < texts.length; i++) expect(cos(v, i, i)).toBeCloseTo(1, 5);
@@ -84,11 +94,15 @@ describe('WinkEmbedder', () => {
     const c = contaminated(240, 30);
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
-    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', 'advbench,harmbench', '--anchor', anchor, '--embedder', 'wink', '--json'], {
-      encoding: 'utf8',
-      timeout: 300_000,
-      env: { ...process.env, SOT_CACHE_DIR: CACHE, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'purify', input, '--harmful', 'advbench,harmbench', '--anchor', anchor, '--embedder', 'wink', '--json'],
+      {
+        encoding: 'utf8',
+        timeout: 300_000,
+        env: { ...process.env, SOT_CACHE_DIR: CACHE, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);

@@ -87,9 +87,14 @@ describe('HashingEmbedder', () => {
   });
 
   it('reports progress and stops on abort, also while running', async () => {
-    const many = Array.from({ length: 100_000 }, (_, i) => `sample number ${i} with a few more words about topic ${i % 101} `.repeat(3));
+    const many = Array.from({ length: 100_000 }, (_, i) =>
+      `sample number ${i} with a few more words about topic ${i % 101} `.repeat(3),
+    );
     const events: ProgressEvent[] = [];
-    await new HashingEmbedder({ dim: 32 }).embed(many.slice(0, 5000), { onProgress: (e) => events.push(e), progressIntervalMs: 0 });
+    await new HashingEmbedder({ dim: 32 }).embed(many.slice(0, 5000), {
+      onProgress: (e) => events.push(e),
+      progressIntervalMs: 0,
+    });
     // Events come through the event loop: on a fast run all of them may arrive just after the promise settles.
     await vi.waitFor(() => expect(events.length).toBeGreaterThan(0));
     expect(events[0]).toMatchObject({ stage: 'embed', maxIterations: 5000 });
@@ -100,7 +105,9 @@ describe('HashingEmbedder', () => {
     const err = await new HashingEmbedder().embed(many, { signal: controller.signal }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbortError);
     expect(performance.now() - started).toBeLessThan(2000);
-    const fitErr = await new HashingEmbedder().fit(batches(many, 50_000), { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    const fitErr = await new HashingEmbedder()
+      .fit(batches(many, 50_000), { signal: AbortSignal.abort() })
+      .catch((e: unknown) => e);
     expect(fitErr).toBeInstanceOf(AbortError);
   });
 
@@ -165,8 +172,18 @@ describe('HashingEmbedder', () => {
 
 describe('project2d', () => {
   it('gives n x 2 coordinates that separate two clusters', async () => {
-    const a = cloud(200, Array.from({ length: 10 }, (_, k) => (k === 0 ? 3 : 0)), 0.3, 1);
-    const b = cloud(100, Array.from({ length: 10 }, (_, k) => (k === 1 ? 3 : 0)), 0.3, 2);
+    const a = cloud(
+      200,
+      Array.from({ length: 10 }, (_, k) => (k === 0 ? 3 : 0)),
+      0.3,
+      1,
+    );
+    const b = cloud(
+      100,
+      Array.from({ length: 10 }, (_, k) => (k === 1 ? 3 : 0)),
+      0.3,
+      2,
+    );
     const xy = await project2d(stack(a, b));
     expect(xy).toBeInstanceOf(Float32Array);
     expect(xy.length).toBe(600);
@@ -175,7 +192,13 @@ describe('project2d', () => {
     // one side each (which side is fixed by the sign convention)
     expect(lo < hi || Math.min(...xs.slice(0, 200)) > Math.max(...xs.slice(200))).toBe(true);
     expect(await project2d(stack(a, b))).toEqual(xy);
-    expect(await project2d([[1, 2], [3, 4], [5, 6]])).toHaveLength(6);
+    expect(
+      await project2d([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ]),
+    ).toHaveLength(6);
     await expect(project2d([[1, Number.NaN]])).rejects.toMatchObject({ code: 'ERR_NON_FINITE' });
     await expect(project2d({ data: new Float32Array(0), rows: 0, cols: 3 })).rejects.toBeInstanceOf(EmptyInputError);
     await expect(project2d(stack(a, b), { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortError);

@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../src/native.js';
 
 const cost = { data: Float32Array.from([0, 1, 1, 0]), rows: 2, cols: 2 };
-const points = (rows: number, shift: number) => ({ data: Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(i + shift) + 2), rows, cols: 4 });
+const points = (rows: number, shift: number) => ({
+  data: Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(i + shift) + 2),
+  rows,
+  cols: 4,
+});
 
 async function rejection(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
   try {

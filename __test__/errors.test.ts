@@ -28,7 +28,13 @@ async function failure(p: Promise<unknown>): Promise<SotError> {
   return err as SotError;
 }
 
-function expectError(err: SotError, cls: new (...args: never[]) => SotError, code: ErrorCode, text: RegExp, index?: number) {
+function expectError(
+  err: SotError,
+  cls: new (...args: never[]) => SotError,
+  code: ErrorCode,
+  text: RegExp,
+  index?: number,
+) {
   expect(err).toBeInstanceOf(cls);
   expect(err.code).toBe(code);
   expect(err.message).toMatch(text);
@@ -39,9 +45,19 @@ describe('typed errors', () => {
   it('shape mismatches name what disagrees', async () => {
     const z = randomMatrix(4, 7, 3);
     expectError(await failure(sinkhorn({ x, y: z })), ShapeError, 'ERR_SHAPE', /dimension 3 .* dimension 7/);
-    expectError(await failure(sinkhorn({ x, y, a: [1, 2] })), ShapeError, 'ERR_SHAPE', /a has 2 entries but there are 6 points/);
+    expectError(
+      await failure(sinkhorn({ x, y, a: [1, 2] })),
+      ShapeError,
+      'ERR_SHAPE',
+      /a has 2 entries but there are 6 points/,
+    );
     const short = { data: new Float32Array(5), rows: 2, cols: 3 };
-    expectError(await failure(costMatrix(short, y)), ShapeError, 'ERR_SHAPE', /x holds 5 values but its shape is 2 x 3/);
+    expectError(
+      await failure(costMatrix(short, y)),
+      ShapeError,
+      'ERR_SHAPE',
+      /x holds 5 values but its shape is 2 x 3/,
+    );
     expectError(await failure(sinkhorn({ x: [[1, 2], [3]], y })), ShapeError, 'ERR_SHAPE', /x\[1\] has 1 values/, 1);
   });
 
@@ -49,7 +65,13 @@ describe('typed errors', () => {
     const bad = randomMatrix(5, 3, 4);
     bad.data[3 * 3 + 2] = Number.POSITIVE_INFINITY;
     expectError(await failure(sinkhorn({ x, y: bad })), NonFiniteError, 'ERR_NON_FINITE', /y\[3\]\[2\] is inf/, 3);
-    expectError(await failure(costMatrix([[1, Number.NaN]], [[1, 2]])), NonFiniteError, 'ERR_NON_FINITE', /x\[0\]\[1\] is NaN/, 0);
+    expectError(
+      await failure(costMatrix([[1, Number.NaN]], [[1, 2]])),
+      NonFiniteError,
+      'ERR_NON_FINITE',
+      /x\[0\]\[1\] is NaN/,
+      0,
+    );
     const cost = { data: new Float32Array([0, 1, Number.NaN, 2]), rows: 2, cols: 2 };
     expectError(await failure(sinkhorn({ cost })), NonFiniteError, 'ERR_NON_FINITE', /cost\[1\]\[0\]/, 1);
   });
@@ -63,7 +85,13 @@ describe('typed errors', () => {
   it('bad weights are located', async () => {
     expectError(await failure(sinkhorn({ x, y, a: [1, 1, 0, 1, 1, 1] })), WeightError, 'ERR_WEIGHT', /a\[2\] is 0/, 2);
     expectError(await failure(sinkhorn({ x, y, b: [1, -3, 1, 1, 1] })), WeightError, 'ERR_WEIGHT', /b\[1\] is -3/, 1);
-    expectError(await failure(sinkhornDivergence({ x, y, b: [1, 1, 1, 1, Number.NaN] })), WeightError, 'ERR_WEIGHT', /b\[4\] is NaN/, 4);
+    expectError(
+      await failure(sinkhornDivergence({ x, y, b: [1, 1, 1, 1, Number.NaN] })),
+      WeightError,
+      'ERR_WEIGHT',
+      /b\[4\] is NaN/,
+      4,
+    );
   });
 
   it('options out of range or of the wrong type', async () => {
@@ -78,7 +106,10 @@ describe('typed errors', () => {
   });
 
   it('zero vectors under the cosine cost, but not the Euclidean one', async () => {
-    const z = [[1, 2, 3], [0, 0, 0]];
+    const z = [
+      [1, 2, 3],
+      [0, 0, 0],
+    ];
     expectError(await failure(sinkhorn({ x: z, y })), ZeroNormError, 'ERR_ZERO_NORM', /x\[1\] is the zero vector/, 1);
     const ok = await sinkhorn({ x: z, y, cost: 'sqeuclidean' }, { eps: 1 });
     expect(Number.isFinite(ok.value)).toBe(true);

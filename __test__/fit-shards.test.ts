@@ -27,7 +27,14 @@ describe('sharded purification', () => {
     const events: string[] = [];
     const out = join(c.dir, 'sharded.jsonl');
     const res = await purifySharded({
-      input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, shards: 3, workers: 3, keep: { count: 300 }, output: out,
+      input: data,
+      harmful: HARMFUL,
+      anchor: [anchor],
+      embeddingCache: false,
+      shards: 3,
+      workers: 3,
+      keep: { count: 300 },
+      output: out,
       onShard: (e) => {
         events.push(`${e.shard}:${e.attempt}:${e.state}`);
         if (e.shard === 1 && e.attempt === 1 && e.state === 'started') {
@@ -38,13 +45,24 @@ describe('sharded purification', () => {
     });
     expect(killed.length).toBe(1);
     expect(res.attempts).toEqual([1, 2, 1]);
-    expect(events.filter((e) => e.startsWith('1:')).sort()).toEqual(['1:1:failed', '1:1:started', '1:2:done', '1:2:started']);
+    expect(events.filter((e) => e.startsWith('1:')).sort()).toEqual([
+      '1:1:failed',
+      '1:1:started',
+      '1:2:done',
+      '1:2:started',
+    ]);
     expect(res.k).toBe(300);
     // the same records as one score() over the whole file with the same model (fit on all 400: the default sample)
     const model = join(c.dir, 'all.sot-model');
     const { fit } = await import('../src/fit/fit.js');
     await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model });
-    const whole = await score({ input: data, model, keep: { count: 300 }, output: join(c.dir, 'whole.jsonl'), embeddingCache: false });
+    const whole = await score({
+      input: data,
+      model,
+      keep: { count: 300 },
+      output: join(c.dir, 'whole.jsonl'),
+      embeddingCache: false,
+    });
     const a = readJsonl<{ id: number; sot_weight: number }>(out);
     const b = readJsonl<{ id: number; sot_weight: number }>(join(c.dir, 'whole.jsonl'));
     expect(a.map((r) => r.id)).toEqual(b.map((r) => r.id));
@@ -56,18 +74,38 @@ describe('sharded purification', () => {
 
   it('a keep beyond the records is refused after the fit, before any shard', async () => {
     const bad = writeJsonl(join(c.dir, 'bad.jsonl'), c.records);
-    await expect(purifySharded({ input: bad, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, shards: 2, sample: 10, keep: { count: 500 } })).rejects.toThrow(/keep must be between 1 and the 400/);
+    await expect(
+      purifySharded({
+        input: bad,
+        harmful: HARMFUL,
+        anchor: [anchor],
+        embeddingCache: false,
+        shards: 2,
+        sample: 10,
+        keep: { count: 500 },
+      }),
+    ).rejects.toThrow(/keep must be between 1 and the 400/);
   }, 60_000);
 
   it('mergeTop: the exact global top K from sorted shard lists, ties to the lower index', () => {
     const shard = (from: number, score: number[]): ShardResult => {
       const order = score.map((_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
-      return { from, score: Float64Array.from(score), pull: new Float64Array(score.length), push: new Float64Array(score.length), lines: new Uint32Array(score.length), top: Uint32Array.from(order, (i) => i + from) };
+      return {
+        from,
+        score: Float64Array.from(score),
+        pull: new Float64Array(score.length),
+        push: new Float64Array(score.length),
+        lines: new Uint32Array(score.length),
+        top: Uint32Array.from(order, (i) => i + from),
+      };
     };
     const all = [5, 1, 3, 3, 9, 0, 3, 7, 2, 8];
     const shards = [shard(0, all.slice(0, 3)), shard(3, all.slice(3, 7)), shard(7, all.slice(7))];
     for (let K = 1; K <= 10; K++) {
-      const want = all.map((_, i) => i).sort((a, b) => all[b]! - all[a]! || a - b).slice(0, K);
+      const want = all
+        .map((_, i) => i)
+        .sort((a, b) => all[b]! - all[a]! || a - b)
+        .slice(0, K);
       const got = mergeTop(shards, 10, K);
       expect(Array.from(got).flatMap((v, i) => (v ? [i] : []))).toEqual(want.sort((a, b) => a - b));
     }
@@ -77,11 +115,37 @@ describe('sharded purification', () => {
     const model = join(c.dir, 'cli.sot-model');
     const env = { ...process.env };
     const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' });
-    const f = run(['fit', data, '--harmful', 'advbench', '--anchor', anchor, '--model-file', model, '--sample', '300', '--json', '--no-cache']);
+    const f = run([
+      'fit',
+      data,
+      '--harmful',
+      'advbench',
+      '--anchor',
+      anchor,
+      '--model-file',
+      model,
+      '--sample',
+      '300',
+      '--json',
+      '--no-cache',
+    ]);
     expect(f.status, f.stderr).toBe(0);
     expect(JSON.parse(f.stdout)).toMatchObject({ ok: true, records: 400, sample: 300 });
     const out = join(c.dir, 'cli.purified.jsonl');
-    const s = run(['score', data, '--model-file', model, '--keep-count', '100', '-o', out, '--scores', join(c.dir, 'cli.csv'), '--json', '--no-cache']);
+    const s = run([
+      'score',
+      data,
+      '--model-file',
+      model,
+      '--keep-count',
+      '100',
+      '-o',
+      out,
+      '--scores',
+      join(c.dir, 'cli.csv'),
+      '--json',
+      '--no-cache',
+    ]);
     expect(s.status, s.stderr).toBe(0);
     expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, records: 400, kept: 100 });
     expect(readJsonl(out).length).toBe(100);
@@ -94,7 +158,22 @@ describe('sharded purification', () => {
     const bad = run(['score', data, '--model-file', corrupt, '--json']);
     expect(bad.status).toBe(3);
     expect(JSON.parse(bad.stdout).error).toMatchObject({ code: 'ERR_INPUT', file: corrupt });
-    const sh = run(['purify', data, '--harmful', 'advbench', '--anchor', anchor, '--shards', '2', '--keep-count', '100', '-o', join(c.dir, 'cli-sharded.jsonl'), '--json', '--no-cache']);
+    const sh = run([
+      'purify',
+      data,
+      '--harmful',
+      'advbench',
+      '--anchor',
+      anchor,
+      '--shards',
+      '2',
+      '--keep-count',
+      '100',
+      '-o',
+      join(c.dir, 'cli-sharded.jsonl'),
+      '--json',
+      '--no-cache',
+    ]);
     expect(sh.status, sh.stderr).toBe(0);
     expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
   }, 180_000);
@@ -108,23 +187,56 @@ describe('sharded purification over BullMQ', () => {
     const data = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
     const redis = await startRedis();
-    const workers = [spawnCli(['shard-worker', '--redis', redis.url]), spawnCli(['shard-worker', '--redis', redis.url])];
+    const workers = [
+      spawnCli(['shard-worker', '--redis', redis.url]),
+      spawnCli(['shard-worker', '--redis', redis.url]),
+    ];
     try {
       await Promise.all(workers.map((w) => w.waitFor(/waiting for shards/)));
-      const common = { input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false as const, shards: 4, keep: { count: 150 } };
-      const queued = await purifySharded({ ...common, redis: redis.url, workDir: tempDir('sot-shards-shared-'), output: join(c.dir, 'queued.jsonl'), scores: join(c.dir, 'queued.csv') });
+      const common = {
+        input: data,
+        harmful: HARMFUL,
+        anchor: [anchor],
+        embeddingCache: false as const,
+        shards: 4,
+        keep: { count: 150 },
+      };
+      const queued = await purifySharded({
+        ...common,
+        redis: redis.url,
+        workDir: tempDir('sot-shards-shared-'),
+        output: join(c.dir, 'queued.jsonl'),
+        scores: join(c.dir, 'queued.csv'),
+      });
       expect(queued.attempts).toEqual([1, 1, 1, 1]);
-      const local = await purifySharded({ ...common, output: join(c.dir, 'local.jsonl'), scores: join(c.dir, 'local.csv') });
+      const _local = await purifySharded({
+        ...common,
+        output: join(c.dir, 'local.jsonl'),
+        scores: join(c.dir, 'local.csv'),
+      });
       expect(queued.k).toBe(150);
       expect(readFileSync(join(c.dir, 'queued.jsonl'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.jsonl'), 'utf8'));
       expect(readFileSync(join(c.dir, 'queued.csv'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.csv'), 'utf8'));
       // A shard that fails on a system error is retried (alone) up to the limit; one that fails on its input is not.
       const { runShardsOnQueue } = await import('../src/service/queue/shards.js');
-      const task = { input: data, model: join(c.dir, 'absent.sot-model'), shard: 0, from: 0, to: 10, top: 5, out: join(c.dir, 'never.bin') };
-      await expect(runShardsOnQueue(redis.url, [task], { retries: 1, run: 'missing' })).rejects.toThrow(/shard 0 \(records 0 to 9\) failed after 2 attempt\(s\): cannot read the model file/);
+      const task = {
+        input: data,
+        model: join(c.dir, 'absent.sot-model'),
+        shard: 0,
+        from: 0,
+        to: 10,
+        top: 5,
+        out: join(c.dir, 'never.bin'),
+      };
+      await expect(runShardsOnQueue(redis.url, [task], { retries: 1, run: 'missing' })).rejects.toThrow(
+        /shard 0 \(records 0 to 9\) failed after 2 attempt\(s\): cannot read the model file/,
+      );
       const corrupt = join(c.dir, 'corrupt.sot-model');
       writeFileSync(corrupt, 'not a model');
-      const err = await runShardsOnQueue(redis.url, [{ ...task, model: corrupt }], { retries: 1, run: 'corrupt' }).catch((e: unknown) => e);
+      const err = await runShardsOnQueue(redis.url, [{ ...task, model: corrupt }], {
+        retries: 1,
+        run: 'corrupt',
+      }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'ERR_INPUT' });
       expect((err as Error).message).toMatch(/failed after 1 attempt\(s\): .*not a SOT model file/);
     } finally {

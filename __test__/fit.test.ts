@@ -27,7 +27,14 @@ describe('fit and score', () => {
     data = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
     fitted = await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false });
-    full = await purify({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, html: null, keep: { fraction: 0.8 } });
+    full = await purify({
+      input: data,
+      harmful: HARMFUL,
+      anchor: [anchor],
+      embeddingCache: false,
+      html: null,
+      keep: { fraction: 0.8 },
+    });
   }, 120_000);
 
   it('scoring the fit data reproduces the learner: same pull and push, weights in the Gibbs form of the score', async () => {
@@ -36,7 +43,11 @@ describe('fit and score', () => {
     const learned = full.scores.learned!;
     // score() on the fit data equals what fit() computed for its sample, exactly
     expect(Array.from(s.scores)).toEqual(Array.from(fitted.sampleScores));
-    const csv = readFileSync(s.outputs.scores, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    const csv = readFileSync(s.outputs.scores, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
     let worst = 0;
     csv.forEach((row, i) => {
       worst = Math.max(worst, Math.abs(Number(row[3]) - learned.pull[i]!), Math.abs(Number(row[4]) - learned.push[i]!));
@@ -50,7 +61,13 @@ describe('fit and score', () => {
 
   it('keeps the same records as the unsharded learner when fitted on all of them', async () => {
     const out = join(c.dir, 'kept.jsonl');
-    const s = await score({ input: data, model: fitted.model, keep: { fraction: 0.8 }, output: out, embeddingCache: false });
+    const s = await score({
+      input: data,
+      model: fitted.model,
+      keep: { fraction: 0.8 },
+      output: out,
+      embeddingCache: false,
+    });
     let both = 0;
     for (let i = 0; i < s.records; i++) if (s.selection!.kept[i] && full.selection.kept[i]) both++;
     expect(both / full.k).toBeGreaterThanOrEqual(0.99);
@@ -63,7 +80,12 @@ describe('fit and score', () => {
   it('a record scores the same in any batch and order', async () => {
     const shuffled = writeJsonl(join(c.dir, 'shuffled.jsonl'), shuffle(c.records, 99));
     const a = await score({ input: data, model: fitted.model, embeddingCache: false });
-    const b = await score({ input: shuffled, model: fitted.model, embeddingCache: false, scores: join(c.dir, 'shuffled.scores.csv') });
+    const b = await score({
+      input: shuffled,
+      model: fitted.model,
+      embeddingCache: false,
+      scores: join(c.dir, 'shuffled.scores.csv'),
+    });
     const ids = readJsonl<{ id: number }>(shuffled).map((r) => r.id);
     ids.forEach((id, k) => expect(b.scores[k]).toBe(a.scores[id]));
     // alone in a file of one
@@ -76,7 +98,14 @@ describe('fit and score', () => {
     const a = await score({ input: data, model: fitted.model, embeddingCache: false });
     const t = [...a.scores].sort((x, y) => x - y)[100]!;
     const out = join(c.dir, 'thr.jsonl');
-    const s = await score({ input: data, model: fitted.model, threshold: t, output: out, embeddingCache: false, scores: join(c.dir, 'thr.csv') });
+    const s = await score({
+      input: data,
+      model: fitted.model,
+      threshold: t,
+      output: out,
+      embeddingCache: false,
+      scores: join(c.dir, 'thr.csv'),
+    });
     const want = c.records.filter((_, i) => a.scores[i]! >= t).map((r) => r.id);
     expect(readJsonl<{ id: number }>(out).map((r) => r.id)).toEqual(want);
     expect(s.kept).toBe(want.length);
@@ -84,7 +113,15 @@ describe('fit and score', () => {
 
   it('fits on a uniform sample and scores the rest', async () => {
     const model = join(c.dir, 'half.sot-model');
-    const f = await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, sample: 200, seed: 3, model });
+    const f = await fit({
+      input: data,
+      harmful: HARMFUL,
+      anchor: [anchor],
+      embeddingCache: false,
+      sample: 200,
+      seed: 3,
+      model,
+    });
     expect(f.sample).toBe(200);
     expect(f.sampleIndices.length).toBe(200);
     const m = await loadModel(model);
@@ -112,7 +149,9 @@ describe('fit and score', () => {
     const s1 = await scoreMatrix(m, { data: v, rows: 1, cols: 512 });
     expect(Number.isFinite(s1.score[0])).toBe(true);
     expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(OptionError);
-    expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(/fitted with the embedder "sot-hash-v1:dim=512/);
+    expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(
+      /fitted with the embedder "sot-hash-v1:dim=512/,
+    );
   });
 
   it('corrupt, truncated and foreign model files are typed errors naming the file', async () => {
@@ -134,14 +173,19 @@ describe('fit and score', () => {
     for (const [name, b, problem] of cases) {
       const path = join(c.dir, name);
       writeFileSync(path, b);
-      const err = await loadModel(path).then(() => null, (e: unknown) => e);
+      const err = await loadModel(path).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err, name).toBeInstanceOf(ModelFileError);
       expect(err).toBeInstanceOf(InputError);
       expect((err as ModelFileError).problem, name).toBe(problem);
       expect((err as ModelFileError).file).toBe(path);
       expect((err as Error).message.startsWith(`${path}: `)).toBe(true);
       // score() reports it before writing anything
-      await expect(score({ input: data, model: path, scores: join(c.dir, `${name}.csv`), embeddingCache: false })).rejects.toBeInstanceOf(ModelFileError);
+      await expect(
+        score({ input: data, model: path, scores: join(c.dir, `${name}.csv`), embeddingCache: false }),
+      ).rejects.toBeInstanceOf(ModelFileError);
     }
     expect(() => decodeModel(bytes, 'x')).not.toThrow();
     // a header that passes the checksum but lies about its sections: still a typed error, never a RangeError
@@ -149,9 +193,17 @@ describe('fit and score', () => {
     const parsed = JSON.parse(bytes.subarray(16, 16 + headerLength).toString('utf8')) as { sections: object[] };
     const dataStart = Math.ceil((16 + headerLength) / 8) * 8;
     for (const lie of [{ offset: -8 }, { offset: 1e12 }, { dtype: 'f16' }, { length: 1.5 }]) {
-      const h = Buffer.from(JSON.stringify({ ...parsed, sections: parsed.sections.map((x, i) => (i === 0 ? { ...x, ...lie } : x)) }));
+      const h = Buffer.from(
+        JSON.stringify({ ...parsed, sections: parsed.sections.map((x, i) => (i === 0 ? { ...x, ...lie } : x)) }),
+      );
       const start = Math.ceil((16 + h.length) / 8) * 8;
-      const body = Buffer.concat([bytes.subarray(0, 12), Buffer.from(Uint32Array.of(h.length).buffer), h, Buffer.alloc(start - 16 - h.length), bytes.subarray(dataStart, bytes.length - 32)]);
+      const body = Buffer.concat([
+        bytes.subarray(0, 12),
+        Buffer.from(Uint32Array.of(h.length).buffer),
+        h,
+        Buffer.alloc(start - 16 - h.length),
+        bytes.subarray(dataStart, bytes.length - 32),
+      ]);
       const forged = Buffer.concat([body, createHash('sha256').update(body).digest()]);
       expect(() => decodeModel(forged, 'forged'), JSON.stringify(lie)).toThrow(ModelFileError);
     }
@@ -161,8 +213,12 @@ describe('fit and score', () => {
   it('refuses bad options before any work', async () => {
     await expect(fit({ input: data, harmful: HARMFUL, sample: 0 })).rejects.toBeInstanceOf(OptionError);
     await expect(fit({ input: data, harmful: HARMFUL, learner: { debiased: true } })).rejects.toThrow(/debiased/);
-    await expect(score({ input: data, model: fitted.model, keep: { count: 3 }, threshold: 0 })).rejects.toBeInstanceOf(OptionError);
-    await expect(score({ input: data, model: fitted.model, output: join(c.dir, 'x.jsonl') })).rejects.toThrow(/keep or threshold/);
+    await expect(score({ input: data, model: fitted.model, keep: { count: 3 }, threshold: 0 })).rejects.toBeInstanceOf(
+      OptionError,
+    );
+    await expect(score({ input: data, model: fitted.model, output: join(c.dir, 'x.jsonl') })).rejects.toThrow(
+      /keep or threshold/,
+    );
     await expect(score({ input: data, model: fitted.model, scores: data })).rejects.toMatchObject({ code: 'ERR_IO' });
   });
 });

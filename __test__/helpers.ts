@@ -97,10 +97,14 @@ export function stack(...parts: Matrix[]): Matrix {
  * from `clean` on), a clean anchor and a harmful reference drawn separately.
  */
 export function plantedSets(perCluster: number, bad: number, dim: number, seed: number) {
-  const axis = (k: number, extra?: number) => Array.from({ length: dim }, (_, j) => (j === k ? 1 : 0) + (j === 0 && extra ? extra : 0));
+  const axis = (k: number, extra?: number) =>
+    Array.from({ length: dim }, (_, j) => (j === k ? 1 : 0) + (j === 0 && extra ? extra : 0));
   const task = [axis(0), axis(1), axis(2)];
   const harm = axis(3, 0.5);
-  const downstream = stack(...task.map((c, k) => cloud(perCluster, c, 0.1, seed + k)), cloud(bad, harm, 0.1, seed + 10));
+  const downstream = stack(
+    ...task.map((c, k) => cloud(perCluster, c, 0.1, seed + k)),
+    cloud(bad, harm, 0.1, seed + 10),
+  );
   const anchor = stack(...task.map((c, k) => cloud(10, c, 0.1, seed + 20 + k)));
   const harmful = cloud(300, harm, 0.1, seed + 30);
   return { sets: { downstream, anchor, harmful }, clean: 3 * perCluster };

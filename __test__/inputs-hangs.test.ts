@@ -21,7 +21,12 @@ const INDEX = pathToFileURL(join(ROOT, 'dist', 'index.js')).href;
 function child(name: string, code: string, timeout = 30_000) {
   const path = join(scratch, name);
   writeFileSync(path, code);
-  const r = spawnSync(process.execPath, [path], { encoding: 'utf8', timeout, killSignal: 'SIGKILL', env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' } });
+  const r = spawnSync(process.execPath, [path], {
+    encoding: 'utf8',
+    timeout,
+    killSignal: 'SIGKILL',
+    env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
+  });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -32,38 +37,63 @@ describe('cache set-up under /proc ends with ERR_IO naming the path (defect 8)',
   ])('%s under /proc/self', (_, how) => {
     const outDir = mkdtempSync(join(scratch, 'proc-'));
     const { args, env } = how('/proc/self/sot-cache');
-    const r = spawnSync(process.execPath, [CLI, 'purify', join(FIX, 'good.jsonl'), '--harmful', join(FIX, 'harmful.jsonl'), '-o', join(outDir, 'o.jsonl'), '--json', ...args], {
-      encoding: 'utf8',
-      timeout: 30_000,
-      killSignal: 'SIGKILL',
-      env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1', ...env },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'purify',
+        join(FIX, 'good.jsonl'),
+        '--harmful',
+        join(FIX, 'harmful.jsonl'),
+        '-o',
+        join(outDir, 'o.jsonl'),
+        '--json',
+        ...args,
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+        killSignal: 'SIGKILL',
+        env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1', ...env },
+      },
+    );
     expect(r.signal).toBeNull(); // not killed by the timeout
     expect(r.status).toBe(4);
     const { error } = JSON.parse(r.stdout);
     expect(error.code).toBe('ERR_IO');
-    expect(error.message).toMatch(/cannot create the folder \/proc\/self\/sot-cache\/embeddings\/[0-9a-f]{32}: .*\/proc\/self\/sot-cache/);
+    expect(error.message).toMatch(
+      /cannot create the folder \/proc\/self\/sot-cache\/embeddings\/[0-9a-f]{32}: .*\/proc\/self\/sot-cache/,
+    );
     expect(readdirSync(outDir)).toEqual([]);
   });
 
   it('the library: EmbeddingCache.open under /proc rejects with IoError', () => {
-    const r = child('proc-lib.mjs', `
+    const r = child(
+      'proc-lib.mjs',
+      `
 import { EmbeddingCache, IoError } from '${INDEX}';
 try {
   await EmbeddingCache.open('/proc/self/a/b/c', 'test/v1', 8);
   console.log('opened');
 } catch (e) {
   console.log(JSON.stringify({ io: e instanceof IoError, code: e.code, message: e.message }));
-}`);
+}`,
+    );
     expect(r.signal).toBeNull();
-    expect(JSON.parse(r.stdout)).toMatchObject({ io: true, code: 'ERR_IO', message: expect.stringMatching(/\/proc\/self\/a\b/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      io: true,
+      code: 'ERR_IO',
+      message: expect.stringMatching(/\/proc\/self\/a\b/),
+    });
   });
 });
 
 describe('a FIFO in the cache is refused without blocking (defect 8)', () => {
   it('a FIFO named like a chunk is ignored with a warning; its texts count as misses', () => {
     const root = join(scratch, 'fifo-chunk');
-    const r = child('fifo-chunk.mjs', `
+    const r = child(
+      'fifo-chunk.mjs',
+      `
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { EmbeddingCache, hashTexts } from '${INDEX}';
@@ -75,18 +105,23 @@ const reader = await EmbeddingCache.open(${JSON.stringify(root)}, 'test/v1', 4);
 execFileSync('mkfifo', [join(reader.dir, 'ab'.repeat(32) + '.chunk')]);
 const got = await reader.get(hashTexts(['kept', 'other']));
 await new Promise((r) => setImmediate(r));
-console.log(JSON.stringify({ missing: got.missing, first: Array.from(got.vectors.subarray(0, 4)), warnings }));`);
+console.log(JSON.stringify({ missing: got.missing, first: Array.from(got.vectors.subarray(0, 4)), warnings }));`,
+    );
     expect(r.signal).toBeNull();
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.missing).toEqual([1]);
     expect(out.first).toEqual([1, 2, 3, 4]);
-    expect(out.warnings.join('\n')).toMatch(/ignoring embedding cache chunk .*abab[0-9a-f]*\.chunk: .* is not a regular file/);
+    expect(out.warnings.join('\n')).toMatch(
+      /ignoring embedding cache chunk .*abab[0-9a-f]*\.chunk: .* is not a regular file/,
+    );
   });
 
   it('a FIFO as the cache meta.json is ERR_IO naming it', () => {
     const root = join(scratch, 'fifo-meta');
-    const r = child('fifo-meta.mjs', `
+    const r = child(
+      'fifo-meta.mjs',
+      `
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -100,16 +135,22 @@ try {
   console.log('{"opened":true}');
 } catch (e) {
   console.log(JSON.stringify({ code: e.code, message: e.message }));
-}`);
+}`,
+    );
     expect(r.signal).toBeNull();
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 'ERR_IO', message: expect.stringMatching(/meta\.json is not a regular file/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      code: 'ERR_IO',
+      message: expect.stringMatching(/meta\.json is not a regular file/),
+    });
   });
 });
 
 describe('an onProgress callback that throws rejects the promise with its error (defect 8)', () => {
   it('purify, at every stage (the learning stage runs in the native learner)', () => {
     const out = join(scratch, 'progress-out');
-    const r = child('progress-purify.mjs', `
+    const r = child(
+      'progress-purify.mjs',
+      `
 import { mkdirSync, readdirSync } from 'node:fs';
 import { purify } from '${INDEX}';
 const results = {};
@@ -131,16 +172,20 @@ for (const stage of ['read', 'embed', 'references', 'learn', 'select', 'write'])
   }
   if (stage !== 'write') results[stage] += readdirSync(dir).length === 0 ? '' : ', wrote ' + readdirSync(dir);
   console.log(JSON.stringify(results));
-}`);
+}`,
+    );
     expect(r.signal).toBeNull();
     expect(r.stderr).not.toMatch(/callback failed/); // never uncaught
     expect(r.status).toBe(0);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    for (const stage of ['read', 'embed', 'references', 'learn', 'select', 'write']) expect(last[stage], stage).toBe('rejected with the callback error');
+    for (const stage of ['read', 'embed', 'references', 'learn', 'select', 'write'])
+      expect(last[stage], stage).toBe('rejected with the callback error');
   });
 
   it('every native entry that takes onProgress', () => {
-    const r = child('progress-native.mjs', `
+    const r = child(
+      'progress-native.mjs',
+      `
 import { learnWeights, sinkhorn, sinkhornDivergence, project2d, HashingEmbedder } from '${INDEX}';
 const m = (rows, cols, s) => ({ data: Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * s + 1)), rows, cols });
 const calls = {
@@ -162,11 +207,13 @@ for (const [name, call] of Object.entries(calls)) {
     results[name] = e === mine ? 'rejected with the callback error' : 'rejected with ' + e;
   }
   console.log(JSON.stringify(results));
-}`);
+}`,
+    );
     expect(r.signal).toBeNull();
     expect(r.stderr).not.toMatch(/boom/);
     expect(r.status).toBe(0);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    for (const name of ['learnWeights', 'sinkhornPoints', 'sinkhornCost', 'sinkhornDivergence', 'project2d', 'embed']) expect(last[name], name).toBe('rejected with the callback error');
+    for (const name of ['learnWeights', 'sinkhornPoints', 'sinkhornCost', 'sinkhornDivergence', 'project2d', 'embed'])
+      expect(last[name], name).toBe('rejected with the callback error');
   });
 });

@@ -21,7 +21,8 @@ const HARMFUL = join(ROOT, '__test__', 'fixtures', 'bad', 'harmful.jsonl');
 
 /** The most maxLineBytes may be: V8's longest string, which a line decodes into. */
 const MAX_LINE_BYTES = constants.MAX_STRING_LENGTH;
-const record = (i: number) => JSON.stringify({ prompt: `How do I bake bread, try ${i}?`, response: `Mix flour and water, then bake it (${i}).` });
+const record = (i: number) =>
+  JSON.stringify({ prompt: `How do I bake bread, try ${i}?`, response: `Mix flour and water, then bake it (${i}).` });
 
 /** A JSONL file: records, with `middle` (raw text) as line 3. */
 function jsonl(name: string, middle: string): string {
@@ -37,7 +38,10 @@ async function rows(path: string, options: Parameters<typeof openDataset>[1] = {
 }
 
 async function inputError(p: Promise<unknown>): Promise<InputError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(InputError);
   return err as InputError;
 }
@@ -49,7 +53,9 @@ describe('line length limit (maxLineBytes)', () => {
     const path = jsonl('long.jsonl', long);
     const err = await inputError(rows(path, { maxLineBytes: 4096 }));
     expect(err).toMatchObject({ code: 'ERR_INPUT', file: path, line: 3 });
-    expect(err.message).toMatch(/long\.jsonl:3: line is longer than 4096 bytes, the maxLineBytes limit \(raise it with maxLineBytes \/ --max-line-bytes/);
+    expect(err.message).toMatch(
+      /long\.jsonl:3: line is longer than 4096 bytes, the maxLineBytes limit \(raise it with maxLineBytes \/ --max-line-bytes/,
+    );
     // skipInvalid skips the long line (and only it) and reads on.
     const ds = await openDataset(path, { maxLineBytes: 4096, skipInvalid: true });
     let n = 0;
@@ -84,17 +90,38 @@ describe('line length limit (maxLineBytes)', () => {
 
   it('purify and the CLI pass the limit on (dataset and reference files)', async () => {
     const path = jsonl('long-purify.jsonl', long);
-    const err = await inputError(purify({ input: path, harmful: [HARMFUL], output: join(scratch, 'p-out.jsonl'), maxLineBytes: 4096, embeddingCache: false }));
+    const err = await inputError(
+      purify({
+        input: path,
+        harmful: [HARMFUL],
+        output: join(scratch, 'p-out.jsonl'),
+        maxLineBytes: 4096,
+        embeddingCache: false,
+      }),
+    );
     expect(err.line).toBe(3);
     const ref = jsonl('long-ref.jsonl', long);
-    const rerr = await inputError(purify({ input: jsonl('fine.jsonl', record(3)), harmful: [ref], output: join(scratch, 'r-out.jsonl'), maxLineBytes: 4096, embeddingCache: false }));
+    const rerr = await inputError(
+      purify({
+        input: jsonl('fine.jsonl', record(3)),
+        harmful: [ref],
+        output: join(scratch, 'r-out.jsonl'),
+        maxLineBytes: 4096,
+        embeddingCache: false,
+      }),
+    );
     expect(rerr).toMatchObject({ file: ref, line: 3 });
 
     const outDir = mkdtempSync(join(scratch, 'cli-'));
-    const cli = (extra: string[]) => spawnSync(process.execPath, [CLI, 'purify', path, '--harmful', HARMFUL, '-o', join(outDir, 'o.jsonl'), '--json', '--no-cache', ...extra], {
-      encoding: 'utf8',
-      env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
-    });
+    const cli = (extra: string[]) =>
+      spawnSync(
+        process.execPath,
+        [CLI, 'purify', path, '--harmful', HARMFUL, '-o', join(outDir, 'o.jsonl'), '--json', '--no-cache', ...extra],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
+        },
+      );
     const r = cli(['--max-line-bytes', '4KiB']);
     expect(r.status).toBe(3);
     expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'ERR_INPUT', line: 3 });
@@ -112,7 +139,8 @@ describe('lines longer than V8 can hold, in a child process', () => {
     const fd = openSync(path, 'w');
     writeSync(fd, head);
     const chunk = Buffer.alloc(1 << 24, 'a');
-    for (let left = size - head.length; left > 0; left -= chunk.length) writeSync(fd, chunk, 0, Math.min(left, chunk.length));
+    for (let left = size - head.length; left > 0; left -= chunk.length)
+      writeSync(fd, chunk, 0, Math.min(left, chunk.length));
     closeSync(fd);
     return path;
   }
@@ -130,28 +158,52 @@ describe('lines longer than V8 can hold, in a child process', () => {
   it.each([
     ['a 600 MB line of text', () => written('huge-600MB.jsonl', 600e6)],
     ['a 2.5 GiB line', () => sparse('huge-2.5GiB.jsonl', 2.5 * 2 ** 30)],
-  ])('%s is ERR_INPUT naming the line (no crash, no ERR_INTERNAL)', (_, make) => {
-    const path = make();
-    const outDir = mkdtempSync(join(scratch, 'huge-'));
-    const r = spawnSync(process.execPath, [CLI, 'purify', path, '--harmful', HARMFUL, '-o', join(outDir, 'o.jsonl'), '--json', '--no-cache'], {
-      encoding: 'utf8',
-      env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
-      timeout: 120_000,
-    });
-    expect(r.signal).toBeNull();
-    expect(r.status).toBe(3);
-    const { error } = JSON.parse(r.stdout);
-    expect(error).toMatchObject({ code: 'ERR_INPUT', line: 3 });
-    expect(error.message).toMatch(/:3: line is longer than 268435456 bytes, the maxLineBytes limit/);
-    expect(readdirSync(outDir)).toEqual([]);
-    rmSync(path);
-  }, 150_000);
+  ])(
+    '%s is ERR_INPUT naming the line (no crash, no ERR_INTERNAL)',
+    (_, make) => {
+      const path = make();
+      const outDir = mkdtempSync(join(scratch, 'huge-'));
+      const r = spawnSync(
+        process.execPath,
+        [CLI, 'purify', path, '--harmful', HARMFUL, '-o', join(outDir, 'o.jsonl'), '--json', '--no-cache'],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
+          timeout: 120_000,
+        },
+      );
+      expect(r.signal).toBeNull();
+      expect(r.status).toBe(3);
+      const { error } = JSON.parse(r.stdout);
+      expect(error).toMatchObject({ code: 'ERR_INPUT', line: 3 });
+      expect(error.message).toMatch(/:3: line is longer than 268435456 bytes, the maxLineBytes limit/);
+      expect(readdirSync(outDir)).toEqual([]);
+      rmSync(path);
+    },
+    150_000,
+  );
 
   it('raising the limit past what V8 holds is refused up front (ERR_OPTION, exit 2)', () => {
-    const r = spawnSync(process.execPath, [CLI, 'purify', jsonl('x.jsonl', record(3)), '--harmful', HARMFUL, '--json', '--no-cache', '--max-line-bytes', '1GiB', '-o', join(scratch, 'x-out.jsonl')], {
-      encoding: 'utf8',
-      env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'purify',
+        jsonl('x.jsonl', record(3)),
+        '--harmful',
+        HARMFUL,
+        '--json',
+        '--no-cache',
+        '--max-line-bytes',
+        '1GiB',
+        '-o',
+        join(scratch, 'x-out.jsonl'),
+      ],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' },
+      },
+    );
     expect(r.status).toBe(2);
     expect(JSON.parse(r.stdout).error.message).toMatch(/maxLineBytes must be a whole number of bytes from 1 to \d+/);
   });

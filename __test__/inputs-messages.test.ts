@@ -28,12 +28,24 @@ function sot(args: string[], cwd = scratch) {
 }
 
 const DEEP = '__nested 20000 deep__';
-const record = (i: number) => JSON.stringify({ prompt: `How do I bake bread, try ${i}?`, response: `Mix flour and water, then bake it (${i}).` });
+const record = (i: number) =>
+  JSON.stringify({ prompt: `How do I bake bread, try ${i}?`, response: `Mix flour and water, then bake it (${i}).` });
 
 describe('a JSON record nested too deep is ERR_INPUT naming record and field, before any work', () => {
   it.each([
-    ['in a record', (deep: string) => `[${record(1)},\n${record(2)},\n{"prompt": "deep one", "response": "x", "meta": ${deep}},\n${record(4)}]\n`, 3, 'meta'],
-    ['in the wrapper object', (deep: string) => `{"info": {"notes": ${deep}}, "data": [${record(1)},\n${record(2)}]}\n`, undefined, 'info'],
+    [
+      'in a record',
+      (deep: string) =>
+        `[${record(1)},\n${record(2)},\n{"prompt": "deep one", "response": "x", "meta": ${deep}},\n${record(4)}]\n`,
+      3,
+      'meta',
+    ],
+    [
+      'in the wrapper object',
+      (deep: string) => `{"info": {"notes": ${deep}}, "data": [${record(1)},\n${record(2)}]}\n`,
+      undefined,
+      'info',
+    ],
   ])('%s', (_, build, line, field) => {
     const depth = 20_000;
     const input = join(scratch, `deep-${field}.json`);
@@ -42,7 +54,9 @@ describe('a JSON record nested too deep is ERR_INPUT naming record and field, be
     const r = sot(['purify', input, '--harmful', HARMFUL, '-o', join(outDir, 'o.json')]);
     expect(r.status).toBe(3);
     expect(r.out.error).toMatchObject({ code: 'ERR_INPUT', field, ...(line === undefined ? {} : { line }) });
-    expect(r.out.error.message).toMatch(new RegExp(`field "${field}" nests arrays or objects more than 1000 levels deep`));
+    expect(r.out.error.message).toMatch(
+      new RegExp(`field "${field}" nests arrays or objects more than 1000 levels deep`),
+    );
     expect(r.out.timings).toBeUndefined();
     expect(readdirSync(outDir)).toEqual([]);
   });
@@ -52,7 +66,13 @@ describe('a JSON record nested too deep is ERR_INPUT naming record and field, be
     const input = join(scratch, 'nested-ok.json');
     const rows = [1, 2, 3, 4].map((i) => ({ ...JSON.parse(record(i)), meta: nested }));
     writeFileSync(input, JSON.stringify(rows));
-    const res = await purify({ input, harmful: [HARMFUL], output: join(scratch, 'nested-ok.out.json'), keep: { count: 4 }, embeddingCache: false });
+    const res = await purify({
+      input,
+      harmful: [HARMFUL],
+      output: join(scratch, 'nested-ok.out.json'),
+      keep: { count: 4 },
+      embeddingCache: false,
+    });
     const back = JSON.parse(readFileSync(res.outputs.dataset, 'utf8')) as Array<{ meta: unknown }>;
     expect(back.map((r) => JSON.stringify(r.meta))).toEqual(rows.map((r) => JSON.stringify(r.meta)));
   });
@@ -66,7 +86,9 @@ describe('a local file or folder named like a reference set', () => {
     const r = sot(['purify', 'input.jsonl', '--harmful', 'harmbench', '-o', 'out.jsonl'], cwd);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.out.warnings.join('\n')).toMatch(/"harmbench" names the built-in reference set, which was used; the local "harmbench" was not \(write \.\/harmbench to use it\)/);
+    expect(r.out.warnings.join('\n')).toMatch(
+      /"harmbench" names the built-in reference set, which was used; the local "harmbench" was not \(write \.\/harmbench to use it\)/,
+    );
     const report = JSON.parse(readFileSync(join(cwd, 'out.report.json'), 'utf8'));
     expect(report.references.harmful).toEqual([{ source: 'harmbench', count: 400, licence: 'MIT' }]);
   });
@@ -81,14 +103,22 @@ describe('a local file or folder named like a reference set', () => {
     writeFileSync(join(cwd, 'advbench.jsonl'), readFileSync(HARMFUL));
     const file = sot(['purify', 'input.jsonl', '--harmful', './advbench.jsonl', '-o', 'out2.jsonl'], cwd);
     expect(file.status).toBe(0);
-    expect(JSON.parse(readFileSync(join(cwd, 'out2.report.json'), 'utf8')).references.harmful[0]).toEqual({ source: './advbench.jsonl', count: 3 });
+    expect(JSON.parse(readFileSync(join(cwd, 'out2.report.json'), 'utf8')).references.harmful[0]).toEqual({
+      source: './advbench.jsonl',
+      count: 3,
+    });
   });
 });
 
 describe('`sot report` on a crafted report: ERR_INPUT naming the field, never a TypeError', () => {
   let good: Record<string, unknown>;
   beforeAll(async () => {
-    const res = await purify({ input: join(FIX, 'good.jsonl'), harmful: [HARMFUL], output: join(scratch, 'base.jsonl'), embeddingCache: false });
+    const res = await purify({
+      input: join(FIX, 'good.jsonl'),
+      harmful: [HARMFUL],
+      output: join(scratch, 'base.jsonl'),
+      embeddingCache: false,
+    });
     good = JSON.parse(readFileSync(res.outputs.report, 'utf8'));
   });
 

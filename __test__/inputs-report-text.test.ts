@@ -62,7 +62,12 @@ describe('report text is cut between characters (defect 6)', () => {
     const lines: string[] = [];
     for (let k = 0; k < 48; k++) {
       // The rendered text is "prompt response": its 240-unit excerpt is cut at every offset of PATTERN.
-      lines.push(JSON.stringify({ prompt: `w${'w'.repeat(k)} ${PATTERN.repeat(30)}`, response: `answer ${k} ${PATTERN.repeat(5)}` }));
+      lines.push(
+        JSON.stringify({
+          prompt: `w${'w'.repeat(k)} ${PATTERN.repeat(30)}`,
+          response: `answer ${k} ${PATTERN.repeat(5)}`,
+        }),
+      );
     }
     // Invalid lines whose error excerpts (kept as skipped reasons in the report) are cut inside emoji.
     for (let k = 0; k < 6; k++) lines.push(`{"prompt": "${'😀'.repeat(20 + k)}" oops ${'😀'.repeat(40)}}`);
@@ -82,16 +87,24 @@ describe('report text is cut between characters (defect 6)', () => {
     expect(report.input.skippedReasons.length).toBeGreaterThan(0);
 
     const html = readFileSync(res.outputs.html!, 'utf8');
-    const embedded = /<script type="application\/json" id="sot-report">([^]*?)<\/script>/.exec(html)?.[1];
+    const embedded = /<script type="application\/json" id="sot-report">([\s\S]*?)<\/script>/.exec(html)?.[1];
     expect(embedded).toBeDefined();
     const data = JSON.parse(embedded!);
     expectWellFormed(data);
-    expect(data.lowest.map((l: { excerpt: string }) => l.excerpt)).toEqual(report.lowest.map((l: { excerpt: string }) => l.excerpt));
+    expect(data.lowest.map((l: { excerpt: string }) => l.excerpt)).toEqual(
+      report.lowest.map((l: { excerpt: string }) => l.excerpt),
+    );
 
     // And a browser renders the page, excerpts included.
-    const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find((b) => spawnSync(b, ['--version']).status === 0);
-    expect(chromium, 'Chromium is needed for this test (.ci/run installs Debian\'s chromium)').toBeDefined();
-    const dom = spawnSync(chromium!, ['--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', `file://${res.outputs.html}`], { encoding: 'utf8', timeout: 60_000 });
+    const chromium = ['chromium', 'chromium-browser', 'google-chrome'].find(
+      (b) => spawnSync(b, ['--version']).status === 0,
+    );
+    expect(chromium, "Chromium is needed for this test (.ci/run installs Debian's chromium)").toBeDefined();
+    const dom = spawnSync(
+      chromium!,
+      ['--headless', '--no-sandbox', '--disable-gpu', '--dump-dom', `file://${res.outputs.html}`],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(dom.status).toBe(0);
     expect(Number(/<body[^>]*data-rendered="(\d+)"/.exec(dom.stdout)?.[1])).toBeGreaterThan(48);
     expect((dom.stdout.match(/<td class="ex"[ >]/g) ?? []).length).toBe(48); // the record table: all 48 on its first page

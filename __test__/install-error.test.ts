@@ -26,7 +26,9 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('without
     const purifyHelp = node([cli, 'purify', '--help']);
     expect(purifyHelp.status, purifyHelp.stderr).toBe(0);
     const flat = purifyHelp.stdout.replace(/\s+/g, ' ');
-    expect(flat).toContain("--tau <x> KL regularisation towards uniform weights (default the native core's (it could not be loaded))");
+    expect(flat).toContain(
+      "--tau <x> KL regularisation towards uniform weights (default the native core's (it could not be loaded))",
+    );
     expect(flat).toContain('(default 0.02 with --embedder builtin (the default);');
     const sets = node([cli, 'sets']);
     expect(sets.status).toBe(0);
@@ -48,7 +50,9 @@ describe.skipIf(process.platform !== 'linux' || process.arch !== 'x64')('without
     expect(err.binding).toBe(true);
     expect(err.code).toBe('ERR_BINDING');
     const lines = err.message.split('\n');
-    expect(lines[0]).toBe(`sot-purify could not load its native addon on linux x64 (glibc), Node ${process.versions.node}.`);
+    expect(lines[0]).toBe(
+      `sot-purify could not load its native addon on linux x64 (glibc), Node ${process.versions.node}.`,
+    );
     expect(err.message).toContain(`sot-purify-${PLATFORM}@`);
     expect(err.message).toContain('is not installed');
     expect(err.message).toContain('without --omit=optional');

@@ -12,13 +12,19 @@ const pkg = (await import(join(ROOT, 'package.json'), { with: { type: 'json' } }
   dependencies: Record<string, string>;
 };
 /** The addon this machine built (`npm run build:native`) and the platform package that ships it (glibc on Linux). */
-export const PLATFORM = { linux: `linux-${process.arch}-gnu`, win32: `win32-${process.arch}-msvc` }[process.platform as string] ?? `${process.platform}-${process.arch}`;
+export const PLATFORM =
+  { linux: `linux-${process.arch}-gnu`, win32: `win32-${process.arch}-msvc` }[process.platform as string] ??
+  `${process.platform}-${process.arch}`;
 export const BINARY = join(ROOT, 'native', `sot.${PLATFORM}.node`);
 
 /** Packs the checkout once; returns the tarball. */
 export function packRoot(dir: string): string {
   // npm is npm.cmd on Windows, which only a shell runs.
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8', shell: process.platform === 'win32' });
+  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    shell: process.platform === 'win32',
+  });
   return join(dir, (JSON.parse(out) as { filename: string }[])[0]!.filename);
 }
 

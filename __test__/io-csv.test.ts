@@ -68,6 +68,9 @@ describe('parseCsv (reference files) and readCsv (datasets) are one reader', () 
     const path = put(dir, 'faults.csv', 'prompt,response\np1,r1\n"x"y,3\np2,r2\nonly-one\np3,"open\n');
     const rows = await readAll(path, { skipInvalid: true });
     expect(rows.map((r) => r.text.prompt)).toEqual(['p1', 'p2']);
-    await expect(readAll(path)).rejects.toMatchObject({ line: 3, message: expect.stringMatching(/after a closing quote/) });
+    await expect(readAll(path)).rejects.toMatchObject({
+      line: 3,
+      message: expect.stringMatching(/after a closing quote/),
+    });
   });
 });

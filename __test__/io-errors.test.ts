@@ -30,7 +30,9 @@ describe('bad input', () => {
   it('real malformed lines: alpaca-libre v2 line 2279', async () => {
     const err = await inputError(join(DATA, 'alpaca-libre/data/output/work/alpaca_libre_tasks_v2.jsonl'));
     expect(err.line).toBe(2279);
-    expect(err.message).toMatch(/:2279: invalid JSON: Expected ',' or '}' after property value at column 97, near .*input/);
+    expect(err.message).toMatch(
+      /:2279: invalid JSON: Expected ',' or '}' after property value at column 97, near .*input/,
+    );
   });
 
   it('a JSONL line that is not an object', async () => {
@@ -47,41 +49,86 @@ describe('bad input', () => {
     const err = await inputError(path);
     expect(err.line).toBe(3);
     expect(err.message).toMatch(/:3: line is not valid UTF-8/);
-    const csv = put(dir, 'latin.csv', Buffer.concat([Buffer.from('prompt\nok\n'), Buffer.from([0xff]), Buffer.from('\n')]));
+    const csv = put(
+      dir,
+      'latin.csv',
+      Buffer.concat([Buffer.from('prompt\nok\n'), Buffer.from([0xff]), Buffer.from('\n')]),
+    );
     expect((await inputError(csv)).line).toBe(3);
-    const json = put(dir, 'latin.json', Buffer.concat([Buffer.from('[\n{"prompt": "ok"},\n{"prompt": "'), Buffer.from([0xff]), Buffer.from('"}\n]')]));
+    const json = put(
+      dir,
+      'latin.json',
+      Buffer.concat([Buffer.from('[\n{"prompt": "ok"},\n{"prompt": "'), Buffer.from([0xff]), Buffer.from('"}\n]')]),
+    );
     expect((await inputError(json)).line).toBe(3);
   });
 
   it('a UTF-8 BOM and CRLF line ends are fine', async () => {
     const bom = '\ufeff';
-    const path = put(dir, 'bom.jsonl', `${bom}{"prompt":"p1","response":"r1"}\r\n\r\n{"prompt":"p2","response":"r2"}\r\n`);
+    const path = put(
+      dir,
+      'bom.jsonl',
+      `${bom}{"prompt":"p1","response":"r1"}\r\n\r\n{"prompt":"p2","response":"r2"}\r\n`,
+    );
     const rows = await readAll(path);
-    expect(rows.map((r) => [r.record.line, r.text.prompt, r.text.response])).toEqual([[1, 'p1', 'r1'], [3, 'p2', 'r2']]);
+    expect(rows.map((r) => [r.record.line, r.text.prompt, r.text.response])).toEqual([
+      [1, 'p1', 'r1'],
+      [3, 'p2', 'r2'],
+    ]);
     const csv = put(dir, 'bom.csv', `${bom}prompt,response\r\np,r\r\n`);
     expect((await readAll(csv))[0]!.record.value).toEqual({ prompt: 'p', response: 'r' });
   });
 
   it('an empty file (or only a header) has no records', async () => {
-    for (const [name, content] of [['empty.jsonl', ''], ['blank.jsonl', '\n\n  \n'], ['empty.json', '[]'], ['header.csv', 'prompt,response\n']]) {
+    for (const [name, content] of [
+      ['empty.jsonl', ''],
+      ['blank.jsonl', '\n\n  \n'],
+      ['empty.json', '[]'],
+      ['header.csv', 'prompt,response\n'],
+    ]) {
       const err = await inputError(put(dir, name!, content!));
       expect(err.message).toMatch(/has no records/);
     }
   });
 
   it('a missing field names the field and the line', async () => {
-    const path = put(dir, 'missing.jsonl', jsonl([{ instruction: 'i', output: 'o' }, { instruction: 'i2', input: '' }]));
+    const path = put(
+      dir,
+      'missing.jsonl',
+      jsonl([
+        { instruction: 'i', output: 'o' },
+        { instruction: 'i2', input: '' },
+      ]),
+    );
     const err = await inputError(path);
     expect([err.line, err.field]).toEqual([2, 'output']);
     expect(err.message).toMatch(/missing\.jsonl:2: missing field "output"/);
   });
 
   it('a mistyped field says what type it had', async () => {
-    const path = put(dir, 'mistyped.jsonl', jsonl([{ question: 'q', answer: 'a' }, { question: 'q2', answer: 42 }]));
+    const path = put(
+      dir,
+      'mistyped.jsonl',
+      jsonl([
+        { question: 'q', answer: 'a' },
+        { question: 'q2', answer: 42 },
+      ]),
+    );
     const err = await inputError(path);
     expect([err.line, err.field]).toEqual([2, 'answer']);
     expect(err.message).toMatch(/field "answer" is a number, expected a string/);
-    const chat = put(dir, 'mistyped-chat.jsonl', jsonl([{ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: { text: 'x' } }] }]));
+    const chat = put(
+      dir,
+      'mistyped-chat.jsonl',
+      jsonl([
+        {
+          messages: [
+            { role: 'user', content: 'hi' },
+            { role: 'assistant', content: { text: 'x' } },
+          ],
+        },
+      ]),
+    );
     const e2 = await inputError(chat);
     expect(e2.field).toBe('messages[1].content');
     expect(e2.message).toMatch(/messages\[1\]\.content is an object, expected a string/);
@@ -90,7 +137,11 @@ describe('bad input', () => {
   });
 
   it('mixed record formats are an error', async () => {
-    const path = put(dir, 'mixed.jsonl', jsonl([{ instruction: 'i', input: '', output: 'o' }, { messages: [{ role: 'user', content: 'hi' }] }]));
+    const path = put(
+      dir,
+      'mixed.jsonl',
+      jsonl([{ instruction: 'i', input: '', output: 'o' }, { messages: [{ role: 'user', content: 'hi' }] }]),
+    );
     const err = await inputError(path);
     expect(err.line).toBe(2);
     expect(err.message).toMatch(/looks like messages but the file's layout is alpaca: mixed record formats/);
@@ -98,22 +149,55 @@ describe('bad input', () => {
 
   it('a first record that is not in the requested format', async () => {
     const path = put(dir, 'not-sharegpt.jsonl', jsonl([{ prompt: 'p' }]));
-    const err = await openDataset(path, { recordFormat: 'sharegpt' }).then(() => undefined, (e: unknown) => e as InputError);
+    const err = await openDataset(path, { recordFormat: 'sharegpt' }).then(
+      () => undefined,
+      (e: unknown) => e as InputError,
+    );
     expect(err).toBeInstanceOf(InputError);
-    expect(err!.message).toMatch(/not-sharegpt\.jsonl:1: cannot tell the record format from the fields \{"prompt"\}: expected the sharegpt format/);
+    expect(err!.message).toMatch(
+      /not-sharegpt\.jsonl:1: cannot tell the record format from the fields \{"prompt"\}: expected the sharegpt format/,
+    );
   });
 
   it('a record with no text at all', async () => {
-    const path = put(dir, 'blank-text.jsonl', jsonl([{ prompt: 'p', response: 'r' }, { prompt: ' ', response: '' }]));
+    const path = put(
+      dir,
+      'blank-text.jsonl',
+      jsonl([
+        { prompt: 'p', response: 'r' },
+        { prompt: ' ', response: '' },
+      ]),
+    );
     expect((await inputError(path)).message).toMatch(/:2: record has no text/);
   });
 
   it('a record of punctuation only (nothing an embedder can use)', async () => {
-    const path = put(dir, 'no-words.jsonl', jsonl([{ prompt: 'p', response: 'r' }, { prompt: 'p2', response: 'r2' }, { prompt: '?!', response: '…' }]));
+    const path = put(
+      dir,
+      'no-words.jsonl',
+      jsonl([
+        { prompt: 'p', response: 'r' },
+        { prompt: 'p2', response: 'r2' },
+        { prompt: '?!', response: '…' },
+      ]),
+    );
     const err = await inputError(path);
     expect(err.line).toBe(3);
     expect(err.message).toMatch(/:3: record has no words/);
-    expect((await inputError(put(dir, 'cjk-ok.jsonl', jsonl([{ prompt: '?!', response: '' }, { prompt: '日本語', response: '' }])))).line).toBe(1);
+    expect(
+      (
+        await inputError(
+          put(
+            dir,
+            'cjk-ok.jsonl',
+            jsonl([
+              { prompt: '?!', response: '' },
+              { prompt: '日本語', response: '' },
+            ]),
+          ),
+        )
+      ).line,
+    ).toBe(1);
   });
 
   it('a ragged CSV row names the line the record starts on', async () => {
@@ -152,7 +236,9 @@ describe('bad input', () => {
 
 describe('skipInvalid', () => {
   it('counts the invalid records, keeps the first reasons and goes on (alpaca-libre v2: 14 malformed lines)', async () => {
-    const ds = await openDataset(join(DATA, 'alpaca-libre/data/output/work/alpaca_libre_tasks_v2.jsonl'), { skipInvalid: true });
+    const ds = await openDataset(join(DATA, 'alpaca-libre/data/output/work/alpaca_libre_tasks_v2.jsonl'), {
+      skipInvalid: true,
+    });
     let n = 0;
     let last = -1;
     for await (const { record } of ds) {
@@ -168,7 +254,11 @@ describe('skipInvalid', () => {
   });
 
   it('skips invalid records before the first valid one when detecting the layout', async () => {
-    const path = put(dir, 'skip-first.jsonl', `not json\n{"foo": 1}\n${jsonl([{ goal: 'g', target: 't' }])}{"goal": 5, "target": "t"}\n`);
+    const path = put(
+      dir,
+      'skip-first.jsonl',
+      `not json\n{"foo": 1}\n${jsonl([{ goal: 'g', target: 't' }])}{"goal": 5, "target": "t"}\n`,
+    );
     await expect(openDataset(path)).rejects.toThrow(/skip-first\.jsonl:1: invalid JSON/);
     const ds = await openDataset(path, { skipInvalid: true });
     expect(ds.fields).toEqual({ prompt: 'goal', response: 'target' });
@@ -191,6 +281,8 @@ describe('skipInvalid', () => {
 
   it('no valid record at all is still an error', async () => {
     const path = put(dir, 'all-bad.jsonl', 'x\ny\n');
-    await expect(openDataset(path, { skipInvalid: true })).rejects.toThrow(/no valid records \(2 invalid; the first: .*:1: invalid JSON/);
+    await expect(openDataset(path, { skipInvalid: true })).rejects.toThrow(
+      /no valid records \(2 invalid; the first: .*:1: invalid JSON/,
+    );
   });
 });

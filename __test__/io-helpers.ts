@@ -1,8 +1,7 @@
 // Shared helpers of the io tests: temp dirs and reading a dataset whole.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { type DatasetRow, type OpenDatasetOptions, openDataset } from '../src/io/index.js';
 
@@ -30,4 +29,4 @@ export async function readAll(path: string, options?: OpenDatasetOptions): Promi
   return rows;
 }
 
-export const jsonl = (records: unknown[]) => records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+export const jsonl = (records: unknown[]) => `${records.map((r) => JSON.stringify(r)).join('\n')}\n`;

@@ -3,11 +3,28 @@
 // changed input is not written from.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, lstatSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortError, IoError, OptionError } from '../src/errors.js';
-import { commitAll, isTempName, openAtomicWriter, openDataset, withAtomicWriter, writeDataset, writeFileAtomic } from '../src/io/index.js';
+import {
+  commitAll,
+  isTempName,
+  openAtomicWriter,
+  openDataset,
+  withAtomicWriter,
+  writeDataset,
+  writeFileAtomic,
+} from '../src/io/index.js';
 import { jsonl, put, tempDir } from './io-helpers.js';
 
 const dir = tempDir();
@@ -100,7 +117,7 @@ describe('atomic writer', () => {
     expect(temps(dir)).toEqual([]);
   });
 
-  it('isTempName knows its own temp names and the caches\' older .tmp-<pid>-<hex>', () => {
+  it("isTempName knows its own temp names and the caches' older .tmp-<pid>-<hex>", () => {
     expect(isTempName(`.out.jsonl.${process.pid}.0123456789ab.tmp`)).toBe(true);
     expect(isTempName('.tmp-123-abcdef012345')).toBe(true);
     expect(isTempName('out.jsonl')).toBe(false);
@@ -131,7 +148,9 @@ describe('writeDataset', () => {
       if (i === 2) ctl.abort();
       return 1;
     };
-    await expect(writeDataset(await openDataset(input), out, { keep, signal: ctl.signal })).rejects.toBeInstanceOf(AbortError);
+    await expect(writeDataset(await openDataset(input), out, { keep, signal: ctl.signal })).rejects.toBeInstanceOf(
+      AbortError,
+    );
     expect(readdirSync(dir)).not.toContain('out2.jsonl');
     expect(temps(dir)).toEqual([]);
   });
@@ -140,7 +159,9 @@ describe('writeDataset', () => {
     const input = put(dir, 'in3.jsonl', records);
     const ds = await openDataset(input);
     await expect(writeDataset(ds, input, { keep: () => 1 })).rejects.toThrow(IoError);
-    await expect(writeDataset(ds, join(dir, '.', 'in3.jsonl'), { keep: () => 1 })).rejects.toThrow(/it is the input file/);
+    await expect(writeDataset(ds, join(dir, '.', 'in3.jsonl'), { keep: () => 1 })).rejects.toThrow(
+      /it is the input file/,
+    );
     symlinkSync(input, join(dir, 'link.jsonl'));
     await expect(writeDataset(ds, join(dir, 'link.jsonl'), { keep: () => 1 })).rejects.toThrow(/it is the input file/);
     expect(readFileSync(input, 'utf8')).toBe(records);
@@ -164,22 +185,46 @@ describe('writeDataset', () => {
 
   it('rejects bad weights, unknown indices and an output of another format', async () => {
     const ds = await openDataset(put(dir, 'in6.jsonl', records));
-    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => Number.NaN })).rejects.toBeInstanceOf(OptionError);
-    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: new Map([[7, 1]]) })).rejects.toThrow(/keep names record 7 but .* has 5 records/);
-    await expect(writeDataset(ds, join(dir, 'o6.csv'), { keep: () => 1 })).rejects.toThrow(/names a csv file but the input is jsonl/);
-    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => 1, weightField: '' })).rejects.toBeInstanceOf(OptionError);
+    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => Number.NaN })).rejects.toBeInstanceOf(
+      OptionError,
+    );
+    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: new Map([[7, 1]]) })).rejects.toThrow(
+      /keep names record 7 but .* has 5 records/,
+    );
+    await expect(writeDataset(ds, join(dir, 'o6.csv'), { keep: () => 1 })).rejects.toThrow(
+      /names a csv file but the input is jsonl/,
+    );
+    await expect(writeDataset(ds, join(dir, 'o6.jsonl'), { keep: () => 1, weightField: '' })).rejects.toBeInstanceOf(
+      OptionError,
+    );
     expect(readdirSync(dir).filter((f) => f.startsWith('o6'))).toEqual([]);
     expect(temps(dir)).toEqual([]);
   });
 
   it('refuses a record that already has the weight field (InputError naming it and the line), writing nothing', async () => {
-    const input = put(dir, 'in7.jsonl', jsonl([{ prompt: 'p', response: 'r' }, { prompt: 'q', response: 's', score: 2 }]));
+    const input = put(
+      dir,
+      'in7.jsonl',
+      jsonl([
+        { prompt: 'p', response: 'r' },
+        { prompt: 'q', response: 's', score: 2 },
+      ]),
+    );
     const ds = await openDataset(input);
     const out = join(dir, 'o7.jsonl');
-    await expect(writeDataset(ds, out, { keep: () => 1, weightField: 'score' })).rejects.toMatchObject({ code: 'ERR_INPUT', line: 2, field: 'score' });
+    await expect(writeDataset(ds, out, { keep: () => 1, weightField: 'score' })).rejects.toMatchObject({
+      code: 'ERR_INPUT',
+      line: 2,
+      field: 'score',
+    });
     expect(readdirSync(dir)).not.toContain('o7.jsonl');
     await writeDataset(ds, out, { keep: () => 1, weightField: 'w' });
-    expect(readFileSync(out, 'utf8')).toBe(jsonl([{ prompt: 'p', response: 'r', w: 1 }, { prompt: 'q', response: 's', score: 2, w: 1 }]));
+    expect(readFileSync(out, 'utf8')).toBe(
+      jsonl([
+        { prompt: 'p', response: 'r', w: 1 },
+        { prompt: 'q', response: 's', score: 2, w: 1 },
+      ]),
+    );
     expect(temps(dir)).toEqual([]);
   });
 
@@ -187,6 +232,8 @@ describe('writeDataset', () => {
     const input = put(dir, 'q.csv', 'prompt,response\r\n"a, b","say ""hi""\r\nbye"\r\nplain,x\r\n');
     const out = join(dir, 'q.out.csv');
     await writeDataset(await openDataset(input), out, { keep: () => 1 });
-    expect(readFileSync(out, 'utf8')).toBe('prompt,response,sot_weight\r\n"a, b","say ""hi""\r\nbye",1\r\nplain,x,1\r\n');
+    expect(readFileSync(out, 'utf8')).toBe(
+      'prompt,response,sot_weight\r\n"a, b","say ""hi""\r\nbye",1\r\nplain,x,1\r\n',
+    );
   });
 });

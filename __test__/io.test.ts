@@ -13,7 +13,10 @@ const ADVBENCH = join(DATA, 'refusal-direction/dataset/raw/advbench.csv');
 const HH = join(DATA, 'hh-rlhf/harmless-base/test.jsonl');
 const GSM8K = join(DATA, 'gsm8k/grade_school_math/data/train.jsonl');
 const HARMBENCH = join(DATA, 'harmbench/data/behavior_datasets/harmbench_behaviors_text_val.csv');
-const COMPLETIONS = join(DATA, 'refusal-direction/pipeline/runs/gemma-2b-it/completions/harmless_baseline_evaluations.json');
+const COMPLETIONS = join(
+  DATA,
+  'refusal-direction/pipeline/runs/gemma-2b-it/completions/harmless_baseline_evaluations.json',
+);
 const AOA = join(DATA, 'llms-finetuning-safety/gpt-3.5/data/identity-shift-aoa.jsonl');
 
 const dir = tempDir();
@@ -56,7 +59,9 @@ describe('readers on real files', () => {
   });
 
   it('reads hh-rlhf with an explicit text field, and says how when the layout is unknown', async () => {
-    await expect(openDataset(HH)).rejects.toThrow(/cannot tell the record format .*"chosen", "rejected".*fields option/);
+    await expect(openDataset(HH)).rejects.toThrow(
+      /cannot tell the record format .*"chosen", "rejected".*fields option/,
+    );
     const ds = await openDataset(HH, { fields: { text: 'rejected' } });
     expect(ds.recordFormat).toBe('text');
     let n = 0;
@@ -94,27 +99,54 @@ describe('readers on real files', () => {
 
 describe('generated formats', () => {
   it('reads sharegpt conversations: user turns joined as prompt, assistant turns as response', async () => {
-    const path = put(dir, 'chat.jsonl', jsonl([
-      { conversations: [
-        { from: 'system', value: 'be nice' },
-        { from: 'human', value: 'hi' },
-        { from: 'gpt', value: 'hello' },
-        { from: 'human', value: 'how are you?' },
-        { from: 'gpt', value: 'fine' },
-      ] },
-    ]));
+    const path = put(
+      dir,
+      'chat.jsonl',
+      jsonl([
+        {
+          conversations: [
+            { from: 'system', value: 'be nice' },
+            { from: 'human', value: 'hi' },
+            { from: 'gpt', value: 'hello' },
+            { from: 'human', value: 'how are you?' },
+            { from: 'gpt', value: 'fine' },
+          ],
+        },
+      ]),
+    );
     const [row] = await readAll(path);
     expect(row!.text).toEqual({ prompt: 'hi\n\nhow are you?', response: 'hello\n\nfine' });
   });
 
   it('reads messages whose content is a list of text parts', async () => {
-    const path = put(dir, 'parts.jsonl', jsonl([{ messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'image_url' }, { type: 'text', text: 'b' }] }, { role: 'assistant', content: 'c' }] }]));
+    const path = put(
+      dir,
+      'parts.jsonl',
+      jsonl([
+        {
+          messages: [
+            {
+              role: 'user',
+              content: [{ type: 'text', text: 'a' }, { type: 'image_url' }, { type: 'text', text: 'b' }],
+            },
+            { role: 'assistant', content: 'c' },
+          ],
+        },
+      ]),
+    );
     const [row] = await readAll(path);
     expect(row!.text).toEqual({ prompt: 'a\nb', response: 'c' });
   });
 
   it('sniffs a .json file that holds JSON Lines', async () => {
-    const path = put(dir, 'lines.json', jsonl([{ prompt: 'p1', response: 'r1' }, { prompt: 'p2', response: 'r2' }]));
+    const path = put(
+      dir,
+      'lines.json',
+      jsonl([
+        { prompt: 'p1', response: 'r1' },
+        { prompt: 'p2', response: 'r2' },
+      ]),
+    );
     const ds = await openDataset(path);
     expect(ds.format).toBe('jsonl');
     expect((await readAll(path)).map((r) => r.text.prompt)).toEqual(['p1', 'p2']);
@@ -127,7 +159,11 @@ describe('generated formats', () => {
   });
 
   it('reads CSV quoted fields with embedded newlines and quotes, reporting the line a record starts on', async () => {
-    const path = put(dir, 'multi.csv', 'prompt,response\r\n"line one\r\nline two","he said ""hi"""\r\nsecond,"x,y"\r\n');
+    const path = put(
+      dir,
+      'multi.csv',
+      'prompt,response\r\n"line one\r\nline two","he said ""hi"""\r\nsecond,"x,y"\r\n',
+    );
     const rows = await readAll(path);
     expect(rows.map((r) => r.record.line)).toEqual([2, 4]);
     expect(rows[0]!.text).toEqual({ prompt: 'line one\r\nline two', response: 'he said "hi"' });
@@ -174,7 +210,9 @@ describe('record layout options', () => {
     const path = put(dir, 'opt.jsonl', jsonl([{ prompt: 'p' }]));
     await expect(openDataset(path, { recordFormat: 'nope' as never })).rejects.toBeInstanceOf(OptionError);
     await expect(openDataset(path, { fields: { text: 't', prompt: 'p' } })).rejects.toBeInstanceOf(OptionError);
-    await expect(openDataset(path, { recordFormat: 'alpaca', fields: { prompt: 'p' } })).rejects.toBeInstanceOf(OptionError);
+    await expect(openDataset(path, { recordFormat: 'alpaca', fields: { prompt: 'p' } })).rejects.toBeInstanceOf(
+      OptionError,
+    );
     await expect(openDataset(path, { format: 'xml' as never })).rejects.toBeInstanceOf(OptionError);
     await expect(openDataset(put(dir, 'data.txt', 'x'))).rejects.toThrow(/cannot tell the format/);
   });
@@ -188,7 +226,9 @@ describe('renderText', () => {
   });
 
   it('fills custom templates once, leaving braces inside the texts alone', () => {
-    expect(renderText({ prompt: 'say {response}', response: 'ok' }, 'User: {prompt}\nBot: {response} ({prompt})')).toBe('User: say {response}\nBot: ok (say {response})');
+    expect(renderText({ prompt: 'say {response}', response: 'ok' }, 'User: {prompt}\nBot: {response} ({prompt})')).toBe(
+      'User: say {response}\nBot: ok (say {response})',
+    );
   });
 
   it('returns text records as they are', () => {
@@ -234,16 +274,26 @@ describe('write -> read round trips', () => {
   it('writes only the kept records, in input order, with their weights', async () => {
     const path = put(dir, 'five.jsonl', jsonl([1, 2, 3, 4, 5].map((n) => ({ prompt: `p${n}`, response: `r${n}` }))));
     const out = join(dir, 'five.out.jsonl');
-    const keep = new Map([[3, 0.25], [0, 2], [4, 1]]);
+    const keep = new Map([
+      [3, 0.25],
+      [0, 2],
+      [4, 1],
+    ]);
     const r = await writeDataset(await openDataset(path), out, { keep, weightField: 'w' });
     expect(r.written).toBe(3);
-    expect(readFileSync(out, 'utf8')).toBe('{"prompt":"p1","response":"r1","w":2}\n{"prompt":"p4","response":"r4","w":0.25}\n{"prompt":"p5","response":"r5","w":1}\n');
+    expect(readFileSync(out, 'utf8')).toBe(
+      '{"prompt":"p1","response":"r1","w":2}\n{"prompt":"p4","response":"r4","w":0.25}\n{"prompt":"p5","response":"r5","w":1}\n',
+    );
   });
 
-  it('refuses to replace an existing weight field (the user\'s value): an InputError naming it and the line', async () => {
+  it("refuses to replace an existing weight field (the user's value): an InputError naming it and the line", async () => {
     const path = put(dir, 'weighted.csv', 'prompt,sot_weight,response\np,0.1,r\n');
     const out = join(dir, 'weighted.out.csv');
-    await expect(writeDataset(await openDataset(path), out, { keep: () => 3 })).rejects.toMatchObject({ code: 'ERR_INPUT', line: 2, field: 'sot_weight' });
+    await expect(writeDataset(await openDataset(path), out, { keep: () => 3 })).rejects.toMatchObject({
+      code: 'ERR_INPUT',
+      line: 2,
+      field: 'sot_weight',
+    });
     expect(existsSync(out)).toBe(false);
   });
 
@@ -271,12 +321,22 @@ describe('write -> read round trips', () => {
   it('Parquet: a nested LIST<STRUCT> messages column reads as chat and survives the round trip', async () => {
     const path = join(dir, 'chat.parquet');
     const messages = [
-      [{ role: 'system', content: 's' }, { role: 'user', content: 'hi' }, { role: 'assistant', content: 'yo' }],
-      [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }],
+      [
+        { role: 'system', content: 's' },
+        { role: 'user', content: 'hi' },
+        { role: 'assistant', content: 'yo' },
+      ],
+      [
+        { role: 'user', content: 'a' },
+        { role: 'assistant', content: 'b' },
+      ],
     ];
     parquetWriteFile({
       filename: path,
-      columnData: [{ name: 'messages', data: messages }, { name: 'id', data: [1n, 2n] }],
+      columnData: [
+        { name: 'messages', data: messages },
+        { name: 'id', data: [1n, 2n] },
+      ],
       schema: [
         { name: 'root', num_children: 2 },
         { name: 'messages', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },

@@ -12,17 +12,36 @@ import { CLI, contaminated, DATA_DIR, writeJsonl } from './datasets.js';
 
 function setup() {
   const c = contaminated();
-  return { ...c, input: writeJsonl(join(c.dir, 'train.jsonl'), c.records), anchor: writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor) };
+  return {
+    ...c,
+    input: writeJsonl(join(c.dir, 'train.jsonl'), c.records),
+    anchor: writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor),
+  };
 }
 const env = { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1' };
 
 describe('memory budget', () => {
   it('records the budget and the peak resident set, and keeps under it', () => {
     const c = setup();
-    const r = spawnSync(process.execPath, [CLI, 'purify', c.input, '--harmful', 'advbench,harmbench', '--anchor', c.anchor, '--memory-budget', '1.5GB', '--json'], {
-      env: { ...env, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')) },
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'purify',
+        c.input,
+        '--harmful',
+        'advbench,harmbench',
+        '--anchor',
+        c.anchor,
+        '--memory-budget',
+        '1.5GB',
+        '--json',
+      ],
+      {
+        env: { ...env, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')) },
+        encoding: 'utf8',
+      },
+    );
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.memory.budget).toBe(1.5e9);
@@ -38,10 +57,22 @@ describe('memory budget', () => {
 
   it('truncates the harmful costs to the nearest references when they do not fit, and says how far off that was', async () => {
     const c = setup();
-    const base = { input: c.input, harmful: ['advbench', 'harmbench'], anchor: [c.anchor], dataDir: DATA_DIR, offline: true, embeddingCache: false as const, html: null };
+    const base = {
+      input: c.input,
+      harmful: ['advbench', 'harmbench'],
+      anchor: [c.anchor],
+      dataDir: DATA_DIR,
+      offline: true,
+      embeddingCache: false as const,
+      html: null,
+    };
     const dense = await purify({ ...base, output: join(c.dir, 'dense.jsonl') });
     // 400 samples x 920 harmful references take 1.5 MB dense: give the costs 600 kB
-    const small = await purify({ ...base, output: join(c.dir, 'small.jsonl'), learner: { storage: { budget: 600_000, neighbours: 64 } } });
+    const small = await purify({
+      ...base,
+      output: join(c.dir, 'small.jsonl'),
+      learner: { storage: { budget: 600_000, neighbours: 64 } },
+    });
     const h = small.report.learner!.storage.harmful;
     expect(h.mode).toMatch(/^truncated/);
     expect(h.neighbours).toBe(64);
@@ -55,15 +86,25 @@ describe('memory budget', () => {
 
   it('refuses a budget too small for the embeddings before any work, writing nothing (exit 2)', () => {
     const c = setup();
-    const r = spawnSync(process.execPath, [CLI, 'purify', c.input, '--harmful', 'advbench', '--memory-budget', '64MB'], {
-      env: { ...env, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')) },
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'purify', c.input, '--harmful', 'advbench', '--memory-budget', '64MB'],
+      {
+        env: { ...env, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')) },
+        encoding: 'utf8',
+      },
+    );
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/memory budget of 61 MiB is too small for .*train\.jsonl: its 400 records take 1 MiB as 512-d embeddings/);
+    expect(r.stderr).toMatch(
+      /memory budget of 61 MiB is too small for .*train\.jsonl: its 400 records take 1 MiB as 512-d embeddings/,
+    );
     expect(r.stderr).toMatch(/raise --memory-budget/);
     expect(readdirSync(c.dir).sort()).toEqual(['anchor.jsonl', 'train.jsonl']);
-    const bad = spawnSync(process.execPath, [CLI, 'purify', c.input, '--harmful', 'advbench', '--memory-budget', 'lots'], { env, encoding: 'utf8' });
+    const bad = spawnSync(
+      process.execPath,
+      [CLI, 'purify', c.input, '--harmful', 'advbench', '--memory-budget', 'lots'],
+      { env, encoding: 'utf8' },
+    );
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--memory-budget must be a size such as 8GB, 512MiB or a number of bytes, got "lots"/);
   });

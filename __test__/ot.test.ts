@@ -9,7 +9,8 @@ describe('costMatrix', () => {
     const cos = await costMatrix(x, y);
     expect([cos.rows, cos.cols]).toEqual([37, 300]);
     const want = naiveCosine(x, y);
-    for (let i = 0; i < 37; i++) for (let j = 0; j < 300; j++) expect(cos.data[i * 300 + j]).toBeCloseTo(want[i]![j]!, 5);
+    for (let i = 0; i < 37; i++)
+      for (let j = 0; j < 300; j++) expect(cos.data[i * 300 + j]).toBeCloseTo(want[i]![j]!, 5);
 
     const sq = await costMatrix(x, y, { cost: 'sqeuclidean' });
     const [xs, ys] = [rowsOf(x), rowsOf(y)];
@@ -18,7 +19,16 @@ describe('costMatrix', () => {
   });
 
   it('accepts arrays of rows', async () => {
-    const c = await costMatrix([[1, 0], [0, 1]], [[1, 0], [-1, 0]]);
+    const c = await costMatrix(
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      [
+        [1, 0],
+        [-1, 0],
+      ],
+    );
     expect(Array.from(c.data)).toEqual([0, 2, 1, 1]);
   });
 });

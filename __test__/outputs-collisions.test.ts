@@ -6,7 +6,18 @@
 // over; a weight field that records already have is refused in the counting
 // pass, before anything is embedded.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,7 +47,9 @@ function setup() {
 }
 
 /** Runs purify and returns the error, with the progress events seen (none: no work was done). */
-async function refused(o: Omit<PurifyOptions, 'onProgress' | 'embeddingCache'>): Promise<{ err: unknown; events: StageProgress[] }> {
+async function refused(
+  o: Omit<PurifyOptions, 'onProgress' | 'embeddingCache'>,
+): Promise<{ err: unknown; events: StageProgress[] }> {
   const events: StageProgress[] = [];
   const err = await purify({ ...o, embeddingCache: false, onProgress: (e) => events.push(e) }).then(
     () => undefined,
@@ -45,7 +58,13 @@ async function refused(o: Omit<PurifyOptions, 'onProgress' | 'embeddingCache'>):
   return { err, events };
 }
 
-const cli = (args: string[], cwd?: string) => spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', timeout: 120_000, env: { ...process.env, SOT_OFFLINE: '1' } });
+const cli = (args: string[], cwd?: string) =>
+  spawnSync(process.execPath, [CLI, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, SOT_OFFLINE: '1' },
+  });
 
 describe('purify refuses an output onto a file it reads or another output, before any work', () => {
   it('the harmful or anchor reference file: named directly, through a symlink, through `..`, or hard-linked', async () => {
@@ -54,11 +73,26 @@ describe('purify refuses an output onto a file it reads or another output, befor
     linkSync(harmful, join(dir, 'hard-harmful.jsonl'));
     mkdirSync(join(dir, 'sub'));
     const cases: Array<[Partial<PurifyOptions>, RegExp]> = [
-      [{ output: harmful }, /refusing to write the dataset output .*harmful\.jsonl: it is the harmful reference file .*harmful\.jsonl/],
-      [{ scores: anchor }, /refusing to write the scores output .*anchor\.jsonl: it is the anchor reference file .*anchor\.jsonl/],
-      [{ report: join(dir, 'link-to-anchor.jsonl') }, /the JSON report .*link-to-anchor\.jsonl: it is the anchor reference file/],
-      [{ html: `${dir}/sub/../harmful.jsonl` }, /the HTML report .*sub\/\.\.\/harmful\.jsonl: it is the harmful reference file/],
-      [{ output: join(dir, 'hard-harmful.jsonl') }, /hard-harmful\.jsonl: it is the harmful reference file .*harmful\.jsonl/],
+      [
+        { output: harmful },
+        /refusing to write the dataset output .*harmful\.jsonl: it is the harmful reference file .*harmful\.jsonl/,
+      ],
+      [
+        { scores: anchor },
+        /refusing to write the scores output .*anchor\.jsonl: it is the anchor reference file .*anchor\.jsonl/,
+      ],
+      [
+        { report: join(dir, 'link-to-anchor.jsonl') },
+        /the JSON report .*link-to-anchor\.jsonl: it is the anchor reference file/,
+      ],
+      [
+        { html: `${dir}/sub/../harmful.jsonl` },
+        /the HTML report .*sub\/\.\.\/harmful\.jsonl: it is the harmful reference file/,
+      ],
+      [
+        { output: join(dir, 'hard-harmful.jsonl') },
+        /hard-harmful\.jsonl: it is the harmful reference file .*harmful\.jsonl/,
+      ],
     ];
     for (const [o, message] of cases) {
       const { err, events } = await refused({ input, harmful: [harmful], anchor: [anchor], ...o });
@@ -67,7 +101,14 @@ describe('purify refuses an output onto a file it reads or another output, befor
       expect(events).toEqual([]); // not even the counting pass
     }
     unchanged();
-    expect(readdirSync(dir).sort()).toEqual(['anchor.jsonl', 'hard-harmful.jsonl', 'harmful.jsonl', 'link-to-anchor.jsonl', 'sub', 'train.jsonl']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'anchor.jsonl',
+      'hard-harmful.jsonl',
+      'harmful.jsonl',
+      'link-to-anchor.jsonl',
+      'sub',
+      'train.jsonl',
+    ]);
   });
 
   it('two outputs naming the same file (also through a symlink or a hard link)', async () => {
@@ -77,11 +118,23 @@ describe('purify refuses an output onto a file it reads or another output, befor
     linkSync(join(dir, 'r.json'), join(dir, 'r-hard.html'));
     symlinkSync(join(dir, 'r.json'), join(dir, 'r-link.html'));
     const cases: Array<[Partial<PurifyOptions>, RegExp]> = [
-      [{ output: out, scores: out }, /refusing to write the scores output .*out\.jsonl: it is also the dataset output .*out\.jsonl/],
+      [
+        { output: out, scores: out },
+        /refusing to write the scores output .*out\.jsonl: it is also the dataset output .*out\.jsonl/,
+      ],
       [{ output: out, report: `${dir}/x/../out.jsonl` }, /the JSON report .*: it is also the dataset output/],
-      [{ report: join(dir, 'r.json'), html: join(dir, 'r.json') }, /refusing to write the HTML report .*r\.json: it is also the JSON report .*r\.json/],
-      [{ report: join(dir, 'r.json'), html: join(dir, 'r-hard.html') }, /the HTML report .*r-hard\.html: it is also the JSON report .*r\.json/],
-      [{ report: join(dir, 'r.json'), html: join(dir, 'r-link.html') }, /the HTML report .*r-link\.html: it is also the JSON report/],
+      [
+        { report: join(dir, 'r.json'), html: join(dir, 'r.json') },
+        /refusing to write the HTML report .*r\.json: it is also the JSON report .*r\.json/,
+      ],
+      [
+        { report: join(dir, 'r.json'), html: join(dir, 'r-hard.html') },
+        /the HTML report .*r-hard\.html: it is also the JSON report .*r\.json/,
+      ],
+      [
+        { report: join(dir, 'r.json'), html: join(dir, 'r-link.html') },
+        /the HTML report .*r-link\.html: it is also the JSON report/,
+      ],
     ];
     for (const [o, message] of cases) {
       const { err, events } = await refused({ input, harmful: [harmful], ...o });
@@ -96,13 +149,24 @@ describe('purify refuses an output onto a file it reads or another output, befor
 
   it('the CLI: exit 4 naming both paths, nothing written', () => {
     const { dir, unchanged } = setup();
-    const a = cli(['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '--anchor', 'anchor.jsonl', '-o', 'anchor.jsonl', '-q'], dir);
+    const a = cli(
+      ['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '--anchor', 'anchor.jsonl', '-o', 'anchor.jsonl', '-q'],
+      dir,
+    );
     expect(a.status).toBe(4);
-    expect(a.stderr).toMatch(/refusing to write the dataset output anchor\.jsonl: it is the anchor reference file anchor\.jsonl/);
-    const b = cli(['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '-o', 'o.jsonl', '--scores', 'o.jsonl', '-q'], dir);
+    expect(a.stderr).toMatch(
+      /refusing to write the dataset output anchor\.jsonl: it is the anchor reference file anchor\.jsonl/,
+    );
+    const b = cli(
+      ['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '-o', 'o.jsonl', '--scores', 'o.jsonl', '-q'],
+      dir,
+    );
     expect(b.status).toBe(4);
     expect(b.stderr).toMatch(/refusing to write the scores output o\.jsonl: it is also the dataset output o\.jsonl/);
-    const c = cli(['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '--report', 'r.json', '--html', './r.json', '-q'], dir);
+    const c = cli(
+      ['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '--report', 'r.json', '--html', './r.json', '-q'],
+      dir,
+    );
     expect(c.status).toBe(4);
     expect(c.stderr).toMatch(/refusing to write the HTML report \.\/r\.json: it is also the JSON report r\.json/);
     unchanged();
@@ -118,7 +182,9 @@ describe('non-regular outputs', () => {
     for (const o of [{ output: fifo }, { scores: fifo }, { html: fifo }]) {
       const { err, events } = await refused({ input, harmful: [harmful], ...o });
       expect(err).toBeInstanceOf(IoError);
-      expect((err as Error).message).toMatch(/refusing to write the (dataset output|scores output|HTML report) .*pipe: it is not a regular file .*\(or \/dev\/null, to discard it\)/);
+      expect((err as Error).message).toMatch(
+        /refusing to write the (dataset output|scores output|HTML report) .*pipe: it is not a regular file .*\(or \/dev\/null, to discard it\)/,
+      );
       expect(events).toEqual([]);
       expect(statSync(fifo).isFIFO()).toBe(true);
     }
@@ -128,11 +194,24 @@ describe('non-regular outputs', () => {
 
   it('purify discards an output named /dev/null and writes the others; /dev/null stays the null device', async () => {
     const { dir, input, harmful, unchanged } = setup();
-    const res = await purify({ input, harmful: [harmful], html: '/dev/null', scores: '/dev/null', embeddingCache: false });
+    const res = await purify({
+      input,
+      harmful: [harmful],
+      html: '/dev/null',
+      scores: '/dev/null',
+      embeddingCache: false,
+    });
     expect(res.outputs.html).toBe('/dev/null');
     expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
     expect(readFileSync('/dev/null', 'utf8')).toBe('');
-    expect(readdirSync(dir).sort()).toEqual(['anchor.jsonl', 'harmful.jsonl', 'train.jsonl', 'train.purified.jsonl', 'train.purified.report.json', 'train.removed.jsonl']);
+    expect(readdirSync(dir).sort()).toEqual([
+      'anchor.jsonl',
+      'harmful.jsonl',
+      'train.jsonl',
+      'train.purified.jsonl',
+      'train.purified.report.json',
+      'train.removed.jsonl',
+    ]);
     unchanged();
   });
 
@@ -147,7 +226,10 @@ describe('non-regular outputs', () => {
     reader.stdout.on('data', (b: Buffer) => got.push(b));
     const done = new Promise<void>((res) => reader.on('close', () => res()));
     const r = await new Promise<{ code: number | null }>((res) => {
-      const c = spawn(process.execPath, [CLI, 'embed', 'train.jsonl', '-o', 'vectors.fifo', '-q'], { cwd: dir, stdio: 'ignore' });
+      const c = spawn(process.execPath, [CLI, 'embed', 'train.jsonl', '-o', 'vectors.fifo', '-q'], {
+        cwd: dir,
+        stdio: 'ignore',
+      });
       c.on('exit', (code) => res({ code }));
     });
     const fifoAfter = statSync(fifo).isFIFO();
@@ -162,13 +244,20 @@ describe('non-regular outputs', () => {
   it('sot embed -o - and sot report -o /dev/stdout write to the pipe, the summary to stderr', () => {
     const { dir } = setup();
     expect(cli(['embed', 'train.jsonl', '-o', 'file.npy', '-q'], dir).status).toBe(0);
-    const e = spawnSync(process.execPath, [CLI, 'embed', 'train.jsonl', '-o', '-', '-q'], { cwd: dir, timeout: 120_000 });
+    const e = spawnSync(process.execPath, [CLI, 'embed', 'train.jsonl', '-o', '-', '-q'], {
+      cwd: dir,
+      timeout: 120_000,
+    });
     expect(e.status).toBe(0);
     expect(e.stdout).toEqual(readFileSync(join(dir, 'file.npy')));
     expect(e.stderr.toString()).toMatch(/embedded 120 records .* -> \/dev\/stdout/);
     expect(cli(['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '-q'], dir).status).toBe(0);
     expect(cli(['report', 'train.purified.report.json', '-o', 'page.html'], dir).status).toBe(0);
-    const r = spawnSync(process.execPath, [CLI, 'report', 'train.purified.report.json', '-o', '/dev/stdout'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI, 'report', 'train.purified.report.json', '-o', '/dev/stdout'], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(readFileSync(join(dir, 'page.html'), 'utf8'));
     expect(r.stderr).toBe('wrote /dev/stdout\n');
@@ -185,7 +274,12 @@ describe('embed and report refuse to write onto their input', () => {
       expect(r.stderr).toContain(`refusing to write the output ${o}: it is the input file train.jsonl`);
     }
     const events: StageProgress[] = [];
-    const err = await embedFile({ input, output: join(dir, 'link.jsonl'), embeddingCache: false, onProgress: (e) => events.push(e) }).catch((e: unknown) => e);
+    const err = await embedFile({
+      input,
+      output: join(dir, 'link.jsonl'),
+      embeddingCache: false,
+      onProgress: (e) => events.push(e),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IoError);
     expect(events).toEqual([]);
     unchanged();
@@ -197,7 +291,9 @@ describe('embed and report refuse to write onto their input', () => {
     const report = readFileSync(join(dir, 'train.purified.report.json'));
     const r = cli(['report', 'train.purified.report.json', '-o', 'train.purified.report.json'], dir);
     expect(r.status).toBe(4);
-    expect(r.stderr).toContain('refusing to write the HTML page train.purified.report.json: it is the report it renders train.purified.report.json');
+    expect(r.stderr).toContain(
+      'refusing to write the HTML page train.purified.report.json: it is the report it renders train.purified.report.json',
+    );
     expect(readFileSync(join(dir, 'train.purified.report.json'))).toEqual(report);
   });
 });
@@ -208,7 +304,9 @@ describe('a weight field the records already have', () => {
     const { err, events } = await refused({ input, harmful: [harmful], weightField: 'output' });
     expect(err).toBeInstanceOf(InputError);
     expect(err).toMatchObject({ field: 'output', line: 1 });
-    expect((err as Error).message).toMatch(/train\.jsonl:1: the record already has the weight field "output", .* pick another --weight-field .* --no-weight-field/);
+    expect((err as Error).message).toMatch(
+      /train\.jsonl:1: the record already has the weight field "output", .* pick another --weight-field .* --no-weight-field/,
+    );
     expect(events.filter((e) => e.stage !== 'read')).toEqual([]); // refused in the counting pass: nothing embedded
     unchanged();
   });
@@ -219,13 +317,21 @@ describe('a weight field the records already have', () => {
     const input = writeJsonl(join(dir, 'again.jsonl'), rows);
     const { err, events } = await refused({ input, harmful: [harmful] });
     expect(err).toMatchObject({ code: 'ERR_INPUT', field: 'sot_weight', line: 7 });
-    expect((err as Error).message).toMatch(/again\.jsonl:7: the record already has the default weight field "sot_weight" \(was it purified before\?\)/);
+    expect((err as Error).message).toMatch(
+      /again\.jsonl:7: the record already has the default weight field "sot_weight" \(was it purified before\?\)/,
+    );
     expect(events.filter((e) => e.stage !== 'read')).toEqual([]);
     expect(existsSync(join(dir, 'again.purified.jsonl'))).toBe(false);
     const r = cli(['purify', 'again.jsonl', '--harmful', 'harmful.jsonl', '-q'], dir);
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('again.jsonl:7: the record already has the default weight field "sot_weight"');
-    const ok = await purify({ input, harmful: [harmful], weightField: null, keep: { fraction: 1 }, embeddingCache: false });
+    const ok = await purify({
+      input,
+      harmful: [harmful],
+      weightField: null,
+      keep: { fraction: 1 },
+      embeddingCache: false,
+    });
     expect(ok.k).toBe(60);
     expect(readFileSync(join(dir, 'again.purified.jsonl'), 'utf8')).toBe(readFileSync(input, 'utf8'));
   });
@@ -233,8 +339,21 @@ describe('a weight field the records already have', () => {
   it('CSV: a header holding the field names it on the first record', async () => {
     const { dir, harmful } = setup();
     const input = join(dir, 't.csv');
-    writeFileSync(input, 'prompt,response,output\n' + clean.slice(0, 30).map((r, i) => `"${r.instruction.replaceAll('"', '""')}","${r.output.replaceAll('"', '""')}",x${i}`).join('\n') + '\n');
-    const { err } = await refused({ input, harmful: [harmful], weightField: 'output', fields: { prompt: 'prompt', response: 'response' } });
+    writeFileSync(
+      input,
+      'prompt,response,output\n' +
+        clean
+          .slice(0, 30)
+          .map((r, i) => `"${r.instruction.replaceAll('"', '""')}","${r.output.replaceAll('"', '""')}",x${i}`)
+          .join('\n') +
+        '\n',
+    );
+    const { err } = await refused({
+      input,
+      harmful: [harmful],
+      weightField: 'output',
+      fields: { prompt: 'prompt', response: 'response' },
+    });
     expect(err).toMatchObject({ code: 'ERR_INPUT', field: 'output', line: 2 });
   });
 });

@@ -21,7 +21,13 @@ import { alpacaOk, CLI, harmfulPairs, shuffle, writeJsonl } from './datasets.js'
 const root = mkdtempSync(join(tmpdir(), 'sot-commit-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const NAMES = { output: 'train.purified.jsonl', scores: 'train.purified.scores.csv', removed: 'train.purified.removed.jsonl', report: 'train.purified.report.json', html: 'train.purified.report.html' };
+const NAMES = {
+  output: 'train.purified.jsonl',
+  scores: 'train.purified.scores.csv',
+  removed: 'train.purified.removed.jsonl',
+  report: 'train.purified.report.json',
+  html: 'train.purified.report.html',
+};
 const FILES = Object.values(NAMES);
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -31,10 +37,17 @@ const temps = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.tmp')
 /** Inputs in one folder, outputs in another (only the write stage touches it). */
 function makeInputs(records: number): { input: string; harmful: string } {
   const clean = shuffle(alpacaOk(), 3);
-  const rows = Array.from({ length: records }, (_, i) => ({ id: i, ...clean[i % clean.length]!, ...(i >= clean.length ? { instruction: `${clean[i % clean.length]!.instruction} (${i})` } : {}) }));
+  const rows = Array.from({ length: records }, (_, i) => ({
+    id: i,
+    ...clean[i % clean.length]!,
+    ...(i >= clean.length ? { instruction: `${clean[i % clean.length]!.instruction} (${i})` } : {}),
+  }));
   const dir = join(root, `inputs-${records}`);
   mkdirSync(dir);
-  return { input: writeJsonl(join(dir, 'train.jsonl'), rows), harmful: writeJsonl(join(dir, 'harmful.jsonl'), harmfulPairs().slice(0, 30)) };
+  return {
+    input: writeJsonl(join(dir, 'train.jsonl'), rows),
+    harmful: writeJsonl(join(dir, 'harmful.jsonl'), harmfulPairs().slice(0, 30)),
+  };
 }
 
 /** The files of a run are the new run's: dataset and scores as in the reference, the report describing them. */
@@ -45,7 +58,11 @@ function expectNewRun(dir: string, want: Map<string, Buffer>, k: number, why: st
   expect(got.get(NAMES.removed)!.equals(want.get(NAMES.removed)!), `removed ${why}`).toBe(true);
   const report = JSON.parse(got.get(NAMES.report)!.toString('utf8')) as PurifyReport;
   expect(report.selection.k, why).toBe(k);
-  for (const [key, name] of [['dataset', NAMES.output], ['scores', NAMES.scores], ['removed', NAMES.removed]] as const) {
+  for (const [key, name] of [
+    ['dataset', NAMES.output],
+    ['scores', NAMES.scores],
+    ['removed', NAMES.removed],
+  ] as const) {
     const bytes = got.get(name)!;
     expect(report.files![key], `${name} ${why}`).toEqual({ bytes: bytes.length, sha256: sha256(bytes) });
   }
@@ -150,7 +167,10 @@ describe('sot purify: SIGINT during the write stage', () => {
   /** Runs into `dir` and sends SIGINT at the first file event whose name `when` accepts. */
   function interrupted(dir: string, keep: string, when: (name: string) => boolean) {
     return new Promise<{ code: number | null; stderr: string; sent: boolean }>((res) => {
-      const c = spawn(process.execPath, [CLI, ...args, '--keep', keep], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+      const c = spawn(process.execPath, [CLI, ...args, '--keep', keep], {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let stderr = '';
       let sent = false;
       c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -191,12 +211,19 @@ describe('sot purify: SIGINT during the write stage', () => {
     const late = await interrupted(b.dir, '0.8', (name) => name === NAMES.output);
     expect(late.sent).toBe(true);
     // The message may say "no output was written" only if that is true.
-    if (late.stderr.includes('no output was written')) expectUnchanged(b.dir, b.before, 'after SIGINT at the first rename, as the message says');
+    if (late.stderr.includes('no output was written'))
+      expectUnchanged(b.dir, b.before, 'after SIGINT at the first rename, as the message says');
     expect(late.code).toBe(0);
     expectNewRun(b.dir, want, k, 'after SIGINT at the first rename');
     expect(temps(b.dir)).toEqual([]);
     // The signal lands during the renames or after the last: either way the message is true.
-    const said = late.stderr.split('\n').filter((l) => !l.startsWith('warning: no safe anchor')).join('\n');
-    expect(['', 'sot: SIGINT came while the outputs were being committed, which is not interrupted: the run completed and every output was written\n']).toContain(said);
+    const said = late.stderr
+      .split('\n')
+      .filter((l) => !l.startsWith('warning: no safe anchor'))
+      .join('\n');
+    expect([
+      '',
+      'sot: SIGINT came while the outputs were being committed, which is not interrupted: the run completed and every output was written\n',
+    ]).toContain(said);
   }, 300_000);
 });

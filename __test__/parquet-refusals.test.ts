@@ -26,10 +26,18 @@ function withArrowSchema(name: string, value: string): string {
 
 describe('Parquet refusals', () => {
   it('an ARROW:schema that is not an Arrow schema message', async () => {
-    for (const [name, value] of [['text.parquet', 'not base64 at all!'], ['short.parquet', 'AAAA'], ['zeros.parquet', Buffer.alloc(64).toString('base64')]]) {
+    for (const [name, value] of [
+      ['text.parquet', 'not base64 at all!'],
+      ['short.parquet', 'AAAA'],
+      ['zeros.parquet', Buffer.alloc(64).toString('base64')],
+    ]) {
       const err = await openDataset(withArrowSchema(name!, value!)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InputError);
-      expect((err as InputError).message).toMatch(new RegExp(`${name}: the file's ARROW:schema metadata cannot be read \\(.+\\): SOT cannot write the file back unchanged`));
+      expect((err as InputError).message).toMatch(
+        new RegExp(
+          `${name}: the file's ARROW:schema metadata cannot be read \\(.+\\): SOT cannot write the file back unchanged`,
+        ),
+      );
     }
   });
 });

@@ -2,7 +2,7 @@
 // the data-dir / cache / download resolution against a real loopback server.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
@@ -22,13 +22,19 @@ const EXPECTED: Record<string, { count: number; responses: boolean }> = {
 };
 
 let scratch: string;
-beforeAll(async () => { scratch = await mkdtemp(join(tmpdir(), 'sot-refsets-')); });
-afterAll(async () => { await rm(scratch, { recursive: true, force: true }); });
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'sot-refsets-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
 beforeEach(() => {
   // The tests say where data comes from; the developer's environment must not.
   for (const k of ['SOT_DATA_DIR', 'SOT_CACHE_DIR', 'SOT_OFFLINE', 'SOT_REFSETS_BASE_URL']) vi.stubEnv(k, '');
 });
-afterEach(() => { vi.unstubAllEnvs(); });
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 async function freshDir(name: string): Promise<string> {
   return mkdtemp(join(scratch, `${name}-`));
@@ -44,10 +50,16 @@ async function listTree(dir: string): Promise<string[]> {
 
 describe('registry', () => {
   test('every set is pinned to the mirror manifest: path, size, sha256, repository, commit', async () => {
-    const manifest = new Map((await readFile(join(DATA, 'MANIFEST.tsv'), 'utf8')).trim().split('\n').slice(1).map((l) => {
-      const [path, bytes, sha256, repo, commit, sourcePath] = l.split('\t');
-      return [path, { bytes: Number(bytes), sha256, repo, commit, sourcePath }];
-    }));
+    const manifest = new Map(
+      (await readFile(join(DATA, 'MANIFEST.tsv'), 'utf8'))
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => {
+          const [path, bytes, sha256, repo, commit, sourcePath] = l.split('\t');
+          return [path, { bytes: Number(bytes), sha256, repo, commit, sourcePath }];
+        }),
+    );
     const sets = listReferenceSets();
     expect(sets.map((s) => s.name).sort()).toEqual(Object.keys(EXPECTED).sort());
     for (const set of sets) {
@@ -56,14 +68,20 @@ describe('registry', () => {
       for (const f of set.files) {
         const m = manifest.get(f.path);
         expect(m, f.path).toBeDefined();
-        expect({ bytes: f.bytes, sha256: f.sha256, repo: f.repo, commit: f.commit, sourcePath: f.sourcePath }).toEqual(m);
+        expect({ bytes: f.bytes, sha256: f.sha256, repo: f.repo, commit: f.commit, sourcePath: f.sourcePath }).toEqual(
+          m,
+        );
       }
       expect(set.licence.spdx).toMatch(/^[A-Za-z0-9.-]+$/);
       const { repo, commit } = set.files[0]!;
       expect(set.licence.url.startsWith(`https://github.com/${repo}/blob/${commit}/`)).toBe(true);
       expect(set.description.length).toBeGreaterThan(10);
     }
-    expect(listReferenceSets('anchor').map((s) => s.name).sort()).toEqual(['safe-refusals', 'safety-tuned-llamas']);
+    expect(
+      listReferenceSets('anchor')
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(['safe-refusals', 'safety-tuned-llamas']);
     expect(listReferenceSets().find((s) => s.name === 'safety-tuned-llamas')!.licence.spdx).toBe('CC-BY-NC-4.0');
   });
 
@@ -107,7 +125,10 @@ describe('loading from the offline mirror', () => {
   test('harmful responses are compliant answers, safe refusals are refusals', async () => {
     const harmful = await loadReferenceSet('jbb-harmful-responses', { dataDir: DATA, offline: true });
     const refusals = await loadReferenceSet('safe-refusals', { dataDir: DATA, offline: true });
-    const refuses = (r: string) => /\b(I cannot|I can't|I can’t|I am unable|I'm unable|I'm not able|I apologi[sz]e|I am not able|I'm sorry|I must)\b/.test(r.slice(0, 300));
+    const refuses = (r: string) =>
+      /\b(I cannot|I can't|I can’t|I am unable|I'm unable|I'm not able|I apologi[sz]e|I am not able|I'm sorry|I must)\b/.test(
+        r.slice(0, 300),
+      );
     const share = (xs: string[]) => xs.filter(refuses).length / xs.length;
     expect(share(refusals.samples.map((s) => s.response))).toBeGreaterThan(0.8);
     expect(share(harmful.samples.map((s) => s.response))).toBeLessThan(0.2);
@@ -133,7 +154,9 @@ describe('loading from the offline mirror', () => {
   test('offline with neither mirror nor cache says how to provide a data dir, by option and by SOT_OFFLINE', async () => {
     const cacheDir = await freshDir('cache');
     const empty = await freshDir('empty');
-    const byOption = await loadReferenceSet('strongreject', { dataDir: empty, cacheDir, offline: true }).catch((e: unknown) => e);
+    const byOption = await loadReferenceSet('strongreject', { dataDir: empty, cacheDir, offline: true }).catch(
+      (e: unknown) => e,
+    );
     expect(byOption).toBeInstanceOf(FetchError);
     expect((byOption as Error).message).toMatch(/--data-dir/);
     expect((byOption as Error).message).toMatch(/SOT_DATA_DIR/);
@@ -165,10 +188,20 @@ describe('downloading through a loopback server', () => {
     server = createServer((req, res) => {
       requests.push(req.url ?? '');
       const local = routes.get(req.url ?? '');
-      if (local === undefined || mode === '404') { res.writeHead(404).end('not found'); return; }
-      if (mode === '500') { res.writeHead(500).end('boom'); return; }
+      if (local === undefined || mode === '404') {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      if (mode === '500') {
+        res.writeHead(500).end('boom');
+        return;
+      }
       if (mode === 'hang') return; // headers never come
-      if (mode === '429-once') { mode = 'ok'; res.writeHead(429, { 'retry-after': '0.3' }).end('slow down'); return; }
+      if (mode === '429-once') {
+        mode = 'ok';
+        res.writeHead(429, { 'retry-after': '0.3' }).end('slow down');
+        return;
+      }
       void readFile(local).then((bytes) => {
         if (mode === 'truncated') {
           // Announce the whole file, send half, drop the connection.
@@ -176,8 +209,16 @@ describe('downloading through a loopback server', () => {
           res.write(bytes.subarray(0, bytes.length >> 1), () => res.destroy());
           return;
         }
-        if (mode === 'short') { res.writeHead(200).end(bytes.subarray(0, bytes.length - 10)); return; }
-        if (mode === 'wrong-bytes') { const copy = Buffer.from(bytes); copy[0] = copy[0]! ^ 1; res.writeHead(200).end(copy); return; }
+        if (mode === 'short') {
+          res.writeHead(200).end(bytes.subarray(0, bytes.length - 10));
+          return;
+        }
+        if (mode === 'wrong-bytes') {
+          const copy = Buffer.from(bytes);
+          copy[0] = copy[0]! ^ 1;
+          res.writeHead(200).end(copy);
+          return;
+        }
         res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
       });
     });
@@ -187,7 +228,10 @@ describe('downloading through a loopback server', () => {
   afterAll(async () => {
     if (server.listening) await new Promise((resolve) => server.close(resolve));
   });
-  beforeEach(() => { mode = 'ok'; requests = []; });
+  beforeEach(() => {
+    mode = 'ok';
+    requests = [];
+  });
 
   test.each<[Mode, RegExp, number]>([
     ['500', /after 2 attempt.*HTTP 500/, 2],
@@ -198,7 +242,9 @@ describe('downloading through a loopback server', () => {
   ])('a %s response is a FetchError and leaves nothing in the cache', async (m, message, attempts) => {
     mode = m;
     const cacheDir = await freshDir('cache');
-    const err = await loadReferenceSet('advbench', { cacheDir, baseUrl, retries: 1, retryDelayMs: 5 }).catch((e: unknown) => e);
+    const err = await loadReferenceSet('advbench', { cacheDir, baseUrl, retries: 1, retryDelayMs: 5 }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(FetchError);
     expect((err as Error).message).toMatch(message);
     expect((err as FetchError).url).toContain(`${baseUrl}/andyrdt/refusal_direction/`);
@@ -209,12 +255,16 @@ describe('downloading through a loopback server', () => {
   test('a server that never answers times out; an abort signal stops the download with AbortError', async () => {
     mode = 'hang';
     const cacheDir = await freshDir('cache');
-    const slow = await loadReferenceSet('advbench', { cacheDir, baseUrl, retries: 0, timeoutMs: 200 }).catch((e: unknown) => e);
+    const slow = await loadReferenceSet('advbench', { cacheDir, baseUrl, retries: 0, timeoutMs: 200 }).catch(
+      (e: unknown) => e,
+    );
     expect(slow).toBeInstanceOf(FetchError);
     expect((slow as Error).message).toMatch(/timed out after 200 ms/);
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
-    const aborted = await loadReferenceSet('advbench', { cacheDir, baseUrl, signal: controller.signal }).catch((e: unknown) => e);
+    const aborted = await loadReferenceSet('advbench', { cacheDir, baseUrl, signal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
     expect(aborted).toBeInstanceOf(AbortError);
     expect(await listTree(join(cacheDir, 'refsets'))).toEqual([]);
     server.closeAllConnections();
@@ -236,7 +286,12 @@ describe('downloading through a loopback server', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const err = await loadReferenceSet('jailbreakbench', { cacheDir, baseUrl: `http://127.0.0.1:${port}`, retries: 1, retryDelayMs: 5 }).catch((e: unknown) => e);
+    const err = await loadReferenceSet('jailbreakbench', {
+      cacheDir,
+      baseUrl: `http://127.0.0.1:${port}`,
+      retries: 1,
+      retryDelayMs: 5,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FetchError);
     expect((err as Error).message).toMatch(/after 2 attempt/);
     expect(await listTree(join(cacheDir, 'refsets'))).toEqual([]);
@@ -250,7 +305,8 @@ describe('downloading through a loopback server', () => {
     expect(requests).toHaveLength(5);
     const info = listReferenceSets().find((s) => s.name === 'jbb-harmful-responses')!;
     expect(await listTree(join(cacheDir, 'refsets'))).toEqual(info.files.map((f) => f.sha256).sort());
-    for (const f of info.files) expect((await readFile(cachedFilePath(f, cacheDir))).equals(await readFile(join(DATA, f.path)))).toBe(true);
+    for (const f of info.files)
+      expect((await readFile(cachedFilePath(f, cacheDir))).equals(await readFile(join(DATA, f.path)))).toBe(true);
 
     // Damage one cached file: it is dropped and downloaded again.
     const damaged = cachedFilePath(info.files[2]!, cacheDir);

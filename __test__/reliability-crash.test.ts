@@ -17,8 +17,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { alpacaOk, CLI, DATA_DIR, harmfulPairs, shuffle, withoutRunFigures, writeJsonl } from './datasets.js';
 
 const KILLS = Number(process.env.SOT_CRASH_RUNS ?? 24);
-const OUTPUTS = ['train.purified.jsonl', 'train.purified.scores.csv', 'train.removed.jsonl', 'train.purified.report.json', 'train.purified.report.html'];
-const TEMP = /^\.(train\.purified\.(jsonl|scores\.csv|report\.json|report\.html)|train\.removed\.jsonl)\.\d+\.[0-9a-f]{12}\.tmp$/;
+const OUTPUTS = [
+  'train.purified.jsonl',
+  'train.purified.scores.csv',
+  'train.removed.jsonl',
+  'train.purified.report.json',
+  'train.purified.report.html',
+];
+const TEMP =
+  /^\.(train\.purified\.(jsonl|scores\.csv|report\.json|report\.html)|train\.removed\.jsonl)\.\d+\.[0-9a-f]{12}\.tmp$/;
 
 const root = mkdtempSync(join(tmpdir(), 'sot-crash-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -27,10 +34,15 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 function makeInput(): { input: string; anchor: string } {
   const clean = alpacaOk();
   const phrasings = ['', 'Please answer: '];
-  const benign = phrasings.flatMap((p, k) => clean.slice(50).map((r) => ({ ...r, instruction: `${p}${r.instruction}`, variant: k })));
+  const benign = phrasings.flatMap((p, k) =>
+    clean.slice(50).map((r) => ({ ...r, instruction: `${p}${r.instruction}`, variant: k })),
+  );
   const harmful = harmfulPairs().map((r) => ({ ...r, variant: -1 }));
   const records = shuffle([...benign, ...harmful.slice(0, 150)], 5).map((r, id) => ({ id, ...r }));
-  return { input: writeJsonl(join(root, 'train.jsonl'), records), anchor: writeJsonl(join(root, 'anchor.jsonl'), clean.slice(0, 50)) };
+  return {
+    input: writeJsonl(join(root, 'train.jsonl'), records),
+    anchor: writeJsonl(join(root, 'anchor.jsonl'), clean.slice(0, 50)),
+  };
 }
 
 const { input, anchor } = makeInput();
@@ -80,7 +92,7 @@ function cacheRows(dir: string): { rows: number; chunks: Set<string>; other: str
 /** Deterministic delays (LCG) spread evenly over [0, span): one per stratum, jittered. */
 function delays(n: number, span: number, seed = 99): number[] {
   let s = seed;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Array.from({ length: n }, (_, i) => Math.round(((i + next()) / n) * span));
 }
 
@@ -134,10 +146,19 @@ describe('SIGKILL at random points', () => {
       if (files.includes('train.purified.report.html')) expect(present).toEqual(OUTPUTS);
       // The report's record of the files it describes matches them (what tells a mix apart after a kill among the renames).
       if (files.includes('train.purified.report.json')) {
-        const { files: digests } = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8')) as { files: Record<string, { bytes: number; sha256: string }> };
-        for (const [key, f] of [['dataset', OUTPUTS[0]!], ['scores', OUTPUTS[1]!], ['removed', OUTPUTS[2]!]] as const) {
+        const { files: digests } = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8')) as {
+          files: Record<string, { bytes: number; sha256: string }>;
+        };
+        for (const [key, f] of [
+          ['dataset', OUTPUTS[0]!],
+          ['scores', OUTPUTS[1]!],
+          ['removed', OUTPUTS[2]!],
+        ] as const) {
           const bytes = readFileSync(join(dir, f));
-          expect(digests[key], `${f} after a kill at ${delay} ms`).toEqual({ bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+          expect(digests[key], `${f} after a kill at ${delay} ms`).toEqual({
+            bytes: bytes.length,
+            sha256: createHash('sha256').update(bytes).digest('hex'),
+          });
         }
       }
       // 2. The only other files: the input, the cache folder, temp files of our pattern.
@@ -150,7 +171,8 @@ describe('SIGKILL at random points', () => {
       const again = purifyIn(dir);
       expect(again.stderr).toBe('');
       expect(again.code).toBe(0);
-      for (const f of OUTPUTS) expect(normalised(join(dir, f)), `${f} rerun after a kill at ${delay} ms`).toBe(want.get(f));
+      for (const f of OUTPUTS)
+        expect(normalised(join(dir, f)), `${f} rerun after a kill at ${delay} ms`).toBe(want.get(f));
       const afterRerun = cacheRows(dir);
       for (const c of afterKill.chunks) expect(afterRerun.chunks.has(c)).toBe(true); // nothing the killed run cached was dropped
       expect(afterRerun.rows).toBe(refCache.rows); // ... nor embedded again
@@ -159,7 +181,11 @@ describe('SIGKILL at random points', () => {
     console.log(
       `crash safety: reference run ${cold.seconds.toFixed(2)} s cold, ${warm.seconds.toFixed(2)} s warm (cache ${refCache.rows} rows); ` +
         `${outcomes.filter((o) => o.killed).length} of ${outcomes.length} runs killed; delay ms / outputs present / temp files left / cache rows at kill:\n` +
-        outcomes.map((o) => `  ${o.delay} / ${o.present} / ${o.temps} / ${o.cachedRows}${o.killed ? '' : ' (finished first)'}`).join('\n'),
+        outcomes
+          .map(
+            (o) => `  ${o.delay} / ${o.present} / ${o.temps} / ${o.cachedRows}${o.killed ? '' : ' (finished first)'}`,
+          )
+          .join('\n'),
     );
     // The delays reach every stage: some kills before any output, some among the outputs or after them.
     expect(killedSoFar()).toBeGreaterThanOrEqual(Math.min(20, KILLS));

@@ -23,10 +23,16 @@ afterEach(async () => {
   server = undefined;
 });
 
-function sot(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+function sot(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1', OPENAI_API_KEY: 'sk-loopback' } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd,
+      env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1', OPENAI_API_KEY: 'sk-loopback' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -58,11 +64,37 @@ function folder(): string {
   return d;
 }
 const args = (s: EmbedServer, extra: string[] = []) => [
-  'purify', input, '--harmful', 'advbench', '--anchor', anchor, '-o', 'out.jsonl', '--cache-dir', 'cache', '--json',
-  '--embedder', 'openai', '--embed-url', s.url, '--model', 'loopback-hash', '--embed-batch', '16', '--embed-concurrency', '1',
-  '--embed-retries', '2', '--embed-timeout', '2000', ...extra,
+  'purify',
+  input,
+  '--harmful',
+  'advbench',
+  '--anchor',
+  anchor,
+  '-o',
+  'out.jsonl',
+  '--cache-dir',
+  'cache',
+  '--json',
+  '--embedder',
+  'openai',
+  '--embed-url',
+  s.url,
+  '--model',
+  'loopback-hash',
+  '--embed-batch',
+  '16',
+  '--embed-concurrency',
+  '1',
+  '--embed-retries',
+  '2',
+  '--embed-timeout',
+  '2000',
+  ...extra,
 ];
-const outputs = (d: string) => readdirSync(d).filter((f) => f !== 'cache').sort();
+const outputs = (d: string) =>
+  readdirSync(d)
+    .filter((f) => f !== 'cache')
+    .sort();
 const normalised = (p: string) => withoutRunFigures(readFileSync(p, 'utf8'));
 const ok: Fault = { transform: (d) => d };
 
@@ -83,7 +115,10 @@ describe('embedding-server faults through `sot purify --embedder openai`', () =>
 
     // Probe, the dataset, one full cache batch of advbench and 3 requests of the next; then 503 for good.
     server.requests = [];
-    server.faults = [...Array.from({ length: 1 + 9 + 16 + 3 }, () => ok), ...Array.from({ length: 50 }, () => ({ status: 503 }))];
+    server.faults = [
+      ...Array.from({ length: 1 + 9 + 16 + 3 }, () => ok),
+      ...Array.from({ length: 50 }, () => ({ status: 503 })),
+    ];
     const dir = folder();
     const r1 = await sot(args(server), dir);
     expect(r1.code).toBe(5);
@@ -101,15 +136,44 @@ describe('embedding-server faults through `sot purify --embedder openai`', () =>
     expect(r2.code).toBe(0);
     const resent = server.requests.slice(1).reduce((s, q) => s + q.input.length, 0);
     expect(resent).toBe(textsTotal - 132 - 256);
-    for (const f of ['out.jsonl', 'out.scores.csv', 'out.report.json', 'out.report.html']) expect(normalised(join(dir, f)), f).toBe(normalised(join(ref, f)));
+    for (const f of ['out.jsonl', 'out.scores.csv', 'out.report.json', 'out.report.html'])
+      expect(normalised(join(dir, f)), f).toBe(normalised(join(ref, f)));
   }, 120_000);
 
   it('values that overflow float32 are refused (exit 3), a zero vector is ERR_ZERO_NORM (exit 3), null/NaN is a malformed answer (exit 5)', async () => {
     server = await hashServer();
     const cases: Array<[Fault, number, string, RegExp]> = [
-      [{ transform: (d) => d.map((x, i) => (i === 3 ? { ...x, embedding: (x.embedding as number[]).map((v, j) => (j === 5 ? 1e39 : v)) } : x)) }, 3, 'ERR_NON_FINITE', /\[5\] is inf/],
-      [{ transform: (d) => d.map((x, i) => (i === 2 ? { ...x, embedding: (x.embedding as number[]).map(() => 0) } : x)) }, 3, 'ERR_ZERO_NORM', /is the zero vector/],
-      [{ transform: (d) => d.map((x, i) => (i === 1 ? { ...x, embedding: (x.embedding as number[]).map((v, j) => (j === 0 ? null : v)) } : x)) }, 5, 'ERR_FETCH', /malformed embeddings response: data\[1\]\.embedding\[0\] is null, not a finite number/],
+      [
+        {
+          transform: (d) =>
+            d.map((x, i) =>
+              i === 3 ? { ...x, embedding: (x.embedding as number[]).map((v, j) => (j === 5 ? 1e39 : v)) } : x,
+            ),
+        },
+        3,
+        'ERR_NON_FINITE',
+        /\[5\] is inf/,
+      ],
+      [
+        {
+          transform: (d) =>
+            d.map((x, i) => (i === 2 ? { ...x, embedding: (x.embedding as number[]).map(() => 0) } : x)),
+        },
+        3,
+        'ERR_ZERO_NORM',
+        /is the zero vector/,
+      ],
+      [
+        {
+          transform: (d) =>
+            d.map((x, i) =>
+              i === 1 ? { ...x, embedding: (x.embedding as number[]).map((v, j) => (j === 0 ? null : v)) } : x,
+            ),
+        },
+        5,
+        'ERR_FETCH',
+        /malformed embeddings response: data\[1\]\.embedding\[0\] is null, not a finite number/,
+      ],
     ];
     for (const [fault, code, errCode, pattern] of cases) {
       server.faults = [ok, fault];

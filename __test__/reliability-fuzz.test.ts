@@ -37,7 +37,8 @@ async function outcome(path: string, options = {}): Promise<{ rows: DatasetRow[]
 /** A read either succeeds or throws an InputError that names the file and, when it has one, a line inside it. */
 function expectInputErrorOrNothing(error: unknown, path: string, lines: number): void {
   if (error === undefined) return;
-  if (!(error instanceof InputError)) throw new Error(`expected an InputError, got ${String((error as Error)?.stack ?? error)}`);
+  if (!(error instanceof InputError))
+    throw new Error(`expected an InputError, got ${String((error as Error)?.stack ?? error)}`);
   expect(error.file).toBe(path);
   expect(error.message.startsWith(path)).toBe(true);
   if (error.line !== undefined) {
@@ -48,23 +49,69 @@ function expectInputErrorOrNothing(error: unknown, path: string, lines: number):
 
 // Text that embedders can use (has a word) but is otherwise anything: quotes,
 // delimiters, CR/LF, BOMs, line and paragraph separators, NULs, emoji, any script.
-const nasty = fc.constantFrom('"', "'", ',', ';', '\t', '\n', '\r', '\r\n', '\\', '{', '}', '[', ']', '\uFEFF', '\u2028', '\u2029', '\0', '😀', 'é', '東京', ' ');
-const anyText = fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 12 }), nasty), { maxLength: 12 }).map((xs) => xs.join(''));
+const nasty = fc.constantFrom(
+  '"',
+  "'",
+  ',',
+  ';',
+  '\t',
+  '\n',
+  '\r',
+  '\r\n',
+  '\\',
+  '{',
+  '}',
+  '[',
+  ']',
+  '\uFEFF',
+  '\u2028',
+  '\u2029',
+  '\0',
+  '😀',
+  'é',
+  '東京',
+  ' ',
+);
+const anyText = fc
+  .array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 12 }), nasty), { maxLength: 12 })
+  .map((xs) => xs.join(''));
 const wordy = anyText.map((s) => `w ${s}`);
-const record = fc.record({ prompt: wordy, response: anyText, extra: fc.oneof(anyText, fc.integer(), fc.constant(null), fc.array(fc.integer(), { maxLength: 3 })) });
+const record = fc.record({
+  prompt: wordy,
+  response: anyText,
+  extra: fc.oneof(anyText, fc.integer(), fc.constant(null), fc.array(fc.integer(), { maxLength: 3 })),
+});
 
 /** Lines that are certainly invalid records, each with the reason class. */
-const badLine = fc.oneof(
-  record.chain((r) => {
-    const text = JSON.stringify(r);
-    return fc.integer({ min: 1, max: text.length - 1 }).map((cut) => text.slice(0, cut)); // a truncated object never parses
-  }),
-  fc.constantFrom('[1, 2]', '"a string"', '42', 'null', 'true', 'not json at all', '{"response": "no prompt"}', '{"prompt": 3}', '{"prompt": "?!"}'),
-).filter((l) => l.trim() !== '' && !/[\r\n\u2028\u2029]/.test(l.replace(/\\./g, '')));
+const badLine = fc
+  .oneof(
+    record.chain((r) => {
+      const text = JSON.stringify(r);
+      return fc.integer({ min: 1, max: text.length - 1 }).map((cut) => text.slice(0, cut)); // a truncated object never parses
+    }),
+    fc.constantFrom(
+      '[1, 2]',
+      '"a string"',
+      '42',
+      'null',
+      'true',
+      'not json at all',
+      '{"response": "no prompt"}',
+      '{"prompt": 3}',
+      '{"prompt": "?!"}',
+    ),
+  )
+  .filter((l) => l.trim() !== '' && !/[\r\n\u2028\u2029]/.test(l.replace(/\\./g, '')));
 
 describe('JSONL reader', () => {
   it('arbitrary bytes: rows or an InputError with a line, never another error or a hang', async () => {
-    const bytes = fc.array(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.constantFrom('\n', '\r\n', '{', '}', '"', '\uFEFF', '{"prompt":"a b"}\n').map((s) => Buffer.from(s))), { maxLength: 24 });
+    const bytes = fc.array(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 64 }),
+        fc.constantFrom('\n', '\r\n', '{', '}', '"', '\uFEFF', '{"prompt":"a b"}\n').map((s) => Buffer.from(s)),
+      ),
+      { maxLength: 24 },
+    );
     await fc.assert(
       fc.asyncProperty(bytes, async (parts) => {
         const buf = Buffer.concat(parts);
@@ -115,7 +162,13 @@ describe('JSONL reader', () => {
   });
 
   it('with skipInvalid every bad line is counted and every good record comes through with its line', async () => {
-    const lines = fc.array(fc.oneof(record.map((r) => ({ ok: true as const, text: JSON.stringify(r), r })), badLine.map((text) => ({ ok: false as const, text }))), { minLength: 1, maxLength: 20 });
+    const lines = fc.array(
+      fc.oneof(
+        record.map((r) => ({ ok: true as const, text: JSON.stringify(r), r })),
+        badLine.map((text) => ({ ok: false as const, text })),
+      ),
+      { minLength: 1, maxLength: 20 },
+    );
     await fc.assert(
       fc.asyncProperty(lines, async (ls) => {
         fc.pre(ls.some((l) => l.ok));
@@ -145,7 +198,10 @@ describe('CSV reader and writer', () => {
   it('arbitrary cell strings round-trip: reference CSV -> reader -> writer -> reader', async () => {
     // A raw NUL byte makes a line invalid input (inputs-lines.test.ts); the cells hold every other character.
     const noNul = (s: string) => s.replaceAll('\0', '');
-    const rowsArb = fc.array(fc.tuple(wordy.map(noNul), anyText.map(noNul), anyText.map(noNul)), { minLength: 1, maxLength: 10 });
+    const rowsArb = fc.array(fc.tuple(wordy.map(noNul), anyText.map(noNul), anyText.map(noNul)), {
+      minLength: 1,
+      maxLength: 10,
+    });
     await fc.assert(
       fc.asyncProperty(rowsArb, fc.boolean(), async (rows, crlf) => {
         const eol = crlf ? '\r\n' : '\n';
@@ -166,7 +222,13 @@ describe('CSV reader and writer', () => {
   });
 
   it('arbitrary bytes: rows or an InputError with a line (CSV and TSV)', async () => {
-    const bytes = fc.array(fc.oneof(fc.uint8Array({ maxLength: 32 }), fc.constantFrom('\n', '\r\n', '"', ',', '\t', '""', 'prompt,response\n', 'a b,c\n').map((s) => Buffer.from(s))), { maxLength: 24 });
+    const bytes = fc.array(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 32 }),
+        fc.constantFrom('\n', '\r\n', '"', ',', '\t', '""', 'prompt,response\n', 'a b,c\n').map((s) => Buffer.from(s)),
+      ),
+      { maxLength: 24 },
+    );
     await fc.assert(
       fc.asyncProperty(bytes, fc.boolean(), async (parts, tsv) => {
         const buf = Buffer.concat(parts);
@@ -207,7 +269,11 @@ describe('JSON and Parquet readers', () => {
     parquetWriteFile({
       filename: base,
       columnData: [
-        { name: 'prompt', data: Array.from({ length: n }, (_, i) => `question number ${i} about something`), type: 'STRING' },
+        {
+          name: 'prompt',
+          data: Array.from({ length: n }, (_, i) => `question number ${i} about something`),
+          type: 'STRING',
+        },
         { name: 'response', data: Array.from({ length: n }, (_, i) => `answer ${i}`), type: 'STRING' },
       ],
       rowGroupSize: 10,
@@ -232,25 +298,38 @@ describe('JSON and Parquet readers', () => {
   // a page make hyparquet's readRleBitPackedHybrid loop forever, synchronously, so SOT
   // cannot even abort it. Found by this fuzzer (seed 20241129): byte 211 of the file
   // below set to 252. Opt in with SOT_FUZZ_PARQUET_FLIPS=1 once hyparquet is fixed.
-  it.runIf(process.env.SOT_FUZZ_PARQUET_FLIPS === '1')('Parquet: random byte flips give rows or an InputError', async () => {
-    const good = parquetBase();
-    const flips = fc.array(fc.tuple(fc.nat({ max: good.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 });
-    await fc.assert(
-      fc.asyncProperty(flips, async (fl) => {
-        const b = Buffer.from(good);
-        for (const [at, v] of fl) b[at] = v;
-        const path = fresh('parquet');
-        writeFileSync(path, b);
-        const { error } = await outcome(path);
-        expectInputErrorOrNothing(error, path, 40);
-      }),
-      params(),
-    );
-  });
+  it.runIf(process.env.SOT_FUZZ_PARQUET_FLIPS === '1')(
+    'Parquet: random byte flips give rows or an InputError',
+    async () => {
+      const good = parquetBase();
+      const flips = fc.array(fc.tuple(fc.nat({ max: good.length - 1 }), fc.integer({ min: 0, max: 255 })), {
+        minLength: 1,
+        maxLength: 8,
+      });
+      await fc.assert(
+        fc.asyncProperty(flips, async (fl) => {
+          const b = Buffer.from(good);
+          for (const [at, v] of fl) b[at] = v;
+          const path = fresh('parquet');
+          writeFileSync(path, b);
+          const { error } = await outcome(path);
+          expectInputErrorOrNothing(error, path, 40);
+        }),
+        params(),
+      );
+    },
+  );
 });
 
 describe('atomic writer', () => {
-  const chunks = fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 50 }), fc.uint8Array({ maxLength: 50 }), fc.string({ minLength: 0, maxLength: 3 }).map((s) => s.repeat(200_000))), { maxLength: 12 });
+  const chunks = fc.array(
+    fc.oneof(
+      fc.string({ unit: 'grapheme', maxLength: 50 }),
+      fc.uint8Array({ maxLength: 50 }),
+      fc.string({ minLength: 0, maxLength: 3 }).map((s) => s.repeat(200_000)),
+    ),
+    { maxLength: 12 },
+  );
 
   it('commits exactly the bytes written, or on failure leaves the previous file and no temp file', async () => {
     const sub = mkdtempSync(join(dir, 'atomic-'));
@@ -286,11 +365,17 @@ describe('atomic writer', () => {
     const sub = mkdtempSync(join(dir, 'race-'));
     const dest = join(sub, 'out.txt');
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).map((s) => s.repeat(5000)), { minLength: 2, maxLength: 6 }), async (versions) => {
-        await Promise.all(versions.map((v) => writeFileAtomic(dest, v)));
-        expect(versions).toContain(readFileSync(dest, 'utf8'));
-        expect(readdirSync(sub)).toEqual(['out.txt']);
-      }),
+      fc.asyncProperty(
+        fc.array(
+          fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).map((s) => s.repeat(5000)),
+          { minLength: 2, maxLength: 6 },
+        ),
+        async (versions) => {
+          await Promise.all(versions.map((v) => writeFileAtomic(dest, v)));
+          expect(versions).toContain(readFileSync(dest, 'utf8'));
+          expect(readdirSync(sub)).toEqual(['out.txt']);
+        },
+      ),
       params(Math.min(RUNS, 50)),
     );
   });

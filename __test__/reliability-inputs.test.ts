@@ -7,7 +7,16 @@
 // __test__/fixtures/bad/, large ones are generated in a temp dir.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,13 +33,24 @@ const scratch = mkdtempSync(join(tmpdir(), 'sot-rel-in-'));
 const CACHE = join(scratch, 'cache');
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-const env = (): NodeJS.ProcessEnv => ({ ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_CACHE_DIR: CACHE, SOT_OFFLINE: '1' });
+const env = (): NodeJS.ProcessEnv => ({
+  ...process.env,
+  SOT_DATA_DIR: DATA_DIR,
+  SOT_CACHE_DIR: CACHE,
+  SOT_OFFLINE: '1',
+});
 
 interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
-  json: { ok: boolean; n?: number; k?: number; outputs?: Record<string, string>; error?: { code: string; message: string; file?: string; line?: number; field?: string } };
+  json: {
+    ok: boolean;
+    n?: number;
+    k?: number;
+    outputs?: Record<string, string>;
+    error?: { code: string; message: string; file?: string; line?: number; field?: string };
+  };
   /** Everything in the output folder afterwards (also temp files). */
   left: string[];
   outDir: string;
@@ -48,7 +68,14 @@ function purifyCli(input: string, args: string[] = ['--harmful', HARMFUL], timeo
     timeout,
     maxBuffer: 1 << 26,
   });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, json: JSON.parse(r.stdout || '{}'), left: readdirSync(outDir), outDir };
+  return {
+    code: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    json: JSON.parse(r.stdout || '{}'),
+    left: readdirSync(outDir),
+    outDir,
+  };
 }
 
 const fixtureListing = () => readdirSync(FIX).sort();
@@ -93,7 +120,11 @@ describe('bad input files through `sot purify`: clear error, exit 3, nothing wri
   });
 
   it('without --json the message goes to stderr as `sot: file:line: what`', () => {
-    const r = spawnSync(process.execPath, [CLI, 'purify', join(FIX, 'truncated.jsonl'), '--harmful', HARMFUL, '-o', join(scratch, 'never.jsonl')], { env: env(), encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'purify', join(FIX, 'truncated.jsonl'), '--harmful', HARMFUL, '-o', join(scratch, 'never.jsonl')],
+      { env: env(), encoding: 'utf8' },
+    );
     expect(r.status).toBe(3);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^sot: .*truncated\.jsonl:5: invalid JSON: /);
@@ -127,7 +158,11 @@ describe('odd but valid inputs work', () => {
     const r = purifyCli(join(FIX, 'duplicate-ids.jsonl'));
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ ok: true, n: 5, k: 4 });
-    const rows = readFileSync(r.json.outputs!.scores!, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    const rows = readFileSync(r.json.outputs!.scores!, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(','));
     expect(rows).toHaveLength(5);
     expect(rows[0]![2]).toBe(rows[1]![2]); // lines 1 and 2 are the same record
     expect(rows[2]![2]).toBe(rows[3]![2]);
@@ -156,26 +191,41 @@ describe('K = 0 and K > n', () => {
     expect(readdirSync(cache)).toEqual([]); // the count was checked as soon as n was known
   });
 
-  it.each([[['--keep-count', '-1']], [['--keep-count', '1.5']], [['--keep', '1.5']], [['--keep', 'x']]])('%j is rejected by the parser (exit 2)', (extra) => {
-    const r = spawnSync(process.execPath, [CLI, 'purify', join(FIX, 'good.jsonl'), '--harmful', HARMFUL, ...extra, '-o', join(scratch, 'never.jsonl')], { env: env(), encoding: 'utf8' });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--keep(-count)? must be/);
-    expect(existsSync(join(scratch, 'never.jsonl'))).toBe(false);
-  });
+  it.each([[['--keep-count', '-1']], [['--keep-count', '1.5']], [['--keep', '1.5']], [['--keep', 'x']]])(
+    '%j is rejected by the parser (exit 2)',
+    (extra) => {
+      const r = spawnSync(
+        process.execPath,
+        [CLI, 'purify', join(FIX, 'good.jsonl'), '--harmful', HARMFUL, ...extra, '-o', join(scratch, 'never.jsonl')],
+        { env: env(), encoding: 'utf8' },
+      );
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/--keep(-count)? must be/);
+      expect(existsSync(join(scratch, 'never.jsonl'))).toBe(false);
+    },
+  );
 });
 
 /** Writes 4 small records and one with a `size`-byte field, streaming (the test process never holds it). */
-async function bigLineFile(path: string, size: number, opts: { field: 'blob' | 'response'; truncate?: boolean }): Promise<{ bigLine: number; bigSha: string }> {
+async function bigLineFile(
+  path: string,
+  size: number,
+  opts: { field: 'blob' | 'response'; truncate?: boolean },
+): Promise<{ bigLine: number; bigSha: string }> {
   const out = createWriteStream(path);
-  const write = (s: string) => new Promise<void>((res, rej) => (out.write(s) ? res() : out.once('drain', res), out.once('error', rej)));
+  const write = (s: string) =>
+    new Promise<void>((res, rej) => (out.write(s) ? res() : out.once('drain', res), out.once('error', rej)));
   const small = readFileSync(join(FIX, 'good.jsonl'), 'utf8').trim().split('\n');
   await write(`${small.slice(0, 2).join('\n')}\n`);
   const hash = createHash('sha256');
-  const head = opts.field === 'blob' ? '{"id":9,"prompt":"Describe this attachment.","response":"It is a long log file.","blob":"' : '{"id":9,"prompt":"Repeat the words.","response":"';
+  const head =
+    opts.field === 'blob'
+      ? '{"id":9,"prompt":"Describe this attachment.","response":"It is a long log file.","blob":"'
+      : '{"id":9,"prompt":"Repeat the words.","response":"';
   hash.update(head);
   await write(head);
   const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'theta', 'kappa'];
-  const piece = Array.from({ length: 8192 }, (_, i) => `${words[i % 8]}${i % 97}`).join(' ') + ' ';
+  const piece = `${Array.from({ length: 8192 }, (_, i) => `${words[i % 8]}${i % 97}`).join(' ')} `;
   for (let n = 0; n < size; n += piece.length) {
     hash.update(piece);
     await write(piece);
@@ -188,11 +238,16 @@ async function bigLineFile(path: string, size: number, opts: { field: 'blob' | '
 }
 
 /** Runs the CLI under /usr/bin/time when there is one, for the peak RSS. */
-function timedPurify(input: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number; rssMB?: number }> {
+function timedPurify(
+  input: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number; rssMB?: number }> {
   const time = existsSync('/usr/bin/time');
   const argv = [CLI, 'purify', input, ...args, '--json'];
   const t0 = performance.now();
-  const child = time ? spawn('/usr/bin/time', ['-f', 'MAXRSS_KB=%M', process.execPath, ...argv], { env: env() }) : spawn(process.execPath, argv, { env: env() });
+  const child = time
+    ? spawn('/usr/bin/time', ['-f', 'MAXRSS_KB=%M', process.execPath, ...argv], { env: env() })
+    : spawn(process.execPath, argv, { env: env() });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -200,7 +255,13 @@ function timedPurify(input: string, args: string[]): Promise<{ code: number | nu
   return new Promise((res) =>
     child.on('close', (code) => {
       const m = /MAXRSS_KB=(\d+)/.exec(stderr);
-      res({ code, stdout, stderr: stderr.replace(/MAXRSS_KB=\d+\n?/, ''), seconds: (performance.now() - t0) / 1000, rssMB: m ? Number(m[1]) / 1024 : undefined });
+      res({
+        code,
+        stdout,
+        stderr: stderr.replace(/MAXRSS_KB=\d+\n?/, ''),
+        seconds: (performance.now() - t0) / 1000,
+        rssMB: m ? Number(m[1]) / 1024 : undefined,
+      });
     }),
   );
 }
@@ -212,8 +273,19 @@ describe('a single 100 MB line', () => {
     const path = join(scratch, 'big-blob.jsonl');
     const { bigSha } = await bigLineFile(path, MB100, { field: 'blob' });
     const out = join(scratch, 'big-blob.out.jsonl');
-    const r = await timedPurify(path, ['--harmful', HARMFUL, '--keep', '1', '--no-weight-field', '--no-html', '-o', out]);
-    console.log(`100 MB line (not embedded): exit ${r.code} in ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB?.toFixed(0) ?? '?'} MB`);
+    const r = await timedPurify(path, [
+      '--harmful',
+      HARMFUL,
+      '--keep',
+      '1',
+      '--no-weight-field',
+      '--no-html',
+      '-o',
+      out,
+    ]);
+    console.log(
+      `100 MB line (not embedded): exit ${r.code} in ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB?.toFixed(0) ?? '?'} MB`,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, n: 6, k: 6 });
@@ -232,11 +304,17 @@ describe('a single 100 MB line', () => {
     await bigLineFile(path, MB100, { field: 'response', truncate: true });
     const outDir = mkdtempSync(join(scratch, 'big-out-'));
     const r = await timedPurify(path, ['--harmful', HARMFUL, '-o', join(outDir, 'o.jsonl')]);
-    console.log(`100 MB truncated line: exit ${r.code} in ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB?.toFixed(0) ?? '?'} MB`);
+    console.log(
+      `100 MB truncated line: exit ${r.code} in ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB?.toFixed(0) ?? '?'} MB`,
+    );
     expect(r.code).toBe(3);
     const e = JSON.parse(r.stdout).error;
     expect(e).toMatchObject({ code: 'ERR_INPUT', line: 3 });
-    expect(e.message).toMatch(new RegExp(`^${basename(path).replace('.', '\\.')}|big-truncated\\.jsonl:3: invalid JSON: Unterminated string at column \\d{9}`));
+    expect(e.message).toMatch(
+      new RegExp(
+        `^${basename(path).replace('.', '\\.')}|big-truncated\\.jsonl:3: invalid JSON: Unterminated string at column \\d{9}`,
+      ),
+    );
     expect(e.message.length).toBeLessThan(400); // an excerpt, not the line
     expect(readdirSync(outDir)).toEqual([]);
     expect(r.seconds).toBeLessThan(60);
@@ -247,15 +325,21 @@ describe('a single 100 MB line', () => {
   // (the built-in embedder reads its first 400 characters; reading, hashing and the
   // report take the rest; ~77 s and 3.5 GB before it did). Correct, but heavy for every
   // CI run: SOT_RELIABILITY_LONG=1 runs it.
-  it.runIf(process.env.SOT_RELIABILITY_LONG === '1')('embedded (the response): correct, no hang', async () => {
-    const path = join(scratch, 'big-text.jsonl');
-    await bigLineFile(path, MB100, { field: 'response' });
-    const r = await timedPurify(path, ['--harmful', HARMFUL, '--no-html', '-o', join(scratch, 'big-text.out.jsonl')]);
-    console.log(`100 MB embedded line: exit ${r.code} in ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB?.toFixed(0) ?? '?'} MB`);
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, n: 6, k: 5 });
-    rmSync(path);
-  }, 600_000);
+  it.runIf(process.env.SOT_RELIABILITY_LONG === '1')(
+    'embedded (the response): correct, no hang',
+    async () => {
+      const path = join(scratch, 'big-text.jsonl');
+      await bigLineFile(path, MB100, { field: 'response' });
+      const r = await timedPurify(path, ['--harmful', HARMFUL, '--no-html', '-o', join(scratch, 'big-text.out.jsonl')]);
+      console.log(
+        `100 MB embedded line: exit ${r.code} in ${r.seconds.toFixed(1)} s, peak RSS ${r.rssMB?.toFixed(0) ?? '?'} MB`,
+      );
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, n: 6, k: 5 });
+      rmSync(path);
+    },
+    600_000,
+  );
 });
 
 // ---------------------------------------------------------------- vectors
@@ -263,7 +347,9 @@ describe('a single 100 MB line', () => {
 type M = { data: Float32Array; rows: number; cols: number };
 function rand(rows: number, cols: number, seed: number): M {
   let s = seed;
-  const data = new Float32Array(rows * cols).map(() => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5);
+  const data = new Float32Array(rows * cols).map(
+    () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5,
+  );
   return { data, rows, cols };
 }
 const sets = () => ({ downstream: rand(30, 8, 1), anchor: rand(6, 8, 2), harmful: rand(6, 8, 3) });
@@ -325,9 +411,13 @@ describe('bad vectors through the numeric API', () => {
     const e = await rejection(sinkhorn({ x: s.downstream, y: s.harmful, cost: 'sqeuclidean' }));
     expect(e.code).toBe('ERR_NON_FINITE');
     expect(e.index).toBe(3);
-    expect(e.message).toMatch(/x\[3\] has squared norm 1.00e76, too large for the squared Euclidean cost in f32 \(at most 8.51e37/);
+    expect(e.message).toMatch(
+      /x\[3\] has squared norm 1.00e76, too large for the squared Euclidean cost in f32 \(at most 8.51e37/,
+    );
     expect((await rejection(costMatrix(s.downstream, s.harmful, { cost: 'sqeuclidean' }))).code).toBe('ERR_NON_FINITE');
-    expect((await rejection(learnWeights(s, { cost: 'sqeuclidean' }))).message).toMatch(/^downstream\[3\] has squared norm/);
+    expect((await rejection(learnWeights(s, { cost: 'sqeuclidean' }))).message).toMatch(
+      /^downstream\[3\] has squared norm/,
+    );
     const ok = sets();
     ok.downstream.data[3 * 8 + 1] = 1e18; // squared norm 1e36: fits
     const c = await costMatrix(ok.downstream, ok.harmful, { cost: 'sqeuclidean' });
@@ -341,19 +431,30 @@ describe('bad vectors through the numeric API', () => {
     expect((await rejection(sinkhornDivergence({ x: rand(5, 4, 9), y: rand(3, 5, 8) }))).code).toBe('ERR_SHAPE');
     const z = rand(5, 4, 9);
     z.data.fill(0, 0, 4);
-    expect((await rejection(sinkhornDivergence({ x: rand(5, 4, 9), y: z }))).message).toMatch(/y\[0\] is the zero vector/);
-    expect((await rejection(sinkhorn({ cost: { data: new Float32Array([0, Infinity, 1, 2]), rows: 2, cols: 2 } }))).message).toMatch(/cost\[0\]\[1\] is inf/);
-    expect((await rejection(sinkhorn({ x: [[1, 2], [3]], y: [[1, 2]] }))).message).toMatch(/x\[1\] has 1 values but x\[0\] has 2/);
+    expect((await rejection(sinkhornDivergence({ x: rand(5, 4, 9), y: z }))).message).toMatch(
+      /y\[0\] is the zero vector/,
+    );
+    expect(
+      (await rejection(sinkhorn({ cost: { data: new Float32Array([0, Infinity, 1, 2]), rows: 2, cols: 2 } }))).message,
+    ).toMatch(/cost\[0\]\[1\] is inf/);
+    expect((await rejection(sinkhorn({ x: [[1, 2], [3]], y: [[1, 2]] }))).message).toMatch(
+      /x\[1\] has 1 values but x\[0\] has 2/,
+    );
   });
 });
 
 describe('bad vectors from an embedder through purify()', () => {
   /** An embedder that returns what `make` says, to inject faults. */
-  const fake = (make: (texts: string[], dim: number) => Float32Array, dim = 8): Embedder => ({ id: `fake-${Math.random()}`, dim, embed: async (texts) => make(texts, dim) });
+  const fake = (make: (texts: string[], dim: number) => Float32Array, dim = 8): Embedder => ({
+    id: `fake-${Math.random()}`,
+    dim,
+    embed: async (texts) => make(texts, dim),
+  });
   const good = (texts: string[], dim: number) => {
     const v = new Float32Array(texts.length * dim);
     texts.forEach((t, i) => {
-      for (let j = 0; j < dim; j++) v[i * dim + j] = Math.sin(t.length * (j + 1) + i * 0.1) + 0.01 * t.charCodeAt(j % t.length);
+      for (let j = 0; j < dim; j++)
+        v[i * dim + j] = Math.sin(t.length * (j + 1) + i * 0.1) + 0.01 * t.charCodeAt(j % t.length);
     });
     return v;
   };
@@ -361,35 +462,55 @@ describe('bad vectors from an embedder through purify()', () => {
     const dir = mkdtempSync(join(scratch, 'api-'));
     const out = join(dir, 'o.jsonl');
     try {
-      await purify({ input: join(FIX, 'good.jsonl'), harmful: [HARMFUL], output: out, embedder, embeddingCache: cache ? join(dir, 'cache') : false });
+      await purify({
+        input: join(FIX, 'good.jsonl'),
+        harmful: [HARMFUL],
+        output: out,
+        embedder,
+        embeddingCache: cache ? join(dir, 'cache') : false,
+      });
       return { err: undefined, left: readdirSync(dir) };
     } catch (err) {
       return { err: err as SotError, left: readdirSync(dir).filter((f) => f !== 'cache') };
     }
   };
 
-  it.each([true, false])('NaN, zero, wrong-length vectors are clear errors, nothing written (cache %s)', async (cache) => {
-    let r = await run(fake((t, d) => good(t, d).map((v, i) => (i === 2 * d + 1 ? NaN : v))), cache);
-    expect(r.err?.code).toBe('ERR_NON_FINITE');
-    expect(r.err?.message).toMatch(/downstream\[2\]\[1\] is NaN/);
-    expect(r.left).toEqual([]);
-    r = await run(fake((t, d) => good(t, d).map((v, i) => (Math.floor(i / d) === 1 ? 0 : v))), cache);
-    expect(r.err?.code).toBe('ERR_ZERO_NORM');
-    expect(r.left).toEqual([]);
-    for (const delta of [-1, +1]) {
-      r = await run(fake((t, d) => new Float32Array((t.length + delta) * d).fill(0.5)), cache);
-      expect(r.err).toBeInstanceOf(ShapeError);
-      expect(r.err?.message).toMatch(/embedder "fake-.*" returned \d+ values for 5 texts of dimension 8/);
+  it.each([true, false])(
+    'NaN, zero, wrong-length vectors are clear errors, nothing written (cache %s)',
+    async (cache) => {
+      let r = await run(
+        fake((t, d) => good(t, d).map((v, i) => (i === 2 * d + 1 ? NaN : v))),
+        cache,
+      );
+      expect(r.err?.code).toBe('ERR_NON_FINITE');
+      expect(r.err?.message).toMatch(/downstream\[2\]\[1\] is NaN/);
       expect(r.left).toEqual([]);
-    }
-  });
+      r = await run(
+        fake((t, d) => good(t, d).map((v, i) => (Math.floor(i / d) === 1 ? 0 : v))),
+        cache,
+      );
+      expect(r.err?.code).toBe('ERR_ZERO_NORM');
+      expect(r.left).toEqual([]);
+      for (const delta of [-1, +1]) {
+        r = await run(
+          fake((t, d) => new Float32Array((t.length + delta) * d).fill(0.5)),
+          cache,
+        );
+        expect(r.err).toBeInstanceOf(ShapeError);
+        expect(r.err?.message).toMatch(/embedder "fake-.*" returned \d+ values for 5 texts of dimension 8/);
+        expect(r.left).toEqual([]);
+      }
+    },
+  );
 });
 
 describe('bad precomputed vectors through `sot purify --vectors-field`', () => {
   const dir = mkdtempSync(join(scratch, 'vectors-'));
   const write = (name: string, vec: (i: number) => unknown) => {
     const path = join(dir, name);
-    const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ prompt: `question ${i} about cats`, response: `answer ${i}`, vec: vec(i) }));
+    const rows = Array.from({ length: 6 }, (_, i) =>
+      JSON.stringify({ prompt: `question ${i} about cats`, response: `answer ${i}`, vec: vec(i) }),
+    );
     writeFileSync(path, `${rows.join('\n')}\n`);
     return path;
   };
@@ -398,12 +519,48 @@ describe('bad precomputed vectors through `sot purify --vectors-field`', () => {
   const run = (input: string, refs = harmful) => purifyCli(input, ['--harmful', refs, '--vectors-field', 'vec']);
 
   it.each([
-    ['overflow.jsonl', (i: number) => (i === 3 ? [1e39, 2, 3, 4] : good(i)), 3, 'ERR_INPUT', /overflow\.jsonl:4: "vec"\[0\] is 1e\+39, not a finite number/],
-    ['null.jsonl', (i: number) => (i === 3 ? [1, null, 3, 4] : good(i)), 3, 'ERR_INPUT', /null\.jsonl:4: "vec"\[1\] is null, not a finite number/],
-    ['nan-string.jsonl', (i: number) => (i === 3 ? '[NaN,2,3,4]' : good(i)), 3, 'ERR_INPUT', /nan-string\.jsonl:4: "vec" is a string but not a JSON array of numbers/],
-    ['empty-vector.jsonl', (i: number) => (i === 3 ? [] : good(i)), 3, 'ERR_INPUT', /empty-vector\.jsonl:4: "vec" must be a non-empty array of numbers/],
-    ['zero.jsonl', (i: number) => (i === 3 ? [0, 0, 0, 0] : good(i)), 3, 'ERR_ZERO_NORM', /downstream\[3\] is the zero vector/],
-    ['short.jsonl', (i: number) => (i === 3 ? [1, 2, 3] : good(i)), 3, 'ERR_SHAPE', /short\.jsonl:4: embedding dimension mismatch: "vec" has 3 numbers, earlier vectors have 4/],
+    [
+      'overflow.jsonl',
+      (i: number) => (i === 3 ? [1e39, 2, 3, 4] : good(i)),
+      3,
+      'ERR_INPUT',
+      /overflow\.jsonl:4: "vec"\[0\] is 1e\+39, not a finite number/,
+    ],
+    [
+      'null.jsonl',
+      (i: number) => (i === 3 ? [1, null, 3, 4] : good(i)),
+      3,
+      'ERR_INPUT',
+      /null\.jsonl:4: "vec"\[1\] is null, not a finite number/,
+    ],
+    [
+      'nan-string.jsonl',
+      (i: number) => (i === 3 ? '[NaN,2,3,4]' : good(i)),
+      3,
+      'ERR_INPUT',
+      /nan-string\.jsonl:4: "vec" is a string but not a JSON array of numbers/,
+    ],
+    [
+      'empty-vector.jsonl',
+      (i: number) => (i === 3 ? [] : good(i)),
+      3,
+      'ERR_INPUT',
+      /empty-vector\.jsonl:4: "vec" must be a non-empty array of numbers/,
+    ],
+    [
+      'zero.jsonl',
+      (i: number) => (i === 3 ? [0, 0, 0, 0] : good(i)),
+      3,
+      'ERR_ZERO_NORM',
+      /downstream\[3\] is the zero vector/,
+    ],
+    [
+      'short.jsonl',
+      (i: number) => (i === 3 ? [1, 2, 3] : good(i)),
+      3,
+      'ERR_SHAPE',
+      /short\.jsonl:4: embedding dimension mismatch: "vec" has 3 numbers, earlier vectors have 4/,
+    ],
   ])('%s: clear error, exit %i, nothing written', (name, vec, code, errCode, pattern) => {
     const r = run(write(name, vec));
     expect(r.code).toBe(code);
@@ -413,10 +570,15 @@ describe('bad precomputed vectors through `sot purify --vectors-field`', () => {
   });
 
   it('a reference of another dimension is a ShapeError naming it; huge but finite values are fine (cosine)', () => {
-    const r = run(write('ok.jsonl', good), write('harmful-3d.jsonl', () => [1, 2, 3]));
+    const r = run(
+      write('ok.jsonl', good),
+      write('harmful-3d.jsonl', () => [1, 2, 3]),
+    );
     expect(r.code).toBe(3);
     // (The references are read first, so the dataset is the one named: both dimensions are in the message.)
-    expect(r.json.error!.message).toMatch(/ok\.jsonl:1: embedding dimension mismatch: "vec" has 4 numbers, earlier vectors have 3/);
+    expect(r.json.error!.message).toMatch(
+      /ok\.jsonl:1: embedding dimension mismatch: "vec" has 4 numbers, earlier vectors have 3/,
+    );
     expect(r.left).toEqual([]);
     const big = run(write('huge.jsonl', (i) => (i === 3 ? [1e30, 2, 3, 4] : good(i))));
     expect(big.code).toBe(0);
@@ -429,11 +591,21 @@ describe('unwritable outputs are found before the work', () => {
     const cache = mkdtempSync(join(scratch, 'out-cache-'));
     const before = readFileSync(join(FIX, 'good.jsonl'));
     for (const [extra, pattern] of [
-      [['-o', join(scratch, 'no-such-folder', 'o.jsonl')], /cannot write .*no-such-folder\/o\.jsonl: the folder .*no-such-folder does not exist/],
-      [['-o', join(scratch, 'ok.jsonl'), '--scores', join(scratch, 'missing', 's.csv')], /the folder .*missing does not exist/],
+      [
+        ['-o', join(scratch, 'no-such-folder', 'o.jsonl')],
+        /cannot write .*no-such-folder\/o\.jsonl: the folder .*no-such-folder does not exist/,
+      ],
+      [
+        ['-o', join(scratch, 'ok.jsonl'), '--scores', join(scratch, 'missing', 's.csv')],
+        /the folder .*missing does not exist/,
+      ],
       [['-o', join(FIX, 'good.jsonl')], /refusing to write .*good\.jsonl: it is the input file/],
     ] as const) {
-      const r = spawnSync(process.execPath, [CLI, 'purify', join(FIX, 'good.jsonl'), '--harmful', HARMFUL, '--cache-dir', cache, '--json', ...extra], { env: env(), encoding: 'utf8' });
+      const r = spawnSync(
+        process.execPath,
+        [CLI, 'purify', join(FIX, 'good.jsonl'), '--harmful', HARMFUL, '--cache-dir', cache, '--json', ...extra],
+        { env: env(), encoding: 'utf8' },
+      );
       expect(r.status).toBe(4);
       const e = JSON.parse(r.stdout).error;
       expect(e.code).toBe('ERR_IO');

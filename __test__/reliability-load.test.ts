@@ -8,11 +8,21 @@ import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module without types
 import { runLoad } from '../bench/reliability-load.mjs';
 
-interface Abort { stage: string; rejected: boolean; abortError: boolean; ms: number | null; written: string[] }
+interface Abort {
+  stage: string;
+  rejected: boolean;
+  abortError: boolean;
+  ms: number | null;
+  written: string[];
+}
 
 describe('8 concurrent purify() calls', () => {
   it('identical to serial runs, abort promptly in every stage, the event loop keeps turning', async () => {
-    const r = await runLoad({ runs: 8, records: Number(process.env.SOT_LOAD_RECORDS ?? 400), log: (s: string) => console.log(s) });
+    const r = await runLoad({
+      runs: 8,
+      records: Number(process.env.SOT_LOAD_RECORDS ?? 400),
+      log: (s: string) => console.log(s),
+    });
     expect(r.identical).toEqual(Array(8).fill(true));
     for (const a of r.aborts as Abort[]) {
       expect(a, `abort in stage ${a.stage}`).toMatchObject({ rejected: true, abortError: true, written: [] });

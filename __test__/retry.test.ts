@@ -92,7 +92,9 @@ describe('withRetries', () => {
     await expect(p).rejects.toBeInstanceOf(AbortError);
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(tries).toBe(1);
-    await expect(withRetries(async () => 1, { retries: 0, baseMs: 1, signal: ac.signal })).rejects.toBeInstanceOf(AbortError);
+    await expect(withRetries(async () => 1, { retries: 0, baseMs: 1, signal: ac.signal })).rejects.toBeInstanceOf(
+      AbortError,
+    );
   });
 
   it('refuses a negative or fractional retry count', async () => {

@@ -8,8 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type SotServer } from '../src/service/server.js';
 import { Tokens, loadTokens, sha256 } from '../src/service/auth.js';
 import { SERVICE_DEFAULTS, resolveConfig } from '../src/service/index.js';
-import { readJsonl } from './datasets.js';
-import { SLOW, client, dataset, removeTempDirs, smallDataset, tempDir, unexercisedOperations } from './service-helpers.js';
+import {
+  SLOW,
+  client,
+  dataset,
+  removeTempDirs,
+  smallDataset,
+  tempDir,
+  unexercisedOperations,
+} from './service-helpers.js';
 
 let dir: string;
 let root: string;
@@ -55,12 +62,21 @@ describe('sot serve (embedded queue)', () => {
     const done = await alice.waitFinal(sub.body.id);
     expect(done.body.state).toBe('succeeded');
     expect(done.body.attempts).toBe(1);
-    expect(done.body.result).toMatchObject({ records: 200, kept: 180, removed: 20, files: ['dataset', 'scores', 'report', 'html'] });
+    expect(done.body.result).toMatchObject({
+      records: 200,
+      kept: 180,
+      removed: 20,
+      files: ['dataset', 'scores', 'report', 'html'],
+    });
 
     const ds = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/dataset`);
     expect(ds.status).toBe(200);
     expect(ds.headers.get('content-type')).toBe('application/x-ndjson');
-    const kept = ds.bytes.toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const kept = ds.bytes
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(kept).toHaveLength(180);
     expect(kept[0]).toHaveProperty('sot_weight');
     const scores = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/scores`);
@@ -215,13 +231,24 @@ describe('sot serve (embedded queue)', () => {
   });
 
   it('lets another tenant go ahead while one is at its running limit', async () => {
-    const f = await createServer({ dataRoot: join(dir, 'fair-root'), tokens: loadTokens({ env: 'alice:token-a,bob:token-b' }), concurrency: 2, maxRunningPerTenant: 1, sweepMs: 3_600_000, dataDir: process.env.SOT_DATA_DIR, offline: true });
+    const f = await createServer({
+      dataRoot: join(dir, 'fair-root'),
+      tokens: loadTokens({ env: 'alice:token-a,bob:token-b' }),
+      concurrency: 2,
+      maxRunningPerTenant: 1,
+      sweepMs: 3_600_000,
+      dataDir: process.env.SOT_DATA_DIR,
+      offline: true,
+    });
     try {
       const base2 = await f.listen(0);
       const a = client(base2, 'token-a');
       const b = client(base2, 'token-b');
       // Far slower than the rest: cancelled below, once the others have shown the order.
-      const slow = await a.upload(train, { ...SLOW, learner: { ...SLOW.learner, inner: { tol: 1e-300, maxIter: 200_000 } } });
+      const slow = await a.upload(train, {
+        ...SLOW,
+        learner: { ...SLOW.learner, inner: { tol: 1e-300, maxIter: 200_000 } },
+      });
       await a.waitState(slow.body.id, (j) => j.state === 'running');
       const second = await a.upload(train, { harmful: ['advbench'] });
       const other = await b.upload(train, { harmful: ['advbench'] });
@@ -237,7 +264,14 @@ describe('sot serve (embedded queue)', () => {
 
   it('keeps a tenant within its disk quota: an upload that does not fit gets 413, a full folder 507', async () => {
     const qroot = join(dir, 'quota-root');
-    const q = await createServer({ dataRoot: qroot, tokens: loadTokens({ env: 'carol:token-c' }), quotaBytes: 60_000, sweepMs: 3_600_000, dataDir: process.env.SOT_DATA_DIR, offline: true });
+    const q = await createServer({
+      dataRoot: qroot,
+      tokens: loadTokens({ env: 'carol:token-c' }),
+      quotaBytes: 60_000,
+      sweepMs: 3_600_000,
+      dataDir: process.env.SOT_DATA_DIR,
+      offline: true,
+    });
     try {
       const carol = client(await q.listen(0), 'token-c');
       const small = smallDataset(dir, 60, 'quota-small.jsonl');
@@ -278,7 +312,12 @@ describe('sot serve (embedded queue)', () => {
   it('deletes finished jobs past the retention time', async () => {
     const job = (await alice.call('GET', '/v1/jobs?state=succeeded')).body.jobs[0];
     expect(await server.sweep()).toBe(0); // a week by default
-    const short = await createServer({ dataRoot: root, tokens: loadTokens({ env: 'alice:token-a' }), retentionMs: 0, sweepMs: 3_600_000 });
+    const short = await createServer({
+      dataRoot: root,
+      tokens: loadTokens({ env: 'alice:token-a' }),
+      retentionMs: 0,
+      sweepMs: 3_600_000,
+    });
     try {
       expect(await short.sweep()).toBeGreaterThan(0);
     } finally {

@@ -10,7 +10,20 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
 import { harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
-import { SLOW, type CliProcess, type RedisInstance, client, dataset, removeTempDirs, sleep, smallDataset, spawnCli, startRedis, stopProcess, tempDir } from './service-helpers.js';
+import {
+  SLOW,
+  type CliProcess,
+  type RedisInstance,
+  client,
+  dataset,
+  removeTempDirs,
+  sleep,
+  smallDataset,
+  spawnCli,
+  startRedis,
+  stopProcess,
+  tempDir,
+} from './service-helpers.js';
 
 let redis: RedisInstance;
 let dir: string;
@@ -21,7 +34,10 @@ let train: string;
 const workers: CliProcess[] = [];
 
 function startWorker(extra: string[] = [], env: Record<string, string> = {}): CliProcess {
-  const w = spawnCli(['worker', '--redis', redis.url, '--data-root', root, '--lock', '2', '--backoff', '0', '--offline', ...extra], env);
+  const w = spawnCli(
+    ['worker', '--redis', redis.url, '--data-root', root, '--lock', '2', '--backoff', '0', '--offline', ...extra],
+    env,
+  );
   workers.push(w);
   return w;
 }
@@ -64,7 +80,9 @@ describe('sot serve --redis with sot worker', () => {
     const done = await api.waitFinal(ok.body.id);
     expect(done.body.state).toBe('succeeded');
     expect(done.body.result.records).toBe(200);
-    expect((await api.call('GET', `/v1/jobs/${ok.body.id}/files/dataset`)).bytes.toString().trim().split('\n')).toHaveLength(160);
+    expect(
+      (await api.call('GET', `/v1/jobs/${ok.body.id}/files/dataset`)).bytes.toString().trim().split('\n'),
+    ).toHaveLength(160);
 
     const bad = await api.upload(train, { harmful: ['advbench'], recordFormat: 'messages' });
     const failed = await api.waitFinal(bad.body.id);
@@ -137,7 +155,7 @@ describe('sot serve --redis with sot worker', () => {
     await stopProcess(b.proc);
   });
 
-  it('runs no more of one tenant\'s jobs at once than its limit, on all workers together', async () => {
+  it("runs no more of one tenant's jobs at once than its limit, on all workers together", async () => {
     const ws = [startWorker(['--max-running-per-tenant', '1']), startWorker(['--max-running-per-tenant', '1'])];
     await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
     const ids = [(await api.upload(train, SLOW)).body.id, (await api.upload(train, SLOW)).body.id];
@@ -162,20 +180,39 @@ describe('sot serve --redis with sot worker', () => {
     const conn = new Redis(redis.url);
     await conn.flushall();
     conn.disconnect();
-    server = await createServer({ dataRoot: root, redis: redis.url, tokens: new Tokens([{ tenant: 'alice', sha256: sha256('token-a') }]), maxQueuedPerTenant: 200, sweepMs: 3_600_000 });
+    server = await createServer({
+      dataRoot: root,
+      redis: redis.url,
+      tokens: new Tokens([{ tenant: 'alice', sha256: sha256('token-a') }]),
+      maxQueuedPerTenant: 200,
+      sweepMs: 3_600_000,
+    });
     api = client(await server.listen(0), 'token-a');
     startWorker();
     expect((await api.waitFinal(sub.body.id)).body.state).toBe('succeeded');
   });
 
   it('takes 100 concurrent submissions and brings every job to a final state', async () => {
-    const ws = [startWorker(['--concurrency', '2', '--max-running-per-tenant', '4', '--metrics-port', '0']), startWorker(['--concurrency', '2', '--max-running-per-tenant', '4'])];
+    const ws = [
+      startWorker(['--concurrency', '2', '--max-running-per-tenant', '4', '--metrics-port', '0']),
+      startWorker(['--concurrency', '2', '--max-running-per-tenant', '4']),
+    ];
     await Promise.all(ws.map((w) => w.waitFor(/sot worker: ready/)));
     const small = smallDataset(dir, 40, 'small.jsonl');
     // A small harmful reference in the tenant's folder keeps each job cheap.
     mkdirSync(join(root, 'alice', 'refs'), { recursive: true });
     writeJsonl(join(root, 'alice', 'refs', 'harmful.jsonl'), harmfulPairs().slice(0, 20));
-    const subs = await Promise.all(Array.from({ length: 100 }, (_, i) => api.upload(small, { harmful: ['refs/harmful.jsonl'], seed: i, keep: { count: 30 }, html: false, learner: { maxSteps: 20 } })));
+    const subs = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        api.upload(small, {
+          harmful: ['refs/harmful.jsonl'],
+          seed: i,
+          keep: { count: 30 },
+          html: false,
+          learner: { maxSteps: 20 },
+        }),
+      ),
+    );
     expect(subs.map((s) => s.status)).toEqual(Array(100).fill(202));
     expect(new Set(subs.map((s) => s.body.id)).size).toBe(100);
     const finals = await Promise.all(subs.map((s) => api.waitFinal(s.body.id, 120_000)));

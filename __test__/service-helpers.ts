@@ -30,7 +30,10 @@ export function removeTempDirs(): void {
 /** A real contaminated dataset of `n` records (`n / 10` harmful) in JSONL. */
 export function dataset(dir: string, n = 200, name = 'train.jsonl'): string {
   const { records } = contaminated(n - Math.floor(n / 10), Math.floor(n / 10));
-  return writeJsonl(join(dir, name), records.map(({ instruction, input, output }) => ({ instruction, input, output })));
+  return writeJsonl(
+    join(dir, name),
+    records.map(({ instruction, input, output }) => ({ instruction, input, output })),
+  );
 }
 
 /** `n` clean records (tiny jobs). */
@@ -43,7 +46,10 @@ export function smallDataset(dir: string, n: number, name: string): string {
  * records (many inner Sinkhorn iterations), so that it can be cancelled or
  * killed while it runs.
  */
-export const SLOW = { harmful: ['advbench'], learner: { maxSteps: 40, tol: 1e-300, inner: { tol: 1e-300, maxIter: 4000 } } };
+export const SLOW = {
+  harmful: ['advbench'],
+  learner: { maxSteps: 40, tol: 1e-300, inner: { tol: 1e-300, maxIter: 4000 } },
+};
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -65,12 +71,18 @@ export interface RedisInstance {
 export async function startRedis(): Promise<RedisInstance> {
   const port = await freePort();
   const dir = tempDir('sot-redis-');
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), 10_000);
-    proc.once('error', (err) => reject(new Error(`cannot run redis-server (install the redis-server package): ${err.message}`)));
+    proc.once('error', (err) =>
+      reject(new Error(`cannot run redis-server (install the redis-server package): ${err.message}`)),
+    );
     proc.stdout!.on('data', () => {
       if (/Ready to accept connections/.test(out)) {
         clearTimeout(t);
@@ -91,7 +103,12 @@ export async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals = '
 
 // ---- OpenAPI: every response a test sees is checked against the document.
 
-const doc = openApiDocument() as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> };
+const doc = openApiDocument() as {
+  paths: Record<
+    string,
+    Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>
+  >;
+};
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats.default(ajv);
 ajv.addSchema(doc as object, 'openapi.json');
@@ -108,12 +125,21 @@ function template(path: string): string {
   return p;
 }
 
-export function checkAgainstOpenApi(method: string, path: string, status: number, contentType: string | null, body: unknown): void {
+export function checkAgainstOpenApi(
+  method: string,
+  path: string,
+  status: number,
+  contentType: string | null,
+  body: unknown,
+): void {
   const t = template(path);
   const op = doc.paths[t]?.[method.toLowerCase()];
   expect(op, `${method} ${t} is not in the OpenAPI document`).toBeDefined();
   const res = op!.responses[String(status)];
-  expect(res, `${method} ${t} answered ${status} (${JSON.stringify(body).slice(0, 400)}), not in the OpenAPI document`).toBeDefined();
+  expect(
+    res,
+    `${method} ${t} answered ${status} (${JSON.stringify(body).slice(0, 400)}), not in the OpenAPI document`,
+  ).toBeDefined();
   seen.add(`${method.toLowerCase()} ${t}`);
   const type = (contentType ?? '').split(';')[0]!.trim();
   const media = res!.content?.[type];
@@ -124,7 +150,10 @@ export function checkAgainstOpenApi(method: string, path: string, status: number
   const validate = validators.get(key) ?? ajv.compile(schema.$ref ? { $ref: `openapi.json${schema.$ref}` } : schema);
   validators.set(key, validate);
   const ok = validate(body);
-  expect(ok, `${method} ${t} ${status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`).toBe(true);
+  expect(
+    ok,
+    `${method} ${t} ${status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(body).slice(0, 500)}`,
+  ).toBe(true);
 }
 
 /** Operations of the document no test has called yet. */
@@ -146,7 +175,11 @@ export interface Answer<T = any> {
 
 /** An HTTP client that checks every answer against the OpenAPI document. */
 export function client(base: string, token?: string) {
-  const call = async <T = any>(method: string, path: string, init: { json?: unknown; form?: FormData; token?: string | null } = {}): Promise<Answer<T>> => {
+  const call = async <T = any>(
+    method: string,
+    path: string,
+    init: { json?: unknown; form?: FormData; token?: string | null } = {},
+  ): Promise<Answer<T>> => {
     const headers: Record<string, string> = {};
     const tok = init.token === undefined ? token : init.token;
     if (tok) headers.authorization = `Bearer ${tok}`;
@@ -187,7 +220,8 @@ export function client(base: string, token?: string) {
       for (;;) {
         const r = await call('GET', `/v1/jobs/${id}`);
         if (pred(r.body)) return r;
-        if (Date.now() - t0 > timeoutMs) throw new Error(`job ${id}: condition not met after ${timeoutMs} ms (last: ${JSON.stringify(r.body)})`);
+        if (Date.now() - t0 > timeoutMs)
+          throw new Error(`job ${id}: condition not met after ${timeoutMs} ms (last: ${JSON.stringify(r.body)})`);
         await sleep(50);
       }
     },
@@ -196,7 +230,15 @@ export function client(base: string, token?: string) {
 
 export function writeTokens(dir: string, tokens: Record<string, string>): string {
   const path = join(dir, 'tokens.json');
-  writeFileSync(path, JSON.stringify({ tokens: Object.entries(tokens).map(([tenant, t]) => ({ tenant, sha256: createHash('sha256').update(t).digest('hex') })) }));
+  writeFileSync(
+    path,
+    JSON.stringify({
+      tokens: Object.entries(tokens).map(([tenant, t]) => ({
+        tenant,
+        sha256: createHash('sha256').update(t).digest('hex'),
+      })),
+    }),
+  );
   return path;
 }
 
@@ -210,7 +252,10 @@ export interface CliProcess {
 
 /** `node dist/cli.js <args>` (the built CLI), its output collected. */
 export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const waiters: Array<() => void> = [];
   const onData = (d: Buffer) => {
@@ -219,7 +264,9 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): CliP
   };
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return {
     proc,
     output: () => out,

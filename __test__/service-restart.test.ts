@@ -6,7 +6,18 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer } from '../src/service/server.js';
-import { SLOW, type CliProcess, client, dataset, freePort, removeTempDirs, spawnCli, stopProcess, tempDir, writeTokens } from './service-helpers.js';
+import {
+  SLOW,
+  type CliProcess,
+  client,
+  dataset,
+  freePort,
+  removeTempDirs,
+  spawnCli,
+  stopProcess,
+  tempDir,
+  writeTokens,
+} from './service-helpers.js';
 
 const procs: CliProcess[] = [];
 afterEach(async () => {
@@ -66,7 +77,12 @@ describe('sot serve restarts', () => {
 
   it('while shutting down answers 503 to submissions and readiness, and lets running jobs finish within the grace period', async () => {
     const dir = tempDir();
-    const server = await createServer({ dataRoot: join(dir, 'root'), tokens: new Tokens([{ tenant: 'alice', sha256: sha256('token-a') }]), dataDir: process.env.SOT_DATA_DIR, offline: true });
+    const server = await createServer({
+      dataRoot: join(dir, 'root'),
+      tokens: new Tokens([{ tenant: 'alice', sha256: sha256('token-a') }]),
+      dataDir: process.env.SOT_DATA_DIR,
+      offline: true,
+    });
     const base = await server.listen(0);
     const api = client(base, 'token-a');
     const train = dataset(dir, 200);
@@ -101,7 +117,9 @@ describe('sot serve restarts', () => {
       expect(job.body.state).toBe('failed');
       expect(job.body.error.code).toBe('ERR_FETCH');
       expect(job.body.attempts).toBe(3);
-      const bad = await api.waitFinal((await api.upload(train, { harmful: ['advbench'], keep: { count: 1000 } })).body.id);
+      const bad = await api.waitFinal(
+        (await api.upload(train, { harmful: ['advbench'], keep: { count: 1000 } })).body.id,
+      );
       expect(bad.body.error.code).toBe('ERR_OPTION');
       expect(bad.body.attempts).toBe(1);
     } finally {

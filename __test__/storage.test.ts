@@ -58,10 +58,16 @@ describe('storage of the costs', () => {
 
   it('rejects bad storage options with clear errors', async () => {
     const x = randomMatrix(50, 4, 17);
-    await expect(sinkhorn({ x, y: x }, { storage: { mode: 'sparse' as 'auto' } })).rejects.toThrow(/unknown storage mode 'sparse'/);
+    await expect(sinkhorn({ x, y: x }, { storage: { mode: 'sparse' as 'auto' } })).rejects.toThrow(
+      /unknown storage mode 'sparse'/,
+    );
     await expect(sinkhorn({ x, y: x }, { storage: { budget: '8 parsecs' } })).rejects.toBeInstanceOf(OptionError);
-    await expect(sinkhorn({ x, y: x }, { storage: { neighbours: 0 } })).rejects.toThrow(/storage.neighbours must be a positive integer/);
-    await expect(sinkhorn({ x, y: x }, { storage: { mode: 'dense', budget: 1000 } })).rejects.toThrow(/dense storage of the 50 x 50 costs needs 0 MiB, over the memory budget/);
+    await expect(sinkhorn({ x, y: x }, { storage: { neighbours: 0 } })).rejects.toThrow(
+      /storage.neighbours must be a positive integer/,
+    );
+    await expect(sinkhorn({ x, y: x }, { storage: { mode: 'dense', budget: 1000 } })).rejects.toThrow(
+      /dense storage of the 50 x 50 costs needs 0 MiB, over the memory budget/,
+    );
   });
 
   it('parses sizes with decimal and binary units', () => {
@@ -70,7 +76,8 @@ describe('storage of the costs', () => {
     expect(parseBytes('b', '1.5g')).toBe(1.5e9);
     expect(parseBytes('b', ' 2 TiB ')).toBe(2 * 1024 ** 4);
     expect(parseBytes('b', 4096)).toBe(4096);
-    for (const bad of ['', 'GB', '-1GB', '0', '1.2.3MB', 'lots']) expect(() => parseBytes('b', bad)).toThrow(OptionError);
+    for (const bad of ['', 'GB', '-1GB', '0', '1.2.3MB', 'lots'])
+      expect(() => parseBytes('b', bad)).toThrow(OptionError);
     expect(() => parseBytes('b', -5)).toThrow(/must be a positive number of bytes/);
   });
 });

@@ -24,7 +24,11 @@ function smoke(wasm: boolean) {
   const app = installInto(tarball, !wasm);
   const pkg = join(app, 'node_modules', 'sot-purify');
   if (wasm) {
-    const manifest = JSON.parse(readFileSync(join(WASM_DIR, 'package.json'), 'utf8')) as { name: string; files: string[]; dependencies: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(WASM_DIR, 'package.json'), 'utf8')) as {
+      name: string;
+      files: string[];
+      dependencies: Record<string, string>;
+    };
     const dest = join(app, 'node_modules', manifest.name);
     mkdirSync(dest);
     for (const f of ['package.json', ...manifest.files]) cpSync(join(WASM_DIR, f), join(dest, f));
@@ -34,7 +38,11 @@ function smoke(wasm: boolean) {
     }
   }
   cpSync(join(ROOT, 'scripts', 'target-smoke.mjs'), join(pkg, 'scripts', 'target-smoke.mjs'));
-  const r = spawnSync(process.execPath, [join(pkg, 'scripts', 'target-smoke.mjs')], { cwd: app, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [join(pkg, 'scripts', 'target-smoke.mjs')], {
+    cwd: app,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   // Node marks its WASI support experimental, once per thread; nothing else may be written.
   expect(r.stderr.split('\n').filter((l) => l && !/ExperimentalWarning: WASI|--trace-warnings/.test(l))).toEqual([]);
   expect(r.status).toBe(0);
@@ -49,7 +57,8 @@ describe.skipIf(!built || process.platform !== 'linux' || process.arch !== 'x64'
     expect(wasm.binding).toBe('wasm32-wasi');
     expect(wasm.addon).toEqual([]);
     // The native build's SIMD kernels round differently from the portable ones: agree to 1e-6.
-    for (const k of ['sinkhorn', 'divergence', 'weightsSum']) expect(Math.abs((wasm[k] as number) - (native[k] as number))).toBeLessThan(1e-6 * Math.abs(native[k] as number));
+    for (const k of ['sinkhorn', 'divergence', 'weightsSum'])
+      expect(Math.abs((wasm[k] as number) - (native[k] as number))).toBeLessThan(1e-6 * Math.abs(native[k] as number));
     expect(wasm.iterations).toBe(native.iterations);
     expect(wasm.order).toEqual(native.order);
   });

@@ -30,7 +30,9 @@ const out = resolve(opt('out', join(tmpdir(), `sot-embed-maxlength-${Date.now()}
 
 const cfg = JSON.parse(readFileSync(join(here, 'quality', 'config.json'), 'utf8'));
 cfg.downstream = Number(opt('downstream', 300));
-cfg.embedders = Object.fromEntries(lengths.map((l) => [`minilm-${l}`, { type: 'transformers', options: { model: '$TEST_MODEL', maxLength: l } }]));
+cfg.embedders = Object.fromEntries(
+  lengths.map((l) => [`minilm-${l}`, { type: 'transformers', options: { model: '$TEST_MODEL', maxLength: l } }]),
+);
 const dir = mkdtempSync(join(tmpdir(), 'sot-embed-maxlength-'));
 const config = join(dir, 'config.json');
 writeFileSync(config, JSON.stringify(cfg, null, 1));
@@ -38,7 +40,24 @@ writeFileSync(config, JSON.stringify(cfg, null, 1));
 const load0 = readFileSync('/proc/loadavg', 'utf8').trim();
 const r = spawnSync(
   process.execPath,
-  [join(here, 'quality', 'eval.mjs'), '--config', config, '--main-only', '--seeds', seeds, '--tasks', tasks, '--contaminations', 'jbb', '--methods', 'sot,nearest-harmful', '--embedders', Object.keys(cfg.embedders).join(','), '--out', out],
+  [
+    join(here, 'quality', 'eval.mjs'),
+    '--config',
+    config,
+    '--main-only',
+    '--seeds',
+    seeds,
+    '--tasks',
+    tasks,
+    '--contaminations',
+    'jbb',
+    '--methods',
+    'sot,nearest-harmful',
+    '--embedders',
+    Object.keys(cfg.embedders).join(','),
+    '--out',
+    out,
+  ],
   { stdio: 'inherit' },
 );
 if (r.status !== 0) process.exit(r.status ?? 1);
@@ -54,6 +73,10 @@ for (const l of lengths)
     const sot = g('sot');
     const nh = g('nearest-harmful');
     if (!sot.length) continue;
-    console.log(`| ${l} | ${task} | ${mean(sot.map((x) => x.recall)).toFixed(3)} | ${mean(nh.map((x) => x.recall)).toFixed(3)} | ${mean(sot.map((x) => x.auroc)).toFixed(3)} | ${mean(sot.map((x) => x.benign)).toFixed(3)} |`);
+    console.log(
+      `| ${l} | ${task} | ${mean(sot.map((x) => x.recall)).toFixed(3)} | ${mean(nh.map((x) => x.recall)).toFixed(3)} | ${mean(sot.map((x) => x.auroc)).toFixed(3)} | ${mean(sot.map((x) => x.benign)).toFixed(3)} |`,
+    );
   }
-console.log(`\nseeds ${seeds}, downstream ${cfg.downstream}, 10% jbb-unsafe, 50 anchors; load ${load0} -> ${load1}; raw: ${out}`);
+console.log(
+  `\nseeds ${seeds}, downstream ${cfg.downstream}, 10% jbb-unsafe, 50 anchors; load ${load0} -> ${load1}; raw: ${out}`,
+);

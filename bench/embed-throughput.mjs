@@ -61,10 +61,15 @@ if (args[0] === '--child') {
       const tf = await import('@huggingface/transformers');
       tf.env.allowRemoteModels = false;
       tf.env.localModelPath = `${dirname(model)}/`;
-      const ex = await tf.pipeline('feature-extraction', model.split('/').pop(), { dtype: 'fp32', device: 'cpu', local_files_only: true });
+      const ex = await tf.pipeline('feature-extraction', model.split('/').pop(), {
+        dtype: 'fp32',
+        device: 'cpu',
+        local_files_only: true,
+      });
       embed = async (t) => {
         const out = new Float32Array(t.length * 384);
-        for (let b = 0; b < t.length; b += 32) out.set((await ex(t.slice(b, b + 32), { pooling: 'mean', normalize: true })).data, b * 384);
+        for (let b = 0; b < t.length; b += 32)
+          out.set((await ex(t.slice(b, b + 32), { pooling: 'mean', normalize: true })).data, b * 384);
         return out;
       };
     }
@@ -80,14 +85,19 @@ if (args[0] === '--child') {
   await embed(texts);
   const seconds = (performance.now() - t0) / 1000;
   await close();
-  console.log(JSON.stringify({ recordsPerSec: texts.length / seconds, seconds, loadBefore: before, loadAfter: loadavg() }));
+  console.log(
+    JSON.stringify({ recordsPerSec: texts.length / seconds, seconds, loadBefore: before, loadAfter: loadavg() }),
+  );
   process.exit(0);
 }
 
 // ---------- parent ----------
 const records = Number(opt('records', 2000));
 const rounds = Number(opt('rounds', 1));
-const variants = opt('variants', 'main,sot,max256,max128,max64,w1t1,w2t1,w4t1,py-sorted,py-ordered,load-sot,load-main').split(',');
+const variants = opt(
+  'variants',
+  'main,sot,max256,max128,max64,w1t1,w2t1,w4t1,py-sorted,py-ordered,load-sot,load-main',
+).split(',');
 const mainDist = opt('main-dist', '');
 const python = opt('python', '');
 const dataDir = process.env.SOT_DATA_DIR || resolve(root, '..', 'shared', 'data');
@@ -117,12 +127,20 @@ function runOne(variant) {
     if (variant.startsWith('py-')) {
       if (!python) return { skipped: 'no --python' };
       const before = loadavg();
-      r = spawnSync(python, [join(here, 'embed_ort.py'), model, textsFile, '--threads', String(cores), '--mode', variant.slice(3)], { encoding: 'utf8' });
+      r = spawnSync(
+        python,
+        [join(here, 'embed_ort.py'), model, textsFile, '--threads', String(cores), '--mode', variant.slice(3)],
+        { encoding: 'utf8' },
+      );
       if (r.status === 0) {
         return { ...JSON.parse(r.stdout.trim().split('\n').pop()), loadBefore: before, loadAfter: loadavg() };
       }
     } else {
-      r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', variant, model, textsFile, mainDist], { encoding: 'utf8' });
+      r = spawnSync(
+        process.execPath,
+        [fileURLToPath(import.meta.url), '--child', variant, model, textsFile, mainDist],
+        { encoding: 'utf8' },
+      );
       if (r.status === 0) return JSON.parse(r.stdout.trim().split('\n').pop());
     }
     return { failed: (r.stderr || r.error?.message || '').slice(-500) };
@@ -132,7 +150,9 @@ function runOne(variant) {
 }
 
 const results = [];
-console.log(`${records} alpaca-libre records, all-MiniLM-L6-v2 int8 (${model}), ${cores} cores, ${rounds} round(s); main: ${mainDist || 'copy of its loop'}`);
+console.log(
+  `${records} alpaca-libre records, all-MiniLM-L6-v2 int8 (${model}), ${cores} cores, ${rounds} round(s); main: ${mainDist || 'copy of its loop'}`,
+);
 for (let round = 0; round < rounds; round++) {
   const order = round % 2 === 0 ? variants : [...variants].reverse();
   for (const v of order) {
@@ -148,10 +168,17 @@ const mean = (v) => {
   const xs = results.filter((r) => r.variant === v && r.recordsPerSec).map((r) => r.recordsPerSec);
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 };
-const loads = (v) => results.filter((r) => r.variant === v).map((r) => r.loadBefore).join('; ');
+const loads = (v) =>
+  results
+    .filter((r) => r.variant === v)
+    .map((r) => r.loadBefore)
+    .join('; ');
 const base = mean('main');
 console.log(`\n| variant | records/s | vs main | load (1/5/15 min) before each run |`);
 console.log(`|---|---|---|---|`);
-for (const v of variants) console.log(`| ${v} | ${mean(v).toFixed(1)} | ${(mean(v) / base).toFixed(2)}x | ${loads(v)} |`);
-console.log(`\nw2t1 / w1t1: ${(mean('w2t1') / mean('w1t1')).toFixed(2)}x; w4t1 / w1t1: ${(mean('w4t1') / mean('w1t1')).toFixed(2)}x; load-sot / sot: ${(mean('load-sot') / mean('sot')).toFixed(2)}x; load-main / main: ${(mean('load-main') / base).toFixed(2)}x; max256 / main: ${(mean('max256') / base).toFixed(2)}x; max256 / py-sorted: ${(mean('max256') / mean('py-sorted')).toFixed(2)}x`);
+for (const v of variants)
+  console.log(`| ${v} | ${mean(v).toFixed(1)} | ${(mean(v) / base).toFixed(2)}x | ${loads(v)} |`);
+console.log(
+  `\nw2t1 / w1t1: ${(mean('w2t1') / mean('w1t1')).toFixed(2)}x; w4t1 / w1t1: ${(mean('w4t1') / mean('w1t1')).toFixed(2)}x; load-sot / sot: ${(mean('load-sot') / mean('sot')).toFixed(2)}x; load-main / main: ${(mean('load-main') / base).toFixed(2)}x; max256 / main: ${(mean('max256') / base).toFixed(2)}x; max256 / py-sorted: ${(mean('max256') / mean('py-sorted')).toFixed(2)}x`,
+);
 console.log(`raw: ${out}`);

@@ -23,7 +23,11 @@ const opt = (n, d) => {
   const i = args.indexOf(`--${n}`);
   return i >= 0 ? args[i + 1] : d;
 };
-const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const list = (s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 const cfg = JSON.parse(readFileSync(join(here, 'quality', 'config.json'), 'utf8'));
 const DATA = dataDir();
 const TASKS = list(opt('tasks', Object.keys(cfg.tasks).join(',')));
@@ -35,8 +39,15 @@ const src = (name) => loadSource(cfg.sources, name, DATA);
 
 // The quality benchmark's data, drawn the same way (bench/quality/eval.mjs `draw`).
 const pools = {};
-for (const s of new Set([...TASKS.flatMap((t) => cfg.tasks[t].benign), ...CONTAMS.map((c) => cfg.contaminations[c]), ...cfg.hardNegatives.sources])) pools[s] = src(s);
-const excluded = new Set(cfg.harmfulReference.excludePromptsOf.flatMap((s) => (pools[s] ?? src(s)).map((x) => norm(x.prompt))));
+for (const s of new Set([
+  ...TASKS.flatMap((t) => cfg.tasks[t].benign),
+  ...CONTAMS.map((c) => cfg.contaminations[c]),
+  ...cfg.hardNegatives.sources,
+]))
+  pools[s] = src(s);
+const excluded = new Set(
+  cfg.harmfulReference.excludePromptsOf.flatMap((s) => (pools[s] ?? src(s)).map((x) => norm(x.prompt))),
+);
 const reference = [];
 const seen = new Set();
 for (const name of cfg.harmfulReference.sets) {
@@ -50,25 +61,42 @@ const { contamination: rate, anchor: anchorSize } = cfg.main;
 
 function draw(task, contam, seed) {
   const r = mulberry32(seed * 7919 + 17);
-  const benignPool = shuffle(cfg.tasks[task].benign.flatMap((s) => pools[s]), r);
+  const benignPool = shuffle(
+    cfg.tasks[task].benign.flatMap((s) => pools[s]),
+    r,
+  );
   const harmPool = shuffle(pools[cfg.contaminations[contam]], r);
   const hard = shuffle(hardPool, r);
-  const n = Math.min(cfg.downstream, Math.floor(harmPool.length / rate), Math.floor((benignPool.length - anchorSize) / (1 - rate)));
+  const n = Math.min(
+    cfg.downstream,
+    Math.floor(harmPool.length / rate),
+    Math.floor((benignPool.length - anchorSize) / (1 - rate)),
+  );
   const nh = Math.round(rate * n);
   const nHard = Math.round(cfg.hardNegatives.fraction * (n - nh));
   const nb = n - nh - nHard;
   const rows = shuffle(
-    [...benignPool.slice(0, nb).map((s) => ({ s, kind: 'benign' })), ...hard.slice(0, nHard).map((s) => ({ s, kind: 'hard' })), ...harmPool.slice(0, nh).map((s) => ({ s, kind: 'harmful' }))],
+    [
+      ...benignPool.slice(0, nb).map((s) => ({ s, kind: 'benign' })),
+      ...hard.slice(0, nHard).map((s) => ({ s, kind: 'hard' })),
+      ...harmPool.slice(0, nh).map((s) => ({ s, kind: 'harmful' })),
+    ],
     r,
   );
   return { rows, anchor: benignPool.slice(nb, nb + anchorSize) };
 }
 
-const jsonl = (path, samples) => writeFileSync(path, samples.map((s) => JSON.stringify({ prompt: s.prompt, response: s.response ?? '' })).join('\n') + '\n');
+const jsonl = (path, samples) =>
+  writeFileSync(
+    path,
+    `${samples.map((s) => JSON.stringify({ prompt: s.prompt, response: s.response ?? '' })).join('\n')}\n`,
+  );
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
 
 const results = [];
-console.log(`${cpus().length} cpus, load ${loadavg()}; reference ${reference.length}; tasks ${TASKS}; contaminations ${CONTAMS}; seeds ${SEEDS}`);
+console.log(
+  `${cpus().length} cpus, load ${loadavg()}; reference ${reference.length}; tasks ${TASKS}; contaminations ${CONTAMS}; seeds ${SEEDS}`,
+);
 console.log('task\tcontam\tseed\tsample\toverlap\trecall(full)\trecall(fit+score)');
 for (const task of TASKS)
   for (const contam of CONTAMS)
@@ -76,27 +104,58 @@ for (const task of TASKS)
       const { rows, anchor } = draw(task, contam, seed);
       const dir = mkdtempSync(join(tmpdir(), 'sot-fidelity-'));
       const data = join(dir, 'train.jsonl');
-      jsonl(data, rows.map((x) => x.s));
+      jsonl(
+        data,
+        rows.map((x) => x.s),
+      );
       jsonl(join(dir, 'anchor.jsonl'), anchor);
       jsonl(join(dir, 'harmful.jsonl'), reference);
-      const common = { input: data, harmful: [join(dir, 'harmful.jsonl')], anchor: [join(dir, 'anchor.jsonl')], embeddingCache: false };
+      const common = {
+        input: data,
+        harmful: [join(dir, 'harmful.jsonl')],
+        anchor: [join(dir, 'anchor.jsonl')],
+        embeddingCache: false,
+      };
       const keep = { fraction: cfg.keep };
       const full = await purify({ ...common, html: null, keep });
       const harm = rows.map((x) => x.kind === 'harmful');
-      const recall = (kept) => rows.reduce((a, x, i) => a + (harm[i] && kept[i] ? 1 : 0), 0) / harm.filter(Boolean).length;
+      const recall = (kept) =>
+        rows.reduce((a, _x, i) => a + (harm[i] && kept[i] ? 1 : 0), 0) / harm.filter(Boolean).length;
       const rFull = recall(full.selection.kept);
       for (const fraction of FRACTIONS) {
         const sample = Math.max(1, Math.round(fraction * rows.length));
         const model = join(dir, `m${fraction}.sot-model`);
         const t = performance.now();
         await fit({ ...common, model, sample, seed });
-        const s = await score({ input: data, model, keep, output: join(dir, 'kept.jsonl'), scores: join(dir, 'scores.csv'), embeddingCache: false });
+        const s = await score({
+          input: data,
+          model,
+          keep,
+          output: join(dir, 'kept.jsonl'),
+          scores: join(dir, 'scores.csv'),
+          embeddingCache: false,
+        });
         const seconds = (performance.now() - t) / 1000;
         let both = 0;
         for (let i = 0; i < rows.length; i++) if (full.selection.kept[i] && s.selection.kept[i]) both++;
-        const r = { task, contam, seed, n: rows.length, fraction, sample, k: full.k, overlap: both / full.k, recallFull: rFull, recallFit: recall(s.selection.kept), seconds, load: loadavg() };
+        const r = {
+          task,
+          contam,
+          seed,
+          n: rows.length,
+          fraction,
+          sample,
+          k: full.k,
+          overlap: both / full.k,
+          recallFull: rFull,
+          recallFit: recall(s.selection.kept),
+          seconds,
+          load: loadavg(),
+        };
         results.push(r);
-        console.log(`${task}\t${contam}\t${seed}\t${fraction}\t${r.overlap.toFixed(4)}\t${rFull.toFixed(3)}\t${r.recallFit.toFixed(3)}`);
+        console.log(
+          `${task}\t${contam}\t${seed}\t${fraction}\t${r.overlap.toFixed(4)}\t${rFull.toFixed(3)}\t${r.recallFit.toFixed(3)}`,
+        );
       }
       rmSync(dir, { recursive: true, force: true });
     }
@@ -112,10 +171,29 @@ const summary = FRACTIONS.map((fraction) => {
     minOverlap: Math.min(...rs.map((r) => r.overlap)),
     maxRecallDiff: Math.max(...rs.map((r) => Math.abs(r.recallFit - r.recallFull))),
   };
-  console.log(`${fraction}\t${s.cells}\t${s.meanOverlap.toFixed(4)}\t${s.minOverlap.toFixed(4)}\t${s.maxRecallDiff.toFixed(4)}`);
+  console.log(
+    `${fraction}\t${s.cells}\t${s.meanOverlap.toFixed(4)}\t${s.minOverlap.toFixed(4)}\t${s.maxRecallDiff.toFixed(4)}`,
+  );
   return s;
 });
 const out = opt('out', join(here, 'results', `fit-fidelity-${new Date().toISOString().slice(0, 10)}.json`));
 mkdirSync(dirname(resolve(out)), { recursive: true });
-writeFileSync(out, JSON.stringify({ downstream: cfg.downstream, tasks: TASKS, contaminations: CONTAMS, seeds: SEEDS, keep: cfg.keep, main: cfg.main, referenceSize: reference.length, results, summary }, null, 1));
+writeFileSync(
+  out,
+  JSON.stringify(
+    {
+      downstream: cfg.downstream,
+      tasks: TASKS,
+      contaminations: CONTAMS,
+      seeds: SEEDS,
+      keep: cfg.keep,
+      main: cfg.main,
+      referenceSize: reference.length,
+      results,
+      summary,
+    },
+    null,
+    1,
+  ),
+);
 console.log(`\nwrote ${out}`);

@@ -30,7 +30,11 @@ const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(' ').sl
 
 const train = join(dir, `train-${size}.jsonl`);
 if (!existsSync(train)) {
-  const made = spawnSync(process.execPath, [join(here, 'scale', 'make-data.mjs'), '--out', dir, '--sizes', String(size)], { stdio: 'inherit' });
+  const made = spawnSync(
+    process.execPath,
+    [join(here, 'scale', 'make-data.mjs'), '--out', dir, '--sizes', String(size)],
+    { stdio: 'inherit' },
+  );
   if (made.status !== 0) process.exit(made.status ?? 1);
 }
 const out = join(dir, `train-${size}.sharded.jsonl`);
@@ -38,8 +42,34 @@ const before = loadavg();
 const t0 = performance.now();
 const run = spawnSync(
   '/usr/bin/time',
-  ['-f', '%e %M', process.execPath, join(root, 'dist', 'cli.js'), 'purify', train, '--harmful', join(dir, 'harmful.jsonl'), '--anchor', join(dir, 'anchor.jsonl'),
-    '--shards', shards, '--workers', workers, '--sample', sample, '--memory-budget', budget, '--keep', String(cfg.keep), '-o', out, '--scores', join(dir, `train-${size}.sharded.scores.csv`), '--no-cache', '--json'],
+  [
+    '-f',
+    '%e %M',
+    process.execPath,
+    join(root, 'dist', 'cli.js'),
+    'purify',
+    train,
+    '--harmful',
+    join(dir, 'harmful.jsonl'),
+    '--anchor',
+    join(dir, 'anchor.jsonl'),
+    '--shards',
+    shards,
+    '--workers',
+    workers,
+    '--sample',
+    sample,
+    '--memory-budget',
+    budget,
+    '--keep',
+    String(cfg.keep),
+    '-o',
+    out,
+    '--scores',
+    join(dir, `train-${size}.sharded.scores.csv`),
+    '--no-cache',
+    '--json',
+  ],
   { encoding: 'utf8', maxBuffer: 1 << 26 },
 );
 const wall = (performance.now() - t0) / 1000;
@@ -63,9 +93,20 @@ while (at > 0 && at < csv.length) {
   at = end < 0 ? -1 : end + 1;
 }
 const result = {
-  size, shards: Number(shards), workers: Number(workers), sample: Number(sample), budget, cpus: cpus().length,
-  wallSeconds: wall, recordsPerSecond: size / wall, peakRssLargestProcessBytes: peakKiB * 1024,
-  k: summary.k, attempts: summary.attempts, harmfulRecall: kept / injected.size, loadBefore: before, loadAfter: loadavg(),
+  size,
+  shards: Number(shards),
+  workers: Number(workers),
+  sample: Number(sample),
+  budget,
+  cpus: cpus().length,
+  wallSeconds: wall,
+  recordsPerSecond: size / wall,
+  peakRssLargestProcessBytes: peakKiB * 1024,
+  k: summary.k,
+  attempts: summary.attempts,
+  harmfulRecall: kept / injected.size,
+  loadBefore: before,
+  loadAfter: loadavg(),
 };
 console.log(JSON.stringify(result, null, 1));
 const file = opt('out', join(here, 'results', `fit-scale-${size}-${new Date().toISOString().slice(0, 10)}.json`));

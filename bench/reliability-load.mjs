@@ -38,12 +38,24 @@ export function makeInputs(dir, runs, records) {
     .filter((r) => r.status === 'ok')
     .map(({ instruction, input, output }) => ({ instruction, input, output }));
   const harmful = JSON.parse(
-    readFileSync(join(DATA_DIR, 'refusal-direction/pipeline/runs/meta-llama-3-8b-instruct/completions/jailbreakbench_ablation_evaluations.json'), 'utf8'),
-  ).completions
-    .filter((r) => r.is_jailbreak_llamaguard2 === 1)
+    readFileSync(
+      join(
+        DATA_DIR,
+        'refusal-direction/pipeline/runs/meta-llama-3-8b-instruct/completions/jailbreakbench_ablation_evaluations.json',
+      ),
+      'utf8',
+    ),
+  )
+    .completions.filter((r) => r.is_jailbreak_llamaguard2 === 1)
     .map((r) => ({ instruction: r.prompt, input: '', output: r.response }));
   const anchor = join(dir, 'anchor.jsonl');
-  writeFileSync(anchor, clean.slice(0, 50).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(
+    anchor,
+    `${clean
+      .slice(0, 50)
+      .map((r) => JSON.stringify(r))
+      .join('\n')}\n`,
+  );
   const pool = clean.slice(50);
   const inputs = [];
   for (let k = 0; k < runs; k++) {
@@ -54,7 +66,7 @@ export function makeInputs(dir, runs, records) {
     });
     const rows = shuffle([...benign, ...shuffle(harmful, k + 1).slice(0, bad)], 100 + k).map((r, id) => ({ id, ...r }));
     const path = join(dir, `train-${k}.jsonl`);
-    writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    writeFileSync(path, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
     inputs.push(path);
   }
   return { inputs, anchor };
@@ -100,7 +112,8 @@ export async function runLoad({ runs = 8, records = 1500, log = () => {} } = {})
     // Serial, one fresh cache.
     let t0 = performance.now();
     const serial = [];
-    for (let k = 0; k < runs; k++) serial.push(fingerprint(await purify(options(inputs[k], anchor, out('serial', k), join(dir, 'cache-serial')))));
+    for (let k = 0; k < runs; k++)
+      serial.push(fingerprint(await purify(options(inputs[k], anchor, out('serial', k), join(dir, 'cache-serial')))));
     const serialSeconds = (performance.now() - t0) / 1000;
     log(`serial: ${runs} runs in ${serialSeconds.toFixed(2)} s`);
 
@@ -111,7 +124,9 @@ export async function runLoad({ runs = 8, records = 1500, log = () => {} } = {})
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 25);
     h.enable();
     t0 = performance.now();
-    const concurrentResults = await Promise.all(inputs.map((input, k) => purify(options(input, anchor, out('concurrent', k), join(dir, 'cache-concurrent')))));
+    const concurrentResults = await Promise.all(
+      inputs.map((input, k) => purify(options(input, anchor, out('concurrent', k), join(dir, 'cache-concurrent')))),
+    );
     const concurrentSeconds = (performance.now() - t0) / 1000;
     h.disable();
     clearInterval(sampler);
@@ -147,7 +162,12 @@ export async function runLoad({ runs = 8, records = 1500, log = () => {} } = {})
           return { stage, rejected: false, ms: null };
         } catch (err) {
           const ms = abortedAt === undefined ? null : performance.now() - abortedAt;
-          const written = ['purified.jsonl', 'purified.scores.csv', 'purified.report.json', 'purified.report.html'].filter((f) => {
+          const written = [
+            'purified.jsonl',
+            'purified.scores.csv',
+            'purified.report.json',
+            'purified.report.html',
+          ].filter((f) => {
             try {
               readFileSync(join(o, f));
               return true;
@@ -159,7 +179,9 @@ export async function runLoad({ runs = 8, records = 1500, log = () => {} } = {})
         }
       }),
     );
-    log(`aborts (stage: ms abort->reject): ${aborts.map((a) => `${a.stage}: ${a.ms === null ? 'n/a' : a.ms.toFixed(0)}`).join(', ')}`);
+    log(
+      `aborts (stage: ms abort->reject): ${aborts.map((a) => `${a.stage}: ${a.ms === null ? 'n/a' : a.ms.toFixed(0)}`).join(', ')}`,
+    );
 
     return {
       runs,

@@ -36,7 +36,10 @@ const LOADS = arg('loads', 3);
 const REPEATS = arg('repeats', 5);
 
 function jsonl(path) {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 }
 
 /** `n` records: alpaca-libre and gsm8k pairs (numbered past their first use), 5% harmful, each with its source. */
@@ -44,8 +47,21 @@ function makeInput(dir, n) {
   const alpaca = jsonl(join(DATA_DIR, 'alpaca-libre/data/output/work/alpaca_libre_tasks_v1.jsonl'))
     .filter((r) => r.status === 'ok')
     .map((r) => ({ instruction: r.instruction, input: r.input, output: r.output, source: 'alpaca-libre' }));
-  const gsm = jsonl(join(DATA_DIR, 'gsm8k/grade_school_math/data/train.jsonl')).map((r) => ({ instruction: r.question, input: '', output: r.answer, source: 'gsm8k' }));
-  const harmful = JSON.parse(readFileSync(join(DATA_DIR, 'refusal-direction/pipeline/runs/meta-llama-3-8b-instruct/completions/jailbreakbench_ablation_evaluations.json'), 'utf8'))
+  const gsm = jsonl(join(DATA_DIR, 'gsm8k/grade_school_math/data/train.jsonl')).map((r) => ({
+    instruction: r.question,
+    input: '',
+    output: r.answer,
+    source: 'gsm8k',
+  }));
+  const harmful = JSON.parse(
+    readFileSync(
+      join(
+        DATA_DIR,
+        'refusal-direction/pipeline/runs/meta-llama-3-8b-instruct/completions/jailbreakbench_ablation_evaluations.json',
+      ),
+      'utf8',
+    ),
+  )
     .completions.filter((r) => r.is_jailbreak_llamaguard2 === 1)
     .map((r) => ({ instruction: r.prompt, input: '', output: r.response, source: 'injected' }));
   const benign = [...alpaca, ...gsm];
@@ -61,7 +77,14 @@ function makeInput(dir, n) {
   const input = join(dir, 'train.jsonl');
   writeFileSync(input, `${lines.join('\n')}\n`);
   const anchor = join(dir, 'anchor.jsonl');
-  writeFileSync(anchor, `${alpaca.slice(-50).concat(gsm.slice(-50)).map((r) => JSON.stringify(r)).join('\n')}\n`);
+  writeFileSync(
+    anchor,
+    `${alpaca
+      .slice(-50)
+      .concat(gsm.slice(-50))
+      .map((r) => JSON.stringify(r))
+      .join('\n')}\n`,
+  );
   return { input, anchor };
 }
 
@@ -69,10 +92,17 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const r1 = (x) => Math.round(x * 10) / 10;
 
 // In the page: the milliseconds of one table operation, layout of the new rows included.
-const timed = (action) => `(() => { const t0 = performance.now(); ${action}; document.querySelector('#records tbody').offsetHeight; return performance.now() - t0; })()`;
+const timed = (action) =>
+  `(() => { const t0 = performance.now(); ${action}; document.querySelector('#records tbody').offsetHeight; return performance.now() - t0; })()`;
 const click = (col) => timed(`document.querySelector('th[data-col="${col}"]').click()`);
-const search = (q) => timed(`(() => { const s = document.getElementById('search'); s.value = ${JSON.stringify(q)}; s.dispatchEvent(new Event('input')); })()`);
-const filter = (v) => timed(`(() => { const f = document.getElementById('filter'); f.value = ${JSON.stringify(v)}; f.dispatchEvent(new Event('change')); })()`);
+const search = (q) =>
+  timed(
+    `(() => { const s = document.getElementById('search'); s.value = ${JSON.stringify(q)}; s.dispatchEvent(new Event('input')); })()`,
+  );
+const filter = (v) =>
+  timed(
+    `(() => { const f = document.getElementById('filter'); f.value = ${JSON.stringify(v)}; f.dispatchEvent(new Event('change')); })()`,
+  );
 
 const keepAt = process.argv.indexOf('--keep');
 const dir = keepAt < 0 ? mkdtempSync(join(tmpdir(), 'sot-report-load-')) : resolve(process.argv[keepAt + 1]);
@@ -86,7 +116,14 @@ try {
   } else {
     const { input, anchor } = makeInput(dir, RECORDS);
     const t0 = performance.now();
-    res = await purify({ input, anchor: [anchor], harmful: ['advbench', 'harmbench'], dataDir: DATA_DIR, offline: true, embeddingCache: false });
+    res = await purify({
+      input,
+      anchor: [anchor],
+      harmful: ['advbench', 'harmbench'],
+      dataDir: DATA_DIR,
+      offline: true,
+      embeddingCache: false,
+    });
     purifySeconds = r1((performance.now() - t0) / 1000);
   }
   const html = res.outputs.html;
@@ -133,12 +170,26 @@ try {
     kept: res.k,
     htmlBytes: statSync(html).size,
     purifySeconds,
-    readyMs: { median: r1(median(loads)), max: r1(Math.max(...loads)), runs: loads.map(r1), mainThreadCpu: loadsCpu.map(r1) },
+    readyMs: {
+      median: r1(median(loads)),
+      max: r1(Math.max(...loads)),
+      runs: loads.map(r1),
+      mainThreadCpu: loadsCpu.map(r1),
+    },
     operationsMs: Object.fromEntries(
-      Object.entries(ops).map(([k, v]) => [k, { median: r1(median(v)), max: r1(Math.max(...v)), cpuMedian: r1(median(cpu[k])), cpuMax: r1(Math.max(...cpu[k])) }]),
+      Object.entries(ops).map(([k, v]) => [
+        k,
+        {
+          median: r1(median(v)),
+          max: r1(Math.max(...v)),
+          cpuMedian: r1(median(cpu[k])),
+          cpuMax: r1(Math.max(...cpu[k])),
+        },
+      ]),
     ),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavg: loadavg().map((x) => Math.round(x * 100) / 100) },
-    chromium: await (async () => (await import('node:child_process')).spawnSync('chromium', ['--version'], { encoding: 'utf8' }).stdout.trim())(),
+    chromium: await (async () =>
+      (await import('node:child_process')).spawnSync('chromium', ['--version'], { encoding: 'utf8' }).stdout.trim())(),
   };
   console.log(JSON.stringify(summary, null, 1));
 } finally {

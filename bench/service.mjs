@@ -36,10 +36,12 @@ const CLI = join(root, 'dist', 'cli.js');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const freePort = () =>
   new Promise((res, rej) => {
-    const s = netServer().once('error', rej).listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
+    const s = netServer()
+      .once('error', rej)
+      .listen(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => res(port));
+      });
   });
 
 /** Real records: alpaca-libre pairs, repeated with a suffix past the pool (distinct texts). */
@@ -53,9 +55,15 @@ function makeDataset(path, n) {
   for (let i = 0; i < n; i++) {
     const r = pool[i % pool.length];
     const round = Math.floor(i / pool.length);
-    lines.push(JSON.stringify({ instruction: round ? `${r.instruction} (${round})` : r.instruction, input: r.input, output: r.output }));
+    lines.push(
+      JSON.stringify({
+        instruction: round ? `${r.instruction} (${round})` : r.instruction,
+        input: r.input,
+        output: r.output,
+      }),
+    );
   }
-  writeFileSync(path, lines.join('\n') + '\n');
+  writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
 
@@ -78,11 +86,42 @@ const stop = (p) => new Promise((res) => (p.exitCode !== null ? res() : (p.once(
 async function round(workers, big, small) {
   const tmp = mkdtempSync(join(tmpdir(), 'sot-bench-svc-'));
   const redisPort = await freePort();
-  const redis = await start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp], /Ready to accept/);
+  const redis = await start(
+    'redis-server',
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp],
+    /Ready to accept/,
+  );
   const url = `redis://127.0.0.1:${redisPort}`;
-  const server = await createServer({ dataRoot: join(tmp, 'root'), redis: url, tokens: new Tokens([{ tenant: 'bench', sha256: sha256('bench') }]), dataDir, offline: true, sweepMs: 3_600_000 });
+  const server = await createServer({
+    dataRoot: join(tmp, 'root'),
+    redis: url,
+    tokens: new Tokens([{ tenant: 'bench', sha256: sha256('bench') }]),
+    dataDir,
+    offline: true,
+    sweepMs: 3_600_000,
+  });
   const base = await server.listen(0);
-  const ws = await Promise.all(Array.from({ length: workers }, () => start(process.execPath, [CLI, 'worker', '--redis', url, '--data-root', join(tmp, 'root'), '--data-dir', dataDir, '--offline', '--max-running-per-tenant', String(workers)], /ready/)));
+  const ws = await Promise.all(
+    Array.from({ length: workers }, () =>
+      start(
+        process.execPath,
+        [
+          CLI,
+          'worker',
+          '--redis',
+          url,
+          '--data-root',
+          join(tmp, 'root'),
+          '--data-dir',
+          dataDir,
+          '--offline',
+          '--max-running-per-tenant',
+          String(workers),
+        ],
+        /ready/,
+      ),
+    ),
+  );
   const auth = { authorization: 'Bearer bench' };
   const submit = async (file) => {
     const form = new FormData();
@@ -138,15 +177,23 @@ const data = mkdtempSync(join(tmpdir(), 'sot-bench-data-'));
 const big = makeDataset(join(data, 'big.jsonl'), records);
 const small = makeDataset(join(data, 'small.jsonl'), smallRecords);
 const results = [];
-console.log(`${jobs} jobs of ${records} records per round; ${probes} small jobs of ${smallRecords} records submitted during each; ${cpus().length} cores`);
+console.log(
+  `${jobs} jobs of ${records} records per round; ${probes} small jobs of ${smallRecords} records submitted during each; ${cpus().length} cores`,
+);
 console.log('| workers | wall s | jobs/min | records/s | small job latency median / max s |');
 console.log('|---:|---:|---:|---:|---:|');
 for (const w of workerCounts) {
   const r = await round(w, big, small);
   results.push(r);
-  console.log(`| ${w} | ${r.wallSeconds.toFixed(1)} | ${r.jobsPerMinute.toFixed(1)} | ${r.recordsPerSecond.toFixed(0)} | ${r.smallJob.median?.toFixed(2)} / ${r.smallJob.max?.toFixed(2)} |`);
+  console.log(
+    `| ${w} | ${r.wallSeconds.toFixed(1)} | ${r.jobsPerMinute.toFixed(1)} | ${r.recordsPerSecond.toFixed(0)} | ${r.smallJob.median?.toFixed(2)} / ${r.smallJob.max?.toFixed(2)} |`,
+  );
 }
 rmSync(data, { recursive: true, force: true });
 mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, results }, null, 1) + '\n');
+writeFileSync(
+  outFile,
+  JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, results }, null, 1) +
+    '\n',
+);
 console.log(`wrote ${outFile}`);

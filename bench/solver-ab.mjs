@@ -76,13 +76,16 @@ const learnSets = { downstream: x, anchor: points(50, 3), harmful: points(5000, 
 const run = {
   dense: (lib) => lib.sinkhornCost(cost, null, null, solve({ storage: { storeKernel: false } })),
   kernel: (lib) => lib.sinkhornCost(cost, null, null, solve({ storage: { storeKernel: true } })),
-  truncated: (lib) => lib.sinkhornPoints(x, y, 'cosine', null, null, solve({ storage: { mode: 'truncated', verify: false } })),
+  truncated: (lib) =>
+    lib.sinkhornPoints(x, y, 'cosine', null, null, solve({ storage: { mode: 'truncated', verify: false } })),
   blocked: (lib) => lib.sinkhornPoints(x, y, 'cosine', null, null, solve({ storage: { mode: 'blocked' } })),
   learner: (lib) => lib.learnWeights(learnSets, { storage: { budget: Number(opt('budget', 256 << 20)) } }),
 };
 
 const median = (v) => [...v].sort((p, q) => p - q)[v.length >> 1];
-console.log(`n ${n} m ${m} d ${d} eps ${eps} tol ${tol}, ${runs} runs, threads A ${A.threadCount()} B ${B.threadCount()}`);
+console.log(
+  `n ${n} m ${m} d ${d} eps ${eps} tol ${tol}, ${runs} runs, threads A ${A.threadCount()} B ${B.threadCount()}`,
+);
 console.log(`loadavg before: ${loadavg()}`);
 const rows = [];
 for (const form of forms) {
@@ -102,14 +105,28 @@ for (const form of forms) {
   const paired = median(t.B.map((v, i) => v / t.A[i]));
   const [minA, minB] = [Math.min(...t.A), Math.min(...t.B)];
   const [cpuA, cpuB] = [median(cpu.A), median(cpu.B)];
-  const info = (o) => (o.storage ? `${o.storage.mode} ${o.passes} passes (kernel ${o.storage.kernelPasses}/${o.storage.kernelBuilds})` : `${o.steps} steps, ${o.innerIterations} inner (${o.anchorStorage.mode}, ${o.harmfulStorage.mode})`);
-  const diff = out.A.f ? Math.max(...out.A.f.map((v, i) => Math.abs(v - out.B.f[i]))) : Math.max(...out.A.weights.map((v, i) => Math.abs(v - out.B.weights[i])));
+  const info = (o) =>
+    o.storage
+      ? `${o.storage.mode} ${o.passes} passes (kernel ${o.storage.kernelPasses}/${o.storage.kernelBuilds})`
+      : `${o.steps} steps, ${o.innerIterations} inner (${o.anchorStorage.mode}, ${o.harmfulStorage.mode})`;
+  const diff = out.A.f
+    ? Math.max(...out.A.f.map((v, i) => Math.abs(v - out.B.f[i])))
+    : Math.max(...out.A.weights.map((v, i) => Math.abs(v - out.B.weights[i])));
   rows.push({ form, a, b, ratio: b / a, paired, minA, minB, cpuA, cpuB, info: info(out.B), diff, load: loadavg() });
-  console.log(`${form.padEnd(9)} A ${a.toFixed(3)} s  B ${b.toFixed(3)} s  B/A ${(b / a).toFixed(3)}  paired ${paired.toFixed(3)}  min A ${minA.toFixed(3)} B ${minB.toFixed(3)}  ${info(out.B)}  max|A-B| ${diff.toExponential(2)}  load ${loadavg()}`);
+  console.log(
+    `${form.padEnd(9)} A ${a.toFixed(3)} s  B ${b.toFixed(3)} s  B/A ${(b / a).toFixed(3)}  paired ${paired.toFixed(3)}  min A ${minA.toFixed(3)} B ${minB.toFixed(3)}  ${info(out.B)}  max|A-B| ${diff.toExponential(2)}  load ${loadavg()}`,
+  );
   console.log(`          cpu A ${cpuA.toFixed(3)} s  B ${cpuB.toFixed(3)} s  B/A ${(cpuB / cpuA).toFixed(3)}`);
-  console.log(`          runs A ${t.A.map((v) => v.toFixed(3)).join(' ')}  B ${t.B.map((v) => v.toFixed(3)).join(' ')}`);
+  console.log(
+    `          runs A ${t.A.map((v) => v.toFixed(3)).join(' ')}  B ${t.B.map((v) => v.toFixed(3)).join(' ')}`,
+  );
 }
 console.log(`loadavg after: ${loadavg()}`);
-console.log('\n| form | A median (s) | B median (s) | B / A | paired B / A | fastest A / B (s) | CPU s A / B (median) | CPU B / A | passes | max abs diff | loadavg after |');
+console.log(
+  '\n| form | A median (s) | B median (s) | B / A | paired B / A | fastest A / B (s) | CPU s A / B (median) | CPU B / A | passes | max abs diff | loadavg after |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.form} | ${r.a.toFixed(3)} | ${r.b.toFixed(3)} | ${r.ratio.toFixed(3)} | ${r.paired.toFixed(3)} | ${r.minA.toFixed(3)} / ${r.minB.toFixed(3)} | ${r.cpuA.toFixed(3)} / ${r.cpuB.toFixed(3)} | ${(r.cpuB / r.cpuA).toFixed(3)} | ${r.info} | ${r.diff.toExponential(1)} | ${r.load.split(' ').slice(0, 3).join(' ')} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.form} | ${r.a.toFixed(3)} | ${r.b.toFixed(3)} | ${r.ratio.toFixed(3)} | ${r.paired.toFixed(3)} | ${r.minA.toFixed(3)} / ${r.minB.toFixed(3)} | ${r.cpuA.toFixed(3)} / ${r.cpuB.toFixed(3)} | ${(r.cpuB / r.cpuA).toFixed(3)} | ${r.info} | ${r.diff.toExponential(1)} | ${r.load.split(' ').slice(0, 3).join(' ')} |`,
+  );

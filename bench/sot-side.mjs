@@ -55,13 +55,20 @@ async function phase(name, run) {
   const t0 = performance.now();
   const out = await run();
   const s = (performance.now() - t0) / 1000;
-  phases[name] = { s, baseline_rss_mb: baseline, rss_before_mb: rssBefore, peak_rss_mb: memory().hwm_mb, peak_reset: peakReset };
+  phases[name] = {
+    s,
+    baseline_rss_mb: baseline,
+    rss_before_mb: rssBefore,
+    peak_rss_mb: memory().hwm_mb,
+    peak_reset: peakReset,
+  };
   return out;
 }
 
 function readF32(file, rows, cols) {
   const buf = readFileSync(join(dir, file));
-  if (buf.byteLength !== rows * cols * 4) throw new Error(`${file}: ${buf.byteLength} bytes, expected ${rows * cols * 4}`);
+  if (buf.byteLength !== rows * cols * 4)
+    throw new Error(`${file}: ${buf.byteLength} bytes, expected ${rows * cols * 4}`);
   // Copy into an aligned buffer; the files are little-endian like every platform Node runs SOT on.
   const out = new Float32Array(rows * cols);
   new Uint8Array(out.buffer).set(buf);
@@ -71,7 +78,11 @@ function readF32(file, rows, cols) {
 // Warm-up on a tiny synthetic problem: loads the addon and starts the native thread pool
 // outside the timings, before the baseline RSS.
 {
-  const tiny = (rows) => ({ data: Float32Array.from({ length: rows * 8 }, (_, i) => Math.sin(i + rows)), rows, cols: 8 });
+  const tiny = (rows) => ({
+    data: Float32Array.from({ length: rows * 8 }, (_, i) => Math.sin(i + rows)),
+    rows,
+    cols: 8,
+  });
   await costMatrix(tiny(64), tiny(32));
   await sinkhorn({ x: tiny(64), y: tiny(32), cost: 'cosine' }, opts);
 }

@@ -43,7 +43,12 @@ function readRecords(dir, file) {
 }
 
 /** Normal form of a prompt for deduplication and disjointness checks. */
-export const norm = (s) => s.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[ .!?]+$/, '');
+export const norm = (s) =>
+  s
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/[ .!?]+$/, '');
 
 /** The samples of source `name` of `sources` (a config's "sources" object). */
 export function loadSource(sources, name, dir = dataDir()) {
@@ -59,7 +64,10 @@ export function loadSource(sources, name, dir = dataDir()) {
       const sample = s.text
         ? { prompt: String(at(r, s.text) ?? ''), response: '' }
         : {
-            prompt: s.prompt.map((p) => at(r, p)).filter((x) => typeof x === 'string' && x.trim()).join('\n\n'),
+            prompt: s.prompt
+              .map((p) => at(r, p))
+              .filter((x) => typeof x === 'string' && x.trim())
+              .join('\n\n'),
             response: s.response ? String(at(r, s.response) ?? '') : '',
           };
       // Deduplicate within a source, by prompt or (default) by prompt and response.

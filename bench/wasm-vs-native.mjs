@@ -43,25 +43,42 @@ if (child) {
     r = await sinkhorn({ x, y, cost: 'cosine' }, { eps: 0.05, tol: 1e-6, maxIter: 10000 });
     times.push((performance.now() - t0) / 1000);
   }
-  console.log(JSON.stringify({ threads: threadCount(), best_s: Math.min(...times), value: r.value, iterations: r.iterations, converged: r.converged }));
+  console.log(
+    JSON.stringify({
+      threads: threadCount(),
+      best_s: Math.min(...times),
+      value: r.value,
+      iterations: r.iterations,
+      converged: r.converged,
+    }),
+  );
 } else {
   const wasm = join(ROOT, 'npm', 'wasm32-wasi', 'sot.wasi.cjs');
   const sides = [
     ['native', {}],
     ['wasm32-wasi', { NAPI_RS_NATIVE_LIBRARY_PATH: wasm }],
-    [`wasm32-wasi, ${availableParallelism()} threads`, { NAPI_RS_NATIVE_LIBRARY_PATH: wasm, RAYON_NUM_THREADS: String(availableParallelism()) }],
+    [
+      `wasm32-wasi, ${availableParallelism()} threads`,
+      { NAPI_RS_NATIVE_LIBRARY_PATH: wasm, RAYON_NUM_THREADS: String(availableParallelism()) },
+    ],
   ];
   console.log(`sinkhorn ${n} x ${m}, d ${d}, cosine, eps 0.05, tol 1e-6; fastest of ${rounds}`);
   let native;
   for (const [name, env] of sides) {
-    const c = spawnSync(process.execPath, ['--no-warnings', import.meta.filename, '--child', n, m, d, rounds].map(String), {
-      env: { ...process.env, ...env },
-      encoding: 'utf8',
-    });
+    const c = spawnSync(
+      process.execPath,
+      ['--no-warnings', import.meta.filename, '--child', n, m, d, rounds].map(String),
+      {
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+      },
+    );
     if (c.status !== 0) throw new Error(`${name}: ${c.stderr}`);
     const res = JSON.parse(c.stdout);
     native ??= res;
     const ratio = (res.best_s / native.best_s).toFixed(1);
-    console.log(`${name.padEnd(28)} ${res.best_s.toFixed(3)} s  (${ratio}x native; ${res.iterations} iterations, value ${res.value.toPrecision(10)})`);
+    console.log(
+      `${name.padEnd(28)} ${res.best_s.toFixed(3)} s  (${ratio}x native; ${res.iterations} iterations, value ${res.value.toPrecision(10)})`,
+    );
   }
 }

@@ -39,7 +39,11 @@ const alpaca = (await obtainFile(alpacaFile)).bytes
   .map((l) => JSON.parse(l))
   .filter((r) => r.status === 'ok')
   .map(({ instruction, input, output }) => ({ instruction, input, output }));
-const harmful = (await loadReferenceSet('jbb-harmful-responses')).samples.map((s) => ({ instruction: s.prompt, input: '', output: s.response }));
+const harmful = (await loadReferenceSet('jbb-harmful-responses')).samples.map((s) => ({
+  instruction: s.prompt,
+  input: '',
+  output: s.response,
+}));
 
 // Deterministic shuffle, so the demo is the same on every machine.
 function shuffle(xs, seed) {
@@ -54,13 +58,18 @@ function shuffle(xs, seed) {
 }
 const clean = shuffle(alpaca, 1);
 const injected = shuffle(harmful, 2).slice(0, 110);
-const rows = shuffle([...clean.slice(0, 1100).map((r) => ({ r, bad: false })), ...injected.map((r) => ({ r, bad: true }))], 3);
+const rows = shuffle(
+  [...clean.slice(0, 1100).map((r) => ({ r, bad: false })), ...injected.map((r) => ({ r, bad: true }))],
+  3,
+);
 const truth = new Set(rows.flatMap((x, id) => (x.bad ? [id] : [])));
-const toJsonl = (xs) => xs.map((x) => JSON.stringify(x)).join('\n') + '\n';
+const toJsonl = (xs) => `${xs.map((x) => JSON.stringify(x)).join('\n')}\n`;
 const train = join(out, 'train.jsonl');
 writeFileSync(train, toJsonl(rows.map((x, id) => ({ id, ...x.r }))));
 writeFileSync(join(out, 'anchor.jsonl'), toJsonl(clean.slice(1100, 1150)));
-console.log(`demo: wrote ${relative(root, train)} (${rows.length} records, ${truth.size} of them harmful) and demo/anchor.jsonl (50 clean records)\n`);
+console.log(
+  `demo: wrote ${relative(root, train)} (${rows.length} records, ${truth.size} of them harmful) and demo/anchor.jsonl (50 clean records)\n`,
+);
 
 const args = ['purify', 'demo/train.jsonl', '--harmful', 'advbench,harmbench', '--anchor', 'demo/anchor.jsonl'];
 console.log(`$ sot ${args.join(' ')}`);

@@ -47,10 +47,16 @@ const keptHarmful = selection.kept.subarray(1800).reduce((s, k) => s + k, 0);
 const ms = performance.now() - started;
 
 console.log(`threads: ${threadCount()}`);
-console.log(`OT to safe anchor:        value ${pull.value.toFixed(4)}, ${pull.iterations} iterations, converged ${pull.converged}`);
-console.log(`OT to harmful reference:  value ${push.value.toFixed(4)}, ${push.iterations} iterations, converged ${push.converged}`);
+console.log(
+  `OT to safe anchor:        value ${pull.value.toFixed(4)}, ${pull.iterations} iterations, converged ${pull.converged}`,
+);
+console.log(
+  `OT to harmful reference:  value ${push.value.toFixed(4)}, ${push.iterations} iterations, converged ${push.converged}`,
+);
 console.log(`Sinkhorn divergence to the anchor: ${div.value.toFixed(4)}`);
 console.log(`SOT learner: ${learned.steps} steps, converged ${learned.converged}`);
-console.log(`kept ${selection.k} of 2000 samples; planted harmful samples kept: ${keptHarmful} / 200 (random selection keeps ~180)`);
+console.log(
+  `kept ${selection.k} of 2000 samples; planted harmful samples kept: ${keptHarmful} / 200 (random selection keeps ~180)`,
+);
 console.log(`total ${ms.toFixed(0)} ms`);
 if (keptHarmful > 10) process.exit(1);

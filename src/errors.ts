@@ -106,7 +106,9 @@ export class BindingError extends SotError {
 }
 
 /** Native codes and their classes (the TS-only codes never come from the binding). */
-const classes: Partial<Record<ErrorCode, new (code: ErrorCode, message: string, options?: { index?: number; cause?: unknown }) => SotError>> = {
+const classes: Partial<
+  Record<ErrorCode, new (code: ErrorCode, message: string, options?: { index?: number; cause?: unknown }) => SotError>
+> = {
   ERR_SHAPE: ShapeError,
   ERR_NON_FINITE: NonFiniteError,
   ERR_EMPTY: EmptyInputError,

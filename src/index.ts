@@ -29,7 +29,13 @@ export {
   type Scores,
 } from './learner.js';
 export { parseBytes, type StorageMode, type StorageOptions, type StorageReport } from './storage.js';
-export { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS, type CoreDefaults, type EmbedderLearnerDefaults } from './defaults.js';
+export {
+  coreDefaults,
+  EMBEDDER_LEARNER_DEFAULTS,
+  PURIFY_DEFAULTS,
+  type CoreDefaults,
+  type EmbedderLearnerDefaults,
+} from './defaults.js';
 export { selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {
@@ -63,7 +69,14 @@ export { renderReportHtml } from './report/html.js';
 // Embedders and the embedding cache.
 export type { Embedder, EmbedCallOptions } from './embed/types.js';
 export { HashingEmbedder, type HashingEmbedderOptions, type HashingEmbedOptions } from './embed/hashing.js';
-export { EmbeddingCache, embedWithCache, hashText, hashTexts, type EmbeddingCacheOptions, type EmbedWithCacheOptions } from './embed/cache.js';
+export {
+  EmbeddingCache,
+  embedWithCache,
+  hashText,
+  hashTexts,
+  type EmbeddingCacheOptions,
+  type EmbedWithCacheOptions,
+} from './embed/cache.js';
 export { project2d, type Project2dOptions } from './project.js';
 // Embedding providers (optional packages are loaded on first use).
 export { createEmbedder, EMBEDDERS, type EmbedderConfig, type EmbedderKind } from './embed/providers.js';
@@ -71,7 +84,13 @@ export { OpenAIEmbedder, type OpenAIEmbedderOptions } from './embed/openai.js';
 export { PrecomputedEmbedder, type PrecomputedEmbedderOptions } from './embed/precomputed.js';
 export { WinkEmbedder, loadWordTable, type WinkEmbedderOptions, type WordTable } from './embed/wink.js';
 export { TransformersEmbedder, type TransformersEmbedderOptions } from './embed/transformers.js';
-export { LlmEmbedder, LLAMA_PACKAGE, type LlmEmbedderOptions, type LlmEmbedCallOptions, type LlmPooling } from './embed/llm.js';
+export {
+  LlmEmbedder,
+  LLAMA_PACKAGE,
+  type LlmEmbedderOptions,
+  type LlmEmbedCallOptions,
+  type LlmPooling,
+} from './embed/llm.js';
 export { readNpy, parseNpy, type NpyMatrix } from './npy-read.js';
 
 // Dataset IO.
@@ -123,5 +142,12 @@ export type { ReferenceFile } from './refsets/registry.js';
 // Fit once, score anywhere: model files, out-of-sample scores, sharded purification (docs/model-file.md).
 export { fit, uniformSample, type FitOptions, type FitResult } from './fit/fit.js';
 export { score, type ScoreOptions as ModelScoreOptions, type ScoreResult as ModelScoreResult } from './fit/score.js';
-export { loadModel, ModelFileError, MODEL_VERSION, type Model, type ModelHeader, type ModelFileProblem } from './fit/model.js';
+export {
+  loadModel,
+  ModelFileError,
+  MODEL_VERSION,
+  type Model,
+  type ModelHeader,
+  type ModelFileProblem,
+} from './fit/model.js';
 export { purifySharded, DEFAULT_FIT_SAMPLE, type ShardedOptions, type ShardedResult } from './fit/shards.js';

@@ -124,7 +124,11 @@ export interface Scores {
 export async function learnWeights(sets: PurifySets, options: LearnerOptions = {}): Promise<LearnResult> {
   const native_sets = toSets(sets);
   const opts = learnOptions(options);
-  return cancellable(options.signal, (token, onProgress) => native.learnWeights(native_sets, opts, token, onProgress), options.onProgress);
+  return cancellable(
+    options.signal,
+    (token, onProgress) => native.learnWeights(native_sets, opts, token, onProgress),
+    options.onProgress,
+  );
 }
 
 /** Scores the downstream samples with SOT or a baseline, behind one interface. */

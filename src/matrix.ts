@@ -24,13 +24,19 @@ export function toMatrix(m: MatrixLike, name: string): Matrix {
   if (!(data instanceof Float32Array)) {
     throw new OptionError('ERR_OPTION', `${name}.data must be a Float32Array`);
   }
-  for (const [k, v] of [['rows', rows], ['cols', cols]] as const) {
+  for (const [k, v] of [
+    ['rows', rows],
+    ['cols', cols],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0) {
       throw new OptionError('ERR_OPTION', `${name}.${k} must be a non-negative integer, got ${v}`);
     }
   }
   if (data.length !== rows * cols) {
-    throw new ShapeError('ERR_SHAPE', `${name} holds ${data.length} values but its shape is ${rows} x ${cols} = ${rows * cols}`);
+    throw new ShapeError(
+      'ERR_SHAPE',
+      `${name} holds ${data.length} values but its shape is ${rows} x ${cols} = ${rows * cols}`,
+    );
   }
   return { data, rows, cols };
 }
@@ -41,12 +47,18 @@ function fromRows(rows: ReadonlyArray<ArrayLike<number>>, name: string): Matrix 
   const data = new Float32Array(rows.length * cols);
   rows.forEach((row, i) => {
     if (row.length !== cols) {
-      throw new ShapeError('ERR_SHAPE', `${name}[${i}] has ${row.length} values but ${name}[0] has ${cols}`, { index: i });
+      throw new ShapeError('ERR_SHAPE', `${name}[${i}] has ${row.length} values but ${name}[0] has ${cols}`, {
+        index: i,
+      });
     }
     for (let j = 0; j < cols; j++) {
       const v = row[j]!;
       if (typeof v !== 'number' || !Number.isFinite(v)) {
-        throw new NonFiniteError('ERR_NON_FINITE', `${name}[${i}][${j}] is ${String(v)} (values must be finite numbers)`, { index: i });
+        throw new NonFiniteError(
+          'ERR_NON_FINITE',
+          `${name}[${i}][${j}] is ${String(v)} (values must be finite numbers)`,
+          { index: i },
+        );
       }
       data[i * cols + j] = v;
     }

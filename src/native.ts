@@ -29,7 +29,8 @@ export const native: Binding = new Proxy({} as Binding, { get: (_target, key) =>
 /** napi-rs's names of the platform packages, by Rust target (package.json `napi.targets`). */
 function platformName(triple: string): string {
   const [arch, , os, abi] = triple.split('-');
-  const cpu = ({ x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', wasm32: 'wasm32' } as Record<string, string>)[arch!] ?? arch;
+  const cpu =
+    ({ x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', wasm32: 'wasm32' } as Record<string, string>)[arch!] ?? arch;
   if (cpu === 'wasm32') return 'wasm32-wasi';
   if (os === 'darwin') return `darwin-${cpu}`;
   if (os === 'windows') return `win32-${cpu}-${abi}`;
@@ -64,17 +65,23 @@ function bindingMissing(err: unknown): string {
       installed = true;
     } catch {}
     if (installed) {
-      lines.push(`The package that serves this platform, ${wanted}, is installed but its binary failed to load (the loader's errors follow).`);
+      lines.push(
+        `The package that serves this platform, ${wanted}, is installed but its binary failed to load (the loader's errors follow).`,
+      );
       fixes.push(`reinstall it on the machine that runs the code: npm install ${wanted}`);
     } else {
       lines.push(
         `The package that serves this platform, ${wanted}, is not installed. It is an optional dependency, which npm leaves out`,
         `with --omit=optional or --no-optional, and which a lock file or node_modules made on another platform lacks.`,
       );
-      fixes.push(`reinstall without --omit=optional, on the machine (or in the image) that runs the code, or add it: npm install ${wanted}`);
+      fixes.push(
+        `reinstall without --omit=optional, on the machine (or in the image) that runs the code, or add it: npm install ${wanted}`,
+      );
     }
   } else {
-    lines.push(`No prebuilt binary is published for ${here} (prebuilt: ${platforms.filter((p) => p !== 'wasm32-wasi').join(', ')}).`);
+    lines.push(
+      `No prebuilt binary is published for ${here} (prebuilt: ${platforms.filter((p) => p !== 'wasm32-wasi').join(', ')}).`,
+    );
   }
   fixes.push(
     `use the WebAssembly build, slower but for any platform: npm install ${pkg.name}-wasm32-wasi@${pkg.version}`,
@@ -82,6 +89,7 @@ function bindingMissing(err: unknown): string {
   );
   lines.push('To fix it:', ...fixes.map((f) => `- ${f}`));
   const causes = [];
-  for (let e: unknown = err; e instanceof Error && causes.length < 8; e = e.cause) causes.push(`  ${e.message.split('\n')[0]}`);
+  for (let e: unknown = err; e instanceof Error && causes.length < 8; e = e.cause)
+    causes.push(`  ${e.message.split('\n')[0]}`);
   return `${lines.join('\n')}\nLoader errors, in the order tried:\n${causes.reverse().join('\n')}`;
 }

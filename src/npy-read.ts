@@ -50,7 +50,8 @@ export function parseNpy(buf: Uint8Array, path = '<npy>'): NpyMatrix {
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw bad(`unreadable header ${JSON.stringify(header.trim())}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    throw bad(`unreadable header ${JSON.stringify(header.trim())}`);
   if (fortran === 'True') throw bad('Fortran (column-major) order; save it with np.ascontiguousarray(x) first');
   const shape = shapeText
     .split(',')
@@ -65,18 +66,26 @@ export function parseNpy(buf: Uint8Array, path = '<npy>'): NpyMatrix {
   if (width === 0) throw bad(`dtype ${descr} (only float32 and float64 are supported)`);
   const body = start + headerLen;
   const count = rows * cols;
-  if (b.length - body < count * width) throw bad(`the body holds ${b.length - body} bytes, ${rows} x ${cols} ${descr} needs ${count * width}`);
+  if (b.length - body < count * width)
+    throw bad(`the body holds ${b.length - body} bytes, ${rows} x ${cols} ${descr} needs ${count * width}`);
   const little = descr[0] === '<';
   const data = new Float32Array(count);
   const view = new DataView(b.buffer, b.byteOffset + body, count * width);
   for (let i = 0; i < count; i++) {
     const v = width === 4 ? view.getFloat32(4 * i, little) : view.getFloat64(8 * i, little);
     if (!Number.isFinite(v)) {
-      throw new InputError({ file: path }, `row ${Math.floor(i / Math.max(cols, 1))}, column ${i % cols} is not finite (${v})`, { index: Math.floor(i / cols) });
+      throw new InputError(
+        { file: path },
+        `row ${Math.floor(i / Math.max(cols, 1))}, column ${i % cols} is not finite (${v})`,
+        { index: Math.floor(i / cols) },
+      );
     }
     // float64 values beyond the float32 range become infinite: as bad as a NaN.
     data[i] = v;
-    if (!Number.isFinite(data[i]!)) throw new InputError({ file: path }, `row ${Math.floor(i / cols)}, column ${i % cols} (${v}) overflows float32`, { index: Math.floor(i / cols) });
+    if (!Number.isFinite(data[i]!))
+      throw new InputError({ file: path }, `row ${Math.floor(i / cols)}, column ${i % cols} (${v}) overflows float32`, {
+        index: Math.floor(i / cols),
+      });
   }
   return { data, rows, cols, dtype: descr };
 }

@@ -4,7 +4,13 @@ import { type AtomicOptions, writeFileAtomic } from './io/index.js';
  * Writes a row-major float32 matrix as a NumPy `.npy` file (format 1.0,
  * little-endian '<f4'), atomically.
  */
-export async function writeNpy(path: string, data: Float32Array, rows: number, cols: number, options?: AtomicOptions): Promise<void> {
+export async function writeNpy(
+  path: string,
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  options?: AtomicOptions,
+): Promise<void> {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${cols}), }`;
   // Magic (6) + version (2) + header length (2) + header + '\n' must be a multiple of 64.
   const pad = 64 - ((10 + header.length + 1) % 64);

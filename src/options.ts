@@ -15,7 +15,8 @@ export function costKind(cost: unknown): CostKind {
 /** An optional number (any value, range checked by the core). */
 export function num(name: string, v: unknown): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || Number.isNaN(v)) throw new OptionError('ERR_OPTION', `${name} must be a number, got ${String(v)}`);
+  if (typeof v !== 'number' || Number.isNaN(v))
+    throw new OptionError('ERR_OPTION', `${name} must be a number, got ${String(v)}`);
   return v;
 }
 
@@ -29,7 +30,8 @@ export function count(name: string, v: unknown): number | undefined {
 }
 
 export function bool(name: string, v: unknown): boolean | undefined {
-  if (v !== undefined && typeof v !== 'boolean') throw new OptionError('ERR_OPTION', `${name} must be a boolean, got ${String(v)}`);
+  if (v !== undefined && typeof v !== 'boolean')
+    throw new OptionError('ERR_OPTION', `${name} must be a boolean, got ${String(v)}`);
   return v;
 }
 

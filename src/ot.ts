@@ -120,7 +120,11 @@ export async function sinkhorn(
   const progress = options.onProgress;
   if ('cost' in problem && !('x' in problem)) {
     const c = toMatrix(problem.cost, 'cost');
-    return cancellable(options.signal, (token, onProgress) => native.sinkhornCost(c, a, b, solve, warm, token, onProgress), progress);
+    return cancellable(
+      options.signal,
+      (token, onProgress) => native.sinkhornCost(c, a, b, solve, warm, token, onProgress),
+      progress,
+    );
   }
   const p = problem as PointsProblem;
   const [x, y] = [toMatrix(p.x, 'x'), toMatrix(p.y, 'y')];
@@ -132,7 +136,10 @@ export async function sinkhorn(
 }
 
 /** Debiased Sinkhorn divergence between two embedding sets, with its gradients. */
-export async function sinkhornDivergence(problem: PointsProblem, options: SinkhornOptions = {}): Promise<DivergenceResult> {
+export async function sinkhornDivergence(
+  problem: PointsProblem,
+  options: SinkhornOptions = {},
+): Promise<DivergenceResult> {
   const [x, y] = [toMatrix(problem.x, 'x'), toMatrix(problem.y, 'y')];
   const a = toWeights(problem.a, 'a');
   const b = toWeights(problem.b, 'b');

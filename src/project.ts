@@ -18,5 +18,9 @@ export interface Project2dOptions extends OperationOptions {
 export async function project2d(points: MatrixLike, options: Project2dOptions = {}): Promise<Float32Array> {
   const m = toMatrix(points, 'points');
   const interval = progress(options.onProgress, options.progressIntervalMs);
-  return cancellable(options.signal, (token, onProgress) => native.project2d(m, token, onProgress, interval), options.onProgress);
+  return cancellable(
+    options.signal,
+    (token, onProgress) => native.project2d(m, token, onProgress, interval),
+    options.onProgress,
+  );
 }

@@ -35,7 +35,11 @@ export interface RetryOptions {
 }
 
 /** The wait before retry number `retry` (0-based), with the server's request taken into account. */
-export function retryDelay(retry: number, o: Pick<RetryOptions, 'baseMs' | 'maxDelayMs' | 'jitter' | 'random'>, serverWaitMs?: number): number {
+export function retryDelay(
+  retry: number,
+  o: Pick<RetryOptions, 'baseMs' | 'maxDelayMs' | 'jitter' | 'random'>,
+  serverWaitMs?: number,
+): number {
   const cap = o.maxDelayMs ?? Infinity;
   const jitter = Math.min(1, Math.max(0, o.jitter ?? 0.5));
   const backoff = Math.min(cap, o.baseMs * 2 ** retry) * (1 - jitter * (o.random ?? Math.random)());
@@ -48,13 +52,15 @@ export function retryDelay(retry: number, o: Pick<RetryOptions, 'baseMs' | 'maxD
  * try or during a wait) rejects with AbortError at once.
  */
 export async function withRetries<T>(attempt: (tryIndex: number) => Promise<T>, o: RetryOptions): Promise<T> {
-  if (!Number.isInteger(o.retries) || o.retries < 0) throw new RangeError(`retries must be a non-negative integer, got ${o.retries}`);
+  if (!Number.isInteger(o.retries) || o.retries < 0)
+    throw new RangeError(`retries must be a non-negative integer, got ${o.retries}`);
   for (let n = 0; ; n++) {
     if (o.signal?.aborted) throw new AbortError(undefined, { cause: o.signal.reason });
     try {
       return await attempt(n);
     } catch (err) {
-      if (o.signal?.aborted && !(err instanceof AbortError)) throw new AbortError(undefined, { cause: o.signal.reason });
+      if (o.signal?.aborted && !(err instanceof AbortError))
+        throw new AbortError(undefined, { cause: o.signal.reason });
       if (!(err instanceof RetryableError)) throw err;
       if (n >= o.retries) throw o.giveUp ? o.giveUp(err, n + 1) : err;
       await sleep(retryDelay(n, o, err.waitMs), o.signal);

@@ -50,18 +50,37 @@ export interface StorageReport {
   };
 }
 
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3, t: 1e12, tb: 1e12, tib: 1024 ** 4 };
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gb: 1e9,
+  gib: 1024 ** 3,
+  t: 1e12,
+  tb: 1e12,
+  tib: 1024 ** 4,
+};
 
 /** Bytes of a size such as `8GB`, `512MiB`, `1.5g` or `1000000` (decimal units; `i` for binary). */
 export function parseBytes(name: string, v: number | string): number {
   if (typeof v === 'number') {
-    if (!(Number.isFinite(v) && v > 0)) throw new OptionError('ERR_OPTION', `${name} must be a positive number of bytes, got ${v}`);
+    if (!(Number.isFinite(v) && v > 0))
+      throw new OptionError('ERR_OPTION', `${name} must be a positive number of bytes, got ${v}`);
     return Math.floor(v);
   }
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(String(v));
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || unit === undefined || !(Number(m[1]) > 0)) {
-    throw new OptionError('ERR_OPTION', `${name} must be a size such as 8GB, 512MiB or a number of bytes, got ${JSON.stringify(v)}`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `${name} must be a size such as 8GB, 512MiB or a number of bytes, got ${JSON.stringify(v)}`,
+    );
   }
   return Math.floor(Number(m[1]) * unit);
 }

@@ -3,7 +3,15 @@ import assert = require('node:assert/strict');
 import { ShapeError, SotError, sinkhorn, type SinkhornResult } from 'sot-purify';
 
 async function main(): Promise<void> {
-  const r: SinkhornResult = await sinkhorn({ cost: [[0, 1], [1, 0]] }, { eps: 0.1 });
+  const r: SinkhornResult = await sinkhorn(
+    {
+      cost: [
+        [0, 1],
+        [1, 0],
+      ],
+    },
+    { eps: 0.1 },
+  );
   assert.ok(r.converged && Number.isFinite(r.value));
   await assert.rejects(sinkhorn({ x: [[1, 2]], y: [[1]] }), (e) => e instanceof ShapeError && e instanceof SotError);
   // require() and import() hand back one module instance: one class per error.

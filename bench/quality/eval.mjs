@@ -36,20 +36,35 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { EmbeddingCache, HashingEmbedder, embedWithCache, loadReferenceSet, renderText, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
+import {
+  EmbeddingCache,
+  HashingEmbedder,
+  embedWithCache,
+  loadReferenceSet,
+  renderText,
+  scoreSamples,
+  selectTopK,
+  threadCount,
+} from '../../dist/index.js';
 import { createEmbedder } from '../../dist/embed/providers.js';
 import { auroc, mulberry32, shuffle } from './stats.mjs';
 import { dataDir, loadSource as loadNamed, norm } from '../sources.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..', '..');
+const _root = resolve(here, '..', '..');
 const args = process.argv.slice(2);
 const flag = (n) => args.includes(`--${n}`);
 const opt = (n, d) => {
   const i = args.indexOf(`--${n}`);
   return i >= 0 ? args[i + 1] : d;
 };
-const list = (s) => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
+const list = (s) =>
+  s === undefined
+    ? undefined
+    : s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
 const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'utf8'));
 const DATA = dataDir();
 const loadSource = (name) => loadNamed(cfg.sources, name, DATA);
@@ -57,7 +72,8 @@ const quick = flag('quick');
 const SET = opt('set');
 const TASKS = (list(opt('tasks')) ?? Object.keys(cfg.tasks)).filter((t) => !SET || cfg.tasks[t].set === SET);
 const CONTAMS = list(opt('contaminations'));
-const contamsOf = (task) => (cfg.tasks[task].contaminations ?? Object.keys(cfg.contaminations)).filter((c) => !CONTAMS || CONTAMS.includes(c));
+const contamsOf = (task) =>
+  (cfg.tasks[task].contaminations ?? Object.keys(cfg.contaminations)).filter((c) => !CONTAMS || CONTAMS.includes(c));
 const SEEDS = (list(opt('seeds')) ?? (quick ? ['0', '1'] : cfg.seeds.map(String))).map(Number);
 const METHODS = list(opt('methods')) ?? cfg.methods;
 const EMBEDDERS = list(opt('embedders')) ?? Object.keys(cfg.embedders);
@@ -96,22 +112,36 @@ async function makeEmbedder(name) {
       options.model = await fetchTestModel(process.env.SOTQ_MODEL_DIR); // default: the shared test-model cache
     }
     const embedder = await createEmbedder({ kind: e.type, cacheDir: CACHE_DIR, ...options });
-    shared[name] = { embedder, cache: await EmbeddingCache.open(join(CACHE_DIR, 'embeddings'), embedder.id, embedder.dim) };
+    shared[name] = {
+      embedder,
+      cache: await EmbeddingCache.open(join(CACHE_DIR, 'embeddings'), embedder.id, embedder.dim),
+    };
   }
   return shared[name];
 }
 async function embedAll(embedder, texts) {
-  const data = embedder.cache ? await embedWithCache(embedder.embedder, texts, embedder.cache) : await embedder.embed(texts);
+  const data = embedder.cache
+    ? await embedWithCache(embedder.embedder, texts, embedder.cache)
+    : await embedder.embed(texts);
   return { data, rows: texts.length, cols: (embedder.embedder ?? embedder).dim };
 }
 
 // ---------- data ----------
 const t0 = performance.now();
 const pools = {};
-const hardOf = (task) => (cfg.tasks[task].hardNegatives === undefined ? cfg.hardNegatives : cfg.tasks[task].hardNegatives);
-const need = new Set(TASKS.flatMap((t) => [...cfg.tasks[t].benign, ...contamsOf(t).map((c) => cfg.contaminations[c]), ...(hardOf(t)?.sources ?? [])]));
+const hardOf = (task) =>
+  cfg.tasks[task].hardNegatives === undefined ? cfg.hardNegatives : cfg.tasks[task].hardNegatives;
+const need = new Set(
+  TASKS.flatMap((t) => [
+    ...cfg.tasks[t].benign,
+    ...contamsOf(t).map((c) => cfg.contaminations[c]),
+    ...(hardOf(t)?.sources ?? []),
+  ]),
+);
 for (const s of need) pools[s] = loadSource(s);
-const excluded = new Set(cfg.harmfulReference.excludePromptsOf.flatMap((s) => (pools[s] ?? loadSource(s)).map((x) => norm(x.prompt))));
+const excluded = new Set(
+  cfg.harmfulReference.excludePromptsOf.flatMap((s) => (pools[s] ?? loadSource(s)).map((x) => norm(x.prompt))),
+);
 const reference = [];
 const refSeen = new Set();
 let refDropped = 0;
@@ -122,17 +152,33 @@ for (const name of cfg.harmfulReference.sets) {
     else if (!refSeen.has(key)) refSeen.add(key), reference.push(s);
   }
 }
-console.log(`pools: ${Object.entries(pools).map(([k, v]) => `${k} ${v.length}`).join(', ')}`);
-console.log(`harmful reference: ${reference.length} samples from ${cfg.harmfulReference.sets.join('+')} (${refDropped} dropped as prompts of the injected set)`);
-console.log(`${os.cpus().length} cpus, ${threadCount()} native threads; seeds ${SEEDS.join(',')}; data ${(performance.now() - t0).toFixed(0)} ms\n`);
+console.log(
+  `pools: ${Object.entries(pools)
+    .map(([k, v]) => `${k} ${v.length}`)
+    .join(', ')}`,
+);
+console.log(
+  `harmful reference: ${reference.length} samples from ${cfg.harmfulReference.sets.join('+')} (${refDropped} dropped as prompts of the injected set)`,
+);
+console.log(
+  `${os.cpus().length} cpus, ${threadCount()} native threads; seeds ${SEEDS.join(',')}; data ${(performance.now() - t0).toFixed(0)} ms\n`,
+);
 
 function draw(task, contam, rate, anchorSize, seed) {
   const r = rng(seed * 7919 + 17);
   const t = cfg.tasks[task];
-  const benignPool = shuffle(t.benign.flatMap((s) => pools[s]), r);
+  const benignPool = shuffle(
+    t.benign.flatMap((s) => pools[s]),
+    r,
+  );
   let harmPool = shuffle(pools[cfg.contaminations[contam]], r);
   const hn = hardOf(task);
-  const hard = hn ? shuffle(hn.sources.flatMap((s) => pools[s]), r) : [];
+  const hard = hn
+    ? shuffle(
+        hn.sources.flatMap((s) => pools[s]),
+        r,
+      )
+    : [];
   const size = t.downstream ?? cfg.downstream;
   if (t.disjointGroups) {
     // contamination from other groups (dialogues) than the benign part and the anchor may use
@@ -141,9 +187,14 @@ function draw(task, contam, rate, anchorSize, seed) {
   }
   const nHardFixed = hn?.count;
   // Shrink the downstream when the harmful pool cannot supply the rate.
-  const n = Math.min(size, rate > 0 ? Math.floor(harmPool.length / rate) : size, Math.floor((benignPool.length - anchorSize + (nHardFixed ?? 0)) / (1 - rate)));
+  const n = Math.min(
+    size,
+    rate > 0 ? Math.floor(harmPool.length / rate) : size,
+    Math.floor((benignPool.length - anchorSize + (nHardFixed ?? 0)) / (1 - rate)),
+  );
   const nh = Math.round(rate * n);
-  const nHard = nHardFixed !== undefined ? Math.min(nHardFixed, hard.length) : hn ? Math.round(hn.fraction * (n - nh)) : 0;
+  const nHard =
+    nHardFixed !== undefined ? Math.min(nHardFixed, hard.length) : hn ? Math.round(hn.fraction * (n - nh)) : 0;
   const nb = n - nh - nHard;
   const rows = shuffle(
     [
@@ -171,7 +222,12 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
   };
   const texts = rows.map((x) => R(x.s));
   const te = performance.now();
-  if (embedder.fit) await embedder.fit((async function* () { yield texts; })());
+  if (embedder.fit)
+    await embedder.fit(
+      (async function* () {
+        yield texts;
+      })(),
+    );
   const sets = {
     downstream: await embedAll(made, texts),
     anchor: anchor.length ? await embedAll(made, anchor.map(R)) : undefined,
@@ -196,7 +252,15 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
     const sel = await selectTopK(s.scores, { fraction: cfg.keep });
     const secs = (performance.now() - t) / 1000;
     const row = {
-      embedder: embName, task, set: cfg.tasks[task].set, contam, rate, anchor: anchorSize, seed, n, method,
+      embedder: embName,
+      task,
+      set: cfg.tasks[task].set,
+      contam,
+      rate,
+      anchor: anchorSize,
+      seed,
+      n,
+      method,
       ...measure(sel.kept),
       auroc: rate > 0 ? auroc(Array.from(s.scores), isHarm) : null,
       seconds: secs,
@@ -208,8 +272,14 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
       const auto = await selectTopK(s.scores, { count: s.learned.autoKeep }, s.weights);
       const m = measure(auto.kept);
       Object.assign(row, {
-        estimate: c.estimate, low: c.low, high: c.high, clean: c.clean,
-        autoDropped: (n - auto.k) / n, autoRecall: m.recall, autoBenign: m.benign, autoHard: m.hard,
+        estimate: c.estimate,
+        low: c.low,
+        high: c.high,
+        clean: c.clean,
+        autoDropped: (n - auto.k) / n,
+        autoRecall: m.recall,
+        autoBenign: m.benign,
+        autoHard: m.hard,
       });
     }
     out.push(row);
@@ -225,7 +295,8 @@ const cellsOf = (task) => {
   const cells = [[main, cfg.main.anchor, 'main']];
   if (MAIN_ONLY) return cells;
   for (const rate of rates) if (rate !== main) cells.push([rate, cfg.main.anchor, 'rate']);
-  if (!flag('rates-only')) for (const a of cfg.sweeps.anchor) if (a !== cfg.main.anchor) cells.push([main, a, 'anchor']);
+  if (!flag('rates-only'))
+    for (const a of cfg.sweeps.anchor) if (a !== cfg.main.anchor) cells.push([main, a, 'anchor']);
   return cells;
 };
 const results = [];
@@ -235,7 +306,20 @@ mkdirSync(dirname(outFile), { recursive: true });
 const save = () =>
   writeFileSync(
     outFile,
-    JSON.stringify({ config: cfg, args, learner, seeds: SEEDS, cpus: os.cpus().length, referenceSize: reference.length, pools: Object.fromEntries(Object.entries(pools).map(([k, v]) => [k, v.length])), results }, null, 1),
+    JSON.stringify(
+      {
+        config: cfg,
+        args,
+        learner,
+        seeds: SEEDS,
+        cpus: os.cpus().length,
+        referenceSize: reference.length,
+        pools: Object.fromEntries(Object.entries(pools).map(([k, v]) => [k, v.length])),
+        results,
+      },
+      null,
+      1,
+    ),
   );
 for (const emb of EMBEDDERS)
   for (const task of TASKS)
@@ -246,16 +330,24 @@ for (const emb of EMBEDDERS)
         results.push(...rs.map((x) => ({ ...x, sweep })));
         save();
         const n = rs[0].n;
-        console.log(`${emb} ${task}+${contam} rate ${rate} anchor ${anchorSize} (n ${n}${n < (cfg.tasks[task].downstream ?? cfg.downstream) ? ', shrunk' : ''}, ${SEEDS.length} seeds)`);
-        console.log(`  ${'method'.padEnd(16)} ${'recall@K'.padEnd(14)} ${'benign'.padEnd(8)} ${'hard-neg'.padEnd(8)} ${'AUROC'.padEnd(7)} seconds`);
+        console.log(
+          `${emb} ${task}+${contam} rate ${rate} anchor ${anchorSize} (n ${n}${n < (cfg.tasks[task].downstream ?? cfg.downstream) ? ', shrunk' : ''}, ${SEEDS.length} seeds)`,
+        );
+        console.log(
+          `  ${'method'.padEnd(16)} ${'recall@K'.padEnd(14)} ${'benign'.padEnd(8)} ${'hard-neg'.padEnd(8)} ${'AUROC'.padEnd(7)} seconds`,
+        );
         for (const m of METHODS) {
           const g = rs.filter((x) => x.method === m);
           const f = (k, d = 3) => (g[0][k] === null ? '-' : mean(g.map((x) => x[k])).toFixed(d));
           const rec = g[0].recall === null ? '-' : `${f('recall')} ± ${sd(g.map((x) => x.recall)).toFixed(3)}`;
-          console.log(`  ${m.padEnd(16)} ${rec.padEnd(14)} ${f('benign').padEnd(8)} ${f('hard').padEnd(8)} ${f('auroc').padEnd(7)} ${f('seconds', 2)}`);
+          console.log(
+            `  ${m.padEnd(16)} ${rec.padEnd(14)} ${f('benign').padEnd(8)} ${f('hard').padEnd(8)} ${f('auroc').padEnd(7)} ${f('seconds', 2)}`,
+          );
           if (g[0].estimate !== undefined) {
             const cover = g.filter((x) => x.low <= rate && rate <= x.high).length;
-            console.log(`  ${'  estimate'.padEnd(16)} ${f('estimate')} [${f('low')}, ${f('high')}] (truth ${rate}, covered ${cover}/${g.length}, clean ${g.filter((x) => x.clean).length}/${g.length}); K auto drops ${f('autoDropped')}: recall ${f('autoRecall')}, benign ${f('autoBenign')}, hard ${f('autoHard')}`);
+            console.log(
+              `  ${'  estimate'.padEnd(16)} ${f('estimate')} [${f('low')}, ${f('high')}] (truth ${rate}, covered ${cover}/${g.length}, clean ${g.filter((x) => x.clean).length}/${g.length}); K auto drops ${f('autoDropped')}: recall ${f('autoRecall')}, benign ${f('autoBenign')}, hard ${f('autoHard')}`,
+            );
           }
         }
       }

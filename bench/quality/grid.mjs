@@ -66,7 +66,8 @@ function loadPool(name) {
   const meta = JSON.parse(readFileSync(join(CACHE, `${name}.json`), 'utf8'));
   const buf = readFileSync(join(CACHE, `${name}.f32`));
   const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  if (data.length !== meta.n * meta.dim) throw new Error(`${name}: ${data.length} floats, expected ${meta.n} x ${meta.dim}`);
+  if (data.length !== meta.n * meta.dim)
+    throw new Error(`${name}: ${data.length} floats, expected ${meta.n} x ${meta.dim}`);
   return { name, n: meta.n, dim: meta.dim, data, rows: meta.rows };
 }
 
@@ -277,7 +278,12 @@ async function main() {
     const per = {};
     for (const t of TASKS) {
       const tr = rs.filter((r) => r.task === t);
-      if (tr.length) per[t] = { recall: r4(mean(tr.map((r) => r.recall))), recallSd: r4(sd(tr.map((r) => r.recall))), auroc: r4(mean(tr.map((r) => r.auroc))) };
+      if (tr.length)
+        per[t] = {
+          recall: r4(mean(tr.map((r) => r.recall))),
+          recallSd: r4(sd(tr.map((r) => r.recall))),
+          auroc: r4(mean(tr.map((r) => r.auroc))),
+        };
     }
     const sot = rs[0].method === 'sot';
     summary.push({
@@ -305,7 +311,21 @@ async function main() {
   }
   summary.sort((a, b) => a.recall - b.recall);
 
-  const head = ['config', 'recall', 'worst', 'rank', 'AUROC', 'retain', 'ESS', 'maxTW', ...TASKS.map((t) => `rec:${t}`), 'steps', 'max', '!conv', 'ms'];
+  const head = [
+    'config',
+    'recall',
+    'worst',
+    'rank',
+    'AUROC',
+    'retain',
+    'ESS',
+    'maxTW',
+    ...TASKS.map((t) => `rec:${t}`),
+    'steps',
+    'max',
+    '!conv',
+    'ms',
+  ];
   const rows = summary.map((s) => [
     s.key,
     s.recall.toFixed(3),
@@ -323,13 +343,18 @@ async function main() {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
   const line = (r) => r.map((v, i) => String(v).padEnd(widths[i])).join('  ');
-  console.log(`\nrecall = harmful kept in the top ${KEEP * 100}% (mean over tasks x seeds; lower is better), worst = max over runs`);
+  console.log(
+    `\nrecall = harmful kept in the top ${KEEP * 100}% (mean over tasks x seeds; lower is better), worst = max over runs`,
+  );
   console.log(line(head));
   for (const r of rows) console.log(line(r));
   console.log(`\nwall ${wall.toFixed(0)} s, ${runs.length} runs`);
 
   // --quick writes to /tmp so that it never mixes with the results the doc cites
-  const out = opt('out', quick ? '/tmp/sotq-grid-quick.json' : join(here, 'results', `grid-${new Date().toISOString().slice(0, 10)}.json`));
+  const out = opt(
+    'out',
+    quick ? '/tmp/sotq-grid-quick.json' : join(here, 'results', `grid-${new Date().toISOString().slice(0, 10)}.json`),
+  );
   mkdirSync(dirname(out), { recursive: true });
   const manifest = (() => {
     try {
@@ -342,12 +367,29 @@ async function main() {
     out,
     JSON.stringify(
       {
-        setup: { tasks: TASKS, seeds: SEEDS, nBenign: N_BENIGN, nHarm: N_HARM, nAnchor: N_ANCHOR, nHarmfulRef: harm.n, dim: harm.dim, keep: KEEP, grid: { eps: EPS, lambda: LAMBDA, tau: TAU } },
+        setup: {
+          tasks: TASKS,
+          seeds: SEEDS,
+          nBenign: N_BENIGN,
+          nHarm: N_HARM,
+          nAnchor: N_ANCHOR,
+          nHarmfulRef: harm.n,
+          dim: harm.dim,
+          keep: KEEP,
+          grid: { eps: EPS, lambda: LAMBDA, tau: TAU },
+        },
         machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, threads: threadCount(), node: process.version },
         embeddings: manifest,
         wallSeconds: wall,
         summary,
-        runs: runs.map((r) => ({ ...r, recall: r4(r.recall), retention: r4(r.retention), auroc: r4(r.auroc), ess: r4(r.ess), ms: Math.round(r.ms) })),
+        runs: runs.map((r) => ({
+          ...r,
+          recall: r4(r.recall),
+          retention: r4(r.retention),
+          auroc: r4(r.auroc),
+          ess: r4(r.ess),
+          ms: Math.round(r.ms),
+        })),
       },
       null,
       1,

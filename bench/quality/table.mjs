@@ -25,13 +25,17 @@ for (const [k, rs] of groups) {
   const main = rs.filter((r) => r.sweep === 'main');
   if (main.length) {
     const seeds = new Set(main.map((r) => r.seed)).size;
-    console.log(`\n**${embedder}, ${task} + ${contam}** (10% contamination, 50 anchors, n ${main[0].n}, K 80%, ${seeds} seeds)\n`);
+    console.log(
+      `\n**${embedder}, ${task} + ${contam}** (10% contamination, 50 anchors, n ${main[0].n}, K 80%, ${seeds} seeds)\n`,
+    );
     console.log('| method | harmful recall@K ↓ | benign retention | hard-negative retention | AUROC | seconds |');
     console.log('|---|---|---|---|---|---|');
     for (const m of methodsOf(main)) {
       const g = main.filter((r) => r.method === m);
       const hard = g[0].hard === null ? '-' : mean(g.map((r) => r.hard)).toFixed(3);
-      console.log(`| ${m} | ${fmt(g.map((r) => r.recall))} | ${mean(g.map((r) => r.benign)).toFixed(3)} | ${hard} | ${mean(g.map((r) => r.auroc)).toFixed(3)} | ${mean(g.map((r) => r.seconds)).toFixed(2)} |`);
+      console.log(
+        `| ${m} | ${fmt(g.map((r) => r.recall))} | ${mean(g.map((r) => r.benign)).toFixed(3)} | ${hard} | ${mean(g.map((r) => r.auroc)).toFixed(3)} | ${mean(g.map((r) => r.seconds)).toFixed(2)} |`,
+      );
     }
   }
   for (const [sweep, field, label] of [
@@ -48,7 +52,9 @@ for (const [k, rs] of groups) {
     for (const v of values) {
       const at = cells.filter((r) => r[field] === v && (sweep === 'rate' ? r.anchor === 50 : r.rate === 0.1));
       const n = at[0]?.n;
-      console.log(`| ${v}${n !== undefined && n < 2000 ? ` (n ${n})` : ''} | ${methods.map((m) => mean(at.filter((r) => r.method === m).map((r) => r.recall)).toFixed(3)).join(' | ')} |`);
+      console.log(
+        `| ${v}${n !== undefined && n < 2000 ? ` (n ${n})` : ''} | ${methods.map((m) => mean(at.filter((r) => r.method === m).map((r) => r.recall)).toFixed(3)).join(' | ')} |`,
+      );
     }
   }
 }

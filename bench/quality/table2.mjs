@@ -28,7 +28,10 @@ const by = (rs, key) => {
 };
 const BASELINES = ['push-only', 'pull-only', 'nearest-harmful', 'saft', 'random'];
 
-for (const [head, rs] of by(runs.filter((r) => r.anchor === 50), (r) => `${r.embedder}|${r.set ?? 'dev'}`)) {
+for (const [head, rs] of by(
+  runs.filter((r) => r.anchor === 50),
+  (r) => `${r.embedder}|${r.set ?? 'dev'}`,
+)) {
   const [embedder, set] = head.split('|');
   const order = (k) => k.split('|');
   const cells = [...by(rs, (r) => `${r.task}|${r.contam}|${r.rate}`)].sort(([a], [b]) => {
@@ -36,8 +39,12 @@ for (const [head, rs] of by(runs.filter((r) => r.anchor === 50), (r) => `${r.emb
     return x[0].localeCompare(y[0]) || x[1].localeCompare(y[1]) || Number(x[2]) - Number(y[2]);
   });
   const seeds = new Set(rs.map((r) => r.seed)).size;
-  console.log(`\n**${embedder}, ${set === 'heldout' ? 'held-out tasks (never tuned on)' : 'development tasks'}**: harmful recall@80% (mean ± s.e., ${seeds} seeds; lower is better), SOT's benign / hard-negative retention\n`);
-  console.log(`| task + contamination | rate | n | sot | ${BASELINES.join(' | ')} | benign | hard-neg | SOT ≤ best + 1 s.e. |`);
+  console.log(
+    `\n**${embedder}, ${set === 'heldout' ? 'held-out tasks (never tuned on)' : 'development tasks'}**: harmful recall@80% (mean ± s.e., ${seeds} seeds; lower is better), SOT's benign / hard-negative retention\n`,
+  );
+  console.log(
+    `| task + contamination | rate | n | sot | ${BASELINES.join(' | ')} | benign | hard-neg | SOT ≤ best + 1 s.e. |`,
+  );
   console.log(`|---|---|---|---|${BASELINES.map(() => '---').join('|')}|---|---|---|`);
   for (const [k, g] of cells) {
     const [task, contam, rate] = k.split('|');
@@ -53,14 +60,20 @@ for (const [head, rs] of by(runs.filter((r) => r.anchor === 50), (r) => `${r.emb
       return r ? `${f3(r.m)} ± ${f3(r.se)}` : '-';
     };
     const s = rec('sot');
-    const best = BASELINES.map((m) => ({ m, r: rec(m) })).filter((x) => x.r).sort((a, b) => a.r.m - b.r.m)[0];
+    const best = BASELINES.map((m) => ({ m, r: rec(m) }))
+      .filter((x) => x.r)
+      .sort((a, b) => a.r.m - b.r.m)[0];
     const ok = s && best ? (s.m <= best.r.m + best.r.se ? 'yes' : `no (${best.m})`) : '-';
     const hard = sot[0].hard === null ? '-' : f3(mean(sot.map((r) => r.hard)));
     const few = new Set(sot.map((r) => r.seed)).size;
-    console.log(`| ${task} + ${contam} | ${rate} | ${sot[0].n}${few < seeds ? ` (${few} seeds)` : ''} | ${cell('sot')} | ${BASELINES.map(cell).join(' | ')} | ${f3(mean(sot.map((r) => r.benign)))} | ${hard} | ${ok} |`);
+    console.log(
+      `| ${task} + ${contam} | ${rate} | ${sot[0].n}${few < seeds ? ` (${few} seeds)` : ''} | ${cell('sot')} | ${BASELINES.map(cell).join(' | ')} | ${f3(mean(sot.map((r) => r.benign)))} | ${hard} | ${ok} |`,
+    );
   }
   console.log(`\n*${embedder}, ${set}: contamination estimate (90% interval) and K = auto against K = 80%*\n`);
-  console.log('| task + contamination | truth | estimate | mean interval | covered | called clean | auto drops | recall auto | recall 80% | benign auto | hard-neg auto |');
+  console.log(
+    '| task + contamination | truth | estimate | mean interval | covered | called clean | auto drops | recall auto | recall 80% | benign auto | hard-neg auto |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [k, g] of cells) {
     const [task, contam, rate] = k.split('|');

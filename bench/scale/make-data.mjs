@@ -38,12 +38,12 @@ export async function loadPools(cfg) {
     if (excluded.has(key)) dropped++;
     else if (key && !seen.has(key)) seen.add(key), pool.push({ prompt: s.prompt, response: s.response ?? '' });
   };
-  for (const name of cfg.harmfulReference.sets) (await loadReferenceSet(name, { dataDir: data, offline: true })).samples.forEach(add);
+  for (const name of cfg.harmfulReference.sets)
+    (await loadReferenceSet(name, { dataDir: data, offline: true })).samples.forEach(add);
   for (const name of cfg.harmfulReference.sources) loadSource(cfg.sources, name, data).forEach(add);
   const harmful = Array.from({ length: cfg.harmful }, (_, i) => pool[i % pool.length]);
   return { benign, injected, harmful, distinctHarmful: pool.length, droppedHarmful: dropped };
 }
-
 
 async function writeJsonl(path, n, recordAt) {
   const tmp = `${path}.tmp`;
@@ -75,7 +75,8 @@ export async function makeData(cfg, dir, sizes) {
   const rest = benign.slice(cfg.anchor);
   const files = { anchor: join(dir, 'anchor.jsonl'), harmful: join(dir, 'harmful.jsonl'), sizes: {} };
   if (!fresh || !existsSync(files.anchor)) await writeJsonl(files.anchor, anchor.length, (i) => anchor[i]);
-  if (!fresh || !existsSync(files.harmful)) await writeJsonl(files.harmful, pools.harmful.length, (i) => pools.harmful[i]);
+  if (!fresh || !existsSync(files.harmful))
+    await writeJsonl(files.harmful, pools.harmful.length, (i) => pools.harmful[i]);
   for (const n of sizes) {
     const train = join(dir, `train-${n}.jsonl`);
     const truth = join(dir, `injected-${n}.json`);
@@ -93,7 +94,16 @@ export async function makeData(cfg, dir, sizes) {
     writeFileSync(truth, JSON.stringify(injected));
   }
   writeFileSync(stampPath, stamp);
-  return { files, pools: { benign: pools.benign.length, injected: pools.injected.length, harmful: pools.harmful.length, distinctHarmful: pools.distinctHarmful, droppedHarmful: pools.droppedHarmful } };
+  return {
+    files,
+    pools: {
+      benign: pools.benign.length,
+      injected: pools.injected.length,
+      harmful: pools.harmful.length,
+      distinctHarmful: pools.distinctHarmful,
+      droppedHarmful: pools.droppedHarmful,
+    },
+  };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

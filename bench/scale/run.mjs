@@ -55,12 +55,31 @@ for (const run of runs) {
   const work = mkdtempSync(join(tmpdir(), 'sot-scale-run-'));
   const cache = join(work, 'cache');
   const output = join(work, 'out.jsonl');
-  const cmd = [CLI, 'purify', train, '--harmful', files.harmful, '--anchor', files.anchor, '-o', output, '--keep', String(cfg.keep), '--memory-budget', run.budget, '--json'];
+  const cmd = [
+    CLI,
+    'purify',
+    train,
+    '--harmful',
+    files.harmful,
+    '--anchor',
+    files.anchor,
+    '-o',
+    output,
+    '--keep',
+    String(cfg.keep),
+    '--memory-budget',
+    run.budget,
+    '--json',
+  ];
   const [exe, argv] = gnuTime ? [gnuTime, ['-f', 'gnutime %e %M', process.execPath, ...cmd]] : [process.execPath, cmd];
   console.log(`\n${run.n} records, budget ${run.budget}: ${process.execPath} ${cmd.slice(0, 2).join(' ')} ...`);
   const load = loadavg()[0];
   const t0 = performance.now();
-  const r = spawnSync(exe, argv, { env: { ...process.env, SOT_CACHE_DIR: cache, SOT_OFFLINE: '1' }, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(exe, argv, {
+    env: { ...process.env, SOT_CACHE_DIR: cache, SOT_OFFLINE: '1' },
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   const wall = (performance.now() - t0) / 1000;
   if (r.status !== 0) {
     console.log(r.stdout, r.stderr);
@@ -75,7 +94,8 @@ for (const run of runs) {
   const injected = new Set(JSON.parse(readFileSync(truth, 'utf8')));
   const rows = readFileSync(out.outputs.scores, 'utf8').split('\n');
   const kept = rows[0].split(',').indexOf('kept');
-  let keptBad = 0, keptGood = 0;
+  let keptBad = 0,
+    keptGood = 0;
   for (let i = 1; i < rows.length; i++) {
     if (!rows[i]) continue;
     const k = rows[i].split(',')[kept] === '1';
@@ -106,7 +126,9 @@ for (const run of runs) {
   const st = out.learner.storage;
   console.log(
     `  ${wall.toFixed(1)} s, peak RSS ${(peak / 2 ** 30).toFixed(2)} GiB (budget ${(budget / 2 ** 30).toFixed(2)} GiB${res.withinBudget ? '' : ', EXCEEDED'}), ` +
-      `stages ${Object.entries(out.timings).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}; ` +
+      `stages ${Object.entries(out.timings)
+        .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+        .join(', ')}; ` +
       `costs: anchor ${st.anchor.mode}, harmful ${st.harmful.mode}${st.harmful.neighbours ? ` (${st.harmful.neighbours})` : ''}; ` +
       `harmful recall ${res.harmfulRecall.toFixed(3)}, benign retention ${res.benignRetention.toFixed(3)}`,
   );
@@ -115,7 +137,9 @@ for (const run of runs) {
 
 // The table of BENCHMARKS.md.
 const gib = (b) => (b / 2 ** 30).toFixed(2);
-console.log('\n| records | budget | wall s | read | embed | references | learn | select | write | peak RSS GiB | within budget | anchor costs | harmful costs | learner steps / passes | harmful costs: build / verify s | max error of f (bound) | harmful recall | benign retention | learn s per 100k |');
+console.log(
+  '\n| records | budget | wall s | read | embed | references | learn | select | write | peak RSS GiB | within budget | anchor costs | harmful costs | learner steps / passes | harmful costs: build / verify s | max error of f (bound) | harmful recall | benign retention | learn s per 100k |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results.filter((x) => x.ok)) {
   const t = r.timings;

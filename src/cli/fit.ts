@@ -15,7 +15,11 @@ export interface CliHelpers {
 
 const FIT_OUTPUT: Flag[] = [
   { flags: '--model-file <file>', help: 'model file to write (default: <input>.sot-model)' },
-  { flags: '--sample <n>', help: 'learn on this many records drawn uniformly (default: all)', parse: integer('--sample', 1) },
+  {
+    flags: '--sample <n>',
+    help: 'learn on this many records drawn uniformly (default: all)',
+    parse: integer('--sample', 1),
+  },
   { flags: '--seed <n>', help: 'seed of the sample (default 0)', parse: integer('--seed') },
 ];
 
@@ -32,8 +36,15 @@ const SCORE_SELECTION: Flag[] = [
 
 const SCORE_OUTPUT: Flag[] = [
   { flags: '--scores <file>', help: 'per-record scores CSV (default: <input>.scores.csv)' },
-  { flags: '-o, --output <file>', help: 'purified dataset (default: <input>.purified.<ext>; needs --keep, --keep-count or --threshold)' },
-  { flags: '--weight-field <name>', help: 'field added to kept records with their training weight', value: PURIFY_DEFAULTS.weightField },
+  {
+    flags: '-o, --output <file>',
+    help: 'purified dataset (default: <input>.purified.<ext>; needs --keep, --keep-count or --threshold)',
+  },
+  {
+    flags: '--weight-field <name>',
+    help: 'field added to kept records with their training weight',
+    value: PURIFY_DEFAULTS.weightField,
+  },
   { flags: '--no-weight-field', help: 'write kept records unchanged' },
 ];
 
@@ -54,7 +65,9 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
   registerShardWorker(prog, h);
   const fitCmd = prog
     .command('fit')
-    .description('learn on a dataset (or a uniform sample of it) and write a model file that `sot score` applies to any records')
+    .description(
+      'learn on a dataset (or a uniform sample of it) and write a model file that `sot score` applies to any records',
+    )
     .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)');
   addFlags(fitCmd, 'input', INPUT);
   addFlags(fitCmd, 'references', REFERENCES);
@@ -77,17 +90,24 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         offline: f.offline === true ? true : undefined,
         signal,
       });
-      if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`);
+      if (f.json)
+        process.stdout.write(
+          `${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`,
+        );
       else {
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
-        process.stdout.write(`fitted on ${res.sample} of ${res.records} records (${res.steps} steps${res.converged ? '' : ', not converged'})\n  model: ${res.model}\n`);
+        process.stdout.write(
+          `fitted on ${res.sample} of ${res.records} records (${res.steps} steps${res.converged ? '' : ', not converged'})\n  model: ${res.model}\n`,
+        );
       }
     });
   });
 
   const scoreCmd = prog
     .command('score')
-    .description('score records against a model file (written by `sot fit`); with --keep, --keep-count or --threshold also write the purified dataset')
+    .description(
+      'score records against a model file (written by `sot fit`); with --keep, --keep-count or --threshold also write the purified dataset',
+    )
     .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)');
   addFlags(scoreCmd, 'input', INPUT);
   addFlags(scoreCmd, 'selection', SCORE_SELECTION);
@@ -113,22 +133,35 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         model: f.modelFile as string,
         scores: f.scores as string | undefined,
         output: f.output as string | undefined,
-        keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep !== undefined ? { fraction: f.keep as number } : undefined,
+        keep:
+          f.keepCount !== undefined
+            ? { count: f.keepCount as number }
+            : f.keep !== undefined
+              ? { fraction: f.keep as number }
+              : undefined,
         threshold: f.threshold as number | undefined,
         weightField: f.weightField === false ? null : (f.weightField as string),
         signal,
       });
-      if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, records: res.records, kept: res.kept, outputs: res.outputs })}\n`);
-      else process.stdout.write(`scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}\n`);
+      if (f.json)
+        process.stdout.write(
+          `${JSON.stringify({ ok: true, records: res.records, kept: res.kept, outputs: res.outputs })}\n`,
+        );
+      else
+        process.stdout.write(
+          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}\n`,
+        );
     });
   });
 }
 
 /** `sot shard-worker`: runs the shards that `sot purify --shards N --redis URL` queues. */
-export function registerShardWorker(prog: Command, h: CliHelpers): void {
+export function registerShardWorker(prog: Command, _h: CliHelpers): void {
   prog
     .command('shard-worker')
-    .description('run the shard jobs of `sot purify --shards N --redis URL` (any number of workers, on machines sharing --work-dir)')
+    .description(
+      'run the shard jobs of `sot purify --shards N --redis URL` (any number of workers, on machines sharing --work-dir)',
+    )
     .requiredOption('--redis <url>', 'Redis URL, e.g. redis://127.0.0.1:6379')
     .option('--concurrency <n>', 'shards this process runs at once (default 1)', integer('--concurrency', 1))
     .action(async (f: { redis: string; concurrency?: number }) => {
@@ -146,8 +179,13 @@ export function registerShardWorker(prog: Command, h: CliHelpers): void {
 /** `sot purify --shards N`: the purify flags, run as fit on a sample + sharded scoring. */
 export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): Promise<void> {
   const { purifySharded } = await import('../fit/shards.js');
-  if (f.method !== undefined && f.method !== 'sot') throw new OptionError('ERR_OPTION', '--shards runs the SOT learner only (no --method)');
-  if (f.keep === 'auto') throw new OptionError('ERR_OPTION', '--keep auto needs the whole-dataset learner: not with --shards (use --keep or --keep-count)');
+  if (f.method !== undefined && f.method !== 'sot')
+    throw new OptionError('ERR_OPTION', '--shards runs the SOT learner only (no --method)');
+  if (f.keep === 'auto')
+    throw new OptionError(
+      'ERR_OPTION',
+      '--keep auto needs the whole-dataset learner: not with --shards (use --keep or --keep-count)',
+    );
   await h.interruptible(async (signal) => {
     const res = await purifySharded({
       input,
@@ -156,7 +194,12 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       anchor: (f.anchor as string[] | undefined) ?? [],
       output: f.output as string | undefined,
       scores: f.scores as string | undefined,
-      keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep !== undefined ? { fraction: f.keep as number } : PURIFY_DEFAULTS.keep,
+      keep:
+        f.keepCount !== undefined
+          ? { count: f.keepCount as number }
+          : f.keep !== undefined
+            ? { fraction: f.keep as number }
+            : PURIFY_DEFAULTS.keep,
       weightField: f.weightField === false ? null : (f.weightField as string),
       shards: f.shards as number,
       workers: f.workers as number | undefined,
@@ -170,7 +213,13 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       offline: f.offline === true ? true : undefined,
       signal,
     });
-    if (f.json) process.stdout.write(`${JSON.stringify({ ok: true, n: res.n, k: res.k, sample: res.sample, attempts: res.attempts, outputs: res.outputs })}\n`);
-    else process.stdout.write(`kept ${res.k} of ${res.n} records (fitted on ${res.sample}, ${res.attempts.length} shards)\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n`);
+    if (f.json)
+      process.stdout.write(
+        `${JSON.stringify({ ok: true, n: res.n, k: res.k, sample: res.sample, attempts: res.attempts, outputs: res.outputs })}\n`,
+      );
+    else
+      process.stdout.write(
+        `kept ${res.k} of ${res.n} records (fitted on ${res.sample}, ${res.attempts.length} shards)\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n`,
+      );
   });
 }

@@ -2,8 +2,14 @@
 // option is one entry in its group's table; its help text may be a function of
 // the defaults (read when the help is shown, so that it states the values
 // that will actually apply and `sot --help` needs no native binary).
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS, type CoreDefaults, type EmbedderLearnerDefaults } from '../defaults.js';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import {
+  coreDefaults,
+  EMBEDDER_LEARNER_DEFAULTS,
+  PURIFY_DEFAULTS,
+  type CoreDefaults,
+  type EmbedderLearnerDefaults,
+} from '../defaults.js';
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
@@ -49,7 +55,9 @@ export function number(name: string, min?: number, max?: number) {
   return (v: string) => {
     const x = Number(v);
     if (v.trim() === '' || !Number.isFinite(x) || (min !== undefined && x < min) || (max !== undefined && x > max)) {
-      throw new InvalidArgumentError(`${name} must be a number${min !== undefined ? ` >= ${min}` : ''}${max !== undefined ? ` and <= ${max}` : ''}`);
+      throw new InvalidArgumentError(
+        `${name} must be a number${min !== undefined ? ` >= ${min}` : ''}${max !== undefined ? ` and <= ${max}` : ''}`,
+      );
     }
     return x;
   };
@@ -73,7 +81,13 @@ export function size(name: string) {
   };
 }
 
-export const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+export const list = (v: string, prev: string[] = []) => [
+  ...prev,
+  ...v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
 
 // ------------------------------------------------------------ default texts
 
@@ -113,35 +127,74 @@ function learnerDefault(d: HelpDefaults, key: 'eps' | 'lambda' | 'tau'): string 
 /** How records become texts (purify and embed). */
 export const INPUT: Flag[] = [
   { flags: '--format <format>', help: 'file format (default: from the extension)', choices: FILE_FORMATS },
-  { flags: '--record-format <layout>', help: 'record layout (default: detected from the first record)', choices: RECORD_FORMATS },
-  { flags: '--prompt-field <field>', help: 'field(s) holding the prompt (comma-separated, joined by a blank line)', parse: list },
+  {
+    flags: '--record-format <layout>',
+    help: 'record layout (default: detected from the first record)',
+    choices: RECORD_FORMATS,
+  },
+  {
+    flags: '--prompt-field <field>',
+    help: 'field(s) holding the prompt (comma-separated, joined by a blank line)',
+    parse: list,
+  },
   { flags: '--response-field <field>', help: 'field holding the response' },
   { flags: '--text-field <field>', help: 'field holding the whole text (no template)' },
-  { flags: '--template <template>', help: 'embedding text built from {prompt} and {response}', value: PURIFY_DEFAULTS.template },
+  {
+    flags: '--template <template>',
+    help: 'embedding text built from {prompt} and {response}',
+    value: PURIFY_DEFAULTS.template,
+  },
   { flags: '--skip-invalid', help: 'skip (and count) invalid records instead of failing on the first' },
   {
     flags: '--max-line-bytes <size>',
-    help: (d) => `longest line (or whole .json file) read, e.g. 512MiB (default ${formatBytes(d.purify.maxLineBytes)}, at most ${MAX_LINE_BYTES} bytes)`,
+    help: (d) =>
+      `longest line (or whole .json file) read, e.g. 512MiB (default ${formatBytes(d.purify.maxLineBytes)}, at most ${MAX_LINE_BYTES} bytes)`,
     parse: size('--max-line-bytes'),
   },
 ];
 
 /** How texts become vectors (purify and embed). */
 export const EMBEDDER: Flag[] = [
-  { flags: '--embedder <kind>', help: 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)', choices: EMBEDDERS },
-  { flags: '--dim <n>', help: (d) => `builtin: vector length (default ${core(d, (c) => c.embed.dim)})`, parse: integer('--dim', 8) },
+  {
+    flags: '--embedder <kind>',
+    help: 'embedder (default builtin; precomputed when --vectors-field/--vectors-npy is given)',
+    choices: EMBEDDERS,
+  },
+  {
+    flags: '--dim <n>',
+    help: (d) => `builtin: vector length (default ${core(d, (c) => c.embed.dim)})`,
+    parse: integer('--dim', 8),
+  },
   {
     flags: '--model <name>',
     help: 'transformers: model folder or name under --model-dir; openai: model name (env SOT_EMBEDDINGS_MODEL); llm: a .gguf chat model file',
   },
   { flags: '--model-dir <dir>', help: 'transformers: folder of local models (default <cache dir>/models)' },
   { flags: '--allow-remote-models', help: 'transformers: allow downloading the model from the Hugging Face hub' },
-  { flags: '--dtype <dtype>', help: 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...' },
-  { flags: '--max-length <n>', help: "transformers: tokens per text at most (default 128, or the model's limit when lower)", parse: integer('--max-length', 1) },
-  { flags: '--embed-url <url>', help: 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)' },
+  {
+    flags: '--dtype <dtype>',
+    help: 'transformers: weights variant: fp32 (onnx/model.onnx), q8 (onnx/model_quantized.onnx), fp16, ...',
+  },
+  {
+    flags: '--max-length <n>',
+    help: "transformers: tokens per text at most (default 128, or the model's limit when lower)",
+    parse: integer('--max-length', 1),
+  },
+  {
+    flags: '--embed-url <url>',
+    help: 'openai: base URL up to /v1 (env SOT_EMBEDDINGS_URL or OPENAI_BASE_URL; default https://api.openai.com/v1)',
+  },
   { flags: '--embed-key <key>', help: 'openai: API key (prefer env SOT_EMBEDDINGS_KEY or OPENAI_API_KEY)' },
-  { flags: '--embed-dimensions <n>', help: 'openai: ask the model for shorter vectors (`dimensions`)', parse: integer('--embed-dimensions', 1) },
-  { flags: '--embed-batch <n>', help: 'openai, transformers: texts per request / forward pass at most (default 64 / 64)', parse: integer('--embed-batch', 1) },
+  {
+    flags: '--embed-dimensions <n>',
+    help: 'openai: ask the model for shorter vectors (`dimensions`)',
+    parse: integer('--embed-dimensions', 1),
+  },
+  {
+    flags: '--embed-batch <n>',
+    help: 'openai, transformers: texts per request / forward pass at most (default 64 / 64)',
+    parse: integer('--embed-batch', 1),
+  },
   {
     flags: '--embed-concurrency <n>',
     help: 'openai, transformers, llm: requests in flight / passes queued per worker / records evaluated at once (default 4 / 2 / 1)',
@@ -167,9 +220,20 @@ export const EMBEDDER: Flag[] = [
     help: 'transformers: padded tokens per forward pass, texts x longest (default 4096)',
     parse: integer('--embed-max-tokens', 1),
   },
-  { flags: '--embed-timeout <ms>', help: 'openai: per-request timeout in ms (default 60000)', parse: integer('--embed-timeout', 1) },
-  { flags: '--embed-retries <n>', help: 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)', parse: integer('--embed-retries', 0) },
-  { flags: '--vectors-field <field>', help: 'precomputed: field of every record (dataset and reference files) holding its vector' },
+  {
+    flags: '--embed-timeout <ms>',
+    help: 'openai: per-request timeout in ms (default 60000)',
+    parse: integer('--embed-timeout', 1),
+  },
+  {
+    flags: '--embed-retries <n>',
+    help: 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)',
+    parse: integer('--embed-retries', 0),
+  },
+  {
+    flags: '--vectors-field <field>',
+    help: 'precomputed: field of every record (dataset and reference files) holding its vector',
+  },
   {
     flags: '--vectors-npy <file>',
     help: "precomputed: .npy matrix of the dataset's vectors, row i for record i (reference files need a .npy of the same stem beside them)",
@@ -180,8 +244,17 @@ export const EMBEDDER: Flag[] = [
 
 /** The reference sets purify pushes from and pulls to. */
 export const REFERENCES: Flag[] = [
-  { flags: '--harmful <sets>', help: 'harmful reference: files and/or named sets (comma-separated; see `sot sets`) (required)', parse: list, required: true },
-  { flags: '--anchor <sets>', help: 'safe anchor: ~50 clean samples of the same task (files and/or named sets)', parse: list },
+  {
+    flags: '--harmful <sets>',
+    help: 'harmful reference: files and/or named sets (comma-separated; see `sot sets`) (required)',
+    parse: list,
+    required: true,
+  },
+  {
+    flags: '--anchor <sets>',
+    help: 'safe anchor: ~50 clean samples of the same task (files and/or named sets)',
+    parse: list,
+  },
   { flags: '--data-dir <dir>', help: 'offline mirror of the named reference sets (env SOT_DATA_DIR)' },
   { flags: '--offline', help: 'never download reference sets (env SOT_OFFLINE=1)' },
 ];
@@ -195,16 +268,37 @@ export const SELECTION: Flag[] = [
     parse: (v: string) => (v.trim() === 'auto' ? 'auto' : number('--keep', 0, 1)(v)),
   },
   { flags: '--keep-count <n>', help: 'number of records to keep (instead of --keep)', parse: integer('--keep-count') },
-  { flags: '--method <method>', help: 'scoring method (the others are baselines)', choices: METHODS, value: PURIFY_DEFAULTS.method },
+  {
+    flags: '--method <method>',
+    help: 'scoring method (the others are baselines)',
+    choices: METHODS,
+    value: PURIFY_DEFAULTS.method,
+  },
   { flags: '--seed <n>', help: 'seed of the random baseline (default 0)', parse: integer('--seed') },
 ];
 
 /** The push-pull learner and how its costs are held. */
 export const LEARNER: Flag[] = [
-  { flags: '--eps <x>', help: (d) => `entropic regularisation, in cost units (${learnerDefault(d, 'eps')})`, parse: number('--eps', 0) },
-  { flags: '--lambda <x>', help: (d) => `weight of the push away from the harmful set (${learnerDefault(d, 'lambda')})`, parse: number('--lambda', 0) },
-  { flags: '--tau <x>', help: (d) => `KL regularisation towards uniform weights (${learnerDefault(d, 'tau')})`, parse: number('--tau', 0) },
-  { flags: '--max-steps <n>', help: (d) => `learner steps at most (default ${core(d, (c) => c.learner.maxSteps)})`, parse: integer('--max-steps', 1) },
+  {
+    flags: '--eps <x>',
+    help: (d) => `entropic regularisation, in cost units (${learnerDefault(d, 'eps')})`,
+    parse: number('--eps', 0),
+  },
+  {
+    flags: '--lambda <x>',
+    help: (d) => `weight of the push away from the harmful set (${learnerDefault(d, 'lambda')})`,
+    parse: number('--lambda', 0),
+  },
+  {
+    flags: '--tau <x>',
+    help: (d) => `KL regularisation towards uniform weights (${learnerDefault(d, 'tau')})`,
+    parse: number('--tau', 0),
+  },
+  {
+    flags: '--max-steps <n>',
+    help: (d) => `learner steps at most (default ${core(d, (c) => c.learner.maxSteps)})`,
+    parse: integer('--max-steps', 1),
+  },
   {
     flags: '--memory-budget <size>',
     help: (d) =>
@@ -213,18 +307,34 @@ export const LEARNER: Flag[] = [
   },
   {
     flags: '--neighbours <n>',
-    help: (d) => `nearest references per sample when the costs are truncated (default ${core(d, (c) => c.storage.neighbours)})`,
+    help: (d) =>
+      `nearest references per sample when the costs are truncated (default ${core(d, (c) => c.storage.neighbours)})`,
     parse: integer('--neighbours', 1),
   },
 ];
 
 /** Sharded purification: fit on a sample, score shards in workers, merge. */
 export const SCALE_OUT: Flag[] = [
-  { flags: '--shards <n>', help: 'fit on a uniform sample, score the records in n shards in worker processes, merge', parse: integer('--shards', 1) },
-  { flags: '--workers <n>', help: 'with --shards: worker processes at once (default: shards, at most the cores)', parse: integer('--workers', 1) },
-  { flags: '--sample <n>', help: `with --shards: records to fit on (default: all up to ${DEFAULT_FIT_SAMPLE})`, parse: integer('--sample', 1) },
+  {
+    flags: '--shards <n>',
+    help: 'fit on a uniform sample, score the records in n shards in worker processes, merge',
+    parse: integer('--shards', 1),
+  },
+  {
+    flags: '--workers <n>',
+    help: 'with --shards: worker processes at once (default: shards, at most the cores)',
+    parse: integer('--workers', 1),
+  },
+  {
+    flags: '--sample <n>',
+    help: `with --shards: records to fit on (default: all up to ${DEFAULT_FIT_SAMPLE})`,
+    parse: integer('--sample', 1),
+  },
   { flags: '--redis <url>', help: 'with --shards: queue the shards on this Redis for `sot shard-worker` processes' },
-  { flags: '--work-dir <dir>', help: 'with --shards: folder for the model and the shard results (shared with the workers when --redis)' },
+  {
+    flags: '--work-dir <dir>',
+    help: 'with --shards: folder for the model and the shard results (shared with the workers when --redis)',
+  },
 ];
 
 /** Where purify writes. */
@@ -239,7 +349,11 @@ export const PURIFY_OUTPUT: Flag[] = [
     help: "every dropped record, in the input's format, with its score, rank, pull and push (default: <input>.removed.<ext>)",
   },
   { flags: '--no-removed', help: 'do not write the removed records' },
-  { flags: '--reasons <which>', help: 'records whose nearest harmful references are looked up (default dropped)', choices: ['dropped', 'all'] },
+  {
+    flags: '--reasons <which>',
+    help: 'records whose nearest harmful references are looked up (default dropped)',
+    choices: ['dropped', 'all'],
+  },
   {
     flags: '--reason-neighbours <n>',
     help: 'nearest harmful references per explained record (default 3)',
@@ -259,7 +373,11 @@ export const PURIFY_OUTPUT: Flag[] = [
 
 /** Where embed writes. */
 export const EMBED_OUTPUT: Flag[] = [
-  { flags: '-o, --output <file>', help: '.npy file to write (float32, rows x dim); - or a pipe is streamed to (required)', required: true },
+  {
+    flags: '-o, --output <file>',
+    help: '.npy file to write (float32, rows x dim); - or a pipe is streamed to (required)',
+    required: true,
+  },
 ];
 
 /** How every data command reports. */
@@ -280,7 +398,12 @@ function readHelpDefaults(): HelpDefaults {
     } catch {
       c = undefined; // no binary for this platform: the help still works, and says so
     }
-    helpDefaults = { core: c, embedders: EMBEDDER_LEARNER_DEFAULTS, purify: PURIFY_DEFAULTS, memoryBudget: defaultBudget() };
+    helpDefaults = {
+      core: c,
+      embedders: EMBEDDER_LEARNER_DEFAULTS,
+      purify: PURIFY_DEFAULTS,
+      memoryBudget: defaultBudget(),
+    };
   }
   return helpDefaults;
 }
@@ -294,7 +417,11 @@ export function addFlags(cmd: Command, group: Group, flags: readonly Flag[]): Co
     const o = new Option(f.flags, typeof f.help === 'string' ? f.help : '').helpGroup(GROUP_TITLES[group]);
     if (typeof f.help === 'function') {
       const text = f.help;
-      Object.defineProperty(o, 'description', { get: () => text(readHelpDefaults()), set: () => {}, configurable: true });
+      Object.defineProperty(o, 'description', {
+        get: () => text(readHelpDefaults()),
+        set: () => {},
+        configurable: true,
+      });
     }
     if (f.parse) o.argParser(f.parse as (value: string, previous: unknown) => unknown);
     if (f.choices) o.choices(f.choices as string[]);
@@ -313,7 +440,10 @@ export function addFlags(cmd: Command, group: Group, flags: readonly Flag[]): Co
 export function checkRequired(cmd: Command): void {
   for (const o of REQUIRED.get(cmd) ?? []) {
     if (cmd.getOptionValue(o.attributeName()) === undefined) {
-      cmd.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+      cmd.error(`error: required option '${o.flags}' not specified`, {
+        code: 'commander.missingMandatoryOptionValue',
+        exitCode: 2,
+      });
     }
   }
 }

@@ -13,7 +13,19 @@ import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
-import { addFlags, checkRequired, EMBED_OUTPUT, EMBEDDER, INPUT, LEARNER, PURIFY_OUTPUT, REFERENCES, REPORTING, SCALE_OUT, SELECTION } from './flags.js';
+import {
+  addFlags,
+  checkRequired,
+  EMBED_OUTPUT,
+  EMBEDDER,
+  INPUT,
+  LEARNER,
+  PURIFY_OUTPUT,
+  REFERENCES,
+  REPORTING,
+  SCALE_OUT,
+  SELECTION,
+} from './flags.js';
 import { ProgressLine } from './progress.js';
 import { registerServeCommands } from './serve.js';
 import { purifyShardedCli, registerFitCommands } from './fit.js';
@@ -124,7 +136,10 @@ async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Prom
   process.once('SIGTERM', stop);
   try {
     const result = await work(ac.signal);
-    if (received !== undefined) process.stderr.write(`sot: ${received} came while the outputs were being committed, which is not interrupted: the run completed and every output was written\n`);
+    if (received !== undefined)
+      process.stderr.write(
+        `sot: ${received} came while the outputs were being committed, which is not interrupted: the run completed and every output was written\n`,
+      );
     return result;
   } catch (err) {
     throw ac.signal.aborted ? ac.signal.reason : err;
@@ -183,7 +198,8 @@ ${EXIT_HELP}`,
   addFlags(purifyCmd, 'scale', SCALE_OUT);
   addFlags(purifyCmd, 'output', [...PURIFY_OUTPUT, ...REPORTING]);
   purifyCmd.action(async (input: string, f: DataFlags & Record<string, unknown>) => {
-    if (f.keep !== undefined && f.keepCount !== undefined) throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
+    if (f.keep !== undefined && f.keepCount !== undefined)
+      throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
     if (f.shards !== undefined) return purifyShardedCli(input, f, fitHelpers);
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
@@ -200,7 +216,14 @@ ${EXIT_HELP}`,
           removed: f.removed === false ? null : (f.removed as string | undefined),
           reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
           groupField: f.groupField as string | undefined,
-          keep: f.keepCount !== undefined ? { count: f.keepCount as number } : f.keep === 'auto' ? 'auto' : f.keep !== undefined ? { fraction: f.keep as number } : undefined,
+          keep:
+            f.keepCount !== undefined
+              ? { count: f.keepCount as number }
+              : f.keep === 'auto'
+                ? 'auto'
+                : f.keep !== undefined
+                  ? { fraction: f.keep as number }
+                  : undefined,
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
           learner: {
@@ -249,7 +272,13 @@ ${EXIT_HELP}`,
       try {
         const output = outputPath(f.output);
         const summary = isStdout(output) ? process.stderr : process.stdout;
-        const res = await embedFile({ input, output, ...(await dataConfig(f, signal)), signal, onProgress: (e) => bar.update(e) });
+        const res = await embedFile({
+          input,
+          output,
+          ...(await dataConfig(f, signal)),
+          signal,
+          onProgress: (e) => bar.update(e),
+        });
         bar.done();
         if (f.json) summary.write(`${JSON.stringify({ ok: true, ...res })}\n`);
         else summary.write(`embedded ${res.rows} records (${res.dim}-d, ${res.embedder}) -> ${res.output}\n`);
@@ -282,7 +311,9 @@ ${EXIT_HELP}`,
         return;
       }
       for (const s of sets) {
-        process.stdout.write(`${s.name.padEnd(24)} ${s.role.padEnd(8)} ${s.licence.spdx.padEnd(14)} ${s.description}\n${' '.repeat(34)}licence: ${s.licence.url}\n`);
+        process.stdout.write(
+          `${s.name.padEnd(24)} ${s.role.padEnd(8)} ${s.licence.spdx.padEnd(14)} ${s.description}\n${' '.repeat(34)}licence: ${s.licence.url}\n`,
+        );
       }
     });
 
@@ -302,7 +333,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Help and version exit 0; everything else commander rejects is a usage error.
       if (err.exitCode === 0) return EXIT.ok;
-      if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: 'ERR_OPTION', message: usageMessage(err) } })}\n`);
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ ok: false, error: { code: 'ERR_OPTION', message: usageMessage(err) } })}\n`,
+        );
       return EXIT.usage;
     }
     const code = exitCodeOf(err);
@@ -313,7 +347,8 @@ export async function main(argv: string[]): Promise<number> {
       );
     } else {
       process.stderr.write(`sot: ${e instanceof SotError ? e.message : (e?.stack ?? String(err))}\n`);
-      if (code === EXIT.internal) process.stderr.write('sot: this is a bug; please report it with the command you ran\n');
+      if (code === EXIT.internal)
+        process.stderr.write('sot: this is a bug; please report it with the command you ran\n');
     }
     return code;
   }
@@ -321,7 +356,10 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Commander's message on one line, without its `error: ` prefix. */
 function usageMessage(err: CommanderError): string {
-  return err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+  return err.message
+    .replace(/^error: /, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
 }
 
 function pickLocation(e: unknown): Record<string, unknown> {

@@ -21,7 +21,8 @@ const SUMMARY: Record<Stage, (e: StageProgress, kept?: number) => string> = {
   learn: (e) => `${n(e.done)} steps run`,
   select: (e) => `${of(e)} records kept`,
   // The writer passes over every input record and writes the kept ones.
-  write: (e, kept) => (kept === undefined ? `${of(e)} records passed over` : `${n(kept)} records written (${of(e)} passed over)`),
+  write: (e, kept) =>
+    kept === undefined ? `${of(e)} records passed over` : `${n(kept)} records written (${of(e)} passed over)`,
 };
 
 /**

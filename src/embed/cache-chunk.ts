@@ -50,7 +50,9 @@ export function encodeChunk(hashes: Uint8Array, vectors: Float32Array, dim: numb
   const view = floatView(bytes, v, vectors.length);
   if (view !== undefined) view.set(vectors);
   else for (let i = 0; i < vectors.length; i++) bytes.writeFloatLE(vectors[i]!, v + 4 * i);
-  const digest = createHash('sha256').update(bytes.subarray(0, total - HASH_BYTES)).digest();
+  const digest = createHash('sha256')
+    .update(bytes.subarray(0, total - HASH_BYTES))
+    .digest();
   digest.copy(bytes, total - HASH_BYTES);
   return { bytes, name: digest.toString('hex') + CHUNK_SUFFIX };
 }
@@ -82,7 +84,14 @@ export function vectorsOf(bytes: Buffer, header: ChunkHeader): Float32Array | un
 }
 
 /** Copies row `row` of a verified chunk's vectors into `out` at `outOffset`. */
-export function readVector(bytes: Buffer, floats: Float32Array | undefined, header: ChunkHeader, row: number, out: Float32Array, outOffset: number): void {
+export function readVector(
+  bytes: Buffer,
+  floats: Float32Array | undefined,
+  header: ChunkHeader,
+  row: number,
+  out: Float32Array,
+  outOffset: number,
+): void {
   const dim = header.dim;
   if (floats !== undefined) {
     const base = row * dim;

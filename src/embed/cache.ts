@@ -15,7 +15,16 @@ import { join } from 'node:path';
 import { AbortError, IoError, OptionError, ShapeError } from '../errors.js';
 import { isTempName, writeFileAtomic } from '../io/atomic.js';
 import type { Embedder } from './types.js';
-import { CHUNK_SUFFIX, encodeChunk, HEADER_BYTES, parseHeader, readVector, vectorsOf, verifyChunk, type ChunkHeader } from './cache-chunk.js';
+import {
+  CHUNK_SUFFIX,
+  encodeChunk,
+  HEADER_BYTES,
+  parseHeader,
+  readVector,
+  vectorsOf,
+  verifyChunk,
+  type ChunkHeader,
+} from './cache-chunk.js';
 import { HASH_BYTES, HashIndex } from './cache-index.js';
 import { ensureDir, openRegularFile, readRegularFile } from '../io/files.js';
 
@@ -64,12 +73,17 @@ export function hashTexts(texts: readonly string[]): Buffer {
 
 function packHashes(hashes: Uint8Array | readonly Uint8Array[]): Uint8Array {
   if (hashes instanceof Uint8Array) {
-    if (hashes.length % HASH_BYTES !== 0) throw new OptionError('ERR_OPTION', `packed hashes must be a multiple of ${HASH_BYTES} bytes, got ${hashes.length}`);
+    if (hashes.length % HASH_BYTES !== 0)
+      throw new OptionError(
+        'ERR_OPTION',
+        `packed hashes must be a multiple of ${HASH_BYTES} bytes, got ${hashes.length}`,
+      );
     return hashes;
   }
   const out = new Uint8Array(hashes.length * HASH_BYTES);
   hashes.forEach((h, i) => {
-    if (h.length !== HASH_BYTES) throw new OptionError('ERR_OPTION', `hash ${i} has ${h.length} bytes, expected ${HASH_BYTES}`);
+    if (h.length !== HASH_BYTES)
+      throw new OptionError('ERR_OPTION', `hash ${i} has ${h.length} bytes, expected ${HASH_BYTES}`);
     out.set(h, i * HASH_BYTES);
   });
   return out;
@@ -108,8 +122,14 @@ export class EmbeddingCache {
   }
 
   /** Opens (creating it if needed) the cache of one embedder under `root`. */
-  static async open(root: string, embedderId: string, dim: number, options: EmbeddingCacheOptions = {}): Promise<EmbeddingCache> {
-    if (!Number.isInteger(dim) || dim <= 0) throw new OptionError('ERR_OPTION', `embedding dimension must be a positive integer, got ${dim}`);
+  static async open(
+    root: string,
+    embedderId: string,
+    dim: number,
+    options: EmbeddingCacheOptions = {},
+  ): Promise<EmbeddingCache> {
+    if (!Number.isInteger(dim) || dim <= 0)
+      throw new OptionError('ERR_OPTION', `embedding dimension must be a positive integer, got ${dim}`);
     const dir = join(root, createHash('sha256').update(embedderId, 'utf8').digest('hex').slice(0, 32));
     await ensureDir(dir).catch((err: unknown) => {
       throw new IoError(`embedding cache: ${(err as Error).message}`, { path: dir, cause: err });
@@ -126,26 +146,38 @@ export class EmbeddingCache {
     try {
       text = (await readRegularFile(path)).toString('utf8');
     } catch (err) {
-      if (errnoOf(err) !== 'ENOENT') throw new IoError(`cannot read ${path}: ${(err as Error).message}`, { path, cause: err });
+      if (errnoOf(err) !== 'ENOENT')
+        throw new IoError(`cannot read ${path}: ${(err as Error).message}`, { path, cause: err });
       try {
         // replace: false links the file into place, so a concurrent opener's meta.json wins if it came first.
-        await writeFileAtomic(path, JSON.stringify(mine) + '\n', { durable: false, replace: false });
+        await writeFileAtomic(path, `${JSON.stringify(mine)}\n`, { durable: false, replace: false });
         text = (await readRegularFile(path)).toString('utf8');
       } catch (e) {
-        throw e instanceof IoError ? e : new IoError(`cannot write ${path}: ${(e as Error).message}`, { path, cause: e });
+        throw e instanceof IoError
+          ? e
+          : new IoError(`cannot write ${path}: ${(e as Error).message}`, { path, cause: e });
       }
     }
     let meta: { embedderId?: unknown; dim?: unknown };
     try {
       meta = JSON.parse(text) as typeof meta;
     } catch (err) {
-      throw new IoError(`${path} is damaged (${(err as Error).message}); delete ${dir} to rebuild this embedder's cache`, { path, cause: err });
+      throw new IoError(
+        `${path} is damaged (${(err as Error).message}); delete ${dir} to rebuild this embedder's cache`,
+        { path, cause: err },
+      );
     }
     if (meta.embedderId !== embedderId) {
-      throw new IoError(`${path} belongs to embedder ${JSON.stringify(meta.embedderId)}, not ${JSON.stringify(embedderId)}`, { path });
+      throw new IoError(
+        `${path} belongs to embedder ${JSON.stringify(meta.embedderId)}, not ${JSON.stringify(embedderId)}`,
+        { path },
+      );
     }
     if (meta.dim !== dim) {
-      throw new ShapeError('ERR_SHAPE', `embedding dimension mismatch: the cache ${dir} of embedder ${JSON.stringify(embedderId)} holds ${String(meta.dim)}-dimensional vectors, the embedder gives ${dim}; an embedder whose dimension changes must change its id (or delete ${dir})`);
+      throw new ShapeError(
+        'ERR_SHAPE',
+        `embedding dimension mismatch: the cache ${dir} of embedder ${JSON.stringify(embedderId)} holds ${String(meta.dim)}-dimensional vectors, the embedder gives ${dim}; an embedder whose dimension changes must change its id (or delete ${dir})`,
+      );
     }
   }
 
@@ -218,11 +250,17 @@ export class EmbeddingCache {
     const packed = packHashes(hashes);
     const n = packed.length / HASH_BYTES;
     if (vectors.length !== n * this.dim) {
-      throw new ShapeError('ERR_SHAPE', `put: ${n} hashes need ${n * this.dim} values (dim ${this.dim}), got ${vectors.length}`);
+      throw new ShapeError(
+        'ERR_SHAPE',
+        `put: ${n} hashes need ${n * this.dim} values (dim ${this.dim}), got ${vectors.length}`,
+      );
     }
     for (let start = 0; start < n; start += MAX_CHUNK_ROWS) {
       const end = Math.min(n, start + MAX_CHUNK_ROWS);
-      await this.writeChunk(packed.subarray(start * HASH_BYTES, end * HASH_BYTES), vectors.subarray(start * this.dim, end * this.dim));
+      await this.writeChunk(
+        packed.subarray(start * HASH_BYTES, end * HASH_BYTES),
+        vectors.subarray(start * this.dim, end * this.dim),
+      );
     }
   }
 
@@ -234,7 +272,10 @@ export class EmbeddingCache {
       await writeFileAtomic(path, bytes, { durable: false });
     } catch (err) {
       const cause = (err as Error).cause;
-      throw new IoError(`cannot write the embedding cache chunk ${path}: ${cause instanceof Error ? cause.message : (err as Error).message}`, { path, cause: err });
+      throw new IoError(
+        `cannot write the embedding cache chunk ${path}: ${cause instanceof Error ? cause.message : (err as Error).message}`,
+        { path, cause: err },
+      );
     }
     if (this.seen.has(name)) return;
     this.seen.add(name);
@@ -254,7 +295,9 @@ export class EmbeddingCache {
 
   /** Indexes chunk files not seen yet; reads headers and hashes only. */
   private scan(): Promise<void> {
-    this.scanning ??= this.scanOnce().finally(() => { this.scanning = undefined; });
+    this.scanning ??= this.scanOnce().finally(() => {
+      this.scanning = undefined;
+    });
     return this.scanning;
   }
 
@@ -263,7 +306,10 @@ export class EmbeddingCache {
     try {
       names = await readdir(this.dir);
     } catch (err) {
-      throw new IoError(`cannot list the embedding cache ${this.dir}: ${(err as Error).message}`, { path: this.dir, cause: err });
+      throw new IoError(`cannot list the embedding cache ${this.dir}: ${(err as Error).message}`, {
+        path: this.dir,
+        cause: err,
+      });
     }
     this.scannedAt = Date.now();
     for (const name of names.sort()) {
@@ -298,7 +344,10 @@ export class EmbeddingCache {
         return;
       }
       if (header.dim !== this.dim) {
-        throw (this.fatal = new ShapeError('ERR_SHAPE', `embedding dimension mismatch: the cache chunk ${path} holds ${header.dim}-dimensional vectors, the embedder ${JSON.stringify(this.embedderId)} gives ${this.dim}; delete ${this.dir} to rebuild`));
+        throw (this.fatal = new ShapeError(
+          'ERR_SHAPE',
+          `embedding dimension mismatch: the cache chunk ${path} holds ${header.dim}-dimensional vectors, the embedder ${JSON.stringify(this.embedderId)} gives ${this.dim}; delete ${this.dir} to rebuild`,
+        ));
       }
       const hashes = Buffer.alloc(header.count * HASH_BYTES);
       await fh.read(hashes, 0, hashes.length, HEADER_BYTES);
@@ -333,8 +382,13 @@ export class EmbeddingCache {
       bytes = await readRegularFile(path);
       const header = parseHeader(bytes.subarray(0, HEADER_BYTES), bytes.length);
       if (typeof header === 'string') reason = header;
-      else if (header.count !== chunk.header.count || header.dim !== chunk.header.dim) reason = 'header changed since it was indexed';
-      else if (!verifyChunk(bytes) || bytes.subarray(bytes.length - HASH_BYTES).toString('hex') + CHUNK_SUFFIX !== chunk.name) reason = 'checksum mismatch';
+      else if (header.count !== chunk.header.count || header.dim !== chunk.header.dim)
+        reason = 'header changed since it was indexed';
+      else if (
+        !verifyChunk(bytes) ||
+        bytes.subarray(bytes.length - HASH_BYTES).toString('hex') + CHUNK_SUFFIX !== chunk.name
+      )
+        reason = 'checksum mismatch';
     } catch (err) {
       reason = (err as Error).message;
     }
@@ -372,13 +426,22 @@ export interface EmbedWithCacheOptions {
  * that cannot be read or written is a warning (the run goes on uncached); a
  * dimension mismatch is a ShapeError.
  */
-export async function embedWithCache(embedder: Embedder, texts: readonly string[], cache: EmbeddingCache, options: EmbedWithCacheOptions = {}): Promise<Float32Array> {
+export async function embedWithCache(
+  embedder: Embedder,
+  texts: readonly string[],
+  cache: EmbeddingCache,
+  options: EmbedWithCacheOptions = {},
+): Promise<Float32Array> {
   if (embedder.id !== cache.embedderId || embedder.dim !== cache.dim) {
-    throw new OptionError('ERR_OPTION', `the cache was opened for embedder ${JSON.stringify(cache.embedderId)} (dim ${cache.dim}), not ${JSON.stringify(embedder.id)} (dim ${embedder.dim})`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `the cache was opened for embedder ${JSON.stringify(cache.embedderId)} (dim ${cache.dim}), not ${JSON.stringify(embedder.id)} (dim ${embedder.dim})`,
+    );
   }
   const { signal } = options;
   const batchSize = options.batchSize ?? embedder.preferredBatch ?? 256;
-  if (!Number.isInteger(batchSize) || batchSize <= 0) throw new OptionError('ERR_OPTION', `batchSize must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize <= 0)
+    throw new OptionError('ERR_OPTION', `batchSize must be a positive integer, got ${batchSize}`);
   const dim = cache.dim;
   const hashes = hashTexts(texts);
   let lookup: CacheLookup;
@@ -387,7 +450,10 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
   } catch (err) {
     if (!(err instanceof IoError)) throw err; // a dimension mismatch (ShapeError) is never papered over
     warn(`${err.message}; embedding without the cache`);
-    lookup = { vectors: new Float32Array(texts.length * dim), missing: Array.from({ length: texts.length }, (_, i) => i) };
+    lookup = {
+      vectors: new Float32Array(texts.length * dim),
+      missing: Array.from({ length: texts.length }, (_, i) => i),
+    };
   }
   const { vectors, missing } = lookup;
 
@@ -431,9 +497,15 @@ export async function embedWithCache(embedder: Embedder, texts: readonly string[
     for (let start = 0; start < todo.length; start += batchSize) {
       if (signal?.aborted) throw new AbortError();
       const batch = todo.slice(start, start + batchSize);
-      const got = await embedder.embed(batch.map((rows) => texts[rows[0]!]!), { signal });
+      const got = await embedder.embed(
+        batch.map((rows) => texts[rows[0]!]!),
+        { signal },
+      );
       if (got.length !== batch.length * dim) {
-        throw new ShapeError('ERR_SHAPE', `embedder ${JSON.stringify(embedder.id)} returned ${got.length} values for ${batch.length} texts of dimension ${dim}`);
+        throw new ShapeError(
+          'ERR_SHAPE',
+          `embedder ${JSON.stringify(embedder.id)} returned ${got.length} values for ${batch.length} texts of dimension ${dim}`,
+        );
       }
       batch.forEach((rows, b) => {
         for (const i of rows) vectors.set(got.subarray(b * dim, (b + 1) * dim), i * dim);

@@ -24,7 +24,11 @@ export interface EncoderSpec {
 }
 
 /** ONNX Runtime session options, as onnxruntime-node takes them. */
-export function sessionOptions(o: { threads: number; spinning: boolean; graphOptimization: string }): Record<string, unknown> {
+export function sessionOptions(o: {
+  threads: number;
+  spinning: boolean;
+  graphOptimization: string;
+}): Record<string, unknown> {
   return {
     intraOpNumThreads: o.threads,
     interOpNumThreads: 1,
@@ -32,7 +36,12 @@ export function sessionOptions(o: { threads: number; spinning: boolean; graphOpt
     graphOptimizationLevel: o.graphOptimization,
     // Idle pool threads sleep instead of spin-waiting: a spinning pool burns
     // the cores other processes (or the other workers) need.
-    extra: { session: { intra_op: { allow_spinning: o.spinning ? '1' : '0' }, inter_op: { allow_spinning: o.spinning ? '1' : '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: o.spinning ? '1' : '0' },
+        inter_op: { allow_spinning: o.spinning ? '1' : '0' },
+      },
+    },
   };
 }
 
@@ -98,7 +107,8 @@ class EncoderWorker {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       if (p === undefined) return; // aborted meanwhile
-      if (m.error !== undefined) p.reject(new InternalError('ERR_INTERNAL', `the encoder failed on a batch: ${m.error}`));
+      if (m.error !== undefined)
+        p.reject(new InternalError('ERR_INTERNAL', `the encoder failed on a batch: ${m.error}`));
       else p.resolve({ data: m.data!, dims: m.dims! });
     });
     const die = (err: Error) => {
@@ -106,8 +116,17 @@ class EncoderWorker {
       for (const p of this.pending.values()) p.reject(this.dead);
       this.pending.clear();
     };
-    child.on('error', (err) => die(new InternalError('ERR_INTERNAL', `an encoder worker failed: ${err.message}`, { cause: err })));
-    child.on('exit', (code, sig) => die(new InternalError('ERR_INTERNAL', `an encoder worker exited (${sig ?? `code ${code}`})${this.stderr ? `: ${this.stderr.trim()}` : ''}`)));
+    child.on('error', (err) =>
+      die(new InternalError('ERR_INTERNAL', `an encoder worker failed: ${err.message}`, { cause: err })),
+    );
+    child.on('exit', (code, sig) =>
+      die(
+        new InternalError(
+          'ERR_INTERNAL',
+          `an encoder worker exited (${sig ?? `code ${code}`})${this.stderr ? `: ${this.stderr.trim()}` : ''}`,
+        ),
+      ),
+    );
   }
 
   /** Referenced only while it has work: an idle encoder never keeps the process alive. */
@@ -132,7 +151,10 @@ export class EncoderWorkers {
   /** Starts `count` workers and waits until each has loaded the model. */
   static async start(spec: EncoderSpec, count: number): Promise<EncoderWorkers> {
     const children = Array.from({ length: count }, () =>
-      spawn(process.execPath, ['-e', WORKER_SOURCE], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' }),
+      spawn(process.execPath, ['-e', WORKER_SOURCE], {
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'advanced',
+      }),
     );
     const pool = new EncoderWorkers(children.map((c) => new EncoderWorker(c)));
     try {
@@ -148,7 +170,14 @@ export class EncoderWorkers {
               };
               w.child.on('message', onMessage);
               w.child.once('error', reject);
-              w.child.once('exit', (code, sig) => reject(new InternalError('ERR_INTERNAL', `an encoder worker exited while loading the model (${sig ?? `code ${code}`})${w.stderr ? `: ${w.stderr.trim()}` : ''}`)));
+              w.child.once('exit', (code, sig) =>
+                reject(
+                  new InternalError(
+                    'ERR_INTERNAL',
+                    `an encoder worker exited while loading the model (${sig ?? `code ${code}`})${w.stderr ? `: ${w.stderr.trim()}` : ''}`,
+                  ),
+                ),
+              );
               w.child.send(spec);
             }),
         ),
@@ -178,10 +207,12 @@ export class EncoderWorkers {
         reject(new AbortError(undefined, { cause: signal?.reason }));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      const done = <T>(f: (v: T) => void) => (v: T) => {
-        signal?.removeEventListener('abort', onAbort);
-        f(v);
-      };
+      const done =
+        <T>(f: (v: T) => void) =>
+        (v: T) => {
+          signal?.removeEventListener('abort', onAbort);
+          f(v);
+        };
       w.pending.set(id, { resolve: done(resolve), reject: done(reject) });
       if (w.busy++ === 0) w.ref();
       const { rows, cols, input_ids, attention_mask, token_type_ids } = batch;

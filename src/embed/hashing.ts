@@ -58,10 +58,12 @@ export class HashingEmbedder implements Embedder {
 
   constructor(options: HashingEmbedderOptions = {}) {
     const dim = count('dim', options.dim) ?? 512;
-    if (dim > DOC_FREQ_BUCKETS) throw new OptionError('ERR_OPTION', `dim must be at most ${DOC_FREQ_BUCKETS}, got ${dim}`);
+    if (dim > DOC_FREQ_BUCKETS)
+      throw new OptionError('ERR_OPTION', `dim must be at most ${DOC_FREQ_BUCKETS}, got ${dim}`);
     const seed = options.seed === 0 || options.seed === undefined ? 0 : count('seed', options.seed)!;
     const wordWeight = num('wordWeight', options.wordWeight) ?? 0.5;
-    if (!(wordWeight >= 0 && wordWeight <= 1)) throw new OptionError('ERR_OPTION', `wordWeight must be in [0, 1], got ${wordWeight}`);
+    if (!(wordWeight >= 0 && wordWeight <= 1))
+      throw new OptionError('ERR_OPTION', `wordWeight must be in [0, 1], got ${wordWeight}`);
     this.dim = dim;
     this.seed = seed;
     this.wordWeight = wordWeight;
@@ -97,7 +99,7 @@ export class HashingEmbedder implements Embedder {
       for (let k = 0; k < buckets.length; k++) {
         const i = buckets[k]!;
         const v = counts[i]! + c[k]!;
-        counts[i] = v > 0xffff_ffff ? 0xffff_ffff : v;
+        counts[i] = Math.min(v, 0xffff_ffff);
       }
       docs += b.docs;
     }
@@ -118,7 +120,11 @@ export class HashingEmbedder implements Embedder {
       progressIntervalMs: interval,
     };
     const read = this.#clip(texts);
-    return cancellable(options.signal, (token, onProgress) => native.embedTexts(read, opts, token, onProgress), options.onProgress);
+    return cancellable(
+      options.signal,
+      (token, onProgress) => native.embedTexts(read, opts, token, onProgress),
+      options.onProgress,
+    );
   }
 
   /** The part of each text that is read: `maxChars` code points from the first letter or digit. */
@@ -128,7 +134,7 @@ export class HashingEmbedder implements Embedder {
     return texts.map((t) => {
       if (t.length <= max) return t;
       const start = t.search(WORD_CHAR);
-      const from = start < 0 ? 0 : start;
+      const from = Math.max(start, 0);
       let end = from;
       // Count code points, never splitting a surrogate pair.
       for (let n = 0; n < max && end < t.length; n++) end += (t.codePointAt(end) ?? 0) > 0xffff ? 2 : 1;

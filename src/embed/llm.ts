@@ -68,10 +68,17 @@ interface ModelLike {
   readonly tokenizer: unknown;
   readonly trainContextSize: number;
   readonly embeddingVectorSize: number;
-  readonly fileInfo: { metadata: Record<string, unknown> & { general?: { architecture?: string }; tokenizer?: { chat_template?: string } } };
+  readonly fileInfo: {
+    metadata: Record<string, unknown> & { general?: { architecture?: string }; tokenizer?: { chat_template?: string } };
+  };
   tokenize(text: string, specialTokens?: boolean): Token[];
   detokenize(tokens: readonly Token[], specialTokens?: boolean): string;
-  createEmbeddingContext(o: { contextSize: number; batchSize: number; threads: number; createSignal?: AbortSignal }): Promise<EmbeddingContextLike>;
+  createEmbeddingContext(o: {
+    contextSize: number;
+    batchSize: number;
+    threads: number;
+    createSignal?: AbortSignal;
+  }): Promise<EmbeddingContextLike>;
   dispose(): Promise<void>;
 }
 type JsonPart = string | { type: string; value: string };
@@ -94,7 +101,10 @@ function trimEndParts(parts: JsonPart[]): JsonPart[] {
 }
 
 interface LlamaModule {
-  getLlama(o: Record<string, unknown>): Promise<{ gpu: string | false; loadModel(o: { modelPath: string; gpuLayers?: number; loadSignal?: AbortSignal }): Promise<ModelLike> }>;
+  getLlama(o: Record<string, unknown>): Promise<{
+    gpu: string | false;
+    loadModel(o: { modelPath: string; gpuLayers?: number; loadSignal?: AbortSignal }): Promise<ModelLike>;
+  }>;
   JinjaTemplateChatWrapper: new (o: { template: string }) => ChatWrapperLike;
   LlamaText: ((...values: unknown[]) => LlamaTextLike) & { fromJSON(json: unknown): LlamaTextLike };
 }
@@ -105,7 +115,11 @@ async function importLlama(name = LLAMA_PACKAGE): Promise<LlamaModule> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new OptionError('ERR_OPTION', `the llm embedder needs the optional package ${LLAMA_PACKAGE}: npm install ${LLAMA_PACKAGE}@3`, { cause: err });
+      throw new OptionError(
+        'ERR_OPTION',
+        `the llm embedder needs the optional package ${LLAMA_PACKAGE}: npm install ${LLAMA_PACKAGE}@3`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -185,7 +199,11 @@ export class LlmEmbedder implements Embedder {
       throw new OptionError('ERR_OPTION', 'the llm embedder needs a model (--model: a .gguf file)');
     }
     const pooling = options.pooling ?? 'last';
-    if (pooling !== 'last') throw new OptionError('ERR_OPTION', `pooling must be "last" (node-llama-cpp gives no per-token states), got ${String(pooling)}`);
+    if (pooling !== 'last')
+      throw new OptionError(
+        'ERR_OPTION',
+        `pooling must be "last" (node-llama-cpp gives no per-token states), got ${String(pooling)}`,
+      );
     if (options.template !== undefined && (typeof options.template !== 'string' || options.template.trim() === '')) {
       throw new OptionError('ERR_OPTION', 'template must be a non-empty Jinja chat template');
     }
@@ -197,7 +215,10 @@ export class LlmEmbedder implements Embedder {
     // The file first: a missing model is the user's most likely mistake.
     const path = resolve(options.model);
     const st = await stat(path).catch((err: unknown) => {
-      throw new IoError(`cannot read the model ${path}: ${(err as { code?: string }).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { path, cause: err });
+      throw new IoError(
+        `cannot read the model ${path}: ${(err as { code?: string }).code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+        { path, cause: err },
+      );
     });
     if (!st.isFile()) throw new IoError(`cannot read the model ${path}: not a file`, { path });
     const magic = Buffer.alloc(4);
@@ -211,24 +232,38 @@ export class LlmEmbedder implements Embedder {
     } catch (err) {
       throw new IoError(`cannot read the model ${path}: ${(err as Error).message}`, { path, cause: err });
     }
-    if (magic.toString('latin1') !== 'GGUF') throw new InputError({ file: path }, 'not a GGUF model file (it does not start with "GGUF")');
+    if (magic.toString('latin1') !== 'GGUF')
+      throw new InputError({ file: path }, 'not a GGUF model file (it does not start with "GGUF")');
 
     const llama = await importLlama();
     if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
     let runtime: Awaited<ReturnType<LlamaModule['getLlama']>>;
     try {
       // build 'never': a missing prebuilt binary is an error, not a download and a compile.
-      runtime = await llama.getLlama({ gpu: options.gpu === true ? 'auto' : false, build: 'never', logLevel: 'error', progressLogs: false });
+      runtime = await llama.getLlama({
+        gpu: options.gpu === true ? 'auto' : false,
+        build: 'never',
+        logLevel: 'error',
+        progressLogs: false,
+      });
     } catch (err) {
-      throw new BindingError(`${LLAMA_PACKAGE} has no usable prebuilt binary here: ${(err as Error).message}`, { cause: err });
+      throw new BindingError(`${LLAMA_PACKAGE} has no usable prebuilt binary here: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const backend = runtime.gpu === false ? 'cpu' : runtime.gpu;
     let handle: ModelLike;
     try {
-      handle = await runtime.loadModel({ modelPath: path, ...(options.gpu === true ? {} : { gpuLayers: 0 }), loadSignal: signal });
+      handle = await runtime.loadModel({
+        modelPath: path,
+        ...(options.gpu === true ? {} : { gpuLayers: 0 }),
+        loadSignal: signal,
+      });
     } catch (err) {
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      throw new InputError({ file: path }, `${LLAMA_PACKAGE} cannot load this model: ${(err as Error).message}`, { cause: err });
+      throw new InputError({ file: path }, `${LLAMA_PACKAGE} cannot load this model: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const created: EmbeddingContextLike[] = [];
     try {
@@ -236,28 +271,58 @@ export class LlmEmbedder implements Embedder {
       const arch = meta.general?.architecture ?? '';
       const declared = (meta[arch] as { pooling_type?: number } | undefined)?.pooling_type;
       if (declared !== undefined && !LAST_TOKEN_POOLING.has(declared)) {
-        throw new OptionError('ERR_OPTION', `${path} is an embedding model (its pooling type is ${declared}, not the last token): use --embedder transformers or openai for it; the llm embedder reads a chat model's last-token state`);
+        throw new OptionError(
+          'ERR_OPTION',
+          `${path} is an embedding model (its pooling type is ${declared}, not the last token): use --embedder transformers or openai for it; the llm embedder reads a chat model's last-token state`,
+        );
       }
       const template = options.template ?? meta.tokenizer?.chat_template;
       if (typeof template !== 'string' || template.trim() === '') {
-        throw new OptionError('ERR_OPTION', `${path} has no chat template (tokenizer.chat_template): give one (template option), or use a chat model`);
+        throw new OptionError(
+          'ERR_OPTION',
+          `${path} has no chat template (tokenizer.chat_template): give one (template option), or use a chat model`,
+        );
       }
       let wrapper: ChatWrapperLike;
       try {
         wrapper = new llama.JinjaTemplateChatWrapper({ template });
-        wrapper.generateContextState({ chatHistory: [{ type: 'user', text: 'probe' }, { type: 'model', response: ['probe'] }] });
+        wrapper.generateContextState({
+          chatHistory: [
+            { type: 'user', text: 'probe' },
+            { type: 'model', response: ['probe'] },
+          ],
+        });
       } catch (err) {
-        throw new OptionError('ERR_OPTION', `the chat template of ${path} cannot render a user and an assistant turn: ${(err as Error).message}`, { cause: err });
+        throw new OptionError(
+          'ERR_OPTION',
+          `the chat template of ${path} cannot render a user and an assistant turn: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       const contextSize = Math.min(wantContext ?? 2048, handle.trainContextSize);
       // One decode per record (batch = context): node-llama-cpp reads the state of the last decode's last token.
-      for (let i = 0; i < concurrency; i++) created.push(await handle.createEmbeddingContext({ contextSize, batchSize: contextSize, threads, createSignal: signal }));
+      for (let i = 0; i < concurrency; i++)
+        created.push(
+          await handle.createEmbeddingContext({ contextSize, batchSize: contextSize, threads, createSignal: signal }),
+        );
       const dim = handle.embeddingVectorSize;
       const modelSha256 = await sha256File(path);
       const templateSha256 = sha256(template);
       // Threads and concurrency do not change the vectors; the context size does (it cuts long records).
       const id = `llm-v1:${basename(path)}:sha256=${modelSha256}:template=${templateSha256.slice(0, 16)}:pool=${pooling}:ctx=${contextSize}:backend=${backend}:dim=${dim}`;
-      return new LlmEmbedder({ model: path, modelSha256, templateSha256, contextSize, threads, dim, id, llama, handle, wrapper, contexts: created });
+      return new LlmEmbedder({
+        model: path,
+        modelSha256,
+        templateSha256,
+        contextSize,
+        threads,
+        dim,
+        id,
+        llama,
+        handle,
+        wrapper,
+        contexts: created,
+      });
     } catch (err) {
       for (const c of created) await c.dispose();
       await handle.dispose();
@@ -286,7 +351,8 @@ export class LlmEmbedder implements Embedder {
       } catch {
         parts = undefined;
       }
-      if (Array.isArray(parts) && parts.length === 2 && typeof parts[0] === 'string' && typeof parts[1] === 'string') [prompt, response] = parts as [string, string];
+      if (Array.isArray(parts) && parts.length === 2 && typeof parts[0] === 'string' && typeof parts[1] === 'string')
+        [prompt, response] = parts as [string, string];
     }
     // Room for the BOS/EOS tokens node-llama-cpp may add.
     const limit = this.contextSize - 2;
@@ -296,7 +362,11 @@ export class LlmEmbedder implements Embedder {
     const pt = this.#model.tokenize(prompt);
     const rt = this.#model.tokenize(response);
     const budget = limit - (tokens.length - pt.length - rt.length);
-    if (budget < 2) throw new OptionError('ERR_OPTION', `contextSize ${this.contextSize} leaves no room for a record in the chat template of ${this.model}`);
+    if (budget < 2)
+      throw new OptionError(
+        'ERR_OPTION',
+        `contextSize ${this.contextSize} leaves no room for a record in the chat template of ${this.model}`,
+      );
     let r = Math.min(rt.length, Math.max(Math.ceil(budget / 2), budget - pt.length));
     let p = Math.min(pt.length, budget - r);
     for (let attempt = 0; attempt < 8; attempt++) {
@@ -307,7 +377,10 @@ export class LlmEmbedder implements Embedder {
       if (r >= p) r = Math.max(0, r - over);
       else p = Math.max(0, p - over);
     }
-    throw new ShapeError('ERR_SHAPE', `a record does not fit in contextSize ${this.contextSize} of ${this.model} even when cut`);
+    throw new ShapeError(
+      'ERR_SHAPE',
+      `a record does not fit in contextSize ${this.contextSize} of ${this.model} even when cut`,
+    );
   }
 
   #chatTokens(prompt: string, response: string): Token[] {
@@ -322,8 +395,12 @@ export class LlmEmbedder implements Embedder {
     // template renders after it is the trigger that is not the bare EOS. Its end-of-turn
     // marker is kept and the whitespace after it dropped: the marker's state sums up the
     // turn, a trailing newline's much less (measured in docs/embedders.md).
-    const tail = state.stopGenerationTriggers.map((t) => t.toJSON() as JsonPart[]).find((t) => JSON.stringify(t) !== '[{"type":"specialToken","value":"EOS"}]');
-    return this.#llama.LlamaText(state.contextText, this.#llama.LlamaText.fromJSON(trimEndParts(tail ?? []))).tokenize(this.#model.tokenizer);
+    const tail = state.stopGenerationTriggers
+      .map((t) => t.toJSON() as JsonPart[])
+      .find((t) => JSON.stringify(t) !== '[{"type":"specialToken","value":"EOS"}]');
+    return this.#llama
+      .LlamaText(state.contextText, this.#llama.LlamaText.fromJSON(trimEndParts(tail ?? [])))
+      .tokenize(this.#model.tokenizer);
   }
 
   async embed(texts: string[], options: LlmEmbedCallOptions = {}): Promise<Float32Array> {
@@ -347,7 +424,12 @@ export class LlmEmbedder implements Embedder {
         } finally {
           this.#release(ctx);
         }
-        if (vector.length !== dim) throw new ShapeError('ERR_SHAPE', `${this.model} returned a ${vector.length}-d state for texts[${i}], expected ${dim}`, { index: i });
+        if (vector.length !== dim)
+          throw new ShapeError(
+            'ERR_SHAPE',
+            `${this.model} returned a ${vector.length}-d state for texts[${i}], expected ${dim}`,
+            { index: i },
+          );
         raw.set(vector, i * dim);
         options.onProgress?.(++done);
       },
@@ -357,7 +439,9 @@ export class LlmEmbedder implements Embedder {
     // Unit length in the core (a bag of one row each); a zero or non-finite state is an error naming the text.
     const rows = Uint32Array.from({ length: texts.length }, (_, i) => i);
     const offsets = Uint32Array.from({ length: texts.length + 1 }, (_, i) => i);
-    return cancellable(options.signal, (token) => native.poolRows({ data: raw, rows: texts.length, cols: dim }, rows, offsets, undefined, token));
+    return cancellable(options.signal, (token) =>
+      native.poolRows({ data: raw, rows: texts.length, cols: dim }, rows, offsets, undefined, token),
+    );
   }
 
   // A context evaluates one record at a time; concurrent `embed` calls share them.

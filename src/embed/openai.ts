@@ -59,7 +59,11 @@ export function estimateTokens(text: string): number {
 }
 
 /** Splits [0, n) into consecutive request ranges by count and estimated tokens. */
-export function planRequests(texts: readonly string[], batchSize: number, maxBatchTokens: number): Array<[number, number]> {
+export function planRequests(
+  texts: readonly string[],
+  batchSize: number,
+  maxBatchTokens: number,
+): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let start = 0;
   let tokens = 0;
@@ -119,16 +123,26 @@ export class OpenAIEmbedder implements Embedder {
   constructor(options: OpenAIEmbedderOptions = {}) {
     const env = options.env ?? process.env;
     const model = nonEmpty(options.model) ?? nonEmpty(env.SOT_EMBEDDINGS_MODEL);
-    if (model === undefined) throw new OptionError('ERR_OPTION', 'the openai embedder needs a model name (--model, or env SOT_EMBEDDINGS_MODEL)');
-    const base = nonEmpty(options.baseUrl) ?? nonEmpty(env.SOT_EMBEDDINGS_URL) ?? nonEmpty(env.OPENAI_BASE_URL) ?? 'https://api.openai.com/v1';
+    if (model === undefined)
+      throw new OptionError(
+        'ERR_OPTION',
+        'the openai embedder needs a model name (--model, or env SOT_EMBEDDINGS_MODEL)',
+      );
+    const base =
+      nonEmpty(options.baseUrl) ??
+      nonEmpty(env.SOT_EMBEDDINGS_URL) ??
+      nonEmpty(env.OPENAI_BASE_URL) ??
+      'https://api.openai.com/v1';
     let parsed: URL;
     try {
       parsed = new URL(base);
     } catch {
       throw new OptionError('ERR_OPTION', `embeddings base URL ${JSON.stringify(base)} is not a URL`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new OptionError('ERR_OPTION', `embeddings base URL must be http(s), got ${base}`);
-    if (parsed.username || parsed.password) throw new OptionError('ERR_OPTION', 'put the API key in --embed-key / OPENAI_API_KEY, not in the URL');
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new OptionError('ERR_OPTION', `embeddings base URL must be http(s), got ${base}`);
+    if (parsed.username || parsed.password)
+      throw new OptionError('ERR_OPTION', 'put the API key in --embed-key / OPENAI_API_KEY, not in the URL');
     this.model = model;
     // Accept `.../v1`, `.../v1/` and `.../v1/embeddings`.
     this.baseUrl = parsed.href.replace(/\/+$/, '').replace(/\/embeddings$/, '');
@@ -144,7 +158,8 @@ export class OpenAIEmbedder implements Embedder {
     this.maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? 32768;
     this.concurrency = count('concurrency', options.concurrency) ?? 4;
     const retries = num('maxRetries', options.maxRetries) ?? 5;
-    if (!Number.isInteger(retries) || retries < 0) throw new OptionError('ERR_OPTION', `maxRetries must be a non-negative integer, got ${retries}`);
+    if (!Number.isInteger(retries) || retries < 0)
+      throw new OptionError('ERR_OPTION', `maxRetries must be a non-negative integer, got ${retries}`);
     this.maxRetries = retries;
     this.timeoutMs = count('timeoutMs', options.timeoutMs) ?? 60_000;
     const rb = num('retryBaseMs', options.retryBaseMs) ?? 500;
@@ -162,7 +177,11 @@ export class OpenAIEmbedder implements Embedder {
   }
 
   get dim(): number {
-    if (this.#dim === undefined) throw new OptionError('ERR_OPTION', 'the openai embedder does not know its dimension yet: call init() or give dim');
+    if (this.#dim === undefined)
+      throw new OptionError(
+        'ERR_OPTION',
+        'the openai embedder does not know its dimension yet: call init() or give dim',
+      );
     return this.#dim;
   }
 
@@ -178,7 +197,12 @@ export class OpenAIEmbedder implements Embedder {
   async embed(texts: string[], options: EmbedCallOptions = {}): Promise<Float32Array> {
     if (!Array.isArray(texts)) throw new OptionError('ERR_OPTION', 'texts must be an array of strings');
     const bad = texts.findIndex((t) => typeof t !== 'string' || t === '');
-    if (bad >= 0) throw new OptionError('ERR_OPTION', `texts[${bad}] is ${typeof texts[bad] === 'string' ? 'empty' : 'not a string'}`, { index: bad });
+    if (bad >= 0)
+      throw new OptionError(
+        'ERR_OPTION',
+        `texts[${bad}] is ${typeof texts[bad] === 'string' ? 'empty' : 'not a string'}`,
+        { index: bad },
+      );
     const dim = this.dim;
     const out = new Float32Array(texts.length * dim);
     const plan = planRequests(texts, this.batchSize, this.maxBatchTokens);
@@ -201,7 +225,11 @@ export class OpenAIEmbedder implements Embedder {
       baseMs: this.#retryBaseMs,
       maxDelayMs: this.#maxRetryDelayMs,
       signal,
-      giveUp: (err, tries) => new FetchError(`${this.url}: ${err.message} (gave up after ${tries} tries)`, { url: this.url, cause: err.cause ?? err }),
+      giveUp: (err, tries) =>
+        new FetchError(`${this.url}: ${err.message} (gave up after ${tries} tries)`, {
+          url: this.url,
+          cause: err.cause ?? err,
+        }),
     });
   }
 
@@ -211,7 +239,11 @@ export class OpenAIEmbedder implements Embedder {
     const both = signal ? anySignal(signal, timeout) : timeout;
     const body: Record<string, unknown> = { model: this.model, input: texts, encoding_format: 'float' };
     if (this.dimensions !== undefined) body.dimensions = this.dimensions;
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', ...this.#headers };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...this.#headers,
+    };
     if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
     let res: Response;
     let text: string;
@@ -222,13 +254,22 @@ export class OpenAIEmbedder implements Embedder {
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
       if (timeout.aborted) throw new Retryable(`no answer within ${this.timeoutMs} ms`, undefined, { cause: err });
       const cause = (err as Error & { cause?: Error }).cause;
-      throw new Retryable(`network error: ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`, undefined, { cause: err });
+      throw new Retryable(
+        `network error: ${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`,
+        undefined,
+        { cause: err },
+      );
     }
     if (!res.ok) {
       const excerpt = text.length > BODY_EXCERPT ? `${text.slice(0, BODY_EXCERPT)}...` : text;
       const what = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${excerpt ? `: ${excerpt.trim()}` : ''}`;
       if (RETRY_STATUS.has(res.status)) throw new Retryable(what, retryAfterMs(res.headers));
-      const hint = res.status === 401 || res.status === 403 ? ' (check the API key: --embed-key or OPENAI_API_KEY)' : res.status === 404 ? ' (check the base URL and the model name)' : '';
+      const hint =
+        res.status === 401 || res.status === 403
+          ? ' (check the API key: --embed-key or OPENAI_API_KEY)'
+          : res.status === 404
+            ? ' (check the base URL and the model name)'
+            : '';
       throw new FetchError(`${this.url}: ${what}${hint}`, { url: this.url });
     }
     return this.#parse(text, texts.length);
@@ -236,7 +277,8 @@ export class OpenAIEmbedder implements Embedder {
 
   /** Strict check of a 200 answer. */
   #parse(text: string, n: number): Float32Array {
-    const fail = (what: string) => new FetchError(`${this.url}: malformed embeddings response: ${what}`, { url: this.url });
+    const fail = (what: string) =>
+      new FetchError(`${this.url}: malformed embeddings response: ${what}`, { url: this.url });
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -259,7 +301,11 @@ export class OpenAIEmbedder implements Embedder {
       seen[index] = 1;
       const v = item?.embedding;
       if (!Array.isArray(v)) {
-        throw fail(typeof v === 'string' ? `data[${k}].embedding is a string (base64?); the server ignored encoding_format "float"` : `data[${k}].embedding is not an array`);
+        throw fail(
+          typeof v === 'string'
+            ? `data[${k}].embedding is a string (base64?); the server ignored encoding_format "float"`
+            : `data[${k}].embedding is not an array`,
+        );
       }
       if (dim === undefined) dim = v.length;
       if (v.length !== dim || v.length === 0) {
@@ -272,7 +318,8 @@ export class OpenAIEmbedder implements Embedder {
       out ??= new Float32Array(n * dim);
       for (let j = 0; j < dim; j++) {
         const x = v[j];
-        if (typeof x !== 'number' || !Number.isFinite(x)) throw fail(`data[${k}].embedding[${j}] is ${JSON.stringify(x)}, not a finite number`);
+        if (typeof x !== 'number' || !Number.isFinite(x))
+          throw fail(`data[${k}].embedding[${j}] is ${JSON.stringify(x)}, not a finite number`);
         out[index * dim + j] = x;
       }
     }

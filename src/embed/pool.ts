@@ -5,7 +5,12 @@ import { AbortError } from '../errors.js';
  * first failure aborts the signal handed to the others and is what rejects
  * (later failures are dropped); an abort of `signal` rejects with AbortError.
  */
-export async function runPool(count: number, limit: number, work: (i: number, signal: AbortSignal) => Promise<void>, signal?: AbortSignal): Promise<void> {
+export async function runPool(
+  count: number,
+  limit: number,
+  work: (i: number, signal: AbortSignal) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
   const ac = new AbortController();
   const onAbort = () => ac.abort(signal?.reason);
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });

@@ -54,7 +54,10 @@ export class PrecomputedEmbedder implements Embedder {
     const field = options?.field?.trim() || undefined;
     const npy = options?.npy?.trim() || undefined;
     if ((field === undefined) === (npy === undefined)) {
-      throw new OptionError('ERR_OPTION', 'precomputed vectors need exactly one source: a vectors field (--vectors-field) or a .npy file (--vectors-npy)');
+      throw new OptionError(
+        'ERR_OPTION',
+        'precomputed vectors need exactly one source: a vectors field (--vectors-field) or a .npy file (--vectors-npy)',
+      );
     }
     this.field = field;
     this.npy = npy;
@@ -65,7 +68,11 @@ export class PrecomputedEmbedder implements Embedder {
   }
 
   get dim(): number {
-    if (this.#dim === undefined) throw new OptionError('ERR_OPTION', 'the precomputed embedder does not know its dimension before the dataset is read');
+    if (this.#dim === undefined)
+      throw new OptionError(
+        'ERR_OPTION',
+        'the precomputed embedder does not know its dimension before the dataset is read',
+      );
     return this.#dim;
   }
 
@@ -96,7 +103,10 @@ export class PrecomputedEmbedder implements Embedder {
     if (this.npy !== undefined) {
       const path = siblingNpy(source);
       if (!existsSync(path)) {
-        throw new OptionError('ERR_OPTION', `reference file ${source} needs its vectors in ${path} (one row per record, same model as ${this.npy}), or use ${TEXT_MODELS}`);
+        throw new OptionError(
+          'ERR_OPTION',
+          `reference file ${source} needs its vectors in ${path} (one row per record, same model as ${this.npy}), or use ${TEXT_MODELS}`,
+        );
       }
       const m = await readNpy(path);
       npy = { data: m.data, rows: m.rows, cols: m.cols };
@@ -107,7 +117,11 @@ export class PrecomputedEmbedder implements Embedder {
       if (signal?.aborted) break;
       let v: Float32Array;
       if (npy !== undefined) {
-        if (i >= npy.rows) throw new ShapeError('ERR_SHAPE', `${siblingNpy(source)} has ${npy.rows} rows but ${source} has more records`);
+        if (i >= npy.rows)
+          throw new ShapeError(
+            'ERR_SHAPE',
+            `${siblingNpy(source)} has ${npy.rows} rows but ${source} has more records`,
+          );
         v = npy.data.subarray(i * npy.cols, (i + 1) * npy.cols);
       } else {
         v = this.#vectorOf(record.value, source, record.line);
@@ -117,15 +131,23 @@ export class PrecomputedEmbedder implements Embedder {
       i++;
     }
     if (npy !== undefined) {
-      if (ds.skipped.count > 0) throw new InputError({ file: source }, `${ds.skipped.count} invalid records were skipped, so the rows of ${siblingNpy(source)} cannot be matched to records`);
-      if (i !== npy.rows) throw new ShapeError('ERR_SHAPE', `${siblingNpy(source)} has ${npy.rows} rows but ${source} has ${i} records`);
+      if (ds.skipped.count > 0)
+        throw new InputError(
+          { file: source },
+          `${ds.skipped.count} invalid records were skipped, so the rows of ${siblingNpy(source)} cannot be matched to records`,
+        );
+      if (i !== npy.rows)
+        throw new ShapeError('ERR_SHAPE', `${siblingNpy(source)} has ${npy.rows} rows but ${source} has ${i} records`);
     }
   }
 
   #checkDim(d: number, where: string): void {
     if (this.#dim === undefined) this.#dim = d;
     else if (d !== this.#dim) {
-      throw new ShapeError('ERR_SHAPE', `embedding dimension mismatch: ${where} holds ${d}-dimensional vectors, earlier vectors are ${this.#dim}-dimensional`);
+      throw new ShapeError(
+        'ERR_SHAPE',
+        `embedding dimension mismatch: ${where} holds ${d}-dimensional vectors, earlier vectors are ${this.#dim}-dimensional`,
+      );
     }
   }
 
@@ -142,19 +164,26 @@ export class PrecomputedEmbedder implements Embedder {
       }
     }
     if (ArrayBuffer.isView(raw) && !(raw instanceof DataView)) raw = Array.from(raw as unknown as ArrayLike<number>);
-    if (!Array.isArray(raw) || raw.length === 0) throw new InputError(where, `"${field}" must be a non-empty array of numbers`);
+    if (!Array.isArray(raw) || raw.length === 0)
+      throw new InputError(where, `"${field}" must be a non-empty array of numbers`);
     const v = new Float32Array(raw.length);
     for (let j = 0; j < raw.length; j++) {
       const x = raw[j];
       const f = typeof x === 'bigint' ? Number(x) : x;
       if (typeof f !== 'number' || !Number.isFinite(f) || !Number.isFinite(Math.fround(f))) {
-        throw new InputError(where, `"${field}"[${j}] is ${typeof x === 'number' ? String(x) : JSON.stringify(x)}, not a finite number`);
+        throw new InputError(
+          where,
+          `"${field}"[${j}] is ${typeof x === 'number' ? String(x) : JSON.stringify(x)}, not a finite number`,
+        );
       }
       v[j] = f;
     }
     if (this.#dim === undefined) this.#dim = v.length;
     else if (v.length !== this.#dim) {
-      throw new ShapeError('ERR_SHAPE', `${file}:${line}: embedding dimension mismatch: "${field}" has ${v.length} numbers, earlier vectors have ${this.#dim}`);
+      throw new ShapeError(
+        'ERR_SHAPE',
+        `${file}:${line}: embedding dimension mismatch: "${field}" has ${v.length} numbers, earlier vectors have ${this.#dim}`,
+      );
     }
     return v;
   }
@@ -176,9 +205,16 @@ export class PrecomputedEmbedder implements Embedder {
     if (this.npy !== undefined) {
       const m = await readNpy(this.npy);
       if (m.rows !== n) {
-        throw new ShapeError('ERR_SHAPE', `${this.npy} has ${m.rows} rows but ${file} has ${n} records${skipped ? ` (after ${skipped} invalid ones were skipped)` : ''}; row i must hold record i's vector`);
+        throw new ShapeError(
+          'ERR_SHAPE',
+          `${this.npy} has ${m.rows} rows but ${file} has ${n} records${skipped ? ` (after ${skipped} invalid ones were skipped)` : ''}; row i must hold record i's vector`,
+        );
       }
-      if (skipped > 0) throw new InputError({ file }, `${skipped} invalid records were skipped, so the rows of ${this.npy} cannot be matched to records; fix them or drop --skip-invalid`);
+      if (skipped > 0)
+        throw new InputError(
+          { file },
+          `${skipped} invalid records were skipped, so the rows of ${this.npy} cannot be matched to records; fix them or drop --skip-invalid`,
+        );
       this.#checkDim(m.cols, this.npy);
       data = m.data;
     }
@@ -198,7 +234,11 @@ export class PrecomputedEmbedder implements Embedder {
       i++;
       if (i % 2048 === 0) options.onProgress?.(i);
     }
-    if (i !== n) throw new InputError({ file }, `the file changed while it was being read (${n} records at first, then ${i > n ? 'more' : i})`);
+    if (i !== n)
+      throw new InputError(
+        { file },
+        `the file changed while it was being read (${n} records at first, then ${i > n ? 'more' : i})`,
+      );
     options.onProgress?.(n);
     return { matrix: { data: data!, rows: n, cols: this.dim }, lines };
   }
@@ -210,10 +250,17 @@ export class PrecomputedEmbedder implements Embedder {
     texts.forEach((t, i) => {
       const hit = this.#refs.get(hashText(t).toString('latin1'));
       if (hit === undefined) {
-        throw new OptionError('ERR_OPTION', `no precomputed vector for text ${i} (${JSON.stringify(t.slice(0, 60))}...): precomputed vectors cannot embed new text; use ${TEXT_MODELS}`, { index: i });
+        throw new OptionError(
+          'ERR_OPTION',
+          `no precomputed vector for text ${i} (${JSON.stringify(t.slice(0, 60))}...): precomputed vectors cannot embed new text; use ${TEXT_MODELS}`,
+          { index: i },
+        );
       }
       if (hit.v.length !== dim) {
-        throw new ShapeError('ERR_SHAPE', `embedding dimension mismatch: the reference ${hit.source} has ${hit.v.length}-dimensional vectors, the dataset ${dim}-dimensional`);
+        throw new ShapeError(
+          'ERR_SHAPE',
+          `embedding dimension mismatch: the reference ${hit.source} has ${hit.v.length}-dimensional vectors, the dataset ${dim}-dimensional`,
+        );
       }
       out.set(hit.v, i * dim);
     });

@@ -96,8 +96,10 @@ const ONLY: Array<[keyof EmbedderConfig, string, EmbedderKind[]]> = [
  * rather than silently ignored.
  */
 export async function createEmbedder(c: EmbedderConfig = {}): Promise<Embedder> {
-  const kind: EmbedderKind = c.kind ?? (c.vectorsField !== undefined || c.vectorsNpy !== undefined ? 'precomputed' : 'builtin');
-  if (!EMBEDDERS.includes(kind)) throw new OptionError('ERR_OPTION', `unknown embedder ${JSON.stringify(kind)} (one of ${EMBEDDERS.join(', ')})`);
+  const kind: EmbedderKind =
+    c.kind ?? (c.vectorsField !== undefined || c.vectorsNpy !== undefined ? 'precomputed' : 'builtin');
+  if (!EMBEDDERS.includes(kind))
+    throw new OptionError('ERR_OPTION', `unknown embedder ${JSON.stringify(kind)} (one of ${EMBEDDERS.join(', ')})`);
   for (const [key, flag, kinds] of ONLY) {
     if (c[key] !== undefined && c[key] !== false && !kinds.includes(kind)) {
       throw new OptionError('ERR_OPTION', `${flag} applies to --embedder ${kinds.join(' or ')}, not ${kind}`);

@@ -34,7 +34,8 @@ export interface BatchPlanOptions {
  * length stays within the budget. Returns batches of indices into `lengths`.
  */
 export function planBatches(lengths: readonly number[], o: BatchPlanOptions): number[][] {
-  if (!(o.maxBatchTokens >= 1) || !(o.maxBatchRows >= 1)) throw new OptionError('ERR_OPTION', 'maxBatchTokens and maxBatchRows must be at least 1');
+  if (!(o.maxBatchTokens >= 1) || !(o.maxBatchRows >= 1))
+    throw new OptionError('ERR_OPTION', 'maxBatchTokens and maxBatchRows must be at least 1');
   const order = lengths.map((_, i) => i).sort((a, b) => lengths[b]! - lengths[a]! || a - b);
   const out: number[][] = [];
   let cur: number[] = [];
@@ -55,7 +56,12 @@ export function planBatches(lengths: readonly number[], o: BatchPlanOptions): nu
  * The padded int64 tensors of one batch, padded the way the tokenizer pads
  * (`pad` for input ids, 0 for the mask and token types, on `side`).
  */
-export function padBatch(encoded: readonly Encoded[], rows: number[], pad: number, side: 'left' | 'right' = 'right'): TokenBatch {
+export function padBatch(
+  encoded: readonly Encoded[],
+  rows: number[],
+  pad: number,
+  side: 'left' | 'right' = 'right',
+): TokenBatch {
   const cols = Math.max(1, ...rows.map((i) => encoded[i]!.input_ids.length));
   const types = encoded[rows[0]!]?.token_type_ids !== undefined;
   const ids = new BigInt64Array(rows.length * cols).fill(BigInt(pad));

@@ -72,7 +72,10 @@ export const DEFAULT_MAX_LENGTH = 128;
 /** Default worker processes at most (each holds a copy of the model). */
 const DEFAULT_WORKERS = 4;
 
-type Tokenizer = ((texts: string[], o: { padding: boolean; truncation: boolean; return_tensor: boolean }) => { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }) & {
+type Tokenizer = ((
+  texts: string[],
+  o: { padding: boolean; truncation: boolean; return_tensor: boolean },
+) => { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }) & {
   model_max_length?: number;
   pad_token_id?: number | null;
   padding_side?: string;
@@ -89,7 +92,10 @@ async function importTransformers(): Promise<TransformersModule> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new OptionError('ERR_OPTION', `the transformers embedder needs the optional package ${TRANSFORMERS_PACKAGE}: npm install ${TRANSFORMERS_PACKAGE}@3`);
+      throw new OptionError(
+        'ERR_OPTION',
+        `the transformers embedder needs the optional package ${TRANSFORMERS_PACKAGE}: npm install ${TRANSFORMERS_PACKAGE}@3`,
+      );
     }
     throw err;
   }
@@ -176,10 +182,14 @@ export class TransformersEmbedder implements Embedder {
 
   static async create(options: TransformersEmbedderOptions): Promise<TransformersEmbedder> {
     if (typeof options?.model !== 'string' || options.model.trim() === '') {
-      throw new OptionError('ERR_OPTION', 'the transformers embedder needs a model (--model: a folder, or a name under --model-dir)');
+      throw new OptionError(
+        'ERR_OPTION',
+        'the transformers embedder needs a model (--model: a folder, or a name under --model-dir)',
+      );
     }
     const pooling = options.pooling ?? 'mean';
-    if (pooling !== 'mean' && pooling !== 'cls') throw new OptionError('ERR_OPTION', `pooling must be "mean" or "cls", got ${String(pooling)}`);
+    if (pooling !== 'mean' && pooling !== 'cls')
+      throw new OptionError('ERR_OPTION', `pooling must be "mean" or "cls", got ${String(pooling)}`);
     const normalize = options.normalize ?? true;
     const batchSize = count('batchSize', options.batchSize) ?? 64;
     const maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? 4096;
@@ -191,7 +201,11 @@ export class TransformersEmbedder implements Embedder {
     const threads = count('threads', options.threads) ?? Math.max(1, Math.floor(availableParallelism() / workers));
     const spinning = bool('spinning', options.spinning) ?? false;
     const graphOptimization = options.graphOptimization ?? 'all';
-    if (!GRAPH_LEVELS.includes(graphOptimization)) throw new OptionError('ERR_OPTION', `graphOptimization must be one of ${GRAPH_LEVELS.join(', ')}, got ${String(graphOptimization)}`);
+    if (!GRAPH_LEVELS.includes(graphOptimization))
+      throw new OptionError(
+        'ERR_OPTION',
+        `graphOptimization must be one of ${GRAPH_LEVELS.join(', ')}, got ${String(graphOptimization)}`,
+      );
     const maxLengthOption = count('maxLength', options.maxLength);
     const dtype = options.dtype ?? 'fp32';
     const remote = options.allowRemoteModels === true;
@@ -215,10 +229,19 @@ export class TransformersEmbedder implements Embedder {
     }
 
     const tf = await importTransformers();
-    const env = { allowLocalModels: true, allowRemoteModels: remote, localModelPath: modelDir.endsWith('/') ? modelDir : `${modelDir}/`, cacheDir: options.cacheDir ?? join(sotCache, 'transformers') };
+    const env = {
+      allowLocalModels: true,
+      allowRemoteModels: remote,
+      localModelPath: modelDir.endsWith('/') ? modelDir : `${modelDir}/`,
+      cacheDir: options.cacheDir ?? join(sotCache, 'transformers'),
+    };
     Object.assign(tf.env, env);
     const cannotLoad = (err: unknown) =>
-      new OptionError('ERR_OPTION', `cannot load the model ${model} from ${modelDir}${remote ? ' or the hub' : ''} (dtype ${dtype}): ${(err as Error).message}`, { cause: err });
+      new OptionError(
+        'ERR_OPTION',
+        `cannot load the model ${model} from ${modelDir}${remote ? ' or the hub' : ''} (dtype ${dtype}): ${(err as Error).message}`,
+        { cause: err },
+      );
     let tokenizer: Tokenizer;
     let pool: EncoderWorkers;
     try {
@@ -228,7 +251,12 @@ export class TransformersEmbedder implements Embedder {
           transformers: transformersUrl(),
           env,
           model,
-          options: { dtype, device: 'cpu', local_files_only: !remote, session_options: sessionOptions({ threads, spinning, graphOptimization }) },
+          options: {
+            dtype,
+            device: 'cpu',
+            local_files_only: !remote,
+            session_options: sessionOptions({ threads, spinning, graphOptimization }),
+          },
           pooling,
           normalize,
         },
@@ -243,12 +271,31 @@ export class TransformersEmbedder implements Embedder {
 
     // Identity: the model's files, not only its name.
     const h = createHash('sha256');
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', join('onnx', ONNX_FILE[dtype] ?? `model_${dtype}.onnx`)]) {
+    for (const f of [
+      'config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      join('onnx', ONNX_FILE[dtype] ?? `model_${dtype}.onnx`),
+    ]) {
       const p = join(folder, f);
       if (existsSync(p) && statSync(p).isFile()) h.update(`${f}:${await sha256File(p)}\n`);
     }
     const digest = existsSync(folder) ? h.digest('hex').slice(0, 16) : 'remote';
-    const fields = { model, dtype, pooling, normalize, maxLength, batchSize, maxBatchTokens, concurrency, threads, tokenizer, pool, dim: 0, id: '' };
+    const fields = {
+      model,
+      dtype,
+      pooling,
+      normalize,
+      maxLength,
+      batchSize,
+      maxBatchTokens,
+      concurrency,
+      threads,
+      tokenizer,
+      pool,
+      dim: 0,
+      id: '',
+    };
     let probe: TransformersEmbedder;
     try {
       probe = new TransformersEmbedder(fields);
@@ -264,13 +311,25 @@ export class TransformersEmbedder implements Embedder {
   /** Tokenised texts, truncated to the maximum length, unpadded. */
   #encode(texts: string[]): Encoded[] {
     const t = this.#tokenizer(texts, { padding: false, truncation: true, return_tensor: false });
-    return texts.map((_, i) => ({ input_ids: t.input_ids[i]!, attention_mask: t.attention_mask[i]!, ...(t.token_type_ids ? { token_type_ids: t.token_type_ids[i]! } : {}) }));
+    return texts.map((_, i) => ({
+      input_ids: t.input_ids[i]!,
+      attention_mask: t.attention_mask[i]!,
+      ...(t.token_type_ids ? { token_type_ids: t.token_type_ids[i]! } : {}),
+    }));
   }
 
   /** One forward pass over texts padded together (their given order). */
   #forward(texts: string[], signal?: AbortSignal): Promise<{ data: Float32Array; dims: number[] }> {
     const enc = this.#encode(texts);
-    return this.#pool.run(padBatch(enc, enc.map((_, i) => i), this.#tokenizer.pad_token_id ?? 0, this.#tokenizer.padding_side === 'left' ? 'left' : 'right'), signal);
+    return this.#pool.run(
+      padBatch(
+        enc,
+        enc.map((_, i) => i),
+        this.#tokenizer.pad_token_id ?? 0,
+        this.#tokenizer.padding_side === 'left' ? 'left' : 'right',
+      ),
+      signal,
+    );
   }
 
   async embed(texts: string[], options: EmbedCallOptions = {}): Promise<Float32Array> {
@@ -299,7 +358,10 @@ export class TransformersEmbedder implements Embedder {
           const batch = padBatch(current, plan[b]!, pad, side);
           const t = await this.#pool.run(batch, signal);
           if (t.dims.length !== 2 || t.dims[0] !== batch.rows.length || t.dims[1] !== dim) {
-            throw new ShapeError('ERR_SHAPE', `model ${this.model} returned a [${t.dims.join(', ')}] tensor for ${batch.rows.length} texts, expected [${batch.rows.length}, ${dim}]`);
+            throw new ShapeError(
+              'ERR_SHAPE',
+              `model ${this.model} returned a [${t.dims.join(', ')}] tensor for ${batch.rows.length} texts, expected [${batch.rows.length}, ${dim}]`,
+            );
           }
           batch.rows.forEach((i, r) => out.set(t.data.subarray(r * dim, (r + 1) * dim), (w0 + i) * dim));
         },

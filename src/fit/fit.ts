@@ -23,7 +23,24 @@ export type FitStage = 'read' | 'embed' | 'references' | 'learn' | 'write';
 export interface FitOptions
   extends Pick<
     PurifyOptions,
-    'input' | 'harmful' | 'anchor' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'maxLineBytes' | 'embedder' | 'embeddingCache' | 'dataDir' | 'cacheDir' | 'offline' | 'learner' | 'memoryBudget' | 'createdAt' | 'signal'
+    | 'input'
+    | 'harmful'
+    | 'anchor'
+    | 'format'
+    | 'recordFormat'
+    | 'fields'
+    | 'template'
+    | 'skipInvalid'
+    | 'maxLineBytes'
+    | 'embedder'
+    | 'embeddingCache'
+    | 'dataDir'
+    | 'cacheDir'
+    | 'offline'
+    | 'learner'
+    | 'memoryBudget'
+    | 'createdAt'
+    | 'signal'
   > {
   /** The model file to write. Default `<input stem>.sot-model` next to the input. */
   model?: string;
@@ -76,11 +93,18 @@ export function uniformSample(n: number, k: number, seed: number): Uint32Array {
 export async function fit(options: FitOptions): Promise<FitResult> {
   const o = options;
   if (typeof o?.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
-  if (!Array.isArray(o.harmful) || o.harmful.length === 0) throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
-  if (o.sample !== undefined && !(Number.isInteger(o.sample) && o.sample >= 1)) throw new OptionError('ERR_OPTION', `sample must be a positive integer, got ${String(o.sample)}`);
-  if (o.learner?.debiased) throw new OptionError('ERR_OPTION', 'a model cannot be fitted with debiased = true: the self term has no c-transform for new records');
+  if (!Array.isArray(o.harmful) || o.harmful.length === 0)
+    throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
+  if (o.sample !== undefined && !(Number.isInteger(o.sample) && o.sample >= 1))
+    throw new OptionError('ERR_OPTION', `sample must be a positive integer, got ${String(o.sample)}`);
+  if (o.learner?.debiased)
+    throw new OptionError(
+      'ERR_OPTION',
+      'a model cannot be fitted with debiased = true: the self term has no c-transform for new records',
+    );
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
-  if (embedder instanceof PrecomputedEmbedder && o.sample !== undefined) throw new OptionError('ERR_OPTION', 'sample is not supported with precomputed vectors');
+  if (embedder instanceof PrecomputedEmbedder && o.sample !== undefined)
+    throw new OptionError('ERR_OPTION', 'sample is not supported with precomputed vectors');
   const modelPath = o.model ?? defaultModelPath(o.input);
   const seed = o.seed ?? 0;
   const signal = o.signal;
@@ -95,16 +119,25 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   checkEmbeddingsFit(budget, take, embedder.dim, o.input);
   const cache = await openEmbeddingCache(o, embedder);
   const indices = uniformSample(n, take, seed);
-  const downstream = take === n ? (await embedDataset(input, n, embedder, cache, { signal, onProgress: (d) => progress('embed', d, n) })).matrix : await embedRows(input, indices, embedder, cache, signal, (d) => progress('embed', d, take));
+  const downstream =
+    take === n
+      ? (await embedDataset(input, n, embedder, cache, { signal, onProgress: (d) => progress('embed', d, n) })).matrix
+      : await embedRows(input, indices, embedder, cache, signal, (d) => progress('embed', d, take));
 
   progress('references', 0);
   const refs = await loadReferences({ ...o, output: undefined } as PurifyOptions);
   const harmful = await embedSamples(refs.harmful.samples, o.template, embedder, cache, { signal });
-  const anchor = refs.anchor.samples.length ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal }) : undefined;
+  const anchor = refs.anchor.samples.length
+    ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal })
+    : undefined;
 
   const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
   const storage = { budget: learnerBudget(budget, take), ...learner.storage };
-  const scores = await scoreSamples('sot', { downstream, anchor, harmful }, { ...learner, storage, signal, onProgress: (e) => progress('learn', e.iteration) });
+  const scores = await scoreSamples(
+    'sot',
+    { downstream, anchor, harmful },
+    { ...learner, storage, signal, onProgress: (e) => progress('learn', e.iteration) },
+  );
   const learned = scores.learned!;
   const fitted = learned.fitted;
   const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
@@ -137,11 +170,27 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   progress('write', 0);
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
   await saveModel(modelPath, model);
-  return { model: modelPath, records: n, sample: take, sampleIndices: indices, sampleScores, steps: learned.steps, converged: learned.converged, warnings: scores.warnings };
+  return {
+    model: modelPath,
+    records: n,
+    sample: take,
+    sampleIndices: indices,
+    sampleScores,
+    steps: learned.steps,
+    converged: learned.converged,
+    warnings: scores.warnings,
+  };
 }
 
 /** Embeds the records at `indices` (ascending), streaming the file once. */
-async function embedRows(input: PipelineInput, indices: Uint32Array, embedder: Embedder, cache: Awaited<ReturnType<typeof openEmbeddingCache>>, signal: AbortSignal | undefined, onProgress: (done: number) => void): Promise<Matrix> {
+async function embedRows(
+  input: PipelineInput,
+  indices: Uint32Array,
+  embedder: Embedder,
+  cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
+  signal: AbortSignal | undefined,
+  onProgress: (done: number) => void,
+): Promise<Matrix> {
   const dim = embedder.dim;
   const data = new Float32Array(indices.length * dim);
   let at = 0; // next position in indices
@@ -161,7 +210,8 @@ async function embedRows(input: PipelineInput, indices: Uint32Array, embedder: E
     if (pending.length >= BATCH) await flush();
   }
   await flush();
-  if (rows !== indices.length) throw new OptionError('ERR_OPTION', `${input.dataset.path}: the file changed while it was being read`);
+  if (rows !== indices.length)
+    throw new OptionError('ERR_OPTION', `${input.dataset.path}: the file changed while it was being read`);
   return { data, rows, cols: dim };
 }
 
@@ -175,7 +225,12 @@ function gatherRows(m: Matrix, rows: Uint32Array): Matrix {
 function quantiles(scores: Float64Array): Record<string, number> {
   const sorted = Float64Array.from(scores).sort();
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return Object.fromEntries([0, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99, 1].map((q) => [String(q), q === 1 ? sorted[sorted.length - 1]! : at(q)]));
+  return Object.fromEntries(
+    [0, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99, 1].map((q) => [
+      String(q),
+      q === 1 ? sorted[sorted.length - 1]! : at(q),
+    ]),
+  );
 }
 
 /** The learner's contamination estimate, on builds whose learner gives one. */

@@ -109,7 +109,8 @@ export function encodeModel(m: Model): Uint8Array {
     ['harmful.weights', m.harmful.weights],
     ['harmful.potential', m.harmful.potential],
   ];
-  if (m.docFreq) arrays.push(['embedder.docfreq.buckets', m.docFreq.buckets], ['embedder.docfreq.counts', m.docFreq.counts]);
+  if (m.docFreq)
+    arrays.push(['embedder.docfreq.buckets', m.docFreq.buckets], ['embedder.docfreq.counts', m.docFreq.counts]);
   let offset = 0;
   const sections: Section[] = arrays.map(([name, a]) => {
     const dtype = a instanceof Float32Array ? 'f32' : a instanceof Float64Array ? 'f64' : 'u32';
@@ -127,7 +128,12 @@ export function encodeModel(m: Model): Uint8Array {
   view.setUint32(12, header.length, true);
   out.set(header, PREFIX);
   arrays.forEach(([, a], i) => writeLE(view, dataStart + sections[i]!.offset, a));
-  out.set(createHash('sha256').update(out.subarray(0, total - CHECKSUM)).digest(), total - CHECKSUM);
+  out.set(
+    createHash('sha256')
+      .update(out.subarray(0, total - CHECKSUM))
+      .digest(),
+    total - CHECKSUM,
+  );
   return out;
 }
 
@@ -140,42 +146,81 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
   if (bytes.length < PREFIX + CHECKSUM) throw fail('truncated', `the model file is cut short (${bytes.length} bytes)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
-  if (version !== MODEL_VERSION) throw fail('version', `model file version ${version}; this sot-purify reads version ${MODEL_VERSION}`);
+  if (version !== MODEL_VERSION)
+    throw fail('version', `model file version ${version}; this sot-purify reads version ${MODEL_VERSION}`);
   const headerLength = view.getUint32(12, true);
   const dataStart = align8(PREFIX + headerLength);
-  if (dataStart + CHECKSUM > bytes.length) throw fail('truncated', `the model file is cut short: its header alone needs ${dataStart + CHECKSUM} bytes, it has ${bytes.length}`);
+  if (dataStart + CHECKSUM > bytes.length)
+    throw fail(
+      'truncated',
+      `the model file is cut short: its header alone needs ${dataStart + CHECKSUM} bytes, it has ${bytes.length}`,
+    );
   let header: ModelHeader;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREFIX, PREFIX + headerLength))) as ModelHeader;
+    header = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREFIX, PREFIX + headerLength)),
+    ) as ModelHeader;
   } catch (err) {
-    throw checksumOrElse(bytes, file, fail('corrupt', `the model file's header is damaged (${(err as Error).message})`));
+    throw checksumOrElse(
+      bytes,
+      file,
+      fail('corrupt', `the model file's header is damaged (${(err as Error).message})`),
+    );
   }
-  if (typeof header !== 'object' || header === null || !Array.isArray(header.sections)) throw checksumOrElse(bytes, file, fail('corrupt', "the model file's header is not a model header"));
+  if (typeof header !== 'object' || header === null || !Array.isArray(header.sections))
+    throw checksumOrElse(bytes, file, fail('corrupt', "the model file's header is not a model header"));
   const sections = header.sections;
   const whole = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (sections.some((s) => typeof s !== 'object' || s === null || !whole(s.offset) || !whole(s.length) || !(s.dtype in BYTES))) {
+  if (
+    sections.some(
+      (s) => typeof s !== 'object' || s === null || !whole(s.offset) || !whole(s.length) || !(s.dtype in BYTES),
+    )
+  ) {
     throw checksumOrElse(bytes, file, fail('corrupt', "the model file's section table is malformed"));
   }
   const end = sections.reduce((e, s) => Math.max(e, dataStart + s.offset + s.length * BYTES[s.dtype]), dataStart);
-  if (end + CHECKSUM > bytes.length) throw fail('truncated', `the model file is cut short: ${end + CHECKSUM} bytes expected, ${bytes.length} found`);
-  const sum = createHash('sha256').update(bytes.subarray(0, bytes.length - CHECKSUM)).digest();
+  if (end + CHECKSUM > bytes.length)
+    throw fail('truncated', `the model file is cut short: ${end + CHECKSUM} bytes expected, ${bytes.length} found`);
+  const sum = createHash('sha256')
+    .update(bytes.subarray(0, bytes.length - CHECKSUM))
+    .digest();
   if (!sum.equals(bytes.subarray(bytes.length - CHECKSUM))) {
     throw fail('corrupt', 'the model file is damaged: its SHA-256 checksum does not match its contents');
   }
-  if (header.format !== 'sot-model') throw fail('foreign', `the header names the format ${JSON.stringify(header.format)}, not sot-model`);
+  if (header.format !== 'sot-model')
+    throw fail('foreign', `the header names the format ${JSON.stringify(header.format)}, not sot-model`);
   const get = <T extends 'f32' | 'f64' | 'u32'>(name: string, dtype: T) => {
     const s = sections.find((x) => x.name === name);
     if (!s || s.dtype !== dtype) throw fail('corrupt', `the model file has no ${dtype} section ${name}`);
-    return readLE(view, dataStart + s.offset, s.length, dtype) as T extends 'f32' ? Float32Array : T extends 'f64' ? Float64Array : Uint32Array;
+    return readLE(view, dataStart + s.offset, s.length, dtype) as T extends 'f32'
+      ? Float32Array
+      : T extends 'f64'
+        ? Float64Array
+        : Uint32Array;
   };
   const dim = header.embedder?.dim;
-  if (typeof header.scale !== 'object' || header.scale === null || typeof header.eps !== 'number' || typeof header.embedder?.id !== 'string') throw fail('corrupt', 'the model header lacks its embedder, eps or score scale');
+  if (
+    typeof header.scale !== 'object' ||
+    header.scale === null ||
+    typeof header.eps !== 'number' ||
+    typeof header.embedder?.id !== 'string'
+  )
+    throw fail('corrupt', 'the model header lacks its embedder, eps or score scale');
   const set = (name: 'anchor' | 'harmful'): FittedSet => {
     const data = get(`${name}.points`, 'f32');
     const weights = get(`${name}.weights`, 'f64');
     const potential = get(`${name}.potential`, 'f64');
-    if (!Number.isInteger(dim) || dim < 1 || data.length !== weights.length * dim || potential.length !== weights.length || weights.length === 0) {
-      throw fail('corrupt', `the ${name} section holds ${data.length} values for ${weights.length} points of dimension ${dim}`);
+    if (
+      !Number.isInteger(dim) ||
+      dim < 1 ||
+      data.length !== weights.length * dim ||
+      potential.length !== weights.length ||
+      weights.length === 0
+    ) {
+      throw fail(
+        'corrupt',
+        `the ${name} section holds ${data.length} values for ${weights.length} points of dimension ${dim}`,
+      );
     }
     return { points: { data, rows: weights.length, cols: dim }, weights, potential };
   };
@@ -188,8 +233,16 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
 
 /** A damaged header usually fails the checksum too: say that, it is the cause. */
 function checksumOrElse(bytes: Uint8Array, file: string, err: ModelFileError): ModelFileError {
-  const sum = createHash('sha256').update(bytes.subarray(0, bytes.length - CHECKSUM)).digest();
-  return sum.equals(bytes.subarray(bytes.length - CHECKSUM)) ? err : new ModelFileError(file, 'corrupt', 'the model file is damaged: its SHA-256 checksum does not match its contents');
+  const sum = createHash('sha256')
+    .update(bytes.subarray(0, bytes.length - CHECKSUM))
+    .digest();
+  return sum.equals(bytes.subarray(bytes.length - CHECKSUM))
+    ? err
+    : new ModelFileError(
+        file,
+        'corrupt',
+        'the model file is damaged: its SHA-256 checksum does not match its contents',
+      );
 }
 
 export async function saveModel(path: string, m: Model): Promise<void> {
@@ -214,7 +267,18 @@ export function describeEmbedder(embedder: Embedder): Pick<Model, 'docFreq'> & {
   table.counts.forEach((c, i) => c && nonzero.push(i));
   const buckets = Uint32Array.from(nonzero);
   return {
-    embedder: { id: embedder.id, dim: embedder.dim, spec: { kind: 'builtin', dim: embedder.dim, seed: embedder.seed, wordWeight: embedder.wordWeight, maxChars: embedder.maxChars, docCount: table.docCount } },
+    embedder: {
+      id: embedder.id,
+      dim: embedder.dim,
+      spec: {
+        kind: 'builtin',
+        dim: embedder.dim,
+        seed: embedder.seed,
+        wordWeight: embedder.wordWeight,
+        maxChars: embedder.maxChars,
+        docCount: table.docCount,
+      },
+    },
     docFreq: { buckets, counts: Uint32Array.from(buckets, (i) => table.counts[i]!) },
   };
 }
@@ -229,16 +293,29 @@ export function modelEmbedder(m: Model, file: string, given?: Embedder): Embedde
   if (given === undefined && want.spec?.kind === 'builtin' && m.docFreq) {
     const counts = new Uint32Array(DOC_FREQ_BUCKETS);
     const { buckets, counts: c } = m.docFreq;
-    if (buckets.length !== c.length || buckets.some((b) => b >= DOC_FREQ_BUCKETS)) throw new ModelFileError(file, 'corrupt', 'the document-frequency section is malformed');
+    if (buckets.length !== c.length || buckets.some((b) => b >= DOC_FREQ_BUCKETS))
+      throw new ModelFileError(file, 'corrupt', 'the document-frequency section is malformed');
     buckets.forEach((b, k) => (counts[b] = c[k]!));
     const s = want.spec;
-    given = new HashingEmbedder({ dim: s.dim, seed: s.seed, wordWeight: s.wordWeight, maxChars: s.maxChars, docFreq: { counts, docCount: s.docCount } });
+    given = new HashingEmbedder({
+      dim: s.dim,
+      seed: s.seed,
+      wordWeight: s.wordWeight,
+      maxChars: s.maxChars,
+      docFreq: { counts, docCount: s.docCount },
+    });
   }
   if (given === undefined) {
-    throw new OptionError('ERR_OPTION', `${file} was fitted with the embedder ${JSON.stringify(want.id)}, which it cannot rebuild: pass the same embedder`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `${file} was fitted with the embedder ${JSON.stringify(want.id)}, which it cannot rebuild: pass the same embedder`,
+    );
   }
   if (given.id !== want.id) {
-    throw new OptionError('ERR_OPTION', `${file} was fitted with the embedder ${JSON.stringify(want.id)}, not ${JSON.stringify(given.id)}: scores of another embedder's vectors are meaningless`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `${file} was fitted with the embedder ${JSON.stringify(want.id)}, not ${JSON.stringify(given.id)}: scores of another embedder's vectors are meaningless`,
+    );
   }
   return given;
 }
@@ -258,7 +335,12 @@ function writeLE(view: DataView, at: number, a: Float32Array | Float64Array | Ui
   else a.forEach((v, i) => view.setUint32(at + 4 * i, v, true));
 }
 
-function readLE(view: DataView, at: number, length: number, dtype: 'f32' | 'f64' | 'u32'): Float32Array | Float64Array | Uint32Array {
+function readLE(
+  view: DataView,
+  at: number,
+  length: number,
+  dtype: 'f32' | 'f64' | 'u32',
+): Float32Array | Float64Array | Uint32Array {
   if (dtype === 'f64') return Float64Array.from({ length }, (_, i) => view.getFloat64(at + 8 * i, true));
   if (dtype === 'f32') return Float32Array.from({ length }, (_, i) => view.getFloat32(at + 4 * i, true));
   return Uint32Array.from({ length }, (_, i) => view.getUint32(at + 4 * i, true));

@@ -15,7 +15,19 @@ import { scoreMatrix } from './scoring.js';
 export type ScoreStage = 'score' | 'select' | 'write';
 
 export interface ScoreOptions
-  extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir' | 'weightField' | 'signal'> {
+  extends Pick<
+    PurifyOptions,
+    | 'input'
+    | 'format'
+    | 'recordFormat'
+    | 'fields'
+    | 'skipInvalid'
+    | 'maxLineBytes'
+    | 'embeddingCache'
+    | 'cacheDir'
+    | 'weightField'
+    | 'signal'
+  > {
   /** Model file written by `fit()`. */
   model: string;
   /** Per-record scores CSV. Default `<input stem>.scores.csv`. */
@@ -76,7 +88,12 @@ export async function scoreRecords(
   cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
   o: { signal?: AbortSignal; range?: { from: number; to: number }; onProgress?: (done: number) => void },
 ): Promise<ScoredRecords> {
-  const cols = { score: new Column(new Float64Array(0)), pull: new Column(new Float64Array(0)), push: new Column(new Float64Array(0)), lines: new Column(new Uint32Array(0)) };
+  const cols = {
+    score: new Column(new Float64Array(0)),
+    pull: new Column(new Float64Array(0)),
+    push: new Column(new Float64Array(0)),
+    lines: new Column(new Uint32Array(0)),
+  };
   const { from, to } = o.range ?? { from: 0, to: Infinity };
   let index = 0;
   for await (const b of input.batches({ signal: o.signal })) {
@@ -101,21 +118,45 @@ export async function scoreRecords(
 }
 
 /** Opens the model and the input and the embedder the model names (checked against it). */
-export async function openScoring(o: Pick<ScoreOptions, 'model' | 'embedder' | 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir' | 'weightField'>, written: boolean) {
+export async function openScoring(
+  o: Pick<
+    ScoreOptions,
+    | 'model'
+    | 'embedder'
+    | 'input'
+    | 'format'
+    | 'recordFormat'
+    | 'fields'
+    | 'skipInvalid'
+    | 'maxLineBytes'
+    | 'embeddingCache'
+    | 'cacheDir'
+    | 'weightField'
+  >,
+  written: boolean,
+) {
   if (typeof o?.model !== 'string' || o.model === '') throw new OptionError('ERR_OPTION', 'model must be a file path');
   if (typeof o.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
   const model = await loadModel(o.model);
   const embedder = modelEmbedder(model, o.model, o.embedder);
-  const input = await PipelineInput.open({ ...o, template: model.header.template ?? undefined }, written ? { weightField: o.weightField } : undefined);
+  const input = await PipelineInput.open(
+    { ...o, template: model.header.template ?? undefined },
+    written ? { weightField: o.weightField } : undefined,
+  );
   const cache = await openEmbeddingCache(o, embedder);
   return { model, embedder, input, cache };
 }
 
 /** Records kept by count, fraction or threshold; training weights ∝ exp(score), the learner's Gibbs form. */
-export async function selectScored(scores: Float64Array, keep: Keep | undefined, threshold: number | undefined): Promise<Selection> {
+export async function selectScored(
+  scores: Float64Array,
+  keep: Keep | undefined,
+  threshold: number | undefined,
+): Promise<Selection> {
   let k: Keep;
   if (threshold !== undefined) {
-    if (!Number.isFinite(threshold)) throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${String(threshold)}`);
+    if (!Number.isFinite(threshold))
+      throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${String(threshold)}`);
     if (keep !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
     let count = 0;
     for (const s of scores) if (s >= threshold) count++;
@@ -126,7 +167,13 @@ export async function selectScored(scores: Float64Array, keep: Keep | undefined,
   if ('count' in k && k.count === 0) {
     // nothing passes: an empty selection (selectTopK refuses K = 0)
     const n = scores.length;
-    return { order: new Uint32Array(0), rank: new Uint32Array(n).fill(n), kept: new Uint8Array(n), trainWeight: new Float64Array(n), k: 0 };
+    return {
+      order: new Uint32Array(0),
+      rank: new Uint32Array(n).fill(n),
+      kept: new Uint8Array(n),
+      trainWeight: new Float64Array(n),
+      k: 0,
+    };
   }
   return selectTopK(scores, k, gibbs(scores));
 }
@@ -138,7 +185,12 @@ export function gibbs(scores: Float64Array): Float64Array {
   return scores.map((s) => Math.max(Math.exp(s - top), Number.MIN_VALUE));
 }
 
-export async function writeScoresCsv(out: AtomicWriter, r: ScoredRecords, selection: Selection | null, signal?: AbortSignal): Promise<void> {
+export async function writeScoresCsv(
+  out: AtomicWriter,
+  r: ScoredRecords,
+  selection: Selection | null,
+  signal?: AbortSignal,
+): Promise<void> {
   await out.write('index,line,score,pull,push,rank,kept,train_weight\n');
   let chunk = '';
   for (let i = 0; i < r.score.length; i++) {
@@ -160,11 +212,21 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const scoresPath = o.scores ?? o.input.replace(/(\.[^./\\]+)?$/, '.scores.csv');
   const output = purified ? (o.output ?? o.input.replace(/(\.[^./\\]+)?$/, (ext) => `.purified${ext}`)) : null;
   if (!purified && o.output !== undefined) throw new OptionError('ERR_OPTION', 'output needs keep or threshold');
-  if (o.threshold !== undefined && o.keep !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
-  const outs = [{ path: scoresPath, what: 'the scores output' }, ...(output ? [{ path: output, what: 'the dataset output' }] : [])];
-  await assertNoCollision(outs, [{ path: o.input, what: 'the input file' }, { path: o.model, what: 'the model file' }]);
+  if (o.threshold !== undefined && o.keep !== undefined)
+    throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  const outs = [
+    { path: scoresPath, what: 'the scores output' },
+    ...(output ? [{ path: output, what: 'the dataset output' }] : []),
+  ];
+  await assertNoCollision(outs, [
+    { path: o.input, what: 'the input file' },
+    { path: o.model, what: 'the model file' },
+  ]);
   const { model, embedder, input, cache } = await openScoring(o, purified);
-  const r = await scoreRecords(input, model, embedder, cache, { signal: o.signal, onProgress: (d) => o.onProgress?.({ stage: 'score', done: d }) });
+  const r = await scoreRecords(input, model, embedder, cache, {
+    signal: o.signal,
+    onProgress: (d) => o.onProgress?.({ stage: 'score', done: d }),
+  });
   const n = r.score.length;
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to score`);
   const selection = purified ? await selectScored(r.score, o.keep, o.threshold) : null;
@@ -192,5 +254,11 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     throw err;
   }
   await commitAll(staged);
-  return { records: n, kept: selection?.k ?? null, outputs: { scores: scoresPath, dataset: output }, scores: r.score, selection };
+  return {
+    records: n,
+    kept: selection?.k ?? null,
+    outputs: { scores: scoresPath, dataset: output },
+    scores: r.score,
+    selection,
+  };
 }

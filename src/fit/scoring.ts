@@ -14,9 +14,17 @@ export interface Scored {
 }
 
 /** Scores each row of `samples` alone: the same in any batch, shard or order. */
-export function scoreMatrix(model: Model, samples: Matrix, options: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {}): Promise<Scored> {
+export function scoreMatrix(
+  model: Model,
+  samples: Matrix,
+  options: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
+): Promise<Scored> {
   const h = model.header;
   const ref = (s: Model['anchor']) => ({ points: s.points, weights: s.weights, potential: s.potential });
   const m = { cost: h.cost, eps: h.eps, anchor: ref(model.anchor), harmful: ref(model.harmful), scale: h.scale };
-  return cancellable(options.signal, (token, onProgress) => native.scoreWithModel(samples, m, token, onProgress, onProgress ? 100 : undefined), options.onProgress);
+  return cancellable(
+    options.signal,
+    (token, onProgress) => native.scoreWithModel(samples, m, token, onProgress, onProgress ? 100 : undefined),
+    options.onProgress,
+  );
 }

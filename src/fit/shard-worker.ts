@@ -9,6 +9,8 @@ try {
   await runShard(JSON.parse(process.argv[2]!) as ShardTask, ac.signal);
 } catch (err) {
   const e = err as Error;
-  process.stderr.write(`${JSON.stringify({ code: err instanceof SotError ? err.code : 'ERR_INTERNAL', message: e?.message ?? String(err) })}\n`);
+  process.stderr.write(
+    `${JSON.stringify({ code: err instanceof SotError ? err.code : 'ERR_INTERNAL', message: e?.message ?? String(err) })}\n`,
+  );
   process.exitCode = 1;
 }

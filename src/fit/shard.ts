@@ -9,7 +9,11 @@ import { selectTopK } from '../selection.js';
 import { openScoring, scoreRecords, type ScoredRecords } from './score.js';
 
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
-export interface ShardTask extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir'> {
+export interface ShardTask
+  extends Pick<
+    PurifyOptions,
+    'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir'
+  > {
   model: string;
   shard: number;
   from: number;
@@ -36,7 +40,10 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
   const { model, embedder, input, cache } = await openScoring(t, false);
   const r = await scoreRecords(input, model, embedder, cache, { signal, range: { from: t.from, to: t.to } });
   if (r.score.length !== t.to - t.from) {
-    throw new InputError({ file: t.input }, `shard ${t.shard} expected records ${t.from} to ${t.to - 1}, the file has ${t.from + r.score.length} (it changed since the fit?)`);
+    throw new InputError(
+      { file: t.input },
+      `shard ${t.shard} expected records ${t.from} to ${t.to - 1}, the file has ${t.from + r.score.length} (it changed since the fit?)`,
+    );
   }
   const k = Math.min(t.top, r.score.length);
   const top = k > 0 ? (await selectTopK(r.score, { count: k })).order.map((i) => i + t.from) : new Uint32Array(0);

@@ -39,7 +39,13 @@ export interface ShardedOptions extends FitOptions {
   /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
   workDir?: string;
   /** Called as shards start and end (pid: the worker process). */
-  onShard?: (e: { shard: number; attempt: number; state: 'started' | 'done' | 'failed'; pid?: number; error?: string }) => void;
+  onShard?: (e: {
+    shard: number;
+    attempt: number;
+    state: 'started' | 'done' | 'failed';
+    pid?: number;
+    error?: string;
+  }) => void;
 }
 
 export interface ShardedResult {
@@ -54,16 +60,30 @@ export interface ShardedResult {
 /** The worker script: the compiled one beside this module (from the sources, the build's). */
 function workerScript(): string {
   const here = fileURLToPath(import.meta.url);
-  const built = here.endsWith('.ts') ? join(dirname(here), '..', '..', 'dist', 'fit', 'shard-worker.js') : join(dirname(here), 'shard-worker.js');
+  const built = here.endsWith('.ts')
+    ? join(dirname(here), '..', '..', 'dist', 'fit', 'shard-worker.js')
+    : join(dirname(here), 'shard-worker.js');
   return built;
 }
 
 export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
-  if (!(Number.isInteger(o.shards) && o.shards >= 1)) throw new OptionError('ERR_OPTION', `shards must be a positive integer, got ${String(o.shards)}`);
-  if (o.embedder !== undefined && !(o.embedder instanceof HashingEmbedder)) throw new OptionError('ERR_OPTION', 'sharded purification runs the built-in embedder (the workers rebuild it from the model file)');
-  if (o.keep !== undefined && o.threshold !== undefined) throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  if (!(Number.isInteger(o.shards) && o.shards >= 1))
+    throw new OptionError('ERR_OPTION', `shards must be a positive integer, got ${String(o.shards)}`);
+  if (o.embedder !== undefined && !(o.embedder instanceof HashingEmbedder))
+    throw new OptionError(
+      'ERR_OPTION',
+      'sharded purification runs the built-in embedder (the workers rebuild it from the model file)',
+    );
+  if (o.keep !== undefined && o.threshold !== undefined)
+    throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
   const paths = outputPaths({ input: o.input, output: o.output, scores: o.scores, html: null });
-  await assertNoCollision([{ path: paths.output, what: 'the dataset output' }, { path: paths.scores, what: 'the scores output' }], [{ path: o.input, what: 'the input file' }]);
+  await assertNoCollision(
+    [
+      { path: paths.output, what: 'the dataset output' },
+      { path: paths.scores, what: 'the scores output' },
+    ],
+    [{ path: o.input, what: 'the input file' }],
+  );
   const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
   try {
     const model = join(work, 'model.sot-model');
@@ -71,14 +91,33 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const n = f.records;
     const keep = o.keep ?? (o.threshold === undefined ? { fraction: 0.8 } : undefined);
     const K = keep === undefined ? n : 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
-    if (!(K >= 1 && K <= n)) throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
+    if (!(K >= 1 && K <= n))
+      throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     const shards = Math.min(o.shards, n);
     const tasks: ShardTask[] = Array.from({ length: shards }, (_, s) => ({
-      input: o.input, format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes,
-      embeddingCache: o.embeddingCache, cacheDir: o.cacheDir, model, shard: s,
-      from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards), top: keep === undefined ? 0 : K, out: join(work, `shard-${s}.bin`),
+      input: o.input,
+      format: o.format,
+      recordFormat: o.recordFormat,
+      fields: o.fields,
+      skipInvalid: o.skipInvalid,
+      maxLineBytes: o.maxLineBytes,
+      embeddingCache: o.embeddingCache,
+      cacheDir: o.cacheDir,
+      model,
+      shard: s,
+      from: Math.floor((s * n) / shards),
+      to: Math.floor(((s + 1) * n) / shards),
+      top: keep === undefined ? 0 : K,
+      out: join(work, `shard-${s}.bin`),
     }));
-    const attempts = o.redis === undefined ? await runAll(tasks, o) : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, { retries: o.retries, signal: o.signal, run: basename(work) });
+    const attempts =
+      o.redis === undefined
+        ? await runAll(tasks, o)
+        : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
+            retries: o.retries,
+            signal: o.signal,
+            run: basename(work),
+          });
     const results = await Promise.all(tasks.map((t) => readShard(t.out)));
     const kept = o.threshold !== undefined ? aboveThreshold(results, n, o.threshold) : mergeTop(results, n, K);
     return { ...(await writeMerged(o, paths, results, kept, n)), sample: f.sample, attempts };
@@ -90,7 +129,8 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
 /** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
 async function runAll(tasks: ShardTask[], o: ShardedOptions): Promise<number[]> {
   const script = workerScript();
-  if (!existsSync(script)) throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
+  if (!existsSync(script))
+    throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
   const workers = Math.max(1, Math.min(o.workers ?? Math.min(tasks.length, availableParallelism()), tasks.length));
   const retries = o.retries ?? 2;
   const attempts = tasks.map(() => 0);
@@ -102,7 +142,10 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions): Promise<number[]> 
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
       if (permanent || attempts[t.shard]! > retries) {
-        throw new SotError(err.code as SotError['code'], `shard ${t.shard} (records ${t.from} to ${t.to - 1}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`);
+        throw new SotError(
+          err.code as SotError['code'],
+          `shard ${t.shard} (records ${t.from} to ${t.to - 1}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
+        );
       }
     }
   };
@@ -114,7 +157,12 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions): Promise<number[]> 
   return attempts;
 }
 
-function runWorker(script: string, t: ShardTask, o: ShardedOptions, attempt: number): Promise<{ code: string; message: string } | null> {
+function runWorker(
+  script: string,
+  t: ShardTask,
+  o: ShardedOptions,
+  attempt: number,
+): Promise<{ code: string; message: string } | null> {
   if (o.signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, JSON.stringify(t)], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -135,7 +183,10 @@ function runWorker(script: string, t: ShardTask, o: ShardedOptions, attempt: num
       try {
         e = JSON.parse(last) as { code: string; message: string };
       } catch {
-        e = { code: 'ERR_INTERNAL', message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}` };
+        e = {
+          code: 'ERR_INTERNAL',
+          message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}`,
+        };
       }
       o.onShard?.({ shard: t.shard, attempt, state: 'failed', error: e.message });
       resolve(e);
@@ -177,7 +228,13 @@ function aboveThreshold(results: ShardResult[], n: number, t: number): Uint8Arra
 }
 
 /** One purified dataset and one scores file from the shards, committed together. */
-async function writeMerged(o: ShardedOptions, paths: ReturnType<typeof outputPaths>, results: ShardResult[], kept: Uint8Array, n: number) {
+async function writeMerged(
+  o: ShardedOptions,
+  paths: ReturnType<typeof outputPaths>,
+  results: ShardResult[],
+  kept: Uint8Array,
+  n: number,
+) {
   const concat = (pick: (r: ShardResult) => Float64Array) => {
     const out = new Float64Array(n);
     for (const r of results) out.set(pick(r), r.from);
@@ -189,7 +246,7 @@ async function writeMerged(o: ShardedOptions, paths: ReturnType<typeof outputPat
   // Training weights ∝ exp(score) over the kept records, mean 1 (the learner's Gibbs form), and ranks.
   let top = -Infinity;
   let k = 0;
-  for (let i = 0; i < n; i++) if (kept[i]) (k++, (top = Math.max(top, score[i]!)));
+  for (let i = 0; i < n; i++) if (kept[i]) k++, (top = Math.max(top, score[i]!));
   const trainWeight = new Float64Array(n);
   let sum = 0;
   for (let i = 0; i < n; i++) if (kept[i]) sum += trainWeight[i] = Math.exp(score[i]! - top);
@@ -202,11 +259,20 @@ async function writeMerged(o: ShardedOptions, paths: ReturnType<typeof outputPat
   try {
     const d = await openAtomicWriter(paths.output, { nonRegular: 'stream' });
     staged.push(d);
-    await writeRecords(input.dataset, d, { keep: (i) => (kept[i] ? trainWeight[i] : undefined), weightField: o.weightField, signal: o.signal });
+    await writeRecords(input.dataset, d, {
+      keep: (i) => (kept[i] ? trainWeight[i] : undefined),
+      weightField: o.weightField,
+      signal: o.signal,
+    });
     await d.prepare();
     const s = await openAtomicWriter(paths.scores, { nonRegular: 'stream' });
     staged.push(s);
-    await writeScoresCsv(s, { score, pull: concat((r) => r.pull), push: concat((r) => r.push), lines }, { order, rank, kept, trainWeight, k }, o.signal);
+    await writeScoresCsv(
+      s,
+      { score, pull: concat((r) => r.pull), push: concat((r) => r.push), lines },
+      { order, rank, kept, trainWeight, k },
+      o.signal,
+    );
     await s.prepare();
     if (o.signal?.aborted) throw new AbortError();
   } catch (err) {

@@ -99,10 +99,15 @@ export async function openAtomicWriter(path: string, options: AtomicOptions = {}
   if (existing?.isDirectory()) throw new IoError(`cannot write ${path}: it is a folder`, { path });
   const streaming = existing !== undefined && !existing.isFile();
   if (streaming && nonRegular !== 'stream') {
-    throw new IoError(`refusing to write ${path}: it is not a regular file (a pipe, a device or a socket), and outputs are written through a temporary file renamed into place; name a regular file`, { path });
+    throw new IoError(
+      `refusing to write ${path}: it is not a regular file (a pipe, a device or a socket), and outputs are written through a temporary file renamed into place; name a regular file`,
+      { path },
+    );
   }
   const dest = streaming ? given : await renameTarget(given);
-  const tempPath = streaming ? '' : join(dirname(dest), `.${basename(dest)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const tempPath = streaming
+    ? ''
+    : join(dirname(dest), `.${basename(dest)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let file: Destination | undefined;
   try {
     file = streaming ? await openStream(given, existing) : await openTemp(tempPath, existing?.mode);
@@ -203,13 +208,21 @@ interface Destination {
 }
 
 function fromHandle(h: FileHandle): Destination {
-  return { write: async (b, o, l) => (await h.write(b, o, l)).bytesWritten, sync: () => h.sync(), close: () => h.close() };
+  return {
+    write: async (b, o, l) => (await h.write(b, o, l)).bytesWritten,
+    sync: () => h.sync(),
+    close: () => h.close(),
+  };
 }
 
 async function openTemp(tempPath: string, keepMode: number | undefined): Promise<Destination> {
   const h = await open(tempPath, 'wx');
   // Keep an existing destination's permissions.
-  if (keepMode !== undefined) await h.chmod(keepMode & 0o7777).catch(async (err: unknown) => { await h.close(); throw err; });
+  if (keepMode !== undefined)
+    await h.chmod(keepMode & 0o7777).catch(async (err: unknown) => {
+      await h.close();
+      throw err;
+    });
   return fromHandle(h);
 }
 
@@ -252,7 +265,10 @@ export async function commitAll(writers: readonly AtomicWriter[]): Promise<void>
     } catch (err) {
       await Promise.all(writers.slice(i + 1).map((x) => x.abort()));
       const e = err as Error;
-      const already = done.length === 0 ? 'no output was replaced' : `${done.join(', ')} had already been replaced, the others were left as they were`;
+      const already =
+        done.length === 0
+          ? 'no output was replaced'
+          : `${done.join(', ')} had already been replaced, the others were left as they were`;
       throw new IoError(`${e.message}; ${already}`, { path: w.path, cause: err });
     }
   }
@@ -262,7 +278,12 @@ export async function commitAll(writers: readonly AtomicWriter[]): Promise<void>
  * Runs `fn` with an atomic writer: commits when it resolves, removes the
  * temporary file when it throws (or `signal` aborts), and rethrows.
  */
-export async function withAtomicWriter<T>(path: string, fn: (w: AtomicWriter) => Promise<T>, signal?: AbortSignal, options?: AtomicOptions): Promise<T> {
+export async function withAtomicWriter<T>(
+  path: string,
+  fn: (w: AtomicWriter) => Promise<T>,
+  signal?: AbortSignal,
+  options?: AtomicOptions,
+): Promise<T> {
   if (signal?.aborted) throw new AbortError();
   const w = await openAtomicWriter(path, options);
   try {
@@ -277,7 +298,11 @@ export async function withAtomicWriter<T>(path: string, fn: (w: AtomicWriter) =>
 }
 
 /** Writes a whole file atomically; resolves false when `replace: false` left an existing file. */
-export async function writeFileAtomic(path: string, data: Chunk | readonly Chunk[], options?: AtomicOptions): Promise<boolean> {
+export async function writeFileAtomic(
+  path: string,
+  data: Chunk | readonly Chunk[],
+  options?: AtomicOptions,
+): Promise<boolean> {
   const w = await openAtomicWriter(path, options);
   try {
     for (const c of typeof data === 'string' || data instanceof Uint8Array ? [data] : data) await w.write(c);

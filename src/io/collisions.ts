@@ -47,15 +47,22 @@ export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
  * another output (the null device aside: any number of outputs may discard
  * to it). Resolves to the outputs' identities, for checks of their kind.
  */
-export async function assertNoCollision(outputs: readonly RolePath[], reads: readonly RolePath[]): Promise<FileIdentity[]> {
+export async function assertNoCollision(
+  outputs: readonly RolePath[],
+  reads: readonly RolePath[],
+): Promise<FileIdentity[]> {
   const outs = await Promise.all(outputs.map(identify));
   const ins = await Promise.all(reads.map(identify));
   for (const [i, o] of outs.entries()) {
     for (const r of ins) {
-      if (sameFile(o, r)) throw new IoError(`refusing to write ${o.what} ${o.path}: it is ${r.what} ${r.path}`, { path: o.path });
+      if (sameFile(o, r))
+        throw new IoError(`refusing to write ${o.what} ${o.path}: it is ${r.what} ${r.path}`, { path: o.path });
     }
     for (const other of outs.slice(0, i)) {
-      if (!o.nullDevice && sameFile(o, other)) throw new IoError(`refusing to write ${o.what} ${o.path}: it is also ${other.what} ${other.path}`, { path: o.path });
+      if (!o.nullDevice && sameFile(o, other))
+        throw new IoError(`refusing to write ${o.what} ${o.path}: it is also ${other.what} ${other.path}`, {
+          path: o.path,
+        });
     }
   }
   return outs;

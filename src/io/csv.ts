@@ -36,7 +36,12 @@ class RowSplitter {
     this.line = l.line;
     if (l.unreadable !== undefined) {
       // An unreadable line ends the row it is in: what follows cannot be trusted to continue a quoted field.
-      const row = { line: this.quoted ? this.start : l.line, cells: this.cells, crlf: false, error: `line ${l.line}: ${l.unreadable}` };
+      const row = {
+        line: this.quoted ? this.start : l.line,
+        cells: this.cells,
+        crlf: false,
+        error: `line ${l.line}: ${l.unreadable}`,
+      };
       this.reset();
       return row;
     }
@@ -64,13 +69,23 @@ class RowSplitter {
       this.field += l.crlf ? '\r\n' : '\n';
       return undefined;
     }
-    return { line: this.start, cells: this.cells, crlf: l.crlf, ...(this.error === undefined ? {} : { error: this.error }) };
+    return {
+      line: this.start,
+      cells: this.cells,
+      crlf: l.crlf,
+      ...(this.error === undefined ? {} : { error: this.error }),
+    };
   }
 
   /** The row left open by a quoted field that never closed, if any. */
   end(): Row | undefined {
     if (!this.quoted) return undefined;
-    return { line: this.start, cells: this.cells, crlf: false, error: `quoted field opened on line ${this.start} is never closed` };
+    return {
+      line: this.start,
+      cells: this.cells,
+      crlf: false,
+      error: `quoted field opened on line ${this.start} is never closed`,
+    };
   }
 
   private reset(): void {
@@ -172,7 +187,10 @@ function recordOf(row: Row, header: string[], file: string, delimiter: string): 
   const where = { file, line: row.line };
   if (row.error !== undefined) return new InputError(where, row.error);
   if (row.cells.length !== header.length) {
-    return new InputError(where, `row has ${row.cells.length} fields but the header has ${header.length}: ${excerpt(row.cells.join(delimiter))}`);
+    return new InputError(
+      where,
+      `row has ${row.cells.length} fields but the header has ${header.length}: ${excerpt(row.cells.join(delimiter))}`,
+    );
   }
   const value: Record<string, string> = {};
   header.forEach((name, k) => (value[name] = row.cells[k]!));
@@ -180,7 +198,13 @@ function recordOf(row: Row, header: string[], file: string, delimiter: string): 
 }
 
 /** Streams a dataset file's records; a bad record is an item with its error (the caller skips or throws). */
-export async function* readCsv(path: string, file: string, delimiter: string, shape: FileShape, limit?: number): AsyncGenerator<RawItem> {
+export async function* readCsv(
+  path: string,
+  file: string,
+  delimiter: string,
+  shape: FileShape,
+  limit?: number,
+): AsyncGenerator<RawItem> {
   let header: string[] | undefined;
   for await (const row of readRows(path, file, delimiter, limit)) {
     if (header === undefined) {
@@ -194,7 +218,11 @@ export async function* readCsv(path: string, file: string, delimiter: string, sh
 }
 
 /** A CSV text's records keyed by its header row, with the line each starts on; the first bad row throws. */
-export function parseCsv(text: string, file: string, delimiter = ','): Array<{ line: number; record: Record<string, string> }> {
+export function parseCsv(
+  text: string,
+  file: string,
+  delimiter = ',',
+): Array<{ line: number; record: Record<string, string> }> {
   let header: string[] | undefined;
   const out: Array<{ line: number; record: Record<string, string> }> = [];
   for (const row of rowsOf(textLines(text), delimiter)) {

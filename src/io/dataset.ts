@@ -87,9 +87,14 @@ export class Dataset implements AsyncIterable<DatasetRow> {
   ) {
     this.recordFormat = layout.format;
     this.fields =
-      layout.format === 'messages' || layout.format === 'sharegpt' ? { prompt: layout.prompt[0]! } :
-      layout.format === 'text' ? { text: layout.prompt[0]! } :
-      { prompt: layout.prompt.length === 1 ? layout.prompt[0]! : layout.prompt, ...(layout.response === undefined ? {} : { response: layout.response }) };
+      layout.format === 'messages' || layout.format === 'sharegpt'
+        ? { prompt: layout.prompt[0]! }
+        : layout.format === 'text'
+          ? { text: layout.prompt[0]! }
+          : {
+              prompt: layout.prompt.length === 1 ? layout.prompt[0]! : layout.prompt,
+              ...(layout.response === undefined ? {} : { response: layout.response }),
+            };
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<DatasetRow> {
@@ -124,7 +129,10 @@ export class Dataset implements AsyncIterable<DatasetRow> {
     const now = await fingerprint(this.path);
     const was = this.opened;
     if (now.size !== was.size || now.mtimeMs !== was.mtimeMs || now.ino !== was.ino) {
-      throw new IoError(`${this.path} changed while SOT was using it (size or modification time differ from when it was opened); run again on a stable file`, { path: this.path });
+      throw new IoError(
+        `${this.path} changed while SOT was using it (size or modification time differ from when it was opened); run again on a stable file`,
+        { path: this.path },
+      );
     }
   }
 }
@@ -177,5 +185,9 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
     }
   }
   if (firstError === undefined) throw new InputError({ file: path }, 'the dataset has no records');
-  throw new InputError({ file: path }, `the dataset has no valid records (${skipped} invalid; the first: ${firstError.message})`, { cause: firstError });
+  throw new InputError(
+    { file: path },
+    `the dataset has no valid records (${skipped} invalid; the first: ${firstError.message})`,
+    { cause: firstError },
+  );
 }

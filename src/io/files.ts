@@ -21,12 +21,14 @@ export async function ensureDir(dir: string): Promise<void> {
     try {
       await mkdir(at);
     } catch (err) {
-      if (errnoOf(err) !== 'EEXIST') throw new IoError(`cannot create the folder ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
+      if (errnoOf(err) !== 'EEXIST')
+        throw new IoError(`cannot create the folder ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
     }
     const s = await stat(at).catch((err: unknown) => {
       throw new IoError(`cannot create the folder ${dir}: ${(err as Error).message}`, { path: dir, cause: err });
     });
-    if (!s.isDirectory()) throw new IoError(`cannot create the folder ${dir}: ${at} exists and is not a folder`, { path: dir });
+    if (!s.isDirectory())
+      throw new IoError(`cannot create the folder ${dir}: ${at} exists and is not a folder`, { path: dir });
   }
 }
 

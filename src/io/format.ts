@@ -52,12 +52,19 @@ async function looksLikeJsonl(path: string, limit?: number): Promise<boolean> {
 /** The file format: the option if given, else from the extension (sniffing `.json`). */
 export async function resolveFormat(path: string, format?: FileFormat, maxLineBytes?: number): Promise<FileFormat> {
   if (format !== undefined) {
-    if (!FILE_FORMATS.includes(format)) throw new OptionError('ERR_OPTION', `format must be one of ${FILE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+    if (!FILE_FORMATS.includes(format))
+      throw new OptionError(
+        'ERR_OPTION',
+        `format must be one of ${FILE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`,
+      );
     return format;
   }
   const byName = formatFromExtension(path);
   if (byName === undefined) {
-    throw new OptionError('ERR_OPTION', `cannot tell the format of ${path} from its extension: use .jsonl, .json, .csv, .tsv or .parquet, or set the format`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `cannot tell the format of ${path} from its extension: use .jsonl, .json, .csv, .tsv or .parquet, or set the format`,
+    );
   }
   if (byName === 'json' && (await looksLikeJsonl(path, maxLineBytes))) return 'jsonl';
   return byName;

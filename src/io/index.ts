@@ -5,5 +5,15 @@ export { DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES } from './lines.js';
 export { resolveFormat, formatFromExtension, FILE_FORMATS } from './format.js';
 export { renderText, checkTemplate, DEFAULT_TEMPLATE, RECORD_FORMATS } from './records.js';
 export { writeDataset, type WriteDatasetOptions, type WriteDatasetResult } from './write.js';
-export { writeFileAtomic, openAtomicWriter, withAtomicWriter, commitAll, isTempName, type AtomicOptions, type AtomicWriter, type Chunk, type FileDigest } from './atomic.js';
+export {
+  writeFileAtomic,
+  openAtomicWriter,
+  withAtomicWriter,
+  commitAll,
+  isTempName,
+  type AtomicOptions,
+  type AtomicWriter,
+  type Chunk,
+  type FileDigest,
+} from './atomic.js';
 export { assertNotSameFile, assertNoCollision, identify, type FileIdentity, type RolePath } from './collisions.js';

@@ -19,11 +19,19 @@ function lineAt(text: string, position: number): number {
 }
 
 /** Parses the file and finds its records; errors are about the whole file. */
-export async function parseJsonFile(path: string, file: string, limit = DEFAULT_MAX_LINE_BYTES): Promise<{ records: unknown[]; container?: FileShape['container'] }> {
+export async function parseJsonFile(
+  path: string,
+  file: string,
+  limit = DEFAULT_MAX_LINE_BYTES,
+): Promise<{ records: unknown[]; container?: FileShape['container'] }> {
   let bytes: Buffer;
   try {
     // The whole file becomes one string: it must fit the limit a line has (checked before reading it).
-    if ((await stat(path)).size > limit) throw new InputError({ file }, `${tooLongMessage('the JSON file', limit)}; JSON Lines (.jsonl) has the limit per line`);
+    if ((await stat(path)).size > limit)
+      throw new InputError(
+        { file },
+        `${tooLongMessage('the JSON file', limit)}; JSON Lines (.jsonl) has the limit per line`,
+      );
     bytes = await readFile(path);
   } catch (err) {
     throw ioError(file, err);
@@ -42,7 +50,9 @@ export async function parseJsonFile(path: string, file: string, limit = DEFAULT_
     const message = err instanceof Error ? err.message : String(err);
     const pos = /position (\d+)/.exec(message);
     const line = pos ? lineAt(text, Number(pos[1])) : undefined;
-    const hint = /^\s*\{[^\n]*\}\s*\n\s*\{/.test(text.slice(0, 1 << 16)) ? ' (it looks like JSON Lines: name it .jsonl or use format "jsonl")' : '';
+    const hint = /^\s*\{[^\n]*\}\s*\n\s*\{/.test(text.slice(0, 1 << 16))
+      ? ' (it looks like JSON Lines: name it .jsonl or use format "jsonl")'
+      : '';
     throw new InputError({ file, line }, `invalid JSON: ${message}${hint}`, { cause: err });
   }
   if (Array.isArray(parsed)) return { records: parsed };
@@ -56,7 +66,10 @@ export async function parseJsonFile(path: string, file: string, limit = DEFAULT_
       return { records: records as unknown[], container: { key, rest } };
     }
     const found = arrays.length === 0 ? 'none' : arrays.map((k) => `"${k}"`).join(', ');
-    throw new InputError({ file }, `expected an array of records, or an object with one array property (found ${found})`);
+    throw new InputError(
+      { file },
+      `expected an array of records, or an object with one array property (found ${found})`,
+    );
   }
   throw new InputError({ file }, `expected an array of records, found ${typeName(parsed)}`);
 }
@@ -70,6 +83,7 @@ export async function* readJson(path: string, file: string, shape: FileShape, li
     const deep = isRecord(value) ? tooDeep(value) : undefined;
     if (deep !== undefined) yield { line, error: new InputError({ file, line, field: deep }, tooDeepMessage(deep)) };
     else if (isRecord(value)) yield { line, value };
-    else yield { line, error: new InputError({ file, line }, `record ${line} is ${typeName(value)}, expected an object`) };
+    else
+      yield { line, error: new InputError({ file, line }, `record ${line} is ${typeName(value)}, expected an object`) };
   }
 }

@@ -7,7 +7,9 @@ import { type RawItem, isRecord, typeName } from './raw.js';
 function describeParseError(err: unknown, text: string): string {
   const message = err instanceof Error ? err.message : String(err);
   const pos = /at position (\d+)/.exec(message);
-  const what = message.replace(/\s*in JSON at position \d+.*$/s, '').replace(/^Unexpected end of JSON input$/, 'the line ends in the middle of a value (truncated?)');
+  const what = message
+    .replace(/\s*in JSON at position \d+.*$/s, '')
+    .replace(/^Unexpected end of JSON input$/, 'the line ends in the middle of a value (truncated?)');
   if (!pos) return `${what}: ${excerpt(text)}`;
   const at = Number(pos[1]);
   const from = Math.max(0, at - 30);
@@ -22,7 +24,10 @@ export async function* readJsonl(path: string, file: string, limit?: number): As
       continue;
     }
     if (badUtf8) {
-      yield { line, error: new InputError(where, `line is not valid UTF-8 (bad bytes shown as U+FFFD): ${excerpt(text)}`) };
+      yield {
+        line,
+        error: new InputError(where, `line is not valid UTF-8 (bad bytes shown as U+FFFD): ${excerpt(text)}`),
+      };
       continue;
     }
     const trimmed = text.trim();
@@ -32,11 +37,17 @@ export async function* readJsonl(path: string, file: string, limit?: number): As
       value = JSON.parse(trimmed);
     } catch (err) {
       const hint = /^\[/.test(trimmed) && line === 1 ? ' (a JSON array? read it with format "json")' : '';
-      yield { line, error: new InputError(where, `invalid JSON: ${describeParseError(err, trimmed)}${hint}`, { cause: err }) };
+      yield {
+        line,
+        error: new InputError(where, `invalid JSON: ${describeParseError(err, trimmed)}${hint}`, { cause: err }),
+      };
       continue;
     }
     if (!isRecord(value)) {
-      yield { line, error: new InputError(where, `expected a JSON object, found ${typeName(value)}: ${excerpt(trimmed)}`) };
+      yield {
+        line,
+        error: new InputError(where, `expected a JSON object, found ${typeName(value)}: ${excerpt(trimmed)}`),
+      };
       continue;
     }
     yield { line, value, raw: trimmed };

@@ -32,7 +32,10 @@ export const MAX_LINE_BYTES = constants.MAX_STRING_LENGTH;
 export function maxLineBytes(v: unknown): number {
   if (v === undefined) return DEFAULT_MAX_LINE_BYTES;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_LINE_BYTES) {
-    throw new OptionError('ERR_OPTION', `maxLineBytes must be a whole number of bytes from 1 to ${MAX_LINE_BYTES} (the longest string V8 holds), got ${String(v)}`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `maxLineBytes must be a whole number of bytes from 1 to ${MAX_LINE_BYTES} (the longest string V8 holds), got ${String(v)}`,
+    );
   }
   return v;
 }
@@ -53,7 +56,14 @@ function decode(bytes: Buffer, line: number): Line {
   if (crlf) bytes = bytes.subarray(0, bytes.length - 1);
   // No text format holds a raw NUL: it is binary data (or a file with a hole), never a blank line.
   const nul = bytes.indexOf(0);
-  if (nul !== -1) return { line, text: '', crlf, badUtf8: false, unreadable: `line holds a NUL byte at column ${nul + 1} (byte ${nul + 1} of the line): not text` };
+  if (nul !== -1)
+    return {
+      line,
+      text: '',
+      crlf,
+      badUtf8: false,
+      unreadable: `line holds a NUL byte at column ${nul + 1} (byte ${nul + 1} of the line): not text`,
+    };
   try {
     return { line, text: strict.decode(bytes), crlf, badUtf8: false };
   } catch {

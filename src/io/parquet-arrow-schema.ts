@@ -154,7 +154,8 @@ function messageBody(ipc: Uint8Array): Uint8Array {
 function parse(fb: Flat) {
   const message = fb.deref(0);
   const headerType = fb.field(message, 1);
-  if (headerType === undefined || fb.view.getUint8(headerType) !== HEADER_SCHEMA) throw new Error('not a schema message');
+  if (headerType === undefined || fb.view.getUint8(headerType) !== HEADER_SCHEMA)
+    throw new Error('not a schema message');
   const header = fb.field(message, 2);
   if (header === undefined) throw new Error('no schema');
   const schema = fb.deref(header);
@@ -200,7 +201,8 @@ export function withDoubleField(value: string, name: string, columns: number): s
   const b = new Builder();
   let base = 0; // where the old flatbuffer lands; known once the new tables are laid out
   const inOld = (pos: number) => () => base + pos;
-  const optional = (id: number, pos: number | undefined): Ref[] => (pos === undefined ? [] : [{ id, kind: 'ref', target: inOld(pos) }]);
+  const optional = (id: number, pos: number | undefined): Ref[] =>
+    pos === undefined ? [] : [{ id, kind: 'ref', target: inOld(pos) }];
 
   let schema = 0;
   let fields = 0;

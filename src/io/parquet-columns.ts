@@ -3,7 +3,9 @@
 // writer can put back exactly what it read. Pages are decoded by hyparquet's
 // own page readers (every encoding and codec it reads); the values are kept
 // as bit patterns (floats as their integer bits: NaN payloads and -0 survive).
-import type { AsyncBuffer, ColumnChunk, Compressors, DecodedArray, SchemaElement, SchemaTree } from 'hyparquet' with { 'resolution-mode': 'import' };
+import type { AsyncBuffer, ColumnChunk, Compressors, DecodedArray, SchemaElement, SchemaTree } from 'hyparquet' with {
+  'resolution-mode': 'import',
+};
 import { parquetHeader } from 'hyparquet/src/column.js';
 import { DEFAULT_PARSERS } from 'hyparquet/src/convert.js';
 import { decompressPage, readDataPage, readDataPageV2 } from 'hyparquet/src/datapage.js';
@@ -57,8 +59,10 @@ export function leaves(root: SchemaTree): Leaf[] {
 
 /** Typed arrays of floats read as the bit patterns they hold. */
 function bits(type: string | undefined, data: DecodedArray): ArrayLike<PhysicalValue> {
-  if (type === 'FLOAT' && data instanceof Float32Array) return new Int32Array(data.buffer, data.byteOffset, data.length);
-  if (type === 'DOUBLE' && data instanceof Float64Array) return new BigInt64Array(data.buffer, data.byteOffset, data.length);
+  if (type === 'FLOAT' && data instanceof Float32Array)
+    return new Int32Array(data.buffer, data.byteOffset, data.length);
+  if (type === 'DOUBLE' && data instanceof Float64Array)
+    return new BigInt64Array(data.buffer, data.byteOffset, data.length);
   if ((type === 'FLOAT' || type === 'DOUBLE') && data.length > 0) throw new Error(`unexpected ${type} decoding`);
   return data as ArrayLike<PhysicalValue>;
 }
@@ -72,13 +76,19 @@ export function chunkRange(chunk: ColumnChunk): [number, number] {
 }
 
 /** Decodes one column chunk of a row group into levels and physical values. */
-export async function readColumnData(file: AsyncBuffer, chunk: ColumnChunk, leaf: Leaf, compressors: Compressors): Promise<ColumnData> {
+export async function readColumnData(
+  file: AsyncBuffer,
+  chunk: ColumnChunk,
+  leaf: Leaf,
+  compressors: Compressors,
+): Promise<ColumnData> {
   const meta = chunk.meta_data!;
   const [start, end] = chunkRange(chunk);
   const bytes = new Uint8Array(await file.slice(start, end));
   const reader = { view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset: 0 };
   // INT96 read as the 12 bytes it is (hyparquet's INT96 bigints lose bits)
-  const element: SchemaElement = leaf.element.type === 'INT96' ? { ...leaf.element, type: 'FIXED_LEN_BYTE_ARRAY', type_length: 12 } : leaf.element;
+  const element: SchemaElement =
+    leaf.element.type === 'INT96' ? { ...leaf.element, type: 'FIXED_LEN_BYTE_ARRAY', type_length: 12 } : leaf.element;
   const decoder: Parameters<typeof readDataPageV2>[2] = {
     pathInSchema: meta.path_in_schema,
     type: element.type!,
@@ -101,7 +111,10 @@ export async function readColumnData(file: AsyncBuffer, chunk: ColumnChunk, leaf
     if (header.type === 'DICTIONARY_PAGE') {
       const raw = decompressPage(page, header.uncompressed_page_size, meta.codec, compressors);
       const dictReader = { view: new DataView(raw.buffer, raw.byteOffset, raw.byteLength), offset: 0 };
-      dictionary = bits(decoder.type, readPlain(dictReader, decoder.type, header.dictionary_page_header!.num_values, element.type_length));
+      dictionary = bits(
+        decoder.type,
+        readPlain(dictReader, decoder.type, header.dictionary_page_header!.num_values, element.type_length),
+      );
       continue;
     }
     let decoded;
@@ -149,7 +162,8 @@ export async function readColumnData(file: AsyncBuffer, chunk: ColumnChunk, leaf
       const values = bits(decoder.type, dataPage);
       for (let i = 0; i < values.length; i++) out.values.push(values[i]!);
     }
-    if (dataPage.length !== defined) throw new Error(`page holds ${dataPage.length} values for ${defined} defined slots`);
+    if (dataPage.length !== defined)
+      throw new Error(`page holds ${dataPage.length} values for ${defined} defined slots`);
     slots += count;
   }
   return out;

@@ -8,10 +8,19 @@
 // input's no longer describe the kept rows). One input column chunk is in
 // memory at a time.
 // resolution-mode: these types reach the CommonJS declarations (.d.cts), and hyparquet is ESM only.
-import type { AsyncBuffer, Encoding, FileMetaData, KeyValue, LogicalType, SchemaElement } from 'hyparquet' with { 'resolution-mode': 'import' };
+import type { AsyncBuffer, Encoding, FileMetaData, KeyValue, LogicalType, SchemaElement } from 'hyparquet' with {
+  'resolution-mode': 'import',
+};
 import { parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { ConvertedTypes, CompressionCodecs, EdgeInterpolationAlgorithms, Encodings, FieldRepetitionTypes, ParquetTypes } from 'hyparquet/src/constants.js';
+import {
+  ConvertedTypes,
+  CompressionCodecs,
+  EdgeInterpolationAlgorithms,
+  Encodings,
+  FieldRepetitionTypes,
+  ParquetTypes,
+} from 'hyparquet/src/constants.js';
 import { ByteWriter } from 'hyparquet-writer';
 import { writePageHeader } from 'hyparquet-writer/src/datapage.js';
 import { writeRleBitPackedHybrid } from 'hyparquet-writer/src/encoding.js';
@@ -20,7 +29,14 @@ import { ThriftStruct, serializeTCompactProtocol } from 'hyparquet-writer/src/th
 import { InputError, OptionError } from '../errors.js';
 import type { AtomicWriter } from './atomic.js';
 import { ARROW_SCHEMA_KEY, checkArrowSchema, withDoubleField } from './parquet-arrow-schema.js';
-import { type ColumnData, type Leaf, type PhysicalValue, leaves, readColumnData, selectRows } from './parquet-columns.js';
+import {
+  type ColumnData,
+  type Leaf,
+  type PhysicalValue,
+  leaves,
+  readColumnData,
+  selectRows,
+} from './parquet-columns.js';
 
 /** What the reader hands the writer: the open file and its metadata. */
 export interface ParquetSource {
@@ -43,7 +59,10 @@ const CREATED_BY = 'sot-purify (hyparquet-writer)';
 export function checkPassthrough(metadata: FileMetaData, file: string): void {
   for (const leaf of leaves(parquetSchema(metadata))) {
     if (leaf.element.type === undefined) {
-      throw new InputError({ file, field: leaf.element.name }, `Parquet column "${columnName(leaf)}" has no physical type: SOT cannot write it back unchanged`);
+      throw new InputError(
+        { file, field: leaf.element.name },
+        `Parquet column "${columnName(leaf)}" has no physical type: SOT cannot write it back unchanged`,
+      );
     }
   }
   for (const group of metadata.row_groups) {
@@ -51,10 +70,20 @@ export function checkPassthrough(metadata: FileMetaData, file: string): void {
       const name = chunk.meta_data?.path_in_schema.join('.') ?? '?';
       const type = chunk.meta_data?.type ?? 'unknown';
       if (chunk.file_path !== undefined) {
-        throw new InputError({ file, field: name }, `Parquet column "${name}" (${type}) is stored in another file (${chunk.file_path}): SOT cannot write it back unchanged`);
+        throw new InputError(
+          { file, field: name },
+          `Parquet column "${name}" (${type}) is stored in another file (${chunk.file_path}): SOT cannot write it back unchanged`,
+        );
       }
-      if (chunk.meta_data === undefined || chunk.crypto_metadata !== undefined || chunk.encrypted_column_metadata !== undefined) {
-        throw new InputError({ file, field: name }, `Parquet column "${name}" (${type}) is encrypted: SOT cannot write it back unchanged`);
+      if (
+        chunk.meta_data === undefined ||
+        chunk.crypto_metadata !== undefined ||
+        chunk.encrypted_column_metadata !== undefined
+      ) {
+        throw new InputError(
+          { file, field: name },
+          `Parquet column "${name}" (${type}) is encrypted: SOT cannot write it back unchanged`,
+        );
       }
     }
   }
@@ -63,13 +92,20 @@ export function checkPassthrough(metadata: FileMetaData, file: string): void {
     try {
       checkArrowSchema(arrow.value);
     } catch (err) {
-      throw new InputError({ file }, `the file's ${ARROW_SCHEMA_KEY} metadata cannot be read (${err instanceof Error ? err.message : String(err)}): SOT cannot write the file back unchanged`, { cause: err });
+      throw new InputError(
+        { file },
+        `the file's ${ARROW_SCHEMA_KEY} metadata cannot be read (${err instanceof Error ? err.message : String(err)}): SOT cannot write the file back unchanged`,
+        { cause: err },
+      );
     }
   }
 }
 
 function columnName(leaf: Leaf): string {
-  return leaf.path.slice(1).map((n) => n.element.name).join('.');
+  return leaf.path
+    .slice(1)
+    .map((n) => n.element.name)
+    .join('.');
 }
 
 /**
@@ -83,7 +119,10 @@ function outputSchema(metadata: FileMetaData, fields: string[]) {
   const added: SchemaElement[] = [];
   for (const field of fields) {
     if (root.children.some((c) => c.element.name === field)) {
-      throw new OptionError('ERR_OPTION', `weightField "${field}" names a column of the input; choose another name, or write no weights`);
+      throw new OptionError(
+        'ERR_OPTION',
+        `weightField "${field}" names a column of the input; choose another name, or write no weights`,
+      );
     }
     const e: SchemaElement = { name: field, type: 'DOUBLE', repetition_type: 'OPTIONAL' };
     schema.push(e);
@@ -127,7 +166,8 @@ function writeValues(w: ByteWriter, element: SchemaElement, values: PhysicalValu
     case 'INT96':
     case 'FIXED_LEN_BYTE_ARRAY':
       for (const v of values) {
-        if ((v as Uint8Array).length !== (element.type === 'INT96' ? 12 : element.type_length)) throw new Error(`a value of ${(v as Uint8Array).length} bytes in a column of fixed-size values`);
+        if ((v as Uint8Array).length !== (element.type === 'INT96' ? 12 : element.type_length))
+          throw new Error(`a value of ${(v as Uint8Array).length} bytes in a column of fixed-size values`);
         w.appendBytes(v as Uint8Array);
       }
       return;
@@ -162,11 +202,20 @@ function dictionaryOf(type: string | undefined, values: PhysicalValue[]) {
 }
 
 /** Appends a page: its header, the levels (uncompressed), the values (snappy); returns its uncompressed size. */
-function writePage(w: ByteWriter, header: Record<string, unknown>, levels: ByteWriter | undefined, raw: Uint8Array): number {
+function writePage(
+  w: ByteWriter,
+  header: Record<string, unknown>,
+  levels: ByteWriter | undefined,
+  raw: Uint8Array,
+): number {
   const packed = snappyCompress(raw);
   const levelBytes = levels?.offset ?? 0;
   const start = w.offset;
-  writePageHeader(w, { ...header, uncompressed_page_size: levelBytes + raw.length, compressed_page_size: levelBytes + packed.length } as never);
+  writePageHeader(w, {
+    ...header,
+    uncompressed_page_size: levelBytes + raw.length,
+    compressed_page_size: levelBytes + packed.length,
+  } as never);
   const size = w.offset - start + levelBytes + raw.length;
   if (levels !== undefined) w.appendBytes(levels.getBytes());
   w.appendBytes(packed);
@@ -184,7 +233,12 @@ function writeChunk(w: ByteWriter, start: number, leaf: Leaf, data: ColumnData) 
   if (dictionary !== undefined) {
     const page = new ByteWriter();
     writeValues(page, leaf.element, dictionary.values);
-    uncompressed += writePage(w, { type: 'DICTIONARY_PAGE', dictionary_page_header: { num_values: dictionary.values.length, encoding: 'PLAIN' } }, undefined, page.getBytes());
+    uncompressed += writePage(
+      w,
+      { type: 'DICTIONARY_PAGE', dictionary_page_header: { num_values: dictionary.values.length, encoding: 'PLAIN' } },
+      undefined,
+      page.getBytes(),
+    );
   }
   const dataStart = w.offset;
   const indexWidth = dictionary === undefined ? 0 : bitWidth(dictionary.values.length - 1);
@@ -205,8 +259,10 @@ function writeChunk(w: ByteWriter, start: number, leaf: Leaf, data: ColumnData) 
       b++;
     }
     const levels = new ByteWriter();
-    const repLength = leaf.maxRep > 0 ? writeRleBitPackedHybrid(levels, data.rep.slice(a, b), bitWidth(leaf.maxRep)) : 0;
-    const defLength = leaf.maxDef > 0 ? writeRleBitPackedHybrid(levels, data.def.slice(a, b), bitWidth(leaf.maxDef)) : 0;
+    const repLength =
+      leaf.maxRep > 0 ? writeRleBitPackedHybrid(levels, data.rep.slice(a, b), bitWidth(leaf.maxRep)) : 0;
+    const defLength =
+      leaf.maxDef > 0 ? writeRleBitPackedHybrid(levels, data.def.slice(a, b), bitWidth(leaf.maxDef)) : 0;
     const values = new ByteWriter();
     if (dictionary === undefined) writeValues(values, leaf.element, data.values.slice(va, vb));
     else {
@@ -254,24 +310,47 @@ function timeUnit(unit: string) {
 function logicalType(t: LogicalType | undefined): unknown {
   if (t === undefined) return undefined;
   switch (t.type) {
-    case 'STRING': return { field_1: {} };
-    case 'MAP': return { field_2: {} };
-    case 'LIST': return { field_3: {} };
-    case 'ENUM': return { field_4: {} };
-    case 'DECIMAL': return { field_5: { field_1: t.scale, field_2: t.precision } };
-    case 'DATE': return { field_6: {} };
-    case 'TIME': return { field_7: { field_1: t.isAdjustedToUTC, field_2: timeUnit(t.unit) } };
-    case 'TIMESTAMP': return { field_8: { field_1: t.isAdjustedToUTC, field_2: timeUnit(t.unit) } };
-    case 'INTEGER': return { field_10: new ThriftStruct([[1, BYTE, t.bitWidth], [2, t.isSigned ? TRUE : FALSE, t.isSigned]]) };
-    case 'NULL': return { field_11: {} };
-    case 'JSON': return { field_12: {} };
-    case 'BSON': return { field_13: {} };
-    case 'UUID': return { field_14: {} };
-    case 'FLOAT16': return { field_15: {} };
-    case 'VARIANT': return { field_16: new ThriftStruct([[1, BYTE, t.specification_version]]) };
-    case 'GEOMETRY': return { field_17: { field_1: t.crs } };
-    case 'GEOGRAPHY': return { field_18: { field_1: t.crs, field_2: t.algorithm && EdgeInterpolationAlgorithms.indexOf(t.algorithm) } };
-    default: return t; // a type hyparquet does not know: its Thrift fields as read
+    case 'STRING':
+      return { field_1: {} };
+    case 'MAP':
+      return { field_2: {} };
+    case 'LIST':
+      return { field_3: {} };
+    case 'ENUM':
+      return { field_4: {} };
+    case 'DECIMAL':
+      return { field_5: { field_1: t.scale, field_2: t.precision } };
+    case 'DATE':
+      return { field_6: {} };
+    case 'TIME':
+      return { field_7: { field_1: t.isAdjustedToUTC, field_2: timeUnit(t.unit) } };
+    case 'TIMESTAMP':
+      return { field_8: { field_1: t.isAdjustedToUTC, field_2: timeUnit(t.unit) } };
+    case 'INTEGER':
+      return {
+        field_10: new ThriftStruct([
+          [1, BYTE, t.bitWidth],
+          [2, t.isSigned ? TRUE : FALSE, t.isSigned],
+        ]),
+      };
+    case 'NULL':
+      return { field_11: {} };
+    case 'JSON':
+      return { field_12: {} };
+    case 'BSON':
+      return { field_13: {} };
+    case 'UUID':
+      return { field_14: {} };
+    case 'FLOAT16':
+      return { field_15: {} };
+    case 'VARIANT':
+      return { field_16: new ThriftStruct([[1, BYTE, t.specification_version]]) };
+    case 'GEOMETRY':
+      return { field_17: { field_1: t.crs } };
+    case 'GEOGRAPHY':
+      return { field_18: { field_1: t.crs, field_2: t.algorithm && EdgeInterpolationAlgorithms.indexOf(t.algorithm) } };
+    default:
+      return t; // a type hyparquet does not know: its Thrift fields as read
   }
 }
 // Thrift compact protocol type ids
@@ -358,7 +437,11 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
         data = selectRows(await readColumnData(file, input.columns[c]!, leaf, compressors), leaf, keep);
       } catch (err) {
         const what = err instanceof Error ? err.message : String(err);
-        throw new InputError({ file: name, field: columnName(leaf) }, `cannot copy Parquet column "${columnName(leaf)}" (${leaf.element.type}) of row group ${group + 1}: ${what}`, { cause: err });
+        throw new InputError(
+          { file: name, field: columnName(leaf) },
+          `cannot copy Parquet column "${columnName(leaf)}" (${leaf.element.type}) of row group ${group + 1}: ${what}`,
+          { cause: err },
+        );
       }
       await add(leaf, data);
     }
@@ -411,7 +494,11 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       let kv: KeyValue[] | undefined = metadata.key_value_metadata;
       if (kv !== undefined) {
         fields.forEach((field, j) => {
-          kv = kv!.map((e) => (e.key === ARROW_SCHEMA_KEY && e.value !== undefined ? { key: e.key, value: withDoubleField(e.value, field, s.root.children.length + j) } : e));
+          kv = kv!.map((e) =>
+            e.key === ARROW_SCHEMA_KEY && e.value !== undefined
+              ? { key: e.key, value: withDoubleField(e.value, field, s.root.children.length + j) }
+              : e,
+          );
         });
       }
       const footer = new ByteWriter();

@@ -19,7 +19,9 @@ async function metadataOf(path: string, file: string) {
   try {
     metadata = await parquetMetadataAsync(buffer);
   } catch (err) {
-    throw new InputError({ file }, `not a readable Parquet file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new InputError({ file }, `not a readable Parquet file: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
   return { buffer, metadata };
 }
@@ -36,7 +38,11 @@ export async function* readParquet(path: string, file: string, shape: FileShape)
       rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors });
     } catch (err) {
       const what = err instanceof Error ? err.message : String(err);
-      throw new InputError({ file, line: rowStart + 1 }, `cannot decode the row group of rows ${rowStart + 1}-${rowEnd}: ${what}`, { cause: err });
+      throw new InputError(
+        { file, line: rowStart + 1 },
+        `cannot decode the row group of rows ${rowStart + 1}-${rowEnd}: ${what}`,
+        { cause: err },
+      );
     }
     for (let i = 0; i < rows.length; i++) {
       const value = rows[i];

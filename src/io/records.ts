@@ -83,7 +83,12 @@ export function detectLayout(v: Record<string, unknown>, only?: RecordFormat): L
       const p = prompt.map((f) => spelled(v, f) ?? f);
       const r = spelled(v, response);
       if (spelled(v, prompt[0]!) !== undefined && r !== undefined) {
-        return { format: 'prompt-response', prompt: p, optional: optional.map((f) => p[prompt.indexOf(f)]!), response: r };
+        return {
+          format: 'prompt-response',
+          prompt: p,
+          optional: optional.map((f) => p[prompt.indexOf(f)]!),
+          response: r,
+        };
       }
     }
     for (const field of PROMPT_ONLY) {
@@ -102,23 +107,32 @@ export function detectLayout(v: Record<string, unknown>, only?: RecordFormat): L
  */
 export function layoutFromOptions(recordFormat?: RecordFormat, fields?: FieldMapping): Layout | undefined {
   if (recordFormat !== undefined && !RECORD_FORMATS.includes(recordFormat)) {
-    throw new OptionError('ERR_OPTION', `recordFormat must be one of ${RECORD_FORMATS.join(', ')}, got ${JSON.stringify(recordFormat)}`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `recordFormat must be one of ${RECORD_FORMATS.join(', ')}, got ${JSON.stringify(recordFormat)}`,
+    );
   }
   if (fields === undefined) return recordFormat === 'alpaca' ? ALPACA : undefined;
   const name = (f: unknown, what: string) => {
-    if (typeof f !== 'string' || f === '') throw new OptionError('ERR_OPTION', `fields.${what} must be a non-empty field name`);
+    if (typeof f !== 'string' || f === '')
+      throw new OptionError('ERR_OPTION', `fields.${what} must be a non-empty field name`);
     return f;
   };
   if (fields.text !== undefined) {
     if (fields.prompt !== undefined || fields.response !== undefined) {
       throw new OptionError('ERR_OPTION', 'fields.text cannot be combined with fields.prompt or fields.response');
     }
-    if (recordFormat !== undefined && recordFormat !== 'text') throw new OptionError('ERR_OPTION', `fields.text needs recordFormat 'text', not '${recordFormat}'`);
+    if (recordFormat !== undefined && recordFormat !== 'text')
+      throw new OptionError('ERR_OPTION', `fields.text needs recordFormat 'text', not '${recordFormat}'`);
     return { format: 'text', prompt: [name(fields.text, 'text')], optional: [] };
   }
-  if (fields.prompt === undefined) throw new OptionError('ERR_OPTION', 'fields must name a prompt (and optionally a response) field, or a text field');
+  if (fields.prompt === undefined)
+    throw new OptionError('ERR_OPTION', 'fields must name a prompt (and optionally a response) field, or a text field');
   if (recordFormat !== undefined && recordFormat !== 'prompt-response') {
-    throw new OptionError('ERR_OPTION', `fields.prompt/response need recordFormat 'prompt-response', not '${recordFormat}'`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `fields.prompt/response need recordFormat 'prompt-response', not '${recordFormat}'`,
+    );
   }
   const prompt = (Array.isArray(fields.prompt) ? fields.prompt : [fields.prompt]).map((f) => name(f, 'prompt'));
   if (prompt.length === 0) throw new OptionError('ERR_OPTION', 'fields.prompt must name at least one field');
@@ -129,10 +143,14 @@ export function layoutFromOptions(recordFormat?: RecordFormat, fields?: FieldMap
 
 /** Error for a record with no recognisable layout (or not the one asked for). */
 export function unknownLayout(v: Record<string, unknown>, where: InputLocation, wanted?: RecordFormat): InputError {
-  const keys = Object.keys(v).slice(0, 12).map((k) => JSON.stringify(k)).join(', ');
-  const expected = wanted === undefined
-    ? 'expected alpaca (instruction/input/output), messages or conversations (role/content or from/value turns), prompt/response (or question/answer, goal/target ...) or text, in any letter case'
-    : `expected the ${wanted} format`;
+  const keys = Object.keys(v)
+    .slice(0, 12)
+    .map((k) => JSON.stringify(k))
+    .join(', ');
+  const expected =
+    wanted === undefined
+      ? 'expected alpaca (instruction/input/output), messages or conversations (role/content or from/value turns), prompt/response (or question/answer, goal/target ...) or text, in any letter case'
+      : `expected the ${wanted} format`;
   return new InputError(
     where,
     `cannot tell the record format from the fields {${keys}}: ${expected}; name the fields with the fields option (CLI: --prompt-field and --response-field, or --text-field)`,
@@ -156,14 +174,20 @@ function joinParts(parts: string[]): string {
 export function extractText(v: Record<string, unknown>, layout: Layout, where: InputLocation): SampleText {
   const fail = (field: string, what: string) => {
     const other = v[field] === undefined ? detectLayout(v) : undefined;
-    const mixed = other !== undefined && describe(other) !== describe(layout) ? ` (this record looks like ${describe(other)} but the file's layout is ${describe(layout)}: mixed record formats)` : '';
+    const mixed =
+      other !== undefined && describe(other) !== describe(layout)
+        ? ` (this record looks like ${describe(other)} but the file's layout is ${describe(layout)}: mixed record formats)`
+        : '';
     return new InputError({ ...where, field }, `${what}${mixed}`);
   };
   const str = (field: string, optional = false): string => {
     const x = v[field];
     if (typeof x === 'string') return x;
     if (optional && (x === undefined || x === null)) return '';
-    throw fail(field, x === undefined ? `missing field "${field}"` : `field "${field}" is ${typeName(x)}, expected a string`);
+    throw fail(
+      field,
+      x === undefined ? `missing field "${field}"` : `field "${field}" is ${typeName(x)}, expected a string`,
+    );
   };
 
   let sample: SampleText;
@@ -177,9 +201,11 @@ export function extractText(v: Record<string, unknown>, layout: Layout, where: I
     const response = layout.response === undefined ? '' : str(layout.response);
     sample = { prompt, response };
   }
-  if (sample.prompt.trim() === '' && sample.response.trim() === '') throw new InputError(where, 'record has no text (empty prompt and response)');
+  if (sample.prompt.trim() === '' && sample.response.trim() === '')
+    throw new InputError(where, 'record has no text (empty prompt and response)');
   // Embedders need words: a record of punctuation or symbols only cannot be embedded.
-  if (!HAS_WORD.test(sample.prompt) && !HAS_WORD.test(sample.response)) throw new InputError(where, 'record has no words (no letter or digit in prompt or response)');
+  if (!HAS_WORD.test(sample.prompt) && !HAS_WORD.test(sample.response))
+    throw new InputError(where, 'record has no words (no letter or digit in prompt or response)');
   return sample;
 }
 
@@ -198,21 +224,31 @@ function chatText(
   const assistant: string[] = [];
   turns.forEach((turn: unknown, i) => {
     const field = `${list}[${i}]`;
-    if (typeof turn !== 'object' || turn === null || Array.isArray(turn)) throw new InputError({ ...where, field }, `${field} is ${typeName(turn)}, expected an object`);
+    if (typeof turn !== 'object' || turn === null || Array.isArray(turn))
+      throw new InputError({ ...where, field }, `${field} is ${typeName(turn)}, expected an object`);
     const t = turn as Record<string, unknown>;
     // Exports mix the two spellings (OpenAI's role/content, ShareGPT's from/value) under either list name.
     const own = TURN_KEYS[format];
     const other = TURN_KEYS[format === 'messages' ? 'sharegpt' : 'messages'];
     const [roleKey, textKey] = t[own[0]] === undefined && t[other[0]] !== undefined ? other : own;
     const role = t[roleKey];
-    if (typeof role !== 'string') throw new InputError({ ...where, field: `${field}.${roleKey}` }, `${field}.${roleKey} is ${typeName(role)}, expected a string`);
+    if (typeof role !== 'string')
+      throw new InputError(
+        { ...where, field: `${field}.${roleKey}` },
+        `${field}.${roleKey} is ${typeName(role)}, expected a string`,
+      );
     const text = turnText(t[textKey], `${field}.${textKey}`, where);
     const r = role.toLowerCase();
     if (USER.has(r)) user.push(text);
     else if (ASSISTANT.has(r)) assistant.push(text);
-    else if (!IGNORED.has(r)) throw new InputError({ ...where, field: `${field}.${roleKey}` }, `${field}.${roleKey} is the unknown role ${JSON.stringify(role)}`);
+    else if (!IGNORED.has(r))
+      throw new InputError(
+        { ...where, field: `${field}.${roleKey}` },
+        `${field}.${roleKey} is the unknown role ${JSON.stringify(role)}`,
+      );
   });
-  if (user.length === 0) throw new InputError({ ...where, field: list }, `${list} has no ${format === 'messages' ? 'user' : 'human'} turn`);
+  if (user.length === 0)
+    throw new InputError({ ...where, field: list }, `${list} has no ${format === 'messages' ? 'user' : 'human'} turn`);
   return { prompt: joinParts(user), response: joinParts(assistant) };
 }
 
@@ -222,7 +258,11 @@ function turnText(content: unknown, field: string, where: InputLocation): string
   if (content === null) return '';
   if (Array.isArray(content)) {
     return content
-      .map((part: unknown) => (typeof part === 'object' && part !== null && (part as { type?: unknown }).type === 'text' ? (part as { text?: unknown }).text : undefined))
+      .map((part: unknown) =>
+        typeof part === 'object' && part !== null && (part as { type?: unknown }).type === 'text'
+          ? (part as { text?: unknown }).text
+          : undefined,
+      )
       .filter((t): t is string => typeof t === 'string')
       .join('\n');
   }
@@ -238,7 +278,10 @@ export const DEFAULT_TEMPLATE = '{prompt}\n\n{response}';
 /** Throws `OptionError` unless the template uses `{prompt}` or `{response}`. */
 export function checkTemplate(template: string): void {
   if (typeof template !== 'string' || !/\{(prompt|response)\}/.test(template)) {
-    throw new OptionError('ERR_OPTION', `template must contain {prompt} and/or {response}, got ${JSON.stringify(template)}`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `template must contain {prompt} and/or {response}, got ${JSON.stringify(template)}`,
+    );
   }
 }
 

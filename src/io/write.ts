@@ -44,7 +44,10 @@ interface Sink {
  * weight would replace the user's value without a word.
  */
 export function weightFieldTaken(file: string, line: number, field: string): InputError {
-  const how = field === DEFAULT_WEIGHT_FIELD ? `the default weight field "${field}" (was it purified before?)` : `the weight field "${field}"`;
+  const how =
+    field === DEFAULT_WEIGHT_FIELD
+      ? `the default weight field "${field}" (was it purified before?)`
+      : `the weight field "${field}"`;
   return new InputError(
     { file, line, field },
     `the record already has ${how}, and writing the training weight there would replace its value; pick another --weight-field (weightField), or write no weights with --no-weight-field (weightField: null)`,
@@ -54,7 +57,8 @@ export function weightFieldTaken(file: string, line: number, field: string): Inp
 /** The weight field an option names: the default for undefined, null for none; OptionError for anything else. */
 export function weightFieldOf(option: string | null | undefined): string | null {
   const field = option === undefined ? DEFAULT_WEIGHT_FIELD : option;
-  if (field !== null && (typeof field !== 'string' || field === '')) throw new OptionError('ERR_OPTION', 'weightField must be a non-empty string or null');
+  if (field !== null && (typeof field !== 'string' || field === ''))
+    throw new OptionError('ERR_OPTION', 'weightField must be a non-empty string or null');
   return field;
 }
 
@@ -68,7 +72,11 @@ export function weightFieldOf(option: string | null | undefined): string | null 
  * JSON records are re-serialised with `JSON.stringify`; JSONL and CSV records
  * keep their original text. Parquet output keeps the input's schema.
  */
-export async function writeDataset(source: Dataset, outPath: string, options: WriteDatasetOptions): Promise<WriteDatasetResult> {
+export async function writeDataset(
+  source: Dataset,
+  outPath: string,
+  options: WriteDatasetOptions,
+): Promise<WriteDatasetResult> {
   checkOutputFormat(source, outPath);
   weightFieldOf(options.weightField);
   await assertNotSameFile(source.path, outPath);
@@ -80,7 +88,10 @@ export async function writeDataset(source: Dataset, outPath: string, options: Wr
 export function checkOutputFormat(source: Dataset, outPath: string): void {
   const outFormat = formatFromExtension(outPath);
   if (outFormat !== undefined && outFormat !== source.format && outFormat !== formatFromExtension(source.path)) {
-    throw new OptionError('ERR_OPTION', `${outPath} names a ${outFormat} file but the input is ${source.format}: the output is written in the input's format`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `${outPath} names a ${outFormat} file but the input is ${source.format}: the output is written in the input's format`,
+    );
   }
 }
 
@@ -88,12 +99,16 @@ export function checkOutputFormat(source: Dataset, outPath: string): void {
 export async function writeRecords(source: Dataset, out: AtomicWriter, options: WriteDatasetOptions): Promise<number> {
   const { keep } = options;
   const weightField = weightFieldOf(options.weightField);
-  if (!(keep instanceof Map) && typeof keep !== 'function') throw new OptionError('ERR_OPTION', 'keep must be a Map or a function of the record index');
+  if (!(keep instanceof Map) && typeof keep !== 'function')
+    throw new OptionError('ERR_OPTION', 'keep must be a Map or a function of the record index');
 
   const weightOf = (index: number): number | undefined => {
     const w = keep instanceof Map ? keep.get(index) : keep(index);
     if (w !== undefined && (typeof w !== 'number' || !Number.isFinite(w))) {
-      throw new OptionError('ERR_OPTION', `keep gives record ${index} the weight ${String(w)}; weights must be finite numbers`);
+      throw new OptionError(
+        'ERR_OPTION',
+        `keep gives record ${index} the weight ${String(w)}; weights must be finite numbers`,
+      );
     }
     return w;
   };
@@ -141,7 +156,8 @@ export async function writeColumns(
   let maxIndex = -1;
   for await (const row of source.rows(shape)) {
     if (signal?.aborted) throw new AbortError();
-    for (const name of columns.names) if (Object.hasOwn(row.record.value, name)) throw columns.taken(row.record.line, name);
+    for (const name of columns.names)
+      if (Object.hasOwn(row.record.value, name)) throw columns.taken(row.record.line, name);
     read++;
     maxIndex = row.record.index;
     const v = columns.values(row.record.index);
@@ -186,7 +202,8 @@ function jsonlLine(row: RawRow, fields: string[], v: number[]): string {
   const { raw } = row;
   const value = row.record.value;
   if (fields.length === 0 && typeof raw === 'string') return raw;
-  if (typeof raw !== 'string' || fields.some((f) => Object.hasOwn(value, f))) return JSON.stringify(withFields(value, fields, v));
+  if (typeof raw !== 'string' || fields.some((f) => Object.hasOwn(value, f)))
+    return JSON.stringify(withFields(value, fields, v));
   const body = raw.slice(0, -1).trimEnd();
   const added = fields.map((f, i) => `${JSON.stringify(f)}:${JSON.stringify(v[i])}`).join(',');
   const sep = body === '{' ? '' : ',';
@@ -212,7 +229,9 @@ function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[]): Sink {
 }
 
 function csvCell(cell: string, delimiter: string): string {
-  return cell.includes('"') || cell.includes(delimiter) || cell.includes('\n') || cell.includes('\r') ? `"${cell.replaceAll('"', '""')}"` : cell;
+  return cell.includes('"') || cell.includes(delimiter) || cell.includes('\n') || cell.includes('\r')
+    ? `"${cell.replaceAll('"', '""')}"`
+    : cell;
 }
 
 function csvSink(out: AtomicWriter, shape: FileShape, fields: string[], delimiter: string): Sink {

@@ -25,10 +25,13 @@ export const DEFAULT_NEIGHBOURS = 3;
 /** Refuses malformed reason options before any work. */
 export function checkReasonOptions(o: ReasonOptions | undefined): void {
   if (o === undefined) return;
-  if (typeof o !== 'object' || o === null) throw new OptionError('ERR_OPTION', 'reasons must be an object { for, neighbours }');
-  if (o.for !== undefined && o.for !== 'dropped' && o.for !== 'all') throw new OptionError('ERR_OPTION', `reasons.for must be 'dropped' or 'all', got ${String(o.for)}`);
+  if (typeof o !== 'object' || o === null)
+    throw new OptionError('ERR_OPTION', 'reasons must be an object { for, neighbours }');
+  if (o.for !== undefined && o.for !== 'dropped' && o.for !== 'all')
+    throw new OptionError('ERR_OPTION', `reasons.for must be 'dropped' or 'all', got ${String(o.for)}`);
   const k = o.neighbours;
-  if (k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= 1000)) throw new OptionError('ERR_OPTION', `reasons.neighbours must be an integer from 1 to 1000, got ${String(k)}`);
+  if (k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= 1000))
+    throw new OptionError('ERR_OPTION', `reasons.neighbours must be an integer from 1 to 1000, got ${String(k)}`);
 }
 
 /** One of a record's nearest harmful reference samples. */
@@ -43,7 +46,13 @@ export interface NearReference {
 
 export interface Audit {
   /** Per record, in log-weight units: ln(n w) ≈ pull + push + offset (`sot` only). */
-  contributions: { logWeight: Float64Array; pull: Float64Array; push: Float64Array; offset: number; maxResidual: number } | null;
+  contributions: {
+    logWeight: Float64Array;
+    pull: Float64Array;
+    push: Float64Array;
+    offset: number;
+    maxResidual: number;
+  } | null;
   /** The nearest harmful references of a record, when it was explained. */
   nearest(index: number): NearReference[] | undefined;
   /** The reason in words ('' for a record that was not explained). */
@@ -74,7 +83,9 @@ export async function explainRecords(r: {
   const rows: number[] = [];
   for (let i = 0; i < n; i++) if (all || !r.selection.kept[i]) rows.push(i);
   const learned = r.scores.learned;
-  const contributions = learned ? await cancellable(undefined, () => native.weightContributions(learned.weights, learned.pull, learned.push, r.tau)) : null;
+  const contributions = learned
+    ? await cancellable(undefined, () => native.weightContributions(learned.weights, learned.pull, learned.push, r.tau))
+    : null;
   const k = r.options?.neighbours ?? DEFAULT_NEIGHBOURS;
   const near = rows.length
     ? await cancellable(r.signal, (token) =>
@@ -117,7 +128,11 @@ export async function explainRecords(r: {
   const reason = (i: number): string => {
     const near = nearest(i);
     if (near === undefined) return '';
-    return reasonInWords(near[0], contributions ? { pull: contributions.pull[i]!, push: contributions.push[i]! } : undefined, anchorIsDownstream);
+    return reasonInWords(
+      near[0],
+      contributions ? { pull: contributions.pull[i]!, push: contributions.push[i]! } : undefined,
+      anchorIsDownstream,
+    );
   };
   return { contributions, nearest, reason, explained: rows.length, neighbours: near.k, anchorIsDownstream };
 }
@@ -127,12 +142,17 @@ export async function explainRecords(r: {
  * weight most first. `c` holds its pull and push contributions to the
  * log-weight (absent for the baselines, which have none).
  */
-export function reasonInWords(nearest: NearReference | undefined, c: { pull: number; push: number } | undefined, anchorIsDownstream: boolean): string {
+export function reasonInWords(
+  nearest: NearReference | undefined,
+  c: { pull: number; push: number } | undefined,
+  anchorIsDownstream: boolean,
+): string {
   const anchor = anchorIsDownstream ? 'the rest of the data' : 'the anchor';
   const ref = nearest ? `${nearest.set} #${nearest.index} (cost ${nearest.cost.toFixed(3)}): "${nearest.excerpt}"` : '';
   if (c === undefined) return ref && `nearest harmful: ${ref}`;
   const pull = c.pull < 0 ? `far from ${anchor} (pull ${fmt(c.pull)})` : `near ${anchor} (pull ${fmt(c.pull)})`;
-  const push = c.push < 0 ? `close to ${ref} (push ${fmt(c.push)})` : `far from harm (push ${fmt(c.push)}; nearest ${ref})`;
+  const push =
+    c.push < 0 ? `close to ${ref} (push ${fmt(c.push)})` : `far from harm (push ${fmt(c.push)}; nearest ${ref})`;
   // The more negative contribution is what held the record back most.
   return c.push <= c.pull ? `${push}; ${pull}` : `${pull}; ${push}`;
 }

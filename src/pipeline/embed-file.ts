@@ -9,7 +9,20 @@ import { PipelineInput } from './input.js';
 import type { PurifyOptions, StageProgress } from './options.js';
 
 export interface EmbedFileOptions
-  extends Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'template' | 'skipInvalid' | 'maxLineBytes' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'signal'> {
+  extends Pick<
+    PurifyOptions,
+    | 'input'
+    | 'format'
+    | 'recordFormat'
+    | 'fields'
+    | 'template'
+    | 'skipInvalid'
+    | 'maxLineBytes'
+    | 'embedder'
+    | 'embeddingCache'
+    | 'cacheDir'
+    | 'signal'
+  > {
   /** The `.npy` file to write (float32, rows x dim), atomically; a pipe or device (`/dev/stdout`) is streamed to. */
   output: string;
   onProgress?: (event: StageProgress) => void;
@@ -19,16 +32,23 @@ export interface EmbedFileOptions
  * `sot embed`: the dataset's vectors as a `.npy` matrix, one row per record
  * in file order, through the embedding cache (which a later `purify` reuses).
  */
-export async function embedFile(o: EmbedFileOptions): Promise<{ output: string; rows: number; dim: number; embedder: string }> {
-  if (typeof o.output !== 'string' || o.output === '') throw new OptionError('ERR_OPTION', 'output must be a file path');
+export async function embedFile(
+  o: EmbedFileOptions,
+): Promise<{ output: string; rows: number; dim: number; embedder: string }> {
+  if (typeof o.output !== 'string' || o.output === '')
+    throw new OptionError('ERR_OPTION', 'output must be a file path');
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
   const reads: RolePath[] = [{ path: o.input, what: 'the input file' }];
-  if (embedder instanceof PrecomputedEmbedder && embedder.npy !== undefined) reads.push({ path: embedder.npy, what: 'the vectors file (--vectors-npy)' });
+  if (embedder instanceof PrecomputedEmbedder && embedder.npy !== undefined)
+    reads.push({ path: embedder.npy, what: 'the vectors file (--vectors-npy)' });
   // Before any work: the output must not replace a file this command reads.
   const [out] = await assertNoCollision([{ path: o.output, what: 'the output' }], reads);
   if (out!.kind === 'folder') throw new IoError(`cannot write ${o.output}: it is a folder`, { path: o.output });
   const input = await PipelineInput.open(o);
-  const n = await input.count(embedder, { signal: o.signal, onProgress: (done) => o.onProgress?.({ stage: 'read', done }) });
+  const n = await input.count(embedder, {
+    signal: o.signal,
+    onProgress: (done) => o.onProgress?.({ stage: 'read', done }),
+  });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
   const cache = await openEmbeddingCache(o, embedder);
   const { matrix } = await embedDataset(input, n, embedder, cache, {

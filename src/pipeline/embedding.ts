@@ -16,7 +16,8 @@ import type { PurifyOptions } from './options.js';
  * dataset's in `embedDataset`) and never cached.
  */
 export async function openEmbeddingCache(
-  o: Pick<PurifyOptions, 'embeddingCache' | 'cacheDir'> & Partial<Pick<PurifyOptions, 'input' | 'template' | 'skipInvalid' | 'harmful' | 'anchor' | 'signal'>>,
+  o: Pick<PurifyOptions, 'embeddingCache' | 'cacheDir'> &
+    Partial<Pick<PurifyOptions, 'input' | 'template' | 'skipInvalid' | 'harmful' | 'anchor' | 'signal'>>,
   embedder: Embedder,
 ): Promise<EmbeddingCache | null> {
   if (embedder instanceof PrecomputedEmbedder) {
@@ -28,10 +29,18 @@ export async function openEmbeddingCache(
   return EmbeddingCache.open(dir, embedder.id, embedder.dim);
 }
 
-export async function embedBatch(texts: string[], embedder: Embedder, cache: EmbeddingCache | null, signal?: AbortSignal): Promise<Float32Array> {
+export async function embedBatch(
+  texts: string[],
+  embedder: Embedder,
+  cache: EmbeddingCache | null,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
   const v = cache ? await embedWithCache(embedder, texts, cache, { signal }) : await embedder.embed(texts, { signal });
   if (v.length !== texts.length * embedder.dim) {
-    throw new ShapeError('ERR_SHAPE', `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${texts.length} texts of dimension ${embedder.dim}`);
+    throw new ShapeError(
+      'ERR_SHAPE',
+      `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${texts.length} texts of dimension ${embedder.dim}`,
+    );
   }
   return v;
 }
@@ -64,13 +73,22 @@ export async function embedDataset(
     options.onProgress?.(rows);
   }
   if (rows !== n) {
-    throw new InputError({ file: input.dataset.path }, `the file changed while it was being read (${n} records at first, then ${rows > n ? 'more' : rows})`);
+    throw new InputError(
+      { file: input.dataset.path },
+      `the file changed while it was being read (${n} records at first, then ${rows > n ? 'more' : rows})`,
+    );
   }
   return { matrix: { data, rows: n, cols: dim }, lines: lineOf };
 }
 
 /** Embeds reference samples with the dataset's template. */
-export async function embedSamples(samples: SampleText[], template: string | undefined, embedder: Embedder, cache: EmbeddingCache | null, options: StreamOptions = {}): Promise<Matrix> {
+export async function embedSamples(
+  samples: SampleText[],
+  template: string | undefined,
+  embedder: Embedder,
+  cache: EmbeddingCache | null,
+  options: StreamOptions = {},
+): Promise<Matrix> {
   const dim = embedder.dim;
   const data = new Float32Array(samples.length * dim);
   const render = embedderRender(embedder) ?? ((s: SampleText) => renderText(s, template));

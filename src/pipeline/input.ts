@@ -37,11 +37,20 @@ export class PipelineInput {
 
   /** `weightField`: purify's (undefined for its default); leave it out (`sot embed`) when nothing is written back. */
   static async open(
-    o: Pick<PurifyOptions, 'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template' | 'embedder'>,
+    o: Pick<
+      PurifyOptions,
+      'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template' | 'embedder'
+    >,
     written?: { weightField: string | null | undefined },
   ): Promise<PipelineInput> {
     const weightField = written === undefined ? null : weightFieldOf(written.weightField);
-    const dataset = await openDataset(o.input, { format: o.format, recordFormat: o.recordFormat, fields: o.fields, skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
+    const dataset = await openDataset(o.input, {
+      format: o.format,
+      recordFormat: o.recordFormat,
+      fields: o.fields,
+      skipInvalid: o.skipInvalid,
+      maxLineBytes: o.maxLineBytes,
+    });
     if (o.template !== undefined) checkTemplate(o.template); // before any work
     return new PipelineInput(dataset, o.template, embedderRender(o.embedder), weightField);
   }
@@ -54,7 +63,8 @@ export class PipelineInput {
     for await (const { record, text } of this.dataset) {
       if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
       // In the counting pass already: the weight must not replace a value of the user's.
-      if (this.weightField !== null && Object.hasOwn(record.value, this.weightField)) throw weightFieldTaken(this.dataset.path, record.line, this.weightField);
+      if (this.weightField !== null && Object.hasOwn(record.value, this.weightField))
+        throw weightFieldTaken(this.dataset.path, record.line, this.weightField);
       texts.push(this.render ? this.render(text) : renderText(text, this.template));
       lines.push(record.line);
       if (texts.length === BATCH) {
@@ -105,4 +115,3 @@ export class PipelineInput {
     return out;
   }
 }
-

@@ -39,7 +39,10 @@ export function checkEmbeddingsFit(budget: number, n: number, dim: number, input
 export function learnerBudget(budget: number, n: number): number {
   const left = budget - process.memoryUsage.rss() - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
-    throw new OptionError('ERR_OPTION', `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}); raise --memory-budget`);
+    throw new OptionError(
+      'ERR_OPTION',
+      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}); raise --memory-budget`,
+    );
   }
   return left;
 }

@@ -114,8 +114,21 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     reportVersion: 1,
     version: r.version,
     createdAt: o.createdAt ?? new Date().toISOString(),
-    input: { path: o.input, format: ds.format, recordFormat: ds.recordFormat, records: n, skipped: r.input.skipped.count, skippedReasons: r.input.skipped.reasons },
-    outputs: { dataset: r.paths.output, scores: r.paths.scores, report: r.paths.report, html: r.paths.html, removed: r.paths.removed },
+    input: {
+      path: o.input,
+      format: ds.format,
+      recordFormat: ds.recordFormat,
+      records: n,
+      skipped: r.input.skipped.count,
+      skippedReasons: r.input.skipped.reasons,
+    },
+    outputs: {
+      dataset: r.paths.output,
+      scores: r.paths.scores,
+      report: r.paths.report,
+      html: r.paths.html,
+      removed: r.paths.removed,
+    },
     embedder: { id: r.embedder.id, dim: r.embedder.dim },
     references: { harmful: r.refs.harmful.summary, anchor: r.refs.anchor.summary },
     method: r.method,
@@ -143,9 +156,14 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     timings: r.timings,
     histogram: weightHistogram(weights, r.selection.kept),
     cutoff: cutoff(weights, r.selection),
-    contributions: r.audit.contributions ? { offset: r.audit.contributions.offset, maxResidual: r.audit.contributions.maxResidual } : null,
+    contributions: r.audit.contributions
+      ? { offset: r.audit.contributions.offset, maxResidual: r.audit.contributions.maxResidual }
+      : null,
     ...(await recordTable(r)),
-    projection: await projection(r.sets, r.selection.kept, { harmful: r.refs.harmful.summary.map((x) => x.count), anchor: r.refs.anchor.summary.map((x) => x.count) }),
+    projection: await projection(r.sets, r.selection.kept, {
+      harmful: r.refs.harmful.summary.map((x) => x.count),
+      anchor: r.refs.anchor.summary.map((x) => x.count),
+    }),
     lowest: lowestIdx.map((i) => ({
       index: i,
       line: r.lines[i]!,
@@ -158,14 +176,32 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
 }
 
 /** The scores file's columns, in order (docs/audit.md explains each and its sign). */
-export const SCORE_COLUMNS = ['index', 'line', 'score', 'rank', 'kept', 'train_weight', 'log_weight', 'pull', 'push', 'nearest_set', 'nearest_index', 'nearest_cost', 'reason'] as const;
+export const SCORE_COLUMNS = [
+  'index',
+  'line',
+  'score',
+  'rank',
+  'kept',
+  'train_weight',
+  'log_weight',
+  'pull',
+  'push',
+  'nearest_set',
+  'nearest_index',
+  'nearest_cost',
+  'reason',
+] as const;
 
 function csvText(s: string): string {
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 /** Per-sample scores as CSV, in record order. */
-async function writeScores(out: AtomicWriter, r: { lines: Uint32Array; scores: Scores; selection: Selection; audit: Audit }, signal?: AbortSignal): Promise<void> {
+async function writeScores(
+  out: AtomicWriter,
+  r: { lines: Uint32Array; scores: Scores; selection: Selection; audit: Audit },
+  signal?: AbortSignal,
+): Promise<void> {
   const { scores, selection, lines, audit } = r;
   const c = audit.contributions;
   await out.write(`${SCORE_COLUMNS.join(',')}\n`);
@@ -188,7 +224,10 @@ async function writeScores(out: AtomicWriter, r: { lines: Uint32Array; scores: S
 export const REMOVED_FIELDS = { score: 'sot_score', rank: 'sot_rank', pull: 'sot_pull', push: 'sot_push' } as const;
 
 /** Every dropped record, in the input's format, with its score, rank and (for `sot`) pull and push contributions. */
-async function writeRemoved(out: AtomicWriter, r: { input: PipelineInput; scores: Scores; selection: Selection; audit: Audit; signal?: AbortSignal }): Promise<void> {
+async function writeRemoved(
+  out: AtomicWriter,
+  r: { input: PipelineInput; scores: Scores; selection: Selection; audit: Audit; signal?: AbortSignal },
+): Promise<void> {
   const c = r.audit.contributions;
   const F = REMOVED_FIELDS;
   const names = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
@@ -198,9 +237,17 @@ async function writeRemoved(out: AtomicWriter, r: { input: PipelineInput; scores
     out,
     {
       names,
-      values: (i) => (r.selection.kept[i] ? undefined : c ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!] : [r.scores.scores[i]!, r.selection.rank[i]!]),
+      values: (i) =>
+        r.selection.kept[i]
+          ? undefined
+          : c
+            ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!]
+            : [r.scores.scores[i]!, r.selection.rank[i]!],
       taken: (line, field) =>
-        new InputError({ file, line, field }, `the record already has the field "${field}", which the removed-records file adds; write no removed file with --no-removed (removed: null)`),
+        new InputError(
+          { file, line, field },
+          `the record already has the field "${field}", which the removed-records file adds; write no removed file with --no-removed (removed: null)`,
+        ),
     },
     { signal: r.signal },
   );
@@ -228,7 +275,10 @@ function groupFieldOf(value: Record<string, unknown>, given: string | null | und
 /** The report's table of records (with excerpts and groups, from one more pass over the input) and the breakdown by group. */
 async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records' | 'groups'>> {
   const n = r.selection.order.length;
-  const rows = n <= MAX_TABLE_RECORDS ? Array.from({ length: n }, (_, i) => i) : Array.from(r.selection.order.subarray(n - MAX_TABLE_RECORDS)).sort((a, b) => a - b);
+  const rows =
+    n <= MAX_TABLE_RECORDS
+      ? Array.from({ length: n }, (_, i) => i)
+      : Array.from(r.selection.order.subarray(n - MAX_TABLE_RECORDS)).sort((a, b) => a - b);
   const slot = new Map<number, number>();
   rows.forEach((i, s) => slot.set(i, s));
   const excerpts: string[] = new Array<string>(rows.length).fill('');
@@ -238,7 +288,8 @@ async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records
     if (field === undefined) field = groupFieldOf(record.value, r.options.groupField);
     if (field !== null) {
       const g = record.value[field];
-      groupOf[record.index] = g === undefined || g === null ? '' : typeof g === 'object' ? JSON.stringify(g) : String(g);
+      groupOf[record.index] =
+        g === undefined || g === null ? '' : typeof g === 'object' ? JSON.stringify(g) : String(g);
     }
     const s = slot.get(record.index);
     if (s !== undefined) excerpts[s] = excerpt(renderText(text, r.options.template), TABLE_EXCERPT);
@@ -254,7 +305,12 @@ async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records
     }
     // A detected field with many distinct values is not a category; a named one is always broken down.
     if (by.size <= MAX_GROUPS || r.options.groupField) {
-      groups = { field, rows: [...by].map(([value, e]) => ({ value, ...e })).sort((a, b) => b.dropped / b.total - a.dropped / a.total || b.total - a.total) };
+      groups = {
+        field,
+        rows: [...by]
+          .map(([value, e]) => ({ value, ...e }))
+          .sort((a, b) => b.dropped / b.total - a.dropped / a.total || b.total - a.total),
+      };
     }
   }
   const c = r.audit.contributions;
@@ -342,7 +398,10 @@ export async function writeOutputs(r: {
     if (signal?.aborted) throw new AbortError();
   } catch (err) {
     await Promise.all(staged.map((w) => w.abort()));
-    if (err instanceof AbortError) throw new AbortError('aborted before the outputs were committed; no output was written', { cause: signal?.reason ?? err });
+    if (err instanceof AbortError)
+      throw new AbortError('aborted before the outputs were committed; no output was written', {
+        cause: signal?.reason ?? err,
+      });
     throw err;
   }
   await commitAll(staged);
@@ -351,7 +410,10 @@ export async function writeOutputs(r: {
 
 /** `sot report`: renders the HTML page of an existing JSON report (to a file, or streamed to a pipe or device such as /dev/stdout). */
 export async function rerenderReport(reportPath: string, htmlPath: string): Promise<void> {
-  await assertNoCollision([{ path: htmlPath, what: 'the HTML page' }], [{ path: reportPath, what: 'the report it renders' }]);
+  await assertNoCollision(
+    [{ path: htmlPath, what: 'the HTML page' }],
+    [{ path: reportPath, what: 'the report it renders' }],
+  );
   let text: string;
   try {
     text = await readFile(reportPath, 'utf8');

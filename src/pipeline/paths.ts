@@ -7,12 +7,25 @@ function sibling(path: string, suffix: string): string {
 }
 
 /** Default output paths: next to the input, named after it. */
-export function outputPaths(o: { input: string; output?: string; scores?: string; report?: string; html?: string | null; removed?: string | null }) {
+export function outputPaths(o: {
+  input: string;
+  output?: string;
+  scores?: string;
+  report?: string;
+  html?: string | null;
+  removed?: string | null;
+}) {
   const output = o.output ?? sibling(o.input, `.purified${extname(o.input)}`);
   return {
     output,
     // <stem>.removed.<ext>: beside the input when the output is, else beside the output, named after it
-    removed: o.removed === null ? null : (o.removed ?? (o.output === undefined ? sibling(o.input, `.removed${extname(o.input)}`) : sibling(output, `.removed${extname(output)}`))),
+    removed:
+      o.removed === null
+        ? null
+        : (o.removed ??
+          (o.output === undefined
+            ? sibling(o.input, `.removed${extname(o.input)}`)
+            : sibling(output, `.removed${extname(output)}`))),
     scores: o.scores ?? sibling(output, '.scores.csv'),
     report: o.report ?? sibling(output, '.report.json'),
     html: o.html === null ? null : (o.html ?? sibling(output, '.report.html')),

@@ -98,7 +98,9 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const refs = await loadReferences(o);
   warnings.push(...refs.harmful.warnings, ...refs.anchor.warnings);
   const harmful = await embedSamples(refs.harmful.samples, o.template, embedder, cache, { signal });
-  const anchor = refs.anchor.samples.length ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal }) : undefined;
+  const anchor = refs.anchor.samples.length
+    ? await embedSamples(refs.anchor.samples, o.template, embedder, cache, { signal })
+    : undefined;
   progress('references', refs.harmful.samples.length + refs.anchor.samples.length);
   lap('references');
 
@@ -106,29 +108,48 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const method = o.method ?? 'sot';
   const learner = { ...embedder.learnerDefaults, ...defined(o.learner ?? {}) };
   if (o.keep === 'auto' && learner.debiased === true) {
-    throw new OptionError('ERR_OPTION', "keep 'auto' needs the contamination estimate, which the debiased objective does not give; give a fraction or a count");
+    throw new OptionError(
+      'ERR_OPTION',
+      "keep 'auto' needs the contamination estimate, which the debiased objective does not give; give a fraction or a count",
+    );
   }
   // The costs get what the process does not hold yet (an explicit learner budget wins).
   const storage = { budget: learnerBudget(budget, n), ...learner.storage };
-  const scores = await scoreSamples(method, { downstream, anchor, harmful }, {
-    ...learner,
-    storage,
-    seed: o.seed,
-    signal,
-    onProgress: (e) => progress('learn', e.iteration),
-  });
+  const scores = await scoreSamples(
+    method,
+    { downstream, anchor, harmful },
+    {
+      ...learner,
+      storage,
+      seed: o.seed,
+      signal,
+      onProgress: (e) => progress('learn', e.iteration),
+    },
+  );
   for (const w of scores.warnings) if (!warnings.includes(w)) warnings.push(w);
   lap('learn');
 
   // Select the top K (training weights proportional to the learned weights).
   if (o.keep === 'auto' && !scores.learned?.contamination) {
-    warnings.push("keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept");
+    warnings.push(
+      "keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept",
+    );
   }
   const keep = o.keep === 'auto' ? { count: scores.learned!.autoKeep } : (o.keep ?? PURIFY_DEFAULTS.keep);
   const selection = await selectTopK(scores.scores, keep, scores.weights);
   progress('select', selection.k, n);
   // Why: each dropped record's nearest harmful references and its pull/push split.
-  const audit = await explainRecords({ downstream, harmful, refs: refs.harmful, scores, selection, cost: learner.cost, tau: learner.tau, options: o.reasons, signal });
+  const audit = await explainRecords({
+    downstream,
+    harmful,
+    refs: refs.harmful,
+    scores,
+    selection,
+    cost: learner.cost,
+    tau: learner.tau,
+    options: o.reasons,
+    signal,
+  });
   lap('select');
 
   // Write everything as a unit: all temporary files first, then the renames (the report after what it describes).
@@ -171,7 +192,22 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   });
 
   const contamination = scores.learned?.contamination;
-  return { outputs: { dataset: paths.output, scores: paths.scores, report: paths.report, html: paths.html, removed: paths.removed }, n, k: selection.k, scores, selection, ...(contamination ? { contamination } : {}), report, warnings };
+  return {
+    outputs: {
+      dataset: paths.output,
+      scores: paths.scores,
+      report: paths.report,
+      html: paths.html,
+      removed: paths.removed,
+    },
+    n,
+    k: selection.k,
+    scores,
+    selection,
+    ...(contamination ? { contamination } : {}),
+    report,
+    warnings,
+  };
 }
 
 /** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */
@@ -182,10 +218,15 @@ function knowsItsDimension(embedder: Embedder): boolean {
 /** K = 0, K > n or a fraction outside (0, 1]: the same errors selectTopK gives, but as soon as n is known. */
 function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void {
   if (keep === 'auto') {
-    if (method !== 'sot') throw new OptionError('ERR_OPTION', `keep 'auto' needs the contamination estimate of method 'sot', not '${method}'; give a fraction or a count`);
+    if (method !== 'sot')
+      throw new OptionError(
+        'ERR_OPTION',
+        `keep 'auto' needs the contamination estimate of method 'sot', not '${method}'; give a fraction or a count`,
+      );
     return;
   }
-  if (typeof keep === 'string') throw new OptionError('ERR_OPTION', `keep must be 'auto', { count } or { fraction }, got ${JSON.stringify(keep)}`);
+  if (typeof keep === 'string')
+    throw new OptionError('ERR_OPTION', `keep must be 'auto', { count } or { fraction }, got ${JSON.stringify(keep)}`);
   if (keep === undefined || keep === null || typeof keep !== 'object') return; // selectTopK reports malformed values
   if ('count' in keep && typeof keep.count === 'number' && (keep.count < 1 || keep.count > n)) {
     throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} samples, got ${keep.count}`);
@@ -201,7 +242,11 @@ function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void
  * output. The outputs commit together through temporary files, so each must
  * be a regular file (or missing); only the null device is also accepted.
  */
-async function checkOutputs(o: PurifyOptions, paths: ReturnType<typeof outputPaths>, embedder: Embedder): Promise<void> {
+async function checkOutputs(
+  o: PurifyOptions,
+  paths: ReturnType<typeof outputPaths>,
+  embedder: Embedder,
+): Promise<void> {
   const outputs = outputRoles(paths);
   for (const { path } of outputs) {
     const dir = dirname(resolve(path));
@@ -211,16 +256,21 @@ async function checkOutputs(o: PurifyOptions, paths: ReturnType<typeof outputPat
   const reads: RolePath[] = [{ path: o.input, what: 'the input file' }];
   const npy = embedder instanceof PrecomputedEmbedder ? embedder.npy : undefined;
   if (npy !== undefined) reads.push({ path: npy, what: 'the vectors file (--vectors-npy)' });
-  for (const [role, sources] of [['harmful', o.harmful], ['anchor', o.anchor ?? []]] as const) {
+  for (const [role, sources] of [
+    ['harmful', o.harmful],
+    ['anchor', o.anchor ?? []],
+  ] as const) {
     for (const source of sources) {
       // A source that names an existing file is read as one (references.ts); a set name is not a path of the user's.
       if (!existsSync(source)) continue;
       reads.push({ path: source, what: `the ${role} reference file` });
-      if (npy !== undefined) reads.push({ path: siblingNpy(source), what: `the vectors of the ${role} reference file` });
+      if (npy !== undefined)
+        reads.push({ path: siblingNpy(source), what: `the vectors of the ${role} reference file` });
     }
   }
   for (const out of await assertNoCollision(outputs, reads)) {
-    if (out.kind === 'folder') throw new IoError(`cannot write ${out.what} ${out.path}: it is a folder`, { path: out.path });
+    if (out.kind === 'folder')
+      throw new IoError(`cannot write ${out.what} ${out.path}: it is a folder`, { path: out.path });
     if (out.kind === 'other' && !out.nullDevice) {
       throw new IoError(
         `refusing to write ${out.what} ${out.path}: it is not a regular file (a pipe, a device or a socket); sot purify commits its outputs together through temporary files renamed into place, so each must name a regular file (or ${devNull}, to discard it)`,

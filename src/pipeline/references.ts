@@ -18,13 +18,32 @@ export interface LoadedReferences {
  * folder holds: a file or folder of that name is read only when written as a
  * path (`./harmbench`), and a warning says so when one is there.
  */
-async function loadSource(source: string, role: ReferenceRole, o: PurifyOptions): Promise<{ samples: SampleText[]; summary: ReferenceSummary; warnings: string[] }> {
+async function loadSource(
+  source: string,
+  role: ReferenceRole,
+  o: PurifyOptions,
+): Promise<{ samples: SampleText[]; summary: ReferenceSummary; warnings: string[] }> {
   if (isReferenceSetName(source)) {
-    const set = await loadReferenceSet(source, { dataDir: o.dataDir, cacheDir: o.cacheDir, offline: o.offline, signal: o.signal });
+    const set = await loadReferenceSet(source, {
+      dataDir: o.dataDir,
+      cacheDir: o.cacheDir,
+      offline: o.offline,
+      signal: o.signal,
+    });
     const warnings: string[] = [];
-    if (existsSync(source)) warnings.push(`"${source}" names the built-in reference set, which was used; the local "${source}" was not (write ./${source} to use it)`);
-    if (set.role !== role) warnings.push(`reference set "${source}" is a ${set.role} set but is used as the ${role === 'anchor' ? 'safe anchor' : 'harmful reference'}`);
-    return { samples: set.samples, summary: { source, count: set.samples.length, licence: set.licence.spdx }, warnings };
+    if (existsSync(source))
+      warnings.push(
+        `"${source}" names the built-in reference set, which was used; the local "${source}" was not (write ./${source} to use it)`,
+      );
+    if (set.role !== role)
+      warnings.push(
+        `reference set "${source}" is a ${set.role} set but is used as the ${role === 'anchor' ? 'safe anchor' : 'harmful reference'}`,
+      );
+    return {
+      samples: set.samples,
+      summary: { source, count: set.samples.length, licence: set.licence.spdx },
+      warnings,
+    };
   }
   if (existsSync(source)) {
     const ds = await openDataset(source, { skipInvalid: o.skipInvalid, maxLineBytes: o.maxLineBytes });
@@ -32,8 +51,13 @@ async function loadSource(source: string, role: ReferenceRole, o: PurifyOptions)
     for await (const { text } of ds) samples.push(text);
     return { samples, summary: { source, count: samples.length }, warnings: [] };
   }
-  const known = listReferenceSets(role).map((s) => s.name).join(', ');
-  throw new OptionError('ERR_OPTION', `${role} reference "${source}" is neither an existing file nor a named set (named ${role} sets: ${known})`);
+  const known = listReferenceSets(role)
+    .map((s) => s.name)
+    .join(', ');
+  throw new OptionError(
+    'ERR_OPTION',
+    `${role} reference "${source}" is neither an existing file nor a named set (named ${role} sets: ${known})`,
+  );
 }
 
 async function loadAll(sources: string[], role: ReferenceRole, o: PurifyOptions): Promise<LoadedReferences> {
@@ -49,6 +73,8 @@ async function loadAll(sources: string[], role: ReferenceRole, o: PurifyOptions)
 }
 
 /** Loads the harmful reference and the safe anchor (possibly empty). */
-export async function loadReferences(o: PurifyOptions): Promise<{ harmful: LoadedReferences; anchor: LoadedReferences }> {
+export async function loadReferences(
+  o: PurifyOptions,
+): Promise<{ harmful: LoadedReferences; anchor: LoadedReferences }> {
   return { harmful: await loadAll(o.harmful, 'harmful', o), anchor: await loadAll(o.anchor ?? [], 'anchor', o) };
 }

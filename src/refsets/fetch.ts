@@ -64,7 +64,10 @@ export function resolveFetchOptions(o: ReferenceFetchOptions = {}) {
     dataDir: nonEmpty(o.dataDir) ?? nonEmpty(process.env.SOT_DATA_DIR),
     cacheDir: resolveCacheDir(o.cacheDir),
     offline: o.offline ?? envFlag(process.env.SOT_OFFLINE),
-    baseUrl: (nonEmpty(o.baseUrl) ?? nonEmpty(process.env.SOT_REFSETS_BASE_URL) ?? DEFAULT_BASE_URL).replace(/\/+$/, ''),
+    baseUrl: (nonEmpty(o.baseUrl) ?? nonEmpty(process.env.SOT_REFSETS_BASE_URL) ?? DEFAULT_BASE_URL).replace(
+      /\/+$/,
+      '',
+    ),
     timeoutMs: o.timeoutMs ?? 60_000,
     retries: o.retries ?? 2,
     retryDelayMs: o.retryDelayMs ?? 500,
@@ -98,7 +101,11 @@ async function readIfPresent(path: string): Promise<Buffer | undefined> {
 }
 
 /** Gets one file's verified bytes: data dir, then cache, then download (unless offline). */
-export async function obtainFile(file: ReferenceFile, options: ReferenceFetchOptions = {}, setName = ''): Promise<ObtainedFile> {
+export async function obtainFile(
+  file: ReferenceFile,
+  options: ReferenceFetchOptions = {},
+  setName = '',
+): Promise<ObtainedFile> {
   const o = resolveFetchOptions(options);
   const what = setName === '' ? file.path : `reference set "${setName}": ${file.path}`;
 
@@ -108,7 +115,9 @@ export async function obtainFile(file: ReferenceFile, options: ReferenceFetchOpt
     if (bytes !== undefined) {
       const actual = sha256Hex(bytes);
       if (actual !== file.sha256) {
-        throw new FetchError(`${what}: the data-dir copy ${path} does not match the pinned file: sha256 expected ${file.sha256}, actual ${actual} (${bytes.length} bytes, expected ${file.bytes})`);
+        throw new FetchError(
+          `${what}: the data-dir copy ${path} does not match the pinned file: sha256 expected ${file.sha256}, actual ${actual} (${bytes.length} bytes, expected ${file.bytes})`,
+        );
       }
       return { file, bytes, origin: 'data-dir', localPath: path };
     }
@@ -126,7 +135,7 @@ export async function obtainFile(file: ReferenceFile, options: ReferenceFetchOpt
   if (o.offline) {
     throw new FetchError(
       `${what} is not available offline: it is neither in the data dir (${o.dataDir ?? 'none set'}) nor in the cache (${cached}), and downloads are off. ` +
-      `Point --data-dir (or SOT_DATA_DIR) at a mirror holding <dataDir>/${file.path} (sha256 ${file.sha256}, from ${url}), or run once online to fill the cache.`,
+        `Point --data-dir (or SOT_DATA_DIR) at a mirror holding <dataDir>/${file.path} (sha256 ${file.sha256}, from ${url}), or run once online to fill the cache.`,
       { url },
     );
   }
@@ -143,7 +152,11 @@ async function download(file: ReferenceFile, url: string, o: Resolved, what: str
       baseMs: o.retryDelayMs,
       maxDelayMs: Math.max(o.retryDelayMs, 60_000),
       signal: o.signal,
-      giveUp: (last, tries) => new FetchError(`${what}: download from ${url} failed after ${tries} attempt(s): ${last.message}`, { url, cause: last }),
+      giveUp: (last, tries) =>
+        new FetchError(`${what}: download from ${url} failed after ${tries} attempt(s): ${last.message}`, {
+          url,
+          cause: last,
+        }),
     });
   } catch (err) {
     if (err instanceof AbortError) throw new AbortError('the reference-set download was aborted', { cause: err.cause });
@@ -158,12 +171,15 @@ async function downloadOnce(file: ReferenceFile, url: string, o: Resolved, what:
   try {
     res = await fetch(url, { signal, redirect: 'follow' });
   } catch (err) {
-    throw new Retryable(timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err), undefined, { cause: err });
+    throw new Retryable(timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err), undefined, {
+      cause: err,
+    });
   }
   if (!res.ok) {
     await res.body?.cancel().catch(() => undefined);
     const msg = `HTTP ${res.status} ${res.statusText}`.trim();
-    if (res.status >= 500 || res.status === 408 || res.status === 429) throw new Retryable(msg, retryAfterMs(res.headers));
+    if (res.status >= 500 || res.status === 408 || res.status === 429)
+      throw new Retryable(msg, retryAfterMs(res.headers));
     throw new FetchError(`${what}: download from ${url} failed: ${msg}`, { url });
   }
   const declared = Number(res.headers.get('content-length') ?? NaN);
@@ -177,18 +193,26 @@ async function downloadOnce(file: ReferenceFile, url: string, o: Resolved, what:
     for await (const chunk of res.body ?? []) {
       received += chunk.byteLength;
       // Never buffer more than the pinned size: a wrong URL could serve anything.
-      if (received > file.bytes) throw new FetchError(`${what}: ${url} sent more than the pinned ${file.bytes} bytes`, { url });
+      if (received > file.bytes)
+        throw new FetchError(`${what}: ${url} sent more than the pinned ${file.bytes} bytes`, { url });
       parts.push(Buffer.from(chunk));
     }
   } catch (err) {
     if (err instanceof FetchError) throw err;
-    throw new Retryable(`${timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err)} after ${received} of ${file.bytes} bytes`, undefined, { cause: err });
+    throw new Retryable(
+      `${timeout.aborted ? `timed out after ${o.timeoutMs} ms` : describe(err)} after ${received} of ${file.bytes} bytes`,
+      undefined,
+      { cause: err },
+    );
   }
   if (received !== file.bytes) throw new Retryable(`truncated body: ${received} of ${file.bytes} bytes`);
   const bytes = Buffer.concat(parts, received);
   const actual = sha256Hex(bytes);
   if (actual !== file.sha256) {
-    throw new FetchError(`${what}: the file downloaded from ${url} does not match the pinned file: sha256 expected ${file.sha256}, actual ${actual}`, { url });
+    throw new FetchError(
+      `${what}: the file downloaded from ${url} does not match the pinned file: sha256 expected ${file.sha256}, actual ${actual}`,
+      { url },
+    );
   }
   return bytes;
 }
@@ -211,7 +235,9 @@ async function storeAtomically(path: string, bytes: Buffer): Promise<string> {
     return path;
   } catch (err) {
     const cause = (err as Error).cause;
-    process.emitWarning(`sot: could not cache ${path}: ${cause instanceof Error ? cause.message : (err as Error).message}`);
+    process.emitWarning(
+      `sot: could not cache ${path}: ${cause instanceof Error ? cause.message : (err as Error).message}`,
+    );
     return '';
   }
 }

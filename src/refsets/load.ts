@@ -3,7 +3,13 @@
 import { OptionError } from '../errors.js';
 import type { SampleText } from '../io/types.js';
 import { obtainFile, type FileOrigin, type ReferenceFetchOptions } from './fetch.js';
-import { listReferenceSets, referenceSetDefinition, type ReferenceLicence, type ReferenceRole, type ReferenceSetDefinition } from './registry.js';
+import {
+  listReferenceSets,
+  referenceSetDefinition,
+  type ReferenceLicence,
+  type ReferenceRole,
+  type ReferenceSetDefinition,
+} from './registry.js';
 
 export interface LoadedReferenceFile {
   /** Path in the mirror layout. */
@@ -24,7 +30,9 @@ export interface ReferenceSet {
 function definitionOf(name: string): ReferenceSetDefinition {
   const def = referenceSetDefinition(name);
   if (def === undefined) {
-    const known = listReferenceSets().map((s) => s.name).join(', ');
+    const known = listReferenceSets()
+      .map((s) => s.name)
+      .join(', ');
     throw new OptionError('ERR_OPTION', `unknown reference set "${name}" (known: ${known})`);
   }
   return def;
@@ -38,7 +46,10 @@ async function obtainAll(def: ReferenceSetDefinition, options: ReferenceFetchOpt
 }
 
 /** Makes every file of a set available locally (data dir, cache or download) without parsing it. */
-export async function fetchReferenceSet(name: string, options: ReferenceFetchOptions = {}): Promise<LoadedReferenceFile[]> {
+export async function fetchReferenceSet(
+  name: string,
+  options: ReferenceFetchOptions = {},
+): Promise<LoadedReferenceFile[]> {
   const def = definitionOf(name);
   return (await obtainAll(def, options)).map((f) => ({ path: f.file.path, origin: f.origin, localPath: f.localPath }));
 }

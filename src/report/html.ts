@@ -15,7 +15,10 @@ export function renderReportHtml(given: PurifyReport): string {
   // A report read back from disk may hold lone surrogates in its escapes; the page must not.
   const report = wellFormedDeep(given);
   // JSON inside <script>: escape '<' so no '</script>' (or '<!--') can end it early.
-  const data = JSON.stringify(report).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  const data = JSON.stringify(report)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
   const title = `SOT purify report: ${report.input.path}`;
   return `<!doctype html>
 <html lang="en">

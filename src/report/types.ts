@@ -23,7 +23,11 @@ export interface PurifyReport {
    * this report's (a run killed while its outputs were being renamed).
    * Absent from reports of older versions.
    */
-  files?: { dataset: { bytes: number; sha256: string }; scores: { bytes: number; sha256: string }; removed?: { bytes: number; sha256: string } };
+  files?: {
+    dataset: { bytes: number; sha256: string };
+    scores: { bytes: number; sha256: string };
+    removed?: { bytes: number; sha256: string };
+  };
   embedder: { id: string; dim: number };
   references: { harmful: ReferenceSummary[]; anchor: ReferenceSummary[] };
   method: string;
@@ -67,7 +71,14 @@ export interface PurifyReport {
   /** Records and dropped records per value of a source/category field, when the input has one. */
   groups?: { field: string; rows: Array<{ value: string; total: number; dropped: number }> } | null;
   /** The samples with the lowest scores: what SOT pushed out first. */
-  lowest: Array<{ index: number; line: number; weight: number; pull: number | null; push: number | null; excerpt: string }>;
+  lowest: Array<{
+    index: number;
+    line: number;
+    weight: number;
+    pull: number | null;
+    push: number | null;
+    excerpt: string;
+  }>;
 }
 
 /** Where a reference set came from and what it holds. */

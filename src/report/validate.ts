@@ -8,11 +8,17 @@ import type { PurifyReport } from './types.js';
 /** Returns what is wrong with `v` (at `path`), or undefined. */
 type Check = (v: unknown, path: string) => string | undefined;
 
-const expect = (ok: (v: unknown) => boolean, what: string): Check => (v, path) => (ok(v) ? undefined : `${path} is ${typeName(v)}, expected ${what}`);
+const expect =
+  (ok: (v: unknown) => boolean, what: string): Check =>
+  (v, path) =>
+    ok(v) ? undefined : `${path} is ${typeName(v)}, expected ${what}`;
 const str = expect((v) => typeof v === 'string', 'a string');
 const num = expect((v) => typeof v === 'number' && Number.isFinite(v), 'a number');
 const bool = expect((v) => typeof v === 'boolean', 'a boolean');
-const maybe = (check: Check): Check => (v, path) => (v === undefined || v === null ? undefined : check(v, path));
+const maybe =
+  (check: Check): Check =>
+  (v, path) =>
+    v === undefined || v === null ? undefined : check(v, path);
 
 function obj(fields: Record<string, Check>): Check {
   return (v, path) => {
@@ -37,25 +43,42 @@ function arr(item: Check, length?: number): Check {
   };
 }
 
-const values = (check: Check): Check => (v, path) => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${path} is ${typeName(v)}, expected an object`;
-  for (const [k, x] of Object.entries(v)) {
-    const bad = check(x, `${path}.${k}`);
-    if (bad !== undefined) return bad;
-  }
-  return undefined;
-};
+const values =
+  (check: Check): Check =>
+  (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${path} is ${typeName(v)}, expected an object`;
+    for (const [k, x] of Object.entries(v)) {
+      const bad = check(x, `${path}.${k}`);
+      if (bad !== undefined) return bad;
+    }
+    return undefined;
+  };
 
 const near: Check = (v, path) =>
-  Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && Number.isFinite(v[1]) && Number.isFinite(v[2]) ? undefined : `${path} is ${typeName(v)}, expected [set, index, cost]`;
+  Array.isArray(v) && v.length === 3 && typeof v[0] === 'string' && Number.isFinite(v[1]) && Number.isFinite(v[2])
+    ? undefined
+    : `${path} is ${typeName(v)}, expected [set, index, cost]`;
 const reference = obj({ source: str, count: num, licence: maybe(str) });
-const storage = obj({ mode: str, bytes: num, neighbours: maybe(num), bound: maybe(num), verification: maybe(obj({ maxError: num })) });
+const storage = obj({
+  mode: str,
+  bytes: num,
+  neighbours: maybe(num),
+  bound: maybe(num),
+  verification: maybe(obj({ maxError: num })),
+});
 
 /** What the page reads: every field it shows, with its type. */
 const REPORT = obj({
   version: str,
   createdAt: str,
-  input: obj({ path: str, format: str, recordFormat: str, records: num, skipped: num, skippedReasons: maybe(arr(str)) }),
+  input: obj({
+    path: str,
+    format: str,
+    recordFormat: str,
+    records: num,
+    skipped: num,
+    skippedReasons: maybe(arr(str)),
+  }),
   outputs: obj({ dataset: str, scores: str }),
   embedder: obj({ id: str, dim: num }),
   references: obj({ harmful: arr(reference), anchor: arr(reference) }),
@@ -66,7 +89,14 @@ const REPORT = obj({
   warnings: arr(str),
   timings: values(num),
   histogram: obj({ edges: arr(num), kept: arr(num), dropped: arr(num) }),
-  projection: obj({ downstream: arr(arr(num, 3)), downstreamTotal: num, anchor: arr(arr(num, 2)), harmful: arr(arr(num, 2)), anchorSet: maybe(arr(num)), harmfulSet: maybe(arr(num)) }),
+  projection: obj({
+    downstream: arr(arr(num, 3)),
+    downstreamTotal: num,
+    anchor: arr(arr(num, 2)),
+    harmful: arr(arr(num, 2)),
+    anchorSet: maybe(arr(num)),
+    harmfulSet: maybe(arr(num)),
+  }),
   lowest: arr(obj({ index: num, line: num, weight: num, excerpt: str })),
   cutoff: maybe(num),
   contamination: maybe(obj({ estimate: num, low: num, high: num, level: num, method: str, clean: bool })),
@@ -97,7 +127,8 @@ function tableProblem(t: PurifyReport['records']): string | undefined {
   if (!t) return undefined;
   const n = t.index.length;
   for (const [k, v] of Object.entries(t)) {
-    if (Array.isArray(v) && v.length !== n) return `report.records.${k} has ${v.length} entries, expected ${n} (as many as report.records.index)`;
+    if (Array.isArray(v) && v.length !== n)
+      return `report.records.${k} has ${v.length} entries, expected ${n} (as many as report.records.index)`;
   }
   return undefined;
 }
@@ -106,10 +137,17 @@ function tableProblem(t: PurifyReport['records']): string | undefined {
 export function checkReport(value: unknown, file: string): PurifyReport {
   const r = value as Partial<PurifyReport> | null;
   if (typeof r !== 'object' || r === null || r.tool !== 'sot-purify' || r.reportVersion !== 1) {
-    throw new InputError({ file }, 'not a report written by `sot purify` (expected tool "sot-purify", reportVersion 1)');
+    throw new InputError(
+      { file },
+      'not a report written by `sot purify` (expected tool "sot-purify", reportVersion 1)',
+    );
   }
   const deep = tooDeep(r as Record<string, unknown>);
-  if (deep !== undefined) throw new InputError({ file, field: deep }, `not a valid report: report.${deep} nests more than ${MAX_DEPTH} levels deep`);
+  if (deep !== undefined)
+    throw new InputError(
+      { file, field: deep },
+      `not a valid report: report.${deep} nests more than ${MAX_DEPTH} levels deep`,
+    );
   const bad = REPORT(r, 'report');
   const h = r.histogram;
   const problem =

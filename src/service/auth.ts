@@ -22,9 +22,13 @@ export class Tokens {
   constructor(entries: TokenEntry[]) {
     this.entries = entries.map((e, i) => {
       if (typeof e?.tenant !== 'string' || !TENANT_RE.test(e.tenant)) {
-        throw new OptionError('ERR_OPTION', `tokens[${i}].tenant must be 1-64 letters, digits, '_' or '-', got ${JSON.stringify(e?.tenant)}`);
+        throw new OptionError(
+          'ERR_OPTION',
+          `tokens[${i}].tenant must be 1-64 letters, digits, '_' or '-', got ${JSON.stringify(e?.tenant)}`,
+        );
       }
-      if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(e.sha256)) throw new OptionError('ERR_OPTION', `tokens[${i}].sha256 must be 64 hex digits`);
+      if (typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(e.sha256))
+        throw new OptionError('ERR_OPTION', `tokens[${i}].sha256 must be 64 hex digits`);
       return { tenant: e.tenant, hash: Buffer.from(e.sha256, 'hex') };
     });
   }
@@ -57,14 +61,20 @@ export function loadTokens(o: { file?: string; env?: string }): Tokens {
     } catch (err) {
       throw new OptionError('ERR_OPTION', `cannot read the tokens file ${o.file}: ${(err as Error).message}`);
     }
-    if (!Array.isArray(doc?.tokens)) throw new OptionError('ERR_OPTION', `${o.file}: expected {"tokens": [{"tenant": ..., "sha256": ...}]}`);
+    if (!Array.isArray(doc?.tokens))
+      throw new OptionError('ERR_OPTION', `${o.file}: expected {"tokens": [{"tenant": ..., "sha256": ...}]}`);
     entries.push(...doc.tokens);
   }
-  for (const pair of (o.env ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const pair of (o.env ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const i = pair.indexOf(':');
-    if (i <= 0 || i === pair.length - 1) throw new OptionError('ERR_OPTION', 'SOT_SERVE_TOKENS must be tenant:token pairs separated by commas');
+    if (i <= 0 || i === pair.length - 1)
+      throw new OptionError('ERR_OPTION', 'SOT_SERVE_TOKENS must be tenant:token pairs separated by commas');
     entries.push({ tenant: pair.slice(0, i), sha256: sha256(pair.slice(i + 1)) });
   }
-  if (entries.length === 0) throw new OptionError('ERR_OPTION', 'no tokens: give --tokens <file> or set SOT_SERVE_TOKENS');
+  if (entries.length === 0)
+    throw new OptionError('ERR_OPTION', 'no tokens: give --tokens <file> or set SOT_SERVE_TOKENS');
   return new Tokens(entries);
 }

@@ -70,16 +70,32 @@ export type Input = Partial<Omit<ServiceConfig, 'maxUploadBytes' | 'quotaBytes' 
 
 /** Fills in the defaults and checks every value (a bad one throws `OptionError` naming it). */
 export function resolveConfig(input: Input): ServiceConfig {
-  if (typeof input?.dataRoot !== 'string' || input.dataRoot === '') throw new OptionError('ERR_OPTION', 'dataRoot must be a folder path');
+  if (typeof input?.dataRoot !== 'string' || input.dataRoot === '')
+    throw new OptionError('ERR_OPTION', 'dataRoot must be a folder path');
   const c = { ...DEFAULTS, ...defined(input) } as Record<string, unknown>;
   for (const k of ['maxUploadBytes', 'quotaBytes', 'jobMemoryBudget'] as const) {
     if (typeof c[k] === 'string') c[k] = parseBytes(k, c[k] as string);
   }
-  const positive = ['concurrency', 'maxRunningPerTenant', 'maxQueued', 'maxQueuedPerTenant', 'maxUploadBytes', 'quotaBytes', 'jobMemoryBudget', 'sweepMs', 'lockMs'];
+  const positive = [
+    'concurrency',
+    'maxRunningPerTenant',
+    'maxQueued',
+    'maxQueuedPerTenant',
+    'maxUploadBytes',
+    'quotaBytes',
+    'jobMemoryBudget',
+    'sweepMs',
+    'lockMs',
+  ];
   const nonNegative = ['retryAfterS', 'retentionMs', 'retries', 'backoffMs', 'graceMs'];
-  for (const k of positive) if (!(Number.isSafeInteger(c[k]) && (c[k] as number) >= 1)) throw new OptionError('ERR_OPTION', `${k} must be an integer >= 1, got ${String(c[k])}`);
-  for (const k of nonNegative) if (!(Number.isSafeInteger(c[k]) && (c[k] as number) >= 0)) throw new OptionError('ERR_OPTION', `${k} must be an integer >= 0, got ${String(c[k])}`);
-  if (c.redis !== undefined && !/^rediss?:\/\//.test(String(c.redis))) throw new OptionError('ERR_OPTION', `redis must be a redis:// URL, got ${String(c.redis)}`);
+  for (const k of positive)
+    if (!(Number.isSafeInteger(c[k]) && (c[k] as number) >= 1))
+      throw new OptionError('ERR_OPTION', `${k} must be an integer >= 1, got ${String(c[k])}`);
+  for (const k of nonNegative)
+    if (!(Number.isSafeInteger(c[k]) && (c[k] as number) >= 0))
+      throw new OptionError('ERR_OPTION', `${k} must be an integer >= 0, got ${String(c[k])}`);
+  if (c.redis !== undefined && !/^rediss?:\/\//.test(String(c.redis)))
+    throw new OptionError('ERR_OPTION', `redis must be a redis:// URL, got ${String(c.redis)}`);
   return { ...(c as unknown as ServiceConfig), dataRoot: resolve(input.dataRoot) };
 }
 

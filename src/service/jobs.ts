@@ -13,7 +13,12 @@ export type FileName = (typeof fileNames)[number];
 export const TERMINAL: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
 
 /** What a client sent as options (checked against `jobOptionsSchema`). */
-export type JobOptions = Record<string, unknown> & { harmful: string[]; anchor?: string[]; html?: boolean; format?: string };
+export type JobOptions = Record<string, unknown> & {
+  harmful: string[];
+  anchor?: string[];
+  html?: boolean;
+  format?: string;
+};
 
 export interface JobRecord {
   id: string;
@@ -31,7 +36,15 @@ export interface JobRecord {
   input: { source: 'upload' | 'path'; name: string; bytes: number };
   options: JobOptions;
   error?: { code: string; message: string };
-  result?: { records: number; kept: number; removed: number; removedFraction: number; files: FileName[]; warnings: string[]; recordsPerSecond?: number };
+  result?: {
+    records: number;
+    kept: number;
+    removed: number;
+    removedFraction: number;
+    files: FileName[];
+    warnings: string[];
+    recordsPerSecond?: number;
+  };
 }
 
 export interface JobRef {
@@ -101,8 +114,14 @@ export class JobStore {
 
   async list(tenant: string): Promise<JobRecord[]> {
     const ids = await readdir(join(this.root, tenant, 'jobs')).catch(() => [] as string[]);
-    const recs = await Promise.all(ids.filter((id) => /^[0-9a-f]{32}$/.test(id)).map((id) => this.read({ tenant, id })));
-    return recs.filter((r): r is JobRecord => r !== undefined).sort((a, b) => (a.createdAt === b.createdAt ? a.id.localeCompare(b.id) : a.createdAt.localeCompare(b.createdAt)));
+    const recs = await Promise.all(
+      ids.filter((id) => /^[0-9a-f]{32}$/.test(id)).map((id) => this.read({ tenant, id })),
+    );
+    return recs
+      .filter((r): r is JobRecord => r !== undefined)
+      .sort((a, b) =>
+        a.createdAt === b.createdAt ? a.id.localeCompare(b.id) : a.createdAt.localeCompare(b.createdAt),
+      );
   }
 
   async tenants(): Promise<string[]> {
@@ -126,10 +145,13 @@ export class JobStore {
    * whose real location (symlinks followed) leaves the folder (403).
    */
   async resolveTenantPath(tenant: string, rel: string): Promise<string> {
-    if (typeof rel !== 'string' || rel === '' || rel.includes('\0')) throw new HttpError(400, 'ERR_PATH', 'path must be a non-empty relative path');
-    if (isAbsolute(rel) || /^[A-Za-z]:|^\\/.test(rel)) throw new HttpError(400, 'ERR_PATH', `path must be relative to your folder, got an absolute path: ${rel}`);
+    if (typeof rel !== 'string' || rel === '' || rel.includes('\0'))
+      throw new HttpError(400, 'ERR_PATH', 'path must be a non-empty relative path');
+    if (isAbsolute(rel) || /^[A-Za-z]:|^\\/.test(rel))
+      throw new HttpError(400, 'ERR_PATH', `path must be relative to your folder, got an absolute path: ${rel}`);
     const norm = normalize(rel);
-    if (norm === '..' || norm.startsWith(`..${sep}`) || rel.split(/[\\/]/).includes('..')) throw new HttpError(400, 'ERR_PATH', `path must not contain '..': ${rel}`);
+    if (norm === '..' || norm.startsWith(`..${sep}`) || rel.split(/[\\/]/).includes('..'))
+      throw new HttpError(400, 'ERR_PATH', `path must not contain '..': ${rel}`);
     const base = this.tenantDir(tenant);
     let real: string;
     let realBase: string;
@@ -139,7 +161,8 @@ export class JobStore {
     } catch {
       throw new HttpError(400, 'ERR_PATH', `no such file in your folder: ${rel}`);
     }
-    if (!real.startsWith(realBase + sep)) throw new HttpError(403, 'ERR_PATH', `path leaves your folder (a symbolic link?): ${rel}`);
+    if (!real.startsWith(realBase + sep))
+      throw new HttpError(403, 'ERR_PATH', `path leaves your folder (a symbolic link?): ${rel}`);
     if (!(await stat(real)).isFile()) throw new HttpError(400, 'ERR_PATH', `not a file: ${rel}`);
     return real;
   }

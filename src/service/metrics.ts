@@ -9,10 +9,20 @@ export class Metrics {
   private readonly running: Gauge;
 
   /** `states` and `depth` are read at scrape time (from the job store and the queue). */
-  constructor(o: { states?: () => Promise<Record<string, number>>; depth?: () => Promise<{ waiting: number; active: number }> } = {}) {
+  constructor(
+    o: {
+      states?: () => Promise<Record<string, number>>;
+      depth?: () => Promise<{ waiting: number; active: number }>;
+    } = {},
+  ) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'sot_' });
-    this.runs = new Counter({ name: 'sot_job_runs_total', help: 'Job runs ended in this process, by outcome', labelNames: ['outcome'], registers });
+    this.runs = new Counter({
+      name: 'sot_job_runs_total',
+      help: 'Job runs ended in this process, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
     this.stages = new Histogram({
       name: 'sot_stage_seconds',
       help: 'Duration of the purify stages of the jobs run in this process',
@@ -20,7 +30,11 @@ export class Metrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
       registers,
     });
-    this.records = new Counter({ name: 'sot_records_total', help: 'Records purified by this process (rate() of it: records per second)', registers });
+    this.records = new Counter({
+      name: 'sot_records_total',
+      help: 'Records purified by this process (rate() of it: records per second)',
+      registers,
+    });
     this.running = new Gauge({ name: 'sot_jobs_running_here', help: 'Jobs running in this process', registers });
     if (o.states) {
       const states = o.states;

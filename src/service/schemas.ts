@@ -12,7 +12,13 @@ export const jobOptionsSchema = {
   additionalProperties: false,
   required: ['harmful'],
   properties: {
-    harmful: { type: 'array', minItems: 1, maxItems: 32, items: str(), description: 'named reference sets, or files under the tenant folder (relative paths)' },
+    harmful: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 32,
+      items: str(),
+      description: 'named reference sets, or files under the tenant folder (relative paths)',
+    },
     anchor: { type: 'array', maxItems: 32, items: str(), description: 'named sets or tenant files, as for harmful' },
     format: { enum: ['jsonl', 'json', 'csv', 'parquet'] },
     recordFormat: { enum: ['alpaca', 'messages', 'sharegpt', 'prompt-response', 'text'] },
@@ -32,8 +38,18 @@ export const jobOptionsSchema = {
     method: { enum: [...METHODS] },
     keep: {
       anyOf: [
-        { type: 'object', additionalProperties: false, required: ['fraction'], properties: { fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 } } },
-        { type: 'object', additionalProperties: false, required: ['count'], properties: { count: { type: 'integer', minimum: 1 } } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['fraction'],
+          properties: { fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
+        },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['count'],
+          properties: { count: { type: 'integer', minimum: 1 } },
+        },
         { const: 'auto', description: 'drop the estimated contaminated share plus a margin (method sot)' },
       ],
     },
@@ -51,12 +67,23 @@ export const jobOptionsSchema = {
         inner: {
           type: 'object',
           additionalProperties: false,
-          properties: { tol: num, maxIter: { type: 'integer', minimum: 1, maximum: 1_000_000 }, overrelax: { type: 'boolean' } },
+          properties: {
+            tol: num,
+            maxIter: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+            overrelax: { type: 'boolean' },
+          },
         },
-        storage: { type: 'object', additionalProperties: false, properties: { neighbours: { type: 'integer', minimum: 1 } } },
+        storage: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { neighbours: { type: 'integer', minimum: 1 } },
+        },
       },
     },
-    memoryBudget: { anyOf: [{ type: 'integer', minimum: 1 }, str(32)], description: 'at most the server\'s per-job budget (its default)' },
+    memoryBudget: {
+      anyOf: [{ type: 'integer', minimum: 1 }, str(32)],
+      description: "at most the server's per-job budget (its default)",
+    },
     seed: { type: 'integer', minimum: 0 },
   },
 } as const;
@@ -71,7 +98,12 @@ const errorBody = {
   properties: { code: { type: 'string' }, message: { type: 'string' } },
 } as const;
 
-export const errorSchema = { type: 'object', additionalProperties: false, required: ['error'], properties: { error: errorBody } } as const;
+export const errorSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['error'],
+  properties: { error: errorBody },
+} as const;
 
 const time = { type: 'string', format: 'date-time' } as const;
 
@@ -85,7 +117,12 @@ export const jobSchema = {
     stage: { anyOf: [{ enum: ['read', 'embed', 'references', 'learn', 'select', 'write'] }, { type: 'null' }] },
     progress: {
       anyOf: [
-        { type: 'object', additionalProperties: false, required: ['done'], properties: { done: { type: 'number' }, total: { type: 'number' } } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['done'],
+          properties: { done: { type: 'number' }, total: { type: 'number' } },
+        },
         { type: 'null' },
       ],
     },
@@ -130,7 +167,10 @@ export const pathSubmissionSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['path', 'options'],
-  properties: { path: { ...str(), description: 'dataset under the tenant folder of the data root, relative' }, options: jobOptionsSchema },
+  properties: {
+    path: { ...str(), description: 'dataset under the tenant folder of the data root, relative' },
+    options: jobOptionsSchema,
+  },
 } as const;
 
 export const listQuerySchema = {

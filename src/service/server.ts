@@ -11,7 +11,17 @@ import { parseBytes } from '../storage.js';
 import { resolveConfig, type ServiceConfig } from './config.js';
 import type { Tokens } from './auth.js';
 import { HttpError } from './errors.js';
-import { JobStore, TERMINAL, datasetExt, newJobId, publicJob, type FileName, type JobOptions, type JobRecord, type JobRef } from './jobs.js';
+import {
+  JobStore,
+  TERMINAL,
+  datasetExt,
+  newJobId,
+  publicJob,
+  type FileName,
+  type JobOptions,
+  type JobRecord,
+  type JobRef,
+} from './jobs.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { BullQueue } from './queue/bullmq.js';
@@ -73,28 +83,51 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
   await app.register(multipart, { limits: { files: 1, fields: 4, fieldSize: 1 << 16, parts: 6 } });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, _req, reply) => {
-    if (err instanceof HttpError) return reply.code(err.status).headers(err.headers).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof HttpError)
+      return reply
+        .code(err.status)
+        .headers(err.headers)
+        .send({ error: { code: err.code, message: err.message } });
     if (err.validation) return reply.code(400).send({ error: { code: 'ERR_OPTION', message: err.message } });
-    if (err.code === 'FST_REQ_FILE_TOO_LARGE') return reply.code(413).send({ error: { code: 'ERR_TOO_LARGE', message: `the upload is larger than ${cfg.maxUploadBytes} bytes (or than your remaining quota)` } });
-    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: { code: 'ERR_REQUEST', message: err.message } });
+    if (err.code === 'FST_REQ_FILE_TOO_LARGE')
+      return reply.code(413).send({
+        error: {
+          code: 'ERR_TOO_LARGE',
+          message: `the upload is larger than ${cfg.maxUploadBytes} bytes (or than your remaining quota)`,
+        },
+      });
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+      return reply.code(err.statusCode).send({ error: { code: 'ERR_REQUEST', message: err.message } });
     app.log.error(err);
     return reply.code(500).send({ error: { code: 'ERR_INTERNAL', message: 'internal error' } });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
+  );
 
   app.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/v1/')) return;
     const tenant = options.tokens.tenantOf(req.headers.authorization);
-    if (!tenant) throw new HttpError(401, 'ERR_AUTH', 'a valid bearer token is required', { 'www-authenticate': 'Bearer realm="sot"' });
+    if (!tenant)
+      throw new HttpError(401, 'ERR_AUTH', 'a valid bearer token is required', {
+        'www-authenticate': 'Bearer realm="sot"',
+      });
     req.tenant = tenant;
   });
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
-    if (closing || !(await queue.ready())) return reply.code(503).send({ error: { code: 'ERR_UNAVAILABLE', message: closing ? 'shutting down' : 'the queue is not reachable' } });
+    if (closing || !(await queue.ready()))
+      return reply.code(503).send({
+        error: { code: 'ERR_UNAVAILABLE', message: closing ? 'shutting down' : 'the queue is not reachable' },
+      });
     return { ready: true };
   });
-  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
   const doc = openApiDocument();
   app.get('/openapi.json', async () => doc);
 
@@ -104,10 +137,16 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
       if (closing) throw new HttpError(503, 'ERR_UNAVAILABLE', 'the server is shutting down');
       const busy = (why: string) => new HttpError(429, 'ERR_BUSY', why, { 'retry-after': String(cfg.retryAfterS) });
       const allPending = [...pending.values()].reduce((a, b) => a + b, 0);
-      if ((await queue.depth()).waiting + allPending >= cfg.maxQueued) throw busy(`the queue is full (${cfg.maxQueued} jobs waiting)`);
+      if ((await queue.depth()).waiting + allPending >= cfg.maxQueued)
+        throw busy(`the queue is full (${cfg.maxQueued} jobs waiting)`);
       const mine = (await store.list(tenant)).filter((r) => r.state === 'queued').length + (pending.get(tenant) ?? 0);
       if (mine >= cfg.maxQueuedPerTenant) throw busy(`you have ${mine} jobs waiting, the most allowed`);
-      if ((await store.usage(tenant)) >= cfg.quotaBytes) throw new HttpError(507, 'ERR_QUOTA', `your folder holds ${cfg.quotaBytes} bytes or more, your quota: delete jobs first`);
+      if ((await store.usage(tenant)) >= cfg.quotaBytes)
+        throw new HttpError(
+          507,
+          'ERR_QUOTA',
+          `your folder holds ${cfg.quotaBytes} bytes or more, your quota: delete jobs first`,
+        );
       pending.set(tenant, (pending.get(tenant) ?? 0) + 1);
       let released = false;
       return () => {
@@ -134,15 +173,23 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
         let upload: { name: string; bytes: number } | undefined;
         for await (const part of req.parts({ limits: { fileSize: room } })) {
           if (part.type === 'field') {
-            if (part.fieldname !== 'options') throw new HttpError(400, 'ERR_OPTION', `unknown form field '${part.fieldname}' (expected options, dataset)`);
+            if (part.fieldname !== 'options')
+              throw new HttpError(
+                400,
+                'ERR_OPTION',
+                `unknown form field '${part.fieldname}' (expected options, dataset)`,
+              );
             try {
               options = checkOptions<JobOptions>(JSON.parse(String(part.value)));
             } catch (err) {
-              throw err instanceof HttpError ? err : new HttpError(400, 'ERR_OPTION', `options is not valid JSON: ${(err as Error).message}`);
+              throw err instanceof HttpError
+                ? err
+                : new HttpError(400, 'ERR_OPTION', `options is not valid JSON: ${(err as Error).message}`);
             }
             continue;
           }
-          if (part.fieldname !== 'dataset') throw new HttpError(400, 'ERR_OPTION', `unknown file field '${part.fieldname}' (expected dataset)`);
+          if (part.fieldname !== 'dataset')
+            throw new HttpError(400, 'ERR_OPTION', `unknown file field '${part.fieldname}' (expected dataset)`);
           if (!options) throw new HttpError(400, 'ERR_OPTION', 'send the options field before the dataset file');
           const name = `upload${datasetExt(part.filename ?? '')}`;
           await mkdir(store.jobDir(ref));
@@ -151,7 +198,8 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
           await pipeline(part.file, createWriteStream(dest, { flags: 'wx' })); // streamed: never held whole
           upload = { name, bytes: (await stat(dest)).size };
         }
-        if (!options || !upload) throw new HttpError(400, 'ERR_OPTION', 'a multipart submission needs an options field and a dataset file');
+        if (!options || !upload)
+          throw new HttpError(400, 'ERR_OPTION', 'a multipart submission needs an options field and a dataset file');
         rec = newRecord(ref, options, { source: 'upload', ...upload });
       } else {
         const body = checkPathSubmission<{ path: string; options: JobOptions }>(req.body);
@@ -194,7 +242,14 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
     let rec = await own(req);
     if (!TERMINAL.includes(rec.state)) {
       // Recorded first: a worker that picks the job up from now on skips it.
-      rec = (await store.update(rec, (r) => ({ ...r, state: 'cancelled', stage: null, progress: null, finishedAt: new Date().toISOString() }))) ?? rec;
+      rec =
+        (await store.update(rec, (r) => ({
+          ...r,
+          state: 'cancelled',
+          stage: null,
+          progress: null,
+          finishedAt: new Date().toISOString(),
+        }))) ?? rec;
       await queue.cancel(rec);
     }
     await store.remove(rec);
@@ -204,14 +259,29 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
   app.get('/v1/jobs/:id/files/:name', { schema: { params: fileParamSchema } }, async (req, reply: FastifyReply) => {
     const rec = await own(req);
     const name = (req.params as { name: FileName }).name;
-    if (rec.state !== 'succeeded') throw new HttpError(409, 'ERR_NOT_READY', `the job is ${rec.state}; files come with success`);
+    if (rec.state !== 'succeeded')
+      throw new HttpError(409, 'ERR_NOT_READY', `the job is ${rec.state}; files come with success`);
     if (!rec.result?.files.includes(name)) throw new HttpError(404, 'ERR_NOT_FOUND', `this job has no ${name} file`);
     const path = store.outputs(rec, rec.input.name)[name];
-    const size = await stat(path).then((s) => s.size, () => undefined);
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => undefined,
+    );
     if (size === undefined) throw new HttpError(404, 'ERR_NOT_FOUND', `the ${name} file is gone`);
     const ext = path.slice(path.lastIndexOf('.'));
-    const type = name === 'html' ? 'text/html; charset=utf-8' : name === 'report' ? 'application/json' : (CONTENT_TYPES[ext] ?? 'application/octet-stream');
-    reply.header('content-type', type).header('content-length', size).header('content-disposition', `attachment; filename="${rec.id}${name === 'dataset' ? ext : name === 'html' ? '.html' : name === 'report' ? '.json' : '.csv'}"`);
+    const type =
+      name === 'html'
+        ? 'text/html; charset=utf-8'
+        : name === 'report'
+          ? 'application/json'
+          : (CONTENT_TYPES[ext] ?? 'application/octet-stream');
+    reply
+      .header('content-type', type)
+      .header('content-length', size)
+      .header(
+        'content-disposition',
+        `attachment; filename="${rec.id}${name === 'dataset' ? ext : name === 'html' ? '.html' : name === 'report' ? '.json' : '.csv'}"`,
+      );
     // The report page runs in an opaque origin: it cannot reach the API with the caller's credentials.
     if (name === 'html') reply.header('content-security-policy', 'sandbox allow-scripts');
     return reply.send(createReadStream(path));
@@ -252,7 +322,16 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
 }
 
 function newRecord(ref: JobRef, options: JobOptions, input: JobRecord['input']): JobRecord {
-  return { ...ref, state: 'queued', stage: null, progress: null, attempts: 0, createdAt: new Date().toISOString(), input, options };
+  return {
+    ...ref,
+    state: 'queued',
+    stage: null,
+    progress: null,
+    attempts: 0,
+    createdAt: new Date().toISOString(),
+    input,
+    options,
+  };
 }
 
 /** A job may ask for less memory than the server's per-job budget, never more. */
@@ -264,7 +343,12 @@ function checkJobBudget(o: JobOptions, cfg: ServiceConfig): void {
   } catch (err) {
     throw new HttpError(400, 'ERR_OPTION', `options/memoryBudget: ${(err as Error).message}`);
   }
-  if (bytes > cfg.jobMemoryBudget) throw new HttpError(400, 'ERR_OPTION', `options/memoryBudget must be at most ${cfg.jobMemoryBudget} bytes, this server's budget per job`);
+  if (bytes > cfg.jobMemoryBudget)
+    throw new HttpError(
+      400,
+      'ERR_OPTION',
+      `options/memoryBudget must be at most ${cfg.jobMemoryBudget} bytes, this server's budget per job`,
+    );
 }
 
 /** A reference is a named set or a file in the tenant's folder (checked again when the job runs). */

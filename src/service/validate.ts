@@ -3,14 +3,22 @@ import { HttpError } from './errors.js';
 import { jobOptionsSchema, pathSubmissionSchema } from './schemas.js';
 
 // No coercion and no removal: a misspelt or mistyped option is an error, not a silent default.
-const ajv = new Ajv2020({ allErrors: false, strict: false, coerceTypes: false, removeAdditional: false, useDefaults: false });
+const ajv = new Ajv2020({
+  allErrors: false,
+  strict: false,
+  coerceTypes: false,
+  removeAdditional: false,
+  useDefaults: false,
+});
 const validators = { options: ajv.compile(jobOptionsSchema), pathSubmission: ajv.compile(pathSubmissionSchema) };
 
 function describe(e: ErrorObject | undefined, what: string): string {
   if (!e) return `${what} is invalid`;
   const at = `${what}${e.instancePath}`;
-  if (e.keyword === 'additionalProperties') return `${at}: unknown option '${(e.params as { additionalProperty: string }).additionalProperty}'`;
-  if (e.keyword === 'enum') return `${at} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (e.keyword === 'additionalProperties')
+    return `${at}: unknown option '${(e.params as { additionalProperty: string }).additionalProperty}'`;
+  if (e.keyword === 'enum')
+    return `${at} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
   return `${at} ${e.message ?? 'is invalid'}`;
 }
 

@@ -31,8 +31,12 @@ export function isTransient(err: unknown): boolean {
 /** The library options of a job: inputs resolved inside the tenant's folder again (they may have changed since submission). */
 export async function purifyOptions(store: JobStore, rec: JobRecord, cfg: ServiceConfig): Promise<PurifyOptions> {
   const o = rec.options;
-  const tenantFile = (s: string) => (isReferenceSetName(s) ? Promise.resolve(s) : store.resolveTenantPath(rec.tenant, s));
-  const input = rec.input.source === 'upload' ? store.uploadPath(rec, rec.input.name) : await store.resolveTenantPath(rec.tenant, rec.input.name);
+  const tenantFile = (s: string) =>
+    isReferenceSetName(s) ? Promise.resolve(s) : store.resolveTenantPath(rec.tenant, s);
+  const input =
+    rec.input.source === 'upload'
+      ? store.uploadPath(rec, rec.input.name)
+      : await store.resolveTenantPath(rec.tenant, rec.input.name);
   const out = store.outputs(rec, rec.input.name);
   const { html, harmful, anchor, ...rest } = o;
   return {
@@ -68,11 +72,30 @@ const WORKER = `${hostname()}:${process.pid}`;
  * Runs a job to its end and records it. A job already final (cancelled while
  * it waited) is skipped. An abort for `shutdown` puts the job back to `queued`.
  */
-export async function runJob(store: JobStore, ref: JobRef, cfg: ServiceConfig, signal: AbortSignal, metrics?: Metrics): Promise<Outcome> {
+export async function runJob(
+  store: JobStore,
+  ref: JobRef,
+  cfg: ServiceConfig,
+  signal: AbortSignal,
+  metrics?: Metrics,
+): Promise<Outcome> {
   const rec = await store.read(ref);
   if (!rec || TERMINAL.includes(rec.state)) return { kind: 'skipped' };
   // (a cancellation recorded since the read wins)
-  const started = await store.update(ref, (r) => (TERMINAL.includes(r.state) ? undefined : { ...r, state: 'running', stage: null, progress: null, attempts: r.attempts + 1, startedAt: now(), worker: WORKER, error: undefined }));
+  const started = await store.update(ref, (r) =>
+    TERMINAL.includes(r.state)
+      ? undefined
+      : {
+          ...r,
+          state: 'running',
+          stage: null,
+          progress: null,
+          attempts: r.attempts + 1,
+          startedAt: now(),
+          worker: WORKER,
+          error: undefined,
+        },
+  );
   if (started?.state !== 'running') return { kind: 'skipped' };
   metrics?.started();
   const t0 = performance.now();
@@ -99,20 +122,40 @@ export async function runJob(store: JobStore, ref: JobRef, cfg: ServiceConfig, s
         if (e.stage === stage && t - lastWrite < 500) return;
         if (e.stage !== stage) stageDone(e.stage);
         lastWrite = t;
-        writing = writing.then(() => store.update(ref, (r) => (r.state === 'running' ? { ...r, stage: e.stage, progress: { done: e.done, ...(e.total === undefined ? {} : { total: e.total }) } } : undefined)));
+        writing = writing.then(() =>
+          store.update(ref, (r) =>
+            r.state === 'running'
+              ? {
+                  ...r,
+                  stage: e.stage,
+                  progress: { done: e.done, ...(e.total === undefined ? {} : { total: e.total }) },
+                }
+              : undefined,
+          ),
+        );
       },
     });
     stageDone(null);
     await writing;
     const seconds = (performance.now() - t0) / 1000;
-    const files: FileName[] = res.outputs.html ? ['dataset', 'scores', 'report', 'html'] : ['dataset', 'scores', 'report'];
+    const files: FileName[] = res.outputs.html
+      ? ['dataset', 'scores', 'report', 'html']
+      : ['dataset', 'scores', 'report'];
     await store.update(ref, (r) => ({
       ...r,
       state: 'succeeded',
       stage: null,
       progress: null,
       finishedAt: now(),
-      result: { records: res.n, kept: res.k, removed: res.n - res.k, removedFraction: (res.n - res.k) / res.n, files, warnings: res.warnings, recordsPerSecond: res.n / seconds },
+      result: {
+        records: res.n,
+        kept: res.k,
+        removed: res.n - res.k,
+        removedFraction: (res.n - res.k) / res.n,
+        files,
+        warnings: res.warnings,
+        recordsPerSecond: res.n / seconds,
+      },
     }));
     metrics?.finished('succeeded', res.n);
     return { kind: 'succeeded' };
@@ -121,7 +164,9 @@ export async function runJob(store: JobStore, ref: JobRef, cfg: ServiceConfig, s
     if (signal.aborted) {
       const reason = signal.reason as StopReason;
       if (reason === 'shutdown') {
-        await store.update(ref, (r) => (r.state === 'running' ? { ...r, state: 'queued', stage: null, progress: null } : undefined));
+        await store.update(ref, (r) =>
+          r.state === 'running' ? { ...r, state: 'queued', stage: null, progress: null } : undefined,
+        );
         metrics?.finished('handed-back');
         return { kind: 'handed-back' };
       }

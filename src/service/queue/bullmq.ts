@@ -40,14 +40,18 @@ export class BullQueue implements JobQueue {
   }
 
   async enqueue(ref: JobRef): Promise<void> {
-    await this.queue.add('purify', { tenant: ref.tenant, id: ref.id }, {
-      jobId: ref.id,
-      // Transient failures come back as thrown errors: BullMQ retries them with backoff.
-      attempts: this.cfg.retries + 1,
-      backoff: { type: 'exponential', delay: this.cfg.backoffMs },
-      removeOnComplete: true,
-      removeOnFail: true, // the record on disk keeps the failure
-    });
+    await this.queue.add(
+      'purify',
+      { tenant: ref.tenant, id: ref.id },
+      {
+        jobId: ref.id,
+        // Transient failures come back as thrown errors: BullMQ retries them with backoff.
+        attempts: this.cfg.retries + 1,
+        backoff: { type: 'exponential', delay: this.cfg.backoffMs },
+        removeOnComplete: true,
+        removeOnFail: true, // the record on disk keeps the failure
+      },
+    );
   }
 
   async cancel(ref: JobRef): Promise<void> {
@@ -62,7 +66,13 @@ export class BullQueue implements JobQueue {
   }
 
   async ready(): Promise<boolean> {
-    return this.conn.status === 'ready' && (await this.conn.ping().then((p) => p === 'PONG', () => false));
+    return (
+      this.conn.status === 'ready' &&
+      (await this.conn.ping().then(
+        (p) => p === 'PONG',
+        () => false,
+      ))
+    );
   }
 
   async close(): Promise<void> {
@@ -77,7 +87,11 @@ export interface BullWorker {
 }
 
 /** A `sot worker`: runs jobs from the queue, `cfg.concurrency` at a time. */
-export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { redis: string }, metrics?: Metrics): Promise<BullWorker> {
+export async function startBullWorker(
+  store: JobStore,
+  cfg: ServiceConfig & { redis: string },
+  metrics?: Metrics,
+): Promise<BullWorker> {
   const running = new Map<string, AbortController>();
   const sub = connect(cfg.redis);
   await sub.subscribe(CANCEL_CHANNEL);
@@ -93,7 +107,8 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
   const conn = connect(cfg.redis);
   const peers = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
   /** Jobs of `tenant` other workers (or this one) run now, `job` aside. */
-  const runningOf = async (tenant: string, self: string) => (await peers.getActive()).filter((j) => j.id !== self && (j.data as JobRef).tenant === tenant).length;
+  const runningOf = async (tenant: string, self: string) =>
+    (await peers.getActive()).filter((j) => j.id !== self && (j.data as JobRef).tenant === tenant).length;
   const worker = new Worker(
     QUEUE,
     async (job: Job<JobRef>, token?: string) => {
@@ -131,7 +146,10 @@ export async function startBullWorker(store: JobStore, cfg: ServiceConfig & { re
     async close(graceMs: number) {
       const closing = worker.close();
       let timer: NodeJS.Timeout | undefined;
-      const expired = await Promise.race([closing.then(() => false), new Promise<boolean>((res) => (timer = setTimeout(() => res(true), graceMs)))]);
+      const expired = await Promise.race([
+        closing.then(() => false),
+        new Promise<boolean>((res) => (timer = setTimeout(() => res(true), graceMs))),
+      ]);
       clearTimeout(timer);
       if (expired) for (const c of running.values()) c.abort('shutdown' satisfies StopReason);
       await closing;

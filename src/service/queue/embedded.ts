@@ -29,7 +29,8 @@ export class EmbeddedQueue implements JobQueue {
     }
     found.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     for (const r of found) {
-      if (r.state === 'running') await this.store.update(r, (x) => ({ ...x, state: 'queued', stage: null, progress: null }));
+      if (r.state === 'running')
+        await this.store.update(r, (x) => ({ ...x, state: 'queued', stage: null, progress: null }));
       this.waiting.push({ tenant: r.tenant, id: r.id });
     }
     this.pump();
@@ -69,7 +70,10 @@ export class EmbeddedQueue implements JobQueue {
     this.timers.clear();
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
-    const expired = await Promise.race([all().then(() => false), new Promise<boolean>((res) => (timer = setTimeout(() => res(true), graceMs)))]);
+    const expired = await Promise.race([
+      all().then(() => false),
+      new Promise<boolean>((res) => (timer = setTimeout(() => res(true), graceMs))),
+    ]);
     clearTimeout(timer);
     if (expired) for (const r of this.running.values()) r.ctrl.abort('shutdown' satisfies StopReason);
     await all();

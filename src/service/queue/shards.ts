@@ -26,7 +26,13 @@ export async function runShardsOnQueue(
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     const jobs = await Promise.all(
       tasks.map((t) =>
-        queue.add('shard', t, { jobId: `${o.run}-${t.shard}`, attempts: (o.retries ?? 2) + 1, backoff: { type: 'fixed', delay: 500 }, removeOnComplete: false, removeOnFail: false }),
+        queue.add('shard', t, {
+          jobId: `${o.run}-${t.shard}`,
+          attempts: (o.retries ?? 2) + 1,
+          backoff: { type: 'fixed', delay: 500 },
+          removeOnComplete: false,
+          removeOnFail: false,
+        }),
       ),
     );
     const aborted = new Promise<never>((_, reject) => {
@@ -37,11 +43,16 @@ export async function runShardsOnQueue(
       await Promise.race([Promise.all(jobs.map((j) => j.waitUntilFinished(events))), aborted]);
     } catch (err) {
       if (err instanceof AbortError) throw err;
-      const failed = (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find((j) => j?.failedReason && j.finishedOn);
+      const failed = (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find(
+        (j) => j?.failedReason && j.finishedOn,
+      );
       const t = failed?.data as ShardTask | undefined;
       const reason = failed?.failedReason ?? (err as Error).message;
       const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1] ?? 'ERR_INTERNAL';
-      throw new SotError(code as SotError['code'], `shard ${t?.shard ?? '?'}${t ? ` (records ${t.from} to ${t.to - 1})` : ''} failed after ${failed?.attemptsMade ?? '?'} attempt(s): ${reason.replace(/^ERR_[A-Z_]+: /, '')}`);
+      throw new SotError(
+        code as SotError['code'],
+        `shard ${t?.shard ?? '?'}${t ? ` (records ${t.from} to ${t.to - 1})` : ''} failed after ${failed?.attemptsMade ?? '?'} attempt(s): ${reason.replace(/^ERR_[A-Z_]+: /, '')}`,
+      );
     }
     const done = await Promise.all(jobs.map((j) => queue.getJob(j.id!)));
     return done.map((j) => j?.attemptsMade ?? 1);
@@ -59,7 +70,10 @@ export interface ShardWorker {
 }
 
 /** A `sot shard-worker`: runs shard jobs, `concurrency` at a time. */
-export async function startShardWorker(redis: string, o: { concurrency?: number; lockMs?: number } = {}): Promise<ShardWorker> {
+export async function startShardWorker(
+  redis: string,
+  o: { concurrency?: number; lockMs?: number } = {},
+): Promise<ShardWorker> {
   const conn = connect(redis);
   const lockMs = o.lockMs ?? 30_000;
   const worker = new Worker(
@@ -74,7 +88,14 @@ export async function startShardWorker(redis: string, o: { concurrency?: number;
         throw ['ERR_INPUT', 'ERR_OPTION'].includes(code) ? new UnrecoverableError(message) : new Error(message);
       }
     },
-    { connection: conn, prefix: PREFIX, concurrency: o.concurrency ?? 1, lockDuration: lockMs, stalledInterval: Math.max(1000, Math.floor(lockMs / 2)), maxStalledCount: 2 },
+    {
+      connection: conn,
+      prefix: PREFIX,
+      concurrency: o.concurrency ?? 1,
+      lockDuration: lockMs,
+      stalledInterval: Math.max(1000, Math.floor(lockMs / 2)),
+      maxStalledCount: 2,
+    },
   );
   worker.on('error', (err) => process.emitWarning(`sot shard-worker: ${err.message}`));
   await worker.waitUntilReady();
