@@ -61,6 +61,20 @@ export function learnerFlags(f: Flags) {
   };
 }
 
+/** What fitting reads from the flags, in `sot fit` and `sot purify --shards`. */
+function fitFlags(f: Flags) {
+  return {
+    harmful: f.harmful as string[],
+    anchor: (f.anchor as string[] | undefined) ?? [],
+    sample: f.sample as number | undefined,
+    seed: f.seed as number | undefined,
+    learner: learnerFlags(f),
+    memoryBudget: f.memoryBudget as number | undefined,
+    dataDir: f.dataDir as string | undefined,
+    offline: f.offline === true ? true : undefined,
+  };
+}
+
 export function registerFitCommands(prog: Command, h: CliHelpers): void {
   registerShardWorker(prog, h);
   const fitCmd = prog
@@ -79,15 +93,8 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
       const res = await fit({
         input,
         ...(await h.dataConfig(f as never, signal)),
-        harmful: f.harmful as string[],
-        anchor: (f.anchor as string[] | undefined) ?? [],
+        ...fitFlags(f),
         model: f.modelFile as string | undefined,
-        sample: f.sample as number | undefined,
-        seed: f.seed as number | undefined,
-        learner: learnerFlags(f),
-        memoryBudget: f.memoryBudget as number | undefined,
-        dataDir: f.dataDir as string | undefined,
-        offline: f.offline === true ? true : undefined,
         signal,
       });
       if (f.json)
@@ -190,8 +197,6 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
     const res = await purifySharded({
       input,
       ...(await h.dataConfig(f as never, signal)),
-      harmful: f.harmful as string[],
-      anchor: (f.anchor as string[] | undefined) ?? [],
       output: f.output as string | undefined,
       scores: f.scores as string | undefined,
       keep:
@@ -205,12 +210,7 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       workers: f.workers as number | undefined,
       redis: f.redis as string | undefined,
       workDir: f.workDir as string | undefined,
-      sample: f.sample as number | undefined,
-      seed: f.seed as number | undefined,
-      learner: learnerFlags(f),
-      memoryBudget: f.memoryBudget as number | undefined,
-      dataDir: f.dataDir as string | undefined,
-      offline: f.offline === true ? true : undefined,
+      ...fitFlags(f),
       signal,
     });
     if (f.json)
