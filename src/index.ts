@@ -34,7 +34,11 @@ export {
   EMBEDDER_LEARNER_DEFAULTS,
   PURIFY_DEFAULTS,
   type CoreDefaults,
+  type EmbedDefaults,
   type EmbedderLearnerDefaults,
+  type LearnerDefaults,
+  type SinkhornDefaults,
+  type StorageDefaults,
 } from './defaults.js';
 export { selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
@@ -63,7 +67,7 @@ export {
 export { purify, type PurifyResult } from './pipeline/purify.js';
 export { embedFile, type EmbedFileOptions } from './pipeline/embed-file.js';
 export type { PurifyOptions, ReferenceSources, Stage, StageProgress } from './pipeline/options.js';
-export type { PurifyReport, ReferenceSummary } from './report/types.js';
+export type { PurifyReport, RecordTable, ReferenceSummary } from './report/types.js';
 export { renderReportHtml } from './report/html.js';
 
 // Embedders and the embedding cache.
@@ -140,8 +144,13 @@ export type { LoadedReferenceFile } from './refsets/load.js';
 export type { FileOrigin } from './refsets/fetch.js';
 export type { ReferenceFile } from './refsets/registry.js';
 // Fit once, score anywhere: model files, out-of-sample scores, sharded purification (docs/model-file.md).
-export { fit, uniformSample, type FitOptions, type FitResult } from './fit/fit.js';
-export { score, type ScoreOptions as ModelScoreOptions, type ScoreResult as ModelScoreResult } from './fit/score.js';
+export { fit, uniformSample, type FitOptions, type FitResult, type FitStage } from './fit/fit.js';
+export {
+  score,
+  type ScoreOptions as ModelScoreOptions,
+  type ScoreResult as ModelScoreResult,
+  type ScoreStage,
+} from './fit/score.js';
 export {
   loadModel,
   ModelFileError,
@@ -149,5 +158,11 @@ export {
   type Model,
   type ModelHeader,
   type ModelFileProblem,
+  type FittedSet,
+  type ScoreScale,
+  type Section as ModelSection,
+  type BuiltinEmbedderSpec,
 } from './fit/model.js';
+export type { FittedOutput, ScoreScaleInput } from './native.js';
+export type { ReasonOptions, ReasonsFor } from './pipeline/audit.js';
 export { purifySharded, DEFAULT_FIT_SAMPLE, type ShardedOptions, type ShardedResult } from './fit/shards.js';

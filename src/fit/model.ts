@@ -69,7 +69,7 @@ export interface ModelHeader {
   sections: Section[];
 }
 
-interface Section {
+export interface Section {
   name: string;
   dtype: 'f32' | 'f64' | 'u32';
   length: number;
