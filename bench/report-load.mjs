@@ -16,11 +16,10 @@
 // --keep, --reuse renders the page again from DIR's JSON report instead of
 // running purify.)
 // Prints a JSON summary (with the load average) on stdout.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { writeFileSync } from 'node:fs';
 import { purify } from '../dist/index.js';
 import { rerenderReport } from '../dist/pipeline/outputs.js';
 import { openPage, waitFor } from '../scripts/cdp.mjs';
@@ -106,6 +105,7 @@ const filter = (v) =>
 
 const keepAt = process.argv.indexOf('--keep');
 const dir = keepAt < 0 ? mkdtempSync(join(tmpdir(), 'sot-report-load-')) : resolve(process.argv[keepAt + 1]);
+mkdirSync(dir, { recursive: true });
 try {
   let res;
   let purifySeconds = null;
