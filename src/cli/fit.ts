@@ -5,7 +5,19 @@ import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
 import { fit } from '../fit/fit.js';
 import { score } from '../fit/score.js';
-import { addFlags, EMBEDDER, type Flag, INPUT, integer, LEARNER, number, REFERENCES, REPORTING } from './flags.js';
+import {
+  addFlags,
+  EMBEDDER,
+  type Flag,
+  INPUT,
+  INPUT_KINDS,
+  integer,
+  LEARNER,
+  learnerFlags,
+  number,
+  REFERENCES,
+  REPORTING,
+} from './flags.js';
 
 /** What main.ts shares with the subcommands registered here. */
 export interface CliHelpers {
@@ -50,17 +62,6 @@ const SCORE_OUTPUT: Flag[] = [
 
 type Flags = Record<string, unknown> & { json?: boolean; quiet?: boolean };
 
-/** Learner flags shared with `sot purify`. */
-export function learnerFlags(f: Flags) {
-  return {
-    eps: f.eps as number | undefined,
-    lambda: f.lambda as number | undefined,
-    tau: f.tau as number | undefined,
-    maxSteps: f.maxSteps as number | undefined,
-    storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
-  };
-}
-
 /** What fitting reads from the flags, in `sot fit` and `sot purify --shards`. */
 function fitFlags(f: Flags) {
   return {
@@ -82,7 +83,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
     .description(
       'learn on a dataset (or a uniform sample of it) and write a model file that `sot score` applies to any records',
     )
-    .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)');
+    .argument('<input>', `dataset: ${INPUT_KINDS} (never modified)`);
   addFlags(fitCmd, 'input', INPUT);
   addFlags(fitCmd, 'references', REFERENCES);
   addFlags(fitCmd, 'learner', LEARNER);
@@ -115,7 +116,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
     .description(
       'score records against a model file (written by `sot fit`); with --keep, --keep-count or --threshold also write the purified dataset',
     )
-    .argument('<input>', 'dataset: .jsonl, .json, .csv or .parquet (never modified)');
+    .argument('<input>', `dataset: ${INPUT_KINDS} (never modified)`);
   addFlags(scoreCmd, 'input', INPUT);
   addFlags(scoreCmd, 'selection', SCORE_SELECTION);
   addFlags(scoreCmd, 'embedder', EMBEDDER);

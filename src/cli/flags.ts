@@ -386,6 +386,20 @@ export const REPORTING: Flag[] = [
   { flags: '-q, --quiet', help: 'no progress output' },
 ];
 
+/** The input kinds the readers accept, as the commands' help names them. */
+export const INPUT_KINDS = FILE_FORMATS.map((f) => `.${f}`).join(', ');
+
+/** The learner options the LEARNER flags set (purify, fit, purify --shards). */
+export function learnerFlags(f: Record<string, unknown>) {
+  return {
+    eps: f.eps as number | undefined,
+    lambda: f.lambda as number | undefined,
+    tau: f.tau as number | undefined,
+    maxSteps: f.maxSteps as number | undefined,
+    storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
+  };
+}
+
 // ------------------------------------------------------------ wiring
 
 let helpDefaults: HelpDefaults | undefined;

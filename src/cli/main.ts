@@ -3,7 +3,6 @@ import { fstatSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { AbortError, OptionError, SotError } from '../errors.js';
 import { createEmbedder, type EmbedderKind } from '../embed/providers.js';
-import { FILE_FORMATS } from '../io/index.js';
 import type { FieldMapping } from '../io/types.js';
 import type { ContaminationEstimate, Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -19,7 +18,9 @@ import {
   EMBED_OUTPUT,
   EMBEDDER,
   INPUT,
+  INPUT_KINDS,
   LEARNER,
+  learnerFlags,
   PURIFY_OUTPUT,
   REFERENCES,
   REPORTING,
@@ -31,8 +32,6 @@ import { registerServeCommands } from './serve.js';
 import { purifyShardedCli, registerFitCommands } from './fit.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
-
-const INPUT_KINDS = FILE_FORMATS.map((f) => `.${f}`).join(', ');
 
 /** One line on how contaminated the data looked (empty without an estimate). */
 function contaminationLine(c: ContaminationEstimate | undefined): string {
@@ -226,13 +225,7 @@ ${EXIT_HELP}`,
                   : undefined,
           weightField: f.weightField === false ? null : (f.weightField as string),
           method: f.method as Method,
-          learner: {
-            eps: f.eps as number | undefined,
-            lambda: f.lambda as number | undefined,
-            tau: f.tau as number | undefined,
-            maxSteps: f.maxSteps as number | undefined,
-            storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
-          },
+          learner: learnerFlags(f),
           memoryBudget: f.memoryBudget as number | undefined,
           seed: f.seed as number | undefined,
           dataDir: f.dataDir as string | undefined,
