@@ -20,10 +20,10 @@
 //   downstream set (standardised terms: lambda means the same on every task);
 // - `refusal ρ` (dumps with --dump-refusals): a second pull, towards safe
 //   answers to sensitive requests, with weight ρ;
-// - `density κ` (with --emb, the embeddings of --dump-emb): minus κ times the
+// - `density κ` (with --emb, the embeddings of --dump-emb): plus κ times the
 //   leave-one-out soft-min cost of each sample to the rest of the downstream
-//   set, at --eps: drops samples in dense regions of the downstream set that
-//   the anchor does not explain (the signal SAFT uses);
+//   set, at --eps (low in dense regions): drops samples in dense regions of
+//   the downstream set that the anchor does not explain (the signal SAFT uses);
 // For cells with hard negatives it also prints, per baseline and for `proxy
 // 2`, the AUROC of the score between the hard negatives and the injected
 // harmful samples (0.5: the score does not tell them apart, whatever it does
