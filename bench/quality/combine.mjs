@@ -3,7 +3,7 @@
 // `eval.mjs --dump FILE` writes, to test changes of the learner's method
 // before building them into the core (issue 17, items 3-4).
 //
-//     node bench/quality/combine.mjs DUMP.jsonl [--lambdas 1,1.5,2] [--emb DIR] [--eps 0.02]
+//     node bench/quality/combine.mjs DUMP.jsonl [--lambdas 1,1.5,2] [--base 2] [--emb DIR] [--eps 0.02]
 //
 // At the learner's default tau the ranking of SOT is, nearly, the one-step
 // push-pull score at uniform weights, `lambda * push-only + pull-only`
@@ -19,13 +19,15 @@
 // - `std λ`: each term divided by its median absolute deviation over the
 //   downstream set (standardised terms: lambda means the same on every task);
 // - `refusal ρ` (dumps with --dump-refusals): a second pull, towards safe
-//   answers to sensitive requests, with weight ρ;
+//   answers to sensitive requests, with weight ρ, added to `proxy --base`
+//   (the embedder's lambda: 2 built-in, 1.5 MiniLM);
 // - `density κ` (with --emb, the embeddings of --dump-emb): plus κ times the
 //   leave-one-out soft-min cost of each sample to the rest of the downstream
 //   set, at --eps (low in dense regions): drops samples in dense regions of
-//   the downstream set that the anchor does not explain (the signal SAFT uses);
-// For cells with hard negatives it also prints, per baseline and for `proxy
-// 2`, the AUROC of the score between the hard negatives and the injected
+//   the downstream set that the anchor does not explain (the signal SAFT
+//   uses), added to `proxy --base`;
+// For cells with hard negatives it also prints, per baseline and candidate
+// (of the proxies, `proxy --base` only), the AUROC of the score between the hard negatives and the injected
 // harmful samples (0.5: the score does not tell them apart, whatever it does
 // to the ordinary benign ones).
 // - `oracle`: the best lambda of the proxy per cell, chosen on the labels (a
@@ -40,6 +42,7 @@ const opt = (n, d) => {
   return i >= 0 ? args[i + 1] : d;
 };
 const LAMBDAS = opt('lambdas', '1,1.5,2,3').split(',').map(Number);
+const BASE = Number(opt('base', 2));
 const EMB = opt('emb');
 const EPS = Number(opt('eps', 0.02));
 const ORACLE = [0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 8, 16, 1000];
@@ -109,9 +112,9 @@ function candidates(l) {
   const [sp, sa] = [mad(P), mad(A)];
   for (const lam of LAMBDAS) out[`std ${lam}`] = P.map((p, i) => (lam * p) / sp + A[i] / sa);
   const R = l.scores.refusal;
-  if (R) for (const rho of [0.5, 1, 2]) out[`refusal ${rho}`] = P.map((p, i) => 2 * p + A[i] + rho * R[i]);
+  if (R) for (const rho of [0.5, 1, 2]) out[`refusal ${rho}`] = P.map((p, i) => BASE * p + A[i] + rho * R[i]);
   const dens = EMB ? looDensity(l) : null;
-  if (dens) for (const k of [0.5, 1, 2]) out[`density ${k}`] = P.map((p, i) => 2 * p + A[i] + k * dens[i]);
+  if (dens) for (const k of [0.5, 1, 2]) out[`density ${k}`] = P.map((p, i) => BASE * p + A[i] + k * dens[i]);
   return out;
 }
 
@@ -163,7 +166,8 @@ for (const [key, ls] of cells) {
     };
     const cands = ls.map(candidates);
     const parts = [...BASELINES.map((m) => [m, ls.map((l) => hardVsHarm(l.scores[m], l.kinds))])];
-    if (cands[0]['proxy 2']) parts.push(['proxy 2', ls.map((l, j) => hardVsHarm(cands[j]['proxy 2'], l.kinds))]);
+    for (const name of Object.keys(cands[0]).filter((k) => k === `proxy ${BASE}` || !k.startsWith('proxy')))
+      parts.push([name, ls.map((l, j) => hardVsHarm(cands[j][name], l.kinds))]);
     line += `\n    hard-negative vs harmful AUROC: ${parts.map(([m, v]) => `${m} ${mean(v).toFixed(2)}`).join(', ')}`;
   }
   for (const [i, name] of names.entries()) {
