@@ -80,7 +80,7 @@ function measure(scores, kinds) {
 
 /** Leave-one-out soft-min cosine cost of each downstream row to the others (rows are unit-norm). */
 function looDensity(l) {
-  const file = join(EMB, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-${l.seed}-downstream.f32`);
+  const file = join(EMB, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-downstream.f32`);
   if (!existsSync(file)) return null;
   const x = new Float32Array(readFileSync(file).buffer.slice(0));
   const n = l.kinds.length;

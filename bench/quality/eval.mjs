@@ -13,7 +13,8 @@
 // --dump appends one JSON line per cell (its row kinds and every method's
 // scores) for bench/quality/combine.mjs, which recombines the pull and push
 // terms offline; --dump-refusals adds the pull-only scores towards a named
-// reference set of safe answers (minus the injected prompts), --dump-emb
+// reference set of safe answers (minus every prompt of the pools and of the
+// harmful reference), --dump-emb
 // writes the cell's embeddings (raw float32) for its density analysis.
 //
 // Setup (mirrors the paper; sets named in the config file):
@@ -160,11 +161,19 @@ for (const name of cfg.harmfulReference.sets) {
     else if (!refSeen.has(key)) refSeen.add(key), reference.push(s);
   }
 }
-// --dump-refusals: safe answers to sensitive requests, minus the injected prompts and those of the harmful reference
+// --dump-refusals: safe answers to sensitive requests, minus every prompt of the pools (benign, injected, hard
+// negatives) and of the harmful reference
 const refusals = [];
-if (opt('dump-refusals'))
+if (opt('dump-refusals')) {
+  const taken = new Set([
+    ...excluded,
+    ...refSeen,
+    ...Object.values(pools).flatMap((p) => p.map((x) => norm(x.prompt))),
+  ]);
   for (const s of (await loadReferenceSet(opt('dump-refusals'), { dataDir: DATA, offline: true })).samples)
-    if (!excluded.has(norm(s.prompt)) && !refSeen.has(norm(s.prompt))) refusals.push(s);
+    if (!taken.has(norm(s.prompt))) refusals.push(s);
+  console.log(`refusals: ${refusals.length} samples from ${opt('dump-refusals')}`);
+}
 console.log(
   `pools: ${Object.entries(pools)
     .map(([k, v]) => `${k} ${v.length}`)
@@ -301,9 +310,9 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
   }
   if (dump) {
     if (opt('dump-emb')) {
-      const base = join(opt('dump-emb'), `${embName}-${task}-${contam}-${rate}-${seed}`);
+      const base = join(opt('dump-emb'), `${embName}-${task}-${contam}-${rate}-a${anchorSize}-${seed}`);
       for (const k of ['downstream', 'anchor', 'harmful'])
-        writeFileSync(`${base}-${k}.f32`, Buffer.from(new Float32Array(sets[k].data).buffer));
+        if (sets[k]) writeFileSync(`${base}-${k}.f32`, Buffer.from(new Float32Array(sets[k].data).buffer));
     }
     if (refusals.length) {
       const pullR = await scoreSamples(
