@@ -8,6 +8,14 @@
 //     node bench/quality/eval.mjs [--config FILE] [--tasks alpaca,physical] [--contaminations jbb,hh] [--set dev|heldout]
 //          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only] [--rates-only] [--rates 0,0.3]
 //          [--eps X] [--lambda X] [--tau X] [--learner JSON] [--out FILE]
+//          [--dump FILE.jsonl [--dump-refusals SET] [--dump-emb DIR]]
+//
+// --dump appends one JSON line per cell (its row kinds and every method's
+// scores) for bench/quality/combine.mjs, which recombines the pull and push
+// terms offline; --dump-refusals adds the pull-only scores towards a named
+// reference set of safe answers (minus every prompt of the pools and of the
+// harmful reference), --dump-emb
+// writes the cell's embeddings (raw float32) for its density analysis.
 //
 // Setup (mirrors the paper; sets named in the config file):
 // - downstream: `downstream` records of one task (benign pairs; a task may
@@ -32,7 +40,7 @@
 // (so the rate is exact) and the table says so.
 //
 // Needs `npm run build` and the data mirror (SOT_DATA_DIR or ../shared/data).
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -78,6 +86,7 @@ const SEEDS = (list(opt('seeds')) ?? (quick ? ['0', '1'] : cfg.seeds.map(String)
 const METHODS = list(opt('methods')) ?? cfg.methods;
 const EMBEDDERS = list(opt('embedders')) ?? Object.keys(cfg.embedders);
 const MAIN_ONLY = quick || flag('main-only');
+const dump = opt('dump');
 const learner = {};
 for (const k of ['eps', 'lambda', 'tau']) if (opt(k) !== undefined) learner[k] = Number(opt(k));
 if (opt('learner') !== undefined) Object.assign(learner, JSON.parse(opt('learner'))); // any other learner option, as JSON
@@ -151,6 +160,19 @@ for (const name of cfg.harmfulReference.sets) {
     if (excluded.has(key)) refDropped++;
     else if (!refSeen.has(key)) refSeen.add(key), reference.push(s);
   }
+}
+// --dump-refusals: safe answers to sensitive requests, minus every prompt of the pools (benign, injected, hard
+// negatives) and of the harmful reference
+const refusals = [];
+if (opt('dump-refusals')) {
+  const taken = new Set([
+    ...excluded,
+    ...refSeen,
+    ...Object.values(pools).flatMap((p) => p.map((x) => norm(x.prompt))),
+  ]);
+  for (const s of (await loadReferenceSet(opt('dump-refusals'), { dataDir: DATA, offline: true })).samples)
+    if (!taken.has(norm(s.prompt))) refusals.push(s);
+  console.log(`refusals: ${refusals.length} samples from ${opt('dump-refusals')}`);
 }
 console.log(
   `pools: ${Object.entries(pools)
@@ -246,6 +268,7 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
     return { recall: share('harmful'), benign: share('benign'), hard: share('hard') };
   };
   const out = [];
+  const dumped = {};
   for (const method of METHODS) {
     const t = performance.now();
     const s = await scoreSamples(method, sets, { ...embedder.learnerDefaults, ...learner, seed });
@@ -283,6 +306,26 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
       });
     }
     out.push(row);
+    if (dump) dumped[method] = Array.from(s.scores);
+  }
+  if (dump) {
+    if (opt('dump-emb')) {
+      const base = join(opt('dump-emb'), `${embName}-${task}-${contam}-${rate}-a${anchorSize}-${seed}`);
+      for (const k of ['downstream', 'anchor', 'harmful'])
+        if (sets[k]) writeFileSync(`${base}-${k}.f32`, Buffer.from(new Float32Array(sets[k].data).buffer));
+    }
+    if (refusals.length) {
+      const pullR = await scoreSamples(
+        'pull-only',
+        { downstream: sets.downstream, anchor: await embedAll(made, refusals.map(R)), harmful: sets.harmful },
+        { ...embedder.learnerDefaults, ...learner },
+      );
+      dumped.refusal = Array.from(pullR.scores);
+    }
+    appendFileSync(
+      dump,
+      `${JSON.stringify({ embedder: embName, task, contam, rate, anchor: anchorSize, seed, kinds: rows.map((x) => x.kind), scores: dumped })}\n`,
+    );
   }
   return out;
 }
