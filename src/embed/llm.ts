@@ -161,6 +161,8 @@ export class LlmEmbedder implements Embedder {
   readonly concurrency: number;
   readonly dim: number;
   readonly id: string;
+  /** Records per call the pipeline makes (and per cache chunk): a few seconds of work, so that progress moves. */
+  readonly preferredBatch = 32;
   readonly #llama: LlamaModule;
   readonly #model: ModelLike;
   readonly #wrapper: ChatWrapperLike;
