@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS } from '../src/defaults.js';
+import { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../src/embed/defaults.js';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { learnWeights } from '../src/learner.js';
 import { sinkhorn } from '../src/ot.js';
@@ -100,6 +101,20 @@ describe('texts that state a default agree with it', () => {
     const embed = documentedDefaults('src/embed/hashing.ts', 'HashingEmbedderOptions');
     for (const k of ['dim', 'seed', 'wordWeight'] as const)
       expect(value(embed[k] ?? 'undocumented'), `HashingEmbedderOptions.${k}`).toBe(d.embed[k]);
+  });
+
+  it("the model embedders' TSDoc states their defaults", () => {
+    const cases = [
+      ['src/embed/transformers.ts', 'TransformersEmbedderOptions', TRANSFORMERS_DEFAULTS, ['maxWorkers']],
+      ['src/embed/openai.ts', 'OpenAIEmbedderOptions', OPENAI_DEFAULTS, []],
+      ['src/embed/llm.ts', 'LlmEmbedderOptions', LLM_DEFAULTS, []],
+    ] as const;
+    for (const [file, iface, defaults, unstated] of cases) {
+      const doc = documentedDefaults(file, iface);
+      for (const [k, v] of Object.entries(defaults))
+        if (!(unstated as readonly string[]).includes(k))
+          expect(value(doc[k] ?? 'undocumented'), `${iface}.${k}`).toBe(v);
+    }
   });
 
   it("docs/api.md: the learner's options and the Sinkhorn options table", () => {

@@ -2,9 +2,9 @@
 // the data-dir / cache / download resolution against a real loopback server.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
 import { AbortError, FetchError, OptionError } from '../src/errors.js';
 import { cachedFilePath, isReferenceSetName, listReferenceSets, loadReferenceSet } from '../src/refsets/index.js';
@@ -149,6 +149,23 @@ describe('loading from the offline mirror', () => {
     expect(msg).toContain(`expected ${file!.sha256}`);
     expect(msg).toMatch(/actual [0-9a-f]{64}/);
     expect(msg).not.toContain(`actual ${file!.sha256}`);
+  });
+
+  test('what a download killed mid-write left in the cache is removed once stale; a live one is left', async () => {
+    const cacheDir = await freshDir('cache');
+    const info = listReferenceSets().find((s) => s.name === 'strongreject')!;
+    const entry = cachedFilePath(info.files[0]!, cacheDir);
+    await mkdir(dirname(entry), { recursive: true });
+    await writeFile(entry, await readFile(join(DATA, info.files[0]!.path)));
+    const dead = join(dirname(entry), `.${info.files[0]!.sha256}.99997.aaaaaaaaaaaa.tmp`);
+    const live = join(dirname(entry), `.${info.files[0]!.sha256}.99996.bbbbbbbbbbbb.tmp`);
+    await writeFile(dead, 'partial');
+    await writeFile(live, 'partial');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(dead, twoHoursAgo, twoHoursAgo);
+    const set = await loadReferenceSet('strongreject', { cacheDir, offline: true });
+    expect(set.files.map((f) => f.origin)).toEqual(['cache']);
+    expect((await readdir(dirname(entry))).sort()).toEqual([basename(live), basename(entry)].sort());
   });
 
   test('offline with neither mirror nor cache says how to provide a data dir, by option and by SOT_OFFLINE', async () => {

@@ -11,6 +11,9 @@
 //        [--variants main,sot,max256,max128,max64,w1t1,w2t1,w4t1,py-sorted,py-ordered,load-sot,load-main]
 // (sot: the defaults; max256 and w*t1: the model's own 256-token limit, as main and Python)
 //        [--main-dist /path/to/main/dist] [--python /path/to/venv/bin/python] [--out FILE]
+//        [--models NAME=DIR,...]   (a variant NAME each: the defaults on another model
+//                                   folder, e.g. the fp32 and dynamic-int8 builds of
+//                                   bench/minilm_fp32.py; the test model is `sot`)
 //
 // main: without --main-dist, the loop main (abf2a8d) ran, copied here: the
 // transformers.js feature-extraction pipeline with no session options, fed
@@ -94,10 +97,17 @@ if (args[0] === '--child') {
 // ---------- parent ----------
 const records = Number(opt('records', 2000));
 const rounds = Number(opt('rounds', 1));
-const variants = opt(
-  'variants',
-  'main,sot,max256,max128,max64,w1t1,w2t1,w4t1,py-sorted,py-ordered,load-sot,load-main',
-).split(',');
+/** Other model folders, each a variant with the defaults. */
+const models = Object.fromEntries(
+  opt('models', '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => kv.split('=')),
+);
+const variants = [
+  ...opt('variants', 'main,sot,max256,max128,max64,w1t1,w2t1,w4t1,py-sorted,py-ordered,load-sot,load-main').split(','),
+  ...Object.keys(models),
+];
 const mainDist = opt('main-dist', '');
 const python = opt('python', '');
 const dataDir = process.env.SOT_DATA_DIR || resolve(root, '..', 'shared', 'data');
@@ -138,7 +148,7 @@ function runOne(variant) {
     } else {
       r = spawnSync(
         process.execPath,
-        [fileURLToPath(import.meta.url), '--child', variant, model, textsFile, mainDist],
+        [fileURLToPath(import.meta.url), '--child', variant, models[variant] ?? model, textsFile, mainDist],
         { encoding: 'utf8' },
       );
       if (r.status === 0) return JSON.parse(r.stdout.trim().split('\n').pop());
@@ -179,6 +189,10 @@ console.log(`|---|---|---|---|`);
 for (const v of variants)
   console.log(`| ${v} | ${mean(v).toFixed(1)} | ${(mean(v) / base).toFixed(2)}x | ${loads(v)} |`);
 console.log(
-  `\nw2t1 / w1t1: ${(mean('w2t1') / mean('w1t1')).toFixed(2)}x; w4t1 / w1t1: ${(mean('w4t1') / mean('w1t1')).toFixed(2)}x; load-sot / sot: ${(mean('load-sot') / mean('sot')).toFixed(2)}x; load-main / main: ${(mean('load-main') / base).toFixed(2)}x; max256 / main: ${(mean('max256') / base).toFixed(2)}x; max256 / py-sorted: ${(mean('max256') / mean('py-sorted')).toFixed(2)}x`,
+  `\nw2t1 / w1t1: ${(mean('w2t1') / mean('w1t1')).toFixed(2)}x; w4t1 / w1t1: ${(mean('w4t1') / mean('w1t1')).toFixed(2)}x; load-sot / sot: ${(mean('load-sot') / mean('sot')).toFixed(2)}x; load-main / main: ${(mean('load-main') / base).toFixed(2)}x; max256 / main: ${(mean('max256') / base).toFixed(2)}x; max256 / py-sorted: ${(mean('max256') / mean('py-sorted')).toFixed(2)}x${Object.keys(
+    models,
+  )
+    .map((m) => `; ${m} / sot: ${(mean(m) / mean('sot')).toFixed(2)}x`)
+    .join('')}`,
 );
 console.log(`raw: ${out}`);

@@ -40,6 +40,7 @@ export {
   type SinkhornDefaults,
   type StorageDefaults,
 } from './defaults.js';
+export { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from './embed/defaults.js';
 export { selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {

@@ -10,6 +10,7 @@ import {
   type CoreDefaults,
   type EmbedderLearnerDefaults,
 } from '../defaults.js';
+import { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../embed/defaults.js';
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
@@ -177,7 +178,7 @@ export const EMBEDDER: Flag[] = [
   },
   {
     flags: '--max-length <n>',
-    help: "transformers: tokens per text at most (default 128, or the model's limit when lower)",
+    help: `transformers: tokens per text at most (default ${TRANSFORMERS_DEFAULTS.maxLength}, or the model's limit when lower)`,
     parse: integer('--max-length', 1),
   },
   {
@@ -192,17 +193,17 @@ export const EMBEDDER: Flag[] = [
   },
   {
     flags: '--embed-batch <n>',
-    help: 'openai, transformers: texts per request / forward pass at most (default 64 / 64)',
+    help: `openai, transformers: texts per request / forward pass at most (default ${OPENAI_DEFAULTS.batchSize} / ${TRANSFORMERS_DEFAULTS.batchSize})`,
     parse: integer('--embed-batch', 1),
   },
   {
     flags: '--embed-concurrency <n>',
-    help: 'openai, transformers, llm: requests in flight / passes queued per worker / records evaluated at once (default 4 / 2 / 1)',
+    help: `openai, transformers, llm: requests in flight / passes queued per worker / records evaluated at once (default ${OPENAI_DEFAULTS.concurrency} / ${TRANSFORMERS_DEFAULTS.concurrency} / ${LLM_DEFAULTS.concurrency})`,
     parse: integer('--embed-concurrency', 1),
   },
   {
     flags: '--embed-workers <n>',
-    help: 'transformers: worker processes, each with its own ONNX Runtime session (default the cores, at most 4)',
+    help: `transformers: worker processes, each with its own ONNX Runtime session (default the cores, at most ${TRANSFORMERS_DEFAULTS.maxWorkers})`,
     parse: integer('--embed-workers', 1),
   },
   {
@@ -212,22 +213,22 @@ export const EMBEDDER: Flag[] = [
   },
   {
     flags: '--context-size <n>',
-    help: 'llm: tokens per record at most, chat template included; longer records are cut (default 2048)',
+    help: `llm: tokens per record at most, chat template included; longer records are cut (default ${LLM_DEFAULTS.contextSize})`,
     parse: integer('--context-size', 8),
   },
   {
     flags: '--embed-max-tokens <n>',
-    help: 'transformers: padded tokens per forward pass, texts x longest (default 4096)',
+    help: `transformers: padded tokens per forward pass, texts x longest (default ${TRANSFORMERS_DEFAULTS.maxBatchTokens})`,
     parse: integer('--embed-max-tokens', 1),
   },
   {
     flags: '--embed-timeout <ms>',
-    help: 'openai: per-request timeout in ms (default 60000)',
+    help: `openai: per-request timeout in ms (default ${OPENAI_DEFAULTS.timeoutMs})`,
     parse: integer('--embed-timeout', 1),
   },
   {
     flags: '--embed-retries <n>',
-    help: 'openai: retries per request on 429/5xx/timeouts/network errors (default 5)',
+    help: `openai: retries per request on 429/5xx/timeouts/network errors (default ${OPENAI_DEFAULTS.maxRetries})`,
     parse: integer('--embed-retries', 0),
   },
   {

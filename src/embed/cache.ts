@@ -10,10 +10,10 @@
 // validation then ignores it (its texts are embedded again).
 import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AbortError, IoError, OptionError, ShapeError } from '../errors.js';
-import { isTempName, writeFileAtomic } from '../io/atomic.js';
+import { isTempName, removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import type { Embedder } from './types.js';
 import {
   CHUNK_SUFFIX,
@@ -29,8 +29,6 @@ import { HASH_BYTES, HashIndex } from './cache-index.js';
 import { ensureDir, openRegularFile, readRegularFile } from '../io/files.js';
 
 const META = 'meta.json';
-/** A temp file this old belongs to a writer that died; younger ones may still be in use. */
-const STALE_TEMP_MS = 60 * 60 * 1000;
 /** Rows per chunk file at most (a larger `put` is split). */
 const MAX_CHUNK_ROWS = 4096;
 /** Misses trigger a directory rescan (other writers' chunks) at most this often. */
@@ -312,11 +310,9 @@ export class EmbeddingCache {
       });
     }
     this.scannedAt = Date.now();
+    if (!this.cleanedTemps) await removeStaleTemps(this.dir);
     for (const name of names.sort()) {
-      if (isTempName(name)) {
-        if (!this.cleanedTemps) await this.removeIfStale(name);
-        continue;
-      }
+      if (isTempName(name)) continue;
       if (!name.endsWith(CHUNK_SUFFIX) || this.seen.has(name)) continue;
       this.seen.add(name);
       await this.indexChunk(name);
@@ -354,15 +350,6 @@ export class EmbeddingCache {
       this.register(name, header, hashes);
     } finally {
       await fh.close();
-    }
-  }
-
-  private async removeIfStale(name: string): Promise<void> {
-    const path = join(this.dir, name);
-    try {
-      if (Date.now() - (await stat(path)).mtimeMs > STALE_TEMP_MS) await unlink(path);
-    } catch {
-      // Gone already, or not ours to remove: either way it is ignored.
     }
   }
 

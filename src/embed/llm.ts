@@ -13,6 +13,7 @@ import { native } from '../native.js';
 import { count } from '../options.js';
 import { runPool } from './pool.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
+import { LLM_DEFAULTS } from './defaults.js';
 
 export const LLAMA_PACKAGE = 'node-llama-cpp';
 
@@ -160,6 +161,8 @@ export class LlmEmbedder implements Embedder {
   readonly concurrency: number;
   readonly dim: number;
   readonly id: string;
+  /** Records per call the pipeline makes (and per cache chunk): a few seconds of work, so that progress moves. */
+  readonly preferredBatch = 32;
   readonly #llama: LlamaModule;
   readonly #model: ModelLike;
   readonly #wrapper: ChatWrapperLike;
@@ -209,7 +212,7 @@ export class LlmEmbedder implements Embedder {
     }
     const wantContext = count('contextSize', options.contextSize);
     const threads = count('threads', options.threads) ?? Math.max(1, availableParallelism() - 1);
-    const concurrency = count('concurrency', options.concurrency) ?? 1;
+    const concurrency = count('concurrency', options.concurrency) ?? LLM_DEFAULTS.concurrency;
     const signal = options.signal;
 
     // The file first: a missing model is the user's most likely mistake.
@@ -299,7 +302,7 @@ export class LlmEmbedder implements Embedder {
           { cause: err },
         );
       }
-      const contextSize = Math.min(wantContext ?? 2048, handle.trainContextSize);
+      const contextSize = Math.min(wantContext ?? LLM_DEFAULTS.contextSize, handle.trainContextSize);
       // One decode per record (batch = context): node-llama-cpp reads the state of the last decode's last token.
       for (let i = 0; i < concurrency; i++)
         created.push(

@@ -8,6 +8,7 @@ import { count, num } from '../options.js';
 import { retryAfterMs, RetryableError as Retryable, withRetries } from '../retry.js';
 import { runPool } from './pool.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
+import { OPENAI_DEFAULTS } from './defaults.js';
 
 export interface OpenAIEmbedderOptions {
   /** Model name sent with every request (env `SOT_EMBEDDINGS_MODEL`). Required. */
@@ -154,16 +155,16 @@ export class OpenAIEmbedder implements Embedder {
       throw new OptionError('ERR_OPTION', `dim (${this.#dim}) and dimensions (${this.dimensions}) disagree`);
     }
     this.#dim ??= this.dimensions;
-    this.batchSize = count('batchSize', options.batchSize) ?? 64;
-    this.maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? 32768;
-    this.concurrency = count('concurrency', options.concurrency) ?? 4;
-    const retries = num('maxRetries', options.maxRetries) ?? 5;
+    this.batchSize = count('batchSize', options.batchSize) ?? OPENAI_DEFAULTS.batchSize;
+    this.maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? OPENAI_DEFAULTS.maxBatchTokens;
+    this.concurrency = count('concurrency', options.concurrency) ?? OPENAI_DEFAULTS.concurrency;
+    const retries = num('maxRetries', options.maxRetries) ?? OPENAI_DEFAULTS.maxRetries;
     if (!Number.isInteger(retries) || retries < 0)
       throw new OptionError('ERR_OPTION', `maxRetries must be a non-negative integer, got ${retries}`);
     this.maxRetries = retries;
-    this.timeoutMs = count('timeoutMs', options.timeoutMs) ?? 60_000;
-    const rb = num('retryBaseMs', options.retryBaseMs) ?? 500;
-    const rm = num('maxRetryDelayMs', options.maxRetryDelayMs) ?? 60_000;
+    this.timeoutMs = count('timeoutMs', options.timeoutMs) ?? OPENAI_DEFAULTS.timeoutMs;
+    const rb = num('retryBaseMs', options.retryBaseMs) ?? OPENAI_DEFAULTS.retryBaseMs;
+    const rm = num('maxRetryDelayMs', options.maxRetryDelayMs) ?? OPENAI_DEFAULTS.maxRetryDelayMs;
     if (!(rb >= 0) || !(rm >= 0)) throw new OptionError('ERR_OPTION', 'retry delays must be non-negative numbers');
     this.#retryBaseMs = rb;
     this.#maxRetryDelayMs = rm;

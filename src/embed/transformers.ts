@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { AbortError, OptionError, ShapeError } from '../errors.js';
 import { bool, count } from '../options.js';
 import { resolveCacheDir } from '../refsets/index.js';
+import { TRANSFORMERS_DEFAULTS as D } from './defaults.js';
 import { EncoderWorkers, sessionOptions } from './encoder-workers.js';
 import { runPool } from './pool.js';
 import { padBatch, planBatches, type Encoded } from './token-batches.js';
@@ -67,10 +68,7 @@ export interface TransformersEmbedderOptions {
 /** Texts sorted by length together: wide enough to bucket well, narrow enough to tokenise the next window during the passes. */
 const SORT_WINDOW = 512;
 const GRAPH_LEVELS = ['disabled', 'basic', 'extended', 'all'] as const;
-/** Default token limit (BENCHMARKS.md, "Embedding pipeline": recall as good as 256, faster). */
-export const DEFAULT_MAX_LENGTH = 128;
-/** Default worker processes at most (each holds a copy of the model). */
-const DEFAULT_WORKERS = 4;
+// Default token limit: BENCHMARKS.md, "Embedding pipeline" (recall as good as 256, faster).
 
 type Tokenizer = ((
   texts: string[],
@@ -191,13 +189,13 @@ export class TransformersEmbedder implements Embedder {
     if (pooling !== 'mean' && pooling !== 'cls')
       throw new OptionError('ERR_OPTION', `pooling must be "mean" or "cls", got ${String(pooling)}`);
     const normalize = options.normalize ?? true;
-    const batchSize = count('batchSize', options.batchSize) ?? 64;
-    const maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? 4096;
-    const concurrency = count('concurrency', options.concurrency) ?? 2;
+    const batchSize = count('batchSize', options.batchSize) ?? D.batchSize;
+    const maxBatchTokens = count('maxBatchTokens', options.maxBatchTokens) ?? D.maxBatchTokens;
+    const concurrency = count('concurrency', options.concurrency) ?? D.concurrency;
     // One single-threaded session per core beat one session with a thread per
     // core on a contended machine (no thread-pool barrier waiting on a
-    // descheduled thread); at most DEFAULT_WORKERS copies of the model.
-    const workers = count('workers', options.workers) ?? Math.min(DEFAULT_WORKERS, availableParallelism());
+    // descheduled thread); at most D.maxWorkers copies of the model.
+    const workers = count('workers', options.workers) ?? Math.min(D.maxWorkers, availableParallelism());
     const threads = count('threads', options.threads) ?? Math.max(1, Math.floor(availableParallelism() / workers));
     const spinning = bool('spinning', options.spinning) ?? false;
     const graphOptimization = options.graphOptimization ?? 'all';
@@ -266,7 +264,7 @@ export class TransformersEmbedder implements Embedder {
       throw cannotLoad(err);
     }
     // An explicit limit may exceed the tokenizer's (up to the model's positions), as before; the default never does.
-    const maxLength = maxLengthOption ?? Math.min(DEFAULT_MAX_LENGTH, tokenizer.model_max_length ?? DEFAULT_MAX_LENGTH);
+    const maxLength = maxLengthOption ?? Math.min(D.maxLength, tokenizer.model_max_length ?? D.maxLength);
     tokenizer.model_max_length = maxLength;
 
     // Identity: the model's files, not only its name.

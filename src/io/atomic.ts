@@ -6,7 +6,7 @@
 // committed together (`commitAll`), so a set of outputs changes as a unit.
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { fstat as fstatCb, type Stats } from 'node:fs';
-import { type FileHandle, link, open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, link, open, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AbortError, IoError } from '../errors.js';
@@ -63,6 +63,39 @@ const OLD_CACHE_TEMP_NAME = /^\.tmp-\d+-[0-9a-f]+$/;
 /** Whether a file name is one of this writer's temporary files (or the older cache form), which a writer that died can leave. */
 export function isTempName(name: string): boolean {
   return TEMP_NAME.test(name) || OLD_CACHE_TEMP_NAME.test(name);
+}
+
+/** How old a temporary file must be before a sweep takes it for a dead writer's (a live write touches it far more often). */
+export const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the temporary files of this writer in `dir` that were last touched
+ * more than `olderThanMs` ago: what a writer killed mid-write leaves in a
+ * cache. Never throws (a file already gone, or not ours to remove, is left);
+ * resolves to the number removed.
+ */
+export async function removeStaleTemps(dir: string, olderThanMs = STALE_TEMP_MS): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!isTempName(name)) continue;
+    const path = join(dir, name);
+    try {
+      const s = await stat(path);
+      if (s.isFile() && Date.now() - s.mtimeMs > olderThanMs) {
+        await unlink(path);
+        removed++;
+      }
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
+  }
+  return removed;
 }
 
 function wrap(path: string, err: unknown, verb: string): unknown {

@@ -29,20 +29,35 @@ export async function openEmbeddingCache(
   return EmbeddingCache.open(dir, embedder.id, embedder.dim);
 }
 
+/**
+ * Embeds `texts` through the cache, in calls of the embedder's preferred
+ * batch, and reports the texts done after each call: a slow embedder (an LLM)
+ * shows progress long before a pipeline batch of texts is done.
+ */
 export async function embedBatch(
   texts: string[],
   embedder: Embedder,
   cache: EmbeddingCache | null,
   signal?: AbortSignal,
+  onProgress?: (done: number) => void,
 ): Promise<Float32Array> {
-  const v = cache ? await embedWithCache(embedder, texts, cache, { signal }) : await embedder.embed(texts, { signal });
-  if (v.length !== texts.length * embedder.dim) {
-    throw new ShapeError(
-      'ERR_SHAPE',
-      `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${texts.length} texts of dimension ${embedder.dim}`,
-    );
+  const dim = embedder.dim;
+  const step = Math.max(1, Math.min(texts.length, embedder.preferredBatch ?? texts.length));
+  const out = step === texts.length ? undefined : new Float32Array(texts.length * dim);
+  let v: Float32Array = new Float32Array(0);
+  for (let i = 0; i < texts.length; i += step) {
+    const part = texts.slice(i, i + step);
+    v = cache ? await embedWithCache(embedder, part, cache, { signal }) : await embedder.embed(part, { signal });
+    if (v.length !== part.length * dim) {
+      throw new ShapeError(
+        'ERR_SHAPE',
+        `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${part.length} texts of dimension ${dim}`,
+      );
+    }
+    out?.set(v, i * dim);
+    onProgress?.(i + part.length);
   }
-  return v;
+  return out ?? v;
 }
 
 /** Embeds the dataset batch by batch into one n x dim matrix; also returns each record's file line. */
@@ -66,11 +81,11 @@ export async function embedDataset(
       rows += texts.length;
       break;
     }
-    const v = await embedBatch(texts, embedder, cache, options.signal);
+    const before = rows;
+    const v = await embedBatch(texts, embedder, cache, options.signal, (done) => options.onProgress?.(before + done));
     data.set(v, rows * dim);
     lineOf.set(lines, rows);
     rows += texts.length;
-    options.onProgress?.(rows);
   }
   if (rows !== n) {
     throw new InputError(
@@ -94,8 +109,10 @@ export async function embedSamples(
   const render = embedderRender(embedder) ?? ((s: SampleText) => renderText(s, template));
   for (let i = 0; i < samples.length; i += BATCH) {
     const texts = samples.slice(i, i + BATCH).map(render);
-    data.set(await embedBatch(texts, embedder, cache, options.signal), i * dim);
-    options.onProgress?.(Math.min(samples.length, i + BATCH));
+    data.set(
+      await embedBatch(texts, embedder, cache, options.signal, (done) => options.onProgress?.(i + done)),
+      i * dim,
+    );
   }
   return { data, rows: samples.length, cols: dim };
 }

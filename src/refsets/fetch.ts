@@ -8,7 +8,7 @@ import { ensureDir } from '../io/files.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AbortError, FetchError, IoError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import { retryAfterMs, RetryableError as Retryable, withRetries } from '../retry.js';
 import type { ReferenceFile } from './registry.js';
 
@@ -90,6 +90,15 @@ export function cachedFilePath(file: ReferenceFile, cacheDir: string): string {
   return join(cacheDir, 'refsets', file.sha256);
 }
 
+const swept = new Set<string>();
+
+/** Removes, once per process, what downloads killed mid-write left in a cache folder. */
+async function sweepOnce(dir: string): Promise<void> {
+  if (swept.has(dir)) return;
+  swept.add(dir);
+  await removeStaleTemps(dir);
+}
+
 async function readIfPresent(path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path);
@@ -124,6 +133,7 @@ export async function obtainFile(
   }
 
   const cached = cachedFilePath(file, o.cacheDir);
+  await sweepOnce(dirname(cached));
   const hit = await readIfPresent(cached);
   if (hit !== undefined) {
     if (sha256Hex(hit) === file.sha256) return { file, bytes: hit, origin: 'cache', localPath: cached };
