@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, InputError, IoError } from '../errors.js';
 import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
-import { writeColumns, writeRecords } from '../io/write.js';
+import { type AddedField, writeColumns, writeRecords } from '../io/write.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
@@ -221,28 +221,41 @@ async function writeScores(
 }
 
 /** Fields the removed file adds to each dropped record. */
-export const REMOVED_FIELDS = { score: 'sot_score', rank: 'sot_rank', pull: 'sot_pull', push: 'sot_push' } as const;
+export const REMOVED_FIELDS = {
+  score: 'sot_score',
+  rank: 'sot_rank',
+  pull: 'sot_pull',
+  push: 'sot_push',
+  reason: 'sot_reason',
+} as const;
 
-/** Every dropped record, in the input's format, with its score, rank and (for `sot`) pull and push contributions. */
+/**
+ * Every dropped record, in the input's format, with its score, rank, (for
+ * `sot`) pull and push contributions, and the reason in words.
+ */
 async function writeRemoved(
   out: AtomicWriter,
   r: { input: PipelineInput; scores: Scores; selection: Selection; audit: Audit; signal?: AbortSignal },
 ): Promise<void> {
   const c = r.audit.contributions;
   const F = REMOVED_FIELDS;
-  const names = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
+  const numbers = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
+  const fields: AddedField[] = [
+    ...numbers.map((name) => ({ name, type: 'double' as const })),
+    { name: F.reason, type: 'string' },
+  ];
   const file = r.input.dataset.path;
   await writeColumns(
     r.input.dataset,
     out,
     {
-      names,
+      fields,
       values: (i) =>
         r.selection.kept[i]
           ? undefined
           : c
-            ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!]
-            : [r.scores.scores[i]!, r.selection.rank[i]!],
+            ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!, r.audit.reason(i)]
+            : [r.scores.scores[i]!, r.selection.rank[i]!, r.audit.reason(i)],
       taken: (line, field) =>
         new InputError(
           { file, line, field },
