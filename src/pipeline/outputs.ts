@@ -25,8 +25,13 @@ type Paths = ReturnType<typeof outputPaths>;
 /** Points drawn in the report's scatter plot, at most. */
 const MAX_PLOTTED = { downstream: 4000, reference: 1000 };
 const LOWEST = 25;
-/** Records in the report's table, at most: beyond, the lowest ranked (every dropped one first). */
-export const MAX_TABLE_RECORDS = 200_000;
+/**
+ * Records in the report's table (the JSON report's and so the page's), at
+ * most: beyond, the lowest ranked, so the dropped records come first. This
+ * bounds the report's size; every record's figures are in the scores file,
+ * and every dropped record whole in the removed file.
+ */
+export const MAX_TABLE_RECORDS = 20_000;
 const TABLE_EXCERPT = 160;
 /** Fields that name a record's source or category, looked for in this order (any case). */
 const GROUP_FIELDS = ['source', 'category', 'subset', 'dataset', 'task', 'type'];
@@ -285,13 +290,16 @@ function groupFieldOf(value: Record<string, unknown>, given: string | null | und
   return null;
 }
 
+/** The records of the report's table, in input order: every one up to `max`, else the `max` lowest ranked. */
+function tableRows(order: Uint32Array, max = MAX_TABLE_RECORDS): number[] {
+  const n = order.length;
+  return n <= max ? Array.from({ length: n }, (_, i) => i) : Array.from(order.subarray(n - max)).sort((a, b) => a - b);
+}
+
 /** The report's table of records (with excerpts and groups, from one more pass over the input) and the breakdown by group. */
 async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records' | 'groups'>> {
   const n = r.selection.order.length;
-  const rows =
-    n <= MAX_TABLE_RECORDS
-      ? Array.from({ length: n }, (_, i) => i)
-      : Array.from(r.selection.order.subarray(n - MAX_TABLE_RECORDS)).sort((a, b) => a - b);
+  const rows = tableRows(r.selection.order);
   const slot = new Map<number, number>();
   rows.forEach((i, s) => slot.set(i, s));
   const excerpts: string[] = new Array<string>(rows.length).fill('');
