@@ -54,7 +54,7 @@ describe('removed records and reasons', () => {
     res = await purify({ ...common, input, anchor: [anchor] });
   }, 120_000);
 
-  it('writes every dropped record, unchanged, with its score, rank, pull and push, beside the input', () => {
+  it('writes every dropped record, unchanged, with its score, rank, pull, push and reason, beside the input', () => {
     expect(res.outputs.removed).toBe(join(c.dir, 'train.removed.jsonl'));
     const removed = readJsonl(res.outputs.removed!);
     expect(removed).toHaveLength(res.n - res.k);
@@ -62,13 +62,15 @@ describe('removed records and reasons', () => {
     const dropped = rows.filter((r) => r.kept === '0');
     expect(removed.map((r) => r.id)).toEqual(dropped.map((r) => c.records[Number(r.index)]!.id));
     removed.forEach((rec, j) => {
-      const { sot_score, sot_rank, sot_pull, sot_push, ...rest } = rec;
+      const { sot_score, sot_rank, sot_pull, sot_push, sot_reason, ...rest } = rec;
       const s = dropped[j]!;
       expect(rest).toEqual(c.records[Number(s.index)]); // the record itself, unchanged
       expect(sot_score).toBe(Number(s.score));
       expect(sot_rank).toBe(Number(s.rank));
       expect(sot_pull).toBe(Number(s.pull));
       expect(sot_push).toBe(Number(s.push));
+      expect(sot_reason).toBe(s.reason); // the reason in words, as scores.csv gives it
+      expect(sot_reason).toMatch(/\(pull [-+]\d\.\d\d\)/);
       expect(sot_rank as number).toBeGreaterThanOrEqual(res.k);
     });
     // Kept and removed together are the whole input.
@@ -150,13 +152,17 @@ describe('removed records and reasons', () => {
     ).rejects.toMatchObject({ code: 'ERR_OPTION' });
   }, 120_000);
 
-  it('writes the removed records in the input format: CSV, JSON, Parquet', async () => {
+  it('writes the removed records in the input format: CSV, TSV, JSON, Parquet', async () => {
     const small = c.records.slice(0, 160);
     const cols = ['id', 'instruction', 'input', 'output', 'source'] as const;
     const quote = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`;
     writeFileSync(
       join(c.dir, 'small.csv'),
       `${[cols.join(','), ...small.map((r) => cols.map((k) => quote(r[k])).join(','))].join('\n')}\n`,
+    );
+    writeFileSync(
+      join(c.dir, 'small.tsv'),
+      `${[cols.join('\t'), ...small.map((r) => cols.map((k) => quote(r[k])).join('\t'))].join('\n')}\n`,
     );
     writeFileSync(join(c.dir, 'small.json'), JSON.stringify(small, null, 2));
     parquetWriteFile({
@@ -168,7 +174,7 @@ describe('removed records and reasons', () => {
       })) as never,
       rowGroupSize: 50,
     });
-    for (const format of ['csv', 'json', 'parquet']) {
+    for (const format of ['csv', 'tsv', 'json', 'parquet']) {
       const r = await purify({
         ...common,
         input: join(c.dir, `small.${format}`),
@@ -190,28 +196,27 @@ describe('removed records and reasons', () => {
         expect(Number(v.sot_score)).toBe(Number(dropped[j]!.score));
         expect(Number(v.sot_rank)).toBe(Number(dropped[j]!.rank));
         expect(Number(v.sot_push)).toBe(Number(dropped[j]!.push));
+        expect(v.sot_reason, format).toBe(dropped[j]!.reason);
       });
+      expect(new Set(got.map((v) => typeof v.sot_reason)), format).toEqual(new Set(['string']));
     }
   }, 180_000);
 
   it('refuses a record that already has a field the removed file adds, and commits nothing', async () => {
     const dir = c.dir;
-    const taken = writeJsonl(
-      join(dir, 'taken.jsonl'),
-      c.records.slice(0, 120).map((r, i) => (i === 7 ? { ...r, sot_push: 1 } : r)),
-    );
-    await expect(purify({ ...common, input: taken, anchor: [anchor], html: null })).rejects.toMatchObject({
-      code: 'ERR_INPUT',
-      line: 8,
-      field: 'sot_push',
-    });
-    for (const f of [
-      'taken.purified.jsonl',
-      'taken.purified.scores.csv',
-      'taken.removed.jsonl',
-      'taken.purified.report.json',
-    ])
-      expect(existsSync(join(dir, f)), f).toBe(false);
+    for (const field of ['sot_push', 'sot_reason']) {
+      const taken = writeJsonl(
+        join(dir, `taken-${field}.jsonl`),
+        c.records.slice(0, 120).map((r, i) => (i === 7 ? { ...r, [field]: 'x' } : r)),
+      );
+      await expect(purify({ ...common, input: taken, anchor: [anchor], html: null })).rejects.toMatchObject({
+        code: 'ERR_INPUT',
+        line: 8,
+        field,
+      });
+      for (const f of ['purified.jsonl', 'purified.scores.csv', 'removed.jsonl', 'purified.report.json'])
+        expect(existsSync(join(dir, `taken-${field}.${f}`)), f).toBe(false);
+    }
   }, 120_000);
 
   it('the CLI writes the removed file by default and none with --no-removed', () => {

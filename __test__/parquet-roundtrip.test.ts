@@ -85,8 +85,8 @@ describe.skipIf(!PYTHON && !IN_CI)('Parquet round trip through purify, read back
     120_000,
   );
 
-  it.each(['default', 'nested'])(
-    '%s.parquet: the removed records come back unchanged, with four double columns',
+  it.each(['default', 'nested', 'times'])(
+    '%s.parquet: the removed records come back unchanged, with four double columns and the reason as a string',
     async (name) => {
       const input = files()[name]!;
       const removed = join(dir, `${name}.removed.parquet`);
@@ -101,10 +101,18 @@ describe.skipIf(!PYTHON && !IN_CI)('Parquet round trip through purify, read back
         removed,
       });
       expect(result.outputs.removed).toBe(removed);
-      const compared = py(['compare', input, removed, 'sot_score,sot_rank,sot_pull,sot_push']);
+      const compared = py(['compare', input, removed, 'sot_score,sot_rank,sot_pull,sot_push,sot_reason:string']);
       const report = lastJson(compared.out);
       expect(report.problems ?? compared.out).toEqual([]);
       expect(report.rows).toBe(result.n - result.k);
+      // each removed row's reason is its row's in scores.csv, in the same order
+      const reasons: unknown[] = [];
+      for await (const { record } of await openDataset(result.outputs.scores, { fields: { text: 'line' } }))
+        if (record.value.kept === '0') reasons.push(record.value.reason);
+      const got: unknown[] = [];
+      for await (const { record } of await openDataset(removed)) got.push(record.value.sot_reason);
+      expect(got).toEqual(reasons);
+      expect(got.every((x) => typeof x === 'string' && x.length > 0)).toBe(true);
     },
     120_000,
   );

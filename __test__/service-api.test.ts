@@ -26,6 +26,8 @@ let alice: ReturnType<typeof client>;
 let bob: ReturnType<typeof client>;
 let train: string;
 
+const byJson = (a: unknown, b: unknown) => JSON.stringify(a).localeCompare(JSON.stringify(b));
+
 beforeAll(async () => {
   dir = tempDir();
   root = join(dir, 'root');
@@ -66,7 +68,7 @@ describe('sot serve (embedded queue)', () => {
       records: 200,
       kept: 180,
       removed: 20,
-      files: ['dataset', 'scores', 'report', 'html'],
+      files: ['dataset', 'scores', 'removed', 'report', 'html'],
     });
 
     const ds = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/dataset`);
@@ -81,12 +83,59 @@ describe('sot serve (embedded queue)', () => {
     expect(kept[0]).toHaveProperty('sot_weight');
     const scores = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/scores`);
     expect(scores.bytes.toString('utf8').trim().split('\n')).toHaveLength(201);
+    // The removed records: the input's records that are not in the dataset, each with its score, rank and reason.
+    const rm = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/removed`);
+    expect(rm.status).toBe(200);
+    expect(rm.headers.get('content-type')).toBe('application/x-ndjson');
+    expect(rm.headers.get('content-disposition')).toBe(`attachment; filename="${sub.body.id}.removed.jsonl"`);
+    const removed = rm.bytes
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(removed).toHaveLength(20);
+    const input = readFileSync(train, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const strip = ({
+      sot_weight: _w,
+      sot_score: _s,
+      sot_rank: _r,
+      sot_pull: _p,
+      sot_push: _q,
+      sot_reason: _x,
+      ...rec
+    }: Record<string, unknown>) => rec;
+    expect([...kept, ...removed].map(strip).sort(byJson)).toEqual([...input].sort(byJson));
+    for (const r of removed) {
+      expect(r.sot_rank).toBeGreaterThanOrEqual(180);
+      expect(r.sot_reason).toEqual(expect.stringMatching(/\(push [-+]\d\.\d\d/));
+    }
     const report = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/report`);
     expect(report.body.createdAt).toBe(sub.body.createdAt); // the submission time: a rerun writes the same report
     expect(report.body.selection).toEqual({ n: 200, k: 180 });
     const html = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/html`);
     expect(html.headers.get('content-security-policy')).toBe('sandbox allow-scripts');
     expect(html.bytes.toString('utf8')).toContain('<html');
+  });
+
+  it('writes no removed file when the job says removed: false', async () => {
+    const sub = await alice.upload(train, {
+      harmful: ['advbench'],
+      keep: { fraction: 0.9 },
+      removed: false,
+      html: false,
+    });
+    const done = await alice.waitFinal(sub.body.id);
+    expect(done.body.result).toMatchObject({ removed: 20, files: ['dataset', 'scores', 'report'] });
+    expect(readdirSync(join(root, 'alice', 'jobs', sub.body.id, 'out')).sort()).toEqual([
+      'purified.jsonl',
+      'report.json',
+      'scores.csv',
+    ]);
+    expect((await alice.call('GET', `/v1/jobs/${sub.body.id}/files/removed`)).status).toBe(404);
+    expect((await alice.call('DELETE', `/v1/jobs/${sub.body.id}`)).status).toBe(200);
   });
 
   it('takes a path under the tenant folder, and refuses traversal, absolute paths and symlinks out', async () => {

@@ -169,6 +169,8 @@ try {
     records: res.n,
     kept: res.k,
     htmlBytes: statSync(html).size,
+    reportBytes: statSync(res.outputs.report).size,
+    tableRows: JSON.parse(readFileSync(res.outputs.report, 'utf8')).records?.index.length ?? null,
     purifySeconds,
     readyMs: {
       median: r1(median(loads)),

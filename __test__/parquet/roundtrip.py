@@ -184,8 +184,12 @@ def compare(inp, out, weight):
         print(json.dumps({'rows': None, 'columns': len(src.column_names), 'problems': [f'pyarrow cannot read the output: {err}']}))
         return 1
     problems = []
-    # `weight`: the added double columns, comma-separated (one: the weight; the removed file adds four)
-    added = [f for f in weight.split(',') if f]
+    # `weight`: the added columns, comma-separated, each double or, as `name:string`, text
+    # (one: the weight; the removed file adds score, rank, pull, push and the reason)
+    specs = [f.split(':') for f in weight.split(',') if f]
+    added = [s[0] for s in specs]
+    text = {s[0] for s in specs if s[1:] == ['string']}
+    doubles = [f for f in added if f not in text]
     want_names = src.column_names + [f for f in added if f not in src.column_names]
     if got.column_names != want_names:
         problems.append(f'columns {got.column_names} != {want_names}')
@@ -205,13 +209,19 @@ def compare(inp, out, weight):
         if not same(a, b):
             diff = next(i for i in range(len(a)) if not same(a.slice(i, 1), b.slice(i, 1)))
             problems.append(f'{name}: output row {diff} holds {show(b, diff)}, the input {show(a, diff)}')
-    for field in added:
+    for field in text:
+        t = got.column(field)
+        if t.type != pa.string():
+            problems.append(f'{field}: type {t.type} != string')
+        elif t.null_count or not pc.all(pc.greater(pc.utf8_length(t), 0)).as_py():
+            problems.append(f'{field}: every value must be a non-empty string')
+    for field in doubles:
         w = got.column(field)
         if w.type != pa.float64():
             problems.append(f'{field}: type {w.type} != double')
         elif w.null_count or not pc.all(pc.is_finite(w)).as_py():
             problems.append(f'{field}: values must be finite numbers')
-        elif len(added) == 1 and not pc.all(pc.greater(w, 0)).as_py():
+        elif len(doubles) == 1 and not pc.all(pc.greater(w, 0)).as_py():
             problems.append(f'{field}: weights must be positive numbers')
     meta_in = pq.read_metadata(inp)
     meta_out = pq.read_metadata(out)

@@ -347,7 +347,7 @@ export const PURIFY_OUTPUT: Flag[] = [
   { flags: '--no-html', help: 'do not write the HTML report' },
   {
     flags: '--removed <file>',
-    help: "every dropped record, in the input's format, with its score, rank, pull and push (default: <input>.removed.<ext>)",
+    help: "every dropped record, in the input's format, with its score, rank, pull, push and reason (default: <input>.removed.<ext>)",
   },
   { flags: '--no-removed', help: 'do not write the removed records' },
   {

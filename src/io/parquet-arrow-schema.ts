@@ -2,16 +2,20 @@
 // a Parquet file's `ARROW:schema` key: it restores the types Parquet cannot
 // say itself (time zones, large and view types, dictionaries, durations,
 // seconds). Arrow ignores it when its field count differs from the Parquet
-// schema's, so a weight column must be added to it too. It is base64 of an
+// schema's, so every added column (the weight, the removed file's fields)
+// must be added to it too. It is base64 of an
 // Arrow IPC message whose flatbuffer is copied whole behind a new root
 // (Message -> Schema -> fields) that points into it: the copy keeps every
 // original field byte for byte.
+
+import type { AddedField } from './write.js';
 
 export const ARROW_SCHEMA_KEY = 'ARROW:schema';
 
 const CONTINUATION = 0xffffffff;
 const HEADER_SCHEMA = 1;
 const TYPE_FLOATING_POINT = 3;
+const TYPE_UTF8 = 5;
 const PRECISION_DOUBLE = 2;
 
 /** A read-only view of a flatbuffer's tables. */
@@ -77,7 +81,7 @@ class Builder {
   /** A vtable, then the table (8-aligned), fields widest first; returns the table's position. */
   table(fields: FieldSpec[]): number {
     const ids = fields.map((f) => f.id);
-    const slots = Math.max(...ids) + 1;
+    const slots = ids.length === 0 ? 0 : Math.max(...ids) + 1;
     const sorted = [...fields].sort((a, b) => SIZE[b.kind] - SIZE[a.kind]);
     const at = new Map<number, number>();
     let size = 4;
@@ -189,10 +193,11 @@ export function checkArrowSchema(value: string): void {
 
 /**
  * `value` (an `ARROW:schema` for a Parquet schema of `columns` top-level
- * columns) with a nullable float64 field `name` appended. One whose field
- * count differs is returned unchanged: Arrow ignores it before and after.
+ * columns) with a nullable field `added.name` appended: float64 for a
+ * `double` field, utf8 for a `string` one. One whose field count differs is
+ * returned unchanged: Arrow ignores it before and after.
  */
-export function withDoubleField(value: string, name: string, columns: number): string {
+export function withField(value: string, added: AddedField, columns: number): string {
   const old = messageBody(fromBase64(value));
   const fb = new Flat(old);
   const p = parse(fb);
@@ -231,12 +236,12 @@ export function withDoubleField(value: string, name: string, columns: number): s
   field = b.table([
     { id: 0, kind: 'ref', target: () => nameAt },
     { id: 1, kind: 'bool', value: 1 },
-    { id: 2, kind: 'u8', value: TYPE_FLOATING_POINT },
+    { id: 2, kind: 'u8', value: added.type === 'double' ? TYPE_FLOATING_POINT : TYPE_UTF8 },
     { id: 3, kind: 'ref', target: () => type },
     { id: 5, kind: 'ref', target: () => children },
   ]);
-  type = b.table([{ id: 0, kind: 'i16', value: PRECISION_DOUBLE }]);
-  nameAt = b.string(name);
+  type = b.table(added.type === 'double' ? [{ id: 0, kind: 'i16', value: PRECISION_DOUBLE }] : []);
+  nameAt = b.string(added.name);
   children = b.vector([]);
   b.align(16);
   base = b.raw(old);

@@ -1,8 +1,9 @@
 // The Parquet sink of writeDataset: the kept rows of each input row group
 // become one output row group, every input column copied slot for slot from
-// its levels and physical values (see parquet-columns.ts), plus the weight as
-// an optional DOUBLE column. The schema, every logical and converted type, the
-// file's key-value metadata (with the weight added to an Arrow schema) and the
+// its levels and physical values (see parquet-columns.ts), plus the added
+// fields as optional columns: DOUBLE for numbers (the weight), UTF-8 strings
+// (BYTE_ARRAY, STRING) for text. The schema, every logical and converted type, the
+// file's key-value metadata (with the added fields in its Arrow schema) and the
 // row groups' sort order are the input's. Pages are rewritten (PLAIN, or
 // dictionary-encoded when that is smaller; SNAPPY) without statistics (the
 // input's no longer describe the kept rows). One input column chunk is in
@@ -28,7 +29,8 @@ import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
 import { ThriftStruct, serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
 import { InputError, OptionError } from '../errors.js';
 import type { AtomicWriter } from './atomic.js';
-import { ARROW_SCHEMA_KEY, checkArrowSchema, withDoubleField } from './parquet-arrow-schema.js';
+import type { AddedField, ColumnValue } from './write.js';
+import { ARROW_SCHEMA_KEY, checkArrowSchema, withField } from './parquet-arrow-schema.js';
 import {
   type ColumnData,
   type Leaf,
@@ -109,22 +111,31 @@ function columnName(leaf: Leaf): string {
 }
 
 /**
- * The output schema: the input's with the weight column appended. A column of
- * that name is refused, as a record field of that name is (io/write.ts): the
- * weight never replaces the user's data.
+ * The output schema: the input's with the added columns appended. A column of
+ * an added field's name is refused, as a record field of that name is
+ * (io/write.ts): an added field never replaces the user's data.
  */
-function outputSchema(metadata: FileMetaData, fields: string[]) {
+function outputSchema(metadata: FileMetaData, fields: AddedField[]) {
   const schema = metadata.schema.map((e) => ({ ...e }));
   const root = parquetSchema(metadata);
   const added: SchemaElement[] = [];
-  for (const field of fields) {
-    if (root.children.some((c) => c.element.name === field)) {
+  for (const { name, type } of fields) {
+    if (root.children.some((c) => c.element.name === name)) {
       throw new OptionError(
         'ERR_OPTION',
-        `weightField "${field}" names a column of the input; choose another name, or write no weights`,
+        `the added field "${name}" names a column of the input; choose another name, or write no such field`,
       );
     }
-    const e: SchemaElement = { name: field, type: 'DOUBLE', repetition_type: 'OPTIONAL' };
+    const e: SchemaElement =
+      type === 'double'
+        ? { name, type: 'DOUBLE', repetition_type: 'OPTIONAL' }
+        : {
+            name,
+            type: 'BYTE_ARRAY',
+            repetition_type: 'OPTIONAL',
+            converted_type: 'UTF8',
+            logical_type: { type: 'STRING' },
+          };
     schema.push(e);
     added.push(e);
   }
@@ -138,6 +149,8 @@ function bitWidth(max: number): number {
 
 const f64 = new Float64Array(1);
 const f64bits = new BigInt64Array(f64.buffer);
+// Lone surrogates in text become U+FFFD: the column holds valid UTF-8.
+const utf8 = new TextEncoder();
 
 function writeValues(w: ByteWriter, element: SchemaElement, values: PhysicalValue[]): void {
   switch (element.type) {
@@ -374,11 +387,11 @@ function schemaElement(e: SchemaElement) {
 }
 
 /** The sink: `add` takes kept rows in file order (1-based row numbers), `end` writes the footer. */
-export function parquetSink(out: AtomicWriter, source: () => ParquetSource | undefined, fields: string[]) {
+export function parquetSink(out: AtomicWriter, source: () => ParquetSource | undefined, fields: AddedField[]) {
   let state: ReturnType<typeof start> | undefined;
   let group = -1; // the input row group whose kept rows are pending
   let keep: Uint8Array = new Uint8Array(0);
-  let values: number[][] = [];
+  let values: ColumnValue[][] = [];
   let kept = 0;
 
   function start() {
@@ -426,7 +439,9 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
       rep: [],
       def: values.map(() => 1),
       values: values.map((v) => {
-        f64[0] = v[j]!;
+        const x = v[j]!;
+        if (typeof x === 'string') return utf8.encode(x);
+        f64[0] = x;
         return f64bits[0]!;
       }),
     });
@@ -471,7 +486,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
   };
 
   return {
-    async add(row: { record: { line: number } }, v: number[]): Promise<void> {
+    async add(row: { record: { line: number } }, v: ColumnValue[]): Promise<void> {
       const s = await begin();
       const r = row.record.line - 1;
       let g = group === -1 ? 0 : group;
@@ -496,7 +511,7 @@ export function parquetSink(out: AtomicWriter, source: () => ParquetSource | und
         fields.forEach((field, j) => {
           kv = kv!.map((e) =>
             e.key === ARROW_SCHEMA_KEY && e.value !== undefined
-              ? { key: e.key, value: withDoubleField(e.value, field, s.root.children.length + j) }
+              ? { key: e.key, value: withField(e.value, field, s.root.children.length + j) }
               : e,
           );
         });

@@ -34,7 +34,7 @@ export interface WriteDatasetResult {
 
 interface Sink {
   /** Adds one kept record with the values of the added fields. */
-  add(row: RawRow, values: number[]): Promise<void>;
+  add(row: RawRow, values: ColumnValue[]): Promise<void>;
   /** Writes whatever the format needs after the last record. */
   end(): Promise<void>;
 }
@@ -113,7 +113,7 @@ export async function writeRecords(source: Dataset, out: AtomicWriter, options: 
     return w;
   };
   const columns: RecordColumns = {
-    names: weightField === null ? [] : [weightField],
+    fields: weightField === null ? [] : [{ name: weightField, type: 'double' }],
     values: (index) => {
       const w = weightOf(index);
       return w === undefined ? undefined : weightField === null ? [] : [w];
@@ -131,12 +131,21 @@ export async function writeRecords(source: Dataset, out: AtomicWriter, options: 
   return written;
 }
 
-/** @internal Numeric fields added to each written record (the weight; the removed file's score, rank, pull, push). */
+/** @internal A value of an added field: a finite number for a `double` field, text for a `string` one. */
+export type ColumnValue = number | string;
+
+/** @internal A field added to each written record, and the type of its values (a Parquet column's type). */
+export interface AddedField {
+  name: string;
+  type: 'double' | 'string';
+}
+
+/** @internal Fields added to each written record (the weight; the removed file's score, rank, pull, push, reason). */
 export interface RecordColumns {
   /** The fields, appended in this order. */
-  names: string[];
-  /** The values of a record to write (one per name, finite), or undefined to leave it out. */
-  values: (index: number) => number[] | undefined;
+  fields: AddedField[];
+  /** The values of a record to write (one per field, of its type), or undefined to leave it out. */
+  values: (index: number) => ColumnValue[] | undefined;
   /** The error for a record that already has one of the fields. */
   taken: (line: number, field: string) => Error;
 }
@@ -151,13 +160,13 @@ export async function writeColumns(
   const { signal, onProgress } = options;
   let written = 0;
   const shape: FileShape = {};
-  const sink = sinkFor(source.format, out, shape, columns.names);
+  const names = columns.fields.map((f) => f.name);
+  const sink = sinkFor(source.format, out, shape, columns.fields);
   let read = 0;
   let maxIndex = -1;
   for await (const row of source.rows(shape)) {
     if (signal?.aborted) throw new AbortError();
-    for (const name of columns.names)
-      if (Object.hasOwn(row.record.value, name)) throw columns.taken(row.record.line, name);
+    for (const name of names) if (Object.hasOwn(row.record.value, name)) throw columns.taken(row.record.line, name);
     read++;
     maxIndex = row.record.index;
     const v = columns.values(row.record.index);
@@ -172,7 +181,8 @@ export async function writeColumns(
   return { read, written, maxIndex };
 }
 
-function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, fields: string[]): Sink {
+function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, added: AddedField[]): Sink {
+  const fields = added.map((f) => f.name);
   switch (format) {
     case 'jsonl':
       return {
@@ -186,11 +196,11 @@ function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, fields
     case 'tsv':
       return csvSink(out, shape, fields, '\t');
     case 'parquet':
-      return parquetSink(out, () => shape.parquet, fields);
+      return parquetSink(out, () => shape.parquet, added);
   }
 }
 
-function withFields(value: Record<string, unknown>, fields: string[], v: number[]): Record<string, unknown> {
+function withFields(value: Record<string, unknown>, fields: string[], v: ColumnValue[]): Record<string, unknown> {
   if (fields.length === 0) return value;
   const out = { ...value };
   fields.forEach((f, i) => (out[f] = v[i]));
@@ -198,7 +208,7 @@ function withFields(value: Record<string, unknown>, fields: string[], v: number[
 }
 
 /** The original line with `,"field":value` for each field spliced before its closing brace. */
-function jsonlLine(row: RawRow, fields: string[], v: number[]): string {
+function jsonlLine(row: RawRow, fields: string[], v: ColumnValue[]): string {
   const { raw } = row;
   const value = row.record.value;
   if (fields.length === 0 && typeof raw === 'string') return raw;

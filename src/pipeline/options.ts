@@ -34,7 +34,7 @@ export interface PurifyOptions extends ReferenceSources {
   report?: string;
   /** HTML report; `null` for none. Default `<output stem>.report.html`. */
   html?: string | null;
-  /** Every dropped record in the input's format, with its score, rank, pull and push; `null` for none. Default `<output stem>.removed.<ext>`. */
+  /** Every dropped record in the input's format, with its score, rank, pull, push and reason (`sot_reason`); `null` for none. Default `<output stem>.removed.<ext>`. */
   removed?: string | null;
   /** Which records get a reason (nearest harmful references) and how many neighbours. Default the dropped ones, 3. */
   reasons?: ReasonOptions;

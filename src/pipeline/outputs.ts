@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, InputError, IoError } from '../errors.js';
 import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
-import { writeColumns, writeRecords } from '../io/write.js';
+import { type AddedField, writeColumns, writeRecords } from '../io/write.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
@@ -25,8 +25,13 @@ type Paths = ReturnType<typeof outputPaths>;
 /** Points drawn in the report's scatter plot, at most. */
 const MAX_PLOTTED = { downstream: 4000, reference: 1000 };
 const LOWEST = 25;
-/** Records in the report's table, at most: beyond, the lowest ranked (every dropped one first). */
-export const MAX_TABLE_RECORDS = 200_000;
+/**
+ * Records in the report's table (the JSON report's and so the page's), at
+ * most: beyond, the lowest ranked, so the dropped records come first. This
+ * bounds the report's size; every record's figures are in the scores file,
+ * and every dropped record whole in the removed file.
+ */
+export const MAX_TABLE_RECORDS = 20_000;
 const TABLE_EXCERPT = 160;
 /** Fields that name a record's source or category, looked for in this order (any case). */
 const GROUP_FIELDS = ['source', 'category', 'subset', 'dataset', 'task', 'type'];
@@ -221,28 +226,41 @@ async function writeScores(
 }
 
 /** Fields the removed file adds to each dropped record. */
-export const REMOVED_FIELDS = { score: 'sot_score', rank: 'sot_rank', pull: 'sot_pull', push: 'sot_push' } as const;
+export const REMOVED_FIELDS = {
+  score: 'sot_score',
+  rank: 'sot_rank',
+  pull: 'sot_pull',
+  push: 'sot_push',
+  reason: 'sot_reason',
+} as const;
 
-/** Every dropped record, in the input's format, with its score, rank and (for `sot`) pull and push contributions. */
+/**
+ * Every dropped record, in the input's format, with its score, rank, (for
+ * `sot`) pull and push contributions, and the reason in words.
+ */
 async function writeRemoved(
   out: AtomicWriter,
   r: { input: PipelineInput; scores: Scores; selection: Selection; audit: Audit; signal?: AbortSignal },
 ): Promise<void> {
   const c = r.audit.contributions;
   const F = REMOVED_FIELDS;
-  const names = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
+  const numbers = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
+  const fields: AddedField[] = [
+    ...numbers.map((name) => ({ name, type: 'double' as const })),
+    { name: F.reason, type: 'string' },
+  ];
   const file = r.input.dataset.path;
   await writeColumns(
     r.input.dataset,
     out,
     {
-      names,
+      fields,
       values: (i) =>
         r.selection.kept[i]
           ? undefined
           : c
-            ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!]
-            : [r.scores.scores[i]!, r.selection.rank[i]!],
+            ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!, r.audit.reason(i)]
+            : [r.scores.scores[i]!, r.selection.rank[i]!, r.audit.reason(i)],
       taken: (line, field) =>
         new InputError(
           { file, line, field },
@@ -272,13 +290,16 @@ function groupFieldOf(value: Record<string, unknown>, given: string | null | und
   return null;
 }
 
+/** The records of the report's table, in input order: every one up to `max`, else the `max` lowest ranked. */
+function tableRows(order: Uint32Array, max = MAX_TABLE_RECORDS): number[] {
+  const n = order.length;
+  return n <= max ? Array.from({ length: n }, (_, i) => i) : Array.from(order.subarray(n - max)).sort((a, b) => a - b);
+}
+
 /** The report's table of records (with excerpts and groups, from one more pass over the input) and the breakdown by group. */
 async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records' | 'groups'>> {
   const n = r.selection.order.length;
-  const rows =
-    n <= MAX_TABLE_RECORDS
-      ? Array.from({ length: n }, (_, i) => i)
-      : Array.from(r.selection.order.subarray(n - MAX_TABLE_RECORDS)).sort((a, b) => a - b);
+  const rows = tableRows(r.selection.order);
   const slot = new Map<number, number>();
   rows.forEach((i, s) => slot.set(i, s));
   const excerpts: string[] = new Array<string>(rows.length).fill('');

@@ -66,7 +66,7 @@ export interface PurifyReport {
   cutoff?: number | null;
   /** ln(n w) ≈ pull + push + offset for every record; `maxResidual` is the largest deviation (`sot` only). */
   contributions?: { offset: number; maxResidual: number } | null;
-  /** Every record (or, past 200,000, the lowest ranked), column by column, for the report's table. */
+  /** Every record (or, past 20,000, the 20,000 lowest ranked: the dropped ones first), column by column, for the report's table. */
   records?: RecordTable;
   /** Records and dropped records per value of a source/category field, when the input has one. */
   groups?: { field: string; rows: Array<{ value: string; total: number; dropped: number }> } | null;

@@ -17,6 +17,7 @@ export type JobOptions = Record<string, unknown> & {
   harmful: string[];
   anchor?: string[];
   html?: boolean;
+  removed?: boolean;
   format?: string;
 };
 
@@ -77,12 +78,13 @@ export class JobStore {
     return join(this.jobDir(r), `input${datasetExt(name)}`);
   }
 
-  /** Where each output of a job goes; the dataset keeps the input's extension. */
+  /** Where each output of a job goes; the dataset and the removed records keep the input's extension. */
   outputs(r: JobRef, inputName: string): Record<FileName, string> {
     const out = this.outDir(r);
     return {
       dataset: join(out, `purified${datasetExt(inputName)}`),
       scores: join(out, 'scores.csv'),
+      removed: join(out, `removed${datasetExt(inputName)}`),
       report: join(out, 'report.json'),
       html: join(out, 'report.html'),
     };

@@ -110,7 +110,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: {
             200: {
               description:
-                'the file: the dataset in the input format, the scores CSV, the JSON report or its HTML page',
+                'the file: the dataset in the input format, the scores CSV, the removed records in the input format (with their scores and reasons), the JSON report or its HTML page',
               content: {
                 ...Object.fromEntries(
                   ['application/x-ndjson', 'text/csv', 'application/vnd.apache.parquet', 'text/html'].map((t) => [

@@ -35,6 +35,10 @@ export const jobOptionsSchema = {
     skipInvalid: { type: 'boolean' },
     weightField: { anyOf: [str(256), { type: 'null' }] },
     html: { type: 'boolean', description: 'write the HTML report (default true)' },
+    removed: {
+      type: 'boolean',
+      description: 'write the removed records, with their scores and reasons, in the input format (default true)',
+    },
     method: { enum: [...METHODS] },
     keep: {
       anyOf: [
@@ -89,7 +93,7 @@ export const jobOptionsSchema = {
 } as const;
 
 export const jobStates = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
-export const fileNames = ['dataset', 'scores', 'report', 'html'] as const;
+export const fileNames = ['dataset', 'scores', 'removed', 'report', 'html'] as const;
 
 const errorBody = {
   type: 'object',

@@ -51,6 +51,15 @@ const CONTENT_TYPES: Record<string, string> = {
   '.parquet': 'application/vnd.apache.parquet',
 };
 
+/** The download name of each file after the job id, from the file's extension: the records keep the input's. */
+const DOWNLOAD_SUFFIX: Record<FileName, (ext: string) => string> = {
+  dataset: (ext) => ext,
+  scores: () => '.csv',
+  removed: (ext) => `.removed${ext}`,
+  report: () => '.json',
+  html: () => '.html',
+};
+
 declare module 'fastify' {
   interface FastifyRequest {
     tenant: string;
@@ -278,10 +287,7 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
     reply
       .header('content-type', type)
       .header('content-length', size)
-      .header(
-        'content-disposition',
-        `attachment; filename="${rec.id}${name === 'dataset' ? ext : name === 'html' ? '.html' : name === 'report' ? '.json' : '.csv'}"`,
-      );
+      .header('content-disposition', `attachment; filename="${rec.id}${DOWNLOAD_SUFFIX[name](ext)}"`);
     // The report page runs in an opaque origin: it cannot reach the API with the caller's credentials.
     if (name === 'html') reply.header('content-security-policy', 'sandbox allow-scripts');
     return reply.send(createReadStream(path));

@@ -38,7 +38,7 @@ export async function purifyOptions(store: JobStore, rec: JobRecord, cfg: Servic
       ? store.uploadPath(rec, rec.input.name)
       : await store.resolveTenantPath(rec.tenant, rec.input.name);
   const out = store.outputs(rec, rec.input.name);
-  const { html, harmful, anchor, ...rest } = o;
+  const { html, removed, harmful, anchor, ...rest } = o;
   return {
     ...(rest as Partial<PurifyOptions>),
     input,
@@ -48,7 +48,7 @@ export async function purifyOptions(store: JobStore, rec: JobRecord, cfg: Servic
     scores: out.scores,
     report: out.report,
     html: html === false ? null : out.html,
-    removed: null, // not among the files a job serves (yet): the scores and the report say what was removed
+    removed: removed === false ? null : out.removed,
     memoryBudget: (o.memoryBudget as number | string | undefined) ?? cfg.jobMemoryBudget,
     embeddingCache: false,
     dataDir: cfg.dataDir,
@@ -138,9 +138,13 @@ export async function runJob(
     stageDone(null);
     await writing;
     const seconds = (performance.now() - t0) / 1000;
-    const files: FileName[] = res.outputs.html
-      ? ['dataset', 'scores', 'report', 'html']
-      : ['dataset', 'scores', 'report'];
+    const files: FileName[] = [
+      'dataset',
+      'scores',
+      ...(res.outputs.removed ? (['removed'] as const) : []),
+      'report',
+      ...(res.outputs.html ? (['html'] as const) : []),
+    ];
     await store.update(ref, (r) => ({
       ...r,
       state: 'succeeded',
