@@ -61,15 +61,61 @@ describe('sharded purification', () => {
       model,
       keep: { count: 300 },
       output: join(c.dir, 'whole.jsonl'),
+      scores: join(c.dir, 'whole.csv'),
       embeddingCache: false,
     });
-    const a = readJsonl<{ id: number; sot_weight: number }>(out);
-    const b = readJsonl<{ id: number; sot_weight: number }>(join(c.dir, 'whole.jsonl'));
-    expect(a.map((r) => r.id)).toEqual(b.map((r) => r.id));
-    a.forEach((r, i) => expect(r.sot_weight).toBeCloseTo(b[i]!.sot_weight, 12));
+    // byte for byte: the merge ranks and weights the shards' scores in the core, as score() does
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(c.dir, 'whole.jsonl'), 'utf8'));
+    expect(readFileSync(res.outputs.scores, 'utf8')).toBe(readFileSync(join(c.dir, 'whole.csv'), 'utf8'));
     const csv = readFileSync(res.outputs.scores, 'utf8').trim().split('\n');
     expect(csv.length).toBe(401);
     expect(Number(csv[1]!.split(',')[2])).toBe(whole.scores[0]);
+  }, 120_000);
+
+  it('fitted on a sample, refines the potentials over all shards first: as score() with refit', async () => {
+    const passes: number[] = [];
+    const res = await purifySharded({
+      input: data,
+      harmful: HARMFUL,
+      anchor: [anchor],
+      embeddingCache: false,
+      shards: 3,
+      workers: 2,
+      sample: 100,
+      keep: { count: 300 },
+      output: join(c.dir, 'refit-sharded.jsonl'),
+      scores: join(c.dir, 'refit-sharded.csv'),
+      onShard: (e) => e.state === 'done' && passes.push(e.pass),
+    });
+    // one refit pass (the default when the sample is smaller than the records), then the scoring
+    expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(res.attempts).toEqual([2, 2, 2]);
+    const { fit } = await import('../src/fit/fit.js');
+    const model = join(c.dir, 'sample100.sot-model');
+    await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model, sample: 100 });
+    const one = await score({
+      input: data,
+      model,
+      refit: 1,
+      keep: { count: 300 },
+      output: join(c.dir, 'refit-one.jsonl'),
+      scores: join(c.dir, 'refit-one.csv'),
+      embeddingCache: false,
+    });
+    const plain = await score({ input: data, model, embeddingCache: false, scores: join(c.dir, 'plain.csv') });
+    const ids = (p: string) => readJsonl<{ id: number }>(p).map((r) => r.id);
+    expect(ids(join(c.dir, 'refit-sharded.jsonl'))).toEqual(ids(join(c.dir, 'refit-one.jsonl')));
+    // the shards' parts merge to the one pass's sums up to rounding
+    const sharded = readFileSync(res.outputs.scores, 'utf8').trim().split('\n').slice(1);
+    let worst = 0;
+    let moved = 0;
+    sharded.forEach((l, i) => {
+      const v = Number(l.split(',')[2]);
+      worst = Math.max(worst, Math.abs(v - one.scores[i]!));
+      moved = Math.max(moved, Math.abs(one.scores[i]! - plain.scores[i]!));
+    });
+    expect(worst).toBeLessThan(1e-9);
+    expect(moved).toBeGreaterThan(1e-3); // and the refit did change the scores
   }, 120_000);
 
   it('a keep beyond the records is refused after the fit, before any shard', async () => {
@@ -199,6 +245,7 @@ describe('sharded purification over BullMQ', () => {
         anchor: [anchor],
         embeddingCache: false as const,
         shards: 4,
+        sample: 100, // a refit pass, then the scoring: two rounds of jobs
         keep: { count: 150 },
       };
       const queued = await purifySharded({
@@ -208,7 +255,7 @@ describe('sharded purification over BullMQ', () => {
         output: join(c.dir, 'queued.jsonl'),
         scores: join(c.dir, 'queued.csv'),
       });
-      expect(queued.attempts).toEqual([1, 1, 1, 1]);
+      expect(queued.attempts).toEqual([2, 2, 2, 2]);
       const _local = await purifySharded({
         ...common,
         output: join(c.dir, 'local.jsonl'),

@@ -71,7 +71,7 @@ impl ScoreScale {
         (self.push(f_h) - self.pull(f_s)) / self.tau
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         validate::positive(self.tau, "tau")?;
         for (v, name) in [
             (self.pull_scale, "pull scale"),
@@ -207,6 +207,18 @@ pub fn score_samples(x: ArrayView2<f32>, model: &FittedModel, ctl: &Control) -> 
     }
     reporter.report(progress(n), true);
     Ok(out)
+}
+
+/// The learner's Gibbs weights of scores, relative to the best: `exp(score -
+/// max score)`, floored at the smallest positive double so that every record
+/// keeps a positive training weight. Training weights of a selection by score
+/// are these, normalised over the kept records.
+pub fn gibbs_weights(scores: &[f64]) -> Vec<f64> {
+    let top = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    scores
+        .iter()
+        .map(|s| (s - top).exp().max(f64::from_bits(1)))
+        .collect()
 }
 
 /// Names the sets in an error raised by `check_pair(samples, reference)`.
