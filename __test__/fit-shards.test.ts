@@ -118,6 +118,48 @@ describe('sharded purification', () => {
     expect(moved).toBeGreaterThan(1e-3); // and the refit did change the scores
   }, 120_000);
 
+  it('CSV shards by record index (a quoted field may span lines): the same records as JSON Lines in byte ranges', async () => {
+    // one prompt with a newline inside, as a quoted CSV field
+    const rows = c.records.map(({ id, instruction, input, output }, i) => ({
+      id,
+      instruction: i === 7 ? `${instruction}\nand a second line` : instruction,
+      input,
+      output,
+    }));
+    const q = (v: unknown) => `"${String(v).replaceAll('"', '""')}"`;
+    const csvPath = join(c.dir, 'train.csv');
+    const body = rows.map((r) => [r.id, r.instruction, r.input, r.output].map(q).join(',')).join('\n');
+    writeFileSync(csvPath, `id,instruction,input,output\n${body}\n`);
+    const jsonlPath = writeJsonl(join(c.dir, 'train-nl.jsonl'), rows);
+    const run = (input: string, ext: string) =>
+      purifySharded({
+        input,
+        harmful: HARMFUL,
+        anchor: [anchor],
+        embeddingCache: false,
+        shards: 3,
+        workers: 3,
+        sample: 150,
+        keep: { count: 300 },
+        output: join(c.dir, `by-format.${ext}`),
+        scores: join(c.dir, `by-format-${ext}.csv`),
+      });
+    await run(csvPath, 'csv');
+    await run(jsonlPath, 'jsonl');
+    const col = (p: string, k: number) =>
+      readFileSync(p, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',')[k]);
+    // the same scores (up to the rounding of the refit's parts, split differently) and selection;
+    // lines differ (the CSV header, the field's newline)
+    const [a, b] = [col(join(c.dir, 'by-format-csv.csv'), 2), col(join(c.dir, 'by-format-jsonl.csv'), 2)];
+    a.forEach((v, i) => expect(Math.abs(Number(v) - Number(b[i]))).toBeLessThan(1e-9));
+    expect(col(join(c.dir, 'by-format-csv.csv'), 6)).toEqual(col(join(c.dir, 'by-format-jsonl.csv'), 6));
+    expect(col(join(c.dir, 'by-format-csv.csv'), 1).slice(7, 9)).toEqual(['9', '11']);
+  }, 120_000);
+
   it('a keep beyond the records is refused after the fit, before any shard', async () => {
     const bad = writeJsonl(join(c.dir, 'bad.jsonl'), c.records);
     await expect(

@@ -3,7 +3,7 @@
 // shard-worker.ts) or a queue worker; writes one file, atomically.
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../io/index.js';
+import { type ByteRange, writeFileAtomic } from '../io/index.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { selectTopK } from '../selection.js';
 import type { ColumnSums } from './scoring.js';
@@ -17,8 +17,11 @@ export interface ShardTask
   > {
   model: string;
   shard: number;
-  from: number;
-  to: number;
+  /** The shard's records by index, `from <= index < to` (read from the file's head)... */
+  from?: number;
+  to?: number;
+  /** ... or the records of this part of a JSON Lines file (read alone; their indices are the coordinator's to assign). */
+  bytes?: ByteRange;
   /** Records of the shard's top list (the global K): its summary for an exact global top-K. */
   top: number;
   /** The shard's result file. */
@@ -40,27 +43,42 @@ export interface ShardResult extends ScoredRecords {
 const MAGIC = 'SOTSHRD1';
 const COLUMNS_MAGIC = 'SOTCOLS1';
 
+/** The shard's records as messages name them. */
+export function describeShard(t: ShardTask): string {
+  return t.bytes
+    ? `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`
+    : `records ${t.from} to ${t.to! - 1}`;
+}
+
 export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void> {
-  const { model, embedder, input, cache } = await openScoring(t, false);
-  const range = { from: t.from, to: t.to };
+  const { model, embedder, input, cache } = await openScoring({ ...t, range: t.bytes }, false);
+  const from = t.from ?? 0;
+  const range = t.bytes ? undefined : { from, to: t.to! };
   const check = (records: number) => {
-    if (records !== t.to - t.from)
+    if (range && records !== range.to - from)
       throw new InputError(
         { file: t.input },
-        `shard ${t.shard} expected records ${t.from} to ${t.to - 1}, the file has ${t.from + records} (it changed since the fit?)`,
+        `shard ${t.shard} expected records ${from} to ${range.to - 1}, the file has ${from + records} (it changed since the fit?)`,
       );
   };
   if (t.columns) {
     const c = await sumColumns(input, model, embedder, cache, { signal, range });
     check(c.records);
-    await writeFileAtomic(t.out, encodeColumns(c.sums!));
+    // a part of the file may hold no records (blank lines): it adds nothing
+    const none = (m: number) => ({ max: new Float64Array(m).fill(-Infinity), sum: new Float64Array(m) });
+    const sums = c.sums ?? {
+      anchor: none(model.anchor.potential.length),
+      harmful: none(model.harmful.potential.length),
+      total: none(1),
+    };
+    await writeFileAtomic(t.out, encodeColumns(sums));
     return;
   }
   const r = await scoreRecords(input, model, embedder, cache, { signal, range });
   check(r.score.length);
   const k = Math.min(t.top, r.score.length);
-  const top = k > 0 ? (await selectTopK(r.score, { count: k })).order.map((i) => i + t.from) : new Uint32Array(0);
-  await writeFileAtomic(t.out, encodeShard({ ...r, from: t.from, top }));
+  const top = k > 0 ? (await selectTopK(r.score, { count: k })).order.map((i) => i + from) : new Uint32Array(0);
+  await writeFileAtomic(t.out, encodeShard({ ...r, from, top }));
 }
 
 function encodeShard(r: ShardResult): Uint8Array {

@@ -11,16 +11,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortError, OptionError, SotError } from '../errors.js';
+import { AbortError, InputError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
-import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter } from '../io/index.js';
+import {
+  assertNoCollision,
+  commitAll,
+  lineRanges,
+  openAtomicWriter,
+  resolveFormat,
+  type AtomicWriter,
+} from '../io/index.js';
 import { writeRecords } from '../io/write.js';
 import { PipelineInput } from '../pipeline/input.js';
 import { outputPaths } from '../pipeline/paths.js';
 import type { Keep } from '../selection.js';
 import { fit, type FitOptions } from './fit.js';
 import { loadModel, saveModel } from './model.js';
-import { readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
+import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
 import { refitPasses, selectScored, writeScoresCsv } from './score.js';
 import { refitModel } from './scoring.js';
 
@@ -110,7 +117,11 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
     const passes = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
-    const shards = Math.min(o.shards, n);
+    // JSON Lines shards are byte ranges of the file, each read alone; other
+    // formats shard by record index, each shard reading the file from its head.
+    const jsonl = (await resolveFormat(o.input, o.format, o.maxLineBytes)) === 'jsonl';
+    const ranges = jsonl ? (await lineRanges(o.input, Math.min(o.shards, n))).filter((r) => r.end > r.start) : [];
+    const shards = jsonl ? ranges.length : Math.min(o.shards, n);
     const task = (s: number, pass: number, modelPath: string): ShardTask => ({
       input: o.input,
       format: o.format,
@@ -122,8 +133,9 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       cacheDir: o.cacheDir,
       model: modelPath,
       shard: s,
-      from: Math.floor((s * n) / shards),
-      to: Math.floor(((s + 1) * n) / shards),
+      ...(jsonl
+        ? { bytes: ranges[s]! }
+        : { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) }),
       top: keep === undefined ? 0 : K,
       out: join(work, `shard-${pass}-${s}.bin`),
       ...(pass < passes ? { columns: true } : {}),
@@ -151,7 +163,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     }
     const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current));
     await runPass(tasks, passes);
-    const results = await Promise.all(tasks.map((t) => readShard(t.out)));
+    const results = placed(await Promise.all(tasks.map((t) => readShard(t.out))), n, o.input);
     return {
       ...(await writeMerged(o, paths, results, n, keep === undefined ? undefined : K)),
       sample: f.sample,
@@ -160,6 +172,22 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Byte-range shards number their records from 0: place them after the shards before (in file order). */
+function placed(results: ShardResult[], n: number, input: string): ShardResult[] {
+  let from = 0;
+  const out = results.map((r) => {
+    const shift = from - r.from;
+    from += r.score.length;
+    return shift === 0 ? r : { ...r, from: r.from + shift, top: r.top.map((i) => i + shift) };
+  });
+  if (from !== n)
+    throw new InputError(
+      { file: input },
+      `the shards read ${from} records, the fit counted ${n} (the file changed since the fit?)`,
+    );
+  return out;
 }
 
 /** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
@@ -180,7 +208,7 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Prom
       if (permanent || attempts[t.shard]! > retries) {
         throw new SotError(
           err.code as SotError['code'],
-          `shard ${t.shard} (records ${t.from} to ${t.to - 1}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
+          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
         );
       }
     }
