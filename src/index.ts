@@ -109,6 +109,8 @@ export {
   FILE_FORMATS,
   MAX_LINE_BYTES,
   RECORD_FORMATS,
+  lineRanges,
+  type ByteRange,
   type Dataset,
   type DatasetRow,
   type FieldMapping,
