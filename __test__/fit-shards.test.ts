@@ -239,6 +239,19 @@ describe('sharded purification', () => {
     expect(readJsonl(out).length).toBe(100);
     const both = run(['score', data, '--model-file', model, '--keep', '0.5', '--threshold', '0']);
     expect(both.status).toBe(2);
+    const refitted = run([
+      'score',
+      data,
+      '--model-file',
+      model,
+      '--refit',
+      '1',
+      '--scores',
+      join(c.dir, 'cli-refit.csv'),
+    ]);
+    expect(refitted.status, refitted.stderr).toBe(0);
+    expect(readFileSync(join(c.dir, 'cli-refit.csv'), 'utf8')).not.toBe(readFileSync(join(c.dir, 'cli.csv'), 'utf8'));
+    expect(run(['score', data, '--model-file', model, '--refit', '-1']).status).toBe(2);
     const corrupt = join(c.dir, 'cli-bad.sot-model');
     const bytes = readFileSync(model);
     bytes[bytes.length - 40]! ^= 1;
@@ -264,6 +277,29 @@ describe('sharded purification', () => {
     ]);
     expect(sh.status, sh.stderr).toBe(0);
     expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
+    // fitted on a sample, with two refit passes: three rounds of shards
+    const sh2 = run([
+      'purify',
+      data,
+      '--harmful',
+      'advbench',
+      '--anchor',
+      anchor,
+      '--shards',
+      '2',
+      '--sample',
+      '200',
+      '--refit',
+      '2',
+      '--keep-count',
+      '100',
+      '-o',
+      join(c.dir, 'cli-sharded-refit.jsonl'),
+      '--json',
+      '--no-cache',
+    ]);
+    expect(sh2.status, sh2.stderr).toBe(0);
+    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [3, 3] });
   }, 180_000);
 });
 
