@@ -58,7 +58,7 @@ export interface ShardedOptions extends FitOptions {
   redis?: string;
   /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
   workDir?: string;
-  /** Called as shards start and end (pid: the worker process; pass: the refit pass, or `refit` for the scoring). */
+  /** Called as shards start and end (pid: the worker process; pass: 0 to `refit` - 1 for the refit passes, `refit` for the scoring). */
   onShard?: (e: {
     shard: number;
     pass: number;
