@@ -3,7 +3,7 @@
 //
 //     npm run build && node bench/fit-scale.mjs [--size 10000000] [--shards 8] [--workers 2]
 //          [--sample 100000] [--budget 8GB] [--dir /tmp/sot-scale] [--out FILE]
-//          [--redis-workers 1,2,4]
+//          [--redis-workers 1,2,4] [--refit N]
 //
 // With --redis-workers, the same job once per listed count of `sot
 // shard-worker` processes through a Redis (redis-server started here, on a
@@ -31,6 +31,7 @@ const shards = opt('shards', '8');
 const workers = opt('workers', '2');
 const sample = opt('sample', '100000');
 const budget = opt('budget', '8GB');
+const refit = opt('refit'); // passes of the refit; default purify's
 const dir = opt('dir', process.env.SOT_SCALE_DIR || '/tmp/sot-scale');
 const cfg = JSON.parse(readFileSync(join(here, 'scale', 'config.json'), 'utf8'));
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ');
@@ -67,6 +68,7 @@ function runJob(extra, label) {
       '--shards',
       shards,
       ...extra,
+      ...(refit === undefined ? [] : ['--refit', refit]),
       '--sample',
       sample,
       '--memory-budget',
@@ -106,6 +108,7 @@ function runJob(extra, label) {
     size,
     shards: Number(shards),
     ...label,
+    ...(refit === undefined ? {} : { refit: Number(refit) }),
     sample: Number(sample),
     budget,
     cpus: cpus().length,
