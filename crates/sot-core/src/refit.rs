@@ -18,7 +18,7 @@
 use crate::control::Control;
 use crate::cost::CostTiles;
 use crate::error::{ErrorKind, Result, SotError};
-use crate::score::{c_transform, FittedModel, FittedReference};
+use crate::score::{log_terms, rename, soft_min, FittedModel};
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -106,35 +106,68 @@ impl ColumnSums {
     }
 
     /// The part of the records `x` (their potentials by c-transform against
-    /// `model`, their scores through its scale). Deterministic for a given
-    /// `x`: tiles merge in row order.
+    /// `model`, their scores through its scale). One pass over the cost
+    /// tiles: each tile of rows gives the rows' potentials and then their
+    /// terms of the column sums. Deterministic for a given `x`: tiles merge
+    /// in row order.
     pub fn of(x: ArrayView2<f32>, model: &FittedModel, ctl: &Control) -> Result<Self> {
         model.scale.check()?;
-        let mut out = ColumnSums::empty(model.anchor.points.nrows(), model.harmful.points.nrows());
+        let eps = model.eps;
+        let h_s = log_terms(x, &model.anchor, model.cost, eps).map_err(|e| rename(e, "anchor"))?;
+        let h_h =
+            log_terms(x, &model.harmful, model.cost, eps).map_err(|e| rename(e, "harmful"))?;
+        let (ma, mh) = (h_s.len(), h_h.len());
+        let anchor = CostTiles::new(x, model.anchor.points, model.cost);
+        let harmful = CostTiles::new(x, model.harmful.points, model.cost);
         let n = x.nrows();
-        let block = (ROWS * rayon::current_num_threads() * 4).max(ROWS);
-        for r0 in (0..n).step_by(block) {
-            let xb = x.slice(ndarray::s![r0..(r0 + block).min(n), ..]);
-            let f_s = c_transform(xb, &model.anchor, model.cost, model.eps, ctl)?;
-            let f_h = c_transform(xb, &model.harmful, model.cost, model.eps, ctl)?;
-            let score: Vec<f64> = f_s
-                .iter()
-                .zip(&f_h)
-                .map(|(s, h)| model.scale.score(*s, *h))
-                .collect();
-            for s in &score {
-                out.total.add(0, *s);
+        let tiles = n.div_ceil(ROWS);
+        let mut out = ColumnSums::empty(ma, mh);
+        // tiles in flight at once: bounds the parts held before they merge
+        let block = (rayon::current_num_threads() * 4).max(1);
+        for t0 in (0..tiles).step_by(block) {
+            let parts: Vec<ColumnSums> = (t0..(t0 + block).min(tiles))
+                .into_par_iter()
+                .map(|t| -> Result<ColumnSums> {
+                    ctl.check()?;
+                    let r0 = t * ROWS;
+                    let rows = ROWS.min(n - r0);
+                    let mut ta = Array2::<f32>::zeros((rows, ma));
+                    anchor.fill(r0, &mut ta.view_mut());
+                    let mut th = Array2::<f32>::zeros((rows, mh));
+                    harmful.fill(r0, &mut th.view_mut());
+                    let mut part = ColumnSums::empty(ma, mh);
+                    for (i, (ca, ch)) in
+                        ta.axis_iter(Axis(0)).zip(th.axis_iter(Axis(0))).enumerate()
+                    {
+                        let ca = ca.as_slice().expect("standard layout");
+                        let ch = ch.as_slice().expect("standard layout");
+                        let (f_s, f_h) = (soft_min(&h_s, ca, eps), soft_min(&h_h, ch, eps));
+                        if !(f_s.is_finite() && f_h.is_finite()) {
+                            let i = r0 + i;
+                            return Err(SotError::at(
+                                ErrorKind::Numeric,
+                                i,
+                                format!(
+                                    "the potentials of sample {i} are not finite ({f_s}, {f_h})"
+                                ),
+                            ));
+                        }
+                        let s = model.scale.score(f_s, f_h);
+                        part.total.add(0, s);
+                        let (a_s, a_h) = (s + f_s / eps, s + f_h / eps);
+                        for (j, c) in ca.iter().enumerate() {
+                            part.anchor.add(j, a_s - *c as f64 / eps);
+                        }
+                        for (j, c) in ch.iter().enumerate() {
+                            part.harmful.add(j, a_h - *c as f64 / eps);
+                        }
+                    }
+                    Ok(part)
+                })
+                .collect::<Result<_>>()?;
+            for p in &parts {
+                out.merge(p)?;
             }
-            let part = |r: &FittedReference, f: &[f64]| -> Result<LogSums> {
-                let a: Vec<f64> = score
-                    .iter()
-                    .zip(f)
-                    .map(|(s, f)| s + f / model.eps)
-                    .collect();
-                columns(xb, r, model, &a, ctl)
-            };
-            out.anchor.merge(&part(&model.anchor, &f_s)?)?;
-            out.harmful.merge(&part(&model.harmful, &f_h)?)?;
         }
         Ok(out)
     }
@@ -176,46 +209,12 @@ impl ColumnSums {
     }
 }
 
-/// Per reference point `j`: the log-sum-exp over the rows `i` of
-/// `a_i - C_ij / eps`. Parallel over tiles of rows, merged in tile order.
-fn columns(
-    x: ArrayView2<f32>,
-    r: &FittedReference,
-    model: &FittedModel,
-    a: &[f64],
-    ctl: &Control,
-) -> Result<LogSums> {
-    let m = r.points.nrows();
-    let tiles = CostTiles::new(x, r.points, model.cost);
-    let parts: Vec<LogSums> = a
-        .par_chunks(ROWS)
-        .enumerate()
-        .map(|(t, rows)| -> Result<LogSums> {
-            ctl.check()?;
-            let mut tile = Array2::<f32>::zeros((rows.len(), m));
-            tiles.fill(t * ROWS, &mut tile.view_mut());
-            let mut s = LogSums::empty(m);
-            for (ai, c) in rows.iter().zip(tile.axis_iter(Axis(0))) {
-                for (j, c) in c.iter().enumerate() {
-                    s.add(j, ai - *c as f64 / model.eps);
-                }
-            }
-            Ok(s)
-        })
-        .collect::<Result<_>>()?;
-    let mut out = LogSums::empty(m);
-    for p in &parts {
-        out.merge(p)?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cost::CostKind;
     use crate::learner::{learn_weights, LearnResult, LearnerOptions, Reference, Sets};
-    use crate::score::{score_samples, ScoreScale};
+    use crate::score::{score_samples, FittedReference, ScoreScale};
 
     fn points(n: usize, d: usize, seed: u64) -> Array2<f32> {
         let mut s = seed
@@ -418,5 +417,19 @@ mod tests {
             scale,
         };
         assert!(ColumnSums::of(points(5, 4, 2).view(), &m, &Control::default()).is_err());
+        let m = FittedModel {
+            scale: ScoreScale {
+                tau: 0.2,
+                ..m.scale
+            },
+            ..m
+        };
+        let e = ColumnSums::of(points(5, 3, 2).view(), &m, &Control::default()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Shape);
+        assert!(e.message.contains("anchor"), "{}", e.message);
+        let flag = std::sync::atomic::AtomicBool::new(true);
+        let ctl = Control::default().with_cancel(&flag);
+        let e = ColumnSums::of(points(3000, 4, 2).view(), &m, &ctl).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Aborted);
     }
 }
