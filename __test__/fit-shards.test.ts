@@ -61,15 +61,103 @@ describe('sharded purification', () => {
       model,
       keep: { count: 300 },
       output: join(c.dir, 'whole.jsonl'),
+      scores: join(c.dir, 'whole.csv'),
       embeddingCache: false,
     });
-    const a = readJsonl<{ id: number; sot_weight: number }>(out);
-    const b = readJsonl<{ id: number; sot_weight: number }>(join(c.dir, 'whole.jsonl'));
-    expect(a.map((r) => r.id)).toEqual(b.map((r) => r.id));
-    a.forEach((r, i) => expect(r.sot_weight).toBeCloseTo(b[i]!.sot_weight, 12));
+    // byte for byte: the merge ranks and weights the shards' scores in the core, as score() does
+    expect(readFileSync(out, 'utf8')).toBe(readFileSync(join(c.dir, 'whole.jsonl'), 'utf8'));
+    expect(readFileSync(res.outputs.scores, 'utf8')).toBe(readFileSync(join(c.dir, 'whole.csv'), 'utf8'));
     const csv = readFileSync(res.outputs.scores, 'utf8').trim().split('\n');
     expect(csv.length).toBe(401);
     expect(Number(csv[1]!.split(',')[2])).toBe(whole.scores[0]);
+  }, 120_000);
+
+  it('fitted on a sample, refines the potentials over all shards first: as score() with refit', async () => {
+    const passes: number[] = [];
+    const res = await purifySharded({
+      input: data,
+      harmful: HARMFUL,
+      anchor: [anchor],
+      embeddingCache: false,
+      shards: 3,
+      workers: 2,
+      sample: 100,
+      keep: { count: 300 },
+      output: join(c.dir, 'refit-sharded.jsonl'),
+      scores: join(c.dir, 'refit-sharded.csv'),
+      onShard: (e) => e.state === 'done' && passes.push(e.pass),
+    });
+    // one refit pass (the default when the sample is smaller than the records), then the scoring
+    expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(res.attempts).toEqual([2, 2, 2]);
+    const { fit } = await import('../src/fit/fit.js');
+    const model = join(c.dir, 'sample100.sot-model');
+    await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model, sample: 100 });
+    const one = await score({
+      input: data,
+      model,
+      refit: 1,
+      keep: { count: 300 },
+      output: join(c.dir, 'refit-one.jsonl'),
+      scores: join(c.dir, 'refit-one.csv'),
+      embeddingCache: false,
+    });
+    const plain = await score({ input: data, model, embeddingCache: false, scores: join(c.dir, 'plain.csv') });
+    const ids = (p: string) => readJsonl<{ id: number }>(p).map((r) => r.id);
+    expect(ids(join(c.dir, 'refit-sharded.jsonl'))).toEqual(ids(join(c.dir, 'refit-one.jsonl')));
+    // the shards' parts merge to the one pass's sums up to rounding
+    const sharded = readFileSync(res.outputs.scores, 'utf8').trim().split('\n').slice(1);
+    let worst = 0;
+    let moved = 0;
+    sharded.forEach((l, i) => {
+      const v = Number(l.split(',')[2]);
+      worst = Math.max(worst, Math.abs(v - one.scores[i]!));
+      moved = Math.max(moved, Math.abs(one.scores[i]! - plain.scores[i]!));
+    });
+    expect(worst).toBeLessThan(1e-9);
+    expect(moved).toBeGreaterThan(1e-3); // and the refit did change the scores
+  }, 120_000);
+
+  it('CSV shards by record index (a quoted field may span lines): the same records as JSON Lines in byte ranges', async () => {
+    // one prompt with a newline inside, as a quoted CSV field
+    const rows = c.records.map(({ id, instruction, input, output }, i) => ({
+      id,
+      instruction: i === 7 ? `${instruction}\nand a second line` : instruction,
+      input,
+      output,
+    }));
+    const q = (v: unknown) => `"${String(v).replaceAll('"', '""')}"`;
+    const csvPath = join(c.dir, 'train.csv');
+    const body = rows.map((r) => [r.id, r.instruction, r.input, r.output].map(q).join(',')).join('\n');
+    writeFileSync(csvPath, `id,instruction,input,output\n${body}\n`);
+    const jsonlPath = writeJsonl(join(c.dir, 'train-nl.jsonl'), rows);
+    const run = (input: string, ext: string) =>
+      purifySharded({
+        input,
+        harmful: HARMFUL,
+        anchor: [anchor],
+        embeddingCache: false,
+        shards: 3,
+        workers: 3,
+        sample: 150,
+        keep: { count: 300 },
+        output: join(c.dir, `by-format.${ext}`),
+        scores: join(c.dir, `by-format-${ext}.csv`),
+      });
+    await run(csvPath, 'csv');
+    await run(jsonlPath, 'jsonl');
+    const col = (p: string, k: number) =>
+      readFileSync(p, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',')[k]);
+    // the same scores (up to the rounding of the refit's parts, split differently) and selection;
+    // lines differ (the CSV header, the field's newline)
+    const [a, b] = [col(join(c.dir, 'by-format-csv.csv'), 2), col(join(c.dir, 'by-format-jsonl.csv'), 2)];
+    a.forEach((v, i) => expect(Math.abs(Number(v) - Number(b[i]))).toBeLessThan(1e-9));
+    expect(col(join(c.dir, 'by-format-csv.csv'), 6)).toEqual(col(join(c.dir, 'by-format-jsonl.csv'), 6));
+    expect(col(join(c.dir, 'by-format-csv.csv'), 1).slice(7, 9)).toEqual(['9', '11']);
   }, 120_000);
 
   it('a keep beyond the records is refused after the fit, before any shard', async () => {
@@ -151,6 +239,19 @@ describe('sharded purification', () => {
     expect(readJsonl(out).length).toBe(100);
     const both = run(['score', data, '--model-file', model, '--keep', '0.5', '--threshold', '0']);
     expect(both.status).toBe(2);
+    const refitted = run([
+      'score',
+      data,
+      '--model-file',
+      model,
+      '--refit',
+      '1',
+      '--scores',
+      join(c.dir, 'cli-refit.csv'),
+    ]);
+    expect(refitted.status, refitted.stderr).toBe(0);
+    expect(readFileSync(join(c.dir, 'cli-refit.csv'), 'utf8')).not.toBe(readFileSync(join(c.dir, 'cli.csv'), 'utf8'));
+    expect(run(['score', data, '--model-file', model, '--refit', '-1']).status).toBe(2);
     const corrupt = join(c.dir, 'cli-bad.sot-model');
     const bytes = readFileSync(model);
     bytes[bytes.length - 40]! ^= 1;
@@ -176,6 +277,29 @@ describe('sharded purification', () => {
     ]);
     expect(sh.status, sh.stderr).toBe(0);
     expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
+    // fitted on a sample, with two refit passes: three rounds of shards
+    const sh2 = run([
+      'purify',
+      data,
+      '--harmful',
+      'advbench',
+      '--anchor',
+      anchor,
+      '--shards',
+      '2',
+      '--sample',
+      '200',
+      '--refit',
+      '2',
+      '--keep-count',
+      '100',
+      '-o',
+      join(c.dir, 'cli-sharded-refit.jsonl'),
+      '--json',
+      '--no-cache',
+    ]);
+    expect(sh2.status, sh2.stderr).toBe(0);
+    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [3, 3] });
   }, 180_000);
 });
 
@@ -199,6 +323,7 @@ describe('sharded purification over BullMQ', () => {
         anchor: [anchor],
         embeddingCache: false as const,
         shards: 4,
+        sample: 100, // a refit pass, then the scoring: two rounds of jobs
         keep: { count: 150 },
       };
       const queued = await purifySharded({
@@ -208,7 +333,7 @@ describe('sharded purification over BullMQ', () => {
         output: join(c.dir, 'queued.jsonl'),
         scores: join(c.dir, 'queued.csv'),
       });
-      expect(queued.attempts).toEqual([1, 1, 1, 1]);
+      expect(queued.attempts).toEqual([2, 2, 2, 2]);
       const _local = await purifySharded({
         ...common,
         output: join(c.dir, 'local.jsonl'),

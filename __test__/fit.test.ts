@@ -9,7 +9,7 @@ import { InputError, OptionError } from '../src/errors.js';
 import { fit, uniformSample, type FitResult } from '../src/fit/fit.js';
 import { decodeModel, loadModel, ModelFileError, modelEmbedder } from '../src/fit/model.js';
 import { score } from '../src/fit/score.js';
-import { scoreMatrix } from '../src/fit/scoring.js';
+import { refitModel, scoreMatrix } from '../src/fit/scoring.js';
 import { purify, type PurifyResult } from '../src/pipeline/purify.js';
 import { contaminated, readJsonl, shuffle, writeJsonl, type Contaminated } from './datasets.js';
 
@@ -131,6 +131,66 @@ describe('fit and score', () => {
     // the sample's records score as fit() scored them
     f.sampleIndices.forEach((i, k) => expect(s.scores[i]).toBe(f.sampleScores[k]));
   }, 60_000);
+
+  it('refit: a column update over all records brings a sample fit closer to the learner on all of them', async () => {
+    const model = join(c.dir, 'fifth.sot-model');
+    await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, sample: 80, seed: 1, model });
+    const before = readFileSync(model);
+    const run = (refit: number) =>
+      score({
+        input: data,
+        model,
+        refit,
+        keep: { fraction: 0.8 },
+        embeddingCache: false,
+        output: join(c.dir, `fifth-${refit}.jsonl`),
+        scores: join(c.dir, `fifth-${refit}.csv`),
+      });
+    const [s0, s1, s2] = [await run(0), await run(1), await run(2)];
+    // the model file stays as fitted
+    expect(readFileSync(model).equals(before)).toBe(true);
+    // scores are the learner's log-weights up to a constant: the spread of the difference
+    const learned = full.scores.learned!;
+    const rms = (s: Float64Array) => {
+      const d = Array.from(s, (v, i) => v - Math.log(learned.weights[i]!));
+      const mean = d.reduce((a, v) => a + v, 0) / d.length;
+      return Math.sqrt(d.reduce((a, v) => a + (v - mean) ** 2, 0) / d.length);
+    };
+    // each pass moves the potentials towards the fit on all records (the update's fixed point)
+    expect(rms(s1.scores)).toBeLessThan(0.95 * rms(s0.scores));
+    expect(rms(s2.scores)).toBeLessThan(0.95 * rms(s1.scores));
+    const overlap = (s: typeof s0) => {
+      let both = 0;
+      for (let i = 0; i < s.records; i++) if (s.selection!.kept[i] && full.selection.kept[i]) both++;
+      return both / full.k;
+    };
+    expect(overlap(s1)).toBeGreaterThanOrEqual(overlap(s0));
+    // training weights of the kept records: exp(score), mean 1 over them (f64 reference)
+    const sel = s1.selection!;
+    const top = Math.max(...s1.scores);
+    let sum = 0;
+    for (let i = 0; i < s1.records; i++) if (sel.kept[i]) sum += Math.exp(s1.scores[i]! - top);
+    for (let i = 0; i < s1.records; i++) {
+      const want = sel.kept[i] ? (Math.exp(s1.scores[i]! - top) * sel.k) / sum : 0;
+      expect(Math.abs(sel.trainWeight[i]! - want)).toBeLessThanOrEqual(1e-12 * Math.max(1, want));
+    }
+  }, 60_000);
+
+  it('refit: bad passes and mismatched parts are typed errors', async () => {
+    await expect(score({ input: data, model: fitted.model, refit: -1, embeddingCache: false })).rejects.toBeInstanceOf(
+      OptionError,
+    );
+    await expect(score({ input: data, model: fitted.model, refit: 1.5 })).rejects.toThrow(/refit must be an integer/);
+    const m = await loadModel(fitted.model);
+    const part = (a: number, h: number) => {
+      const sums = (k: number) => ({ max: new Float64Array(k), sum: new Float64Array(k).fill(1) });
+      return { anchor: sums(a), harmful: sums(h), total: sums(1) };
+    };
+    const a = m.anchor.potential.length;
+    const h = m.harmful.potential.length;
+    await expect(refitModel(m, [part(a, h), part(a, h + 1)])).rejects.toMatchObject({ code: 'ERR_SHAPE' });
+    await expect(refitModel(m, [])).rejects.toMatchObject({ code: 'ERR_OPTION' });
+  });
 
   it('uniformSample: k distinct sorted indices, reproducible', () => {
     const a = uniformSample(1000, 100, 5);

@@ -8,7 +8,10 @@
 // |A ∩ B| / K and the harmful recall of both. End to end through the files.
 //
 //     npm run build && node bench/fit-fidelity.mjs [--tasks alpaca,gsm8k,mix] [--contaminations jbb,hh]
-//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--downstream N] [--out FILE]
+//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--refit 0,1] [--downstream N] [--out FILE]
+//
+// `--refit R`: score() with R column updates of the reference potentials over
+// all records (`score({ refit })`); each listed R is one row per cell and sample.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -34,6 +37,7 @@ const TASKS = list(opt('tasks', Object.keys(cfg.tasks).join(',')));
 const CONTAMS = list(opt('contaminations', Object.keys(cfg.contaminations).join(',')));
 const SEEDS = list(opt('seeds', '0,1')).map(Number);
 const FRACTIONS = list(opt('fractions', '0.05,0.1,0.2,0.5,1')).map(Number);
+const REFITS = list(opt('refit', '0,1')).map(Number);
 if (opt('downstream') !== undefined) cfg.downstream = Number(opt('downstream')); // larger cells (the pools permitting)
 const src = (name) => loadSource(cfg.sources, name, DATA);
 
@@ -97,7 +101,7 @@ const results = [];
 console.log(
   `${cpus().length} cpus, load ${loadavg()}; reference ${reference.length}; tasks ${TASKS}; contaminations ${CONTAMS}; seeds ${SEEDS}`,
 );
-console.log('task\tcontam\tseed\tsample\toverlap\trecall(full)\trecall(fit+score)');
+console.log('task\tcontam\tseed\tsample\trefit\toverlap\trecall(full)\trecall(fit+score)');
 for (const task of TASKS)
   for (const contam of CONTAMS)
     for (const seed of SEEDS) {
@@ -127,55 +131,64 @@ for (const task of TASKS)
         const model = join(dir, `m${fraction}.sot-model`);
         const t = performance.now();
         await fit({ ...common, model, sample, seed });
-        const s = await score({
-          input: data,
-          model,
-          keep,
-          output: join(dir, 'kept.jsonl'),
-          scores: join(dir, 'scores.csv'),
-          embeddingCache: false,
-        });
-        const seconds = (performance.now() - t) / 1000;
-        let both = 0;
-        for (let i = 0; i < rows.length; i++) if (full.selection.kept[i] && s.selection.kept[i]) both++;
-        const r = {
-          task,
-          contam,
-          seed,
-          n: rows.length,
-          fraction,
-          sample,
-          k: full.k,
-          overlap: both / full.k,
-          recallFull: rFull,
-          recallFit: recall(s.selection.kept),
-          seconds,
-          load: loadavg(),
-        };
-        results.push(r);
-        console.log(
-          `${task}\t${contam}\t${seed}\t${fraction}\t${r.overlap.toFixed(4)}\t${rFull.toFixed(3)}\t${r.recallFit.toFixed(3)}`,
-        );
+        const fitSeconds = (performance.now() - t) / 1000;
+        for (const refit of REFITS) {
+          const t2 = performance.now();
+          const s = await score({
+            input: data,
+            model,
+            keep,
+            refit,
+            output: join(dir, 'kept.jsonl'),
+            scores: join(dir, 'scores.csv'),
+            embeddingCache: false,
+          });
+          const seconds = fitSeconds + (performance.now() - t2) / 1000;
+          let both = 0;
+          for (let i = 0; i < rows.length; i++) if (full.selection.kept[i] && s.selection.kept[i]) both++;
+          const r = {
+            task,
+            contam,
+            seed,
+            n: rows.length,
+            fraction,
+            sample,
+            refit,
+            k: full.k,
+            overlap: both / full.k,
+            recallFull: rFull,
+            recallFit: recall(s.selection.kept),
+            seconds,
+            load: loadavg(),
+          };
+          results.push(r);
+          console.log(
+            `${task}\t${contam}\t${seed}\t${fraction}\t${refit}\t${r.overlap.toFixed(4)}\t${rFull.toFixed(3)}\t${r.recallFit.toFixed(3)}`,
+          );
+        }
       }
       rmSync(dir, { recursive: true, force: true });
     }
 
 // Summary per sample fraction: mean and worst overlap, largest recall difference.
-console.log('\nsample\tcells\tmean overlap\tmin overlap\tmax |recall diff|');
-const summary = FRACTIONS.map((fraction) => {
-  const rs = results.filter((r) => r.fraction === fraction);
-  const s = {
-    fraction,
-    cells: rs.length,
-    meanOverlap: rs.reduce((a, r) => a + r.overlap, 0) / rs.length,
-    minOverlap: Math.min(...rs.map((r) => r.overlap)),
-    maxRecallDiff: Math.max(...rs.map((r) => Math.abs(r.recallFit - r.recallFull))),
-  };
-  console.log(
-    `${fraction}\t${s.cells}\t${s.meanOverlap.toFixed(4)}\t${s.minOverlap.toFixed(4)}\t${s.maxRecallDiff.toFixed(4)}`,
-  );
-  return s;
-});
+console.log('\nsample\trefit\tcells\tmean overlap\tmin overlap\tmax |recall diff|');
+const summary = FRACTIONS.flatMap((fraction) =>
+  REFITS.map((refit) => {
+    const rs = results.filter((r) => r.fraction === fraction && r.refit === refit);
+    const s = {
+      fraction,
+      refit,
+      cells: rs.length,
+      meanOverlap: rs.reduce((a, r) => a + r.overlap, 0) / rs.length,
+      minOverlap: Math.min(...rs.map((r) => r.overlap)),
+      maxRecallDiff: Math.max(...rs.map((r) => Math.abs(r.recallFit - r.recallFull))),
+    };
+    console.log(
+      `${fraction}\t${refit}\t${s.cells}\t${s.meanOverlap.toFixed(4)}\t${s.minOverlap.toFixed(4)}\t${s.maxRecallDiff.toFixed(4)}`,
+    );
+    return s;
+  }),
+);
 const out = opt('out', join(here, 'results', `fit-fidelity-${new Date().toISOString().slice(0, 10)}.json`));
 mkdirSync(dirname(resolve(out)), { recursive: true });
 writeFileSync(
@@ -186,6 +199,7 @@ writeFileSync(
       tasks: TASKS,
       contaminations: CONTAMS,
       seeds: SEEDS,
+      refits: REFITS,
       keep: cfg.keep,
       main: cfg.main,
       referenceSize: reference.length,

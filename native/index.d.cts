@@ -31,6 +31,28 @@ export interface BaselineOutput {
  */
 export declare function baselineScores(method: string, sets: LearnSets, options?: LearnOptions | undefined | null, seed?: number | undefined | null, components?: number | undefined | null, token?: CancelToken | undefined | null): Promise<BaselineOutput>
 
+/**
+ * What the samples contribute to the update of the model's reference
+ * potentials over all records (`refitPotentials`).
+ */
+export declare function columnSums(samples: Matrix, model: FittedModelInput, token?: CancelToken | undefined | null): Promise<ColumnSumsOutput>
+
+export interface ColumnSumsInput {
+  anchor: LogSumsInput
+  harmful: LogSumsInput
+  total: LogSumsInput
+}
+
+/**
+ * A part of the records' contribution to the update of a model's reference
+ * potentials (`sot_core::ColumnSums`): parts of disjoint records merge.
+ */
+export interface ColumnSumsOutput {
+  anchor: LogSumsOutput
+  harmful: LogSumsOutput
+  total: LogSumsOutput
+}
+
 export interface ContaminationOutput {
   estimate: number
   low: number
@@ -219,12 +241,26 @@ export interface LearnSets {
 /** Learns SOT weights over the downstream set (push-pull optimal transport). */
 export declare function learnWeights(sets: LearnSets, options?: LearnOptions | undefined | null, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void): Promise<LearnOutput>
 
+export interface LogSumsInput {
+  max: Float64Array
+  sum: Float64Array
+}
+
+/** Per entry, a log-sum-exp held as `max + ln sum` (`sot_core::LogSums`). */
+export interface LogSumsOutput {
+  max: Float64Array
+  sum: Float64Array
+}
+
 /** A row-major f32 matrix. */
 export interface Matrix {
   data: Float32Array
   rows: number
   cols: number
 }
+
+/** Merges parts of disjoint records into one. */
+export declare function mergeColumnSums(parts: Array<ColumnSumsInput>): Promise<ColumnSumsOutput>
 
 export interface NearestOutput {
   /** Neighbours per row: min(k, reference rows). */
@@ -261,6 +297,15 @@ export interface ProgressEvent {
  */
 export declare function project2d(points: Matrix, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<Float32Array>
 
+/** Merges the parts (of disjoint records) and returns the updated reference potentials. */
+export declare function refitPotentials(parts: Array<ColumnSumsInput>, eps: number): Promise<RefittedOutput>
+
+/** Updated reference potentials. */
+export interface RefittedOutput {
+  anchor: Float64Array
+  harmful: Float64Array
+}
+
 export interface ScoredOutput {
   pull: Float64Array
   push: Float64Array
@@ -291,6 +336,12 @@ export interface SelectionOutput {
   trainWeight: Float64Array
   k: number
 }
+
+/**
+ * Keeps the top samples by a model's score (`count`, or a `fraction`), with
+ * training weights in the learner's Gibbs form, `∝ exp(score)`, mean 1 over the kept.
+ */
+export declare function selectScored(scores: Float64Array, count?: number | undefined | null, fraction?: number | undefined | null): Promise<SelectionOutput>
 
 /**
  * Keeps the top samples by score (higher is better): `count` samples, or a

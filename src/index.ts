@@ -110,6 +110,8 @@ export {
   FILE_FORMATS,
   MAX_LINE_BYTES,
   RECORD_FORMATS,
+  lineRanges,
+  type ByteRange,
   type Dataset,
   type DatasetRow,
   type FieldMapping,
@@ -166,4 +168,10 @@ export {
 } from './fit/model.js';
 export type { FittedOutput, ScoreScaleInput } from './native.js';
 export type { ReasonOptions, ReasonsFor } from './pipeline/audit.js';
-export { purifySharded, DEFAULT_FIT_SAMPLE, type ShardedOptions, type ShardedResult } from './fit/shards.js';
+export {
+  purifySharded,
+  DEFAULT_FIT_SAMPLE,
+  DEFAULT_SHARD_REFIT,
+  type ShardedOptions,
+  type ShardedResult,
+} from './fit/shards.js';

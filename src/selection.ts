@@ -27,6 +27,12 @@ export interface Selection {
 export async function selectTopK(scores: Weights, keep: Keep, weights?: Weights): Promise<Selection> {
   const s = toWeights(scores, 'scores')!;
   const w = toWeights(weights, 'weights');
+  const [count, fraction] = keepArgs(keep);
+  return cancellable(undefined, () => native.selectTopK(s, count, fraction, w));
+}
+
+/** `keep` as the binding takes it: `[count, fraction]`, one of them given. */
+export function keepArgs(keep: Keep): [number | undefined, number | undefined] {
   let count: number | undefined;
   let fraction: number | undefined;
   if (keep && 'count' in keep) {
@@ -39,5 +45,5 @@ export async function selectTopK(scores: Weights, keep: Keep, weights?: Weights)
   } else {
     throw new OptionError('ERR_OPTION', 'keep must be { count } or { fraction }');
   }
-  return cancellable(undefined, () => native.selectTopK(s, count, fraction, w));
+  return [count, fraction];
 }

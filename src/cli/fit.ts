@@ -44,6 +44,11 @@ const SCORE_SELECTION: Flag[] = [
     help: "keep the records scoring at least this (the model file lists the fit sample's score quantiles)",
     parse: number('--threshold'),
   },
+  {
+    flags: '--refit <n>',
+    help: "column updates of the model's potentials over these records before scoring, one pass each (default 0; the model file is not changed)",
+    parse: integer('--refit'),
+  },
 ];
 
 const SCORE_OUTPUT: Flag[] = [
@@ -148,6 +153,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
               ? { fraction: f.keep as number }
               : undefined,
         threshold: f.threshold as number | undefined,
+        refit: f.refit as number | undefined,
         weightField: f.weightField === false ? null : (f.weightField as string),
         signal,
       });
@@ -211,6 +217,7 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       workers: f.workers as number | undefined,
       redis: f.redis as string | undefined,
       workDir: f.workDir as string | undefined,
+      refit: f.refit as number | undefined,
       ...fitFlags(f),
       signal,
     });

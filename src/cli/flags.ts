@@ -14,7 +14,7 @@ import { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../embed/d
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
-import { DEFAULT_FIT_SAMPLE } from '../fit/shards.js';
+import { DEFAULT_FIT_SAMPLE, DEFAULT_SHARD_REFIT } from '../fit/shards.js';
 import { defaultBudget } from '../pipeline/memory.js';
 import { parseBytes } from '../storage.js';
 
@@ -330,6 +330,11 @@ export const SCALE_OUT: Flag[] = [
     flags: '--sample <n>',
     help: `with --shards: records to fit on (default: all up to ${DEFAULT_FIT_SAMPLE})`,
     parse: integer('--sample', 1),
+  },
+  {
+    flags: '--refit <n>',
+    help: `with --shards: column updates of the fitted potentials over all records, one pass each (default ${DEFAULT_SHARD_REFIT} when the sample is smaller than the records, else 0)`,
+    parse: integer('--refit'),
   },
   { flags: '--redis <url>', help: 'with --shards: queue the shards on this Redis for `sot shard-worker` processes' },
   {

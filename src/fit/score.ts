@@ -3,16 +3,16 @@
 // memory holds one batch of vectors plus three numbers per record.
 import { AbortError, OptionError } from '../errors.js';
 import type { Embedder } from '../embed/types.js';
-import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter } from '../io/index.js';
+import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter, type ByteRange } from '../io/index.js';
 import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
-import { selectTopK, type Keep, type Selection } from '../selection.js';
+import type { Keep, Selection } from '../selection.js';
 import { loadModel, modelEmbedder, type Model } from './model.js';
-import { scoreMatrix } from './scoring.js';
+import { columnSums, mergeColumnSums, refitModel, scoreMatrix, selectByScore, type ColumnSums } from './scoring.js';
 
-export type ScoreStage = 'score' | 'select' | 'write';
+export type ScoreStage = 'refit' | 'score' | 'select' | 'write';
 
 export interface ScoreOptions
   extends Pick<
@@ -40,6 +40,13 @@ export interface ScoreOptions
   threshold?: number;
   /** Only an embedder the model cannot rebuild itself (the built-in one it can); its id must match the model's. */
   embedder?: Embedder;
+  /**
+   * Column updates of the model's reference potentials over the records
+   * before scoring them (each one more pass over the records; the model file
+   * is not changed): brings a model fitted on a sample closer to a fit on all
+   * the records (docs/model-file.md, "Refining over all records"). Default 0.
+   */
+  refit?: number;
   onProgress?: (event: { stage: ScoreStage; done: number; total?: number }) => void;
 }
 
@@ -77,6 +84,25 @@ class Column<T extends Float64Array | Uint32Array> {
   }
 }
 
+type Cache = Awaited<ReturnType<typeof openEmbeddingCache>>;
+
+/** Records `from <= index < to` of `input`, batch by batch, with their file lines. */
+async function* rangeBatches(
+  input: PipelineInput,
+  range: { from: number; to: number } | undefined,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<{ texts: string[]; lines: ArrayLike<number> }> {
+  const { from, to } = range ?? { from: 0, to: Infinity };
+  let index = 0;
+  for await (const b of input.batches({ signal })) {
+    const lo = Math.max(from - index, 0);
+    const hi = Math.min(to - index, b.texts.length);
+    index += b.texts.length;
+    if (hi > lo) yield { texts: b.texts.slice(lo, hi), lines: b.lines.slice(lo, hi) };
+    if (index >= to) break;
+  }
+}
+
 /**
  * Scores the records of `input` (optionally only records `from <= index <
  * to`) against `model`, batch by batch.
@@ -85,7 +111,7 @@ export async function scoreRecords(
   input: PipelineInput,
   model: Model,
   embedder: Embedder,
-  cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
+  cache: Cache,
   o: { signal?: AbortSignal; range?: { from: number; to: number }; onProgress?: (done: number) => void },
 ): Promise<ScoredRecords> {
   const cols = {
@@ -94,27 +120,68 @@ export async function scoreRecords(
     push: new Column(new Float64Array(0)),
     lines: new Column(new Uint32Array(0)),
   };
-  const { from, to } = o.range ?? { from: 0, to: Infinity };
-  let index = 0;
-  for await (const b of input.batches({ signal: o.signal })) {
-    const lo = Math.max(from - index, 0);
-    const hi = Math.min(to - index, b.texts.length);
-    index += b.texts.length;
-    if (hi <= lo) {
-      if (index >= to) break;
-      continue;
-    }
-    const texts = b.texts.slice(lo, hi);
+  for await (const { texts, lines } of rangeBatches(input, o.range, o.signal)) {
     const data = await embedBatch(texts, embedder, cache, o.signal);
     const s = await scoreMatrix(model, { data, rows: texts.length, cols: embedder.dim }, { signal: o.signal });
     cols.score.push(s.score);
     cols.pull.push(s.pull);
     cols.push.push(s.push);
-    cols.lines.push(b.lines.slice(lo, hi));
+    cols.lines.push(lines);
     o.onProgress?.(cols.score.length);
-    if (index >= to) break;
   }
   return { score: cols.score.done(), pull: cols.pull.done(), push: cols.push.done(), lines: cols.lines.done() };
+}
+
+/**
+ * What the records of `input` (optionally only `from <= index < to`)
+ * contribute to one column update of the model's reference potentials, and
+ * how many they are.
+ */
+export async function sumColumns(
+  input: PipelineInput,
+  model: Model,
+  embedder: Embedder,
+  cache: Cache,
+  o: { signal?: AbortSignal; range?: { from: number; to: number }; onProgress?: (done: number) => void },
+): Promise<{ sums: ColumnSums | null; records: number }> {
+  let sums: ColumnSums | null = null;
+  let records = 0;
+  for await (const { texts } of rangeBatches(input, o.range, o.signal)) {
+    const data = await embedBatch(texts, embedder, cache, o.signal);
+    const part = await columnSums(model, { data, rows: texts.length, cols: embedder.dim }, o.signal);
+    sums = sums === null ? part : await mergeColumnSums([sums, part]);
+    records += texts.length;
+    o.onProgress?.(records);
+  }
+  return { sums, records };
+}
+
+/** `passes` column updates of the model's reference potentials over all records of `input`. */
+export async function refitOver(
+  input: PipelineInput,
+  model: Model,
+  embedder: Embedder,
+  cache: Cache,
+  passes: number,
+  o: { signal?: AbortSignal; onProgress?: (pass: number, done: number) => void } = {},
+): Promise<Model> {
+  for (let p = 0; p < passes; p++) {
+    const { sums } = await sumColumns(input, model, embedder, cache, {
+      signal: o.signal,
+      onProgress: (d) => o.onProgress?.(p, d),
+    });
+    if (sums === null) throw new OptionError('ERR_OPTION', `${input.dataset.path}: no records to refit on`);
+    model = await refitModel(model, [sums]);
+  }
+  return model;
+}
+
+/** Checks a `refit` option: a number of passes. */
+export function refitPasses(refit: number | undefined, fallback: number): number {
+  const r = refit ?? fallback;
+  if (!(Number.isInteger(r) && r >= 0 && r <= 100))
+    throw new OptionError('ERR_OPTION', `refit must be an integer from 0 to 100, got ${String(refit)}`);
+  return r;
 }
 
 /** Opens the model and the input and the embedder the model names (checked against it). */
@@ -132,7 +199,7 @@ export async function openScoring(
     | 'embeddingCache'
     | 'cacheDir'
     | 'weightField'
-  >,
+  > & { range?: ByteRange },
   written: boolean,
 ) {
   if (typeof o?.model !== 'string' || o.model === '') throw new OptionError('ERR_OPTION', 'model must be a file path');
@@ -175,14 +242,7 @@ export async function selectScored(
       k: 0,
     };
   }
-  return selectTopK(scores, k, gibbs(scores));
-}
-
-/** exp(score - max score): relative Gibbs weights, all > 0 for the score ranges a fit gives. */
-export function gibbs(scores: Float64Array): Float64Array {
-  let top = -Infinity;
-  for (const s of scores) if (s > top) top = s;
-  return scores.map((s) => Math.max(Math.exp(s - top), Number.MIN_VALUE));
+  return selectByScore(scores, k);
 }
 
 export async function writeScoresCsv(
@@ -222,7 +282,13 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     { path: o.input, what: 'the input file' },
     { path: o.model, what: 'the model file' },
   ]);
-  const { model, embedder, input, cache } = await openScoring(o, purified);
+  const passes = refitPasses(o.refit, 0);
+  const opened = await openScoring(o, purified);
+  const { embedder, input, cache } = opened;
+  const model = await refitOver(input, opened.model, embedder, cache, passes, {
+    signal: o.signal,
+    onProgress: (_p, d) => o.onProgress?.({ stage: 'refit', done: d }),
+  });
   const r = await scoreRecords(input, model, embedder, cache, {
     signal: o.signal,
     onProgress: (d) => o.onProgress?.({ stage: 'score', done: d }),

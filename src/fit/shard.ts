@@ -3,10 +3,11 @@
 // shard-worker.ts) or a queue worker; writes one file, atomically.
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../io/index.js';
+import { type ByteRange, writeFileAtomic } from '../io/index.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { selectTopK } from '../selection.js';
-import { openScoring, scoreRecords, type ScoredRecords } from './score.js';
+import type { ColumnSums } from './scoring.js';
+import { openScoring, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
 
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
 export interface ShardTask
@@ -16,12 +17,17 @@ export interface ShardTask
   > {
   model: string;
   shard: number;
-  from: number;
-  to: number;
+  /** The shard's records by index, `from <= index < to` (read from the file's head)... */
+  from?: number;
+  to?: number;
+  /** ... or the records of this part of a JSON Lines file (read alone; their indices are the coordinator's to assign). */
+  bytes?: ByteRange;
   /** Records of the shard's top list (the global K): its summary for an exact global top-K. */
   top: number;
   /** The shard's result file. */
   out: string;
+  /** Write the shard's contribution to a column update of the model's reference potentials instead of its scores. */
+  columns?: boolean;
 }
 
 /**
@@ -35,19 +41,44 @@ export interface ShardResult extends ScoredRecords {
 }
 
 const MAGIC = 'SOTSHRD1';
+const COLUMNS_MAGIC = 'SOTCOLS1';
+
+/** The shard's records as messages name them. */
+export function describeShard(t: ShardTask): string {
+  return t.bytes
+    ? `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`
+    : `records ${t.from} to ${t.to! - 1}`;
+}
 
 export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void> {
-  const { model, embedder, input, cache } = await openScoring(t, false);
-  const r = await scoreRecords(input, model, embedder, cache, { signal, range: { from: t.from, to: t.to } });
-  if (r.score.length !== t.to - t.from) {
-    throw new InputError(
-      { file: t.input },
-      `shard ${t.shard} expected records ${t.from} to ${t.to - 1}, the file has ${t.from + r.score.length} (it changed since the fit?)`,
-    );
+  const { model, embedder, input, cache } = await openScoring({ ...t, range: t.bytes }, false);
+  const from = t.from ?? 0;
+  const range = t.bytes ? undefined : { from, to: t.to! };
+  const check = (records: number) => {
+    if (range && records !== range.to - from)
+      throw new InputError(
+        { file: t.input },
+        `shard ${t.shard} expected records ${from} to ${range.to - 1}, the file has ${from + records} (it changed since the fit?)`,
+      );
+  };
+  if (t.columns) {
+    const c = await sumColumns(input, model, embedder, cache, { signal, range });
+    check(c.records);
+    // a part of the file may hold no records (blank lines): it adds nothing
+    const none = (m: number) => ({ max: new Float64Array(m).fill(-Infinity), sum: new Float64Array(m) });
+    const sums = c.sums ?? {
+      anchor: none(model.anchor.potential.length),
+      harmful: none(model.harmful.potential.length),
+      total: none(1),
+    };
+    await writeFileAtomic(t.out, encodeColumns(sums));
+    return;
   }
+  const r = await scoreRecords(input, model, embedder, cache, { signal, range });
+  check(r.score.length);
   const k = Math.min(t.top, r.score.length);
-  const top = k > 0 ? (await selectTopK(r.score, { count: k })).order.map((i) => i + t.from) : new Uint32Array(0);
-  await writeFileAtomic(t.out, encodeShard({ ...r, from: t.from, top }));
+  const top = k > 0 ? (await selectTopK(r.score, { count: k })).order.map((i) => i + from) : new Uint32Array(0);
+  await writeFileAtomic(t.out, encodeShard({ ...r, from, top }));
 }
 
 function encodeShard(r: ShardResult): Uint8Array {
@@ -83,4 +114,37 @@ export async function readShard(path: string): Promise<ShardResult> {
   const lines = new Uint32Array(buf, at, n!);
   at += n! * 4;
   return { score, pull, push, lines, from: from!, top: new Uint32Array(buf, at, k!) };
+}
+
+/** A shard's column sums: magic, u32 [anchor length, harmful length, 0, 0], then the six f64 arrays. */
+function encodeColumns(c: ColumnSums): Uint8Array {
+  const arrays = [c.anchor.max, c.anchor.sum, c.harmful.max, c.harmful.sum, c.total.max, c.total.sum];
+  const head = new Uint32Array([c.anchor.max.length, c.harmful.max.length, 0, 0]);
+  const out = new Uint8Array(24 + arrays.reduce((a, v) => a + v.byteLength, 0));
+  out.set(new TextEncoder().encode(COLUMNS_MAGIC));
+  out.set(new Uint8Array(head.buffer), 8);
+  let at = 24;
+  for (const v of arrays) {
+    out.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), at);
+    at += v.byteLength;
+  }
+  return out;
+}
+
+export async function readColumns(path: string): Promise<ColumnSums> {
+  const b = await readFile(path);
+  const bad = (what: string) => new InputError({ file: path }, `not a complete shard result: ${what}`);
+  if (b.length < 24 || b.subarray(0, 8).toString('latin1') !== COLUMNS_MAGIC) throw bad('no signature');
+  const buf = new Uint8Array(b).buffer; // aligned copy
+  const [ma, mh] = new Uint32Array(buf, 8, 2);
+  const need = 24 + (ma! + mh! + 1) * 16;
+  if (b.length !== need) throw bad(`${b.length} bytes, ${need} expected`);
+  let at = 24;
+  const f64 = (n: number) => {
+    const v = new Float64Array(buf, at, n);
+    at += n * 8;
+    return v;
+  };
+  const sums = (n: number) => ({ max: f64(n), sum: f64(n) });
+  return { anchor: sums(ma!), harmful: sums(mh!), total: sums(1) };
 }

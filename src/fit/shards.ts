@@ -1,27 +1,40 @@
-// `purify --shards N` on one machine: fit on a uniform sample, score N
-// contiguous shards in worker processes (a failed shard is retried alone),
-// merge the shards' sorted top lists into the exact global top K (or keep
-// every record at or above a threshold), and write one purified dataset and
-// one scores file, committed together.
+// `purify --shards N` on one machine: fit on a uniform sample, refine the
+// model's reference potentials over all records (each shard sums its part of
+// a column update; the parts merge exactly), score N contiguous shards in
+// worker processes (a failed shard is retried alone), merge the shards'
+// sorted top lists into the exact global top K (or keep every record at or
+// above a threshold), and write one purified dataset and one scores file,
+// committed together.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortError, OptionError, SotError } from '../errors.js';
+import { AbortError, InputError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
-import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter } from '../io/index.js';
+import {
+  assertNoCollision,
+  commitAll,
+  lineRanges,
+  openAtomicWriter,
+  resolveFormat,
+  type AtomicWriter,
+} from '../io/index.js';
 import { writeRecords } from '../io/write.js';
 import { PipelineInput } from '../pipeline/input.js';
 import { outputPaths } from '../pipeline/paths.js';
 import type { Keep } from '../selection.js';
 import { fit, type FitOptions } from './fit.js';
-import { readShard, type ShardResult, type ShardTask } from './shard.js';
-import { writeScoresCsv } from './score.js';
+import { loadModel, saveModel } from './model.js';
+import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
+import { refitPasses, selectScored, writeScoresCsv } from './score.js';
+import { refitModel } from './scoring.js';
 
 /** Default fit sample: every record up to this many, else this many (the fidelity measured in BENCHMARKS.md). */
 export const DEFAULT_FIT_SAMPLE = 100_000;
+/** Default column updates of the fitted potentials over all records (the fidelity measured in BENCHMARKS.md). */
+export const DEFAULT_SHARD_REFIT = 1;
 
 export interface ShardedOptions extends FitOptions {
   shards: number;
@@ -29,6 +42,13 @@ export interface ShardedOptions extends FitOptions {
   workers?: number;
   /** Attempts after a shard's first failure. Default 2. */
   retries?: number;
+  /**
+   * Column updates of the fitted reference potentials over all records before
+   * the scoring (each one more pass of the shards over the records). Default 1
+   * when the fit sample is smaller than the records, else 0
+   * (docs/model-file.md, "Refining over all records").
+   */
+  refit?: number;
   output?: string;
   scores?: string;
   keep?: Keep;
@@ -38,9 +58,10 @@ export interface ShardedOptions extends FitOptions {
   redis?: string;
   /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
   workDir?: string;
-  /** Called as shards start and end (pid: the worker process). */
+  /** Called as shards start and end (pid: the worker process; pass: 0 to `refit` - 1 for the refit passes, `refit` for the scoring). */
   onShard?: (e: {
     shard: number;
+    pass: number;
     attempt: number;
     state: 'started' | 'done' | 'failed';
     pid?: number;
@@ -53,7 +74,7 @@ export interface ShardedResult {
   k: number;
   sample: number;
   outputs: { dataset: string; scores: string };
-  /** Attempts each shard took. */
+  /** Attempts each shard took, over all its passes (refit passes and scoring). */
   attempts: number[];
 }
 
@@ -76,6 +97,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     );
   if (o.keep !== undefined && o.threshold !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
   const paths = outputPaths({ input: o.input, output: o.output, scores: o.scores, html: null });
   await assertNoCollision(
     [
@@ -93,8 +115,14 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const K = keep === undefined ? n : 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
     if (!(K >= 1 && K <= n))
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
-    const shards = Math.min(o.shards, n);
-    const tasks: ShardTask[] = Array.from({ length: shards }, (_, s) => ({
+    // Fitted on every record, the potentials are already the column update's fixed point.
+    const passes = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
+    // JSON Lines shards are byte ranges of the file, each read alone; other
+    // formats shard by record index, each shard reading the file from its head.
+    const jsonl = (await resolveFormat(o.input, o.format, o.maxLineBytes)) === 'jsonl';
+    const ranges = jsonl ? (await lineRanges(o.input, Math.min(o.shards, n))).filter((r) => r.end > r.start) : [];
+    const shards = jsonl ? ranges.length : Math.min(o.shards, n);
+    const task = (s: number, pass: number, modelPath: string): ShardTask => ({
       input: o.input,
       format: o.format,
       recordFormat: o.recordFormat,
@@ -103,31 +131,67 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       maxLineBytes: o.maxLineBytes,
       embeddingCache: o.embeddingCache,
       cacheDir: o.cacheDir,
-      model,
+      model: modelPath,
       shard: s,
-      from: Math.floor((s * n) / shards),
-      to: Math.floor(((s + 1) * n) / shards),
+      ...(jsonl
+        ? { bytes: ranges[s]! }
+        : { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) }),
       top: keep === undefined ? 0 : K,
-      out: join(work, `shard-${s}.bin`),
-    }));
-    const attempts =
-      o.redis === undefined
-        ? await runAll(tasks, o)
-        : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
-            retries: o.retries,
-            signal: o.signal,
-            run: basename(work),
-          });
-    const results = await Promise.all(tasks.map((t) => readShard(t.out)));
-    const kept = o.threshold !== undefined ? aboveThreshold(results, n, o.threshold) : mergeTop(results, n, K);
-    return { ...(await writeMerged(o, paths, results, kept, n)), sample: f.sample, attempts };
+      out: join(work, `shard-${pass}-${s}.bin`),
+      ...(pass < passes ? { columns: true } : {}),
+    });
+    const attempts = Array.from({ length: shards }, () => 0);
+    const runPass = async (tasks: ShardTask[], pass: number) => {
+      const a =
+        o.redis === undefined
+          ? await runAll(tasks, o, pass)
+          : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
+              retries: o.retries,
+              signal: o.signal,
+              run: `${basename(work)}-${pass}`,
+            });
+      a.forEach((v, s) => (attempts[s]! += v));
+    };
+    let current = model;
+    for (let pass = 0; pass < passes; pass++) {
+      const tasks = Array.from({ length: shards }, (_, s) => task(s, pass, current));
+      await runPass(tasks, pass);
+      const parts = await Promise.all(tasks.map((t) => readColumns(t.out)));
+      const refined = await refitModel(await loadModel(current), parts);
+      current = join(work, `model-${pass + 1}.sot-model`);
+      await saveModel(current, refined);
+    }
+    const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current));
+    await runPass(tasks, passes);
+    const results = placed(await Promise.all(tasks.map((t) => readShard(t.out))), n, o.input);
+    return {
+      ...(await writeMerged(o, paths, results, n, keep === undefined ? undefined : K)),
+      sample: f.sample,
+      attempts,
+    };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
+/** Byte-range shards number their records from 0: place them after the shards before (in file order). */
+function placed(results: ShardResult[], n: number, input: string): ShardResult[] {
+  let from = 0;
+  const out = results.map((r) => {
+    const shift = from - r.from;
+    from += r.score.length;
+    return shift === 0 ? r : { ...r, from: r.from + shift, top: r.top.map((i) => i + shift) };
+  });
+  if (from !== n)
+    throw new InputError(
+      { file: input },
+      `the shards read ${from} records, the fit counted ${n} (the file changed since the fit?)`,
+    );
+  return out;
+}
+
 /** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
-async function runAll(tasks: ShardTask[], o: ShardedOptions): Promise<number[]> {
+async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Promise<number[]> {
   const script = workerScript();
   if (!existsSync(script))
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
@@ -138,13 +202,13 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions): Promise<number[]> 
   const one = async (t: ShardTask): Promise<void> => {
     for (;;) {
       attempts[t.shard]!++;
-      const err = await runWorker(script, t, o, attempts[t.shard]!);
+      const err = await runWorker(script, t, o, pass, attempts[t.shard]!);
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
       if (permanent || attempts[t.shard]! > retries) {
         throw new SotError(
           err.code as SotError['code'],
-          `shard ${t.shard} (records ${t.from} to ${t.to - 1}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
+          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
         );
       }
     }
@@ -161,6 +225,7 @@ function runWorker(
   script: string,
   t: ShardTask,
   o: ShardedOptions,
+  pass: number,
   attempt: number,
 ): Promise<{ code: string; message: string } | null> {
   if (o.signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
@@ -170,12 +235,12 @@ function runWorker(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const onAbort = () => child.kill('SIGTERM');
     o.signal?.addEventListener('abort', onAbort, { once: true });
-    o.onShard?.({ shard: t.shard, attempt, state: 'started', pid: child.pid });
+    o.onShard?.({ shard: t.shard, pass, attempt, state: 'started', pid: child.pid });
     child.on('close', (code, sig) => {
       o.signal?.removeEventListener('abort', onAbort);
       if (o.signal?.aborted) return resolve({ code: 'ERR_ABORTED', message: 'aborted' });
       if (code === 0) {
-        o.onShard?.({ shard: t.shard, attempt, state: 'done' });
+        o.onShard?.({ shard: t.shard, pass, attempt, state: 'done' });
         return resolve(null);
       }
       const last = stderr.trim().split('\n').pop() ?? '';
@@ -188,7 +253,7 @@ function runWorker(
           message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}`,
         };
       }
-      o.onShard?.({ shard: t.shard, attempt, state: 'failed', error: e.message });
+      o.onShard?.({ shard: t.shard, pass, attempt, state: 'failed', error: e.message });
       resolve(e);
     });
   });
@@ -220,20 +285,13 @@ export function mergeTop(results: ShardResult[], n: number, K: number): Uint8Arr
   return kept;
 }
 
-function aboveThreshold(results: ShardResult[], n: number, t: number): Uint8Array {
-  if (!Number.isFinite(t)) throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${t}`);
-  const kept = new Uint8Array(n);
-  for (const r of results) r.score.forEach((v, i) => v >= t && (kept[r.from + i] = 1));
-  return kept;
-}
-
 /** One purified dataset and one scores file from the shards, committed together. */
 async function writeMerged(
   o: ShardedOptions,
   paths: ReturnType<typeof outputPaths>,
   results: ShardResult[],
-  kept: Uint8Array,
   n: number,
+  K: number | undefined,
 ) {
   const concat = (pick: (r: ShardResult) => Float64Array) => {
     const out = new Float64Array(n);
@@ -243,17 +301,11 @@ async function writeMerged(
   const score = concat((r) => r.score);
   const lines = new Uint32Array(n);
   for (const r of results) lines.set(r.lines, r.from);
-  // Training weights ∝ exp(score) over the kept records, mean 1 (the learner's Gibbs form), and ranks.
-  let top = -Infinity;
-  let k = 0;
-  for (let i = 0; i < n; i++) if (kept[i]) k++, (top = Math.max(top, score[i]!));
-  const trainWeight = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) if (kept[i]) sum += trainWeight[i] = Math.exp(score[i]! - top);
-  for (let i = 0; i < n; i++) trainWeight[i] = kept[i] ? (trainWeight[i]! * k) / sum : 0;
-  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
-  const rank = new Uint32Array(n);
-  order.forEach((i, r) => (rank[i] = r));
+  // Ranks and training weights from the core, as score() gives them over all records at once.
+  const selection = await selectScored(score, K === undefined ? undefined : { count: K }, o.threshold);
+  const { kept, trainWeight } = selection;
+  if (K !== undefined && !mergeTop(results, n, K).every((v, i) => v === kept[i]))
+    throw new SotError('ERR_INTERNAL', "the shards' merged top lists disagree with the ranking of their scores");
   const input = await PipelineInput.open({ ...o, template: undefined }, { weightField: o.weightField });
   const staged: AtomicWriter[] = [];
   try {
@@ -270,7 +322,7 @@ async function writeMerged(
     await writeScoresCsv(
       s,
       { score, pull: concat((r) => r.pull), push: concat((r) => r.push), lines },
-      { order, rank, kept, trainWeight, k },
+      selection,
       o.signal,
     );
     await s.prepare();
@@ -280,5 +332,5 @@ async function writeMerged(
     throw err;
   }
   await commitAll(staged);
-  return { n, k, outputs: { dataset: paths.output, scores: paths.scores } };
+  return { n, k: selection.k, outputs: { dataset: paths.output, scores: paths.scores } };
 }

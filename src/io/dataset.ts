@@ -2,12 +2,12 @@
 // dataset is streamed anew on every iteration (the pipeline reads it once to
 // embed and once to write), and each pass checks that the file is unchanged.
 import { stat } from 'node:fs/promises';
-import { InputError, IoError } from '../errors.js';
+import { InputError, IoError, OptionError } from '../errors.js';
 import { readCsv } from './csv.js';
 import { resolveFormat } from './format.js';
 import { readJson } from './json.js';
 import { readJsonl } from './jsonl.js';
-import { ioError, maxLineBytes } from './lines.js';
+import { type ByteRange, ioError, maxLineBytes } from './lines.js';
 import { readParquet } from './parquet.js';
 import type { FileShape, RawItem } from './raw.js';
 import { type Layout, detectLayout, extractText, layoutFromOptions, unknownLayout } from './records.js';
@@ -27,6 +27,12 @@ export interface OpenDatasetOptions {
    * invalid input. Default 256 MiB; at most `MAX_LINE_BYTES` (V8's longest string).
    */
   maxLineBytes?: number;
+  /**
+   * Read only this part of the file (JSON Lines only; from `lineRanges`): its
+   * records are indexed from 0, their lines keep their numbers in the file.
+   * The record layout is still settled from the file's first valid record.
+   */
+  range?: ByteRange;
 }
 
 export interface DatasetRow {
@@ -84,6 +90,7 @@ export class Dataset implements AsyncIterable<DatasetRow> {
     private readonly skipInvalid: boolean,
     private readonly opened: Fingerprint,
     private readonly maxLineBytes: number,
+    private readonly range?: ByteRange,
   ) {
     this.recordFormat = layout.format;
     this.fields =
@@ -107,7 +114,7 @@ export class Dataset implements AsyncIterable<DatasetRow> {
     const skipped: SkipReport = { count: 0, first: [] };
     this.skipped = skipped;
     let index = 0;
-    for await (const item of rawItems(this.path, this.format, shape, this.maxLineBytes)) {
+    for await (const item of rawItems(this.path, this.format, shape, this.maxLineBytes, this.range)) {
       let text: SampleText;
       try {
         if (item.error) throw item.error;
@@ -137,10 +144,16 @@ export class Dataset implements AsyncIterable<DatasetRow> {
   }
 }
 
-function rawItems(path: string, format: FileFormat, shape: FileShape, limit: number): AsyncGenerator<RawItem> {
+function rawItems(
+  path: string,
+  format: FileFormat,
+  shape: FileShape,
+  limit: number,
+  range?: ByteRange,
+): AsyncGenerator<RawItem> {
   switch (format) {
     case 'jsonl':
-      return readJsonl(path, path, limit);
+      return readJsonl(path, path, limit, range);
     case 'json':
       return readJson(path, path, shape, limit);
     case 'csv':
@@ -163,6 +176,12 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
   const limit = maxLineBytes(options.maxLineBytes);
   const opened = await fingerprint(path);
   const format = await resolveFormat(path, options.format, limit);
+  // A line start is a record boundary in JSON Lines only: a CSV line may continue a quoted field.
+  if (options.range !== undefined && format !== 'jsonl')
+    throw new OptionError(
+      'ERR_OPTION',
+      `range: only a JSON Lines file can be read from a byte offset, ${path} is ${format}`,
+    );
   const given = layoutFromOptions(options.recordFormat, options.fields);
   const skipInvalid = options.skipInvalid === true;
   let layout = given;
@@ -176,7 +195,7 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
       layout ??= detectLayout(v, options.recordFormat);
       if (layout === undefined) throw unknownLayout(v, where, options.recordFormat);
       extractText(v, layout, where);
-      return new Dataset(path, format, layout, skipInvalid, opened, limit);
+      return new Dataset(path, format, layout, skipInvalid, opened, limit, options.range);
     } catch (err) {
       if (!(err instanceof InputError) || !skipInvalid) throw err;
       layout = given;

@@ -1,6 +1,6 @@
 // JSON Lines: one object per line, streamed; blank lines are skipped.
 import { InputError } from '../errors.js';
-import { excerpt, readLines } from './lines.js';
+import { type ByteRange, excerpt, readLines } from './lines.js';
 import { type RawItem, isRecord, typeName } from './raw.js';
 
 /** V8's parse message without its "in JSON at position N" tail, and an excerpt around that position. */
@@ -16,8 +16,13 @@ function describeParseError(err: unknown, text: string): string {
   return `${what} at column ${at + 1}, near ${from > 0 ? '…' : ''}${excerpt(text.slice(from, at + 30), 60)}`;
 }
 
-export async function* readJsonl(path: string, file: string, limit?: number): AsyncGenerator<RawItem> {
-  for await (const { line, text, badUtf8, unreadable } of readLines(path, file, limit)) {
+export async function* readJsonl(
+  path: string,
+  file: string,
+  limit?: number,
+  range?: ByteRange,
+): AsyncGenerator<RawItem> {
+  for await (const { line, text, badUtf8, unreadable } of readLines(path, file, limit, range)) {
     const where = { file, line };
     if (unreadable !== undefined) {
       yield { line, error: new InputError(where, unreadable) };

@@ -1,6 +1,7 @@
 // Byte-level line splitting, so that invalid UTF-8 is caught per line (a
 // stream decoder would silently turn it into U+FFFD) and reported with its line.
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { constants } from 'node:buffer';
 import { IoError, OptionError } from '../errors.js';
 import { flatExcerpt } from '../text.js';
@@ -81,24 +82,41 @@ export function ioError(file: string, err: unknown, verb = 'read'): unknown {
   return err;
 }
 
+/** A part of a file that starts and ends at line starts: bytes `start <= b < end`, the first line numbered `line`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+  line: number;
+}
+
 /**
- * Streams the lines of a file (LF or CRLF; a UTF-8 BOM on line 1 is dropped).
- * Only the current line is held in memory, and at most `limit` bytes of it:
- * a longer line is reported (`unreadable`) as soon as it passes the limit,
- * and the rest of it is skipped unread into memory.
+ * Streams the lines of a file (LF or CRLF; a UTF-8 BOM on line 1 is dropped),
+ * or of a `range` of it (only its bytes are read; lines keep their numbers in
+ * the file). Only the current line is held in memory, and at most `limit`
+ * bytes of it: a longer line is reported (`unreadable`) as soon as it passes
+ * the limit, and the rest of it is skipped unread into memory.
  */
-export async function* readLines(path: string, file = path, limit = DEFAULT_MAX_LINE_BYTES): AsyncGenerator<Line> {
+export async function* readLines(
+  path: string,
+  file = path,
+  limit = DEFAULT_MAX_LINE_BYTES,
+  range?: ByteRange,
+): AsyncGenerator<Line> {
   let pending: Buffer[] = [];
   let held = 0; // bytes in pending
   let skipping = false; // inside a line already reported as too long
-  let line = 0;
+  let line = range ? range.line - 1 : 0;
+  if (range && range.end <= range.start) return;
+  const stream = range
+    ? createReadStream(path, { highWaterMark: 1 << 20, start: range.start, end: range.end - 1 })
+    : createReadStream(path, { highWaterMark: 1 << 20 });
   const tooLong = (): Line => {
     pending = [];
     held = 0;
     return { line: ++line, text: '', crlf: false, badUtf8: false, unreadable: tooLongMessage('line', limit) };
   };
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
       let start = 0;
       for (let nl = chunk.indexOf(LF); nl !== -1; nl = chunk.indexOf(LF, start)) {
         const piece = chunk.subarray(start, nl);
@@ -131,6 +149,58 @@ export async function* readLines(path: string, file = path, limit = DEFAULT_MAX_
     throw ioError(file, err);
   }
   if (pending.length > 0) yield decode(Buffer.concat(pending), ++line);
+}
+
+/**
+ * Splits a file into `parts` byte ranges at line starts: part `s` begins at
+ * the first line that starts at or after byte `s * size / parts` (a line is in
+ * the part where its first byte lies), with its true line number. One raw
+ * pass over the bytes (counting line feeds, nothing decoded). Parts may be
+ * empty (`start === end`) when lines are longer than a part.
+ */
+export async function lineRanges(path: string, parts: number, file = path): Promise<ByteRange[]> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (err) {
+    throw ioError(file, err);
+  }
+  const want = Array.from({ length: parts }, (_, s) => Math.floor((s * size) / parts));
+  // Each boundary b > 0 resyncs to just after the first LF at or after b - 1.
+  const starts: { byte: number; line: number }[] = [{ byte: 0, line: 1 }];
+  let next = 1; // the boundary sought
+  let lfs = 0; // line feeds before the chunk
+  let at = 0; // the chunk's offset in the file
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      let from = 0;
+      while (next < parts) {
+        const b = want[next]!;
+        if (b === 0) {
+          starts[next++] = { byte: 0, line: 1 };
+          continue;
+        }
+        if (b - 1 >= at + chunk.length) break; // in a later chunk
+        const nl = chunk.indexOf(LF, Math.max(from, b - 1 - at));
+        if (nl === -1) break;
+        // count the line feeds up to and including nl
+        for (let i = chunk.indexOf(LF, from); i !== -1 && i <= nl; i = chunk.indexOf(LF, i + 1)) lfs++;
+        from = nl + 1;
+        const byte = at + nl + 1;
+        while (next < parts && want[next]! - 1 <= at + nl) starts[next++] = { byte, line: lfs + 1 };
+      }
+      for (let i = chunk.indexOf(LF, from); i !== -1; i = chunk.indexOf(LF, i + 1)) lfs++;
+      at += chunk.length;
+    }
+  } catch (err) {
+    throw ioError(file, err);
+  }
+  while (next < parts) starts[next++] = { byte: size, line: lfs + 1 };
+  return starts.map((s, i) => ({
+    start: s.byte,
+    end: i + 1 < parts ? starts[i + 1]!.byte : size,
+    line: s.line,
+  }));
 }
 
 /** A short, single-line excerpt of a text for error messages. */

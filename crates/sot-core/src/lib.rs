@@ -26,6 +26,7 @@ mod pages;
 pub mod pool;
 pub mod project;
 pub mod reasons;
+pub mod refit;
 mod relax;
 pub mod score;
 pub mod selection;
@@ -48,7 +49,10 @@ pub use learner::{learn_weights, objective, Fitted, LearnResult, LearnerOptions,
 pub use pool::pool_rows;
 pub use project::project_2d;
 pub use reasons::{contributions, nearest_references, Contributions, Nearest};
-pub use score::{c_transform, score_samples, FittedModel, FittedReference, ScoreScale, Scored};
+pub use refit::{ColumnSums, LogSums};
+pub use score::{
+    c_transform, gibbs_weights, score_samples, FittedModel, FittedReference, ScoreScale, Scored,
+};
 pub use selection::{select_top_k, Keep, Selection};
 pub use sinkhorn::{
     sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult,

@@ -71,7 +71,7 @@ impl ScoreScale {
         (self.push(f_h) - self.pull(f_s)) / self.tau
     }
 
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         validate::positive(self.tau, "tau")?;
         for (v, name) in [
             (self.pull_scale, "pull scale"),
@@ -113,6 +113,40 @@ pub struct Scored {
 /// Rows per cost tile: each thread holds one tile of `ROWS x m` f32 at a time.
 const ROWS: usize = 256;
 
+/// Checks `x` against the reference and returns `h_j = log b_j + g_j / eps`
+/// (masses normalised), so that `f_i = -eps LSE_j(h_j - C_ij / eps)`.
+pub(crate) fn log_terms(
+    x: ArrayView2<f32>,
+    reference: &FittedReference,
+    cost: CostKind,
+    eps: f64,
+) -> Result<Vec<f64>> {
+    validate::positive(eps, "eps")?;
+    let m = reference.points.nrows();
+    check_pair(&x, &reference.points, cost).map_err(|e| rename(e, "reference"))?;
+    let b = validate::weights(Some(reference.weights), m, "reference weights")?;
+    validate::potentials(Some(reference.potential), m, "reference potential")?;
+    Ok(b.iter()
+        .zip(reference.potential)
+        .map(|(b, g)| b.ln() + g / eps)
+        .collect())
+}
+
+/// One sample's potential from its row of costs: `-eps LSE_j(h_j - c_j / eps)`.
+pub(crate) fn soft_min(h: &[f64], c: &[f32], eps: f64) -> f64 {
+    let top = h
+        .iter()
+        .zip(c)
+        .map(|(h, c)| h - *c as f64 / eps)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = h
+        .iter()
+        .zip(c)
+        .map(|(h, c)| (h - *c as f64 / eps - top).exp())
+        .sum();
+    -eps * (top + sum.ln())
+}
+
 /// The c-transform of `reference.potential` at each row of `x`: the soft-min
 /// of `g_j - C_ij` over the reference, weighted by its masses. Parallel over
 /// tiles of rows; memory beyond the output is one tile per thread.
@@ -123,17 +157,8 @@ pub fn c_transform(
     eps: f64,
     ctl: &Control,
 ) -> Result<Vec<f64>> {
-    validate::positive(eps, "eps")?;
+    let h = log_terms(x, reference, cost, eps)?;
     let m = reference.points.nrows();
-    check_pair(&x, &reference.points, cost).map_err(|e| rename(e, "reference"))?;
-    let b = validate::weights(Some(reference.weights), m, "reference weights")?;
-    validate::potentials(Some(reference.potential), m, "reference potential")?;
-    // h_j = log b_j + g_j / eps, so that f_i = -eps LSE_j(h_j - C_ij / eps)
-    let h: Vec<f64> = b
-        .iter()
-        .zip(reference.potential)
-        .map(|(b, g)| b.ln() + g / eps)
-        .collect();
     let tiles = CostTiles::new(x, reference.points, cost);
     let n = x.nrows();
     let mut out = vec![0.0; n];
@@ -144,18 +169,7 @@ pub fn c_transform(
             let mut tile = Array2::<f32>::zeros((rows.len(), m));
             tiles.fill(t * ROWS, &mut tile.view_mut());
             for (f, c) in rows.iter_mut().zip(tile.axis_iter(Axis(0))) {
-                let c = c.as_slice().expect("standard layout");
-                let top = h
-                    .iter()
-                    .zip(c)
-                    .map(|(h, c)| h - *c as f64 / eps)
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let sum: f64 = h
-                    .iter()
-                    .zip(c)
-                    .map(|(h, c)| (h - *c as f64 / eps - top).exp())
-                    .sum();
-                *f = -eps * (top + sum.ln());
+                *f = soft_min(&h, c.as_slice().expect("standard layout"), eps);
             }
             Ok(())
         })?;
@@ -209,8 +223,20 @@ pub fn score_samples(x: ArrayView2<f32>, model: &FittedModel, ctl: &Control) -> 
     Ok(out)
 }
 
+/// The learner's Gibbs weights of scores, relative to the best: `exp(score -
+/// max score)`, floored at the smallest positive double so that every record
+/// keeps a positive training weight. Training weights of a selection by score
+/// are these, normalised over the kept records.
+pub fn gibbs_weights(scores: &[f64]) -> Vec<f64> {
+    let top = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    scores
+        .iter()
+        .map(|s| (s - top).exp().max(f64::from_bits(1)))
+        .collect()
+}
+
 /// Names the sets in an error raised by `check_pair(samples, reference)`.
-fn rename(mut e: SotError, set: &str) -> SotError {
+pub(crate) fn rename(mut e: SotError, set: &str) -> SotError {
     e.message = e
         .message
         .replace("x[", "samples[")

@@ -314,6 +314,19 @@ pub struct SelectionOutput {
     pub k: u32,
 }
 
+pub(crate) fn selection_output(s: Selection) -> SelectionOutput {
+    let u32s = |v: Vec<usize>| -> Uint32Array {
+        v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into()
+    };
+    SelectionOutput {
+        order: u32s(s.order),
+        rank: u32s(s.rank),
+        kept: s.kept.into_iter().map(u8::from).collect::<Vec<_>>().into(),
+        train_weight: s.train_weight.into(),
+        k: s.k as u32,
+    }
+}
+
 pub struct SelectTask {
     scores: Owned<f64>,
     keep: Keep,
@@ -336,17 +349,7 @@ impl Task for SelectTask {
     }
 
     fn resolve(&mut self, env: Env, s: Self::Output) -> Result<Self::JsValue> {
-        let u32s = |v: Vec<usize>| -> Uint32Array {
-            v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into()
-        };
-        let out = SelectionOutput {
-            order: u32s(s.order),
-            rank: u32s(s.rank),
-            kept: s.kept.into_iter().map(u8::from).collect::<Vec<_>>().into(),
-            train_weight: s.train_weight.into(),
-            k: s.k as u32,
-        };
-        settle(&env, out)
+        settle(&env, selection_output(s))
     }
 
     fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {

@@ -6,7 +6,7 @@
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AbortError, SotError } from '../../errors.js';
-import { runShard, type ShardTask } from '../../fit/shard.js';
+import { describeShard, runShard, type ShardTask } from '../../fit/shard.js';
 
 const QUEUE = 'shards';
 const PREFIX = 'sot';
@@ -51,7 +51,7 @@ export async function runShardsOnQueue(
       const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1] ?? 'ERR_INTERNAL';
       throw new SotError(
         code as SotError['code'],
-        `shard ${t?.shard ?? '?'}${t ? ` (records ${t.from} to ${t.to - 1})` : ''} failed after ${failed?.attemptsMade ?? '?'} attempt(s): ${reason.replace(/^ERR_[A-Z_]+: /, '')}`,
+        `shard ${t?.shard ?? '?'}${t ? ` (${describeShard(t)})` : ''} failed after ${failed?.attemptsMade ?? '?'} attempt(s): ${reason.replace(/^ERR_[A-Z_]+: /, '')}`,
       );
     }
     const done = await Promise.all(jobs.map((j) => queue.getJob(j.id!)));
