@@ -51,7 +51,7 @@ pub use reasons::{contributions, nearest_references, Contributions, Nearest};
 pub use score::{c_transform, score_samples, FittedModel, FittedReference, ScoreScale, Scored};
 pub use selection::{select_top_k, Keep, Selection};
 pub use sinkhorn::{
-    sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult,
-    WarmStart,
+    sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, ExactCosts, SinkhornOptions,
+    SinkhornResult, WarmStart, F32_COST_ERROR,
 };
 pub use store::{plan, Plan, Storage, StorageOptions, StorageReport, Verification};
