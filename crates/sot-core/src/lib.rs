@@ -45,6 +45,7 @@ pub use embed::{
 };
 pub use error::{ErrorKind, Result, SotError};
 pub use learner::{learn_weights, objective, Fitted, LearnResult, LearnerOptions, Reference, Sets};
+pub use pages::copy_of;
 pub use pool::pool_rows;
 pub use project::project_2d;
 pub use reasons::{contributions, nearest_references, Contributions, Nearest};

@@ -18,7 +18,7 @@ use sot_core::{EpsScaling, ExactCosts, Progress, SinkhornOptions, SinkhornResult
 pub struct Owned<T>(pub Vec<T>);
 
 /// The typed array of each element type.
-pub trait Element: Copy {
+pub trait Element: Copy + Send + Sync {
     type Js: FromNapiValue + ValidateNapiValue + AsRef<[Self]>;
 }
 
@@ -36,9 +36,14 @@ impl Element for u32 {
 
 impl<T: Element> FromNapiValue for Owned<T> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        // No JavaScript runs between reading the array's extent and this copy.
+        // No JavaScript runs between reading the array's extent and this copy
+        // (made by the pool's threads, which this thread waits for).
         let js = unsafe { T::Js::from_napi_value(env, value) }?;
-        Ok(Owned(js.as_ref().to_vec()))
+        let src: &[T] = js.as_ref();
+        crate::pool::pool()
+            .install(|| sot_core::copy_of(src))
+            .map(Owned)
+            .map_err(|e| napi::Error::from_reason(e.message))
     }
 }
 
