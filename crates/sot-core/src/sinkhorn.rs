@@ -202,17 +202,17 @@ pub fn sinkhorn_points(
     let b = validate::weights(b, y.nrows(), "b")?;
     let mut store = CostStore::for_points(x, y, kind, &opts.storage, opts.eps, &b, ctl)?;
     let r = solve_store(&mut store, a, &b, opts, warm, ctl)?;
-    let exact = Exact::new(x, y, kind);
-    let finish = match opts.exact {
-        ExactCosts::On => true,
-        ExactCosts::Off => false,
-        ExactCosts::Auto => {
-            !matches!(store.plan, Plan::Truncated { .. })
-                && opts.tol * opts.eps < F32_COST_ERROR * exact.cost_bound()
-        }
-    };
     // a solve that ran out of iterations returns as it stands (no exact passes)
-    if !finish || r.iterations >= opts.max_iter {
+    let truncated = matches!(store.plan, Plan::Truncated { .. });
+    if opts.exact == ExactCosts::Off
+        || (opts.exact == ExactCosts::Auto && truncated)
+        || r.iterations >= opts.max_iter
+    {
+        return Ok(r);
+    }
+    let exact = Exact::new(x, y, kind);
+    if opts.exact == ExactCosts::Auto && opts.tol * opts.eps >= F32_COST_ERROR * exact.cost_bound()
+    {
         return Ok(r);
     }
     drop(store);
