@@ -48,9 +48,46 @@ describe('sinkhorn', () => {
     const x = randomMatrix(200, 16, 5);
     const y = randomMatrix(150, 16, 6);
     const cost = await costMatrix(x, y);
-    const [p, c] = await Promise.all([sinkhorn({ x, y }), sinkhorn({ cost })]);
+    // without the float64 finish, which a cost matrix has no points for
+    const [p, c] = await Promise.all([sinkhorn({ x, y }, { exactCosts: 'off' }), sinkhorn({ cost })]);
     expect(p.value).toBe(c.value);
     expect(p.iterations).toBe(c.iterations);
+  });
+
+  it('meets tol on the float64 costs from the points when asked, where f32 costs miss it', async () => {
+    const x = randomMatrix(150, 12, 21);
+    const y = randomMatrix(100, 12, 22);
+    const c = naiveCosine(x, y);
+    const eps = 0.01;
+    const tol = 1e-8;
+    /** L1 errors of the rows and the columns of the plan of (f, g) on the float64 costs, uniform weights. */
+    const errors = (f: Float64Array, g: Float64Array) => {
+      const rows = new Float64Array(150);
+      const cols = new Float64Array(100);
+      for (let i = 0; i < 150; i++)
+        for (let j = 0; j < 100; j++) {
+          const p = Math.exp((f[i]! + g[j]! - c[i]![j]!) / eps) / 15000;
+          rows[i]! += p;
+          cols[j]! += p;
+        }
+      const l1 = (v: Float64Array, w: number) => v.reduce((s, p) => s + Math.abs(p - w), 0);
+      return [l1(rows, 1 / 150), l1(cols, 1 / 100)].sort((p, q) => p - q) as [number, number];
+    };
+    const held = await sinkhorn({ x, y }, { eps, tol, maxIter: 20000, exactCosts: 'off' });
+    expect(held.exactPasses).toBe(0);
+    expect(errors(held.f, held.g)[1]).toBeGreaterThan(tol);
+
+    // 'auto' finishes on the exact costs here: tol is below what f32 costs vouch for
+    for (const exactCosts of ['on', 'auto'] as const) {
+      const r = await sinkhorn({ x, y }, { eps, tol, maxIter: 20000, exactCosts });
+      expect(r.converged).toBe(true);
+      expect(r.exactPasses).toBeGreaterThanOrEqual(1);
+      const [exact, other] = errors(r.f, r.g);
+      expect(exact).toBeLessThan(1e-10);
+      expect(other).toBeLessThanOrEqual(tol);
+      expect(Math.abs(other - r.marginalError)).toBeLessThan(1e-12);
+    }
+    await expect(sinkhorn({ x, y }, { exactCosts: 'yes' as 'on' })).rejects.toMatchObject({ code: 'ERR_OPTION' });
   });
 
   it('returns a centred gradient that predicts the change of the value', async () => {
@@ -78,8 +115,12 @@ describe('sinkhorn', () => {
     expect(short.converged).toBe(false);
     expect(short.iterations).toBe(3);
     expect(short.passes).toBe(4); // the last pass measured the error of the third update
-    const full = await sinkhorn({ x, y }, { eps: 0.005, maxIter: 5000 });
-    const resumed = await sinkhorn({ x, y }, { eps: 0.005, maxIter: 5000, warmStart: { f: full.f, g: full.g } });
+    // on one problem, the f32 costs (the float64 finish would make it two)
+    const full = await sinkhorn({ x, y }, { eps: 0.005, maxIter: 5000, exactCosts: 'off' });
+    const resumed = await sinkhorn(
+      { x, y },
+      { eps: 0.005, maxIter: 5000, exactCosts: 'off', warmStart: { f: full.f, g: full.g } },
+    );
     expect(full.converged && resumed.converged).toBe(true);
     expect(resumed.iterations).toBeLessThanOrEqual(2);
     expect(resumed.value).toBeCloseTo(full.value, 8);

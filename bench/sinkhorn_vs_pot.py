@@ -387,6 +387,9 @@ def run_sides(args, work, n, m, d, eps, stop_thr):
     sot["check_own_f32_cost"] = on_own
     sot["check_f64_points_cost"] = on_points
     sot["cost_f32_vs_f64_max_abs"] = max_diff[0]
+    # sinkhorn({x, y}): its own cost matrix and, where tol asks for it, its float64 finish
+    pf, pg = (np.fromfile(os.path.join(work, f"sot-points.{v}.f64"), dtype="<f8") for v in ("f", "g"))
+    sot["points_check_f64_points_cost"] = ot_check.evaluate(ot_check.potential_blocks(pf, pg, a, b, eps, ref), a, b, eps, pf, pg)
     solved = own if args.pot_matrix == "sot" else ref
     for spec, r in pot["methods"].items():
         files = [os.path.join(work, f"pot-{spec}.{v}.f64") for v in ("f", "g")]
@@ -705,6 +708,45 @@ def symmetric_summary(problems, tol):
     return markdown(table), out
 
 
+def points_summary(problems, tol):
+    """One row per problem: end to end from the points (cost + solve), both checked on the float64 costs from the points.
+
+    SOT: sinkhorn({x, y}) (its f32 cost matrix, the solve, and its last passes on the float64 costs recomputed from
+    the points where tol is below what f32 costs vouch for); one run per round, so cold. POT: the numpy float64 cost
+    plus the fastest accurate ot.sinkhorn run, cold and warm.
+    """
+    head = ["problem", "SOT from points s", "SOT passes (float64)", "SOT row / col L1", "POT cost + solve warm s",
+            "POT cost + solve cold s", "POT row / col L1", "warm POT / SOT", "cold POT / SOT", "both meet tol", "load (1 min)"]
+    table = [head, ["---"] * len(head)]
+    out = []
+    t = lambda st: f"{st['min']:.3g} ({st['median']:.3g})"
+    l1 = lambda c: f"{c['row_l1']:.1e} / {c['col_l1']:.1e}"
+    for p in problems:
+        pr, sot = p["problem"], p["sot"]
+        if "points_check_f64_points_cost" not in sot:
+            continue
+        pots = [r for r in p["rows"][1:] if r.get("method") == "sinkhorn" and r["check"] is not None and "total_cold_s" in r]
+        accurate = [r for r in pots if r["meets_tol"]]
+        pot = min(accurate or pots, key=lambda r: r["total_s"]["min"], default=None)
+        if pot is None:
+            continue
+        check = sot["points_check_f64_points_cost"]
+        meets = check["row_l1"] <= tol and check["col_l1"] <= tol
+        points = stats(sot["points_s"])
+        loads = [float(v.split()[0]) for v in sot["loadavg"] + p["pot"]["loadavg"] if v]
+        row = {"problem": label(pr["n"], pr["m"], pr["d"], pr["eps"]), "sot_points_s": points, "sot_passes": sot["points_passes"],
+               "sot_exact_passes": sot["points_exact_passes"], "sot_reported_error": sot["points_marginal_error"], "sot_check": check,
+               "sot_meets_tol": meets, "pot_row": pot["solver"], "pot_total_s": pot["total_s"], "pot_total_cold_s": pot["total_cold_s"],
+               "pot_check": pot["check"], "pot_meets_tol": pot["meets_tol"], "warm_ratio": pot["total_s"]["min"] / points["min"],
+               "cold_ratio": pot["total_cold_s"]["min"] / points["min"], "loadavg_1min": {"min": min(loads), "max": max(loads)} if loads else None}
+        out.append(row)
+        table.append([row["problem"], t(points), f"{sot['points_passes']} ({sot['points_exact_passes']})", l1(check), t(pot["total_s"]),
+                      t(pot["total_cold_s"]), l1(pot["check"]), f"{row['warm_ratio']:.1f}", f"{row['cold_ratio']:.1f}",
+                      "yes" if meets and pot["meets_tol"] else "SOT misses tol" if pot["meets_tol"] else "POT misses tol" if meets else "neither",
+                      "-" if not loads else f"{min(loads):.1f}-{max(loads):.1f}"])
+    return markdown(table), out
+
+
 def save(path, result):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as fh:
@@ -748,6 +790,7 @@ def main():
     bw = max((r["read_gbps"]["best"] for r in runs), default=None)
     speed, passes, targets, target_lines = summary(result["problems"], bw, args.tol)
     symmetric, symmetric_rows = symmetric_summary(result["problems"], args.tol)
+    points, points_rows = points_summary(result["problems"], args.tol)
 
     print(f"\n## Summary ({len(problems)} problems; solve times: fastest of {args.rounds} rounds; ~ = extrapolated; "
           f"other CPU = other processes' CPU time as a share of one core)\n")
@@ -756,6 +799,10 @@ def main():
           f"fastest of the rounds, median in brackets), both checked by ot_check.py on "
           f"{result['problems'][0]['problem']['matrix'] if result['problems'] else '-'}, tol {args.tol:g} (L1, rows and columns):\n")
     print(symmetric)
+    print(f"\nEnd to end from the points (cost + solve), both checked on the float64 costs from the points, tol {args.tol:g}: "
+          f"SOT's sinkhorn({{x, y}}) finishes on those costs where tol asks for it (passes on them in brackets); "
+          f"one SOT run per round (cold), fastest of the rounds, median in brackets:\n")
+    print(points)
     print(f"\nSOT passes over the n x m f32 matrix: s/pass = solve / passes; marginal = (solve - solve at maxIter 1) / "
           f"(passes - its passes); bound = 4 n m bytes / {fmt(bw, '.1f')} GB/s (best read bandwidth of the run, "
           f"{runs[0]['threads'] if runs else '-'} threads). Peak RSS above the process's baseline: SOT's sinkhorn({{x, y}}), "
@@ -778,7 +825,7 @@ def main():
               + (": timings disturbed, rerun on a quiet machine" if run_noise["foreign_share"] > 0.1 else ""))
 
     result["machine"] |= {"loadavg_at_end": loadavg(), "run_wall_s": run_noise["wall_s"], "foreign_cpu_s": run_noise["foreign_cpu_s"]}
-    result |= {"bandwidth_gbps_for_bound": bw, "summary_markdown": speed, "symmetric_markdown": symmetric, "symmetric": symmetric_rows, "passes_markdown": passes, "targets": targets, "complete": True}
+    result |= {"bandwidth_gbps_for_bound": bw, "summary_markdown": speed, "symmetric_markdown": symmetric, "symmetric": symmetric_rows, "points_markdown": points, "points": points_rows, "passes_markdown": passes, "targets": targets, "complete": True}
     save(args.out, result)
     print(f"\nwrote {os.path.relpath(args.out, ROOT)}")
 

@@ -12,13 +12,16 @@
 //   - the same with maxIter = 1 (one or two passes)      -> "solve1", so that
 //     (solve - solve1) / (passes - passes of solve1) is the time of one pass without the fixed costs
 //   - sinkhorn({ x, y, cost: 'cosine' }), after the matrix is dropped -> "points"
-//     (what users call: its own cost matrix, then the solve; its peak RSS is the memory figure)
+//     (what users call: its own cost matrix, then the solve, then, by default where tol
+//     is below what f32 costs vouch for, its last passes on the float64 costs from the
+//     points; its peak RSS is the memory figure)
 // Each phase records the peak RSS of the process during it (VmHWM, reset before
 // the phase through /proc/self/clear_refs) next to the baseline RSS, taken after
 // the warm-up on a tiny problem and before the problem was loaded. Writes the f32
 // cost matrix SOT computed (c_sot.f32) when it is not there yet, and with write=1
 // the potentials of the last timed solve (sot.f.f64, sot.g.f64) for the shared
-// checker. Prints one JSON line on stdout.
+// checker, and those of the points solve (sot-points.f.f64, sot-points.g.f64). Prints one
+// JSON line on stdout.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -112,6 +115,10 @@ if (write === '1') {
 }
 cost = null;
 const res = await phase('points', () => sinkhorn({ x, y, cost: 'cosine' }, opts));
+if (write === '1') {
+  writeFileSync(join(dir, 'sot-points.f.f64'), bytes(res.f));
+  writeFileSync(join(dir, 'sot-points.g.f64'), bytes(res.g));
+}
 
 // Every plain field of the result (not the arrays): picks up fields added later, such as
 // how the kernel was stored.
@@ -139,6 +146,9 @@ console.log(
     reported_marginal_error: resCost.marginalError,
     reported_value: resCost.value,
     points_iterations: res.iterations,
+    points_passes: res.passes,
+    points_exact_passes: res.exactPasses,
+    points_marginal_error: res.marginalError,
     eps: res.eps,
     result_fields: plain(res),
     solve_result_fields: plain(resCost),

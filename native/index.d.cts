@@ -359,6 +359,8 @@ export interface SinkhornDefaults {
   maxIter: number
   checkEvery: number
   overrelax: boolean
+  /** 'auto', 'on' or 'off'. */
+  exactCosts: string
 }
 
 /** Debiased Sinkhorn divergence between two point sets, with its gradients. */
@@ -380,6 +382,8 @@ export interface SinkhornOutput {
   eps: number
   /** How the costs were held. */
   storage: StorageOutput
+  /** Passes on the costs recomputed in float64 from the points (then `marginal_error` is on them). */
+  exactPasses: number
 }
 
 /** Entropic OT between two point sets under the named cost. */
@@ -401,6 +405,8 @@ export interface SolveOptions {
   progressIntervalMs?: number
   /** How the costs are held (solves from points; from a cost matrix, only the stored kernel applies). */
   storage?: StorageInput
+  /** Solves from points: finish on the costs recomputed in float64 ('auto', 'on' or 'off'). */
+  exactCosts?: string
 }
 
 /** Defaults of `StorageInput`. */

@@ -1,4 +1,5 @@
 import { cancellable } from './cancellable.js';
+import { OptionError } from './errors.js';
 import { toMatrix, toWeights, type Matrix, type MatrixLike, type Weights } from './matrix.js';
 import { native, type ProgressEvent, type SolveOptions } from './native.js';
 import { bool, costKind, count, num, progress, type CostKind } from './options.js';
@@ -30,6 +31,18 @@ export interface SinkhornOptions extends OperationOptions {
    * beside it when `storeKernel` and the budget allow.
    */
   storage?: StorageOptions;
+  /**
+   * Solves from points: finish on the exact costs, i.e. run the last passes
+   * on the costs recomputed in float64 from the points (tile by tile, never
+   * stored) until the marginal error on them meets `tol`; `marginalError` is
+   * then the error on those costs. The f32 costs differ from them by about
+   * 2^-23 times the largest cost, which moves each plan entry by that over
+   * `eps`: `'auto'` (default) turns the finish on when `tol` is below that
+   * (for the cosine cost, `tol < 2.4e-7 / eps`) and the costs are held
+   * exactly (dense or blocked, not truncated). Solves from a cost matrix
+   * have no points and solve the matrix as given.
+   */
+  exactCosts?: 'auto' | 'on' | 'off';
   /** Called at most every `progressIntervalMs` (default 100) while the solve runs, and at its end. */
   onProgress?: (event: ProgressEvent) => void;
   progressIntervalMs?: number;
@@ -63,6 +76,8 @@ export interface SinkhornResult {
   eps: number;
   /** How the costs were held and, if truncated, how far off they were. */
   storage: StorageReport;
+  /** Passes (within `passes`) on the costs recomputed in float64 from the points (`exactCosts`). */
+  exactPasses: number;
 }
 
 export interface DivergenceResult {
@@ -166,6 +181,12 @@ function solveOptions(o: SinkhornOptions): SolveOptions {
     epsScalingStart: num('epsScaling.start', o.epsScaling?.start),
     overrelax: bool('overrelax', o.overrelax),
     storage: storageInput(o.storage),
+    exactCosts: exactCosts(o.exactCosts),
     progressIntervalMs: progress(o.onProgress, o.progressIntervalMs),
   };
+}
+
+function exactCosts(v: unknown): 'auto' | 'on' | 'off' | undefined {
+  if (v === undefined || v === 'auto' || v === 'on' || v === 'off') return v;
+  throw new OptionError('ERR_OPTION', `exactCosts must be 'auto', 'on' or 'off', got ${String(v)}`);
 }

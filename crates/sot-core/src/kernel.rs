@@ -58,7 +58,7 @@ const LANES: usize = 8;
 /// out[j] = exp(shift + gb[j] - c[j] * inv_eps); returns sum_j out[j].
 #[inline(always)]
 fn row_exp_impl<const FMA: bool>(
-    c: &[f32],
+    c: &[impl Copy + Into<f64>],
     shift: f64,
     gb: &[f64],
     inv_eps: f64,
@@ -74,14 +74,14 @@ fn row_exp_impl<const FMA: bool>(
         .zip(gb[..body].chunks_exact(LANES))
     {
         for l in 0..LANES {
-            let e = exp::<FMA>(madd::<FMA>(-(cc[l] as f64), inv_eps, shift + gg[l]));
+            let e = exp::<FMA>(madd::<FMA>(-cc[l].into(), inv_eps, shift + gg[l]));
             o[l] = e;
             acc[l] += e;
         }
     }
     let mut sum = acc.iter().sum::<f64>();
     for j in body..m {
-        let e = exp::<FMA>(madd::<FMA>(-(c[j] as f64), inv_eps, shift + gb[j]));
+        let e = exp::<FMA>(madd::<FMA>(-c[j].into(), inv_eps, shift + gb[j]));
         out[j] = e;
         sum += e;
     }
@@ -90,7 +90,7 @@ fn row_exp_impl<const FMA: bool>(
 
 /// max_j (gb[j] - c[j] * inv_eps).
 #[inline(always)]
-fn row_max_impl<const FMA: bool>(c: &[f32], gb: &[f64], inv_eps: f64) -> f64 {
+fn row_max_impl<const FMA: bool>(c: &[impl Copy + Into<f64>], gb: &[f64], inv_eps: f64) -> f64 {
     let m = c.len().min(gb.len());
     let mut acc = [f64::NEG_INFINITY; LANES];
     let body = m - m % LANES;
@@ -99,13 +99,13 @@ fn row_max_impl<const FMA: bool>(c: &[f32], gb: &[f64], inv_eps: f64) -> f64 {
         .zip(gb[..body].chunks_exact(LANES))
     {
         for l in 0..LANES {
-            let v = madd::<FMA>(-(cc[l] as f64), inv_eps, gg[l]);
+            let v = madd::<FMA>(-cc[l].into(), inv_eps, gg[l]);
             acc[l] = if v > acc[l] { v } else { acc[l] };
         }
     }
     let mut top = acc.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     for j in body..m {
-        top = top.max(madd::<FMA>(-(c[j] as f64), inv_eps, gb[j]));
+        top = top.max(madd::<FMA>(-c[j].into(), inv_eps, gb[j]));
     }
     top
 }
@@ -440,9 +440,40 @@ pub fn row_exp(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64])
     row_exp_generic(c, shift, gb, inv_eps, out)
 }
 
+/// A cost entry as the row kernels read it: f32 (stored costs) or f64 (the
+/// costs recomputed exactly from the points for a solve's last passes).
+pub trait Cost: Copy + Into<f64> + Send + Sync {
+    /// `row_exp` over costs of this type.
+    fn row_exp(c: &[Self], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
+    /// `row_max` over costs of this type.
+    fn row_max(c: &[Self], gb: &[f64], inv_eps: f64) -> f64;
+}
+
+impl Cost for f32 {
+    fn row_exp(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64 {
+        row_exp(c, shift, gb, inv_eps, out)
+    }
+
+    fn row_max(c: &[f32], gb: &[f64], inv_eps: f64) -> f64 {
+        row_max(c, gb, inv_eps)
+    }
+}
+
+impl Cost for f64 {
+    fn row_exp(c: &[f64], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64 {
+        row_exp_f64(c, shift, gb, inv_eps, out)
+    }
+
+    fn row_max(c: &[f64], gb: &[f64], inv_eps: f64) -> f64 {
+        row_max_f64(c, gb, inv_eps)
+    }
+}
+
 dispatch! {
     fn row_exp_generic = row_exp_impl(c: &[f32], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
     fn row_max = row_max_impl(c: &[f32], gb: &[f64], inv_eps: f64) -> f64;
+    fn row_exp_f64 = row_exp_impl(c: &[f64], shift: f64, gb: &[f64], inv_eps: f64, out: &mut [f64]) -> f64;
+    fn row_max_f64 = row_max_impl(c: &[f64], gb: &[f64], inv_eps: f64) -> f64;
     fn axpy = axpy_impl(acc: &mut [f64], w: f64, v: &[f64]) -> ();
     fn dot = dot_impl(k: &[f32], v: &[f64]) -> f64;
     fn block_axpy_f32 = block_axpy_f32_impl(acc: &mut [f64], w: &[f64], rows: &[f32]) -> ();

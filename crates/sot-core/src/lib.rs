@@ -46,6 +46,7 @@ pub use embed::{
 };
 pub use error::{ErrorKind, Result, SotError};
 pub use learner::{learn_weights, objective, Fitted, LearnResult, LearnerOptions, Reference, Sets};
+pub use pages::copy_of;
 pub use pool::pool_rows;
 pub use project::project_2d;
 pub use reasons::{contributions, nearest_references, Contributions, Nearest};
@@ -55,7 +56,7 @@ pub use score::{
 };
 pub use selection::{select_top_k, Keep, Selection};
 pub use sinkhorn::{
-    sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, SinkhornOptions, SinkhornResult,
-    WarmStart,
+    sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, ExactCosts, SinkhornOptions,
+    SinkhornResult, WarmStart, F32_COST_ERROR,
 };
 pub use store::{plan, Plan, Storage, StorageOptions, StorageReport, Verification};

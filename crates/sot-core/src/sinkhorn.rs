@@ -20,7 +20,7 @@
 
 use crate::control::{Control, Progress};
 use crate::cost::CostKind;
-use crate::costs::{CostForm, Dense, DenseKernel, StoredKernel, KERNEL_MIN_TOL};
+use crate::costs::{CostForm, Dense, DenseKernel, Exact, StoredKernel, KERNEL_MIN_TOL};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::relax::Relaxation;
 use crate::store::{check_storage, CostStore, Plan, StorageOptions, StorageReport};
@@ -48,7 +48,49 @@ pub struct SinkhornOptions {
     pub overrelax: bool,
     /// How the costs are held, within which memory budget.
     pub storage: StorageOptions,
+    /// Solves from points: whether the last passes run on the costs
+    /// recomputed in float64 from the points. Default `Auto`.
+    pub exact: ExactCosts,
 }
+
+/// Whether a solve from points finishes on its exact costs: passes on the
+/// costs recomputed in float64 from the f32 points, tile by tile (never
+/// stored), from the potentials of the solve on the held costs, until the
+/// marginal error on the exact costs meets `tol`. The returned error is then
+/// the one on those costs. The held f32 costs differ from them by about
+/// `F32_COST_ERROR` times the largest cost, which moves every entry of the
+/// plan by that over eps (relative): a tolerance below that cannot be
+/// vouched for on f32 costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExactCosts {
+    /// On when `tol` is below what the f32 costs can vouch for
+    /// (`F32_COST_ERROR * largest cost / eps`) and the costs are held
+    /// exactly (dense or blocked; truncated costs report their own
+    /// verification instead).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl ExactCosts {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "auto" => Ok(ExactCosts::Auto),
+            "on" => Ok(ExactCosts::On),
+            "off" => Ok(ExactCosts::Off),
+            other => Err(SotError::option(
+                "exactCosts",
+                format!("unknown exactCosts '{other}' (expected 'auto', 'on' or 'off')"),
+            )),
+        }
+    }
+}
+
+/// How far an f32 cost from the points may lie from its float64 value, as a
+/// fraction of the largest cost: an f32 ulp (the entry's rounding and that of
+/// the f32 products that formed it).
+pub const F32_COST_ERROR: f64 = f32::EPSILON as f64;
 
 impl Default for SinkhornOptions {
     fn default() -> Self {
@@ -60,6 +102,7 @@ impl Default for SinkhornOptions {
             eps_scaling: None,
             overrelax: true,
             storage: StorageOptions::default(),
+            exact: ExactCosts::Auto,
         }
     }
 }
@@ -105,6 +148,10 @@ pub struct SinkhornResult {
     pub eps: f64,
     /// How the costs were held (and, if truncated, how far off they were).
     pub storage: StorageReport,
+    /// Passes (counted in `passes`) on the costs recomputed in float64 from
+    /// the points (`ExactCosts`); when non-zero, `marginal_error` is the
+    /// error on those costs.
+    pub exact_passes: usize,
 }
 
 impl SinkhornResult {
@@ -154,7 +201,63 @@ pub fn sinkhorn_points(
     check_options(opts)?;
     let b = validate::weights(b, y.nrows(), "b")?;
     let mut store = CostStore::for_points(x, y, kind, &opts.storage, opts.eps, &b, ctl)?;
-    solve_store(&mut store, a, &b, opts, warm, ctl)
+    let r = solve_store(&mut store, a, &b, opts, warm, ctl)?;
+    // a solve that ran out of iterations returns as it stands (no exact passes)
+    let truncated = matches!(store.plan, Plan::Truncated { .. });
+    if opts.exact == ExactCosts::Off
+        || (opts.exact == ExactCosts::Auto && truncated)
+        || r.iterations >= opts.max_iter
+    {
+        return Ok(r);
+    }
+    let exact = Exact::new(x, y, kind);
+    if opts.exact == ExactCosts::Auto && opts.tol * opts.eps >= F32_COST_ERROR * exact.cost_bound()
+    {
+        return Ok(r);
+    }
+    drop(store);
+    let a = validate::weights(a, x.nrows(), "a")?;
+    finish_exact(exact, &a, &b, r, opts, ctl)
+}
+
+/// The last passes of a solve on its exact costs (see `ExactCosts`), from
+/// the potentials `r` of the solve on the held costs, until the error on the
+/// exact costs meets `tol`, within the iterations `r` left. The held costs'
+/// solution is off by their rounding only, so one pass or a few usually do.
+fn finish_exact(
+    exact: Exact,
+    a: &[f64],
+    b: &[f64],
+    r: SinkhornResult,
+    opts: &SinkhornOptions,
+    ctl: &Control,
+) -> Result<SinkhornResult> {
+    let problem = Problem {
+        n: a.len(),
+        m: b.len(),
+        costs: Box::new(exact),
+        a,
+        log_b: b.iter().map(|v| v.ln()).collect(),
+        symmetric: false,
+        first_build: false,
+    };
+    let last = SinkhornOptions {
+        max_iter: opts.max_iter - r.iterations,
+        eps_scaling: None,
+        ..opts.clone()
+    };
+    let warm = WarmStart {
+        f: Some(&r.f),
+        g: Some(&r.g),
+    };
+    let e = solve(problem, &last, warm, ctl)?;
+    Ok(SinkhornResult {
+        iterations: r.iterations + e.iterations,
+        passes: r.passes + e.passes,
+        exact_passes: e.passes,
+        storage: r.storage,
+        ..e
+    })
 }
 
 /// Solves on built costs; `b` is validated. Truncated costs are verified by
@@ -376,6 +479,7 @@ fn solve(
                 converged,
                 eps,
                 storage,
+                exact_passes: 0,
             });
         }
         if let Some(worth) = state.advance(&errors, omega, opts.tol) {

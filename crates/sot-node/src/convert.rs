@@ -7,7 +7,7 @@ use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{sys, ValueType};
 use napi_derive::napi;
 use ndarray::ArrayView2;
-use sot_core::{EpsScaling, Progress, SinkhornOptions, SinkhornResult};
+use sot_core::{EpsScaling, ExactCosts, Progress, SinkhornOptions, SinkhornResult};
 
 /// The contents of a JS typed array, copied into Rust memory the moment the
 /// argument is read. A task runs after its call has returned, while the caller
@@ -18,7 +18,7 @@ use sot_core::{EpsScaling, Progress, SinkhornOptions, SinkhornResult};
 pub struct Owned<T>(pub Vec<T>);
 
 /// The typed array of each element type.
-pub trait Element: Copy {
+pub trait Element: Copy + Send + Sync {
     type Js: FromNapiValue + ValidateNapiValue + AsRef<[Self]>;
 }
 
@@ -36,9 +36,14 @@ impl Element for u32 {
 
 impl<T: Element> FromNapiValue for Owned<T> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        // No JavaScript runs between reading the array's extent and this copy.
+        // No JavaScript runs between reading the array's extent and this copy
+        // (made by the pool's threads, which this thread waits for).
         let js = unsafe { T::Js::from_napi_value(env, value) }?;
-        Ok(Owned(js.as_ref().to_vec()))
+        let src: &[T] = js.as_ref();
+        crate::pool::pool()
+            .install(|| sot_core::copy_of(src))
+            .map(Owned)
+            .map_err(|e| napi::Error::from_reason(e.message))
     }
 }
 
@@ -96,6 +101,8 @@ pub struct SolveOptions {
     pub progress_interval_ms: Option<u32>,
     /// How the costs are held (solves from points; from a cost matrix, only the stored kernel applies).
     pub storage: Option<StorageInput>,
+    /// Solves from points: finish on the costs recomputed in float64 ('auto', 'on' or 'off').
+    pub exact_costs: Option<String>,
 }
 
 impl SolveOptions {
@@ -112,6 +119,10 @@ impl SolveOptions {
             }),
             overrelax: self.overrelax.unwrap_or(d.overrelax),
             storage: StorageInput::to_core(&self.storage)?,
+            exact: match &self.exact_costs {
+                Some(name) => ExactCosts::parse(name)?,
+                None => d.exact,
+            },
         })
     }
 }
@@ -164,6 +175,8 @@ pub struct SinkhornOutput {
     pub eps: f64,
     /// How the costs were held.
     pub storage: StorageOutput,
+    /// Passes on the costs recomputed in float64 from the points (then `marginal_error` is on them).
+    pub exact_passes: u32,
 }
 
 impl From<SinkhornResult> for SinkhornOutput {
@@ -180,6 +193,7 @@ impl From<SinkhornResult> for SinkhornOutput {
             converged: r.converged,
             eps: r.eps,
             storage: r.storage.into(),
+            exact_passes: r.exact_passes as u32,
         }
     }
 }

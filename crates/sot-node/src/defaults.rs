@@ -2,7 +2,9 @@
 //! docs, the CLI help and the README tables have one source to follow.
 
 use napi_derive::napi;
-use sot_core::{EmbedOptions, LearnerOptions, SinkhornOptions, Storage, StorageOptions};
+use sot_core::{
+    EmbedOptions, ExactCosts, LearnerOptions, SinkhornOptions, Storage, StorageOptions,
+};
 
 /// Defaults of `learnWeights` (the names of `LearnOptions`).
 #[napi(object)]
@@ -29,6 +31,8 @@ pub struct SinkhornDefaults {
     pub max_iter: u32,
     pub check_every: u32,
     pub overrelax: bool,
+    /// 'auto', 'on' or 'off'.
+    pub exact_costs: String,
 }
 
 /// Defaults of `StorageInput`.
@@ -95,6 +99,12 @@ pub fn core_defaults() -> CoreDefaults {
             max_iter: s.max_iter as u32,
             check_every: s.check_every as u32,
             overrelax: s.overrelax,
+            exact_costs: match s.exact {
+                ExactCosts::Auto => "auto",
+                ExactCosts::On => "on",
+                ExactCosts::Off => "off",
+            }
+            .to_string(),
         },
         storage: StorageDefaults {
             mode: storage_name(st.storage).to_string(),

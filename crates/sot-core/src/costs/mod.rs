@@ -9,7 +9,9 @@
 //! - `TruncatedCosts`: each row's nearest columns exactly, the others through
 //!   one mean-field cost per row (`crate::truncated`), with or without a
 //!   stored kernel of the kept entries;
-//! - `Blocked`: dense costs recomputed tile by tile from the points at every pass.
+//! - `Blocked`: dense costs recomputed tile by tile from the points at every pass;
+//! - `Exact`: the same in float64, for the last passes of a solve asked for
+//!   a tolerance on the exact costs (`sinkhorn::ExactCosts`).
 //!
 //! A form answers for one pass the row soft-mins (the new source potential)
 //! and, in the same pass, the column sums that give the new target potential;
@@ -20,17 +22,19 @@
 mod blocked;
 mod dense;
 mod dense_kernel;
+mod exact;
 mod stored;
 mod truncated;
 
 pub(crate) use blocked::Blocked;
 pub(crate) use dense::Dense;
 pub(crate) use dense_kernel::DenseKernel;
+pub(crate) use exact::Exact;
 pub(crate) use stored::{StoredKernel, KERNEL_MIN_TOL};
 pub(crate) use truncated::TruncatedCosts;
 
 use crate::error::Result;
-use crate::kernel;
+use crate::kernel::{self, Cost};
 use rayon::prelude::*;
 
 /// Sums outside this range risk under- or overflow in the entries: redo them exactly.
@@ -200,14 +204,20 @@ impl Pass<'_> {
     /// Row `i` from its dense costs `c_row`; writes the frame's entries into
     /// `keep` (a stored kernel's row) if given. Serves every form that reads
     /// whole rows of costs.
-    pub(crate) fn dense_row(&self, i: usize, c_row: &[f32], p: &mut Partial, keep: Keep) -> f64 {
+    pub(crate) fn dense_row<C: Cost>(
+        &self,
+        i: usize,
+        c_row: &[C],
+        p: &mut Partial,
+        keep: Keep,
+    ) -> f64 {
         let shift = self.f[i] * self.inv_eps;
-        let mut s = kernel::row_exp(c_row, shift, &self.gb, self.inv_eps, &mut p.row);
+        let mut s = C::row_exp(c_row, shift, &self.gb, self.inv_eps, &mut p.row);
         // ln of the true row sum, given what `p.row` holds: row sum = s * e^offset
         let mut offset = 0.0;
         if !(SAFE_LO..=SAFE_HI).contains(&s) {
-            let top = kernel::row_max(c_row, &self.gb, self.inv_eps);
-            s = kernel::row_exp(c_row, -top, &self.gb, self.inv_eps, &mut p.row);
+            let top = C::row_max(c_row, &self.gb, self.inv_eps);
+            s = C::row_exp(c_row, -top, &self.gb, self.inv_eps, &mut p.row);
             offset = shift + top;
         }
         if let Some((k_row, o)) = keep {
