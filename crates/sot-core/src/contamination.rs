@@ -208,28 +208,65 @@ struct Component<'a> {
     h: f64,
 }
 
+/// A component's points with their log multiplicities.
+struct Weighted {
+    points: Vec<(f64, f64)>,
+    log_norm: f64,
+    inv: f64,
+}
+
 impl Component<'_> {
-    /// Log density at `z`, the points counted `counts[j]` times (all once when `None`).
-    fn log_pdf(&self, z: f64, counts: Option<&[u32]>) -> f64 {
-        let inv = 1.0 / (2.0 * self.h * self.h);
+    /// The points counted `counts[j]` times (all once when `None`).
+    fn weighted(&self, counts: Option<&[u32]>) -> Weighted {
+        let points = self
+            .points
+            .iter()
+            .enumerate()
+            .filter_map(|(j, p)| {
+                let c = counts.map_or(1, |c| c[j]);
+                (c > 0).then(|| (*p, (c as f64).ln()))
+            })
+            .collect();
         let total = counts.map_or(self.points.len() as f64, |c| {
             c.iter().map(|v| *v as f64).sum()
         });
-        let terms = self.points.iter().enumerate().filter_map(|(j, p)| {
-            let c = counts.map_or(1, |c| c[j]);
-            (c > 0).then(|| (c as f64).ln() - (z - p).powi(2) * inv)
-        });
-        log_sum_exp(terms) - (total * self.h * (2.0 * std::f64::consts::PI).sqrt()).ln()
+        Weighted {
+            points,
+            log_norm: (total * self.h * (2.0 * std::f64::consts::PI).sqrt()).ln(),
+            inv: 1.0 / (2.0 * self.h * self.h),
+        }
     }
 }
 
-/// Where the downstream scores sit on the grid: the lower node and the weight of the upper one.
+impl Weighted {
+    fn log_pdf(&self, z: f64) -> f64 {
+        let term = |(p, w): &(f64, f64)| w - (z - p).powi(2) * self.inv;
+        let top = self
+            .points
+            .iter()
+            .map(term)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = self.points.iter().map(|x| (term(x) - top).exp()).sum();
+        top + sum.ln() - self.log_norm
+    }
+}
+
+/// The downstream scores on a grid: the component densities are evaluated
+/// at `GRID` nodes, the scores counted in `BINS` equal bins, and the ratio
+/// interpolated linearly from the nodes to the bins, so a fit costs the same
+/// whatever the downstream size.
 struct Grid {
     nodes: Vec<f64>,
-    at: Vec<(usize, f64)>,
+    /// Per non-empty bin, from the lowest up: its lower node, the weight of the upper one, its count.
+    bins: Vec<(usize, f64, f64)>,
+    /// The non-empty bin of each score.
+    bin_of: Vec<usize>,
     /// Score indices from the lowest score up.
     order: Vec<usize>,
 }
+
+/// Bins of the downstream scores.
+const BINS: usize = 4096;
 
 impl Grid {
     fn new(scores: &[f64]) -> Self {
@@ -237,96 +274,111 @@ impl Grid {
         let hi = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let step = (hi - lo) / (GRID - 1) as f64;
         let nodes: Vec<f64> = (0..GRID).map(|k| lo + k as f64 * step).collect();
-        let at = scores
-            .iter()
-            .map(|z| {
-                if step > 0.0 {
-                    let x = ((z - lo) / step).clamp(0.0, (GRID - 1) as f64);
-                    let k = (x.floor() as usize).min(GRID - 2);
-                    (k, x - k as f64)
-                } else {
-                    (0, 0.0)
-                }
-            })
-            .collect();
+        let bin = |z: f64| {
+            if hi > lo {
+                (((z - lo) / (hi - lo) * (BINS - 1) as f64).round() as usize).min(BINS - 1)
+            } else {
+                0
+            }
+        };
+        let mut count = vec![0.0; BINS];
+        scores.iter().for_each(|z| count[bin(*z)] += 1.0);
+        let mut index = vec![usize::MAX; BINS];
+        let mut bins = Vec::new();
+        for (b, c) in count.iter().enumerate().filter(|(_, c)| **c > 0.0) {
+            index[b] = bins.len();
+            let x = b as f64 / (BINS - 1) as f64 * (GRID - 1) as f64;
+            let k = (x.floor() as usize).min(GRID - 2);
+            bins.push((k, x - k as f64, *c));
+        }
+        let bin_of = scores.iter().map(|z| index[bin(*z)]).collect();
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
-        Grid { nodes, at, order }
+        Grid {
+            nodes,
+            bins,
+            bin_of,
+            order,
+        }
     }
 
-    /// The log likelihood ratio `log p_harm - log p_clean` at each score, made
-    /// non-increasing in the score.
+    /// The log likelihood ratio `log p_harm - log p_clean` at each bin, made
+    /// non-increasing in the score (a running minimum over the nodes from the
+    /// lowest up, then interpolated: linear interpolation keeps it monotone).
     fn log_ratio(
         &self,
         clean: &Component,
         harm: &Component,
         counts: Option<(&[u32], &[u32])>,
     ) -> Vec<f64> {
+        let (pc, ph) = (
+            clean.weighted(counts.map(|c| c.0)),
+            harm.weighted(counts.map(|c| c.1)),
+        );
+        let mut low = f64::INFINITY;
         let node: Vec<f64> = self
             .nodes
-            .par_iter()
+            .iter()
             .map(|z| {
-                let r =
-                    harm.log_pdf(*z, counts.map(|c| c.1)) - clean.log_pdf(*z, counts.map(|c| c.0));
+                let r = ph.log_pdf(*z) - pc.log_pdf(*z);
                 // a node far outside both components has no density under either: no evidence either way
-                if r.is_nan() {
-                    0.0
-                } else {
-                    r
-                }
+                low = low.min(if r.is_nan() { 0.0 } else { r });
+                low
             })
             .collect();
-        let mut ratio: Vec<f64> = self
-            .at
+        self.bins
             .iter()
-            .map(|(k, t)| (1.0 - t) * node[*k] + t * node[(k + 1).min(node.len() - 1)])
-            .collect();
-        monotone(&mut ratio, &self.order);
-        ratio
+            .map(|(k, t, _)| (1.0 - t) * node[*k] + t * node[k + 1])
+            .collect()
+    }
+
+    fn likelihood(&self, log_ratio: Vec<f64>) -> Likelihood {
+        Likelihood {
+            log_ratio,
+            count: self.bins.iter().map(|b| b.2).collect(),
+        }
+    }
+
+    /// A value per bin as a value per score.
+    fn per_score(&self, values: &[f64]) -> Vec<f64> {
+        self.bin_of.iter().map(|b| values[*b]).collect()
     }
 }
 
-/// Running minimum of `values` along `order`: non-increasing from the first index of `order` on.
-fn monotone(values: &mut [f64], order: &[usize]) {
-    let mut low = f64::INFINITY;
-    for &i in order {
-        low = low.min(values[i]);
-        values[i] = low;
-    }
-}
-
-/// The mixture fit, from the log density ratios `log p_harm(z_i) - log p_clean(z_i)`.
+/// The mixture fit, from the log density ratios `log p_harm(z) - log p_clean(z)`
+/// at distinct scores, each counted `count` times.
 struct Likelihood {
     log_ratio: Vec<f64>,
+    count: Vec<f64>,
 }
 
 impl Likelihood {
-    /// Log-likelihood of `pi` (up to the constant sum of log p_clean). The
-    /// terms are computed in parallel and summed in order, so a run gives the
-    /// same estimate to the last bit whatever the thread count.
+    /// Log-likelihood of `pi` (up to the constant sum of log p_clean). Sequential, like
+    /// everything in a fit: the bootstrap runs the fits in parallel, and a parallel loop
+    /// inside each costs more in hand-offs than its few thousand terms do.
     fn value(&self, pi: f64) -> f64 {
         self.log_ratio
-            .par_iter()
-            .map(|r| {
+            .iter()
+            .zip(&self.count)
+            .map(|(r, c)| {
                 let (a, b) = ((1.0 - pi).ln(), pi.ln() + r);
                 let top = a.max(b);
                 if top == f64::NEG_INFINITY {
                     f64::NEG_INFINITY
                 } else {
-                    top + ((a - top).exp() + (b - top).exp()).ln()
+                    c * (top + ((a - top).exp() + (b - top).exp()).ln())
                 }
             })
-            .collect::<Vec<f64>>()
-            .iter()
             .sum()
     }
 
     /// Derivative in `pi`: sum (rho - 1) / (1 - pi + pi rho); decreasing in `pi`.
     fn slope(&self, pi: f64) -> f64 {
         self.log_ratio
-            .par_iter()
-            .map(|r| {
-                if *r > 0.0 {
+            .iter()
+            .zip(&self.count)
+            .map(|(r, c)| {
+                c * if *r > 0.0 {
                     // (rho - 1) / (1 - pi + pi rho) with rho = e^r, divided through by rho
                     let inv = (-r).exp();
                     (1.0 - inv) / ((1.0 - pi) * inv + pi)
@@ -335,8 +387,6 @@ impl Likelihood {
                     (rho - 1.0) / (1.0 - pi + pi * rho)
                 }
             })
-            .collect::<Vec<f64>>()
-            .iter()
             .sum()
     }
 
@@ -365,7 +415,7 @@ impl Likelihood {
         (pi, low.min(pi), high.max(pi))
     }
 
-    /// Probability that each sample is harmful, at share `pi`.
+    /// Probability that a sample at each distinct score is harmful, at share `pi`.
     fn posterior(&self, pi: f64) -> Vec<f64> {
         self.log_ratio
             .iter()
@@ -385,7 +435,7 @@ impl Likelihood {
 
 /// Bisection of a monotone predicate on [lo, hi]: the boundary where it turns false.
 fn bisect(mut lo: f64, mut hi: f64, inside: impl Fn(f64) -> bool) -> f64 {
-    for _ in 0..60 {
+    for _ in 0..40 {
         let mid = 0.5 * (lo + hi);
         if inside(mid) {
             lo = mid;
@@ -480,9 +530,7 @@ pub fn estimate(
         },
     );
     let grid = Grid::new(scores);
-    let lik = Likelihood {
-        log_ratio: grid.log_ratio(&pc, &ph, None),
-    };
+    let lik = grid.likelihood(grid.log_ratio(&pc, &ph, None));
     let (pi, low, high) = lik.fit(level);
     // Replicates in parallel, each with its own seed, collected in order: the same interval whatever the thread count.
     let replicates: Vec<(f64, f64)> = (0..REPLICATES as u64)
@@ -492,9 +540,7 @@ pub fn estimate(
                 resample(clean.len(), 2 * b + 1),
                 resample(harmful.len(), 2 * b + 2),
             );
-            let r = Likelihood {
-                log_ratio: grid.log_ratio(&pc, &ph, Some((&counts.0, &counts.1))),
-            };
+            let r = grid.likelihood(grid.log_ratio(&pc, &ph, Some((&counts.0, &counts.1))));
             let (_, l, h) = r.fit(level);
             (l, h)
         })
@@ -509,7 +555,7 @@ pub fn estimate(
     let keep = if is_clean {
         scores.len()
     } else {
-        posterior_keep(&lik.posterior(high), &grid.order)
+        posterior_keep(&grid.per_score(&lik.posterior(high)), &grid.order)
     };
     Ok(Contamination {
         estimate: pi,
@@ -681,9 +727,9 @@ mod tests {
             },
         );
         let grid = Grid::new(&z);
-        let r = grid.log_ratio(&pc, &ph, None);
+        let r = grid.per_score(&grid.log_ratio(&pc, &ph, None));
         let top = grid.order[z.len() - 1];
-        assert!(ph.log_pdf(z[top], None) > pc.log_pdf(z[top], None));
+        assert!(ph.weighted(None).log_pdf(z[top]) > pc.weighted(None).log_pdf(z[top]));
         assert!(grid.order.windows(2).all(|w| r[w[1]] <= r[w[0]]));
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
         assert!(e.clean && e.estimate < 0.01, "{e:?}");
@@ -734,6 +780,7 @@ mod tests {
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
         let lik = Likelihood {
             log_ratio: naive_ratio(&z, &clean_cal, &harm_cal),
+            count: vec![1.0; z.len()],
         };
         let l = |p: f64| {
             lik.log_ratio
