@@ -87,7 +87,7 @@ export interface LearnResult {
   anchorIsDownstream: boolean;
   /** How contaminated the downstream set looks; absent with the debiased objective. */
   contamination?: ContaminationEstimate;
-  /** How many samples `keep: 'auto'` keeps: all when the data look clean, else all but the interval's upper end plus a margin. */
+  /** How many samples `keep: 'auto'` keeps: all when the data look clean, else the lowest-scoring samples are dropped until the expected number of harmful ones kept is at most 10% of the estimated harmful (the mixture's posterior; docs/learner-defaults.md). */
   autoKeep: number;
   /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */
   anchorStorage: StorageReport;

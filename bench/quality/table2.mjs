@@ -2,13 +2,16 @@
 // Markdown tables of the quality II results written by eval.mjs (BENCHMARKS.md, "Quality II").
 //
 //     node bench/quality/table2.mjs bench/quality/results/quality2-builtin.json [more.json ...]
+//     node bench/quality/table2.mjs --estimate-only bench/quality/results/estimate-builtin.json
 //
 // Per embedder and set (dev, held out): one row per task, contamination and
 // rate with SOT's and each baseline's mean harmful recall@K over the seeds
 // (± standard error), SOT's benign and hard-negative retention, the best
 // baseline and whether SOT is within one standard error of it; then the
 // contamination estimate against the truth, the interval's coverage and the
-// automatic K against the fixed 80%.
+// automatic K against the fixed 80%, and a tally of the estimate's targets
+// (issue 17). `--estimate-only`: the estimate tables and the tally only (for
+// runs of SOT alone, `eval.mjs --methods sot`).
 import { readFileSync } from 'node:fs';
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -16,7 +19,11 @@ const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - m
 const se = (xs) => sd(xs) / Math.sqrt(xs.length);
 const f3 = (x) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
 
-const runs = process.argv.slice(2).flatMap((f) => JSON.parse(readFileSync(f, 'utf8')).results);
+const ESTIMATE_ONLY = process.argv.includes('--estimate-only');
+const runs = process.argv
+  .slice(2)
+  .filter((a) => a !== '--estimate-only')
+  .flatMap((f) => JSON.parse(readFileSync(f, 'utf8')).results);
 const by = (rs, key) => {
   const m = new Map();
   for (const r of rs) {
@@ -39,6 +46,11 @@ for (const [head, rs] of by(
     return x[0].localeCompare(y[0]) || x[1].localeCompare(y[1]) || Number(x[2]) - Number(y[2]);
   });
   const seeds = new Set(rs.map((r) => r.seed)).size;
+  if (!ESTIMATE_ONLY) recallTable(embedder, set, cells, seeds);
+  estimateTable(embedder, set, cells);
+}
+
+function recallTable(embedder, set, cells, seeds) {
   console.log(
     `\n**${embedder}, ${set === 'heldout' ? 'held-out tasks (never tuned on)' : 'development tasks'}**: harmful recall@80% (mean ± s.e., ${seeds} seeds; lower is better), SOT's benign / hard-negative retention\n`,
   );
@@ -70,6 +82,11 @@ for (const [head, rs] of by(
       `| ${task} + ${contam} | ${rate} | ${sot[0].n}${few < seeds ? ` (${few} seeds)` : ''} | ${cell('sot')} | ${BASELINES.map(cell).join(' | ')} | ${f3(mean(sot.map((r) => r.benign)))} | ${hard} | ${ok} |`,
     );
   }
+}
+
+function estimateTable(embedder, set, cells) {
+  // The targets of issue 17 for the automatic K, over every seed of the cells shown.
+  const tally = { within: [0, 0], covered: [0, 0], cleanDrop: [], recall: [0, 0] };
   console.log(`\n*${embedder}, ${set}: contamination estimate (90% interval) and K = auto against K = 80%*\n`);
   console.log(
     '| task + contamination | truth | estimate | mean interval | covered | called clean | auto drops | recall auto | recall 80% | benign auto | hard-neg auto |',
@@ -85,5 +102,20 @@ for (const [head, rs] of by(
     console.log(
       `| ${task} + ${contam} | ${rate} | ${f3(m('estimate'))} ± ${f3(sd(sot.map((r) => r.estimate)))} | [${f3(m('low'))}, ${f3(m('high'))}] | ${covered}/${sot.length} | ${clean}/${sot.length} | ${f3(m('autoDropped'))} | ${f3(m('autoRecall'))} | ${f3(m('recall'))} | ${f3(m('autoBenign'))} | ${f3(m('autoHard'))} |`,
     );
+    const r = Number(rate);
+    if (r === 0) tally.cleanDrop.push(...sot.map((x) => x.autoDropped));
+    else {
+      tally.covered[0] += covered;
+      tally.covered[1] += sot.length;
+      if (/jbb|physical/.test(contam)) {
+        tally.within[0] += Math.abs(m('estimate') - r) <= 0.03;
+        tally.within[1]++;
+      }
+      tally.recall[0] += m('autoRecall') <= m('recall') + 0.02;
+      tally.recall[1]++;
+    }
   }
+  console.log(
+    `\nTargets over the cells above: estimate within ±3 points (jbb, physical; mean over seeds) in ${tally.within[0]}/${tally.within[1]} cells; the interval covers the truth in ${tally.covered[0]}/${tally.covered[1]} runs with contamination; clean data: at most ${f3(Math.max(...tally.cleanDrop))} dropped (mean ${f3(mean(tally.cleanDrop))}, ${tally.cleanDrop.filter((x) => x <= 0.02).length}/${tally.cleanDrop.length} runs at most 2%); recall with K = auto at most the fixed 80% + 0.02 in ${tally.recall[0]}/${tally.recall[1]} cells.`,
+  );
 }

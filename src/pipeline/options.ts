@@ -68,8 +68,10 @@ export interface PurifyOptions extends ReferenceSources {
   method?: Method;
   /**
    * How many to keep; default `{ fraction: 0.8 }`. `'auto'` (method `sot`
-   * only) drops the estimated contaminated share plus a margin, and nothing
-   * when the data look clean (see `PurifyResult.contamination`).
+   * only) drops the lowest-scoring records until the expected number of
+   * harmful ones kept is at most 10% of the estimated harmful (the posterior
+   * of the contamination mixture), and nothing when the data look clean (see
+   * `PurifyResult.contamination`).
    */
   keep?: Keep | 'auto';
   /**

@@ -54,7 +54,11 @@ export const jobOptionsSchema = {
           required: ['count'],
           properties: { count: { type: 'integer', minimum: 1 } },
         },
-        { const: 'auto', description: 'drop the estimated contaminated share plus a margin (method sot)' },
+        {
+          const: 'auto',
+          description:
+            'drop the lowest scores until at most 10% of the estimated harmful records are expected to remain (method sot)',
+        },
       ],
     },
     learner: {

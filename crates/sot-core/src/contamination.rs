@@ -1,6 +1,6 @@
 //! How contaminated the downstream set looks: the share of its samples that
 //! the learned scores place with the harmful reference rather than with the
-//! safe anchor, with a likelihood interval.
+//! safe anchor, with an interval, and the automatic K drawn from it.
 //!
 //! The learner's score of a point `y` is `z(y) = lambda f_H(y) - f_S(y)`, the
 //! c-transforms at `y` of the fitted reference potentials (high = keep). The
@@ -13,19 +13,37 @@
 //! whose components are calibrated on the references themselves: `p_clean` is
 //! a kernel density of the anchor's scores and `p_harm` one of the harmful
 //! reference's, each point scored leave-one-out (its own mass left out of the
-//! c-transform of its own set, else it would sit at cost 0 from itself). With
-//! the components fixed, the log-likelihood is concave in `pi`; `pi` is its
-//! maximiser and the interval at `level` is the profile-likelihood one
-//! (`2 (l(pi) - l(p)) <= chi2_1(level)`). The data are called clean when the
-//! interval's lower end is below `CLEAN_BELOW`: clean task data hold samples
-//! that score like harm without being harmful (safe questions on sensitive
-//! topics, outliers), a few percent of them, so a test of `pi = 0` would
-//! call every real dataset contaminated.
+//! c-transform of its own set, else it would sit at cost 0 from itself).
+//!
+//! The likelihood ratio `p_harm / p_clean` is made non-increasing in the score
+//! (a running minimum from the lowest score up): the score ranks harm-likeness,
+//! and a kernel density of a small anchor has thin tails, so without this the
+//! highest (cleanest) scores, beyond the anchor's range, would look harmful.
+//! With the components fixed, the log-likelihood is concave in `pi`; `pi` is
+//! its maximiser. The interval covers two errors: the sampling error of the
+//! downstream scores (the profile-likelihood interval, `2 (l(pi) - l(p)) <=
+//! chi2_1(level)`) and that of the calibration sets (50 anchor samples make a
+//! noisy clean component): the calibration sets are resampled with
+//! replacement `REPLICATES` times, and the interval runs from the
+//! `(1 - level) / 2` quantile of the replicates' lower ends to the
+//! `(1 + level) / 2` quantile of their upper ends. The data are called clean
+//! when the interval's lower end is below `CLEAN_BELOW`: clean task data hold
+//! samples that score like harm without being harmful (safe questions on
+//! sensitive topics, outliers), a few percent of them, so a test of `pi = 0`
+//! would call every real dataset contaminated.
+//!
+//! The automatic K comes from the mixture's posterior, not from the fraction:
+//! each sample's probability of being harmful at the interval's upper end,
+//! samples dropped in order of score until the expected number of harmful ones
+//! among the kept is at most `TOLERANCE` of the expected number in all. Poorly
+//! separated components spread the posterior over many samples and give a
+//! larger drop; clean data are kept whole.
 //!
 //! It estimates the share of samples that score like the harmful reference:
 //! harm that the embedding does not separate from the task (subtle in-domain
-//! harm under a lexical embedder) is not counted, and without an anchor the
-//! clean component is calibrated on downstream samples (biased low).
+//! harm under a lexical embedder) is not counted, and harm less extreme than
+//! the reference (whose own points have near-duplicates among its other
+//! points) is counted only in part, so the estimate is biased low there.
 
 use crate::control::Control;
 use crate::cost::{cost_matrix, CostKind};
@@ -34,14 +52,21 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 /// The method's name, as reports print it.
-pub const METHOD: &str =
-    "reference-calibrated two-component mixture on the learned scores (profile likelihood)";
+pub const METHOD: &str = "reference-calibrated two-component mixture on the learned scores, monotone likelihood ratio (profile likelihood and calibration bootstrap)";
 
 /// Confidence level of the interval.
 pub const LEVEL: f64 = 0.9;
 
 /// At most this many points of each reference calibrate its component (evenly spaced).
 const MAX_CALIBRATION: usize = 2000;
+
+/// Bootstrap replicates of the two calibration sets behind the interval.
+const REPLICATES: usize = 50;
+
+/// Nodes of the grid on which the component densities are evaluated (then
+/// interpolated linearly in log density): the bootstrap evaluates them once
+/// per replicate, so their cost must not grow with the downstream size.
+const GRID: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contamination {
@@ -54,25 +79,24 @@ pub struct Contamination {
     pub method: &'static str,
     /// The interval's lower end is below `CLEAN_BELOW`: no evidence of contamination.
     pub clean: bool,
+    /// How many samples the automatic K keeps (see `auto_keep`).
+    pub keep: usize,
 }
 
-/// The interval's lower end below which the data are called clean (measured
-/// on clean development data with 5% safe-but-sensitive samples: estimates of
-/// 2-3%; docs/learner-defaults.md).
+/// The interval's lower end below which the data are called clean (clean
+/// development data with 5% safe-but-sensitive samples estimate 1-2%;
+/// docs/learner-defaults.md).
 pub const CLEAN_BELOW: f64 = 0.03;
 
-/// Share dropped beyond the interval's upper end by the automatic K.
-pub const MARGIN: f64 = 0.01;
+/// The automatic K drops samples, lowest score first, until the expected
+/// number of harmful samples among the kept is at most this share of the
+/// expected number in all (the mixture's posterior at the interval's upper end).
+pub const TOLERANCE: f64 = 0.1;
 
-/// The automatic K: keep all when the data look clean, else drop the upper
-/// end of the interval plus `MARGIN` (what could be contaminated at the
-/// interval's level, and a little for the ranking's own errors); at least one kept.
+/// The automatic K: all when the data look clean, else what the posterior
+/// rule keeps (`TOLERANCE`); at least one.
 pub fn auto_keep(c: &Contamination, n: usize) -> usize {
-    if c.clean || n == 0 {
-        return n;
-    }
-    let drop = ((c.high + MARGIN).min(1.0) * n as f64).ceil() as usize;
-    n.saturating_sub(drop).max(1)
+    c.keep.min(n)
 }
 
 /// A fitted reference term: points, normalised masses and target potential.
@@ -158,72 +182,203 @@ pub fn calibration_scores(
         .collect())
 }
 
-/// Gaussian kernel density of `points` (Silverman's bandwidth), as a log density.
-struct Density {
-    points: Vec<f64>,
-    h: f64,
-    log_norm: f64,
+/// Silverman's bandwidth of a Gaussian kernel density of `points`, floored
+/// relative to the spread of all scores so a degenerate set still has a density.
+fn bandwidth(points: &[f64], spread: f64) -> f64 {
+    let m = points.len() as f64;
+    let mean = points.iter().sum::<f64>() / m;
+    let sd = (points.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0)).sqrt();
+    let mut s = points.to_vec();
+    s.sort_by(f64::total_cmp);
+    let q = |p: f64| s[((p * (m - 1.0)).round() as usize).min(s.len() - 1)];
+    let iqr = (q(0.75) - q(0.25)) / 1.34;
+    let scale = if iqr > 0.0 { sd.min(iqr) } else { sd };
+    let h = (0.9 * scale * m.powf(-0.2)).max(1e-3 * spread);
+    if h > 0.0 {
+        h
+    } else {
+        1.0 // every score equal: any width serves
+    }
 }
 
-impl Density {
-    fn new(points: &[f64], spread: f64) -> Self {
-        let m = points.len() as f64;
-        let mean = points.iter().sum::<f64>() / m;
-        let sd =
-            (points.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0)).sqrt();
-        let mut s = points.to_vec();
-        s.sort_by(f64::total_cmp);
-        let q = |p: f64| s[((p * (m - 1.0)).round() as usize).min(s.len() - 1)];
-        let iqr = (q(0.75) - q(0.25)) / 1.34;
-        let scale = if iqr > 0.0 { sd.min(iqr) } else { sd };
-        // a floor relative to the spread of all scores, so a degenerate set still has a density
-        let h = (0.9 * scale * m.powf(-0.2)).max(1e-3 * spread);
-        let h = if h > 0.0 { h } else { 1.0 }; // every score equal: any width serves
-        Density {
-            points: s,
-            h,
-            log_norm: (m * h * (2.0 * std::f64::consts::PI).sqrt()).ln(),
+/// A calibration set as a Gaussian kernel density with fixed bandwidth; a
+/// bootstrap replicate gives each point a multiplicity.
+struct Component<'a> {
+    points: &'a [f64],
+    h: f64,
+}
+
+/// A component's points with their log multiplicities.
+struct Weighted {
+    points: Vec<(f64, f64)>,
+    log_norm: f64,
+    inv: f64,
+}
+
+impl Component<'_> {
+    /// The points counted `counts[j]` times (all once when `None`).
+    fn weighted(&self, counts: Option<&[u32]>) -> Weighted {
+        let points = self
+            .points
+            .iter()
+            .enumerate()
+            .filter_map(|(j, p)| {
+                let c = counts.map_or(1, |c| c[j]);
+                (c > 0).then(|| (*p, (c as f64).ln()))
+            })
+            .collect();
+        let total = counts.map_or(self.points.len() as f64, |c| {
+            c.iter().map(|v| *v as f64).sum()
+        });
+        Weighted {
+            points,
+            log_norm: (total * self.h * (2.0 * std::f64::consts::PI).sqrt()).ln(),
+            inv: 1.0 / (2.0 * self.h * self.h),
+        }
+    }
+}
+
+impl Weighted {
+    fn log_pdf(&self, z: f64) -> f64 {
+        let term = |(p, w): &(f64, f64)| w - (z - p).powi(2) * self.inv;
+        let top = self
+            .points
+            .iter()
+            .map(term)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = self.points.iter().map(|x| (term(x) - top).exp()).sum();
+        top + sum.ln() - self.log_norm
+    }
+}
+
+/// The downstream scores on a grid: the component densities are evaluated
+/// at `GRID` nodes, the scores counted in `BINS` equal bins, and the ratio
+/// interpolated linearly from the nodes to the bins, so a fit costs the same
+/// whatever the downstream size.
+struct Grid {
+    nodes: Vec<f64>,
+    /// Per non-empty bin, from the lowest up: its lower node, the weight of the upper one, its count.
+    bins: Vec<(usize, f64, f64)>,
+    /// The non-empty bin of each score.
+    bin_of: Vec<usize>,
+    /// Score indices from the lowest score up.
+    order: Vec<usize>,
+}
+
+/// Bins of the downstream scores.
+const BINS: usize = 4096;
+
+impl Grid {
+    fn new(scores: &[f64]) -> Self {
+        let lo = scores.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let step = (hi - lo) / (GRID - 1) as f64;
+        let nodes: Vec<f64> = (0..GRID).map(|k| lo + k as f64 * step).collect();
+        let bin = |z: f64| {
+            if hi > lo {
+                (((z - lo) / (hi - lo) * (BINS - 1) as f64).round() as usize).min(BINS - 1)
+            } else {
+                0
+            }
+        };
+        let mut count = vec![0.0; BINS];
+        scores.iter().for_each(|z| count[bin(*z)] += 1.0);
+        let mut index = vec![usize::MAX; BINS];
+        let mut bins = Vec::new();
+        for (b, c) in count.iter().enumerate().filter(|(_, c)| **c > 0.0) {
+            index[b] = bins.len();
+            let x = b as f64 / (BINS - 1) as f64 * (GRID - 1) as f64;
+            let k = (x.floor() as usize).min(GRID - 2);
+            bins.push((k, x - k as f64, *c));
+        }
+        let bin_of = scores.iter().map(|z| index[bin(*z)]).collect();
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
+        Grid {
+            nodes,
+            bins,
+            bin_of,
+            order,
         }
     }
 
-    fn log_pdf(&self, z: f64) -> f64 {
-        let inv = 1.0 / (2.0 * self.h * self.h);
-        log_sum_exp(self.points.iter().map(|p| -(z - p).powi(2) * inv)) - self.log_norm
+    /// The log likelihood ratio `log p_harm - log p_clean` at each bin, made
+    /// non-increasing in the score (a running minimum over the nodes from the
+    /// lowest up, then interpolated: linear interpolation keeps it monotone).
+    fn log_ratio(
+        &self,
+        clean: &Component,
+        harm: &Component,
+        counts: Option<(&[u32], &[u32])>,
+    ) -> Vec<f64> {
+        let (pc, ph) = (
+            clean.weighted(counts.map(|c| c.0)),
+            harm.weighted(counts.map(|c| c.1)),
+        );
+        let mut low = f64::INFINITY;
+        let node: Vec<f64> = self
+            .nodes
+            .iter()
+            .map(|z| {
+                let r = ph.log_pdf(*z) - pc.log_pdf(*z);
+                // a node far outside both components has no density under either: no evidence either way
+                low = low.min(if r.is_nan() { 0.0 } else { r });
+                low
+            })
+            .collect();
+        self.bins
+            .iter()
+            .map(|(k, t, _)| (1.0 - t) * node[*k] + t * node[k + 1])
+            .collect()
+    }
+
+    fn likelihood(&self, log_ratio: Vec<f64>) -> Likelihood {
+        Likelihood {
+            log_ratio,
+            count: self.bins.iter().map(|b| b.2).collect(),
+        }
+    }
+
+    /// A value per bin as a value per score.
+    fn per_score(&self, values: &[f64]) -> Vec<f64> {
+        self.bin_of.iter().map(|b| values[*b]).collect()
     }
 }
 
-/// The mixture fit, from the log density ratios `log p_harm(z_i) - log p_clean(z_i)`.
+/// The mixture fit, from the log density ratios `log p_harm(z) - log p_clean(z)`
+/// at distinct scores, each counted `count` times.
 struct Likelihood {
     log_ratio: Vec<f64>,
+    count: Vec<f64>,
 }
 
 impl Likelihood {
-    /// Log-likelihood of `pi` (up to the constant sum of log p_clean). The
-    /// terms are computed in parallel and summed in order, so a run gives the
-    /// same estimate to the last bit whatever the thread count.
+    /// Log-likelihood of `pi` (up to the constant sum of log p_clean). Sequential, like
+    /// everything in a fit: the bootstrap runs the fits in parallel, and a parallel loop
+    /// inside each costs more in hand-offs than its few thousand terms do.
     fn value(&self, pi: f64) -> f64 {
         self.log_ratio
-            .par_iter()
-            .map(|r| {
+            .iter()
+            .zip(&self.count)
+            .map(|(r, c)| {
                 let (a, b) = ((1.0 - pi).ln(), pi.ln() + r);
                 let top = a.max(b);
                 if top == f64::NEG_INFINITY {
                     f64::NEG_INFINITY
                 } else {
-                    top + ((a - top).exp() + (b - top).exp()).ln()
+                    c * (top + ((a - top).exp() + (b - top).exp()).ln())
                 }
             })
-            .collect::<Vec<f64>>()
-            .iter()
             .sum()
     }
 
     /// Derivative in `pi`: sum (rho - 1) / (1 - pi + pi rho); decreasing in `pi`.
     fn slope(&self, pi: f64) -> f64 {
         self.log_ratio
-            .par_iter()
-            .map(|r| {
-                if *r > 0.0 {
+            .iter()
+            .zip(&self.count)
+            .map(|(r, c)| {
+                c * if *r > 0.0 {
                     // (rho - 1) / (1 - pi + pi rho) with rho = e^r, divided through by rho
                     let inv = (-r).exp();
                     (1.0 - inv) / ((1.0 - pi) * inv + pi)
@@ -232,15 +387,55 @@ impl Likelihood {
                     (rho - 1.0) / (1.0 - pi + pi * rho)
                 }
             })
-            .collect::<Vec<f64>>()
-            .iter()
             .sum()
+    }
+
+    /// The maximiser and the profile-likelihood interval at `level`.
+    fn fit(&self, level: f64) -> (f64, f64, f64) {
+        let pi = if self.slope(0.0) <= 0.0 {
+            0.0
+        } else if self.slope(1.0) >= 0.0 {
+            1.0
+        } else {
+            bisect(0.0, 1.0, |p| self.slope(p) > 0.0)
+        };
+        let top = self.value(pi);
+        let drop = 0.5 * chi2_1_quantile(level);
+        let within = |p: f64| top - self.value(p) <= drop;
+        let low = if within(0.0) {
+            0.0
+        } else {
+            bisect(pi, 0.0, within)
+        };
+        let high = if within(1.0) {
+            1.0
+        } else {
+            bisect(pi, 1.0, within)
+        };
+        (pi, low.min(pi), high.max(pi))
+    }
+
+    /// Probability that a sample at each distinct score is harmful, at share `pi`.
+    fn posterior(&self, pi: f64) -> Vec<f64> {
+        self.log_ratio
+            .iter()
+            .map(|r| {
+                let (a, b) = (pi.ln() + r, (1.0 - pi).ln());
+                let top = a.max(b);
+                let (ea, eb) = ((a - top).exp(), (b - top).exp());
+                if ea + eb > 0.0 {
+                    ea / (ea + eb)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
     }
 }
 
 /// Bisection of a monotone predicate on [lo, hi]: the boundary where it turns false.
 fn bisect(mut lo: f64, mut hi: f64, inside: impl Fn(f64) -> bool) -> f64 {
-    for _ in 0..60 {
+    for _ in 0..40 {
         let mid = 0.5 * (lo + hi);
         if inside(mid) {
             lo = mid;
@@ -249,6 +444,43 @@ fn bisect(mut lo: f64, mut hi: f64, inside: impl Fn(f64) -> bool) -> f64 {
         }
     }
     0.5 * (lo + hi)
+}
+
+/// How many samples to keep: drop them lowest score first until the expected
+/// number of harmful ones among the kept is at most `TOLERANCE` of the
+/// expected number in all; at least one kept.
+fn posterior_keep(posterior: &[f64], order: &[usize]) -> usize {
+    let n = posterior.len();
+    let total: f64 = posterior.iter().sum();
+    let mut left = total;
+    let mut dropped = 0;
+    for &i in order {
+        if left <= TOLERANCE * total || dropped + 1 >= n {
+            break;
+        }
+        left -= posterior[i];
+        dropped += 1;
+    }
+    n - dropped
+}
+
+/// Multiplicities of a resample with replacement of `m` points (xorshift, seeded).
+fn resample(m: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut counts = vec![0u32; m];
+    for _ in 0..m {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        counts[((s >> 11) % m as u64) as usize] += 1;
+    }
+    counts
+}
+
+/// The `q` quantile of `v` (sorted here), by the nearest rank.
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
 }
 
 /// The contamination estimate from downstream scores and the two calibration
@@ -287,43 +519,52 @@ pub fn estimate(
     let all = scores.iter().chain(clean).chain(harmful);
     let spread = all.clone().fold(f64::NEG_INFINITY, |a, b| a.max(*b))
         - all.fold(f64::INFINITY, |a, b| a.min(*b));
-    let (pc, ph) = (Density::new(clean, spread), Density::new(harmful, spread));
-    // a score far outside both components has no density under either: no evidence either way
-    let ratio = |z: f64| {
-        Some(ph.log_pdf(z) - pc.log_pdf(z))
-            .filter(|r| !r.is_nan())
-            .unwrap_or(0.0)
-    };
-    let lik = Likelihood {
-        log_ratio: scores.par_iter().map(|z| ratio(*z)).collect(),
-    };
-    let pi = if lik.slope(0.0) <= 0.0 {
-        0.0
-    } else if lik.slope(1.0) >= 0.0 {
-        1.0
+    let (pc, ph) = (
+        Component {
+            points: clean,
+            h: bandwidth(clean, spread),
+        },
+        Component {
+            points: harmful,
+            h: bandwidth(harmful, spread),
+        },
+    );
+    let grid = Grid::new(scores);
+    let lik = grid.likelihood(grid.log_ratio(&pc, &ph, None));
+    let (pi, low, high) = lik.fit(level);
+    // Replicates in parallel, each with its own seed, collected in order: the same interval whatever the thread count.
+    let replicates: Vec<(f64, f64)> = (0..REPLICATES as u64)
+        .into_par_iter()
+        .map(|b| {
+            let counts = (
+                resample(clean.len(), 2 * b + 1),
+                resample(harmful.len(), 2 * b + 2),
+            );
+            let r = grid.likelihood(grid.log_ratio(&pc, &ph, Some((&counts.0, &counts.1))));
+            let (_, l, h) = r.fit(level);
+            (l, h)
+        })
+        .collect();
+    let tail = 0.5 * (1.0 - level);
+    let low = low.min(quantile(replicates.iter().map(|r| r.0).collect(), tail));
+    let high = high.max(quantile(
+        replicates.iter().map(|r| r.1).collect(),
+        1.0 - tail,
+    ));
+    let is_clean = low < CLEAN_BELOW;
+    let keep = if is_clean {
+        scores.len()
     } else {
-        bisect(0.0, 1.0, |p| lik.slope(p) > 0.0)
-    };
-    let top = lik.value(pi);
-    let drop = 0.5 * chi2_1_quantile(level);
-    let within = |p: f64| top - lik.value(p) <= drop;
-    let low = if within(0.0) {
-        0.0
-    } else {
-        bisect(pi, 0.0, within)
-    };
-    let high = if within(1.0) {
-        1.0
-    } else {
-        bisect(pi, 1.0, within)
+        posterior_keep(&grid.per_score(&lik.posterior(high)), &grid.order)
     };
     Ok(Contamination {
         estimate: pi,
-        low: low.min(pi),
-        high: high.max(pi),
+        low,
+        high,
         level,
         method: METHOD,
-        clean: low < CLEAN_BELOW,
+        clean: is_clean,
+        keep,
     })
 }
 
@@ -375,54 +616,65 @@ mod tests {
             .collect()
     }
 
-    /// Naive reference: the same likelihood maximised on a fine grid, densities summed directly.
-    fn naive(scores: &[f64], clean: &[f64], harmful: &[f64]) -> f64 {
-        let spread = {
-            let all: Vec<f64> = scores.iter().chain(clean).chain(harmful).cloned().collect();
-            all.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-                - all.iter().cloned().fold(f64::INFINITY, f64::min)
-        };
-        let (pc, ph) = (Density::new(clean, spread), Density::new(harmful, spread));
-        let pdf = |d: &Density, z: f64| {
-            d.points
-                .iter()
-                .map(|p| (-(z - p).powi(2) / (2.0 * d.h * d.h)).exp())
+    fn spread(sets: &[&[f64]]) -> f64 {
+        let all: Vec<f64> = sets.iter().flat_map(|s| s.iter().cloned()).collect();
+        all.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+            - all.iter().cloned().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Naive reference: densities summed directly at each score (no grid), the
+    /// ratio made monotone by brute force, the likelihood maximised on a fine grid of `pi`.
+    fn naive_ratio(scores: &[f64], clean: &[f64], harmful: &[f64]) -> Vec<f64> {
+        let sp = spread(&[scores, clean, harmful]);
+        let pdf = |pts: &[f64], z: f64| {
+            let h = bandwidth(pts, sp);
+            pts.iter()
+                .map(|p| (-(z - p).powi(2) / (2.0 * h * h)).exp())
                 .sum::<f64>()
-                / (d.points.len() as f64 * d.h * (2.0 * std::f64::consts::PI).sqrt())
+                / (pts.len() as f64 * h * (2.0 * std::f64::consts::PI).sqrt())
         };
-        let dens: Vec<(f64, f64)> = scores
+        let raw: Vec<f64> = scores
             .iter()
-            .map(|z| (pdf(&pc, *z), pdf(&ph, *z)))
+            .map(|z| (pdf(harmful, *z) / pdf(clean, *z)).ln())
             .collect();
+        // monotone: the smallest ratio over every score at or below this one
+        (0..scores.len())
+            .map(|i| {
+                (0..scores.len())
+                    .filter(|j| scores[*j] <= scores[i])
+                    .map(|j| raw[j])
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect()
+    }
+
+    fn naive_pi(ratio: &[f64]) -> f64 {
         (0..=10_000)
             .map(|k| k as f64 / 10_000.0)
             .map(|p| {
-                (
-                    p,
-                    dens.iter()
-                        .map(|(c, h)| ((1.0 - p) * c + p * h).ln())
-                        .sum::<f64>(),
-                )
+                let l: f64 = ratio.iter().map(|r| (1.0 - p + p * r.exp()).ln()).sum();
+                (p, l)
             })
-            .fold((0.0, f64::NEG_INFINITY), |best, x| {
-                if x.1 > best.1 {
-                    x
-                } else {
-                    best
-                }
-            })
+            .fold(
+                (0.0, f64::NEG_INFINITY),
+                |b, x| if x.1 > b.1 { x } else { b },
+            )
             .0
     }
 
+    fn mixture(n: usize, pi: f64, harm_mean: f64, seed: u64) -> Vec<f64> {
+        let nh = (pi * n as f64).round() as usize;
+        let mut z = normals(n - nh, 0.0, 1.0, seed);
+        z.extend(normals(nh, harm_mean, 1.5, seed + 1000));
+        z
+    }
+
     #[test]
-    fn recovers_known_fractions_and_matches_a_grid_search() {
+    fn recovers_known_fractions_and_matches_a_naive_reference() {
         let clean_cal = normals(50, 0.0, 1.0, 1);
         let harm_cal = normals(500, -4.0, 1.5, 2);
         for (k, &pi) in [0.01, 0.05, 0.1, 0.3].iter().enumerate() {
-            let n = 2000;
-            let nh = (pi * n as f64) as usize;
-            let mut z = normals(n - nh, 0.0, 1.0, 10 + k as u64);
-            z.extend(normals(nh, -4.0, 1.5, 20 + k as u64));
+            let z = mixture(2000, pi, -4.0, 10 + k as u64);
             let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
             assert!(
                 (e.estimate - pi).abs() < 0.02,
@@ -430,68 +682,156 @@ mod tests {
                 e.estimate
             );
             assert!(
-                e.low <= e.estimate
-                    && e.estimate <= e.high
-                    && e.low < pi + 0.02
-                    && e.high > pi - 0.02,
+                e.low <= e.estimate && e.estimate <= e.high && e.low <= pi && pi <= e.high,
                 "{e:?}"
             );
-            // 1% is below what the rule calls contaminated; 10% and more is well above it
-            if pi <= 0.01 || pi >= 0.1 {
-                assert_eq!(e.clean, pi < CLEAN_BELOW, "{e:?}");
+            if pi >= 0.1 {
+                assert!(!e.clean, "{e:?}");
             }
-            let g = naive(&z, &clean_cal, &harm_cal);
+            // the grid and its interpolation against densities summed at each score
+            let g = naive_pi(&naive_ratio(&z, &clean_cal, &harm_cal));
             assert!(
-                (e.estimate - g).abs() < 2e-4,
-                "bisection {} vs grid {g}",
+                (e.estimate - g).abs() < 2e-3,
+                "grid {} vs naive {g}",
                 e.estimate
             );
         }
     }
 
     #[test]
-    fn clean_data_is_called_clean() {
+    fn clean_data_is_called_clean_and_kept_whole() {
         let clean_cal = normals(50, 0.0, 1.0, 3);
         let harm_cal = normals(500, -4.0, 1.5, 4);
+        // 2,000 draws against 50: the highest scores lie beyond every anchor point
         let z = normals(2000, 0.0, 1.0, 5);
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
-        assert!(e.clean && e.estimate < 0.01 && e.high < 0.02, "{e:?}");
+        assert!(e.clean && e.estimate < 0.01 && e.high < 0.03, "{e:?}");
+        assert_eq!(auto_keep(&e, z.len()), z.len());
     }
 
     #[test]
-    fn interval_matches_the_likelihood_ratio_cut() {
-        let clean_cal = normals(80, 0.0, 1.0, 6);
-        let harm_cal = normals(300, -3.0, 1.0, 7);
-        let mut z = normals(900, 0.0, 1.0, 8);
-        z.extend(normals(100, -3.0, 1.0, 9));
+    fn the_likelihood_ratio_falls_with_the_score() {
+        // without the monotone ratio, scores above the thin-tailed anchor density look harmful
+        let clean_cal = normals(50, 0.0, 1.0, 6);
+        let harm_cal = normals(500, -4.0, 3.0, 7);
+        let z = normals(2000, 0.0, 1.0, 8);
+        let sp = spread(&[&z, &clean_cal, &harm_cal]);
+        let (pc, ph) = (
+            Component {
+                points: &clean_cal,
+                h: bandwidth(&clean_cal, sp),
+            },
+            Component {
+                points: &harm_cal,
+                h: bandwidth(&harm_cal, sp),
+            },
+        );
+        let grid = Grid::new(&z);
+        let r = grid.per_score(&grid.log_ratio(&pc, &ph, None));
+        let top = grid.order[z.len() - 1];
+        assert!(ph.weighted(None).log_pdf(z[top]) > pc.weighted(None).log_pdf(z[top]));
+        assert!(grid.order.windows(2).all(|w| r[w[1]] <= r[w[0]]));
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
-        let (pc, ph) = {
-            let all: Vec<f64> = z
-                .iter()
-                .chain(&clean_cal)
-                .chain(&harm_cal)
-                .cloned()
-                .collect();
-            let spread = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-                - all.iter().cloned().fold(f64::INFINITY, f64::min);
-            (
-                Density::new(&clean_cal, spread),
-                Density::new(&harm_cal, spread),
-            )
+        assert!(e.clean && e.estimate < 0.01, "{e:?}");
+    }
+
+    #[test]
+    fn the_estimate_does_not_depend_on_the_scale_of_the_scores() {
+        let clean_cal = normals(60, 0.0, 1.0, 9);
+        let harm_cal = normals(400, -3.0, 1.5, 10);
+        let z = mixture(1500, 0.1, -3.0, 11);
+        let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
+        let f = |v: &[f64]| v.iter().map(|x| 7.5 * x - 3.0).collect::<Vec<_>>();
+        let s = estimate(&f(&z), &f(&clean_cal), &f(&harm_cal), 0.9).unwrap();
+        for (a, b) in [(e.estimate, s.estimate), (e.low, s.low), (e.high, s.high)] {
+            assert!((a - b).abs() < 1e-6, "{e:?} vs {s:?}");
+        }
+        assert_eq!(e.keep, s.keep);
+    }
+
+    #[test]
+    fn the_estimate_is_consistent_as_n_grows() {
+        let clean_cal = normals(400, 0.0, 1.0, 12);
+        let harm_cal = normals(400, -4.0, 1.5, 13);
+        let err = |n: usize| {
+            (0..4)
+                .map(|s| {
+                    let z = mixture(n, 0.1, -4.0, 100 + s);
+                    (estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap().estimate - 0.1).abs()
+                })
+                .sum::<f64>()
+                / 4.0
+        };
+        let (small, large) = (err(200), err(8000));
+        assert!(large < small && large < 0.01, "{small} -> {large}");
+        // and the interval narrows with n
+        let w = |n: usize| {
+            let e = estimate(&mixture(n, 0.1, -4.0, 7), &clean_cal, &harm_cal, 0.9).unwrap();
+            e.high - e.low
+        };
+        assert!(w(8000) < w(200));
+    }
+
+    #[test]
+    fn the_interval_holds_the_profile_likelihood_cut_and_the_calibration_error() {
+        let clean_cal = normals(30, 0.0, 1.0, 14);
+        let harm_cal = normals(300, -3.0, 1.0, 15);
+        let z = mixture(1000, 0.1, -3.0, 16);
+        let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
+        let lik = Likelihood {
+            log_ratio: naive_ratio(&z, &clean_cal, &harm_cal),
+            count: vec![1.0; z.len()],
         };
         let l = |p: f64| {
-            z.iter()
-                .map(|v| ((1.0 - p) * pc.log_pdf(*v).exp() + p * ph.log_pdf(*v).exp()).ln())
+            lik.log_ratio
+                .iter()
+                .map(|r| (1.0 - p + p * r.exp()).ln())
                 .sum::<f64>()
         };
-        // 2.7055 = chi2_1 quantile at 0.9
-        for bound in [e.low, e.high] {
-            assert!(
-                (2.0 * (l(e.estimate) - l(bound)) - 2.7055).abs() < 1e-3,
-                "{e:?}"
-            );
+        let (pi, low, high) = lik.fit(0.9);
+        // 2.7055 = chi2_1 quantile at 0.9: the profile interval's ends
+        for bound in [low, high] {
+            assert!((2.0 * (l(pi) - l(bound)) - 2.7055).abs() < 1e-3);
         }
+        // the reported interval holds it, and is wider: 30 anchor samples are a noisy calibration
+        assert!(
+            e.low <= low + 2e-3 && e.high >= high - 2e-3,
+            "{e:?} vs [{low}, {high}]"
+        );
+        assert!(e.high - e.low > high - low, "{e:?} vs [{low}, {high}]");
         assert!((chi2_1_quantile(0.95) - 3.8415).abs() < 1e-3);
+    }
+
+    #[test]
+    fn auto_keep_follows_the_posterior() {
+        let clean_cal = normals(100, 0.0, 1.0, 17);
+        let harm_cal = normals(500, -6.0, 1.5, 18);
+        let far = mixture(2000, 0.1, -6.0, 19);
+        let e = estimate(&far, &clean_cal, &harm_cal, 0.9).unwrap();
+        // the rule against a direct count at the same posterior
+        let ratio = naive_ratio(&far, &clean_cal, &harm_cal);
+        let post: Vec<f64> = ratio
+            .iter()
+            .map(|r| e.high * r.exp() / (1.0 - e.high + e.high * r.exp()))
+            .collect();
+        let mut order: Vec<usize> = (0..far.len()).collect();
+        order.sort_by(|a, b| far[*a].total_cmp(&far[*b]));
+        let total: f64 = post.iter().sum();
+        let drop = (0..far.len())
+            .find(|d| order[*d..].iter().map(|i| post[*i]).sum::<f64>() <= TOLERANCE * total)
+            .unwrap();
+        assert!(
+            (e.keep as i64 - (far.len() - drop) as i64).abs() <= 2,
+            "{} vs {}",
+            e.keep,
+            far.len() - drop
+        );
+        // well separated: close to the injected share; poorly separated: a larger drop
+        let dropped = |e: &Contamination| 1.0 - e.keep as f64 / 2000.0;
+        assert!((0.07..0.15).contains(&dropped(&e)), "{e:?}");
+        let harm_near = normals(500, -2.0, 1.5, 20);
+        let near = estimate(&mixture(2000, 0.1, -2.0, 21), &clean_cal, &harm_near, 0.9).unwrap();
+        assert!(dropped(&near) > dropped(&e) + 0.05, "{near:?} vs {e:?}");
     }
 
     #[test]
@@ -524,38 +864,16 @@ mod tests {
     }
 
     #[test]
-    fn auto_keep_drops_the_upper_end_plus_the_margin() {
-        let c = Contamination {
-            estimate: 0.1,
-            low: 0.08,
-            high: 0.12,
-            level: 0.9,
-            method: METHOD,
-            clean: false,
-        };
-        assert_eq!(auto_keep(&c, 1000), 870);
-        assert_eq!(
-            auto_keep(
-                &Contamination {
-                    clean: true,
-                    ..c.clone()
-                },
-                1000
-            ),
-            1000
-        );
-        assert_eq!(auto_keep(&Contamination { high: 1.0, ..c }, 10), 1);
-    }
-
-    #[test]
     fn degenerate_components_give_an_estimate() {
         let e = estimate(&[0.0, 0.0, 5.0], &[0.0], &[0.0], 0.9).unwrap();
         assert!(
-            e.estimate.is_finite() && (0.0..=1.0).contains(&e.estimate),
+            e.estimate.is_finite() && (0.0..=1.0).contains(&e.estimate) && e.keep >= 1,
             "{e:?}"
         );
         let far = estimate(&[1e6, 0.0], &[0.0, 0.1], &[-1.0, -1.1], 0.9).unwrap();
         assert!(far.estimate.is_finite(), "{far:?}");
+        let one = estimate(&[3.0], &[0.0, 0.1], &[-1.0, -1.1], 0.9).unwrap();
+        assert_eq!(one.keep, 1);
     }
 
     #[test]
