@@ -33,6 +33,8 @@ pub mod selection;
 pub mod sinkhorn;
 pub mod store;
 mod sweep;
+#[cfg(test)]
+mod test_points;
 pub mod truncated;
 pub mod validate;
 

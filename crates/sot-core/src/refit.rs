@@ -215,18 +215,7 @@ mod tests {
     use crate::cost::CostKind;
     use crate::learner::{learn_weights, LearnResult, LearnerOptions, Reference, Sets};
     use crate::score::{score_samples, FittedReference, ScoreScale};
-
-    fn points(n: usize, d: usize, seed: u64) -> Array2<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        Array2::from_shape_fn((n, d), |_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
-        })
-    }
+    use crate::test_points::points;
 
     fn learn(x: ArrayView2<f32>, anchor: &Array2<f32>, harmful: &Array2<f32>) -> LearnResult {
         let sets = Sets {

@@ -268,19 +268,8 @@ fn at_rows(mut e: SotError, r0: usize) -> SotError {
 mod tests {
     use super::*;
     use crate::learner::{learn_weights, LearnerOptions, Reference, Sets};
+    use crate::test_points::points;
     use ndarray::Array2;
-
-    fn points(n: usize, d: usize, seed: u64) -> Array2<f32> {
-        let mut s = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        Array2::from_shape_fn((n, d), |_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
-        })
-    }
 
     /// Naive f64 c-transform: costs in f64 from the raw points, log-sum-exp term by term.
     fn naive(
