@@ -40,10 +40,14 @@ impl<T: Element> FromNapiValue for Owned<T> {
         // (made by the pool's threads, which this thread waits for).
         let js = unsafe { T::Js::from_napi_value(env, value) }?;
         let src: &[T] = js.as_ref();
-        crate::pool::pool()
-            .install(|| sot_core::copy_of(src))
-            .map(Owned)
-            .map_err(|e| napi::Error::from_reason(e.message))
+        // Under emnapi (the WebAssembly build) a JS array's bytes are reachable
+        // from the calling thread only.
+        #[cfg(target_family = "wasm")]
+        let copy = Ok(src.to_vec());
+        #[cfg(not(target_family = "wasm"))]
+        let copy = crate::pool::pool().install(|| sot_core::copy_of(src));
+        copy.map(Owned)
+            .map_err(|e: sot_core::SotError| napi::Error::from_reason(e.message))
     }
 }
 
