@@ -68,9 +68,9 @@ pub(crate) struct CostTiles<'a> {
 
 /// A source of cost tiles (a trait object, so that a problem borrowing it
 /// need not share the lifetime of the points).
-pub(crate) trait FillTiles: Sync {
+pub(crate) trait FillTiles<T = f32>: Sync {
     /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.
-    fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f32>);
+    fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<T>);
 }
 
 impl FillTiles for CostTiles<'_> {

@@ -20,7 +20,7 @@
 
 use crate::control::{Control, Progress};
 use crate::cost::CostKind;
-use crate::costs::{CostForm, Dense, DenseKernel, Exact, StoredKernel, KERNEL_MIN_TOL};
+use crate::costs::{Blocked, CostForm, Dense, DenseKernel, Exact, StoredKernel, KERNEL_MIN_TOL};
 use crate::error::{ErrorKind, Result, SotError};
 use crate::relax::Relaxation;
 use crate::store::{check_storage, CostStore, Plan, StorageOptions, StorageReport};
@@ -235,7 +235,7 @@ fn finish_exact(
     let problem = Problem {
         n: a.len(),
         m: b.len(),
-        costs: Box::new(exact),
+        costs: Box::new(Blocked::new(&exact, a.len(), b.len())),
         a,
         log_b: b.iter().map(|v| v.ln()).collect(),
         symmetric: false,

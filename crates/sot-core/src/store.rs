@@ -121,7 +121,7 @@ impl Plan {
                 Dense::bytes(n, m).saturating_add(if kernel { DenseKernel::bytes(n, m) } else { 0 })
             }
             Plan::Truncated { k, kernel } => TruncatedCosts::bytes(n, k, m, kernel),
-            Plan::Blocked => Blocked::bytes(m),
+            Plan::Blocked => Blocked::<f32>::bytes(m),
         }
     }
 

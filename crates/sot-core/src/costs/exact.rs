@@ -1,14 +1,11 @@
-//! Dense costs recomputed in float64 from the points, tile by tile, at every
-//! pass: the costs a float64 reference computes from the same f32 points.
-//! They serve the last passes of a solve asked for a tolerance that its f32
-//! costs cannot vouch for (`sinkhorn::ExactCosts`); never stored, one tile
-//! per row group at a time.
+//! The costs a float64 reference computes from the same f32 points, tile by
+//! tile, for `Blocked` to recompute at every pass. They serve the last passes
+//! of a solve asked for a tolerance that its f32 costs cannot vouch for
+//! (`sinkhorn::ExactCosts`); never stored.
 
-use super::{column_softmin, CostForm, Pass, Sums};
-use crate::cost::{CostKind, TILE_ROWS};
-use crate::error::Result;
+use crate::cost::{CostKind, FillTiles};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 pub(crate) struct Exact<'p> {
@@ -20,7 +17,6 @@ pub(crate) struct Exact<'p> {
     x_scale: Vec<f64>,
     /// Squared Euclidean: `|y_j|^2`.
     y_sq: Vec<f64>,
-    m: usize,
 }
 
 fn sq_norm(r: ArrayView1<f32>) -> f64 {
@@ -44,7 +40,6 @@ impl<'p> Exact<'p> {
         };
         Exact {
             x,
-            m: y64.nrows(),
             y: y64,
             kind,
             x_scale,
@@ -63,8 +58,9 @@ impl<'p> Exact<'p> {
             }
         }
     }
+}
 
-    /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.
+impl FillTiles<f64> for Exact<'_> {
     fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f64>) {
         let mut xb = self.x.slice(s![r0..r0 + tile.nrows(), ..]).mapv(f64::from);
         if self.kind == CostKind::Cosine {
@@ -83,60 +79,5 @@ impl<'p> Exact<'p> {
                 }
             }
         }
-    }
-
-    fn tile(&self, r0: usize, rows: usize) -> Array2<f64> {
-        let mut tile = Array2::<f64>::zeros((rows, self.m));
-        self.fill(r0, &mut tile.view_mut());
-        tile
-    }
-}
-
-impl CostForm for Exact<'_> {
-    fn width(&self) -> usize {
-        self.m
-    }
-
-    fn pass(&mut self, p: &Pass, f_out: &mut [f64]) -> Result<Sums> {
-        let total = p.partials(f_out, false, |i0, f_grp, part| {
-            let mut buf = Array2::<f64>::zeros((TILE_ROWS.min(f_grp.len()), self.m));
-            for (t, f_tile) in f_grp.chunks_mut(TILE_ROWS).enumerate() {
-                let r0 = i0 + t * TILE_ROWS;
-                let mut tile = buf.slice_mut(s![..f_tile.len(), ..]);
-                self.fill(r0, &mut tile);
-                for (r, (fi_out, c_row)) in f_tile.iter_mut().zip(tile.outer_iter()).enumerate() {
-                    let c_row = c_row.to_slice().expect("standard layout");
-                    *fi_out = p.dense_row(r0 + r, c_row, part, None);
-                }
-            }
-        });
-        Ok(total.into_sums())
-    }
-
-    fn column_softmins(&self, js: &[usize], eps: f64, log_a: &[f64], f: &[f64]) -> Vec<f64> {
-        let n = self.x.nrows();
-        let mut cols = Array2::<f64>::zeros((n, js.len()));
-        for (t, mut out) in cols.axis_chunks_iter_mut(Axis(0), TILE_ROWS).enumerate() {
-            let tile = self.tile(t * TILE_ROWS, out.nrows());
-            for (k, &j) in js.iter().enumerate() {
-                out.column_mut(k).assign(&tile.column(j));
-            }
-        }
-        (0..js.len())
-            .into_par_iter()
-            .map(|k| column_softmin(eps, log_a, f, |i| cols[[i, k]]))
-            .collect()
-    }
-
-    fn max_cost(&self) -> f64 {
-        let n = self.x.nrows();
-        (0..n.div_ceil(TILE_ROWS))
-            .into_par_iter()
-            .map(|t| {
-                self.tile(t * TILE_ROWS, TILE_ROWS.min(n - t * TILE_ROWS))
-                    .iter()
-                    .fold(0.0f64, |a, &b| a.max(b))
-            })
-            .reduce(|| 0.0, f64::max)
     }
 }

@@ -9,9 +9,9 @@
 //! - `TruncatedCosts`: each row's nearest columns exactly, the others through
 //!   one mean-field cost per row (`crate::truncated`), with or without a
 //!   stored kernel of the kept entries;
-//! - `Blocked`: dense costs recomputed tile by tile from the points at every pass;
-//! - `Exact`: the same in float64, for the last passes of a solve asked for
-//!   a tolerance on the exact costs (`sinkhorn::ExactCosts`).
+//! - `Blocked`: dense costs recomputed tile by tile from the points at every
+//!   pass, in f32 or (from `Exact`'s tiles, for the last passes of a solve
+//!   asked for a tolerance on the exact costs, `sinkhorn::ExactCosts`) f64.
 //!
 //! A form answers for one pass the row soft-mins (the new source potential)
 //! and, in the same pass, the column sums that give the new target potential;
