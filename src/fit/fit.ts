@@ -53,7 +53,8 @@ export interface FitOptions
    * Column updates of the learned reference potentials over every record of
    * the input after learning on the sample, one more pass over the records
    * each; the model file holds the refined potentials (docs/model-file.md,
-   * "Refining over all records"). Default 0: a fit reads only its sample.
+   * "Refining over all records"). Default 0: a fit reads only its sample
+   * (`purifySharded` runs its refit passes in its shard workers instead).
    */
   refit?: number;
   onProgress?: (event: { stage: FitStage; done: number; total?: number }) => void;
