@@ -160,6 +160,7 @@ export {
   MODEL_VERSION,
   type Model,
   type ModelHeader,
+  type ModelRefit,
   type ModelFileProblem,
   type FittedSet,
   type ScoreScale,

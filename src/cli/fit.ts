@@ -33,6 +33,11 @@ const FIT_OUTPUT: Flag[] = [
     parse: integer('--sample', 1),
   },
   { flags: '--seed <n>', help: 'seed of the sample (default 0)', parse: integer('--seed') },
+  {
+    flags: '--refit <n>',
+    help: "after learning, column updates of the model's potentials over every record, one pass each, written into the model file (default 0: read only the sample)",
+    parse: integer('--refit'),
+  },
 ];
 
 const SCORE_SELECTION: Flag[] = [
@@ -46,13 +51,17 @@ const SCORE_SELECTION: Flag[] = [
   },
   {
     flags: '--refit <n>',
-    help: "column updates of the model's potentials over these records before scoring, one pass each (default 0; the model file is not changed)",
+    help: "column updates of the model's potentials over these records before scoring, one pass each (default 0; the model file is not changed: see --save-model)",
     parse: integer('--refit'),
   },
 ];
 
 const SCORE_OUTPUT: Flag[] = [
   { flags: '--scores <file>', help: 'per-record scores CSV (default: <input>.scores.csv)' },
+  {
+    flags: '--save-model <file>',
+    help: 'write the refined model here with the other outputs (needs --refit; may be the --model-file itself)',
+  },
   {
     flags: '-o, --output <file>',
     help: 'purified dataset (default: <input>.purified.<ext>; needs --keep, --keep-count or --threshold)',
@@ -101,16 +110,18 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         ...(await h.dataConfig(f as never, signal)),
         ...fitFlags(f),
         model: f.modelFile as string | undefined,
+        refit: f.refit as number | undefined,
         signal,
       });
       if (f.json)
         process.stdout.write(
-          `${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`,
+          `${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, refit: res.refit, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`,
         );
       else {
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
+        const refined = res.refit ? `, refined over all records in ${res.refit} pass(es)` : '';
         process.stdout.write(
-          `fitted on ${res.sample} of ${res.records} records (${res.steps} steps${res.converged ? '' : ', not converged'})\n  model: ${res.model}\n`,
+          `fitted on ${res.sample} of ${res.records} records (${res.steps} steps${res.converged ? '' : ', not converged'}${refined})\n  model: ${res.model}\n`,
         );
       }
     });
@@ -154,6 +165,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
               : undefined,
         threshold: f.threshold as number | undefined,
         refit: f.refit as number | undefined,
+        saveModel: f.saveModel as string | undefined,
         weightField: f.weightField === false ? null : (f.weightField as string),
         signal,
       });
@@ -163,7 +175,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         );
       else
         process.stdout.write(
-          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}\n`,
+          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}${res.outputs.model ? `\n  model:   ${res.outputs.model}` : ''}\n`,
         );
     });
   });
@@ -218,6 +230,7 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       redis: f.redis as string | undefined,
       workDir: f.workDir as string | undefined,
       refit: f.refit as number | undefined,
+      saveModel: f.saveModel as string | undefined,
       ...fitFlags(f),
       signal,
     });
@@ -227,7 +240,7 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       );
     else
       process.stdout.write(
-        `kept ${res.k} of ${res.n} records (fitted on ${res.sample}, ${res.attempts.length} shards)\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n`,
+        `kept ${res.k} of ${res.n} records (fitted on ${res.sample}, ${res.attempts.length} shards)\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n${res.outputs.model ? `  model:   ${res.outputs.model}\n` : ''}`,
       );
   });
 }

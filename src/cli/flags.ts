@@ -336,6 +336,10 @@ export const SCALE_OUT: Flag[] = [
     help: `with --shards: column updates of the fitted potentials over all records, one pass each (default ${DEFAULT_SHARD_REFIT} when the sample is smaller than the records, else 0)`,
     parse: integer('--refit'),
   },
+  {
+    flags: '--save-model <file>',
+    help: 'with --shards: also write the final (refined) model file, with the dataset and scores',
+  },
   { flags: '--redis <url>', help: 'with --shards: queue the shards on this Redis for `sot shard-worker` processes' },
   {
     flags: '--work-dir <dir>',

@@ -199,6 +199,8 @@ ${EXIT_HELP}`,
   purifyCmd.action(async (input: string, f: DataFlags & Record<string, unknown>) => {
     if (f.keep !== undefined && f.keepCount !== undefined)
       throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
+    if (f.saveModel !== undefined && f.shards === undefined)
+      throw new OptionError('ERR_OPTION', '--save-model needs --shards (or use sot fit / sot score --save-model)');
     if (f.shards !== undefined) return purifyShardedCli(input, f, fitHelpers);
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {

@@ -13,12 +13,13 @@ import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { loadReferences } from '../pipeline/references.js';
-import { describeEmbedder, saveModel, type Model } from './model.js';
+import { describeEmbedder, saveModel, scoreQuantiles, type Model } from './model.js';
+import { refitOver, refitPasses } from './score.js';
 import { scoreMatrix } from './scoring.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-export type FitStage = 'read' | 'embed' | 'references' | 'learn' | 'write';
+export type FitStage = 'read' | 'embed' | 'references' | 'learn' | 'refit' | 'write';
 
 export interface FitOptions
   extends Pick<
@@ -48,6 +49,14 @@ export interface FitOptions
   sample?: number;
   /** Seed of the sample. Default 0. */
   seed?: number;
+  /**
+   * Column updates of the learned reference potentials over every record of
+   * the input after learning on the sample, one more pass over the records
+   * each; the model file holds the refined potentials (docs/model-file.md,
+   * "Refining over all records"). Default 0: a fit reads only its sample
+   * (`purifySharded` runs its refit passes in its shard workers instead).
+   */
+  refit?: number;
   onProgress?: (event: { stage: FitStage; done: number; total?: number }) => void;
 }
 
@@ -60,6 +69,8 @@ export interface FitResult {
   sampleIndices: Uint32Array;
   /** Scores of the sample's records, by c-transform against the written model (what `score()` gives them). */
   sampleScores: Float64Array;
+  /** Refit passes over every record that the written model went through (0: none). */
+  refit: number;
   steps: number;
   converged: boolean;
   warnings: string[];
@@ -105,6 +116,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
   if (embedder instanceof PrecomputedEmbedder && o.sample !== undefined)
     throw new OptionError('ERR_OPTION', 'sample is not supported with precomputed vectors');
+  const passes = refitPasses(o.refit, 0);
   const modelPath = o.model ?? defaultModelPath(o.input);
   const seed = o.seed ?? 0;
   const signal = o.signal;
@@ -142,7 +154,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   const fitted = learned.fitted;
   const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
   const described = describeEmbedder(embedder);
-  const model: Model = {
+  let model: Model = {
     header: {
       format: 'sot-model',
       version: 1,
@@ -164,9 +176,16 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     harmful: { points: harmful, weights: fitted.harmfulWeights, potential: fitted.harmfulPotential },
     ...(described.docFreq ? { docFreq: described.docFreq } : {}),
   };
+  if (passes > 0) {
+    model = await refitOver(input, model, embedder, cache, passes, {
+      signal,
+      onProgress: (_p, d) => progress('refit', d, n),
+    });
+    model.header = { ...model.header, refit: { passes, records: n, input: o.input } };
+  }
   // The sample's scores as score() gives them: their quantiles go in the file, to read a threshold against.
   const sampleScores = (await scoreMatrix(model, downstream, { signal })).score;
-  model.header.scoreQuantiles = quantiles(sampleScores);
+  model.header.scoreQuantiles = scoreQuantiles(sampleScores);
   progress('write', 0);
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
   await saveModel(modelPath, model);
@@ -176,6 +195,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     sample: take,
     sampleIndices: indices,
     sampleScores,
+    refit: passes,
     steps: learned.steps,
     converged: learned.converged,
     warnings: scores.warnings,
@@ -219,18 +239,6 @@ function gatherRows(m: Matrix, rows: Uint32Array): Matrix {
   const data = new Float32Array(rows.length * m.cols);
   rows.forEach((r, i) => data.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
   return { data, rows: rows.length, cols: m.cols };
-}
-
-/** The score below which each share of the sample falls (nearest rank). */
-function quantiles(scores: Float64Array): Record<string, number> {
-  const sorted = Float64Array.from(scores).sort();
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return Object.fromEntries(
-    [0, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99, 1].map((q) => [
-      String(q),
-      q === 1 ? sorted[sorted.length - 1]! : at(q),
-    ]),
-  );
 }
 
 /** The learner's contamination estimate, on builds whose learner gives one. */

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { HashingEmbedder, DOC_FREQ_BUCKETS } from '../embed/hashing.js';
 import type { Embedder } from '../embed/types.js';
 import { InputError, IoError, OptionError } from '../errors.js';
-import { writeFileAtomic } from '../io/index.js';
+import { openAtomicWriter, writeFileAtomic, type AtomicWriter } from '../io/index.js';
 import type { Matrix } from '../matrix.js';
 import type { ReferenceSummary } from '../report/types.js';
 
@@ -62,11 +62,20 @@ export interface ModelHeader {
   references: { harmful: ReferenceSummary[]; anchor: ReferenceSummary[]; anchorIsSample: boolean };
   /** The fit: records in the dataset, records it learned on, the sampling seed, the learner's outcome. */
   fit: { input: string; records: number; sample: number; seed: number; steps: number; converged: boolean };
-  /** Scores of the fit sample: their quantiles, to read a threshold against. */
+  /** Scores of the fit sample (after a refit in `score`/`purify --shards`: of every scored record): their quantiles, to read a threshold against. */
   scoreQuantiles: Record<string, number>;
+  /** The refinement of the reference potentials over all records, when there was one: passes over how many records of which file. */
+  refit?: ModelRefit;
   /** The contamination estimate of the fit, when the learner gave one. */
   contamination?: unknown;
   sections: Section[];
+}
+
+/** Column updates of a model's reference potentials over every record of a file (docs/model-file.md, "Refining over all records"). */
+export interface ModelRefit {
+  passes: number;
+  records: number;
+  input: string;
 }
 
 export interface Section {
@@ -247,6 +256,47 @@ function checksumOrElse(bytes: Uint8Array, file: string, err: ModelFileError): M
 
 export async function saveModel(path: string, m: Model): Promise<void> {
   await writeFileAtomic(path, encodeModel(m));
+}
+
+/**
+ * Opens an atomic writer holding the encoded model, prepared: commit it with
+ * the run's other outputs (`commitAll`), or abort it.
+ */
+export async function stageModel(path: string, m: Model): Promise<AtomicWriter> {
+  const w = await openAtomicWriter(path);
+  try {
+    await w.write(encodeModel(m));
+    await w.prepare();
+    return w;
+  } catch (err) {
+    await w.abort();
+    throw err;
+  }
+}
+
+/**
+ * The model refined by `refit` passes over `records` records of `input`,
+ * with the score quantiles of `scores` (the scores against it of the records
+ * it now describes). Passes add up when a model refined over the same file is
+ * refined again.
+ */
+export function withRefit(m: Model, refit: ModelRefit, scores: Float64Array): Model {
+  const before = m.header.refit;
+  const again = before !== undefined && before.input === refit.input && before.records === refit.records;
+  const passes = again ? before.passes + refit.passes : refit.passes;
+  return { ...m, header: { ...m.header, refit: { ...refit, passes }, scoreQuantiles: scoreQuantiles(scores) } };
+}
+
+/** The score below which each share of the scores falls (nearest rank), for the header. */
+export function scoreQuantiles(scores: Float64Array): Record<string, number> {
+  const sorted = Float64Array.from(scores).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return Object.fromEntries(
+    [0, 0.01, 0.05, 0.1, 0.2, 0.5, 0.8, 0.9, 0.95, 0.99, 1].map((q) => [
+      String(q),
+      q === 1 ? sorted[sorted.length - 1]! : at(q),
+    ]),
+  );
 }
 
 export async function loadModel(path: string): Promise<Model> {

@@ -9,7 +9,7 @@ import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import type { Keep, Selection } from '../selection.js';
-import { loadModel, modelEmbedder, type Model } from './model.js';
+import { loadModel, modelEmbedder, stageModel, withRefit, type Model } from './model.js';
 import { columnSums, mergeColumnSums, refitModel, scoreMatrix, selectByScore, type ColumnSums } from './scoring.js';
 
 export type ScoreStage = 'refit' | 'score' | 'select' | 'write';
@@ -47,13 +47,20 @@ export interface ScoreOptions
    * the records (docs/model-file.md, "Refining over all records"). Default 0.
    */
   refit?: number;
+  /**
+   * Write the refined model here, committed together with the other outputs
+   * (its score quantiles are those of every scored record). Needs `refit >= 1`.
+   * May be the `model` file itself: it is read whole before any work and
+   * replaced only when every output commits.
+   */
+  saveModel?: string;
   onProgress?: (event: { stage: ScoreStage; done: number; total?: number }) => void;
 }
 
 export interface ScoreResult {
   records: number;
   kept: number | null;
-  outputs: { scores: string; dataset: string | null };
+  outputs: { scores: string; dataset: string | null; model: string | null };
   scores: Float64Array;
   selection: Selection | null;
 }
@@ -274,15 +281,20 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   if (!purified && o.output !== undefined) throw new OptionError('ERR_OPTION', 'output needs keep or threshold');
   if (o.threshold !== undefined && o.keep !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  const passes = refitPasses(o.refit, 0);
+  const saveModel = o.saveModel ?? null;
+  if (saveModel !== null && (typeof saveModel !== 'string' || saveModel === ''))
+    throw new OptionError('ERR_OPTION', 'saveModel must be a file path');
+  if (saveModel !== null && passes < 1)
+    throw new OptionError('ERR_OPTION', 'saveModel needs refit >= 1: without a refit the model is unchanged');
   const outs = [
     { path: scoresPath, what: 'the scores output' },
     ...(output ? [{ path: output, what: 'the dataset output' }] : []),
   ];
-  await assertNoCollision(outs, [
-    { path: o.input, what: 'the input file' },
-    { path: o.model, what: 'the model file' },
-  ]);
-  const passes = refitPasses(o.refit, 0);
+  const modelOut = saveModel === null ? [] : [{ path: saveModel, what: 'the model output' }];
+  await assertNoCollision([...outs, ...modelOut], [{ path: o.input, what: 'the input file' }]);
+  // The refined model may replace the loaded one (refining in place): it is read whole first.
+  await assertNoCollision(outs, [{ path: o.model, what: 'the model file' }]);
   const opened = await openScoring(o, purified);
   const { embedder, input, cache } = opened;
   const model = await refitOver(input, opened.model, embedder, cache, passes, {
@@ -298,7 +310,11 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const selection = purified ? await selectScored(r.score, o.keep, o.threshold) : null;
   o.onProgress?.({ stage: 'select', done: selection?.k ?? n, total: n });
   const staged: AtomicWriter[] = [];
+  // The refined model: staged first, committed last (after the outputs it describes).
+  let refined: AtomicWriter | null = null;
   try {
+    if (saveModel !== null)
+      refined = await stageModel(saveModel, withRefit(model, { passes, records: n, input: o.input }, r.score));
     if (output && selection) {
       const w = await openAtomicWriter(output, { nonRegular: 'stream' });
       staged.push(w);
@@ -314,16 +330,17 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     staged.push(w);
     await writeScoresCsv(w, r, selection, o.signal);
     await w.prepare();
+    if (refined) staged.push(refined);
     if (o.signal?.aborted) throw new AbortError();
   } catch (err) {
-    await Promise.all(staged.map((w) => w.abort()));
+    await Promise.all([...staged, ...(refined ? [refined] : [])].map((w) => w.abort()));
     throw err;
   }
   await commitAll(staged);
   return {
     records: n,
     kept: selection?.k ?? null,
-    outputs: { scores: scoresPath, dataset: output },
+    outputs: { scores: scoresPath, dataset: output, model: saveModel },
     scores: r.score,
     selection,
   };

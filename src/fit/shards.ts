@@ -26,7 +26,7 @@ import { PipelineInput } from '../pipeline/input.js';
 import { outputPaths } from '../pipeline/paths.js';
 import type { Keep } from '../selection.js';
 import { fit, type FitOptions } from './fit.js';
-import { loadModel, saveModel } from './model.js';
+import { loadModel, saveModel, stageModel, withRefit } from './model.js';
 import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
 import { refitPasses, selectScored, writeScoresCsv } from './score.js';
 import { refitModel } from './scoring.js';
@@ -49,6 +49,12 @@ export interface ShardedOptions extends FitOptions {
    * (docs/model-file.md, "Refining over all records").
    */
   refit?: number;
+  /**
+   * Also write the final model (the fit's, refined by the refit passes; its
+   * score quantiles are then those of every record) here, committed together
+   * with the dataset and scores outputs.
+   */
+  saveModel?: string;
   output?: string;
   scores?: string;
   keep?: Keep;
@@ -73,7 +79,7 @@ export interface ShardedResult {
   n: number;
   k: number;
   sample: number;
-  outputs: { dataset: string; scores: string };
+  outputs: { dataset: string; scores: string; model: string | null };
   /** Attempts each shard took, over all its passes (refit passes and scoring). */
   attempts: number[];
 }
@@ -98,18 +104,22 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   if (o.keep !== undefined && o.threshold !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
   refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
+  if (o.saveModel !== undefined && (typeof o.saveModel !== 'string' || o.saveModel === ''))
+    throw new OptionError('ERR_OPTION', 'saveModel must be a file path');
   const paths = outputPaths({ input: o.input, output: o.output, scores: o.scores, html: null });
   await assertNoCollision(
     [
       { path: paths.output, what: 'the dataset output' },
       { path: paths.scores, what: 'the scores output' },
+      ...(o.saveModel === undefined ? [] : [{ path: o.saveModel, what: 'the model output' }]),
     ],
     [{ path: o.input, what: 'the input file' }],
   );
   const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
   try {
     const model = join(work, 'model.sot-model');
-    const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE });
+    // The refit passes run in the shards, not in the fit.
+    const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE, refit: 0 });
     const n = f.records;
     const keep = o.keep ?? (o.threshold === undefined ? { fraction: 0.8 } : undefined);
     const K = keep === undefined ? n : 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
@@ -164,14 +174,42 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current));
     await runPass(tasks, passes);
     const results = placed(await Promise.all(tasks.map((t) => readShard(t.out))), n, o.input);
-    return {
-      ...(await writeMerged(o, paths, results, n, keep === undefined ? undefined : K)),
-      sample: f.sample,
-      attempts,
-    };
+    const refined = await stageFinalModel(o, current, passes, results, n);
+    try {
+      const merged = await writeMerged(o, paths, results, n, keep === undefined ? undefined : K, refined);
+      return {
+        ...merged,
+        outputs: { ...merged.outputs, model: o.saveModel ?? null },
+        sample: f.sample,
+        attempts,
+      };
+    } finally {
+      await Promise.all(refined.map((w) => w.abort())); // no-op once committed
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * `saveModel`: the final model staged for the merged outputs' commit, with
+ * the refit it went through and the quantiles of every record's score.
+ */
+async function stageFinalModel(
+  o: ShardedOptions,
+  current: string,
+  passes: number,
+  results: ShardResult[],
+  n: number,
+): Promise<AtomicWriter[]> {
+  if (o.saveModel === undefined) return [];
+  let model = await loadModel(current);
+  if (passes > 0) {
+    const score = new Float64Array(n);
+    for (const r of results) score.set(r.score, r.from);
+    model = withRefit(model, { passes, records: n, input: o.input }, score);
+  }
+  return [await stageModel(o.saveModel, model)];
 }
 
 /** Byte-range shards number their records from 0: place them after the shards before (in file order). */
@@ -285,13 +323,14 @@ export function mergeTop(results: ShardResult[], n: number, K: number): Uint8Arr
   return kept;
 }
 
-/** One purified dataset and one scores file from the shards, committed together. */
+/** One purified dataset and one scores file from the shards, committed together (with `extra`, the caller's staged outputs). */
 async function writeMerged(
   o: ShardedOptions,
   paths: ReturnType<typeof outputPaths>,
   results: ShardResult[],
   n: number,
   K: number | undefined,
+  extra: AtomicWriter[] = [],
 ) {
   const concat = (pick: (r: ShardResult) => Float64Array) => {
     const out = new Float64Array(n);
@@ -331,6 +370,6 @@ async function writeMerged(
     await Promise.all(staged.map((w) => w.abort()));
     throw err;
   }
-  await commitAll(staged);
+  await commitAll([...staged, ...extra]);
   return { n, k: selection.k, outputs: { dataset: paths.output, scores: paths.scores } };
 }
