@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError, OptionError } from '../src/errors.js';
-import { lineRanges, recordRanges } from '../src/io/index.js';
+import { lineRanges, openDataset, recordRanges } from '../src/io/index.js';
 import { DATA, put, readAll, tempDir } from './io-helpers.js';
 
 const dir = tempDir();
@@ -85,6 +85,6 @@ describe('byte ranges of JSON Lines', () => {
     expect(ranges.map((r) => r.line)).toEqual([2, 4]);
     expect((await readAll(path, { range: ranges[0]! })).map((r) => r.text.prompt)).toEqual(['line one\nline two']);
     // lineRanges is for JSON Lines: its first part holds the header
-    await expect(readAll(path, { range: (await lineRanges(path, 2))[0]! })).rejects.toBeInstanceOf(OptionError);
+    await expect(openDataset(path, { range: (await lineRanges(path, 2))[0]! })).rejects.toBeInstanceOf(OptionError);
   });
 });

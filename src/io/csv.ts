@@ -7,7 +7,7 @@
 // quote, an unclosed quote, a row whose field count differs from the header's
 // and a header naming a column twice are errors; blank lines between records
 // are skipped.
-import { InputError, OptionError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { type ByteRange, excerpt, readLines, type Line } from './lines.js';
 import type { FileShape, RawItem } from './raw.js';
 
@@ -233,17 +233,12 @@ export async function* readCsv(
     const row = await firstRow(path, file, delimiter, limit);
     if (row === undefined) return;
     header = headerOf(row, file);
-    shape.header = { cells: header, crlf: row.crlf };
-    if (range.line <= row.end)
-      throw new OptionError(
-        'ERR_OPTION',
-        `range: starts on line ${range.line} of ${file}, not after its header row (lines ${row.line} to ${row.end}); take the ranges from recordRanges`,
-      );
+    shape.header = { cells: header, crlf: row.crlf, end: row.end };
   }
   for await (const row of readRows(path, file, delimiter, limit, range)) {
     if (header === undefined) {
       header = headerOf(row, file);
-      shape.header = { cells: header, crlf: row.crlf };
+      shape.header = { cells: header, crlf: row.crlf, end: row.end };
       continue;
     }
     const value = recordOf(row, header, file, delimiter);

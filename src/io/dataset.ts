@@ -198,7 +198,14 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
   let layout = given;
   let skipped = 0;
   let firstError: InputError | undefined;
-  for await (const item of rawItems(path, format, {}, limit)) {
+  const shape: FileShape = {};
+  for await (const item of rawItems(path, format, shape, limit)) {
+    // A CSV/TSV range reads the header from the file's start: it must start after it.
+    if (r !== undefined && shape.header !== undefined && r.line <= shape.header.end)
+      throw new OptionError(
+        'ERR_OPTION',
+        `range: starts on line ${r.line} of ${path}, not after its header row (which ends on line ${shape.header.end}); take the ranges from recordRanges`,
+      );
     try {
       if (item.error) throw item.error;
       const where = { file: path, line: item.line };
@@ -206,7 +213,7 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
       layout ??= detectLayout(v, options.recordFormat);
       if (layout === undefined) throw unknownLayout(v, where, options.recordFormat);
       extractText(v, layout, where);
-      return new Dataset(path, format, layout, skipInvalid, opened, limit, options.range);
+      return new Dataset(path, format, layout, skipInvalid, opened, limit, r);
     } catch (err) {
       if (!(err instanceof InputError) || !skipInvalid) throw err;
       layout = given;
