@@ -118,7 +118,7 @@ describe('sharded purification', () => {
     expect(moved).toBeGreaterThan(1e-3); // and the refit did change the scores
   }, 120_000);
 
-  it('CSV shards by record index (a quoted field may span lines): the same records as JSON Lines in byte ranges', async () => {
+  it('CSV shards by byte range (a quoted field may span lines): the same records as JSON Lines', async () => {
     // one prompt with a newline inside, as a quoted CSV field
     const rows = c.records.map(({ id, instruction, input, output }, i) => ({
       id,

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError, OptionError } from '../src/errors.js';
-import { lineRanges, openDataset } from '../src/io/index.js';
+import { lineRanges, openDataset, recordRanges } from '../src/io/index.js';
 import { DATA, put, readAll, tempDir } from './io-helpers.js';
 
 const dir = tempDir();
@@ -77,10 +77,14 @@ describe('byte ranges of JSON Lines', () => {
     expect(await readParts(path, 8)).toEqual(await whole(path));
   }, 60_000);
 
-  it('CSV is not split at line starts (a quoted field may hold a newline): a typed refusal', async () => {
+  it('CSV is split at row starts, not line starts (a quoted field may hold a newline)', async () => {
     const path = put(dir, 'quoted.csv', 'prompt,response\n"line one\nline two",ok\nsecond,fine\n');
-    const ranges = await lineRanges(path, 2);
-    await expect(openDataset(path, { range: ranges[1]! })).rejects.toBeInstanceOf(OptionError);
-    await expect(openDataset(path, { range: ranges[1]! })).rejects.toThrow(/only a JSON Lines file/);
+    // a line start in the middle is inside the quoted field; the second part starts at the next row
+    expect((await lineRanges(path, 2))[1]!.line).toBe(3);
+    const ranges = await recordRanges(path, 2);
+    expect(ranges.map((r) => r.line)).toEqual([2, 4]);
+    expect((await readAll(path, { range: ranges[0]! })).map((r) => r.text.prompt)).toEqual(['line one\nline two']);
+    // lineRanges is for JSON Lines: its first part holds the header
+    await expect(openDataset(path, { range: (await lineRanges(path, 2))[0]! })).rejects.toBeInstanceOf(OptionError);
   });
 });

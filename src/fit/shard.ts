@@ -20,7 +20,7 @@ export interface ShardTask
   /** The shard's records by index, `from <= index < to` (read from the file's head)... */
   from?: number;
   to?: number;
-  /** ... or the records of this part of a JSON Lines file (read alone; their indices are the coordinator's to assign). */
+  /** ... or the records of this part of a JSON Lines, CSV or TSV file (from `recordRanges`, read alone; their indices are the coordinator's to assign). */
   bytes?: ByteRange;
   /** Records of the shard's top list (the global K): its summary for an exact global top-K. */
   top: number;

@@ -16,8 +16,9 @@ import { HashingEmbedder } from '../embed/hashing.js';
 import {
   assertNoCollision,
   commitAll,
-  lineRanges,
   openAtomicWriter,
+  RANGE_FORMATS,
+  recordRanges,
   resolveFormat,
   type AtomicWriter,
 } from '../io/index.js';
@@ -127,11 +128,15 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
     const passes = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
-    // JSON Lines shards are byte ranges of the file, each read alone; other
-    // formats shard by record index, each shard reading the file from its head.
-    const jsonl = (await resolveFormat(o.input, o.format, o.maxLineBytes)) === 'jsonl';
-    const ranges = jsonl ? (await lineRanges(o.input, Math.min(o.shards, n))).filter((r) => r.end > r.start) : [];
-    const shards = jsonl ? ranges.length : Math.min(o.shards, n);
+    // JSON Lines, CSV and TSV shards are byte ranges of the file, each read
+    // alone; JSON (one document, parsed whole) and Parquet (which could split
+    // by row group) shard by record index, each reading the file from its head.
+    const format = await resolveFormat(o.input, o.format, o.maxLineBytes);
+    const byBytes = RANGE_FORMATS.includes(format);
+    const ranges = byBytes
+      ? (await recordRanges(o.input, Math.min(o.shards, n), { ...o, format })).filter((r) => r.end > r.start)
+      : [];
+    const shards = byBytes ? ranges.length : Math.min(o.shards, n);
     const task = (s: number, pass: number, modelPath: string): ShardTask => ({
       input: o.input,
       format: o.format,
@@ -143,7 +148,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       cacheDir: o.cacheDir,
       model: modelPath,
       shard: s,
-      ...(jsonl
+      ...(byBytes
         ? { bytes: ranges[s]! }
         : { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) }),
       top: keep === undefined ? 0 : K,

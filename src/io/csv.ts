@@ -8,11 +8,13 @@
 // and a header naming a column twice are errors; blank lines between records
 // are skipped.
 import { InputError } from '../errors.js';
-import { excerpt, readLines, type Line } from './lines.js';
+import { type ByteRange, excerpt, readLines, type Line } from './lines.js';
 import type { FileShape, RawItem } from './raw.js';
 
 interface Row {
   line: number;
+  /** The line it ends on. */
+  end: number;
   cells: string[];
   /** The row's last line ended with CRLF. */
   crlf: boolean;
@@ -38,6 +40,7 @@ class RowSplitter {
       // An unreadable line ends the row it is in: what follows cannot be trusted to continue a quoted field.
       const row = {
         line: this.quoted ? this.start : l.line,
+        end: l.line,
         cells: this.cells,
         crlf: false,
         error: `line ${l.line}: ${l.unreadable}`,
@@ -71,6 +74,7 @@ class RowSplitter {
     }
     return {
       line: this.start,
+      end: l.line,
       cells: this.cells,
       crlf: l.crlf,
       ...(this.error === undefined ? {} : { error: this.error }),
@@ -82,6 +86,7 @@ class RowSplitter {
     if (!this.quoted) return undefined;
     return {
       line: this.start,
+      end: this.line,
       cells: this.cells,
       crlf: false,
       error: `quoted field opened on line ${this.start} is never closed`,
@@ -160,9 +165,15 @@ function* rowsOf(lines: Iterable<Line>, delimiter: string): Generator<Row> {
   if (last !== undefined) yield last;
 }
 
-async function* readRows(path: string, file: string, delimiter: string, limit?: number): AsyncGenerator<Row> {
+async function* readRows(
+  path: string,
+  file: string,
+  delimiter: string,
+  limit?: number,
+  range?: ByteRange,
+): AsyncGenerator<Row> {
   const splitter = new RowSplitter(delimiter);
-  for await (const l of readLines(path, file, limit)) {
+  for await (const l of readLines(path, file, limit, range)) {
     const row = splitter.push(l);
     if (row !== undefined) yield row;
   }
@@ -197,19 +208,37 @@ function recordOf(row: Row, header: string[], file: string, delimiter: string): 
   return value;
 }
 
-/** Streams a dataset file's records; a bad record is an item with its error (the caller skips or throws). */
+/** The file's first row (the header), read from its start; undefined for a file without rows. */
+async function firstRow(path: string, file: string, delimiter: string, limit?: number): Promise<Row | undefined> {
+  for await (const row of readRows(path, file, delimiter, limit)) return row;
+  return undefined;
+}
+
+/**
+ * Streams a dataset file's records, or those of a `range` of it (from
+ * `recordRanges`: it starts at a row start after the header, which is read
+ * from the file's start); a bad record is an item with its error (the caller
+ * skips or throws).
+ */
 export async function* readCsv(
   path: string,
   file: string,
   delimiter: string,
   shape: FileShape,
   limit?: number,
+  range?: ByteRange,
 ): AsyncGenerator<RawItem> {
   let header: string[] | undefined;
-  for await (const row of readRows(path, file, delimiter, limit)) {
+  if (range !== undefined) {
+    const row = await firstRow(path, file, delimiter, limit);
+    if (row === undefined) return;
+    header = headerOf(row, file);
+    shape.header = { cells: header, crlf: row.crlf, end: row.end };
+  }
+  for await (const row of readRows(path, file, delimiter, limit, range)) {
     if (header === undefined) {
       header = headerOf(row, file);
-      shape.header = { cells: header, crlf: row.crlf };
+      shape.header = { cells: header, crlf: row.crlf, end: row.end };
       continue;
     }
     const value = recordOf(row, header, file, delimiter);

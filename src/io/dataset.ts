@@ -9,6 +9,7 @@ import { readJson } from './json.js';
 import { readJsonl } from './jsonl.js';
 import { type ByteRange, ioError, maxLineBytes } from './lines.js';
 import { readParquet } from './parquet.js';
+import { RANGE_FORMATS } from './ranges.js';
 import type { FileShape, RawItem } from './raw.js';
 import { type Layout, detectLayout, extractText, layoutFromOptions, unknownLayout } from './records.js';
 import type { FieldMapping, FileFormat, RecordFormat, SampleText, SourceRecord } from './types.js';
@@ -28,9 +29,10 @@ export interface OpenDatasetOptions {
    */
   maxLineBytes?: number;
   /**
-   * Read only this part of the file (JSON Lines only; from `lineRanges`): its
-   * records are indexed from 0, their lines keep their numbers in the file.
-   * The record layout is still settled from the file's first valid record.
+   * Read only this part of the file (JSON Lines, CSV or TSV; from
+   * `recordRanges`): its records are indexed from 0, their lines keep their
+   * numbers in the file. A CSV/TSV range reads its header from the file's
+   * start. The record layout is still settled from the file's first valid record.
    */
   range?: ByteRange;
 }
@@ -157,9 +159,9 @@ function rawItems(
     case 'json':
       return readJson(path, path, shape, limit);
     case 'csv':
-      return readCsv(path, path, ',', shape, limit);
+      return readCsv(path, path, ',', shape, limit, range);
     case 'tsv':
-      return readCsv(path, path, '\t', shape, limit);
+      return readCsv(path, path, '\t', shape, limit, range);
     case 'parquet':
       return readParquet(path, path, shape);
   }
@@ -176,18 +178,34 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
   const limit = maxLineBytes(options.maxLineBytes);
   const opened = await fingerprint(path);
   const format = await resolveFormat(path, options.format, limit);
-  // A line start is a record boundary in JSON Lines only: a CSV line may continue a quoted field.
-  if (options.range !== undefined && format !== 'jsonl')
+  const r = options.range;
+  const whole = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
+  if (
+    r !== undefined &&
+    !(typeof r === 'object' && r !== null && whole(r.start, 0) && whole(r.end, r.start) && whole(r.line, 1))
+  )
     throw new OptionError(
       'ERR_OPTION',
-      `range: only a JSON Lines file can be read from a byte offset, ${path} is ${format}`,
+      'range must be { start, end, line }: whole numbers with 0 <= start <= end and line >= 1 (from recordRanges)',
+    );
+  if (r !== undefined && !RANGE_FORMATS.includes(format))
+    throw new OptionError(
+      'ERR_OPTION',
+      `range: only ${RANGE_FORMATS.join(', ')} files can be read by byte range, ${path} is ${format}`,
     );
   const given = layoutFromOptions(options.recordFormat, options.fields);
   const skipInvalid = options.skipInvalid === true;
   let layout = given;
   let skipped = 0;
   let firstError: InputError | undefined;
-  for await (const item of rawItems(path, format, {}, limit)) {
+  const shape: FileShape = {};
+  for await (const item of rawItems(path, format, shape, limit)) {
+    // A CSV/TSV range reads the header from the file's start: it must start after it.
+    if (r !== undefined && shape.header !== undefined && r.line <= shape.header.end)
+      throw new OptionError(
+        'ERR_OPTION',
+        `range: starts on line ${r.line} of ${path}, not after its header row (which ends on line ${shape.header.end}); take the ranges from recordRanges`,
+      );
     try {
       if (item.error) throw item.error;
       const where = { file: path, line: item.line };
@@ -195,7 +213,7 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
       layout ??= detectLayout(v, options.recordFormat);
       if (layout === undefined) throw unknownLayout(v, where, options.recordFormat);
       extractText(v, layout, where);
-      return new Dataset(path, format, layout, skipInvalid, opened, limit, options.range);
+      return new Dataset(path, format, layout, skipInvalid, opened, limit, r);
     } catch (err) {
       if (!(err instanceof InputError) || !skipInvalid) throw err;
       layout = given;

@@ -156,7 +156,8 @@ export async function* readLines(
  * the first line that starts at or after byte `s * size / parts` (a line is in
  * the part where its first byte lies), with its true line number. One raw
  * pass over the bytes (counting line feeds, nothing decoded). Parts may be
- * empty (`start === end`) when lines are longer than a part.
+ * empty (`start === end`) when lines are longer than a part. For JSON Lines:
+ * a CSV line may continue a quoted field (split those with `recordRanges`).
  */
 export async function lineRanges(path: string, parts: number, file = path): Promise<ByteRange[]> {
   let size: number;

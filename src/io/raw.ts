@@ -14,8 +14,8 @@ export interface RawItem {
 
 /** What a reader learns about the file as a whole; the writer needs it to write the same shape. */
 export interface FileShape {
-  /** CSV/TSV: the header's cells and whether lines ended with CRLF. */
-  header?: { cells: string[]; crlf: boolean };
+  /** CSV/TSV: the header's cells, whether lines ended with CRLF, and the line the header row ends on. */
+  header?: { cells: string[]; crlf: boolean; end: number };
   /** JSON: the wrapper object when the records sit in one of its properties. */
   container?: { key: string; rest: Record<string, unknown> };
   /** Parquet: the open file and its metadata, whose columns the writer copies. */
