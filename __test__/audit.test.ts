@@ -368,8 +368,17 @@ describe('removed records and reasons', () => {
     for (const contamination of [
       { estimate: 0.12, low: 0.09, high: 0.15, level: 0.95, method: 'test interval', clean: false },
       { estimate: 0.002, low: 0, high: 0.01, level: 0.9, method: 'test interval', clean: true },
+      {
+        estimate: 0.032,
+        low: 0.014,
+        high: 0.155,
+        level: 0.9,
+        method: 'test interval',
+        clean: false,
+        verdict: 'inconclusive' as const,
+      },
     ]) {
-      const path = join(c.dir, `contamination-${contamination.clean}.html`);
+      const path = join(c.dir, `contamination-${verdicts.length}.html`);
       writeFileSync(path, renderReportHtml({ ...report, contamination }));
       const p = await openPage(pathToFileURL(path).href);
       try {
@@ -388,6 +397,9 @@ describe('removed records and reasons', () => {
     expect(verdicts[0]).not.toContain('clean');
     expect(verdicts[1]).toBe(
       'This data looks clean: the estimated contamination is 0.20% (0.00% to 1.0% at 90% confidence; test interval).',
+    );
+    expect(verdicts[2]).toBe(
+      'Contamination unclear: the estimate is 3.2% (1.4% to 15.5% at 90% confidence; test interval), too wide an interval to call the data clean or contaminated.',
     );
   }, 60_000);
 });

@@ -38,6 +38,7 @@ describe("contamination estimate and keep: 'auto'", () => {
     expect(c.estimate).toBeLessThanOrEqual(c.high);
     expect(c.estimate).toBeLessThan(0.02);
     expect(c.clean).toBe(true);
+    expect(c.verdict).toBe('clean');
     expect(res.n - res.k).toBeLessThanOrEqual(0.02 * res.n);
     // the same figures in the JSON report
     const report = JSON.parse(readFileSync(res.outputs.report, 'utf8'));
@@ -50,6 +51,7 @@ describe("contamination estimate and keep: 'auto'", () => {
     const res = await purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto' });
     const c = res.contamination!;
     expect(c.clean).toBe(false);
+    expect(c.verdict).toBe('contaminated');
     expect(c.estimate).toBeGreaterThan(0.03);
     expect(c.estimate).toBeLessThan(0.15);
     // the interval holds the injected 10% (it covers the 50-sample anchor's calibration error)
@@ -73,6 +75,21 @@ describe("contamination estimate and keep: 'auto'", () => {
     expect(res.n - res.k).toBeLessThan(0.2 * res.n);
     expect(harmful(keptFixed)).toBeLessThan(0.25 * 40);
     expect(fixed.contamination).toEqual(c); // the estimate does not depend on K
+  });
+
+  it('falls back to the default keep, and says why, when the interval is too wide for a verdict', async () => {
+    // every harmful pair of the mirror (82 of 362, 23%): the estimate's lower end is near 0,
+    // its upper end far up; the lower end alone would have called this clean and kept everything
+    const s = setup(280, 120);
+    const res = await purify({ ...common, input: s.input, anchor: [s.anchor], keep: 'auto' });
+    const c = res.contamination!;
+    expect(c.verdict).toBe('inconclusive');
+    expect(c.clean).toBe(false);
+    expect(c.low).toBeLessThan(0.03);
+    expect(c.high).toBeGreaterThanOrEqual(0.1);
+    expect(res.k).toBe(Math.round(0.8 * res.n));
+    expect(res.warnings.join('\n')).toMatch(/inconclusive .* so the default keep \(80.0%\) applies/);
+    expect(JSON.parse(readFileSync(res.outputs.report, 'utf8')).contamination).toEqual(c);
   });
 
   it('keeps every record, and says why, when a one-sample anchor allows no estimate', async () => {

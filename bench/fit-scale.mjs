@@ -56,7 +56,7 @@ function runJob(extra, label) {
     '/usr/bin/time',
     [
       '-f',
-      '%e %M',
+      '%e %M %U %S',
       process.execPath,
       cli,
       'purify',
@@ -90,7 +90,7 @@ function runJob(extra, label) {
     process.exit(run.status ?? 1);
   }
   const summary = JSON.parse(run.stdout.trim().split('\n').pop());
-  const [, peakKiB] = run.stderr.trim().split('\n').pop().split(' ').map(Number);
+  const [, peakKiB, userS, sysS] = run.stderr.trim().split('\n').pop().split(' ').map(Number);
   const injected = new Set(JSON.parse(readFileSync(join(dir, `injected-${size}.json`), 'utf8')));
   // harmful recall: injected records among the kept (the scores file's kept column, by record index)
   let kept = 0;
@@ -114,6 +114,8 @@ function runJob(extra, label) {
     cpus: cpus().length,
     wallSeconds: wall,
     recordsPerSecond: size / wall,
+    // user + system CPU of the coordinator and the waited-for local workers (not Redis-run workers)
+    cpuSeconds: userS + sysS,
     peakRssLargestProcessBytes: peakKiB * 1024,
     k: summary.k,
     attempts: summary.attempts,

@@ -60,6 +60,8 @@ export interface ContaminationOutput {
   level: number
   method: string
   clean: boolean
+  /** 'clean', 'contaminated' or 'inconclusive'. */
+  verdict: string
 }
 
 export interface ContributionsOutput {
@@ -224,8 +226,11 @@ export interface LearnOutput {
   fitted: FittedOutput
   /** How contaminated the downstream set looks; absent with the debiased objective. */
   contamination?: ContaminationOutput
-  /** How many samples `keep: 'auto'` keeps (all when there is no estimate). */
-  autoKeep: number
+  /**
+   * How many samples `keep: 'auto'` keeps: all when there is no estimate,
+   * none given when the estimate's verdict is inconclusive.
+   */
+  autoKeep?: number
   warnings: Array<string>
 }
 

@@ -65,8 +65,14 @@ export interface ContaminationEstimate {
   level: number;
   /** How it was estimated, in words. */
   method: string;
-  /** No evidence of contamination (see docs/learner-defaults.md for the rule). */
+  /** No evidence of contamination, on an interval narrow enough to act on: `verdict === 'clean'`. */
   clean: boolean;
+  /**
+   * What the interval says (docs/learner-defaults.md): `clean` (lower end below 3%
+   * and upper end below 10%), `contaminated` (lower end at 3% or above), or
+   * `inconclusive` (lower end below 3%, upper end at 10% or above: no automatic K).
+   */
+  verdict: 'clean' | 'contaminated' | 'inconclusive';
 }
 
 export interface LearnResult {
@@ -87,8 +93,8 @@ export interface LearnResult {
   anchorIsDownstream: boolean;
   /** How contaminated the downstream set looks; absent with the debiased objective. */
   contamination?: ContaminationEstimate;
-  /** How many samples `keep: 'auto'` keeps: all when the data look clean, else the lowest-scoring samples are dropped until the expected number of harmful ones kept is at most 10% of the estimated harmful (the mixture's posterior; docs/learner-defaults.md). */
-  autoKeep: number;
+  /** How many samples `keep: 'auto'` keeps: all when the data look clean (or there is no estimate); when they look contaminated, the lowest-scoring samples are dropped until the expected number of harmful ones kept is at most 10% of the estimated harmful (the mixture's posterior; docs/learner-defaults.md); `null` when the verdict is inconclusive (`purify` then keeps its default fraction). */
+  autoKeep: number | null;
   /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */
   anchorStorage: StorageReport;
   harmfulStorage: StorageReport;
@@ -124,11 +130,13 @@ export interface Scores {
 export async function learnWeights(sets: PurifySets, options: LearnerOptions = {}): Promise<LearnResult> {
   const native_sets = toSets(sets);
   const opts = learnOptions(options);
-  return cancellable(
+  const r = await cancellable(
     options.signal,
     (token, onProgress) => native.learnWeights(native_sets, opts, token, onProgress),
     options.onProgress,
   );
+  // the binding leaves out a K it does not give; its verdict is one of the three the type names
+  return { ...r, autoKeep: r.autoKeep ?? null } as LearnResult;
 }
 
 /** Scores the downstream samples with SOT or a baseline, behind one interface. */

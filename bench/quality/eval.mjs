@@ -46,6 +46,7 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import {
   EmbeddingCache,
+  PURIFY_DEFAULTS,
   HashingEmbedder,
   embedWithCache,
   loadReferenceSet,
@@ -292,13 +293,19 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
     };
     const c = s.learned?.contamination;
     if (c) {
-      const auto = await selectTopK(s.scores, { count: s.learned.autoKeep }, s.weights);
+      // an inconclusive verdict gives no K: purify then keeps its default
+      const auto = await selectTopK(
+        s.scores,
+        s.learned.autoKeep === null ? PURIFY_DEFAULTS.keep : { count: s.learned.autoKeep },
+        s.weights,
+      );
       const m = measure(auto.kept);
       Object.assign(row, {
         estimate: c.estimate,
         low: c.low,
         high: c.high,
         clean: c.clean,
+        verdict: c.verdict,
         autoDropped: (n - auto.k) / n,
         autoRecall: m.recall,
         autoBenign: m.benign,

@@ -89,7 +89,7 @@ function estimateTable(embedder, set, cells) {
   const tally = { within: [0, 0], covered: [0, 0], cleanDrop: [], recall: [0, 0] };
   console.log(`\n*${embedder}, ${set}: contamination estimate (90% interval) and K = auto against K = 80%*\n`);
   console.log(
-    '| task + contamination | truth | estimate | mean interval | covered | called clean | auto drops | recall auto | recall 80% | benign auto | hard-neg auto |',
+    '| task + contamination | truth | estimate | mean interval | covered | clean / inconclusive | auto drops | recall auto | recall 80% | benign auto | hard-neg auto |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [k, g] of cells) {
@@ -99,8 +99,10 @@ function estimateTable(embedder, set, cells) {
     const m = (key) => (sot[0][key] === null ? null : mean(sot.map((r) => r[key])));
     const covered = sot.filter((r) => r.low <= Number(rate) && Number(rate) <= r.high).length;
     const clean = sot.filter((r) => r.clean).length;
+    // runs before the verdict existed have none: the lower end alone decided
+    const unsure = sot.filter((r) => r.verdict === 'inconclusive').length;
     console.log(
-      `| ${task} + ${contam} | ${rate} | ${f3(m('estimate'))} ± ${f3(sd(sot.map((r) => r.estimate)))} | [${f3(m('low'))}, ${f3(m('high'))}] | ${covered}/${sot.length} | ${clean}/${sot.length} | ${f3(m('autoDropped'))} | ${f3(m('autoRecall'))} | ${f3(m('recall'))} | ${f3(m('autoBenign'))} | ${f3(m('autoHard'))} |`,
+      `| ${task} + ${contam} | ${rate} | ${f3(m('estimate'))} ± ${f3(sd(sot.map((r) => r.estimate)))} | [${f3(m('low'))}, ${f3(m('high'))}] | ${covered}/${sot.length} | ${clean} / ${unsure} of ${sot.length} | ${f3(m('autoDropped'))} | ${f3(m('autoRecall'))} | ${f3(m('recall'))} | ${f3(m('autoBenign'))} | ${f3(m('autoHard'))} |`,
     );
     const r = Number(rate);
     if (r === 0) tally.cleanDrop.push(...sot.map((x) => x.autoDropped));

@@ -37,7 +37,7 @@ const pkg = createRequire(import.meta.url)('../../package.json') as { version: s
 function contaminationLine(c: ContaminationEstimate | undefined): string {
   if (!c) return '';
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-  return `  contamination: ${pct(c.estimate)} (${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)})${c.clean ? ': looks clean' : ''}\n`;
+  return `  contamination: ${pct(c.estimate)} (${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)})${c.verdict === 'inconclusive' ? ': inconclusive' : c.clean ? ': looks clean' : ''}\n`;
 }
 
 interface DataFlags {

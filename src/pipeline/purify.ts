@@ -135,7 +135,17 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
       "keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept",
     );
   }
-  const keep = o.keep === 'auto' ? { count: scores.learned!.autoKeep } : (o.keep ?? PURIFY_DEFAULTS.keep);
+  const auto = o.keep === 'auto' ? scores.learned!.autoKeep : undefined;
+  const c = scores.learned?.contamination;
+  if (auto === null && c) {
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    const d = PURIFY_DEFAULTS.keep;
+    warnings.push(
+      `keep 'auto': the contamination estimate is inconclusive (${pct(c.estimate)}, ${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)}: too wide to call the data clean or contaminated), so the default keep (${'fraction' in d ? pct(d.fraction) : `${d.count} records`}) applies`,
+    );
+  }
+  const keep =
+    o.keep !== 'auto' ? (o.keep ?? PURIFY_DEFAULTS.keep) : auto == null ? PURIFY_DEFAULTS.keep : { count: auto };
   const selection = await selectTopK(scores.scores, keep, scores.weights);
   progress('select', selection.k, n);
   // Why: each dropped record's nearest harmful references and its pull/push split.

@@ -127,6 +127,7 @@ const SCRIPT = `
     var range = ' (' + pct(c.low) + ' to ' + pct(c.high) + ' at ' + Math.round(100 * c.level) + '% confidence; ' + c.method + ')';
     var p = h('p', undefined, v, 'lead');
     if (c.clean) { h('span', 'This data looks clean', p, 'clean'); p.appendChild(document.createTextNode(': the estimated contamination is ' + pct(c.estimate) + range + '.')); }
+    else if (c.verdict === 'inconclusive') { h('span', 'Contamination unclear', p, 'dirty'); p.appendChild(document.createTextNode(': the estimate is ' + pct(c.estimate) + range + ', too wide an interval to call the data clean or contaminated.')); }
     else { h('span', 'Estimated contamination: ' + pct(c.estimate) + ' of the records', p, 'dirty'); p.appendChild(document.createTextNode(range + '.')); }
     p.id = 'contamination';
   }

@@ -99,7 +99,9 @@ const REPORT = obj({
   }),
   lowest: arr(obj({ index: num, line: num, weight: num, excerpt: str })),
   cutoff: maybe(num),
-  contamination: maybe(obj({ estimate: num, low: num, high: num, level: num, method: str, clean: bool })),
+  contamination: maybe(
+    obj({ estimate: num, low: num, high: num, level: num, method: str, clean: bool, verdict: maybe(str) }),
+  ),
   contributions: maybe(obj({ offset: num, maxResidual: num })),
   groups: maybe(obj({ field: str, rows: arr(obj({ value: str, total: num, dropped: num })) })),
   records: maybe(

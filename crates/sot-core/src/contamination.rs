@@ -30,7 +30,11 @@
 //! when the interval's lower end is below `CLEAN_BELOW`: clean task data hold
 //! samples that score like harm without being harmful (safe questions on
 //! sensitive topics, outliers), a few percent of them, so a test of `pi = 0`
-//! would call every real dataset contaminated.
+//! would call every real dataset contaminated. But only when its upper end is
+//! below `CLEAN_UP_TO` too: an interval that reaches that far cannot rule out
+//! real contamination (a harmful component the calibration sets place
+//! poorly widens it), and keeping every record on such an interval is the
+//! costly mistake.
 //!
 //! The automatic K comes from the mixture's posterior, not from the fraction:
 //! each sample's probability of being harmful at the interval's upper end,
@@ -77,10 +81,33 @@ pub struct Contamination {
     pub high: f64,
     pub level: f64,
     pub method: &'static str,
-    /// The interval's lower end is below `CLEAN_BELOW`: no evidence of contamination.
-    pub clean: bool,
+    pub verdict: Verdict,
     /// How many samples the automatic K keeps (see `auto_keep`).
-    pub keep: usize,
+    pub keep: Option<usize>,
+}
+
+/// What the interval says about the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its lower end is below `CLEAN_BELOW` and its upper end below
+    /// `CLEAN_UP_TO`: no evidence of contamination, on an interval narrow
+    /// enough to act on.
+    Clean,
+    /// Its lower end is at `CLEAN_BELOW` or above.
+    Contaminated,
+    /// Its lower end is below `CLEAN_BELOW` but its upper end reaches
+    /// `CLEAN_UP_TO`: the scores can tell neither way, and no K follows.
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Contaminated => "contaminated",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
 }
 
 /// The interval's lower end below which the data are called clean (clean
@@ -88,15 +115,22 @@ pub struct Contamination {
 /// docs/learner-defaults.md).
 pub const CLEAN_BELOW: f64 = 0.03;
 
+/// The interval's upper end from which the data are not called clean,
+/// whatever its lower end (clean development data reach 6-9%; contaminated
+/// data called clean on the lower end alone reached 11-22%:
+/// docs/learner-defaults.md).
+pub const CLEAN_UP_TO: f64 = 0.1;
+
 /// The automatic K drops samples, lowest score first, until the expected
 /// number of harmful samples among the kept is at most this share of the
 /// expected number in all (the mixture's posterior at the interval's upper end).
 pub const TOLERANCE: f64 = 0.1;
 
-/// The automatic K: all when the data look clean, else what the posterior
-/// rule keeps (`TOLERANCE`); at least one.
-pub fn auto_keep(c: &Contamination, n: usize) -> usize {
-    c.keep.min(n)
+/// The automatic K: all when the data look clean, what the posterior rule
+/// keeps (`TOLERANCE`; at least one) when they look contaminated, none when
+/// the verdict is inconclusive (the caller falls back to its fixed K).
+pub fn auto_keep(c: &Contamination, n: usize) -> Option<usize> {
+    c.keep.map(|k| k.min(n))
 }
 
 /// A fitted reference term: points, normalised masses and target potential.
@@ -551,11 +585,20 @@ pub fn estimate(
         replicates.iter().map(|r| r.1).collect(),
         1.0 - tail,
     ));
-    let is_clean = low < CLEAN_BELOW;
-    let keep = if is_clean {
-        scores.len()
+    let verdict = if low >= CLEAN_BELOW {
+        Verdict::Contaminated
+    } else if high < CLEAN_UP_TO {
+        Verdict::Clean
     } else {
-        posterior_keep(&grid.per_score(&lik.posterior(high)), &grid.order)
+        Verdict::Inconclusive
+    };
+    let keep = match verdict {
+        Verdict::Clean => Some(scores.len()),
+        Verdict::Contaminated => Some(posterior_keep(
+            &grid.per_score(&lik.posterior(high)),
+            &grid.order,
+        )),
+        Verdict::Inconclusive => None,
     };
     Ok(Contamination {
         estimate: pi,
@@ -563,7 +606,7 @@ pub fn estimate(
         high,
         level,
         method: METHOD,
-        clean: is_clean,
+        verdict,
         keep,
     })
 }
@@ -601,7 +644,7 @@ mod tests {
     use super::*;
 
     /// Deterministic normal draws (Box-Muller on a xorshift generator).
-    fn normals(n: usize, mean: f64, sd: f64, seed: u64) -> Vec<f64> {
+    pub(super) fn normals(n: usize, mean: f64, sd: f64, seed: u64) -> Vec<f64> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut u = || {
             s ^= s << 13;
@@ -662,7 +705,7 @@ mod tests {
             .0
     }
 
-    fn mixture(n: usize, pi: f64, harm_mean: f64, seed: u64) -> Vec<f64> {
+    pub(super) fn mixture(n: usize, pi: f64, harm_mean: f64, seed: u64) -> Vec<f64> {
         let nh = (pi * n as f64).round() as usize;
         let mut z = normals(n - nh, 0.0, 1.0, seed);
         z.extend(normals(nh, harm_mean, 1.5, seed + 1000));
@@ -686,7 +729,7 @@ mod tests {
                 "{e:?}"
             );
             if pi >= 0.1 {
-                assert!(!e.clean, "{e:?}");
+                assert_eq!(e.verdict, Verdict::Contaminated, "{e:?}");
             }
             // the grid and its interpolation against densities summed at each score
             let g = naive_pi(&naive_ratio(&z, &clean_cal, &harm_cal));
@@ -705,8 +748,11 @@ mod tests {
         // 2,000 draws against 50: the highest scores lie beyond every anchor point
         let z = normals(2000, 0.0, 1.0, 5);
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
-        assert!(e.clean && e.estimate < 0.01 && e.high < 0.03, "{e:?}");
-        assert_eq!(auto_keep(&e, z.len()), z.len());
+        assert!(
+            e.verdict == Verdict::Clean && e.estimate < 0.01 && e.high < 0.03,
+            "{e:?}"
+        );
+        assert_eq!(auto_keep(&e, z.len()), Some(z.len()));
     }
 
     #[test]
@@ -732,7 +778,7 @@ mod tests {
         assert!(ph.weighted(None).log_pdf(z[top]) > pc.weighted(None).log_pdf(z[top]));
         assert!(grid.order.windows(2).all(|w| r[w[1]] <= r[w[0]]));
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
-        assert!(e.clean && e.estimate < 0.01, "{e:?}");
+        assert!(e.verdict == Verdict::Clean && e.estimate < 0.01, "{e:?}");
     }
 
     #[test]
@@ -821,17 +867,40 @@ mod tests {
             .find(|d| order[*d..].iter().map(|i| post[*i]).sum::<f64>() <= TOLERANCE * total)
             .unwrap();
         assert!(
-            (e.keep as i64 - (far.len() - drop) as i64).abs() <= 2,
-            "{} vs {}",
+            (e.keep.unwrap() as i64 - (far.len() - drop) as i64).abs() <= 2,
+            "{:?} vs {}",
             e.keep,
             far.len() - drop
         );
         // well separated: close to the injected share; poorly separated: a larger drop
-        let dropped = |e: &Contamination| 1.0 - e.keep as f64 / 2000.0;
+        let dropped = |e: &Contamination| 1.0 - e.keep.unwrap() as f64 / 2000.0;
         assert!((0.07..0.15).contains(&dropped(&e)), "{e:?}");
         let harm_near = normals(500, -2.0, 1.5, 20);
         let near = estimate(&mixture(2000, 0.1, -2.0, 21), &clean_cal, &harm_near, 0.9).unwrap();
         assert!(dropped(&near) > dropped(&e) + 0.05, "{near:?} vs {e:?}");
+    }
+
+    #[test]
+    fn a_wide_interval_is_no_clean_verdict() {
+        // 15-point calibration sets one standard deviation apart, 30% contamination:
+        // the interval starts at 0 (the lower end alone called this clean) and reaches far up
+        let clean_cal = normals(15, 0.0, 1.0, 3);
+        let harm_cal = normals(15, -1.0, 1.0, 103);
+        let z = mixture(2000, 0.3, -1.0, 203);
+        let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
+        assert!(e.low < CLEAN_BELOW && e.high >= CLEAN_UP_TO, "{e:?}");
+        assert_eq!(e.verdict, Verdict::Inconclusive);
+        assert_eq!(auto_keep(&e, z.len()), None);
+        // the same contamination, well calibrated: a verdict and a K
+        let far = estimate(
+            &mixture(2000, 0.3, -4.0, 204),
+            &normals(100, 0.0, 1.0, 4),
+            &normals(500, -4.0, 1.5, 5),
+            0.9,
+        )
+        .unwrap();
+        assert_eq!(far.verdict, Verdict::Contaminated, "{far:?}");
+        assert!(auto_keep(&far, 2000).is_some_and(|k| k < 1600), "{far:?}");
     }
 
     #[test]
@@ -867,13 +936,20 @@ mod tests {
     fn degenerate_components_give_an_estimate() {
         let e = estimate(&[0.0, 0.0, 5.0], &[0.0], &[0.0], 0.9).unwrap();
         assert!(
-            e.estimate.is_finite() && (0.0..=1.0).contains(&e.estimate) && e.keep >= 1,
+            e.estimate.is_finite()
+                && (0.0..=1.0).contains(&e.estimate)
+                && e.keep.is_none_or(|k| k >= 1),
             "{e:?}"
         );
         let far = estimate(&[1e6, 0.0], &[0.0, 0.1], &[-1.0, -1.1], 0.9).unwrap();
         assert!(far.estimate.is_finite(), "{far:?}");
         let one = estimate(&[3.0], &[0.0, 0.1], &[-1.0, -1.1], 0.9).unwrap();
-        assert_eq!(one.keep, 1);
+        // one score can tell nothing: an interval too wide for a verdict, and no K
+        assert_eq!(
+            (one.verdict, one.keep),
+            (Verdict::Inconclusive, None),
+            "{one:?}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::tasks::{Job, ProgressCallback};
 use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
 use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
+use sot_core::contamination::Verdict;
 use sot_core::{
     Baseline, CostKind, ErrorKind, Keep, LearnResult, LearnerOptions, Reference, Selection,
     SinkhornOptions, SotError,
@@ -91,8 +92,9 @@ pub struct LearnOutput {
     pub fitted: FittedOutput,
     /// How contaminated the downstream set looks; absent with the debiased objective.
     pub contamination: Option<ContaminationOutput>,
-    /// How many samples `keep: 'auto'` keeps (all when there is no estimate).
-    pub auto_keep: u32,
+    /// How many samples `keep: 'auto'` keeps: all when there is no estimate,
+    /// none given when the estimate's verdict is inconclusive.
+    pub auto_keep: Option<u32>,
     pub warnings: Vec<String>,
 }
 
@@ -116,6 +118,8 @@ pub struct ContaminationOutput {
     pub level: f64,
     pub method: String,
     pub clean: bool,
+    /// 'clean', 'contaminated' or 'inconclusive'.
+    pub verdict: String,
 }
 
 impl From<LearnResult> for LearnOutput {
@@ -124,7 +128,8 @@ impl From<LearnResult> for LearnOutput {
         let auto_keep = r
             .contamination
             .as_ref()
-            .map_or(n, |c| sot_core::contamination::auto_keep(c, n)) as u32;
+            .map_or(Some(n), |c| sot_core::contamination::auto_keep(c, n))
+            .map(|k| k as u32);
         LearnOutput {
             weights: r.weights.into(),
             pull: r.pull.into(),
@@ -161,7 +166,8 @@ impl From<LearnResult> for LearnOutput {
                 high: c.high,
                 level: c.level,
                 method: c.method.to_string(),
-                clean: c.clean,
+                clean: c.verdict == Verdict::Clean,
+                verdict: c.verdict.as_str().to_string(),
             }),
             auto_keep,
             warnings: r.warnings,
