@@ -366,8 +366,24 @@ describe('removed records and reasons', () => {
     const report = JSON.parse(readFileSync(res.outputs.report, 'utf8')) as PurifyReport;
     const verdicts: string[] = [];
     for (const contamination of [
-      { estimate: 0.12, low: 0.09, high: 0.15, level: 0.95, method: 'test interval', clean: false },
-      { estimate: 0.002, low: 0, high: 0.01, level: 0.9, method: 'test interval', clean: true },
+      {
+        estimate: 0.12,
+        low: 0.09,
+        high: 0.15,
+        level: 0.95,
+        method: 'test interval',
+        clean: false,
+        verdict: 'contaminated' as const,
+      },
+      {
+        estimate: 0.002,
+        low: 0,
+        high: 0.01,
+        level: 0.9,
+        method: 'test interval',
+        clean: true,
+        verdict: 'clean' as const,
+      },
       {
         estimate: 0.032,
         low: 0.014,
