@@ -183,7 +183,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
 }
 
 /** Embeds the records at `indices` (ascending), streaming the file once. */
-async function embedRows(
+export async function embedRows(
   input: PipelineInput,
   indices: Uint32Array,
   embedder: Embedder,

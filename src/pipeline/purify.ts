@@ -160,7 +160,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     paths,
     lines,
     selection,
-    scores,
+    score: scores.scores,
     audit,
     weightField: o.weightField,
     signal,
