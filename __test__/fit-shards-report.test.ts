@@ -187,6 +187,47 @@ describe('the sharded run writes the report, the page and the removed records', 
     expect(readdirSync(dir)).toEqual(['taken.jsonl']);
   }, 240_000);
 
+  it("keep 'auto': the fit's automatic K on its sample, scaled to all records (on all records: the whole run's K)", async () => {
+    const { purify } = await import('../src/pipeline/purify.js');
+    const harmful = ['advbench', 'harmbench']; // with both, the estimate sees this data's 10% (contamination.test.ts)
+    const whole = await purify({
+      input: data,
+      harmful,
+      anchor: [anchor],
+      embeddingCache: false,
+      keep: 'auto',
+      output: join(c.dir, 'auto-whole.jsonl'),
+      html: null,
+    });
+    const all = await purifySharded({
+      ...common,
+      harmful,
+      sample: undefined,
+      refit: undefined,
+      keep: 'auto',
+      html: null,
+      output: join(c.dir, 'auto-all.jsonl'),
+    });
+    expect(all.sample).toBe(400);
+    expect(whole.k).toBeLessThan(400); // the estimate is not clean: the automatic K drops records
+    expect(all.k).toBe(whole.k);
+    expect(all.report.contamination).toEqual(whole.contamination);
+    expect(all.report.options).toMatchObject({ keep: 'auto' });
+    const part = await purifySharded({
+      ...common,
+      harmful,
+      sample: 300,
+      keep: 'auto',
+      html: null,
+      output: join(c.dir, 'auto-part.jsonl'),
+    });
+    const f = await fit({ ...common, harmful, sample: 300, model: join(c.dir, 'auto.sot-model') });
+    expect(f.sample).toBe(300);
+    expect(f.autoKeep).toBeLessThan(300);
+    expect(part.k).toBe(Math.round((f.autoKeep * 400) / 300));
+    expect(readJsonl(part.outputs.removed!)).toHaveLength(400 - part.k);
+  }, 240_000);
+
   it('sot purify --shards prints the report, removed and html paths; --json the same keys as the whole run', () => {
     const out = join(c.dir, 'cli.jsonl');
     const args = ['purify', data, '--harmful', 'advbench', '--anchor', anchor, '--shards', '2', '--sample', '200'];

@@ -202,11 +202,6 @@ export async function purifyShardedCli(
   const { purifySharded } = await import('../fit/shards.js');
   if (f.method !== undefined && f.method !== 'sot')
     throw new OptionError('ERR_OPTION', '--shards runs the SOT learner only (no --method)');
-  if (f.keep === 'auto')
-    throw new OptionError(
-      'ERR_OPTION',
-      '--keep auto needs the whole-dataset learner: not with --shards (use --keep or --keep-count)',
-    );
   await h.interruptible(async (signal) => {
     const res = await purifySharded({
       input,
@@ -221,9 +216,11 @@ export async function purifyShardedCli(
       keep:
         f.keepCount !== undefined
           ? { count: f.keepCount as number }
-          : f.keep !== undefined
-            ? { fraction: f.keep as number }
-            : PURIFY_DEFAULTS.keep,
+          : f.keep === 'auto'
+            ? 'auto'
+            : f.keep !== undefined
+              ? { fraction: f.keep as number }
+              : PURIFY_DEFAULTS.keep,
       weightField: f.weightField === false ? null : (f.weightField as string),
       shards: f.shards as number,
       workers: f.workers as number | undefined,

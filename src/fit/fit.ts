@@ -62,6 +62,8 @@ export interface FitResult {
   sampleScores: Float64Array;
   steps: number;
   converged: boolean;
+  /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate). */
+  autoKeep: number;
   warnings: string[];
 }
 
@@ -178,6 +180,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     sampleScores,
     steps: learned.steps,
     converged: learned.converged,
+    autoKeep: learned.contamination ? learned.autoKeep : take,
     warnings: scores.warnings,
   };
 }

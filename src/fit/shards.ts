@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PURIFY_DEFAULTS } from '../defaults.js';
 import { InputError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import { assertNoCollision, lineRanges, resolveFormat } from '../io/index.js';
@@ -61,7 +62,11 @@ export interface ShardedOptions extends FitOptions {
   refit?: number;
   output?: string;
   scores?: string;
-  keep?: Keep;
+  /**
+   * Records kept: a count or a fraction, or `auto`: the fit's automatic K on
+   * its sample (from its contamination estimate), scaled to all records.
+   */
+  keep?: Keep | 'auto';
   threshold?: number;
   weightField?: string | null;
   /** JSON report. Default `<output stem>.report.json` (as `purify`). */
@@ -141,7 +146,8 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE });
     lap('fit');
     const n = f.records;
-    const keep = o.keep ?? (o.threshold === undefined ? { fraction: 0.8 } : undefined);
+    const keep =
+      o.keep === 'auto' ? autoKeep(f, n) : (o.keep ?? (o.threshold === undefined ? PURIFY_DEFAULTS.keep : undefined));
     const K = keep === undefined ? n : 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
     if (!(K >= 1 && K <= n))
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
@@ -212,6 +218,12 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `keep: 'auto'`: the share of its sample the fit's automatic K keeps, of all `n` records (every one without an estimate). */
+function autoKeep(f: FitResult, n: number): Keep {
+  if (f.autoKeep >= f.sample) return { count: n };
+  return { count: Math.min(n, Math.max(1, Math.round((f.autoKeep * n) / f.sample))) };
 }
 
 /** Byte-range shards number their records from 0: place them after the shards before (in file order). */
@@ -449,7 +461,7 @@ async function writeMerged(
           refit: run.refit,
           model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
         },
-        warnings: run.fit.warnings,
+        warnings: [...run.fit.warnings, ...autoKeepWarning(o, model)],
         timings: run.timings,
         memory: { budget, learnerBudget: learnerBudget(budget, run.fit.sample), peakRss: peakRss() },
       });
@@ -503,6 +515,15 @@ function explained(
   if (at !== count)
     throw new SotError('ERR_INTERNAL', `the shards found the reasons of ${at} of the ${count} records that need them`);
   return { rows, near: { k, index, cost } };
+}
+
+/** The whole run's warning when `keep: 'auto'` had no estimate to go by. */
+function autoKeepWarning(o: ShardedOptions, model: Model): string[] {
+  return o.keep === 'auto' && !model.header.contamination
+    ? [
+        "keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept",
+      ]
+    : [];
 }
 
 function definedEntries<T extends object>(o: T): Partial<T> {
