@@ -170,6 +170,16 @@ describe('the sharded run writes the report, the page and the removed records', 
       join(dir, 'taken.jsonl'),
       c.records.map((r, i) => (i === 7 ? { ...r, sot_reason: 'mine' } : r)),
     );
+    // a report into a missing folder: refused before the fit
+    let fitted = false;
+    const missing = await purifySharded({
+      ...common,
+      report: join(dir, 'missing', 'r.json'),
+      onProgress: () => (fitted = true),
+    }).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: 'ERR_IO' });
+    expect((missing as Error).message).toMatch(/the folder .*missing does not exist/);
+    expect(fitted).toBe(false);
     // keep one record: record 7 is removed, and the removed file would replace its field
     const err = await purifySharded({ ...common, input: taken, keep: { count: 1 } }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_INPUT', file: taken, field: 'sot_reason' });

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { PURIFY_DEFAULTS } from '../defaults.js';
 import { InputError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
-import { assertNoCollision, lineRanges, resolveFormat } from '../io/index.js';
+import { lineRanges, resolveFormat } from '../io/index.js';
 import { createRequire } from 'node:module';
 import { cancellable } from '../cancellable.js';
 import { native } from '../native.js';
@@ -30,7 +30,8 @@ import { PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, peakRss, resolveBudget } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.js';
-import { outputPaths, outputRoles } from '../pipeline/paths.js';
+import { outputPaths } from '../pipeline/paths.js';
+import { checkOutputs } from '../pipeline/purify.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
 import type { Keep, Selection } from '../selection.js';
@@ -127,12 +128,8 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
   checkReasonOptions(o.reasons);
   const paths = outputPaths(o);
-  await assertNoCollision(outputRoles(paths), [
-    { path: o.input, what: 'the input file' },
-    ...[...o.harmful, ...(o.anchor ?? [])]
-      .filter((source) => existsSync(source))
-      .map((path) => ({ path, what: 'a reference file' })),
-  ]);
+  // a missing folder, an output onto a file read or another output: now, not after the work
+  await checkOutputs(o as PurifyOptions, paths, o.embedder ?? new HashingEmbedder());
   const timings: Record<string, number> = {};
   let t0 = performance.now();
   const lap = (stage: string) => {

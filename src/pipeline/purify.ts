@@ -241,8 +241,9 @@ function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void
  * run reads (the input, a reference file, precomputed vectors) or another
  * output. The outputs commit together through temporary files, so each must
  * be a regular file (or missing); only the null device is also accepted.
+ * (The sharded run checks its outputs with it too.)
  */
-async function checkOutputs(
+export async function checkOutputs(
   o: PurifyOptions,
   paths: ReturnType<typeof outputPaths>,
   embedder: Embedder,
