@@ -70,6 +70,7 @@ describe('the sharded run writes the report, the page and the removed records', 
     expect(report.groups!.rows.reduce((a, g) => a + g.dropped, 0)).toBe(100);
     expect(report.projection.downstream).toHaveLength(400);
     expect(report.projection.downstreamTotal).toBe(400);
+    expect(report.projection.downstream.map((p) => p[3])).toEqual(c.records.map((_, i) => i));
     expect(report.contributions!.maxResidual).toBeLessThan(1e-9); // the scores are exactly pull + push
     // the files the report describes are these bytes
     const { createHash } = await import('node:crypto');
@@ -123,6 +124,8 @@ describe('the sharded run writes the report, the page and the removed records', 
     });
     // the report's table carries the same reasons and nearest references
     const t = report.records!;
+    // on the map, a record is kept as the selection says
+    expect(report.projection.downstream.map((p) => p[2])).toEqual(Array.from(selection.kept));
     for (const [, i] of dropped) {
       expect(t.reason[i]).toBe(audit.reason(i));
       expect(t.nearest[i]!.map((x) => x[1])).toEqual(audit.nearest(i)!.map((x) => x.index));

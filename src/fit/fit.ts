@@ -186,7 +186,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
 }
 
 /** Embeds the records at `indices` (ascending), streaming the file once. */
-export async function embedRows(
+async function embedRows(
   input: PipelineInput,
   indices: Uint32Array,
   embedder: Embedder,

@@ -25,7 +25,7 @@ import {
   type NearestRows,
   type ReasonOptions,
 } from '../pipeline/audit.js';
-import { openEmbeddingCache } from '../pipeline/embedding.js';
+import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, peakRss, resolveBudget } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -35,7 +35,7 @@ import { checkOutputs } from '../pipeline/purify.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
 import type { Keep, Selection } from '../selection.js';
-import { embedRows, fit, type FitOptions, type FitResult } from './fit.js';
+import { fit, type FitOptions, type FitResult } from './fit.js';
 import { loadModel, modelEmbedder, saveModel, type Model } from './model.js';
 import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
 import { refitPasses, selectScored, writeScoresCsv } from './score.js';
@@ -400,15 +400,16 @@ async function writeMerged(
   const template = h.template ?? undefined;
   const input = await PipelineInput.open({ ...o, template }, { weightField: o.weightField });
   const embedder = modelEmbedder(model, 'the fitted model');
-  const display = displayRows(n);
-  const downstream = await embedRows(
-    input,
-    display,
-    embedder,
-    await openEmbeddingCache(o, embedder),
-    o.signal,
-    () => {},
-  );
+  const cache = await openEmbeddingCache(o, embedder);
+  // The map's sample of records, embedded from the texts the report's pass over the input takes.
+  const display = {
+    records: displayRows(n),
+    embed: async (texts: string[]) => ({
+      data: await embedBatch(texts, embedder, cache, o.signal),
+      rows: texts.length,
+      cols: embedder.dim,
+    }),
+  };
   run.lap('select');
   const budget = resolveBudget(o.memoryBudget);
   const report = await writeOutputs({
@@ -436,8 +437,7 @@ async function writeMerged(
         embedder: { id: embedder.id, dim: embedder.dim },
         references: { harmful: h.references.harmful, anchor: h.references.anchor },
         sets: {
-          downstream,
-          records: display,
+          downstream: display,
           anchor: h.references.anchorIsSample ? undefined : model.anchor.points,
           harmful: model.harmful.points,
         },

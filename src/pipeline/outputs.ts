@@ -50,7 +50,7 @@ function rowsOf(m: Matrix, idx: number[]): Float32Array {
  * whose record indices `records` gives.
  */
 async function projection(
-  sets: ReportSets,
+  sets: { downstream: Matrix; records?: Uint32Array; anchor?: Matrix; harmful: Matrix },
   kept: Uint8Array,
   counts: { harmful: number[]; anchor: number[] },
 ): Promise<PurifyReport['projection']> {
@@ -97,8 +97,12 @@ const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
 /** The embeddings the report's projection draws from: the records' (`records`: which ones, when not all) and the references'. */
 export interface ReportSets {
-  downstream: Matrix;
-  records?: ArrayLike<number>;
+  /**
+   * Every record's embedding, or which records to draw (ascending) and how to
+   * embed their texts (taken in the report's pass over the input, so a run
+   * that holds no embeddings reads the input no more often).
+   */
+  downstream: Matrix | { records: Uint32Array; embed: (texts: string[]) => Promise<Matrix> };
   anchor?: Matrix;
   harmful: Matrix;
 }
@@ -187,7 +191,11 @@ export async function assembleReport(r: ReportParts): Promise<PurifyReport> {
   const n = r.selection.order.length;
   const weights = r.weights;
   const lowestIdx = Array.from(r.selection.order.subarray(Math.max(0, n - LOWEST))).reverse();
-  const texts = await r.input.textsAt(lowestIdx);
+  const given = 'records' in r.sets.downstream ? r.sets.downstream : undefined;
+  const { table, texts, display } = await recordTable(r, new Set(lowestIdx), new Set(given?.records ?? []));
+  const downstream = given
+    ? await given.embed(Array.from(given.records, (i) => display.get(i) ?? ''))
+    : (r.sets.downstream as Matrix);
   const pull = r.raw?.pull;
   const push = r.raw?.push;
   const ds = r.input.dataset;
@@ -234,8 +242,8 @@ export async function assembleReport(r: ReportParts): Promise<PurifyReport> {
     contributions: r.audit.contributions
       ? { offset: r.audit.contributions.offset, maxResidual: r.audit.contributions.maxResidual }
       : null,
-    ...(await recordTable(r)),
-    projection: await projection(r.sets, r.selection.kept, {
+    ...table,
+    projection: await projection({ ...r.sets, downstream, records: given?.records }, r.selection.kept, {
       harmful: r.references.harmful.map((x) => x.count),
       anchor: r.references.anchor.map((x) => x.count),
     }),
@@ -366,9 +374,24 @@ function tableRows(order: Uint32Array, max = MAX_TABLE_RECORDS): number[] {
   return n <= max ? Array.from({ length: n }, (_, i) => i) : Array.from(order.subarray(n - max)).sort((a, b) => a - b);
 }
 
-/** The report's table of records (with excerpts and groups, from one more pass over the input) and the breakdown by group. */
-async function recordTable(r: ReportParts): Promise<Pick<PurifyReport, 'records' | 'groups'>> {
+/**
+ * The report's table of records (with excerpts and groups, from one more
+ * pass over the input) and the breakdown by group; on the way, the texts of
+ * the records `lowest` (as the template renders them) and `display` (as the
+ * embedder gets them).
+ */
+async function recordTable(
+  r: ReportParts,
+  lowest: Set<number>,
+  display: Set<number>,
+): Promise<{
+  table: Pick<PurifyReport, 'records' | 'groups'>;
+  texts: Map<number, string>;
+  display: Map<number, string>;
+}> {
   const n = r.selection.order.length;
+  const texts = new Map<number, string>();
+  const shown = new Map<number, string>();
   const rows = tableRows(r.selection.order);
   const slot = new Map<number, number>();
   rows.forEach((i, s) => slot.set(i, s));
@@ -384,6 +407,8 @@ async function recordTable(r: ReportParts): Promise<Pick<PurifyReport, 'records'
     }
     const s = slot.get(record.index);
     if (s !== undefined) excerpts[s] = excerpt(renderText(text, r.options.template), TABLE_EXCERPT);
+    if (lowest.has(record.index)) texts.set(record.index, renderText(text, r.options.template));
+    if (display.has(record.index)) shown.set(record.index, r.input.rendered(text));
   }
   let groups: PurifyReport['groups'] = null;
   if (field) {
@@ -414,7 +439,7 @@ async function recordTable(r: ReportParts): Promise<Pick<PurifyReport, 'records'
       return [x.set, x.index, round(x.cost)] as [string, number, number];
     });
   });
-  return {
+  const table = {
     records: {
       total: n,
       index: rows,
@@ -433,6 +458,7 @@ async function recordTable(r: ReportParts): Promise<Pick<PurifyReport, 'records'
     },
     groups,
   };
+  return { table, texts, display: shown };
 }
 
 /**
