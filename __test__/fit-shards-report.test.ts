@@ -3,9 +3,10 @@
 // each reason the one the whole-dataset code gives that record against the
 // same model; all committed together or not at all.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parquetWriteFile } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fit } from '../src/fit/fit.js';
 import { loadModel, modelEmbedder } from '../src/fit/model.js';
@@ -15,6 +16,7 @@ import { purifySharded, type ShardedOptions } from '../src/fit/shards.js';
 import type { Scores } from '../src/learner.js';
 import { explainRecords } from '../src/pipeline/audit.js';
 import { embedDataset, openEmbeddingCache } from '../src/pipeline/embedding.js';
+import { openDataset } from '../src/io/index.js';
 import { PipelineInput } from '../src/pipeline/input.js';
 import { REMOVED_FIELDS } from '../src/pipeline/outputs.js';
 import { loadReferences } from '../src/pipeline/references.js';
@@ -198,6 +200,51 @@ describe('the sharded run writes the report, the page and the removed records', 
     }).catch((e: unknown) => e);
     expect(late).toMatchObject({ code: 'ERR_ABORTED' });
     expect(readdirSync(dir)).toEqual(['taken.jsonl']);
+  }, 240_000);
+
+  it('the removed file in the input format (TSV, JSON, Parquet): the records and reasons of the JSON Lines run', async () => {
+    const small = c.records.slice(0, 160);
+    const dir = mkdtempSync(join(tmpdir(), 'sot-shards-formats-'));
+    const cols = ['id', 'instruction', 'input', 'output', 'source'] as const;
+    const quote = (v: unknown) => `"${String(v).replace(/"/g, '""')}"`;
+    writeFileSync(
+      join(dir, 'small.tsv'),
+      `${[cols.join('\t'), ...small.map((r) => cols.map((k) => quote(r[k])).join('\t'))].join('\n')}\n`,
+    );
+    writeFileSync(join(dir, 'small.json'), JSON.stringify(small, null, 2));
+    writeJsonl(join(dir, 'small.jsonl'), small);
+    parquetWriteFile({
+      filename: join(dir, 'small.parquet'),
+      columnData: cols.map((k) => ({
+        name: k,
+        data: small.map((r) => r[k]),
+        type: k === 'id' ? 'INT32' : 'STRING',
+      })) as never,
+      rowGroupSize: 50,
+    });
+    const removed = async (format: string) => {
+      const r = await purifySharded({
+        ...common,
+        input: join(dir, `small.${format}`),
+        sample: 100,
+        shards: 2,
+        keep: { count: 120 },
+        html: null,
+      });
+      expect(r.outputs.removed).toBe(join(dir, `small.removed.${format}`));
+      const got: Array<[string, unknown, unknown]> = [];
+      for await (const { record } of await openDataset(r.outputs.removed!)) {
+        const v = record.value;
+        got.push([String(v.id), Number(v.sot_score), v.sot_reason]);
+      }
+      return got;
+    };
+    const want = await removed('jsonl');
+    expect(want).toHaveLength(40);
+    for (const format of ['tsv', 'json', 'parquet']) {
+      // the same model (no refit): the same scores, whatever the shards' split (bytes or record index)
+      expect(await removed(format), format).toEqual(want);
+    }
   }, 240_000);
 
   it("keep 'auto': the fit's automatic K on its sample, scaled to all records (on all records: the whole run's K)", async () => {
