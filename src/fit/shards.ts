@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,6 @@ import { PURIFY_DEFAULTS } from '../defaults.js';
 import { InputError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import { lineRanges, resolveFormat } from '../io/index.js';
-import { createRequire } from 'node:module';
 import { cancellable } from '../cancellable.js';
 import { native } from '../native.js';
 import {
@@ -157,7 +157,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const shards = jsonl ? ranges.length : Math.min(o.shards, n);
     // The removed records are known only after the merge: the scoring pass
     // finds the nearest references of every record that may be removed (below
-    // the threshold, or any under a count), and the merge keeps the removed ones'.
+    // the threshold, or any under a count), and the merge keeps the removed ones.
     const reasons = {
       neighbours: o.reasons?.neighbours ?? DEFAULT_NEIGHBOURS,
       ...(o.threshold !== undefined && o.reasons?.for !== 'all' ? { below: o.threshold } : {}),
@@ -454,7 +454,7 @@ async function writeMerged(
         sharded: {
           shards: run.shards,
           attempts: run.attempts,
-          fit: { ...h.fit, records: n },
+          fit: { records: n, sample: h.fit.sample, seed: h.fit.seed, steps: h.fit.steps, converged: h.fit.converged },
           refit: run.refit,
           model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
         },
