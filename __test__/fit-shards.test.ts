@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { score } from '../src/fit/score.js';
 import { mergeTop, purifySharded } from '../src/fit/shards.js';
 import type { ShardResult } from '../src/fit/shard.js';
-import { CLI, contaminated, readJsonl, writeJsonl, type Contaminated } from './datasets.js';
+import { CLI, contaminated, readJsonl, withoutRunFigures, writeJsonl, type Contaminated } from './datasets.js';
 
 const HARMFUL = ['advbench'];
 
@@ -158,6 +158,17 @@ describe('sharded purification', () => {
     a.forEach((v, i) => expect(Math.abs(Number(v) - Number(b[i]))).toBeLessThan(1e-9));
     expect(col(join(c.dir, 'by-format-csv.csv'), 6)).toEqual(col(join(c.dir, 'by-format-jsonl.csv'), 6));
     expect(col(join(c.dir, 'by-format-csv.csv'), 1).slice(7, 9)).toEqual(['9', '11']);
+    // the removed records in the input's format, each with its reason: the same in both
+    const { readAll } = await import('./io-helpers.js');
+    const removed = async (ext: string) =>
+      (await readAll(join(c.dir, `by-format.removed.${ext}`))).map((r) => [
+        r.record.value.id,
+        r.record.value.sot_reason,
+      ]);
+    const csvRemoved = await removed('csv');
+    expect(csvRemoved).toHaveLength(100);
+    expect(csvRemoved.every(([, reason]) => typeof reason === 'string' && reason.includes('advbench #'))).toBe(true);
+    expect(csvRemoved.map(([id, reason]) => [Number(id), reason])).toEqual(await removed('jsonl'));
   }, 120_000);
 
   it('a keep beyond the records is refused after the fit, before any shard', async () => {
@@ -185,6 +196,7 @@ describe('sharded purification', () => {
         push: new Float64Array(score.length),
         lines: new Uint32Array(score.length),
         top: Uint32Array.from(order, (i) => i + from),
+        near: { k: 0, rows: new Uint32Array(0), index: new Uint32Array(0), cost: new Float32Array(0) },
       };
     };
     const all = [5, 1, 3, 3, 9, 0, 3, 7, 2, 8];
@@ -325,6 +337,7 @@ describe('sharded purification over BullMQ', () => {
         shards: 4,
         sample: 100, // a refit pass, then the scoring: two rounds of jobs
         keep: { count: 150 },
+        createdAt: '2026-01-01T00:00:00.000Z',
       };
       const queued = await purifySharded({
         ...common,
@@ -334,7 +347,7 @@ describe('sharded purification over BullMQ', () => {
         scores: join(c.dir, 'queued.csv'),
       });
       expect(queued.attempts).toEqual([2, 2, 2, 2]);
-      const _local = await purifySharded({
+      const local = await purifySharded({
         ...common,
         output: join(c.dir, 'local.jsonl'),
         scores: join(c.dir, 'local.csv'),
@@ -342,6 +355,14 @@ describe('sharded purification over BullMQ', () => {
       expect(queued.k).toBe(150);
       expect(readFileSync(join(c.dir, 'queued.jsonl'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.jsonl'), 'utf8'));
       expect(readFileSync(join(c.dir, 'queued.csv'), 'utf8')).toBe(readFileSync(join(c.dir, 'local.csv'), 'utf8'));
+      // the same removed records with the same reasons, and the same report but for the paths and the run's figures
+      expect(readFileSync(queued.outputs.removed!, 'utf8')).toBe(readFileSync(local.outputs.removed!, 'utf8'));
+      const report = (r: typeof queued) =>
+        withoutRunFigures(
+          readFileSync(r.outputs.report, 'utf8').replaceAll(`${c.dir}/${r === queued ? 'queued' : 'local'}`, '<out>'),
+        );
+      expect(report(queued)).toBe(report(local));
+      expect(queued.report.sharded!.attempts).toEqual([2, 2, 2, 2]);
       // A shard that fails on a system error is retried (alone) up to the limit; one that fails on its input is not.
       const { runShardsOnQueue } = await import('../src/service/queue/shards.js');
       const task = {

@@ -68,7 +68,7 @@ export {
 export { purify, type PurifyResult } from './pipeline/purify.js';
 export { embedFile, type EmbedFileOptions } from './pipeline/embed-file.js';
 export type { PurifyOptions, ReferenceSources, Stage, StageProgress } from './pipeline/options.js';
-export type { PurifyReport, RecordTable, ReferenceSummary } from './report/types.js';
+export type { PurifyReport, RecordTable, ReferenceSummary, ShardedSummary } from './report/types.js';
 export { renderReportHtml } from './report/html.js';
 
 // Embedders and the embedding cache.

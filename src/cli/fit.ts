@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { PURIFY_DEFAULTS } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
+import type { ShardedResult } from '../fit/shards.js';
+import type { ReasonsFor } from '../pipeline/audit.js';
 import { fit } from '../fit/fit.js';
 import { score } from '../fit/score.js';
 import {
@@ -203,27 +205,34 @@ export function registerShardWorker(prog: Command, _h: CliHelpers): void {
 }
 
 /** `sot purify --shards N`: the purify flags, run as fit on a sample + sharded scoring. */
-export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): Promise<void> {
+export async function purifyShardedCli(
+  input: string,
+  f: Flags,
+  h: CliHelpers,
+  print: (res: ShardedResult) => void,
+): Promise<void> {
   const { purifySharded } = await import('../fit/shards.js');
   if (f.method !== undefined && f.method !== 'sot')
     throw new OptionError('ERR_OPTION', '--shards runs the SOT learner only (no --method)');
-  if (f.keep === 'auto')
-    throw new OptionError(
-      'ERR_OPTION',
-      '--keep auto needs the whole-dataset learner: not with --shards (use --keep or --keep-count)',
-    );
   await h.interruptible(async (signal) => {
     const res = await purifySharded({
       input,
       ...(await h.dataConfig(f as never, signal)),
       output: f.output as string | undefined,
       scores: f.scores as string | undefined,
+      report: f.report as string | undefined,
+      html: f.html === false ? null : (f.html as string | undefined),
+      removed: f.removed === false ? null : (f.removed as string | undefined),
+      reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
+      groupField: f.groupField as string | undefined,
       keep:
         f.keepCount !== undefined
           ? { count: f.keepCount as number }
-          : f.keep !== undefined
-            ? { fraction: f.keep as number }
-            : PURIFY_DEFAULTS.keep,
+          : f.keep === 'auto'
+            ? 'auto'
+            : f.keep !== undefined
+              ? { fraction: f.keep as number }
+              : PURIFY_DEFAULTS.keep,
       weightField: f.weightField === false ? null : (f.weightField as string),
       shards: f.shards as number,
       workers: f.workers as number | undefined,
@@ -234,13 +243,6 @@ export async function purifyShardedCli(input: string, f: Flags, h: CliHelpers): 
       ...fitFlags(f),
       signal,
     });
-    if (f.json)
-      process.stdout.write(
-        `${JSON.stringify({ ok: true, n: res.n, k: res.k, sample: res.sample, attempts: res.attempts, outputs: res.outputs })}\n`,
-      );
-    else
-      process.stdout.write(
-        `kept ${res.k} of ${res.n} records (fitted on ${res.sample}, ${res.attempts.length} shards)\n  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n${res.outputs.model ? `  model:   ${res.outputs.model}\n` : ''}`,
-      );
+    print(res);
   });
 }

@@ -6,6 +6,7 @@ import { createEmbedder, type EmbedderKind } from '../embed/providers.js';
 import type { FieldMapping } from '../io/types.js';
 import type { ContaminationEstimate, Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
+import type { PurifyReport } from '../report/types.js';
 import { purify } from '../pipeline/purify.js';
 import type { ReasonsFor } from '../pipeline/audit.js';
 import { embedFile } from '../pipeline/embed-file.js';
@@ -38,6 +39,36 @@ function contaminationLine(c: ContaminationEstimate | undefined): string {
   if (!c) return '';
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
   return `  contamination: ${pct(c.estimate)} (${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)})${c.verdict === 'inconclusive' ? ': inconclusive' : c.clean ? ': looks clean' : ''}\n`;
+}
+
+/** What `sot purify` prints of its run (`--json`: one object), whole-dataset or sharded (`sharded`: its sample and attempts). */
+function printPurified(
+  r: PurifyReport,
+  outputs: {
+    dataset: string;
+    scores: string;
+    report: string;
+    html: string | null;
+    removed: string | null;
+    model?: string | null;
+  },
+  json: boolean,
+  sharded?: { sample: number; attempts: number[] },
+): void {
+  const { n, k } = r.selection;
+  const contamination = r.contamination ?? undefined;
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({ ok: true, n, k, skipped: r.input.skipped, outputs, contamination: contamination ?? null, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: r.warnings, timings: r.timings, ...(sharded ? { sample: sharded.sample, attempts: sharded.attempts } : {}) })}\n`,
+    );
+    return;
+  }
+  for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+  const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
+  const how = sharded ? ` (fitted on ${sharded.sample}, ${sharded.attempts.length} shards)` : '';
+  process.stdout.write(
+    `kept ${k} of ${n} records${skipped}${how}\n${contaminationLine(contamination)}  dataset: ${outputs.dataset}\n  scores:  ${outputs.scores}\n  report:  ${outputs.report}${outputs.removed ? `\n  removed: ${outputs.removed}` : ''}${outputs.html ? `\n  html:    ${outputs.html}` : ''}${outputs.model ? `\n  model:   ${outputs.model}` : ''}\n`,
+  );
 }
 
 interface DataFlags {
@@ -201,7 +232,10 @@ ${EXIT_HELP}`,
       throw new OptionError('ERR_OPTION', 'use --keep or --keep-count, not both');
     if (f.saveModel !== undefined && f.shards === undefined)
       throw new OptionError('ERR_OPTION', '--save-model needs --shards (or use sot fit / sot score --save-model)');
-    if (f.shards !== undefined) return purifyShardedCli(input, f, fitHelpers);
+    if (f.shards !== undefined)
+      return purifyShardedCli(input, f, fitHelpers, (res) =>
+        printPurified(res.report, res.outputs, f.json === true, res),
+      );
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
       try {
@@ -236,18 +270,7 @@ ${EXIT_HELP}`,
           onProgress: (e) => bar.update(e),
         });
         bar.done();
-        const r = res.report;
-        if (f.json) {
-          process.stdout.write(
-            `${JSON.stringify({ ok: true, n: res.n, k: res.k, skipped: r.input.skipped, outputs: res.outputs, contamination: res.contamination ?? null, learner: r.learner && { steps: r.learner.steps, converged: r.learner.converged, innerIterations: r.learner.innerIterations, storage: r.learner.storage }, memory: r.memory, warnings: res.warnings, timings: r.timings })}\n`,
-          );
-        } else {
-          for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
-          const skipped = r.input.skipped ? ` (${r.input.skipped} invalid records skipped)` : '';
-          process.stdout.write(
-            `kept ${res.k} of ${res.n} records${skipped}\n${contaminationLine(res.contamination)}  dataset: ${res.outputs.dataset}\n  scores:  ${res.outputs.scores}\n  report:  ${res.outputs.report}${res.outputs.removed ? `\n  removed: ${res.outputs.removed}` : ''}${res.outputs.html ? `\n  html:    ${res.outputs.html}` : ''}\n`,
-          );
-        }
+        printPurified(res.report, res.outputs, f.json === true);
       } finally {
         bar.done();
       }

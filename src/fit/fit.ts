@@ -73,6 +73,8 @@ export interface FitResult {
   refit: number;
   steps: number;
   converged: boolean;
+  /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate; `null` when the estimate is inconclusive). */
+  autoKeep: number | null;
   warnings: string[];
 }
 
@@ -198,6 +200,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     refit: passes,
     steps: learned.steps,
     converged: learned.converged,
+    autoKeep: learned.contamination ? learned.autoKeep : take,
     warnings: scores.warnings,
   };
 }

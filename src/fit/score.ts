@@ -8,9 +8,18 @@ import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
+import type { Matrix } from '../matrix.js';
 import type { Keep, Selection } from '../selection.js';
 import { loadModel, modelEmbedder, stageModel, withRefit, type Model } from './model.js';
-import { columnSums, mergeColumnSums, refitModel, scoreMatrix, selectByScore, type ColumnSums } from './scoring.js';
+import {
+  columnSums,
+  mergeColumnSums,
+  refitModel,
+  scoreMatrix,
+  selectByScore,
+  type ColumnSums,
+  type Scored,
+} from './scoring.js';
 
 export type ScoreStage = 'refit' | 'score' | 'select' | 'write';
 
@@ -74,7 +83,7 @@ export interface ScoredRecords {
 }
 
 /** Growable column of numbers (doubling), so a stream of unknown length is held once. */
-class Column<T extends Float64Array | Uint32Array> {
+export class Column<T extends Float64Array | Float32Array | Uint32Array> {
   length = 0;
   constructor(public data: T) {}
   push(v: ArrayLike<number>) {
@@ -119,7 +128,13 @@ export async function scoreRecords(
   model: Model,
   embedder: Embedder,
   cache: Cache,
-  o: { signal?: AbortSignal; range?: { from: number; to: number }; onProgress?: (done: number) => void },
+  o: {
+    signal?: AbortSignal;
+    range?: { from: number; to: number };
+    onProgress?: (done: number) => void;
+    /** Sees each batch's vectors and scores before they are dropped (a shard's reasons: shard.ts). */
+    onBatch?: (samples: Matrix, scored: Scored) => Promise<void>;
+  },
 ): Promise<ScoredRecords> {
   const cols = {
     score: new Column(new Float64Array(0)),
@@ -129,7 +144,9 @@ export async function scoreRecords(
   };
   for await (const { texts, lines } of rangeBatches(input, o.range, o.signal)) {
     const data = await embedBatch(texts, embedder, cache, o.signal);
-    const s = await scoreMatrix(model, { data, rows: texts.length, cols: embedder.dim }, { signal: o.signal });
+    const samples = { data, rows: texts.length, cols: embedder.dim };
+    const s = await scoreMatrix(model, samples, { signal: o.signal });
+    await o.onBatch?.(samples, s);
     cols.score.push(s.score);
     cols.pull.push(s.pull);
     cols.push.push(s.push);

@@ -6,8 +6,10 @@ import { InputError } from '../errors.js';
 import { type ByteRange, writeFileAtomic } from '../io/index.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { selectTopK } from '../selection.js';
-import type { ColumnSums } from './scoring.js';
-import { openScoring, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
+import type { Matrix } from '../matrix.js';
+import { nearestHarmful, type NearestRows } from '../pipeline/audit.js';
+import type { ColumnSums, Scored } from './scoring.js';
+import { Column, openScoring, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
 
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
 export interface ShardTask
@@ -28,6 +30,13 @@ export interface ShardTask
   out: string;
   /** Write the shard's contribution to a column update of the model's reference potentials instead of its scores. */
   columns?: boolean;
+  /**
+   * Also find the `neighbours` nearest harmful references of the shard's
+   * records whose score is below `below` (all of them when absent): the
+   * reasons of the records the merge removes, found while their vectors are
+   * at hand (docs/audit.md, "Sharded runs").
+   */
+  reasons?: { neighbours: number; below?: number };
 }
 
 /**
@@ -38,9 +47,11 @@ export interface ShardTask
 export interface ShardResult extends ScoredRecords {
   from: number;
   top: Uint32Array;
+  /** The records asked for reasons (indices, global, ascending) and their nearest harmful references, `rows x k`. */
+  near: NearestRows & { rows: Uint32Array };
 }
 
-const MAGIC = 'SOTSHRD1';
+const MAGIC = 'SOTSHRD2';
 const COLUMNS_MAGIC = 'SOTCOLS1';
 
 /** The shard's records as messages name them. */
@@ -74,17 +85,52 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
     await writeFileAtomic(t.out, encodeColumns(sums));
     return;
   }
-  const r = await scoreRecords(input, model, embedder, cache, { signal, range });
+  const rows = new Column(new Uint32Array(0));
+  const index = new Column(new Uint32Array(0));
+  const cost = new Column(new Float32Array(0));
+  let seen = 0; // records of the shard before the batch
+  let k = 0;
+  const want = t.reasons;
+  const onBatch = want
+    ? async (samples: Matrix, scored: Scored) => {
+        const below = want.below ?? Infinity;
+        const asked: number[] = [];
+        scored.score.forEach((v, i) => v < below && asked.push(i));
+        const h = model.harmful.points;
+        const near = await nearestHarmful(
+          samples,
+          h,
+          Uint32Array.from(asked),
+          want.neighbours,
+          model.header.cost,
+          signal,
+        );
+        k = Math.min(want.neighbours, h.rows);
+        rows.push(asked.map((i) => from + seen + i));
+        index.push(near.index);
+        cost.push(near.cost);
+        seen += samples.rows;
+      }
+    : undefined;
+  const r = await scoreRecords(input, model, embedder, cache, { signal, range, onBatch });
   check(r.score.length);
-  const k = Math.min(t.top, r.score.length);
-  const top = k > 0 ? (await selectTopK(r.score, { count: k })).order.map((i) => i + from) : new Uint32Array(0);
-  await writeFileAtomic(t.out, encodeShard({ ...r, from, top }));
+  const top = Math.min(t.top, r.score.length);
+  const order = top > 0 ? (await selectTopK(r.score, { count: top })).order.map((i) => i + from) : new Uint32Array(0);
+  const near = { k, rows: rows.done(), index: index.done(), cost: cost.done() };
+  await writeFileAtomic(t.out, encodeShard({ ...r, from, top: order, near }));
 }
 
+/**
+ * A shard's result: magic, u32 [records, from, top, reasons' k, rows with
+ * reasons, 0], the f64 scores, pulls and pushes, the u32 lines and top list,
+ * then the rows with reasons (u32) and their nearest references (u32 index,
+ * f32 cost; rows x k each).
+ */
 function encodeShard(r: ShardResult): Uint8Array {
   const n = r.score.length;
-  const head = new Uint32Array([n, r.from, r.top.length, 0]);
-  const parts = [new TextEncoder().encode(MAGIC), head, r.score, r.pull, r.push, r.lines, r.top];
+  const head = new Uint32Array([n, r.from, r.top.length, r.near.k, r.near.rows.length, 0]);
+  const near = [r.near.rows, r.near.index, r.near.cost];
+  const parts = [new TextEncoder().encode(MAGIC), head, r.score, r.pull, r.push, r.lines, r.top, ...near];
   const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
   let at = 0;
   for (const p of parts) {
@@ -97,12 +143,12 @@ function encodeShard(r: ShardResult): Uint8Array {
 export async function readShard(path: string): Promise<ShardResult> {
   const b = await readFile(path);
   const bad = (what: string) => new InputError({ file: path }, `not a complete shard result: ${what}`);
-  if (b.length < 24 || b.subarray(0, 8).toString('latin1') !== MAGIC) throw bad('no signature');
+  if (b.length < 32 || b.subarray(0, 8).toString('latin1') !== MAGIC) throw bad('no signature');
   const buf = new Uint8Array(b).buffer; // aligned copy
-  const [n, from, k] = new Uint32Array(buf, 8, 4);
-  const need = 24 + n! * 28 + k! * 4;
+  const [n, from, k, nk, nr] = new Uint32Array(buf, 8, 6);
+  const need = 32 + n! * 28 + k! * 4 + nr! * 4 * (1 + 2 * nk!);
   if (b.length !== need) throw bad(`${b.length} bytes, ${need} expected`);
-  let at = 24;
+  let at = 32;
   const f64 = () => {
     const v = new Float64Array(buf, at, n!);
     at += n! * 8;
@@ -111,9 +157,17 @@ export async function readShard(path: string): Promise<ShardResult> {
   const score = f64();
   const pull = f64();
   const push = f64();
-  const lines = new Uint32Array(buf, at, n!);
-  at += n! * 4;
-  return { score, pull, push, lines, from: from!, top: new Uint32Array(buf, at, k!) };
+  const u32 = (length: number) => {
+    const v = new Uint32Array(buf, at, length);
+    at += length * 4;
+    return v;
+  };
+  const lines = u32(n!);
+  const top = u32(k!);
+  const rows = u32(nr!);
+  const index = u32(nr! * nk!);
+  const near = { k: nk!, rows, index, cost: new Float32Array(buf, at, nr! * nk!) };
+  return { score, pull, push, lines, from: from!, top, near };
 }
 
 /** A shard's column sums: magic, u32 [anchor length, harmful length, 0, 0], then the six f64 arrays. */

@@ -87,30 +87,69 @@ export async function explainRecords(r: {
     ? await cancellable(undefined, () => native.weightContributions(learned.weights, learned.pull, learned.push, r.tau))
     : null;
   const k = r.options?.neighbours ?? DEFAULT_NEIGHBOURS;
-  const near = rows.length
-    ? await cancellable(r.signal, (token) =>
-        native.nearestReferences(r.downstream, r.harmful, Uint32Array.from(rows), k, r.cost ?? 'cosine', token),
-      )
-    : { k: 0, index: new Uint32Array(0), cost: new Float32Array(0) };
-  const slot = new Map<number, number>(rows.map((row, s) => [row, s]));
+  const near = await nearestHarmful(r.downstream, r.harmful, Uint32Array.from(rows), k, r.cost, r.signal);
+  return auditOf({
+    rows,
+    near,
+    refs: r.refs,
+    contributions,
+    anchorIsDownstream: learned?.anchorIsDownstream ?? false,
+  });
+}
+
+/** The `k` nearest rows of `harmful` to each of `rows` (indices into `x`) by the learner's cost, in the core. */
+export async function nearestHarmful(
+  x: Matrix,
+  harmful: Matrix,
+  rows: Uint32Array,
+  k: number,
+  cost: string | undefined,
+  signal?: AbortSignal,
+): Promise<NearestRows> {
+  if (rows.length === 0) return { k: 0, index: new Uint32Array(0), cost: new Float32Array(0) };
+  return cancellable(signal, (token) => native.nearestReferences(x, harmful, rows, k, cost ?? 'cosine', token));
+}
+
+/** The `k` nearest harmful references of some records (from the core's `nearestReferences`), row by row. */
+export interface NearestRows {
+  k: number;
+  index: Uint32Array;
+  cost: Float32Array;
+}
+
+/**
+ * The audit of the records `rows` (record indices, in the order of `near`'s
+ * rows) from their nearest harmful references and every record's
+ * contributions: what the whole-dataset run and the sharded one share.
+ */
+export function auditOf(a: {
+  rows: ArrayLike<number>;
+  near: NearestRows;
+  refs: Pick<LoadedReferences, 'summary' | 'samples'>;
+  contributions: Audit['contributions'];
+  anchorIsDownstream: boolean;
+}): Audit {
+  const { near, refs, contributions, anchorIsDownstream } = a;
+  const slot = new Map<number, number>();
+  for (let s = 0; s < a.rows.length; s++) slot.set(a.rows[s]!, s);
 
   // A harmful row's set and index in it: the sets are concatenated in order.
   const starts: number[] = [];
   let at = 0;
-  for (const s of r.refs.summary) {
+  for (const s of refs.summary) {
     starts.push(at);
     at += s.count;
   }
   const locate = (g: number) => {
     let j = starts.length - 1;
     while (j > 0 && starts[j]! > g) j--;
-    return { set: r.refs.summary[j]!.source, index: g - starts[j]! };
+    return { set: refs.summary[j]!.source, index: g - starts[j]! };
   };
   const excerpts = new Map<number, string>();
   const refExcerpt = (g: number) => {
     let e = excerpts.get(g);
     if (e === undefined) {
-      const t = r.refs.samples[g]!;
+      const t = refs.samples[g]!;
       e = flatExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt, REF_EXCERPT);
       excerpts.set(g, e);
     }
@@ -124,7 +163,6 @@ export async function explainRecords(r: {
       return { ...locate(g), cost: near.cost[s * near.k + j]!, excerpt: refExcerpt(g) };
     });
   };
-  const anchorIsDownstream = learned?.anchorIsDownstream ?? false;
   const reason = (i: number): string => {
     const near = nearest(i);
     if (near === undefined) return '';
@@ -134,7 +172,7 @@ export async function explainRecords(r: {
       anchorIsDownstream,
     );
   };
-  return { contributions, nearest, reason, explained: rows.length, neighbours: near.k, anchorIsDownstream };
+  return { contributions, nearest, reason, explained: a.rows.length, neighbours: near.k, anchorIsDownstream };
 }
 
 /**

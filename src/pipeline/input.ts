@@ -66,7 +66,7 @@ export class PipelineInput {
       // In the counting pass already: the weight must not replace a value of the user's.
       if (this.weightField !== null && Object.hasOwn(record.value, this.weightField))
         throw weightFieldTaken(this.dataset.path, record.line, this.weightField);
-      texts.push(this.render ? this.render(text) : renderText(text, this.template));
+      texts.push(this.rendered(text));
       lines.push(record.line);
       if (texts.length === BATCH) {
         done += texts.length;
@@ -81,6 +81,11 @@ export class PipelineInput {
       yield { texts, lines };
       options.onProgress?.(done);
     }
+  }
+
+  /** A record's text as the embedder gets it (its own rendering, else the template's). */
+  rendered(text: SampleText): string {
+    return this.render ? this.render(text) : renderText(text, this.template);
   }
 
   /** Counts the records, fitting the embedder on their texts on the way when it wants that. */
@@ -100,19 +105,5 @@ export class PipelineInput {
     // The dataset resets its skip report on every pass; keep this full pass's.
     this.skipped = { count: this.dataset.skipped.count, reasons: this.dataset.skipped.first.map((e) => e.message) };
     return n;
-  }
-
-  /** Rendered texts of the given record indices (for the report's excerpts; their lines are known from the embed pass). */
-  async textsAt(indices: Iterable<number>): Promise<Map<number, string>> {
-    const want = new Set(indices);
-    const out = new Map<number, string>();
-    if (want.size === 0) return out;
-    for await (const { record, text } of this.dataset) {
-      if (want.has(record.index)) {
-        out.set(record.index, renderText(text, this.template));
-        if (out.size === want.size) break;
-      }
-    }
-    return out;
   }
 }

@@ -44,13 +44,18 @@ function rowsOf(m: Matrix, idx: number[]): Float32Array {
   return out;
 }
 
-/** The 2-D projection of a display sample of all three sets, fitted jointly. */
+/**
+ * The 2-D projection of a display sample of all three sets, fitted jointly.
+ * `sets.downstream` holds every record (`records` absent) or only some,
+ * whose record indices `records` gives.
+ */
 async function projection(
-  sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix },
+  sets: { downstream: Matrix; records?: Uint32Array; anchor?: Matrix; harmful: Matrix },
   kept: Uint8Array,
   counts: { harmful: number[]; anchor: number[] },
 ): Promise<PurifyReport['projection']> {
   const d = spreadIndices(sets.downstream.rows, MAX_PLOTTED.downstream);
+  const record = (row: number) => (sets.records ? sets.records[row]! : row);
   const a = sets.anchor ? spreadIndices(sets.anchor.rows, MAX_PLOTTED.reference) : [];
   const h = spreadIndices(sets.harmful.rows, MAX_PLOTTED.reference);
   const cols = sets.downstream.cols;
@@ -61,13 +66,21 @@ async function projection(
   const xy = await project2d({ data, rows: d.length + a.length + h.length, cols });
   const pt = (i: number): [number, number] => [round(xy[2 * i]!), round(xy[2 * i + 1]!)];
   return {
-    downstream: d.map((row, i) => [...pt(i), kept[row] ? 1 : 0, row] as [number, number, 0 | 1, number]),
-    downstreamTotal: sets.downstream.rows,
+    downstream: d.map((row, i) => {
+      const r = record(row);
+      return [...pt(i), kept[r] ? 1 : 0, r] as [number, number, 0 | 1, number];
+    }),
+    downstreamTotal: kept.length,
     anchor: a.map((_, i) => pt(d.length + i)),
     harmful: h.map((_, i) => pt(d.length + a.length + i)),
     anchorSet: a.map((row) => setOf(row, counts.anchor)),
     harmfulSet: h.map((row) => setOf(row, counts.harmful)),
   };
+}
+
+/** The records the projection draws (a sharded run embeds only these): evenly spread, ascending. */
+export function displayRows(n: number): Uint32Array {
+  return Uint32Array.from(spreadIndices(n, MAX_PLOTTED.downstream));
 }
 
 /** Which of the concatenated sets (by their sizes) a row belongs to. */
@@ -81,6 +94,24 @@ function setOf(row: number, sizes: number[]): number {
 }
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
+
+/** The embeddings the report's projection draws from: the records' (`records`: which ones, when not all) and the references'. */
+export interface ReportSets {
+  /**
+   * Every record's embedding, or which records to draw (ascending) and how to
+   * embed their texts (taken in the report's pass over the input, so a run
+   * that holds no embeddings reads the input no more often).
+   */
+  downstream: Matrix | { records: Uint32Array; embed: (texts: string[]) => Promise<Matrix> };
+  anchor?: Matrix;
+  harmful: Matrix;
+}
+
+/** The options the report records and reads (`purify`'s, or the sharded run's). */
+export type ReportOptions = Pick<
+  PurifyOptions,
+  'input' | 'keep' | 'template' | 'weightField' | 'seed' | 'groupField' | 'createdAt'
+> & { threshold?: number };
 
 export interface ReportInputs {
   version: string;
@@ -103,15 +134,70 @@ export interface ReportInputs {
   memory: PurifyReport['memory'];
 }
 
-export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
+/** `purify`'s report. */
+export function buildReport(r: ReportInputs): Promise<PurifyReport> {
+  const learned = r.scores.learned;
+  return assembleReport({
+    ...r,
+    embedder: { id: r.embedder.id, dim: r.embedder.dim },
+    references: { harmful: r.refs.harmful.summary, anchor: r.refs.anchor.summary },
+    score: r.scores.scores,
+    weights: r.scores.weights ?? r.scores.scores,
+    raw: learned ? { pull: learned.pull, push: learned.push } : null,
+    contamination: learned?.contamination ?? null,
+    learner: learned
+      ? {
+          steps: learned.steps,
+          converged: learned.converged,
+          innerConverged: learned.innerConverged,
+          innerIterations: learned.innerIterations,
+          objective: Array.from(learned.objective),
+          storage: { anchor: learned.anchorStorage, harmful: learned.harmfulStorage },
+        }
+      : null,
+  });
+}
+
+/** What a report is built from: the run's figures per record and its summary (the whole-dataset run's or the sharded one's). */
+export interface ReportParts {
+  version: string;
+  options: ReportOptions;
+  paths: Paths;
+  input: PipelineInput;
+  embedder: PurifyReport['embedder'];
+  references: PurifyReport['references'];
+  sets: ReportSets;
+  lines: Uint32Array;
+  method: string;
+  learnerOptions: Record<string, unknown>;
+  /** Per record: the score the selection ranked by, the weight (summing to 1), the learner's raw pull and push. */
+  score: ArrayLike<number>;
+  weights: ArrayLike<number>;
+  raw: { pull: ArrayLike<number>; push: ArrayLike<number> } | null;
+  selection: Selection;
+  audit: Audit;
+  contamination: PurifyReport['contamination'];
+  learner: PurifyReport['learner'];
+  /** Sharded runs: the fit and the shards. */
+  sharded?: PurifyReport['sharded'];
+  warnings: string[];
+  timings: Record<string, number>;
+  memory: PurifyReport['memory'];
+}
+
+/** The JSON report (bounded in size: see MAX_TABLE_RECORDS). */
+export async function assembleReport(r: ReportParts): Promise<PurifyReport> {
   const o = r.options;
   const n = r.selection.order.length;
-  const weights = r.scores.weights ?? r.scores.scores;
+  const weights = r.weights;
   const lowestIdx = Array.from(r.selection.order.subarray(Math.max(0, n - LOWEST))).reverse();
-  const texts = await r.input.textsAt(lowestIdx);
-  const pull = r.scores.learned?.pull;
-  const push = r.scores.learned?.push;
-  const learned = r.scores.learned;
+  const given = 'records' in r.sets.downstream ? r.sets.downstream : undefined;
+  const { table, texts, display } = await recordTable(r, new Set(lowestIdx), new Set(given?.records ?? []));
+  const downstream = given
+    ? await given.embed(Array.from(given.records, (i) => display.get(i) ?? ''))
+    : (r.sets.downstream as Matrix);
+  const pull = r.raw?.pull;
+  const push = r.raw?.push;
   const ds = r.input.dataset;
   // Paths, warnings and skipped reasons embed user text too: no string may carry a lone surrogate.
   return wellFormedDeep({
@@ -134,28 +220,20 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
       html: r.paths.html,
       removed: r.paths.removed,
     },
-    embedder: { id: r.embedder.id, dim: r.embedder.dim },
-    references: { harmful: r.refs.harmful.summary, anchor: r.refs.anchor.summary },
+    embedder: r.embedder,
+    references: r.references,
     method: r.method,
     options: {
-      keep: o.keep ?? PURIFY_DEFAULTS.keep,
+      ...(o.threshold === undefined ? { keep: o.keep ?? PURIFY_DEFAULTS.keep } : { threshold: o.threshold }),
       template: o.template ?? null,
       weightField: o.weightField === undefined ? 'sot_weight' : o.weightField,
       learner: r.learnerOptions,
       seed: o.seed ?? null,
     },
     selection: { n, k: r.selection.k },
-    contamination: learned?.contamination ?? null,
-    learner: learned
-      ? {
-          steps: learned.steps,
-          converged: learned.converged,
-          innerConverged: learned.innerConverged,
-          innerIterations: learned.innerIterations,
-          objective: Array.from(learned.objective),
-          storage: { anchor: learned.anchorStorage, harmful: learned.harmfulStorage },
-        }
-      : null,
+    contamination: r.contamination,
+    learner: r.learner,
+    ...(r.sharded ? { sharded: r.sharded } : {}),
     memory: { ...r.memory },
     warnings: r.warnings,
     timings: r.timings,
@@ -164,10 +242,10 @@ export async function buildReport(r: ReportInputs): Promise<PurifyReport> {
     contributions: r.audit.contributions
       ? { offset: r.audit.contributions.offset, maxResidual: r.audit.contributions.maxResidual }
       : null,
-    ...(await recordTable(r)),
-    projection: await projection(r.sets, r.selection.kept, {
-      harmful: r.refs.harmful.summary.map((x) => x.count),
-      anchor: r.refs.anchor.summary.map((x) => x.count),
+    ...table,
+    projection: await projection({ ...r.sets, downstream, records: given?.records }, r.selection.kept, {
+      harmful: r.references.harmful.map((x) => x.count),
+      anchor: r.references.anchor.map((x) => x.count),
     }),
     lowest: lowestIdx.map((i) => ({
       index: i,
@@ -204,18 +282,18 @@ function csvText(s: string): string {
 /** Per-sample scores as CSV, in record order. */
 async function writeScores(
   out: AtomicWriter,
-  r: { lines: Uint32Array; scores: Scores; selection: Selection; audit: Audit },
+  r: { lines: Uint32Array; score: ArrayLike<number>; selection: Selection; audit: Audit },
   signal?: AbortSignal,
 ): Promise<void> {
-  const { scores, selection, lines, audit } = r;
+  const { score, selection, lines, audit } = r;
   const c = audit.contributions;
   await out.write(`${SCORE_COLUMNS.join(',')}\n`);
   let chunk = '';
-  for (let i = 0; i < scores.scores.length; i++) {
+  for (let i = 0; i < score.length; i++) {
     const near = audit.nearest(i)?.[0];
     const nearCells = near ? `${csvText(near.set)},${near.index},${near.cost}` : ',,';
     const cCells = c ? `${c.logWeight[i]},${c.pull[i]},${c.push[i]}` : ',,';
-    chunk += `${i},${lines[i]},${scores.scores[i]},${selection.rank[i]},${selection.kept[i]},${selection.trainWeight[i]},${cCells},${nearCells},${csvText(audit.reason(i))}\n`;
+    chunk += `${i},${lines[i]},${score[i]},${selection.rank[i]},${selection.kept[i]},${selection.trainWeight[i]},${cCells},${nearCells},${csvText(audit.reason(i))}\n`;
     if (chunk.length > 1 << 16) {
       if (signal?.aborted) throw new AbortError();
       await out.write(chunk);
@@ -240,7 +318,7 @@ export const REMOVED_FIELDS = {
  */
 async function writeRemoved(
   out: AtomicWriter,
-  r: { input: PipelineInput; scores: Scores; selection: Selection; audit: Audit; signal?: AbortSignal },
+  r: { input: PipelineInput; score: ArrayLike<number>; selection: Selection; audit: Audit; signal?: AbortSignal },
 ): Promise<void> {
   const c = r.audit.contributions;
   const F = REMOVED_FIELDS;
@@ -259,8 +337,8 @@ async function writeRemoved(
         r.selection.kept[i]
           ? undefined
           : c
-            ? [r.scores.scores[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!, r.audit.reason(i)]
-            : [r.scores.scores[i]!, r.selection.rank[i]!, r.audit.reason(i)],
+            ? [r.score[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!, r.audit.reason(i)]
+            : [r.score[i]!, r.selection.rank[i]!, r.audit.reason(i)],
       taken: (line, field) =>
         new InputError(
           { file, line, field },
@@ -296,9 +374,24 @@ function tableRows(order: Uint32Array, max = MAX_TABLE_RECORDS): number[] {
   return n <= max ? Array.from({ length: n }, (_, i) => i) : Array.from(order.subarray(n - max)).sort((a, b) => a - b);
 }
 
-/** The report's table of records (with excerpts and groups, from one more pass over the input) and the breakdown by group. */
-async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records' | 'groups'>> {
+/**
+ * The report's table of records (with excerpts and groups, from one more
+ * pass over the input) and the breakdown by group; on the way, the texts of
+ * the records `lowest` (as the template renders them) and `display` (as the
+ * embedder gets them).
+ */
+async function recordTable(
+  r: ReportParts,
+  lowest: Set<number>,
+  display: Set<number>,
+): Promise<{
+  table: Pick<PurifyReport, 'records' | 'groups'>;
+  texts: Map<number, string>;
+  display: Map<number, string>;
+}> {
   const n = r.selection.order.length;
+  const texts = new Map<number, string>();
+  const shown = new Map<number, string>();
   const rows = tableRows(r.selection.order);
   const slot = new Map<number, number>();
   rows.forEach((i, s) => slot.set(i, s));
@@ -314,6 +407,8 @@ async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records
     }
     const s = slot.get(record.index);
     if (s !== undefined) excerpts[s] = excerpt(renderText(text, r.options.template), TABLE_EXCERPT);
+    if (lowest.has(record.index)) texts.set(record.index, renderText(text, r.options.template));
+    if (display.has(record.index)) shown.set(record.index, r.input.rendered(text));
   }
   let groups: PurifyReport['groups'] = null;
   if (field) {
@@ -344,12 +439,12 @@ async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records
       return [x.set, x.index, round(x.cost)] as [string, number, number];
     });
   });
-  return {
+  const table = {
     records: {
       total: n,
       index: rows,
       line: rows.map((i) => r.lines[i]!),
-      score: rows.map((i) => r.scores.scores[i]!),
+      score: rows.map((i) => r.score[i]!),
       rank: rows.map((i) => r.selection.rank[i]!),
       kept: rows.map((i) => r.selection.kept[i]!),
       logWeight: c ? rows.map((i) => round(c.logWeight[i]!)) : null,
@@ -363,6 +458,7 @@ async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records
     },
     groups,
   };
+  return { table, texts, display: shown };
 }
 
 /**
@@ -373,19 +469,23 @@ async function recordTable(r: ReportInputs): Promise<Pick<PurifyReport, 'records
  * killed among the renames is told apart. An abort (or an error) before the
  * renames removes every temporary file and changes nothing; once they have
  * begun, an abort no longer stops them and the run completes.
- * `report` builds the report once the dataset and scores are staged.
+ * `report` builds the report once the dataset and scores are staged;
+ * `scoresFile` writes the scores file (default: `purify`'s columns, SCORE_COLUMNS).
  */
 export async function writeOutputs(r: {
   input: PipelineInput;
   paths: Paths;
   lines: Uint32Array;
   selection: Selection;
-  scores: Scores;
+  score: ArrayLike<number>;
   audit: Audit;
+  scoresFile?: (out: AtomicWriter) => Promise<void>;
   weightField?: string | null;
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
   report: () => Promise<PurifyReport>;
+  /** More files committed with the outputs, after them (a refined model file). */
+  extra?: Array<{ path: string; bytes: Uint8Array }>;
 }): Promise<PurifyReport> {
   const { selection, paths, signal } = r;
   const staged: AtomicWriter[] = [];
@@ -408,13 +508,14 @@ export async function writeOutputs(r: {
         onProgress: r.onProgress,
       }),
     );
-    const scores = await stage(paths.scores, (out) => writeScores(out, r, signal));
+    const scores = await stage(paths.scores, (out) => (r.scoresFile ? r.scoresFile(out) : writeScores(out, r, signal)));
     const removed = paths.removed === null ? undefined : await stage(paths.removed, (out) => writeRemoved(out, r));
     report = await r.report();
     report.files = { dataset, scores, ...(removed ? { removed } : {}) };
     const json = `${JSON.stringify(report, null, 1)}\n`;
     await stage(paths.report, (out) => out.write(json));
     if (paths.html) await stage(paths.html, (out) => out.write(renderReportHtml(report)));
+    for (const e of r.extra ?? []) await stage(e.path, (out) => out.write(e.bytes));
     // The last point at which an abort leaves everything as it was.
     if (signal?.aborted) throw new AbortError();
   } catch (err) {

@@ -42,6 +42,20 @@ function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** What `keep: 'auto'` says when it cannot act on the estimate: none, or an inconclusive one (`autoKeep` null). */
+export function autoKeepWarnings(c: ContaminationEstimate | undefined, autoKeep: number | null): string[] {
+  if (!c)
+    return [
+      "keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept",
+    ];
+  if (autoKeep !== null) return [];
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const d = PURIFY_DEFAULTS.keep;
+  return [
+    `keep 'auto': the contamination estimate is inconclusive (${pct(c.estimate)}, ${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)}: too wide to call the data clean or contaminated), so the default keep (${'fraction' in d ? pct(d.fraction) : `${d.count} records`}) applies`,
+  ];
+}
+
 /**
  * The whole job: read -> embed -> learn weights -> select -> write. The input
  * is streamed (read twice: embed, then write) and never modified. Outputs
@@ -130,20 +144,8 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   lap('learn');
 
   // Select the top K (training weights proportional to the learned weights).
-  if (o.keep === 'auto' && !scores.learned?.contamination) {
-    warnings.push(
-      "keep 'auto': no contamination estimate (it needs two or more anchor and harmful samples), so every record was kept",
-    );
-  }
   const auto = o.keep === 'auto' ? scores.learned!.autoKeep : undefined;
-  const c = scores.learned?.contamination;
-  if (auto === null && c) {
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    const d = PURIFY_DEFAULTS.keep;
-    warnings.push(
-      `keep 'auto': the contamination estimate is inconclusive (${pct(c.estimate)}, ${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)}: too wide to call the data clean or contaminated), so the default keep (${'fraction' in d ? pct(d.fraction) : `${d.count} records`}) applies`,
-    );
-  }
+  if (o.keep === 'auto') warnings.push(...autoKeepWarnings(scores.learned?.contamination, auto ?? null));
   const keep =
     o.keep !== 'auto' ? (o.keep ?? PURIFY_DEFAULTS.keep) : auto == null ? PURIFY_DEFAULTS.keep : { count: auto };
   const selection = await selectTopK(scores.scores, keep, scores.weights);
@@ -170,7 +172,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     paths,
     lines,
     selection,
-    scores,
+    score: scores.scores,
     audit,
     weightField: o.weightField,
     signal,
@@ -251,8 +253,9 @@ function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void
  * run reads (the input, a reference file, precomputed vectors) or another
  * output. The outputs commit together through temporary files, so each must
  * be a regular file (or missing); only the null device is also accepted.
+ * (The sharded run checks its outputs with it too.)
  */
-async function checkOutputs(
+export async function checkOutputs(
   o: PurifyOptions,
   paths: ReturnType<typeof outputPaths>,
   embedder: Embedder,

@@ -113,6 +113,12 @@ const SCRIPT = `
     if (r.learner && r.learner.storage) out += '; costs: ' + held('anchor', r.learner.storage.anchor) + '; ' + held('harmful', r.learner.storage.harmful);
     return out;
   }
+  function sharded(sh) {
+    if (!sh) return 'n/a';
+    var f = sh.fit;
+    return 'fitted on ' + f.sample + ' of ' + f.records + ' records (' + f.steps + ' steps, ' + (f.converged ? 'converged' : 'not converged') +
+      '), ' + sh.refit + ' refit pass' + (sh.refit === 1 ? '' : 'es') + ' over all records, scored in ' + sh.shards + ' shards';
+  }
   function refs(list) {
     return list.length ? list.map(function (x) { return x.source + ' (' + x.count + (x.licence ? ', ' + x.licence : '') + ')'; }).join('; ') : 'none';
   }
@@ -140,7 +146,7 @@ const SCRIPT = `
     ['Harmful reference', refs(r.references.harmful)],
     ['Safe anchor', refs(r.references.anchor)],
     ['Embedder', r.embedder.id + ' (' + r.embedder.dim + '-d)'],
-    ['Learner', r.learner ? r.learner.steps + ' steps, ' + (r.learner.converged ? 'converged' : 'not converged') : 'n/a'],
+    ['Learner', r.learner ? r.learner.steps + ' steps, ' + (r.learner.converged ? 'converged' : 'not converged') : sharded(r.sharded)],
     ['Memory', mem(r)],
     ['Outputs', outs.join(', ')],
     ['Time', Object.keys(r.timings).map(function (k) { return k + ' ' + r.timings[k].toFixed(2) + ' s'; }).join(', ')]

@@ -45,6 +45,14 @@ export interface PurifyReport {
     /** How the costs to the anchor and to the harmful reference were held. */
     storage: { anchor: StorageReport; harmful: StorageReport };
   } | null;
+  /**
+   * A sharded run (`purify --shards`): the fit on a sample, the column
+   * updates over all records, the shards. Its `learner` is null (the fit's
+   * per-step trace is not kept), its contamination estimate is the fit
+   * sample's, and its memory figures are the coordinating process's.
+   * Absent from whole-dataset runs.
+   */
+  sharded?: ShardedSummary;
   /** Bytes: the run's budget, the part the learner's costs got, the peak resident set of the process. */
   memory: { budget: number; learnerBudget: number; peakRss: number };
   warnings: string[];
@@ -112,4 +120,17 @@ export interface RecordTable {
   nearest: Array<Array<[set: string, index: number, cost: number]> | null>;
   /** Excerpts of the cited references, by "set #index". */
   cited: Record<string, string>;
+}
+
+/** How a sharded run got its scores. */
+export interface ShardedSummary {
+  shards: number;
+  /** Attempts each shard took, all passes together (1 = no retry). */
+  attempts: number[];
+  /** The fit: records in the dataset, records it learned on (a uniform sample) and their seed, the learner's steps. */
+  fit: { records: number; sample: number; seed: number; steps: number; converged: boolean };
+  /** Column updates of the fitted reference potentials over all records before the scoring. */
+  refit: number;
+  /** The model the records were scored against. */
+  model: { cost: string; eps: number; lambda: number; tau: number };
 }

@@ -103,6 +103,15 @@ const REPORT = obj({
     obj({ estimate: num, low: num, high: num, level: num, method: str, clean: bool, verdict: maybe(str) }),
   ),
   contributions: maybe(obj({ offset: num, maxResidual: num })),
+  sharded: maybe(
+    obj({
+      shards: num,
+      attempts: arr(num),
+      fit: obj({ records: num, sample: num, seed: num, steps: num, converged: bool }),
+      refit: num,
+      model: obj({ cost: str, eps: num, lambda: num, tau: num }),
+    }),
+  ),
   groups: maybe(obj({ field: str, rows: arr(obj({ value: str, total: num, dropped: num })) })),
   records: maybe(
     obj({
