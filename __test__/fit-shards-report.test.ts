@@ -55,7 +55,9 @@ describe('the sharded run writes the report, the page and the removed records', 
     const out = join(c.dir, 'sharded.jsonl');
     const res = await purifySharded({ ...common, output: out, groupField: 'source' });
     expect(res.k).toBe(300);
-    expect(Object.keys(res.outputs).sort()).toEqual(['dataset', 'html', 'removed', 'report', 'scores']);
+    // the whole run's outputs, and the model file (none asked for here)
+    expect(Object.keys(res.outputs).sort()).toEqual(['dataset', 'html', 'model', 'removed', 'report', 'scores']);
+    expect(res.outputs.model).toBeNull();
 
     // The report validates against the schema the page reads, and says what a sharded run is.
     const report = checkReport(JSON.parse(readFileSync(res.outputs.report, 'utf8')), res.outputs.report);
