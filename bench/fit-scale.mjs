@@ -16,9 +16,10 @@
 // (coordinator or worker: wait4's ru_maxrss covers the waited-for children),
 // harmful recall of the injected records, and /proc/loadavg before and after.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,7 +50,7 @@ const out = join(dir, `train-${size}.sharded.jsonl`);
 const cli = join(root, 'dist', 'cli.js');
 
 /** One run of the job: `purify --shards` (extra: the flags that place the shards), timed. */
-function runJob(extra, label) {
+async function runJob(extra, label) {
   const before = loadavg();
   const t0 = performance.now();
   const run = spawnSync(
@@ -92,17 +93,19 @@ function runJob(extra, label) {
   const summary = JSON.parse(run.stdout.trim().split('\n').pop());
   const [, peakKiB, userS, sysS] = run.stderr.trim().split('\n').pop().split(' ').map(Number);
   const injected = new Set(JSON.parse(readFileSync(join(dir, `injected-${size}.json`), 'utf8')));
-  // harmful recall: injected records among the kept (the scores file's kept column, by record index)
+  // harmful recall: injected records among the kept (the scores file's kept column, by record index),
+  // read line by line: at 10M records the file is past the longest string V8 makes
   let kept = 0;
-  const csv = readFileSync(join(dir, `train-${size}.sharded.scores.csv`), 'utf8');
-  let at = csv.indexOf('\n') + 1;
-  while (at > 0 && at < csv.length) {
-    const end = csv.indexOf('\n', at);
-    const line = csv.slice(at, end < 0 ? csv.length : end);
-    const comma = line.indexOf(',');
-    const idx = Number(line.slice(0, comma));
-    if (injected.has(idx) && line.split(',')[6] === '1') kept++;
-    at = end < 0 ? -1 : end + 1;
+  let header = true;
+  for await (const line of createInterface({
+    input: createReadStream(join(dir, `train-${size}.sharded.scores.csv`)),
+  })) {
+    if (header) {
+      header = false;
+      continue;
+    }
+    const cols = line.split(',');
+    if (cols[6] === '1' && injected.has(Number(cols[0]))) kept++;
   }
   const result = {
     size,
@@ -196,14 +199,14 @@ const redisUrl = opt('redis-url');
 const redisWorkers = opt('redis-workers');
 if (redisUrl !== undefined) {
   // a run of runOnRedis: one job against the given Redis
-  runJob(['--redis', redisUrl, '--work-dir', opt('work-dir')], { redisWorkers: Number(opt('label-workers')) });
+  await runJob(['--redis', redisUrl, '--work-dir', opt('work-dir')], { redisWorkers: Number(opt('label-workers')) });
   process.exit(0);
 }
 const results = [];
 if (redisWorkers !== undefined) {
   for (const n of redisWorkers.split(',').map(Number)) results.push(await runOnRedis(n));
 } else {
-  results.push(runJob(['--workers', workers], { workers: Number(workers) }));
+  results.push(await runJob(['--workers', workers], { workers: Number(workers) }));
 }
 const result = results.length === 1 ? results[0] : results;
 const file = opt(
