@@ -2,9 +2,10 @@
 // with the unsharded learner, on real data (alpaca-libre + JailbreakBench).
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
+import { PrecomputedEmbedder } from '../src/embed/precomputed.js';
 import { InputError, OptionError } from '../src/errors.js';
 import { fit, uniformSample, type FitResult } from '../src/fit/fit.js';
 import { decodeModel, loadModel, ModelFileError, modelEmbedder } from '../src/fit/model.js';
@@ -190,6 +191,13 @@ describe('fit and score', () => {
     const h = m.harmful.potential.length;
     await expect(refitModel(m, [part(a, h), part(a, h + 1)])).rejects.toMatchObject({ code: 'ERR_SHAPE' });
     await expect(refitModel(m, [])).rejects.toMatchObject({ code: 'ERR_OPTION' });
+  });
+
+  it('refuses precomputed vectors with the reason, before reading anything', async () => {
+    const npy = join(dirname(data), 'vectors.npy');
+    await expect(
+      fit({ input: data, harmful: HARMFUL, embedder: new PrecomputedEmbedder({ npy }), embeddingCache: false }),
+    ).rejects.toThrow(/cannot be fitted on precomputed vectors: it must embed the records it scores/);
   });
 
   it('uniformSample: k distinct sorted indices, reproducible', () => {

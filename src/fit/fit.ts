@@ -116,8 +116,12 @@ export async function fit(options: FitOptions): Promise<FitResult> {
       'a model cannot be fitted with debiased = true: the self term has no c-transform for new records',
     );
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
-  if (embedder instanceof PrecomputedEmbedder && o.sample !== undefined)
-    throw new OptionError('ERR_OPTION', 'sample is not supported with precomputed vectors');
+  // A model embeds the records it scores; precomputed vectors belong to one file and cannot.
+  if (embedder instanceof PrecomputedEmbedder)
+    throw new OptionError(
+      'ERR_OPTION',
+      'a model cannot be fitted on precomputed vectors: it must embed the records it scores later (use the built-in embedder or a model embedder: wink, transformers, openai, llm)',
+    );
   const passes = refitPasses(o.refit, 0);
   const modelPath = o.model ?? defaultModelPath(o.input);
   const seed = o.seed ?? 0;
