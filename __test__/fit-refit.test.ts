@@ -45,7 +45,7 @@ describe('refined potentials written to model files', () => {
   it('fit({ refit: 1 }) writes the potentials score({ refit: 1 }) computes from the sample model, bit for bit', async () => {
     const [plain, refined] = [await loadModel(sampleModel), await loadModel(refitModel)];
     expect(refitFit.refit).toBe(1);
-    expect(refined.header.refit).toEqual({ passes: 1, records: 400, input: data });
+    expect(refined.header.refit).toMatchObject({ passes: 1, records: 400, input: data, error: expect.any(Number) });
     expect(plain.header.refit).toBeUndefined();
     expect(refined.header.fit).toEqual(plain.header.fit);
     const out = (name: string) => join(c.dir, name);
@@ -90,7 +90,7 @@ describe('refined potentials written to model files', () => {
     expect(Array.from(again.scores)).toEqual(Array.from(one.scores));
     expect(readFileSync(join(c.dir, 'again-kept.jsonl'))).toEqual(readFileSync(join(c.dir, 'save-kept.jsonl')));
     const m = await loadModel(saved);
-    expect(m.header.refit).toEqual({ passes: 1, records: 400, input: data });
+    expect(m.header.refit).toMatchObject({ passes: 1, records: 400, input: data, error: expect.any(Number) });
     // the quantiles of every scored record: a threshold at the 20% quantile keeps 80% of them
     const sorted = Float64Array.from(one.scores).sort();
     expect(m.header.scoreQuantiles['0']).toBe(sorted[0]);
@@ -105,10 +105,15 @@ describe('refined potentials written to model files', () => {
     const run = (model: string, refit: number, name: string, save?: string) =>
       score({ input: data, model, refit, saveModel: save, scores: join(c.dir, name), embeddingCache: false });
     await run(inPlace, 1, 'place-1.csv', inPlace);
-    expect((await loadModel(inPlace)).header.refit).toEqual({ passes: 1, records: 400, input: data });
+    expect((await loadModel(inPlace)).header.refit).toMatchObject({
+      passes: 1,
+      records: 400,
+      input: data,
+      error: expect.any(Number),
+    });
     await run(inPlace, 1, 'place-2.csv', inPlace);
     const twice = await loadModel(inPlace);
-    expect(twice.header.refit).toEqual({ passes: 2, records: 400, input: data });
+    expect(twice.header.refit).toMatchObject({ passes: 2, records: 400, input: data, error: expect.any(Number) });
     // two runs of one pass each refine exactly as one run of two passes
     const two = join(c.dir, 'two.sot-model');
     await run(sampleModel, 2, 'two.csv', two);
@@ -164,7 +169,7 @@ describe('refined potentials written to model files', () => {
     );
     await expect(
       fit({ input: data, harmful: HARMFUL, refit: -1, model: saved, embeddingCache: false }),
-    ).rejects.toThrow(/refit must be an integer/);
+    ).rejects.toThrow(/refit must be 'auto' or an integer/);
     await expect(
       purifySharded({ input: data, harmful: HARMFUL, shards: 2, saveModel: data, embeddingCache: false }),
     ).rejects.toMatchObject({ code: 'ERR_IO' });
@@ -191,7 +196,12 @@ describe('refined potentials written to model files', () => {
       scores: join(c.dir, 'old.csv'),
       embeddingCache: false,
     });
-    expect((await loadModel(saved)).header.refit).toEqual({ passes: 1, records: 400, input: data });
+    expect((await loadModel(saved)).header.refit).toMatchObject({
+      passes: 1,
+      records: 400,
+      input: data,
+      error: expect.any(Number),
+    });
   }, 60_000);
 
   it('purify --shards --save-model keeps the refined model: the potentials of fit({ refit: 1 })', async () => {
@@ -211,7 +221,7 @@ describe('refined potentials written to model files', () => {
     });
     expect(res.outputs.model).toBe(saved);
     const [m, want] = [await loadModel(saved), await loadModel(refitModel)];
-    expect(m.header.refit).toEqual({ passes: 1, records: 400, input: data });
+    expect(m.header.refit).toMatchObject({ passes: 1, records: 400, input: data, error: expect.any(Number) });
     // the shards' parts merge in another order than one stream's batches: equal up to rounding
     const [got, exp] = [potentials(m).flat(), potentials(want).flat()];
     expect(got.length).toBe(exp.length);
@@ -295,7 +305,7 @@ describe('refined potentials written to model files', () => {
     ]);
     expect(s.status, s.stderr).toBe(0);
     expect(JSON.parse(s.stdout).outputs).toMatchObject({ model: saved });
-    expect(rawHeader(saved).refit).toEqual({ passes: 1, records: 400, input: data });
+    expect(rawHeader(saved).refit).toMatchObject({ passes: 1, records: 400, input: data, error: expect.any(Number) });
     const noRefit = run(['score', data, '--model-file', model, '--save-model', join(c.dir, 'x.sot-model'), '--json']);
     expect(noRefit.status).toBe(2);
     expect(JSON.parse(noRefit.stdout).error).toMatchObject({ code: 'ERR_OPTION' });
@@ -325,6 +335,11 @@ describe('refined potentials written to model files', () => {
     ]);
     expect(sh.status, sh.stderr).toBe(0);
     expect(JSON.parse(sh.stdout).outputs).toMatchObject({ model: shardModel });
-    expect(rawHeader(shardModel).refit).toEqual({ passes: 1, records: 400, input: data });
+    expect(rawHeader(shardModel).refit).toMatchObject({
+      passes: 1,
+      records: 400,
+      input: data,
+      error: expect.any(Number),
+    });
   }, 240_000);
 });

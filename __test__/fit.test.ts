@@ -181,7 +181,9 @@ describe('fit and score', () => {
     await expect(score({ input: data, model: fitted.model, refit: -1, embeddingCache: false })).rejects.toBeInstanceOf(
       OptionError,
     );
-    await expect(score({ input: data, model: fitted.model, refit: 1.5 })).rejects.toThrow(/refit must be an integer/);
+    await expect(score({ input: data, model: fitted.model, refit: 1.5 })).rejects.toThrow(
+      /refit must be 'auto' or an integer/,
+    );
     const m = await loadModel(fitted.model);
     const part = (a: number, h: number) => {
       const sums = (k: number) => ({ max: new Float64Array(k), sum: new Float64Array(k).fill(1) });

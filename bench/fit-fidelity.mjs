@@ -8,10 +8,12 @@
 // |A ∩ B| / K and the harmful recall of both. End to end through the files.
 //
 //     npm run build && node bench/fit-fidelity.mjs [--tasks alpaca,gsm8k,mix] [--contaminations jbb,hh]
-//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--refit 0,1] [--downstream N] [--out FILE]
+//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--refit 0,1,auto] [--downstream N] [--out FILE]
 //
 // `--refit R`: score() with R column updates of the reference potentials over
-// all records (`score({ refit })`); each listed R is one row per cell and sample.
+// all records (`score({ refit })`), or `auto` (until the marginal error is
+// small; the row gives the passes it took); each listed R is one row per cell
+// and sample.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -37,7 +39,7 @@ const TASKS = list(opt('tasks', Object.keys(cfg.tasks).join(',')));
 const CONTAMS = list(opt('contaminations', Object.keys(cfg.contaminations).join(',')));
 const SEEDS = list(opt('seeds', '0,1')).map(Number);
 const FRACTIONS = list(opt('fractions', '0.05,0.1,0.2,0.5,1')).map(Number);
-const REFITS = list(opt('refit', '0,1')).map(Number);
+const REFITS = list(opt('refit', '0,1')).map((v) => (v === 'auto' ? 'auto' : Number(v)));
 if (opt('downstream') !== undefined) cfg.downstream = Number(opt('downstream')); // larger cells (the pools permitting)
 const src = (name) => loadSource(cfg.sources, name, DATA);
 
@@ -101,7 +103,7 @@ const results = [];
 console.log(
   `${cpus().length} cpus, load ${loadavg()}; reference ${reference.length}; tasks ${TASKS}; contaminations ${CONTAMS}; seeds ${SEEDS}`,
 );
-console.log('task\tcontam\tseed\tsample\trefit\toverlap\trecall(full)\trecall(fit+score)');
+console.log('task\tcontam\tseed\tsample\trefit\toverlap\trecall(full)\trecall(fit+score)\tmarginal error');
 for (const task of TASKS)
   for (const contam of CONTAMS)
     for (const seed of SEEDS) {
@@ -154,6 +156,8 @@ for (const task of TASKS)
             fraction,
             sample,
             refit,
+            passes: s.refit.passes,
+            refitError: s.refit.error,
             k: full.k,
             overlap: both / full.k,
             recallFull: rFull,
@@ -163,7 +167,7 @@ for (const task of TASKS)
           };
           results.push(r);
           console.log(
-            `${task}\t${contam}\t${seed}\t${fraction}\t${refit}\t${r.overlap.toFixed(4)}\t${rFull.toFixed(3)}\t${r.recallFit.toFixed(3)}`,
+            `${task}\t${contam}\t${seed}\t${fraction}\t${refit === 'auto' ? `auto (${r.passes})` : refit}\t${r.overlap.toFixed(4)}\t${rFull.toFixed(3)}\t${r.recallFit.toFixed(3)}\t${r.refitError === null ? '' : r.refitError.toExponential(1)}`,
           );
         }
       }
@@ -180,11 +184,12 @@ const summary = FRACTIONS.flatMap((fraction) =>
       refit,
       cells: rs.length,
       meanOverlap: rs.reduce((a, r) => a + r.overlap, 0) / rs.length,
+      meanPasses: rs.reduce((a, r) => a + r.passes, 0) / rs.length,
       minOverlap: Math.min(...rs.map((r) => r.overlap)),
       maxRecallDiff: Math.max(...rs.map((r) => Math.abs(r.recallFit - r.recallFull))),
     };
     console.log(
-      `${fraction}\t${refit}\t${s.cells}\t${s.meanOverlap.toFixed(4)}\t${s.minOverlap.toFixed(4)}\t${s.maxRecallDiff.toFixed(4)}`,
+      `${fraction}\t${refit === 'auto' ? `auto (${s.meanPasses.toFixed(1)})` : refit}\t${s.cells}\t${s.meanOverlap.toFixed(4)}\t${s.minOverlap.toFixed(4)}\t${s.maxRecallDiff.toFixed(4)}`,
     );
     return s;
   }),

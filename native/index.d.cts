@@ -302,13 +302,29 @@ export interface ProgressEvent {
  */
 export declare function project2d(points: Matrix, token?: CancelToken | undefined | null, progress?: (event: ProgressEvent) => void, progressIntervalMs?: number | undefined | null): Promise<Float32Array>
 
-/** Merges the parts (of disjoint records) and returns the updated reference potentials. */
-export declare function refitPotentials(parts: Array<ColumnSumsInput>, eps: number): Promise<RefittedOutput>
+/**
+ * Merges the parts (of disjoint records, summed under the `previous`
+ * potentials) and returns the updated reference potentials.
+ */
+export declare function refitPotentials(parts: Array<ColumnSumsInput>, eps: number, previous: RefitPrevious): Promise<RefittedOutput>
 
-/** Updated reference potentials. */
+/** The reference weights and the potentials the parts were summed under. */
+export interface RefitPrevious {
+  anchorWeights: Float64Array
+  anchorPotential: Float64Array
+  harmfulWeights: Float64Array
+  harmfulPotential: Float64Array
+}
+
+/**
+ * Updated reference potentials, and how far the records' transport under
+ * the previous ones missed the reference weights (the L1 marginal error,
+ * the larger of the two sets').
+ */
 export interface RefittedOutput {
   anchor: Float64Array
   harmful: Float64Array
+  error: number
 }
 
 export interface ScoredOutput {

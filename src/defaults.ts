@@ -25,6 +25,16 @@ export function coreDefaults(): CoreDefaults {
   return core;
 }
 
+/**
+ * `refit: 'auto'`: column passes over every record until the reference
+ * marginals' L1 error (Sinkhorn's stopping measure, docs/model-file.md) is
+ * below `tolerance`, at most `maxPasses`.
+ */
+export const REFIT_AUTO: Readonly<{ maxPasses: number; tolerance: number }> = Object.freeze({
+  maxPasses: 10,
+  tolerance: 1e-3,
+});
+
 /** Defaults `purify` applies itself, before the core is called. */
 export const PURIFY_DEFAULTS: Readonly<{
   keep: Keep;

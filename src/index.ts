@@ -33,6 +33,7 @@ export {
   coreDefaults,
   EMBEDDER_LEARNER_DEFAULTS,
   PURIFY_DEFAULTS,
+  REFIT_AUTO,
   type CoreDefaults,
   type EmbedDefaults,
   type EmbedderLearnerDefaults,
@@ -154,6 +155,7 @@ export {
   score,
   type ScoreOptions as ModelScoreOptions,
   type ScoreResult as ModelScoreResult,
+  type Refit,
   type ScoreStage,
 } from './fit/score.js';
 export {

@@ -1,6 +1,6 @@
 // `sot fit` and `sot score`: fit once, score anywhere (docs/model-file.md).
 import type { Command } from 'commander';
-import { PURIFY_DEFAULTS } from '../defaults.js';
+import { PURIFY_DEFAULTS, REFIT_AUTO } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
 import type { ShardedResult } from '../fit/shards.js';
@@ -18,6 +18,7 @@ import {
   learnerFlags,
   number,
   REFERENCES,
+  refitFlag,
   REPORTING,
 } from './flags.js';
 
@@ -36,9 +37,9 @@ const FIT_OUTPUT: Flag[] = [
   },
   { flags: '--seed <n>', help: 'seed of the sample (default 0)', parse: integer('--seed') },
   {
-    flags: '--refit <n>',
-    help: "after learning, column updates of the model's potentials over every record, one pass each, written into the model file (default 0: read only the sample)",
-    parse: integer('--refit'),
+    flags: '--refit <n|auto>',
+    help: `after learning, column updates of the model's potentials over every record, one pass each, or 'auto': until the marginal error is below ${REFIT_AUTO.tolerance}, at most ${REFIT_AUTO.maxPasses} passes; written into the model file (default 0: read only the sample)`,
+    parse: refitFlag('--refit'),
   },
 ];
 
@@ -52,9 +53,9 @@ const SCORE_SELECTION: Flag[] = [
     parse: number('--threshold'),
   },
   {
-    flags: '--refit <n>',
-    help: "column updates of the model's potentials over these records before scoring, one pass each (default 0; the model file is not changed: see --save-model)",
-    parse: integer('--refit'),
+    flags: '--refit <n|auto>',
+    help: `column updates of the model's potentials over these records before scoring, one pass each, or 'auto' (as for fit) (default 0; the model file is not changed: see --save-model)`,
+    parse: refitFlag('--refit'),
   },
 ];
 
@@ -112,16 +113,18 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         ...(await h.dataConfig(f as never, signal)),
         ...fitFlags(f),
         model: f.modelFile as string | undefined,
-        refit: f.refit as number | undefined,
+        refit: f.refit as number | 'auto' | undefined,
         signal,
       });
       if (f.json)
         process.stdout.write(
-          `${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, refit: res.refit, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`,
+          `${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, refit: res.refit, refitError: res.refitError, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`,
         );
       else {
         for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
-        const refined = res.refit ? `, refined over all records in ${res.refit} pass(es)` : '';
+        const refined = res.refit
+          ? `, refined over all records in ${res.refit} pass(es), marginal error ${res.refitError?.toExponential(1)}`
+          : '';
         process.stdout.write(
           `fitted on ${res.sample} of ${res.records} records (${res.steps} steps${res.converged ? '' : ', not converged'}${refined})\n  model: ${res.model}\n`,
         );
@@ -166,18 +169,18 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
               ? { fraction: f.keep as number }
               : undefined,
         threshold: f.threshold as number | undefined,
-        refit: f.refit as number | undefined,
+        refit: f.refit as number | 'auto' | undefined,
         saveModel: f.saveModel as string | undefined,
         weightField: f.weightField === false ? null : (f.weightField as string),
         signal,
       });
       if (f.json)
         process.stdout.write(
-          `${JSON.stringify({ ok: true, records: res.records, kept: res.kept, outputs: res.outputs })}\n`,
+          `${JSON.stringify({ ok: true, records: res.records, kept: res.kept, refit: res.refit, outputs: res.outputs })}\n`,
         );
       else
         process.stdout.write(
-          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}${res.outputs.model ? `\n  model:   ${res.outputs.model}` : ''}\n`,
+          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}${res.refit.passes ? ` after ${res.refit.passes} refit pass(es), marginal error ${res.refit.error?.toExponential(1)}` : ''}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}${res.outputs.model ? `\n  model:   ${res.outputs.model}` : ''}\n`,
         );
     });
   });
@@ -238,7 +241,7 @@ export async function purifyShardedCli(
       workers: f.workers as number | undefined,
       redis: f.redis as string | undefined,
       workDir: f.workDir as string | undefined,
-      refit: f.refit as number | undefined,
+      refit: f.refit as number | 'auto' | undefined,
       saveModel: f.saveModel as string | undefined,
       ...fitFlags(f),
       signal,

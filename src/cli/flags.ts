@@ -7,6 +7,7 @@ import {
   coreDefaults,
   EMBEDDER_LEARNER_DEFAULTS,
   PURIFY_DEFAULTS,
+  REFIT_AUTO,
   type CoreDefaults,
   type EmbedderLearnerDefaults,
 } from '../defaults.js';
@@ -70,6 +71,11 @@ export function integer(name: string, min = 0) {
     if (!/^\d+$/.test(v.trim()) || x < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return x;
   };
+}
+
+/** A refit flag: a number of passes, or `auto` (until the marginal error is small). */
+export function refitFlag(name: string) {
+  return (v: string): number | 'auto' => (v.trim() === 'auto' ? 'auto' : integer(name)(v));
 }
 
 export function size(name: string) {
@@ -332,9 +338,9 @@ export const SCALE_OUT: Flag[] = [
     parse: integer('--sample', 1),
   },
   {
-    flags: '--refit <n>',
-    help: `with --shards: column updates of the fitted potentials over all records, one pass each (default ${DEFAULT_SHARD_REFIT} when the sample is smaller than the records, else 0)`,
-    parse: integer('--refit'),
+    flags: '--refit <n|auto>',
+    help: `with --shards: column updates of the fitted potentials over all records, one pass each, or 'auto': until the marginal error is below ${REFIT_AUTO.tolerance}, at most ${REFIT_AUTO.maxPasses} passes (default ${DEFAULT_SHARD_REFIT} when the sample is smaller than the records, else 0)`,
+    parse: refitFlag('--refit'),
   },
   {
     flags: '--save-model <file>',

@@ -14,7 +14,7 @@ import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/me
 import type { PurifyOptions } from '../pipeline/options.js';
 import { loadReferences } from '../pipeline/references.js';
 import { describeEmbedder, saveModel, scoreQuantiles, type Model } from './model.js';
-import { refitOver, refitPasses } from './score.js';
+import { refitOver, refitPasses, type Refit } from './score.js';
 import { scoreMatrix } from './scoring.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -53,10 +53,11 @@ export interface FitOptions
    * Column updates of the learned reference potentials over every record of
    * the input after learning on the sample, one more pass over the records
    * each; the model file holds the refined potentials (docs/model-file.md,
-   * "Refining over all records"). Default 0: a fit reads only its sample
+   * "Refining over all records"); `'auto'` until the marginal error is
+   * small (as `score`'s `refit`). Default 0: a fit reads only its sample
    * (`purifySharded` runs its refit passes in its shard workers instead).
    */
-  refit?: number;
+  refit?: Refit;
   onProgress?: (event: { stage: FitStage; done: number; total?: number }) => void;
 }
 
@@ -71,6 +72,8 @@ export interface FitResult {
   sampleScores: Float64Array;
   /** Refit passes over every record that the written model went through (0: none). */
   refit: number;
+  /** The last refit pass's L1 error of the reference marginals (null: no pass ran). */
+  refitError: number | null;
   steps: number;
   converged: boolean;
   /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate; `null` when the estimate is inconclusive). */
@@ -122,7 +125,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
       'ERR_OPTION',
       'a model cannot be fitted on precomputed vectors: it must embed the records it scores later (use the built-in embedder or a model embedder: wink, transformers, openai, llm)',
     );
-  const passes = refitPasses(o.refit, 0);
+  const plan = refitPasses(o.refit, 0);
   const modelPath = o.model ?? defaultModelPath(o.input);
   const seed = o.seed ?? 0;
   const signal = o.signal;
@@ -182,12 +185,16 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     harmful: { points: harmful, weights: fitted.harmfulWeights, potential: fitted.harmfulPotential },
     ...(described.docFreq ? { docFreq: described.docFreq } : {}),
   };
-  if (passes > 0) {
-    model = await refitOver(input, model, embedder, cache, passes, {
+  let passes = 0;
+  let refitError: number | null = null;
+  if (plan.passes > 0) {
+    const r = await refitOver(input, model, embedder, cache, plan, {
       signal,
       onProgress: (_p, d) => progress('refit', d, n),
     });
-    model.header = { ...model.header, refit: { passes, records: n, input: o.input } };
+    ({ passes, error: refitError } = r);
+    model = r.model;
+    model.header = { ...model.header, refit: { passes, records: n, input: o.input, error: refitError! } };
   }
   // The sample's scores as score() gives them: their quantiles go in the file, to read a threshold against.
   const sampleScores = (await scoreMatrix(model, downstream, { signal })).score;
@@ -202,6 +209,7 @@ export async function fit(options: FitOptions): Promise<FitResult> {
     sampleIndices: indices,
     sampleScores,
     refit: passes,
+    refitError,
     steps: learned.steps,
     converged: learned.converged,
     autoKeep: learned.contamination ? learned.autoKeep : take,

@@ -76,6 +76,8 @@ export interface ModelRefit {
   passes: number;
   records: number;
   input: string;
+  /** The last pass's L1 error of the reference marginals under the potentials it replaced (absent in files before it was recorded). */
+  error?: number;
 }
 
 export interface Section {

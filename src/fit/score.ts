@@ -2,6 +2,7 @@
 // and scored alone (a record's score does not depend on the others), so
 // memory holds one batch of vectors plus three numbers per record.
 import { AbortError, OptionError } from '../errors.js';
+import { REFIT_AUTO } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter, type ByteRange } from '../io/index.js';
 import { writeRecords } from '../io/write.js';
@@ -53,9 +54,11 @@ export interface ScoreOptions
    * Column updates of the model's reference potentials over the records
    * before scoring them (each one more pass over the records; the model file
    * is not changed): brings a model fitted on a sample closer to a fit on all
-   * the records (docs/model-file.md, "Refining over all records"). Default 0.
+   * the records (docs/model-file.md, "Refining over all records"). `'auto'`:
+   * passes until the reference marginals' L1 error is below
+   * `REFIT_AUTO.tolerance`, at most `REFIT_AUTO.maxPasses`. Default 0.
    */
-  refit?: number;
+  refit?: Refit;
   /**
    * Write the refined model here, committed together with the other outputs
    * (its score quantiles are those of every scored record). Needs `refit >= 1`.
@@ -72,6 +75,8 @@ export interface ScoreResult {
   outputs: { scores: string; dataset: string | null; model: string | null };
   scores: Float64Array;
   selection: Selection | null;
+  /** The refit passes run before scoring and the last one's marginal error (null: none ran). */
+  refit: { passes: number; error: number | null };
 }
 
 /** Scores, pulls, pushes and file lines of the records, in record order. */
@@ -180,32 +185,57 @@ export async function sumColumns(
   return { sums, records };
 }
 
-/** `passes` column updates of the model's reference potentials over all records of `input`. */
+/** The `refit` option: a number of column passes, or `'auto'` (see `REFIT_AUTO`). */
+export type Refit = number | 'auto';
+
+/** Refit passes to run: at most `passes`, stopping early once a pass's marginal error is below `tolerance` (null: never). */
+export interface RefitPlan {
+  passes: number;
+  tolerance: number | null;
+}
+
+/** What the refit passes did: the model they give, the passes run, the last pass's marginal error (null: none ran). */
+export interface Refined {
+  model: Model;
+  passes: number;
+  error: number | null;
+}
+
+/** Column updates of the model's reference potentials over all records of `input`, as `plan` says. */
 export async function refitOver(
   input: PipelineInput,
   model: Model,
   embedder: Embedder,
   cache: Cache,
-  passes: number,
+  plan: RefitPlan,
   o: { signal?: AbortSignal; onProgress?: (pass: number, done: number) => void } = {},
-): Promise<Model> {
-  for (let p = 0; p < passes; p++) {
+): Promise<Refined> {
+  let error: number | null = null;
+  let p = 0;
+  while (!refitDone(plan, p, error)) {
     const { sums } = await sumColumns(input, model, embedder, cache, {
       signal: o.signal,
       onProgress: (d) => o.onProgress?.(p, d),
     });
     if (sums === null) throw new OptionError('ERR_OPTION', `${input.dataset.path}: no records to refit on`);
-    model = await refitModel(model, [sums]);
+    ({ model, error } = await refitModel(model, [sums]));
+    p++;
   }
-  return model;
+  return { model, passes: p, error };
 }
 
-/** Checks a `refit` option: a number of passes. */
-export function refitPasses(refit: number | undefined, fallback: number): number {
+/** Whether the passes are done after `passes` of them, the last with marginal error `error`. */
+export function refitDone(plan: RefitPlan, passes: number, error: number | null): boolean {
+  return passes >= plan.passes || (plan.tolerance !== null && error !== null && error < plan.tolerance);
+}
+
+/** Checks a `refit` option: a number of passes, or `'auto'`. */
+export function refitPasses(refit: Refit | undefined, fallback: number): RefitPlan {
+  if (refit === 'auto') return { passes: REFIT_AUTO.maxPasses, tolerance: REFIT_AUTO.tolerance };
   const r = refit ?? fallback;
   if (!(Number.isInteger(r) && r >= 0 && r <= 100))
-    throw new OptionError('ERR_OPTION', `refit must be an integer from 0 to 100, got ${String(refit)}`);
-  return r;
+    throw new OptionError('ERR_OPTION', `refit must be 'auto' or an integer from 0 to 100, got ${String(refit)}`);
+  return { passes: r, tolerance: null };
 }
 
 /** Opens the model and the input and the embedder the model names (checked against it). */
@@ -298,11 +328,11 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   if (!purified && o.output !== undefined) throw new OptionError('ERR_OPTION', 'output needs keep or threshold');
   if (o.threshold !== undefined && o.keep !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
-  const passes = refitPasses(o.refit, 0);
+  const plan = refitPasses(o.refit, 0);
   const saveModel = o.saveModel ?? null;
   if (saveModel !== null && (typeof saveModel !== 'string' || saveModel === ''))
     throw new OptionError('ERR_OPTION', 'saveModel must be a file path');
-  if (saveModel !== null && passes < 1)
+  if (saveModel !== null && plan.passes < 1)
     throw new OptionError('ERR_OPTION', 'saveModel needs refit >= 1: without a refit the model is unchanged');
   const outs = [
     { path: scoresPath, what: 'the scores output' },
@@ -314,7 +344,7 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   await assertNoCollision(outs, [{ path: o.model, what: 'the model file' }]);
   const opened = await openScoring(o, purified);
   const { embedder, input, cache } = opened;
-  const model = await refitOver(input, opened.model, embedder, cache, passes, {
+  const { model, passes, error } = await refitOver(input, opened.model, embedder, cache, plan, {
     signal: o.signal,
     onProgress: (_p, d) => o.onProgress?.({ stage: 'refit', done: d }),
   });
@@ -331,7 +361,10 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   let refined: AtomicWriter | null = null;
   try {
     if (saveModel !== null)
-      refined = await stageModel(saveModel, withRefit(model, { passes, records: n, input: o.input }, r.score));
+      refined = await stageModel(
+        saveModel,
+        withRefit(model, { passes, records: n, input: o.input, ...(error === null ? {} : { error }) }, r.score),
+      );
     if (output && selection) {
       const w = await openAtomicWriter(output, { nonRegular: 'stream' });
       staged.push(w);
@@ -360,5 +393,6 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     outputs: { scores: scoresPath, dataset: output, model: saveModel },
     scores: r.score,
     selection,
+    refit: { passes, error },
   };
 }

@@ -52,15 +52,26 @@ export function mergeColumnSums(parts: ColumnSums[]): Promise<ColumnSums> {
 
 /**
  * The model with its reference potentials updated over the records whose
- * parts are given (all of them, disjoint): one Sinkhorn column update with
- * the learner's Gibbs weights (docs/model-file.md, "Refining over all records").
+ * parts are given (all of them, disjoint, summed under `model`): one
+ * Sinkhorn column update with the learner's Gibbs weights, and the L1 error
+ * of the reference marginals under the potentials it replaced
+ * (docs/model-file.md, "Refining over all records").
  */
-export async function refitModel(model: Model, parts: ColumnSums[]): Promise<Model> {
-  const g = await cancellable(undefined, () => native.refitPotentials(parts, model.header.eps));
+export async function refitModel(model: Model, parts: ColumnSums[]): Promise<{ model: Model; error: number }> {
+  const previous = {
+    anchorWeights: model.anchor.weights,
+    anchorPotential: model.anchor.potential,
+    harmfulWeights: model.harmful.weights,
+    harmfulPotential: model.harmful.potential,
+  };
+  const g = await cancellable(undefined, () => native.refitPotentials(parts, model.header.eps, previous));
   return {
-    ...model,
-    anchor: { ...model.anchor, potential: g.anchor },
-    harmful: { ...model.harmful, potential: g.harmful },
+    model: {
+      ...model,
+      anchor: { ...model.anchor, potential: g.anchor },
+      harmful: { ...model.harmful, potential: g.harmful },
+    },
+    error: g.error,
   };
 }
 

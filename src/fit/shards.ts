@@ -39,7 +39,7 @@ import type { Keep, Selection } from '../selection.js';
 import { fit, type FitOptions, type FitResult } from './fit.js';
 import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
 import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
-import { refitPasses, selectScored, writeScoresCsv } from './score.js';
+import { refitDone, refitPasses, selectScored, writeScoresCsv, type Refit } from './score.js';
 import { refitModel } from './scoring.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -59,9 +59,10 @@ export interface ShardedOptions extends FitOptions {
    * Column updates of the fitted reference potentials over all records before
    * the scoring (each one more pass of the shards over the records). Default 1
    * when the fit sample is smaller than the records, else 0
-   * (docs/model-file.md, "Refining over all records").
+   * (docs/model-file.md, "Refining over all records"); `'auto'`: until the
+   * marginal error is small (as `score`'s `refit`).
    */
-  refit?: number;
+  refit?: Refit;
   /**
    * Also write the final model (the fit's, refined by the refit passes; its
    * score quantiles are then those of every record) here, committed together
@@ -177,7 +178,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     if (!(K >= 1 && K <= n))
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
-    const passes = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
+    const plan = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
     // JSON Lines, CSV and TSV shards are byte ranges of the file, each read
     // alone; JSON (one document, parsed whole) and Parquet (which could split
     // by row group) shard by record index, each reading the file from its head.
@@ -194,7 +195,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       neighbours: o.reasons?.neighbours ?? DEFAULT_NEIGHBOURS,
       ...(o.threshold !== undefined && o.reasons?.for !== 'all' ? { below: o.threshold } : {}),
     };
-    const task = (s: number, pass: number, modelPath: string): ShardTask => ({
+    const task = (s: number, pass: number, modelPath: string, columns: boolean): ShardTask => ({
       input: o.input,
       format: o.format,
       recordFormat: o.recordFormat,
@@ -210,7 +211,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
         : { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) }),
       top: keep === undefined ? 0 : K,
       out: join(work, `shard-${pass}-${s}.bin`),
-      ...(pass < passes ? { columns: true } : { reasons }),
+      ...(columns ? { columns: true } : { reasons }),
     });
     const attempts = Array.from({ length: shards }, () => 0);
     const runPass = async (tasks: ShardTask[], pass: number) => {
@@ -225,21 +226,25 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       a.forEach((v, s) => (attempts[s]! += v));
     };
     let current = model;
-    for (let pass = 0; pass < passes; pass++) {
-      const tasks = Array.from({ length: shards }, (_, s) => task(s, pass, current));
-      await runPass(tasks, pass);
+    let passes = 0;
+    let refitError: number | null = null;
+    while (!refitDone(plan, passes, refitError)) {
+      const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current, true));
+      await runPass(tasks, passes);
       const parts = await Promise.all(tasks.map((t) => readColumns(t.out)));
       const refined = await refitModel(await loadModel(current), parts);
-      current = join(work, `model-${pass + 1}.sot-model`);
-      await saveModel(current, refined);
+      refitError = refined.error;
+      passes++;
+      current = join(work, `model-${passes}.sot-model`);
+      await saveModel(current, refined.model);
     }
     lap('refit');
-    const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current));
+    const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current, false));
     await runPass(tasks, passes);
     const results = placed(await Promise.all(tasks.map((t) => readShard(t.out))), n, o.input);
     lap('score');
     const final = await loadModel(current);
-    const run = { model: final, fit: f, refit: passes, shards, attempts, timings, lap };
+    const run = { model: final, fit: f, refit: passes, refitError, shards, attempts, timings, lap };
     const merged = await writeMerged(o, paths, results, n, keep === undefined ? undefined : K, run);
     return { ...merged, sample: f.sample, attempts };
   } finally {
@@ -376,6 +381,7 @@ interface RunSoFar {
   model: Model;
   fit: FitResult;
   refit: number;
+  refitError: number | null;
   shards: number;
   attempts: number[];
   timings: Record<string, number>;
@@ -451,7 +457,18 @@ async function writeMerged(
           {
             path: o.saveModel,
             bytes: encodeModel(
-              run.refit > 0 ? withRefit(model, { passes: run.refit, records: n, input: o.input }, score) : model,
+              run.refit > 0
+                ? withRefit(
+                    model,
+                    {
+                      passes: run.refit,
+                      records: n,
+                      input: o.input,
+                      ...(run.refitError === null ? {} : { error: run.refitError }),
+                    },
+                    score,
+                  )
+                : model,
             ),
           },
         ];
@@ -500,6 +517,7 @@ async function writeMerged(
           attempts: run.attempts,
           fit: { records: n, sample: h.fit.sample, seed: h.fit.seed, steps: h.fit.steps, converged: h.fit.converged },
           refit: run.refit,
+          refitError: run.refitError,
           model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
         },
         warnings: [

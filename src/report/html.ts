@@ -117,7 +117,9 @@ const SCRIPT = `
     if (!sh) return 'n/a';
     var f = sh.fit;
     return 'fitted on ' + f.sample + ' of ' + f.records + ' records (' + f.steps + ' steps, ' + (f.converged ? 'converged' : 'not converged') +
-      '), ' + sh.refit + ' refit pass' + (sh.refit === 1 ? '' : 'es') + ' over all records, scored in ' + sh.shards + ' shards';
+      '), ' + sh.refit + ' refit pass' + (sh.refit === 1 ? '' : 'es') + ' over all records' +
+      (sh.refitError === null || sh.refitError === undefined ? '' : ' (marginal error ' + sh.refitError.toExponential(1) + ')') +
+      ', scored in ' + sh.shards + ' shards';
   }
   function refs(list) {
     return list.length ? list.map(function (x) { return x.source + ' (' + x.count + (x.licence ? ', ' + x.licence : '') + ')'; }).join('; ') : 'none';

@@ -131,6 +131,8 @@ export interface ShardedSummary {
   fit: { records: number; sample: number; seed: number; steps: number; converged: boolean };
   /** Column updates of the fitted reference potentials over all records before the scoring. */
   refit: number;
+  /** The last refit pass's L1 error of the reference marginals, Sinkhorn's stopping measure (null: no pass). */
+  refitError: number | null;
   /** The model the records were scored against. */
   model: { cost: string; eps: number; lambda: number; tau: number };
 }

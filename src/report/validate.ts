@@ -109,6 +109,7 @@ const REPORT = obj({
       attempts: arr(num),
       fit: obj({ records: num, sample: num, seed: num, steps: num, converged: bool }),
       refit: num,
+      refitError: maybe(num),
       model: obj({ cost: str, eps: num, lambda: num, tau: num }),
     }),
   ),

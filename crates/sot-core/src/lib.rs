@@ -52,7 +52,7 @@ pub use pages::copy_of;
 pub use pool::pool_rows;
 pub use project::project_2d;
 pub use reasons::{contributions, nearest_references, Contributions, Nearest};
-pub use refit::{ColumnSums, LogSums};
+pub use refit::{marginal_error, ColumnSums, LogSums};
 pub use score::{
     c_transform, gibbs_weights, score_samples, FittedModel, FittedReference, ScoreScale, Scored,
 };

@@ -8,8 +8,8 @@ use napi::bindgen_prelude::{AsyncTask, Float64Array};
 use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
 use sot_core::{
-    ColumnSums, CostKind, FittedModel, FittedReference, Keep, LogSums, ScoreScale, Scored,
-    Selection,
+    marginal_error, ColumnSums, CostKind, FittedModel, FittedReference, Keep, LogSums, ScoreScale,
+    Scored, Selection,
 };
 
 /// A reference set with its fitted potential.
@@ -238,23 +238,39 @@ pub fn column_sums(
     })
 }
 
-/// Updated reference potentials.
+/// Updated reference potentials, and how far the records' transport under
+/// the previous ones missed the reference weights (the L1 marginal error,
+/// the larger of the two sets').
 #[napi(object)]
 pub struct RefittedOutput {
     pub anchor: Float64Array,
     pub harmful: Float64Array,
+    pub error: f64,
+}
+
+/// The reference weights and the potentials the parts were summed under.
+#[napi(object, object_to_js = false)]
+pub struct RefitPrevious {
+    #[napi(ts_type = "Float64Array")]
+    pub anchor_weights: Owned<f64>,
+    #[napi(ts_type = "Float64Array")]
+    pub anchor_potential: Owned<f64>,
+    #[napi(ts_type = "Float64Array")]
+    pub harmful_weights: Owned<f64>,
+    #[napi(ts_type = "Float64Array")]
+    pub harmful_potential: Owned<f64>,
 }
 
 /// Merges parts of disjoint records; with `eps`, finishes into the updated potentials.
 pub struct MergeTask {
     parts: Vec<ColumnSumsInput>,
-    eps: Option<f64>,
+    finish: Option<(f64, RefitPrevious)>,
     job: Job,
 }
 
 pub enum Merged {
     Sums(ColumnSums),
-    Potentials(Vec<f64>, Vec<f64>),
+    Potentials(Vec<f64>, Vec<f64>, f64),
 }
 
 impl Task for MergeTask {
@@ -262,7 +278,7 @@ impl Task for MergeTask {
     type JsValue = Settled;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let Self { parts, eps, job } = self;
+        let Self { parts, finish, job } = self;
         job.run(|_| {
             let mut all: Option<ColumnSums> = None;
             for p in parts.iter() {
@@ -277,10 +293,14 @@ impl Task for MergeTask {
                 }
             }
             let all = all.unwrap_or_else(|| ColumnSums::empty(0, 0));
-            Ok(match eps {
-                Some(eps) => {
+            Ok(match finish {
+                Some((eps, p)) => {
                     let (a, h) = all.potentials(*eps)?;
-                    Merged::Potentials(a, h)
+                    let error =
+                        marginal_error(&p.anchor_weights.0, &p.anchor_potential.0, &a, *eps)?.max(
+                            marginal_error(&p.harmful_weights.0, &p.harmful_potential.0, &h, *eps)?,
+                        );
+                    Merged::Potentials(a, h, error)
                 }
                 None => Merged::Sums(all),
             })
@@ -290,11 +310,12 @@ impl Task for MergeTask {
     fn resolve(&mut self, env: Env, m: Self::Output) -> Result<Self::JsValue> {
         match m {
             Merged::Sums(s) => settle(&env, column_sums_output(s)),
-            Merged::Potentials(anchor, harmful) => settle(
+            Merged::Potentials(anchor, harmful, error) => settle(
                 &env,
                 RefittedOutput {
                     anchor: anchor.into(),
                     harmful: harmful.into(),
+                    error,
                 },
             ),
         }
@@ -310,17 +331,22 @@ impl Task for MergeTask {
 pub fn merge_column_sums(parts: Vec<ColumnSumsInput>) -> AsyncTask<MergeTask> {
     AsyncTask::new(MergeTask {
         parts,
-        eps: None,
+        finish: None,
         job: Job::new(None, None, None),
     })
 }
 
-/// Merges the parts (of disjoint records) and returns the updated reference potentials.
+/// Merges the parts (of disjoint records, summed under the `previous`
+/// potentials) and returns the updated reference potentials.
 #[napi(ts_return_type = "Promise<RefittedOutput>")]
-pub fn refit_potentials(parts: Vec<ColumnSumsInput>, eps: f64) -> AsyncTask<MergeTask> {
+pub fn refit_potentials(
+    parts: Vec<ColumnSumsInput>,
+    eps: f64,
+    previous: RefitPrevious,
+) -> AsyncTask<MergeTask> {
     AsyncTask::new(MergeTask {
         parts,
-        eps: Some(eps),
+        finish: Some((eps, previous)),
         job: Job::new(None, None, None),
     })
 }
