@@ -3,7 +3,13 @@
 // memory holds one batch of vectors plus three numbers per record.
 import { AbortError, OptionError } from '../errors.js';
 import type { Embedder } from '../embed/types.js';
-import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter, type ByteRange } from '../io/index.js';
+import {
+  assertNoCollision,
+  commitAll,
+  openAtomicWriter,
+  type AtomicWriter,
+  type OpenDatasetOptions,
+} from '../io/index.js';
 import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
@@ -223,7 +229,8 @@ export async function openScoring(
     | 'embeddingCache'
     | 'cacheDir'
     | 'weightField'
-  > & { range?: ByteRange },
+  > &
+    Pick<OpenDatasetOptions, 'range' | 'layout'>,
   written: boolean,
 ) {
   if (typeof o?.model !== 'string' || o.model === '') throw new OptionError('ERR_OPTION', 'model must be a file path');
