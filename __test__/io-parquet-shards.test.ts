@@ -10,9 +10,10 @@ import { parquetWriteFile } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { fit } from '../src/fit/fit.js';
-import { readShard, runShard, type ShardTask } from '../src/fit/shard.js';
+import { describeShard, readShard, runShard, type ShardTask } from '../src/fit/shard.js';
 import { purifySharded, type ShardedOptions } from '../src/fit/shards.js';
 import { openDataset, rowGroupRanges, type RowGroupRange } from '../src/io/index.js';
+import { splitRowGroups } from '../src/io/row-groups.js';
 import { CLI, contaminated, readJsonl, withoutRunFigures, writeJsonl, type Contaminated } from './datasets.js';
 import { readAll } from './io-helpers.js';
 
@@ -46,6 +47,46 @@ function corrupt(path: string, out: string, groups: (g: number) => boolean): str
   writeFileSync(out, bytes);
   return out;
 }
+
+describe('splitRowGroups', () => {
+  const footer = (rows: number[]) => ({ row_groups: rows.map((n) => ({ num_rows: BigInt(n) })) });
+  it('cuts at the row-group boundary nearest each share of the rows; empty row groups and runs are left out', () => {
+    // boundaries at rows 0, 10, 10, 40, 41, 100: the shares of 3 parts are 33.3 and 66.7
+    expect(splitRowGroups(footer([10, 0, 30, 1, 59]), 3)).toEqual([
+      { group: 0, groups: 3, row: 0, rows: 40 },
+      { group: 3, groups: 1, row: 40, rows: 1 },
+      { group: 4, groups: 1, row: 41, rows: 59 },
+    ]);
+    // one large row group: one run, however many parts
+    expect(splitRowGroups(footer([100]), 4)).toEqual([{ group: 0, groups: 1, row: 0, rows: 100 }]);
+    expect(splitRowGroups(footer([0, 0]), 2)).toEqual([]);
+    // against a brute force: every run starts at the boundary nearest its share
+    let seed = 5;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let t = 0; t < 200; t++) {
+      const rows = Array.from({ length: 1 + rand(12) }, () => (rand(4) === 0 ? 0 : rand(50)));
+      const parts = 1 + rand(10);
+      const runs = splitRowGroups(footer(rows), parts);
+      const starts = [0];
+      for (const n of rows) starts.push(starts.at(-1)! + n);
+      const total = starts.at(-1)!;
+      expect(runs.reduce((a, r) => a + r.rows, 0)).toBe(total);
+      expect(runs.length).toBeLessThanOrEqual(Math.min(parts, rows.filter((n) => n > 0).length));
+      const shares = Array.from({ length: parts - 1 }, (_, s) => ((s + 1) * total) / parts);
+      const nearest = (row: number, share: number) => starts.every((b) => Math.abs(row - share) <= Math.abs(b - share));
+      // each run after the first starts at the boundary nearest one of the shares
+      for (const r of runs.slice(1)) expect(shares.some((share) => nearest(r.row, share))).toBe(true);
+      expect(runs[0]?.row ?? 0).toBe(0);
+    }
+  });
+  it('names a row-group shard by its row groups and rows', () => {
+    const t = { rowGroups: { group: 2, groups: 2, row: 61, rows: 135 } } as ShardTask;
+    expect(describeShard(t)).toBe('row groups 2 to 3, rows 62 to 196');
+  });
+});
 
 describe('Parquet shards by row group', () => {
   let c: Contaminated;
