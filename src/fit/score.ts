@@ -4,7 +4,13 @@
 import { AbortError, OptionError } from '../errors.js';
 import { REFIT_AUTO } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
-import { assertNoCollision, commitAll, openAtomicWriter, type AtomicWriter, type ByteRange } from '../io/index.js';
+import {
+  assertNoCollision,
+  commitAll,
+  openAtomicWriter,
+  type AtomicWriter,
+  type OpenDatasetOptions,
+} from '../io/index.js';
 import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
@@ -253,7 +259,8 @@ export async function openScoring(
     | 'embeddingCache'
     | 'cacheDir'
     | 'weightField'
-  > & { range?: ByteRange },
+  > &
+    Pick<OpenDatasetOptions, 'range' | 'layout'>,
   written: boolean,
 ) {
   if (typeof o?.model !== 'string' || o.model === '') throw new OptionError('ERR_OPTION', 'model must be a file path');

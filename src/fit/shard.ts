@@ -3,7 +3,8 @@
 // shard-worker.ts) or a queue worker; writes one file, atomically.
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { type ByteRange, writeFileAtomic } from '../io/index.js';
+import { type ByteRange, type RowGroupRange, writeFileAtomic } from '../io/index.js';
+import type { Layout } from '../io/records.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { selectTopK } from '../selection.js';
 import type { Matrix } from '../matrix.js';
@@ -24,6 +25,10 @@ export interface ShardTask
   to?: number;
   /** ... or the records of this part of a JSON Lines, CSV or TSV file (from `recordRanges`, read alone; their indices are the coordinator's to assign). */
   bytes?: ByteRange;
+  /** ... or the records of this run of a Parquet file's row groups (from `rowGroupRanges`, read alone; indexed likewise). */
+  rowGroups?: RowGroupRange;
+  /** The record layout the coordinator settled: a row-group shard then decodes only its own row groups. */
+  layout?: Layout;
   /** Records of the shard's top list (the global K): its summary for an exact global top-K. */
   top: number;
   /** The shard's result file. */
@@ -56,15 +61,17 @@ const COLUMNS_MAGIC = 'SOTCOLS1';
 
 /** The shard's records as messages name them. */
 export function describeShard(t: ShardTask): string {
+  const g = t.rowGroups;
+  if (g) return `row groups ${g.group} to ${g.group + g.groups - 1}, rows ${g.row + 1} to ${g.row + g.rows}`;
   return t.bytes
     ? `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`
     : `records ${t.from} to ${t.to! - 1}`;
 }
 
 export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void> {
-  const { model, embedder, input, cache } = await openScoring({ ...t, range: t.bytes }, false);
+  const { model, embedder, input, cache } = await openScoring({ ...t, range: t.bytes ?? t.rowGroups }, false);
   const from = t.from ?? 0;
-  const range = t.bytes ? undefined : { from, to: t.to! };
+  const range = t.bytes || t.rowGroups ? undefined : { from, to: t.to! };
   const check = (records: number) => {
     if (range && records !== range.to - from)
       throw new InputError(

@@ -15,7 +15,15 @@ import { fileURLToPath } from 'node:url';
 import { PURIFY_DEFAULTS } from '../defaults.js';
 import { InputError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
-import { assertNoCollision, RANGE_FORMATS, recordRanges, resolveFormat } from '../io/index.js';
+import {
+  assertNoCollision,
+  openDataset,
+  RANGE_FORMATS,
+  recordRanges,
+  resolveFormat,
+  rowGroupRanges,
+  type FileFormat,
+} from '../io/index.js';
 import { cancellable } from '../cancellable.js';
 import { native } from '../native.js';
 import {
@@ -179,15 +187,17 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
     const plan = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
-    // JSON Lines, CSV and TSV shards are byte ranges of the file, each read
-    // alone; JSON (one document, parsed whole) and Parquet (which could split
-    // by row group) shard by record index, each reading the file from its head.
+    // JSON Lines, CSV and TSV shards are byte ranges of the file and Parquet
+    // ones runs of its row groups, each read alone (a Parquet shard with the
+    // layout settled here, so that it decodes only its row groups); JSON (one
+    // document, parsed whole) shards by record index, each reading from its head.
     const format = await resolveFormat(o.input, o.format, o.maxLineBytes);
     const byBytes = RANGE_FORMATS.includes(format);
     const ranges = byBytes
       ? (await recordRanges(o.input, Math.min(o.shards, n), { ...o, format })).filter((r) => r.end > r.start)
       : [];
-    const shards = byBytes ? ranges.length : Math.min(o.shards, n);
+    const runs = format === 'parquet' ? await rowGroupShards(o, format, Math.min(o.shards, n)) : undefined;
+    const shards = byBytes ? ranges.length : (runs?.length ?? Math.min(o.shards, n));
     // The removed records are known only after the merge: the scoring pass
     // finds the nearest references of every record that may be removed (below
     // the threshold, or any under a count), and the merge keeps the removed ones.
@@ -208,7 +218,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       shard: s,
       ...(byBytes
         ? { bytes: ranges[s]! }
-        : { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) }),
+        : (runs?.[s] ?? { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) })),
       top: keep === undefined ? 0 : K,
       out: join(work, `shard-${pass}-${s}.bin`),
       ...(columns ? { columns: true } : { reasons }),
@@ -250,6 +260,13 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The runs of a Parquet input's row groups, each with the record layout the whole file has. */
+async function rowGroupShards(o: ShardedOptions, format: FileFormat, parts: number) {
+  const { recordFormat, fields, skipInvalid, maxLineBytes } = o;
+  const { layout } = await openDataset(o.input, { format, recordFormat, fields, skipInvalid, maxLineBytes });
+  return (await rowGroupRanges(o.input, parts)).map((rowGroups) => ({ rowGroups, layout }));
 }
 
 /** `keep: 'auto'`: the share of its sample the fit's automatic K keeps, of all `n` records (every one without an estimate; the default keep when the estimate is inconclusive). */

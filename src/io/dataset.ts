@@ -11,6 +11,7 @@ import { type ByteRange, ioError, maxLineBytes } from './lines.js';
 import { readParquet } from './parquet.js';
 import { RANGE_FORMATS } from './ranges.js';
 import type { FileShape, RawItem } from './raw.js';
+import { type RowGroupRange, checkRowGroupShape, isRowGroupRange } from './row-groups.js';
 import { type Layout, detectLayout, extractText, layoutFromOptions, unknownLayout } from './records.js';
 import type { FieldMapping, FileFormat, RecordFormat, SampleText, SourceRecord } from './types.js';
 
@@ -33,8 +34,17 @@ export interface OpenDatasetOptions {
    * `recordRanges`): its records are indexed from 0, their lines keep their
    * numbers in the file. A CSV/TSV range reads its header from the file's
    * start. The record layout is still settled from the file's first valid record.
+   * Or only this run of a Parquet file's row groups (from `rowGroupRanges`;
+   * the others are skipped undecoded): its records are indexed from 0, their
+   * lines are their file rows from 1.
    */
-  range?: ByteRange;
+  range?: ByteRange | RowGroupRange;
+  /**
+   * @internal The layout an earlier open of the same file settled (a sharded
+   * run's coordinator's): no record is read at open, so that a range's reader
+   * decodes only its own part.
+   */
+  layout?: Layout;
 }
 
 export interface DatasetRow {
@@ -92,7 +102,7 @@ export class Dataset implements AsyncIterable<DatasetRow> {
     private readonly skipInvalid: boolean,
     private readonly opened: Fingerprint,
     private readonly maxLineBytes: number,
-    private readonly range?: ByteRange,
+    private readonly range?: ByteRange | RowGroupRange,
   ) {
     this.recordFormat = layout.format;
     this.fields =
@@ -151,19 +161,21 @@ function rawItems(
   format: FileFormat,
   shape: FileShape,
   limit: number,
-  range?: ByteRange,
+  range?: ByteRange | RowGroupRange,
 ): AsyncGenerator<RawItem> {
+  const bytes = range && !isRowGroupRange(range) ? range : undefined;
+  const groups = range && isRowGroupRange(range) ? range : undefined;
   switch (format) {
     case 'jsonl':
-      return readJsonl(path, path, limit, range);
+      return readJsonl(path, path, limit, bytes);
     case 'json':
       return readJson(path, path, shape, limit);
     case 'csv':
-      return readCsv(path, path, ',', shape, limit, range);
+      return readCsv(path, path, ',', shape, limit, bytes);
     case 'tsv':
-      return readCsv(path, path, '\t', shape, limit, range);
+      return readCsv(path, path, '\t', shape, limit, bytes);
     case 'parquet':
-      return readParquet(path, path, shape);
+      return readParquet(path, path, shape, groups);
   }
 }
 
@@ -180,7 +192,11 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
   const format = await resolveFormat(path, options.format, limit);
   const r = options.range;
   const whole = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
-  if (
+  if (typeof r === 'object' && r !== null && isRowGroupRange(r)) {
+    checkRowGroupShape(r);
+    if (format !== 'parquet')
+      throw new OptionError('ERR_OPTION', `range: only Parquet files are read by row group, ${path} is ${format}`);
+  } else if (
     r !== undefined &&
     !(typeof r === 'object' && r !== null && whole(r.start, 0) && whole(r.end, r.start) && whole(r.line, 1))
   )
@@ -188,20 +204,21 @@ export async function openDataset(path: string, options: OpenDatasetOptions = {}
       'ERR_OPTION',
       'range must be { start, end, line }: whole numbers with 0 <= start <= end and line >= 1 (from recordRanges)',
     );
-  if (r !== undefined && !RANGE_FORMATS.includes(format))
+  else if (r !== undefined && !RANGE_FORMATS.includes(format))
     throw new OptionError(
       'ERR_OPTION',
       `range: only ${RANGE_FORMATS.join(', ')} files can be read by byte range, ${path} is ${format}`,
     );
   const given = layoutFromOptions(options.recordFormat, options.fields);
   const skipInvalid = options.skipInvalid === true;
+  if (options.layout !== undefined) return new Dataset(path, format, options.layout, skipInvalid, opened, limit, r);
   let layout = given;
   let skipped = 0;
   let firstError: InputError | undefined;
   const shape: FileShape = {};
   for await (const item of rawItems(path, format, shape, limit)) {
     // A CSV/TSV range reads the header from the file's start: it must start after it.
-    if (r !== undefined && shape.header !== undefined && r.line <= shape.header.end)
+    if (r !== undefined && !isRowGroupRange(r) && shape.header !== undefined && r.line <= shape.header.end)
       throw new OptionError(
         'ERR_OPTION',
         `range: starts on line ${r.line} of ${path}, not after its header row (which ends on line ${shape.header.end}); take the ranges from recordRanges`,

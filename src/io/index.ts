@@ -3,6 +3,8 @@ export type { FieldMapping, FileFormat, RecordFormat, SampleText, SourceRecord }
 export { openDataset, Dataset, type OpenDatasetOptions, type DatasetRow, type SkipReport } from './dataset.js';
 export { DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES, lineRanges, type ByteRange } from './lines.js';
 export { recordRanges, RANGE_FORMATS, type RecordRangesOptions } from './ranges.js';
+export { rowGroupRanges } from './parquet.js';
+export type { RowGroupRange } from './row-groups.js';
 export { resolveFormat, formatFromExtension, FILE_FORMATS } from './format.js';
 export { renderText, checkTemplate, DEFAULT_TEMPLATE, RECORD_FORMATS } from './records.js';
 export { writeDataset, type WriteDatasetOptions, type WriteDatasetResult } from './write.js';

@@ -3,10 +3,11 @@
 // the writer copies the columns themselves (parquet-write.ts).
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { InputError } from '../errors.js';
+import { InputError, OptionError } from '../errors.js';
 import { ioError } from './lines.js';
 import { checkPassthrough } from './parquet-write.js';
 import { type FileShape, type RawItem, isRecord } from './raw.js';
+import { type RowGroupRange, checkRowGroupRange, splitRowGroups } from './row-groups.js';
 
 async function metadataOf(path: string, file: string) {
   let buffer;
@@ -26,21 +27,44 @@ async function metadataOf(path: string, file: string) {
   return { buffer, metadata };
 }
 
-export async function* readParquet(path: string, file: string, shape: FileShape): AsyncGenerator<RawItem> {
+/**
+ * Splits a Parquet file into at most `parts` runs of consecutive row groups
+ * with about equal record counts, from its footer alone, each readable alone
+ * with `openDataset(path, { range })`. A file with fewer row groups than
+ * `parts` gives fewer runs.
+ */
+export async function rowGroupRanges(path: string, parts: number): Promise<RowGroupRange[]> {
+  if (!Number.isInteger(parts) || parts < 1)
+    throw new OptionError('ERR_OPTION', `parts must be a positive integer, got ${String(parts)}`);
+  return splitRowGroups((await metadataOf(path, path)).metadata, parts);
+}
+
+/** The file's rows, or those of a run of its row groups (the others are skipped unread), with their file lines. */
+export async function* readParquet(
+  path: string,
+  file: string,
+  shape: FileShape,
+  run?: RowGroupRange,
+): AsyncGenerator<RawItem> {
   const { buffer, metadata } = await metadataOf(path, file);
   checkPassthrough(metadata, file); // refused at open, before any work
+  if (run) checkRowGroupRange(run, metadata, file);
   shape.parquet = { file: buffer, metadata, name: file };
+  const first = run?.group ?? 0;
+  const end = run ? first + run.groups : metadata.row_groups.length;
   let rowStart = 0;
-  for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
+  for (let g = 0; g < first; g++) rowStart += Number(metadata.row_groups[g]!.num_rows);
+  for (let g = first; g < end; g++) {
+    const rowEnd = rowStart + Number(metadata.row_groups[g]!.num_rows);
     let rows: Record<string, unknown>[];
     try {
+      // hyparquet reads only the row groups that overlap the rows asked for
       rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors });
     } catch (err) {
       const what = err instanceof Error ? err.message : String(err);
       throw new InputError(
         { file, line: rowStart + 1 },
-        `cannot decode the row group of rows ${rowStart + 1}-${rowEnd}: ${what}`,
+        `cannot decode row group ${g} (rows ${rowStart + 1}-${rowEnd}): ${what}`,
         { cause: err },
       );
     }

@@ -1,6 +1,6 @@
 import { AbortError } from '../errors.js';
 import type { Embedder, EmbedCallOptions } from '../embed/types.js';
-import { checkTemplate, openDataset, renderText, type ByteRange, type Dataset } from '../io/index.js';
+import { checkTemplate, openDataset, renderText, type Dataset, type OpenDatasetOptions } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
 import { weightFieldOf, weightFieldTaken } from '../io/write.js';
 import type { PurifyOptions } from './options.js';
@@ -40,7 +40,8 @@ export class PipelineInput {
     o: Pick<
       PurifyOptions,
       'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template' | 'embedder'
-    > & { range?: ByteRange },
+    > &
+      Pick<OpenDatasetOptions, 'range' | 'layout'>,
     written?: { weightField: string | null | undefined },
   ): Promise<PipelineInput> {
     const weightField = written === undefined ? null : weightFieldOf(written.weightField);
@@ -51,6 +52,7 @@ export class PipelineInput {
       skipInvalid: o.skipInvalid,
       maxLineBytes: o.maxLineBytes,
       range: o.range,
+      layout: o.layout,
     });
     if (o.template !== undefined) checkTemplate(o.template); // before any work
     return new PipelineInput(dataset, o.template, embedderRender(o.embedder), weightField);
