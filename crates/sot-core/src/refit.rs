@@ -291,14 +291,16 @@ mod tests {
         }
     }
 
+    /// The cosine cost in f64.
+    fn cost(p: ndarray::ArrayView1<f32>, q: ndarray::ArrayView1<f32>) -> f64 {
+        let dot: f64 = p.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let np: f64 = p.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        let nq: f64 = q.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        1.0 - dot / (np * nq)
+    }
+
     /// Naive f64 column update: costs in f64, Gibbs weights normalised, log-sum-exp term by term.
     fn naive(x: &Array2<f32>, m: &FittedModel) -> (Vec<f64>, Vec<f64>) {
-        let cost = |p: ndarray::ArrayView1<f32>, q: ndarray::ArrayView1<f32>| {
-            let dot: f64 = p.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
-            let np: f64 = p.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-            let nq: f64 = q.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-            1.0 - dot / (np * nq)
-        };
         let soft_min = |xi, r: &FittedReference| {
             let b: f64 = r.weights.iter().sum();
             let t: Vec<f64> = r
@@ -423,12 +425,6 @@ mod tests {
         let m = model(&part, &anchor, &harmful, None);
         let (ns, nh) = naive(&x, &m);
         // the naive plan's column marginal on the harmful side
-        let cost = |p: ndarray::ArrayView1<f32>, q: ndarray::ArrayView1<f32>| {
-            let dot: f64 = p.iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
-            let np: f64 = p.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-            let nq: f64 = q.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
-            1.0 - dot / (np * nq)
-        };
         let b: f64 = m.harmful.weights.iter().sum();
         let scored = score_samples(x.view(), &m, &Control::default()).unwrap();
         let top = scored
