@@ -5,8 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { score } from '../src/fit/score.js';
-import { mergeTop, purifySharded } from '../src/fit/shards.js';
-import type { ShardResult } from '../src/fit/shard.js';
+import { purifySharded } from '../src/fit/shards.js';
 import { CLI, contaminated, readJsonl, withoutRunFigures, writeJsonl, type Contaminated } from './datasets.js';
 
 const HARMFUL = ['advbench'];
@@ -22,7 +21,7 @@ describe('sharded purification', () => {
     anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
   });
 
-  it('keeps the global top K of fit + score over 3 shards, one killed and retried alone', async () => {
+  it('keeps the global top K of fit + score over 3 shards; a killed shard (scoring, reasons) retried alone', async () => {
     const killed: number[] = [];
     const events: string[] = [];
     const out = join(c.dir, 'sharded.jsonl');
@@ -36,21 +35,26 @@ describe('sharded purification', () => {
       keep: { count: 300 },
       output: out,
       onShard: (e) => {
-        events.push(`${e.shard}:${e.attempt}:${e.state}`);
-        if (e.shard === 1 && e.attempt === 1 && e.state === 'started') {
+        events.push(`${e.pass}:${e.shard}:${e.attempt}:${e.state}`);
+        // shard 1 in the scoring pass (0: no refit, fitted on every record), shard 2 in the reasons pass (1)
+        if (e.shard === e.pass + 1 && e.attempt === 1 && e.state === 'started') {
           process.kill(e.pid!, 'SIGKILL');
           killed.push(e.pid!);
         }
       },
     });
-    expect(killed.length).toBe(1);
-    expect(res.attempts).toEqual([1, 2, 1]);
-    expect(events.filter((e) => e.startsWith('1:')).sort()).toEqual([
-      '1:1:failed',
-      '1:1:started',
-      '1:2:done',
-      '1:2:started',
-    ]);
+    expect(killed.length).toBe(2);
+    // each shard: the scoring pass, then the reasons pass (each holds removed records)
+    expect(res.attempts).toEqual([2, 3, 3]);
+    for (const [pass, shard] of [
+      [0, 1],
+      [1, 2],
+    ])
+      expect(events.filter((e) => e.startsWith(`${pass}:${shard}:`)).sort()).toEqual(
+        ['1:failed', '1:started', '2:done', '2:started'].map((e) => `${pass}:${shard}:${e}`),
+      );
+    // the other shards ran once in each pass
+    expect(events.filter((e) => e.endsWith(':failed'))).toHaveLength(2);
     expect(res.k).toBe(300);
     // the same records as one score() over the whole file with the same model (fit on all 400: the default sample)
     const model = join(c.dir, 'all.sot-model');
@@ -87,9 +91,9 @@ describe('sharded purification', () => {
       scores: join(c.dir, 'refit-sharded.csv'),
       onShard: (e) => e.state === 'done' && passes.push(e.pass),
     });
-    // one refit pass (the default when the sample is smaller than the records), then the scoring
-    expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1]);
-    expect(res.attempts).toEqual([2, 2, 2]);
+    // one refit pass (the default when the sample is smaller than the records), the scoring, the reasons
+    expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    expect(res.attempts).toEqual([3, 3, 3]);
     const { fit } = await import('../src/fit/fit.js');
     const model = join(c.dir, 'sample100.sot-model');
     await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model, sample: 100 });
@@ -186,31 +190,6 @@ describe('sharded purification', () => {
     ).rejects.toThrow(/keep must be between 1 and the 400/);
   }, 60_000);
 
-  it('mergeTop: the exact global top K from sorted shard lists, ties to the lower index', () => {
-    const shard = (from: number, score: number[]): ShardResult => {
-      const order = score.map((_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
-      return {
-        from,
-        score: Float64Array.from(score),
-        pull: new Float64Array(score.length),
-        push: new Float64Array(score.length),
-        lines: new Uint32Array(score.length),
-        top: Uint32Array.from(order, (i) => i + from),
-        near: { k: 0, rows: new Uint32Array(0), index: new Uint32Array(0), cost: new Float32Array(0) },
-      };
-    };
-    const all = [5, 1, 3, 3, 9, 0, 3, 7, 2, 8];
-    const shards = [shard(0, all.slice(0, 3)), shard(3, all.slice(3, 7)), shard(7, all.slice(7))];
-    for (let K = 1; K <= 10; K++) {
-      const want = all
-        .map((_, i) => i)
-        .sort((a, b) => all[b]! - all[a]! || a - b)
-        .slice(0, K);
-      const got = mergeTop(shards, 10, K);
-      expect(Array.from(got).flatMap((v, i) => (v ? [i] : []))).toEqual(want.sort((a, b) => a - b));
-    }
-  });
-
   it('sot fit, sot score and sot purify --shards from the command line', () => {
     const model = join(c.dir, 'cli.sot-model');
     const env = { ...process.env };
@@ -288,8 +267,8 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(sh.status, sh.stderr).toBe(0);
-    expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
-    // fitted on a sample, with two refit passes: three rounds of shards
+    expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [2, 2] });
+    // fitted on a sample, with two refit passes: four rounds of shards (with the reasons pass)
     const sh2 = run([
       'purify',
       data,
@@ -311,7 +290,7 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(sh2.status, sh2.stderr).toBe(0);
-    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [3, 3] });
+    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [4, 4] });
   }, 180_000);
 });
 
@@ -335,7 +314,7 @@ describe('sharded purification over BullMQ', () => {
         anchor: [anchor],
         embeddingCache: false as const,
         shards: 4,
-        sample: 100, // a refit pass, then the scoring: two rounds of jobs
+        sample: 100, // a refit pass, the scoring, the reasons: three rounds of jobs
         keep: { count: 150 },
         createdAt: '2026-01-01T00:00:00.000Z',
       };
@@ -346,7 +325,7 @@ describe('sharded purification over BullMQ', () => {
         output: join(c.dir, 'queued.jsonl'),
         scores: join(c.dir, 'queued.csv'),
       });
-      expect(queued.attempts).toEqual([2, 2, 2, 2]);
+      expect(queued.attempts).toEqual([3, 3, 3, 3]);
       const local = await purifySharded({
         ...common,
         output: join(c.dir, 'local.jsonl'),
@@ -362,7 +341,7 @@ describe('sharded purification over BullMQ', () => {
           readFileSync(r.outputs.report, 'utf8').replaceAll(`${c.dir}/${r === queued ? 'queued' : 'local'}`, '<out>'),
         );
       expect(report(queued)).toBe(report(local));
-      expect(queued.report.sharded!.attempts).toEqual([2, 2, 2, 2]);
+      expect(queued.report.sharded!.attempts).toEqual([3, 3, 3, 3]);
       // A shard that fails on a system error is retried (alone) up to the limit; one that fails on its input is not.
       const { runShardsOnQueue } = await import('../src/service/queue/shards.js');
       const task = {
@@ -371,7 +350,6 @@ describe('sharded purification over BullMQ', () => {
         shard: 0,
         from: 0,
         to: 10,
-        top: 5,
         out: join(c.dir, 'never.bin'),
       };
       await expect(runShardsOnQueue(redis.url, [task], { retries: 1, run: 'missing' })).rejects.toThrow(
