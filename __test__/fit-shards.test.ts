@@ -21,7 +21,7 @@ describe('sharded purification', () => {
     anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
   });
 
-  it('keeps the global top K of fit + score over 3 shards; a killed shard (scoring, reasons) retried alone', async () => {
+  it('keeps the global top K of fit + score over 3 shards, one killed and retried alone', async () => {
     const killed: number[] = [];
     const events: string[] = [];
     const out = join(c.dir, 'sharded.jsonl');
@@ -35,26 +35,22 @@ describe('sharded purification', () => {
       keep: { count: 300 },
       output: out,
       onShard: (e) => {
-        events.push(`${e.pass}:${e.shard}:${e.attempt}:${e.state}`);
-        // shard 1 in the scoring pass (0: no refit, fitted on every record), shard 2 in the reasons pass (1)
-        if (e.shard === e.pass + 1 && e.attempt === 1 && e.state === 'started') {
+        events.push(`${e.shard}:${e.attempt}:${e.state}`);
+        if (e.shard === 1 && e.attempt === 1 && e.state === 'started') {
           process.kill(e.pid!, 'SIGKILL');
           killed.push(e.pid!);
         }
       },
     });
-    expect(killed.length).toBe(2);
-    // each shard: the scoring pass, then the reasons pass (each holds removed records)
-    expect(res.attempts).toEqual([2, 3, 3]);
-    for (const [pass, shard] of [
-      [0, 1],
-      [1, 2],
-    ])
-      expect(events.filter((e) => e.startsWith(`${pass}:${shard}:`)).sort()).toEqual(
-        ['1:failed', '1:started', '2:done', '2:started'].map((e) => `${pass}:${shard}:${e}`),
-      );
-    // the other shards ran once in each pass
-    expect(events.filter((e) => e.endsWith(':failed'))).toHaveLength(2);
+    expect(killed.length).toBe(1);
+    // fitted on every record (the default sample here), the scoring pass found every removed record's reasons: no reasons pass
+    expect(res.attempts).toEqual([1, 2, 1]);
+    expect(events.filter((e) => e.startsWith('1:')).sort()).toEqual([
+      '1:1:failed',
+      '1:1:started',
+      '1:2:done',
+      '1:2:started',
+    ]);
     expect(res.k).toBe(300);
     // the same records as one score() over the whole file with the same model (fit on all 400: the default sample)
     const model = join(c.dir, 'all.sot-model');
@@ -91,9 +87,10 @@ describe('sharded purification', () => {
       scores: join(c.dir, 'refit-sharded.csv'),
       onShard: (e) => e.state === 'done' && passes.push(e.pass),
     });
-    // one refit pass (the default when the sample is smaller than the records), the scoring, the reasons
-    expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1, 2, 2, 2]);
-    expect(res.attempts).toEqual([3, 3, 3]);
+    // one refit pass (the default when the sample is smaller than the records), then the scoring
+    // (which found the removed records' reasons below the bound: no reasons pass)
+    expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(res.attempts).toEqual([2, 2, 2]);
     const { fit } = await import('../src/fit/fit.js');
     const model = join(c.dir, 'sample100.sot-model');
     await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model, sample: 100 });
@@ -267,8 +264,8 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(sh.status, sh.stderr).toBe(0);
-    expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [2, 2] });
-    // fitted on a sample, with two refit passes: four rounds of shards (with the reasons pass)
+    expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
+    // fitted on a sample, with two refit passes: three rounds of shards
     const sh2 = run([
       'purify',
       data,
@@ -290,7 +287,7 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(sh2.status, sh2.stderr).toBe(0);
-    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [4, 4] });
+    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [3, 3] });
   }, 180_000);
 });
 
@@ -314,7 +311,7 @@ describe('sharded purification over BullMQ', () => {
         anchor: [anchor],
         embeddingCache: false as const,
         shards: 4,
-        sample: 100, // a refit pass, the scoring, the reasons: three rounds of jobs
+        sample: 100, // a refit pass, then the scoring: two rounds of jobs
         keep: { count: 150 },
         createdAt: '2026-01-01T00:00:00.000Z',
       };
@@ -325,7 +322,7 @@ describe('sharded purification over BullMQ', () => {
         output: join(c.dir, 'queued.jsonl'),
         scores: join(c.dir, 'queued.csv'),
       });
-      expect(queued.attempts).toEqual([3, 3, 3, 3]);
+      expect(queued.attempts).toEqual([2, 2, 2, 2]);
       const local = await purifySharded({
         ...common,
         output: join(c.dir, 'local.jsonl'),
@@ -341,7 +338,7 @@ describe('sharded purification over BullMQ', () => {
           readFileSync(r.outputs.report, 'utf8').replaceAll(`${c.dir}/${r === queued ? 'queued' : 'local'}`, '<out>'),
         );
       expect(report(queued)).toBe(report(local));
-      expect(queued.report.sharded!.attempts).toEqual([3, 3, 3, 3]);
+      expect(queued.report.sharded!.attempts).toEqual([2, 2, 2, 2]);
       // A shard that fails on a system error is retried (alone) up to the limit; one that fails on its input is not.
       const { runShardsOnQueue } = await import('../src/service/queue/shards.js');
       const task = {

@@ -51,6 +51,7 @@ import {
 } from './shard.js';
 import { refitPasses, selectScored, writeScoresCsv } from './score.js';
 import { refitModel } from './scoring.js';
+import { reasonsBound } from './reasons-bound.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -199,14 +200,17 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const shards = byBytes ? ranges.length : Math.min(o.shards, n);
     // Reasons found in the scoring pass: every record's (reasons for all), or
     // those below a threshold (exactly the removed ones). Under a count the
-    // removed records are known only after the merge: the reasons pass finds theirs.
+    // removed records are known only after the merge: those below a bound
+    // from the fit sample's scores, and the reasons pass finds any others'.
     const neighbours = o.reasons?.neighbours ?? DEFAULT_NEIGHBOURS;
     const reasons =
       o.reasons?.for === 'all'
         ? { neighbours }
         : o.threshold !== undefined
           ? { neighbours, below: o.threshold }
-          : undefined;
+          : K < n
+            ? below(neighbours, await reasonsBound(f.sampleScores, (n - K) / n))
+            : undefined;
     const task = (s: number, pass: number, modelPath: string): ShardTask => ({
       input: o.input,
       format: o.format,
@@ -273,6 +277,12 @@ function autoKeep(f: FitResult, n: number): Keep {
   if (f.autoKeep === null) return PURIFY_DEFAULTS.keep;
   if (f.autoKeep >= f.sample) return { count: n };
   return { count: Math.min(n, Math.max(1, Math.round((f.autoKeep * n) / f.sample))) };
+}
+
+/** The scoring pass's reasons below a bound (a task crosses as JSON, which has no infinities). */
+function below(neighbours: number, bound: number): ShardTask['reasons'] {
+  if (bound === Number.NEGATIVE_INFINITY) return undefined;
+  return bound === Number.POSITIVE_INFINITY ? { neighbours } : { neighbours, below: bound };
 }
 
 /** Byte-range shards number their records from 0: place them after the shards before (in file order). */
