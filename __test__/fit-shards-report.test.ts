@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fit } from '../src/fit/fit.js';
 import { loadModel, modelEmbedder } from '../src/fit/model.js';
 import { scoreMatrix, selectByScore } from '../src/fit/scoring.js';
+import { gibbsWeights } from '../src/selection.js';
 import { readShard, runShard } from '../src/fit/shard.js';
 import { purifySharded, type ShardedOptions } from '../src/fit/shards.js';
 import type { Scores } from '../src/learner.js';
@@ -68,7 +69,7 @@ describe('the sharded run writes the report, the page and the removed records', 
     expect(report.sharded).toMatchObject({ shards: 3, attempts: [1, 1, 1], refit: 0 });
     expect(report.sharded!.fit).toMatchObject({ records: 400, sample: 200, seed: 0 });
     expect(report.references.harmful[0]!.source).toBe('advbench');
-    expect(Object.keys(report.timings)).toEqual(['fit', 'refit', 'score', 'select', 'write']);
+    expect(Object.keys(report.timings)).toEqual(['fit', 'refit', 'score', 'select', 'reasons', 'write']);
     expect(report.records!.index).toHaveLength(400);
     expect(report.groups!.field).toBe('source');
     expect(report.groups!.rows.reduce((a, g) => a + g.dropped, 0)).toBe(100);
@@ -98,11 +99,10 @@ describe('the sharded run writes the report, the page and the removed records', 
     const { matrix } = await embedDataset(input, 400, embedder, await openEmbeddingCache({}, embedder), {});
     const s = await scoreMatrix(model, matrix);
     const selection = await selectByScore(s.score, { count: 300 });
-    const gibbs = (await selectByScore(s.score, { fraction: 1 })).trainWeight;
     const scores = {
       method: 'sot',
       scores: s.score,
-      learned: { weights: gibbs.map((w) => w / 400), pull: s.pull, push: s.push, anchorIsDownstream: false },
+      learned: { weights: await gibbsWeights(s.score), pull: s.pull, push: s.push, anchorIsDownstream: false },
       warnings: [],
     } as unknown as Scores;
     const refs = await loadReferences({ harmful: HARMFUL } as PurifyOptions);
@@ -161,7 +161,7 @@ describe('the sharded run writes the report, the page and the removed records', 
     // A worker under a threshold finds the nearest references of exactly its records below it.
     const model = join(c.dir, 'threshold.sot-model');
     await fit({ ...common, model });
-    const task = { input: data, model, shard: 1, from: 100, to: 250, top: 0, out: join(c.dir, 'shard.bin') };
+    const task = { input: data, model, shard: 1, from: 100, to: 250, out: join(c.dir, 'shard.bin') };
     await runShard({ ...task, reasons: { neighbours: 3, below: THRESHOLD } });
     const shard = await readShard(task.out);
     const below = Array.from(shard.score.keys()).filter((i) => shard.score[i]! < THRESHOLD);

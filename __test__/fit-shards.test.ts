@@ -5,8 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { score } from '../src/fit/score.js';
-import { mergeTop, purifySharded } from '../src/fit/shards.js';
-import type { ShardResult } from '../src/fit/shard.js';
+import { purifySharded } from '../src/fit/shards.js';
 import { CLI, contaminated, readJsonl, withoutRunFigures, writeJsonl, type Contaminated } from './datasets.js';
 
 const HARMFUL = ['advbench'];
@@ -44,6 +43,7 @@ describe('sharded purification', () => {
       },
     });
     expect(killed.length).toBe(1);
+    // fitted on every record (the default sample here), the scoring pass found every removed record's reasons: no reasons pass
     expect(res.attempts).toEqual([1, 2, 1]);
     expect(events.filter((e) => e.startsWith('1:')).sort()).toEqual([
       '1:1:failed',
@@ -88,6 +88,7 @@ describe('sharded purification', () => {
       onShard: (e) => e.state === 'done' && passes.push(e.pass),
     });
     // one refit pass (the default when the sample is smaller than the records), then the scoring
+    // (which found the removed records' reasons below the bound: no reasons pass)
     expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1]);
     expect(res.attempts).toEqual([2, 2, 2]);
     const { fit } = await import('../src/fit/fit.js');
@@ -185,31 +186,6 @@ describe('sharded purification', () => {
       }),
     ).rejects.toThrow(/keep must be between 1 and the 400/);
   }, 60_000);
-
-  it('mergeTop: the exact global top K from sorted shard lists, ties to the lower index', () => {
-    const shard = (from: number, score: number[]): ShardResult => {
-      const order = score.map((_, i) => i).sort((a, b) => score[b]! - score[a]! || a - b);
-      return {
-        from,
-        score: Float64Array.from(score),
-        pull: new Float64Array(score.length),
-        push: new Float64Array(score.length),
-        lines: new Uint32Array(score.length),
-        top: Uint32Array.from(order, (i) => i + from),
-        near: { k: 0, rows: new Uint32Array(0), index: new Uint32Array(0), cost: new Float32Array(0) },
-      };
-    };
-    const all = [5, 1, 3, 3, 9, 0, 3, 7, 2, 8];
-    const shards = [shard(0, all.slice(0, 3)), shard(3, all.slice(3, 7)), shard(7, all.slice(7))];
-    for (let K = 1; K <= 10; K++) {
-      const want = all
-        .map((_, i) => i)
-        .sort((a, b) => all[b]! - all[a]! || a - b)
-        .slice(0, K);
-      const got = mergeTop(shards, 10, K);
-      expect(Array.from(got).flatMap((v, i) => (v ? [i] : []))).toEqual(want.sort((a, b) => a - b));
-    }
-  });
 
   it('sot fit, sot score and sot purify --shards from the command line', () => {
     const model = join(c.dir, 'cli.sot-model');
@@ -371,7 +347,6 @@ describe('sharded purification over BullMQ', () => {
         shard: 0,
         from: 0,
         to: 10,
-        top: 5,
         out: join(c.dir, 'never.bin'),
       };
       await expect(runShardsOnQueue(redis.url, [task], { retries: 1, run: 'missing' })).rejects.toThrow(

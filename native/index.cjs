@@ -786,6 +786,7 @@ module.exports.costMatrix = nativeBinding.costMatrix
 module.exports.docFreqBatch = nativeBinding.docFreqBatch
 module.exports.docFreqBuckets = nativeBinding.docFreqBuckets
 module.exports.embedTexts = nativeBinding.embedTexts
+module.exports.gibbsWeights = nativeBinding.gibbsWeights
 module.exports.learnWeights = nativeBinding.learnWeights
 module.exports.mergeColumnSums = nativeBinding.mergeColumnSums
 module.exports.nearestReferences = nativeBinding.nearestReferences

@@ -173,6 +173,9 @@ export interface FittedReferenceInput {
   potential: Float64Array
 }
 
+/** Every sample's Gibbs weight over all samples, `∝ exp(score)`, summing to 1. */
+export declare function gibbsWeights(scores: Float64Array): Promise<Float64Array>
+
 /** Defaults of `learnWeights` (the names of `LearnOptions`). */
 export interface LearnerDefaults {
   cost: string

@@ -47,3 +47,8 @@ export function keepArgs(keep: Keep): [number | undefined, number | undefined] {
   }
   return [count, fraction];
 }
+
+/** Every sample's Gibbs weight over all samples, `∝ exp(score)`, summing to 1 (the learner's form, from the core). */
+export function gibbsWeights(scores: Float64Array): Promise<Float64Array> {
+  return cancellable(undefined, () => native.gibbsWeights(scores));
+}

@@ -114,7 +114,7 @@ export class Column<T extends Float64Array | Float32Array | Uint32Array> {
 type Cache = Awaited<ReturnType<typeof openEmbeddingCache>>;
 
 /** Records `from <= index < to` of `input`, batch by batch, with their file lines. */
-async function* rangeBatches(
+export async function* rangeBatches(
   input: PipelineInput,
   range: { from: number; to: number } | undefined,
   signal: AbortSignal | undefined,

@@ -1,16 +1,19 @@
 // One shard of a sharded purification: score records [from, to) against a
-// model, and summarise them for the merge. Runs in a worker process (see
-// shard-worker.ts) or a queue worker; writes one file, atomically.
+// model for the merge, or find the nearest harmful references of some of
+// them (the reasons pass). Runs in a worker process (see shard-worker.ts) or
+// a queue worker; writes one file, atomically.
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { type ByteRange, type RowGroupRange, writeFileAtomic } from '../io/index.js';
 import type { Layout } from '../io/records.js';
 import type { PurifyOptions } from '../pipeline/options.js';
-import { selectTopK } from '../selection.js';
 import type { Matrix } from '../matrix.js';
 import { nearestHarmful, type NearestRows } from '../pipeline/audit.js';
 import type { ColumnSums, Scored } from './scoring.js';
-import { Column, openScoring, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
+import { Column, openScoring, rangeBatches, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
+import type { Embedder } from '../embed/types.js';
+import { embedBatch, type openEmbeddingCache } from '../pipeline/embedding.js';
+import type { PipelineInput } from '../pipeline/input.js';
 
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
 export interface ShardTask
@@ -29,8 +32,6 @@ export interface ShardTask
   rowGroups?: RowGroupRange;
   /** The record layout the coordinator settled: a row-group shard then decodes only its own row groups. */
   layout?: Layout;
-  /** Records of the shard's top list (the global K): its summary for an exact global top-K. */
-  top: number;
   /** The shard's result file. */
   out: string;
   /** Write the shard's contribution to a column update of the model's reference potentials instead of its scores. */
@@ -42,22 +43,31 @@ export interface ShardTask
    * at hand (docs/audit.md, "Sharded runs").
    */
   reasons?: { neighbours: number; below?: number };
+  /**
+   * The reasons pass instead of the scores: the `neighbours` nearest harmful
+   * references of the shard's records listed in the file `rows` (written by
+   * `encodeRows`, after the merge: the removed records that have none yet).
+   */
+  explain?: { neighbours: number; rows: string };
 }
 
+/** Records (indices, ascending) and their nearest harmful references, `rows x k`. */
+export type NearRows = NearestRows & { rows: Uint32Array };
+
 /**
- * A shard's result: its records' scores (in record order) and its summary,
- * the indices (global) of its best `top` records, best first (ties: lower
- * index first, as `selectTopK`).
+ * A shard's result: its records' scores (in record order); the merge ranks
+ * them all at once in the core.
  */
 export interface ShardResult extends ScoredRecords {
   from: number;
-  top: Uint32Array;
-  /** The records asked for reasons (indices, global, ascending) and their nearest harmful references, `rows x k`. */
-  near: NearestRows & { rows: Uint32Array };
+  /** The records asked for reasons in the scoring pass (indices, global) and their nearest harmful references. */
+  near: NearRows;
 }
 
-const MAGIC = 'SOTSHRD2';
+const MAGIC = 'SOTSHRD3';
 const COLUMNS_MAGIC = 'SOTCOLS1';
+const ROWS_MAGIC = 'SOTROWS1';
+const NEAR_MAGIC = 'SOTNEAR1';
 
 /** The shard's records as messages name them. */
 export function describeShard(t: ShardTask): string {
@@ -79,6 +89,22 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
         `shard ${t.shard} expected records ${from} to ${range.to - 1}, the file has ${from + records} (it changed since the fit?)`,
       );
   };
+  if (t.explain) {
+    const { records, rows } = await readRows(t.explain.rows);
+    const near = await nearestOf(input, rows, model.harmful.points, embedder, cache, {
+      neighbours: t.explain.neighbours,
+      cost: model.header.cost,
+      range,
+      signal,
+    });
+    if (near.records !== records)
+      throw new InputError(
+        { file: t.input },
+        `shard ${t.shard} (${describeShard(t)}) has ${near.records} records now, ${records} when scored (the file changed during the run?)`,
+      );
+    await writeFileAtomic(t.out, encodeNear(near));
+    return;
+  }
   if (t.columns) {
     const c = await sumColumns(input, model, embedder, cache, { signal, range });
     check(c.records);
@@ -121,39 +147,86 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
     : undefined;
   const r = await scoreRecords(input, model, embedder, cache, { signal, range, onBatch });
   check(r.score.length);
-  const top = Math.min(t.top, r.score.length);
-  const order = top > 0 ? (await selectTopK(r.score, { count: top })).order.map((i) => i + from) : new Uint32Array(0);
   const near = { k, rows: rows.done(), index: index.done(), cost: cost.done() };
-  await writeFileAtomic(t.out, encodeShard({ ...r, from, top: order, near }));
+  await writeFileAtomic(t.out, encodeShard({ ...r, from, near }));
 }
 
+/** Texts embedded at once by the reasons pass. */
+const EXPLAIN_BATCH = 1024;
+
 /**
- * A shard's result: magic, u32 [records, from, top, reasons' k, rows with
- * reasons, 0], the f64 scores, pulls and pushes, the u32 lines and top list,
- * then the rows with reasons (u32) and their nearest references (u32 index,
- * f32 cost; rows x k each).
+ * The nearest harmful references of the records `rows` (indices in the
+ * range, ascending) of `input`: only they are embedded; the others are read
+ * and counted.
  */
-function encodeShard(r: ShardResult): Uint8Array {
-  const n = r.score.length;
-  const head = new Uint32Array([n, r.from, r.top.length, r.near.k, r.near.rows.length, 0]);
-  const near = [r.near.rows, r.near.index, r.near.cost];
-  const parts = [new TextEncoder().encode(MAGIC), head, r.score, r.pull, r.push, r.lines, r.top, ...near];
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+async function nearestOf(
+  input: PipelineInput,
+  rows: Uint32Array,
+  harmful: Matrix,
+  embedder: Embedder,
+  cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
+  o: { neighbours: number; cost: string | undefined; range?: { from: number; to: number }; signal?: AbortSignal },
+): Promise<NearRows & { records: number }> {
+  const index = new Column(new Uint32Array(0));
+  const cost = new Column(new Float32Array(0));
+  let pending: string[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const x = { data: await embedBatch(pending, embedder, cache, o.signal), rows: pending.length, cols: embedder.dim };
+    const all = Uint32Array.from(pending.keys());
+    const near = await nearestHarmful(x, harmful, all, o.neighbours, o.cost, o.signal);
+    index.push(near.index);
+    cost.push(near.cost);
+    pending = [];
+  };
+  let records = 0;
   let at = 0;
-  for (const p of parts) {
+  for await (const b of rangeBatches(input, o.range, o.signal)) {
+    for (; at < rows.length && rows[at]! < records + b.texts.length; at++) pending.push(b.texts[rows[at]! - records]!);
+    records += b.texts.length;
+    if (pending.length >= EXPLAIN_BATCH) await flush();
+  }
+  await flush();
+  const k = rows.length === 0 ? 0 : Math.min(o.neighbours, harmful.rows);
+  return { records, k, rows: rows.subarray(0, at), index: index.done(), cost: cost.done() };
+}
+
+/** Concatenates typed arrays' bytes after a magic. */
+function pack(magic: string, parts: ArrayBufferView[]): Uint8Array {
+  const all = [new TextEncoder().encode(magic), ...parts];
+  const out = new Uint8Array(all.reduce((a, p) => a + p.byteLength, 0));
+  let at = 0;
+  for (const p of all) {
     out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);
     at += p.byteLength;
   }
   return out;
 }
 
+/**
+ * A shard's result: magic, u32 [records, from, reasons' k, rows with
+ * reasons, 0, 0], the f64 scores, pulls and pushes, the u32 lines, then the
+ * rows with reasons (u32) and their nearest references (u32 index, f32 cost;
+ * rows x k each).
+ */
+export function encodeShard(r: ShardResult): Uint8Array {
+  const n = r.score.length;
+  const head = new Uint32Array([n, r.from, r.near.k, r.near.rows.length, 0, 0]);
+  return pack(MAGIC, [head, r.score, r.pull, r.push, r.lines, r.near.rows, r.near.index, r.near.cost]);
+}
+
 export async function readShard(path: string): Promise<ShardResult> {
   const b = await readFile(path);
   const bad = (what: string) => new InputError({ file: path }, `not a complete shard result: ${what}`);
-  if (b.length < 32 || b.subarray(0, 8).toString('latin1') !== MAGIC) throw bad('no signature');
+  if (b.length < 32 || b.subarray(0, 8).toString('latin1') !== MAGIC)
+    throw bad(
+      b.subarray(0, 7).toString('latin1') === MAGIC.slice(0, 7)
+        ? `format ${b.subarray(0, 8).toString('latin1')}, this version reads ${MAGIC} (a worker of another version?)`
+        : 'no signature',
+    );
   const buf = new Uint8Array(b).buffer; // aligned copy
-  const [n, from, k, nk, nr] = new Uint32Array(buf, 8, 6);
-  const need = 32 + n! * 28 + k! * 4 + nr! * 4 * (1 + 2 * nk!);
+  const [n, from, nk, nr] = new Uint32Array(buf, 8, 4);
+  const need = 32 + n! * 28 + nr! * 4 * (1 + 2 * nk!);
   if (b.length !== need) throw bad(`${b.length} bytes, ${need} expected`);
   let at = 32;
   const f64 = () => {
@@ -170,11 +243,48 @@ export async function readShard(path: string): Promise<ShardResult> {
     return v;
   };
   const lines = u32(n!);
-  const top = u32(k!);
   const rows = u32(nr!);
   const index = u32(nr! * nk!);
   const near = { k: nk!, rows, index, cost: new Float32Array(buf, at, nr! * nk!) };
-  return { score, pull, push, lines, from: from!, top, near };
+  return { score, pull, push, lines, from: from!, near };
+}
+
+/** The rows of a shard (indices in it, ascending) for a reasons pass: magic, u32 [the shard's records, rows], the u32 rows. */
+export function encodeRows(records: number, rows: Uint32Array): Uint8Array {
+  return pack(ROWS_MAGIC, [new Uint32Array([records, rows.length]), rows]);
+}
+
+async function readRows(path: string): Promise<{ records: number; rows: Uint32Array }> {
+  const b = await readFile(path);
+  const bad = (what: string) => new InputError({ file: path }, `not a complete list of rows: ${what}`);
+  if (b.length < 16 || b.subarray(0, 8).toString('latin1') !== ROWS_MAGIC) throw bad('no signature');
+  const buf = new Uint8Array(b).buffer;
+  const [records, count] = new Uint32Array(buf, 8, 2);
+  if (b.length !== 16 + count! * 4) throw bad(`${b.length} bytes, ${16 + count! * 4} expected`);
+  const rows = new Uint32Array(buf, 16, count!);
+  if (rows.some((r, i) => r >= records! || (i > 0 && r <= rows[i - 1]!)))
+    throw bad(`the rows must ascend and lie below the shard's ${records} records`);
+  return { records: records!, rows };
+}
+
+/** A reasons pass's result: magic, u32 [rows, k], the u32 rows (in the shard), u32 index and f32 cost (rows x k each). */
+function encodeNear(r: NearRows): Uint8Array {
+  return pack(NEAR_MAGIC, [new Uint32Array([r.rows.length, r.k]), r.rows, r.index, r.cost]);
+}
+
+/** A reasons pass's result: the rows as indices in the shard. */
+export async function readNear(path: string): Promise<NearRows> {
+  const b = await readFile(path);
+  const bad = (what: string) => new InputError({ file: path }, `not a complete reasons result: ${what}`);
+  if (b.length < 16 || b.subarray(0, 8).toString('latin1') !== NEAR_MAGIC) throw bad('no signature');
+  const buf = new Uint8Array(b).buffer;
+  const [nr, k] = new Uint32Array(buf, 8, 2);
+  const need = 16 + nr! * 4 * (1 + 2 * k!);
+  if (b.length !== need) throw bad(`${b.length} bytes, ${need} expected`);
+  const rows = new Uint32Array(buf, 16, nr!);
+  const index = new Uint32Array(buf, 16 + nr! * 4, nr! * k!);
+  const cost = new Float32Array(buf, 16 + nr! * 4 * (1 + k!), nr! * k!);
+  return { k: k!, rows, index, cost };
 }
 
 /** A shard's column sums: magic, u32 [anchor length, harmful length, 0, 0], then the six f64 arrays. */

@@ -1,10 +1,11 @@
 // `purify --shards N` on one machine: fit on a uniform sample, refine the
 // model's reference potentials over all records (each shard sums its part of
 // a column update; the parts merge exactly), score N contiguous shards in
-// worker processes (a failed shard is retried alone), merge the shards'
-// sorted top lists into the exact global top K (or keep every record at or
-// above a threshold), and write one purified dataset, one scores file, the
-// removed records with their reasons and the report, committed together.
+// worker processes (a failed shard is retried alone), select the exact global
+// top K of all their scores in the core (or keep every record at or above a
+// threshold), find the removed records' reasons in the shards that hold them,
+// and write one purified dataset, one scores file, the removed records with
+// their reasons and the report, committed together.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import {
   recordRanges,
   resolveFormat,
   rowGroupRanges,
+  writeFileAtomic,
   type FileFormat,
 } from '../io/index.js';
 import { cancellable } from '../cancellable.js';
@@ -43,12 +45,22 @@ import { autoKeepWarnings, checkOutputs } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
-import type { Keep, Selection } from '../selection.js';
+import { gibbsWeights, type Keep } from '../selection.js';
 import { fit, type FitOptions, type FitResult } from './fit.js';
 import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
-import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
+import {
+  describeShard,
+  encodeRows,
+  readColumns,
+  readNear,
+  readShard,
+  type NearRows,
+  type ShardResult,
+  type ShardTask,
+} from './shard.js';
 import { refitDone, refitPasses, selectScored, writeScoresCsv, type Refit } from './score.js';
 import { refitModel } from './scoring.js';
+import { reasonsBound } from './reasons-bound.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -100,7 +112,7 @@ export interface ShardedOptions extends FitOptions {
   redis?: string;
   /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
   workDir?: string;
-  /** Called as shards start and end (pid: the worker process; pass: 0 to `refit` - 1 for the refit passes, `refit` for the scoring). */
+  /** Called as shards start and end (pid: the worker process; pass: 0 to `refit` - 1 for the refit passes, `refit` for the scoring, `refit` + 1 for the reasons pass). */
   onShard?: (e: {
     shard: number;
     pass: number;
@@ -125,7 +137,7 @@ export interface ShardedResult {
   };
   /** What the JSON report holds. */
   report: PurifyReport;
-  /** Attempts each shard took, over all its passes (refit passes and scoring). */
+  /** Attempts each shard took, over all its passes (refit passes, scoring and reasons). */
   attempts: number[];
 }
 
@@ -198,14 +210,20 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       : [];
     const runs = format === 'parquet' ? await rowGroupShards(o, format, Math.min(o.shards, n)) : undefined;
     const shards = byBytes ? ranges.length : (runs?.length ?? Math.min(o.shards, n));
-    // The removed records are known only after the merge: the scoring pass
-    // finds the nearest references of every record that may be removed (below
-    // the threshold, or any under a count), and the merge keeps the removed ones.
-    const reasons = {
-      neighbours: o.reasons?.neighbours ?? DEFAULT_NEIGHBOURS,
-      ...(o.threshold !== undefined && o.reasons?.for !== 'all' ? { below: o.threshold } : {}),
-    };
-    const task = (s: number, pass: number, modelPath: string, columns: boolean): ShardTask => ({
+    // Reasons found in the scoring pass: every record's (reasons for all), or
+    // those below a threshold (exactly the removed ones). Under a count the
+    // removed records are known only after the merge: those below a bound
+    // from the fit sample's scores, and the reasons pass finds any others'.
+    const neighbours = o.reasons?.neighbours ?? DEFAULT_NEIGHBOURS;
+    const reasons =
+      o.reasons?.for === 'all'
+        ? { neighbours }
+        : o.threshold !== undefined
+          ? { neighbours, below: o.threshold }
+          : K < n
+            ? below(neighbours, await reasonsBound(f.sampleScores, (n - K) / n))
+            : undefined;
+    const task = (s: number, pass: number, modelPath: string, stage: 'columns' | 'score' | 'reasons'): ShardTask => ({
       input: o.input,
       format: o.format,
       recordFormat: o.recordFormat,
@@ -219,9 +237,8 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       ...(byBytes
         ? { bytes: ranges[s]! }
         : (runs?.[s] ?? { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) })),
-      top: keep === undefined ? 0 : K,
       out: join(work, `shard-${pass}-${s}.bin`),
-      ...(columns ? { columns: true } : { reasons }),
+      ...(stage === 'columns' ? { columns: true } : stage === 'score' && reasons ? { reasons } : {}),
     });
     const attempts = Array.from({ length: shards }, () => 0);
     const runPass = async (tasks: ShardTask[], pass: number) => {
@@ -233,13 +250,13 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
               signal: o.signal,
               run: `${basename(work)}-${pass}`,
             });
-      a.forEach((v, s) => (attempts[s]! += v));
+      a.forEach((v, j) => (attempts[tasks[j]!.shard]! += v));
     };
     let current = model;
     let passes = 0;
     let refitError: number | null = null;
     while (!refitDone(plan, passes, refitError)) {
-      const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current, true));
+      const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current, 'columns'));
       await runPass(tasks, passes);
       const parts = await Promise.all(tasks.map((t) => readColumns(t.out)));
       const refined = await refitModel(await loadModel(current), parts);
@@ -249,12 +266,21 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       await saveModel(current, refined.model);
     }
     lap('refit');
-    const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current, false));
+    const tasks = Array.from({ length: shards }, (_, s) => task(s, passes, current, 'score'));
     await runPass(tasks, passes);
     const results = placed(await Promise.all(tasks.map((t) => readShard(t.out))), n, o.input);
     lap('score');
     const final = await loadModel(current);
-    const run = { model: final, fit: f, refit: passes, refitError, shards, attempts, timings, lap };
+    const explain = (want: (i: number) => boolean) =>
+      reasonsPass(
+        results,
+        want,
+        neighbours,
+        work,
+        (s) => task(s, passes + 1, current, 'reasons'),
+        (t) => runPass(t, passes + 1),
+      );
+    const run = { model: final, fit: f, refit: passes, refitError, shards, attempts, timings, lap, explain };
     const merged = await writeMerged(o, paths, results, n, keep === undefined ? undefined : K, run);
     return { ...merged, sample: f.sample, attempts };
   } finally {
@@ -276,6 +302,12 @@ function autoKeep(f: FitResult, n: number): Keep {
   return { count: Math.min(n, Math.max(1, Math.round((f.autoKeep * n) / f.sample))) };
 }
 
+/** The scoring pass's reasons below a bound (a task crosses as JSON, which has no infinities). */
+function below(neighbours: number, bound: number): ShardTask['reasons'] {
+  if (bound === Number.NEGATIVE_INFINITY) return undefined;
+  return bound === Number.POSITIVE_INFINITY ? { neighbours } : { neighbours, below: bound };
+}
+
 /** Byte-range shards number their records from 0: place them after the shards before (in file order). */
 function placed(results: ShardResult[], n: number, input: string): ShardResult[] {
   let from = 0;
@@ -284,7 +316,7 @@ function placed(results: ShardResult[], n: number, input: string): ShardResult[]
     from += r.score.length;
     if (shift === 0) return r;
     const near = { ...r.near, rows: r.near.rows.map((i) => i + shift) };
-    return { ...r, from: r.from + shift, top: r.top.map((i) => i + shift), near };
+    return { ...r, from: r.from + shift, near };
   });
   if (from !== n)
     throw new InputError(
@@ -301,25 +333,26 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Prom
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
   const workers = Math.max(1, Math.min(o.workers ?? Math.min(tasks.length, availableParallelism()), tasks.length));
   const retries = o.retries ?? 2;
-  const attempts = tasks.map(() => 0);
+  const attempts = tasks.map(() => 0); // by task, as runShardsOnQueue
   let next = 0;
-  const one = async (t: ShardTask): Promise<void> => {
+  const one = async (j: number): Promise<void> => {
+    const t = tasks[j]!;
     for (;;) {
-      attempts[t.shard]!++;
-      const err = await runWorker(script, t, o, pass, attempts[t.shard]!);
+      attempts[j]!++;
+      const err = await runWorker(script, t, o, pass, attempts[j]!);
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
-      if (permanent || attempts[t.shard]! > retries) {
+      if (permanent || attempts[j]! > retries) {
         throw new SotError(
           err.code as SotError['code'],
-          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
+          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[j]} attempt(s): ${err.message}`,
         );
       }
     }
   };
   await Promise.all(
     Array.from({ length: workers }, async () => {
-      while (next < tasks.length) await one(tasks[next++]!);
+      while (next < tasks.length) await one(next++);
     }),
   );
   return attempts;
@@ -363,36 +396,6 @@ function runWorker(
   });
 }
 
-/**
- * The exact global top K from the shards' top lists (each best first, ties
- * to the lower index): a K-way merge by (score desc, index asc), which is
- * the order selectTopK gives over all records at once.
- */
-export function mergeTop(
-  results: Array<Pick<ShardResult, 'from' | 'score' | 'top'>>,
-  n: number,
-  K: number,
-): Uint8Array {
-  const kept = new Uint8Array(n);
-  const pos = results.map(() => 0);
-  const scoreOf = (r: (typeof results)[number], i: number) => r.score[i - r.from]!;
-  for (let taken = 0; taken < K; taken++) {
-    let best = -1;
-    let bs = -Infinity;
-    let bi = Infinity;
-    results.forEach((r, s) => {
-      if (pos[s]! >= r.top.length) return;
-      const i = r.top[pos[s]!]!;
-      const v = scoreOf(r, i);
-      if (v > bs || (v === bs && i < bi)) [best, bs, bi] = [s, v, i];
-    });
-    if (best < 0) break;
-    kept[bi] = 1;
-    pos[best]!++;
-  }
-  return kept;
-}
-
 /** What the merge reports of the run before it. */
 interface RunSoFar {
   model: Model;
@@ -403,6 +406,8 @@ interface RunSoFar {
   attempts: number[];
   timings: Record<string, number>;
   lap: (stage: string) => void;
+  /** Runs the reasons pass for the records `want` accepts that the scoring pass found no reasons for. */
+  explain: (want: (i: number) => boolean) => Promise<NearRows[]>;
 }
 
 /**
@@ -429,15 +434,17 @@ async function writeMerged(
   const lines = new Uint32Array(n);
   for (const r of results) lines.set(r.lines, r.from);
   // Ranks and training weights from the core, as score() gives them over all records at once.
+  // The exact global K (or threshold) over all the shards' scores at once: the one ranking.
   const selection = await selectScored(score, K === undefined ? undefined : { count: K }, o.threshold);
-  const { kept } = selection;
-  if (K !== undefined && !mergeTop(results, n, K).every((v, i) => v === kept[i]))
-    throw new SotError('ERR_INTERNAL', "the shards' merged top lists disagree with the ranking of their scores");
+  run.lap('select');
+  const all = o.reasons?.for === 'all';
+  const want = (i: number) => all || !selection.kept[i];
+  const found = await run.explain(want);
+  run.lap('reasons');
   const { model } = run;
   const h = model.header;
   // Every record's Gibbs weight over all records (summing to 1), and its split into pull and push, from the core.
-  const gibbs = (await selectScored(score, { fraction: 1 }, undefined)).trainWeight;
-  const weights = gibbs.map((w) => w / n);
+  const weights = await gibbsWeights(score);
   const contributions = await cancellable(undefined, () => native.weightContributions(weights, pull, push, h.tau));
   const refs = await loadReferences({ ...o, output: undefined } as PurifyOptions);
   if (refs.harmful.samples.length !== model.harmful.points.rows)
@@ -446,7 +453,7 @@ async function writeMerged(
       `the harmful reference has ${refs.harmful.samples.length} samples now, ${model.harmful.points.rows} at the fit (it changed during the run?)`,
     );
   const audit = auditOf({
-    ...explained(results, selection, o.reasons?.for === 'all'),
+    ...explained([...results.map((r) => r.near), ...found], want, n),
     refs: refs.harmful,
     contributions,
     anchorIsDownstream: h.references.anchorIsSample,
@@ -568,34 +575,80 @@ async function writeMerged(
 }
 
 /**
- * The records that get reasons (the removed ones, or all) and their nearest
- * references, gathered from the shards (each found them for a superset).
+ * The reasons pass: each shard that holds records `want` accepts and has no
+ * reasons for (from its scoring pass) reads its part again and finds theirs,
+ * embedding only them. Returns what it found, the rows as record indices.
+ */
+async function reasonsPass(
+  results: ShardResult[],
+  want: (i: number) => boolean,
+  neighbours: number,
+  work: string,
+  task: (s: number) => ShardTask,
+  runPass: (tasks: ShardTask[]) => Promise<void>,
+): Promise<NearRows[]> {
+  const tasks: ShardTask[] = [];
+  const from: number[] = [];
+  for (const [s, r] of results.entries()) {
+    const have = r.near.rows; // ascending
+    const need: number[] = [];
+    for (let i = r.from, j = 0; i < r.from + r.score.length; i++) {
+      if (!want(i)) continue;
+      while (j < have.length && have[j]! < i) j++;
+      if (have[j] !== i) need.push(i - r.from);
+    }
+    if (need.length === 0) continue;
+    const rows = join(work, `reasons-${s}.rows`);
+    await writeFileAtomic(rows, encodeRows(r.score.length, Uint32Array.from(need)));
+    tasks.push({ ...task(s), explain: { neighbours, rows } });
+    from.push(r.from);
+  }
+  if (tasks.length === 0) return [];
+  await runPass(tasks);
+  return Promise.all(
+    tasks.map(async (t, j) => {
+      const near = await readNear(t.out);
+      return { ...near, rows: near.rows.map((i) => i + from[j]!) };
+    }),
+  );
+}
+
+/**
+ * The records that get reasons (those `want` accepts: the removed ones, or
+ * all), ascending, and their nearest references, gathered from what the
+ * passes found (together, a superset).
  */
 function explained(
-  results: ShardResult[],
-  selection: Selection,
-  all: boolean,
+  found: NearRows[],
+  want: (i: number) => boolean,
+  n: number,
 ): { rows: Uint32Array; near: NearestRows } {
-  const want = (i: number) => all || !selection.kept[i];
+  const slot = new Int32Array(n).fill(-1);
   let count = 0;
-  for (let i = 0; i < selection.kept.length; i++) if (want(i)) count++;
-  const k = Math.max(0, ...results.map((r) => (r.near.rows.length ? r.near.k : 0)));
+  for (let i = 0; i < n; i++) if (want(i)) slot[i] = count++;
+  const k = Math.max(0, ...found.map((f) => (f.rows.length ? f.k : 0)));
   const rows = new Uint32Array(count);
   const index = new Uint32Array(count * k);
   const cost = new Float32Array(count * k);
-  let at = 0;
-  for (const r of results) {
-    const nr = r.near;
-    for (let j = 0; j < nr.rows.length; j++) {
-      if (!want(nr.rows[j]!)) continue;
-      rows[at] = nr.rows[j]!;
-      index.set(nr.index.subarray(j * k, (j + 1) * k), at * k);
-      cost.set(nr.cost.subarray(j * k, (j + 1) * k), at * k);
-      at++;
+  const done = new Uint8Array(count);
+  for (const f of found) {
+    if (f.rows.length && f.k !== k)
+      throw new SotError('ERR_INTERNAL', `the shards found ${f.k} and ${k} nearest references per record`);
+    for (let j = 0; j < f.rows.length; j++) {
+      const at = slot[f.rows[j]!]!;
+      if (at < 0) continue;
+      rows[at] = f.rows[j]!;
+      index.set(f.index.subarray(j * k, (j + 1) * k), at * k);
+      cost.set(f.cost.subarray(j * k, (j + 1) * k), at * k);
+      done[at] = 1;
     }
   }
-  if (at !== count)
-    throw new SotError('ERR_INTERNAL', `the shards found the reasons of ${at} of the ${count} records that need them`);
+  const missing = done.indexOf(0);
+  if (missing >= 0)
+    throw new SotError(
+      'ERR_INTERNAL',
+      `the shards found no reasons for record ${slot.indexOf(missing)}, which needs them`,
+    );
   return { rows, near: { k, index, cost } };
 }
 

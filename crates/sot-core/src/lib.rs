@@ -56,7 +56,7 @@ pub use refit::{marginal_error, ColumnSums, LogSums};
 pub use score::{
     c_transform, gibbs_weights, score_samples, FittedModel, FittedReference, ScoreScale, Scored,
 };
-pub use selection::{select_top_k, Keep, Selection};
+pub use selection::{gibbs_distribution, select_top_k, Keep, Selection};
 pub use sinkhorn::{
     sinkhorn, sinkhorn_points, sinkhorn_symmetric, EpsScaling, ExactCosts, SinkhornOptions,
     SinkhornResult, WarmStart, F32_COST_ERROR,

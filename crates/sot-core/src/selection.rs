@@ -100,9 +100,55 @@ pub fn select_top_k(scores: &[f64], keep: Keep, weights: Option<&[f64]>) -> Resu
     })
 }
 
+/// Every sample's Gibbs weight as a distribution over all samples: `exp(score)`
+/// normalised to sum 1 (the learner's form, [`crate::gibbs_weights`] divided by
+/// their sum, floored as they are so that every sample keeps a positive
+/// weight), so a merge of shards' scores needs no second ranking.
+pub fn gibbs_distribution(scores: &[f64]) -> Result<Vec<f64>> {
+    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(SotError::at(
+            ErrorKind::NonFinite,
+            i,
+            format!("score[{i}] is {} (must be finite)", scores[i]),
+        ));
+    }
+    let mut w = crate::gibbs_weights(scores);
+    // every term is in (0, 1] and the best is 1: the sum is in [1, n]
+    let total: f64 = w.iter().sum();
+    w.iter_mut()
+        .for_each(|v| *v = (*v / total).max(f64::from_bits(1)));
+    Ok(w)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gibbs_distribution_is_a_softmax_of_the_scores() {
+        let scores = [0.5, -3.0, 2.0, 2.0, -600.0, 40.0];
+        let p = gibbs_distribution(&scores).unwrap();
+        // log-sum-exp by hand
+        let top = 40.0;
+        let lse = top + scores.iter().map(|s| (s - top).exp()).sum::<f64>().ln();
+        for (i, s) in scores.iter().enumerate() {
+            let want = (s - lse).exp();
+            assert!(
+                (p[i] - want).abs() <= 1e-14 * want,
+                "{i}: {} vs {want}",
+                p[i]
+            );
+        }
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+        assert_eq!(p[2], p[3]);
+        assert!(gibbs_distribution(&[]).unwrap().is_empty());
+        // far below the best: the floor, still positive after the division
+        assert!(gibbs_distribution(&[0.0, 0.0, 0.0, -1e6]).unwrap()[3] > 0.0);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = gibbs_distribution(&[1.0, bad]).unwrap_err();
+            assert_eq!((e.kind, e.index), (ErrorKind::NonFinite, Some(1)));
+        }
+    }
 
     #[test]
     fn keeps_the_best_and_normalises_training_weights_to_mean_one() {

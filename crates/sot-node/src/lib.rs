@@ -21,6 +21,7 @@ pub use embed::{doc_freq_batch, doc_freq_buckets, embed_texts, pool_rows, projec
 pub use learn::{baseline_scores, learn_weights, select_top_k};
 pub use reasons::{nearest_references, weight_contributions};
 pub use score::{
-    column_sums, merge_column_sums, refit_potentials, score_with_model, select_scored,
+    column_sums, gibbs_weights, merge_column_sums, refit_potentials, score_with_model,
+    select_scored,
 };
 pub use tasks::{cost_matrix, sinkhorn_cost, sinkhorn_divergence, sinkhorn_points, thread_count};

@@ -396,3 +396,37 @@ pub fn select_scored(
         job: Job::new(None, None, None),
     })
 }
+
+pub struct GibbsTask {
+    scores: Owned<f64>,
+    job: Job,
+}
+
+impl Task for GibbsTask {
+    type Output = Vec<f64>;
+    type JsValue = Settled;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let Self { scores, job } = self;
+        job.run(|_| Ok(sot_core::gibbs_distribution(scores)?))
+    }
+
+    fn resolve(&mut self, env: Env, w: Self::Output) -> Result<Self::JsValue> {
+        settle(&env, Float64Array::from(w))
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.job.reject(&env, err)
+    }
+}
+
+/// Every sample's Gibbs weight over all samples, `∝ exp(score)`, summing to 1.
+#[napi(ts_return_type = "Promise<Float64Array>")]
+pub fn gibbs_weights(
+    #[napi(ts_arg_type = "Float64Array")] scores: Owned<f64>,
+) -> AsyncTask<GibbsTask> {
+    AsyncTask::new(GibbsTask {
+        scores,
+        job: Job::new(None, None, None),
+    })
+}
