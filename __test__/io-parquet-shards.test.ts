@@ -200,7 +200,6 @@ describe('Parquet shards by row group', () => {
       shard: s,
       rowGroups: runs[s]!,
       layout,
-      top: 50,
       out: join(c.dir, out),
     });
     await runShard(task(parquet, 1, 'intact.bin'));
