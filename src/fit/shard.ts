@@ -10,6 +10,7 @@ import type { Matrix } from '../matrix.js';
 import { nearestHarmful, type NearestRows } from '../pipeline/audit.js';
 import type { ColumnSums, Scored } from './scoring.js';
 import { Column, openScoring, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
+import { type FitShardTask, runFitShard } from './shard-fit.js';
 
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
 export interface ShardTask
@@ -54,11 +55,19 @@ export interface ShardResult extends ScoredRecords {
 const MAGIC = 'SOTSHRD2';
 const COLUMNS_MAGIC = 'SOTCOLS1';
 
+/** Any shard task: the fit's (counting, the sample) or the model's (a refit pass, the scoring). */
+export type AnyShardTask = ShardTask | FitShardTask;
+
+/** Runs a shard task of any kind. */
+export function runTask(t: AnyShardTask, signal?: AbortSignal): Promise<void> {
+  return 'fit' in t ? runFitShard(t, signal) : runShard(t, signal);
+}
+
 /** The shard's records as messages name them. */
-export function describeShard(t: ShardTask): string {
-  return t.bytes
-    ? `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`
-    : `records ${t.from} to ${t.to! - 1}`;
+export function describeShard(t: Pick<AnyShardTask, 'bytes' | 'from' | 'to' | 'shard'> & { stride?: number }): string {
+  if (t.bytes) return `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`;
+  if (t.stride) return `every ${t.stride}th record from record ${t.shard}`;
+  return `records ${t.from} to ${t.to! - 1}`;
 }
 
 export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void> {

@@ -36,9 +36,10 @@ import type { ContaminationEstimate } from '../learner.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
 import type { Keep, Selection } from '../selection.js';
-import { fit, type FitOptions, type FitResult } from './fit.js';
+import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
 import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
-import { describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
+import { type AnyShardTask, describeShard, readColumns, readShard, type ShardResult, type ShardTask } from './shard.js';
+import { shardedPasses } from './shard-fit.js';
 import { refitPasses, selectScored, writeScoresCsv } from './score.js';
 import { refitModel } from './scoring.js';
 
@@ -91,7 +92,11 @@ export interface ShardedOptions extends FitOptions {
   redis?: string;
   /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
   workDir?: string;
-  /** Called as shards start and end (pid: the worker process; pass: 0 to `refit` - 1 for the refit passes, `refit` for the scoring). */
+  /**
+   * Called as shards start and end (pid: the worker process; pass: -2 for the
+   * fit's counting pass, -1 for its sample pass, 0 to `refit` - 1 for the
+   * refit passes, `refit` for the scoring).
+   */
   onShard?: (e: {
     shard: number;
     pass: number;
@@ -116,7 +121,7 @@ export interface ShardedResult {
   };
   /** What the JSON report holds. */
   report: PurifyReport;
-  /** Attempts each shard took, over all its passes (refit passes and scoring). */
+  /** Attempts each shard took, over all its passes (the fit's counting and sample passes, the refit passes, the scoring). */
   attempts: number[];
 }
 
@@ -167,8 +172,39 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
   try {
     const model = join(work, 'model.sot-model');
-    // The refit passes run in the shards, not in the fit.
-    const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE, refit: 0 });
+    // JSON Lines, CSV and TSV shards are byte ranges of the file, each read
+    // alone; JSON (one document, parsed whole) and Parquet (which could split
+    // by row group) shard by record index, each reading the file from its head.
+    const format = await resolveFormat(o.input, o.format, o.maxLineBytes);
+    const byBytes = RANGE_FORMATS.includes(format);
+    const ranges = byBytes
+      ? (await recordRanges(o.input, o.shards, { ...o, format })).filter((r) => r.end > r.start)
+      : [];
+    const shardsOf = (n: number) => (byBytes ? ranges.length : Math.min(o.shards, n));
+    const part = (s: number, n: number) =>
+      byBytes
+        ? { bytes: ranges[s]! }
+        : { from: Math.floor((s * n) / shardsOf(n)), to: Math.floor(((s + 1) * n) / shardsOf(n)) };
+    const attempts: number[] = [];
+    const runPass = async (tasks: AnyShardTask[], pass: number) => {
+      const a =
+        o.redis === undefined
+          ? await runAll(tasks, o, pass)
+          : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
+              retries: o.retries,
+              signal: o.signal,
+              run: `${basename(work)}-${pass}`,
+            });
+      a.forEach((v, i) => (attempts[tasks[i]!.shard] = (attempts[tasks[i]!.shard] ?? 0) + v));
+    };
+    // The fit's passes over every record (counting with the document
+    // frequencies, embedding the sample) run in the shards; the refit passes
+    // run in the shards after the fit, not in it.
+    const layout = { byBytes, shards: byBytes ? ranges.length : o.shards, shardsOf, part };
+    const f = await fitWithPasses(
+      { ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE, refit: 0 },
+      shardedPasses(o, layout, work, runPass),
+    );
     lap('fit');
     const n = f.records;
     const keep =
@@ -178,15 +214,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
     const passes = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
-    // JSON Lines, CSV and TSV shards are byte ranges of the file, each read
-    // alone; JSON (one document, parsed whole) and Parquet (which could split
-    // by row group) shard by record index, each reading the file from its head.
-    const format = await resolveFormat(o.input, o.format, o.maxLineBytes);
-    const byBytes = RANGE_FORMATS.includes(format);
-    const ranges = byBytes
-      ? (await recordRanges(o.input, Math.min(o.shards, n), { ...o, format })).filter((r) => r.end > r.start)
-      : [];
-    const shards = byBytes ? ranges.length : Math.min(o.shards, n);
+    const shards = shardsOf(n);
     // The removed records are known only after the merge: the scoring pass
     // finds the nearest references of every record that may be removed (below
     // the threshold, or any under a count), and the merge keeps the removed ones.
@@ -205,25 +233,11 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       cacheDir: o.cacheDir,
       model: modelPath,
       shard: s,
-      ...(byBytes
-        ? { bytes: ranges[s]! }
-        : { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) }),
+      ...part(s, n),
       top: keep === undefined ? 0 : K,
       out: join(work, `shard-${pass}-${s}.bin`),
       ...(pass < passes ? { columns: true } : { reasons }),
     });
-    const attempts = Array.from({ length: shards }, () => 0);
-    const runPass = async (tasks: ShardTask[], pass: number) => {
-      const a =
-        o.redis === undefined
-          ? await runAll(tasks, o, pass)
-          : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
-              retries: o.retries,
-              signal: o.signal,
-              run: `${basename(work)}-${pass}`,
-            });
-      a.forEach((v, s) => (attempts[s]! += v));
-    };
     let current = model;
     for (let pass = 0; pass < passes; pass++) {
       const tasks = Array.from({ length: shards }, (_, s) => task(s, pass, current));
@@ -273,7 +287,7 @@ function placed(results: ShardResult[], n: number, input: string): ShardResult[]
 }
 
 /** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
-async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Promise<number[]> {
+async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): Promise<number[]> {
   const script = workerScript();
   if (!existsSync(script))
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
@@ -281,23 +295,24 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Prom
   const retries = o.retries ?? 2;
   const attempts = tasks.map(() => 0);
   let next = 0;
-  const one = async (t: ShardTask): Promise<void> => {
+  const one = async (i: number): Promise<void> => {
+    const t = tasks[i]!;
     for (;;) {
-      attempts[t.shard]!++;
-      const err = await runWorker(script, t, o, pass, attempts[t.shard]!);
+      attempts[i]!++;
+      const err = await runWorker(script, t, o, pass, attempts[i]!);
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
-      if (permanent || attempts[t.shard]! > retries) {
+      if (permanent || attempts[i]! > retries) {
         throw new SotError(
           err.code as SotError['code'],
-          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[t.shard]} attempt(s): ${err.message}`,
+          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[i]} attempt(s): ${err.message}`,
         );
       }
     }
   };
   await Promise.all(
     Array.from({ length: workers }, async () => {
-      while (next < tasks.length) await one(tasks[next++]!);
+      while (next < tasks.length) await one(next++);
     }),
   );
   return attempts;
@@ -305,7 +320,7 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Prom
 
 function runWorker(
   script: string,
-  t: ShardTask,
+  t: AnyShardTask,
   o: ShardedOptions,
   pass: number,
   attempt: number,
