@@ -66,7 +66,7 @@ export function runTask(t: AnyShardTask, signal?: AbortSignal): Promise<void> {
 /** The shard's records as messages name them. */
 export function describeShard(t: Pick<AnyShardTask, 'bytes' | 'from' | 'to' | 'shard'> & { stride?: number }): string {
   if (t.bytes) return `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`;
-  if (t.stride) return `every ${t.stride}th record from record ${t.shard}`;
+  if (t.stride) return `records ${t.shard}, ${t.shard + t.stride}, ${t.shard + 2 * t.stride} and so on`;
   return `records ${t.from} to ${t.to! - 1}`;
 }
 
