@@ -5,6 +5,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parquetWriteFile } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { embedRows, fit, uniformSample } from '../src/fit/fit.js';
@@ -20,7 +21,7 @@ const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byte
 
 describe('the fit passes in the shards', () => {
   let dir: string;
-  const files: Record<'jsonl' | 'csv' | 'json', string> = { jsonl: '', csv: '', json: '' };
+  const files: Record<'jsonl' | 'csv' | 'json' | 'parquet', string> = { jsonl: '', csv: '', json: '', parquet: '' };
   let total = 0;
 
   beforeAll(() => {
@@ -51,13 +52,23 @@ describe('the fit passes in the shards', () => {
     );
     files.json = join(dir, 'train.json');
     writeFileSync(files.json, JSON.stringify(records));
+    files.parquet = join(dir, 'train.parquet');
+    parquetWriteFile({
+      filename: files.parquet,
+      columnData: cols.map((k) => ({
+        name: k,
+        data: records.map((r) => r[k]),
+        type: k === 'id' ? 'INT32' : 'STRING',
+      })) as never,
+      rowGroupSize: 700,
+    });
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** The layout purifySharded makes: byte ranges of JSON Lines and CSV, record indices of JSON. */
+  /** The layout purifySharded makes: byte ranges of JSON Lines and CSV, record indices of JSON and Parquet. */
   async function layoutOf(input: string, shards: number): Promise<ShardLayout> {
-    const byBytes = !input.endsWith('.json');
+    const byBytes = !/\.(json|parquet)$/.test(input);
     const ranges = byBytes ? (await recordRanges(input, shards)).filter((r) => r.end > r.start) : [];
     const shardsOf = (n: number) => (byBytes ? ranges.length : Math.min(shards, n));
     return {
@@ -71,7 +82,7 @@ describe('the fit passes in the shards', () => {
     };
   }
 
-  for (const format of ['jsonl', 'csv', 'json'] as const) {
+  for (const format of ['jsonl', 'csv', 'json', 'parquet'] as const) {
     it(`merges the shards' tables into one fit's and embeds the same sample (${format}, 1, 3 and 7 shards)`, async () => {
       const input = files[format];
       // the reference: one HashingEmbedder.fit over the whole file, then the sample embedded in one read
@@ -108,7 +119,7 @@ describe('the fit passes in the shards', () => {
         // every shard counted (index shards: every `shards`-th record), and each embedded only its part of the sample
         const counts = ran.filter((t) => t.fit === 'count');
         expect(counts.length).toBe(shards);
-        if (format === 'json') expect(counts.every((t) => t.stride === shards)).toBe(true);
+        if (format === 'json' || format === 'parquet') expect(counts.every((t) => t.stride === shards)).toBe(true);
         const samples = ran.filter((t) => t.fit === 'sample');
         expect(samples.reduce((s, t) => s + t.sample!.count, 0)).toBe(indices.length);
         if (shards > 1) expect(samples.length).toBeGreaterThan(1);
