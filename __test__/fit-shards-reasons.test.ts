@@ -87,7 +87,7 @@ describe('the reasons pass: the fallback of a wrong bound', () => {
   it('the bound holds: no reasons pass; none below the bound: every removed record from the reasons pass', async () => {
     await run('held', undefined);
     // a refit pass (0), the scoring (1), no reasons pass (2)
-    expect(runs.held!.passes).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(runs.held!.passes.filter((p) => p >= 0)).toEqual([0, 0, 0, 1, 1, 1]); // after the fit's passes (-2, -1)
     const removed = runs.held!.removed.trim().split('\n');
     expect(removed).toHaveLength(50);
     expect(removed.every((l) => /"sot_reason":"[^"]*advbench #\d+/.test(l))).toBe(true);
@@ -103,8 +103,8 @@ describe('the reasons pass: the fallback of a wrong bound', () => {
       },
     });
     expect(killed).toEqual([1]);
-    expect(runs.none!.passes).toEqual([0, 0, 0, 1, 1, 1, 2, 2, 2]);
-    expect(runs.none!.attempts).toEqual([3, 4, 3]); // shard 1's reasons pass retried alone
+    expect(runs.none!.passes.filter((p) => p >= 0)).toEqual([0, 0, 0, 1, 1, 1, 2, 2, 2]);
+    expect(runs.none!.attempts).toEqual([5, 6, 5]); // the fit's two passes; shard 1's reasons pass retried alone
     expect(runs.none!.removed).toBe(runs.held!.removed);
     expect(runs.none!.report).toEqual(runs.held!.report);
   }, 180_000);

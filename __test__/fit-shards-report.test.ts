@@ -66,7 +66,8 @@ describe('the sharded run writes the report, the page and the removed records', 
     expect(report.selection).toEqual({ n: 400, k: 300 });
     expect(report.input).toMatchObject({ path: data, format: 'jsonl', records: 400, skipped: 0 });
     expect(report.learner).toBeNull(); // no per-step trace over all records
-    expect(report.sharded).toMatchObject({ shards: 3, attempts: [1, 1, 1], refit: 0 });
+    // one attempt each in the fit's two passes and the scoring
+    expect(report.sharded).toMatchObject({ shards: 3, attempts: [3, 3, 3], refit: 0 });
     expect(report.sharded!.fit).toMatchObject({ records: 400, sample: 200, seed: 0 });
     expect(report.references.harmful[0]!.source).toBe('advbench');
     expect(Object.keys(report.timings)).toEqual(['fit', 'refit', 'score', 'select', 'reasons', 'write']);

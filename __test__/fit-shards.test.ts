@@ -35,6 +35,7 @@ describe('sharded purification', () => {
       keep: { count: 300 },
       output: out,
       onShard: (e) => {
+        if (e.pass < 0) return; // the fit's passes (fit-dfshard.test.ts)
         events.push(`${e.shard}:${e.attempt}:${e.state}`);
         if (e.shard === 1 && e.attempt === 1 && e.state === 'started') {
           process.kill(e.pid!, 'SIGKILL');
@@ -43,8 +44,9 @@ describe('sharded purification', () => {
       },
     });
     expect(killed.length).toBe(1);
-    // fitted on every record (the default sample here), the scoring pass found every removed record's reasons: no reasons pass
-    expect(res.attempts).toEqual([1, 2, 1]);
+    // fitted on every record (the default sample here), the scoring pass found every removed record's reasons: no
+    // reasons pass; and one attempt each in the fit's two passes
+    expect(res.attempts).toEqual([3, 4, 3]);
     expect(events.filter((e) => e.startsWith('1:')).sort()).toEqual([
       '1:1:failed',
       '1:1:started',
@@ -85,12 +87,12 @@ describe('sharded purification', () => {
       keep: { count: 300 },
       output: join(c.dir, 'refit-sharded.jsonl'),
       scores: join(c.dir, 'refit-sharded.csv'),
-      onShard: (e) => e.state === 'done' && passes.push(e.pass),
+      onShard: (e) => e.state === 'done' && e.pass >= 0 && passes.push(e.pass),
     });
     // one refit pass (the default when the sample is smaller than the records), then the scoring
     // (which found the removed records' reasons below the bound: no reasons pass)
     expect(passes.sort()).toEqual([0, 0, 0, 1, 1, 1]);
-    expect(res.attempts).toEqual([2, 2, 2]);
+    expect(res.attempts).toEqual([4, 4, 4]); // and the fit's two passes
     const { fit } = await import('../src/fit/fit.js');
     const model = join(c.dir, 'sample100.sot-model');
     await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model, sample: 100 });
@@ -264,8 +266,9 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(sh.status, sh.stderr).toBe(0);
-    expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [1, 1] });
-    // fitted on a sample, with two refit passes: three rounds of shards
+    // the fit's two passes, then the scoring
+    expect(JSON.parse(sh.stdout)).toMatchObject({ ok: true, n: 400, k: 100, attempts: [3, 3] });
+    // fitted on a sample, with two refit passes: five rounds of shards
     const sh2 = run([
       'purify',
       data,
@@ -287,7 +290,7 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(sh2.status, sh2.stderr).toBe(0);
-    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [3, 3] });
+    expect(JSON.parse(sh2.stdout)).toMatchObject({ ok: true, n: 400, k: 100, sample: 200, attempts: [5, 5] });
   }, 180_000);
 });
 
@@ -311,7 +314,7 @@ describe('sharded purification over BullMQ', () => {
         anchor: [anchor],
         embeddingCache: false as const,
         shards: 4,
-        sample: 100, // a refit pass, then the scoring: two rounds of jobs
+        sample: 100, // the fit's two passes, a refit pass, then the scoring: four rounds of jobs
         keep: { count: 150 },
         createdAt: '2026-01-01T00:00:00.000Z',
       };
@@ -322,7 +325,7 @@ describe('sharded purification over BullMQ', () => {
         output: join(c.dir, 'queued.jsonl'),
         scores: join(c.dir, 'queued.csv'),
       });
-      expect(queued.attempts).toEqual([2, 2, 2, 2]);
+      expect(queued.attempts).toEqual([4, 4, 4, 4]);
       const local = await purifySharded({
         ...common,
         output: join(c.dir, 'local.jsonl'),
@@ -338,7 +341,7 @@ describe('sharded purification over BullMQ', () => {
           readFileSync(r.outputs.report, 'utf8').replaceAll(`${c.dir}/${r === queued ? 'queued' : 'local'}`, '<out>'),
         );
       expect(report(queued)).toBe(report(local));
-      expect(queued.report.sharded!.attempts).toEqual([2, 2, 2, 2]);
+      expect(queued.report.sharded!.attempts).toEqual([4, 4, 4, 4]);
       // A shard that fails on a system error is retried (alone) up to the limit; one that fails on its input is not.
       const { runShardsOnQueue } = await import('../src/service/queue/shards.js');
       const task = {

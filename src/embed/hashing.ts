@@ -95,12 +95,7 @@ export class HashingEmbedder implements Embedder {
       if (texts.length === 0) continue;
       const read = this.#clip(texts);
       const b = await cancellable(options.signal, (token) => native.docFreqBatch(read, token));
-      const { buckets, counts: c } = b;
-      for (let k = 0; k < buckets.length; k++) {
-        const i = buckets[k]!;
-        const v = counts[i]! + c[k]!;
-        counts[i] = Math.min(v, 0xffff_ffff);
-      }
+      addDocFreq(counts, b);
       docs += b.docs;
     }
     this.#setTable(counts, docs);
@@ -154,6 +149,34 @@ export class HashingEmbedder implements Embedder {
     // no documents: every idf is 1, the same vectors as an unfitted embedder
     this.#digest = docCount === 0 ? 'none' : tableDigest(counts, docCount);
   }
+}
+
+/**
+ * Adds a sparse document-frequency table (`counts[k]` documents have bucket
+ * `buckets[k]`) into a dense one of `DOC_FREQ_BUCKETS` entries, saturating at
+ * 2^32 - 1. Saturating sums of counts are associative: tables counted over
+ * parts of a dataset (batches, shards) add up to the whole dataset's, bit for
+ * bit, in any grouping.
+ */
+export function addDocFreq(into: Uint32Array, part: { buckets: Uint32Array; counts: Uint32Array }): void {
+  const { buckets, counts } = part;
+  for (let k = 0; k < buckets.length; k++) {
+    const i = buckets[k]!;
+    into[i] = Math.min(into[i]! + counts[k]!, 0xffff_ffff);
+  }
+}
+
+/** The non-zero entries of a dense document-frequency table, by ascending bucket. */
+export function sparseDocFreq(counts: Uint32Array): { buckets: Uint32Array; counts: Uint32Array } {
+  let nonzero = 0;
+  for (const c of counts) if (c) nonzero++;
+  const buckets = new Uint32Array(nonzero);
+  const values = new Uint32Array(nonzero);
+  let at = 0;
+  counts.forEach((c, i) => {
+    if (c) (buckets[at] = i), (values[at++] = c);
+  });
+  return { buckets, counts: values };
 }
 
 /** First 16 hex digits of SHA-256 over the counts (little-endian u32) and the document count. */

@@ -106,7 +106,47 @@ export function uniformSample(n: number, k: number, seed: number): Uint32Array {
   return Uint32Array.from(chosen).sort();
 }
 
-export async function fit(options: FitOptions): Promise<FitResult> {
+/**
+ * A fit's passes over every record of its input: in this process (`fit()`),
+ * or in shard workers (`purifySharded`, shard-fit.ts), which must give the
+ * same count, embedder and rows, so that both write the same model file.
+ * Internal: not part of the public API.
+ */
+export interface RecordPasses {
+  /** Counts the records, fitting the embedder on their texts on the way when it wants that; gives the embedder to use from then on. */
+  count(embedder: Embedder, onProgress: (done: number) => void): Promise<{ records: number; embedder: Embedder }>;
+  /** The records at `indices` (ascending, of the `records` counted), embedded, in index order. */
+  rows(
+    indices: Uint32Array,
+    records: number,
+    embedder: Embedder,
+    cache: Cache,
+    onProgress: (done: number) => void,
+  ): Promise<Matrix>;
+}
+
+type Cache = Awaited<ReturnType<typeof openEmbeddingCache>>;
+
+/** The passes over the records in this process: a streaming count, then a read that embeds the sample. */
+function localPasses(input: PipelineInput, signal: AbortSignal | undefined): RecordPasses {
+  return {
+    count: async (embedder, onProgress) => ({ records: await input.count(embedder, { signal, onProgress }), embedder }),
+    rows: async (indices, records, embedder, cache, onProgress) =>
+      indices.length === records
+        ? (await embedDataset(input, records, embedder, cache, { signal, onProgress })).matrix
+        : embedRows(input, indices, embedder, cache, signal, onProgress),
+  };
+}
+
+export function fit(options: FitOptions): Promise<FitResult> {
+  return fitWithPasses(options);
+}
+
+/**
+ * `fit()`, its passes over every record run by `recordPasses` (default: in this
+ * process). Internal: `purifySharded` runs them in its shard workers.
+ */
+export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPasses): Promise<FitResult> {
   const o = options;
   if (typeof o?.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
   if (!Array.isArray(o.harmful) || o.harmful.length === 0)
@@ -118,9 +158,9 @@ export async function fit(options: FitOptions): Promise<FitResult> {
       'ERR_OPTION',
       'a model cannot be fitted with debiased = true: the self term has no c-transform for new records',
     );
-  const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  const given: Embedder = o.embedder ?? new HashingEmbedder();
   // A model embeds the records it scores; precomputed vectors belong to one file and cannot.
-  if (embedder instanceof PrecomputedEmbedder)
+  if (given instanceof PrecomputedEmbedder)
     throw new OptionError(
       'ERR_OPTION',
       'a model cannot be fitted on precomputed vectors: it must embed the records it scores later (use the built-in embedder or a model embedder: wink, transformers, openai, llm)',
@@ -132,18 +172,16 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   const progress = (stage: FitStage, done: number, total?: number) => o.onProgress?.({ stage, done, total });
   const budget = resolveBudget(o.memoryBudget);
 
-  // Count (the built-in embedder fits its document frequencies on every record: a streaming pass).
+  // Count (the built-in embedder fits its document frequencies on every record: a streaming pass, here or in shards).
   const input = await PipelineInput.open(o);
-  const n = await input.count(embedder, { signal, onProgress: (d) => progress('read', d) });
+  const run = recordPasses ?? localPasses(input, signal);
+  const { records: n, embedder } = await run.count(given, (d) => progress('read', d));
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to fit on`);
   const take = Math.min(n, o.sample ?? n);
   checkEmbeddingsFit(budget, take, embedder.dim, o.input);
   const cache = await openEmbeddingCache(o, embedder);
   const indices = uniformSample(n, take, seed);
-  const downstream =
-    take === n
-      ? (await embedDataset(input, n, embedder, cache, { signal, onProgress: (d) => progress('embed', d, n) })).matrix
-      : await embedRows(input, indices, embedder, cache, signal, (d) => progress('embed', d, take));
+  const downstream = await run.rows(indices, n, embedder, cache, (d) => progress('embed', d, take));
 
   progress('references', 0);
   const refs = await loadReferences({ ...o, output: undefined } as PurifyOptions);
@@ -217,12 +255,12 @@ export async function fit(options: FitOptions): Promise<FitResult> {
   };
 }
 
-/** Embeds the records at `indices` (ascending), streaming the file once. */
-async function embedRows(
+/** Embeds the records at `indices` (ascending), streaming the file up to the last of them. */
+export async function embedRows(
   input: PipelineInput,
   indices: Uint32Array,
   embedder: Embedder,
-  cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
+  cache: Cache,
   signal: AbortSignal | undefined,
   onProgress: (done: number) => void,
 ): Promise<Matrix> {
@@ -243,6 +281,7 @@ async function embedRows(
     while (at < indices.length && indices[at]! < index + texts.length) pending.push(texts[indices[at++]! - index]!);
     index += texts.length;
     if (pending.length >= BATCH) await flush();
+    if (at === indices.length) break;
   }
   await flush();
   if (rows !== indices.length)

@@ -1,12 +1,12 @@
 // Worker process of `purify --shards`: runs one shard (JSON task in argv[2])
 // and exits 0, or prints the error as JSON on stderr and exits 1.
 import { SotError } from '../errors.js';
-import { runShard, type ShardTask } from './shard.js';
+import { runTask, type AnyShardTask } from './shard.js';
 
 const ac = new AbortController();
 process.once('SIGTERM', () => ac.abort());
 try {
-  await runShard(JSON.parse(process.argv[2]!) as ShardTask, ac.signal);
+  await runTask(JSON.parse(process.argv[2]!) as AnyShardTask, ac.signal);
 } catch (err) {
   const e = err as Error;
   process.stderr.write(

@@ -14,6 +14,7 @@ import { Column, openScoring, rangeBatches, scoreRecords, sumColumns, type Score
 import type { Embedder } from '../embed/types.js';
 import { embedBatch, type openEmbeddingCache } from '../pipeline/embedding.js';
 import type { PipelineInput } from '../pipeline/input.js';
+import { type FitShardTask, runFitShard } from './shard-fit.js';
 
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
 export interface ShardTask
@@ -69,13 +70,23 @@ const COLUMNS_MAGIC = 'SOTCOLS1';
 const ROWS_MAGIC = 'SOTROWS1';
 const NEAR_MAGIC = 'SOTNEAR1';
 
+/** Any shard task: the fit's (counting, the sample) or the model's (a refit pass, the scoring). */
+export type AnyShardTask = ShardTask | FitShardTask;
+
+/** Runs a shard task of any kind. */
+export function runTask(t: AnyShardTask, signal?: AbortSignal): Promise<void> {
+  return 'fit' in t ? runFitShard(t, signal) : runShard(t, signal);
+}
+
 /** The shard's records as messages name them. */
-export function describeShard(t: ShardTask): string {
+export function describeShard(
+  t: Pick<AnyShardTask, 'bytes' | 'rowGroups' | 'from' | 'to' | 'shard'> & { stride?: number },
+): string {
   const g = t.rowGroups;
   if (g) return `row groups ${g.group} to ${g.group + g.groups - 1}, rows ${g.row + 1} to ${g.row + g.rows}`;
-  return t.bytes
-    ? `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`
-    : `records ${t.from} to ${t.to! - 1}`;
+  if (t.bytes) return `bytes ${t.bytes.start} to ${t.bytes.end - 1}, from line ${t.bytes.line}`;
+  if (t.stride) return `records ${t.shard}, ${t.shard + t.stride}, ${t.shard + 2 * t.stride} and so on`;
+  return `records ${t.from} to ${t.to! - 1}`;
 }
 
 export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void> {

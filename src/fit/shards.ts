@@ -46,9 +46,10 @@ import type { ContaminationEstimate } from '../learner.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
 import { gibbsWeights, type Keep } from '../selection.js';
-import { fit, type FitOptions, type FitResult } from './fit.js';
+import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
 import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
 import {
+  type AnyShardTask,
   describeShard,
   encodeRows,
   readColumns,
@@ -58,6 +59,7 @@ import {
   type ShardResult,
   type ShardTask,
 } from './shard.js';
+import { shardedPasses, type ShardLayout } from './shard-fit.js';
 import { refitDone, refitPasses, selectScored, writeScoresCsv, type Refit } from './score.js';
 import { refitModel } from './scoring.js';
 import { reasonsBound } from './reasons-bound.js';
@@ -112,7 +114,11 @@ export interface ShardedOptions extends FitOptions {
   redis?: string;
   /** Folder for the model and the shards' results (temporary; removed at the end). With `redis` it must be shared by the workers. Default the system's temporary folder. */
   workDir?: string;
-  /** Called as shards start and end (pid: the worker process; pass: 0 to `refit` - 1 for the refit passes, `refit` for the scoring, `refit` + 1 for the reasons pass). */
+  /**
+   * Called as shards start and end (pid: the worker process; pass: -2 for the
+   * fit's counting pass, -1 for its sample pass, 0 to `refit` - 1 for the
+   * refit passes, `refit` for the scoring, `refit` + 1 for the reasons pass).
+   */
   onShard?: (e: {
     shard: number;
     pass: number;
@@ -137,7 +143,7 @@ export interface ShardedResult {
   };
   /** What the JSON report holds. */
   report: PurifyReport;
-  /** Attempts each shard took, over all its passes (refit passes, scoring and reasons). */
+  /** Attempts each shard took, over all its passes (the fit's counting and sample passes, the refit passes, the scoring and the reasons pass). */
   attempts: number[];
 }
 
@@ -188,8 +194,26 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
   try {
     const model = join(work, 'model.sot-model');
-    // The refit passes run in the shards, not in the fit.
-    const f = await fit({ ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE, refit: 0 });
+    const layout = await shardLayout(o, o.shards);
+    const attempts: number[] = [];
+    const runPass = async (tasks: AnyShardTask[], pass: number) => {
+      const a =
+        o.redis === undefined
+          ? await runAll(tasks, o, pass)
+          : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
+              retries: o.retries,
+              signal: o.signal,
+              run: `${basename(work)}-${pass}`,
+            });
+      a.forEach((v, i) => (attempts[tasks[i]!.shard] = (attempts[tasks[i]!.shard] ?? 0) + v));
+    };
+    // The fit's passes over every record (counting with the document
+    // frequencies, embedding the sample) run in the shards; the refit passes
+    // run in the shards after the fit, not in it.
+    const f = await fitWithPasses(
+      { ...o, model, sample: o.sample ?? DEFAULT_FIT_SAMPLE, refit: 0 },
+      shardedPasses(o, layout, work, runPass),
+    );
     lap('fit');
     const n = f.records;
     const keep =
@@ -199,17 +223,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
     const plan = refitPasses(o.refit, f.sample < n ? DEFAULT_SHARD_REFIT : 0);
-    // JSON Lines, CSV and TSV shards are byte ranges of the file and Parquet
-    // ones runs of its row groups, each read alone (a Parquet shard with the
-    // layout settled here, so that it decodes only its row groups); JSON (one
-    // document, parsed whole) shards by record index, each reading from its head.
-    const format = await resolveFormat(o.input, o.format, o.maxLineBytes);
-    const byBytes = RANGE_FORMATS.includes(format);
-    const ranges = byBytes
-      ? (await recordRanges(o.input, Math.min(o.shards, n), { ...o, format })).filter((r) => r.end > r.start)
-      : [];
-    const runs = format === 'parquet' ? await rowGroupShards(o, format, Math.min(o.shards, n)) : undefined;
-    const shards = byBytes ? ranges.length : (runs?.length ?? Math.min(o.shards, n));
+    const shards = layout.shardsOf(n);
     // Reasons found in the scoring pass: every record's (reasons for all), or
     // those below a threshold (exactly the removed ones). Under a count the
     // removed records are known only after the merge: those below a bound
@@ -234,24 +248,10 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       cacheDir: o.cacheDir,
       model: modelPath,
       shard: s,
-      ...(byBytes
-        ? { bytes: ranges[s]! }
-        : (runs?.[s] ?? { from: Math.floor((s * n) / shards), to: Math.floor(((s + 1) * n) / shards) })),
+      ...layout.part(s, n),
       out: join(work, `shard-${pass}-${s}.bin`),
       ...(stage === 'columns' ? { columns: true } : stage === 'score' && reasons ? { reasons } : {}),
     });
-    const attempts = Array.from({ length: shards }, () => 0);
-    const runPass = async (tasks: ShardTask[], pass: number) => {
-      const a =
-        o.redis === undefined
-          ? await runAll(tasks, o, pass)
-          : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
-              retries: o.retries,
-              signal: o.signal,
-              run: `${basename(work)}-${pass}`,
-            });
-      a.forEach((v, j) => (attempts[tasks[j]!.shard]! += v));
-    };
     let current = model;
     let passes = 0;
     let refitError: number | null = null;
@@ -289,10 +289,40 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
 }
 
 /** The runs of a Parquet input's row groups, each with the record layout the whole file has. */
-async function rowGroupShards(o: ShardedOptions, format: FileFormat, parts: number) {
+async function rowGroupShards(o: LayoutOptions, format: FileFormat, parts: number) {
   const { recordFormat, fields, skipInvalid, maxLineBytes } = o;
   const { layout } = await openDataset(o.input, { format, recordFormat, fields, skipInvalid, maxLineBytes });
   return (await rowGroupRanges(o.input, parts)).map((rowGroups) => ({ rowGroups, layout }));
+}
+
+type LayoutOptions = Pick<
+  ShardedOptions,
+  'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes'
+>;
+
+/**
+ * How the input splits into at most `shards` shards. JSON Lines, CSV and TSV
+ * shards are byte ranges of the file and Parquet ones runs of its row
+ * groups, each read alone (a Parquet shard with the record layout settled
+ * here, so that it decodes only its row groups); JSON (one document, parsed
+ * whole) shards by record index, each reading from its head.
+ */
+export async function shardLayout(o: LayoutOptions, shards: number): Promise<ShardLayout> {
+  const format = await resolveFormat(o.input, o.format, o.maxLineBytes);
+  const byBytes = RANGE_FORMATS.includes(format);
+  const ranges = byBytes ? (await recordRanges(o.input, shards, { ...o, format })).filter((r) => r.end > r.start) : [];
+  const runs = format === 'parquet' ? await rowGroupShards(o, format, shards) : undefined;
+  const ranged = byBytes ? ranges.length : runs?.length;
+  const shardsOf = (n: number) => ranged ?? Math.min(shards, n);
+  return {
+    byRange: ranged !== undefined,
+    shards: ranged ?? shards,
+    shardsOf,
+    part: (s, n) =>
+      byBytes
+        ? { bytes: ranges[s]! }
+        : (runs?.[s] ?? { from: Math.floor((s * n) / shardsOf(n)), to: Math.floor(((s + 1) * n) / shardsOf(n)) }),
+  };
 }
 
 /** `keep: 'auto'`: the share of its sample the fit's automatic K keeps, of all `n` records (every one without an estimate; the default keep when the estimate is inconclusive). */
@@ -327,7 +357,7 @@ function placed(results: ShardResult[], n: number, input: string): ShardResult[]
 }
 
 /** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
-async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Promise<number[]> {
+async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): Promise<number[]> {
   const script = workerScript();
   if (!existsSync(script))
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
@@ -360,7 +390,7 @@ async function runAll(tasks: ShardTask[], o: ShardedOptions, pass: number): Prom
 
 function runWorker(
   script: string,
-  t: ShardTask,
+  t: AnyShardTask,
   o: ShardedOptions,
   pass: number,
   attempt: number,

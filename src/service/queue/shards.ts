@@ -6,7 +6,7 @@
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AbortError, SotError } from '../../errors.js';
-import { describeShard, runShard, type ShardTask } from '../../fit/shard.js';
+import { describeShard, runTask, type AnyShardTask } from '../../fit/shard.js';
 
 const QUEUE = 'shards';
 const PREFIX = 'sot';
@@ -15,7 +15,7 @@ const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
 /** Queues the shards and waits for all; resolves to the attempts each took. */
 export async function runShardsOnQueue(
   redis: string,
-  tasks: ShardTask[],
+  tasks: AnyShardTask[],
   o: { retries?: number; signal?: AbortSignal; run: string },
 ): Promise<number[]> {
   const conn = connect(redis);
@@ -46,7 +46,7 @@ export async function runShardsOnQueue(
       const failed = (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find(
         (j) => j?.failedReason && j.finishedOn,
       );
-      const t = failed?.data as ShardTask | undefined;
+      const t = failed?.data as AnyShardTask | undefined;
       const reason = failed?.failedReason ?? (err as Error).message;
       const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1] ?? 'ERR_INTERNAL';
       throw new SotError(
@@ -78,9 +78,9 @@ export async function startShardWorker(
   const lockMs = o.lockMs ?? 30_000;
   const worker = new Worker(
     QUEUE,
-    async (job: Job<ShardTask>) => {
+    async (job: Job<AnyShardTask>) => {
       try {
-        await runShard(job.data);
+        await runTask(job.data);
       } catch (err) {
         const code = err instanceof SotError ? err.code : 'ERR_INTERNAL';
         const message = `${code}: ${(err as Error)?.message ?? String(err)}`;
