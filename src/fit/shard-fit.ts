@@ -16,7 +16,7 @@ import { openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { embedRows, type RecordPasses } from './fit.js';
-import type { ShardTask } from './shard.js';
+import { shardInput, type ShardInput, type ShardTask } from './shard.js';
 
 /** The `pass` of `onShard` events and the file names of the fit's two passes (the refit passes count from 0). */
 export const COUNT_PASS = -2;
@@ -32,24 +32,8 @@ interface EmbedderSettings {
 
 /** A shard task of the fit: plain data, so it crosses a process or a queue as JSON. */
 export interface FitShardTask
-  extends Pick<
-    ShardTask,
-    | 'input'
-    | 'format'
-    | 'recordFormat'
-    | 'fields'
-    | 'skipInvalid'
-    | 'maxLineBytes'
-    | 'embeddingCache'
-    | 'cacheDir'
-    | 'shard'
-    | 'from'
-    | 'to'
-    | 'bytes'
-    | 'rowGroups'
-    | 'layout'
-    | 'out'
-  > {
+  extends ShardInput,
+    Pick<ShardTask, 'shard' | 'from' | 'to' | 'bytes' | 'rowGroups' | 'layout' | 'out'> {
   /** `count`: the shard's records and their document frequencies; `sample`: its sampled records, embedded. */
   fit: 'count' | 'sample';
   template?: string;
@@ -132,18 +116,7 @@ export interface ShardLayout {
  * workers or the queue, with their retries); their files go in `work`.
  */
 export function shardedPasses(
-  o: Pick<
-    PurifyOptions,
-    | 'input'
-    | 'format'
-    | 'recordFormat'
-    | 'fields'
-    | 'skipInvalid'
-    | 'maxLineBytes'
-    | 'embeddingCache'
-    | 'cacheDir'
-    | 'template'
-  >,
+  o: ShardInput & Pick<PurifyOptions, 'template'>,
   layout: ShardLayout,
   work: string,
   run: (tasks: FitShardTask[], pass: number) => Promise<void>,
@@ -152,14 +125,7 @@ export function shardedPasses(
   let perShard: number[] = []; // records of each byte-range shard
   const docFreqFile = join(work, 'docfreq.bin');
   const base = (s: number, fit: FitShardTask['fit']) => ({
-    input: o.input,
-    format: o.format,
-    recordFormat: o.recordFormat,
-    fields: o.fields,
-    skipInvalid: o.skipInvalid,
-    maxLineBytes: o.maxLineBytes,
-    embeddingCache: o.embeddingCache,
-    cacheDir: o.cacheDir,
+    ...shardInput(o),
     template: o.template,
     settings: settings!,
     shard: s,

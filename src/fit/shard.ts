@@ -16,12 +16,20 @@ import { embedBatch, type openEmbeddingCache } from '../pipeline/embedding.js';
 import type { PipelineInput } from '../pipeline/input.js';
 import { type FitShardTask, runFitShard } from './shard-fit.js';
 
+/** How every task of a sharded run reads its input (plain data). */
+export type ShardInput = Pick<
+  PurifyOptions,
+  'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir'
+>;
+
+/** The input options of `o` and nothing else: what a task carries across a process or a queue. */
+export function shardInput(o: ShardInput): ShardInput {
+  const { input, format, recordFormat, fields, skipInvalid, maxLineBytes, embeddingCache, cacheDir } = o;
+  return { input, format, recordFormat, fields, skipInvalid, maxLineBytes, embeddingCache, cacheDir };
+}
+
 /** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
-export interface ShardTask
-  extends Pick<
-    PurifyOptions,
-    'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir'
-  > {
+export interface ShardTask extends ShardInput {
   model: string;
   shard: number;
   /** The shard's records by index, `from <= index < to` (read from the file's head)... */

@@ -55,6 +55,7 @@ import {
   readColumns,
   readNear,
   readShard,
+  shardInput,
   type NearRows,
   type ShardResult,
   type ShardTask,
@@ -238,14 +239,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
             ? below(neighbours, await reasonsBound(f.sampleScores, (n - K) / n))
             : undefined;
     const task = (s: number, pass: number, modelPath: string, stage: 'columns' | 'score' | 'reasons'): ShardTask => ({
-      input: o.input,
-      format: o.format,
-      recordFormat: o.recordFormat,
-      fields: o.fields,
-      skipInvalid: o.skipInvalid,
-      maxLineBytes: o.maxLineBytes,
-      embeddingCache: o.embeddingCache,
-      cacheDir: o.cacheDir,
+      ...shardInput(o),
       model: modelPath,
       shard: s,
       ...layout.part(s, n),
