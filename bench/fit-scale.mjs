@@ -14,7 +14,8 @@
 // same config, seed and files), then runs the CLI under /usr/bin/time and
 // records wall time, records/s, the peak resident set of the largest process
 // (coordinator or worker: wait4's ru_maxrss covers the waited-for children),
-// harmful recall of the injected records, and /proc/loadavg before and after.
+// harmful recall of the injected records, the report's stage timings and
+// refit error, and /proc/loadavg before and after.
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -107,6 +108,8 @@ async function runJob(extra, label) {
     const cols = line.split(',');
     if (cols[6] === '1' && injected.has(Number(cols[0]))) kept++;
   }
+  // the run's per-stage seconds and the refit's marginal error, from the report purify wrote beside the output
+  const report = JSON.parse(readFileSync(out.replace(/\.jsonl$/, '.report.json'), 'utf8'));
   const result = {
     size,
     shards: Number(shards),
@@ -123,6 +126,8 @@ async function runJob(extra, label) {
     k: summary.k,
     attempts: summary.attempts,
     harmfulRecall: kept / injected.size,
+    stageSeconds: report.timings,
+    refitError: report.sharded?.refitError ?? null,
     loadBefore: before,
     loadAfter: loadavg(),
   };
