@@ -42,7 +42,7 @@ export {
   type StorageDefaults,
 } from './defaults.js';
 export { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from './embed/defaults.js';
-export { selectTopK, type Keep, type Selection } from './selection.js';
+export { gibbsWeights, selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {
   AbortError,
