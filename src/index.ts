@@ -179,6 +179,7 @@ export {
   purifySharded,
   DEFAULT_FIT_SAMPLE,
   DEFAULT_SHARD_REFIT,
+  DEFAULT_SHARD_RETRIES,
   type ShardedOptions,
   type ShardedResult,
 } from './fit/shards.js';

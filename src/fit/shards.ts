@@ -71,12 +71,14 @@ const pkg = createRequire(import.meta.url)('../../package.json') as { version: s
 export const DEFAULT_FIT_SAMPLE = 100_000;
 /** Default column updates of the fitted potentials over all records (the fidelity measured in BENCHMARKS.md). */
 export const DEFAULT_SHARD_REFIT = 1;
+/** Default attempts after a shard's first failure (a failure on its input or options is not retried). */
+export const DEFAULT_SHARD_RETRIES = 2;
 
 export interface ShardedOptions extends FitOptions {
   shards: number;
   /** Worker processes at once. Default: the shards, at most the cores. */
   workers?: number;
-  /** Attempts after a shard's first failure. Default 2. */
+  /** Attempts after a shard's first failure (a failure on the input is not retried). Default `DEFAULT_SHARD_RETRIES`. */
   retries?: number;
   /**
    * Column updates of the fitted reference potentials over all records before
@@ -165,6 +167,10 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       'ERR_OPTION',
       'sharded purification runs the built-in embedder (the workers rebuild it from the model file)',
     );
+  if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1))
+    throw new OptionError('ERR_OPTION', `workers must be a positive integer, got ${String(o.workers)}`);
+  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0))
+    throw new OptionError('ERR_OPTION', `retries must be an integer >= 0, got ${String(o.retries)}`);
   if (o.keep !== undefined && o.threshold !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
   refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
@@ -202,7 +208,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
         o.redis === undefined
           ? await runAll(tasks, o, pass)
           : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
-              retries: o.retries,
+              retries: o.retries ?? DEFAULT_SHARD_RETRIES,
               signal: o.signal,
               run: `${basename(work)}-${pass}`,
             });
@@ -356,7 +362,7 @@ async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): P
   if (!existsSync(script))
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
   const workers = Math.max(1, Math.min(o.workers ?? Math.min(tasks.length, availableParallelism()), tasks.length));
-  const retries = o.retries ?? 2;
+  const retries = o.retries ?? DEFAULT_SHARD_RETRIES;
   const attempts = tasks.map(() => 0); // by task, as runShardsOnQueue
   let next = 0;
   const one = async (j: number): Promise<void> => {

@@ -16,7 +16,7 @@ const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
 export async function runShardsOnQueue(
   redis: string,
   tasks: AnyShardTask[],
-  o: { retries?: number; signal?: AbortSignal; run: string },
+  o: { retries: number; signal?: AbortSignal; run: string },
 ): Promise<number[]> {
   const conn = connect(redis);
   const queue = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
@@ -28,7 +28,7 @@ export async function runShardsOnQueue(
       tasks.map((t) =>
         queue.add('shard', t, {
           jobId: `${o.run}-${t.shard}`,
-          attempts: (o.retries ?? 2) + 1,
+          attempts: o.retries + 1,
           backoff: { type: 'fixed', delay: 500 },
           removeOnComplete: false,
           removeOnFail: false,
