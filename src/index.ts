@@ -110,6 +110,7 @@ export {
   DEFAULT_TEMPLATE,
   FILE_FORMATS,
   MAX_LINE_BYTES,
+  MAX_PARTS,
   RECORD_FORMATS,
   lineRanges,
   recordRanges,

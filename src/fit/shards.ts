@@ -14,8 +14,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PURIFY_DEFAULTS } from '../defaults.js';
-import { InputError, OptionError, SotError } from '../errors.js';
+import { InputError, IoError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
+import { checkParts } from '../io/parts.js';
+import { weightFieldOf } from '../io/write.js';
 import {
   assertNoCollision,
   openDataset,
@@ -41,7 +43,7 @@ import { learnerBudget, peakRss, resolveBudget } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.js';
 import { outputPaths } from '../pipeline/paths.js';
-import { autoKeepWarnings, checkOutputs } from '../pipeline/purify.js';
+import { autoKeepWarnings, checkKeep, checkOutputs } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
@@ -160,8 +162,7 @@ function workerScript(): string {
 }
 
 export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
-  if (!(Number.isInteger(o.shards) && o.shards >= 1))
-    throw new OptionError('ERR_OPTION', `shards must be a positive integer, got ${String(o.shards)}`);
+  checkParts(o.shards, 'shards');
   if (o.embedder !== undefined && !(o.embedder instanceof HashingEmbedder))
     throw new OptionError(
       'ERR_OPTION',
@@ -171,8 +172,15 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     throw new OptionError('ERR_OPTION', `workers must be a positive integer, got ${String(o.workers)}`);
   if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0))
     throw new OptionError('ERR_OPTION', `retries must be an integer >= 0, got ${String(o.retries)}`);
+  if (o.redis !== undefined && (typeof o.redis !== 'string' || o.redis === ''))
+    throw new OptionError('ERR_OPTION', 'redis must be a Redis URL such as redis://127.0.0.1:6379');
   if (o.keep !== undefined && o.threshold !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  // what can be checked before the records are counted: now, not after the fit
+  checkKeep(o.keep, Number.POSITIVE_INFINITY, 'sot');
+  if (o.threshold !== undefined && !(typeof o.threshold === 'number' && Number.isFinite(o.threshold)))
+    throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${String(o.threshold)}`);
+  weightFieldOf(o.weightField);
   refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
   checkReasonOptions(o.reasons);
   const paths = outputPaths(o);
@@ -198,7 +206,15 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     timings[stage] = (timings[stage] ?? 0) + (t - t0) / 1000;
     t0 = t;
   };
-  const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
+  // A mistyped or unreachable Redis is said now, not after the fit.
+  if (o.redis !== undefined) await (await import('../service/queue/shards.js')).assertReachable(o.redis);
+  const workRoot = o.workDir ?? tmpdir();
+  const work = await mkdtemp(join(workRoot, 'sot-shards-')).catch((err: NodeJS.ErrnoException) => {
+    throw new IoError(`cannot make the shards' work folder in ${workRoot}: ${err.code ?? err.message}`, {
+      path: workRoot,
+      cause: err,
+    });
+  });
   try {
     const model = join(work, 'model.sot-model');
     const layout = await shardLayout(o, o.shards);
