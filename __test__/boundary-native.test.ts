@@ -21,6 +21,7 @@ const ENTRIES = [
   'scoreSamples',
   'scoreWithModel',
   'selectTopK',
+  'gibbsWeights',
   'project2d',
   'embedTexts',
   'poolRows',

@@ -198,7 +198,7 @@ describe('byte ranges of CSV and TSV', () => {
     );
     await expect(readAll(csv, { range: { start: -1, end: 10, line: 3 } })).rejects.toThrow(OptionError);
     await expect(readAll(csv, { range: null as unknown as ByteRange })).rejects.toThrow(OptionError);
-    await expect(recordRanges(csv, 0)).rejects.toThrow(/parts must be a positive integer/);
+    await expect(recordRanges(csv, 0)).rejects.toThrow(/parts must be an integer from 1 to 65536, got 0/);
     // a file without a complete header row has no records: every part is empty
     const empty = put(dir, 'empty.csv', '\n\n"header never closed\n');
     expect(await recordRanges(empty, 3)).toEqual(Array.from({ length: 3 }, () => ({ start: 23, end: 23, line: 4 })));

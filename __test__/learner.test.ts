@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   AbortError,
   METHODS,
+  NonFiniteError,
   OptionError,
   ShapeError,
+  gibbsWeights,
   learnWeights,
   scoreSamples,
   selectTopK,
@@ -105,5 +107,24 @@ describe('scoreSamples and selectTopK', () => {
     }
     await expect(selectTopK(s, { count: 2.5 })).rejects.toThrow(/keep.count must be a non-negative integer/);
     await expect(selectTopK(s, {} as { count: number })).rejects.toThrow(/keep must be/);
+  });
+
+  it('gives each score its Gibbs weight over all of them, summing to 1', async () => {
+    const s = [0.5, -3, 2, 2, -600, 40, 39.5];
+    const w = await gibbsWeights(s);
+    // log-sum-exp by hand, in f64
+    const top = Math.max(...s);
+    const lse = top + Math.log(s.reduce((a, v) => a + Math.exp(v - top), 0));
+    s.forEach((v, i) =>
+      expect(Math.abs(w[i]! - Math.exp(v - lse))).toBeLessThanOrEqual(1e-14 * Math.exp(v - lse) + 1e-300),
+    );
+    expect(w[2]).toBe(w[3]);
+    expect(Math.abs(w.reduce((a, v) => a + v, 0) - 1)).toBeLessThan(1e-12);
+    // a plain array and a Float64Array give the same weights
+    expect(Array.from(await gibbsWeights(Float64Array.from(s)))).toEqual(Array.from(w));
+    await expect(gibbsWeights([0, Number.NaN, 1])).rejects.toBeInstanceOf(NonFiniteError);
+    await expect(gibbsWeights([0, Number.NaN, 1])).rejects.toThrow(/score\[1\]/);
+    await expect(gibbsWeights([0, '1' as unknown as number])).rejects.toBeInstanceOf(NonFiniteError);
+    await expect(gibbsWeights(42 as unknown as number[])).rejects.toBeInstanceOf(OptionError);
   });
 });

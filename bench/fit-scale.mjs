@@ -3,7 +3,7 @@
 //
 //     npm run build && node bench/fit-scale.mjs [--size 10000000] [--shards 8] [--workers 2]
 //          [--sample 100000] [--budget 8GB] [--dir /tmp/sot-scale] [--out FILE]
-//          [--redis-workers 1,2,4] [--refit N]
+//          [--redis-workers 1,2,4] [--refit N|auto]
 //
 // With --redis-workers, the same job once per listed count of `sot
 // shard-worker` processes through a Redis (redis-server started here, on a
@@ -114,7 +114,7 @@ async function runJob(extra, label) {
     size,
     shards: Number(shards),
     ...label,
-    ...(refit === undefined ? {} : { refit: Number(refit) }),
+    ...(refit === undefined ? {} : { refit: refit === 'auto' ? refit : Number(refit) }),
     sample: Number(sample),
     budget,
     cpus: cpus().length,
@@ -127,6 +127,7 @@ async function runJob(extra, label) {
     attempts: summary.attempts,
     harmfulRecall: kept / injected.size,
     stageSeconds: report.timings,
+    refitPasses: report.sharded?.refit ?? null,
     refitError: report.sharded?.refitError ?? null,
     loadBefore: before,
     loadAfter: loadavg(),

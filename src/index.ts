@@ -42,7 +42,7 @@ export {
   type StorageDefaults,
 } from './defaults.js';
 export { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from './embed/defaults.js';
-export { selectTopK, type Keep, type Selection } from './selection.js';
+export { gibbsWeights, selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {
   AbortError,
@@ -110,6 +110,7 @@ export {
   DEFAULT_TEMPLATE,
   FILE_FORMATS,
   MAX_LINE_BYTES,
+  MAX_PARTS,
   RECORD_FORMATS,
   lineRanges,
   recordRanges,
@@ -179,6 +180,7 @@ export {
   purifySharded,
   DEFAULT_FIT_SAMPLE,
   DEFAULT_SHARD_REFIT,
+  DEFAULT_SHARD_RETRIES,
   type ShardedOptions,
   type ShardedResult,
 } from './fit/shards.js';

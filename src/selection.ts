@@ -48,7 +48,13 @@ export function keepArgs(keep: Keep): [number | undefined, number | undefined] {
   return [count, fraction];
 }
 
-/** Every sample's Gibbs weight over all samples, `∝ exp(score)`, summing to 1 (the learner's form, from the core). */
-export function gibbsWeights(scores: Float64Array): Promise<Float64Array> {
-  return cancellable(undefined, () => native.gibbsWeights(scores));
+/**
+ * Every sample's Gibbs weight over all samples, `∝ exp(score)`, summing to 1:
+ * the learner's weights from the scores `score()` or `scoreSamples` give, for
+ * example to merge scores computed apart. A non-finite score is a
+ * `NonFiniteError` naming its index.
+ */
+export async function gibbsWeights(scores: Weights): Promise<Float64Array> {
+  const s = toWeights(scores, 'scores')!;
+  return cancellable(undefined, () => native.gibbsWeights(s));
 }

@@ -9,7 +9,7 @@ export const EXIT = {
   usage: 2,
   /** Bad input data: malformed record, missing field, empty text, bad vectors, dimension mismatch. */
   input: 3,
-  /** File system: missing input, unwritable output, an output onto a file the run reads or another output, a pipe as a purify output. */
+  /** File system: missing input, unwritable output, an output onto a file the run reads or another output, a pipe as a purify output; or a Redis that `--redis` names and that does not answer. */
   io: 4,
   /** A named reference set could not be downloaded or failed its checksum. */
   fetch: 5,
@@ -27,7 +27,8 @@ export const EXIT_HELP = `Exit codes:
   2    bad command line (unknown option, bad value)
   3    bad input data (malformed record, missing field, bad vectors)
   4    file-system error (missing input, unwritable output, an output
-       onto a file the run reads or onto another output)
+       onto a file the run reads or onto another output), or the Redis
+       of --redis does not answer
   5    reference set download or checksum failure
   6    numerical failure in the solver
   7    no native binary for this platform could be loaded (see the message)

@@ -239,6 +239,7 @@ export async function purifyShardedCli(
       weightField: f.weightField === false ? null : (f.weightField as string),
       shards: f.shards as number,
       workers: f.workers as number | undefined,
+      retries: f.retries as number | undefined,
       redis: f.redis as string | undefined,
       workDir: f.workDir as string | undefined,
       refit: f.refit as number | 'auto' | undefined,

@@ -15,7 +15,7 @@ import { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../embed/d
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
-import { DEFAULT_FIT_SAMPLE, DEFAULT_SHARD_REFIT } from '../fit/shards.js';
+import { DEFAULT_FIT_SAMPLE, DEFAULT_SHARD_REFIT, DEFAULT_SHARD_RETRIES } from '../fit/shards.js';
 import { defaultBudget } from '../pipeline/memory.js';
 import { parseBytes } from '../storage.js';
 
@@ -75,7 +75,11 @@ export function integer(name: string, min = 0) {
 
 /** A refit flag: a number of passes, or `auto` (until the marginal error is small). */
 export function refitFlag(name: string) {
-  return (v: string): number | 'auto' => (v.trim() === 'auto' ? 'auto' : integer(name)(v));
+  return (v: string): number | 'auto' => {
+    if (v.trim() === 'auto') return 'auto';
+    if (!/^\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an integer >= 0 or auto`);
+    return Number(v);
+  };
 }
 
 export function size(name: string) {
@@ -345,6 +349,11 @@ export const SCALE_OUT: Flag[] = [
   {
     flags: '--save-model <file>',
     help: 'with --shards: also write the final (refined) model file, with the dataset and scores',
+  },
+  {
+    flags: '--retries <n>',
+    help: `with --shards: attempts after a shard's first failure, each alone (default ${DEFAULT_SHARD_RETRIES}; a failure on the input is not retried)`,
+    parse: integer('--retries'),
   },
   { flags: '--redis <url>', help: 'with --shards: queue the shards on this Redis for `sot shard-worker` processes' },
   {

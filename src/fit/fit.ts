@@ -153,6 +153,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
   if (o.sample !== undefined && !(Number.isInteger(o.sample) && o.sample >= 1))
     throw new OptionError('ERR_OPTION', `sample must be a positive integer, got ${String(o.sample)}`);
+  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0 && o.seed <= 0xffff_ffff))
+    throw new OptionError('ERR_OPTION', `seed must be an integer from 0 to 4294967295, got ${String(o.seed)}`);
   if (o.learner?.debiased)
     throw new OptionError(
       'ERR_OPTION',

@@ -14,8 +14,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PURIFY_DEFAULTS } from '../defaults.js';
-import { InputError, OptionError, SotError } from '../errors.js';
+import { InputError, IoError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
+import { checkParts } from '../io/parts.js';
+import { weightFieldOf } from '../io/write.js';
 import {
   assertNoCollision,
   openDataset,
@@ -41,7 +43,7 @@ import { learnerBudget, peakRss, resolveBudget } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.js';
 import { outputPaths } from '../pipeline/paths.js';
-import { autoKeepWarnings, checkOutputs } from '../pipeline/purify.js';
+import { autoKeepWarnings, checkKeep, checkOutputs } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
@@ -71,12 +73,14 @@ const pkg = createRequire(import.meta.url)('../../package.json') as { version: s
 export const DEFAULT_FIT_SAMPLE = 100_000;
 /** Default column updates of the fitted potentials over all records (the fidelity measured in BENCHMARKS.md). */
 export const DEFAULT_SHARD_REFIT = 1;
+/** Default attempts after a shard's first failure (a failure on its input or options is not retried). */
+export const DEFAULT_SHARD_RETRIES = 2;
 
 export interface ShardedOptions extends FitOptions {
   shards: number;
   /** Worker processes at once. Default: the shards, at most the cores. */
   workers?: number;
-  /** Attempts after a shard's first failure. Default 2. */
+  /** Attempts after a shard's first failure (a failure on the input is not retried). Default `DEFAULT_SHARD_RETRIES`. */
   retries?: number;
   /**
    * Column updates of the fitted reference potentials over all records before
@@ -158,15 +162,25 @@ function workerScript(): string {
 }
 
 export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
-  if (!(Number.isInteger(o.shards) && o.shards >= 1))
-    throw new OptionError('ERR_OPTION', `shards must be a positive integer, got ${String(o.shards)}`);
+  checkParts(o.shards, 'shards');
   if (o.embedder !== undefined && !(o.embedder instanceof HashingEmbedder))
     throw new OptionError(
       'ERR_OPTION',
       'sharded purification runs the built-in embedder (the workers rebuild it from the model file)',
     );
+  if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1))
+    throw new OptionError('ERR_OPTION', `workers must be a positive integer, got ${String(o.workers)}`);
+  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0))
+    throw new OptionError('ERR_OPTION', `retries must be an integer >= 0, got ${String(o.retries)}`);
+  if (o.redis !== undefined && (typeof o.redis !== 'string' || o.redis === ''))
+    throw new OptionError('ERR_OPTION', 'redis must be a Redis URL such as redis://127.0.0.1:6379');
   if (o.keep !== undefined && o.threshold !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
+  // what can be checked before the records are counted: now, not after the fit
+  checkKeep(o.keep, Number.POSITIVE_INFINITY, 'sot');
+  if (o.threshold !== undefined && !(typeof o.threshold === 'number' && Number.isFinite(o.threshold)))
+    throw new OptionError('ERR_OPTION', `threshold must be a finite number, got ${String(o.threshold)}`);
+  weightFieldOf(o.weightField);
   refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
   checkReasonOptions(o.reasons);
   const paths = outputPaths(o);
@@ -192,7 +206,15 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     timings[stage] = (timings[stage] ?? 0) + (t - t0) / 1000;
     t0 = t;
   };
-  const work = await mkdtemp(join(o.workDir ?? tmpdir(), 'sot-shards-'));
+  // A mistyped or unreachable Redis is said now, not after the fit.
+  if (o.redis !== undefined) await (await import('../service/queue/shards.js')).assertReachable(o.redis);
+  const workRoot = o.workDir ?? tmpdir();
+  const work = await mkdtemp(join(workRoot, 'sot-shards-')).catch((err: NodeJS.ErrnoException) => {
+    throw new IoError(`cannot make the shards' work folder in ${workRoot}: ${err.code ?? err.message}`, {
+      path: workRoot,
+      cause: err,
+    });
+  });
   try {
     const model = join(work, 'model.sot-model');
     const layout = await shardLayout(o, o.shards);
@@ -202,7 +224,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
         o.redis === undefined
           ? await runAll(tasks, o, pass)
           : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
-              retries: o.retries,
+              retries: o.retries ?? DEFAULT_SHARD_RETRIES,
               signal: o.signal,
               run: `${basename(work)}-${pass}`,
             });
@@ -356,7 +378,7 @@ async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): P
   if (!existsSync(script))
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
   const workers = Math.max(1, Math.min(o.workers ?? Math.min(tasks.length, availableParallelism()), tasks.length));
-  const retries = o.retries ?? 2;
+  const retries = o.retries ?? DEFAULT_SHARD_RETRIES;
   const attempts = tasks.map(() => 0); // by task, as runShardsOnQueue
   let next = 0;
   const one = async (j: number): Promise<void> => {

@@ -2,6 +2,7 @@
 export type { FieldMapping, FileFormat, RecordFormat, SampleText, SourceRecord } from './types.js';
 export { openDataset, Dataset, type OpenDatasetOptions, type DatasetRow, type SkipReport } from './dataset.js';
 export { DEFAULT_MAX_LINE_BYTES, MAX_LINE_BYTES, lineRanges, type ByteRange } from './lines.js';
+export { MAX_PARTS } from './parts.js';
 export { recordRanges, RANGE_FORMATS, type RecordRangesOptions } from './ranges.js';
 export { rowGroupRanges } from './parquet.js';
 export type { RowGroupRange } from './row-groups.js';

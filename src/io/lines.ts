@@ -1,5 +1,6 @@
 // Byte-level line splitting, so that invalid UTF-8 is caught per line (a
 // stream decoder would silently turn it into U+FFFD) and reported with its line.
+import { checkParts } from './parts.js';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { constants } from 'node:buffer';
@@ -160,6 +161,7 @@ export async function* readLines(
  * a CSV line may continue a quoted field (split those with `recordRanges`).
  */
 export async function lineRanges(path: string, parts: number, file = path): Promise<ByteRange[]> {
+  checkParts(parts);
   let size: number;
   try {
     size = (await stat(path)).size;

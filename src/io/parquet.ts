@@ -1,6 +1,7 @@
 // Parquet through hyparquet, one row group at a time so that only one group's
 // rows are in memory. The records' values serve the record layer (text);
 // the writer copies the columns themselves (parquet-write.ts).
+import { checkParts } from './parts.js';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { InputError, OptionError } from '../errors.js';
@@ -34,8 +35,7 @@ async function metadataOf(path: string, file: string) {
  * `parts` gives fewer runs.
  */
 export async function rowGroupRanges(path: string, parts: number): Promise<RowGroupRange[]> {
-  if (!Number.isInteger(parts) || parts < 1)
-    throw new OptionError('ERR_OPTION', `parts must be a positive integer, got ${String(parts)}`);
+  checkParts(parts);
   return splitRowGroups((await metadataOf(path, path)).metadata, parts);
 }
 

@@ -3,6 +3,7 @@
 // TSV a line may continue a quoted field, and whether it does depends on every
 // byte before it, so the split points come from one sequential scan of the
 // quoting from the file's start: raw bytes, nothing decoded or parsed.
+import { checkParts } from './parts.js';
 import { open } from 'node:fs/promises';
 import { AbortError, OptionError } from '../errors.js';
 import { resolveFormat } from './format.js';
@@ -35,8 +36,7 @@ export async function recordRanges(
   parts: number,
   options: RecordRangesOptions = {},
 ): Promise<ByteRange[]> {
-  if (!Number.isInteger(parts) || parts < 1)
-    throw new OptionError('ERR_OPTION', `parts must be a positive integer, got ${String(parts)}`);
+  checkParts(parts);
   const limit = maxLineBytes(options.maxLineBytes);
   const format = await resolveFormat(path, options.format, limit);
   switch (format) {

@@ -10,7 +10,7 @@ import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type ContaminationEstimate, type Scores } from '../learner.js';
-import { selectTopK, type Selection } from '../selection.js';
+import { keepArgs, selectTopK, type Selection } from '../selection.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
@@ -227,8 +227,12 @@ function knowsItsDimension(embedder: Embedder): boolean {
   return !(embedder instanceof PrecomputedEmbedder);
 }
 
-/** K = 0, K > n or a fraction outside (0, 1]: the same errors selectTopK gives, but as soon as n is known. */
-function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void {
+/**
+ * A malformed keep, K = 0, K > n or a fraction outside (0, 1]: the same
+ * errors selectTopK gives, but as soon as n is known (before the records are
+ * counted, with `n` infinite, for all but K > n).
+ */
+export function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void {
   if (keep === 'auto') {
     if (method !== 'sot')
       throw new OptionError(
@@ -239,7 +243,8 @@ function checkKeep(keep: PurifyOptions['keep'], n: number, method: string): void
   }
   if (typeof keep === 'string')
     throw new OptionError('ERR_OPTION', `keep must be 'auto', { count } or { fraction }, got ${JSON.stringify(keep)}`);
-  if (keep === undefined || keep === null || typeof keep !== 'object') return; // selectTopK reports malformed values
+  if (keep === undefined || keep === null) return; // the default
+  keepArgs(keep); // the shape, and an integer count
   if ('count' in keep && typeof keep.count === 'number' && (keep.count < 1 || keep.count > n)) {
     throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} samples, got ${keep.count}`);
   }

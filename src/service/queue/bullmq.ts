@@ -4,19 +4,17 @@
 // check hands the job to another worker. Cancellation of a running job goes
 // to every worker over a Redis channel; the one running it aborts it.
 import { DelayedError, Queue, Worker, WaitingError, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { ServiceConfig } from '../config.js';
 import { TERMINAL, type JobRef, type JobStore } from '../jobs.js';
 import type { Metrics } from '../metrics.js';
 import { runJob, type StopReason } from '../worker.js';
+import { connect } from './redis.js';
 import type { JobQueue } from './types.js';
 
 const QUEUE = 'jobs';
 const PREFIX = 'sot';
 const CANCEL_CHANNEL = 'sot:cancel';
-
-/** BullMQ's connections must retry forever (blocking commands); ours too, so a Redis restart is survived. */
-const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
 
 /** The server's side: adds, cancels and counts. */
 export class BullQueue implements JobQueue {

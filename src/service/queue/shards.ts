@@ -3,20 +3,20 @@
 // machines that share the work folder, run them. BullMQ retries a failed
 // shard alone (and hands a shard whose worker died to another worker once its
 // lock expires); a shard that fails on its input is not retried.
+export { assertReachable } from './redis.js';
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
 import { AbortError, SotError } from '../../errors.js';
 import { describeShard, runTask, type AnyShardTask } from '../../fit/shard.js';
+import { assertReachable, connect } from './redis.js';
 
 const QUEUE = 'shards';
 const PREFIX = 'sot';
-const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
 
 /** Queues the shards and waits for all; resolves to the attempts each took. */
 export async function runShardsOnQueue(
   redis: string,
   tasks: AnyShardTask[],
-  o: { retries?: number; signal?: AbortSignal; run: string },
+  o: { retries: number; signal?: AbortSignal; run: string },
 ): Promise<number[]> {
   const conn = connect(redis);
   const queue = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
@@ -28,7 +28,7 @@ export async function runShardsOnQueue(
       tasks.map((t) =>
         queue.add('shard', t, {
           jobId: `${o.run}-${t.shard}`,
-          attempts: (o.retries ?? 2) + 1,
+          attempts: o.retries + 1,
           backoff: { type: 'fixed', delay: 500 },
           removeOnComplete: false,
           removeOnFail: false,
@@ -74,6 +74,7 @@ export async function startShardWorker(
   redis: string,
   o: { concurrency?: number; lockMs?: number } = {},
 ): Promise<ShardWorker> {
+  await assertReachable(redis);
   const conn = connect(redis);
   const lockMs = o.lockMs ?? 30_000;
   const worker = new Worker(
