@@ -216,7 +216,7 @@ describe('the write pass of a sharded run', () => {
     const failed = await purifySharded({ ...common, ...outputs, input: taken, shards: 3, workDir: work }).catch(
       (e: unknown) => e,
     );
-    expect(failed).toMatchObject({ code: 'ERR_INPUT' });
+    expect(failed).toMatchObject({ code: 'ERR_INPUT', file: taken, line: at + 1, field: 'sot_reason' });
     expect((failed as Error).message).toContain(`${taken}:${at + 1}`);
     expect((failed as Error).message).toContain('sot_reason');
     expect(written(dir)).toEqual(['new.jsonl']);

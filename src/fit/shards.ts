@@ -372,6 +372,25 @@ function placed(results: ShardResult[], n: number, input: string): ShardResult[]
   return out;
 }
 
+/** A worker's error, as it prints it (shard-worker.ts): an input error with its place. */
+interface WorkerError {
+  code: string;
+  message: string;
+  file?: string;
+  line?: number;
+  field?: string;
+}
+
+/** A shard's input error, again an InputError naming the file, line and field (and the shard). */
+function shardInputError(e: WorkerError & { file: string }, t: AnyShardTask): InputError {
+  const at = e.line === undefined ? e.file : `${e.file}:${e.line}`;
+  const what = e.message.startsWith(`${at}: `) ? e.message.slice(at.length + 2) : e.message;
+  return new InputError(
+    { file: e.file, line: e.line, field: e.field },
+    `${what} (shard ${t.shard}, ${describeShard(t)})`,
+  );
+}
+
 /** The write pass's events, as `onShardWrite` takes them (no pass). */
 function writeEvents(o: ShardedOptions): ((e: ShardEvent) => void) | undefined {
   const on = o.onShardWrite;
@@ -400,6 +419,7 @@ async function runAll(
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
       if (permanent || attempts[j]! > retries) {
+        if (err.code === 'ERR_INPUT' && err.file !== undefined) throw shardInputError({ ...err, file: err.file }, t);
         throw new SotError(
           err.code as SotError['code'],
           `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[j]} attempt(s): ${err.message}`,
@@ -422,7 +442,7 @@ function runWorker(
   pass: number,
   attempt: number,
   on: ((e: ShardEvent) => void) | undefined,
-): Promise<{ code: string; message: string } | null> {
+): Promise<WorkerError | null> {
   if (signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, JSON.stringify(t)], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -439,9 +459,9 @@ function runWorker(
         return resolve(null);
       }
       const last = stderr.trim().split('\n').pop() ?? '';
-      let e: { code: string; message: string };
+      let e: WorkerError;
       try {
-        e = JSON.parse(last) as { code: string; message: string };
+        e = JSON.parse(last) as WorkerError;
       } catch {
         e = {
           code: 'ERR_INTERNAL',
