@@ -123,24 +123,30 @@ export interface ShardedOptions extends FitOptions {
    * fit's counting pass, -1 for its sample pass, 0 to `refit` - 1 for the
    * refit passes, `refit` for the scoring, `refit` + 1 for the reasons pass).
    */
-  onShard?: (e: ShardEvent) => void;
+  onShard?: (e: {
+    shard: number;
+    pass: number;
+    attempt: number;
+    state: 'started' | 'done' | 'failed';
+    pid?: number;
+    error?: string;
+  }) => void;
   /**
    * Called as the shards' write tasks start and end: the write pass, after
    * the selection and the reasons, in which each shard writes its part of
    * the outputs (docs/model-file.md, "How a sharded run writes its outputs").
    */
-  onShardWrite?: (e: Omit<ShardEvent, 'pass'>) => void;
+  onShardWrite?: (e: {
+    shard: number;
+    attempt: number;
+    state: 'started' | 'done' | 'failed';
+    pid?: number;
+    error?: string;
+  }) => void;
 }
 
-/** A shard task started, ended or failed (pid: the worker process, when local). */
-export interface ShardEvent {
-  shard: number;
-  pass: number;
-  attempt: number;
-  state: 'started' | 'done' | 'failed';
-  pid?: number;
-  error?: string;
-}
+/** A shard task started, ended or failed. */
+type ShardEvent = Parameters<NonNullable<ShardedOptions['onShard']>>[0];
 
 export interface ShardedResult {
   n: number;
