@@ -125,15 +125,6 @@ export async function runWriteShard(t: WriteShardTask, signal?: AbortSignal): Pr
       `shard ${t.shard} (${describeShard(t)}) has ${what} now, ${records} records when scored (the file changed during the run?)`,
     );
   if (scored.score.length !== records) throw changed(`${scored.score.length} scores`);
-  const dataset = await openDataset(t.input, {
-    format: t.format,
-    recordFormat: t.recordFormat,
-    fields: t.fields,
-    skipInvalid: t.skipInvalid,
-    maxLineBytes: t.maxLineBytes,
-    range: t.bytes ?? t.rowGroups,
-    layout: t.layout,
-  });
   // Index shards read from the file's head and see whole-file indices; range shards index from 0.
   const range = t.bytes || t.rowGroups ? undefined : { from: t.from ?? 0, to: t.to! };
   const local = range ? (i: number) => i - range.from : (i: number) => i;
@@ -181,6 +172,15 @@ export async function runWriteShard(t: WriteShardTask, signal?: AbortSignal): Pr
       });
     }
     if (targets.length) {
+      const dataset = await openDataset(t.input, {
+        format: t.format,
+        recordFormat: t.recordFormat,
+        fields: t.fields,
+        skipInvalid: t.skipInvalid,
+        maxLineBytes: t.maxLineBytes,
+        range: t.bytes ?? t.rowGroups,
+        layout: t.layout,
+      });
       const { read } = await writeColumnsTo(dataset, targets, { signal, range });
       if (read !== records) throw changed(`${read} records`);
     }
