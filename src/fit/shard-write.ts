@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AbortError, InputError } from '../errors.js';
+import { AbortError, InputError, IoError } from '../errors.js';
 import {
   type AtomicWriter,
   type ByteRange,
@@ -315,7 +315,10 @@ export async function writePass(w: WritePassInput): Promise<{ scores: Fill; data
 /** Appends a fragment to an output, streamed; it must have the size its shard wrote. */
 async function copyFragment(out: AtomicWriter, path: string, bytes: number, signal?: AbortSignal): Promise<void> {
   const size = (await stat(path)).size;
-  if (size !== bytes) throw new InputError({ file: path }, `a fragment of ${size} bytes, its shard wrote ${bytes}`);
+  if (size !== bytes)
+    throw new IoError(`${path}: a fragment of ${size} bytes, its shard wrote ${bytes} (written twice at once?)`, {
+      path,
+    });
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
     if (signal?.aborted) throw new AbortError();
     await out.write(chunk as Buffer);
