@@ -165,7 +165,7 @@ export interface FilePart {
   after: boolean;
 }
 
-/** The whole file: head, records and tail. */
+/** @internal The whole file: head, records and tail. */
 export const WHOLE_FILE: FilePart = { head: true, tail: true, after: false };
 
 /** @internal One output of a pass over the records: a writer, the records and added fields it takes, the part of its file. */

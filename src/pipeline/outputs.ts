@@ -5,8 +5,6 @@ import { AbortError, InputError, IoError } from '../errors.js';
 import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
 import { writeColumns, writeRecords } from '../io/write.js';
 import { removedFields, removedFieldTaken, removedValues } from './removed.js';
-
-export { REMOVED_FIELDS } from './removed.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
@@ -22,6 +20,8 @@ import type { PurifyOptions } from './options.js';
 import type { outputPaths } from './paths.js';
 import type { LoadedReferences } from './references.js';
 import type { Audit } from './audit.js';
+
+export { REMOVED_FIELDS } from './removed.js';
 
 type Paths = ReturnType<typeof outputPaths>;
 
