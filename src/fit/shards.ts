@@ -558,123 +558,143 @@ async function writeMerged(
     }),
   };
   run.lap('select');
-  // Each shard writes its part of the dataset, the scores and the removed file; the commit below joins them.
-  const fills = await writePass({
-    ...run.write,
-    results,
-    selection,
-    removed:
-      paths.removed === null
-        ? null
-        : { values: removedValues({ score, selection, audit }), contributions: audit.contributions !== null },
-    records: input.dataset.format !== 'parquet',
-    weightField: o.weightField,
-    signal: o.signal,
-  });
   const budget = resolveBudget(o.memoryBudget);
-  // saveModel: the final model, with the refit it went through and the quantiles of every record's score
-  const saved =
-    o.saveModel === undefined
-      ? []
-      : [
-          {
-            path: o.saveModel,
-            bytes: encodeModel(
-              run.refit > 0
-                ? withRefit(
-                    model,
-                    {
-                      passes: run.refit,
-                      records: n,
-                      input: o.input,
-                      ...(run.refitError === null ? {} : { error: run.refitError }),
-                    },
-                    score,
-                  )
-                : model,
-            ),
-          },
-        ];
-  const report = await writeOutputs({
-    extra: saved,
-    input,
-    paths,
-    lines,
-    selection,
-    score,
-    audit,
-    weightField: o.weightField,
-    signal: o.signal,
-    scoresFile: fills.scores,
-    datasetFile: fills.dataset,
-    removedFile: fills.removed,
-    report: async () => {
-      const r = await assembleReport({
-        version: pkg.version,
-        options: {
-          ...o,
-          template,
-          keep: o.threshold === undefined ? o.keep : undefined,
-        },
-        paths,
-        input,
-        embedder: { id: embedder.id, dim: embedder.dim },
-        references: { harmful: h.references.harmful, anchor: h.references.anchor },
-        sets: {
-          downstream: display,
-          anchor: h.references.anchorIsSample ? undefined : model.anchor.points,
-          harmful: model.harmful.points,
-        },
-        lines,
-        method: 'sot',
-        learnerOptions: { ...embedder.learnerDefaults, ...definedEntries(o.learner ?? {}) },
-        score,
-        weights,
-        raw: { pull, push },
+  // The report's own pass over the input (its own reader) runs while the shards write their parts: it needs only
+  // the selection and the reasons. An abort, or a failed write pass, stops it.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const reportInput = await PipelineInput.open({ ...o, template });
+    const building = assembleReport({
+      version: pkg.version,
+      options: {
+        ...o,
+        template,
+        keep: o.threshold === undefined ? o.keep : undefined,
+      },
+      paths,
+      input: reportInput,
+      embedder: { id: embedder.id, dim: embedder.dim },
+      references: { harmful: h.references.harmful, anchor: h.references.anchor },
+      sets: {
+        downstream: display,
+        anchor: h.references.anchorIsSample ? undefined : model.anchor.points,
+        harmful: model.harmful.points,
+      },
+      lines,
+      method: 'sot',
+      learnerOptions: { ...embedder.learnerDefaults, ...definedEntries(o.learner ?? {}) },
+      score,
+      weights,
+      raw: { pull, push },
+      selection,
+      audit,
+      contamination: (h.contamination as PurifyReport['contamination'] | undefined) ?? null,
+      learner: null,
+      sharded: {
+        shards: run.shards,
+        attempts: run.attempts,
+        fit: { records: n, sample: h.fit.sample, seed: h.fit.seed, steps: h.fit.steps, converged: h.fit.converged },
+        refit: run.refit,
+        refitError: run.refitError,
+        model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
+      },
+      warnings: [
+        ...run.fit.warnings,
+        ...(o.keep === 'auto'
+          ? autoKeepWarnings(h.contamination as ContaminationEstimate | undefined, run.fit.autoKeep)
+          : []),
+      ],
+      timings: run.timings,
+      memory: { budget, learnerBudget: learnerBudget(budget, run.fit.sample), peakRss: peakRss() },
+      signal: stop.signal,
+    });
+    building.catch(() => {}); // awaited below, after the write pass
+    // Each shard writes its part of the dataset, the scores and the removed file; the commit below joins them.
+    let fills: Awaited<ReturnType<typeof writePass>>;
+    try {
+      fills = await writePass({
+        ...run.write,
+        results,
         selection,
-        audit,
-        contamination: (h.contamination as PurifyReport['contamination'] | undefined) ?? null,
-        learner: null,
-        sharded: {
-          shards: run.shards,
-          attempts: run.attempts,
-          fit: { records: n, sample: h.fit.sample, seed: h.fit.seed, steps: h.fit.steps, converged: h.fit.converged },
-          refit: run.refit,
-          refitError: run.refitError,
-          model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
-        },
-        warnings: [
-          ...run.fit.warnings,
-          ...(o.keep === 'auto'
-            ? autoKeepWarnings(h.contamination as ContaminationEstimate | undefined, run.fit.autoKeep)
-            : []),
-        ],
-        timings: run.timings,
-        memory: { budget, learnerBudget: learnerBudget(budget, run.fit.sample), peakRss: peakRss() },
+        removed:
+          paths.removed === null
+            ? null
+            : { values: removedValues({ score, selection, audit }), contributions: audit.contributions !== null },
+        records: input.dataset.format !== 'parquet',
+        weightField: o.weightField,
+        signal: o.signal,
       });
-      // The records skipped as invalid: those of the report's pass over the input (the coordinator's only one).
-      const ds = input.dataset;
-      r.input.skipped = ds.skipped.count;
-      r.input.skippedReasons = wellFormedDeep(ds.skipped.first.map((e) => e.message));
-      run.lap('write');
-      r.timings = { ...run.timings };
-      r.memory.peakRss = peakRss();
-      return r;
-    },
-  });
-  return {
-    n,
-    k: selection.k,
-    outputs: {
-      dataset: paths.output,
-      scores: paths.scores,
-      report: paths.report,
-      html: paths.html,
-      removed: paths.removed,
-      model: o.saveModel ?? null,
-    },
-    report,
-  };
+    } catch (err) {
+      stop.abort();
+      await building.catch(() => {});
+      throw err;
+    }
+    // saveModel: the final model, with the refit it went through and the quantiles of every record's score
+    const saved =
+      o.saveModel === undefined
+        ? []
+        : [
+            {
+              path: o.saveModel,
+              bytes: encodeModel(
+                run.refit > 0
+                  ? withRefit(
+                      model,
+                      {
+                        passes: run.refit,
+                        records: n,
+                        input: o.input,
+                        ...(run.refitError === null ? {} : { error: run.refitError }),
+                      },
+                      score,
+                    )
+                  : model,
+              ),
+            },
+          ];
+    const report = await writeOutputs({
+      extra: saved,
+      input,
+      paths,
+      lines,
+      selection,
+      score,
+      audit,
+      weightField: o.weightField,
+      signal: o.signal,
+      scoresFile: fills.scores,
+      datasetFile: fills.dataset,
+      removedFile: fills.removed,
+      report: async () => {
+        const r = await building;
+        // The records skipped as invalid: those of the report's pass over the input (the coordinator's only one).
+        const ds = reportInput.dataset;
+        r.input.skipped = ds.skipped.count;
+        r.input.skippedReasons = wellFormedDeep(ds.skipped.first.map((e) => e.message));
+        run.lap('write');
+        r.timings = { ...run.timings };
+        r.memory.peakRss = peakRss();
+        return r;
+      },
+    });
+    return {
+      n,
+      k: selection.k,
+      outputs: {
+        dataset: paths.output,
+        scores: paths.scores,
+        report: paths.report,
+        html: paths.html,
+        removed: paths.removed,
+        model: o.saveModel ?? null,
+      },
+      report,
+    };
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /**

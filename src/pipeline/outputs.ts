@@ -186,6 +186,8 @@ export interface ReportParts {
   warnings: string[];
   timings: Record<string, number>;
   memory: PurifyReport['memory'];
+  /** Stops the report's pass over the input (an AbortError). */
+  signal?: AbortSignal;
 }
 
 /** The JSON report (bounded in size: see MAX_TABLE_RECORDS). */
@@ -377,6 +379,7 @@ async function recordTable(
   const groupOf: string[] = new Array<string>(n).fill('');
   let field: string | null | undefined;
   for await (const { record, text } of r.input.dataset) {
+    if (r.signal?.aborted) throw new AbortError();
     if (field === undefined) field = groupFieldOf(record.value, r.options.groupField);
     if (field !== null) {
       const g = record.value[field];
