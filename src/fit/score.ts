@@ -306,17 +306,35 @@ export async function selectScored(
   return selectByScore(scores, k);
 }
 
+/** The scores file's header line (`score`'s and a sharded run's). */
+export const SCORES_CSV_HEADER = 'index,line,score,pull,push,rank,kept,train_weight\n';
+
 export async function writeScoresCsv(
   out: AtomicWriter,
   r: ScoredRecords,
   selection: Selection | null,
   signal?: AbortSignal,
 ): Promise<void> {
-  await out.write('index,line,score,pull,push,rank,kept,train_weight\n');
+  await out.write(SCORES_CSV_HEADER);
+  await writeScoreRows(out, r, selection, 0, signal);
+}
+
+/**
+ * The scores file's rows of the records `r` (and `selection`) hold, the
+ * first numbered `from`: the whole file's after its header, or one shard's
+ * part of it.
+ */
+export async function writeScoreRows(
+  out: AtomicWriter,
+  r: ScoredRecords,
+  selection: Pick<Selection, 'rank' | 'kept' | 'trainWeight'> | null,
+  from: number,
+  signal?: AbortSignal,
+): Promise<void> {
   let chunk = '';
   for (let i = 0; i < r.score.length; i++) {
     const sel = selection ? `${selection.rank[i]},${selection.kept[i]},${selection.trainWeight[i]}` : ',,';
-    chunk += `${i},${r.lines[i]},${r.score[i]},${r.pull[i]},${r.push[i]},${sel}\n`;
+    chunk += `${from + i},${r.lines[i]},${r.score[i]},${r.pull[i]},${r.push[i]},${sel}\n`;
     if (chunk.length > 1 << 16) {
       if (signal?.aborted) throw new AbortError();
       await out.write(chunk);

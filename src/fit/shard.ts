@@ -15,6 +15,7 @@ import type { Embedder } from '../embed/types.js';
 import { embedBatch, type openEmbeddingCache } from '../pipeline/embedding.js';
 import type { PipelineInput } from '../pipeline/input.js';
 import { type FitShardTask, runFitShard } from './shard-fit.js';
+import { runWriteShard, type WriteShardTask } from './shard-write.js';
 
 /** How every task of a sharded run reads its input (plain data). */
 export type ShardInput = Pick<
@@ -78,12 +79,12 @@ const COLUMNS_MAGIC = 'SOTCOLS1';
 const ROWS_MAGIC = 'SOTROWS1';
 const NEAR_MAGIC = 'SOTNEAR1';
 
-/** Any shard task: the fit's (counting, the sample) or the model's (a refit pass, the scoring). */
-export type AnyShardTask = ShardTask | FitShardTask;
+/** Any shard task: the fit's (counting, the sample), the model's (a refit pass, the scoring, the reasons) or the outputs' (the write pass). */
+export type AnyShardTask = ShardTask | FitShardTask | WriteShardTask;
 
 /** Runs a shard task of any kind. */
 export function runTask(t: AnyShardTask, signal?: AbortSignal): Promise<void> {
-  return 'fit' in t ? runFitShard(t, signal) : runShard(t, signal);
+  return 'fit' in t ? runFitShard(t, signal) : 'write' in t ? runWriteShard(t, signal) : runShard(t, signal);
 }
 
 /** The shard's records as messages name them. */
@@ -211,7 +212,7 @@ async function nearestOf(
 }
 
 /** Concatenates typed arrays' bytes after a magic. */
-function pack(magic: string, parts: ArrayBufferView[]): Uint8Array {
+export function pack(magic: string, parts: ArrayBufferView[]): Uint8Array {
   const all = [new TextEncoder().encode(magic), ...parts];
   const out = new Uint8Array(all.reduce((a, p) => a + p.byteLength, 0));
   let at = 0;

@@ -63,7 +63,10 @@ import {
   type ShardTask,
 } from './shard.js';
 import { shardedPasses, type ShardLayout } from './shard-fit.js';
-import { refitDone, refitPasses, selectScored, writeScoresCsv, type Refit } from './score.js';
+import { writePass, type WritePassInput, type WriteShardTask } from './shard-write.js';
+import { removedValues } from '../pipeline/removed.js';
+import { wellFormedDeep } from '../text.js';
+import { refitDone, refitPasses, selectScored, type Refit } from './score.js';
 import { refitModel } from './scoring.js';
 import { reasonsBound } from './reasons-bound.js';
 
@@ -132,7 +135,22 @@ export interface ShardedOptions extends FitOptions {
     pid?: number;
     error?: string;
   }) => void;
+  /**
+   * Called as the shards' write tasks start and end: the write pass, after
+   * the selection and the reasons, in which each shard writes its part of
+   * the outputs (docs/model-file.md, "How a sharded run writes its outputs").
+   */
+  onShardWrite?: (e: {
+    shard: number;
+    attempt: number;
+    state: 'started' | 'done' | 'failed';
+    pid?: number;
+    error?: string;
+  }) => void;
 }
+
+/** A shard task started, ended or failed. */
+type ShardEvent = Parameters<NonNullable<ShardedOptions['onShard']>>[0];
 
 export interface ShardedResult {
   n: number;
@@ -150,6 +168,8 @@ export interface ShardedResult {
   report: PurifyReport;
   /** Attempts each shard took, over all its passes (the fit's counting and sample passes, the refit passes, the scoring and the reasons pass). */
   attempts: number[];
+  /** Attempts each shard's write task took. */
+  writeAttempts: number[];
 }
 
 /** The worker script: the compiled one beside this module (from the sources, the build's). */
@@ -219,17 +239,19 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const model = join(work, 'model.sot-model');
     const layout = await shardLayout(o, o.shards);
     const attempts: number[] = [];
-    const runPass = async (tasks: AnyShardTask[], pass: number) => {
+    const writeAttempts: number[] = [];
+    const runTasks = async (tasks: AnyShardTask[], pass: number | 'write', into: number[]) => {
       const a =
         o.redis === undefined
-          ? await runAll(tasks, o, pass)
+          ? await runAll(tasks, o, pass === 'write' ? -1 : pass, pass === 'write' ? writeEvents(o) : o.onShard)
           : await (await import('../service/queue/shards.js')).runShardsOnQueue(o.redis, tasks, {
               retries: o.retries ?? DEFAULT_SHARD_RETRIES,
               signal: o.signal,
               run: `${basename(work)}-${pass}`,
             });
-      a.forEach((v, i) => (attempts[tasks[i]!.shard] = (attempts[tasks[i]!.shard] ?? 0) + v));
+      a.forEach((v, i) => (into[tasks[i]!.shard] = (into[tasks[i]!.shard] ?? 0) + v));
     };
+    const runPass = (tasks: AnyShardTask[], pass: number) => runTasks(tasks, pass, attempts);
     // The fit's passes over every record (counting with the document
     // frequencies, embedding the sample) run in the shards; the refit passes
     // run in the shards after the fit, not in it.
@@ -296,9 +318,15 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
         (s) => task(s, passes + 1, current, 'reasons'),
         (t) => runPass(t, passes + 1),
       );
-    const run = { model: final, fit: f, refit: passes, refitError, shards, attempts, timings, lap, explain };
+    const write = {
+      work,
+      scored: tasks.map((t) => t.out),
+      part: (s: number) => ({ ...shardInput(o), shard: s, ...layout.part(s, n) }),
+      run: (t: WriteShardTask[]) => runTasks(t, 'write', writeAttempts),
+    };
+    const run = { model: final, fit: f, refit: passes, refitError, shards, attempts, timings, lap, explain, write };
     const merged = await writeMerged(o, paths, results, n, keep === undefined ? undefined : K, run);
-    return { ...merged, sample: f.sample, attempts };
+    return { ...merged, sample: f.sample, attempts, writeAttempts };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -372,8 +400,38 @@ function placed(results: ShardResult[], n: number, input: string): ShardResult[]
   return out;
 }
 
+/** A worker's error, as it prints it (shard-worker.ts): an input error with its place. */
+interface WorkerError {
+  code: string;
+  message: string;
+  file?: string;
+  line?: number;
+  field?: string;
+}
+
+/** A shard's input error, again an InputError naming the file, line and field (and the shard). */
+function shardInputError(e: WorkerError & { file: string }, t: AnyShardTask): InputError {
+  const at = e.line === undefined ? e.file : `${e.file}:${e.line}`;
+  const what = e.message.startsWith(`${at}: `) ? e.message.slice(at.length + 2) : e.message;
+  return new InputError(
+    { file: e.file, line: e.line, field: e.field },
+    `${what} (shard ${t.shard}, ${describeShard(t)})`,
+  );
+}
+
+/** The write pass's events, as `onShardWrite` takes them (no pass). */
+function writeEvents(o: ShardedOptions): ((e: ShardEvent) => void) | undefined {
+  const on = o.onShardWrite;
+  return on && (({ shard, attempt, state, pid, error }) => on({ shard, attempt, state, pid, error }));
+}
+
 /** Runs the shards, `workers` at a time; a failed shard runs again alone, up to `retries` times. */
-async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): Promise<number[]> {
+async function runAll(
+  tasks: AnyShardTask[],
+  o: ShardedOptions,
+  pass: number,
+  on: ((e: ShardEvent) => void) | undefined,
+): Promise<number[]> {
   const script = workerScript();
   if (!existsSync(script))
     throw new SotError('ERR_INTERNAL', `the shard worker ${script} is missing (build with npm run build:ts)`);
@@ -385,10 +443,11 @@ async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): P
     const t = tasks[j]!;
     for (;;) {
       attempts[j]!++;
-      const err = await runWorker(script, t, o, pass, attempts[j]!);
+      const err = await runWorker(script, t, o.signal, pass, attempts[j]!, on);
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
       if (permanent || attempts[j]! > retries) {
+        if (err.code === 'ERR_INPUT' && err.file !== undefined) throw shardInputError({ ...err, file: err.file }, t);
         throw new SotError(
           err.code as SotError['code'],
           `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[j]} attempt(s): ${err.message}`,
@@ -407,36 +466,37 @@ async function runAll(tasks: AnyShardTask[], o: ShardedOptions, pass: number): P
 function runWorker(
   script: string,
   t: AnyShardTask,
-  o: ShardedOptions,
+  signal: AbortSignal | undefined,
   pass: number,
   attempt: number,
-): Promise<{ code: string; message: string } | null> {
-  if (o.signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
+  on: ((e: ShardEvent) => void) | undefined,
+): Promise<WorkerError | null> {
+  if (signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, JSON.stringify(t)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const onAbort = () => child.kill('SIGTERM');
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    o.onShard?.({ shard: t.shard, pass, attempt, state: 'started', pid: child.pid });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    on?.({ shard: t.shard, pass, attempt, state: 'started', pid: child.pid });
     child.on('close', (code, sig) => {
-      o.signal?.removeEventListener('abort', onAbort);
-      if (o.signal?.aborted) return resolve({ code: 'ERR_ABORTED', message: 'aborted' });
+      signal?.removeEventListener('abort', onAbort);
+      if (signal?.aborted) return resolve({ code: 'ERR_ABORTED', message: 'aborted' });
       if (code === 0) {
-        o.onShard?.({ shard: t.shard, pass, attempt, state: 'done' });
+        on?.({ shard: t.shard, pass, attempt, state: 'done' });
         return resolve(null);
       }
       const last = stderr.trim().split('\n').pop() ?? '';
-      let e: { code: string; message: string };
+      let e: WorkerError;
       try {
-        e = JSON.parse(last) as { code: string; message: string };
+        e = JSON.parse(last) as WorkerError;
       } catch {
         e = {
           code: 'ERR_INTERNAL',
           message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}`,
         };
       }
-      o.onShard?.({ shard: t.shard, pass, attempt, state: 'failed', error: e.message });
+      on?.({ shard: t.shard, pass, attempt, state: 'failed', error: e.message });
       resolve(e);
     });
   });
@@ -454,6 +514,8 @@ interface RunSoFar {
   lap: (stage: string) => void;
   /** Runs the reasons pass for the records `want` accepts that the scoring pass found no reasons for. */
   explain: (want: (i: number) => boolean) => Promise<NearRows[]>;
+  /** What the write pass needs of the run: the work dir, the scoring results' files, the shards' parts, how to run its tasks. */
+  write: Pick<WritePassInput, 'work' | 'scored' | 'part' | 'run'>;
 }
 
 /**
@@ -519,105 +581,142 @@ async function writeMerged(
   };
   run.lap('select');
   const budget = resolveBudget(o.memoryBudget);
-  // saveModel: the final model, with the refit it went through and the quantiles of every record's score
-  const saved =
-    o.saveModel === undefined
-      ? []
-      : [
-          {
-            path: o.saveModel,
-            bytes: encodeModel(
-              run.refit > 0
-                ? withRefit(
-                    model,
-                    {
-                      passes: run.refit,
-                      records: n,
-                      input: o.input,
-                      ...(run.refitError === null ? {} : { error: run.refitError }),
-                    },
-                    score,
-                  )
-                : model,
-            ),
-          },
-        ];
-  const report = await writeOutputs({
-    extra: saved,
-    input,
-    paths,
-    lines,
-    selection,
-    score,
-    audit,
-    weightField: o.weightField,
-    signal: o.signal,
-    scoresFile: (out) => writeScoresCsv(out, { score, pull, push, lines }, selection, o.signal),
-    report: async () => {
-      const ds = input.dataset;
-      input.skipped = { count: ds.skipped.count, reasons: ds.skipped.first.map((e) => e.message) };
-      const r = await assembleReport({
-        version: pkg.version,
-        options: {
-          ...o,
-          template,
-          keep: o.threshold === undefined ? o.keep : undefined,
-        },
-        paths,
-        input,
-        embedder: { id: embedder.id, dim: embedder.dim },
-        references: { harmful: h.references.harmful, anchor: h.references.anchor },
-        sets: {
-          downstream: display,
-          anchor: h.references.anchorIsSample ? undefined : model.anchor.points,
-          harmful: model.harmful.points,
-        },
-        lines,
-        method: 'sot',
-        learnerOptions: { ...embedder.learnerDefaults, ...definedEntries(o.learner ?? {}) },
-        score,
-        weights,
-        raw: { pull, push },
+  // The report's own pass over the input (its own reader) runs while the shards write their parts: it needs only
+  // the selection and the reasons. An abort, or a failed write pass, stops it.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const reportInput = await PipelineInput.open({ ...o, template });
+    const building = assembleReport({
+      version: pkg.version,
+      options: {
+        ...o,
+        template,
+        keep: o.threshold === undefined ? o.keep : undefined,
+      },
+      paths,
+      input: reportInput,
+      embedder: { id: embedder.id, dim: embedder.dim },
+      references: { harmful: h.references.harmful, anchor: h.references.anchor },
+      sets: {
+        downstream: display,
+        anchor: h.references.anchorIsSample ? undefined : model.anchor.points,
+        harmful: model.harmful.points,
+      },
+      lines,
+      method: 'sot',
+      learnerOptions: { ...embedder.learnerDefaults, ...definedEntries(o.learner ?? {}) },
+      score,
+      weights,
+      raw: { pull, push },
+      selection,
+      audit,
+      contamination: (h.contamination as PurifyReport['contamination'] | undefined) ?? null,
+      learner: null,
+      sharded: {
+        shards: run.shards,
+        attempts: run.attempts,
+        fit: { records: n, sample: h.fit.sample, seed: h.fit.seed, steps: h.fit.steps, converged: h.fit.converged },
+        refit: run.refit,
+        refitError: run.refitError,
+        model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
+      },
+      warnings: [
+        ...run.fit.warnings,
+        ...(o.keep === 'auto'
+          ? autoKeepWarnings(h.contamination as ContaminationEstimate | undefined, run.fit.autoKeep)
+          : []),
+      ],
+      timings: run.timings,
+      memory: { budget, learnerBudget: learnerBudget(budget, run.fit.sample), peakRss: peakRss() },
+      signal: stop.signal,
+    });
+    building.catch(() => {}); // awaited below, after the write pass
+    // Each shard writes its part of the dataset, the scores and the removed file; the commit below joins them.
+    let fills: Awaited<ReturnType<typeof writePass>>;
+    try {
+      fills = await writePass({
+        ...run.write,
+        results,
         selection,
-        audit,
-        contamination: (h.contamination as PurifyReport['contamination'] | undefined) ?? null,
-        learner: null,
-        sharded: {
-          shards: run.shards,
-          attempts: run.attempts,
-          fit: { records: n, sample: h.fit.sample, seed: h.fit.seed, steps: h.fit.steps, converged: h.fit.converged },
-          refit: run.refit,
-          refitError: run.refitError,
-          model: { cost: h.cost, eps: h.eps, lambda: h.lambda, tau: h.tau },
-        },
-        warnings: [
-          ...run.fit.warnings,
-          ...(o.keep === 'auto'
-            ? autoKeepWarnings(h.contamination as ContaminationEstimate | undefined, run.fit.autoKeep)
-            : []),
-        ],
-        timings: run.timings,
-        memory: { budget, learnerBudget: learnerBudget(budget, run.fit.sample), peakRss: peakRss() },
+        removed:
+          paths.removed === null
+            ? null
+            : { values: removedValues({ score, selection, audit }), contributions: audit.contributions !== null },
+        records: input.dataset.format !== 'parquet',
+        weightField: o.weightField,
+        signal: o.signal,
       });
-      run.lap('write');
-      r.timings = { ...run.timings };
-      r.memory.peakRss = peakRss();
-      return r;
-    },
-  });
-  return {
-    n,
-    k: selection.k,
-    outputs: {
-      dataset: paths.output,
-      scores: paths.scores,
-      report: paths.report,
-      html: paths.html,
-      removed: paths.removed,
-      model: o.saveModel ?? null,
-    },
-    report,
-  };
+    } catch (err) {
+      stop.abort();
+      await building.catch(() => {});
+      throw err;
+    }
+    // saveModel: the final model, with the refit it went through and the quantiles of every record's score
+    const saved =
+      o.saveModel === undefined
+        ? []
+        : [
+            {
+              path: o.saveModel,
+              bytes: encodeModel(
+                run.refit > 0
+                  ? withRefit(
+                      model,
+                      {
+                        passes: run.refit,
+                        records: n,
+                        input: o.input,
+                        ...(run.refitError === null ? {} : { error: run.refitError }),
+                      },
+                      score,
+                    )
+                  : model,
+              ),
+            },
+          ];
+    const report = await writeOutputs({
+      extra: saved,
+      input,
+      paths,
+      lines,
+      selection,
+      score,
+      audit,
+      weightField: o.weightField,
+      signal: o.signal,
+      scoresFile: fills.scores,
+      datasetFile: fills.dataset,
+      removedFile: fills.removed,
+      report: async () => {
+        const r = await building;
+        // The records skipped as invalid: those of the report's pass over the input (the coordinator's only one).
+        const ds = reportInput.dataset;
+        r.input.skipped = ds.skipped.count;
+        r.input.skippedReasons = wellFormedDeep(ds.skipped.first.map((e) => e.message));
+        run.lap('write');
+        r.timings = { ...run.timings };
+        r.memory.peakRss = peakRss();
+        return r;
+      },
+    });
+    return {
+      n,
+      k: selection.k,
+      outputs: {
+        dataset: paths.output,
+        scores: paths.scores,
+        report: paths.report,
+        html: paths.html,
+        removed: paths.removed,
+        model: o.saveModel ?? null,
+      },
+      report,
+    };
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /**

@@ -150,6 +150,31 @@ export interface RecordColumns {
   taken: (line: number, field: string) => Error;
 }
 
+/**
+ * @internal Which part of a file a writer writes: a fragment of it that is
+ * later joined with the others in order (a sharded run's shards) writes the
+ * head (CSV header, JSON opening) only when it is the first, the tail only
+ * when the last, and separates its first record when records came before it.
+ */
+export interface FilePart {
+  /** Write the file's head (the first fragment). */
+  head: boolean;
+  /** Write the file's tail (the last fragment). */
+  tail: boolean;
+  /** Records of earlier fragments precede this one's. */
+  after: boolean;
+}
+
+/** @internal The whole file: head, records and tail. */
+export const WHOLE_FILE: FilePart = { head: true, tail: true, after: false };
+
+/** @internal One output of a pass over the records: a writer, the records and added fields it takes, the part of its file. */
+export interface ColumnsTarget {
+  out: AtomicWriter;
+  columns: RecordColumns;
+  part?: FilePart;
+}
+
 /** @internal Writes the records `columns.values` names, with those values, to an open writer. */
 export async function writeColumns(
   source: Dataset,
@@ -157,31 +182,54 @@ export async function writeColumns(
   columns: RecordColumns,
   options: { signal?: AbortSignal; onProgress?: (done: number) => void } = {},
 ): Promise<{ read: number; written: number; maxIndex: number }> {
-  const { signal, onProgress } = options;
-  let written = 0;
+  const { read, written, maxIndex } = await writeColumnsTo(source, [{ out, columns }], options);
+  return { read, written: written[0]!, maxIndex };
+}
+
+/**
+ * @internal Writes several outputs in one pass over the records of `source`
+ * (optionally only records `from <= index < to`, read from the head): each
+ * target gets the records its `columns.values` names.
+ */
+export async function writeColumnsTo(
+  source: Dataset,
+  targets: ColumnsTarget[],
+  options: { signal?: AbortSignal; onProgress?: (done: number) => void; range?: { from: number; to: number } } = {},
+): Promise<{ read: number; written: number[]; maxIndex: number }> {
+  const { signal, onProgress, range } = options;
+  const written = targets.map(() => 0);
   const shape: FileShape = {};
-  const names = columns.fields.map((f) => f.name);
-  const sink = sinkFor(source.format, out, shape, columns.fields);
+  const sinks = targets.map((t) => ({
+    names: t.columns.fields.map((f) => f.name),
+    sink: sinkFor(source.format, t.out, shape, t.columns.fields, t.part ?? WHOLE_FILE),
+  }));
   let read = 0;
   let maxIndex = -1;
   for await (const row of source.rows(shape)) {
     if (signal?.aborted) throw new AbortError();
-    for (const name of names) if (Object.hasOwn(row.record.value, name)) throw columns.taken(row.record.line, name);
+    const index = row.record.index;
+    if (range && index < range.from) continue;
+    if (range && index >= range.to) break;
+    for (const [j, { names }] of sinks.entries())
+      for (const name of names)
+        if (Object.hasOwn(row.record.value, name)) throw targets[j]!.columns.taken(row.record.line, name);
     read++;
-    maxIndex = row.record.index;
-    const v = columns.values(row.record.index);
-    if (v !== undefined) {
-      await sink.add(row, v);
-      written++;
+    maxIndex = index;
+    for (const [j, { sink }] of sinks.entries()) {
+      const v = targets[j]!.columns.values(index);
+      if (v !== undefined) {
+        await sink.add(row, v);
+        written[j]!++;
+      }
     }
     if (read % 1000 === 0) onProgress?.(read);
   }
-  await sink.end();
+  for (const { sink } of sinks) await sink.end();
   onProgress?.(read);
   return { read, written, maxIndex };
 }
 
-function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, added: AddedField[]): Sink {
+function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, added: AddedField[], part: FilePart): Sink {
   const fields = added.map((f) => f.name);
   switch (format) {
     case 'jsonl':
@@ -190,12 +238,15 @@ function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, added:
         end: async () => {},
       };
     case 'json':
-      return jsonSink(out, shape, fields);
+      return jsonSink(out, shape, fields, part);
     case 'csv':
-      return csvSink(out, shape, fields, ',');
+      return csvSink(out, shape, fields, ',', part);
     case 'tsv':
-      return csvSink(out, shape, fields, '\t');
+      return csvSink(out, shape, fields, '\t', part);
     case 'parquet':
+      // a Parquet file's footer indexes every row group: its parts do not join by concatenation
+      if (!(part.head && part.tail))
+        throw new OptionError('ERR_OPTION', 'a Parquet file is written whole, not in parts');
       return parquetSink(out, () => shape.parquet, added);
   }
 }
@@ -220,9 +271,12 @@ function jsonlLine(row: RawRow, fields: string[], v: ColumnValue[]): string {
   return `${body}${sep}${added}}`;
 }
 
-function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[]): Sink {
-  let first = true;
+function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[], part: FilePart): Sink {
+  let first = !part.after;
+  let head = part.head; // written before the first record (or at the end): the container is known once reading began
   const open = () => {
+    if (!head) return '';
+    head = false;
     const c = shape.container;
     if (c === undefined) return '[\n';
     const rest = JSON.stringify(c.rest);
@@ -230,11 +284,11 @@ function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[]): Sink {
   };
   return {
     add: async (row, v) => {
-      const head = first ? open() : ',\n';
+      const sep = first ? '' : ',\n';
       first = false;
-      await out.write(head + JSON.stringify(withFields(row.record.value, fields, v)));
+      await out.write(open() + sep + JSON.stringify(withFields(row.record.value, fields, v)));
     },
-    end: () => out.write(`${first ? open() : ''}\n]${shape.container ? '}' : ''}\n`),
+    end: () => out.write(`${open()}${part.tail ? `\n]${shape.container ? '}' : ''}\n` : ''}`),
   };
 }
 
@@ -244,7 +298,7 @@ function csvCell(cell: string, delimiter: string): string {
     : cell;
 }
 
-function csvSink(out: AtomicWriter, shape: FileShape, fields: string[], delimiter: string): Sink {
+function csvSink(out: AtomicWriter, shape: FileShape, fields: string[], delimiter: string, part: FilePart): Sink {
   let columns: number[] = []; // each field's column; appended when the header lacks it
   let eol = '\n';
   let started = false;
@@ -259,7 +313,7 @@ function csvSink(out: AtomicWriter, shape: FileShape, fields: string[], delimite
       const c = cells.indexOf(f);
       return c === -1 ? cells.push(f) - 1 : c;
     });
-    await out.write(line(cells));
+    if (part.head) await out.write(line(cells));
   };
   return {
     add: async (row, v) => {

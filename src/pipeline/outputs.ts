@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, InputError, IoError } from '../errors.js';
 import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
-import { type AddedField, writeColumns, writeRecords } from '../io/write.js';
+import { writeColumns, writeRecords } from '../io/write.js';
+import { removedFields, removedFieldTaken, removedValues } from './removed.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
@@ -19,6 +20,8 @@ import type { PurifyOptions } from './options.js';
 import type { outputPaths } from './paths.js';
 import type { LoadedReferences } from './references.js';
 import type { Audit } from './audit.js';
+
+export { REMOVED_FIELDS } from './removed.js';
 
 type Paths = ReturnType<typeof outputPaths>;
 
@@ -183,6 +186,8 @@ export interface ReportParts {
   warnings: string[];
   timings: Record<string, number>;
   memory: PurifyReport['memory'];
+  /** Stops the report's pass over the input (an AbortError). */
+  signal?: AbortSignal;
 }
 
 /** The JSON report (bounded in size: see MAX_TABLE_RECORDS). */
@@ -303,15 +308,6 @@ async function writeScores(
   await out.write(chunk);
 }
 
-/** Fields the removed file adds to each dropped record. */
-export const REMOVED_FIELDS = {
-  score: 'sot_score',
-  rank: 'sot_rank',
-  pull: 'sot_pull',
-  push: 'sot_push',
-  reason: 'sot_reason',
-} as const;
-
 /**
  * Every dropped record, in the input's format, with its score, rank, (for
  * `sot`) pull and push contributions, and the reason in words.
@@ -320,30 +316,14 @@ async function writeRemoved(
   out: AtomicWriter,
   r: { input: PipelineInput; score: ArrayLike<number>; selection: Selection; audit: Audit; signal?: AbortSignal },
 ): Promise<void> {
-  const c = r.audit.contributions;
-  const F = REMOVED_FIELDS;
-  const numbers = c ? [F.score, F.rank, F.pull, F.push] : [F.score, F.rank];
-  const fields: AddedField[] = [
-    ...numbers.map((name) => ({ name, type: 'double' as const })),
-    { name: F.reason, type: 'string' },
-  ];
   const file = r.input.dataset.path;
   await writeColumns(
     r.input.dataset,
     out,
     {
-      fields,
-      values: (i) =>
-        r.selection.kept[i]
-          ? undefined
-          : c
-            ? [r.score[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!, r.audit.reason(i)]
-            : [r.score[i]!, r.selection.rank[i]!, r.audit.reason(i)],
-      taken: (line, field) =>
-        new InputError(
-          { file, line, field },
-          `the record already has the field "${field}", which the removed-records file adds; write no removed file with --no-removed (removed: null)`,
-        ),
+      fields: removedFields(r.audit.contributions !== null),
+      values: removedValues(r),
+      taken: (line, field) => removedFieldTaken(file, line, field),
     },
     { signal: r.signal },
   );
@@ -399,6 +379,7 @@ async function recordTable(
   const groupOf: string[] = new Array<string>(n).fill('');
   let field: string | null | undefined;
   for await (const { record, text } of r.input.dataset) {
+    if (r.signal?.aborted) throw new AbortError();
     if (field === undefined) field = groupFieldOf(record.value, r.options.groupField);
     if (field !== null) {
       const g = record.value[field];
@@ -470,7 +451,10 @@ async function recordTable(
  * renames removes every temporary file and changes nothing; once they have
  * begun, an abort no longer stops them and the run completes.
  * `report` builds the report once the dataset and scores are staged;
- * `scoresFile` writes the scores file (default: `purify`'s columns, SCORE_COLUMNS).
+ * `scoresFile` writes the scores file (default: `purify`'s columns, SCORE_COLUMNS);
+ * `datasetFile` and `removedFile`, when given, fill the dataset and the
+ * removed file instead of the pass over the input (a sharded run joins its
+ * shards' fragments).
  */
 export async function writeOutputs(r: {
   input: PipelineInput;
@@ -480,6 +464,8 @@ export async function writeOutputs(r: {
   score: ArrayLike<number>;
   audit: Audit;
   scoresFile?: (out: AtomicWriter) => Promise<void>;
+  datasetFile?: (out: AtomicWriter) => Promise<void>;
+  removedFile?: (out: AtomicWriter) => Promise<void>;
   weightField?: string | null;
   signal?: AbortSignal;
   onProgress?: (done: number) => void;
@@ -501,15 +487,20 @@ export async function writeOutputs(r: {
   let report: PurifyReport;
   try {
     const dataset = await stage(paths.output, (out) =>
-      writeRecords(r.input.dataset, out, {
-        keep: (i: number) => (selection.kept[i] ? selection.trainWeight[i] : undefined),
-        weightField: r.weightField,
-        signal,
-        onProgress: r.onProgress,
-      }),
+      r.datasetFile
+        ? r.datasetFile(out)
+        : writeRecords(r.input.dataset, out, {
+            keep: (i: number) => (selection.kept[i] ? selection.trainWeight[i] : undefined),
+            weightField: r.weightField,
+            signal,
+            onProgress: r.onProgress,
+          }),
     );
     const scores = await stage(paths.scores, (out) => (r.scoresFile ? r.scoresFile(out) : writeScores(out, r, signal)));
-    const removed = paths.removed === null ? undefined : await stage(paths.removed, (out) => writeRemoved(out, r));
+    const removed =
+      paths.removed === null
+        ? undefined
+        : await stage(paths.removed, (out) => (r.removedFile ? r.removedFile(out) : writeRemoved(out, r)));
     report = await r.report();
     report.files = { dataset, scores, ...(removed ? { removed } : {}) };
     const json = `${JSON.stringify(report, null, 1)}\n`;
