@@ -4,7 +4,7 @@
 import { checkParts } from './parts.js';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { InputError, OptionError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { ioError } from './lines.js';
 import { checkPassthrough } from './parquet-write.js';
 import { type FileShape, type RawItem, isRecord } from './raw.js';
