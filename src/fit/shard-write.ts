@@ -10,16 +10,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AbortError, InputError, IoError } from '../errors.js';
-import {
-  type AtomicWriter,
-  type ByteRange,
-  commitAll,
-  openAtomicWriter,
-  openDataset,
-  type RowGroupRange,
-  writeFileAtomic,
-} from '../io/index.js';
-import type { Layout } from '../io/records.js';
+import { type AtomicWriter, commitAll, openAtomicWriter, openDataset, writeFileAtomic } from '../io/index.js';
 import {
   type ColumnsTarget,
   type ColumnValue,
@@ -31,17 +22,11 @@ import {
 import { removedFields, removedFieldTaken } from '../pipeline/removed.js';
 import type { Selection } from '../selection.js';
 import { SCORES_CSV_HEADER, writeScoreRows } from './score.js';
-import { describeShard, pack, readShard, type ShardInput, type ShardResult } from './shard.js';
+import { describeShard, pack, readShard, type ShardInput, type ShardPart, type ShardResult } from './shard.js';
 
 /** One shard's write task: plain data, so it crosses a process or a queue as JSON. */
-export interface WriteShardTask extends ShardInput {
+export interface WriteShardTask extends ShardInput, ShardPart {
   shard: number;
-  /** The shard's records, as its scoring task had them (see `ShardTask`). */
-  from?: number;
-  to?: number;
-  bytes?: ByteRange;
-  rowGroups?: RowGroupRange;
-  layout?: Layout;
   /** Written last, once the fragments are: their sizes (`WriteDone`). */
   out: string;
   write: {

@@ -29,10 +29,8 @@ export function shardInput(o: ShardInput): ShardInput {
   return { input, format, recordFormat, fields, skipInvalid, maxLineBytes, embeddingCache, cacheDir };
 }
 
-/** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
-export interface ShardTask extends ShardInput {
-  model: string;
-  shard: number;
+/** Which records a shard reads: one of three ways (`shardLayout` picks it for the input's format). */
+export interface ShardPart {
   /** The shard's records by index, `from <= index < to` (read from the file's head)... */
   from?: number;
   to?: number;
@@ -42,6 +40,12 @@ export interface ShardTask extends ShardInput {
   rowGroups?: RowGroupRange;
   /** The record layout the coordinator settled: a row-group shard then decodes only its own row groups. */
   layout?: Layout;
+}
+
+/** What a shard needs: plain data, so it crosses a process or a queue as JSON. */
+export interface ShardTask extends ShardInput, ShardPart {
+  model: string;
+  shard: number;
   /** The shard's result file. */
   out: string;
   /** Write the shard's contribution to a column update of the model's reference potentials instead of its scores. */
