@@ -17,6 +17,7 @@ import { PURIFY_DEFAULTS } from '../defaults.js';
 import { InputError, IoError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import { checkParts } from '../io/parts.js';
+import { count } from '../options.js';
 import { weightFieldOf } from '../io/write.js';
 import {
   assertNoCollision,
@@ -188,8 +189,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
       'ERR_OPTION',
       'sharded purification runs the built-in embedder (the workers rebuild it from the model file)',
     );
-  if (o.workers !== undefined && !(Number.isInteger(o.workers) && o.workers >= 1))
-    throw new OptionError('ERR_OPTION', `workers must be a positive integer, got ${String(o.workers)}`);
+  count('workers', o.workers);
   if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0))
     throw new OptionError('ERR_OPTION', `retries must be an integer >= 0, got ${String(o.retries)}`);
   if (o.redis !== undefined && (typeof o.redis !== 'string' || o.redis === ''))
