@@ -6,6 +6,8 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { purify } from '../src/index.js';
+import type { ContaminationEstimate } from '../src/learner.js';
+import { autoKeepCount } from '../src/pipeline/purify.js';
 import { OptionError } from '../src/errors.js';
 import { CLI, DATA_DIR, contaminated, readJsonl, writeJsonl } from './datasets.js';
 
@@ -68,13 +70,37 @@ describe("contamination estimate and keep: 'auto'", () => {
     });
     const keptFixed = readJsonl<{ source: string }>(fixed.outputs.dataset);
     const harmful = (rows: { source: string }[]) => rows.filter((r) => r.source === 'harmful').length;
-    // K from the posterior: at least the estimated share goes, most injected pairs with it
+    // on data that look contaminated at least the default's 20% goes (the posterior's K when it drops more),
+    // and no more injected pairs stay than with the fixed 80%
     expect(res.n - res.k).toBeGreaterThanOrEqual(Math.floor(c.estimate * res.n));
-    expect(harmful(kept)).toBeLessThan(0.25 * 40);
-    // and fewer records go than the fixed 80% drops
-    expect(res.n - res.k).toBeLessThan(0.2 * res.n);
+    expect(res.k).toBeLessThanOrEqual(fixed.k);
+    expect(harmful(kept)).toBeLessThanOrEqual(harmful(keptFixed));
     expect(harmful(keptFixed)).toBeLessThan(0.25 * 40);
     expect(fixed.contamination).toEqual(c); // the estimate does not depend on K
+  });
+
+  it("turns the learner's automatic K into the records kept: all when clean, the default when inconclusive, at most the default when contaminated", () => {
+    const at = (verdict: ContaminationEstimate['verdict']) =>
+      ({
+        estimate: 0.1,
+        low: 0.05,
+        high: 0.15,
+        level: 0.9,
+        method: 'm',
+        clean: verdict === 'clean',
+        verdict,
+      }) as ContaminationEstimate;
+    // clean: the learner keeps all of its sample, and so every record
+    expect(autoKeepCount(at('clean'), 300, 300, 1000)).toBe(1000);
+    // no estimate (the learner keeps all) and inconclusive (no K: the default 80%)
+    expect(autoKeepCount(undefined, 300, 300, 1000)).toBe(1000);
+    expect(autoKeepCount(at('inconclusive'), null, 300, 1000)).toBe(800);
+    // contaminated: the posterior's K scaled to all records when it drops more than the default ...
+    expect(autoKeepCount(at('contaminated'), 150, 300, 1000)).toBe(500);
+    expect(autoKeepCount(at('contaminated'), 1, 300, 1000)).toBe(3);
+    // ... else the default, never fewer dropped
+    expect(autoKeepCount(at('contaminated'), 290, 300, 1000)).toBe(800);
+    expect(autoKeepCount(at('contaminated'), 299, 300, 301)).toBe(241);
   });
 
   it('falls back to the default keep, and says why, when the interval is too wide for a verdict', async () => {

@@ -31,6 +31,11 @@ export async function selectTopK(scores: Weights, keep: Keep, weights?: Weights)
   return cancellable(undefined, () => native.selectTopK(s, count, fraction, w));
 }
 
+/** The count `keep` resolves to over `n` samples, as the core resolves it (a fraction rounded to the nearest count, at least 1). */
+export function keepCount(keep: Keep, n: number): number {
+  return 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
+}
+
 /** `keep` as the binding takes it: `[count, fraction]`, one of them given. */
 export function keepArgs(keep: Keep): [number | undefined, number | undefined] {
   let count: number | undefined;

@@ -6,7 +6,7 @@ import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
-import { scoreSamples } from '../learner.js';
+import { scoreSamples, type ContaminationEstimate } from '../learner.js';
 import type { Matrix } from '../matrix.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
@@ -76,6 +76,8 @@ export interface FitResult {
   refitError: number | null;
   steps: number;
   converged: boolean;
+  /** The learner's contamination estimate on the sample (absent when it gives none). */
+  contamination?: ContaminationEstimate;
   /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate; `null` when the estimate is inconclusive). */
   autoKeep: number | null;
   warnings: string[];
@@ -252,6 +254,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     refitError,
     steps: learned.steps,
     converged: learned.converged,
+    ...(learned.contamination ? { contamination: learned.contamination } : {}),
     autoKeep: learned.contamination ? learned.autoKeep : take,
     warnings: scores.warnings,
   };

@@ -44,11 +44,11 @@ import { learnerBudget, peakRss, resolveBudget } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.js';
 import { outputPaths } from '../pipeline/paths.js';
-import { autoKeepWarnings, checkKeep, checkOutputs } from '../pipeline/purify.js';
+import { autoKeepCount, autoKeepWarnings, checkKeep, checkOutputs } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
-import { gibbsWeights, type Keep } from '../selection.js';
+import { gibbsWeights, keepCount, type Keep } from '../selection.js';
 import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
 import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
 import {
@@ -262,8 +262,10 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     lap('fit');
     const n = f.records;
     const keep =
-      o.keep === 'auto' ? autoKeep(f, n) : (o.keep ?? (o.threshold === undefined ? PURIFY_DEFAULTS.keep : undefined));
-    const K = keep === undefined ? n : 'count' in keep ? keep.count : Math.max(1, Math.round(keep.fraction * n));
+      o.keep === 'auto'
+        ? { count: autoKeepCount(f.contamination, f.autoKeep, f.sample, n) }
+        : (o.keep ?? (o.threshold === undefined ? PURIFY_DEFAULTS.keep : undefined));
+    const K = keep === undefined ? n : keepCount(keep, n);
     if (!(K >= 1 && K <= n))
       throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} records, got ${K}`);
     // Fitted on every record, the potentials are already the column update's fixed point.
@@ -367,13 +369,6 @@ export async function shardLayout(o: LayoutOptions, shards: number): Promise<Sha
         ? { bytes: ranges[s]! }
         : (runs?.[s] ?? { from: Math.floor((s * n) / shardsOf(n)), to: Math.floor(((s + 1) * n) / shardsOf(n)) }),
   };
-}
-
-/** `keep: 'auto'`: the share of its sample the fit's automatic K keeps, of all `n` records (every one without an estimate; the default keep when the estimate is inconclusive). */
-function autoKeep(f: FitResult, n: number): Keep {
-  if (f.autoKeep === null) return PURIFY_DEFAULTS.keep;
-  if (f.autoKeep >= f.sample) return { count: n };
-  return { count: Math.min(n, Math.max(1, Math.round((f.autoKeep * n) / f.sample))) };
 }
 
 /** The scoring pass's reasons below a bound (a task crosses as JSON, which has no infinities). */

@@ -10,7 +10,7 @@ import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type ContaminationEstimate, type Scores } from '../learner.js';
-import { keepArgs, selectTopK, type Selection } from '../selection.js';
+import { keepArgs, keepCount, selectTopK, type Selection } from '../selection.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
@@ -54,6 +54,27 @@ export function autoKeepWarnings(c: ContaminationEstimate | undefined, autoKeep:
   return [
     `keep 'auto': the contamination estimate is inconclusive (${pct(c.estimate)}, ${Math.round(100 * c.level)}% interval ${pct(c.low)}-${pct(c.high)}: too wide to call the data clean or contaminated), so the default keep (${'fraction' in d ? pct(d.fraction) : `${d.count} records`}) applies`,
   ];
+}
+
+/**
+ * The count `keep: 'auto'` keeps of `n` records, from the learner's automatic
+ * K (`autoKeep`) over the `of` samples it learned on: every record without an
+ * estimate or when the data look clean; the default keep when the estimate is
+ * inconclusive (`autoKeep` null); and on data that look contaminated the
+ * smaller of the two, so that `'auto'` never drops fewer records than the
+ * default there: with a ranking that is not perfect, dropping only the
+ * estimated share keeps more of the harmful records (docs/learner-defaults.md).
+ */
+export function autoKeepCount(
+  c: ContaminationEstimate | undefined,
+  autoKeep: number | null,
+  of: number,
+  n: number,
+): number {
+  const fixed = keepCount(PURIFY_DEFAULTS.keep, n);
+  if (autoKeep === null) return fixed;
+  const k = autoKeep >= of ? n : Math.min(n, Math.max(1, Math.round((autoKeep * n) / of)));
+  return c?.verdict === 'contaminated' ? Math.min(k, fixed) : k;
 }
 
 /**
@@ -144,10 +165,12 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   lap('learn');
 
   // Select the top K (training weights proportional to the learned weights).
-  const auto = o.keep === 'auto' ? scores.learned!.autoKeep : undefined;
-  if (o.keep === 'auto') warnings.push(...autoKeepWarnings(scores.learned?.contamination, auto ?? null));
+  const learned = scores.learned;
+  if (o.keep === 'auto') warnings.push(...autoKeepWarnings(learned?.contamination, learned!.autoKeep));
   const keep =
-    o.keep !== 'auto' ? (o.keep ?? PURIFY_DEFAULTS.keep) : auto == null ? PURIFY_DEFAULTS.keep : { count: auto };
+    o.keep !== 'auto'
+      ? (o.keep ?? PURIFY_DEFAULTS.keep)
+      : { count: autoKeepCount(learned?.contamination, learned!.autoKeep, n, n) };
   const selection = await selectTopK(scores.scores, keep, scores.weights);
   progress('select', selection.k, n);
   // Why: each dropped record's nearest harmful references and its pull/push split.
