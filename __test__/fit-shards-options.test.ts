@@ -3,13 +3,13 @@
 // retries bounds how often a failing shard runs again.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IoError, OptionError, SotError } from '../src/errors.js';
 import { MAX_PARTS } from '../src/io/index.js';
 import { DEFAULT_SHARD_RETRIES, purifySharded } from '../src/fit/shards.js';
 import { CLI, contaminated, ROOT, writeJsonl, type Contaminated } from './datasets.js';
+import { freePort } from './service-helpers.js';
 
 const HARMFUL = ['advbench'];
 
@@ -141,7 +141,7 @@ describe('sharded run options checked before any work', () => {
     expect(err).toBeInstanceOf(IoError);
     expect((err as IoError).path).toBe(missing);
     expect((err as Error).message).toMatch(/cannot make the shards' work folder in .*no-such-folder: ENOENT/);
-    const port = await closedPort();
+    const port = await freePort(); // released: nothing listens on it
     const url = `redis://127.0.0.1:${port}`;
     const down = await purifySharded({ ...base, redis: url, onShard: () => shards++ }).catch((e: unknown) => e);
     expect(down).toBeInstanceOf(IoError);
@@ -168,13 +168,3 @@ describe('sharded run options checked before any work', () => {
       expect(r.stdout).toContain(`${name} ERR_OPTION parts must be an integer from 1 to 65536, got 1000000000`);
   });
 });
-
-/** A loopback port nothing listens on (one just released). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}

@@ -3,19 +3,22 @@
 // mid-job (another worker finishes it, with byte-identical outputs), a
 // worker stopped by SIGTERM (it hands its job back), and 100 concurrent
 // submissions that all reach a final state.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Tokens, sha256 } from '../src/service/auth.js';
 import { createServer, type SotServer } from '../src/service/server.js';
-import { harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
+import { IoError } from '../src/errors.js';
+import { CLI, harmfulPairs, withoutRunFigures, writeJsonl } from './datasets.js';
 import {
   SLOW,
   type CliProcess,
   type RedisInstance,
   client,
   dataset,
+  freePort,
   removeTempDirs,
   sleep,
   smallDataset,
@@ -190,6 +193,24 @@ describe('sot serve --redis with sot worker', () => {
     api = client(await server.listen(0), 'token-a');
     startWorker();
     expect((await api.waitFinal(sub.body.id)).body.state).toBe('succeeded');
+  });
+
+  it('sot serve --redis and sot worker say at once that Redis is unreachable, and exit 4', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`; // released: nothing listens on it
+    const tokens = join(dir, 'tokens.json');
+    writeFileSync(tokens, JSON.stringify({ tokens: [{ tenant: 'alice', sha256: sha256('token-a') }] }));
+    const common = ['--data-root', join(dir, 'down'), '--offline'];
+    for (const args of [
+      ['serve', '--redis', url, '--tokens', tokens, '--port', '0', ...common],
+      ['worker', '--redis', url, ...common],
+    ]) {
+      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, `${args[0]}: ${r.stderr}`).toBe(4);
+      expect(r.stderr).toContain(`cannot reach Redis at ${url}: connect ECONNREFUSED`);
+    }
+    await expect(createServer({ dataRoot: join(dir, 'down'), redis: url, tokens: new Tokens([]) })).rejects.toThrow(
+      IoError,
+    );
   });
 
   it('takes 100 concurrent submissions and brings every job to a final state', async () => {

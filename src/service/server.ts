@@ -25,6 +25,7 @@ import {
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { BullQueue } from './queue/bullmq.js';
+import { assertReachable } from './queue/redis.js';
 import { EmbeddedQueue } from './queue/embedded.js';
 import type { JobQueue } from './queue/types.js';
 import { fileParamSchema, idParamSchema, jobStates, listQuerySchema } from './schemas.js';
@@ -79,6 +80,8 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
     },
     depth: () => queue.depth(),
   });
+  // An unreachable Redis is said at start (IoError); once running, the queue's connections retry through outages.
+  if (cfg.redis) await assertReachable(cfg.redis);
   queue = cfg.redis ? new BullQueue(store, { ...cfg, redis: cfg.redis }) : new EmbeddedQueue(store, cfg, metrics);
   await queue.start();
 

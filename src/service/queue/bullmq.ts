@@ -9,7 +9,7 @@ import type { ServiceConfig } from '../config.js';
 import { TERMINAL, type JobRef, type JobStore } from '../jobs.js';
 import type { Metrics } from '../metrics.js';
 import { runJob, type StopReason } from '../worker.js';
-import { connect } from './redis.js';
+import { assertReachable, connect } from './redis.js';
 import type { JobQueue } from './types.js';
 
 const QUEUE = 'jobs';
@@ -90,6 +90,7 @@ export async function startBullWorker(
   cfg: ServiceConfig & { redis: string },
   metrics?: Metrics,
 ): Promise<BullWorker> {
+  await assertReachable(cfg.redis); // said at start; once running, the connections retry through outages
   const running = new Map<string, AbortController>();
   const sub = connect(cfg.redis);
   await sub.subscribe(CANCEL_CHANNEL);
