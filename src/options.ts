@@ -29,6 +29,15 @@ export function count(name: string, v: unknown): number | undefined {
   return v;
 }
 
+/** A whole number from 0 to 2^32 - 1 (a seed, a size); optional unless `required`. */
+export function uint32(name: string, v: unknown, required = false): number | undefined {
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) {
+    throw new OptionError('ERR_OPTION', `${name} must be an integer from 0 to 4294967295, got ${String(v)}`);
+  }
+  return v;
+}
+
 export function bool(name: string, v: unknown): boolean | undefined {
   if (v !== undefined && typeof v !== 'boolean')
     throw new OptionError('ERR_OPTION', `${name} must be a boolean, got ${String(v)}`);

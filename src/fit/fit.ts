@@ -12,6 +12,7 @@ import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../p
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
+import { uint32 } from '../options.js';
 import { loadReferences } from '../pipeline/references.js';
 import { describeEmbedder, saveModel, scoreQuantiles, type Model } from './model.js';
 import { refitOver, refitPasses, type Refit } from './score.js';
@@ -88,8 +89,14 @@ export function defaultModelPath(input: string): string {
   return input.replace(/(\.[^./\\]+)?$/, '.sot-model');
 }
 
-/** `k` distinct indices of `[0, n)`, uniform, ascending (Floyd's algorithm, seeded). */
+/** `k` distinct indices of `[0, n)`, uniform, ascending (Floyd's algorithm, seeded); each argument an integer from 0 to 2^32 - 1. */
 export function uniformSample(n: number, k: number, seed: number): Uint32Array {
+  for (const [name, v] of [
+    ['n', n],
+    ['k', k],
+    ['seed', seed],
+  ] as const)
+    uint32(name, v, true);
   if (k >= n) return Uint32Array.from({ length: n }, (_, i) => i);
   let s = (seed >>> 0) ^ 0x9e3779b9;
   const rand = () => {
@@ -155,8 +162,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
   if (o.sample !== undefined && !(Number.isInteger(o.sample) && o.sample >= 1))
     throw new OptionError('ERR_OPTION', `sample must be a positive integer, got ${String(o.sample)}`);
-  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0 && o.seed <= 0xffff_ffff))
-    throw new OptionError('ERR_OPTION', `seed must be an integer from 0 to 4294967295, got ${String(o.seed)}`);
+  uint32('seed', o.seed);
   if (o.learner?.debiased)
     throw new OptionError(
       'ERR_OPTION',
