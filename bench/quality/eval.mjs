@@ -45,8 +45,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import {
+  autoKeepCount,
   EmbeddingCache,
-  PURIFY_DEFAULTS,
   HashingEmbedder,
   embedWithCache,
   loadReferenceSet,
@@ -293,13 +293,11 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
     };
     const c = s.learned?.contamination;
     if (c) {
-      // an inconclusive verdict gives no K: purify then keeps its default
-      const auto = await selectTopK(
-        s.scores,
-        s.learned.autoKeep === null ? PURIFY_DEFAULTS.keep : { count: s.learned.autoKeep },
-        s.weights,
-      );
+      // purify's K for keep: 'auto' (autoKeepCount), and the learner's own posterior K beside it
+      const auto = await selectTopK(s.scores, { count: autoKeepCount(c, s.learned.autoKeep, n, n) }, s.weights);
       const m = measure(auto.kept);
+      const posterior =
+        s.learned.autoKeep === null ? null : await selectTopK(s.scores, { count: s.learned.autoKeep }, s.weights);
       Object.assign(row, {
         estimate: c.estimate,
         low: c.low,
@@ -310,6 +308,8 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
         autoRecall: m.recall,
         autoBenign: m.benign,
         autoHard: m.hard,
+        posteriorDropped: posterior && (n - posterior.k) / n,
+        posteriorRecall: posterior && measure(posterior.kept).recall,
       });
     }
     out.push(row);
