@@ -30,6 +30,11 @@
 // (of the proxies, `proxy --base` only), the AUROC of the score between the hard negatives and the injected
 // harmful samples (0.5: the score does not tell them apart, whatever it does
 // to the ordinary benign ones).
+// - `free push`, `free λ`, `half λ` (with --emb): the push with the
+//   reference marginal left free (each row's soft-min cost to the harmful
+//   reference at uniform weights, at --eps: no reference potentials, the
+//   limit of a semi-relaxed push), alone, in place of the push-only term of
+//   `proxy --base`, and averaged with it;
 // - `oracle`: the best lambda of the proxy per cell, chosen on the labels (a
 //   ceiling for any choice of the term weights, not a method).
 import { existsSync, readFileSync } from 'node:fs';
@@ -104,6 +109,35 @@ function looDensity(l) {
   return Array.from(out, (v) => v - m);
 }
 
+/** Each downstream row's soft-min cosine cost to the harmful reference at uniform weights, no potentials (the push of a reference marginal left free). */
+function freePush(l) {
+  const file = (k) => join(EMB, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-${k}.f32`);
+  if (!existsSync(file('harmful'))) return null;
+  const read = (k) => new Float32Array(readFileSync(file(k)).buffer.slice(0));
+  const [x, h] = [read('downstream'), read('harmful')];
+  const n = l.kinds.length;
+  const d = x.length / n;
+  const m = h.length / d;
+  const norm = (v, i) => Math.hypot(...v.subarray(i * d, (i + 1) * d)) || 1;
+  const hn = Array.from({ length: m }, (_, j) => norm(h, j));
+  const out = new Float64Array(n);
+  const row = new Float64Array(m);
+  for (let i = 0; i < n; i++) {
+    const xn = norm(x, i);
+    let top = -Infinity;
+    for (let j = 0; j < m; j++) {
+      let dot = 0;
+      for (let k = 0; k < d; k++) dot += x[i * d + k] * h[j * d + k];
+      row[j] = -(1 - dot / (xn * hn[j])) / EPS;
+      top = Math.max(top, row[j]);
+    }
+    let s = 0;
+    for (let j = 0; j < m; j++) s += Math.exp(row[j] - top);
+    out[i] = -EPS * (top + Math.log(s / m));
+  }
+  return Array.from(out);
+}
+
 function candidates(l) {
   const P = l.scores['push-only'];
   const A = l.scores['pull-only'];
@@ -115,6 +149,12 @@ function candidates(l) {
   if (R) for (const rho of [0.5, 1, 2]) out[`refusal ${rho}`] = P.map((p, i) => BASE * p + A[i] + rho * R[i]);
   const dens = EMB ? looDensity(l) : null;
   if (dens) for (const k of [0.5, 1, 2]) out[`density ${k}`] = P.map((p, i) => BASE * p + A[i] + k * dens[i]);
+  const free = EMB ? freePush(l) : null;
+  if (free) {
+    out['free push'] = free;
+    out[`free ${BASE}`] = free.map((f, i) => BASE * f + A[i]);
+    out[`half ${BASE}`] = P.map((p, i) => (BASE * (p + free[i])) / 2 + A[i]);
+  }
   return out;
 }
 
