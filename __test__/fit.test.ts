@@ -210,14 +210,15 @@ describe('fit and score', () => {
     expect(Array.from(uniformSample(1000, 100, 6))).not.toEqual(Array.from(a));
     expect(uniformSample(5, 9, 0).length).toBe(5);
     // a NaN seed was taken as 0, a fractional or negative size gave a wrong sample, and one past 2^32 wrapped
-    for (const [n, k, seed] of [
+    const bad: [number, number, number][] = [
       [1000, 100, Number.NaN],
       [1000, 100, -1],
       [1000, 2.5, 1],
       [1000, -3, 1],
       [2 ** 32 + 10, 3, 1],
       [1000, 100, undefined as unknown as number],
-    ])
+    ];
+    for (const [n, k, seed] of bad)
       expect(() => uniformSample(n, k, seed), `${n} ${k} ${seed}`).toThrow(
         /^(n|k|seed) must be an integer from 0 to 4294967295, got /,
       );
