@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputError } from '../src/errors.js';
 import { score } from '../src/fit/score.js';
 import { purifySharded } from '../src/fit/shards.js';
 import { CLI, contaminated, readJsonl, withoutRunFigures, writeJsonl, type Contaminated } from './datasets.js';
@@ -361,8 +362,10 @@ describe('sharded purification over BullMQ', () => {
         retries: 1,
         run: 'corrupt',
       }).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: 'ERR_INPUT' });
-      expect((err as Error).message).toMatch(/failed after 1 attempt\(s\): .*not a SOT model file/);
+      // the input error's place crosses the queue: an InputError naming the file (and the shard), tried once, as with local workers
+      expect(err).toBeInstanceOf(InputError);
+      expect(err).toMatchObject({ code: 'ERR_INPUT', file: corrupt });
+      expect((err as Error).message).toMatch(/not a SOT model file.*\(shard 0, records 0 to 9\)$/);
     } finally {
       await Promise.all(workers.map((w) => stopProcess(w.proc)));
       await redis.stop();

@@ -3,7 +3,7 @@
 // them (the reasons pass). Runs in a worker process (see shard-worker.ts) or
 // a queue worker; writes one file, atomically.
 import { readFile } from 'node:fs/promises';
-import { InputError } from '../errors.js';
+import { InputError, SotError } from '../errors.js';
 import { type ByteRange, type RowGroupRange, writeFileAtomic } from '../io/index.js';
 import type { Layout } from '../io/records.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -89,6 +89,42 @@ export type AnyShardTask = ShardTask | FitShardTask | WriteShardTask;
 /** Runs a shard task of any kind. */
 export function runTask(t: AnyShardTask, signal?: AbortSignal): Promise<void> {
   return 'fit' in t ? runFitShard(t, signal) : 'write' in t ? runWriteShard(t, signal) : runShard(t, signal);
+}
+
+/** A shard's error as it crosses a process or a queue: its code and message, and an input error's place. */
+export interface ShardError {
+  code: string;
+  message: string;
+  file?: string;
+  line?: number;
+  field?: string;
+}
+
+/** What a worker (a process, or a queue's worker) sends back of an error. */
+export function shardError(err: unknown): ShardError {
+  const where = err instanceof InputError ? { file: err.file, line: err.line, field: err.field } : {};
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: err instanceof SotError ? err.code : 'ERR_INTERNAL', message, ...where };
+}
+
+/**
+ * The coordinator's error for a shard that failed for good: an input error
+ * again an `InputError` naming the file, line and field (and the shard), any
+ * other the shard, its attempts and the worker's message.
+ */
+export function shardFailure(e: ShardError, t: AnyShardTask, attempts: number | string): SotError {
+  if (e.code === 'ERR_INPUT' && e.file !== undefined) {
+    const at = e.line === undefined ? e.file : `${e.file}:${e.line}`;
+    const what = e.message.startsWith(`${at}: `) ? e.message.slice(at.length + 2) : e.message;
+    return new InputError(
+      { file: e.file, line: e.line, field: e.field },
+      `${what} (shard ${t.shard}, ${describeShard(t)})`,
+    );
+  }
+  return new SotError(
+    e.code as SotError['code'],
+    `shard ${t.shard} (${describeShard(t)}) failed after ${attempts} attempt(s): ${e.message}`,
+  );
 }
 
 /** The shard's records as messages name them. */

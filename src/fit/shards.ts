@@ -53,12 +53,13 @@ import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
 import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
 import {
   type AnyShardTask,
-  describeShard,
   encodeRows,
   readColumns,
   readNear,
   readShard,
+  shardFailure,
   shardInput,
+  type ShardError,
   type NearRows,
   type ShardResult,
   type ShardTask,
@@ -395,25 +396,6 @@ function placed(results: ShardResult[], n: number, input: string): ShardResult[]
   return out;
 }
 
-/** A worker's error, as it prints it (shard-worker.ts): an input error with its place. */
-interface WorkerError {
-  code: string;
-  message: string;
-  file?: string;
-  line?: number;
-  field?: string;
-}
-
-/** A shard's input error, again an InputError naming the file, line and field (and the shard). */
-function shardInputError(e: WorkerError & { file: string }, t: AnyShardTask): InputError {
-  const at = e.line === undefined ? e.file : `${e.file}:${e.line}`;
-  const what = e.message.startsWith(`${at}: `) ? e.message.slice(at.length + 2) : e.message;
-  return new InputError(
-    { file: e.file, line: e.line, field: e.field },
-    `${what} (shard ${t.shard}, ${describeShard(t)})`,
-  );
-}
-
 /** The write pass's events, as `onShardWrite` takes them (no pass). */
 function writeEvents(o: ShardedOptions): ((e: ShardEvent) => void) | undefined {
   const on = o.onShardWrite;
@@ -442,11 +424,7 @@ async function runAll(
       if (err === null) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
       if (permanent || attempts[j]! > retries) {
-        if (err.code === 'ERR_INPUT' && err.file !== undefined) throw shardInputError({ ...err, file: err.file }, t);
-        throw new SotError(
-          err.code as SotError['code'],
-          `shard ${t.shard} (${describeShard(t)}) failed after ${attempts[j]} attempt(s): ${err.message}`,
-        );
+        throw shardFailure(err, t, attempts[j]!);
       }
     }
   };
@@ -465,7 +443,7 @@ function runWorker(
   pass: number,
   attempt: number,
   on: ((e: ShardEvent) => void) | undefined,
-): Promise<WorkerError | null> {
+): Promise<ShardError | null> {
   if (signal?.aborted) return Promise.resolve({ code: 'ERR_ABORTED', message: 'aborted' });
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [script, JSON.stringify(t)], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -482,9 +460,9 @@ function runWorker(
         return resolve(null);
       }
       const last = stderr.trim().split('\n').pop() ?? '';
-      let e: WorkerError;
+      let e: ShardError;
       try {
-        e = JSON.parse(last) as WorkerError;
+        e = JSON.parse(last) as ShardError;
       } catch {
         e = {
           code: 'ERR_INTERNAL',

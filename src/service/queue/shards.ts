@@ -6,7 +6,7 @@
 export { assertReachable } from './redis.js';
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { AbortError, SotError } from '../../errors.js';
-import { describeShard, runTask, type AnyShardTask } from '../../fit/shard.js';
+import { runTask, shardError, shardFailure, type AnyShardTask, type ShardError } from '../../fit/shard.js';
 import { assertReachable, connect } from './redis.js';
 
 const QUEUE = 'shards';
@@ -47,12 +47,9 @@ export async function runShardsOnQueue(
         (j) => j?.failedReason && j.finishedOn,
       );
       const t = failed?.data as AnyShardTask | undefined;
-      const reason = failed?.failedReason ?? (err as Error).message;
-      const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1] ?? 'ERR_INTERNAL';
-      throw new SotError(
-        code as SotError['code'],
-        `shard ${t?.shard ?? '?'}${t ? ` (${describeShard(t)})` : ''} failed after ${failed?.attemptsMade ?? '?'} attempt(s): ${reason.replace(/^ERR_[A-Z_]+: /, '')}`,
-      );
+      const e = failedShard(failed?.failedReason ?? (err as Error).message);
+      if (!t) throw new SotError(e.code as SotError['code'], `a shard failed: ${e.message}`);
+      throw shardFailure(e, t, failed?.attemptsMade ?? '?');
     }
     const done = await Promise.all(jobs.map((j) => queue.getJob(j.id!)));
     return done.map((j) => j?.attemptsMade ?? 1);
@@ -63,6 +60,17 @@ export async function runShardsOnQueue(
     eventsConn.disconnect(); // connections we made: BullMQ leaves them open
     conn.disconnect();
   }
+}
+
+/** A job's failedReason as the shard worker writes it (JSON), or any other error's message. */
+function failedShard(reason: string): ShardError {
+  try {
+    const e = JSON.parse(reason) as ShardError;
+    if (typeof e?.code === 'string' && typeof e.message === 'string') return e;
+  } catch {
+    // not a shard worker's: BullMQ's own (a stalled job), or a worker of another version
+  }
+  return { code: 'ERR_INTERNAL', message: reason };
 }
 
 export interface ShardWorker {
@@ -83,10 +91,10 @@ export async function startShardWorker(
       try {
         await runTask(job.data);
       } catch (err) {
-        const code = err instanceof SotError ? err.code : 'ERR_INTERNAL';
-        const message = `${code}: ${(err as Error)?.message ?? String(err)}`;
+        const e = shardError(err);
+        const message = JSON.stringify(e); // the job's failedReason: the coordinator reads the code and an input error's place back
         // Bad input fails the same way every time: no retry.
-        throw ['ERR_INPUT', 'ERR_OPTION'].includes(code) ? new UnrecoverableError(message) : new Error(message);
+        throw ['ERR_INPUT', 'ERR_OPTION'].includes(e.code) ? new UnrecoverableError(message) : new Error(message);
       }
     },
     {
