@@ -70,7 +70,8 @@ function failedShard(reason: string): ShardError {
   } catch {
     // not a shard worker's: BullMQ's own (a stalled job), or a worker of another version
   }
-  return { code: 'ERR_INTERNAL', message: reason };
+  const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1]; // an older worker's 'ERR_X: message'
+  return { code: code ?? 'ERR_INTERNAL', message: code ? reason.slice(code.length + 2) : reason };
 }
 
 export interface ShardWorker {
