@@ -213,6 +213,25 @@ describe('sot serve --redis with sot worker', () => {
     );
   });
 
+  it('says a Redis outage once when it starts and once when it ends, and carries on', async () => {
+    const own = await startRedis();
+    const w = spawnCli(['worker', '--redis', own.url, '--data-root', join(dir, 'outage'), '--offline']);
+    workers.push(w);
+    await w.waitFor(/sot worker: ready/);
+    await own.stop();
+    await w.waitFor(/sot worker: .*ECONNREFUSED.* \(retrying\)/);
+    await sleep(3_000); // the connections retry every few hundred milliseconds, silently
+    const again = await startRedis(Number(new URL(own.url).port));
+    try {
+      await w.waitFor(/sot worker: Redis is reachable again/, 30_000);
+      expect(w.output().match(/\(retrying\)/g)).toHaveLength(1);
+      expect(w.output()).not.toMatch(/Unhandled error event/);
+      expect(w.proc.exitCode).toBeNull();
+    } finally {
+      await again.stop();
+    }
+  }, 60_000);
+
   it('takes 100 concurrent submissions and brings every job to a final state', async () => {
     const ws = [
       startWorker(['--concurrency', '2', '--max-running-per-tenant', '4', '--metrics-port', '0']),

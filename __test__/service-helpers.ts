@@ -67,9 +67,9 @@ export interface RedisInstance {
   stop(): Promise<void>;
 }
 
-/** A throwaway redis-server on 127.0.0.1 (no persistence), stopped by `stop`. */
-export async function startRedis(): Promise<RedisInstance> {
-  const port = await freePort();
+/** A throwaway redis-server on 127.0.0.1 (no persistence; on `port`, or a free one), stopped by `stop`. */
+export async function startRedis(port?: number): Promise<RedisInstance> {
+  port ??= await freePort();
   const dir = tempDir('sot-redis-');
   const proc = spawn(
     'redis-server',

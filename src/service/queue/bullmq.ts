@@ -9,7 +9,7 @@ import type { ServiceConfig } from '../config.js';
 import { TERMINAL, type JobRef, type JobStore } from '../jobs.js';
 import type { Metrics } from '../metrics.js';
 import { runJob, type StopReason } from '../worker.js';
-import { assertReachable, connect } from './redis.js';
+import { assertReachable, connect, Outage } from './redis.js';
 import type { JobQueue } from './types.js';
 
 const QUEUE = 'jobs';
@@ -25,7 +25,7 @@ export class BullQueue implements JobQueue {
     private readonly store: JobStore,
     private readonly cfg: ServiceConfig & { redis: string },
   ) {
-    this.conn = connect(cfg.redis);
+    this.conn = connect(cfg.redis, new Outage('sot serve'));
     this.queue = new Queue(QUEUE, { connection: this.conn, prefix: PREFIX });
   }
 
@@ -92,7 +92,8 @@ export async function startBullWorker(
 ): Promise<BullWorker> {
   await assertReachable(cfg.redis); // said at start; once running, the connections retry through outages
   const running = new Map<string, AbortController>();
-  const sub = connect(cfg.redis);
+  const outage = new Outage('sot worker');
+  const sub = connect(cfg.redis, outage);
   await sub.subscribe(CANCEL_CHANNEL);
   sub.on('message', (_channel: string, message: string) => {
     try {
@@ -103,7 +104,7 @@ export async function startBullWorker(
     }
   });
 
-  const conn = connect(cfg.redis);
+  const conn = connect(cfg.redis, outage);
   const peers = new Queue(QUEUE, { connection: conn, prefix: PREFIX });
   /** Jobs of `tenant` other workers (or this one) run now, `job` aside. */
   const runningOf = async (tenant: string, self: string) =>
@@ -138,7 +139,7 @@ export async function startBullWorker(
       maxStalledCount: 2,
     },
   );
-  worker.on('error', (err) => process.emitWarning(`sot worker: ${err.message}`));
+  worker.on('error', outage.error);
   await worker.waitUntilReady();
 
   return {

@@ -3,8 +3,38 @@
 import { Redis } from 'ioredis';
 import { IoError } from '../../errors.js';
 
+/**
+ * Says when a Redis outage starts and when it ends, once each: the
+ * connections retry every few hundred milliseconds, and each retry's error
+ * would otherwise be a line of its own (or ioredis's "Unhandled error event").
+ */
+export class Outage {
+  private down = false;
+  constructor(
+    private readonly who: string,
+    private readonly report: (message: string) => void = (m) => process.emitWarning(m),
+  ) {}
+  /** An error of a connection, or of a BullMQ worker on it. */
+  readonly error = (err: Error): void => {
+    if (this.down) return;
+    this.down = true;
+    this.report(`${this.who}: ${err.message} (retrying)`);
+  };
+  /** A connection is ready (again). */
+  readonly ready = (): void => {
+    if (!this.down) return;
+    this.down = false;
+    this.report(`${this.who}: Redis is reachable again`);
+  };
+}
+
 /** BullMQ's connections must retry forever (blocking commands); ours too, so a Redis restart is survived. */
-export const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
+export function connect(url: string, outage = new Outage(`Redis at ${url}`)): Redis {
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  conn.on('error', outage.error);
+  conn.on('ready', outage.ready);
+  return conn;
+}
 
 /**
  * Fails with `IoError` unless Redis at `url` answers a PING within

@@ -7,7 +7,7 @@ export { assertReachable } from './redis.js';
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { AbortError, SotError } from '../../errors.js';
 import { runTask, shardError, shardFailure, type AnyShardTask, type ShardError } from '../../fit/shard.js';
-import { assertReachable, connect } from './redis.js';
+import { assertReachable, connect, Outage } from './redis.js';
 
 const QUEUE = 'shards';
 const PREFIX = 'sot';
@@ -84,7 +84,8 @@ export async function startShardWorker(
   o: { concurrency?: number; lockMs?: number } = {},
 ): Promise<ShardWorker> {
   await assertReachable(redis);
-  const conn = connect(redis);
+  const outage = new Outage('sot shard-worker');
+  const conn = connect(redis, outage);
   const lockMs = o.lockMs ?? 30_000;
   const worker = new Worker(
     QUEUE,
@@ -107,7 +108,7 @@ export async function startShardWorker(
       maxStalledCount: 2,
     },
   );
-  worker.on('error', (err) => process.emitWarning(`sot shard-worker: ${err.message}`));
+  worker.on('error', outage.error);
   await worker.waitUntilReady();
   return {
     async close() {
