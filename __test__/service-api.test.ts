@@ -115,6 +115,9 @@ describe('sot serve (embedded queue)', () => {
     const report = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/report`);
     expect(report.body.createdAt).toBe(sub.body.createdAt); // the submission time: a rerun writes the same report
     expect(report.body.selection).toEqual({ n: 200, k: 180 });
+    // the contamination estimate in the job's status, as the report has it
+    expect(report.body.contamination).toMatchObject({ level: 0.9, verdict: expect.any(String) });
+    expect(done.body.result.contamination).toEqual(report.body.contamination);
     const html = await alice.call('GET', `/v1/jobs/${sub.body.id}/files/html`);
     expect(html.headers.get('content-security-policy')).toBe('sandbox allow-scripts');
     expect(html.bytes.toString('utf8')).toContain('<html');

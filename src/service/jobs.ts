@@ -7,6 +7,7 @@ import { extname, isAbsolute, join, normalize, sep } from 'node:path';
 import { writeFileAtomic } from '../io/index.js';
 import { HttpError } from './errors.js';
 import type { fileNames, jobStates } from './schemas.js';
+import type { ContaminationEstimate } from '../learner.js';
 
 export type JobState = (typeof jobStates)[number];
 export type FileName = (typeof fileNames)[number];
@@ -45,6 +46,8 @@ export interface JobRecord {
     files: FileName[];
     warnings: string[];
     recordsPerSecond?: number;
+    /** The run's contamination estimate, as the report gives it (null: the method gives none). */
+    contamination?: ContaminationEstimate | null;
   };
 }
 

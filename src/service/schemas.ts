@@ -159,6 +159,27 @@ export const jobSchema = {
         files: { type: 'array', items: { enum: [...fileNames] } },
         warnings: { type: 'array', items: { type: 'string' } },
         recordsPerSecond: { type: 'number' },
+        contamination: {
+          description:
+            "the run's contamination estimate, as the report's `contamination` (null: the method gives none; docs/learner-defaults.md)",
+          oneOf: [
+            { type: 'null' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['estimate', 'low', 'high', 'level', 'method', 'clean', 'verdict'],
+              properties: {
+                estimate: { type: 'number', description: 'estimated share of contaminated records' },
+                low: { type: 'number' },
+                high: { type: 'number' },
+                level: { type: 'number', description: 'confidence level of [low, high]' },
+                method: { type: 'string' },
+                clean: { type: 'boolean' },
+                verdict: { enum: ['clean', 'contaminated', 'inconclusive'] },
+              },
+            },
+          ],
+        },
       },
     },
   },

@@ -159,6 +159,7 @@ export async function runJob(
         files,
         warnings: res.warnings,
         recordsPerSecond: res.n / seconds,
+        contamination: res.contamination ?? null,
       },
     }));
     metrics?.finished('succeeded', res.n);
