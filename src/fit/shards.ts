@@ -331,7 +331,7 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
     const merged = await writeMerged(o, paths, results, n, keep === undefined ? undefined : K, run);
     return { ...merged, sample: f.sample, attempts, writeAttempts };
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
@@ -415,24 +415,31 @@ async function runAll(
   const workers = Math.max(1, Math.min(o.workers ?? Math.min(tasks.length, availableParallelism()), tasks.length));
   const retries = o.retries ?? DEFAULT_SHARD_RETRIES;
   const attempts = tasks.map(() => 0); // by task, as runShardsOnQueue
+  // A shard that fails for good stops the others, and the run waits for them: none may still write into the work folder.
+  const stop = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+  let failure: SotError | undefined;
   let next = 0;
   const one = async (j: number): Promise<void> => {
     const t = tasks[j]!;
     for (;;) {
       attempts[j]!++;
-      const err = await runWorker(script, t, o.signal, pass, attempts[j]!, on);
-      if (err === null) return;
+      const err = await runWorker(script, t, signal, pass, attempts[j]!, on);
+      if (err === null || failure !== undefined) return;
       const permanent = ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(err.code);
       if (permanent || attempts[j]! > retries) {
-        throw shardFailure(err, t, attempts[j]!);
+        failure = shardFailure(err, t, attempts[j]!);
+        stop.abort();
+        return;
       }
     }
   };
   await Promise.all(
     Array.from({ length: workers }, async () => {
-      while (next < tasks.length) await one(next++);
+      while (next < tasks.length && failure === undefined) await one(next++);
     }),
   );
+  if (failure !== undefined) throw failure;
   return attempts;
 }
 
