@@ -107,6 +107,17 @@ export function shardError(err: unknown): ShardError {
   return { code: err instanceof SotError ? err.code : 'ERR_INTERNAL', message, ...where };
 }
 
+/** A worker's error read back from the text it sent (`shardError` as JSON); null when the text is not one. */
+export function parseShardError(text: string): ShardError | null {
+  try {
+    const e = JSON.parse(text) as ShardError;
+    if (typeof e?.code === 'string' && typeof e.message === 'string') return e;
+  } catch {
+    // not JSON
+  }
+  return null;
+}
+
 /**
  * The coordinator's error for a shard that failed for good: an input error
  * again an `InputError` naming the file, line and field (and the shard), any

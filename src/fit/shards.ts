@@ -56,6 +56,7 @@ import {
   encodeRows,
   readColumns,
   readNear,
+  parseShardError,
   readShard,
   shardFailure,
   shardInput,
@@ -467,15 +468,10 @@ function runWorker(
         return resolve(null);
       }
       const last = stderr.trim().split('\n').pop() ?? '';
-      let e: ShardError;
-      try {
-        e = JSON.parse(last) as ShardError;
-      } catch {
-        e = {
-          code: 'ERR_INTERNAL',
-          message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}`,
-        };
-      }
+      const e: ShardError = parseShardError(last) ?? {
+        code: 'ERR_INTERNAL',
+        message: sig ? `the worker was killed by ${sig}` : `the worker exited with code ${code}: ${last}`,
+      };
       on?.({ shard: t.shard, pass, attempt, state: 'failed', error: e.message });
       resolve(e);
     });

@@ -6,7 +6,14 @@
 export { assertReachable } from './redis.js';
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { AbortError, SotError } from '../../errors.js';
-import { runTask, shardError, shardFailure, type AnyShardTask, type ShardError } from '../../fit/shard.js';
+import {
+  parseShardError,
+  runTask,
+  shardError,
+  shardFailure,
+  type AnyShardTask,
+  type ShardError,
+} from '../../fit/shard.js';
 import { assertReachable, connect, Outage } from './redis.js';
 
 const QUEUE = 'shards';
@@ -64,12 +71,9 @@ export async function runShardsOnQueue(
 
 /** A job's failedReason as the shard worker writes it (JSON), or any other error's message. */
 function failedShard(reason: string): ShardError {
-  try {
-    const e = JSON.parse(reason) as ShardError;
-    if (typeof e?.code === 'string' && typeof e.message === 'string') return e;
-  } catch {
-    // not a shard worker's: BullMQ's own (a stalled job), or a worker of another version
-  }
+  const e = parseShardError(reason);
+  if (e) return e;
+  // not a shard worker's: BullMQ's own (a stalled job), or a worker of another version
   const code = /^(ERR_[A-Z_]+): /.exec(reason)?.[1]; // an older worker's 'ERR_X: message'
   return { code: code ?? 'ERR_INTERNAL', message: code ? reason.slice(code.length + 2) : reason };
 }
