@@ -70,10 +70,12 @@ describe("contamination estimate and keep: 'auto'", () => {
     });
     const keptFixed = readJsonl<{ source: string }>(fixed.outputs.dataset);
     const harmful = (rows: { source: string }[]) => rows.filter((r) => r.source === 'harmful').length;
-    // on data that look contaminated at least the default's 20% goes (the posterior's K when it drops more),
+    // on data that look contaminated at least the default's 20% goes (the interval's upper end when it is more),
     // and no more injected pairs stay than with the fixed 80%
     expect(res.n - res.k).toBeGreaterThanOrEqual(Math.floor(c.estimate * res.n));
     expect(res.k).toBeLessThanOrEqual(fixed.k);
+    // the learner's K drops the interval's upper end; purify keeps at most the default
+    expect(res.k).toBe(Math.min(res.n - Math.round(c.high * res.n), Math.round(0.8 * res.n)));
     expect(harmful(kept)).toBeLessThanOrEqual(harmful(keptFixed));
     expect(harmful(keptFixed)).toBeLessThan(0.25 * 40);
     expect(fixed.contamination).toEqual(c); // the estimate does not depend on K
@@ -95,7 +97,7 @@ describe("contamination estimate and keep: 'auto'", () => {
     // no estimate (the learner keeps all) and inconclusive (no K: the default 80%)
     expect(autoKeepCount(undefined, 300, 300, 1000)).toBe(1000);
     expect(autoKeepCount(at('inconclusive'), null, 300, 1000)).toBe(800);
-    // contaminated: the posterior's K scaled to all records when it drops more than the default ...
+    // contaminated: the learner's K scaled to all records when it drops more than the default ...
     expect(autoKeepCount(at('contaminated'), 150, 300, 1000)).toBe(500);
     expect(autoKeepCount(at('contaminated'), 1, 300, 1000)).toBe(3);
     // ... else the default, never fewer dropped

@@ -93,7 +93,7 @@ export interface LearnResult {
   anchorIsDownstream: boolean;
   /** How contaminated the downstream set looks; absent with the debiased objective. */
   contamination?: ContaminationEstimate;
-  /** The estimate's own K: all samples when the data look clean (or there is no estimate); when they look contaminated, the lowest-scoring samples are dropped until the expected number of harmful ones kept is at most 10% of the estimated harmful (the mixture's posterior; docs/learner-defaults.md); `null` when the verdict is inconclusive. `purify` with `keep: 'auto'` keeps its default fraction when it is `null`, and at most that fraction on contaminated data (`autoKeepCount`). */
+  /** The estimate's own K: all samples when the data look clean (or there is no estimate); when they look contaminated, the lowest-scoring samples are dropped up to the interval's upper end (the estimated share and its margin; docs/learner-defaults.md); `null` when the verdict is inconclusive. `purify` with `keep: 'auto'` keeps its default fraction when it is `null`, and at most that fraction on contaminated data (`autoKeepCount`). */
   autoKeep: number | null;
   /** How the costs to the anchor and to the harmful reference were held (and, if truncated, how far off they were). */
   anchorStorage: StorageReport;

@@ -293,10 +293,10 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
     };
     const c = s.learned?.contamination;
     if (c) {
-      // purify's K for keep: 'auto' (autoKeepCount), and the learner's own posterior K beside it
+      // purify's K for keep: 'auto' (autoKeepCount), and the learner's own K (autoKeep) beside it
       const auto = await selectTopK(s.scores, { count: autoKeepCount(c, s.learned.autoKeep, n, n) }, s.weights);
       const m = measure(auto.kept);
-      const posterior =
+      const own =
         s.learned.autoKeep === null ? null : await selectTopK(s.scores, { count: s.learned.autoKeep }, s.weights);
       Object.assign(row, {
         estimate: c.estimate,
@@ -308,8 +308,8 @@ async function runCell(embName, task, contam, rate, anchorSize, seed) {
         autoRecall: m.recall,
         autoBenign: m.benign,
         autoHard: m.hard,
-        posteriorDropped: posterior && (n - posterior.k) / n,
-        posteriorRecall: posterior && measure(posterior.kept).recall,
+        ownDropped: own && (n - own.k) / n,
+        ownRecall: own && measure(own.kept).recall,
       });
     }
     out.push(row);

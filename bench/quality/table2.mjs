@@ -89,7 +89,7 @@ function estimateTable(embedder, set, cells) {
   const tally = { within: [0, 0], covered: [0, 0], cleanDrop: [], recall: [0, 0], before: [0, 0] };
   console.log(`\n*${embedder}, ${set}: contamination estimate (90% interval) and K = auto against K = 80%*\n`);
   console.log(
-    '| task + contamination | truth | estimate | mean interval | covered | clean / inconclusive | auto drops | recall auto | recall 80% | benign auto | hard-neg auto | posterior alone: drops, recall |',
+    '| task + contamination | truth | estimate | mean interval | covered | clean / inconclusive | auto drops | recall auto | recall 80% | benign auto | hard-neg auto | learner K alone: drops, recall |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const [k, g] of cells) {
@@ -101,9 +101,14 @@ function estimateTable(embedder, set, cells) {
     const clean = sot.filter((r) => r.clean).length;
     // runs before the verdict existed have none: the lower end alone decided
     const unsure = sot.filter((r) => r.verdict === 'inconclusive').length;
-    // the K of 'auto' before it kept at most the default on contaminated data: the posterior's, or the default when inconclusive
-    const before = sot[0].posteriorDropped === undefined ? null : sot.map((x) => x.posteriorRecall ?? x.recall);
-    const beforeDrop = before && mean(sot.map((x) => x.posteriorDropped ?? 0.2));
+    // the learner's own K (autoKeep), without purify's floor at the default; the default when inconclusive.
+    // Results written before 2026-12-07 name it posterior* (the K was then the mixture posterior's).
+    const own = (x) =>
+      x.ownDropped === undefined
+        ? { d: x.posteriorDropped, r: x.posteriorRecall }
+        : { d: x.ownDropped, r: x.ownRecall };
+    const before = own(sot[0]).d === undefined ? null : sot.map((x) => own(x).r ?? x.recall);
+    const beforeDrop = before && mean(sot.map((x) => own(x).d ?? 0.2));
     console.log(
       `| ${task} + ${contam} | ${rate} | ${f3(m('estimate'))} ± ${f3(sd(sot.map((r) => r.estimate)))} | [${f3(m('low'))}, ${f3(m('high'))}] | ${covered}/${sot.length} | ${clean} / ${unsure} of ${sot.length} | ${f3(m('autoDropped'))} | ${f3(m('autoRecall'))} | ${f3(m('recall'))} | ${f3(m('autoBenign'))} | ${f3(m('autoHard'))} | ${before ? `${f3(beforeDrop)}, ${f3(Number(rate) ? mean(before) : null)}` : '-'} |`,
     );
@@ -125,6 +130,6 @@ function estimateTable(embedder, set, cells) {
     }
   }
   console.log(
-    `\nTargets over the cells above: estimate within ±3 points (jbb, physical; mean over seeds) in ${tally.within[0]}/${tally.within[1]} cells; the interval covers the truth in ${tally.covered[0]}/${tally.covered[1]} runs with contamination; clean data: at most ${f3(Math.max(...tally.cleanDrop))} dropped (mean ${f3(mean(tally.cleanDrop))}, ${tally.cleanDrop.filter((x) => x <= 0.02).length}/${tally.cleanDrop.length} runs at most 2%); recall with K = auto at most the fixed 80% + 0.02 in ${tally.recall[0]}/${tally.recall[1]} cells${tally.before[1] ? ` (with the posterior's K alone: ${tally.before[0]}/${tally.before[1]})` : ''}.`,
+    `\nTargets over the cells above: estimate within ±3 points (jbb, physical; mean over seeds) in ${tally.within[0]}/${tally.within[1]} cells; the interval covers the truth in ${tally.covered[0]}/${tally.covered[1]} runs with contamination; clean data: at most ${f3(Math.max(...tally.cleanDrop))} dropped (mean ${f3(mean(tally.cleanDrop))}, ${tally.cleanDrop.filter((x) => x <= 0.02).length}/${tally.cleanDrop.length} runs at most 2%); recall with K = auto at most the fixed 80% + 0.02 in ${tally.recall[0]}/${tally.recall[1]} cells${tally.before[1] ? ` (with the learner K alone: ${tally.before[0]}/${tally.before[1]})` : ''}.`,
   );
 }

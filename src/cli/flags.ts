@@ -275,7 +275,7 @@ export const SELECTION: Flag[] = [
   {
     flags: '--keep <fraction|auto>',
     help: (d) =>
-      `fraction of records to keep, or 'auto': nothing dropped when the data look clean; when they look contaminated, the lowest scores until at most 10% of the estimated harmful records are expected to remain, and never fewer than the default drops; the default when the estimate is inconclusive (method sot) (default ${'fraction' in d.purify.keep ? d.purify.keep.fraction : `${d.purify.keep.count} records`})`,
+      `fraction of records to keep, or 'auto': nothing dropped when the data look clean; when they look contaminated, the lowest scores up to the estimate's upper end (the estimated share and its margin), and never fewer than the default drops; the default when the estimate is inconclusive (method sot) (default ${'fraction' in d.purify.keep ? d.purify.keep.fraction : `${d.purify.keep.count} records`})`,
     parse: (v: string) => (v.trim() === 'auto' ? 'auto' : number('--keep', 0, 1)(v)),
   },
   { flags: '--keep-count <n>', help: 'number of records to keep (instead of --keep)', parse: integer('--keep-count') },

@@ -69,10 +69,9 @@ export interface PurifyOptions extends ReferenceSources {
   /**
    * How many to keep; default `{ fraction: 0.8 }`. `'auto'` (method `sot`
    * only) drops nothing when the data look clean; when they look
-   * contaminated, the lowest-scoring records until the expected number of
-   * harmful ones kept is at most 10% of the estimated harmful (the posterior
-   * of the contamination mixture), and never fewer than the default fraction
-   * drops (`autoKeepCount`); the default fraction when the estimate is
+   * contaminated, the lowest-scoring records up to the estimate's upper end
+   * (the estimated share and its margin), and never fewer than the default
+   * fraction drops (`autoKeepCount`); the default fraction when the estimate is
    * inconclusive (a warning says so; see `PurifyResult.contamination` and its
    * `verdict`).
    */

@@ -57,7 +57,7 @@ export const jobOptionsSchema = {
         {
           const: 'auto',
           description:
-            'from the contamination estimate (method sot): nothing dropped when the data look clean; when they look contaminated, the lowest scores until at most 10% of the estimated harmful records are expected to remain, and never fewer than the default drops; the default when it is inconclusive',
+            'from the contamination estimate (method sot): nothing dropped when the data look clean; when they look contaminated, the lowest scores up to the upper end of the estimate (the estimated share and its margin), and never fewer than the default drops; the default when it is inconclusive',
         },
       ],
     },

@@ -36,18 +36,24 @@
 //! poorly widens it), and keeping every record on such an interval is the
 //! costly mistake.
 //!
-//! The automatic K comes from the mixture's posterior, not from the fraction:
-//! each sample's probability of being harmful at the interval's upper end,
-//! samples dropped in order of score until the expected number of harmful ones
-//! among the kept is at most `TOLERANCE` of the expected number in all. Poorly
-//! separated components spread the posterior over many samples and give a
-//! larger drop; clean data are kept whole.
+//! The automatic K drops the interval's upper end: the estimated share plus
+//! the interval's margin above it, lowest scores first; clean data are kept
+//! whole. (A K from the mixture's posterior, dropping until the expected
+//! harmful samples kept are few, drops far more wherever the components
+//! overlap: docs/learner-defaults.md.)
 //!
-//! It estimates the share of samples that score like the harmful reference:
-//! harm that the embedding does not separate from the task (subtle in-domain
-//! harm under a lexical embedder) is not counted, and harm less extreme than
-//! the reference (whose own points have near-duplicates among its other
-//! points) is counted only in part, so the estimate is biased low there.
+//! It estimates the share of samples that score like the harmful reference.
+//! The reference's own points have near-duplicates among its other points
+//! (request sets that share requests in other words), so even leave-one-out
+//! they score more harmful than unseen harm does, and a component calibrated
+//! on them counts only the most extreme of the downstream's harm. So the
+//! harmful component is calibrated several times, each reference point
+//! scored with itself and its `k - 1` nearest neighbours left out, for each
+//! `k` of `NEIGHBOURHOODS`, and the estimate takes the calibration under
+//! which the downstream scores are most likely (each at its own maximising
+//! share): how near the reference the downstream's harm sits is a nuisance
+//! parameter the data choose. Harm that the embedding does not separate from
+//! the task (subtle in-domain harm under a lexical embedder) is not counted.
 
 use crate::control::Control;
 use crate::cost::{cost_matrix, CostKind};
@@ -63,6 +69,11 @@ pub const LEVEL: f64 = 0.9;
 
 /// At most this many points of each reference calibrate its component (evenly spaced).
 const MAX_CALIBRATION: usize = 2000;
+
+/// How many of the harmful reference's points are left out of each of its
+/// points' calibration score, itself and its nearest neighbours: one
+/// candidate set per entry, the likelihood chooses (module documentation).
+pub const NEIGHBOURHOODS: &[usize] = &[1, 2, 3, 5, 8, 13, 21];
 
 /// Bootstrap replicates of the two calibration sets behind the interval.
 const REPLICATES: usize = 50;
@@ -121,14 +132,9 @@ pub const CLEAN_BELOW: f64 = 0.03;
 /// docs/learner-defaults.md).
 pub const CLEAN_UP_TO: f64 = 0.1;
 
-/// The automatic K drops samples, lowest score first, until the expected
-/// number of harmful samples among the kept is at most this share of the
-/// expected number in all (the mixture's posterior at the interval's upper end).
-pub const TOLERANCE: f64 = 0.1;
-
-/// The automatic K: all when the data look clean, what the posterior rule
-/// keeps (`TOLERANCE`; at least one) when they look contaminated, none when
-/// the verdict is inconclusive (the caller falls back to its fixed K).
+/// The automatic K: all when the data look clean, all but the interval's
+/// upper end (at least one) when they look contaminated, none when the
+/// verdict is inconclusive (the caller falls back to its fixed K).
 pub fn auto_keep(c: &Contamination, n: usize) -> Option<usize> {
     c.keep.map(|k| k.min(n))
 }
@@ -141,25 +147,68 @@ pub struct FittedTerm<'a> {
 }
 
 /// `f(y) = -eps log sum_j b_j exp((g_j - C(y, y_j)) / eps)` for each row of
-/// `cost` (the c-transform of the potential `g`), leaving out column
-/// `skip(i)` of row `i` when given.
-fn c_transform(
-    cost: ArrayView2<f32>,
-    term: &FittedTerm,
-    eps: f64,
-    skip: Option<&[usize]>,
-) -> Vec<f64> {
+/// `cost` (the c-transform of the potential `g`).
+fn c_transform(cost: ArrayView2<f32>, term: &FittedTerm, eps: f64) -> Vec<f64> {
     let log_b: Vec<f64> = term.weights.iter().map(|b| b.ln()).collect();
     (0..cost.nrows())
         .into_par_iter()
         .map(|i| {
             let row = cost.row(i);
-            let leave = skip.map(|s| s[i]);
-            let terms = (0..row.len())
-                .filter(|j| Some(*j) != leave)
-                .map(|j| log_b[j] + (term.g[j] - row[j] as f64) / eps);
-            -eps * log_sum_exp(terms)
+            -eps * log_sum_exp((0..row.len()).map(|j| log_b[j] + (term.g[j] - row[j] as f64) / eps))
         })
+        .collect()
+}
+
+/// The c-transform with points of the term's own set left out: for each
+/// `k` of `sizes` (each at least 1), row `i` without column `own[i]` (its own
+/// point) and the `k - 1` other columns cheapest from it (its nearest
+/// neighbours). One vector per size.
+fn c_transform_left_out(
+    cost: ArrayView2<f32>,
+    term: &FittedTerm,
+    eps: f64,
+    own: &[usize],
+    sizes: &[usize],
+) -> Vec<Vec<f64>> {
+    let log_b: Vec<f64> = term.weights.iter().map(|b| b.ln()).collect();
+    let most = sizes.iter().copied().max().unwrap_or(1);
+    let per_row: Vec<Vec<f64>> = (0..cost.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let row = cost.row(i);
+            let terms: Vec<f64> = (0..row.len())
+                .map(|j| log_b[j] + (term.g[j] - row[j] as f64) / eps)
+                .collect();
+            // the row's nearest other points, nearest first
+            let mut near: Vec<(f32, usize)> = (0..row.len())
+                .filter(|j| *j != own[i])
+                .map(|j| (row[j], j))
+                .collect();
+            let take = (most - 1).min(near.len());
+            if take > 0 && take < near.len() {
+                near.select_nth_unstable_by(take - 1, |a, b| {
+                    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+                });
+            }
+            near.truncate(take);
+            near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut out = vec![false; row.len()];
+            out[own[i]] = true;
+            let mut done = 1;
+            sizes
+                .iter()
+                .map(|k| {
+                    while done < *k && done - 1 < near.len() {
+                        out[near[done - 1].1] = true;
+                        done += 1;
+                    }
+                    -eps * log_sum_exp((0..row.len()).filter(|j| !out[*j]).map(|j| terms[j]))
+                })
+                .collect()
+        })
+        .collect();
+    (0..sizes.len())
+        .map(|s| per_row.iter().map(|r| r[s]).collect())
         .collect()
 }
 
@@ -177,9 +226,13 @@ fn spaced(n: usize) -> Vec<usize> {
     (0..take).map(|k| k * n / take).collect()
 }
 
-/// Leave-one-out scores of evenly spaced points of `own` (scored against
-/// `own` without themselves and against `other` in full); `own_is_pull` says
-/// which term `own` is. `z = lambda f_H - f_S`.
+/// Scores of evenly spaced points of `own`, each scored against `other` in
+/// full and against `own` without itself and its nearest points: one set per
+/// entry of `left_out`, the number of `own`'s points left out (1:
+/// leave-one-out; entries past `own`'s size less one are skipped, so at least
+/// one set comes back). `own_is_pull` says which term `own` is.
+/// `z = lambda f_H - f_S`.
+#[allow(clippy::too_many_arguments)]
 pub fn calibration_scores(
     own: &FittedTerm,
     other: &FittedTerm,
@@ -187,31 +240,42 @@ pub fn calibration_scores(
     lambda: f64,
     eps: f64,
     cost: CostKind,
+    left_out: &[usize],
     ctl: &Control,
-) -> Result<Vec<f64>> {
+) -> Result<Vec<Vec<f64>>> {
     let rows = spaced(own.points.nrows());
     let y = own.points.select(Axis(0), &rows);
-    let f_own = c_transform(
-        cost_matrix(y.view(), own.points, cost, ctl)?.view(),
-        own,
-        eps,
-        Some(&rows),
-    );
+    let c_own = cost_matrix(y.view(), own.points, cost, ctl)?;
     let f_other = c_transform(
         cost_matrix(y.view(), other.points, cost, ctl)?.view(),
         other,
         eps,
-        None,
     );
-    Ok(f_own
+    let m = own.points.nrows();
+    let mut sizes: Vec<usize> = left_out
         .iter()
-        .zip(&f_other)
-        .map(|(a, b)| {
-            if own_is_pull {
-                lambda * b - a
-            } else {
-                lambda * a - b
-            }
+        .copied()
+        .filter(|k| *k >= 1 && *k < m.max(2))
+        .collect();
+    if sizes.is_empty() {
+        sizes.push(1);
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    Ok(c_transform_left_out(c_own.view(), own, eps, &rows, &sizes)
+        .into_iter()
+        .map(|f_own| {
+            f_own
+                .iter()
+                .zip(&f_other)
+                .map(|(a, b)| {
+                    if own_is_pull {
+                        lambda * b - a
+                    } else {
+                        lambda * a - b
+                    }
+                })
+                .collect()
         })
         .collect())
 }
@@ -293,10 +357,6 @@ struct Grid {
     nodes: Vec<f64>,
     /// Per non-empty bin, from the lowest up: its lower node, the weight of the upper one, its count.
     bins: Vec<(usize, f64, f64)>,
-    /// The non-empty bin of each score.
-    bin_of: Vec<usize>,
-    /// Score indices from the lowest score up.
-    order: Vec<usize>,
 }
 
 /// Bins of the downstream scores.
@@ -317,23 +377,13 @@ impl Grid {
         };
         let mut count = vec![0.0; BINS];
         scores.iter().for_each(|z| count[bin(*z)] += 1.0);
-        let mut index = vec![usize::MAX; BINS];
         let mut bins = Vec::new();
         for (b, c) in count.iter().enumerate().filter(|(_, c)| **c > 0.0) {
-            index[b] = bins.len();
             let x = b as f64 / (BINS - 1) as f64 * (GRID - 1) as f64;
             let k = (x.floor() as usize).min(GRID - 2);
             bins.push((k, x - k as f64, *c));
         }
-        let bin_of = scores.iter().map(|z| index[bin(*z)]).collect();
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
-        Grid {
-            nodes,
-            bins,
-            bin_of,
-            order,
-        }
+        Grid { nodes, bins }
     }
 
     /// The log likelihood ratio `log p_harm - log p_clean` at each bin, made
@@ -371,11 +421,6 @@ impl Grid {
             log_ratio,
             count: self.bins.iter().map(|b| b.2).collect(),
         }
-    }
-
-    /// A value per bin as a value per score.
-    fn per_score(&self, values: &[f64]) -> Vec<f64> {
-        self.bin_of.iter().map(|b| values[*b]).collect()
     }
 }
 
@@ -448,23 +493,6 @@ impl Likelihood {
         };
         (pi, low.min(pi), high.max(pi))
     }
-
-    /// Probability that a sample at each distinct score is harmful, at share `pi`.
-    fn posterior(&self, pi: f64) -> Vec<f64> {
-        self.log_ratio
-            .iter()
-            .map(|r| {
-                let (a, b) = (pi.ln() + r, (1.0 - pi).ln());
-                let top = a.max(b);
-                let (ea, eb) = ((a - top).exp(), (b - top).exp());
-                if ea + eb > 0.0 {
-                    ea / (ea + eb)
-                } else {
-                    0.0
-                }
-            })
-            .collect()
-    }
 }
 
 /// Bisection of a monotone predicate on [lo, hi]: the boundary where it turns false.
@@ -480,22 +508,9 @@ fn bisect(mut lo: f64, mut hi: f64, inside: impl Fn(f64) -> bool) -> f64 {
     0.5 * (lo + hi)
 }
 
-/// How many samples to keep: drop them lowest score first until the expected
-/// number of harmful ones among the kept is at most `TOLERANCE` of the
-/// expected number in all; at least one kept.
-fn posterior_keep(posterior: &[f64], order: &[usize]) -> usize {
-    let n = posterior.len();
-    let total: f64 = posterior.iter().sum();
-    let mut left = total;
-    let mut dropped = 0;
-    for &i in order {
-        if left <= TOLERANCE * total || dropped + 1 >= n {
-            break;
-        }
-        left -= posterior[i];
-        dropped += 1;
-    }
-    n - dropped
+/// How many of `n` samples to keep when the share `share` goes: at least one.
+fn drop_share(n: usize, share: f64) -> usize {
+    (n - (share * n as f64).round() as usize).max(1)
 }
 
 /// Multiplicities of a resample with replacement of `m` points (xorshift, seeded).
@@ -517,6 +532,27 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
 }
 
+/// The two components' kernel densities, bandwidths relative to the spread of all the scores.
+fn components<'a>(
+    scores: &[f64],
+    clean: &'a [f64],
+    harmful: &'a [f64],
+) -> (Component<'a>, Component<'a>) {
+    let all = scores.iter().chain(clean).chain(harmful);
+    let spread = all.clone().fold(f64::NEG_INFINITY, |a, b| a.max(*b))
+        - all.fold(f64::INFINITY, |a, b| a.min(*b));
+    (
+        Component {
+            points: clean,
+            h: bandwidth(clean, spread),
+        },
+        Component {
+            points: harmful,
+            h: bandwidth(harmful, spread),
+        },
+    )
+}
+
 /// The contamination estimate from downstream scores and the two calibration
 /// score sets (see the module documentation).
 pub fn estimate(
@@ -525,17 +561,35 @@ pub fn estimate(
     harmful: &[f64],
     level: f64,
 ) -> Result<Contamination> {
+    estimate_among(scores, clean, &[harmful], level)
+}
+
+/// The estimate with the harmful component calibrated on whichever of
+/// `harmful`'s score sets makes the downstream scores most likely (each at
+/// its own maximising share; the first of equals).
+pub fn estimate_among(
+    scores: &[f64],
+    clean: &[f64],
+    harmful: &[&[f64]],
+    level: f64,
+) -> Result<Contamination> {
     if !(level > 0.0 && level < 1.0) {
         return Err(SotError::new(
             ErrorKind::InvalidOption,
             format!("contamination level must lie in (0, 1), got {level}"),
         ));
     }
-    for (set, what) in [
-        (scores, "scores"),
-        (clean, "clean calibration scores"),
-        (harmful, "harmful calibration scores"),
-    ] {
+    if harmful.is_empty() {
+        return Err(SotError::new(
+            ErrorKind::Empty,
+            "contamination estimate: no harmful calibration scores",
+        ));
+    }
+    let named = [(scores, "scores"), (clean, "clean calibration scores")];
+    let sets = named
+        .into_iter()
+        .chain(harmful.iter().map(|h| (*h, "harmful calibration scores")));
+    for (set, what) in sets {
         if set.is_empty() {
             return Err(SotError::new(
                 ErrorKind::Empty,
@@ -550,29 +604,25 @@ pub fn estimate(
             ));
         }
     }
-    let all = scores.iter().chain(clean).chain(harmful);
-    let spread = all.clone().fold(f64::NEG_INFINITY, |a, b| a.max(*b))
-        - all.fold(f64::INFINITY, |a, b| a.min(*b));
-    let (pc, ph) = (
-        Component {
-            points: clean,
-            h: bandwidth(clean, spread),
-        },
-        Component {
-            points: harmful,
-            h: bandwidth(harmful, spread),
-        },
-    );
     let grid = Grid::new(scores);
-    let lik = grid.likelihood(grid.log_ratio(&pc, &ph, None));
-    let (pi, low, high) = lik.fit(level);
+    let (mut best, mut top) = (None, f64::NEG_INFINITY);
+    for h in harmful {
+        let (pc, ph) = components(scores, clean, h);
+        let lik = grid.likelihood(grid.log_ratio(&pc, &ph, None));
+        let fit = lik.fit(level);
+        let value = lik.value(fit.0);
+        if best.is_none() || value > top {
+            (best, top) = (Some((pc, ph, fit)), value);
+        }
+    }
+    let (pc, ph, (pi, low, high)) = best.expect("at least one harmful set");
     // Replicates in parallel, each with its own seed, collected in order: the same interval whatever the thread count.
     let replicates: Vec<(f64, f64)> = (0..REPLICATES as u64)
         .into_par_iter()
         .map(|b| {
             let counts = (
                 resample(clean.len(), 2 * b + 1),
-                resample(harmful.len(), 2 * b + 2),
+                resample(ph.points.len(), 2 * b + 2),
             );
             let r = grid.likelihood(grid.log_ratio(&pc, &ph, Some((&counts.0, &counts.1))));
             let (_, l, h) = r.fit(level);
@@ -594,10 +644,7 @@ pub fn estimate(
     };
     let keep = match verdict {
         Verdict::Clean => Some(scores.len()),
-        Verdict::Contaminated => Some(posterior_keep(
-            &grid.per_score(&lik.posterior(high)),
-            &grid.order,
-        )),
+        Verdict::Contaminated => Some(drop_share(scores.len(), high)),
         Verdict::Inconclusive => None,
     };
     Ok(Contamination {
@@ -773,10 +820,11 @@ mod tests {
             },
         );
         let grid = Grid::new(&z);
-        let r = grid.per_score(&grid.log_ratio(&pc, &ph, None));
-        let top = grid.order[z.len() - 1];
-        assert!(ph.weighted(None).log_pdf(z[top]) > pc.weighted(None).log_pdf(z[top]));
-        assert!(grid.order.windows(2).all(|w| r[w[1]] <= r[w[0]]));
+        let r = grid.log_ratio(&pc, &ph, None);
+        let top = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        assert!(ph.weighted(None).log_pdf(top) > pc.weighted(None).log_pdf(top));
+        // per bin, from the lowest score up
+        assert!(r.windows(2).all(|w| w[1] <= w[0]));
         let e = estimate(&z, &clean_cal, &harm_cal, 0.9).unwrap();
         assert!(e.verdict == Verdict::Clean && e.estimate < 0.01, "{e:?}");
     }
@@ -849,35 +897,54 @@ mod tests {
     }
 
     #[test]
-    fn auto_keep_follows_the_posterior() {
+    fn auto_keep_drops_the_upper_end() {
         let clean_cal = normals(100, 0.0, 1.0, 17);
         let harm_cal = normals(500, -6.0, 1.5, 18);
         let far = mixture(2000, 0.1, -6.0, 19);
         let e = estimate(&far, &clean_cal, &harm_cal, 0.9).unwrap();
-        // the rule against a direct count at the same posterior
-        let ratio = naive_ratio(&far, &clean_cal, &harm_cal);
-        let post: Vec<f64> = ratio
-            .iter()
-            .map(|r| e.high * r.exp() / (1.0 - e.high + e.high * r.exp()))
-            .collect();
-        let mut order: Vec<usize> = (0..far.len()).collect();
-        order.sort_by(|a, b| far[*a].total_cmp(&far[*b]));
-        let total: f64 = post.iter().sum();
-        let drop = (0..far.len())
-            .find(|d| order[*d..].iter().map(|i| post[*i]).sum::<f64>() <= TOLERANCE * total)
-            .unwrap();
+        assert_eq!(e.verdict, Verdict::Contaminated, "{e:?}");
+        let keep = 2000 - (e.high * 2000.0).round() as usize;
+        assert_eq!(auto_keep(&e, 2000), Some(keep), "{e:?}");
+        // the share and a margin: at least the injected 10%, not much more
+        let dropped = 1.0 - keep as f64 / 2000.0;
         assert!(
-            (e.keep.unwrap() as i64 - (far.len() - drop) as i64).abs() <= 2,
-            "{:?} vs {}",
-            e.keep,
-            far.len() - drop
+            dropped > e.estimate && (0.1..0.15).contains(&dropped),
+            "{e:?}"
         );
-        // well separated: close to the injected share; poorly separated: a larger drop
-        let dropped = |e: &Contamination| 1.0 - e.keep.unwrap() as f64 / 2000.0;
-        assert!((0.07..0.15).contains(&dropped(&e)), "{e:?}");
-        let harm_near = normals(500, -2.0, 1.5, 20);
-        let near = estimate(&mixture(2000, 0.1, -2.0, 21), &clean_cal, &harm_near, 0.9).unwrap();
-        assert!(dropped(&near) > dropped(&e) + 0.05, "{near:?} vs {e:?}");
+        assert_eq!(drop_share(3, 1.0), 1, "at least one kept");
+    }
+
+    #[test]
+    fn the_likeliest_harmful_calibration_is_chosen() {
+        // a reference more extreme than the injected harm (its near-duplicates) biases the
+        // estimate low; a calibration as near the clean one as the harm is chosen over it
+        let clean_cal = normals(100, 0.0, 1.0, 31);
+        let extreme = normals(500, -8.0, 1.0, 32);
+        let like_harm = normals(500, -4.0, 1.0, 33);
+        let z = mixture(2000, 0.2, -4.0, 34);
+        let alone = estimate(&z, &clean_cal, &extreme, 0.9).unwrap();
+        let among = estimate_among(&z, &clean_cal, &[&extreme, &like_harm], 0.9).unwrap();
+        let direct = estimate(&z, &clean_cal, &like_harm, 0.9).unwrap();
+        assert!(alone.estimate < 0.15, "{alone:?}");
+        assert_eq!(among, direct);
+        assert!((among.estimate - 0.2).abs() < 0.03, "{among:?}");
+        // order does not matter, and one candidate is `estimate` itself
+        let swapped = estimate_among(&z, &clean_cal, &[&like_harm, &extreme], 0.9).unwrap();
+        assert_eq!(swapped, direct);
+        assert_eq!(
+            estimate_among(&z, &clean_cal, &[&extreme], 0.9).unwrap(),
+            alone
+        );
+        assert_eq!(
+            estimate_among(&z, &clean_cal, &[], 0.9).unwrap_err().kind,
+            ErrorKind::Empty
+        );
+        assert_eq!(
+            estimate_among(&z, &clean_cal, &[&extreme, &[f64::NAN]], 0.9)
+                .unwrap_err()
+                .kind,
+            ErrorKind::NonFinite
+        );
     }
 
     #[test]
@@ -920,7 +987,21 @@ mod tests {
             &Control::default(),
         )
         .unwrap();
-        let loo = c_transform(c.view(), &term, 0.1, Some(&[0, 1, 2]));
+        let sets = c_transform_left_out(c.view(), &term, 0.1, &[0, 1, 2], &[1, 2]);
+        let (loo, lno) = (&sets[0], &sets[1]);
+        // leaving out the nearest neighbour too: point 2 is the nearest of 0 and of 1
+        let direct = |i: usize, out: &[usize]| {
+            -0.1 * (0..3)
+                .filter(|j| !out.contains(j))
+                .map(|j| (1.0f64 / 3.0) * (-(c[[i, j]] as f64) / 0.1).exp())
+                .sum::<f64>()
+                .ln()
+        };
+        assert!((lno[0] - direct(0, &[0, 2])).abs() < 1e-9);
+        assert!((lno[1] - direct(1, &[1, 2])).abs() < 1e-9);
+        // 0 and 1 are equally near 2: the lower index goes
+        assert!((lno[2] - direct(2, &[2, 0])).abs() < 1e-9);
+        assert!((c_transform(c.view(), &term, 0.1)[0] - direct(0, &[])).abs() < 1e-9);
         for i in 0..3 {
             let direct = -0.1
                 * (0..3)

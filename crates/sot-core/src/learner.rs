@@ -367,6 +367,7 @@ impl<'a> Objective<'a> {
             self.lambda,
             opts.eps,
             opts.cost,
+            &[1],
             ctl,
         )?;
         let harmful = contamination::calibration_scores(
@@ -376,9 +377,11 @@ impl<'a> Objective<'a> {
             self.lambda,
             opts.eps,
             opts.cost,
+            contamination::NEIGHBOURHOODS,
             ctl,
         )?;
-        contamination::estimate(&scores, &clean, &harmful, contamination::LEVEL)
+        let harmful: Vec<&[f64]> = harmful.iter().map(Vec::as_slice).collect();
+        contamination::estimate_among(&scores, &clean[0], &harmful, contamination::LEVEL)
     }
 
     /// J and its parts at `w`, the inner solves run to `tol`.
