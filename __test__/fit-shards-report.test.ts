@@ -3,13 +3,14 @@
 // each reason the one the whole-dataset code gives that record against the
 // same model; all committed together or not at all.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fit } from '../src/fit/fit.js';
-import { loadModel, modelEmbedder } from '../src/fit/model.js';
+import { loadModel, modelEmbedder, saveModel } from '../src/fit/model.js';
+import { score } from '../src/fit/score.js';
 import { scoreMatrix, selectByScore } from '../src/fit/scoring.js';
 import { gibbsWeights } from '../src/selection.js';
 import { readShard, runShard } from '../src/fit/shard.js';
@@ -292,6 +293,44 @@ describe('the sharded run writes the report, the page and the removed records', 
     // the fit's K scaled to all records, never more than the default 80% on contaminated data
     expect(part.k).toBe(Math.min(Math.round((f.autoKeep! * 400) / 300), 320));
     expect(readJsonl(part.outputs.removed!)).toHaveLength(400 - part.k);
+    // sot score --keep auto: the same rule from the model file's header
+    const model = join(c.dir, 'auto.sot-model');
+    expect((await loadModel(model)).header).toMatchObject({ contamination: f.contamination, autoKeep: f.autoKeep });
+    const scored = await score({ input: data, model, keep: 'auto', scores: join(c.dir, 'auto.scores.csv') });
+    expect(scored.kept).toBe(part.k);
+    expect(readJsonl(scored.outputs.dataset!)).toHaveLength(part.k);
+    expect(scored.warnings).toEqual([]);
+    const cli = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'score',
+        data,
+        '--model-file',
+        model,
+        '--keep',
+        'auto',
+        '--json',
+        '-o',
+        join(c.dir, 'auto-cli.jsonl'),
+        '--scores',
+        join(c.dir, 'auto-cli.csv'),
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ ok: true, records: 400, kept: part.k, warnings: [] });
+    // a model file written before the header carried the automatic K: refused, naming it, before any output
+    const old = await loadModel(model);
+    delete old.header.autoKeep;
+    const oldFile = join(c.dir, 'old.sot-model');
+    await saveModel(oldFile, old);
+    const oldScores = join(c.dir, 'old.scores.csv');
+    await expect(score({ input: data, model: oldFile, keep: 'auto', scores: oldScores })).rejects.toMatchObject({
+      code: 'ERR_OPTION',
+      message: expect.stringContaining(oldFile),
+    });
+    expect(existsSync(oldScores)).toBe(false);
   }, 240_000);
 
   it('sot purify --shards prints the report, removed and html paths; --json the same keys as the whole run', () => {

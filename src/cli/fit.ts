@@ -45,7 +45,11 @@ const FIT_OUTPUT: Flag[] = [
 
 const SCORE_SELECTION: Flag[] = [
   { flags: '--model-file <file>', help: 'model file written by `sot fit` (required)', required: true },
-  { flags: '--keep <fraction>', help: 'fraction of records to keep', parse: number('--keep', 0, 1) },
+  {
+    flags: '--keep <fraction|auto>',
+    help: "fraction of records to keep, or 'auto': the share the fit's automatic K keeps of its sample, from the model's contamination estimate (as `sot purify --keep auto`)",
+    parse: (v: string) => (v.trim() === 'auto' ? 'auto' : number('--keep', 0, 1)(v)),
+  },
   { flags: '--keep-count <n>', help: 'number of records to keep', parse: integer('--keep-count') },
   {
     flags: '--threshold <score>',
@@ -165,9 +169,11 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         keep:
           f.keepCount !== undefined
             ? { count: f.keepCount as number }
-            : f.keep !== undefined
-              ? { fraction: f.keep as number }
-              : undefined,
+            : f.keep === 'auto'
+              ? 'auto'
+              : f.keep !== undefined
+                ? { fraction: f.keep as number }
+                : undefined,
         threshold: f.threshold as number | undefined,
         refit: f.refit as number | 'auto' | undefined,
         saveModel: f.saveModel as string | undefined,
@@ -176,12 +182,13 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
       });
       if (f.json)
         process.stdout.write(
-          `${JSON.stringify({ ok: true, records: res.records, kept: res.kept, refit: res.refit, outputs: res.outputs })}\n`,
+          `${JSON.stringify({ ok: true, records: res.records, kept: res.kept, refit: res.refit, outputs: res.outputs, warnings: res.warnings })}\n`,
         );
       else
         process.stdout.write(
           `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}${res.refit.passes ? ` after ${res.refit.passes} refit pass(es), marginal error ${res.refit.error?.toExponential(1)}` : ''}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}${res.outputs.model ? `\n  model:   ${res.outputs.model}` : ''}\n`,
         );
+      for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
     });
   });
 }

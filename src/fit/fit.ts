@@ -306,10 +306,10 @@ function gatherRows(m: Matrix, rows: Uint32Array): Matrix {
   return { data, rows: rows.length, cols: m.cols };
 }
 
-/** The learner's contamination estimate, on builds whose learner gives one. */
-function contaminationOf(learned: object): { contamination?: unknown } {
-  const c = (learned as { contamination?: unknown }).contamination;
-  return c === undefined || c === null ? {} : { contamination: c };
+/** The learner's contamination estimate and its automatic K, on builds whose learner gives one. */
+function contaminationOf(learned: object): { contamination?: unknown; autoKeep?: number | null } {
+  const { contamination: c, autoKeep } = learned as { contamination?: unknown; autoKeep?: number | null };
+  return c === undefined || c === null ? {} : { contamination: c, autoKeep: autoKeep ?? null };
 }
 
 function defined<T extends object>(o: T): Partial<T> {

@@ -68,6 +68,8 @@ export interface ModelHeader {
   refit?: ModelRefit;
   /** The contamination estimate of the fit, when the learner gave one. */
   contamination?: unknown;
+  /** With `contamination`: records of the fit sample that `keep: 'auto'` keeps (the learner's automatic K; null: the estimate was inconclusive). Absent in files written before it was recorded. */
+  autoKeep?: number | null;
   sections: Section[];
 }
 

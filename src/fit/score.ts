@@ -15,6 +15,8 @@ import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
+import { autoKeepCount, autoKeepWarnings } from '../pipeline/purify.js';
+import type { ContaminationEstimate } from '../learner.js';
 import type { Matrix } from '../matrix.js';
 import type { Keep, Selection } from '../selection.js';
 import { loadModel, modelEmbedder, stageModel, withRefit, type Model } from './model.js';
@@ -50,8 +52,16 @@ export interface ScoreOptions
   scores?: string;
   /** Purified dataset (the kept records, in the input's format). Written when `keep` or `threshold` is given. */
   output?: string;
-  /** Keep the top records by score: a count or a fraction. */
-  keep?: Keep;
+  /**
+   * Keep the top records by score: a count or a fraction, or `'auto'`: the
+   * share of the fit sample that the fit's automatic K keeps (its
+   * contamination estimate, in the model file), of these records; every
+   * record when the sample looked clean or had no estimate, the default
+   * fraction when the estimate was inconclusive, at most it when the sample
+   * looked contaminated (as `purify`'s `keep: 'auto'`). The estimate
+   * describes the fit's data: on other data a fixed keep says what it does.
+   */
+  keep?: Keep | 'auto';
   /** Keep the records whose score is at least this. */
   threshold?: number;
   /** Only an embedder the model cannot rebuild itself (the built-in one it can); its id must match the model's. */
@@ -83,6 +93,8 @@ export interface ScoreResult {
   selection: Selection | null;
   /** The refit passes run before scoring and the last one's marginal error (null: none ran). */
   refit: { passes: number; error: number | null };
+  /** What the run chose for the caller (`keep: 'auto'` without an estimate, or on an inconclusive one). */
+  warnings: string[];
 }
 
 /** Scores, pulls, pushes and file lines of the records, in record order. */
@@ -275,6 +287,19 @@ export async function openScoring(
   return { model, embedder, input, cache };
 }
 
+/** `keep: 'auto'` from the model's fit: its automatic K on its sample, scaled to `n` records (`autoKeepCount`). */
+function autoKeep(model: Model, file: string): { keep: (n: number) => Keep; warnings: string[] } {
+  const h = model.header;
+  const c = h.contamination as ContaminationEstimate | undefined;
+  if (c && h.autoKeep === undefined)
+    throw new OptionError(
+      'ERR_OPTION',
+      `${file}: keep 'auto' needs the fit's automatic K, which this model file (written by an earlier version) does not record: fit again, or give a fixed keep`,
+    );
+  const k = c ? (h.autoKeep ?? null) : h.fit.sample;
+  return { keep: (n) => ({ count: autoKeepCount(c, k, h.fit.sample, n) }), warnings: autoKeepWarnings(c, k) };
+}
+
 /** Records kept by count, fraction or threshold; training weights ∝ exp(score), the learner's Gibbs form. */
 export async function selectScored(
   scores: Float64Array,
@@ -369,6 +394,8 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   await assertNoCollision(outs, [{ path: o.model, what: 'the model file' }]);
   const opened = await openScoring(o, purified);
   const { embedder, input, cache } = opened;
+  // before any work: an older model file without the fit's automatic K is refused here
+  const auto = o.keep === 'auto' ? autoKeep(opened.model, o.model) : null;
   const { model, passes, error } = await refitOver(input, opened.model, embedder, cache, plan, {
     signal: o.signal,
     onProgress: (_p, d) => o.onProgress?.({ stage: 'refit', done: d }),
@@ -379,7 +406,8 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   });
   const n = r.score.length;
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to score`);
-  const selection = purified ? await selectScored(r.score, o.keep, o.threshold) : null;
+  const keep = auto ? auto.keep(n) : (o.keep as Keep | undefined);
+  const selection = purified ? await selectScored(r.score, keep, o.threshold) : null;
   o.onProgress?.({ stage: 'select', done: selection?.k ?? n, total: n });
   const staged: AtomicWriter[] = [];
   // The refined model: staged first, committed last (after the outputs it describes).
@@ -419,5 +447,6 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     scores: r.score,
     selection,
     refit: { passes, error },
+    warnings: auto?.warnings ?? [],
   };
 }
