@@ -62,7 +62,7 @@ use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
 /// The method's name, as reports print it.
-pub const METHOD: &str = "reference-calibrated two-component mixture on the learned scores, monotone likelihood ratio (profile likelihood and calibration bootstrap)";
+pub const METHOD: &str = "reference-calibrated two-component mixture on the learned scores (harmful reference at its likeliest neighbourhood), monotone likelihood ratio (profile likelihood and calibration bootstrap)";
 
 /// Confidence level of the interval.
 pub const LEVEL: f64 = 0.9;
