@@ -3,8 +3,8 @@
 // contaminated datasets, per embedder, and the contamination estimate with
 // the automatic K (`keep: 'auto'`). One command from the repo root:
 //
-//     npm run bench:quality                       # every task of bench/quality/config.json, 5 seeds, built-in embedder then MiniLM
-//     npm run bench:quality -- --quick            # main cell only, 2 seeds
+//     npm run bench:quality                       # the runs behind BENCHMARKS.md's Quality II tables, then the tables (all.mjs)
+//     npm run bench:quality -- --quick            # one run of this script with these arguments: main cell only, 2 seeds
 //     node bench/quality/eval.mjs [--config FILE] [--tasks alpaca,physical] [--contaminations jbb,hh] [--set dev|heldout]
 //          [--seeds 0,1] [--methods sot,push-only] [--embedders builtin] [--main-only] [--rates-only] [--rates 0,0.3]
 //          [--eps X] [--lambda X] [--tau X] [--learner JSON] [--out FILE]
