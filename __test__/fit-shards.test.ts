@@ -1,7 +1,7 @@
 // purify --shards on one machine: worker processes, the exact global top K,
 // a killed shard retried alone; and the fit / score CLI.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
@@ -366,6 +366,31 @@ describe('sharded purification over BullMQ', () => {
       expect(err).toBeInstanceOf(InputError);
       expect(err).toMatchObject({ code: 'ERR_INPUT', file: corrupt });
       expect((err as Error).message).toMatch(/not a SOT model file.*\(shard 0, records 0 to 9\)$/);
+      // A shard that fails for good cancels the run's shards running on other workers: none runs on once the run
+      // has ended (the caller then removes the folder they write into). The slow one scores 110,000 records.
+      const { fit } = await import('../src/fit/fit.js');
+      const model = join(c.dir, 'slow.sot-model');
+      await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false, model });
+      const big = join(c.dir, 'big.jsonl');
+      writeFileSync(big, readFileSync(data, 'utf8').repeat(500));
+      const slow = { input: big, model, shard: 1, from: 0, to: 110_000, out: join(c.dir, 'slow.bin') };
+      const both = await runShardsOnQueue(redis.url, [slow, { ...task, model: corrupt }], {
+        retries: 1,
+        run: 'cancel',
+      }).catch((e: unknown) => e);
+      expect(both).toMatchObject({ code: 'ERR_INPUT', file: corrupt });
+      const { Queue } = await import('bullmq');
+      const { connect } = await import('../src/service/queue/redis.js');
+      const conn = connect(redis.url);
+      const queue = new Queue('shards', { connection: conn, prefix: 'sot' });
+      try {
+        expect(await queue.getActiveCount()).toBe(0);
+        expect(await queue.getJob('cancel-1')).toBeUndefined(); // cancelled, so it could be removed
+      } finally {
+        await queue.close();
+        conn.disconnect();
+      }
+      expect(existsSync(slow.out)).toBe(false);
     } finally {
       await Promise.all(workers.map((w) => stopProcess(w.proc)));
       await redis.stop();

@@ -2,7 +2,11 @@
 // `redis`) queues one job per shard; `sot shard-worker` processes, on any
 // machines that share the work folder, run them. BullMQ retries a failed
 // shard alone (and hands a shard whose worker died to another worker once its
-// lock expires); a shard that fails on its input is not retried.
+// lock expires); a shard that fails on its input is not retried. When the run
+// ends without them (a shard failed for good, or it was aborted), the
+// coordinator cancels its shards running on any machine (a message every
+// worker hears) and waits until none runs before its caller removes the work
+// folder they write into.
 export { assertReachable } from './redis.js';
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { AbortError, SotError } from '../../errors.js';
@@ -18,6 +22,10 @@ import { assertReachable, connect, Outage } from './redis.js';
 
 const QUEUE = 'shards';
 const PREFIX = 'sot';
+/** Pub/sub channel of the job ids to cancel. */
+const CANCEL = `${PREFIX}:${QUEUE}:cancel`;
+/** How long a cancelled run waits for its running shards to stop (a worker checks between batches). */
+const CANCEL_WAIT_MS = 30_000;
 
 /** Queues the shards and waits for all; resolves to the attempts each took. */
 export async function runShardsOnQueue(
@@ -49,10 +57,17 @@ export async function runShardsOnQueue(
     try {
       await Promise.race([Promise.all(jobs.map((j) => j.waitUntilFinished(events))), aborted]);
     } catch (err) {
-      if (err instanceof AbortError) throw err;
-      const failed = (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find(
-        (j) => j?.failedReason && j.finishedOn,
+      // the failure that ended the run, read before the others are cancelled (they then fail too)
+      const failed =
+        err instanceof AbortError
+          ? undefined
+          : (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find((j) => j?.failedReason && j.finishedOn);
+      await cancelRunning(
+        conn,
+        queue,
+        jobs.map((j) => j.id!),
       );
+      if (err instanceof AbortError) throw err;
       const t = failed?.data as AnyShardTask | undefined;
       const e = failedShard(failed?.failedReason ?? (err as Error).message);
       if (!t) throw new SotError(e.code as SotError['code'], `a shard failed: ${e.message}`);
@@ -66,6 +81,17 @@ export async function runShardsOnQueue(
     await queue.close();
     eventsConn.disconnect(); // connections we made: BullMQ leaves them open
     conn.disconnect();
+  }
+}
+
+/** Cancels the jobs of `ids` that workers are running, and waits (at most `CANCEL_WAIT_MS`) until none is. */
+async function cancelRunning(conn: ReturnType<typeof connect>, queue: Queue, ids: string[]): Promise<void> {
+  await conn.publish(CANCEL, JSON.stringify(ids));
+  const until = Date.now() + CANCEL_WAIT_MS;
+  for (;;) {
+    const states = await Promise.all(ids.map(async (id) => (await queue.getJob(id))?.getState()));
+    if (!states.includes('active') || Date.now() > until) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -93,14 +119,18 @@ export async function startShardWorker(
   const lockMs = o.lockMs ?? 30_000;
   const worker = new Worker(
     QUEUE,
-    async (job: Job<AnyShardTask>) => {
+    async (job: Job<AnyShardTask>, _token?: string, signal?: AbortSignal) => {
       try {
-        await runTask(job.data);
+        await runTask(job.data, signal);
       } catch (err) {
-        const e = shardError(err);
+        const e = shardError(
+          signal?.aborted ? new AbortError('the shard was cancelled: its run ended without it') : err,
+        );
         const message = JSON.stringify(e); // the job's failedReason: the coordinator reads the code and an input error's place back
-        // Bad input fails the same way every time: no retry.
-        throw ['ERR_INPUT', 'ERR_OPTION'].includes(e.code) ? new UnrecoverableError(message) : new Error(message);
+        // Bad input fails the same way every time, and a cancelled run wants none: no retry.
+        throw ['ERR_INPUT', 'ERR_OPTION', 'ERR_ABORTED'].includes(e.code)
+          ? new UnrecoverableError(message)
+          : new Error(message);
       }
     },
     {
@@ -113,10 +143,22 @@ export async function startShardWorker(
     },
   );
   worker.on('error', outage.error);
-  await worker.waitUntilReady();
+  // the coordinators' cancellations: each names job ids; those this worker is not running are no-ops
+  const sub = connect(redis, outage);
+  sub.on('message', (_channel: string, message: string) => {
+    let ids: unknown;
+    try {
+      ids = JSON.parse(message);
+    } catch {
+      return; // not a coordinator's: nothing to cancel
+    }
+    if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string') worker.cancelJob(id);
+  });
+  await Promise.all([worker.waitUntilReady(), sub.subscribe(CANCEL)]);
   return {
     async close() {
       await worker.close();
+      sub.disconnect();
       conn.disconnect();
     },
   };
