@@ -331,6 +331,15 @@ describe('the sharded run writes the report, the page and the removed records', 
       message: expect.stringContaining(oldFile),
     });
     expect(existsSync(oldScores)).toBe(false);
+    // a damaged one: a model file error naming the file
+    old.header.autoKeep = -3;
+    await saveModel(oldFile, old);
+    await expect(score({ input: data, model: oldFile, keep: 'auto', scores: oldScores })).rejects.toMatchObject({
+      code: 'ERR_INPUT',
+      file: oldFile,
+      problem: 'corrupt',
+    });
+    expect(existsSync(oldScores)).toBe(false);
   }, 240_000);
 
   it('sot purify --shards prints the report, removed and html paths; --json the same keys as the whole run', () => {

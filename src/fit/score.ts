@@ -19,7 +19,7 @@ import { autoKeepCount, autoKeepWarnings } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import type { Matrix } from '../matrix.js';
 import type { Keep, Selection } from '../selection.js';
-import { loadModel, modelEmbedder, stageModel, withRefit, type Model } from './model.js';
+import { loadModel, ModelFileError, modelEmbedder, stageModel, withRefit, type Model } from './model.js';
 import {
   columnSums,
   mergeColumnSums,
@@ -297,6 +297,12 @@ function autoKeep(model: Model, file: string): { keep: (n: number) => Keep; warn
       `${file}: keep 'auto' needs the fit's automatic K, which this model file (written by an earlier version) does not record: fit again, or give a fixed keep`,
     );
   const k = c ? (h.autoKeep ?? null) : h.fit.sample;
+  if (k !== null && !(Number.isInteger(k) && k >= 0 && k <= h.fit.sample))
+    throw new ModelFileError(
+      file,
+      'corrupt',
+      `autoKeep ${JSON.stringify(k)} is no count of the fit's ${h.fit.sample} samples`,
+    );
   return { keep: (n) => ({ count: autoKeepCount(c, k, h.fit.sample, n) }), warnings: autoKeepWarnings(c, k) };
 }
 

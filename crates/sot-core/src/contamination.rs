@@ -160,9 +160,9 @@ fn c_transform(cost: ArrayView2<f32>, term: &FittedTerm, eps: f64) -> Vec<f64> {
 }
 
 /// The c-transform with points of the term's own set left out: for each
-/// `k` of `sizes` (each at least 1), row `i` without column `own[i]` (its own
-/// point) and the `k - 1` other columns cheapest from it (its nearest
-/// neighbours). One vector per size.
+/// `k` of `sizes` (ascending, each at least 1), row `i` without column
+/// `own[i]` (its own point) and the `k - 1` other columns cheapest from it
+/// (its nearest neighbours, ties to the lower index). One vector per size.
 fn c_transform_left_out(
     cost: ArrayView2<f32>,
     term: &FittedTerm,
@@ -228,9 +228,9 @@ fn spaced(n: usize) -> Vec<usize> {
 
 /// Scores of evenly spaced points of `own`, each scored against `other` in
 /// full and against `own` without itself and its nearest points: one set per
-/// entry of `left_out`, the number of `own`'s points left out (1:
-/// leave-one-out; entries past `own`'s size less one are skipped, so at least
-/// one set comes back). `own_is_pull` says which term `own` is.
+/// distinct size in `left_out`, ascending, the number of `own`'s points left
+/// out (1: leave-one-out; sizes past `own`'s size less one are skipped, and
+/// with none left leave-one-out is used). `own_is_pull` says which term `own` is.
 /// `z = lambda f_H - f_S`.
 #[allow(clippy::too_many_arguments)]
 pub fn calibration_scores(
