@@ -62,11 +62,12 @@ export async function runShardsOnQueue(
         err instanceof AbortError
           ? undefined
           : (await Promise.all(jobs.map((j) => queue.getJob(j.id!)))).find((j) => j?.failedReason && j.finishedOn);
+      // best effort: what ended the run is what the caller gets, even if the cancellation fails
       await cancelRunning(
         conn,
         queue,
         jobs.map((j) => j.id!),
-      );
+      ).catch(() => undefined);
       if (err instanceof AbortError) throw err;
       const t = failed?.data as AnyShardTask | undefined;
       const e = failedShard(failed?.failedReason ?? (err as Error).message);
