@@ -16,7 +16,7 @@ const args = process.argv.slice(2);
 
 const BASELINES = 'push-only,pull-only,nearest-harmful,saft,random';
 // [embedder, extra arguments, results file]: the files `bench:quality:tables` reads, in its order
-export const RUNS = [
+const RUNS = [
   ['builtin', [], 'quality2-builtin.json'],
   ['minilm', ['--methods', BASELINES], 'quality2-minilm-baselines.json'],
   ['minilm', ['--methods', 'sot'], 'quality2-minilm-sot.json'],

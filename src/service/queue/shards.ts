@@ -88,12 +88,11 @@ export async function runShardsOnQueue(
 /** Cancels the jobs of `ids` that workers are running, and waits (at most `CANCEL_WAIT_MS`) until none is. */
 async function cancelRunning(conn: ReturnType<typeof connect>, queue: Queue, ids: string[]): Promise<void> {
   await conn.publish(CANCEL, JSON.stringify(ids));
+  const ours = new Set(ids);
   const until = Date.now() + CANCEL_WAIT_MS;
-  for (;;) {
-    const states = await Promise.all(ids.map(async (id) => (await queue.getJob(id))?.getState()));
-    if (!states.includes('active') || Date.now() > until) return;
+  // the active list is as long as the fleet's worker slots, not the run's shards: one read per poll
+  while ((await queue.getActive()).some((j) => ours.has(j.id!)) && Date.now() <= until)
     await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** A job's failedReason as the shard worker writes it (JSON), or any other error's message. */
