@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fit } from '../src/fit/fit.js';
-import { loadModel, modelEmbedder, saveModel } from '../src/fit/model.js';
+import { harmfulReference, loadModel, modelEmbedder, saveModel } from '../src/fit/model.js';
 import { score } from '../src/fit/score.js';
 import { scoreMatrix, selectByScore } from '../src/fit/scoring.js';
 import { gibbsWeights } from '../src/selection.js';
@@ -110,7 +110,7 @@ describe('the sharded run writes the report, the page and the removed records', 
     const refs = await loadReferences({ harmful: HARMFUL } as PurifyOptions);
     const audit = await explainRecords({
       downstream: matrix,
-      harmful: model.harmful.points,
+      harmful: harmfulReference(model),
       refs: refs.harmful,
       scores,
       selection,

@@ -161,6 +161,13 @@ export interface FittedOutput {
   anchorWeights: Float64Array
   /** Without an anchor: the downstream rows that formed it. */
   anchorRows?: Uint32Array
+  /** The downstream rows whose own-harm points joined the harmful reference (ascending). */
+  ownHarmRows: Uint32Array
+  /**
+   * One point per own-harm row (row-major, the embedding dimension wide):
+   * the harmful potential and weights cover the reference's points, then these.
+   */
+  ownHarmPoints: Float32Array
   harmfulPotential: Float64Array
   harmfulWeights: Float64Array
   scale: ScoreScaleInput
@@ -187,6 +194,8 @@ export interface LearnerDefaults {
   tol: number
   debiased: boolean
   maxSelfAnchor: number
+  ownHarmShare: number
+  ownHarmMass: number
   innerTol: number
   innerMaxIter: number
   innerOverrelax: boolean
@@ -203,6 +212,13 @@ export interface LearnOptions {
   tol?: number
   debiased?: boolean
   maxSelfAnchor?: number
+  /**
+   * Share of the downstream samples, the lowest-weighted of a first solve,
+   * that join the harmful reference for a second solve (0: one solve).
+   */
+  ownHarmShare?: number
+  /** Their share of the joined reference's mass. */
+  ownHarmMass?: number
   innerTol?: number
   innerMaxIter?: number
   innerOverrelax?: boolean

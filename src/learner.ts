@@ -36,6 +36,16 @@ export interface LearnerOptions extends OperationOptions {
   debiased?: boolean;
   /** Without an anchor, at most this many (evenly spaced) downstream samples form the pull target. Default 50. */
   maxSelfAnchor?: number;
+  /**
+   * Share of the downstream samples that join the harmful reference for a
+   * second solve: the lowest-weighted of a first one, the data's own harm in
+   * the task's own form, each as the mean of the 3 others among them nearest
+   * it (at most 1,000, evenly spaced among them), in [0, 0.5]; 0 solves once.
+   * Default 0.05 (docs/learner-defaults.md, "The data's own harm").
+   */
+  ownHarmShare?: number;
+  /** Their share of the joined harmful reference's mass, in (0, 1). Default 0.3. */
+  ownHarmMass?: number;
   /** Inner Sinkhorn solves: tolerance (1e-5), iteration cap (300), over-relaxation (true). */
   inner?: { tol?: number; maxIter?: number; overrelax?: boolean };
   /**
@@ -179,6 +189,8 @@ function learnOptions(o: LearnerOptions): NativeLearnOptions {
     tol: num('tol', o.tol),
     debiased: bool('debiased', o.debiased),
     maxSelfAnchor: count('maxSelfAnchor', o.maxSelfAnchor),
+    ownHarmShare: num('ownHarmShare', o.ownHarmShare),
+    ownHarmMass: num('ownHarmMass', o.ownHarmMass),
     innerTol: num('inner.tol', o.inner?.tol),
     innerMaxIter: count('inner.maxIter', o.inner?.maxIter),
     innerOverrelax: bool('inner.overrelax', o.inner?.overrelax),

@@ -306,6 +306,12 @@ export const LEARNER: Flag[] = [
     parse: number('--tau', 0),
   },
   {
+    flags: '--own-harm <share>',
+    help: (d) =>
+      `share of the records, the most harmful-looking of a first solve, that join the harmful set for a second one (0: one solve; default ${core(d, (c) => c.learner.ownHarmShare)})`,
+    parse: number('--own-harm', 0, 0.5),
+  },
+  {
     flags: '--max-steps <n>',
     help: (d) => `learner steps at most (default ${core(d, (c) => c.learner.maxSteps)})`,
     parse: integer('--max-steps', 1),
@@ -420,6 +426,7 @@ export function learnerFlags(f: Record<string, unknown>) {
     eps: f.eps as number | undefined,
     lambda: f.lambda as number | undefined,
     tau: f.tau as number | undefined,
+    ownHarmShare: f.ownHarm as number | undefined,
     maxSteps: f.maxSteps as number | undefined,
     storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
   };

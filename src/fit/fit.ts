@@ -210,6 +210,9 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   const learned = scores.learned!;
   const fitted = learned.fitted;
   const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
+  // The harmful set the potentials describe: the reference's points, then the data's own harm.
+  const own = { data: fitted.ownHarmPoints, rows: fitted.ownHarmRows.length, cols: harmful.cols };
+  const harmfulPoints = stackRows(harmful, own);
   const described = describeEmbedder(embedder);
   let model: Model = {
     header: {
@@ -224,13 +227,18 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
       lambda: learner.lambda ?? fitted.scale.pushScale,
       tau: fitted.scale.tau,
       scale: fitted.scale,
-      references: { harmful: refs.harmful.summary, anchor: refs.anchor.summary, anchorIsSample: anchor === undefined },
+      references: {
+        harmful: refs.harmful.summary,
+        anchor: refs.anchor.summary,
+        anchorIsSample: anchor === undefined,
+        ownHarm: own.rows,
+      },
       fit: { input: o.input, records: n, sample: take, seed, steps: learned.steps, converged: learned.converged },
       scoreQuantiles: {},
       ...contaminationOf(learned),
     },
     anchor: { points: anchorPoints, weights: fitted.anchorWeights, potential: fitted.anchorPotential },
-    harmful: { points: harmful, weights: fitted.harmfulWeights, potential: fitted.harmfulPotential },
+    harmful: { points: harmfulPoints, weights: fitted.harmfulWeights, potential: fitted.harmfulPotential },
     ...(described.docFreq ? { docFreq: described.docFreq } : {}),
   };
   let passes = 0;
@@ -298,6 +306,13 @@ export async function embedRows(
   if (rows !== indices.length)
     throw new OptionError('ERR_OPTION', `${input.dataset.path}: the file changed while it was being read`);
   return { data, rows, cols: dim };
+}
+
+function stackRows(a: Matrix, b: Matrix): Matrix {
+  const data = new Float32Array((a.rows + b.rows) * a.cols);
+  data.set(a.data.subarray(0, a.rows * a.cols));
+  data.set(b.data.subarray(0, b.rows * b.cols), a.rows * a.cols);
+  return { data, rows: a.rows + b.rows, cols: a.cols };
 }
 
 function gatherRows(m: Matrix, rows: Uint32Array): Matrix {

@@ -59,7 +59,17 @@ export interface ModelHeader {
   tau: number;
   scale: ScoreScale;
   /** Where the references came from (set names with their pinned files' counts, or file paths). */
-  references: { harmful: ReferenceSummary[]; anchor: ReferenceSummary[]; anchorIsSample: boolean };
+  references: {
+    harmful: ReferenceSummary[];
+    anchor: ReferenceSummary[];
+    anchorIsSample: boolean;
+    /**
+     * Records of the fit sample that follow the reference's points in the
+     * harmful set: the learner's own-harm rows (docs/learner-defaults.md,
+     * "The data's own harm"). Absent in files written before them: none.
+     */
+    ownHarm?: number;
+  };
   /** The fit: records in the dataset, records it learned on, the sampling seed, the learner's outcome. */
   fit: { input: string; records: number; sample: number; seed: number; steps: number; converged: boolean };
   /** Scores of the fit sample (after a refit in `score`/`purify --shards`: of every scored record): their quantiles, to read a threshold against. */
@@ -96,6 +106,13 @@ export interface Model {
   harmful: FittedSet;
   /** Built-in embedder only: its non-zero document-frequency buckets. */
   docFreq?: { buckets: Uint32Array; counts: Uint32Array };
+}
+
+/** The harmful reference's own points: the model's harmful set without the fit sample's records that follow them. */
+export function harmfulReference(m: Pick<Model, 'header' | 'harmful'>): Matrix {
+  const { points } = m.harmful;
+  const rows = points.rows - (m.header.references.ownHarm ?? 0);
+  return { data: points.data.subarray(0, rows * points.cols), rows, cols: points.cols };
 }
 
 /** Why a file is not a usable model. */
@@ -238,6 +255,12 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
     return { points: { data, rows: weights.length, cols: dim }, weights, potential };
   };
   const model: Model = { header: withoutSections(header), anchor: set('anchor'), harmful: set('harmful') };
+  const own = header.references?.ownHarm;
+  if (own !== undefined && !(Number.isInteger(own) && own >= 0 && own < model.harmful.points.rows))
+    throw fail(
+      'corrupt',
+      `the header's references.ownHarm (${JSON.stringify(own)}) is not a count below the ${model.harmful.points.rows} harmful points`,
+    );
   if (header.embedder.spec?.kind === 'builtin') {
     model.docFreq = { buckets: get('embedder.docfreq.buckets', 'u32'), counts: get('embedder.docfreq.counts', 'u32') };
   }

@@ -50,7 +50,7 @@ import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
 import { gibbsWeights, keepCount, type Keep } from '../selection.js';
 import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
-import { encodeModel, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
+import { encodeModel, harmfulReference, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
 import {
   type AnyShardTask,
   encodeRows,
@@ -531,10 +531,11 @@ async function writeMerged(
   const weights = await gibbsWeights(score);
   const contributions = await cancellable(undefined, () => native.weightContributions(weights, pull, push, h.tau));
   const refs = await loadReferences({ ...o, output: undefined } as PurifyOptions);
-  if (refs.harmful.samples.length !== model.harmful.points.rows)
+  const reference = harmfulReference(model);
+  if (refs.harmful.samples.length !== reference.rows)
     throw new InputError(
       { file: o.harmful.join(', ') },
-      `the harmful reference has ${refs.harmful.samples.length} samples now, ${model.harmful.points.rows} at the fit (it changed during the run?)`,
+      `the harmful reference has ${refs.harmful.samples.length} samples now, ${reference.rows} at the fit (it changed during the run?)`,
     );
   const audit = auditOf({
     ...explained([...results.map((r) => r.near), ...found], want, n),
@@ -578,7 +579,7 @@ async function writeMerged(
       sets: {
         downstream: display,
         anchor: h.references.anchorIsSample ? undefined : model.anchor.points,
-        harmful: model.harmful.points,
+        harmful: reference,
       },
       lines,
       method: 'sot',

@@ -13,6 +13,16 @@
 //! `w ∝ exp(-(f_S - lambda f_H) / tau)`: `log w <- (1 - step) log w + step *
 //! (-(f_S - lambda f_H) / tau)`, which is exponentiated gradient with rate
 //! `step / tau`. The step is damped when a step raises J.
+//!
+//! The harmful reference is off-domain (requests and answers of red-team
+//! sets), so it ranks the downstream's own harm only coarsely; but the
+//! lowest-ranked samples are mostly that harm, in the task's own form
+//! (format, length, vocabulary). So the learner solves twice: the second
+//! time with the `own_harm_share` lowest-weighted samples of the first solve
+//! joined to the harmful reference, each as the mean of its nearest others
+//! among them, holding `own_harm_mass` of its mass (docs/learner-defaults.md,
+//! "The data's own harm"). The contamination estimate is the first solve's:
+//! it measures the share that looks like the reference proper.
 
 use crate::contamination::{self, Contamination, FittedTerm};
 use crate::control::{Control, Progress};
@@ -66,6 +76,13 @@ pub struct LearnerOptions {
     /// (default 50, the size of a typical anchor: a larger self-anchor makes the pull towards the
     /// contaminated data dominate, and with small eps its inner solves converge slowly).
     pub max_self_anchor: usize,
+    /// Share of the downstream samples, the lowest-weighted of a first solve,
+    /// that join the harmful reference for a second one (each as the mean of
+    /// its `OWN_HARM_NEIGHBOURS` nearest others among them), in [0, 0.5]; 0
+    /// solves once. At most `MAX_OWN_HARM` of them, evenly spaced in that order.
+    pub own_harm_share: f64,
+    /// Their share of the joined reference's mass, in (0, 1).
+    pub own_harm_mass: f64,
     /// Tolerance and iteration cap of each warm-started inner solve (eps is
     /// taken from above), and how the costs of all terms are held: within
     /// `inner.storage.budget` together, the truncated ones verified once at the end.
@@ -86,6 +103,8 @@ impl Default for LearnerOptions {
             tol: 1e-5,
             debiased: false,
             max_self_anchor: 50,
+            own_harm_share: 0.05,
+            own_harm_mass: 0.3,
             inner: SinkhornOptions {
                 tol: 1e-5,
                 max_iter: 300,
@@ -137,6 +156,12 @@ pub struct Fitted {
     pub anchor_weights: Vec<f64>,
     /// Without an anchor: the downstream rows that formed it.
     pub anchor_rows: Option<Vec<usize>>,
+    /// The downstream rows whose own-harm points joined the harmful
+    /// reference (ascending; `own_harm_points`).
+    pub own_harm_rows: Vec<usize>,
+    /// One point per own-harm row, after the reference's points: the
+    /// harmful potential and masses cover both.
+    pub own_harm_points: Array2<f32>,
     pub harmful_potential: Vec<f64>,
     pub harmful_weights: Vec<f64>,
     pub scale: ScoreScale,
@@ -176,6 +201,21 @@ pub fn check_learner_options(o: &LearnerOptions) -> Result<()> {
         return Err(SotError::option(
             "max_self_anchor",
             "max_self_anchor must be at least 1",
+        ));
+    }
+    if !(0.0..=0.5).contains(&o.own_harm_share) {
+        return Err(SotError::option(
+            "own_harm_share",
+            format!(
+                "own_harm_share must lie in [0, 0.5], got {}",
+                o.own_harm_share
+            ),
+        ));
+    }
+    if !(o.own_harm_mass > 0.0 && o.own_harm_mass < 1.0) {
+        return Err(SotError::option(
+            "own_harm_mass",
+            format!("own_harm_mass must lie in (0, 1), got {}", o.own_harm_mass),
         ));
     }
     check_options(&SinkhornOptions {
@@ -435,6 +475,131 @@ pub fn objective(
 }
 
 pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Result<LearnResult> {
+    check_learner_options(opts)?;
+    let runs = Runs {
+        first_step: 0,
+        max_steps: if opts.own_harm_share > 0.0 { 2 } else { 1 } * opts.max_steps,
+        estimate: true,
+    };
+    let mut first = solve(sets, opts, ctl, runs)?;
+    let rows = own_harm_rows(&first.weights, opts.own_harm_share);
+    if rows.is_empty() {
+        return Ok(first);
+    }
+    let x = sets.downstream;
+    let m = sets.harmful.points.nrows();
+    let given = check_harmful(sets, opts)?.unwrap_or_else(|| vec![1.0 / m as f64; m]);
+    let points = own_harm_points(x, &rows, opts.cost, ctl)?;
+    let joined = join_own_harm(sets.harmful.points, points.view());
+    let mass = opts.own_harm_mass;
+    let weights: Vec<f64> = given
+        .iter()
+        .map(|b| b * (1.0 - mass))
+        .chain(std::iter::repeat_n(mass / rows.len() as f64, rows.len()))
+        .collect();
+    let second_sets = Sets {
+        downstream: x.reborrow(),
+        anchor: sets.anchor.map(|a| Reference {
+            points: a.points.reborrow(),
+            weights: a.weights,
+        }),
+        harmful: Reference {
+            points: joined.view(),
+            weights: Some(&weights),
+        },
+    };
+    let runs = Runs {
+        first_step: first.steps,
+        estimate: false,
+        ..runs
+    };
+    let mut second = solve(&second_sets, opts, ctl, runs)?;
+    second.steps += first.steps;
+    second.converged &= first.converged;
+    second.inner_iterations += first.inner_iterations;
+    second.contamination = first.contamination.take();
+    for w in first.warnings.drain(..) {
+        if !second.warnings.contains(&w) {
+            second.warnings.insert(0, w);
+        }
+    }
+    second.fitted.own_harm_rows = rows;
+    second.fitted.own_harm_points = points;
+    Ok(second)
+}
+
+/// The harmful reference's points, then the own-harm points: the points
+/// that `Fitted::harmful_potential` describes.
+pub fn join_own_harm(harmful: ArrayView2<f32>, own: ArrayView2<f32>) -> Array2<f32> {
+    ndarray::concatenate(Axis(0), &[harmful, own]).expect("one dimension, checked")
+}
+
+/// How many of the other own-harm rows each own-harm point averages.
+pub const OWN_HARM_NEIGHBOURS: usize = 3;
+
+/// One point per row of `rows`: the mean of the `OWN_HARM_NEIGHBOURS`
+/// other rows nearest it (ties to the lower index), never the row itself, so
+/// that no sample meets its own copy at cost 0 (which would make its push
+/// extreme whatever it resembles) and each point stands for a small group
+/// (the same answer in other words, the same format).
+pub fn own_harm_points(
+    x: ArrayView2<f32>,
+    rows: &[usize],
+    cost: CostKind,
+    ctl: &Control,
+) -> Result<Array2<f32>> {
+    let b = x.select(Axis(0), rows);
+    let c = cost_matrix(b.view(), b.view(), cost, ctl)?;
+    let take = OWN_HARM_NEIGHBOURS.min(rows.len() - 1);
+    let mut out = Array2::zeros((rows.len(), x.ncols()));
+    for (i, mut point) in out.outer_iter_mut().enumerate() {
+        let mut near: Vec<usize> = (0..rows.len()).filter(|j| *j != i).collect();
+        near.sort_by(|p, q| c[[i, *p]].total_cmp(&c[[i, *q]]).then(p.cmp(q)));
+        for j in &near[..take] {
+            point.zip_mut_with(&b.row(*j), |p, v| *p += v / take as f32);
+        }
+    }
+    Ok(out)
+}
+
+/// Most downstream samples that join the harmful reference: the costs to it
+/// grow with them, and the mean of a thousand places the harm as well.
+pub const MAX_OWN_HARM: usize = 1000;
+
+/// The rows of the lowest `share` of `weights` (ties to the lower index), at
+/// most `MAX_OWN_HARM` evenly spaced in that order, ascending; none when
+/// fewer than two rows (a row's point is the mean of others).
+pub fn own_harm_rows(weights: &[f64], share: f64) -> Vec<usize> {
+    let take = (share * weights.len() as f64).round() as usize;
+    if take < 2 {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|a, b| weights[*a].total_cmp(&weights[*b]).then(a.cmp(b)));
+    let keep = take.min(MAX_OWN_HARM);
+    let mut rows: Vec<usize> = (0..keep).map(|k| order[k * take / keep]).collect();
+    rows.sort_unstable();
+    rows
+}
+
+/// Where one run of the learner stands among the runs of a call.
+#[derive(Clone, Copy)]
+struct Runs {
+    /// Steps of the earlier runs: its progress counts on from them.
+    first_step: usize,
+    /// Steps of all runs at most, as progress reports them.
+    max_steps: usize,
+    /// Whether this run gives the contamination estimate.
+    estimate: bool,
+}
+
+/// One run of the learner.
+fn solve(sets: &Sets, opts: &LearnerOptions, ctl: &Control, runs: Runs) -> Result<LearnResult> {
+    let Runs {
+        first_step,
+        max_steps,
+        estimate,
+    } = runs;
     let n = sets.downstream.nrows();
     let mut warnings = Vec::new();
     let quiet = ctl.cancel_only();
@@ -456,8 +621,8 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         reporter.report(
             Progress {
                 stage: "learner",
-                iteration: steps,
-                max_iterations: opts.max_steps,
+                iteration: first_step + steps,
+                max_iterations: max_steps,
                 error: e.j,
                 eps: opts.eps,
             },
@@ -511,18 +676,19 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         inner_iterations += e.iterations;
     }
     // Leave-one-out needs two points per reference; an estimate that fails is reported, not fatal.
-    let contamination = if opts.debiased || obj.anchor.nrows() < 2 || obj.harmful.nrows() < 2 {
-        None
-    } else {
-        match obj.contamination(&e, opts, &quiet) {
-            Ok(c) => Some(c),
-            Err(err) if err.kind == ErrorKind::Aborted => return Err(err),
-            Err(err) => {
-                warnings.push(format!("no contamination estimate: {}", err.message));
-                None
+    let contamination =
+        if !estimate || opts.debiased || obj.anchor.nrows() < 2 || obj.harmful.nrows() < 2 {
+            None
+        } else {
+            match obj.contamination(&e, opts, &quiet) {
+                Ok(c) => Some(c),
+                Err(err) if err.kind == ErrorKind::Aborted => return Err(err),
+                Err(err) => {
+                    warnings.push(format!("no contamination estimate: {}", err.message));
+                    None
+                }
             }
-        }
-    };
+        };
     let verify = opts.inner.storage.verify;
     let anchor_storage = obj.pull.report(&w, verify, &quiet)?;
     let harmful_storage = obj.push.report(&w, verify, &quiet)?;
@@ -538,6 +704,8 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
             .anchor
             .is_none()
             .then(|| self_anchor_rows(n, opts.max_self_anchor)),
+        own_harm_rows: Vec::new(),
+        own_harm_points: Array2::zeros((0, sets.downstream.ncols())),
         harmful_potential: h.g.clone(),
         harmful_weights: obj.push.weights.clone(),
         scale: ScoreScale::learner(&s.f, &h.f, opts.lambda, opts.tau),
@@ -545,8 +713,8 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     reporter.report(
         Progress {
             stage: "learner",
-            iteration: steps,
-            max_iterations: opts.max_steps,
+            iteration: first_step + steps,
+            max_iterations: max_steps,
             error: e.j,
             eps: opts.eps,
         },

@@ -47,7 +47,10 @@ pub use embed::{
     doc_freq_batch, embed_texts, DocFreq, DocFreqBatch, EmbedOptions, Idf, DF_BUCKETS,
 };
 pub use error::{ErrorKind, Result, SotError};
-pub use learner::{learn_weights, objective, Fitted, LearnResult, LearnerOptions, Reference, Sets};
+pub use learner::{
+    join_own_harm, learn_weights, objective, own_harm_points, own_harm_rows, Fitted, LearnResult,
+    LearnerOptions, Reference, Sets, MAX_OWN_HARM, OWN_HARM_NEIGHBOURS,
+};
 pub use pages::copy_of;
 pub use pool::pool_rows;
 pub use project::project_2d;

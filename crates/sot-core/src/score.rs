@@ -372,7 +372,11 @@ mod tests {
     #[test]
     fn scoring_the_fit_data_reproduces_the_learner() {
         let (x, anchor, harmful) = fit_sets();
-        let opts = LearnerOptions::default();
+        // converged tightly enough for the Gibbs check below, through both solves
+        let opts = LearnerOptions {
+            tol: 1e-7,
+            ..LearnerOptions::default()
+        };
         let sets = Sets {
             downstream: x.view(),
             anchor: Some(Reference {
@@ -385,7 +389,10 @@ mod tests {
             },
         };
         let r = learn_weights(&sets, &opts, &Control::default()).unwrap();
-        let model = model_of(&r, &anchor, &harmful, opts.eps);
+        // the data's own harm joined the reference: 5% of 400 rows
+        assert_eq!(r.fitted.own_harm_rows.len(), 20);
+        let joined = crate::learner::join_own_harm(harmful.view(), r.fitted.own_harm_points.view());
+        let model = model_of(&r, &anchor, &joined, opts.eps);
         let s = score_samples(x.view(), &model, &Control::default()).unwrap();
         let worst = |a: &[f64], b: &[f64]| {
             a.iter()
@@ -438,7 +445,8 @@ mod tests {
         };
         let opts = LearnerOptions::default();
         let r = learn_weights(&sets, &opts, &Control::default()).unwrap();
-        let model = model_of(&r, &anchor, &harmful, opts.eps);
+        let joined = crate::learner::join_own_harm(harmful.view(), r.fitted.own_harm_points.view());
+        let model = model_of(&r, &anchor, &joined, opts.eps);
         let fresh = points(3000, 8, 9);
         let whole = score_samples(fresh.view(), &model, &Control::default()).unwrap();
         // a permutation, and a batch of one

@@ -167,6 +167,90 @@ fn gradient_matches_finite_differences_of_the_objective() {
     }
 }
 
+/// The second solve's harmful reference is the reference proper plus one
+/// point per row of the lowest-weighted 5% of the first solve (the mean of
+/// the 3 other such rows nearest it), holding 30% of its mass; the
+/// contamination estimate is the first solve's.
+#[test]
+fn the_data_s_own_harm_joins_the_reference_for_a_second_solve() {
+    let p = planted(4, 540, 60, 16);
+    let once = LearnerOptions {
+        own_harm_share: 0.0,
+        ..Default::default()
+    };
+    let first = learn_weights(&sets(&p), &once, &Control::default()).unwrap();
+    assert!(first.fitted.own_harm_rows.is_empty());
+    assert_eq!(first.fitted.own_harm_points.nrows(), 0);
+    let r = learn_weights(&sets(&p), &LearnerOptions::default(), &Control::default()).unwrap();
+    let rows = &r.fitted.own_harm_rows;
+    assert_eq!(rows, &own_harm_rows(&first.weights, 0.05));
+    assert_eq!(rows.len(), 30);
+    // the lowest 5% here are planted samples
+    assert!(rows.iter().all(|i| *i >= p.clean), "{rows:?}");
+    // each point is the mean of the 3 other rows nearest its own (cosine, in f64)
+    let cos = |a: usize, b: usize| {
+        let (u, v) = (p.downstream.row(a), p.downstream.row(b));
+        let dot: f64 = u.iter().zip(v).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let nu: f64 = u.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let nv: f64 = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        dot / (nu * nv)
+    };
+    let pts = &r.fitted.own_harm_points;
+    assert_eq!(pts.dim(), (30, 16));
+    for (k, &i) in rows.iter().enumerate() {
+        let mut others: Vec<usize> = rows.iter().copied().filter(|j| *j != i).collect();
+        others.sort_by(|a, b| cos(i, *b).total_cmp(&cos(i, *a)));
+        for c in 0..16 {
+            let want: f64 = others[..3]
+                .iter()
+                .map(|j| p.downstream[[*j, c]] as f64)
+                .sum::<f64>()
+                / 3.0;
+            assert!(
+                (pts[[k, c]] as f64 - want).abs() < 1e-5,
+                "row {i} coordinate {c}"
+            );
+        }
+    }
+    let m = p.harmful.nrows();
+    assert_eq!(r.fitted.harmful_potential.len(), m + 30);
+    let w = &r.fitted.harmful_weights;
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    assert!((w[m..].iter().sum::<f64>() - 0.3).abs() < 1e-12);
+    assert!(w[m..].iter().all(|v| (v - 0.3 / 30.0).abs() < 1e-15));
+    assert_eq!(r.contamination, first.contamination);
+    assert!(r.steps > first.steps && r.converged);
+    // and it still ranks every planted sample below every clean one
+    let sel = select_top_k(&r.weights, Keep::Fraction(0.9), Some(&r.weights)).unwrap();
+    let (worst_clean, best_planted) = worst_clean_and_best_planted(&sel.rank, p.clean);
+    assert!(worst_clean < best_planted);
+}
+
+#[test]
+fn own_harm_rows_are_the_lowest_share_evenly_capped() {
+    let w: Vec<f64> = (0..100).map(|i| ((i * 37) % 100) as f64).collect();
+    // the 5 lowest weights are 0..5, at rows i with 37 i = k (mod 100)
+    let mut want: Vec<usize> = (0..5)
+        .map(|k| (0..100).find(|i| (i * 37) % 100 == k).unwrap())
+        .collect();
+    want.sort_unstable();
+    assert_eq!(own_harm_rows(&w, 0.05), want);
+    assert!(own_harm_rows(&w, 0.004).is_empty());
+    // one row has no others to average: none
+    assert!(own_harm_rows(&w, 0.01).is_empty());
+    assert!(own_harm_rows(&w, 0.0).is_empty());
+    // ties go to the lower row
+    assert_eq!(own_harm_rows(&[1.0, 0.5, 0.5, 0.5, 2.0], 0.4), vec![1, 2]);
+    // more than MAX_OWN_HARM: evenly spaced among the lowest, ascending rows
+    let n = 50_000;
+    let w: Vec<f64> = (0..n).map(|i| (n - i) as f64).collect();
+    let rows = own_harm_rows(&w, 0.05);
+    assert_eq!(rows.len(), MAX_OWN_HARM);
+    assert!(rows.windows(2).all(|p| p[0] < p[1]));
+    assert_eq!(*rows.last().unwrap(), n - 1);
+    assert!(rows[0] >= n - 2500 && rows[0] < n - 2497, "{}", rows[0]);
+}
+
 #[test]
 fn results_are_deterministic() {
     let p = planted(4, 150, 15, 8);
@@ -233,6 +317,22 @@ fn invalid_parameters_are_rejected() {
         },
         LearnerOptions {
             eps: f64::NAN,
+            ..Default::default()
+        },
+        LearnerOptions {
+            own_harm_share: 0.6,
+            ..Default::default()
+        },
+        LearnerOptions {
+            own_harm_share: f64::NAN,
+            ..Default::default()
+        },
+        LearnerOptions {
+            own_harm_mass: 1.0,
+            ..Default::default()
+        },
+        LearnerOptions {
+            own_harm_mass: 0.0,
             ..Default::default()
         },
     ] {

@@ -5,7 +5,7 @@ use crate::convert::{matrix_view, slice, Matrix, Owned};
 use crate::result::{settle, Settled};
 use crate::storage::{StorageInput, StorageOutput};
 use crate::tasks::{Job, ProgressCallback};
-use napi::bindgen_prelude::{AsyncTask, Float64Array, Uint32Array, Uint8Array};
+use napi::bindgen_prelude::{AsyncTask, Float32Array, Float64Array, Uint32Array, Uint8Array};
 use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
 use sot_core::contamination::Verdict;
@@ -39,6 +39,11 @@ pub struct LearnOptions {
     pub tol: Option<f64>,
     pub debiased: Option<bool>,
     pub max_self_anchor: Option<u32>,
+    /// Share of the downstream samples, the lowest-weighted of a first solve,
+    /// that join the harmful reference for a second solve (0: one solve).
+    pub own_harm_share: Option<f64>,
+    /// Their share of the joined reference's mass.
+    pub own_harm_mass: Option<f64>,
     pub inner_tol: Option<f64>,
     pub inner_max_iter: Option<u32>,
     pub inner_overrelax: Option<bool>,
@@ -62,6 +67,8 @@ impl LearnOptions {
             max_self_anchor: self
                 .max_self_anchor
                 .map_or(d.max_self_anchor, |v| v as usize),
+            own_harm_share: self.own_harm_share.unwrap_or(d.own_harm_share),
+            own_harm_mass: self.own_harm_mass.unwrap_or(d.own_harm_mass),
             inner: SinkhornOptions {
                 tol: self.inner_tol.unwrap_or(d.inner.tol),
                 max_iter: self.inner_max_iter.map_or(d.inner.max_iter, |v| v as usize),
@@ -105,6 +112,11 @@ pub struct FittedOutput {
     pub anchor_weights: Float64Array,
     /// Without an anchor: the downstream rows that formed it.
     pub anchor_rows: Option<Uint32Array>,
+    /// The downstream rows whose own-harm points joined the harmful reference (ascending).
+    pub own_harm_rows: Uint32Array,
+    /// One point per own-harm row (row-major, the embedding dimension wide):
+    /// the harmful potential and weights cover the reference's points, then these.
+    pub own_harm_points: Float32Array,
     pub harmful_potential: Float64Array,
     pub harmful_weights: Float64Array,
     pub scale: crate::score::ScoreScaleInput,
@@ -150,6 +162,19 @@ impl From<LearnResult> for LearnOutput {
                     .fitted
                     .anchor_rows
                     .map(|v| v.into_iter().map(|i| i as u32).collect::<Vec<_>>().into()),
+                own_harm_rows: r
+                    .fitted
+                    .own_harm_rows
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect::<Vec<_>>()
+                    .into(),
+                own_harm_points: r
+                    .fitted
+                    .own_harm_points
+                    .into_iter()
+                    .collect::<Vec<f32>>()
+                    .into(),
                 harmful_potential: r.fitted.harmful_potential.into(),
                 harmful_weights: r.fitted.harmful_weights.into(),
                 scale: crate::score::ScoreScaleInput {

@@ -1,0 +1,91 @@
+// The data's own harm (docs/learner-defaults.md): the learner's second solve,
+// with its lowest-weighted records joined to the harmful reference, on the
+// paper's setting: alpaca-libre with 10% hh-rlhf red-team dialogues (the
+// `rejected`, more harmful side), a 50-record anchor, K = 80%, the built-in
+// embedder and named harmful references. The dialogues are in-domain harm
+// that the reference (requests and answers) resembles only loosely.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fit, loadModel, purify, score } from '../src/index.js';
+import { DATA_DIR, alpacaOk, readJsonl, shuffle, writeJsonl } from './datasets.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sot-own-harm-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function dialogues(): string[] {
+  return readFileSync(join(DATA_DIR, 'hh-rlhf/harmless-base/test.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => (JSON.parse(l) as { rejected: string }).rejected.trim());
+}
+
+const render = (p: { instruction: string; input: string; output: string }) =>
+  `${p.instruction}${p.input ? `\n\n${p.input}` : ''}\n\n${p.output}`;
+
+const clean = shuffle(alpacaOk(), 21);
+const records = shuffle(
+  [
+    ...clean.slice(0, 900).map((p) => ({ text: render(p), source: 'benign' })),
+    ...shuffle(dialogues(), 5)
+      .slice(0, 100)
+      .map((text) => ({ text, source: 'harmful' })),
+  ],
+  9,
+).map((r, id) => ({ id, ...r }));
+const input = writeJsonl(join(dir, 'train.jsonl'), records);
+const anchor = writeJsonl(
+  join(dir, 'anchor.jsonl'),
+  clean.slice(900, 950).map((p) => ({ text: render(p) })),
+);
+const common = {
+  input,
+  anchor: [anchor],
+  harmful: ['advbench', 'harmbench', 'strongreject'],
+  dataDir: DATA_DIR,
+  offline: true,
+  embeddingCache: false as const,
+  html: null,
+  keep: { fraction: 0.8 },
+};
+
+/** Share of the injected dialogues in a purified file. */
+function recall(path: string): number {
+  return readJsonl<{ source: string }>(path).filter((r) => r.source === 'harmful').length / 100;
+}
+
+describe("the data's own harm", () => {
+  it('keeps far fewer in-domain harmful dialogues than one solve, and as many clean records', async () => {
+    const once = await purify({ ...common, output: join(dir, 'once.jsonl'), learner: { ownHarmShare: 0 } });
+    const twice = await purify({ ...common, output: join(dir, 'twice.jsonl') });
+    const [r1, r2] = [recall(once.outputs.dataset), recall(twice.outputs.dataset)];
+    // one solve keeps about half of them (BENCHMARKS.md: 0.55 at 2,000 records)
+    expect(r1).toBeGreaterThan(0.4);
+    expect(r2).toBeLessThan(r1 - 0.15);
+    // K is the same, so the clean records dropped are fewer by as many
+    expect(twice.k).toBe(once.k);
+    // the contamination estimate is the first solve's, whatever the second does
+    expect(twice.contamination).toEqual(once.contamination);
+  }, 120_000);
+
+  it('fit() writes the joined records into the model, and score() reproduces the purify ranking', async () => {
+    const model = join(dir, 'm.sot-model');
+    const f = await fit({ ...common, model });
+    const m = await loadModel(model);
+    // 5% of the 1,000 records joined the 1,188 + reference points, after them
+    expect(m.header.references.ownHarm).toBe(50);
+    const refs = m.header.references.harmful.reduce((a, r) => a + r.count, 0);
+    expect(m.harmful.points.rows).toBe(refs + 50);
+    expect(m.harmful.potential.length).toBe(refs + 50);
+    const s = await score({
+      input,
+      model,
+      embeddingCache: false,
+      keep: { fraction: 0.8 },
+      output: join(dir, 's.jsonl'),
+    });
+    expect(Array.from(s.scores)).toEqual(Array.from(f.sampleScores));
+    expect(recall(s.outputs.dataset!)).toBe(recall(join(dir, 'twice.jsonl')));
+  }, 120_000);
+});
