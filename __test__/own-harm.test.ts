@@ -4,10 +4,11 @@
 // `rejected`, more harmful side), a 50-record anchor, K = 80%, the built-in
 // embedder and named harmful references. The dialogues are in-domain harm
 // that the reference (requests and answers) resembles only loosely.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { saveModel } from '../src/fit/model.js';
 import { fit, loadModel, purify, score } from '../src/index.js';
 import { DATA_DIR, alpacaOk, readJsonl, shuffle, writeJsonl } from './datasets.js';
 
@@ -87,5 +88,20 @@ describe("the data's own harm", () => {
     });
     expect(Array.from(s.scores)).toEqual(Array.from(f.sampleScores));
     expect(recall(s.outputs.dataset!)).toBe(recall(join(dir, 'twice.jsonl')));
+    // a damaged count is a corrupt model file, naming it, before any output
+    for (const bad of [-1, 2.5, m.harmful.points.rows, 'x']) {
+      const file = join(dir, 'bad.sot-model');
+      await saveModel(file, {
+        ...m,
+        header: { ...m.header, references: { ...m.header.references, ownHarm: bad as number } },
+      });
+      const scores = join(dir, 'bad.scores.csv');
+      await expect(score({ input, model: file, embeddingCache: false, scores })).rejects.toMatchObject({
+        code: 'ERR_INPUT',
+        file,
+        problem: 'corrupt',
+      });
+      expect(existsSync(scores)).toBe(false);
+    }
   }, 120_000);
 });
