@@ -68,6 +68,13 @@ describe("the data's own harm", () => {
     expect(twice.k).toBe(once.k);
     // the contamination estimate is the first solve's, whatever the second does
     expect(twice.contamination).toEqual(once.contamination);
+    // the report names the records taken as the data's own harm: 5% of 1,000, the dialogues among them at
+    // over twice their 10% share of the data (14 of 50 here)
+    const own = twice.report.learner!.ownHarm;
+    expect(own).toEqual(Array.from(twice.scores.learned!.fitted.ownHarmRows));
+    expect(own).toHaveLength(50);
+    expect(own.filter((i) => records[i]!.source === 'harmful').length).toBeGreaterThan(10);
+    expect(once.report.learner!.ownHarm).toEqual([]);
   }, 120_000);
 
   it('fit() writes the joined records into the model, and score() reproduces the purify ranking', async () => {

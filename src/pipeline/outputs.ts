@@ -156,6 +156,7 @@ export function buildReport(r: ReportInputs): Promise<PurifyReport> {
           innerIterations: learned.innerIterations,
           objective: Array.from(learned.objective),
           storage: { anchor: learned.anchorStorage, harmful: learned.harmfulStorage },
+          ownHarm: Array.from(learned.fitted.ownHarmRows),
         }
       : null,
   });

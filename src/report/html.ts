@@ -113,6 +113,10 @@ const SCRIPT = `
     if (r.learner && r.learner.storage) out += '; costs: ' + held('anchor', r.learner.storage.anchor) + '; ' + held('harmful', r.learner.storage.harmful);
     return out;
   }
+  function ownHarm(l) {
+    var k = l.ownHarm ? l.ownHarm.length : 0;
+    return k ? ', then again with the ' + k + ' records it weighted lowest as the data's own harm' : '';
+  }
   function sharded(sh) {
     if (!sh) return 'n/a';
     var f = sh.fit;
@@ -148,7 +152,7 @@ const SCRIPT = `
     ['Harmful reference', refs(r.references.harmful)],
     ['Safe anchor', refs(r.references.anchor)],
     ['Embedder', r.embedder.id + ' (' + r.embedder.dim + '-d)'],
-    ['Learner', r.learner ? r.learner.steps + ' steps, ' + (r.learner.converged ? 'converged' : 'not converged') : sharded(r.sharded)],
+    ['Learner', r.learner ? r.learner.steps + ' steps, ' + (r.learner.converged ? 'converged' : 'not converged') + ownHarm(r.learner) : sharded(r.sharded)],
     ['Memory', mem(r)],
     ['Outputs', outs.join(', ')],
     ['Time', Object.keys(r.timings).map(function (k) { return k + ' ' + r.timings[k].toFixed(2) + ' s'; }).join(', ')]

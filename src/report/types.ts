@@ -44,6 +44,11 @@ export interface PurifyReport {
     objective: number[];
     /** How the costs to the anchor and to the harmful reference were held. */
     storage: { anchor: StorageReport; harmful: StorageReport };
+    /**
+     * The records (indices) the first solve weighted lowest, whose points joined the harmful reference
+     * for the second (docs/learner-defaults.md, "The data's own harm"); empty when it solved once.
+     */
+    ownHarm: number[];
   } | null;
   /**
    * A sharded run (`purify --shards`): the fit on a sample, the column

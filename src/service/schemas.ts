@@ -72,6 +72,14 @@ export const jobOptionsSchema = {
         tol: num,
         maxSteps: { type: 'integer', minimum: 1, maximum: 1_000_000 },
         debiased: { type: 'boolean' },
+        ownHarmShare: {
+          type: 'number',
+          minimum: 0,
+          maximum: 0.5,
+          description:
+            'share of the records, the lowest-weighted of a first solve, that join the harmful reference for a second one (0: one solve; default 0.05)',
+        },
+        ownHarmMass: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 },
         inner: {
           type: 'object',
           additionalProperties: false,
