@@ -272,6 +272,15 @@ describe('removed records and reasons', () => {
       expect(await page.evaluate('document.getElementById("contamination").textContent')).toContain(
         report.contamination!.clean ? 'This data looks clean' : 'Estimated contamination',
       );
+      // The learner's second solve, with the records it took as the data's own harm (5% of 400).
+      expect(report.learner!.ownHarm).toHaveLength(20);
+      expect(
+        await page.evaluate(
+          `[...document.querySelectorAll('th')].find((th) => th.textContent === 'Learner').nextSibling.textContent`,
+        ),
+      ).toMatch(
+        /^\d+ steps, converged, then again with the 20 records it weighted lowest joined to the harmful reference$/,
+      );
       // The breakdown by the records' source field.
       const groups = await page.evaluate<string[][]>(
         `[...document.querySelectorAll('#groups tr')].slice(1).map((t) => [...t.children].slice(0, 3).map((c) => c.textContent))`,

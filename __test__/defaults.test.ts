@@ -77,7 +77,18 @@ describe('texts that state a default agree with it', () => {
 
   it('the TSDoc of LearnerOptions, SinkhornOptions, StorageOptions and HashingEmbedderOptions', () => {
     const learner = documentedDefaults('src/learner.ts', 'LearnerOptions');
-    for (const k of ['eps', 'lambda', 'tau', 'step', 'maxSteps', 'tol', 'debiased', 'maxSelfAnchor'] as const) {
+    for (const k of [
+      'eps',
+      'lambda',
+      'tau',
+      'step',
+      'maxSteps',
+      'tol',
+      'debiased',
+      'maxSelfAnchor',
+      'ownHarmShare',
+      'ownHarmMass',
+    ] as const) {
       expect(value(learner[k] ?? 'undocumented'), `LearnerOptions.${k}`).toBe(d.learner[k]);
     }
     const inner = /\/\*\*([^*]*)\*\/\s*inner\?:/.exec(read('src/learner.ts'))![1]!;
@@ -152,7 +163,7 @@ describe('texts that state a default agree with it', () => {
     expect(cli).toContain(`| \`--max-line-bytes ${PURIFY_DEFAULTS.maxLineBytes / 1024 ** 2}MiB\` |`);
     expect(cli).toContain(`| \`--weight-field ${PURIFY_DEFAULTS.weightField}\` /`);
     expect(cli).toContain(
-      `eps ${builtin.eps} and lambda ${builtin.lambda} with the built-in embedder (the default), else the core's ${d.learner.eps} and ${d.learner.lambda}; tau ${d.learner.tau}; max-steps ${d.learner.maxSteps}`,
+      `eps ${builtin.eps} and lambda ${builtin.lambda} with the built-in embedder (the default), else the core's ${d.learner.eps} and ${d.learner.lambda}; tau ${d.learner.tau}; max-steps ${d.learner.maxSteps}; own-harm ${d.learner.ownHarmShare} (`,
     );
   });
 });

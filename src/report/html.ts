@@ -115,7 +115,7 @@ const SCRIPT = `
   }
   function ownHarm(l) {
     var k = l.ownHarm ? l.ownHarm.length : 0;
-    return k ? ', then again with the ' + k + ' records it weighted lowest as the data's own harm' : '';
+    return k ? ', then again with the ' + k + ' records it weighted lowest joined to the harmful reference' : '';
   }
   function sharded(sh) {
     if (!sh) return 'n/a';

@@ -537,12 +537,12 @@ pub fn join_own_harm(harmful: ArrayView2<f32>, own: ArrayView2<f32>) -> Array2<f
 /// How many of the other own-harm rows each own-harm point averages.
 pub const OWN_HARM_NEIGHBOURS: usize = 3;
 
-/// One point per row of `rows`: the mean of the `OWN_HARM_NEIGHBOURS`
-/// other rows nearest it (ties to the lower index), never the row itself, so
+/// One point per row of `rows` (more than `OWN_HARM_NEIGHBOURS` of them):
+/// the mean of the `OWN_HARM_NEIGHBOURS` other rows nearest it (ties to the lower index), never the row itself, so
 /// that no sample meets its own copy at cost 0 (which would make its push
 /// extreme whatever it resembles) and each point stands for a small group
 /// (the same answer in other words, the same format).
-pub fn own_harm_points(
+pub(crate) fn own_harm_points(
     x: ArrayView2<f32>,
     rows: &[usize],
     cost: CostKind,
@@ -550,7 +550,8 @@ pub fn own_harm_points(
 ) -> Result<Array2<f32>> {
     let b = x.select(Axis(0), rows);
     let c = cost_matrix(b.view(), b.view(), cost, ctl)?;
-    let take = OWN_HARM_NEIGHBOURS.min(rows.len() - 1);
+    // `own_harm_rows` gives more rows than that
+    let take = OWN_HARM_NEIGHBOURS.min(rows.len().saturating_sub(1));
     let mut out = Array2::zeros((rows.len(), x.ncols()));
     for (i, mut point) in out.outer_iter_mut().enumerate() {
         let mut near: Vec<usize> = (0..rows.len()).filter(|j| *j != i).collect();
@@ -568,10 +569,11 @@ pub const MAX_OWN_HARM: usize = 1000;
 
 /// The rows of the lowest `share` of `weights` (ties to the lower index), at
 /// most `MAX_OWN_HARM` evenly spaced in that order, ascending; none when
-/// fewer than two rows (a row's point is the mean of others).
+/// fewer than `OWN_HARM_NEIGHBOURS + 1`: each row's point averages that many
+/// others, so that no point is a copy of one row.
 pub fn own_harm_rows(weights: &[f64], share: f64) -> Vec<usize> {
     let take = (share * weights.len() as f64).round() as usize;
-    if take < 2 {
+    if take <= OWN_HARM_NEIGHBOURS {
         return Vec::new();
     }
     let mut order: Vec<usize> = (0..weights.len()).collect();

@@ -236,11 +236,13 @@ fn own_harm_rows_are_the_lowest_share_evenly_capped() {
     want.sort_unstable();
     assert_eq!(own_harm_rows(&w, 0.05), want);
     assert!(own_harm_rows(&w, 0.004).is_empty());
-    // one row has no others to average: none
-    assert!(own_harm_rows(&w, 0.01).is_empty());
+    // fewer than 4 rows cannot each average 3 others: none
+    assert!(own_harm_rows(&w, 0.03).is_empty());
     assert!(own_harm_rows(&w, 0.0).is_empty());
+    assert_eq!(own_harm_rows(&w, 0.04).len(), 4);
     // ties go to the lower row
-    assert_eq!(own_harm_rows(&[1.0, 0.5, 0.5, 0.5, 2.0], 0.4), vec![1, 2]);
+    let tied = [1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 2.0, 3.0, 4.0, 5.0];
+    assert_eq!(own_harm_rows(&tied, 0.4), vec![1, 2, 3, 4]);
     // more than MAX_OWN_HARM: evenly spaced among the lowest, ascending rows
     let n = 50_000;
     let w: Vec<f64> = (0..n).map(|i| (n - i) as f64).collect();
