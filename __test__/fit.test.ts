@@ -28,15 +28,20 @@ describe('fit and score', () => {
     data = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
     fitted = await fit({ input: data, harmful: HARMFUL, anchor: [anchor], embeddingCache: false });
-    full = await purify({
+    full = await whole();
+  }, 120_000);
+
+  /** purify() on the whole file, keeping 80%. */
+  const whole = (o: Partial<Parameters<typeof purify>[0]> = {}) =>
+    purify({
       input: data,
       harmful: HARMFUL,
       anchor: [anchor],
       embeddingCache: false,
       html: null,
       keep: { fraction: 0.8 },
+      ...o,
     });
-  }, 120_000);
 
   it('scoring the fit data reproduces the learner: same pull and push, weights in the Gibbs form of the score', async () => {
     expect(fitted.sample).toBe(400);
@@ -162,16 +167,7 @@ describe('fit and score', () => {
     const [s0, s1, s2] = [await run(0), await run(1), await run(2)];
     // the model file stays as fitted
     expect(readFileSync(model).equals(before)).toBe(true);
-    const once = await purify({
-      input: data,
-      harmful: HARMFUL,
-      anchor: [anchor],
-      embeddingCache: false,
-      html: null,
-      keep: { fraction: 0.8 },
-      learner,
-      output: join(c.dir, 'once.jsonl'),
-    });
+    const once = await whole({ learner, output: join(c.dir, 'once.jsonl') });
     // scores are the learner's log-weights up to a constant: the spread of the difference
     const learned = once.scores.learned!;
     const rms = (s: Float64Array) => {

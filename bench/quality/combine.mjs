@@ -39,7 +39,7 @@
 //   ceiling for any choice of the term weights, not a method).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { auroc } from './stats.mjs';
+import { auroc, retention } from './stats.mjs';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => {
@@ -69,19 +69,6 @@ const mad = (a) => {
   const m = median(a);
   return median(a.map((x) => Math.abs(x - m))) || 1;
 };
-
-/** Retention of each kind among the top 80% by score. */
-function measure(scores, kinds) {
-  const K = Math.round(0.8 * scores.length);
-  const kept = new Set([...scores.keys()].sort((a, b) => scores[b] - scores[a]).slice(0, K));
-  const c = { benign: [0, 0], hard: [0, 0], harmful: [0, 0] };
-  kinds.forEach((k, i) => {
-    c[k][1]++;
-    if (kept.has(i)) c[k][0]++;
-  });
-  const r = (k) => (c[k][1] ? c[k][0] / c[k][1] : null);
-  return { recall: r('harmful'), benign: r('benign'), hard: r('hard') };
-}
 
 /** Leave-one-out soft-min cosine cost of each downstream row to the others (rows are unit-norm). */
 function looDensity(l) {
@@ -168,7 +155,7 @@ const summary = {};
 for (const [key, ls] of cells) {
   const rate = ls[0].rate;
   const per = ls.map((l) =>
-    Object.fromEntries(Object.entries(candidates(l)).map(([k, s]) => [k, measure(s, l.kinds)])),
+    Object.fromEntries(Object.entries(candidates(l)).map(([k, s]) => [k, retention(s, l.kinds)])),
   );
   const names = Object.keys(per[0]);
   const stat = (get) => {
@@ -179,14 +166,14 @@ for (const [key, ls] of cells) {
   let best = null;
   if (rate > 0) {
     for (const m of BASELINES) {
-      const v = ls.map((l) => measure(l.scores[m], l.kinds).recall);
+      const v = ls.map((l) => retention(l.scores[m], l.kinds).recall);
       if (!best || mean(v) + se(v) < best.bound) best = { m, mean: mean(v), bound: mean(v) + se(v) };
     }
     const oracle = ORACLE.map((lam) =>
       mean(
         ls.map(
           (l) =>
-            measure(
+            retention(
               l.scores['push-only'].map((p, i) => lam * p + l.scores['pull-only'][i]),
               l.kinds,
             ).recall,

@@ -17,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scoreSamples } from '../../dist/index.js';
+import { retention } from './stats.mjs';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => {
@@ -35,18 +36,6 @@ const DEFAULTS = { builtin: { eps: 0.02, lambda: 2 } };
 const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
 const se = (a) =>
   a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1) / a.length);
-
-function measure(scores, kinds) {
-  const K = Math.round(0.8 * scores.length);
-  const kept = new Set([...scores.keys()].sort((a, b) => scores[b] - scores[a]).slice(0, K));
-  const c = { benign: [0, 0], hard: [0, 0], harmful: [0, 0] };
-  kinds.forEach((k, i) => {
-    c[k][1]++;
-    if (kept.has(i)) c[k][0]++;
-  });
-  const r = (k) => (c[k][1] ? c[k][0] / c[k][1] : null);
-  return { recall: r('harmful'), benign: r('benign'), hard: r('hard') };
-}
 
 /** The points that join the reference, one row each (unit rows: cosine). */
 function points(x, d, rows) {
@@ -100,7 +89,7 @@ for (const l of lines) {
     (await scoreSamples('sot', { downstream: mat(x), anchor: mat(a), harmful: mat(h) }, once)).scores,
   );
   times.once.push(performance.now() - t);
-  const res = { once: measure(s1, l.kinds) };
+  const res = { once: retention(s1, l.kinds) };
   const rows = [...s1.keys()].sort((i, j) => s1[i] - s1[j] || i - j).slice(0, Math.round(SHARE * n));
   const own = points(x, d, rows);
   const joined = new Float32Array((m + own.length) * d);
@@ -110,7 +99,7 @@ for (const l of lines) {
     const w = Float64Array.from({ length: m + own.length }, (_, j) => (j < m ? (1 - mass) / m : mass / own.length));
     const sets = { downstream: mat(x), anchor: mat(a), harmful: mat(joined), harmfulWeights: w };
     t = performance.now();
-    res[`${VARIANT} ${mass}`] = measure(Array.from((await scoreSamples('sot', sets, once)).scores), l.kinds);
+    res[`${VARIANT} ${mass}`] = retention(Array.from((await scoreSamples('sot', sets, once)).scores), l.kinds);
     if (mass === MASSES[0]) times.second.push(performance.now() - t);
   }
   const key = `${l.embedder} ${l.task}+${l.contam} ${l.rate}`;
@@ -123,7 +112,7 @@ for (const [key, rs] of cells) {
   let best = null;
   if (rs[0].dump.rate > 0)
     for (const m of BASELINES) {
-      const v = rs.map((r) => measure(r.dump.scores[m], r.dump.kinds).recall);
+      const v = rs.map((r) => retention(r.dump.scores[m], r.dump.kinds).recall);
       if (!best || mean(v) + se(v) < best.bound) best = { m, bound: mean(v) + se(v) };
     }
   for (const name of Object.keys(rs[0].res)) {

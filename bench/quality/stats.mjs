@@ -41,3 +41,20 @@ export function auroc(scores, harmful) {
   const nh = idx.length - nb;
   return (rankSum - (nb * (nb + 1)) / 2) / (nb * nh);
 }
+
+/**
+ * Retention of each kind of row among the top `keep` share by score (ties
+ * to the lower index): `recall` for the harmful rows, `benign`, `hard`
+ * (hard negatives); null for a kind with no rows.
+ */
+export function retention(scores, kinds, keep = 0.8) {
+  const K = Math.round(keep * scores.length);
+  const kept = new Set([...scores.keys()].sort((a, b) => scores[b] - scores[a] || a - b).slice(0, K));
+  const c = { benign: [0, 0], hard: [0, 0], harmful: [0, 0] };
+  kinds.forEach((k, i) => {
+    c[k][1]++;
+    if (kept.has(i)) c[k][0]++;
+  });
+  const r = (k) => (c[k][1] ? c[k][0] / c[k][1] : null);
+  return { recall: r('harmful'), benign: r('benign'), hard: r('hard') };
+}
