@@ -92,8 +92,9 @@ export interface LearnResult {
   pull: Float64Array;
   /** Per sample: lambda × how far from harm (centred gradient of the push term). Higher = better. */
   push: Float64Array;
-  /** J(w) at the start and after each step. */
+  /** J(w) at the start and after each step, of the last solve (the second when the data's own harm joined the reference). */
   objective: Float64Array;
+  /** Mirror-descent steps of both solves. */
   steps: number;
   converged: boolean;
   /** Every inner Sinkhorn solve of the last step converged. */

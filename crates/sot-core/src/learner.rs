@@ -16,8 +16,9 @@
 //!
 //! The harmful reference is off-domain (requests and answers of red-team
 //! sets), so it ranks the downstream's own harm only coarsely; but the
-//! lowest-ranked samples are mostly that harm, in the task's own form
-//! (format, length, vocabulary). So the learner solves twice: the second
+//! lowest-ranked samples hold more of that harm than the data do, in the
+//! task's own form (format, length, vocabulary), and harm in one dataset
+//! looks like itself. So the learner solves twice: the second
 //! time with the `own_harm_share` lowest-weighted samples of the first solve
 //! joined to the harmful reference, each as the mean of its nearest others
 //! among them, holding `own_harm_mass` of its mass (docs/learner-defaults.md,
@@ -123,9 +124,10 @@ pub struct LearnResult {
     /// Push score per sample: lambda times the centred gradient of the harmful term
     /// (high = far from harm). At a stationary point `w ∝ exp(-(pull - push) / tau)`.
     pub push: Vec<f64>,
-    /// J(w) at the start and after each step.
+    /// J(w) at the start and after each step, of the last solve (the second
+    /// when the data's own harm joined the reference).
     pub objective: Vec<f64>,
-    /// Mirror-descent steps taken (each costs two warm-started Sinkhorn solves, three if debiased).
+    /// Mirror-descent steps taken, of both solves (each costs two warm-started Sinkhorn solves, three if debiased).
     pub steps: usize,
     pub converged: bool,
     /// Whether every inner Sinkhorn solve of the last step converged.
@@ -518,9 +520,10 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     second.converged &= first.converged;
     second.inner_iterations += first.inner_iterations;
     second.contamination = first.contamination.take();
-    for w in first.warnings.drain(..) {
+    let later = std::mem::replace(&mut second.warnings, first.warnings);
+    for w in later {
         if !second.warnings.contains(&w) {
-            second.warnings.insert(0, w);
+            second.warnings.push(w);
         }
     }
     second.fitted.own_harm_rows = rows;
@@ -530,18 +533,20 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
 
 /// The harmful reference's points, then the own-harm points: the points
 /// that `Fitted::harmful_potential` describes.
-pub fn join_own_harm(harmful: ArrayView2<f32>, own: ArrayView2<f32>) -> Array2<f32> {
-    ndarray::concatenate(Axis(0), &[harmful, own]).expect("one dimension, checked")
+pub(crate) fn join_own_harm(harmful: ArrayView2<f32>, own: ArrayView2<f32>) -> Array2<f32> {
+    ndarray::concatenate(Axis(0), &[harmful, own])
+        .expect("one dimension: both checked against the downstream set")
 }
 
 /// How many of the other own-harm rows each own-harm point averages.
 pub const OWN_HARM_NEIGHBOURS: usize = 3;
 
 /// One point per row of `rows` (more than `OWN_HARM_NEIGHBOURS` of them):
-/// the mean of the `OWN_HARM_NEIGHBOURS` other rows nearest it (ties to the lower index), never the row itself, so
-/// that no sample meets its own copy at cost 0 (which would make its push
-/// extreme whatever it resembles) and each point stands for a small group
-/// (the same answer in other words, the same format).
+/// the mean of the `OWN_HARM_NEIGHBOURS` other rows nearest it (ties to the
+/// lower index), never the row itself, so that no sample meets its own copy
+/// at cost 0 (which would make its push extreme whatever it resembles) and
+/// each point stands for a small group (the same answer in other words, the
+/// same format).
 pub(crate) fn own_harm_points(
     x: ArrayView2<f32>,
     rows: &[usize],
