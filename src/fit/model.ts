@@ -64,9 +64,10 @@ export interface ModelHeader {
     anchor: ReferenceSummary[];
     anchorIsSample: boolean;
     /**
-     * Records of the fit sample that follow the reference's points in the
-     * harmful set: the learner's own-harm rows (docs/learner-defaults.md,
-     * "The data's own harm"). Absent in files written before them: none.
+     * How many points follow the reference's own in the harmful set: one per
+     * fit-sample record the learner's first solve weighted lowest, each the
+     * mean of 3 others among them (docs/learner-defaults.md, "The data's own
+     * harm"). Absent in files written before them: none.
      */
     ownHarm?: number;
   };
@@ -108,7 +109,7 @@ export interface Model {
   docFreq?: { buckets: Uint32Array; counts: Uint32Array };
 }
 
-/** The harmful reference's own points: the model's harmful set without the fit sample's records that follow them. */
+/** The harmful reference's own points: the model's harmful set without the own-harm points that follow them. */
 export function harmfulReference(m: Pick<Model, 'header' | 'harmful'>): Matrix {
   const { points } = m.harmful;
   const rows = points.rows - (m.header.references.ownHarm ?? 0);
