@@ -477,7 +477,7 @@ pub fn objective(
 }
 
 pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Result<LearnResult> {
-    check_learner_options(opts)?;
+    // each solve checks the options and the sets (Objective::new)
     let runs = Runs {
         first_step: 0,
         max_steps: if opts.own_harm_share > 0.0 { 2 } else { 1 } * opts.max_steps,
@@ -489,8 +489,8 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
         return Ok(first);
     }
     let x = sets.downstream;
-    let m = sets.harmful.points.nrows();
-    let given = check_harmful(sets, opts)?.unwrap_or_else(|| vec![1.0 / m as f64; m]);
+    // the reference's masses as the first solve normalised them
+    let given = &first.fitted.harmful_weights;
     let points = own_harm_points(x, &rows, opts.cost, ctl)?;
     let joined = join_own_harm(sets.harmful.points, points.view());
     let mass = opts.own_harm_mass;
