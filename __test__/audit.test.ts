@@ -106,18 +106,30 @@ describe('removed records and reasons', () => {
   it('gives each dropped record its nearest harmful references, in words too', () => {
     const { rows } = readScores(res.outputs.scores);
     const advbench = readFileSync(join(DATA_DIR, 'refusal-direction/dataset/raw/advbench.csv'), 'utf8');
+    // what the second solve pushed away from too: the data's own harm, points of 3 records each
+    const members = res.report.learner!.ownHarmMembers;
+    expect(members.length).toBe(Math.round(0.05 * rows.length));
+    const sets = new Set<string>();
     for (const r of rows) {
       if (r.kept === '1') {
         expect(r.reason).toBe('');
         continue;
       }
-      expect(['advbench', 'harmbench']).toContain(r.nearest_set!);
-      expect(Number(r.nearest_index)).toBeLessThan(r.nearest_set === 'advbench' ? 520 : 400);
+      sets.add(r.nearest_set!);
       expect(Number(r.nearest_cost)).toBeGreaterThanOrEqual(0);
-      expect(r.reason).toContain(`${r.nearest_set} #${r.nearest_index} (cost ${Number(r.nearest_cost).toFixed(3)})`);
+      const cost = `(cost ${Number(r.nearest_cost).toFixed(3)})`;
+      if (r.nearest_set === 'own-harm') {
+        const m = members[Number(r.nearest_index)]!;
+        expect(r.reason).toContain(`the data's own harm ${cost}: records ${m[0]}, ${m[1]} and ${m[2]}, among those`);
+      } else {
+        expect(['advbench', 'harmbench']).toContain(r.nearest_set!);
+        expect(Number(r.nearest_index)).toBeLessThan(r.nearest_set === 'advbench' ? 520 : 400);
+        expect(r.reason).toContain(`${r.nearest_set} #${r.nearest_index} ${cost}`);
+      }
       expect(r.reason).toMatch(Number(r.pull) < 0 ? /far from the anchor \(pull -/ : /near the anchor \(pull \+/);
       expect(r.reason).toMatch(Number(r.push) < 0 ? /close to .* \(push -/ : /far from harm \(push \+/);
     }
+    expect(sets).toEqual(new Set(['advbench', 'harmbench', 'own-harm']));
     // The excerpt in the words is the cited reference's own text.
     const first = rows.find((r) => r.kept === '0' && r.nearest_set === 'advbench')!;
     const quoted = /"([^"]{20})/.exec(first.reason!)![1]!;

@@ -168,6 +168,8 @@ export interface FittedOutput {
    * the harmful potential and weights cover the reference's points, then these.
    */
   ownHarmPoints: Float32Array
+  /** The downstream rows each own-harm point is the mean of, 3 per point, nearest first. */
+  ownHarmMembers: Uint32Array
   harmfulPotential: Float64Array
   harmfulWeights: Float64Array
   scale: ScoreScaleInput

@@ -41,6 +41,14 @@ export function toMatrix(m: MatrixLike, name: string): Matrix {
   return { data, rows, cols };
 }
 
+/** The rows of `a`, then those of `b` (the same number of columns). */
+export function stackRows(a: Matrix, b: Matrix): Matrix {
+  const data = new Float32Array((a.rows + b.rows) * a.cols);
+  data.set(a.data.subarray(0, a.rows * a.cols));
+  data.set(b.data.subarray(0, b.rows * b.cols), a.rows * a.cols);
+  return { data, rows: a.rows + b.rows, cols: a.cols };
+}
+
 function fromRows(rows: ReadonlyArray<ArrayLike<number>>, name: string): Matrix {
   if (rows.length === 0) throw new EmptyInputError('ERR_EMPTY', `${name} has no rows`);
   const cols = rows[0]!.length;

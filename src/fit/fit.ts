@@ -7,7 +7,7 @@ import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
-import type { Matrix } from '../matrix.js';
+import { stackRows, type Matrix } from '../matrix.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
@@ -306,13 +306,6 @@ export async function embedRows(
   if (rows !== indices.length)
     throw new OptionError('ERR_OPTION', `${input.dataset.path}: the file changed while it was being read`);
   return { data, rows, cols: dim };
-}
-
-function stackRows(a: Matrix, b: Matrix): Matrix {
-  const data = new Float32Array((a.rows + b.rows) * a.cols);
-  data.set(a.data.subarray(0, a.rows * a.cols));
-  data.set(b.data.subarray(0, b.rows * b.cols), a.rows * a.cols);
-  return { data, rows: a.rows + b.rows, cols: a.cols };
 }
 
 function gatherRows(m: Matrix, rows: Uint32Array): Matrix {

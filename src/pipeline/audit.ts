@@ -1,11 +1,13 @@
 // Why each record got its weight: the pull and push contributions to its
-// log-weight and its nearest harmful references (both computed in the core),
-// and the same in words for the scores file, the removed file and the report.
+// log-weight and its nearest harmful points (both computed in the core), and
+// the same in words for the scores file, the removed file and the report.
+// The harmful points are the ones the learner pushed away from: the
+// reference's samples, then the data's own harm of its second solve.
 import { cancellable } from '../cancellable.js';
 import { OptionError } from '../errors.js';
 import type { Scores } from '../learner.js';
-import type { Matrix } from '../matrix.js';
-import { native } from '../native.js';
+import { stackRows, type Matrix } from '../matrix.js';
+import { native, type FittedOutput } from '../native.js';
 import type { Selection } from '../selection.js';
 import { flatExcerpt } from '../text.js';
 import type { LoadedReferences } from './references.js';
@@ -34,11 +36,21 @@ export function checkReasonOptions(o: ReasonOptions | undefined): void {
     throw new OptionError('ERR_OPTION', `reasons.neighbours must be an integer from 1 to 1000, got ${String(k)}`);
 }
 
-/** One of a record's nearest harmful reference samples. */
+/**
+ * The `set` of a nearest harmful point that is the data's own harm: a mean
+ * of records the learner's first solve weighted lowest, which its second
+ * solve pushed away from; `index` is the point's (the report's
+ * `learner.ownHarmMembers[index]` are its records).
+ */
+export const OWN_HARM_SET = 'own-harm';
+
+/** One of a record's nearest harmful reference samples (or own-harm points). */
 export interface NearReference {
-  /** The reference set (or file) it comes from, and its index there. */
+  /** The reference set (or file) it comes from, and its index there; or `OWN_HARM_SET` and the point's index. */
   set: string;
   index: number;
+  /** An own-harm point's records, nearest its own first. */
+  records?: number[];
   /** The learner's cost between the record and it (cosine: 0 = same direction). */
   cost: number;
   excerpt: string;
@@ -66,10 +78,17 @@ export interface Audit {
 
 const REF_EXCERPT = 80;
 
+/** The excerpt a report gives of a cited harmful point's text. */
+export function citedExcerpt(text: string): string {
+  return flatExcerpt(text, REF_EXCERPT);
+}
+
 /** Computes the reasons of the dropped records (or of all) after selection. */
 export async function explainRecords(r: {
   downstream: Matrix;
   harmful: Matrix;
+  /** The learner's own-harm points and their records (`ownHarmOf`): pushed away from after `harmful`. */
+  ownHarm?: OwnHarm;
   refs: LoadedReferences;
   scores: Scores;
   selection: Selection;
@@ -87,11 +106,15 @@ export async function explainRecords(r: {
     ? await cancellable(undefined, () => native.weightContributions(learned.weights, learned.pull, learned.push, r.tau))
     : null;
   const k = r.options?.neighbours ?? DEFAULT_NEIGHBOURS;
-  const near = await nearestHarmful(r.downstream, r.harmful, Uint32Array.from(rows), k, r.cost, r.signal);
+  // what the learner pushed away from: the reference, then the data's own harm
+  const ownHarm = r.ownHarm?.members ?? [];
+  const pushed = ownHarm.length ? stackRows(r.harmful, r.ownHarm!.points) : r.harmful;
+  const near = await nearestHarmful(r.downstream, pushed, Uint32Array.from(rows), k, r.cost, r.signal);
   return auditOf({
     rows,
     near,
     refs: r.refs,
+    ownHarm,
     contributions,
     anchorIsDownstream: learned?.anchorIsDownstream ?? false,
   });
@@ -110,6 +133,25 @@ export async function nearestHarmful(
   return cancellable(signal, (token) => native.nearestReferences(x, harmful, rows, k, cost ?? 'cosine', token));
 }
 
+/** The data's own harm of a learner's second solve: its points, and the records each is the mean of. */
+export interface OwnHarm {
+  points: Matrix;
+  /** Per point, nearest its own record first. */
+  members: number[][];
+}
+
+/** The own harm of a learner result (none when it solved once). */
+export function ownHarmOf(f: FittedOutput, cols: number): OwnHarm {
+  return { points: { data: f.ownHarmPoints, rows: f.ownHarmRows.length, cols }, members: ownHarmMembers(f) };
+}
+
+/** The records each own-harm point of a learner result is the mean of, nearest its own first. */
+export function ownHarmMembers(f: Pick<FittedOutput, 'ownHarmRows' | 'ownHarmMembers'>): number[][] {
+  const n = f.ownHarmRows.length;
+  const per = n ? f.ownHarmMembers.length / n : 0;
+  return Array.from({ length: n }, (_, j) => Array.from(f.ownHarmMembers.subarray(j * per, (j + 1) * per)));
+}
+
 /** The `k` nearest harmful references of some records (from the core's `nearestReferences`), row by row. */
 export interface NearestRows {
   k: number;
@@ -119,13 +161,15 @@ export interface NearestRows {
 
 /**
  * The audit of the records `rows` (record indices, in the order of `near`'s
- * rows) from their nearest harmful references and every record's
- * contributions: what the whole-dataset run and the sharded one share.
+ * rows) from their nearest harmful points and every record's contributions:
+ * what the whole-dataset run and the sharded one share. `near` indexes the
+ * references' samples, then the own-harm points (`ownHarm`: their records).
  */
 export function auditOf(a: {
   rows: ArrayLike<number>;
   near: NearestRows;
   refs: Pick<LoadedReferences, 'summary' | 'samples'>;
+  ownHarm?: number[][];
   contributions: Audit['contributions'];
   anchorIsDownstream: boolean;
 }): Audit {
@@ -141,16 +185,18 @@ export function auditOf(a: {
     at += s.count;
   }
   const locate = (g: number) => {
+    if (g >= at) return { set: OWN_HARM_SET, index: g - at, records: a.ownHarm![g - at]! };
     let j = starts.length - 1;
     while (j > 0 && starts[j]! > g) j--;
     return { set: refs.summary[j]!.source, index: g - starts[j]! };
   };
   const excerpts = new Map<number, string>();
   const refExcerpt = (g: number) => {
+    if (g >= at) return ''; // records of the data: the report cites them from the input
     let e = excerpts.get(g);
     if (e === undefined) {
       const t = refs.samples[g]!;
-      e = flatExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt, REF_EXCERPT);
+      e = citedExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt);
       excerpts.set(g, e);
     }
     return e;
@@ -186,7 +232,11 @@ export function reasonInWords(
   anchorIsDownstream: boolean,
 ): string {
   const anchor = anchorIsDownstream ? 'the rest of the data' : 'the anchor';
-  const ref = nearest ? `${nearest.set} #${nearest.index} (cost ${nearest.cost.toFixed(3)}): "${nearest.excerpt}"` : '';
+  const ref = !nearest
+    ? ''
+    : nearest.set === OWN_HARM_SET
+      ? `the data's own harm (cost ${nearest.cost.toFixed(3)}): records ${listed(nearest.records ?? [])}, among those a first solve weighted lowest`
+      : `${nearest.set} #${nearest.index} (cost ${nearest.cost.toFixed(3)}): "${nearest.excerpt}"`;
   if (c === undefined) return ref && `nearest harmful: ${ref}`;
   const pull = c.pull < 0 ? `far from ${anchor} (pull ${fmt(c.pull)})` : `near ${anchor} (pull ${fmt(c.pull)})`;
   const push =
@@ -196,3 +246,4 @@ export function reasonInWords(
 }
 
 const fmt = (v: number) => (v >= 0 ? `+${v.toFixed(2)}` : v.toFixed(2));
+const listed = (a: number[]) => (a.length < 2 ? a.join('') : `${a.slice(0, -1).join(', ')} and ${a.at(-1)}`);

@@ -19,7 +19,7 @@ import type { PipelineInput } from './input.js';
 import type { PurifyOptions } from './options.js';
 import type { outputPaths } from './paths.js';
 import type { LoadedReferences } from './references.js';
-import type { Audit } from './audit.js';
+import { citedExcerpt, ownHarmMembers, type Audit } from './audit.js';
 
 export { REMOVED_FIELDS } from './removed.js';
 
@@ -157,6 +157,7 @@ export function buildReport(r: ReportInputs): Promise<PurifyReport> {
           objective: Array.from(learned.objective),
           storage: { anchor: learned.anchorStorage, harmful: learned.harmfulStorage },
           ownHarm: Array.from(learned.fitted.ownHarmRows),
+          ownHarmMembers: ownHarmMembers(learned.fitted),
         }
       : null,
   });
@@ -377,6 +378,11 @@ async function recordTable(
   const slot = new Map<number, number>();
   rows.forEach((i, s) => slot.set(i, s));
   const excerpts: string[] = new Array<string>(rows.length).fill('');
+  // the own-harm points the table cites, by the record nearest each: cited from the input
+  const ownCited = new Map<number, string>();
+  for (const i of rows) {
+    for (const x of r.audit.nearest(i) ?? []) if (x.records) ownCited.set(x.records[0]!, '');
+  }
   const groupOf: string[] = new Array<string>(n).fill('');
   let field: string | null | undefined;
   for await (const { record, text } of r.input.dataset) {
@@ -389,6 +395,7 @@ async function recordTable(
     }
     const s = slot.get(record.index);
     if (s !== undefined) excerpts[s] = excerpt(renderText(text, r.options.template), TABLE_EXCERPT);
+    if (ownCited.has(record.index)) ownCited.set(record.index, citedExcerpt(renderText(text, r.options.template)));
     if (lowest.has(record.index)) texts.set(record.index, renderText(text, r.options.template));
     if (display.has(record.index)) shown.set(record.index, r.input.rendered(text));
   }
@@ -417,7 +424,10 @@ async function recordTable(
     const near = r.audit.nearest(i);
     if (near === undefined) return null;
     return near.map((x) => {
-      cited.set(`${x.set} #${x.index}`, x.excerpt);
+      cited.set(
+        `${x.set} #${x.index}`,
+        x.records ? `records ${x.records.join(', ')}: ${ownCited.get(x.records[0]!)}` : x.excerpt,
+      );
       return [x.set, x.index, round(x.cost)] as [string, number, number];
     });
   });

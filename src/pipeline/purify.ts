@@ -15,7 +15,7 @@ import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
 import { buildReport, writeOutputs } from './outputs.js';
-import { checkReasonOptions, explainRecords } from './audit.js';
+import { checkReasonOptions, explainRecords, ownHarmOf } from './audit.js';
 import type { PurifyOptions, Stage } from './options.js';
 import type { PurifyReport } from '../report/types.js';
 import { PipelineInput } from './input.js';
@@ -177,6 +177,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const audit = await explainRecords({
     downstream,
     harmful,
+    ownHarm: learned && ownHarmOf(learned.fitted, harmful.cols),
     refs: refs.harmful,
     scores,
     selection,

@@ -49,6 +49,8 @@ export interface PurifyReport {
      * for the second (docs/learner-defaults.md, "The data's own harm"); empty when it solved once.
      */
     ownHarm: number[];
+    /** The records each own-harm point is the mean of, nearest its own record first: `own-harm #j` in `records.nearest` is point j. */
+    ownHarmMembers: number[][];
   } | null;
   /**
    * A sharded run (`purify --shards`): the fit on a sample, the column

@@ -164,6 +164,9 @@ pub struct Fitted {
     /// One point per own-harm row, after the reference's points: the
     /// harmful potential and masses cover both.
     pub own_harm_points: Array2<f32>,
+    /// The downstream rows each own-harm point is the mean of,
+    /// `OWN_HARM_NEIGHBOURS` per point, nearest first (what a reason cites).
+    pub own_harm_members: Vec<usize>,
     pub harmful_potential: Vec<f64>,
     pub harmful_weights: Vec<f64>,
     pub scale: ScoreScale,
@@ -491,7 +494,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     let x = sets.downstream;
     // the reference's masses as the first solve normalised them
     let given = &first.fitted.harmful_weights;
-    let points = own_harm_points(x, &rows, opts.cost, ctl)?;
+    let (points, members) = own_harm_points(x, &rows, opts.cost, ctl)?;
     let joined = join_own_harm(sets.harmful.points, points.view());
     let mass = opts.own_harm_mass;
     let weights: Vec<f64> = given
@@ -528,6 +531,7 @@ pub fn learn_weights(sets: &Sets, opts: &LearnerOptions, ctl: &Control) -> Resul
     }
     second.fitted.own_harm_rows = rows;
     second.fitted.own_harm_points = points;
+    second.fitted.own_harm_members = members;
     Ok(second)
 }
 
@@ -546,26 +550,29 @@ pub const OWN_HARM_NEIGHBOURS: usize = 3;
 /// lower index), never the row itself, so that no sample meets its own copy
 /// at cost 0 (which would make its push extreme whatever it resembles) and
 /// each point stands for a small group (the same answer in other words, the
-/// same format).
+/// same format). Also the rows each point averages, `take` per point,
+/// nearest first.
 pub(crate) fn own_harm_points(
     x: ArrayView2<f32>,
     rows: &[usize],
     cost: CostKind,
     ctl: &Control,
-) -> Result<Array2<f32>> {
+) -> Result<(Array2<f32>, Vec<usize>)> {
     let b = x.select(Axis(0), rows);
     let c = cost_matrix(b.view(), b.view(), cost, ctl)?;
     // `own_harm_rows` gives more rows than that
     let take = OWN_HARM_NEIGHBOURS.min(rows.len().saturating_sub(1));
     let mut out = Array2::zeros((rows.len(), x.ncols()));
+    let mut members = Vec::with_capacity(rows.len() * take);
     for (i, mut point) in out.outer_iter_mut().enumerate() {
         let mut near: Vec<usize> = (0..rows.len()).filter(|j| *j != i).collect();
         near.sort_by(|p, q| c[[i, *p]].total_cmp(&c[[i, *q]]).then(p.cmp(q)));
         for j in &near[..take] {
             point.zip_mut_with(&b.row(*j), |p, v| *p += v / take as f32);
+            members.push(rows[*j]);
         }
     }
-    Ok(out)
+    Ok((out, members))
 }
 
 /// Most downstream samples that join the harmful reference: the costs to it
@@ -713,6 +720,7 @@ fn solve(sets: &Sets, opts: &LearnerOptions, ctl: &Control, runs: Runs) -> Resul
             .then(|| self_anchor_rows(n, opts.max_self_anchor)),
         own_harm_rows: Vec::new(),
         own_harm_points: Array2::zeros((0, sets.downstream.ncols())),
+        own_harm_members: Vec::new(),
         harmful_potential: h.g.clone(),
         harmful_weights: obj.push.weights.clone(),
         scale: ScoreScale::learner(&s.f, &h.f, opts.lambda, opts.tau),

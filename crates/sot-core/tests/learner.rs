@@ -181,6 +181,7 @@ fn the_data_s_own_harm_joins_the_reference_for_a_second_solve() {
     let first = learn_weights(&sets(&p), &once, &Control::default()).unwrap();
     assert!(first.fitted.own_harm_rows.is_empty());
     assert_eq!(first.fitted.own_harm_points.nrows(), 0);
+    assert!(first.fitted.own_harm_members.is_empty());
     let r = learn_weights(&sets(&p), &LearnerOptions::default(), &Control::default()).unwrap();
     let rows = &r.fitted.own_harm_rows;
     assert_eq!(rows, &own_harm_rows(&first.weights, 0.05));
@@ -197,9 +198,16 @@ fn the_data_s_own_harm_joins_the_reference_for_a_second_solve() {
     };
     let pts = &r.fitted.own_harm_points;
     assert_eq!(pts.dim(), (30, 16));
+    assert_eq!(r.fitted.own_harm_members.len(), 30 * 3);
     for (k, &i) in rows.iter().enumerate() {
         let mut others: Vec<usize> = rows.iter().copied().filter(|j| *j != i).collect();
         others.sort_by(|a, b| cos(i, *b).total_cmp(&cos(i, *a)));
+        // the rows a reason cites for the point, nearest first
+        assert_eq!(
+            &r.fitted.own_harm_members[k * 3..k * 3 + 3],
+            &others[..3],
+            "row {i}"
+        );
         for c in 0..16 {
             let want: f64 = others[..3]
                 .iter()

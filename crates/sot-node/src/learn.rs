@@ -117,6 +117,8 @@ pub struct FittedOutput {
     /// One point per own-harm row (row-major, the embedding dimension wide):
     /// the harmful potential and weights cover the reference's points, then these.
     pub own_harm_points: Float32Array,
+    /// The downstream rows each own-harm point is the mean of, 3 per point, nearest first.
+    pub own_harm_members: Uint32Array,
     pub harmful_potential: Float64Array,
     pub harmful_weights: Float64Array,
     pub scale: crate::score::ScoreScaleInput,
@@ -174,6 +176,13 @@ impl From<LearnResult> for LearnOutput {
                     .own_harm_points
                     .into_iter()
                     .collect::<Vec<f32>>()
+                    .into(),
+                own_harm_members: r
+                    .fitted
+                    .own_harm_members
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect::<Vec<_>>()
                     .into(),
                 harmful_potential: r.fitted.harmful_potential.into(),
                 harmful_weights: r.fitted.harmful_weights.into(),
