@@ -108,9 +108,15 @@ describe('the sharded run writes the report, the page and the removed records', 
       warnings: [],
     } as unknown as Scores;
     const refs = await loadReferences({ harmful: HARMFUL } as PurifyOptions);
+    const reference = harmfulReference(model);
+    const all = model.harmful.points;
     const audit = await explainRecords({
       downstream: matrix,
-      harmful: harmfulReference(model),
+      harmful: reference,
+      ownHarm: {
+        points: { data: all.data.subarray(reference.rows * all.cols), rows: all.rows - reference.rows, cols: all.cols },
+        members: model.header.references.ownHarmRecords!,
+      },
       refs: refs.harmful,
       scores,
       selection,
@@ -122,12 +128,16 @@ describe('the sharded run writes the report, the page and the removed records', 
     removed.forEach((r, j) => {
       const i = dropped[j]![1];
       expect(r[REMOVED_FIELDS.reason]).toBe(audit.reason(i));
-      expect(r[REMOVED_FIELDS.reason]).toMatch(/advbench #\d+ \(cost /);
+      expect(r[REMOVED_FIELDS.reason]).toMatch(/advbench #\d+ \(cost |the data's own harm \(cost /);
       expect(r[REMOVED_FIELDS.score]).toBe(s.score[i]);
       expect(r[REMOVED_FIELDS.rank]).toBe(selection.rank[i]);
       expect(r[REMOVED_FIELDS.pull]).toBe(audit.contributions!.pull[i]);
       expect(r[REMOVED_FIELDS.push]).toBe(audit.contributions!.push[i]);
     });
+    // the fit's own-harm points among them, named by the records of the file they average
+    const ownCited = removed.filter((r) => /the data's own harm \(cost /.test(r[REMOVED_FIELDS.reason] as string));
+    expect(ownCited.length).toBeGreaterThan(0);
+    expect(model.header.references.ownHarmRecords!.flat().every((i) => i < 400)).toBe(true);
     // the report's table carries the same reasons and nearest references
     const t = report.records!;
     // on the map, a record is kept as the selection says

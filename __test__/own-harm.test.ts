@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { saveModel } from '../src/fit/model.js';
+import { harmfulForReasons, harmfulReference, saveModel } from '../src/fit/model.js';
 import { fit, loadModel, purify, score } from '../src/index.js';
 import { DATA_DIR, alpacaOk, readJsonl, shuffle, writeJsonl } from './datasets.js';
 
@@ -56,6 +56,9 @@ function recall(path: string): number {
   return readJsonl<{ source: string }>(path).filter((r) => r.source === 'harmful').length / 100;
 }
 
+/** What the purify run found, for the model file's test. */
+const purified = { ownHarmMembers: [] as number[][] };
+
 describe("the data's own harm", () => {
   it('keeps far fewer in-domain harmful dialogues than one solve, and as many clean records', async () => {
     const once = await purify({ ...common, output: join(dir, 'once.jsonl'), learner: { ownHarmShare: 0 } });
@@ -80,6 +83,7 @@ describe("the data's own harm", () => {
     // mostly an own-harm point, the mean of 3 other records taken, mostly dialogues themselves
     // (79 of 87 dropped dialogues here, 94% of their points' records).
     const members = twice.report.learner!.ownHarmMembers;
+    purified.ownHarmMembers = members;
     expect(members).toHaveLength(50);
     members.forEach((m, j) => {
       expect(m).toHaveLength(3);
@@ -124,12 +128,29 @@ describe("the data's own harm", () => {
     });
     expect(Array.from(s.scores)).toEqual(Array.from(f.sampleScores));
     expect(recall(s.outputs.dataset!)).toBe(recall(join(dir, 'twice.jsonl')));
-    // a damaged count is a corrupt model file, naming it, before any output
-    for (const bad of [-1, 2.5, m.harmful.points.rows, 'x']) {
+    // the records each point averages, as indices of the fitted file (its sample is all of it here)
+    const records_ = m.header.references.ownHarmRecords!;
+    expect(f.sample).toBe(1000);
+    expect(records_).toEqual(purified.ownHarmMembers); // the same learner on the same records
+    // a sharded run's reasons look among every harmful point; in a file written before the list, the reference's
+    expect(harmfulForReasons(m)).toEqual({ points: m.harmful.points, ownHarm: records_ });
+    const { ownHarmRecords: _, ...before } = m.header.references;
+    const older = { ...m, header: { ...m.header, references: before } };
+    expect(harmfulForReasons(older)).toEqual({ points: harmfulReference(older), ownHarm: [] });
+    expect(harmfulReference(older).rows).toBe(refs);
+    // a damaged count or record list is a corrupt model file, naming it, before any output
+    const damaged = [
+      ...[-1, 2.5, m.harmful.points.rows, 'x'].map((ownHarm) => ({ ownHarm })),
+      { ownHarmRecords: records_.slice(1) },
+      { ownHarmRecords: [[1000], ...records_.slice(1)] },
+      { ownHarmRecords: [[], ...records_.slice(1)] },
+      { ownHarmRecords: 'x' },
+    ];
+    for (const bad of damaged) {
       const file = join(dir, 'bad.sot-model');
       await saveModel(file, {
         ...m,
-        header: { ...m.header, references: { ...m.header.references, ownHarm: bad as number } },
+        header: { ...m.header, references: { ...m.header.references, ...(bad as object) } },
       });
       const scores = join(dir, 'bad.scores.csv');
       await expect(score({ input, model: file, embeddingCache: false, scores })).rejects.toMatchObject({

@@ -8,6 +8,7 @@ import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
 import { stackRows, type Matrix } from '../matrix.js';
+import { ownHarmMembers } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
@@ -232,6 +233,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
         anchor: refs.anchor.summary,
         anchorIsSample: anchor === undefined,
         ownHarm: own.rows,
+        // the sample's rows as the file's records
+        ownHarmRecords: ownHarmMembers(fitted).map((m) => m.map((r) => indices[r]!)),
       },
       fit: { input: o.input, records: n, sample: take, seed, steps: learned.steps, converged: learned.converged },
       scoreQuantiles: {},

@@ -70,6 +70,12 @@ export interface ModelHeader {
      * harm"). Absent in files written before them: none.
      */
     ownHarm?: number;
+    /**
+     * The records of `fit.input` each own-harm point is the mean of, nearest
+     * its own first: what a sharded run's reasons cite. Absent in files
+     * written before it: their reasons cite the reference's points only.
+     */
+    ownHarmRecords?: number[][];
   };
   /** The fit: records in the dataset, records it learned on, the sampling seed, the learner's outcome. */
   fit: { input: string; records: number; sample: number; seed: number; steps: number; converged: boolean };
@@ -114,6 +120,16 @@ export function harmfulReference(m: Pick<Model, 'header' | 'harmful'>): Matrix {
   const { points } = m.harmful;
   const rows = points.rows - (m.header.references.ownHarm ?? 0);
   return { data: points.data.subarray(0, rows * points.cols), rows, cols: points.cols };
+}
+
+/**
+ * The harmful points a sharded run's reasons look among, and the records of
+ * each own-harm point among them: every point when the file says which
+ * records those are, else the reference's own.
+ */
+export function harmfulForReasons(m: Pick<Model, 'header' | 'harmful'>): { points: Matrix; ownHarm: number[][] } {
+  const own = m.header.references.ownHarmRecords;
+  return own ? { points: m.harmful.points, ownHarm: own } : { points: harmfulReference(m), ownHarm: [] };
 }
 
 /** Why a file is not a usable model. */
@@ -261,6 +277,20 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
     throw fail(
       'corrupt',
       `the header's references.ownHarm (${JSON.stringify(own)}) is not a count below the ${model.harmful.points.rows} harmful points`,
+    );
+  const records = header.references?.ownHarmRecords;
+  const record = (i: unknown) => Number.isInteger(i) && (i as number) >= 0 && (i as number) < header.fit.records;
+  if (
+    records !== undefined &&
+    !(
+      Array.isArray(records) &&
+      records.length === (own ?? 0) &&
+      records.every((m) => Array.isArray(m) && m.length > 0 && m.every(record))
+    )
+  )
+    throw fail(
+      'corrupt',
+      `the header's references.ownHarmRecords is not a list of ${own ?? 0} lists of record indices below ${header.fit.records}`,
     );
   if (header.embedder.spec?.kind === 'builtin') {
     model.docFreq = { buckets: get('embedder.docfreq.buckets', 'u32'), counts: get('embedder.docfreq.counts', 'u32') };

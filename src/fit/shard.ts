@@ -9,7 +9,7 @@ import type { Layout } from '../io/records.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import type { Matrix } from '../matrix.js';
 import { nearestHarmful, type NearestRows } from '../pipeline/audit.js';
-import { harmfulReference } from './model.js';
+import { harmfulForReasons } from './model.js';
 import type { ColumnSums, Scored } from './scoring.js';
 import { Column, openScoring, rangeBatches, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
 import type { Embedder } from '../embed/types.js';
@@ -163,7 +163,7 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
   };
   if (t.explain) {
     const { records, rows } = await readRows(t.explain.rows);
-    const near = await nearestOf(input, rows, harmfulReference(model), embedder, cache, {
+    const near = await nearestOf(input, rows, harmfulForReasons(model).points, embedder, cache, {
       neighbours: t.explain.neighbours,
       cost: model.header.cost,
       range,
@@ -201,7 +201,7 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
         const below = want.below ?? Infinity;
         const asked: number[] = [];
         scored.score.forEach((v, i) => v < below && asked.push(i));
-        const h = harmfulReference(model);
+        const h = harmfulForReasons(model).points;
         const near = await nearestHarmful(
           samples,
           h,

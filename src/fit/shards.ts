@@ -50,7 +50,16 @@ import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
 import { gibbsWeights, keepCount, type Keep } from '../selection.js';
 import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
-import { encodeModel, harmfulReference, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
+import {
+  encodeModel,
+  harmfulForReasons,
+  harmfulReference,
+  loadModel,
+  modelEmbedder,
+  saveModel,
+  withRefit,
+  type Model,
+} from './model.js';
 import {
   type AnyShardTask,
   encodeRows,
@@ -540,6 +549,7 @@ async function writeMerged(
   const audit = auditOf({
     ...explained([...results.map((r) => r.near), ...found], want, n),
     refs: refs.harmful,
+    ownHarm: harmfulForReasons(model).ownHarm,
     contributions,
     anchorIsDownstream: h.references.anchorIsSample,
   });
