@@ -160,30 +160,15 @@ impl From<LearnResult> for LearnOutput {
                 eps: r.fitted.eps,
                 anchor_potential: r.fitted.anchor_potential.into(),
                 anchor_weights: r.fitted.anchor_weights.into(),
-                anchor_rows: r
-                    .fitted
-                    .anchor_rows
-                    .map(|v| v.into_iter().map(|i| i as u32).collect::<Vec<_>>().into()),
-                own_harm_rows: r
-                    .fitted
-                    .own_harm_rows
-                    .into_iter()
-                    .map(|i| i as u32)
-                    .collect::<Vec<_>>()
-                    .into(),
+                anchor_rows: r.fitted.anchor_rows.map(u32s),
+                own_harm_rows: u32s(r.fitted.own_harm_rows),
                 own_harm_points: r
                     .fitted
                     .own_harm_points
                     .into_iter()
                     .collect::<Vec<f32>>()
                     .into(),
-                own_harm_members: r
-                    .fitted
-                    .own_harm_members
-                    .into_iter()
-                    .map(|i| i as u32)
-                    .collect::<Vec<_>>()
-                    .into(),
+                own_harm_members: u32s(r.fitted.own_harm_members),
                 harmful_potential: r.fitted.harmful_potential.into(),
                 harmful_weights: r.fitted.harmful_weights.into(),
                 scale: crate::score::ScoreScaleInput {
@@ -354,10 +339,12 @@ pub struct SelectionOutput {
     pub k: u32,
 }
 
+/// Row indices as JS receives them.
+fn u32s(v: Vec<usize>) -> Uint32Array {
+    v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into()
+}
+
 pub(crate) fn selection_output(s: Selection) -> SelectionOutput {
-    let u32s = |v: Vec<usize>| -> Uint32Array {
-        v.into_iter().map(|x| x as u32).collect::<Vec<_>>().into()
-    };
     SelectionOutput {
         order: u32s(s.order),
         rank: u32s(s.rank),
