@@ -293,6 +293,20 @@ describe('removed records and reasons', () => {
       ).toMatch(
         /^\d+ steps, converged, then again with the 20 records it weighted lowest joined to the harmful reference$/,
       );
+      // A record's detail lists its nearest harmful points, an own-harm point with its records and their text.
+      const t = report.records!;
+      const shown = await page.evaluate<number[]>(
+        `[...document.querySelectorAll('#records tbody tr.row')].map((t) => Number(t.dataset.slot))`,
+      );
+      const s = shown.find((x) => t.nearest[x]?.[0]?.[0] === 'own-harm')!;
+      const [, j, cost] = t.nearest[s]![0]!;
+      const m = report.learner!.ownHarmMembers[j]!;
+      const detail = await page.evaluate<string>(
+        `(document.querySelector('#records tbody tr.row[data-slot="${s}"]').click(), document.querySelector('#records tr.detail').textContent)`,
+      );
+      expect(detail).toContain(`1. own-harm #${j}, cost ${cost.toFixed(4)}: records ${m.join(', ')}: `);
+      expect(detail).toContain(`why: ${t.reason[s]}`);
+      await page.evaluate(`document.querySelector('#records tbody tr.row[data-slot="${s}"]').click()`);
       // The breakdown by the records' source field.
       const groups = await page.evaluate<string[][]>(
         `[...document.querySelectorAll('#groups tr')].slice(1).map((t) => [...t.children].slice(0, 3).map((c) => c.textContent))`,
