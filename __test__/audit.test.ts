@@ -307,6 +307,17 @@ describe('removed records and reasons', () => {
       expect(detail).toContain(`1. own-harm #${j}, cost ${cost.toFixed(4)}: records ${m.join(', ')}: `);
       expect(detail).toContain(`why: ${t.reason[s]}`);
       await page.evaluate(`document.querySelector('#records tbody tr.row[data-slot="${s}"]').click()`);
+      // The filter shows the records taken as the data's own harm, and only them.
+      const own = await page.evaluate<[string, string[]]>(
+        `(() => { const f = document.getElementById('filter'); f.value = 'own'; f.dispatchEvent(new Event('change'));
+          const got = [document.getElementById('count').textContent, [...document.querySelectorAll('#records tbody tr.row')].map((t) => t.dataset.slot)];
+          f.value = 'all'; f.dispatchEvent(new Event('change')); return got; })()`,
+      );
+      expect(own[0]).toBe('20 of 400 records');
+      expect(own[1].map((x) => t.index[Number(x)]!).sort((a, b) => a - b)).toEqual(report.learner!.ownHarm);
+      expect(await page.evaluate(`document.querySelector('#filter option[value="own"]').textContent`)).toBe(
+        "the data's own harm (20)",
+      );
       // The breakdown by the records' source field.
       const groups = await page.evaluate<string[][]>(
         `[...document.querySelectorAll('#groups tr')].slice(1).map((t) => [...t.children].slice(0, 3).map((c) => c.textContent))`,

@@ -368,6 +368,9 @@ const SCRIPT = `
     apply();
   }
   var search = document.getElementById('search'), filter = document.getElementById('filter');
+  // The records the learner's second solve took as the data's own harm, a choice of the filter when there are some.
+  var own = new Set(r.learner && r.learner.ownHarm ? r.learner.ownHarm : []);
+  if (own.size) h('option', "the data's own harm (" + own.size + ')', filter).value = 'own';
   var count = 0;
   // What a search looks in, lower-cased once: built when the page is idle, or at the first search.
   function haystack() {
@@ -384,6 +387,7 @@ const SCRIPT = `
       var s = order[j];
       if (f === 'dropped' && T.kept[s]) continue;
       if (f === 'kept' && !T.kept[s]) continue;
+      if (f === 'own' && !own.has(T.index[s])) continue;
       if (q && hay[s].indexOf(q) < 0) continue;
       view[count++] = s;
     }
