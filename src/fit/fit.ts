@@ -8,7 +8,7 @@ import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
 import { stackRows, type Matrix } from '../matrix.js';
-import { ownHarmMembers } from '../pipeline/audit.js';
+import { ownHarmOf } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
@@ -212,8 +212,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   const fitted = learned.fitted;
   const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
   // The harmful set the potentials describe: the reference's points, then the data's own harm.
-  const own = { data: fitted.ownHarmPoints, rows: fitted.ownHarmRows.length, cols: harmful.cols };
-  const harmfulPoints = stackRows(harmful, own);
+  const own = ownHarmOf(fitted, harmful.cols);
+  const harmfulPoints = stackRows(harmful, own.points);
   const described = describeEmbedder(embedder);
   let model: Model = {
     header: {
@@ -232,9 +232,9 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
         harmful: refs.harmful.summary,
         anchor: refs.anchor.summary,
         anchorIsSample: anchor === undefined,
-        ownHarm: own.rows,
+        ownHarm: own.points.rows,
         // the sample's rows as the file's records
-        ownHarmRecords: ownHarmMembers(fitted).map((m) => m.map((r) => indices[r]!)),
+        ownHarmRecords: own.members.map((m) => m.map((r) => indices[r]!)),
       },
       fit: { input: o.input, records: n, sample: take, seed, steps: learned.steps, converged: learned.converged },
       scoreQuantiles: {},

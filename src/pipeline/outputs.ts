@@ -394,9 +394,12 @@ async function recordTable(
         g === undefined || g === null ? '' : typeof g === 'object' ? JSON.stringify(g) : String(g);
     }
     const s = slot.get(record.index);
-    if (s !== undefined) excerpts[s] = excerpt(renderText(text, r.options.template), TABLE_EXCERPT);
-    if (ownCited.has(record.index)) ownCited.set(record.index, citedExcerpt(renderText(text, r.options.template)));
-    if (lowest.has(record.index)) texts.set(record.index, renderText(text, r.options.template));
+    const cited = ownCited.has(record.index);
+    // rendered once for whichever of the table, the citations and the lowest records want it
+    const rendered = s !== undefined || cited || lowest.has(record.index) ? renderText(text, r.options.template) : '';
+    if (s !== undefined) excerpts[s] = excerpt(rendered, TABLE_EXCERPT);
+    if (cited) ownCited.set(record.index, citedExcerpt(rendered));
+    if (lowest.has(record.index)) texts.set(record.index, rendered);
     if (display.has(record.index)) shown.set(record.index, r.input.rendered(text));
   }
   let groups: PurifyReport['groups'] = null;
