@@ -199,14 +199,14 @@ describe('sot purify --vectors-npy', () => {
     const input = writeJsonl(join(c.dir, 'train.jsonl'), c.records);
     const harmful = writeJsonl(join(c.dir, 'harmful.jsonl'), shuffle(harmfulPairs(), 13).slice(24, 64));
     const anchor = writeJsonl(join(c.dir, 'anchor.jsonl'), c.anchor);
-    const e = new HashingEmbedder({ dim: 512 });
+    const e = new HashingEmbedder(); // the CLI's default: its length follows the records fitted on
     const dataTexts = await textsOf(input);
     await e.fit(
       (async function* () {
         yield dataTexts;
       })(),
     );
-    const save = async (path: string, texts: string[]) => writeNpy(path, await e.embed(texts), texts.length, 512);
+    const save = async (path: string, texts: string[]) => writeNpy(path, await e.embed(texts), texts.length, e.dim);
     const npy = join(c.dir, 'train.vectors.npy');
     await save(npy, dataTexts);
     await save(join(c.dir, 'harmful.npy'), await textsOf(harmful));

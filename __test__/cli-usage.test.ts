@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS } from '../src/defaults.js';
+import { BUILTIN_DIM_HELP } from '../src/embed/defaults.js';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { OpenAIEmbedder } from '../src/embed/openai.js';
 import { FILE_FORMATS } from '../src/io/index.js';
@@ -76,7 +77,7 @@ describe('sot purify --help', () => {
     expect(optionHelp(help.stdout, '--tau')).toContain(`default ${core.learner.tau}`);
     expect(optionHelp(help.stdout, '--max-steps')).toContain(`default ${core.learner.maxSteps}`);
     expect(optionHelp(help.stdout, '--neighbours')).toContain(`default ${core.storage.neighbours}`);
-    expect(optionHelp(help.stdout, '--dim')).toContain(`default ${core.embed.dim}`);
+    expect(optionHelp(help.stdout, '--dim')).toContain(`default ${BUILTIN_DIM_HELP}`);
     expect(optionHelp(help.stdout, '--keep ')).toContain(
       `default ${(PURIFY_DEFAULTS.keep as { fraction: number }).fraction}`,
     );

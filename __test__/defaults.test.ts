@@ -6,8 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { coreDefaults, EMBEDDER_LEARNER_DEFAULTS, PURIFY_DEFAULTS } from '../src/defaults.js';
-import { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../src/embed/defaults.js';
-import { HashingEmbedder } from '../src/embed/hashing.js';
+import { BUILTIN_DIM_HELP, LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../src/embed/defaults.js';
 import { learnWeights } from '../src/learner.js';
 import { sinkhorn } from '../src/ot.js';
 import { parseBytes } from '../src/storage.js';
@@ -63,7 +62,6 @@ describe('the single source', () => {
     ]);
     expect(s0.value).toBe(s1.value);
     expect(s0.eps).toBe(d.sinkhorn.eps);
-    expect(new HashingEmbedder().dim).toBe(d.embed.dim);
   });
 
   it('is frozen', () => {
@@ -110,8 +108,10 @@ describe('texts that state a default agree with it', () => {
     );
 
     const embed = documentedDefaults('src/embed/hashing.ts', 'HashingEmbedderOptions');
-    for (const k of ['dim', 'seed', 'wordWeight'] as const)
+    for (const k of ['seed', 'wordWeight'] as const)
       expect(value(embed[k] ?? 'undocumented'), `HashingEmbedderOptions.${k}`).toBe(d.embed[k]);
+    const dim = /\/\*\*([^/]*)\*\/\s*dim\?:/.exec(read('src/embed/hashing.ts'))![1]!.replace(/\s*\n\s*\*\s*/g, ' ');
+    expect(dim).toContain(`automatic, from the documents fitted on: ${BUILTIN_DIM_HELP} (`);
   });
 
   it("the model embedders' TSDoc states their defaults", () => {
@@ -159,7 +159,7 @@ describe('texts that state a default agree with it', () => {
     }
     const cli = read('docs/cli.md');
     expect(cli).toContain(`| \`--neighbours ${d.storage.neighbours}\` |`);
-    expect(cli).toContain(`| \`--dim ${d.embed.dim}\` |`);
+    expect(cli).toContain(`| \`--dim\` | dimension of the built-in embedder (default: ${BUILTIN_DIM_HELP}) |`);
     expect(cli).toContain(`| \`--max-line-bytes ${PURIFY_DEFAULTS.maxLineBytes / 1024 ** 2}MiB\` |`);
     expect(cli).toContain(`| \`--weight-field ${PURIFY_DEFAULTS.weightField}\` /`);
     expect(cli).toContain(

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DATA_DIR } from './datasets.js';
 import { describe, expect, it, vi } from 'vitest';
+import { BUILTIN_DEFAULTS, builtinDim } from '../src/embed/defaults.js';
 import { DOC_FREQ_BUCKETS, HashingEmbedder } from '../src/embed/hashing.js';
 import { AbortError, EmptyInputError, OptionError, type ProgressEvent } from '../src/index.js';
 import { project2d } from '../src/project.js';
@@ -39,12 +40,36 @@ describe('HashingEmbedder', () => {
     }
     const e = new HashingEmbedder();
     const v = await e.embed(texts);
-    expect(cos(v, 512, 0, 1)).toBeGreaterThan(cos(v, 512, 0, 2) + 0.15);
+    expect(cos(v, e.dim, 0, 1)).toBeGreaterThan(cos(v, e.dim, 0, 2) + 0.15);
     // the seed moves features to other coordinates
     const w = await new HashingEmbedder({ seed: 7 }).embed(texts);
     expect(w).not.toEqual(v);
-    expect(cos(w, 512, 0, 1)).toBeCloseTo(cos(v, 512, 0, 1), 1);
+    expect(cos(w, e.dim, 0, 1)).toBeCloseTo(cos(v, e.dim, 0, 1), 1);
     expect((await e.embed([])).length).toBe(0);
+  });
+
+  it('sizes its vectors to the documents fitted on unless dim is given', async () => {
+    // the longest length whose vectors stay within BUILTIN_DEFAULTS.vectorBytes (512 MiB), 512 at least
+    expect([0, 65_536, 65_537, 131_072, 131_073, 10_000_000].map(builtinDim)).toEqual([
+      2048, 2048, 1024, 1024, 512, 512,
+    ]);
+    const { dims, vectorBytes } = BUILTIN_DEFAULTS;
+    for (const n of [1, 65_536, 131_072]) expect(n * builtinDim(n) * 4).toBeLessThanOrEqual(vectorBytes);
+    expect(dims.at(-1)).toBe(512);
+    const e = new HashingEmbedder();
+    expect([e.dim, e.dimOption]).toEqual([2048, undefined]);
+    await e.fit(batches(['a cat', 'a dog', 'a bird'], 2));
+    expect(e.dim).toBe(2048);
+    expect((await e.embed(['a cat'])).length).toBe(2048);
+    // a table of many documents (as a fit over them, or a merged sharded count, gives)
+    const counts = new Uint32Array(DOC_FREQ_BUCKETS);
+    const big = new HashingEmbedder({ docFreq: { counts, docCount: 100_000 } });
+    expect(big.dim).toBe(1024);
+    expect(big.id).toMatch(/^sot-hash-v1:dim=1024:/);
+    expect((await big.embed(['a cat', 'a dog'])).length).toBe(2 * 1024);
+    expect(new HashingEmbedder({ docFreq: { counts, docCount: 200_000 } }).dim).toBe(512);
+    // an explicit length is kept whatever the table
+    expect(new HashingEmbedder({ dim: 256, docFreq: { counts, docCount: 100_000 } }).dim).toBe(256);
   });
 
   it('fit changes the id and down-weights a word present everywhere', async () => {
@@ -53,9 +78,9 @@ describe('HashingEmbedder', () => {
     const e = new HashingEmbedder();
     const before = await e.embed(['the cat', 'the dog']);
     await e.fit(batches(corpus, 64));
-    expect(e.id).toMatch(/^sot-hash-v1:dim=512:seed=0:words=0\.5:chars=400:idf=[0-9a-f]{16}$/);
+    expect(e.id).toMatch(/^sot-hash-v1:dim=2048:seed=0:words=0\.5:chars=400:idf=[0-9a-f]{16}$/);
     const after = await e.embed(['the cat', 'the dog']);
-    expect(cos(after, 512, 0, 1)).toBeLessThan(cos(before, 512, 0, 1) - 0.1);
+    expect(cos(after, e.dim, 0, 1)).toBeLessThan(cos(before, e.dim, 0, 1) - 0.1);
     // batching and order do not matter; the table round-trips
     const f = new HashingEmbedder();
     await f.fit(batches([...corpus].reverse(), 7));
@@ -155,8 +180,8 @@ describe('HashingEmbedder', () => {
     for (let i = 0; i < g; i += 10) {
       held++;
       const sims: [number, boolean][] = [];
-      for (let j = 0; j < g; j++) if (j % 10 !== 0) sims.push([cos(v, 512, i, j), true]);
-      for (let j = 0; j < instructions.length; j++) sims.push([cos(v, 512, i, g + j), false]);
+      for (let j = 0; j < g; j++) if (j % 10 !== 0) sims.push([cos(v, e.dim, i, j), true]);
+      for (let j = 0; j < instructions.length; j++) sims.push([cos(v, e.dim, i, g + j), false]);
       const mean = (goal: boolean) => {
         const s = sims.filter((x) => x[1] === goal);
         return s.reduce((t, x) => t + x[0], 0) / s.length;

@@ -245,13 +245,14 @@ describe('fit and score', () => {
   it('the model rebuilds the built-in embedder exactly and refuses another', async () => {
     const m = await loadModel(fitted.model);
     const e = modelEmbedder(m, fitted.model);
-    expect(e.dim).toBe(512);
+    expect(e.dim).toBe(m.header.embedder.dim);
+    expect(e.dim).toBe(2048); // the automatic length of a small dataset
     const v = await e.embed([c.records[5]!.instruction]);
-    const s1 = await scoreMatrix(m, { data: v, rows: 1, cols: 512 });
+    const s1 = await scoreMatrix(m, { data: v, rows: 1, cols: e.dim });
     expect(Number.isFinite(s1.score[0])).toBe(true);
     expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(OptionError);
     expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(
-      /fitted with the embedder "sot-hash-v1:dim=512/,
+      /fitted with the embedder "sot-hash-v1:dim=2048/,
     );
   });
 

@@ -96,7 +96,7 @@ describe('memory budget', () => {
     );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
-      /memory budget of 61 MiB is too small for .*train\.jsonl: its 400 records take 1 MiB as 512-d embeddings/,
+      /memory budget of 61 MiB is too small for .*train\.jsonl: its 400 records take 3 MiB as 2048-d embeddings/,
     );
     expect(r.stderr).toMatch(/raise --memory-budget/);
     expect(readdirSync(c.dir).sort()).toEqual(['anchor.jsonl', 'train.jsonl']);

@@ -118,9 +118,11 @@ export interface DocFreqOutput {
   docs: number
 }
 
-/** Defaults of the built-in embedder (`embedTexts`). */
+/**
+ * Defaults of the built-in embedder (`embedTexts`). Its length is the
+ * caller's choice: the TS layer sizes it to the dataset (`builtinDim`).
+ */
 export interface EmbedDefaults {
-  dim: number
   seed: number
   wordWeight: number
 }

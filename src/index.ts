@@ -41,7 +41,13 @@ export {
   type SinkhornDefaults,
   type StorageDefaults,
 } from './defaults.js';
-export { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from './embed/defaults.js';
+export {
+  BUILTIN_DEFAULTS,
+  builtinDim,
+  LLM_DEFAULTS,
+  OPENAI_DEFAULTS,
+  TRANSFORMERS_DEFAULTS,
+} from './embed/defaults.js';
 export { gibbsWeights, selectTopK, type Keep, type Selection } from './selection.js';
 export type { Matrix, MatrixLike, Weights } from './matrix.js';
 export {

@@ -11,7 +11,7 @@ import {
   type CoreDefaults,
   type EmbedderLearnerDefaults,
 } from '../defaults.js';
-import { LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../embed/defaults.js';
+import { BUILTIN_DIM_HELP, LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS } from '../embed/defaults.js';
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
@@ -173,7 +173,7 @@ export const EMBEDDER: Flag[] = [
   },
   {
     flags: '--dim <n>',
-    help: (d) => `builtin: vector length (default ${core(d, (c) => c.embed.dim)})`,
+    help: `builtin: vector length (default ${BUILTIN_DIM_HELP})`,
     parse: integer('--dim', 8),
   },
   {

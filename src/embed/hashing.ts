@@ -3,13 +3,18 @@ import { cancellable } from '../cancellable.js';
 import { AbortError, OptionError } from '../errors.js';
 import { native, type ProgressEvent } from '../native.js';
 import { count, num, progress } from '../options.js';
+import { builtinDim } from './defaults.js';
 import type { EmbedCallOptions, Embedder } from './types.js';
 
 /** Buckets of the document-frequency table (2^20). */
 export const DOC_FREQ_BUCKETS = 1 << 20;
 
 export interface HashingEmbedderOptions {
-  /** Vector length. Default 512. */
+  /**
+   * Vector length. Default: automatic, from the documents fitted on: 2048 up
+   * to 65,536 records, 1024 up to 131,072, 512 above (`BUILTIN_DEFAULTS`;
+   * 2048 before any fit).
+   */
   dim?: number;
   /** Seed of the projection (which coordinate and sign each feature gets), an integer in [0, 2^32). Default 0. */
   seed?: number;
@@ -45,7 +50,8 @@ export interface HashingEmbedOptions extends EmbedCallOptions {
  * `EmptyInputError` whose `index` is its position in the batch.
  */
 export class HashingEmbedder implements Embedder {
-  readonly dim: number;
+  /** The `dim` option given, or undefined when the length is automatic. */
+  readonly dimOption: number | undefined;
   readonly seed: number;
   readonly wordWeight: number;
   readonly maxChars: number;
@@ -57,18 +63,23 @@ export class HashingEmbedder implements Embedder {
   #digest = 'none';
 
   constructor(options: HashingEmbedderOptions = {}) {
-    const dim = count('dim', options.dim) ?? 512;
-    if (dim > DOC_FREQ_BUCKETS)
+    const dim = count('dim', options.dim);
+    if (dim !== undefined && dim > DOC_FREQ_BUCKETS)
       throw new OptionError('ERR_OPTION', `dim must be at most ${DOC_FREQ_BUCKETS}, got ${dim}`);
     const seed = options.seed === 0 || options.seed === undefined ? 0 : count('seed', options.seed)!;
     const wordWeight = num('wordWeight', options.wordWeight) ?? 0.5;
     if (!(wordWeight >= 0 && wordWeight <= 1))
       throw new OptionError('ERR_OPTION', `wordWeight must be in [0, 1], got ${wordWeight}`);
-    this.dim = dim;
+    this.dimOption = dim;
     this.seed = seed;
     this.wordWeight = wordWeight;
     this.maxChars = options.maxChars === 0 ? 0 : (count('maxChars', options.maxChars) ?? 400);
     if (options.docFreq !== undefined) this.#setTable(options.docFreq.counts, options.docFreq.docCount);
+  }
+
+  /** Vector length: the `dim` option, else automatic from the fitted documents (`builtinDim`). */
+  get dim(): number {
+    return this.dimOption ?? builtinDim(this.#docCount);
   }
 
   /** `sot-hash-v1:dim=…:seed=…:words=…:idf=<digest of the fitted table, or none>`. */

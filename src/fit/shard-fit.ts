@@ -24,7 +24,8 @@ export const SAMPLE_PASS = -1;
 
 /** The built-in embedder's settings, its table aside. */
 interface EmbedderSettings {
-  dim: number;
+  /** Absent: automatic, from the merged table's documents, as in one process. */
+  dim?: number;
   seed: number;
   wordWeight: number;
   maxChars: number;
@@ -136,7 +137,7 @@ export function shardedPasses(
     async count(given, onProgress) {
       if (!(given instanceof HashingEmbedder))
         throw new OptionError('ERR_OPTION', 'a sharded fit runs the built-in embedder');
-      settings = { dim: given.dim, seed: given.seed, wordWeight: given.wordWeight, maxChars: given.maxChars };
+      settings = { dim: given.dimOption, seed: given.seed, wordWeight: given.wordWeight, maxChars: given.maxChars };
       const tasks: FitShardTask[] = Array.from({ length: layout.shards }, (_, s) => ({
         ...base(s, 'count'),
         ...(layout.byRange ? layout.part(s, 0) : { stride: layout.shards }),

@@ -4,13 +4,14 @@
 //! The components come from block subspace iteration in f64 (k = min(d, 8)
 //! vectors, extra ones speeding convergence when the second and third
 //! variances are close), with Rayleigh-Ritz on the k x k projected matrix at
-//! every step and a residual test on the top two Ritz pairs. Up to d = 2048
-//! the covariance `XcᵀXc` is formed in one pass over the rows, O(n d²):
+//! every step and a residual test on the top two Ritz pairs. Up to d = 2048,
+//! with at least 64 rows per dimension, the covariance `XcᵀXc` is formed in
+//! one pass over the rows, O(n d²):
 //! blocks of 512 rows are centred in f64, multiplied by f32 GEMMs (upper
 //! triangle only) and summed in f64; the iteration then runs on the
 //! covariance's 8th power (same eigenvectors, 8 times fewer steps) at
-//! O(d² k) per step. Above d = 2048 each step is one f64 pass
-//! `Xcᵀ (Xc V)` over the rows, O(n d k). Row blocks are summed in a fixed
+//! O(d² k) per step. Otherwise each step is one f64 pass `Xcᵀ (Xc V)` over
+//! the rows, O(n d k). Row blocks are summed in a fixed
 //! order, so the result does not depend on the number of threads. Measured
 //! on 2 shared cores: 200k x 512 in 3 s (the covariance pass dominates;
 //! about 15 s per million rows of dimension 512).
@@ -30,8 +31,12 @@ const SUB: usize = 512;
 /// Rows per parallel task; partial sums are added in task order.
 const GROUP: usize = 16 * SUB;
 const MAX_ITER: usize = 300;
-/// Up to this dimension the covariance is formed once.
+/// Up to this dimension the covariance is formed once, when there are at
+/// least this many rows per dimension: with fewer, the d³ powers of the
+/// covariance cost more than passes over the rows (BENCHMARKS.md, "Quality
+/// II: the built-in embedder's length").
 const COVARIANCE_MAX_DIM: usize = 2048;
+const COVARIANCE_MIN_ROWS_PER_DIM: usize = 64;
 const MAX_ITER_COV: usize = 2000;
 /// Column blocks of the covariance GEMMs (only those on or above the diagonal are computed).
 const COL_BLOCK: usize = 128;
@@ -84,10 +89,10 @@ pub fn principal_components(
     let mut v = Array2::from_shape_fn((d, k), |_| uniform(&mut state));
     orthonormalise(&mut v, &mut state);
     let mut reporter = ctl.reporter();
-    // Small dimension: form the covariance once (one pass, O(n d^2)) and
+    // Small dimension, many rows: form the covariance once (one pass, O(n d^2)) and
     // iterate on its 8th power, scaled (O(d^2 k) per step, same eigenvectors).
     // Otherwise iterate on the rows (one pass, O(n d k), per step).
-    let cov = if d <= COVARIANCE_MAX_DIM {
+    let cov = if d <= COVARIANCE_MAX_DIM && points.nrows() >= COVARIANCE_MIN_ROWS_PER_DIM * d {
         Some(covariance(points, &mean, ctl)?)
     } else {
         None

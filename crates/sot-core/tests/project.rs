@@ -110,16 +110,18 @@ fn matches_a_naive_covariance_eigendecomposition() {
 }
 
 #[test]
-fn high_dimensions_iterate_on_the_rows() {
-    // d above the covariance route: compare with the Gram matrix (n x n), whose
-    // eigenvectors scaled by sqrt(eigenvalue) are the scores
-    let (n, d) = (40, 2100);
-    let x = anisotropic(4, n, d, &[6.0, 3.0, 1.0]);
-    let got = project_2d(x.view(), &Control::default()).unwrap();
-    let xc = centred(&x);
-    let (vals, u) = naive_eigen(&xc.dot(&xc.t()));
-    let want = Array2::from_shape_fn((n, 2), |(i, c)| u[[i, c]] * vals[c].sqrt());
-    assert_close_up_to_sign(&got, &want, 1e-4);
+fn high_dimensions_and_few_rows_iterate_on_the_rows() {
+    // d above the covariance route, or too few rows per dimension for it:
+    // compare with the Gram matrix (n x n), whose eigenvectors scaled by
+    // sqrt(eigenvalue) are the scores
+    for (seed, n, d) in [(4, 40, 2100), (6, 40, 2048), (7, 40, 512)] {
+        let x = anisotropic(seed, n, d, &[6.0, 3.0, 1.0]);
+        let got = project_2d(x.view(), &Control::default()).unwrap();
+        let xc = centred(&x);
+        let (vals, u) = naive_eigen(&xc.dot(&xc.t()));
+        let want = Array2::from_shape_fn((n, 2), |(i, c)| u[[i, c]] * vals[c].sqrt());
+        assert_close_up_to_sign(&got, &want, 1e-4);
+    }
 }
 
 #[test]

@@ -48,10 +48,10 @@ pub struct StorageDefaults {
     pub verify: bool,
 }
 
-/// Defaults of the built-in embedder (`embedTexts`).
+/// Defaults of the built-in embedder (`embedTexts`). Its length is the
+/// caller's choice: the TS layer sizes it to the dataset (`builtinDim`).
 #[napi(object)]
 pub struct EmbedDefaults {
-    pub dim: u32,
     pub seed: u32,
     pub word_weight: f64,
 }
@@ -118,7 +118,6 @@ pub fn core_defaults() -> CoreDefaults {
             verify: st.verify,
         },
         embed: EmbedDefaults {
-            dim: e.dim as u32,
             seed: e.seed as u32,
             word_weight: e.word_weight,
         },
