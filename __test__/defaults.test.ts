@@ -110,7 +110,9 @@ describe('texts that state a default agree with it', () => {
     const embed = documentedDefaults('src/embed/hashing.ts', 'HashingEmbedderOptions');
     for (const k of ['seed', 'wordWeight'] as const)
       expect(value(embed[k] ?? 'undocumented'), `HashingEmbedderOptions.${k}`).toBe(d.embed[k]);
-    const dim = /\/\*\*([^/]*)\*\/\s*dim\?:/.exec(read('src/embed/hashing.ts'))![1]!.replace(/\s*\n\s*\*\s*/g, ' ');
+    const dim = /\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*dim\?:/
+      .exec(read('src/embed/hashing.ts'))![1]!
+      .replace(/\s*\n\s*\*\s*/g, ' ');
     expect(dim).toContain(`automatic, from the documents fitted on: ${BUILTIN_DIM_HELP} (`);
   });
 

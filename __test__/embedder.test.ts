@@ -50,16 +50,25 @@ describe('HashingEmbedder', () => {
 
   it('sizes its vectors to the documents fitted on unless dim is given', async () => {
     // the longest length whose vectors stay within BUILTIN_DEFAULTS.vectorBytes (512 MiB), 512 at least
-    expect([0, 65_536, 65_537, 131_072, 131_073, 10_000_000].map(builtinDim)).toEqual([
+    expect([0, 65_536, 65_537, 131_072, 131_073, 10_000_000].map((n) => builtinDim(n))).toEqual([
       2048, 2048, 1024, 1024, 512, 512,
     ]);
     const { dims, vectorBytes } = BUILTIN_DEFAULTS;
     for (const n of [1, 65_536, 131_072]) expect(n * builtinDim(n) * 4).toBeLessThanOrEqual(vectorBytes);
     expect(dims.at(-1)).toBe(512);
+    // under a memory budget, the vectors take at most a sixteenth of it (512 MiB budget: 32 MiB)
+    const mib = 1024 ** 2;
+    expect([1_000, 4_000, 8_000, 10_000].map((n) => builtinDim(n, 512 * mib))).toEqual([2048, 2048, 1024, 512]);
+    expect(builtinDim(10_000, 8 * 1024 * mib)).toBe(2048);
+    expect(builtinDim(100_000, 8 * 1024 * mib)).toBe(1024); // the 512 MiB cap
     const e = new HashingEmbedder();
     expect([e.dim, e.dimOption]).toEqual([2048, undefined]);
     await e.fit(batches(['a cat', 'a dog', 'a bird'], 2));
     expect(e.dim).toBe(2048);
+    await e.fit(batches(['a cat', 'a dog', 'a bird'], 2), { memoryBudget: (3 * 1024 * 4 * 16) / 2 });
+    expect(e.dim).toBe(512); // 3 vectors of 1024 floats are above a sixteenth of that budget
+    await e.fit(batches(['a cat', 'a dog', 'a bird'], 2));
+    expect(e.dim).toBe(2048); // a fit without a budget: the 512 MiB cap alone
     expect((await e.embed(['a cat'])).length).toBe(2048);
     // a table of many documents (as a fit over them, or a merged sharded count, gives)
     const counts = new Uint32Array(DOC_FREQ_BUCKETS);

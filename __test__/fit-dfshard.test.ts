@@ -74,8 +74,11 @@ describe('the fit passes in the shards', () => {
       // the reference: one HashingEmbedder.fit over the whole file, then the sample embedded in one read
       const whole = new HashingEmbedder();
       const one = await PipelineInput.open({ input });
-      const n = await one.count(whole);
+      // a budget whose vectors' share holds 1024 dimensions of every record, not 2048
+      const memoryBudget = 16 * total * 1024 * 4;
+      const n = await one.count(whole, { memoryBudget });
       expect(n).toBe(total);
+      expect(whole.dim).toBe(1024);
       const indices = uniformSample(n, 500, 3);
       const rows = await embedRows(one, indices, whole, null, undefined, () => {});
       for (const shards of [1, 3, 7]) {
@@ -91,7 +94,7 @@ describe('the fit passes in the shards', () => {
           }
         };
         const sharded = shardedPasses({ input }, await layoutOf(input, shards), work, run);
-        const counted = await sharded.count(new HashingEmbedder(), () => {});
+        const counted = await sharded.count(new HashingEmbedder(), () => {}, memoryBudget);
         expect(counted.records).toBe(n);
         const a = (counted.embedder as HashingEmbedder).docFreq!;
         const b = whole.docFreq!;

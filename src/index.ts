@@ -79,7 +79,7 @@ export type { PurifyReport, RecordTable, ReferenceSummary, ShardedSummary } from
 export { renderReportHtml } from './report/html.js';
 
 // Embedders and the embedding cache.
-export type { Embedder, EmbedCallOptions } from './embed/types.js';
+export type { Embedder, EmbedCallOptions, EmbedderFitOptions } from './embed/types.js';
 export { HashingEmbedder, type HashingEmbedderOptions, type HashingEmbedOptions } from './embed/hashing.js';
 export {
   EmbeddingCache,

@@ -44,26 +44,31 @@ export const LLM_DEFAULTS = Object.freeze({
 /**
  * The built-in embedder's automatic length (`dim` not given): the longest of
  * `dims` whose vectors for the fitted documents take at most `vectorBytes`,
- * else the shortest. Longer vectors hash fewer n-grams onto one coordinate,
- * which separates harm better (BENCHMARKS.md, "Quality II: the built-in
- * embedder's length"); the cap keeps big datasets at the old memory.
+ * and at most `budgetShare` of the run's memory budget when the fit is given
+ * one, else the shortest. Longer vectors hash fewer n-grams onto one
+ * coordinate, which separates harm better (BENCHMARKS.md, "Quality II: the
+ * built-in embedder's length"); the caps keep big datasets and small budgets
+ * at the old memory (a run holds several times its vectors' bytes).
  */
 export const BUILTIN_DEFAULTS = Object.freeze({
   dims: Object.freeze([2048, 1024, 512] as const),
   vectorBytes: 512 * 1024 ** 2,
+  budgetShare: 1 / 16,
 });
 
-/** The built-in embedder's automatic length for `docs` fitted documents. */
-export function builtinDim(docs: number): number {
-  const { dims, vectorBytes } = BUILTIN_DEFAULTS;
-  return dims.find((d) => docs * d * 4 <= vectorBytes) ?? dims[dims.length - 1]!;
+/** The built-in embedder's automatic length for `docs` fitted documents, under a memory budget (bytes) if given. */
+export function builtinDim(docs: number, memoryBudget?: number): number {
+  const { dims, vectorBytes, budgetShare } = BUILTIN_DEFAULTS;
+  const cap = Math.min(vectorBytes, memoryBudget === undefined ? Number.POSITIVE_INFINITY : memoryBudget * budgetShare);
+  return dims.find((d) => docs * d * 4 <= cap) ?? dims[dims.length - 1]!;
 }
 
-/** The automatic length in words: "2048 up to 65,536 records, 1024 up to 131,072, 512 above". */
+/** The automatic length in words: "2048 up to 65,536 records, 1024 up to 131,072, 512 above, and shorter where ...". */
 export const BUILTIN_DIM_HELP = (() => {
   const { dims, vectorBytes } = BUILTIN_DEFAULTS;
   const upTo = dims
     .slice(0, -1)
     .map((d, i) => `${d} up to ${(vectorBytes / (4 * d)).toLocaleString('en-US')}${i ? '' : ' records'}`);
-  return `${upTo.join(', ')}, ${dims[dims.length - 1]} above`;
+  const share = `1/${1 / BUILTIN_DEFAULTS.budgetShare}`;
+  return `${upTo.join(', ')}, ${dims[dims.length - 1]} above, and shorter where the vectors would take over ${share} of the memory budget`;
 })();

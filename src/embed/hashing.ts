@@ -4,7 +4,7 @@ import { AbortError, OptionError } from '../errors.js';
 import { native, type ProgressEvent } from '../native.js';
 import { count, num, progress } from '../options.js';
 import { builtinDim } from './defaults.js';
-import type { EmbedCallOptions, Embedder } from './types.js';
+import type { EmbedCallOptions, Embedder, EmbedderFitOptions } from './types.js';
 
 /** Buckets of the document-frequency table (2^20). */
 export const DOC_FREQ_BUCKETS = 1 << 20;
@@ -12,8 +12,9 @@ export const DOC_FREQ_BUCKETS = 1 << 20;
 export interface HashingEmbedderOptions {
   /**
    * Vector length. Default: automatic, from the documents fitted on: 2048 up
-   * to 65,536 records, 1024 up to 131,072, 512 above (`BUILTIN_DEFAULTS`;
-   * 2048 before any fit).
+   * to 65,536 records, 1024 up to 131,072, 512 above, and shorter where the
+   * vectors would take over 1/16 of the memory budget (`BUILTIN_DEFAULTS`;
+   * the budget is `fit`'s `memoryBudget`; 2048 before any fit).
    */
   dim?: number;
   /** Seed of the projection (which coordinate and sign each feature gets), an integer in [0, 2^32). Default 0. */
@@ -61,6 +62,7 @@ export class HashingEmbedder implements Embedder {
   #counts?: Uint32Array;
   #docCount = 0;
   #digest = 'none';
+  #memoryBudget?: number;
 
   constructor(options: HashingEmbedderOptions = {}) {
     const dim = count('dim', options.dim);
@@ -79,7 +81,7 @@ export class HashingEmbedder implements Embedder {
 
   /** Vector length: the `dim` option, else automatic from the fitted documents (`builtinDim`). */
   get dim(): number {
-    return this.dimOption ?? builtinDim(this.#docCount);
+    return this.dimOption ?? builtinDim(this.#docCount, this.#memoryBudget);
   }
 
   /** `sot-hash-v1:dim=…:seed=…:words=…:idf=<digest of the fitted table, or none>`. */
@@ -97,7 +99,7 @@ export class HashingEmbedder implements Embedder {
    * fit once every batch is read; an aborted fit changes nothing). The id
    * then names the table.
    */
-  async fit(batches: AsyncIterable<string[]>, options: EmbedCallOptions = {}): Promise<void> {
+  async fit(batches: AsyncIterable<string[]>, options: EmbedderFitOptions = {}): Promise<void> {
     const counts = new Uint32Array(DOC_FREQ_BUCKETS);
     let docs = 0;
     for await (const texts of batches) {
@@ -110,6 +112,7 @@ export class HashingEmbedder implements Embedder {
       docs += b.docs;
     }
     this.#setTable(counts, docs);
+    this.#memoryBudget = options.memoryBudget;
   }
 
   /** Row-major `texts.length x dim` unit vectors. */

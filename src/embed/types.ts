@@ -5,6 +5,12 @@ export interface EmbedCallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of `fit`. */
+export interface EmbedderFitOptions extends EmbedCallOptions {
+  /** The run's memory budget, bytes: an embedder that sizes its vectors to the data keeps them within a share of it. */
+  memoryBudget?: number;
+}
+
 /**
  * Turns texts into fixed-size vectors. The pipeline calls `fit` (when present)
  * once over all of the dataset's texts, then `embed` batch by batch.
@@ -34,7 +40,7 @@ export interface Embedder {
    */
   renderSample?(sample: SampleText): string;
   /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
-  fit?(batches: AsyncIterable<string[]>, options?: EmbedCallOptions): Promise<void>;
+  fit?(batches: AsyncIterable<string[]>, options?: EmbedderFitOptions): Promise<void>;
   /** Row-major `texts.length x dim` vectors. */
   embed(texts: string[], options?: EmbedCallOptions): Promise<Float32Array>;
 }

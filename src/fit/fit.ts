@@ -124,7 +124,11 @@ export function uniformSample(n: number, k: number, seed: number): Uint32Array {
  */
 export interface RecordPasses {
   /** Counts the records, fitting the embedder on their texts on the way when it wants that; gives the embedder to use from then on. */
-  count(embedder: Embedder, onProgress: (done: number) => void): Promise<{ records: number; embedder: Embedder }>;
+  count(
+    embedder: Embedder,
+    onProgress: (done: number) => void,
+    memoryBudget: number,
+  ): Promise<{ records: number; embedder: Embedder }>;
   /** The records at `indices` (ascending, of the `records` counted), embedded, in index order. */
   rows(
     indices: Uint32Array,
@@ -140,7 +144,10 @@ type Cache = Awaited<ReturnType<typeof openEmbeddingCache>>;
 /** The passes over the records in this process: a streaming count, then a read that embeds the sample. */
 function localPasses(input: PipelineInput, signal: AbortSignal | undefined): RecordPasses {
   return {
-    count: async (embedder, onProgress) => ({ records: await input.count(embedder, { signal, onProgress }), embedder }),
+    count: async (embedder, onProgress, memoryBudget) => ({
+      records: await input.count(embedder, { signal, onProgress, memoryBudget }),
+      embedder,
+    }),
     rows: async (indices, records, embedder, cache, onProgress) =>
       indices.length === records
         ? (await embedDataset(input, records, embedder, cache, { signal, onProgress })).matrix
@@ -186,7 +193,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   // Count (the built-in embedder fits its document frequencies on every record: a streaming pass, here or in shards).
   const input = await PipelineInput.open(o);
   const run = recordPasses ?? localPasses(input, signal);
-  const { records: n, embedder } = await run.count(given, (d) => progress('read', d));
+  const { records: n, embedder } = await run.count(given, (d) => progress('read', d), budget);
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to fit on`);
   const take = Math.min(n, o.sample ?? n);
   checkEmbeddingsFit(budget, take, embedder.dim, o.input);

@@ -7,6 +7,7 @@
 // rows; a worker, one table and its part of the sample.
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { builtinDim } from '../embed/defaults.js';
 import { addDocFreq, DOC_FREQ_BUCKETS, HashingEmbedder, sparseDocFreq } from '../embed/hashing.js';
 import type { Embedder } from '../embed/types.js';
 import { InputError, OptionError } from '../errors.js';
@@ -134,7 +135,7 @@ export function shardedPasses(
     out: join(work, `fit-${fit}-${s}.bin`),
   });
   return {
-    async count(given, onProgress) {
+    async count(given, onProgress, memoryBudget) {
       if (!(given instanceof HashingEmbedder))
         throw new OptionError('ERR_OPTION', 'a sharded fit runs the built-in embedder');
       settings = { dim: given.dimOption, seed: given.seed, wordWeight: given.wordWeight, maxChars: given.maxChars };
@@ -156,6 +157,8 @@ export function shardedPasses(
       const records = perShard.reduce((a, v) => a + v, 0);
       await writeFileAtomic(docFreqFile, encodeCounted({ records, docCount, ...sparseDocFreq(counts) }));
       onProgress(records);
+      // the length as one process under this budget sizes it, stated to the sample's shards
+      settings = { ...settings!, dim: settings!.dim ?? builtinDim(docCount, memoryBudget) };
       return { records, embedder: new HashingEmbedder({ ...settings, docFreq: { counts, docCount } }) };
     },
 

@@ -17,6 +17,11 @@ export interface StreamOptions extends EmbedCallOptions {
   onProgress?: (done: number) => void;
 }
 
+export interface CountOptions extends StreamOptions {
+  /** Given to the embedder's fit (`EmbedderFitOptions`). */
+  memoryBudget?: number;
+}
+
 /**
  * The dataset as the pipeline sees it: a re-iterable stream of rendered
  * texts. Never held whole in memory; read once to count (and fit the
@@ -91,7 +96,7 @@ export class PipelineInput {
   }
 
   /** Counts the records, fitting the embedder on their texts on the way when it wants that. */
-  async count(embedder: Embedder, options: StreamOptions = {}): Promise<number> {
+  async count(embedder: Embedder, options: CountOptions = {}): Promise<number> {
     let n = 0;
     const counted = async function* (this: PipelineInput) {
       for await (const b of this.batches(options)) {
@@ -100,7 +105,7 @@ export class PipelineInput {
       }
     }.call(this);
     if (embedder.fit) {
-      await embedder.fit(counted, { signal: options.signal });
+      await embedder.fit(counted, { signal: options.signal, memoryBudget: options.memoryBudget });
     } else {
       for await (const _ of counted);
     }

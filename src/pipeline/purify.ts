@@ -112,7 +112,11 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const embedder: Embedder = o.embedder ?? new HashingEmbedder();
   const input = await PipelineInput.open(o, { weightField: o.weightField });
   await checkOutputs(o, paths, embedder); // a missing folder, an output onto a file read or another output: now, not after the work
-  const n = await input.count(embedder, { signal, onProgress: (done) => progress('read', done) });
+  const n = await input.count(embedder, {
+    signal,
+    memoryBudget: budget,
+    onProgress: (done) => progress('read', done),
+  });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n, o.method ?? 'sot'); // before the embedding and the learning, not after
   // (precomputed vectors know their dimension only once read: the learner's share is checked then)
