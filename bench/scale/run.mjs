@@ -6,6 +6,7 @@
 //
 //     npm run build && node bench/scale/run.mjs                  # every run of bench/scale/config.json
 //     node bench/scale/run.mjs --runs 100000@8GB,100000@1GB       # n@budget pairs
+//     node bench/scale/run.mjs --runs 10000@8GB/512               # n@budget/dim: the built-in embedder's length (--dim)
 //     node bench/scale/run.mjs --data DIR --out FILE
 //
 // Each run is a fresh `node dist/cli.js purify` process with an empty
@@ -19,7 +20,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseBytes } from '../../dist/index.js';
+import { builtinDim, parseBytes } from '../../dist/index.js';
 import { makeData } from './make-data.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -28,8 +29,9 @@ const args = process.argv.slice(2);
 const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);
 const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'utf8'));
 const runs = (opt('runs') ?? cfg.runs.join(',')).split(',').map((r) => {
-  const [n, budget] = r.split('@');
-  return { n: Number(n), budget: budget ?? '8GB' };
+  const [size, dim] = r.split('/');
+  const [n, budget] = size.split('@');
+  return { n: Number(n), budget: budget ?? '8GB', dim: dim ? Number(dim) : undefined };
 });
 const dataDir = opt('data', process.env.SOT_SCALE_DIR || join(tmpdir(), 'sot-scale'));
 const date = new Date().toISOString().slice(0, 10);
@@ -70,6 +72,7 @@ for (const run of runs) {
     '--memory-budget',
     run.budget,
     '--json',
+    ...(run.dim ? ['--dim', String(run.dim)] : []),
   ];
   const [exe, argv] = gnuTime ? [gnuTime, ['-f', 'gnutime %e %M', process.execPath, ...cmd]] : [process.execPath, cmd];
   console.log(`\n${run.n} records, budget ${run.budget}: ${process.execPath} ${cmd.slice(0, 2).join(' ')} ...`);
@@ -105,6 +108,7 @@ for (const run of runs) {
   const budget = parseBytes('budget', run.budget);
   const res = {
     ...run,
+    dim: run.dim ?? builtinDim(run.n, budget), // the automatic length: one document per record
     ok: true,
     budgetBytes: budget,
     wall,
@@ -138,15 +142,15 @@ for (const run of runs) {
 // The table of BENCHMARKS.md.
 const gib = (b) => (b / 2 ** 30).toFixed(2);
 console.log(
-  '\n| records | budget | wall s | read | embed | references | learn | select | write | peak RSS GiB | within budget | anchor costs | harmful costs | learner steps / passes | harmful costs: build / verify s | max error of f (bound) | harmful recall | benign retention | learn s per 100k |',
+  '\n| records | budget | dim | wall s | read | embed | references | learn | select | write | peak RSS GiB | within budget | anchor costs | harmful costs | learner steps / passes | harmful costs: build / verify s | max error of f (bound) | harmful recall | benign retention | learn s per 100k |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results.filter((x) => x.ok)) {
   const t = r.timings;
   const h = r.learner.storage.harmful;
   const err = h.verification ? `${h.verification.maxError.toExponential(1)} (${h.bound.toExponential(1)})` : 'exact';
   console.log(
-    `| ${r.n.toLocaleString('en')} | ${r.budget} | ${r.wall.toFixed(1)} | ${t.read.toFixed(1)} | ${t.embed.toFixed(1)} | ${t.references.toFixed(1)} | ${t.learn.toFixed(1)} | ${t.select.toFixed(2)} | ${t.write.toFixed(1)} | ${gib(r.peakRss)} | ${r.withinBudget ? 'yes' : '**no**'} | ${r.learner.storage.anchor.mode} | ${h.mode}${h.neighbours ? ` (k ${h.neighbours})` : ''} | ${r.learner.steps} / ${r.learner.innerIterations ?? '-'} | ${h.buildSeconds?.toFixed(1) ?? '-'} / ${h.verification?.seconds?.toFixed(1) ?? '-'} | ${err} | ${r.harmfulRecall.toFixed(3)} | ${r.benignRetention.toFixed(3)} | ${((t.learn / r.n) * 1e5).toFixed(2)} |`,
+    `| ${r.n.toLocaleString('en')} | ${r.budget} | ${r.dim} | ${r.wall.toFixed(1)} | ${t.read.toFixed(1)} | ${t.embed.toFixed(1)} | ${t.references.toFixed(1)} | ${t.learn.toFixed(1)} | ${t.select.toFixed(2)} | ${t.write.toFixed(1)} | ${gib(r.peakRss)} | ${r.withinBudget ? 'yes' : '**no**'} | ${r.learner.storage.anchor.mode} | ${h.mode}${h.neighbours ? ` (k ${h.neighbours})` : ''} | ${r.learner.steps} / ${r.learner.innerIterations ?? '-'} | ${h.buildSeconds?.toFixed(1) ?? '-'} / ${h.verification?.seconds?.toFixed(1) ?? '-'} | ${err} | ${r.harmfulRecall.toFixed(3)} | ${r.benignRetention.toFixed(3)} | ${((t.learn / r.n) * 1e5).toFixed(2)} |`,
   );
 }
 console.log(`\nwrote ${outFile}`);
