@@ -69,6 +69,11 @@ describe('HashingEmbedder', () => {
     expect(e.dim).toBe(512); // 3 vectors of 1024 floats are above a sixteenth of that budget
     await e.fit(batches(['a cat', 'a dog', 'a bird'], 2));
     expect(e.dim).toBe(2048); // a fit without a budget: the 512 MiB cap alone
+    for (const bad of [0, -1, Number.NaN, '1GB'])
+      await expect(e.fit(batches(['a cat'], 1), { memoryBudget: bad as number })).rejects.toThrow(
+        /memoryBudget must be a (positive )?(finite )?number/,
+      );
+    expect(e.dim).toBe(2048); // a refused fit changes nothing
     expect((await e.embed(['a cat'])).length).toBe(2048);
     // a table of many documents (as a fit over them, or a merged sharded count, gives)
     const counts = new Uint32Array(DOC_FREQ_BUCKETS);

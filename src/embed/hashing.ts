@@ -100,6 +100,9 @@ export class HashingEmbedder implements Embedder {
    * then names the table.
    */
   async fit(batches: AsyncIterable<string[]>, options: EmbedderFitOptions = {}): Promise<void> {
+    const budget = num('memoryBudget', options.memoryBudget);
+    if (budget !== undefined && !(budget > 0))
+      throw new OptionError('ERR_OPTION', `memoryBudget must be a positive number of bytes, got ${budget}`);
     const counts = new Uint32Array(DOC_FREQ_BUCKETS);
     let docs = 0;
     for await (const texts of batches) {
@@ -112,7 +115,7 @@ export class HashingEmbedder implements Embedder {
       docs += b.docs;
     }
     this.#setTable(counts, docs);
-    this.#memoryBudget = options.memoryBudget;
+    this.#memoryBudget = budget;
   }
 
   /** Row-major `texts.length x dim` unit vectors. */
