@@ -8,12 +8,14 @@
 // |A ∩ B| / K and the harmful recall of both. End to end through the files.
 //
 //     npm run build && node bench/fit-fidelity.mjs [--tasks alpaca,gsm8k,mix] [--contaminations jbb,hh]
-//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--refit 0,1,auto] [--downstream N] [--out FILE]
+//          [--seeds 0,1] [--fractions 0.05,0.1,0.2,0.5,1] [--refit 0,1,auto] [--downstream N]
+//          [--learner JSON] [--out FILE]
 //
 // `--refit R`: score() with R column updates of the reference potentials over
 // all records (`score({ refit })`), or `auto` (until the marginal error is
 // small; the row gives the passes it took); each listed R is one row per cell
-// and sample.
+// and sample. `--learner '{"ownHarmShare":0}'`: learner options for both
+// the reference run and the fit.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,6 +43,7 @@ const SEEDS = list(opt('seeds', '0,1')).map(Number);
 const FRACTIONS = list(opt('fractions', '0.05,0.1,0.2,0.5,1')).map(Number);
 const REFITS = list(opt('refit', '0,1')).map((v) => (v === 'auto' ? 'auto' : Number(v)));
 if (opt('downstream') !== undefined) cfg.downstream = Number(opt('downstream')); // larger cells (the pools permitting)
+const learner = opt('learner') === undefined ? undefined : JSON.parse(opt('learner'));
 const src = (name) => loadSource(cfg.sources, name, DATA);
 
 // The quality benchmark's data, drawn the same way (bench/quality/eval.mjs `draw`).
@@ -121,6 +124,7 @@ for (const task of TASKS)
         harmful: [join(dir, 'harmful.jsonl')],
         anchor: [join(dir, 'anchor.jsonl')],
         embeddingCache: false,
+        learner,
       };
       const keep = { fraction: cfg.keep };
       const full = await purify({ ...common, html: null, keep });
@@ -205,6 +209,7 @@ writeFileSync(
       contaminations: CONTAMS,
       seeds: SEEDS,
       refits: REFITS,
+      learner: learner ?? null,
       keep: cfg.keep,
       main: cfg.main,
       referenceSize: reference.length,
