@@ -292,6 +292,31 @@ describe('sot embed, report, sets, help', () => {
     expect(sha(again)).toBe(sha(npy));
   });
 
+  it('sizes the built-in vectors by --memory-budget as purify does, and refuses a budget they do not fit', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-embed-budget-'));
+    const rows = Array.from({ length: 5000 }, (_, i) => ({
+      instruction: `write note ${i} on topic ${i % 97}`,
+      input: '',
+      output: `note ${i}`,
+    }));
+    const input = writeJsonl(join(dir, 'big.jsonl'), rows);
+    const e = env();
+    const dim = (flags: string[]) => {
+      const r = sot(['embed', input, '-o', join(dir, 'v.npy'), '--json', ...flags], e);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).dim as number;
+    };
+    // 5,000 records at 2048-d take 41 MB: within 1/16 of the default budget, over 1/16 of 512 MB.
+    expect(dim([])).toBe(2048);
+    expect(dim(['--memory-budget', '512MB'])).toBe(1024);
+    const small = sot(['embed', input, '-o', join(dir, 'w.npy'), '--memory-budget', '64MB', '--json'], e);
+    expect(small.code, small.stderr).toBe(2);
+    const err = JSON.parse(small.stdout).error;
+    expect(err.code).toBe('ERR_OPTION');
+    expect(err.message).toMatch(/memory budget of 61 MiB is too small for .*big\.jsonl: its 5000 records/);
+    expect(existsSync(join(dir, 'w.npy'))).toBe(false);
+  });
+
   it('re-renders the HTML page from a JSON report', () => {
     const c = setup();
     const r = sot(['purify', c.input, '--harmful', 'advbench', '--no-html', '--json']);

@@ -288,6 +288,14 @@ export const SELECTION: Flag[] = [
   { flags: '--seed <n>', help: 'seed of the random baseline (default 0)', parse: integer('--seed') },
 ];
 
+/** The run's memory budget (purify, fit, embed): the built-in embedder's length and the learner's cost storage follow it. */
+export const MEMORY_BUDGET: Flag = {
+  flags: '--memory-budget <size>',
+  help: (d) =>
+    `memory the run may take, e.g. 8GB or 512MiB: the built-in embedder's automatic length keeps its vectors within 1/16 of it (never below 512), and the learner's costs are stored dense when they fit, else truncated to each sample's nearest references (default ${formatBytes(d.memoryBudget)} here: 8 GiB, or half the RAM if less)`,
+  parse: size('--memory-budget'),
+};
+
 /** The push-pull learner and how its costs are held. */
 export const LEARNER: Flag[] = [
   {
@@ -316,12 +324,7 @@ export const LEARNER: Flag[] = [
     help: (d) => `learner steps at most (default ${core(d, (c) => c.learner.maxSteps)})`,
     parse: integer('--max-steps', 1),
   },
-  {
-    flags: '--memory-budget <size>',
-    help: (d) =>
-      `memory the run may take, e.g. 8GB or 512MiB: the costs are stored dense when they fit, else truncated to each sample's nearest references (default ${formatBytes(d.memoryBudget)} here: 8 GiB, or half the RAM if less)`,
-    parse: size('--memory-budget'),
-  },
+  MEMORY_BUDGET,
   {
     flags: '--neighbours <n>',
     help: (d) =>

@@ -21,6 +21,7 @@ import {
   INPUT,
   INPUT_KINDS,
   LEARNER,
+  MEMORY_BUDGET,
   learnerFlags,
   PURIFY_OUTPUT,
   REFERENCES,
@@ -282,9 +283,9 @@ ${EXIT_HELP}`,
     .description('embed a dataset (or reference file) into a .npy matrix, one row per record, and fill the cache')
     .argument('<input>', `dataset: ${INPUT_KINDS}`);
   addFlags(embedCmd, 'input', INPUT);
-  addFlags(embedCmd, 'embedder', EMBEDDER);
+  addFlags(embedCmd, 'embedder', [...EMBEDDER, MEMORY_BUDGET]);
   addFlags(embedCmd, 'output', [...EMBED_OUTPUT, ...REPORTING]);
-  embedCmd.action(async (input: string, f: DataFlags & { output: string }) => {
+  embedCmd.action(async (input: string, f: DataFlags & { output: string; memoryBudget?: number }) => {
     const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await interruptible(async (signal) => {
       try {
@@ -294,6 +295,7 @@ ${EXIT_HELP}`,
           input,
           output,
           ...(await dataConfig(f, signal)),
+          memoryBudget: f.memoryBudget,
           signal,
           onProgress: (e) => bar.update(e),
         });

@@ -6,6 +6,7 @@ import { assertNoCollision, type RolePath } from '../io/index.js';
 import { writeNpy } from '../npy.js';
 import { embedDataset, openEmbeddingCache } from './embedding.js';
 import { PipelineInput } from './input.js';
+import { checkEmbeddingsFit, knowsItsDimension, resolveBudget } from './memory.js';
 import type { PurifyOptions, StageProgress } from './options.js';
 
 export interface EmbedFileOptions
@@ -21,6 +22,7 @@ export interface EmbedFileOptions
     | 'embedder'
     | 'embeddingCache'
     | 'cacheDir'
+    | 'memoryBudget'
     | 'signal'
   > {
   /** The `.npy` file to write (float32, rows x dim), atomically; a pipe or device (`/dev/stdout`) is streamed to. */
@@ -44,12 +46,16 @@ export async function embedFile(
   // Before any work: the output must not replace a file this command reads.
   const [out] = await assertNoCollision([{ path: o.output, what: 'the output' }], reads);
   if (out!.kind === 'folder') throw new IoError(`cannot write ${o.output}: it is a folder`, { path: o.output });
+  // As purify's: the same budget gives the built-in embedder the same length, so purify reuses these vectors.
+  const budget = resolveBudget(o.memoryBudget);
   const input = await PipelineInput.open(o);
   const n = await input.count(embedder, {
     signal: o.signal,
+    memoryBudget: budget,
     onProgress: (done) => o.onProgress?.({ stage: 'read', done }),
   });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
+  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input);
   const cache = await openEmbeddingCache(o, embedder);
   const { matrix } = await embedDataset(input, n, embedder, cache, {
     signal: o.signal,

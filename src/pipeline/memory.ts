@@ -1,6 +1,8 @@
 // The memory budget of a purify run: what the learner's costs may take, given
 // what the process already holds. (Accounting only; the core plans the costs.)
 import { totalmem } from 'node:os';
+import { PrecomputedEmbedder } from '../embed/precomputed.js';
+import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
 import { parseBytes } from '../storage.js';
 
@@ -33,6 +35,11 @@ export function checkEmbeddingsFit(budget: number, n: number, dim: number, input
       `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(n * dim * 4)} as ${dim}-d embeddings, ${mib(need)} with what the run holds besides; raise --memory-budget`,
     );
   }
+}
+
+/** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */
+export function knowsItsDimension(embedder: Embedder): boolean {
+  return !(embedder instanceof PrecomputedEmbedder);
 }
 
 /** Bytes left for the learner's costs now (the embeddings are held), after the reserve for the stages to come. */

@@ -19,7 +19,7 @@ import { checkReasonOptions, explainRecords, ownHarmOf } from './audit.js';
 import type { PurifyOptions, Stage } from './options.js';
 import type { PurifyReport } from '../report/types.js';
 import { PipelineInput } from './input.js';
-import { checkEmbeddingsFit, learnerBudget, peakRss, resolveBudget } from './memory.js';
+import { checkEmbeddingsFit, knowsItsDimension, learnerBudget, peakRss, resolveBudget } from './memory.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -248,11 +248,6 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     report,
     warnings,
   };
-}
-
-/** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */
-function knowsItsDimension(embedder: Embedder): boolean {
-  return !(embedder instanceof PrecomputedEmbedder);
 }
 
 /**
