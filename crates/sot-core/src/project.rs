@@ -12,9 +12,8 @@
 //! covariance's 8th power (same eigenvectors, 8 times fewer steps) at
 //! O(d² k) per step. Otherwise each step is one f64 pass `Xcᵀ (Xc V)` over
 //! the rows, O(n d k). Row blocks are summed in a fixed
-//! order, so the result does not depend on the number of threads. Measured
-//! on 2 shared cores: 200k x 512 in 3 s (the covariance pass dominates;
-//! about 15 s per million rows of dimension 512).
+//! order, so the result does not depend on the number of threads. Timings:
+//! BENCHMARKS.md, "Quality II: the built-in embedder's length".
 //!
 //! Signs are fixed so that each component's largest-magnitude loading
 //! (first one on ties) is positive.
