@@ -3,7 +3,7 @@
 // nearest references when they do not; a budget too small for the
 // embeddings fails before any work, with nothing written.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -82,6 +82,31 @@ describe('memory budget', () => {
     let same = 0;
     for (let i = 0; i < small.n; i++) if (small.selection.kept[i] === dense.selection.kept[i]) same++;
     expect(same / small.n).toBeGreaterThan(0.95);
+  });
+
+  it('counts the embeddings twice while learning (the core learns on its own copy), once for sot embed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-budget-twice-'));
+    const rows = Array.from({ length: 5000 }, (_, i) => ({
+      prompt: `question ${i} on topic ${i % 89}`,
+      response: `answer ${i}`,
+    }));
+    const input = writeJsonl(join(dir, 'train.jsonl'), rows);
+    const e = { ...env, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')) };
+    // 5,000 x 16,384 floats are 313 MiB: 800 MB holds them once beside the process, not twice.
+    const flags = ['--dim', '16384', '--memory-budget', '800MB'];
+    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', 'advbench', ...flags], {
+      env: e,
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(
+      /too small for .*train\.jsonl: its 5000 records take 313 MiB as 16384-d embeddings, held twice while learning/,
+    );
+    expect(readdirSync(dir)).toEqual(['train.jsonl']);
+    const npy = join(dir, 'train.npy');
+    const embed = spawnSync(process.execPath, [CLI, 'embed', input, '-o', npy, ...flags], { env: e, encoding: 'utf8' });
+    expect(embed.status, embed.stderr).toBe(0);
+    expect(statSync(npy).size).toBeGreaterThan(5000 * 16384 * 4);
   });
 
   it('refuses a budget too small for the embeddings before any work, writing nothing (exit 2)', () => {

@@ -82,6 +82,8 @@ export interface FitResult {
   contamination?: ContaminationEstimate;
   /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate; `null` when the estimate is inconclusive). */
   autoKeep: number | null;
+  /** Bytes the learner's costs were given: the memory budget less what the process held, the core's copy of the sample's embeddings and the reserve. */
+  learnerBudget: number;
   warnings: string[];
 }
 
@@ -209,7 +211,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     : undefined;
 
   const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
-  const storage = { budget: learnerBudget(budget, take), ...learner.storage };
+  const storage = { budget: learnerBudget(budget, take, downstream.cols), ...learner.storage };
   const scores = await scoreSamples(
     'sot',
     { downstream, anchor, harmful },
@@ -280,6 +282,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     converged: learned.converged,
     ...(learned.contamination ? { contamination: learned.contamination } : {}),
     autoKeep: learned.contamination ? learned.autoKeep : take,
+    learnerBudget: storage.budget as number,
     warnings: scores.warnings,
   };
 }

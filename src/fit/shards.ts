@@ -40,7 +40,7 @@ import {
 } from '../pipeline/audit.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
-import { learnerBudget, peakRss, resolveBudget } from '../pipeline/memory.js';
+import { peakRss, resolveBudget } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.js';
 import { outputPaths } from '../pipeline/paths.js';
@@ -616,7 +616,7 @@ async function writeMerged(
           : []),
       ],
       timings: run.timings,
-      memory: { budget, learnerBudget: learnerBudget(budget, run.fit.sample), peakRss: peakRss() },
+      memory: { budget, learnerBudget: run.fit.learnerBudget, peakRss: peakRss() },
       signal: stop.signal,
     });
     building.catch(() => {}); // awaited below, after the write pass

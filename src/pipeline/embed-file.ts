@@ -55,7 +55,7 @@ export async function embedFile(
     onProgress: (done) => o.onProgress?.({ stage: 'read', done }),
   });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
-  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input);
+  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input, false);
   const cache = await openEmbeddingCache(o, embedder);
   const { matrix } = await embedDataset(input, n, embedder, cache, {
     signal: o.signal,

@@ -26,13 +26,21 @@ const FIXED_RESERVE = 96 * 1024 ** 2;
 
 const mib = (b: number) => `${Math.round(b / 1024 ** 2)} MiB`;
 
-/** The embeddings of `n` samples must fit beside what the process holds now: checked before embedding. */
-export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string): void {
-  const need = process.memoryUsage.rss() + n * dim * 4 + n * BYTES_PER_SAMPLE + FIXED_RESERVE;
+/**
+ * The embeddings of `n` samples must fit beside what the process holds now:
+ * checked before embedding. `learning`: the learner runs on them, and the
+ * native core copies its inputs when a call reads them (a JS array may
+ * change under a running task), so while it learns they are held twice.
+ */
+export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string, learning = true): void {
+  const vectors = n * dim * 4;
+  const held = learning ? 2 * vectors : vectors;
+  const need = process.memoryUsage.rss() + held + n * BYTES_PER_SAMPLE + FIXED_RESERVE;
   if (need > budget) {
+    const twice = learning ? ', held twice while learning (the core learns on its own copy)' : '';
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(n * dim * 4)} as ${dim}-d embeddings, ${mib(need)} with what the run holds besides; raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(vectors)} as ${dim}-d embeddings${twice}, ${mib(need)} with what the run holds besides; raise --memory-budget`,
     );
   }
 }
@@ -42,13 +50,16 @@ export function knowsItsDimension(embedder: Embedder): boolean {
   return !(embedder instanceof PrecomputedEmbedder);
 }
 
-/** Bytes left for the learner's costs now (the embeddings are held), after the reserve for the stages to come. */
-export function learnerBudget(budget: number, n: number): number {
-  const left = budget - process.memoryUsage.rss() - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+/**
+ * Bytes left for the learner's costs now (the `n` x `dim` embeddings are
+ * held), after the core's copy of them and the reserve for the stages to come.
+ */
+export function learnerBudget(budget: number, n: number, dim: number): number {
+  const left = budget - process.memoryUsage.rss() - n * dim * 4 - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}); raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}, and the core's copy of the ${n} x ${dim} embeddings takes ${mib(n * dim * 4)}); raise --memory-budget`,
     );
   }
   return left;
