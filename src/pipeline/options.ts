@@ -84,7 +84,8 @@ export interface PurifyOptions extends ReferenceSources {
   learner?: Omit<LearnerOptions, 'signal' | 'onProgress' | 'progressIntervalMs'>;
   /**
    * Memory the whole run may take (peak resident set), as bytes or a size
-   * such as `"8GB"`. The learner's costs get what the embeddings and the
+   * such as `"8GB"`. The learner's costs get what the embeddings (held
+   * twice while learning: the native core works on its own copy) and the
    * other stages leave: stored dense when they fit, else truncated to each
    * sample's nearest references (see `LearnerOptions.storage`). Default 8 GiB,
    * or half the machine's memory if less.
