@@ -133,6 +133,12 @@ describe('fit and score', () => {
     const m = await loadModel(model);
     expect(m.header.fit).toMatchObject({ records: 400, sample: 200, seed: 3 });
     expect(m.header.references.harmful[0]!.source).toBe('advbench');
+    // 5% of 200 records give 10 own-harm points where all 400 give 20: the fit says so
+    expect(m.header.references.ownHarm).toBe(10);
+    expect(f.warnings.join('\n')).toMatch(
+      /own harm came from the 200-record sample: 10 points, where all 400 records give 20/,
+    );
+    expect(fitted.warnings.join('\n')).not.toMatch(/own harm came from/);
     const s = await score({ input: data, model, embeddingCache: false, scores: join(c.dir, 'half.csv') });
     // the sample's records score as fit() scored them
     f.sampleIndices.forEach((i, k) => expect(s.scores[i]).toBe(f.sampleScores[k]));

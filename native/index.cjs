@@ -790,6 +790,7 @@ module.exports.gibbsWeights = nativeBinding.gibbsWeights
 module.exports.learnWeights = nativeBinding.learnWeights
 module.exports.mergeColumnSums = nativeBinding.mergeColumnSums
 module.exports.nearestReferences = nativeBinding.nearestReferences
+module.exports.ownHarmCount = nativeBinding.ownHarmCount
 module.exports.poolRows = nativeBinding.poolRows
 module.exports.project2d = nativeBinding.project2d
 module.exports.refitPotentials = nativeBinding.refitPotentials

@@ -303,6 +303,13 @@ export interface NearestOutput {
 export declare function nearestReferences(x: Matrix, refs: Matrix, rows: Uint32Array, k: number, cost: string, token?: CancelToken | undefined | null): Promise<NearestOutput>
 
 /**
+ * How many own-harm points the learner's second solve takes from `records`
+ * samples at `share`: the core's rule, for a fit to compare its sample with
+ * its whole dataset.
+ */
+export declare function ownHarmCount(records: number, share: number): number
+
+/**
  * Unit vectors of weighted bags of table rows (e.g. word vectors):
  * bag `b` is `ids[offsets[b]..offsets[b + 1]]`, row-major `bags x cols`.
  * An empty bag, or one whose weighted sum is zero, rejects with `ERR_EMPTY`

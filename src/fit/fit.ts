@@ -6,8 +6,10 @@ import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
+import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
 import { stackRows, type Matrix } from '../matrix.js';
+import { native } from '../native.js';
 import { ownHarmOf } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
@@ -222,6 +224,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
   // The harmful set the potentials describe: the reference's points, then the data's own harm.
   const own = ownHarmOf(fitted, harmful.cols);
+  const warnings = [...scores.warnings, ...ownHarmWarning(own.points.rows, take, n, learner.ownHarmShare)];
   const harmfulPoints = stackRows(harmful, own.points);
   const described = describeEmbedder(embedder);
   let model: Model = {
@@ -283,8 +286,21 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     ...(learned.contamination ? { contamination: learned.contamination } : {}),
     autoKeep: learned.contamination ? learned.autoKeep : take,
     learnerBudget: storage.budget as number,
-    warnings: scores.warnings,
+    warnings,
   };
+}
+
+/**
+ * A sample with fewer own-harm points than its whole dataset would give:
+ * a refit does not draw them again, so the scores stay further from a fit
+ * on every record than its marginal error says (docs/model-file.md).
+ */
+function ownHarmWarning(points: number, sample: number, records: number, share: number | undefined): string[] {
+  const whole = native.ownHarmCount(records, share ?? coreDefaults().learner.ownHarmShare);
+  if (sample >= records || points >= whole) return [];
+  return [
+    `the data's own harm came from the ${sample}-record sample: ${points} points, where all ${records} records give ${whole}, and a refit does not draw them again, so the kept set can differ from a fit on every record (docs/model-file.md); a larger sample or --own-harm 0 reproduces one`,
+  ];
 }
 
 /** Embeds the records at `indices` (ascending), streaming the file up to the last of them. */

@@ -579,18 +579,30 @@ pub(crate) fn own_harm_points(
 /// grow with them, and the mean of a thousand places the harm as well.
 pub const MAX_OWN_HARM: usize = 1000;
 
+/// How many own-harm points `own_harm_rows` gives for `n` samples at
+/// `share`: a fit on a sample gets fewer than its whole dataset would below
+/// `MAX_OWN_HARM / share` sampled records.
+pub fn own_harm_count(n: usize, share: f64) -> usize {
+    let take = (share * n as f64).round() as usize;
+    if take <= OWN_HARM_NEIGHBOURS {
+        0
+    } else {
+        take.min(MAX_OWN_HARM)
+    }
+}
+
 /// The rows of the lowest `share` of `weights` (ties to the lower index), at
 /// most `MAX_OWN_HARM` evenly spaced in that order, ascending; none when
 /// fewer than `OWN_HARM_NEIGHBOURS + 1`: each row's point averages that many
 /// others, so that no point is a copy of one row.
 pub fn own_harm_rows(weights: &[f64], share: f64) -> Vec<usize> {
-    let take = (share * weights.len() as f64).round() as usize;
-    if take <= OWN_HARM_NEIGHBOURS {
+    let keep = own_harm_count(weights.len(), share);
+    if keep == 0 {
         return Vec::new();
     }
+    let take = (share * weights.len() as f64).round() as usize;
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by(|a, b| weights[*a].total_cmp(&weights[*b]).then(a.cmp(b)));
-    let keep = take.min(MAX_OWN_HARM);
     let mut rows: Vec<usize> = (0..keep).map(|k| order[k * take / keep]).collect();
     rows.sort_unstable();
     rows

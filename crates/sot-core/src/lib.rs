@@ -48,8 +48,8 @@ pub use embed::{
 };
 pub use error::{ErrorKind, Result, SotError};
 pub use learner::{
-    learn_weights, objective, own_harm_rows, Fitted, LearnResult, LearnerOptions, Reference, Sets,
-    MAX_OWN_HARM, OWN_HARM_NEIGHBOURS,
+    learn_weights, objective, own_harm_count, own_harm_rows, Fitted, LearnResult, LearnerOptions,
+    Reference, Sets, MAX_OWN_HARM, OWN_HARM_NEIGHBOURS,
 };
 pub use pages::copy_of;
 pub use pool::pool_rows;

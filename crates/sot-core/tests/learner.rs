@@ -186,6 +186,12 @@ fn the_data_s_own_harm_joins_the_reference_for_a_second_solve() {
     let rows = &r.fitted.own_harm_rows;
     assert_eq!(rows, &own_harm_rows(&first.weights, 0.05));
     assert_eq!(rows.len(), 30);
+    assert_eq!(own_harm_count(600, 0.05), 30);
+    // none when each point could not average 3 others; at most MAX_OWN_HARM
+    assert_eq!(own_harm_count(60, 0.05), 0);
+    assert_eq!(own_harm_rows(&first.weights[..60], 0.05).len(), 0);
+    assert_eq!(own_harm_count(100, 0.05), 5);
+    assert_eq!(own_harm_count(1_000_000, 0.05), MAX_OWN_HARM);
     // the lowest 5% here are planted samples
     assert!(rows.iter().all(|i| *i >= p.clean), "{rows:?}");
     // each point is the mean of the 3 other rows nearest its own (cosine, in f64)

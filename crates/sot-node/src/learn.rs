@@ -405,3 +405,16 @@ pub fn select_top_k(
         job: Job::new(None, None, None),
     })
 }
+
+/// How many own-harm points the learner's second solve takes from `records`
+/// samples at `share`: the core's rule, for a fit to compare its sample with
+/// its whole dataset.
+#[napi]
+pub fn own_harm_count(records: f64, share: f64) -> u32 {
+    let n = if records.is_finite() && records > 0.0 {
+        records as usize
+    } else {
+        0
+    };
+    sot_core::own_harm_count(n, share) as u32
+}
