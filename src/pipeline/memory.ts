@@ -1,5 +1,6 @@
-// The memory budget of a purify run: what the learner's costs may take, given
-// what the process already holds. (Accounting only; the core plans the costs.)
+// The memory budget of a purify, fit or embed run: what the embeddings and
+// the learner's costs may take, given what the process already holds.
+// (Accounting only; the core plans the costs.)
 import { totalmem } from 'node:os';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
@@ -55,11 +56,12 @@ export function knowsItsDimension(embedder: Embedder): boolean {
  * held), after the core's copy of them and the reserve for the stages to come.
  */
 export function learnerBudget(budget: number, n: number, dim: number): number {
-  const left = budget - process.memoryUsage.rss() - n * dim * 4 - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+  const copy = n * dim * 4;
+  const left = budget - process.memoryUsage.rss() - copy - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}, and the core's copy of the ${n} x ${dim} embeddings takes ${mib(n * dim * 4)}); raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}, and the core's copy of the ${n} x ${dim} embeddings takes ${mib(copy)}); raise --memory-budget`,
     );
   }
   return left;

@@ -583,12 +583,17 @@ pub const MAX_OWN_HARM: usize = 1000;
 /// `share`: a fit on a sample gets fewer than its whole dataset would below
 /// `MAX_OWN_HARM / share` sampled records.
 pub fn own_harm_count(n: usize, share: f64) -> usize {
-    let take = (share * n as f64).round() as usize;
+    let take = lowest_share(n, share);
     if take <= OWN_HARM_NEIGHBOURS {
         0
     } else {
         take.min(MAX_OWN_HARM)
     }
+}
+
+/// How many of `n` samples make up the lowest `share` of them.
+fn lowest_share(n: usize, share: f64) -> usize {
+    (share * n as f64).round() as usize
 }
 
 /// The rows of the lowest `share` of `weights` (ties to the lower index), at
@@ -600,7 +605,7 @@ pub fn own_harm_rows(weights: &[f64], share: f64) -> Vec<usize> {
     if keep == 0 {
         return Vec::new();
     }
-    let take = (share * weights.len() as f64).round() as usize;
+    let take = lowest_share(weights.len(), share);
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by(|a, b| weights[*a].total_cmp(&weights[*b]).then(a.cmp(b)));
     let mut rows: Vec<usize> = (0..keep).map(|k| order[k * take / keep]).collect();
