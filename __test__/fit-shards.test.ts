@@ -228,8 +228,22 @@ describe('sharded purification', () => {
       '--no-cache',
     ]);
     expect(s.status, s.stderr).toBe(0);
-    expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, records: 400, kept: 100 });
+    const removed = join(c.dir, 'cli.purified.removed.jsonl');
+    expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, records: 400, kept: 100, outputs: { removed } });
     expect(readJsonl(out).length).toBe(100);
+    expect(readJsonl<{ sot_reason: string }>(removed).filter((r) => r.sot_reason !== '').length).toBe(300);
+    const none = run([
+      'score',
+      data,
+      '--model-file',
+      model,
+      '--keep-count',
+      '100',
+      '--no-removed',
+      '--json',
+      '--no-cache',
+    ]);
+    expect(JSON.parse(none.stdout)).toMatchObject({ ok: true, outputs: { removed: null } });
     const both = run(['score', data, '--model-file', model, '--keep', '0.5', '--threshold', '0']);
     expect(both.status).toBe(2);
     const refitted = run([

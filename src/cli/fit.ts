@@ -19,6 +19,7 @@ import {
   number,
   REFERENCES,
   refitFlag,
+  REMOVED,
   REPORTING,
 } from './flags.js';
 
@@ -79,6 +80,7 @@ const SCORE_OUTPUT: Flag[] = [
     value: PURIFY_DEFAULTS.weightField,
   },
   { flags: '--no-weight-field', help: 'write kept records unchanged' },
+  ...REMOVED,
 ];
 
 type Flags = Record<string, unknown> & { json?: boolean; quiet?: boolean };
@@ -178,6 +180,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         refit: f.refit as number | 'auto' | undefined,
         saveModel: f.saveModel as string | undefined,
         weightField: f.weightField === false ? null : (f.weightField as string),
+        removed: f.removed === false ? null : (f.removed as string | undefined),
         signal,
       });
       if (f.json)
@@ -186,7 +189,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         );
       else
         process.stdout.write(
-          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}${res.refit.passes ? ` after ${res.refit.passes} refit pass(es), marginal error ${res.refit.error?.toExponential(1)}` : ''}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}${res.outputs.model ? `\n  model:   ${res.outputs.model}` : ''}\n`,
+          `scored ${res.records} records${res.kept === null ? '' : `, kept ${res.kept}`}${res.refit.passes ? ` after ${res.refit.passes} refit pass(es), marginal error ${res.refit.error?.toExponential(1)}` : ''}\n  scores:  ${res.outputs.scores}${res.outputs.dataset ? `\n  dataset: ${res.outputs.dataset}` : ''}${res.outputs.removed ? `\n  removed: ${res.outputs.removed}` : ''}${res.outputs.model ? `\n  model:   ${res.outputs.model}` : ''}\n`,
         );
       for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
     });

@@ -371,6 +371,15 @@ export const SCALE_OUT: Flag[] = [
   },
 ];
 
+/** The removed-records file: purify's and score's. */
+export const REMOVED: Flag[] = [
+  {
+    flags: '--removed <file>',
+    help: "every dropped record, in the input's format, with its score, rank, pull, push and reason (default: <input>.removed.<ext>, or <output>.removed.<ext> with --output)",
+  },
+  { flags: '--no-removed', help: 'do not write the removed records' },
+];
+
 /** Where purify writes. */
 export const PURIFY_OUTPUT: Flag[] = [
   { flags: '-o, --output <file>', help: 'purified dataset (default: <input>.purified.<ext>)' },
@@ -378,11 +387,7 @@ export const PURIFY_OUTPUT: Flag[] = [
   { flags: '--report <file>', help: 'JSON report (default: <output>.report.json)' },
   { flags: '--html <file>', help: 'HTML report (default: <output>.report.html)' },
   { flags: '--no-html', help: 'do not write the HTML report' },
-  {
-    flags: '--removed <file>',
-    help: "every dropped record, in the input's format, with its score, rank, pull, push and reason (default: <input>.removed.<ext>)",
-  },
-  { flags: '--no-removed', help: 'do not write the removed records' },
+  ...REMOVED,
   {
     flags: '--reasons <which>',
     help: 'records whose nearest harmful references are looked up (default dropped)',

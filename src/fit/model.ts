@@ -7,6 +7,7 @@ import type { Embedder } from '../embed/types.js';
 import { InputError, IoError, OptionError } from '../errors.js';
 import { openAtomicWriter, writeFileAtomic, type AtomicWriter } from '../io/index.js';
 import type { Matrix } from '../matrix.js';
+import type { CitedReferences } from '../pipeline/audit.js';
 import type { ReferenceSummary } from '../report/types.js';
 
 export const MODEL_MAGIC = 'SOTMODEL';
@@ -76,6 +77,13 @@ export interface ModelHeader {
      * written before it: their reasons cite the reference's points only.
      */
     ownHarmRecords?: number[][];
+    /**
+     * The excerpt each of the harmful reference's own samples is cited by in
+     * reasons (`citedExcerpt`), in the order of its points: what `score`
+     * cites without the reference's texts. Absent in files written before
+     * it: `score`'s reasons name the set and the index only.
+     */
+    excerpts?: string[];
   };
   /** The fit: records in the dataset, records it learned on, the sampling seed, the learner's outcome. */
   fit: { input: string; records: number; sample: number; seed: number; steps: number; converged: boolean };
@@ -130,6 +138,12 @@ export function harmfulReference(m: Pick<Model, 'header' | 'harmful'>): Matrix {
 export function harmfulForReasons(m: Pick<Model, 'header' | 'harmful'>): { points: Matrix; ownHarm: number[][] } {
   const own = m.header.references.ownHarmRecords;
   return own ? { points: m.harmful.points, ownHarm: own } : { points: harmfulReference(m), ownHarm: [] };
+}
+
+/** The harmful reference's sets and its samples' excerpts as the model file holds them (none in older files). */
+export function citedReferences(m: Pick<Model, 'header'>): CitedReferences {
+  const { harmful, excerpts } = m.header.references;
+  return { summary: harmful, excerpt: (g) => excerpts?.[g] ?? '' };
 }
 
 /** Why a file is not a usable model. */
@@ -291,6 +305,16 @@ export function decodeModel(bytes: Uint8Array, file: string): Model {
     throw fail(
       'corrupt',
       `the header's references.ownHarmRecords is not a list of ${own ?? 0} lists of record indices below ${header.fit.records}`,
+    );
+  const excerpts = header.references?.excerpts;
+  const cited = model.harmful.points.rows - (own ?? 0);
+  if (
+    excerpts !== undefined &&
+    !(Array.isArray(excerpts) && excerpts.length === cited && excerpts.every((e) => typeof e === 'string'))
+  )
+    throw fail(
+      'corrupt',
+      `the header's references.excerpts is not a list of ${cited} texts, one per harmful reference point`,
     );
   if (header.embedder.spec?.kind === 'builtin') {
     model.docFreq = { buckets: get('embedder.docfreq.buckets', 'u32'), counts: get('embedder.docfreq.counts', 'u32') };

@@ -1,7 +1,8 @@
 // `score()`: records against a model file, streamed: each batch is embedded
 // and scored alone (a record's score does not depend on the others), so
 // memory holds one batch of vectors plus three numbers per record.
-import { AbortError, OptionError } from '../errors.js';
+import { resolve } from 'node:path';
+import { AbortError, InputError, OptionError } from '../errors.js';
 import { REFIT_AUTO } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import {
@@ -14,12 +15,25 @@ import {
 import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
+import { Column, rangeBatches } from './stream.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import { autoKeepCount, autoKeepWarnings } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import type { Matrix } from '../matrix.js';
 import type { Keep, Selection } from '../selection.js';
-import { loadModel, ModelFileError, modelEmbedder, stageModel, withRefit, type Model } from './model.js';
+import type { Audit } from '../pipeline/audit.js';
+import { writeRemoved } from '../pipeline/removed.js';
+import { outputPaths } from '../pipeline/paths.js';
+import { modelAudit, nearestOf } from './explain.js';
+import {
+  harmfulForReasons,
+  loadModel,
+  ModelFileError,
+  modelEmbedder,
+  stageModel,
+  withRefit,
+  type Model,
+} from './model.js';
 import {
   columnSums,
   mergeColumnSums,
@@ -30,7 +44,7 @@ import {
   type Scored,
 } from './scoring.js';
 
-export type ScoreStage = 'refit' | 'score' | 'select' | 'write';
+export type ScoreStage = 'refit' | 'score' | 'select' | 'reasons' | 'write';
 
 export interface ScoreOptions
   extends Pick<
@@ -64,6 +78,14 @@ export interface ScoreOptions
   keep?: Keep | 'auto';
   /** Keep the records whose score is at least this. */
   threshold?: number;
+  /**
+   * With `keep` or `threshold`: every dropped record, in the input's format,
+   * with its score, rank, pull, push and the reason in words (its nearest
+   * harmful point of the model; docs/audit.md), committed with the other
+   * outputs; `null` for none. Default `<input stem>.removed.<ext>`, or
+   * `<output stem>.removed.<ext>` when `output` is given (as `purify`'s).
+   */
+  removed?: string | null;
   /** Only an embedder the model cannot rebuild itself (the built-in one it can); its id must match the model's. */
   embedder?: Embedder;
   /**
@@ -88,7 +110,7 @@ export interface ScoreOptions
 export interface ScoreResult {
   records: number;
   kept: number | null;
-  outputs: { scores: string; dataset: string | null; model: string | null };
+  outputs: { scores: string; dataset: string | null; removed: string | null; model: string | null };
   scores: Float64Array;
   selection: Selection | null;
   /** The refit passes run before scoring and the last one's marginal error (null: none ran). */
@@ -105,42 +127,7 @@ export interface ScoredRecords {
   lines: Uint32Array;
 }
 
-/** Growable column of numbers (doubling), so a stream of unknown length is held once. */
-export class Column<T extends Float64Array | Float32Array | Uint32Array> {
-  length = 0;
-  constructor(public data: T) {}
-  push(v: ArrayLike<number>) {
-    while (this.length + v.length > this.data.length) {
-      const next = new (this.data.constructor as new (n: number) => T)(Math.max(1024, this.data.length * 2));
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data.set(v, this.length);
-    this.length += v.length;
-  }
-  done(): T {
-    return this.data.subarray(0, this.length) as T;
-  }
-}
-
 type Cache = Awaited<ReturnType<typeof openEmbeddingCache>>;
-
-/** Records `from <= index < to` of `input`, batch by batch, with their file lines. */
-export async function* rangeBatches(
-  input: PipelineInput,
-  range: { from: number; to: number } | undefined,
-  signal: AbortSignal | undefined,
-): AsyncGenerator<{ texts: string[]; lines: ArrayLike<number> }> {
-  const { from, to } = range ?? { from: 0, to: Infinity };
-  let index = 0;
-  for await (const b of input.batches({ signal })) {
-    const lo = Math.max(from - index, 0);
-    const hi = Math.min(to - index, b.texts.length);
-    index += b.texts.length;
-    if (hi > lo) yield { texts: b.texts.slice(lo, hi), lines: b.lines.slice(lo, hi) };
-    if (index >= to) break;
-  }
-}
 
 /**
  * Scores the records of `input` (optionally only records `from <= index <
@@ -375,13 +362,57 @@ export async function writeScoreRows(
   await out.write(chunk);
 }
 
-/** Scores records against a model file; with `keep` or `threshold` also writes the purified dataset. Outputs commit together. */
+/**
+ * The reasons of the records `selection` drops, against `model`: their
+ * nearest harmful points (only they are embedded again) and every record's
+ * split into pull and push, as a sharded run gives them.
+ */
+async function explainDropped(
+  input: PipelineInput,
+  model: Model,
+  r: ScoredRecords,
+  selection: Selection,
+  o: {
+    embedder: Embedder;
+    cache: Cache;
+    file: string;
+    signal?: AbortSignal;
+    onProgress?: ScoreOptions['onProgress'];
+  },
+): Promise<Audit> {
+  const n = r.score.length;
+  const rows = new Uint32Array(n - selection.k);
+  for (let i = 0, at = 0; i < n; i++) if (!selection.kept[i]) rows[at++] = i;
+  o.onProgress?.({ stage: 'reasons', done: 0, total: rows.length });
+  const near = await nearestOf(input, rows, harmfulForReasons(model).points, o.embedder, o.cache, {
+    neighbours: 1,
+    cost: model.header.cost,
+    signal: o.signal,
+  });
+  if (near.records !== n)
+    throw new InputError(
+      { file: o.file },
+      `has ${near.records} records now, ${n} when scored (it changed during the run?)`,
+    );
+  o.onProgress?.({ stage: 'reasons', done: rows.length, total: rows.length });
+  // the own-harm points are means of the fit's records: named by their file when it is another
+  const fitInput = model.header.fit.input;
+  const other = resolve(fitInput) !== resolve(o.file);
+  return (await modelAudit(model, r, { rows, near }, other ? fitInput : undefined)).audit;
+}
+
+/** Scores records against a model file; with `keep` or `threshold` also writes the purified dataset and the removed records. Outputs commit together. */
 export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const o = options;
   const purified = o.keep !== undefined || o.threshold !== undefined;
   const scoresPath = o.scores ?? o.input.replace(/(\.[^./\\]+)?$/, '.scores.csv');
   const output = purified ? (o.output ?? o.input.replace(/(\.[^./\\]+)?$/, (ext) => `.purified${ext}`)) : null;
   if (!purified && o.output !== undefined) throw new OptionError('ERR_OPTION', 'output needs keep or threshold');
+  if (!purified && typeof o.removed === 'string')
+    throw new OptionError('ERR_OPTION', 'removed needs keep or threshold');
+  if (o.removed !== undefined && o.removed !== null && (typeof o.removed !== 'string' || o.removed === ''))
+    throw new OptionError('ERR_OPTION', 'removed must be a file path or null');
+  const removedPath = purified ? outputPaths({ input: o.input, output: o.output, removed: o.removed }).removed : null;
   if (o.threshold !== undefined && o.keep !== undefined)
     throw new OptionError('ERR_OPTION', 'use keep or threshold, not both');
   const plan = refitPasses(o.refit, 0);
@@ -393,6 +424,7 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const outs = [
     { path: scoresPath, what: 'the scores output' },
     ...(output ? [{ path: output, what: 'the dataset output' }] : []),
+    ...(removedPath ? [{ path: removedPath, what: 'the removed records' }] : []),
   ];
   const modelOut = saveModel === null ? [] : [{ path: saveModel, what: 'the model output' }];
   await assertNoCollision([...outs, ...modelOut], [{ path: o.input, what: 'the input file' }]);
@@ -415,6 +447,16 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   const keep = auto ? auto.keep(n) : (o.keep as Keep | undefined);
   const selection = purified ? await selectScored(r.score, keep, o.threshold) : null;
   o.onProgress?.({ stage: 'select', done: selection?.k ?? n, total: n });
+  const audit =
+    removedPath && selection
+      ? await explainDropped(input, model, r, selection, {
+          embedder,
+          cache,
+          file: o.input,
+          signal: o.signal,
+          onProgress: o.onProgress,
+        })
+      : null;
   const staged: AtomicWriter[] = [];
   // The refined model: staged first, committed last (after the outputs it describes).
   let refined: AtomicWriter | null = null;
@@ -435,6 +477,12 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
       });
       await w.prepare();
     }
+    if (removedPath && selection && audit) {
+      const w = await openAtomicWriter(removedPath, { nonRegular: 'stream' });
+      staged.push(w);
+      await writeRemoved(w, { input, score: r.score, selection, audit, signal: o.signal });
+      await w.prepare();
+    }
     const w = await openAtomicWriter(scoresPath, { nonRegular: 'stream' });
     staged.push(w);
     await writeScoresCsv(w, r, selection, o.signal);
@@ -449,7 +497,7 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
   return {
     records: n,
     kept: selection?.k ?? null,
-    outputs: { scores: scoresPath, dataset: output, model: saveModel },
+    outputs: { scores: scoresPath, dataset: output, removed: removedPath, model: saveModel },
     scores: r.score,
     selection,
     refit: { passes, error },

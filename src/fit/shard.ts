@@ -8,13 +8,12 @@ import { type ByteRange, type RowGroupRange, writeFileAtomic } from '../io/index
 import type { Layout } from '../io/records.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import type { Matrix } from '../matrix.js';
-import { nearestHarmful, type NearestRows } from '../pipeline/audit.js';
+import { nearestHarmful } from '../pipeline/audit.js';
+import { nearestOf, type NearRows } from './explain.js';
 import { harmfulForReasons } from './model.js';
 import type { ColumnSums, Scored } from './scoring.js';
-import { Column, openScoring, rangeBatches, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
-import type { Embedder } from '../embed/types.js';
-import { embedBatch, type openEmbeddingCache } from '../pipeline/embedding.js';
-import type { PipelineInput } from '../pipeline/input.js';
+import { openScoring, scoreRecords, sumColumns, type ScoredRecords } from './score.js';
+import { Column } from './stream.js';
 import { type FitShardTask, runFitShard } from './shard-fit.js';
 import { runWriteShard, type WriteShardTask } from './shard-write.js';
 
@@ -65,9 +64,6 @@ export interface ShardTask extends ShardInput, ShardPart {
    */
   explain?: { neighbours: number; rows: string };
 }
-
-/** Records (indices, ascending) and their nearest harmful references, `rows x k`. */
-export type NearRows = NearestRows & { rows: Uint32Array };
 
 /**
  * A shard's result: its records' scores (in record order); the merge ranks
@@ -221,46 +217,6 @@ export async function runShard(t: ShardTask, signal?: AbortSignal): Promise<void
   check(r.score.length);
   const near = { k, rows: rows.done(), index: index.done(), cost: cost.done() };
   await writeFileAtomic(t.out, encodeShard({ ...r, from, near }));
-}
-
-/** Texts embedded at once by the reasons pass. */
-const EXPLAIN_BATCH = 1024;
-
-/**
- * The nearest harmful references of the records `rows` (indices in the
- * range, ascending) of `input`: only they are embedded; the others are read
- * and counted.
- */
-async function nearestOf(
-  input: PipelineInput,
-  rows: Uint32Array,
-  harmful: Matrix,
-  embedder: Embedder,
-  cache: Awaited<ReturnType<typeof openEmbeddingCache>>,
-  o: { neighbours: number; cost: string | undefined; range?: { from: number; to: number }; signal?: AbortSignal },
-): Promise<NearRows & { records: number }> {
-  const index = new Column(new Uint32Array(0));
-  const cost = new Column(new Float32Array(0));
-  let pending: string[] = [];
-  const flush = async () => {
-    if (pending.length === 0) return;
-    const x = { data: await embedBatch(pending, embedder, cache, o.signal), rows: pending.length, cols: embedder.dim };
-    const all = Uint32Array.from(pending.keys());
-    const near = await nearestHarmful(x, harmful, all, o.neighbours, o.cost, o.signal);
-    index.push(near.index);
-    cost.push(near.cost);
-    pending = [];
-  };
-  let records = 0;
-  let at = 0;
-  for await (const b of rangeBatches(input, o.range, o.signal)) {
-    for (; at < rows.length && rows[at]! < records + b.texts.length; at++) pending.push(b.texts[rows[at]! - records]!);
-    records += b.texts.length;
-    if (pending.length >= EXPLAIN_BATCH) await flush();
-  }
-  await flush();
-  const k = rows.length === 0 ? 0 : Math.min(o.neighbours, harmful.rows);
-  return { records, k, rows: rows.subarray(0, at), index: index.done(), cost: cost.done() };
 }
 
 /** Concatenates typed arrays' bytes after a magic. */

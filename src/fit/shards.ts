@@ -29,15 +29,7 @@ import {
   writeFileAtomic,
   type FileFormat,
 } from '../io/index.js';
-import { cancellable } from '../cancellable.js';
-import { native } from '../native.js';
-import {
-  auditOf,
-  checkReasonOptions,
-  DEFAULT_NEIGHBOURS,
-  type NearestRows,
-  type ReasonOptions,
-} from '../pipeline/audit.js';
+import { checkReasonOptions, DEFAULT_NEIGHBOURS, type NearestRows, type ReasonOptions } from '../pipeline/audit.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import { peakRss, resolveBudget } from '../pipeline/memory.js';
@@ -46,20 +38,10 @@ import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.j
 import { outputPaths } from '../pipeline/paths.js';
 import { autoKeepCount, autoKeepWarnings, checkKeep, checkOutputs } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
-import { loadReferences } from '../pipeline/references.js';
 import type { PurifyReport } from '../report/types.js';
-import { gibbsWeights, keepCount, type Keep } from '../selection.js';
+import { keepCount, type Keep } from '../selection.js';
 import { fitWithPasses, type FitOptions, type FitResult } from './fit.js';
-import {
-  encodeModel,
-  harmfulForReasons,
-  harmfulReference,
-  loadModel,
-  modelEmbedder,
-  saveModel,
-  withRefit,
-  type Model,
-} from './model.js';
+import { encodeModel, harmfulReference, loadModel, modelEmbedder, saveModel, withRefit, type Model } from './model.js';
 import {
   type AnyShardTask,
   encodeRows,
@@ -70,10 +52,10 @@ import {
   shardFailure,
   shardInput,
   type ShardError,
-  type NearRows,
   type ShardResult,
   type ShardTask,
 } from './shard.js';
+import { modelAudit, type NearRows } from './explain.js';
 import { shardedPasses, type ShardLayout } from './shard-fit.js';
 import { writePass, type WritePassInput, type WriteShardTask } from './shard-write.js';
 import { removedValues } from '../pipeline/removed.js';
@@ -536,23 +518,13 @@ async function writeMerged(
   run.lap('reasons');
   const { model } = run;
   const h = model.header;
-  // Every record's Gibbs weight over all records (summing to 1), and its split into pull and push, from the core.
-  const weights = await gibbsWeights(score);
-  const contributions = await cancellable(undefined, () => native.weightContributions(weights, pull, push, h.tau));
-  const refs = await loadReferences({ ...o, output: undefined } as PurifyOptions);
   const reference = harmfulReference(model);
-  if (refs.harmful.samples.length !== reference.rows)
-    throw new InputError(
-      { file: o.harmful.join(', ') },
-      `the harmful reference has ${refs.harmful.samples.length} samples now, ${reference.rows} at the fit (it changed during the run?)`,
-    );
-  const audit = auditOf({
-    ...explained([...results.map((r) => r.near), ...found], want, n),
-    refs: refs.harmful,
-    ownHarm: harmfulForReasons(model).ownHarm,
-    contributions,
-    anchorIsDownstream: h.references.anchorIsSample,
-  });
+  // Every record's Gibbs weight over all records (summing to 1), and its split into pull and push, from the core.
+  const { audit, weights } = await modelAudit(
+    model,
+    { score, pull, push },
+    explained([...results.map((r) => r.near), ...found], want, n),
+  );
   const template = h.template ?? undefined;
   const input = await PipelineInput.open({ ...o, template }, { weightField: o.weightField });
   const embedder = modelEmbedder(model, 'the fitted model');

@@ -113,7 +113,7 @@ export async function explainRecords(r: {
   return auditOf({
     rows,
     near,
-    refs: r.refs,
+    refs: { summary: r.refs.summary, excerpt: sampleExcerpts(r.refs.samples) },
     ownHarm,
     contributions,
     anchorIsDownstream: learned?.anchorIsDownstream ?? false,
@@ -159,17 +159,34 @@ export interface NearestRows {
   cost: Float32Array;
 }
 
+/** The excerpt each reference sample is cited by (`citedExcerpt`), by its index among `samples`. */
+export function sampleExcerpts(samples: LoadedReferences['samples']): (g: number) => string {
+  return (g) => {
+    const t = samples[g]!;
+    return citedExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt);
+  };
+}
+
+/** The harmful reference's sets and the excerpt of each of its samples (by index over the sets in order). */
+export interface CitedReferences {
+  summary: LoadedReferences['summary'];
+  excerpt: (g: number) => string;
+}
+
 /**
  * The audit of the records `rows` (record indices, in the order of `near`'s
  * rows) from their nearest harmful points and every record's contributions:
- * what the whole-dataset run and the sharded one share. `near` indexes the
- * references' samples, then the own-harm points (`ownHarm`: their records).
+ * what the whole-dataset run, the sharded one and `score` share. `near`
+ * indexes the references' samples, then the own-harm points (`ownHarm`:
+ * their records, of the file `ownHarmFile` names when they are not records
+ * of the run's input).
  */
 export function auditOf(a: {
   rows: ArrayLike<number>;
   near: NearestRows;
-  refs: Pick<LoadedReferences, 'summary' | 'samples'>;
+  refs: CitedReferences;
   ownHarm?: number[][];
+  ownHarmFile?: string;
   contributions: Audit['contributions'];
   anchorIsDownstream: boolean;
 }): Audit {
@@ -195,8 +212,7 @@ export function auditOf(a: {
     if (g >= at) return ''; // records of the data: the report cites them from the input
     let e = excerpts.get(g);
     if (e === undefined) {
-      const t = refs.samples[g]!;
-      e = citedExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt);
+      e = refs.excerpt(g);
       excerpts.set(g, e);
     }
     return e;
@@ -216,6 +232,7 @@ export function auditOf(a: {
       near[0],
       contributions ? { pull: contributions.pull[i]!, push: contributions.push[i]! } : undefined,
       anchorIsDownstream,
+      a.ownHarmFile,
     );
   };
   return { contributions, nearest, reason, explained: a.rows.length, neighbours: near.k, anchorIsDownstream };
@@ -230,13 +247,15 @@ export function reasonInWords(
   nearest: NearReference | undefined,
   c: { pull: number; push: number } | undefined,
   anchorIsDownstream: boolean,
+  ownHarmFile?: string,
 ): string {
   const anchor = anchorIsDownstream ? 'the rest of the data' : 'the anchor';
+  const of = ownHarmFile === undefined ? '' : ` of ${ownHarmFile}`;
   const ref = !nearest
     ? ''
     : nearest.set === OWN_HARM_SET
-      ? `the data's own harm (cost ${nearest.cost.toFixed(3)}): records ${listed(nearest.records ?? [])}, among those a first solve weighted lowest`
-      : `${nearest.set} #${nearest.index} (cost ${nearest.cost.toFixed(3)}): "${nearest.excerpt}"`;
+      ? `the data's own harm (cost ${nearest.cost.toFixed(3)}): records ${listed(nearest.records ?? [])}${of}, among those a first solve weighted lowest`
+      : `${nearest.set} #${nearest.index} (cost ${nearest.cost.toFixed(3)})${nearest.excerpt && `: "${nearest.excerpt}"`}`;
   if (c === undefined) return ref && `nearest harmful: ${ref}`;
   const pull = c.pull < 0 ? `far from ${anchor} (pull ${fmt(c.pull)})` : `near ${anchor} (pull ${fmt(c.pull)})`;
   const push =

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, InputError, IoError } from '../errors.js';
 import { assertNoCollision, type AtomicWriter, commitAll, openAtomicWriter, writeFileAtomic } from '../io/index.js';
-import { writeColumns, writeRecords } from '../io/write.js';
-import { removedFields, removedFieldTaken, removedValues } from './removed.js';
+import { writeRecords } from '../io/write.js';
+import { writeRemoved } from './removed.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
 import type { Matrix } from '../matrix.js';
@@ -308,27 +308,6 @@ async function writeScores(
     }
   }
   await out.write(chunk);
-}
-
-/**
- * Every dropped record, in the input's format, with its score, rank, (for
- * `sot`) pull and push contributions, and the reason in words.
- */
-async function writeRemoved(
-  out: AtomicWriter,
-  r: { input: PipelineInput; score: ArrayLike<number>; selection: Selection; audit: Audit; signal?: AbortSignal },
-): Promise<void> {
-  const file = r.input.dataset.path;
-  await writeColumns(
-    r.input.dataset,
-    out,
-    {
-      fields: removedFields(r.audit.contributions !== null),
-      values: removedValues(r),
-      taken: (line, field) => removedFieldTaken(file, line, field),
-    },
-    { signal: r.signal },
-  );
 }
 
 /** The lowest kept score on the histogram's axis, log10(n * w): the cut-off. */

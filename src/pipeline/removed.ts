@@ -1,8 +1,10 @@
 // The removed-records file's added fields and their values: shared by the
-// whole-dataset writer (outputs.ts) and a sharded run's write pass
+// whole-dataset writer (outputs.ts), `score` and a sharded run's write pass
 // (fit/shard-write.ts), which must write the same bytes.
 import { InputError } from '../errors.js';
-import type { AddedField, ColumnValue } from '../io/write.js';
+import type { AtomicWriter } from '../io/index.js';
+import { writeColumns, type AddedField, type ColumnValue } from '../io/write.js';
+import type { PipelineInput } from './input.js';
 import type { Selection } from '../selection.js';
 import type { Audit } from './audit.js';
 
@@ -46,4 +48,25 @@ export function removedValues(r: {
       : c
         ? [r.score[i]!, r.selection.rank[i]!, c.pull[i]!, c.push[i]!, r.audit.reason(i)]
         : [r.score[i]!, r.selection.rank[i]!, r.audit.reason(i)];
+}
+
+/**
+ * Every dropped record, in the input's format, with its score, rank, (for
+ * `sot`) pull and push contributions, and the reason in words.
+ */
+export async function writeRemoved(
+  out: AtomicWriter,
+  r: { input: PipelineInput; score: ArrayLike<number>; selection: Selection; audit: Audit; signal?: AbortSignal },
+): Promise<void> {
+  const file = r.input.dataset.path;
+  await writeColumns(
+    r.input.dataset,
+    out,
+    {
+      fields: removedFields(r.audit.contributions !== null),
+      values: removedValues(r),
+      taken: (line, field) => removedFieldTaken(file, line, field),
+    },
+    { signal: r.signal },
+  );
 }
