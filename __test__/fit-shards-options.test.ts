@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IoError, OptionError, SotError } from '../src/errors.js';
 import { MAX_PARTS } from '../src/io/index.js';
-import { DEFAULT_SHARD_RETRIES, purifySharded } from '../src/fit/shards.js';
+import { DEFAULT_SHARD_RETRIES } from '../src/defaults.js';
+import { purifySharded } from '../src/fit/shards.js';
 import { CLI, contaminated, ROOT, writeJsonl, type Contaminated } from './datasets.js';
 import { freePort } from './service-helpers.js';
 

@@ -35,6 +35,13 @@ export const REFIT_AUTO: Readonly<{ maxPasses: number; tolerance: number }> = Ob
   tolerance: 1e-3,
 });
 
+/** `purify --shards`' default fit sample: every record up to this many, else this many (the fidelity measured in BENCHMARKS.md). */
+export const DEFAULT_FIT_SAMPLE = 100_000;
+/** `purify --shards`' default column updates of the fitted potentials over all records (the fidelity measured in BENCHMARKS.md). */
+export const DEFAULT_SHARD_REFIT = 1;
+/** `purify --shards`' default attempts after a shard's first failure (a failure on its input or options is not retried). */
+export const DEFAULT_SHARD_RETRIES = 2;
+
 /** Defaults `purify` applies itself, before the core is called. */
 export const PURIFY_DEFAULTS: Readonly<{
   keep: Keep;

@@ -182,11 +182,5 @@ export {
 } from './fit/model.js';
 export type { FittedOutput, ScoreScaleInput } from './native.js';
 export type { ReasonOptions, ReasonsFor } from './pipeline/audit.js';
-export {
-  purifySharded,
-  DEFAULT_FIT_SAMPLE,
-  DEFAULT_SHARD_REFIT,
-  DEFAULT_SHARD_RETRIES,
-  type ShardedOptions,
-  type ShardedResult,
-} from './fit/shards.js';
+export { DEFAULT_FIT_SAMPLE, DEFAULT_SHARD_REFIT, DEFAULT_SHARD_RETRIES } from './defaults.js';
+export { purifySharded, type ShardedOptions, type ShardedResult } from './fit/shards.js';

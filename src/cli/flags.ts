@@ -5,6 +5,9 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   coreDefaults,
+  DEFAULT_FIT_SAMPLE,
+  DEFAULT_SHARD_REFIT,
+  DEFAULT_SHARD_RETRIES,
   EMBEDDER_LEARNER_DEFAULTS,
   PURIFY_DEFAULTS,
   REFIT_AUTO,
@@ -15,7 +18,6 @@ import { BUILTIN_DIM_HELP, LLM_DEFAULTS, OPENAI_DEFAULTS, TRANSFORMERS_DEFAULTS 
 import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
-import { DEFAULT_FIT_SAMPLE, DEFAULT_SHARD_REFIT, DEFAULT_SHARD_RETRIES } from '../fit/shards.js';
 import { defaultBudget } from '../pipeline/memory.js';
 import { parseBytes } from '../storage.js';
 

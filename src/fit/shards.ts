@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PURIFY_DEFAULTS } from '../defaults.js';
+import { DEFAULT_FIT_SAMPLE, DEFAULT_SHARD_REFIT, DEFAULT_SHARD_RETRIES, PURIFY_DEFAULTS } from '../defaults.js';
 import { InputError, IoError, OptionError, SotError } from '../errors.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import { checkParts } from '../io/parts.js';
@@ -65,13 +65,6 @@ import { refitModel } from './scoring.js';
 import { reasonsBound } from './reasons-bound.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
-
-/** Default fit sample: every record up to this many, else this many (the fidelity measured in BENCHMARKS.md). */
-export const DEFAULT_FIT_SAMPLE = 100_000;
-/** Default column updates of the fitted potentials over all records (the fidelity measured in BENCHMARKS.md). */
-export const DEFAULT_SHARD_REFIT = 1;
-/** Default attempts after a shard's first failure (a failure on its input or options is not retried). */
-export const DEFAULT_SHARD_RETRIES = 2;
 
 export interface ShardedOptions extends FitOptions {
   shards: number;
