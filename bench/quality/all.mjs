@@ -22,6 +22,7 @@ const RUNS = [
   ['minilm', ['--methods', 'sot'], 'quality2-minilm-sot.json'],
   ['llm', ['--tasks', 'physical,heldout-malicious,heldout-identity'], 'quality2-llm-a.json'],
   ['llm', ['--tasks', 'alpaca'], 'quality2-llm-b.json'],
+  ['llm-qwen', ['--tasks', 'physical,heldout-malicious,heldout-identity'], 'quality2-llm-qwen.json'],
 ];
 
 function node(script, argv) {

@@ -105,7 +105,8 @@ const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, b) => a + (b - m
 // are built once and go through an embedding cache, so each text is embedded
 // once across cells and seeds. `model: "$TEST_MODEL"` is the all-MiniLM-L6-v2
 // folder that scripts/fetch-test-model.mjs builds from registry packages;
-// `model: "$TEST_GGUF"` the GGUF chat model of scripts/fetch-test-gguf.mjs.
+// `model: "$TEST_GGUF"` the GGUF chat model of scripts/fetch-test-gguf.mjs,
+// `model: "$GGUF:<name>"` another of its models.
 const CACHE_DIR = process.env.SOTQ_CACHE_DIR || join(os.tmpdir(), 'sot-quality-cache');
 const shared = {};
 async function makeEmbedder(name) {
@@ -113,9 +114,9 @@ async function makeEmbedder(name) {
   if (e?.type === 'builtin') return new HashingEmbedder(e.options ?? {});
   if (!shared[name]) {
     const options = { ...e.options };
-    if (options.model === '$TEST_GGUF') {
-      const { fetchTestGguf } = await import('../../scripts/fetch-test-gguf.mjs');
-      options.model = await fetchTestGguf();
+    if (options.model === '$TEST_GGUF' || options.model?.startsWith('$GGUF:')) {
+      const { fetchGguf } = await import('../../scripts/fetch-test-gguf.mjs');
+      options.model = await fetchGguf(options.model === '$TEST_GGUF' ? 'smollm2' : options.model.slice(6));
     }
     if (options.model === '$TEST_MODEL') {
       const { fetchTestModel } = await import('../../scripts/fetch-test-model.mjs');
