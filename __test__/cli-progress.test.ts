@@ -106,4 +106,39 @@ describe.skipIf(SCRIPT === undefined)('sot purify on a terminal', () => {
       'writing           done: 32 records written (40 of 40 passed over)',
     ]);
   });
+
+  it('sot fit and sot score show their stages too, the removed records explained', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-tty-'));
+    const input = writeJsonl(join(dir, 'train.jsonl'), alpacaOk().slice(0, 40));
+    const env = {
+      ...process.env,
+      SOT_DATA_DIR: DATA_DIR,
+      SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
+      SOT_OFFLINE: '1',
+    };
+    const model = join(dir, 'm.sot-model');
+    const tty = (args: string[]) => {
+      const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
+      const r = spawnSync(SCRIPT!, ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      return r.stdout
+        .split(/[\r\n]+/)
+        .filter((l) => / done: /.test(l))
+        .map((l) => l.replace(/ in \d+\.\d+s\s*$/, '').replace(/\d+ (reference samples embedded|steps run)/, 'N $1'));
+    };
+    expect(tty(['fit', input, '--harmful', 'advbench', '--model-file', model])).toEqual([
+      'reading           done: 40 records read',
+      'embedding         done: 40 of 40 records embedded',
+      'references        done: N reference samples embedded',
+      'learning weights  done: N steps run',
+      'writing           done: written',
+    ]);
+    expect(tty(['score', input, '--model-file', model, '--keep', '0.8', '--refit', '1'])).toEqual([
+      'refitting         done: 40 records in the last pass',
+      'scoring           done: 40 records scored',
+      'selecting         done: 32 of 40 records kept',
+      'reasons           done: 8 of 8 dropped records explained',
+      'writing           done: 32 records written (40 of 40 passed over)',
+    ]);
+  });
 });

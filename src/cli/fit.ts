@@ -7,6 +7,7 @@ import type { ShardedResult } from '../fit/shards.js';
 import type { ReasonsFor } from '../pipeline/audit.js';
 import { fit } from '../fit/fit.js';
 import { score } from '../fit/score.js';
+import { ProgressLine } from './progress.js';
 import {
   addFlags,
   EMBEDDER,
@@ -113,6 +114,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
   addFlags(fitCmd, 'embedder', EMBEDDER);
   addFlags(fitCmd, 'output', [...FIT_OUTPUT, ...REPORTING]);
   fitCmd.action(async (input: string, f: Flags) => {
+    const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await h.interruptible(async (signal) => {
       const res = await fit({
         input,
@@ -121,7 +123,8 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         model: f.modelFile as string | undefined,
         refit: f.refit as number | 'auto' | undefined,
         signal,
-      });
+        onProgress: (e) => bar.update(e),
+      }).finally(() => bar.done());
       if (f.json)
         process.stdout.write(
           `${JSON.stringify({ ok: true, model: res.model, records: res.records, sample: res.sample, refit: res.refit, refitError: res.refitError, steps: res.steps, converged: res.converged, warnings: res.warnings })}\n`,
@@ -153,6 +156,7 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
     if (chosen.length > 1) throw new OptionError('ERR_OPTION', 'use one of --keep, --keep-count and --threshold');
     // The model rebuilds the built-in embedder; any other must be named, and must match the model's.
     const embedder = f.embedder !== undefined || f.vectorsField !== undefined || f.vectorsNpy !== undefined;
+    const bar = new ProgressLine(process.stderr, !f.quiet && !f.json);
     await h.interruptible(async (signal) => {
       const cfg = await h.dataConfig(f as never, signal);
       const res = await score({
@@ -182,7 +186,8 @@ export function registerFitCommands(prog: Command, h: CliHelpers): void {
         weightField: f.weightField === false ? null : (f.weightField as string),
         removed: f.removed === false ? null : (f.removed as string | undefined),
         signal,
-      });
+        onProgress: (e) => bar.update(e),
+      }).finally(() => bar.done());
       if (f.json)
         process.stdout.write(
           `${JSON.stringify({ ok: true, records: res.records, kept: res.kept, refit: res.refit, outputs: res.outputs, warnings: res.warnings })}\n`,

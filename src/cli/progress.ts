@@ -1,28 +1,49 @@
-import type { Stage, StageProgress } from '../pipeline/options.js';
+import type { Stage } from '../pipeline/options.js';
 
-const LABEL: Record<Stage, string> = {
+/** The stages shown: purify's and embed's, and those of fit (refit) and score (score, reasons). */
+export type ShownStage = Stage | 'refit' | 'score' | 'reasons';
+
+/** One report of a stage's progress, in its own units. */
+export interface ShownProgress {
+  stage: ShownStage;
+  done: number;
+  total?: number;
+}
+
+const LABEL: Record<ShownStage, string> = {
   read: 'reading',
   embed: 'embedding',
   references: 'references',
   learn: 'learning weights',
+  refit: 'refitting',
+  score: 'scoring',
   select: 'selecting',
+  reasons: 'reasons',
   write: 'writing',
 };
 
 const n = (x: number) => x.toLocaleString('en-US');
 
-const of = (e: StageProgress) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''}`;
+const of = (e: ShownProgress) => `${n(e.done)}${e.total !== undefined ? ` of ${n(e.total)}` : ''}`;
 
 /** A stage's final figures, in its own units; `kept` is the selection's, which the write stage copies. */
-const SUMMARY: Record<Stage, (e: StageProgress, kept?: number) => string> = {
+const SUMMARY: Record<ShownStage, (e: ShownProgress, kept?: number) => string> = {
   read: (e) => `${n(e.done)} records read`,
   embed: (e) => `${of(e)} records embedded`,
   references: (e) => `${n(e.done)} reference samples embedded`,
   learn: (e) => `${n(e.done)} steps run`,
+  // each pass reports from 0 again: the last pass's records
+  refit: (e) => `${of(e)} records in the last pass`,
+  score: (e) => `${of(e)} records scored`,
   select: (e) => `${of(e)} records kept`,
-  // The writer passes over every input record and writes the kept ones.
+  reasons: (e) => `${of(e)} dropped records explained`,
+  // The writer passes over every input record and writes the kept ones; fit's writes its model file (no total).
   write: (e, kept) =>
-    kept === undefined ? `${of(e)} records passed over` : `${n(kept)} records written (${of(e)} passed over)`,
+    e.total === undefined
+      ? 'written'
+      : kept === undefined
+        ? `${of(e)} records passed over`
+        : `${n(kept)} records written (${of(e)} passed over)`,
 };
 
 /**
@@ -35,9 +56,9 @@ const SUMMARY: Record<Stage, (e: StageProgress, kept?: number) => string> = {
 export class ProgressLine {
   private readonly enabled: boolean;
   private last = 0;
-  private stage: Stage | null = null;
+  private stage: ShownStage | null = null;
   private stageStart = 0;
-  private latest: StageProgress | null = null;
+  private latest: ShownProgress | null = null;
   private kept: number | undefined;
   private width = 0;
 
@@ -49,7 +70,7 @@ export class ProgressLine {
     this.enabled = enabled && out.isTTY === true;
   }
 
-  update(e: StageProgress): void {
+  update(e: ShownProgress): void {
     if (!this.enabled) return;
     const now = this.now();
     if (e.stage !== this.stage) {
@@ -86,7 +107,7 @@ export class ProgressLine {
     return ((now - this.stageStart) / 1000).toFixed(1);
   }
 
-  private bar(e: StageProgress, now: number): string {
+  private bar(e: ShownProgress, now: number): string {
     if (e.total !== undefined && e.total > 0) {
       const f = Math.min(1, e.done / e.total);
       const cells = 24;
