@@ -77,26 +77,33 @@ describe('ProgressLine', () => {
 // util-linux `script` gives the CLI a real terminal (a pseudo-TTY) for stderr.
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
 
-describe.skipIf(SCRIPT === undefined)('sot purify on a terminal', () => {
-  it("ends each stage's line on the run's real figures", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sot-tty-'));
-    const input = writeJsonl(join(dir, 'train.jsonl'), alpacaOk().slice(0, 40));
-    const env = {
-      ...process.env,
-      SOT_DATA_DIR: DATA_DIR,
-      SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
-      SOT_OFFLINE: '1',
-    };
-    const command = [process.execPath, CLI, 'purify', input, '--harmful', 'advbench', '--no-html']
-      .map((a) => `'${a}'`)
-      .join(' ');
+/** A dataset of 40 alpaca records in a fresh folder, and a runner of the CLI on a pseudo-terminal that gives its stages' closing lines. */
+function onTerminal() {
+  const dir = mkdtempSync(join(tmpdir(), 'sot-tty-'));
+  const input = writeJsonl(join(dir, 'train.jsonl'), alpacaOk().slice(0, 40));
+  const env = {
+    ...process.env,
+    SOT_DATA_DIR: DATA_DIR,
+    SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
+    SOT_OFFLINE: '1',
+  };
+  const tty = (args: string[]) => {
+    const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
     const r = spawnSync(SCRIPT!, ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stdout + r.stderr).toBe(0);
-    const report = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8'));
-    const summaries = r.stdout
+    return r.stdout
       .split(/[\r\n]+/)
       .filter((l) => / done: /.test(l))
       .map((l) => l.replace(/ in \d+\.\d+s\s*$/, ''));
+  };
+  return { dir, input, tty };
+}
+
+describe.skipIf(SCRIPT === undefined)('sot purify on a terminal', () => {
+  it("ends each stage's line on the run's real figures", () => {
+    const { dir, input, tty } = onTerminal();
+    const summaries = tty(['purify', input, '--harmful', 'advbench', '--no-html']);
+    const report = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8'));
     expect(summaries).toEqual([
       'reading           done: 40 records read',
       'embedding         done: 40 of 40 records embedded',
@@ -108,24 +115,10 @@ describe.skipIf(SCRIPT === undefined)('sot purify on a terminal', () => {
   });
 
   it('sot fit and sot score show their stages too, the removed records explained', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sot-tty-'));
-    const input = writeJsonl(join(dir, 'train.jsonl'), alpacaOk().slice(0, 40));
-    const env = {
-      ...process.env,
-      SOT_DATA_DIR: DATA_DIR,
-      SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')),
-      SOT_OFFLINE: '1',
-    };
+    const { dir, input, tty: run } = onTerminal();
     const model = join(dir, 'm.sot-model');
-    const tty = (args: string[]) => {
-      const command = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(' ');
-      const r = spawnSync(SCRIPT!, ['-qec', command, '/dev/null'], { env, encoding: 'utf8', timeout: 120_000 });
-      expect(r.status, r.stdout + r.stderr).toBe(0);
-      return r.stdout
-        .split(/[\r\n]+/)
-        .filter((l) => / done: /.test(l))
-        .map((l) => l.replace(/ in \d+\.\d+s\s*$/, '').replace(/\d+ (reference samples embedded|steps run)/, 'N $1'));
-    };
+    const tty = (args: string[]) =>
+      run(args).map((l) => l.replace(/\d+ (reference samples embedded|steps run)/, 'N $1'));
     expect(tty(['fit', input, '--harmful', 'advbench', '--model-file', model])).toEqual([
       'reading           done: 40 records read',
       'embedding         done: 40 of 40 records embedded',
