@@ -1,7 +1,9 @@
+import type { FitStage } from '../fit/fit.js';
+import type { ScoreStage } from '../fit/score.js';
 import type { Stage } from '../pipeline/options.js';
 
-/** The stages shown: purify's and embed's, and those of fit (refit) and score (score, reasons). */
-export type ShownStage = Stage | 'refit' | 'score' | 'reasons';
+/** The stages shown: purify's and embed's, fit's and score's. */
+export type ShownStage = Stage | FitStage | ScoreStage;
 
 /** One report of a stage's progress, in its own units. */
 export interface ShownProgress {

@@ -10,7 +10,7 @@ import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
 import { stackRows, type Matrix } from '../matrix.js';
 import { native } from '../native.js';
-import { ownHarmOf, sampleExcerpts } from '../pipeline/audit.js';
+import { ownHarmOf, sampleExcerpt } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
@@ -224,7 +224,6 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
   // The harmful set the potentials describe: the reference's points, then the data's own harm.
   const own = ownHarmOf(fitted, harmful.cols);
-  const excerpt = sampleExcerpts(refs.harmful.samples);
   const warnings = [...scores.warnings, ...ownHarmWarning(own.points.rows, take, n, learner.ownHarmShare)];
   const harmfulPoints = stackRows(harmful, own.points);
   const described = describeEmbedder(embedder);
@@ -248,7 +247,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
         ownHarm: own.points.rows,
         // the sample's rows as the file's records
         ownHarmRecords: own.members.map((m) => m.map((r) => indices[r]!)),
-        excerpts: refs.harmful.samples.map((_, g) => excerpt(g)),
+        excerpts: refs.harmful.samples.map(sampleExcerpt),
       },
       fit: { input: o.input, records: n, sample: take, seed, steps: learned.steps, converged: learned.converged },
       scoreQuantiles: {},

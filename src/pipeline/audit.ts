@@ -113,7 +113,7 @@ export async function explainRecords(r: {
   return auditOf({
     rows,
     near,
-    refs: { summary: r.refs.summary, excerpt: sampleExcerpts(r.refs.samples) },
+    refs: { summary: r.refs.summary, excerpt: (g) => sampleExcerpt(r.refs.samples[g]!) },
     ownHarm,
     contributions,
     anchorIsDownstream: learned?.anchorIsDownstream ?? false,
@@ -159,12 +159,9 @@ export interface NearestRows {
   cost: Float32Array;
 }
 
-/** The excerpt each reference sample is cited by (`citedExcerpt`), by its index among `samples`. */
-export function sampleExcerpts(samples: LoadedReferences['samples']): (g: number) => string {
-  return (g) => {
-    const t = samples[g]!;
-    return citedExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt);
-  };
+/** The excerpt a reference sample is cited by (`citedExcerpt` of its prompt and response). */
+export function sampleExcerpt(t: LoadedReferences['samples'][number]): string {
+  return citedExcerpt(t.response ? `${t.prompt} ${t.response}` : t.prompt);
 }
 
 /** The harmful reference's sets and the excerpt of each of its samples (by index over the sets in order). */
