@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Cosine costs about the anchor's mean: SOT and the baselines on the same
 // embeddings as they are and translated so that the anchor's mean is the
-// origin (docs/learner-defaults.md, "Anisotropic features: the cosine about
-// the anchor's mean"). From the per-cell scores and embeddings that
+// origin (docs/learner-defaults.md, "Also tried: the cosine about the
+// anchor's mean"). From the per-cell scores and embeddings that
 // `eval.mjs --dump FILE --dump-emb DIR` writes:
 //
 //     node bench/quality/centre.mjs DUMP.jsonl DIR [--origin anchor|downstream] [--learner JSON] [--out FILE.json]
@@ -14,13 +14,12 @@
 // geometries, SOT's contamination estimate, and per geometry the contaminated
 // cells SOT loses to a baseline of the same geometry (issue 17's rule: its
 // mean recall above the baseline's mean + 1 s.e.; random left out, as it
-// does not depend on the geometry), development and held-out tasks apart. The translation is done
-// here, in float64, before the library normalises the rows: this is a
-// measurement of the features, not a library path.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// does not depend on the geometry), development and held-out tasks apart.
+// The translation is done here, in float64, before the library normalises
+// the rows: a measurement of the features, not a library path.
+import { writeFileSync } from 'node:fs';
 import { scoreSamples } from '../../dist/index.js';
-import { retention } from './stats.mjs';
+import { cellVectors, mean, readDump, retention, se } from './stats.mjs';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => {
@@ -34,9 +33,6 @@ const LEARNER = JSON.parse(opt('learner', '{}'));
 const DEFAULTS = { builtin: { eps: 0.02, lambda: 2 } };
 const METHODS = ['sot', 'push-only', 'pull-only', 'nearest-harmful', 'saft'];
 
-const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
-const se = (a) =>
-  a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1) / a.length);
 const median = (a) => [...a].sort((p, q) => p - q)[a.length >> 1];
 
 /** Unit rows of `x` (d wide), after subtracting `origin` when given. */
@@ -82,20 +78,12 @@ function anisotropy(x, a, h, d) {
   return { pairCos, nearestMedian: m, nearestMad: median(near.map((v) => Math.abs(v - m))) };
 }
 
-const lines = readFileSync(dumpFile, 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => JSON.parse(l));
+const lines = readDump(dumpFile);
 const cells = new Map();
 const aniso = new Map();
 for (const l of lines) {
-  const read = (k) =>
-    new Float32Array(
-      readFileSync(
-        join(embDir, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-${k}.f32`),
-      ).buffer.slice(0),
-    );
-  const raw = { x: read('downstream'), a: read('anchor'), h: read('harmful') };
+  const [x, a, h] = ['downstream', 'anchor', 'harmful'].map((k) => cellVectors(embDir, l, k));
+  const raw = { x, a, h };
   const d = raw.x.length / l.kinds.length;
   if (!aniso.has(l.embedder)) aniso.set(l.embedder, { dim: d, ...anisotropy(raw.x, raw.a, raw.h, d) });
   const origin = meanRow(ORIGIN === 'anchor' ? raw.a : raw.x, d);

@@ -37,9 +37,8 @@
 //   `proxy --base`, and averaged with it;
 // - `oracle`: the best lambda of the proxy per cell, chosen on the labels (a
 //   ceiling for any choice of the term weights, not a method).
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { auroc, retention } from './stats.mjs';
+import { existsSync } from 'node:fs';
+import { auroc, cellFile, cellVectors, mean, readDump, retention, se } from './stats.mjs';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => {
@@ -52,14 +51,8 @@ const EMB = opt('emb');
 const EPS = Number(opt('eps', 0.02));
 const ORACLE = [0, 0.25, 0.5, 1, 1.5, 2, 3, 4, 8, 16, 1000];
 const BASELINES = ['push-only', 'pull-only', 'nearest-harmful', 'saft', 'random'];
-const lines = readFileSync(args[0], 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => JSON.parse(l));
+const lines = readDump(args[0]);
 
-const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
-const se = (a) =>
-  a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1) / a.length);
 const median = (a) => {
   const b = [...a].sort((x, y) => x - y);
   const m = b.length >> 1;
@@ -72,9 +65,8 @@ const mad = (a) => {
 
 /** Leave-one-out soft-min cosine cost of each downstream row to the others (rows are unit-norm). */
 function looDensity(l) {
-  const file = join(EMB, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-downstream.f32`);
-  if (!existsSync(file)) return null;
-  const x = new Float32Array(readFileSync(file).buffer.slice(0));
+  if (!existsSync(cellFile(EMB, l, 'downstream'))) return null;
+  const x = cellVectors(EMB, l, 'downstream');
   const n = l.kinds.length;
   const d = x.length / n;
   const out = new Float64Array(n);
@@ -98,10 +90,8 @@ function looDensity(l) {
 
 /** Each downstream row's soft-min cosine cost to the harmful reference at uniform weights, no potentials (the push of a reference marginal left free). */
 function freePush(l) {
-  const file = (k) => join(EMB, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-${k}.f32`);
-  if (!existsSync(file('harmful'))) return null;
-  const read = (k) => new Float32Array(readFileSync(file(k)).buffer.slice(0));
-  const [x, h] = [read('downstream'), read('harmful')];
+  if (!existsSync(cellFile(EMB, l, 'harmful'))) return null;
+  const [x, h] = [cellVectors(EMB, l, 'downstream'), cellVectors(EMB, l, 'harmful')];
   const n = l.kinds.length;
   const d = x.length / n;
   const m = h.length / d;

@@ -14,10 +14,8 @@
 // contaminated cells lost to the best baseline (+ 1 s.e.), the mean recall
 // and the mean gap between benign and hard-negative retention; and the
 // learner's time, one solve against both (the first mass's), side by side.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { scoreSamples } from '../../dist/index.js';
-import { retention } from './stats.mjs';
+import { cellVectors, mean, readDump, retention, se } from './stats.mjs';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => {
@@ -32,10 +30,6 @@ const RATES = opt('rates', '0,0.01,0.05,0.1,0.2,0.3').split(',').map(Number);
 const BASELINES = ['push-only', 'pull-only', 'nearest-harmful', 'saft', 'random'];
 // the learner defaults of each embedder (the built-in one carries its own)
 const DEFAULTS = { builtin: { eps: 0.02, lambda: 2 } };
-
-const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
-const se = (a) =>
-  a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1) / a.length);
 
 /** The points that join the reference, one row each (unit rows: cosine). */
 function points(x, d, rows) {
@@ -64,21 +58,11 @@ function points(x, d, rows) {
   );
 }
 
-const lines = readFileSync(dumpFile, 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => JSON.parse(l))
-  .filter((l) => RATES.includes(l.rate));
+const lines = readDump(dumpFile).filter((l) => RATES.includes(l.rate));
 const cells = new Map();
 const times = { once: [], second: [] };
 for (const l of lines) {
-  const read = (k) =>
-    new Float32Array(
-      readFileSync(
-        join(embDir, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-${k}.f32`),
-      ).buffer.slice(0),
-    );
-  const [x, a, h] = [read('downstream'), read('anchor'), read('harmful')];
+  const [x, a, h] = ['downstream', 'anchor', 'harmful'].map((k) => cellVectors(embDir, l, k));
   const n = l.kinds.length;
   const d = x.length / n;
   const m = h.length / d;

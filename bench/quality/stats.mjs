@@ -1,4 +1,26 @@
-// Shared by the quality benchmarks: seeded draws and the detector AUROC.
+// Shared by the quality benchmarks: seeded draws, the detector AUROC, means
+// with their standard errors, and the dumps of `eval.mjs --dump --dump-emb`.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
+/** Standard error of the mean (0 for fewer than two values). */
+export const se = (a) =>
+  a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - mean(a)) ** 2, 0) / (a.length - 1) / a.length);
+
+/** The cells of a dump file, one parsed line each. */
+export const readDump = (file) =>
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+
+/** The path of one set's vectors (`downstream`, `anchor` or `harmful`) of a dumped cell. */
+export const cellFile = (dir, l, set) =>
+  join(dir, `${l.embedder}-${l.task}-${l.contam}-${l.rate}-a${l.anchor}-${l.seed}-${set}.f32`);
+
+/** Those vectors, row-major. */
+export const cellVectors = (dir, l, set) => new Float32Array(readFileSync(cellFile(dir, l, set)).buffer.slice(0));
 
 /** Seeded uniform [0, 1) generator (mulberry32). */
 export function mulberry32(seed) {
