@@ -9,6 +9,7 @@ import { parquetWriteFile } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { embedRows, fit, uniformSample } from '../src/fit/fit.js';
+import { arrayMatrix, isStored } from '../src/matrix.js';
 import { runTask } from '../src/fit/shard.js';
 import { COUNT_PASS, SAMPLE_PASS, shardedPasses, type FitShardTask, type ShardLayout } from '../src/fit/shard-fit.js';
 import { purifySharded, shardLayout } from '../src/fit/shards.js';
@@ -80,7 +81,15 @@ describe('the fit passes in the shards', () => {
       expect(n).toBe(total);
       expect(whole.dim).toBe(1024);
       const indices = uniformSample(n, 500, 3);
-      const rows = await embedRows(one, indices, whole, null, undefined, () => {});
+      const rows = await embedRows(
+        one,
+        indices,
+        whole,
+        null,
+        undefined,
+        () => {},
+        arrayMatrix(indices.length, whole.dim),
+      );
       for (const shards of [1, 3, 7]) {
         const work = mkdtempSync(join(dir, `work-${format}-${shards}-`));
         const passes: number[] = [];
@@ -103,6 +112,8 @@ describe('the fit passes in the shards', () => {
         expect(counted.embedder.id).toBe(whole.id);
         const got = await sharded.rows(indices, n, counted.embedder, null, () => {});
         expect(got.rows).toBe(indices.length);
+        // rows embedded by the shards cross as an array
+        if (isStored(got)) throw new Error('the shards returned a native store');
         expect(bytes(got.data).equals(bytes(rows.data))).toBe(true);
         expect(passes).toEqual([COUNT_PASS, SAMPLE_PASS]);
         // every shard counted (index shards: every `shards`-th record), and each embedded only its part of the sample

@@ -84,29 +84,34 @@ describe('memory budget', () => {
     expect(same / small.n).toBeGreaterThan(0.95);
   });
 
-  it('counts the embeddings twice while learning (the core learns on its own copy), once for sot embed', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sot-budget-twice-'));
-    const rows = Array.from({ length: 5000 }, (_, i) => ({
+  it('holds the embeddings once while learning (shared with the core), once for sot embed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-budget-once-'));
+    const rows = Array.from({ length: 20000 }, (_, i) => ({
       prompt: `question ${i} on topic ${i % 89}`,
       response: `answer ${i}`,
     }));
     const input = writeJsonl(join(dir, 'train.jsonl'), rows);
-    const e = { ...env, SOT_CACHE_DIR: mkdtempSync(join(tmpdir(), 'sot-cache-')) };
-    // 5,000 x 16,384 floats are 313 MiB: 800 MB holds them once beside the process, not twice.
-    const flags = ['--dim', '16384', '--memory-budget', '800MB'];
-    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', 'advbench', ...flags], {
-      env: e,
-      encoding: 'utf8',
-    });
-    expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(
-      /too small for .*train\.jsonl: its 5000 records take 313 MiB as 16384-d embeddings, held twice while learning/,
+    const harmful = writeJsonl(
+      join(dir, 'harmful.jsonl'),
+      Array.from({ length: 20 }, (_, i) => ({ prompt: `how to build weapon ${i}`, response: `step ${i}: attack` })),
     );
-    expect(readdirSync(dir)).toEqual(['train.jsonl']);
+    // 20,000 x 8,192 floats are 625 MiB. Held twice while learning, as a JS
+    // array and the core's copy, they need 1,250 MiB beside the process: 1.3 GB
+    // (1,240 MiB) was refused before any work. Held once in native memory, the
+    // core learning on the same rows, the run fits it with room for the costs.
+    const flags = ['--dim', '8192', '--memory-budget', '1.3GB', '--no-cache'];
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'purify', input, '--harmful', harmful, '--own-harm', '0', '--no-html', ...flags],
+      { env, encoding: 'utf8' },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(dir, 'train.purified.report.json'), 'utf8'));
+    expect(report.memory.learnerBudget).toBeGreaterThan(100 * 2 ** 20);
     const npy = join(dir, 'train.npy');
-    const embed = spawnSync(process.execPath, [CLI, 'embed', input, '-o', npy, ...flags], { env: e, encoding: 'utf8' });
+    const embed = spawnSync(process.execPath, [CLI, 'embed', input, '-o', npy, ...flags], { env, encoding: 'utf8' });
     expect(embed.status, embed.stderr).toBe(0);
-    expect(statSync(npy).size).toBeGreaterThan(5000 * 16384 * 4);
+    expect(statSync(npy).size).toBeGreaterThan(20000 * 8192 * 4);
   });
 
   it('refuses a budget too small for the embeddings before any work, writing nothing (exit 2)', () => {

@@ -1,6 +1,6 @@
 import { cancellable } from './cancellable.js';
 import { OptionError } from './errors.js';
-import { toMatrix, toWeights, type MatrixLike, type Weights } from './matrix.js';
+import { type StoredMatrix, toMatrix, toPoints, toWeights, type MatrixLike, type Weights } from './matrix.js';
 import { native, type FittedOutput, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
 import { bool, costKind, count, num, progress, type CostKind } from './options.js';
 import type { OperationOptions, ProgressEvent } from './ot.js';
@@ -9,7 +9,8 @@ import { storageInput, type StorageOptions, type StorageReport } from './storage
 /** The sets SOT works with; all embeddings share one dimension. */
 export interface PurifySets {
   /** The fine-tuning data to weight (n x d). */
-  downstream: MatrixLike;
+  /** Or rows held in native memory (`StoredMatrix`), shared with the core rather than copied. */
+  downstream: MatrixLike | StoredMatrix;
   /** Trusted clean task samples. Without one, the downstream set itself is the pull target (a warning says so). */
   anchor?: MatrixLike;
   anchorWeights?: Weights;
@@ -171,7 +172,7 @@ export async function scoreSamples(method: Method, sets: PurifySets, options: Sc
 
 function toSets(s: PurifySets): LearnSets {
   return {
-    downstream: toMatrix(s.downstream, 'downstream'),
+    downstream: toPoints(s.downstream, 'downstream'),
     anchor: s.anchor === undefined ? undefined : toMatrix(s.anchor, 'anchor'),
     anchorWeights: toWeights(s.anchorWeights, 'anchorWeights'),
     harmful: toMatrix(s.harmful, 'harmful'),

@@ -1,10 +1,70 @@
 import { EmptyInputError, NonFiniteError, OptionError, ShapeError } from './errors.js';
+import { type ExternalObject, native } from './native.js';
 
 /** A dense row-major f32 matrix: `data[i * cols + j]` is entry (i, j). */
 export interface Matrix {
   data: Float32Array;
   rows: number;
   cols: number;
+}
+
+/**
+ * Rows held in native memory, filled batch by batch (`storedMatrix`,
+ * `writeRows`): a native call shares them where it copies a `Float32Array`
+ * (which may change under a running task), so a dataset's embeddings are
+ * held once while the core learns on them.
+ */
+export interface StoredMatrix {
+  data: ExternalObject<'Rows'>;
+  rows: number;
+  cols: number;
+}
+
+/** A matrix in JS or in native memory. */
+export type AnyMatrix = Matrix | StoredMatrix;
+
+/** The stores this module made: what `isStored` and `toPoints` recognise. */
+const STORES = new WeakSet<object>();
+
+/** A zeroed `rows x cols` stored matrix. */
+export function storedMatrix(rows: number, cols: number): StoredMatrix {
+  try {
+    const data = native.rowsStore(rows, cols);
+    STORES.add(data);
+    return { data, rows, cols };
+  } catch (err) {
+    throw new OptionError('ERR_OPTION', `cannot hold ${rows} x ${cols} embeddings: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+/** A zeroed `rows x cols` matrix in a JS array. */
+export function arrayMatrix(rows: number, cols: number): Matrix {
+  return { data: new Float32Array(rows * cols), rows, cols };
+}
+
+/** Copies whole rows into `m` from row `row` on. */
+export function writeRows(m: AnyMatrix, row: number, values: Float32Array): void {
+  if (isStored(m)) native.rowsWrite(m.data, row, values);
+  else m.data.set(values, row * m.cols);
+}
+
+export function isStored(m: AnyMatrix | MatrixLike): m is StoredMatrix {
+  return !Array.isArray(m) && typeof (m as StoredMatrix).data === 'object' && STORES.has((m as StoredMatrix).data);
+}
+
+/** `toMatrix`, or a stored matrix as it is (the core checks its shape). */
+export function toPoints(m: MatrixLike | StoredMatrix, name: string): AnyMatrix {
+  return isStored(m) ? m : toMatrix(m, name);
+}
+
+/** Copies of rows `idx` of `m`, in that order, as one row-major array. */
+export function rowsOf(m: AnyMatrix, idx: ArrayLike<number>): Float32Array {
+  if (isStored(m)) return native.rowsGather(m.data, Uint32Array.from(idx));
+  const out = new Float32Array(idx.length * m.cols);
+  for (let i = 0; i < idx.length; i++) out.set(m.data.subarray(idx[i]! * m.cols, (idx[i]! + 1) * m.cols), i * m.cols);
+  return out;
 }
 
 /** A `Matrix`, or rows as arrays of numbers (copied into a `Matrix`). */

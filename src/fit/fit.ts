@@ -8,7 +8,7 @@ import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
-import { stackRows, type Matrix } from '../matrix.js';
+import { type AnyMatrix, isStored, rowsOf, stackRows, storedMatrix, writeRows } from '../matrix.js';
 import { native } from '../native.js';
 import { ownHarmOf, sampleExcerpt } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
@@ -140,7 +140,7 @@ export interface RecordPasses {
     embedder: Embedder,
     cache: Cache,
     onProgress: (done: number) => void,
-  ): Promise<Matrix>;
+  ): Promise<AnyMatrix>;
 }
 
 type Cache = Awaited<ReturnType<typeof openEmbeddingCache>>;
@@ -155,7 +155,7 @@ function localPasses(input: PipelineInput, signal: AbortSignal | undefined): Rec
     rows: async (indices, records, embedder, cache, onProgress) =>
       indices.length === records
         ? (await embedDataset(input, records, embedder, cache, { signal, onProgress })).matrix
-        : embedRows(input, indices, embedder, cache, signal, onProgress),
+        : embedRows(input, indices, embedder, cache, signal, onProgress, storedMatrix(indices.length, embedder.dim)),
   };
 }
 
@@ -200,7 +200,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   const { records: n, embedder } = await run.count(given, (d) => progress('read', d), budget);
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to fit on`);
   const take = Math.min(n, o.sample ?? n);
-  checkEmbeddingsFit(budget, take, embedder.dim, o.input);
+  // this process holds its rows in native memory, shared with the core; a shard worker's cross as an array
+  checkEmbeddingsFit(budget, take, embedder.dim, o.input, recordPasses ? 2 : 1);
   const cache = await openEmbeddingCache(o, embedder);
   const indices = uniformSample(n, take, seed);
   const downstream = await run.rows(indices, n, embedder, cache, (d) => progress('embed', d, take));
@@ -213,7 +214,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     : undefined;
 
   const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
-  const storage = { budget: learnerBudget(budget, take, downstream.cols), ...learner.storage };
+  const storage = { budget: learnerBudget(budget, take, downstream.cols, !isStored(downstream)), ...learner.storage };
   const scores = await scoreSamples(
     'sot',
     { downstream, anchor, harmful },
@@ -221,7 +222,11 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   );
   const learned = scores.learned!;
   const fitted = learned.fitted;
-  const anchorPoints = anchor ?? gatherRows(downstream, fitted.anchorRows!);
+  const anchorPoints = anchor ?? {
+    data: rowsOf(downstream, fitted.anchorRows!),
+    rows: fitted.anchorRows!.length,
+    cols: downstream.cols,
+  };
   // The harmful set the potentials describe: the reference's points, then the data's own harm.
   const own = ownHarmOf(fitted, harmful.cols);
   const warnings = [...scores.warnings, ...ownHarmWarning(own.points.rows, take, n, learner.ownHarmShare)];
@@ -304,24 +309,27 @@ function ownHarmWarning(points: number, sample: number, records: number, share: 
   ];
 }
 
-/** Embeds the records at `indices` (ascending), streaming the file up to the last of them. */
-export async function embedRows(
+/**
+ * Embeds the records at `indices` (ascending) into the rows of `out`,
+ * streaming the file up to the last of them: a `StoredMatrix` in this
+ * process, an array where the rows cross to a shard worker's parent.
+ */
+export async function embedRows<M extends AnyMatrix>(
   input: PipelineInput,
   indices: Uint32Array,
   embedder: Embedder,
   cache: Cache,
   signal: AbortSignal | undefined,
   onProgress: (done: number) => void,
-): Promise<Matrix> {
-  const dim = embedder.dim;
-  const data = new Float32Array(indices.length * dim);
+  out: M,
+): Promise<M> {
   let at = 0; // next position in indices
   let index = 0; // record index of the batch's first text
   let rows = 0;
   let pending: string[] = [];
   const flush = async () => {
     if (!pending.length) return;
-    data.set(await embedBatch(pending, embedder, cache, signal), rows * dim);
+    writeRows(out, rows, await embedBatch(pending, embedder, cache, signal));
     rows += pending.length;
     pending = [];
     onProgress(rows);
@@ -335,13 +343,7 @@ export async function embedRows(
   await flush();
   if (rows !== indices.length)
     throw new OptionError('ERR_OPTION', `${input.dataset.path}: the file changed while it was being read`);
-  return { data, rows, cols: dim };
-}
-
-function gatherRows(m: Matrix, rows: Uint32Array): Matrix {
-  const data = new Float32Array(rows.length * m.cols);
-  rows.forEach((r, i) => data.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
-  return { data, rows: rows.length, cols: m.cols };
+  return out;
 }
 
 /** The learner's contamination estimate and its automatic K, on builds whose learner gives one. */

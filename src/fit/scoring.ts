@@ -2,7 +2,7 @@
 // potentials over all records (the numerics run in Rust: sot_core::score,
 // sot_core::refit).
 import { cancellable } from '../cancellable.js';
-import type { Matrix } from '../matrix.js';
+import type { AnyMatrix, Matrix } from '../matrix.js';
 import { native, type ColumnSumsOutput, type ProgressEvent } from '../native.js';
 import { keepArgs, type Keep, type Selection } from '../selection.js';
 import type { Model } from './model.js';
@@ -28,7 +28,7 @@ function nativeModel(model: Model) {
 /** Scores each row of `samples` alone: the same in any batch, shard or order. */
 export function scoreMatrix(
   model: Model,
-  samples: Matrix,
+  samples: AnyMatrix,
   options: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {},
 ): Promise<Scored> {
   const m = nativeModel(model);

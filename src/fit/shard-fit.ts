@@ -12,7 +12,7 @@ import { addDocFreq, DOC_FREQ_BUCKETS, HashingEmbedder, sparseDocFreq } from '..
 import type { Embedder } from '../embed/types.js';
 import { InputError, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/index.js';
-import type { Matrix } from '../matrix.js';
+import { arrayMatrix, type Matrix } from '../matrix.js';
 import { openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -98,7 +98,15 @@ async function sampleShard(t: FitShardTask, input: PipelineInput, signal?: Abort
   const indices = await readIndices(s.file, s.at, s.count);
   for (let i = 0; i < indices.length; i++) indices[i]! -= s.first;
   const cache = await openEmbeddingCache(t, embedder);
-  const rows = await embedRows(input, indices, embedder, cache, signal, () => {});
+  const rows = await embedRows(
+    input,
+    indices,
+    embedder,
+    cache,
+    signal,
+    () => {},
+    arrayMatrix(indices.length, embedder.dim),
+  );
   await writeFileAtomic(t.out, encodeRows(rows));
 }
 

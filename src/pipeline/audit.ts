@@ -6,7 +6,7 @@
 import { cancellable } from '../cancellable.js';
 import { OptionError } from '../errors.js';
 import type { Scores } from '../learner.js';
-import { stackRows, type Matrix } from '../matrix.js';
+import { type AnyMatrix, stackRows, type Matrix } from '../matrix.js';
 import { native, type FittedOutput } from '../native.js';
 import type { Selection } from '../selection.js';
 import { flatExcerpt } from '../text.js';
@@ -85,7 +85,7 @@ export function citedExcerpt(text: string): string {
 
 /** Computes the reasons of the dropped records (or of all) after selection. */
 export async function explainRecords(r: {
-  downstream: Matrix;
+  downstream: AnyMatrix;
   harmful: Matrix;
   /** The learner's own-harm points and their records (`ownHarmOf`): pushed away from after `harmful`. */
   ownHarm?: OwnHarm;
@@ -122,7 +122,7 @@ export async function explainRecords(r: {
 
 /** The `k` nearest rows of `harmful` to each of `rows` (indices into `x`) by the learner's cost, in the core. */
 export async function nearestHarmful(
-  x: Matrix,
+  x: AnyMatrix,
   harmful: Matrix,
   rows: Uint32Array,
   k: number,

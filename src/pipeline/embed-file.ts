@@ -55,9 +55,10 @@ export async function embedFile(
     onProgress: (done) => o.onProgress?.({ stage: 'read', done }),
   });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
-  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input, false);
+  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input, 1);
   const cache = await openEmbeddingCache(o, embedder);
   const { matrix } = await embedDataset(input, n, embedder, cache, {
+    stored: false,
     signal: o.signal,
     onProgress: (done) => o.onProgress?.({ stage: 'embed', done, total: n }),
   });

@@ -5,7 +5,7 @@ import type { Embedder } from '../embed/types.js';
 import { InputError, ShapeError } from '../errors.js';
 import { renderText } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
-import type { Matrix } from '../matrix.js';
+import { type AnyMatrix, arrayMatrix, type Matrix, storedMatrix, writeRows } from '../matrix.js';
 import { resolveCacheDir } from '../refsets/index.js';
 import { BATCH, embedderRender, type PipelineInput, type StreamOptions } from './input.js';
 import type { PurifyOptions } from './options.js';
@@ -60,20 +60,38 @@ export async function embedBatch(
   return out ?? v;
 }
 
-/** Embeds the dataset batch by batch into one n x dim matrix; also returns each record's file line. */
+/**
+ * Embeds the dataset batch by batch into one n x dim matrix, held in native
+ * memory (shared with the learner, not copied) unless `stored` is false;
+ * also returns each record's file line.
+ */
 export async function embedDataset(
   input: PipelineInput,
   n: number,
   embedder: Embedder,
   cache: EmbeddingCache | null,
-  options: StreamOptions = {},
-): Promise<{ matrix: Matrix; lines: Uint32Array }> {
+  options: StreamOptions & { stored: false },
+): Promise<{ matrix: Matrix; lines: Uint32Array }>;
+export async function embedDataset(
+  input: PipelineInput,
+  n: number,
+  embedder: Embedder,
+  cache: EmbeddingCache | null,
+  options?: StreamOptions,
+): Promise<{ matrix: AnyMatrix; lines: Uint32Array }>;
+export async function embedDataset(
+  input: PipelineInput,
+  n: number,
+  embedder: Embedder,
+  cache: EmbeddingCache | null,
+  options: StreamOptions & { stored?: boolean } = {},
+): Promise<{ matrix: AnyMatrix; lines: Uint32Array }> {
   if (embedder instanceof PrecomputedEmbedder) {
     const skipped = input.skipped.count;
     return embedder.datasetMatrix(input.dataset.path, input.dataset, n, skipped, options);
   }
   const dim = embedder.dim;
-  const data = new Float32Array(n * dim);
+  const matrix = options.stored === false ? arrayMatrix(n, dim) : storedMatrix(n, dim);
   const lineOf = new Uint32Array(n);
   let rows = 0;
   for await (const { texts, lines } of input.batches({ signal: options.signal })) {
@@ -83,7 +101,7 @@ export async function embedDataset(
     }
     const before = rows;
     const v = await embedBatch(texts, embedder, cache, options.signal, (done) => options.onProgress?.(before + done));
-    data.set(v, rows * dim);
+    writeRows(matrix, rows, v);
     lineOf.set(lines, rows);
     rows += texts.length;
   }
@@ -93,7 +111,7 @@ export async function embedDataset(
       `the file changed while it was being read (${n} records at first, then ${rows > n ? 'more' : rows})`,
     );
   }
-  return { matrix: { data, rows: n, cols: dim }, lines: lineOf };
+  return { matrix, lines: lineOf };
 }
 
 /** Embeds reference samples with the dataset's template. */

@@ -29,16 +29,17 @@ const mib = (b: number) => `${Math.round(b / 1024 ** 2)} MiB`;
 
 /**
  * The embeddings of `n` samples must fit beside what the process holds now:
- * checked before embedding. `learning`: the learner runs on them, and the
- * native core copies its inputs when a call reads them (a JS array may
- * change under a running task), so while it learns they are held twice.
+ * checked before embedding. `copies`: 2 when the learner runs on a JS array
+ * of them, which the native core copies when a call reads it (it may change
+ * under a running task); 1 when they are held in native memory
+ * (`StoredMatrix`, shared with the core) or not learned on.
  */
-export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string, learning = true): void {
+export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string, copies: 1 | 2): void {
   const vectors = n * dim * 4;
-  const held = learning ? 2 * vectors : vectors;
+  const held = copies * vectors;
   const need = process.memoryUsage.rss() + held + n * BYTES_PER_SAMPLE + FIXED_RESERVE;
   if (need > budget) {
-    const twice = learning ? ', held twice while learning (the core learns on its own copy)' : '';
+    const twice = copies === 2 ? ', held twice while learning (the core learns on its own copy)' : '';
     throw new OptionError(
       'ERR_OPTION',
       `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(vectors)} as ${dim}-d embeddings${twice}, ${mib(need)} with what the run holds besides; raise --memory-budget`,
@@ -53,15 +54,16 @@ export function knowsItsDimension(embedder: Embedder): boolean {
 
 /**
  * Bytes left for the learner's costs now (the `n` x `dim` embeddings are
- * held), after the core's copy of them and the reserve for the stages to come.
+ * held), after the core's copy of them (`copied`: a JS array; none of a
+ * `StoredMatrix`) and the reserve for the stages to come.
  */
-export function learnerBudget(budget: number, n: number, dim: number): number {
-  const copy = n * dim * 4;
+export function learnerBudget(budget: number, n: number, dim: number, copied: boolean): number {
+  const copy = copied ? n * dim * 4 : 0;
   const left = budget - process.memoryUsage.rss() - copy - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}, and the core's copy of the ${n} x ${dim} embeddings takes ${mib(copy)}); raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}${copied ? `, and the core's copy of the ${n} x ${dim} embeddings takes ${mib(copy)}` : ''}); raise --memory-budget`,
     );
   }
   return left;

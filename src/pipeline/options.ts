@@ -85,8 +85,9 @@ export interface PurifyOptions extends ReferenceSources {
   /**
    * Memory the whole run may take (peak resident set), as bytes or a size
    * such as `"8GB"`. The learner's costs get what the embeddings (held
-   * twice while learning: the native core works on its own copy) and the
-   * other stages leave: stored dense when they fit, else truncated to each
+   * once, in native memory the core learns on; precomputed vectors twice, as
+   * read and as the core's copy) and the other stages leave: stored dense
+   * when they fit, else truncated to each
    * sample's nearest references (see `LearnerOptions.storage`). Default 8 GiB,
    * or half the machine's memory if less.
    */

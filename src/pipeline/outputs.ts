@@ -7,7 +7,7 @@ import { writeRecords } from '../io/write.js';
 import { writeRemoved } from './removed.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
-import type { Matrix } from '../matrix.js';
+import { type AnyMatrix, type Matrix, rowsOf } from '../matrix.js';
 import { project2d } from '../project.js';
 import { excerpt, spreadIndices, weightHistogram } from '../report/build.js';
 import { renderReportHtml } from '../report/html.js';
@@ -41,19 +41,13 @@ const GROUP_FIELDS = ['source', 'category', 'subset', 'dataset', 'task', 'type']
 /** Distinct values a detected group field may have; more is not a category. */
 const MAX_GROUPS = 50;
 
-function rowsOf(m: Matrix, idx: number[]): Float32Array {
-  const out = new Float32Array(idx.length * m.cols);
-  idx.forEach((r, i) => out.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
-  return out;
-}
-
 /**
  * The 2-D projection of a display sample of all three sets, fitted jointly.
  * `sets.downstream` holds every record (`records` absent) or only some,
  * whose record indices `records` gives.
  */
 async function projection(
-  sets: { downstream: Matrix; records?: Uint32Array; anchor?: Matrix; harmful: Matrix },
+  sets: { downstream: AnyMatrix; records?: Uint32Array; anchor?: Matrix; harmful: Matrix },
   kept: Uint8Array,
   counts: { harmful: number[]; anchor: number[] },
 ): Promise<PurifyReport['projection']> {
@@ -105,7 +99,7 @@ export interface ReportSets {
    * embed their texts (taken in the report's pass over the input, so a run
    * that holds no embeddings reads the input no more often).
    */
-  downstream: Matrix | { records: Uint32Array; embed: (texts: string[]) => Promise<Matrix> };
+  downstream: AnyMatrix | { records: Uint32Array; embed: (texts: string[]) => Promise<Matrix> };
   anchor?: Matrix;
   harmful: Matrix;
 }
@@ -123,7 +117,7 @@ export interface ReportInputs {
   input: PipelineInput;
   embedder: Embedder;
   refs: { harmful: LoadedReferences; anchor: LoadedReferences };
-  sets: { downstream: Matrix; anchor?: Matrix; harmful: Matrix };
+  sets: { downstream: AnyMatrix; anchor?: Matrix; harmful: Matrix };
   lines: Uint32Array;
   method: string;
   /** Learner options in effect (embedder defaults, then the caller's). */
@@ -202,7 +196,7 @@ export async function assembleReport(r: ReportParts): Promise<PurifyReport> {
   const { table, texts, display } = await recordTable(r, new Set(lowestIdx), new Set(given?.records ?? []));
   const downstream = given
     ? await given.embed(Array.from(given.records, (i) => display.get(i) ?? ''))
-    : (r.sets.downstream as Matrix);
+    : (r.sets.downstream as AnyMatrix);
   const pull = r.raw?.pull;
   const push = r.raw?.push;
   const ds = r.input.dataset;

@@ -11,6 +11,7 @@ import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type ContaminationEstimate, type Scores } from '../learner.js';
 import { keepArgs, keepCount, selectTopK, type Selection } from '../selection.js';
+import { isStored } from '../matrix.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
@@ -120,7 +121,8 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n, o.method ?? 'sot'); // before the embedding and the learning, not after
   // (precomputed vectors know their dimension only once read: the learner's share is checked then)
-  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input);
+  // held once: in native memory, shared with the core (precomputed vectors are checked once read)
+  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input, 1);
   lap('read');
 
   // Embed the dataset, streaming, through the cache.
@@ -153,7 +155,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     );
   }
   // The costs get what the process does not hold yet (an explicit learner budget wins).
-  const storage = { budget: learnerBudget(budget, n, downstream.cols), ...learner.storage };
+  const storage = { budget: learnerBudget(budget, n, downstream.cols, !isStored(downstream)), ...learner.storage };
   const scores = await scoreSamples(
     method,
     { downstream, anchor, harmful },

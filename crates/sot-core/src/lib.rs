@@ -51,7 +51,7 @@ pub use learner::{
     learn_weights, objective, own_harm_count, own_harm_rows, Fitted, LearnResult, LearnerOptions,
     Reference, Sets, MAX_OWN_HARM, OWN_HARM_NEIGHBOURS,
 };
-pub use pages::copy_of;
+pub use pages::{copy_of, zeroed_lazy};
 pub use pool::pool_rows;
 pub use project::project_2d;
 pub use reasons::{contributions, nearest_references, Contributions, Nearest};

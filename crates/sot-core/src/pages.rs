@@ -18,7 +18,7 @@ use std::alloc::{alloc_zeroed, Layout};
 const MIN_BYTES: usize = 8 << 20;
 
 /// Number types whose all-zero bytes are the value 0.
-pub(crate) trait Zero: Copy {}
+pub trait Zero: Copy {}
 impl Zero for f32 {}
 impl Zero for f64 {}
 impl Zero for u32 {}
@@ -26,6 +26,16 @@ impl Zero for u32 {}
 /// `vec![0; len]` of a number type, its pages made resident in parallel where
 /// the OS allows, or an error when the allocator refuses it.
 pub(crate) fn zeroed<T: Zero>(len: usize) -> Result<Vec<T>> {
+    zeroed_pages(len, true)
+}
+
+/// `vec![0; len]` whose pages fault in when first written, for a buffer
+/// filled slowly (in batches from JS) rather than by one parallel pass.
+pub fn zeroed_lazy<T: Zero>(len: usize) -> Result<Vec<T>> {
+    zeroed_pages(len, false)
+}
+
+fn zeroed_pages<T: Zero>(len: usize, resident: bool) -> Result<Vec<T>> {
     let refused = || {
         let mib = (len as u128 * std::mem::size_of::<T>() as u128) >> 20;
         SotError::new(ErrorKind::InvalidOption, format!("could not allocate {mib} MiB ({len} values); lower storage.budget or the problem size"))
@@ -42,7 +52,7 @@ pub(crate) fn zeroed<T: Zero>(len: usize) -> Result<Vec<T>> {
     // SAFETY: `ptr` comes from the global allocator with the layout of `len`
     // values of T (what `Vec` uses), and zero bytes are a valid T (`Zero`).
     let v = unsafe { Vec::from_raw_parts(ptr, len, len) };
-    if layout.size() >= MIN_BYTES {
+    if resident && layout.size() >= MIN_BYTES {
         populate(v.as_ptr() as usize, layout.size());
     }
     Ok(v)

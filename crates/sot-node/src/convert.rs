@@ -1,13 +1,15 @@
 //! JS-facing option and result shapes, and their conversion to core types.
 
 use crate::error::{shape, Failure};
+use crate::rows::Rows;
 use crate::storage::{StorageInput, StorageOutput};
+use napi::bindgen_prelude::{External, FromNapiRef, FromNapiValue, TypeName, ValidateNapiValue};
 use napi::bindgen_prelude::{Float32Array, Float64Array, Uint32Array};
-use napi::bindgen_prelude::{FromNapiValue, TypeName, ValidateNapiValue};
 use napi::{sys, ValueType};
 use napi_derive::napi;
 use ndarray::ArrayView2;
 use sot_core::{EpsScaling, ExactCosts, Progress, SinkhornOptions, SinkhornResult};
+use std::sync::Arc;
 
 /// The contents of a JS typed array, copied into Rust memory the moment the
 /// argument is read. A task runs after its call has returned, while the caller
@@ -78,11 +80,66 @@ impl<T> std::ops::Deref for Owned<T> {
     }
 }
 
+/// The values of a matrix argument: a JS array's, copied when read, or a
+/// store's (`rowsStore`), shared with the task.
+pub enum Points {
+    Copied(Owned<f32>),
+    Shared(Arc<Vec<f32>>),
+}
+
+impl FromNapiValue for Points {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut kind = sys::ValueType::napi_undefined;
+        napi::check_status!(unsafe { sys::napi_typeof(env, value, &mut kind) })?;
+        if kind != sys::ValueType::napi_external {
+            return unsafe { Owned::from_napi_value(env, value) }.map(Points::Copied);
+        }
+        // the registry behind `External` checks that this is a live store of this binary
+        let store = unsafe { External::<Rows>::from_napi_ref(env, value) }?;
+        Ok(Points::Shared(Arc::clone(&store.data)))
+    }
+}
+
+impl TypeName for Points {
+    fn type_name() -> &'static str {
+        "Float32Array | ExternalObject<'Rows'>"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ValidateNapiValue for Points {
+    unsafe fn validate(
+        env: sys::napi_env,
+        value: sys::napi_value,
+    ) -> napi::Result<sys::napi_value> {
+        let mut kind = sys::ValueType::napi_undefined;
+        napi::check_status!(unsafe { sys::napi_typeof(env, value, &mut kind) })?;
+        if kind == sys::ValueType::napi_external {
+            return Ok(std::ptr::null_mut());
+        }
+        unsafe { Float32Array::validate(env, value) }
+    }
+}
+
+impl std::ops::Deref for Points {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Points::Copied(v) => v,
+            Points::Shared(v) => v,
+        }
+    }
+}
+
 /// A row-major f32 matrix.
 #[napi(object, object_to_js = false)]
 pub struct Matrix {
-    #[napi(ts_type = "Float32Array")]
-    pub data: Owned<f32>,
+    #[napi(ts_type = "Float32Array | ExternalObject<'Rows'>")]
+    pub data: Points,
     pub rows: u32,
     pub cols: u32,
 }
