@@ -24,6 +24,9 @@ import { ShapeError, SotError } from '../src/errors.js';
 import { learnWeights } from '../src/learner.js';
 import { costMatrix, sinkhorn, sinkhornDivergence } from '../src/ot.js';
 import { purify } from '../src/pipeline/purify.js';
+import { embedFile } from '../src/pipeline/embed-file.js';
+import { fit } from '../src/fit/fit.js';
+import { score } from '../src/fit/score.js';
 import type { Embedder } from '../src/embed/types.js';
 import { CLI, DATA_DIR, ROOT } from './datasets.js';
 
@@ -614,5 +617,36 @@ describe('unwritable outputs are found before the work', () => {
     }
     expect(readFileSync(join(FIX, 'good.jsonl')).equals(before)).toBe(true);
     expect(existsSync(join(scratch, 'ok.jsonl'))).toBe(false);
+  });
+});
+
+describe('an embedder option that is not an Embedder', () => {
+  it.each([
+    ['a plain object', { kind: 'builtin', dim: 512 }, /got an object with kind, dim/],
+    ['a string', 'builtin', /got "builtin"/],
+    ['null', null, /got null/],
+  ])('%s: ERR_OPTION naming the option, nothing written (purify, fit, embedFile, score)', async (_, given, got) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-bad-embedder-'));
+    const input = join(FIX, 'good.jsonl');
+    const embedder = given as unknown as Embedder;
+    const calls = [
+      purify({ input, output: join(dir, 'out.jsonl'), harmful: ['advbench'], dataDir: DATA_DIR, embedder }),
+      fit({ input, model: join(dir, 'm.sotmodel'), harmful: ['advbench'], dataDir: DATA_DIR, embedder }),
+      embedFile({ input, output: join(dir, 'e.npy'), embedder }),
+      score({
+        input,
+        model: join(dir, 'none.sotmodel'),
+        output: join(dir, 's.jsonl'),
+        keep: { fraction: 0.8 },
+        embedder,
+      }),
+    ];
+    for (const call of calls) {
+      const e = await rejection(call);
+      expect(e.code).toBe('ERR_OPTION');
+      expect(e.message).toMatch(/^embedder must be an Embedder \(from createEmbedder\(\) or new HashingEmbedder\(\)\)/);
+      expect(e.message).toMatch(got);
+    }
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

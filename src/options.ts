@@ -1,5 +1,6 @@
 // Type checks of option values at the API boundary; the core checks ranges.
 import { OptionError } from './errors.js';
+import type { Embedder } from './embed/types.js';
 
 /** Ground cost between embeddings: `1 - cos(x, y)` (default) or `|x - y|^2`. */
 export type CostKind = 'cosine' | 'sqeuclidean';
@@ -51,4 +52,27 @@ export function progress(onProgress: unknown, intervalMs: unknown): number | und
   }
   const ms = num('progressIntervalMs', intervalMs);
   return ms === undefined ? undefined : Math.max(0, Math.round(ms));
+}
+
+/**
+ * The `embedder` option as given, checked to be an `Embedder` (what
+ * `createEmbedder` or `new HashingEmbedder()` returns: a string `id` and an
+ * `embed` method), or undefined when absent.
+ */
+export function embedderOption(v: unknown): Embedder | undefined {
+  if (v === undefined) return undefined;
+  const e = v as Partial<Embedder> | null;
+  if (typeof e !== 'object' || e === null || typeof e.id !== 'string' || typeof e.embed !== 'function') {
+    throw new OptionError(
+      'ERR_OPTION',
+      `embedder must be an Embedder (from createEmbedder() or new HashingEmbedder()), got ${describe(v)}`,
+    );
+  }
+  return e as Embedder;
+}
+
+function describe(v: unknown): string {
+  if (v === null || typeof v !== 'object') return typeof v === 'string' ? JSON.stringify(v) : String(v);
+  const keys = Object.keys(v).slice(0, 4);
+  return keys.length ? `an object with ${keys.join(', ')}` : 'an object without an id or an embed method';
 }

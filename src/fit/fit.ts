@@ -15,7 +15,7 @@ import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../p
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
 import type { PurifyOptions } from '../pipeline/options.js';
-import { uint32 } from '../options.js';
+import { embedderOption, uint32 } from '../options.js';
 import { loadReferences } from '../pipeline/references.js';
 import { describeEmbedder, saveModel, scoreQuantiles, type Model } from './model.js';
 import { refitOver, refitPasses, type Refit } from './score.js';
@@ -180,7 +180,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
       'ERR_OPTION',
       'a model cannot be fitted with debiased = true: the self term has no c-transform for new records',
     );
-  const given: Embedder = o.embedder ?? new HashingEmbedder();
+  const given: Embedder = embedderOption(o.embedder) ?? new HashingEmbedder();
   // A model embeds the records it scores; precomputed vectors belong to one file and cannot.
   if (given instanceof PrecomputedEmbedder)
     throw new OptionError(

@@ -1,6 +1,7 @@
 // `score()`: records against a model file, streamed: each batch is embedded
 // and scored alone (a record's score does not depend on the others), so
 // memory holds one batch of vectors plus three numbers per record.
+import { embedderOption } from '../options.js';
 import { resolve } from 'node:path';
 import { AbortError, InputError, OptionError } from '../errors.js';
 import { REFIT_AUTO } from '../defaults.js';
@@ -264,8 +265,9 @@ export async function openScoring(
 ) {
   if (typeof o?.model !== 'string' || o.model === '') throw new OptionError('ERR_OPTION', 'model must be a file path');
   if (typeof o.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
+  const given = embedderOption(o.embedder);
   const model = await loadModel(o.model);
-  const embedder = modelEmbedder(model, o.model, o.embedder);
+  const embedder = modelEmbedder(model, o.model, given);
   const input = await PipelineInput.open(
     { ...o, template: model.header.template ?? undefined },
     written ? { weightField: o.weightField } : undefined,

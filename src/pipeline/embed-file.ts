@@ -1,3 +1,4 @@
+import { embedderOption } from '../options.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import type { Embedder } from '../embed/types.js';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
@@ -39,7 +40,7 @@ export async function embedFile(
 ): Promise<{ output: string; rows: number; dim: number; embedder: string }> {
   if (typeof o.output !== 'string' || o.output === '')
     throw new OptionError('ERR_OPTION', 'output must be a file path');
-  const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  const embedder: Embedder = embedderOption(o.embedder) ?? new HashingEmbedder();
   const reads: RolePath[] = [{ path: o.input, what: 'the input file' }];
   if (embedder instanceof PrecomputedEmbedder && embedder.npy !== undefined)
     reads.push({ path: embedder.npy, what: 'the vectors file (--vectors-npy)' });

@@ -1,3 +1,4 @@
+import { embedderOption } from '../options.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
@@ -110,7 +111,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   const progress = (stage: Stage, done: number, total?: number) => o.onProgress?.({ stage, done, total });
 
   // Read (and fit the embedder on the dataset's texts, e.g. document frequencies).
-  const embedder: Embedder = o.embedder ?? new HashingEmbedder();
+  const embedder: Embedder = embedderOption(o.embedder) ?? new HashingEmbedder();
   const input = await PipelineInput.open(o, { weightField: o.weightField });
   await checkOutputs(o, paths, embedder); // a missing folder, an output onto a file read or another output: now, not after the work
   const n = await input.count(embedder, {
