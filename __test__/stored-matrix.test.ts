@@ -3,8 +3,8 @@
 // the same values in a Float32Array give, and a running task must never see
 // it change.
 import { describe, expect, it } from 'vitest';
-import { learnWeights, METHODS, type Matrix, scoreSamples } from '../src/index.js';
-import { isStored, rowsOf, storedMatrix, writeRows } from '../src/matrix.js';
+import { learnWeights, METHODS, type Matrix, scoreSamples, storedMatrix, writeRows } from '../src/index.js';
+import { isStored, rowsOf } from '../src/matrix.js';
 import { native } from '../src/native.js';
 import { nearestHarmful } from '../src/pipeline/audit.js';
 import { plantedSets } from './helpers.js';

@@ -49,7 +49,10 @@ export {
   TRANSFORMERS_DEFAULTS,
 } from './embed/defaults.js';
 export { gibbsWeights, selectTopK, type Keep, type Selection } from './selection.js';
-export type { Matrix, MatrixLike, Weights } from './matrix.js';
+export type { AnyMatrix, Matrix, MatrixLike, StoredMatrix, Weights } from './matrix.js';
+/** The opaque handle of rows held in native memory (`StoredMatrix.data`). */
+export type { ExternalObject } from './native.js';
+export { storedMatrix, writeRows } from './matrix.js';
 export {
   AbortError,
   EmptyInputError,
