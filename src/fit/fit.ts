@@ -8,7 +8,7 @@ import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
-import { type AnyMatrix, isStored, rowsOf, stackRows, storedMatrix, writeRows } from '../matrix.js';
+import { type AnyMatrix, rowsOf, stackRows, storedMatrix, writeRows } from '../matrix.js';
 import { native } from '../native.js';
 import { ownHarmOf, sampleExcerpt } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
@@ -214,7 +214,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     : undefined;
 
   const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
-  const storage = { budget: learnerBudget(budget, take, downstream.cols, !isStored(downstream)), ...learner.storage };
+  const storage = { budget: learnerBudget(budget, downstream), ...learner.storage };
   const scores = await scoreSamples(
     'sot',
     { downstream, anchor, harmful },

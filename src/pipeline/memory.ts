@@ -5,6 +5,7 @@ import { totalmem } from 'node:os';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
+import { type AnyMatrix, isStored } from '../matrix.js';
 import { parseBytes } from '../storage.js';
 
 /** Default budget: 8 GiB, or half the machine's memory if that is less. */
@@ -53,11 +54,13 @@ export function knowsItsDimension(embedder: Embedder): boolean {
 }
 
 /**
- * Bytes left for the learner's costs now (the `n` x `dim` embeddings are
- * held), after the core's copy of them (`copied`: a JS array; none of a
- * `StoredMatrix`) and the reserve for the stages to come.
+ * Bytes left for the learner's costs now (the embeddings `x` are held),
+ * after the core's copy of them (of a JS array; none of a `StoredMatrix`)
+ * and the reserve for the stages to come.
  */
-export function learnerBudget(budget: number, n: number, dim: number, copied: boolean): number {
+export function learnerBudget(budget: number, x: AnyMatrix): number {
+  const { rows: n, cols: dim } = x;
+  const copied = !isStored(x);
   const copy = copied ? n * dim * 4 : 0;
   const left = budget - process.memoryUsage.rss() - copy - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {

@@ -12,7 +12,6 @@ import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type ContaminationEstimate, type Scores } from '../learner.js';
 import { keepArgs, keepCount, selectTopK, type Selection } from '../selection.js';
-import { isStored } from '../matrix.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
 import { outputPaths, outputRoles } from './paths.js';
 import { loadReferences } from './references.js';
@@ -156,7 +155,7 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     );
   }
   // The costs get what the process does not hold yet (an explicit learner budget wins).
-  const storage = { budget: learnerBudget(budget, n, downstream.cols, !isStored(downstream)), ...learner.storage };
+  const storage = { budget: learnerBudget(budget, downstream), ...learner.storage };
   const scores = await scoreSamples(
     method,
     { downstream, anchor, harmful },

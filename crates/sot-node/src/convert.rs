@@ -87,11 +87,16 @@ pub enum Points {
     Shared(Arc<Vec<f32>>),
 }
 
+/// Whether `value` is an `External` (a store), not an array.
+unsafe fn is_external(env: sys::napi_env, value: sys::napi_value) -> napi::Result<bool> {
+    let mut kind = sys::ValueType::napi_undefined;
+    napi::check_status!(unsafe { sys::napi_typeof(env, value, &mut kind) })?;
+    Ok(kind == sys::ValueType::napi_external)
+}
+
 impl FromNapiValue for Points {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        let mut kind = sys::ValueType::napi_undefined;
-        napi::check_status!(unsafe { sys::napi_typeof(env, value, &mut kind) })?;
-        if kind != sys::ValueType::napi_external {
+        if !unsafe { is_external(env, value) }? {
             return unsafe { Owned::from_napi_value(env, value) }.map(Points::Copied);
         }
         // the registry behind `External` checks that this is a live store of this binary
@@ -115,9 +120,7 @@ impl ValidateNapiValue for Points {
         env: sys::napi_env,
         value: sys::napi_value,
     ) -> napi::Result<sys::napi_value> {
-        let mut kind = sys::ValueType::napi_undefined;
-        napi::check_status!(unsafe { sys::napi_typeof(env, value, &mut kind) })?;
-        if kind == sys::ValueType::napi_external {
+        if unsafe { is_external(env, value) }? {
             return Ok(std::ptr::null_mut());
         }
         unsafe { Float32Array::validate(env, value) }
