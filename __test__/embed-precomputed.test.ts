@@ -1,15 +1,16 @@
 // Precomputed vectors (a record field or a .npy aligned by row) through the
 // whole purify pipeline, the .npy reader, and the consistency errors.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { PrecomputedEmbedder } from '../src/embed/precomputed.js';
 import { createEmbedder } from '../src/embed/providers.js';
-import { InputError, OptionError, ShapeError } from '../src/errors.js';
+import { AbortError, InputError, OptionError, ShapeError } from '../src/errors.js';
 import { openDataset, renderText } from '../src/io/index.js';
 import { writeNpy } from '../src/npy.js';
-import { parseNpy, readNpy } from '../src/npy-read.js';
+import { type AnyMatrix, arrayMatrix, rowsOf, storedMatrix } from '../src/matrix.js';
+import { parseNpy, readNpy, readNpyRows } from '../src/npy-read.js';
 import { purify } from '../src/pipeline/purify.js';
 import { contaminated, DATA_DIR, harmfulPairs, shuffle, writeJsonl } from './datasets.js';
 
@@ -98,6 +99,106 @@ describe('readNpy', () => {
       expect((err as Error).message).toMatch(/^v\.npy: /);
       expect((err as Error).message).toMatch(msg);
     }
+  });
+});
+
+describe('precomputed vectors are streamed in', () => {
+  /** Rows with small integer entries (short JSON), distinct per row. */
+  const rowsOfInts = (rows: number, cols: number) =>
+    Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => ((i * 31 + j * 7) % 13) - 6));
+
+  it('reads a .npy larger than one read into a JS array or native rows, naming the row of a bad value past the first read', async () => {
+    const c = contaminated(1, 1);
+    const p = join(c.dir, 'big.npy');
+    const [rows, cols] = [2500, 1000]; // 10 MB: more than one read
+    const data = new Float32Array(rows * cols).map((_, i) => ((i * 2654435761) % 1000) / 999 - 0.5);
+    await writeNpy(p, data, rows, cols);
+    const m = await readNpy(p);
+    expect([m.rows, m.cols]).toEqual([rows, cols]);
+    expect(m.data).toEqual(data);
+    const stored = await readNpyRows(p, storedMatrix);
+    const pick = [0, 2096, 2097, 2499];
+    expect(rowsOf(stored.matrix, pick)).toEqual(rowsOf({ data, rows, cols }, pick));
+
+    const f8 = rowsOfInts(1200, 1000); // 8000-byte rows: 1048 per read
+    f8[1100]![3] = Number.NaN;
+    writeFileSync(p, npyF8(f8));
+    await expect(readNpy(p)).rejects.toThrow(/big\.npy: row 1100, column 3 is not finite/);
+    const aborted = AbortSignal.abort();
+    await expect(readNpyRows(p, arrayMatrix, { signal: aborted })).rejects.toBeInstanceOf(AbortError);
+  });
+
+  it('field vectors and the same .npy give the same matrix, in chunks, after the dimension is accepted', async () => {
+    const c = contaminated(1, 1);
+    const [n, dim] = [600, 1024]; // 256 field vectors a chunk
+    const vectors = rowsOfInts(n, dim);
+    const input = writeJsonl(
+      join(c.dir, 'v.jsonl'),
+      vectors.map((v, i) => ({ prompt: `p${i}`, response: 'r', v })),
+    );
+    const npy = join(c.dir, 'v.npy');
+    await writeNpy(npy, Float32Array.from(vectors.flat()), n, dim);
+    const want = rowsOf({ data: Float32Array.from(vectors.flat()), rows: n, cols: dim }, [0, 255, 256, 511, 599]);
+    for (const [embedder, alloc] of [
+      [new PrecomputedEmbedder({ field: 'v' }), storedMatrix],
+      [new PrecomputedEmbedder({ field: 'v' }), arrayMatrix],
+      [new PrecomputedEmbedder({ npy }), storedMatrix],
+    ] as const) {
+      const seen: number[] = [];
+      const { matrix, lines } = await embedder.datasetMatrix(
+        input,
+        await openDataset(input),
+        n,
+        0,
+        alloc as (r: number, c: number) => AnyMatrix,
+        { fits: (d) => seen.push(d) },
+      );
+      expect(seen).toEqual([dim]);
+      expect([matrix.rows, matrix.cols, lines[599]]).toEqual([n, dim, 600]);
+      expect(rowsOf(matrix, [0, 255, 256, 511, 599])).toEqual(want);
+      // refused by `fits`: nothing is allocated
+      let allocated = 0;
+      const refuse = embedder.datasetMatrix(
+        input,
+        await openDataset(input),
+        n,
+        0,
+        (r, c) => {
+          allocated++;
+          return arrayMatrix(r, c);
+        },
+        {
+          fits: () => {
+            throw new OptionError('ERR_OPTION', 'too big');
+          },
+        },
+      );
+      await expect(refuse).rejects.toThrow('too big');
+      expect(allocated).toBe(0);
+    }
+  });
+
+  it('purify checks the memory budget once the vectors say their dimension, before any output', async () => {
+    const { c, files, vectors, dim } = await fixture();
+    const npy = join(c.dir, 'train.vectors.npy');
+    await writeNpy(npy, vectors.input, vectors.input.length / dim, dim);
+    await writeNpy(files.harmful.replace('.jsonl', '.npy'), vectors.harmful, vectors.harmful.length / dim, dim);
+    await writeNpy(files.anchor.replace('.jsonl', '.npy'), vectors.anchor, vectors.anchor.length / dim, dim);
+    const output = join(c.dir, 'budget.jsonl');
+    const err = await purify({
+      input: files.input,
+      harmful: [files.harmful],
+      anchor: [files.anchor],
+      embedder: new PrecomputedEmbedder({ npy }),
+      memoryBudget: '64MB', // below what the test process holds
+      html: null,
+      output,
+    }).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(OptionError);
+    expect((err as Error).message).toMatch(
+      /too small for .*train\.jsonl: its 184 records take 0 MiB as 64-d embeddings/,
+    );
+    expect(existsSync(output)).toBe(false);
   });
 });
 

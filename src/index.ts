@@ -106,7 +106,7 @@ export {
   type LlmEmbedCallOptions,
   type LlmPooling,
 } from './embed/llm.js';
-export { readNpy, parseNpy, type NpyMatrix } from './npy-read.js';
+export { readNpy, readNpyRows, parseNpy, type NpyMatrix, type NpyLayout } from './npy-read.js';
 
 // Dataset IO.
 export {

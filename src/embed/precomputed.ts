@@ -2,10 +2,10 @@
 // record or from a .npy matrix aligned with the records by row.
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { InputError, OptionError, ShapeError } from '../errors.js';
+import { AbortError, InputError, OptionError, ShapeError } from '../errors.js';
 import { openDataset, renderText } from '../io/index.js';
-import type { Matrix } from '../matrix.js';
-import { readNpy } from '../npy-read.js';
+import { type AnyMatrix, type Matrix, writeRows } from '../matrix.js';
+import { type NpyLayout, readNpy, readNpyRows } from '../npy-read.js';
 import { isReferenceSetName } from '../refsets/index.js';
 import { hashText } from './cache.js';
 import type { Embedder } from './types.js';
@@ -25,6 +25,9 @@ export interface PrecomputedBinding {
   harmful?: string[];
   anchor?: string[];
 }
+
+/** Bytes of field vectors gathered before they go into the matrix. */
+const CHUNK_BYTES = 1024 ** 2;
 
 const TEXT_MODELS = 'an embedder that embeds text (--embedder builtin, wink, transformers or openai)';
 
@@ -189,46 +192,64 @@ export class PrecomputedEmbedder implements Embedder {
   }
 
   /**
-   * The dataset's `n x dim` matrix and each record's line, in record order.
-   * `records` is the dataset stream (the pipeline's input); `skipped` how
-   * many invalid records it dropped (rows of a .npy cannot be matched then).
+   * The dataset's `n x dim` matrix, in the matrix `alloc` makes, and each
+   * record's line, in record order. `records` is the dataset stream (the
+   * pipeline's input); `skipped` how many invalid records it dropped (rows of
+   * a .npy cannot be matched then). `fits` sees the dimension before the
+   * matrix is allocated and may refuse it by throwing. The vectors are copied
+   * in a few MiB at a time: the matrix is the only whole copy.
    */
-  async datasetMatrix(
+  async datasetMatrix<M extends AnyMatrix>(
     file: string,
     records: AsyncIterable<{ record: { line: number; value: Record<string, unknown> } }>,
     n: number,
     skipped: number,
-    options: { signal?: AbortSignal; onProgress?: (done: number) => void } = {},
-  ): Promise<{ matrix: Matrix; lines: Uint32Array }> {
+    alloc: (rows: number, cols: number) => M,
+    options: { signal?: AbortSignal; onProgress?: (done: number) => void; fits?: (dim: number) => void } = {},
+  ): Promise<{ matrix: M; lines: Uint32Array }> {
     const lines = new Uint32Array(n);
-    let data: Float32Array | undefined;
+    let matrix: M | undefined;
     if (this.npy !== undefined) {
-      const m = await readNpy(this.npy);
-      if (m.rows !== n) {
-        throw new ShapeError(
-          'ERR_SHAPE',
-          `${this.npy} has ${m.rows} rows but ${file} has ${n} records${skipped ? ` (after ${skipped} invalid ones were skipped)` : ''}; row i must hold record i's vector`,
-        );
-      }
-      if (skipped > 0)
-        throw new InputError(
-          { file },
-          `${skipped} invalid records were skipped, so the rows of ${this.npy} cannot be matched to records; fix them or drop --skip-invalid`,
-        );
-      this.#checkDim(m.cols, this.npy);
-      data = m.data;
+      const npy = this.npy;
+      const check = ({ rows, cols }: NpyLayout) => {
+        if (rows !== n) {
+          throw new ShapeError(
+            'ERR_SHAPE',
+            `${npy} has ${rows} rows but ${file} has ${n} records${skipped ? ` (after ${skipped} invalid ones were skipped)` : ''}; row i must hold record i's vector`,
+          );
+        }
+        if (skipped > 0)
+          throw new InputError(
+            { file },
+            `${skipped} invalid records were skipped, so the rows of ${npy} cannot be matched to records; fix them or drop --skip-invalid`,
+          );
+        this.#checkDim(cols, npy);
+        options.fits?.(cols);
+      };
+      matrix = (await readNpyRows(npy, alloc, { check, signal: options.signal })).matrix;
     }
+    // Field vectors gather here, then go into the matrix a chunk at a time.
+    let chunk: Float32Array | undefined;
+    let held = 0;
     let i = 0;
     for await (const { record } of records) {
-      if (options.signal?.aborted) break;
+      if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
       if (i >= n) {
         i++;
         break;
       }
       if (this.field !== undefined) {
         const v = this.#vectorOf(record.value, file, record.line);
-        data ??= new Float32Array(n * v.length);
-        data.set(v, i * v.length);
+        if (matrix === undefined || chunk === undefined) {
+          options.fits?.(v.length);
+          matrix = alloc(n, v.length);
+          chunk = new Float32Array(Math.min(n, Math.max(1, Math.floor(CHUNK_BYTES / (4 * v.length)))) * v.length);
+        }
+        chunk.set(v, held * v.length);
+        if (++held * v.length === chunk.length) {
+          writeRows(matrix, i + 1 - held, chunk);
+          held = 0;
+        }
       }
       lines[i] = record.line;
       i++;
@@ -239,8 +260,9 @@ export class PrecomputedEmbedder implements Embedder {
         { file },
         `the file changed while it was being read (${n} records at first, then ${i > n ? 'more' : i})`,
       );
+    if (held > 0) writeRows(matrix!, n - held, chunk!.subarray(0, held * this.dim));
     options.onProgress?.(n);
-    return { matrix: { data: data!, rows: n, cols: this.dim }, lines };
+    return { matrix: matrix ?? alloc(n, this.dim), lines };
   }
 
   /** Reference vectors by text (only texts of the bound reference files). */

@@ -200,8 +200,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   const { records: n, embedder } = await run.count(given, (d) => progress('read', d), budget);
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to fit on`);
   const take = Math.min(n, o.sample ?? n);
-  // this process holds its rows in native memory, shared with the core; a shard worker's cross as an array
-  checkEmbeddingsFit(budget, take, embedder.dim, o.input, recordPasses ? 2 : 1);
+  // the rows are held once, in native memory shared with the core (here or gathered from shard workers)
+  checkEmbeddingsFit(budget, take, embedder.dim, o.input);
   const cache = await openEmbeddingCache(o, embedder);
   const indices = uniformSample(n, take, seed);
   const downstream = await run.rows(indices, n, embedder, cache, (d) => progress('embed', d, take));

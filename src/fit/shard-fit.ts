@@ -12,7 +12,7 @@ import { addDocFreq, DOC_FREQ_BUCKETS, HashingEmbedder, sparseDocFreq } from '..
 import type { Embedder } from '../embed/types.js';
 import { InputError, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/index.js';
-import { arrayMatrix, type Matrix } from '../matrix.js';
+import { type AnyMatrix, arrayMatrix, type Matrix, storedMatrix, writeRows } from '../matrix.js';
 import { openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import type { PurifyOptions } from '../pipeline/options.js';
@@ -199,13 +199,14 @@ export function shardedPasses(
       if (at !== indices.length)
         throw new InputError({ file: o.input }, `the shards hold ${at} of the ${indices.length} sampled records`);
       await run(tasks, SAMPLE_PASS);
-      const data = new Float32Array(indices.length * dim);
+      // held once, in native memory shared with the core
+      const matrix = storedMatrix(indices.length, dim);
       for (let j = 0; j < tasks.length; j++) {
         const t = tasks[j]!;
-        await readRowsInto(t.out, data, places[j]!, t.sample!.count, dim);
+        await readRowsInto(t.out, matrix, places[j]!, t.sample!.count, dim);
       }
       onProgress(indices.length);
-      return { data, rows: indices.length, cols: dim };
+      return matrix;
     },
   };
 }
@@ -257,14 +258,25 @@ function encodeRows(m: Matrix): Uint8Array[] {
   return [head, new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength)];
 }
 
-/** Reads a shard's rows straight into rows `at` on of `into`. */
-async function readRowsInto(path: string, into: Float32Array, at: number, rows: number, dim: number): Promise<void> {
+/** Rows of a shard's result read at a time. */
+const CHUNK_BYTES = 1024 ** 2;
+
+/** Reads a shard's rows into rows `at` on of `into`, a chunk at a time. */
+async function readRowsInto(path: string, into: AnyMatrix, at: number, rows: number, dim: number): Promise<void> {
   const head = new Uint8Array(24);
   await readExactly(path, head, 0);
   const [r, d] = new Uint32Array(head.buffer, 8, 2);
   if (Buffer.from(head.subarray(0, 8)).toString('latin1') !== ROWS_MAGIC || r !== rows || d !== dim)
     throw new InputError({ file: path }, `not the shard's ${rows} sampled rows of dimension ${dim}`);
-  await readExactly(path, new Uint8Array(into.buffer, into.byteOffset + at * dim * 4, rows * dim * 4), 24, true);
+  const step = Math.max(1, Math.floor(CHUNK_BYTES / (4 * Math.max(dim, 1))));
+  const chunk = new Float32Array(Math.min(step, rows) * dim);
+  for (let row = 0; row < rows; row += step) {
+    const k = Math.min(step, rows - row);
+    const values = chunk.subarray(0, k * dim);
+    const last = row + k === rows;
+    await readExactly(path, new Uint8Array(values.buffer, 0, values.byteLength), 24 + row * dim * 4, last);
+    writeRows(into, at + row, values);
+  }
 }
 
 /** Fills `into` from `path` at byte `position` (and, with `whole`, checks the file ends there). */

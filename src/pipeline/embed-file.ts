@@ -7,7 +7,7 @@ import { assertNoCollision, type RolePath } from '../io/index.js';
 import { writeNpy } from '../npy.js';
 import { embedDataset, openEmbeddingCache } from './embedding.js';
 import { PipelineInput } from './input.js';
-import { checkEmbeddingsFit, knowsItsDimension, resolveBudget } from './memory.js';
+import { checkEmbeddingsFit, resolveBudget } from './memory.js';
 import type { PurifyOptions, StageProgress } from './options.js';
 
 export interface EmbedFileOptions
@@ -56,10 +56,10 @@ export async function embedFile(
     onProgress: (done) => o.onProgress?.({ stage: 'read', done }),
   });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to embed`);
-  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input, 1);
   const cache = await openEmbeddingCache(o, embedder);
   const { matrix } = await embedDataset(input, n, embedder, cache, {
     stored: false,
+    fits: (dim) => checkEmbeddingsFit(budget, n, dim, o.input),
     signal: o.signal,
     onProgress: (done) => o.onProgress?.({ stage: 'embed', done, total: n }),
   });

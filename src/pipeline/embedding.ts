@@ -60,6 +60,11 @@ export async function embedBatch(
   return out ?? v;
 }
 
+export interface DatasetOptions extends StreamOptions {
+  /** Sees the dimension before the matrix is allocated (a memory check); throws to refuse. */
+  fits?: (dim: number) => void;
+}
+
 /**
  * Embeds the dataset batch by batch into one n x dim matrix, held in native
  * memory (shared with the learner, not copied) unless `stored` is false;
@@ -70,28 +75,30 @@ export async function embedDataset(
   n: number,
   embedder: Embedder,
   cache: EmbeddingCache | null,
-  options: StreamOptions & { stored: false },
+  options: DatasetOptions & { stored: false },
 ): Promise<{ matrix: Matrix; lines: Uint32Array }>;
 export async function embedDataset(
   input: PipelineInput,
   n: number,
   embedder: Embedder,
   cache: EmbeddingCache | null,
-  options?: StreamOptions,
+  options?: DatasetOptions,
 ): Promise<{ matrix: AnyMatrix; lines: Uint32Array }>;
 export async function embedDataset(
   input: PipelineInput,
   n: number,
   embedder: Embedder,
   cache: EmbeddingCache | null,
-  options: StreamOptions & { stored?: boolean } = {},
+  options: DatasetOptions & { stored?: boolean } = {},
 ): Promise<{ matrix: AnyMatrix; lines: Uint32Array }> {
+  const alloc: (rows: number, cols: number) => AnyMatrix = options.stored === false ? arrayMatrix : storedMatrix;
   if (embedder instanceof PrecomputedEmbedder) {
     const skipped = input.skipped.count;
-    return embedder.datasetMatrix(input.dataset.path, input.dataset, n, skipped, options);
+    return embedder.datasetMatrix(input.dataset.path, input.dataset, n, skipped, alloc, options);
   }
   const dim = embedder.dim;
-  const matrix = options.stored === false ? arrayMatrix(n, dim) : storedMatrix(n, dim);
+  options.fits?.(dim);
+  const matrix = alloc(n, dim);
   const lineOf = new Uint32Array(n);
   let rows = 0;
   for await (const { texts, lines } of input.batches({ signal: options.signal })) {

@@ -2,8 +2,6 @@
 // the learner's costs may take, given what the process already holds.
 // (Accounting only; the core plans the costs.)
 import { totalmem } from 'node:os';
-import { PrecomputedEmbedder } from '../embed/precomputed.js';
-import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
 import { type AnyMatrix, isStored } from '../matrix.js';
 import { parseBytes } from '../storage.js';
@@ -30,27 +28,18 @@ const mib = (b: number) => `${Math.round(b / 1024 ** 2)} MiB`;
 
 /**
  * The embeddings of `n` samples must fit beside what the process holds now:
- * checked before embedding. `copies`: 2 when the learner runs on a JS array
- * of them, which the native core copies when a call reads it (it may change
- * under a running task); 1 when they are held in native memory
- * (`StoredMatrix`, shared with the core) or not learned on.
+ * checked before they are read. They are held once, in native memory shared
+ * with the core (`StoredMatrix`), or not learned on.
  */
-export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string, copies: 1 | 2): void {
+export function checkEmbeddingsFit(budget: number, n: number, dim: number, input: string): void {
   const vectors = n * dim * 4;
-  const held = copies * vectors;
-  const need = process.memoryUsage.rss() + held + n * BYTES_PER_SAMPLE + FIXED_RESERVE;
+  const need = process.memoryUsage.rss() + vectors + n * BYTES_PER_SAMPLE + FIXED_RESERVE;
   if (need > budget) {
-    const twice = copies === 2 ? ', held twice while learning (the core learns on its own copy)' : '';
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(vectors)} as ${dim}-d embeddings${twice}, ${mib(need)} with what the run holds besides; raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is too small for ${input}: its ${n} records take ${mib(vectors)} as ${dim}-d embeddings, ${mib(need)} with what the run holds besides; raise --memory-budget`,
     );
   }
-}
-
-/** Whether `embedder.dim` is known before the dataset is read (precomputed vectors only say when read). */
-export function knowsItsDimension(embedder: Embedder): boolean {
-  return !(embedder instanceof PrecomputedEmbedder);
 }
 
 /**

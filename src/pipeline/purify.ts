@@ -20,7 +20,7 @@ import { checkReasonOptions, explainRecords, ownHarmOf } from './audit.js';
 import type { PurifyOptions, Stage } from './options.js';
 import type { PurifyReport } from '../report/types.js';
 import { PipelineInput } from './input.js';
-import { checkEmbeddingsFit, knowsItsDimension, learnerBudget, peakRss, resolveBudget } from './memory.js';
+import { checkEmbeddingsFit, learnerBudget, peakRss, resolveBudget } from './memory.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -120,14 +120,13 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
   });
   if (n === 0) throw new OptionError('ERR_OPTION', `${o.input}: no records to purify`);
   checkKeep(o.keep, n, o.method ?? 'sot'); // before the embedding and the learning, not after
-  // (precomputed vectors know their dimension only once read: the learner's share is checked then)
-  // held once: in native memory, shared with the core (precomputed vectors are checked once read)
-  if (knowsItsDimension(embedder)) checkEmbeddingsFit(budget, n, embedder.dim, o.input, 1);
   lap('read');
 
   // Embed the dataset, streaming, through the cache.
   const cache = await openEmbeddingCache(o, embedder);
   const { matrix: downstream, lines } = await embedDataset(input, n, embedder, cache, {
+    // held once: in native memory, shared with the core
+    fits: (dim) => checkEmbeddingsFit(budget, n, dim, o.input),
     signal,
     onProgress: (done) => progress('embed', done, n),
   });
