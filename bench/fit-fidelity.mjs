@@ -23,13 +23,9 @@ import { fileURLToPath } from 'node:url';
 import { fit, loadReferenceSet, purify, score } from '../dist/index.js';
 import { mulberry32, shuffle } from './quality/stats.mjs';
 import { dataDir, loadSource, norm } from './sources.mjs';
+import { opt } from './args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const args = process.argv.slice(2);
-const opt = (n, d) => {
-  const i = args.indexOf(`--${n}`);
-  return i >= 0 ? args[i + 1] : d;
-};
 const list = (s) =>
   s
     .split(',')

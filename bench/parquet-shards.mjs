@@ -20,12 +20,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parquetWriteFile } from 'hyparquet-writer';
+import { opt } from './args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 const { openDataset, rowGroupRanges } = await import(join(root, 'dist', 'index.js'));
-const args = process.argv.slice(2);
-const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);
 const size = Number(opt('size', '200000'));
 const group = Number(opt('group', '5000'));
 const counts = opt('shards', '8,16').split(',').filter(Boolean).map(Number); // '' for none

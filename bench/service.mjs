@@ -19,11 +19,10 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer, sha256, Tokens } from '../dist/service/index.js';
+import { opt } from './args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
-const args = process.argv.slice(2);
-const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);
 const records = Number(opt('records', 10_000));
 const jobs = Number(opt('jobs', 8));
 const workerCounts = opt('workers', '1,2,4').split(',').map(Number);

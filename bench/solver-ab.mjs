@@ -31,9 +31,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { opt } from './args.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name, d) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : d);
 const require = createRequire(import.meta.url);
 const A = require(resolve(opt('a', '/tmp/sot-main.node')));
 const B = require(resolve(opt('b', 'native/sot.linux-x64-gnu.node')));

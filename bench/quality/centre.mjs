@@ -20,12 +20,8 @@
 import { writeFileSync } from 'node:fs';
 import { scoreSamples } from '../../dist/index.js';
 import { cellVectors, mean, readDump, retention, se } from './stats.mjs';
+import { args, opt } from '../args.mjs';
 
-const args = process.argv.slice(2);
-const opt = (n, d) => {
-  const i = args.indexOf(`--${n}`);
-  return i >= 0 ? args[i + 1] : d;
-};
 const [dumpFile, embDir] = args;
 const ORIGIN = opt('origin', 'anchor');
 const LEARNER = JSON.parse(opt('learner', '{}'));

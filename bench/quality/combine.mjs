@@ -39,12 +39,8 @@
 //   ceiling for any choice of the term weights, not a method).
 import { existsSync } from 'node:fs';
 import { auroc, cellFile, cellVectors, mean, readDump, retention, se } from './stats.mjs';
+import { args, opt } from '../args.mjs';
 
-const args = process.argv.slice(2);
-const opt = (n, d) => {
-  const i = args.indexOf(`--${n}`);
-  return i >= 0 ? args[i + 1] : d;
-};
 const LAMBDAS = opt('lambdas', '1,1.5,2,3').split(',').map(Number);
 const BASE = Number(opt('base', 2));
 const EMB = opt('emb');

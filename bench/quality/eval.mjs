@@ -58,15 +58,10 @@ import {
 import { createEmbedder } from '../../dist/embed/providers.js';
 import { auroc, mulberry32, shuffle } from './stats.mjs';
 import { dataDir, loadSource as loadNamed, norm } from '../sources.mjs';
+import { args, flag, opt } from '../args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const _root = resolve(here, '..', '..');
-const args = process.argv.slice(2);
-const flag = (n) => args.includes(`--${n}`);
-const opt = (n, d) => {
-  const i = args.indexOf(`--${n}`);
-  return i >= 0 ? args[i + 1] : d;
-};
 const list = (s) =>
   s === undefined
     ? undefined

@@ -31,17 +31,12 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { learnWeights, scoreSamples, selectTopK, threadCount } from '../../dist/index.js';
 import { auroc, mulberry32 } from './stats.mjs';
+import { flag, opt } from '../args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CACHE = process.env.SOTQ_CACHE ?? '/tmp/sotq-emb';
 
 // ---------- arguments ----------
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(`--${name}`);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
 const nums = (s) => s.split(',').map(Number);
 const quick = flag('quick');
 const TASKS = opt('tasks', quick ? 'alpaca-jbb' : 'alpaca-jbb,gsm8k-jbb').split(',');

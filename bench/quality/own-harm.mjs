@@ -16,12 +16,8 @@
 // learner's time, one solve against both (the first mass's), side by side.
 import { scoreSamples } from '../../dist/index.js';
 import { cellVectors, mean, readDump, retention, se } from './stats.mjs';
+import { args, opt } from '../args.mjs';
 
-const args = process.argv.slice(2);
-const opt = (n, d) => {
-  const i = args.indexOf(`--${n}`);
-  return i >= 0 ? args[i + 1] : d;
-};
 const [dumpFile, embDir] = args;
 const VARIANT = opt('variant', 'local:3');
 const SHARE = Number(opt('share', 0.05));

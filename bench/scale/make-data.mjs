@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { loadReferenceSet } from '../../dist/index.js';
 import { mulberry32, shuffle } from '../quality/stats.mjs';
 import { dataDir, loadSource, norm } from '../sources.mjs';
+import { opt } from '../args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -107,8 +108,6 @@ export async function makeData(cfg, dir, sizes) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2);
-  const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);
   const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'utf8'));
   const sizes = (opt('sizes') ?? cfg.sizes.join(',')).split(',').map(Number);
   const dir = opt('out', process.env.SOT_SCALE_DIR || '/tmp/sot-scale');

@@ -22,11 +22,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinDim, parseBytes } from '../../dist/index.js';
 import { makeData } from './make-data.mjs';
+import { opt } from '../args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
-const args = process.argv.slice(2);
-const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);
 const cfg = JSON.parse(readFileSync(opt('config', join(here, 'config.json')), 'utf8'));
 const runs = (opt('runs') ?? cfg.runs.join(',')).split(',').map((r) => {
   const [size, dim] = r.split('/');
