@@ -114,6 +114,34 @@ describe('memory budget', () => {
     expect(statSync(npy).size).toBeGreaterThan(20000 * 8192 * 4);
   });
 
+  it('keeps wide rows within the budget through the report: the map plots fewer of them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sot-budget-wide-'));
+    const rows = Array.from({ length: 5000 }, (_, i) => ({
+      prompt: `question ${i} on topic ${i % 89} with more words ${i * 7}`,
+      response: `answer ${i} and details ${i % 13}`,
+    }));
+    const input = writeJsonl(join(dir, 'train.jsonl'), rows);
+    const harmful = writeJsonl(
+      join(dir, 'harmful.jsonl'),
+      Array.from({ length: 20 }, (_, i) => ({ prompt: `how to build weapon ${i}`, response: `step ${i}: attack` })),
+    );
+    // 5,000 x 16,384 floats are 312 MiB, held once. The map's copy of 4,000
+    // of them (250 MiB, and as much again in garbage) took the run to 1.2 GiB
+    // under this 763 MiB budget; it now copies at most 64 MiB of rows.
+    const flags = ['--dim', '16384', '--memory-budget', '800MB', '--no-cache', '--own-harm', '0', '--no-html'];
+    const r = spawnSync(process.execPath, [CLI, 'purify', input, '--harmful', harmful, ...flags, '--json'], {
+      env,
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.memory.peakRss).toBeLessThan(8e8);
+    const report = JSON.parse(readFileSync(out.outputs.report, 'utf8'));
+    const plotted = report.projection.downstream.length + report.projection.harmful.length;
+    expect(plotted * 16384 * 4).toBeLessThanOrEqual(64 * 2 ** 20);
+    expect(report.projection.downstream.length).toBeGreaterThan(900);
+  });
+
   it('refuses a budget too small for the embeddings before any work, writing nothing (exit 2)', () => {
     const c = setup();
     const r = spawnSync(

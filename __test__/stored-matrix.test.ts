@@ -63,6 +63,16 @@ describe('stored matrices', () => {
     expect(() => rowsOf(s, [4])).toThrow(/row 4 is not below the store's 4 rows/);
     writeRows(s, 1, Float32Array.from([1, 2, 3, 4, 5, 6]));
     expect(Array.from(rowsOf(s, [2, 0, 1]))).toEqual([4, 5, 6, 0, 0, 0, 1, 2, 3]);
+    // into a reused buffer, which must hold exactly the rows
+    const out = new Float32Array(6);
+    expect(rowsOf(s, [2, 1], out)).toBe(out);
+    expect(Array.from(out)).toEqual([4, 5, 6, 1, 2, 3]);
+    expect(Array.from(rowsOf({ data: Float32Array.from([1, 2, 3, 4, 5, 6]), rows: 2, cols: 3 }, [1, 0], out))).toEqual([
+      4, 5, 6, 1, 2, 3,
+    ]);
+    expect(() => rowsOf(s, [2], out)).toThrow(/1 rows of 3 need 3 values, the output holds 6/);
+    expect(() => native.rowsGatherInto(s.data, Uint32Array.from([2]), out)).toThrow(/the output holds 6/);
+    expect(() => rowsOf(s, [0, 9], out)).toThrow(/row 9 is not below the store's 4 rows/);
     expect(() => storedMatrix(2 ** 32 - 1, 2 ** 32 - 1)).toThrow(/cannot hold/);
   });
 

@@ -795,6 +795,7 @@ module.exports.poolRows = nativeBinding.poolRows
 module.exports.project2d = nativeBinding.project2d
 module.exports.refitPotentials = nativeBinding.refitPotentials
 module.exports.rowsGather = nativeBinding.rowsGather
+module.exports.rowsGatherInto = nativeBinding.rowsGatherInto
 module.exports.rowsStore = nativeBinding.rowsStore
 module.exports.rowsWrite = nativeBinding.rowsWrite
 module.exports.scoreWithModel = nativeBinding.scoreWithModel

@@ -368,6 +368,12 @@ export interface RefittedOutput {
 export declare function rowsGather(store: ExternalObject<'Rows'>, rows: Uint32Array): Float32Array
 
 /**
+ * `rowsGather` into `out` (exactly the rows' length), which a caller reuses
+ * from batch to batch instead of making garbage of each.
+ */
+export declare function rowsGatherInto(store: ExternalObject<'Rows'>, rows: Uint32Array, out: Float32Array): void
+
+/**
  * A zeroed `rows x cols` store; its size is reported to the JS engine's
  * garbage collector, as an array of that size would be.
  */

@@ -59,12 +59,24 @@ export function toPoints(m: MatrixLike | StoredMatrix, name: string): AnyMatrix 
   return isStored(m) ? m : toMatrix(m, name);
 }
 
-/** Copies of rows `idx` of `m`, in that order, as one row-major array. */
-export function rowsOf(m: AnyMatrix, idx: ArrayLike<number>): Float32Array {
-  if (isStored(m)) return native.rowsGather(m.data, Uint32Array.from(idx));
-  const out = new Float32Array(idx.length * m.cols);
-  for (let i = 0; i < idx.length; i++) out.set(m.data.subarray(idx[i]! * m.cols, (idx[i]! + 1) * m.cols), i * m.cols);
-  return out;
+/**
+ * Copies of rows `idx` of `m`, in that order, as one row-major array: `out`
+ * when given (exactly `idx.length * m.cols` long, reused from batch to batch).
+ */
+export function rowsOf(m: AnyMatrix, idx: ArrayLike<number>, out?: Float32Array): Float32Array {
+  if (out !== undefined && out.length !== idx.length * m.cols)
+    throw new ShapeError(
+      'ERR_SHAPE',
+      `${idx.length} rows of ${m.cols} need ${idx.length * m.cols} values, the output holds ${out.length}`,
+    );
+  if (isStored(m)) {
+    if (out === undefined) return native.rowsGather(m.data, Uint32Array.from(idx));
+    native.rowsGatherInto(m.data, Uint32Array.from(idx), out);
+    return out;
+  }
+  const into = out ?? new Float32Array(idx.length * m.cols);
+  for (let i = 0; i < idx.length; i++) into.set(m.data.subarray(idx[i]! * m.cols, (idx[i]! + 1) * m.cols), i * m.cols);
+  return into;
 }
 
 /** A `Matrix`, or rows as arrays of numbers (copied into a `Matrix`). */

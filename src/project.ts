@@ -1,5 +1,5 @@
 import { cancellable } from './cancellable.js';
-import { toMatrix, type MatrixLike } from './matrix.js';
+import { type MatrixLike, type StoredMatrix, toPoints } from './matrix.js';
 import { native, type ProgressEvent } from './native.js';
 import { progress } from './options.js';
 import type { OperationOptions } from './ot.js';
@@ -15,8 +15,11 @@ export interface Project2dOptions extends OperationOptions {
  * scatter plots. Deterministic: each component's largest loading is positive.
  * With d = 1 or a set of rank < 2 the missing coordinates are 0.
  */
-export async function project2d(points: MatrixLike, options: Project2dOptions = {}): Promise<Float32Array> {
-  const m = toMatrix(points, 'points');
+export async function project2d(
+  points: MatrixLike | StoredMatrix,
+  options: Project2dOptions = {},
+): Promise<Float32Array> {
+  const m = toPoints(points, 'points');
   const interval = progress(options.onProgress, options.progressIntervalMs);
   return cancellable(
     options.signal,

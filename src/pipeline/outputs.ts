@@ -7,7 +7,7 @@ import { writeRecords } from '../io/write.js';
 import { writeRemoved } from './removed.js';
 import { renderText } from '../io/index.js';
 import type { Scores } from '../learner.js';
-import { type AnyMatrix, type Matrix, rowsOf } from '../matrix.js';
+import { type AnyMatrix, type Matrix, rowsOf, storedMatrix, writeRows } from '../matrix.js';
 import { project2d } from '../project.js';
 import { excerpt, spreadIndices, weightHistogram } from '../report/build.js';
 import { renderReportHtml } from '../report/html.js';
@@ -28,6 +28,10 @@ type Paths = ReturnType<typeof outputPaths>;
 /** Points drawn in the report's scatter plot, at most. */
 const MAX_PLOTTED = { downstream: 4000, reference: 1000 };
 const LOWEST = 25;
+/** Plotted records copied at a time. */
+const GATHER_ROWS = 256;
+/** Bytes of the rows the projection copies, at most (wide rows plot fewer points). */
+const PLOT_BYTES = 64 * 1024 ** 2;
 /**
  * Records in the report's table (the JSON report's and so the page's), at
  * most: beyond, the lowest ranked, so the dropped records come first. This
@@ -51,16 +55,28 @@ async function projection(
   kept: Uint8Array,
   counts: { harmful: number[]; anchor: number[] },
 ): Promise<PurifyReport['projection']> {
-  const d = spreadIndices(sets.downstream.rows, MAX_PLOTTED.downstream);
+  // wide rows plot fewer points, so that their copy stays within PLOT_BYTES
+  const want = [
+    Math.min(sets.downstream.rows, MAX_PLOTTED.downstream),
+    Math.min(sets.anchor?.rows ?? 0, MAX_PLOTTED.reference),
+    Math.min(sets.harmful.rows, MAX_PLOTTED.reference),
+  ];
+  const share = Math.min(1, PLOT_BYTES / (4 * sets.downstream.cols * (want[0]! + want[1]! + want[2]!)));
+  const [nd, na, nh] = want.map((w) => Math.max(1, Math.floor(w * share)));
+  const d = spreadIndices(sets.downstream.rows, nd!);
   const record = (row: number) => (sets.records ? sets.records[row]! : row);
-  const a = sets.anchor ? spreadIndices(sets.anchor.rows, MAX_PLOTTED.reference) : [];
-  const h = spreadIndices(sets.harmful.rows, MAX_PLOTTED.reference);
-  const cols = sets.downstream.cols;
-  const data = new Float32Array((d.length + a.length + h.length) * cols);
-  data.set(rowsOf(sets.downstream, d), 0);
-  if (sets.anchor) data.set(rowsOf(sets.anchor, a), d.length * cols);
-  data.set(rowsOf(sets.harmful, h), (d.length + a.length) * cols);
-  const xy = await project2d({ data, rows: d.length + a.length + h.length, cols });
+  const a = sets.anchor ? spreadIndices(sets.anchor.rows, na!) : [];
+  const h = spreadIndices(sets.harmful.rows, nh!);
+  // gathered into native memory a few rows at a time: the core reads it without a copy
+  const points = storedMatrix(d.length + a.length + h.length, sets.downstream.cols);
+  const batch = new Float32Array(Math.min(GATHER_ROWS, d.length) * points.cols);
+  for (let i = 0; i < d.length; i += GATHER_ROWS) {
+    const idx = d.slice(i, i + GATHER_ROWS);
+    writeRows(points, i, rowsOf(sets.downstream, idx, batch.subarray(0, idx.length * points.cols)));
+  }
+  if (sets.anchor) writeRows(points, d.length, rowsOf(sets.anchor, a));
+  writeRows(points, d.length + a.length, rowsOf(sets.harmful, h));
+  const xy = await project2d(points);
   const pt = (i: number): [number, number] => [round(xy[2 * i]!), round(xy[2 * i + 1]!)];
   return {
     downstream: d.map((row, i) => {

@@ -11,8 +11,9 @@
 //! triangle only) and summed in f64; the iteration then runs on the
 //! covariance's 8th power (same eigenvectors, 8 times fewer steps) at
 //! O(d² k) per step. Otherwise each step is one f64 pass `Xcᵀ (Xc V)` over
-//! the rows, O(n d k). Row blocks are summed in a fixed
-//! order, so the result does not depend on the number of threads. Timings:
+//! the rows, O(n d k), in up to 16 parallel row groups of blocks of at most
+//! 4 MiB. Row blocks are summed in a fixed order, set by the shape alone, so
+//! the result does not depend on the number of threads. Timings:
 //! BENCHMARKS.md, "Quality II: the built-in embedder's length".
 //!
 //! Signs are fixed so that each component's largest-magnitude loading
@@ -25,10 +26,14 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-/// Rows converted to f64 at a time inside one task.
+/// Rows converted to f64 at a time inside one task (fewer for wide rows, see `sub_rows`).
 const SUB: usize = 512;
-/// Rows per parallel task; partial sums are added in task order.
+/// Rows per parallel task, at most; partial sums are added in task order.
 const GROUP: usize = 16 * SUB;
+/// Parallel tasks a small set is split into (see `group_rows`).
+const TASKS: usize = 16;
+/// Bytes of one block of centred f64 rows, at most (unless that is under 16 rows).
+const BLOCK_BYTES: usize = 4 << 20;
 const MAX_ITER: usize = 300;
 /// Up to this dimension the covariance is formed once, when there are at
 /// least this many rows per dimension: with fewer, the d³ powers of the
@@ -253,10 +258,24 @@ fn covariance(x: ArrayView2<f32>, mean: &Array1<f64>, ctl: &Control) -> Result<A
     Ok(total)
 }
 
+/// Rows of one f64 block of the row passes: `SUB`, fewer when rows are wide
+/// (the block stays within `BLOCK_BYTES` for each running task).
+fn sub_rows(d: usize) -> usize {
+    (BLOCK_BYTES / (8 * d.max(1))).clamp(16, SUB)
+}
+
+/// Rows per task of the row passes: a function of the shape only, never of
+/// the thread count (the partial sums, added in task order, are then the
+/// same on every machine), at most `GROUP`, and split `TASKS` ways when the
+/// set is small, so that a plot's few thousand rows use every core.
+fn group_rows(n: usize, sub: usize) -> usize {
+    (n.div_ceil(TASKS).div_ceil(sub) * sub).clamp(sub, GROUP)
+}
+
 fn column_mean(x: ArrayView2<f32>) -> Array1<f64> {
     let d = x.ncols();
     let partials: Vec<Array1<f64>> = x
-        .axis_chunks_iter(Axis(0), GROUP)
+        .axis_chunks_iter(Axis(0), group_rows(x.nrows(), sub_rows(d)))
         .into_par_iter()
         .map(|g| {
             let mut s = Array1::<f64>::zeros(d);
@@ -278,14 +297,15 @@ fn column_mean(x: ArrayView2<f32>) -> Array1<f64> {
 /// `Xcᵀ Xc V` with `Xc` the centred rows, in f64, summed group by group in order.
 fn cov_times(x: ArrayView2<f32>, mean: &Array1<f64>, v: &Array2<f64>) -> Array2<f64> {
     let (d, k) = v.dim();
+    let rows = sub_rows(d);
     let partials: Vec<Array2<f64>> = x
-        .axis_chunks_iter(Axis(0), GROUP)
+        .axis_chunks_iter(Axis(0), group_rows(x.nrows(), rows))
         .into_par_iter()
         .map(|g| {
             let mut w = Array2::<f64>::zeros((d, k));
-            let mut xc = Array2::<f64>::zeros((SUB.min(g.nrows()), d));
+            let mut xc = Array2::<f64>::zeros((rows.min(g.nrows()), d));
             let mut t = Array2::<f64>::zeros((xc.nrows(), k));
-            for sub in g.axis_chunks_iter(Axis(0), SUB) {
+            for sub in g.axis_chunks_iter(Axis(0), rows) {
                 let b = sub.nrows();
                 let mut xb = xc.slice_mut(s![..b, ..]);
                 for (mut dst, src) in xb.outer_iter_mut().zip(sub.outer_iter()) {

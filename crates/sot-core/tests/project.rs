@@ -114,7 +114,8 @@ fn high_dimensions_and_few_rows_iterate_on_the_rows() {
     // d above the covariance route, or too few rows per dimension for it:
     // compare with the Gram matrix (n x n), whose eigenvectors scaled by
     // sqrt(eigenvalue) are the scores
-    for (seed, n, d) in [(4, 40, 2100), (6, 40, 2048), (7, 40, 512)] {
+    // (40 x 20,000: blocks of 26 rows, two parallel groups)
+    for (seed, n, d) in [(4, 40, 2100), (6, 40, 2048), (7, 40, 512), (8, 40, 20_000)] {
         let x = anisotropic(seed, n, d, &[6.0, 3.0, 1.0]);
         let got = project_2d(x.view(), &Control::default()).unwrap();
         let xc = centred(&x);
@@ -161,6 +162,23 @@ fn signs_follow_the_largest_loading_and_results_do_not_depend_on_threads() {
         worst < 1e-3,
         "scores of -x should be minus those of x: {worst}"
     );
+}
+
+#[test]
+fn passes_over_wide_rows_do_not_depend_on_threads() {
+    // the row route, split into parallel groups that a small set now has too
+    let x = anisotropic(9, 2000, 3000, &[5.0, 2.5, 1.0]);
+    let run = |t: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap()
+            .install(|| project_2d(x.view(), &Control::default()).unwrap())
+    };
+    let bits = |a: Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let one = bits(run(1));
+    assert_eq!(one, bits(run(2)));
+    assert_eq!(one, bits(run(3)));
 }
 
 #[test]

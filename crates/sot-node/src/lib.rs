@@ -21,7 +21,7 @@ pub use defaults::core_defaults;
 pub use embed::{doc_freq_batch, doc_freq_buckets, embed_texts, pool_rows, project_2d};
 pub use learn::{baseline_scores, learn_weights, own_harm_count, select_top_k};
 pub use reasons::{nearest_references, weight_contributions};
-pub use rows::{rows_gather, rows_store, rows_write};
+pub use rows::{rows_gather, rows_gather_into, rows_store, rows_write};
 pub use score::{
     column_sums, gibbs_weights, merge_column_sums, refit_potentials, score_with_model,
     select_scored,

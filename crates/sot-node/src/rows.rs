@@ -67,17 +67,44 @@ pub fn rows_gather(
     #[napi(ts_arg_type = "ExternalObject<'Rows'>")] store: &External<Rows>,
     rows: Uint32Array,
 ) -> Result<Float32Array> {
+    let mut out = vec![0.0; rows.len().saturating_mul(store.cols)];
+    gather(store, &rows, &mut out)?;
+    Ok(out.into())
+}
+
+/// `rowsGather` into `out` (exactly the rows' length), which a caller reuses
+/// from batch to batch instead of making garbage of each.
+#[napi]
+pub fn rows_gather_into(
+    #[napi(ts_arg_type = "ExternalObject<'Rows'>")] store: &External<Rows>,
+    rows: Uint32Array,
+    mut out: Float32Array,
+) -> Result<()> {
+    if out.len() != rows.len().saturating_mul(store.cols) {
+        return Err(invalid(format!(
+            "{} rows of {} need {} values, the output holds {}",
+            rows.len(),
+            store.cols,
+            rows.len().saturating_mul(store.cols),
+            out.len()
+        )));
+    }
+    // SAFETY: a synchronous call on the JS thread, and no Rust reference to
+    // this array's memory exists (a store's rows are never exposed as an array).
+    gather(store, &rows, unsafe { out.as_mut() })
+}
+
+fn gather(store: &Rows, rows: &[u32], out: &mut [f32]) -> Result<()> {
     let (data, cols) = (&store.data, store.cols);
     let n = data.len() / cols.max(1);
-    let mut out = Vec::with_capacity(rows.len() * cols);
-    for &r in rows.iter() {
+    for (i, &r) in rows.iter().enumerate() {
         let r = r as usize;
         if r >= n {
             return Err(invalid(format!(
                 "row {r} is not below the store's {n} rows"
             )));
         }
-        out.extend_from_slice(&data[r * cols..(r + 1) * cols]);
+        out[i * cols..(i + 1) * cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);
     }
-    Ok(out.into())
+    Ok(())
 }
