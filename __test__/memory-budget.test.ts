@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { purify } from '../src/index.js';
+import { arrayMatrix, storedMatrix } from '../src/matrix.js';
+import { learnerBudget } from '../src/pipeline/memory.js';
 import { CLI, contaminated, DATA_DIR, writeJsonl } from './datasets.js';
 
 function setup() {
@@ -140,6 +142,19 @@ describe('memory budget', () => {
     const plotted = report.projection.downstream.length + report.projection.harmful.length;
     expect(plotted * 16384 * 4).toBeLessThanOrEqual(64 * 2 ** 20);
     expect(report.projection.downstream.length).toBeGreaterThan(900);
+  });
+
+  it("leaves the learner's costs what the core's copies of array sets do not take", () => {
+    const budget = 8 * 2 ** 30;
+    const downstream = storedMatrix(100, 1024);
+    const [arrays, stored] = [arrayMatrix(1024, 1024), storedMatrix(1024, 1024)]; // 4 MiB each
+    const shared = learnerBudget(budget, { downstream, harmful: stored });
+    const copied = learnerBudget(budget, { downstream, anchor: arrayMatrix(256, 1024), harmful: arrays });
+    // the rest of the difference is what the process allocated between the two calls
+    expect(Math.abs(shared - copied - 5 * 2 ** 20)).toBeLessThan(2 ** 20);
+    expect(() => learnerBudget(2 ** 20, { downstream, harmful: arrays })).toThrow(
+      /used up before learning .*the core's copies of the embeddings it is given as arrays take 4 MiB/,
+    );
   });
 
   it('refuses a budget too small for the embeddings before any work, writing nothing (exit 2)', () => {

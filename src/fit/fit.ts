@@ -214,7 +214,7 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     : undefined;
 
   const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
-  const storage = { budget: learnerBudget(budget, downstream), ...learner.storage };
+  const storage = { budget: learnerBudget(budget, { downstream, anchor, harmful }), ...learner.storage };
   const scores = await scoreSamples(
     'sot',
     { downstream, anchor, harmful },

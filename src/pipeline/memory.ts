@@ -43,19 +43,24 @@ export function checkEmbeddingsFit(budget: number, n: number, dim: number, input
 }
 
 /**
- * Bytes left for the learner's costs now (the embeddings `x` are held),
- * after the core's copy of them (of a JS array; none of a `StoredMatrix`)
+ * Bytes left for the learner's costs now (the embeddings are held), after
+ * the core's copies of the sets it is given as JS arrays (none of a
+ * `StoredMatrix`: the dataset's rows are stored; the references are arrays)
  * and the reserve for the stages to come.
  */
-export function learnerBudget(budget: number, x: AnyMatrix): number {
-  const { rows: n, cols: dim } = x;
-  const copied = !isStored(x);
-  const copy = copied ? n * dim * 4 : 0;
-  const left = budget - process.memoryUsage.rss() - copy - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+export function learnerBudget(
+  budget: number,
+  sets: { downstream: AnyMatrix; anchor?: AnyMatrix; harmful: AnyMatrix },
+): number {
+  const n = sets.downstream.rows;
+  const copies = [sets.downstream, sets.anchor, sets.harmful]
+    .filter((m): m is AnyMatrix => m !== undefined && !isStored(m))
+    .reduce((bytes, m) => bytes + m.rows * m.cols * 4, 0);
+  const left = budget - process.memoryUsage.rss() - copies - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}${copied ? `, and the core's copy of the ${n} x ${dim} embeddings takes ${mib(copy)}` : ''}); raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}${copies > 0 ? `, and the core's copies of the embeddings it is given as arrays take ${mib(copies)}` : ''}); raise --memory-budget`,
     );
   }
   return left;
