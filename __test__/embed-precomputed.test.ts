@@ -47,6 +47,17 @@ async function fixture() {
   return { c, files, vectors, dim: 64 };
 }
 
+/** `fixture()` with every file's vectors in a .npy: the dataset's in train.vectors.npy, each reference's beside it. */
+async function npyFixture() {
+  const f = await fixture();
+  const { files, vectors, dim } = f;
+  const npy = join(f.c.dir, 'train.vectors.npy');
+  await writeNpy(npy, vectors.input, vectors.input.length / dim, dim);
+  await writeNpy(files.harmful.replace('.jsonl', '.npy'), vectors.harmful, vectors.harmful.length / dim, dim);
+  await writeNpy(files.anchor.replace('.jsonl', '.npy'), vectors.anchor, vectors.anchor.length / dim, dim);
+  return { ...f, npy };
+}
+
 function npyF8(rows: number[][], opts: { descr?: string; fortran?: boolean; shape?: string } = {}): Buffer {
   const cols = rows[0]?.length ?? 0;
   let header = `{'descr': '${opts.descr ?? '<f8'}', 'fortran_order': ${opts.fortran ? 'True' : 'False'}, 'shape': ${opts.shape ?? `(${rows.length}, ${cols})`}, }`;
@@ -179,11 +190,7 @@ describe('precomputed vectors are streamed in', () => {
   });
 
   it('purify checks the memory budget once the vectors say their dimension, before any output', async () => {
-    const { c, files, vectors, dim } = await fixture();
-    const npy = join(c.dir, 'train.vectors.npy');
-    await writeNpy(npy, vectors.input, vectors.input.length / dim, dim);
-    await writeNpy(files.harmful.replace('.jsonl', '.npy'), vectors.harmful, vectors.harmful.length / dim, dim);
-    await writeNpy(files.anchor.replace('.jsonl', '.npy'), vectors.anchor, vectors.anchor.length / dim, dim);
+    const { c, files, npy } = await npyFixture();
     const output = join(c.dir, 'budget.jsonl');
     const err = await purify({
       input: files.input,
@@ -239,11 +246,7 @@ describe('precomputed vectors in purify', () => {
   });
 
   it('from a .npy per file (dataset via npy, references via a .npy of the same stem): the same scores again', async () => {
-    const { c, files, vectors, dim } = await fixture();
-    const npy = join(c.dir, 'train.vectors.npy');
-    await writeNpy(npy, vectors.input, vectors.input.length / dim, dim);
-    await writeNpy(files.harmful.replace('.jsonl', '.npy'), vectors.harmful, vectors.harmful.length / dim, dim);
-    await writeNpy(files.anchor.replace('.jsonl', '.npy'), vectors.anchor, vectors.anchor.length / dim, dim);
+    const { c, files, npy } = await npyFixture();
     const pre = await purify({
       input: files.input,
       harmful: [files.harmful],

@@ -125,16 +125,18 @@ fn high_dimensions_and_few_rows_iterate_on_the_rows() {
     }
 }
 
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 #[test]
 fn signs_follow_the_largest_loading_and_results_do_not_depend_on_threads() {
     let x = anisotropic(5, 20_000, 16, &[3.0, 2.0]);
-    let run = |t: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .unwrap()
-            .install(|| project_2d(x.view(), &Control::default()).unwrap())
-    };
+    let run = |t: usize| on_threads(t, || project_2d(x.view(), &Control::default()).unwrap());
     let (a, b) = (run(1), run(2));
     assert_eq!(
         a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -168,13 +170,7 @@ fn signs_follow_the_largest_loading_and_results_do_not_depend_on_threads() {
 fn passes_over_wide_rows_do_not_depend_on_threads() {
     // the row route, split into parallel groups that a small set now has too
     let x = anisotropic(9, 2000, 3000, &[5.0, 2.5, 1.0]);
-    let run = |t: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .unwrap()
-            .install(|| project_2d(x.view(), &Control::default()).unwrap())
-    };
+    let run = |t: usize| on_threads(t, || project_2d(x.view(), &Control::default()).unwrap());
     let bits = |a: Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     let one = bits(run(1));
     assert_eq!(one, bits(run(2)));
