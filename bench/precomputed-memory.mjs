@@ -12,13 +12,13 @@
 // harmful reference and an anchor with .npy files of the same stem. Each run
 // is a fresh process timed by GNU time (maximum resident set). Results are
 // appended to bench/results/precomputed-memory.json (--out to change).
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeNpy } from '../dist/npy.js';
 import { opt } from './args.mjs';
+import { runNode } from './timed.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -77,9 +77,6 @@ const anchor = await makeSet('anchor', anchorN, 3);
 const vectorBytes = n * dim * 4;
 
 const argv = [
-  '-f',
-  'gnutime %e %M',
-  process.execPath,
   cli,
   'purify',
   train.jsonl,
@@ -99,18 +96,13 @@ const argv = [
 console.log(
   `${label}: purify ${n} x ${dim} precomputed vectors (${(vectorBytes / 2 ** 30).toFixed(2)} GiB), budget ${budget} ...`,
 );
-const r = spawnSync('/usr/bin/time', argv, {
-  env: { ...process.env, SOT_CACHE_DIR: join(dir, 'cache'), SOT_OFFLINE: '1' },
-  encoding: 'utf8',
-  maxBuffer: 1 << 26,
-});
-const timed = /gnutime ([\d.]+) (\d+)/.exec(r.stderr);
-if (r.status !== 0 || !timed) {
+const r = runNode(argv, { env: { ...process.env, SOT_CACHE_DIR: join(dir, 'cache'), SOT_OFFLINE: '1' } });
+if (r.status !== 0 || r.peakRss === null) {
   console.log(r.stdout, r.stderr.slice(-3000));
   process.exit(1);
 }
 const out = JSON.parse(r.stdout.trim().split('\n').pop());
-const peak = Number(timed[2]) * 1024;
+const peak = r.peakRss;
 const res = {
   date: new Date().toISOString().slice(0, 10),
   build: label,
@@ -120,7 +112,7 @@ const res = {
   anchor: anchorN,
   budget,
   vectorBytes,
-  wall: Number(timed[1]),
+  wall: r.wall,
   peakRss: peak,
   peakOverVectors: peak / vectorBytes,
   timings: out.timings,

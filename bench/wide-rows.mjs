@@ -11,12 +11,12 @@
 // Each run is a fresh process with no embedding cache, timed by GNU time
 // (maximum resident set). Results are appended to
 // bench/results/wide-rows.json (--out to change).
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { opt } from './args.mjs';
+import { runNode } from './timed.mjs';
 import { makeData } from './scale/make-data.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,9 +35,6 @@ const results = existsSync(outFile) ? JSON.parse(readFileSync(outFile, 'utf8')) 
 for (const dim of dims) {
   const work = mkdtempSync(join(tmpdir(), 'sot-wide-'));
   const argv = [
-    '-f',
-    'gnutime %e %M',
-    process.execPath,
     cli,
     'purify',
     train,
@@ -55,9 +52,8 @@ for (const dim of dims) {
     '--json',
   ];
   const load = loadavg()[0];
-  const r = spawnSync('/usr/bin/time', argv, { env: { ...process.env, SOT_OFFLINE: '1' }, encoding: 'utf8' });
-  const timed = /gnutime ([\d.]+) (\d+)/.exec(r.stderr);
-  if (r.status !== 0 || !timed) {
+  const r = runNode(argv, { env: { ...process.env, SOT_OFFLINE: '1' } });
+  if (r.status !== 0 || r.peakRss === null) {
     console.log(`${label}, dim ${dim}: failed (${r.status})\n${r.stdout.slice(-2000)}${r.stderr.slice(-2000)}`);
     rmSync(work, { recursive: true, force: true });
     continue;
@@ -70,8 +66,8 @@ for (const dim of dims) {
     n,
     dim,
     budget,
-    wall: Number(timed[1]),
-    peakRss: Number(timed[2]) * 1024,
+    wall: r.wall,
+    peakRss: r.peakRss,
     write: out.timings.write,
     timings: out.timings,
     plotted: report.projection.downstream.length,

@@ -45,7 +45,7 @@ export async function readNpy(path: string): Promise<NpyMatrix> {
 export async function readNpyRows<M extends AnyMatrix>(
   path: string,
   alloc: (rows: number, cols: number) => M,
-  options: { check?: (layout: NpyLayout) => void; signal?: AbortSignal; onProgress?: (rows: number) => void } = {},
+  options: { check?: (layout: NpyLayout) => void; signal?: AbortSignal } = {},
 ): Promise<{ matrix: M; layout: NpyLayout }> {
   const guard = <T>(p: Promise<T>): Promise<T> =>
     p.catch((err: unknown) => {
@@ -62,8 +62,7 @@ export async function readNpyRows<M extends AnyMatrix>(
     const layout = parseNpyHeader(await read(Buffer.alloc(Math.min(headerEnd, size)), 0), path, size);
     options.check?.(layout);
     const matrix = alloc(layout.rows, layout.cols);
-    const width = layout.dtype[2] === '8' ? 8 : 4;
-    const rowBytes = layout.cols * width;
+    const rowBytes = layout.cols * widthOf(layout.dtype);
     const chunkRows = rowBytes === 0 ? layout.rows : Math.max(1, Math.floor(CHUNK_BYTES / rowBytes));
     const bytes = Buffer.alloc(Math.min(chunkRows, layout.rows) * rowBytes);
     const values = new Float32Array(Math.min(chunkRows, layout.rows) * layout.cols);
@@ -75,7 +74,6 @@ export async function readNpyRows<M extends AnyMatrix>(
       if (got.length < k * rowBytes) throw new InputError({ file: path }, 'the file changed while it was being read');
       decodeNpy(got, layout, row, values.subarray(0, k * layout.cols), path);
       writeRows(matrix, row, values.subarray(0, k * layout.cols));
-      options.onProgress?.(row + k);
     }
     return { matrix, layout };
   } finally {
@@ -93,6 +91,11 @@ export function parseNpy(buf: Uint8Array, path = '<npy>'): NpyMatrix {
 }
 
 const bad = (path: string, what: string) => new InputError({ file: path }, `not a usable .npy matrix: ${what}`);
+
+/** Bytes per value of a supported dtype (`<f4`, `>f4`, `<f8`, `>f8`); 0 for any other. */
+function widthOf(dtype: string): 0 | 4 | 8 {
+  return /^[<>]f4$/.test(dtype) ? 4 : /^[<>]f8$/.test(dtype) ? 8 : 0;
+}
 
 /** From the first 12 bytes (fewer if the file is shorter): where the header ends. */
 function npyHeaderEnd(b: Buffer, path: string): number {
@@ -127,18 +130,18 @@ function parseNpyHeader(b: Buffer, path: string, size: number): NpyLayout {
     throw bad(path, `shape (${shapeText.trim()}) is not 2-D (rows, dim)`);
   }
   const [rows, cols] = shape as [number, number];
-  const width = descr === '<f4' || descr === '>f4' ? 4 : descr === '<f8' || descr === '>f8' ? 8 : 0;
+  const width = widthOf(descr);
   if (width === 0) throw bad(path, `dtype ${descr} (only float32 and float64 are supported)`);
   const need = rows * cols * width;
   if (size - end < need)
     throw bad(path, `the body holds ${size - end} bytes, ${rows} x ${cols} ${descr} needs ${need}`);
-  return { rows, cols, dtype: descr!, body: end };
+  return { rows, cols, dtype: descr, body: end };
 }
 
 /** Converts whole rows from `bytes` (row `firstRow` on) into `out`, refusing non-finite values. */
 function decodeNpy(bytes: Buffer, layout: NpyLayout, firstRow: number, out: Float32Array, path: string): void {
   const { cols, dtype } = layout;
-  const width = dtype[2] === '8' ? 8 : 4;
+  const width = widthOf(dtype);
   const little = dtype[0] === '<';
   const view = new DataView(bytes.buffer, bytes.byteOffset, out.length * width);
   for (let i = 0; i < out.length; i++) {

@@ -15,12 +15,12 @@
 // Stage times come from the report. Harmful recall = injected records kept /
 // injected records (random selection keeps `keep` of them). Results:
 // bench/results/scale.json (the date is inside; --out to change) and a table on stdout.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { builtinDim, parseBytes } from '../../dist/index.js';
+import { runNode } from '../timed.mjs';
 import { makeData } from './make-data.mjs';
 import { opt } from '../args.mjs';
 
@@ -35,7 +35,6 @@ const runs = (opt('runs') ?? cfg.runs.join(',')).split(',').map((r) => {
 const dataDir = opt('data', process.env.SOT_SCALE_DIR || join(tmpdir(), 'sot-scale'));
 const date = new Date().toISOString().slice(0, 10);
 const outFile = opt('out', join(root, 'bench', 'results', 'scale.json'));
-const gnuTime = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
 console.log(`data in ${dataDir} ...`);
 const { files, pools } = await makeData(cfg, dataDir, [...new Set(runs.map((r) => r.n))]);
@@ -73,15 +72,10 @@ for (const run of runs) {
     '--json',
     ...(run.dim ? ['--dim', String(run.dim)] : []),
   ];
-  const [exe, argv] = gnuTime ? [gnuTime, ['-f', 'gnutime %e %M', process.execPath, ...cmd]] : [process.execPath, cmd];
   console.log(`\n${run.n} records, budget ${run.budget}: ${process.execPath} ${cmd.slice(0, 2).join(' ')} ...`);
   const load = loadavg()[0];
   const t0 = performance.now();
-  const r = spawnSync(exe, argv, {
-    env: { ...process.env, SOT_CACHE_DIR: cache, SOT_OFFLINE: '1' },
-    encoding: 'utf8',
-    maxBuffer: 1 << 26,
-  });
+  const r = runNode(cmd, { env: { ...process.env, SOT_CACHE_DIR: cache, SOT_OFFLINE: '1' } });
   const wall = (performance.now() - t0) / 1000;
   if (r.status !== 0) {
     console.log(r.stdout, r.stderr);
@@ -90,8 +84,7 @@ for (const run of runs) {
     continue;
   }
   const out = JSON.parse(r.stdout.trim().split('\n').pop());
-  const timed = /gnutime ([\d.]+) (\d+)/.exec(r.stderr);
-  const peak = timed ? Number(timed[2]) * 1024 : out.memory.peakRss;
+  const peak = r.peakRss ?? out.memory.peakRss;
   // harmful recall and benign retention from the scores file's `kept` column
   const injected = new Set(JSON.parse(readFileSync(truth, 'utf8')));
   const rows = readFileSync(out.outputs.scores, 'utf8').split('\n');
@@ -111,9 +104,9 @@ for (const run of runs) {
     ok: true,
     budgetBytes: budget,
     wall,
-    osWall: timed ? Number(timed[1]) : null,
+    osWall: r.wall,
     peakRss: peak,
-    peakSource: timed ? 'GNU time (max resident set)' : 'report (process.resourceUsage)',
+    peakSource: r.peakRss !== null ? 'GNU time (max resident set)' : 'report (process.resourceUsage)',
     withinBudget: peak <= budget,
     timings: out.timings,
     learner: out.learner,

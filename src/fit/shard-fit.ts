@@ -261,36 +261,50 @@ function encodeRows(m: Matrix): Uint8Array[] {
 /** Rows of a shard's result read at a time. */
 const CHUNK_BYTES = 1024 ** 2;
 
-/** Reads a shard's rows into rows `at` on of `into`, a chunk at a time. */
+/** Reads a shard's rows into rows `at` on of `into`, a chunk at a time, through one open file. */
 async function readRowsInto(path: string, into: AnyMatrix, at: number, rows: number, dim: number): Promise<void> {
-  const head = new Uint8Array(24);
-  await readExactly(path, head, 0);
-  const [r, d] = new Uint32Array(head.buffer, 8, 2);
-  if (Buffer.from(head.subarray(0, 8)).toString('latin1') !== ROWS_MAGIC || r !== rows || d !== dim)
-    throw new InputError({ file: path }, `not the shard's ${rows} sampled rows of dimension ${dim}`);
-  const step = Math.max(1, Math.floor(CHUNK_BYTES / (4 * Math.max(dim, 1))));
-  const chunk = new Float32Array(Math.min(step, rows) * dim);
-  for (let row = 0; row < rows; row += step) {
-    const k = Math.min(step, rows - row);
-    const values = chunk.subarray(0, k * dim);
-    const last = row + k === rows;
-    await readExactly(path, new Uint8Array(values.buffer, 0, values.byteLength), 24 + row * dim * 4, last);
-    writeRows(into, at + row, values);
-  }
+  await reading(path, async (fill, size) => {
+    const head = new Uint8Array(24);
+    await fill(head, 0);
+    const [r, d] = new Uint32Array(head.buffer, 8, 2);
+    if (Buffer.from(head.subarray(0, 8)).toString('latin1') !== ROWS_MAGIC || r !== rows || d !== dim)
+      throw new InputError({ file: path }, `not the shard's ${rows} sampled rows of dimension ${dim}`);
+    const step = Math.max(1, Math.floor(CHUNK_BYTES / (4 * Math.max(dim, 1))));
+    const chunk = new Float32Array(Math.min(step, rows) * dim);
+    for (let row = 0; row < rows; row += step) {
+      const values = chunk.subarray(0, Math.min(step, rows - row) * dim);
+      await fill(new Uint8Array(values.buffer, 0, values.byteLength), 24 + row * dim * 4);
+      writeRows(into, at + row, values);
+    }
+    if ((await size()) !== 24 + rows * dim * 4)
+      throw new InputError({ file: path }, `has bytes past its ${rows * dim} values`);
+  });
 }
 
-/** Fills `into` from `path` at byte `position` (and, with `whole`, checks the file ends there). */
-async function readExactly(path: string, into: Uint8Array, position: number, whole = false): Promise<void> {
+/** Fills `into` from `path` at byte `position`. */
+async function readExactly(path: string, into: Uint8Array, position: number): Promise<void> {
+  await reading(path, (fill) => fill(into, position));
+}
+
+/** Opens `path` for `use`, which fills arrays from it at byte positions (each whole, or an InputError). */
+async function reading<T>(
+  path: string,
+  use: (fill: (into: Uint8Array, position: number) => Promise<void>, size: () => Promise<number>) => Promise<T>,
+): Promise<T> {
   const fh = await open(path, 'r');
   try {
-    let done = 0;
-    while (done < into.length) {
-      const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
-      if (bytesRead === 0) throw new InputError({ file: path }, `ends at byte ${position + done}, short of its data`);
-      done += bytesRead;
-    }
-    if (whole && (await fh.stat()).size !== position + into.length)
-      throw new InputError({ file: path }, `has bytes past its ${into.length / 4} values`);
+    return await use(
+      async (into, position) => {
+        let done = 0;
+        while (done < into.length) {
+          const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
+          if (bytesRead === 0)
+            throw new InputError({ file: path }, `ends at byte ${position + done}, short of its data`);
+          done += bytesRead;
+        }
+      },
+      async () => (await fh.stat()).size,
+    );
   } finally {
     await fh.close();
   }
