@@ -46,21 +46,23 @@ export function checkEmbeddingsFit(budget: number, n: number, dim: number, input
  * Bytes left for the learner's costs now (the embeddings are held), after
  * the core's copies of the sets it is given as JS arrays (none of a
  * `StoredMatrix`: the dataset's rows are stored; the references are arrays)
- * and the reserve for the stages to come.
+ * and the reserve for the stages to come. `held` is what the process holds
+ * already: its resident set unless given.
  */
 export function learnerBudget(
   budget: number,
   sets: { downstream: AnyMatrix; anchor?: AnyMatrix; harmful: AnyMatrix },
+  held: number = process.memoryUsage.rss(),
 ): number {
   const n = sets.downstream.rows;
   const copies = [sets.downstream, sets.anchor, sets.harmful]
     .filter((m): m is AnyMatrix => m !== undefined && !isStored(m))
     .reduce((bytes, m) => bytes + m.rows * m.cols * 4, 0);
-  const left = budget - process.memoryUsage.rss() - copies - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+  const left = budget - held - copies - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(process.memoryUsage.rss())}${copies > 0 ? `, and the core's copies of the embeddings it is given as arrays take ${mib(copies)}` : ''}); raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(held)}${copies > 0 ? `, and the core's copies of the embeddings it is given as arrays take ${mib(copies)}` : ''}); raise --memory-budget`,
     );
   }
   return left;
