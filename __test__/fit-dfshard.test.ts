@@ -2,12 +2,23 @@
 // the shards' document-frequency tables add up to one fit over the whole file,
 // bit for bit, the sample they embed is the one a fit in one process embeds,
 // and the sharded run's model file is byte for byte `fit({ sample })`'s.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
+import { InputError } from '../src/errors.js';
 import { embedRows, fit, uniformSample } from '../src/fit/fit.js';
 import { arrayMatrix, isStored, rowsOf } from '../src/matrix.js';
 import { runTask } from '../src/fit/shard.js';
@@ -128,6 +139,46 @@ describe('the fit passes in the shards', () => {
       }
     }, 120_000);
   }
+
+  it("names a shard's damaged result file (cut, too long, another's, no signature) and why", async () => {
+    const input = files.jsonl;
+    const layout = await layoutOf(input, 3);
+    const indices = uniformSample(total, 300, 4);
+    // each damage hits the second shard's result after it ran, as a full disk or a stray writer would
+    const damages: [string, (f: string) => void, RegExp][] = [
+      ['cut', (f) => truncateSync(f, statSync(f).size - 100), /ends at byte \d+, short of its data/],
+      ['too long', (f) => appendFileSync(f, Buffer.alloc(4)), /has bytes past its \d+ values/],
+      [
+        'another',
+        (f) => writeFileSync(f, readFileSync(f).fill(0, 8, 12)),
+        /not the shard's \d+ sampled rows of dimension/,
+      ],
+    ];
+    for (const [what, damage, message] of damages) {
+      const work = mkdtempSync(join(dir, 'work-damaged-'));
+      let damaged = '';
+      const run = async (tasks: FitShardTask[], pass: number) => {
+        for (const t of tasks) await runTask(t);
+        if (pass === SAMPLE_PASS) damage((damaged = tasks[1]!.out));
+      };
+      const sharded = shardedPasses({ input }, layout, work, run);
+      const counted = await sharded.count(new HashingEmbedder(), () => {}, 2 ** 30);
+      const err = await sharded.rows(indices, total, counted.embedder, null, () => {}).catch((e: unknown) => e);
+      expect(err, what).toBeInstanceOf(InputError);
+      expect((err as InputError).file, what).toBe(damaged);
+      expect((err as Error).message, what).toMatch(message);
+    }
+    const work = mkdtempSync(join(dir, 'work-damaged-'));
+    const run = async (tasks: FitShardTask[]) => {
+      for (const t of tasks) await runTask(t);
+      writeFileSync(tasks[2]!.out, 'not a table');
+    };
+    const err = await shardedPasses({ input }, layout, work, run)
+      .count(new HashingEmbedder(), () => {}, 2 ** 30)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).toMatch(/fit-count-2\.bin: not a complete count result: no signature/);
+  }, 60_000);
 
   it('writes the model fit({ sample }) writes, byte for byte, with a killed shard retried in each pass', async () => {
     const createdAt = '2026-01-01T00:00:00.000Z';
