@@ -4,7 +4,6 @@ import { PURIFY_DEFAULTS, REFIT_AUTO } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import { OptionError } from '../errors.js';
 import type { ShardedResult } from '../fit/shards.js';
-import type { ReasonsFor } from '../pipeline/audit.js';
 import { fit } from '../fit/fit.js';
 import { score } from '../fit/score.js';
 import { ProgressLine } from './progress.js';
@@ -16,7 +15,8 @@ import {
   INPUT_KINDS,
   integer,
   LEARNER,
-  learnerFlags,
+  purifyFlags,
+  runFlags,
   number,
   REFERENCES,
   refitFlag,
@@ -88,16 +88,7 @@ type Flags = Record<string, unknown> & { json?: boolean; quiet?: boolean };
 
 /** What fitting reads from the flags, in `sot fit` and `sot purify --shards`. */
 function fitFlags(f: Flags) {
-  return {
-    harmful: f.harmful as string[],
-    anchor: (f.anchor as string[] | undefined) ?? [],
-    sample: f.sample as number | undefined,
-    seed: f.seed as number | undefined,
-    learner: learnerFlags(f),
-    memoryBudget: f.memoryBudget as number | undefined,
-    dataDir: f.dataDir as string | undefined,
-    offline: f.offline === true ? true : undefined,
-  };
+  return { ...runFlags(f), sample: f.sample as number | undefined };
 }
 
 export function registerFitCommands(prog: Command, h: CliHelpers): void {
@@ -236,22 +227,7 @@ export async function purifyShardedCli(
     const res = await purifySharded({
       input,
       ...(await h.dataConfig(f as never, signal)),
-      output: f.output as string | undefined,
-      scores: f.scores as string | undefined,
-      report: f.report as string | undefined,
-      html: f.html === false ? null : (f.html as string | undefined),
-      removed: f.removed === false ? null : (f.removed as string | undefined),
-      reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
-      groupField: f.groupField as string | undefined,
-      keep:
-        f.keepCount !== undefined
-          ? { count: f.keepCount as number }
-          : f.keep === 'auto'
-            ? 'auto'
-            : f.keep !== undefined
-              ? { fraction: f.keep as number }
-              : PURIFY_DEFAULTS.keep,
-      weightField: f.weightField === false ? null : (f.weightField as string),
+      ...purifyFlags(f),
       shards: f.shards as number,
       workers: f.workers as number | undefined,
       retries: f.retries as number | undefined,

@@ -19,6 +19,7 @@ import { EMBEDDERS } from '../embed/providers.js';
 import { FILE_FORMATS, MAX_LINE_BYTES, RECORD_FORMATS } from '../io/index.js';
 import { METHODS } from '../learner.js';
 import { defaultBudget } from '../pipeline/memory.js';
+import type { ReasonsFor } from '../pipeline/audit.js';
 import { parseBytes } from '../storage.js';
 
 /** What a help text may quote. `core` is undefined when the native binary cannot be loaded. */
@@ -439,6 +440,41 @@ export function learnerFlags(f: Record<string, unknown>) {
     ownHarmShare: f.ownHarm as number | undefined,
     maxSteps: f.maxSteps as number | undefined,
     storage: f.neighbours === undefined ? undefined : { neighbours: f.neighbours as number },
+  };
+}
+
+/** The references and run settings of purify, fit and purify --shards. */
+export function runFlags(f: Record<string, unknown>) {
+  return {
+    harmful: f.harmful as string[],
+    anchor: (f.anchor as string[] | undefined) ?? [],
+    seed: f.seed as number | undefined,
+    learner: learnerFlags(f),
+    memoryBudget: f.memoryBudget as number | undefined,
+    dataDir: f.dataDir as string | undefined,
+    offline: f.offline === true ? true : undefined,
+  };
+}
+
+/** The selection and outputs of purify, with or without --shards (no keep flag: the default K). */
+export function purifyFlags(f: Record<string, unknown>) {
+  return {
+    output: f.output as string | undefined,
+    scores: f.scores as string | undefined,
+    report: f.report as string | undefined,
+    html: f.html === false ? null : (f.html as string | undefined),
+    removed: f.removed === false ? null : (f.removed as string | undefined),
+    reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
+    groupField: f.groupField as string | undefined,
+    keep:
+      f.keepCount !== undefined
+        ? { count: f.keepCount as number }
+        : f.keep === 'auto'
+          ? ('auto' as const)
+          : f.keep !== undefined
+            ? { fraction: f.keep as number }
+            : undefined,
+    weightField: f.weightField === false ? null : (f.weightField as string),
   };
 }
 

@@ -8,7 +8,6 @@ import type { ContaminationEstimate, Method } from '../learner.js';
 import type { PurifyOptions } from '../pipeline/options.js';
 import type { PurifyReport } from '../report/types.js';
 import { purify } from '../pipeline/purify.js';
-import type { ReasonsFor } from '../pipeline/audit.js';
 import { embedFile } from '../pipeline/embed-file.js';
 import { rerenderReport } from '../pipeline/outputs.js';
 import { listReferenceSets } from '../refsets/index.js';
@@ -22,7 +21,8 @@ import {
   INPUT_KINDS,
   LEARNER,
   MEMORY_BUDGET,
-  learnerFlags,
+  purifyFlags,
+  runFlags,
   PURIFY_OUTPUT,
   REFERENCES,
   REPORTING,
@@ -243,30 +243,9 @@ ${EXIT_HELP}`,
         const res = await purify({
           input,
           ...(await dataConfig(f, signal)),
-          harmful: f.harmful as string[],
-          anchor: (f.anchor as string[] | undefined) ?? [],
-          output: f.output as string | undefined,
-          scores: f.scores as string | undefined,
-          report: f.report as string | undefined,
-          html: f.html === false ? null : (f.html as string | undefined),
-          removed: f.removed === false ? null : (f.removed as string | undefined),
-          reasons: { for: f.reasons as ReasonsFor | undefined, neighbours: f.reasonNeighbours as number | undefined },
-          groupField: f.groupField as string | undefined,
-          keep:
-            f.keepCount !== undefined
-              ? { count: f.keepCount as number }
-              : f.keep === 'auto'
-                ? 'auto'
-                : f.keep !== undefined
-                  ? { fraction: f.keep as number }
-                  : undefined,
-          weightField: f.weightField === false ? null : (f.weightField as string),
+          ...runFlags(f),
+          ...purifyFlags(f),
           method: f.method as Method,
-          learner: learnerFlags(f),
-          memoryBudget: f.memoryBudget as number | undefined,
-          seed: f.seed as number | undefined,
-          dataDir: f.dataDir as string | undefined,
-          offline: f.offline === true ? true : undefined,
           signal,
           onProgress: (e) => bar.update(e),
         });
