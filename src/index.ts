@@ -77,7 +77,7 @@ export {
 // The purify pipeline: datasets in, built-in embedder, reference sets, files out.
 export { autoKeepCount, purify, type PurifyResult } from './pipeline/purify.js';
 export { embedFile, type EmbedFileOptions } from './pipeline/embed-file.js';
-export type { PurifyOptions, ReferenceSources, Stage, StageProgress } from './pipeline/options.js';
+export type { DatasetSource, PurifyOptions, ReferenceSources, Stage, StageProgress } from './pipeline/options.js';
 export type { PurifyReport, RecordTable, ReferenceSummary, ShardedSummary } from './report/types.js';
 export { renderReportHtml } from './report/html.js';
 

@@ -14,7 +14,7 @@ import { ownHarmOf, sampleExcerpt } from '../pipeline/audit.js';
 import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
-import type { PurifyOptions } from '../pipeline/options.js';
+import type { DatasetSource, PurifyOptions, ReferenceSources } from '../pipeline/options.js';
 import { embedderOption, uint32 } from '../options.js';
 import { loadReferences } from '../pipeline/references.js';
 import { describeEmbedder, saveModel, scoreQuantiles, type Model } from './model.js';
@@ -26,27 +26,21 @@ const pkg = createRequire(import.meta.url)('../../package.json') as { version: s
 export type FitStage = 'read' | 'embed' | 'references' | 'learn' | 'refit' | 'write';
 
 export interface FitOptions
-  extends Pick<
-    PurifyOptions,
-    | 'input'
-    | 'harmful'
-    | 'anchor'
-    | 'format'
-    | 'recordFormat'
-    | 'fields'
-    | 'template'
-    | 'skipInvalid'
-    | 'maxLineBytes'
-    | 'embedder'
-    | 'embeddingCache'
-    | 'dataDir'
-    | 'cacheDir'
-    | 'offline'
-    | 'learner'
-    | 'memoryBudget'
-    | 'createdAt'
-    | 'signal'
-  > {
+  extends ReferenceSources,
+    DatasetSource,
+    Pick<
+      PurifyOptions,
+      | 'template'
+      | 'embedder'
+      | 'embeddingCache'
+      | 'dataDir'
+      | 'cacheDir'
+      | 'offline'
+      | 'learner'
+      | 'memoryBudget'
+      | 'createdAt'
+      | 'signal'
+    > {
   /** The model file to write. Default `<input stem>.sot-model` next to the input. */
   model?: string;
   /** Learn on this many records drawn uniformly (without replacement); default all. */

@@ -17,7 +17,7 @@ import { writeRecords } from '../io/write.js';
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import { Column, rangeBatches } from './stream.js';
-import type { PurifyOptions } from '../pipeline/options.js';
+import type { DatasetSource, PurifyOptions } from '../pipeline/options.js';
 import { autoKeepCount, autoKeepWarnings } from '../pipeline/purify.js';
 import type { ContaminationEstimate } from '../learner.js';
 import type { Matrix } from '../matrix.js';
@@ -48,19 +48,8 @@ import {
 export type ScoreStage = 'refit' | 'score' | 'select' | 'reasons' | 'write';
 
 export interface ScoreOptions
-  extends Pick<
-    PurifyOptions,
-    | 'input'
-    | 'format'
-    | 'recordFormat'
-    | 'fields'
-    | 'skipInvalid'
-    | 'maxLineBytes'
-    | 'embeddingCache'
-    | 'cacheDir'
-    | 'weightField'
-    | 'signal'
-  > {
+  extends DatasetSource,
+    Pick<PurifyOptions, 'embeddingCache' | 'cacheDir' | 'weightField' | 'signal'> {
   /** Model file written by `fit()`. */
   model: string;
   /** Per-record scores CSV. Default `<input stem>.scores.csv`. */
@@ -246,20 +235,8 @@ export function refitPasses(refit: Refit | undefined, fallback: number): RefitPl
 
 /** Opens the model and the input and the embedder the model names (checked against it). */
 export async function openScoring(
-  o: Pick<
-    ScoreOptions,
-    | 'model'
-    | 'embedder'
-    | 'input'
-    | 'format'
-    | 'recordFormat'
-    | 'fields'
-    | 'skipInvalid'
-    | 'maxLineBytes'
-    | 'embeddingCache'
-    | 'cacheDir'
-    | 'weightField'
-  > &
+  o: DatasetSource &
+    Pick<ScoreOptions, 'model' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'weightField'> &
     Pick<OpenDatasetOptions, 'range' | 'layout'>,
   written: boolean,
 ) {

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { InputError, SotError } from '../errors.js';
 import { type ByteRange, type RowGroupRange, writeFileAtomic } from '../io/index.js';
 import type { Layout } from '../io/records.js';
-import type { PurifyOptions } from '../pipeline/options.js';
+import type { DatasetSource, PurifyOptions } from '../pipeline/options.js';
 import type { Matrix } from '../matrix.js';
 import { nearestHarmful } from '../pipeline/audit.js';
 import { nearestOf, type NearRows } from './explain.js';
@@ -18,10 +18,7 @@ import { type FitShardTask, runFitShard } from './shard-fit.js';
 import { runWriteShard, type WriteShardTask } from './shard-write.js';
 
 /** How every task of a sharded run reads its input (plain data). */
-export type ShardInput = Pick<
-  PurifyOptions,
-  'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'embeddingCache' | 'cacheDir'
->;
+export type ShardInput = DatasetSource & Pick<PurifyOptions, 'embeddingCache' | 'cacheDir'>;
 
 /** The input options of `o` and nothing else: what a task carries across a process or a queue. */
 export function shardInput(o: ShardInput): ShardInput {

@@ -33,7 +33,7 @@ import { checkReasonOptions, DEFAULT_NEIGHBOURS, type NearestRows, type ReasonOp
 import { embedBatch, openEmbeddingCache } from '../pipeline/embedding.js';
 import { PipelineInput } from '../pipeline/input.js';
 import { peakRss, resolveBudget } from '../pipeline/memory.js';
-import type { PurifyOptions } from '../pipeline/options.js';
+import type { DatasetSource, PurifyOptions } from '../pipeline/options.js';
 import { assembleReport, displayRows, writeOutputs } from '../pipeline/outputs.js';
 import { outputPaths } from '../pipeline/paths.js';
 import { autoKeepCount, autoKeepWarnings, checkKeep, checkOutputs } from '../pipeline/purify.js';
@@ -327,10 +327,7 @@ async function rowGroupShards(o: LayoutOptions, format: FileFormat, parts: numbe
   return (await rowGroupRanges(o.input, parts)).map((rowGroups) => ({ rowGroups, layout }));
 }
 
-type LayoutOptions = Pick<
-  ShardedOptions,
-  'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes'
->;
+type LayoutOptions = DatasetSource;
 
 /**
  * How the input splits into at most `shards` shards. JSON Lines, CSV and TSV

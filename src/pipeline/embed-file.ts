@@ -8,24 +8,11 @@ import { writeNpy } from '../npy.js';
 import { embedDataset, openEmbeddingCache } from './embedding.js';
 import { PipelineInput } from './input.js';
 import { checkEmbeddingsFit, resolveBudget } from './memory.js';
-import type { PurifyOptions, StageProgress } from './options.js';
+import type { DatasetSource, PurifyOptions, StageProgress } from './options.js';
 
 export interface EmbedFileOptions
-  extends Pick<
-    PurifyOptions,
-    | 'input'
-    | 'format'
-    | 'recordFormat'
-    | 'fields'
-    | 'template'
-    | 'skipInvalid'
-    | 'maxLineBytes'
-    | 'embedder'
-    | 'embeddingCache'
-    | 'cacheDir'
-    | 'memoryBudget'
-    | 'signal'
-  > {
+  extends DatasetSource,
+    Pick<PurifyOptions, 'template' | 'embedder' | 'embeddingCache' | 'cacheDir' | 'memoryBudget' | 'signal'> {
   /** The `.npy` file to write (float32, rows x dim), atomically; a pipe or device (`/dev/stdout`) is streamed to. */
   output: string;
   onProgress?: (event: StageProgress) => void;

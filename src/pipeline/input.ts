@@ -3,7 +3,7 @@ import type { Embedder, EmbedCallOptions } from '../embed/types.js';
 import { checkTemplate, openDataset, renderText, type Dataset, type OpenDatasetOptions } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
 import { weightFieldOf, weightFieldTaken } from '../io/write.js';
-import type { PurifyOptions } from './options.js';
+import type { DatasetSource, PurifyOptions } from './options.js';
 
 /** The embedder's own rendering of records, when it has one (else the template applies). */
 export function embedderRender(embedder: Embedder | undefined): ((sample: SampleText) => string) | undefined {
@@ -42,11 +42,7 @@ export class PipelineInput {
 
   /** `weightField`: purify's (undefined for its default); leave it out (`sot embed`) when nothing is written back. */
   static async open(
-    o: Pick<
-      PurifyOptions,
-      'input' | 'format' | 'recordFormat' | 'fields' | 'skipInvalid' | 'maxLineBytes' | 'template' | 'embedder'
-    > &
-      Pick<OpenDatasetOptions, 'range' | 'layout'>,
+    o: DatasetSource & Pick<PurifyOptions, 'template' | 'embedder'> & Pick<OpenDatasetOptions, 'range' | 'layout'>,
     written?: { weightField: string | null | undefined },
   ): Promise<PipelineInput> {
     const weightField = written === undefined ? null : weightFieldOf(written.weightField);

@@ -23,9 +23,20 @@ export interface ReferenceSources {
   anchor?: string[];
 }
 
-export interface PurifyOptions extends ReferenceSources {
-  /** Dataset to purify (JSONL, JSON, CSV or Parquet). Never modified. */
+/** A dataset and how its records are read. */
+export interface DatasetSource {
+  /** The dataset (JSONL, JSON, CSV, TSV or Parquet). Never modified. */
   input: string;
+  format?: FileFormat;
+  recordFormat?: RecordFormat;
+  fields?: FieldMapping;
+  /** Skip (and count) invalid records instead of failing on the first. */
+  skipInvalid?: boolean;
+  /** Longest line (or whole JSON file) of the dataset and reference files, in bytes. Default 256 MiB (`DEFAULT_MAX_LINE_BYTES`), at most `MAX_LINE_BYTES`. */
+  maxLineBytes?: number;
+}
+
+export interface PurifyOptions extends ReferenceSources, DatasetSource {
   /** Purified dataset, in the input's format. Default `<input stem>.purified.<ext>` next to the input. */
   output?: string;
   /** Per-sample scores CSV. Default `<output stem>.scores.csv`. */
@@ -41,15 +52,8 @@ export interface PurifyOptions extends ReferenceSources {
   /** Field whose values group the records in the report's breakdown; `null` for none. Default the first of `source`, `category`, `subset`, `dataset`, `task`, `type` a record has. */
   groupField?: string | null;
 
-  format?: FileFormat;
-  recordFormat?: RecordFormat;
-  fields?: FieldMapping;
   /** Embedding text template with `{prompt}` and `{response}`. */
   template?: string;
-  /** Skip (and count) invalid records instead of failing on the first. */
-  skipInvalid?: boolean;
-  /** Longest line (or whole JSON file) of the dataset and reference files, in bytes. Default 256 MiB (`DEFAULT_MAX_LINE_BYTES`), at most `MAX_LINE_BYTES`. */
-  maxLineBytes?: number;
   /** Field added to kept records with their training weight; `null` for none. Default `sot_weight`. */
   weightField?: string | null;
 
