@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { purify } from '../src/index.js';
 import { arrayMatrix, storedMatrix } from '../src/matrix.js';
+import { native } from '../src/native.js';
 import { learnerBudget } from '../src/pipeline/memory.js';
 import { CLI, contaminated, DATA_DIR, writeJsonl } from './datasets.js';
 
@@ -150,10 +151,25 @@ describe('memory budget', () => {
     const [arrays, stored] = [arrayMatrix(1024, 1024), storedMatrix(1024, 1024)]; // 4 MiB each
     // the same resident set for both: the process's own grows between calls
     const held = 300 * 2 ** 20;
-    const shared = learnerBudget(budget, { downstream, harmful: stored }, held);
-    const copied = learnerBudget(budget, { downstream, anchor: arrayMatrix(256, 1024), harmful: arrays }, held);
+    const o = { ownHarmShare: 0, held };
+    const shared = learnerBudget(budget, { downstream, harmful: stored }, o);
+    const copied = learnerBudget(budget, { downstream, anchor: arrayMatrix(256, 1024), harmful: arrays }, o);
     expect(shared - copied).toBe(5 * 2 ** 20);
     expect(shared).toBeGreaterThan(budget - held - 100 * 2 ** 20);
+    // the own-harm solve: its points twice (formed from the rows, then kept), and the reference joined to them
+    const n = 10_000;
+    const rows = storedMatrix(n, 1024);
+    const own = native.ownHarmCount(n, 0.05);
+    expect(own).toBe(500);
+    const noOwnHarm = learnerBudget(budget, { downstream: rows, harmful: stored }, o);
+    expect(noOwnHarm - learnerBudget(budget, { downstream: rows, harmful: stored }, { ...o, ownHarmShare: 0.05 })).toBe(
+      (1024 + 2 * 500) * 1024 * 4,
+    );
+    // unset, the core's default share (0.05)
+    expect(learnerBudget(budget, { downstream: rows, harmful: stored }, { held })).toBe(noOwnHarm - 2024 * 4096);
+    expect(() => learnerBudget(400 * 2 ** 20, { downstream: rows, harmful: stored }, { held })).toThrow(
+      /used up before learning .*the 500 points of the data's own harm and the reference they join take 8 MiB/,
+    );
     expect(() => learnerBudget(2 ** 20, { downstream, harmful: arrays })).toThrow(
       /used up before learning .*the core's copies of the embeddings it is given as arrays take 4 MiB/,
     );

@@ -78,7 +78,7 @@ export interface FitResult {
   contamination?: ContaminationEstimate;
   /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate; `null` when the estimate is inconclusive). */
   autoKeep: number | null;
-  /** Bytes the learner's costs were given: the memory budget less what the process held, the core's copy of the sample's embeddings and the reserve. */
+  /** Bytes the learner's costs were given: the memory budget less what the process held, the core's copies of array sets, the own-harm points and the reserve. */
   learnerBudget: number;
   warnings: string[];
 }
@@ -208,7 +208,10 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     : undefined;
 
   const learner = { ...(embedder as Embedder).learnerDefaults, ...defined(o.learner ?? {}) };
-  const storage = { budget: learnerBudget(budget, { downstream, anchor, harmful }), ...learner.storage };
+  const storage = {
+    budget: learnerBudget(budget, { downstream, anchor, harmful }, { ownHarmShare: learner.ownHarmShare }),
+    ...learner.storage,
+  };
   const scores = await scoreSamples(
     'sot',
     { downstream, anchor, harmful },

@@ -2,8 +2,10 @@
 // the learner's costs may take, given what the process already holds.
 // (Accounting only; the core plans the costs.)
 import { totalmem } from 'node:os';
+import { coreDefaults } from '../defaults.js';
 import { OptionError } from '../errors.js';
 import { type AnyMatrix, isStored } from '../matrix.js';
+import { native } from '../native.js';
 import { parseBytes } from '../storage.js';
 
 /** Default budget: 8 GiB, or half the machine's memory if that is less. */
@@ -45,24 +47,37 @@ export function checkEmbeddingsFit(budget: number, n: number, dim: number, input
 /**
  * Bytes left for the learner's costs now (the embeddings are held), after
  * the core's copies of the sets it is given as JS arrays (none of a
- * `StoredMatrix`: the dataset's rows are stored; the references are arrays)
- * and the reserve for the stages to come. `held` is what the process holds
- * already: its resident set unless given.
+ * `StoredMatrix`: the dataset's rows are stored; the references are arrays),
+ * the points of the data's own harm and the reserve for the stages to come.
+ * The own-harm solve (`ownHarmShare` above 0, the core's default unless
+ * given) holds its points twice while it forms them, and the harmful
+ * reference joined to them. `held` is what the process holds already: its
+ * resident set unless given.
  */
 export function learnerBudget(
   budget: number,
   sets: { downstream: AnyMatrix; anchor?: AnyMatrix; harmful: AnyMatrix },
-  held: number = process.memoryUsage.rss(),
+  o: { ownHarmShare?: number; held?: number } = {},
 ): number {
   const n = sets.downstream.rows;
+  const held = o.held ?? process.memoryUsage.rss();
   const copies = [sets.downstream, sets.anchor, sets.harmful]
     .filter((m): m is AnyMatrix => m !== undefined && !isStored(m))
     .reduce((bytes, m) => bytes + m.rows * m.cols * 4, 0);
-  const left = budget - held - copies - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+  const own = native.ownHarmCount(n, o.ownHarmShare ?? coreDefaults().learner.ownHarmShare);
+  const ownHarm = own > 0 ? (sets.harmful.rows + 2 * own) * sets.harmful.cols * 4 : 0;
+  const left = budget - held - copies - ownHarm - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
+    const parts = [
+      `the process holds ${mib(held)}`,
+      ...(copies > 0 ? [`the core's copies of the embeddings it is given as arrays take ${mib(copies)}`] : []),
+      ...(ownHarm > 0
+        ? [`the ${own} points of the data's own harm and the reference they join take ${mib(ownHarm)}`]
+        : []),
+    ];
     throw new OptionError(
       'ERR_OPTION',
-      `the memory budget of ${mib(budget)} is used up before learning (the process holds ${mib(held)}${copies > 0 ? `, and the core's copies of the embeddings it is given as arrays take ${mib(copies)}` : ''}); raise --memory-budget`,
+      `the memory budget of ${mib(budget)} is used up before learning (${parts.join(', ')}); raise --memory-budget`,
     );
   }
   return left;

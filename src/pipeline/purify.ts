@@ -154,7 +154,10 @@ export async function purify(options: PurifyOptions): Promise<PurifyResult> {
     );
   }
   // The costs get what the process does not hold yet (an explicit learner budget wins).
-  const storage = { budget: learnerBudget(budget, { downstream, anchor, harmful }), ...learner.storage };
+  const storage = {
+    budget: learnerBudget(budget, { downstream, anchor, harmful }, { ownHarmShare: learner.ownHarmShare }),
+    ...learner.storage,
+  };
   const scores = await scoreSamples(
     method,
     { downstream, anchor, harmful },
