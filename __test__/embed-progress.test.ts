@@ -12,9 +12,13 @@ import { alpacaOk, harmfulPairs, writeJsonl } from './datasets.js';
 
 /** A user's embedder with a preferred batch: the built-in one behind it, every call recorded. */
 class Paced implements Embedder {
-  readonly preferredBatch = 100;
   readonly calls: number[] = [];
-  readonly inner = new HashingEmbedder({ dim: 64 });
+  readonly inner: HashingEmbedder;
+  readonly preferredBatch?: number;
+  constructor(o: { preferredBatch?: number; dim?: number } = { preferredBatch: 100 }) {
+    if (o.preferredBatch !== undefined) this.preferredBatch = o.preferredBatch;
+    this.inner = new HashingEmbedder({ dim: o.dim ?? 64 });
+  }
   get id() {
     return `paced:${this.inner.id}`;
   }
@@ -65,4 +69,21 @@ describe('embedding progress', () => {
       }
     });
   }
+
+  it('asks for at most 8 MiB of vectors per call, whatever the batch: wide ones come 128 rows at a time', async () => {
+    const embedder = new Paced({ dim: 16384 });
+    const seen: number[] = [];
+    await purify({
+      input,
+      harmful: [harmful],
+      output: join(root, 'out-wide.jsonl'),
+      embedder,
+      embeddingCache: false,
+      onProgress: (e) => {
+        if (e.stage === 'embed') seen.push(e.done);
+      },
+    });
+    expect(seen).toEqual([128, 256, 384, 450]);
+    expect(embedder.calls).toEqual([128, 128, 128, 66, 20]);
+  });
 });

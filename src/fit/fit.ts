@@ -8,10 +8,10 @@ import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
-import { type AnyMatrix, rowsOf, stackRows, storedMatrix, writeRows } from '../matrix.js';
+import { type AnyMatrix, rowsOf, stackRows, storedMatrix } from '../matrix.js';
 import { native } from '../native.js';
 import { ownHarmOf, sampleExcerpt } from '../pipeline/audit.js';
-import { embedBatch, embedDataset, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
+import { embedDataset, embedInto, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
 import type { DatasetSource, PurifyOptions, ReferenceSources } from '../pipeline/options.js';
@@ -326,7 +326,7 @@ export async function embedRows<M extends AnyMatrix>(
   let pending: string[] = [];
   const flush = async () => {
     if (!pending.length) return;
-    writeRows(out, rows, await embedBatch(pending, embedder, cache, signal));
+    await embedInto(pending, embedder, cache, out, rows, signal);
     rows += pending.length;
     pending = [];
     onProgress(rows);

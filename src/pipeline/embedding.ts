@@ -29,11 +29,42 @@ export async function openEmbeddingCache(
   return EmbeddingCache.open(dir, embedder.id, embedder.dim);
 }
 
+/** Most bytes of vectors one embedder call returns: the arrays it returns are garbage once copied. */
+const CALL_BYTES = 8 * 1024 ** 2;
+
 /**
- * Embeds `texts` through the cache, in calls of the embedder's preferred
- * batch, and reports the texts done after each call: a slow embedder (an LLM)
- * shows progress long before a pipeline batch of texts is done.
+ * Embeds `texts` through the cache into rows `row` on of `into`, in calls of
+ * the embedder's preferred batch (and at most `CALL_BYTES` of vectors), and
+ * reports the texts done after each call: a slow embedder (an LLM) shows
+ * progress long before a pipeline batch of texts is done.
  */
+export async function embedInto(
+  texts: string[],
+  embedder: Embedder,
+  cache: EmbeddingCache | null,
+  into: AnyMatrix,
+  row: number,
+  signal?: AbortSignal,
+  onProgress?: (done: number) => void,
+): Promise<void> {
+  const dim = embedder.dim;
+  const rows = Math.max(1, Math.floor(CALL_BYTES / (4 * dim)));
+  const step = Math.max(1, Math.min(texts.length, embedder.preferredBatch ?? texts.length, rows));
+  for (let i = 0; i < texts.length; i += step) {
+    const part = texts.slice(i, i + step);
+    const v = cache ? await embedWithCache(embedder, part, cache, { signal }) : await embedder.embed(part, { signal });
+    if (v.length !== part.length * dim) {
+      throw new ShapeError(
+        'ERR_SHAPE',
+        `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${part.length} texts of dimension ${dim}`,
+      );
+    }
+    writeRows(into, row + i, v);
+    onProgress?.(i + part.length);
+  }
+}
+
+/** `embedInto` a new array of `texts.length` rows. */
 export async function embedBatch(
   texts: string[],
   embedder: Embedder,
@@ -41,23 +72,9 @@ export async function embedBatch(
   signal?: AbortSignal,
   onProgress?: (done: number) => void,
 ): Promise<Float32Array> {
-  const dim = embedder.dim;
-  const step = Math.max(1, Math.min(texts.length, embedder.preferredBatch ?? texts.length));
-  const out = step === texts.length ? undefined : new Float32Array(texts.length * dim);
-  let v: Float32Array = new Float32Array(0);
-  for (let i = 0; i < texts.length; i += step) {
-    const part = texts.slice(i, i + step);
-    v = cache ? await embedWithCache(embedder, part, cache, { signal }) : await embedder.embed(part, { signal });
-    if (v.length !== part.length * dim) {
-      throw new ShapeError(
-        'ERR_SHAPE',
-        `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${part.length} texts of dimension ${dim}`,
-      );
-    }
-    out?.set(v, i * dim);
-    onProgress?.(i + part.length);
-  }
-  return out ?? v;
+  const out = arrayMatrix(texts.length, embedder.dim);
+  await embedInto(texts, embedder, cache, out, 0, signal, onProgress);
+  return out.data;
 }
 
 export interface DatasetOptions extends StreamOptions {
@@ -107,8 +124,9 @@ export async function embedDataset(
       break;
     }
     const before = rows;
-    const v = await embedBatch(texts, embedder, cache, options.signal, (done) => options.onProgress?.(before + done));
-    writeRows(matrix, rows, v);
+    await embedInto(texts, embedder, cache, matrix, rows, options.signal, (done) =>
+      options.onProgress?.(before + done),
+    );
     lineOf.set(lines, rows);
     rows += texts.length;
   }
@@ -129,15 +147,11 @@ export async function embedSamples(
   cache: EmbeddingCache | null,
   options: StreamOptions = {},
 ): Promise<Matrix> {
-  const dim = embedder.dim;
-  const data = new Float32Array(samples.length * dim);
+  const out = arrayMatrix(samples.length, embedder.dim);
   const render = embedderRender(embedder) ?? ((s: SampleText) => renderText(s, template));
   for (let i = 0; i < samples.length; i += BATCH) {
     const texts = samples.slice(i, i + BATCH).map(render);
-    data.set(
-      await embedBatch(texts, embedder, cache, options.signal, (done) => options.onProgress?.(i + done)),
-      i * dim,
-    );
+    await embedInto(texts, embedder, cache, out, i, options.signal, (done) => options.onProgress?.(i + done));
   }
-  return { data, rows: samples.length, cols: dim };
+  return out;
 }
