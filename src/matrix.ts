@@ -113,12 +113,22 @@ export function toMatrix(m: MatrixLike, name: string): Matrix {
   return { data, rows, cols };
 }
 
-/** The rows of `a`, then those of `b` (the same number of columns). */
-export function stackRows(a: Matrix, b: Matrix): Matrix {
-  const data = new Float32Array((a.rows + b.rows) * a.cols);
-  data.set(a.data.subarray(0, a.rows * a.cols));
-  data.set(b.data.subarray(0, b.rows * b.cols), a.rows * a.cols);
-  return { data, rows: a.rows + b.rows, cols: a.cols };
+/**
+ * The rows of `a`, then those of `b` (the same number of columns): in a new
+ * array, or with `alloc` `storedMatrix` in native memory that the core reads
+ * without a copy of its own.
+ */
+export function stackRows(a: Matrix, b: Matrix): Matrix;
+export function stackRows<M extends AnyMatrix>(a: Matrix, b: Matrix, alloc: (rows: number, cols: number) => M): M;
+export function stackRows(
+  a: Matrix,
+  b: Matrix,
+  alloc: (rows: number, cols: number) => AnyMatrix = arrayMatrix,
+): AnyMatrix {
+  const out = alloc(a.rows + b.rows, a.cols);
+  writeRows(out, 0, a.data.subarray(0, a.rows * a.cols));
+  writeRows(out, a.rows, b.data.subarray(0, b.rows * b.cols));
+  return out;
 }
 
 function fromRows(rows: ReadonlyArray<ArrayLike<number>>, name: string): Matrix {

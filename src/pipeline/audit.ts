@@ -6,7 +6,7 @@
 import { cancellable } from '../cancellable.js';
 import { OptionError } from '../errors.js';
 import type { Scores } from '../learner.js';
-import { type AnyMatrix, stackRows, type Matrix } from '../matrix.js';
+import { type AnyMatrix, type Matrix, stackRows, storedMatrix } from '../matrix.js';
 import { native, type FittedOutput } from '../native.js';
 import type { Selection } from '../selection.js';
 import { flatExcerpt } from '../text.js';
@@ -106,9 +106,9 @@ export async function explainRecords(r: {
     ? await cancellable(undefined, () => native.weightContributions(learned.weights, learned.pull, learned.push, r.tau))
     : null;
   const k = r.options?.neighbours ?? DEFAULT_NEIGHBOURS;
-  // what the learner pushed away from: the reference, then the data's own harm
+  // what the learner pushed away from: the reference, then the data's own harm (one copy, read by the core as it is)
   const ownHarm = r.ownHarm?.members ?? [];
-  const pushed = ownHarm.length ? stackRows(r.harmful, r.ownHarm!.points) : r.harmful;
+  const pushed = ownHarm.length ? stackRows(r.harmful, r.ownHarm!.points, storedMatrix) : r.harmful;
   const near = await nearestHarmful(r.downstream, pushed, Uint32Array.from(rows), k, r.cost, r.signal);
   return auditOf({
     rows,
@@ -123,7 +123,7 @@ export async function explainRecords(r: {
 /** The `k` nearest rows of `harmful` to each of `rows` (indices into `x`) by the learner's cost, in the core. */
 export async function nearestHarmful(
   x: AnyMatrix,
-  harmful: Matrix,
+  harmful: AnyMatrix,
   rows: Uint32Array,
   k: number,
   cost: string | undefined,
