@@ -9,8 +9,11 @@ import {
   learnWeights,
   scoreSamples,
   selectTopK,
+  storedMatrix,
+  writeRows,
   type ProgressEvent,
 } from '../src/index.js';
+import { type Matrix, toMatrix } from '../src/matrix.js';
 import { plantedSets } from './helpers.js';
 
 const { sets, clean } = plantedSets(180, 60, 16, 1);
@@ -31,6 +34,24 @@ describe('learnWeights', () => {
     // explanation: dropped samples are far from the anchor or close to harm
     const why = (i: number) => r.pull[i]! - r.push[i]!;
     expect(why(sel.order[n - 1]!)).toBeGreaterThan(why(sel.order[0]!));
+  });
+
+  it('learns the same weights on references held in native rows as on arrays (shared, not copied)', async () => {
+    const stored = (m: Matrix) => {
+      const out = storedMatrix(m.rows, m.cols);
+      writeRows(out, 0, m.data);
+      return out;
+    };
+    const [downstream, anchor, harmful] = [sets.downstream, sets.anchor, sets.harmful].map((m) =>
+      toMatrix(m, 'set'),
+    ) as [Matrix, Matrix, Matrix];
+    const arrays = await learnWeights({ downstream, anchor, harmful });
+    const native = await learnWeights({ downstream, anchor: stored(anchor), harmful: stored(harmful) });
+    expect(Array.from(native.weights)).toEqual(Array.from(arrays.weights));
+    const nearest = await scoreSamples('nearest-harmful', { downstream, harmful: stored(harmful) });
+    expect(Array.from(nearest.scores)).toEqual(
+      Array.from((await scoreSamples('nearest-harmful', { downstream, harmful })).scores),
+    );
   });
 
   it('warns and pulls towards the data when no anchor is given', async () => {

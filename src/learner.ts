@@ -1,6 +1,6 @@
 import { cancellable } from './cancellable.js';
 import { OptionError } from './errors.js';
-import { type StoredMatrix, toMatrix, toPoints, toWeights, type MatrixLike, type Weights } from './matrix.js';
+import { type StoredMatrix, toPoints, toWeights, type MatrixLike, type Weights } from './matrix.js';
 import { native, type FittedOutput, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
 import { bool, costKind, count, num, progress, type CostKind } from './options.js';
 import type { OperationOptions, ProgressEvent } from './ot.js';
@@ -8,14 +8,16 @@ import { storageInput, type StorageOptions, type StorageReport } from './storage
 
 /** The sets SOT works with; all embeddings share one dimension. */
 export interface PurifySets {
-  /** The fine-tuning data to weight (n x d). */
-  /** Or rows held in native memory (`StoredMatrix`), shared with the core rather than copied. */
+  /**
+   * The fine-tuning data to weight (n x d). Each set may also be rows held
+   * in native memory (`StoredMatrix`), shared with the core rather than copied.
+   */
   downstream: MatrixLike | StoredMatrix;
   /** Trusted clean task samples. Without one, the downstream set itself is the pull target (a warning says so). */
-  anchor?: MatrixLike;
+  anchor?: MatrixLike | StoredMatrix;
   anchorWeights?: Weights;
   /** Harmful instruction/response pairs to push away from. */
-  harmful: MatrixLike;
+  harmful: MatrixLike | StoredMatrix;
   harmfulWeights?: Weights;
 }
 
@@ -173,9 +175,9 @@ export async function scoreSamples(method: Method, sets: PurifySets, options: Sc
 function toSets(s: PurifySets): LearnSets {
   return {
     downstream: toPoints(s.downstream, 'downstream'),
-    anchor: s.anchor === undefined ? undefined : toMatrix(s.anchor, 'anchor'),
+    anchor: s.anchor === undefined ? undefined : toPoints(s.anchor, 'anchor'),
     anchorWeights: toWeights(s.anchorWeights, 'anchorWeights'),
-    harmful: toMatrix(s.harmful, 'harmful'),
+    harmful: toPoints(s.harmful, 'harmful'),
     harmfulWeights: toWeights(s.harmfulWeights, 'harmfulWeights'),
   };
 }

@@ -118,17 +118,45 @@ export function toMatrix(m: MatrixLike, name: string): Matrix {
  * array, or with `alloc` `storedMatrix` in native memory that the core reads
  * without a copy of its own.
  */
-export function stackRows(a: Matrix, b: Matrix): Matrix;
-export function stackRows<M extends AnyMatrix>(a: Matrix, b: Matrix, alloc: (rows: number, cols: number) => M): M;
+export function stackRows(a: AnyMatrix, b: AnyMatrix): Matrix;
+export function stackRows<M extends AnyMatrix>(a: AnyMatrix, b: AnyMatrix, alloc: (rows: number, cols: number) => M): M;
 export function stackRows(
-  a: Matrix,
-  b: Matrix,
+  a: AnyMatrix,
+  b: AnyMatrix,
   alloc: (rows: number, cols: number) => AnyMatrix = arrayMatrix,
 ): AnyMatrix {
   const out = alloc(a.rows + b.rows, a.cols);
-  writeRows(out, 0, a.data.subarray(0, a.rows * a.cols));
-  writeRows(out, a.rows, b.data.subarray(0, b.rows * b.cols));
+  copyRows(a, out, 0);
+  copyRows(b, out, a.rows);
   return out;
+}
+
+/** `m` as an array: a copy of its rows when it is stored. */
+export function arrayOf(m: AnyMatrix): Matrix {
+  if (!isStored(m)) return m;
+  const out = arrayMatrix(m.rows, m.cols);
+  copyRows(m, out, 0);
+  return out;
+}
+
+/** Copies every row of `from` into `into` from row `at` on (stored rows 1 MiB at a time). */
+function copyRows(from: AnyMatrix, into: AnyMatrix, at: number): void {
+  if (!isStored(from)) {
+    writeRows(into, at, from.data.subarray(0, from.rows * from.cols));
+    return;
+  }
+  const step = Math.max(1, Math.floor(2 ** 20 / (4 * Math.max(from.cols, 1))));
+  const buffer = new Float32Array(Math.min(step, from.rows) * from.cols);
+  for (let r = 0; r < from.rows; r += step) {
+    const k = Math.min(step, from.rows - r);
+    const part = buffer.subarray(0, k * from.cols);
+    rowsOf(
+      from,
+      Array.from({ length: k }, (_, i) => r + i),
+      part,
+    );
+    writeRows(into, at + r, part);
+  }
 }
 
 function fromRows(rows: ReadonlyArray<ArrayLike<number>>, name: string): Matrix {

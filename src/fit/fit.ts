@@ -8,7 +8,7 @@ import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
 import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
-import { type AnyMatrix, rowsOf, stackRows, storedMatrix } from '../matrix.js';
+import { type AnyMatrix, arrayOf, rowsOf, stackRows, storedMatrix } from '../matrix.js';
 import { native } from '../native.js';
 import { ownHarmOf, sampleExcerpt } from '../pipeline/audit.js';
 import { embedDataset, embedInto, embedSamples, openEmbeddingCache } from '../pipeline/embedding.js';
@@ -219,7 +219,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
   );
   const learned = scores.learned!;
   const fitted = learned.fitted;
-  const anchorPoints = anchor ?? {
+  // the model file holds the points as arrays
+  const anchorPoints = (anchor && arrayOf(anchor)) ?? {
     data: rowsOf(downstream, fitted.anchorRows!),
     rows: fitted.anchorRows!.length,
     cols: downstream.cols,

@@ -86,7 +86,7 @@ export function citedExcerpt(text: string): string {
 /** Computes the reasons of the dropped records (or of all) after selection. */
 export async function explainRecords(r: {
   downstream: AnyMatrix;
-  harmful: Matrix;
+  harmful: AnyMatrix;
   /** The learner's own-harm points and their records (`ownHarmOf`): pushed away from after `harmful`. */
   ownHarm?: OwnHarm;
   refs: LoadedReferences;

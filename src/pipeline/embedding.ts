@@ -5,7 +5,7 @@ import type { Embedder } from '../embed/types.js';
 import { InputError, ShapeError } from '../errors.js';
 import { renderText } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
-import { type AnyMatrix, arrayMatrix, type Matrix, storedMatrix, writeRows } from '../matrix.js';
+import { type AnyMatrix, arrayMatrix, type Matrix, type StoredMatrix, storedMatrix, writeRows } from '../matrix.js';
 import { resolveCacheDir } from '../refsets/index.js';
 import { BATCH, embedderRender, type PipelineInput, type StreamOptions } from './input.js';
 import type { PurifyOptions } from './options.js';
@@ -139,15 +139,18 @@ export async function embedDataset(
   return { matrix, lines: lineOf };
 }
 
-/** Embeds reference samples with the dataset's template. */
+/**
+ * Embeds reference samples with the dataset's template, into native rows
+ * the core reads without a copy.
+ */
 export async function embedSamples(
   samples: SampleText[],
   template: string | undefined,
   embedder: Embedder,
   cache: EmbeddingCache | null,
   options: StreamOptions = {},
-): Promise<Matrix> {
-  const out = arrayMatrix(samples.length, embedder.dim);
+): Promise<StoredMatrix> {
+  const out = storedMatrix(samples.length, embedder.dim);
   const render = embedderRender(embedder) ?? ((s: SampleText) => renderText(s, template));
   for (let i = 0; i < samples.length; i += BATCH) {
     const texts = samples.slice(i, i + BATCH).map(render);

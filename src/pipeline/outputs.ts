@@ -51,7 +51,7 @@ const MAX_GROUPS = 50;
  * whose record indices `records` gives.
  */
 async function projection(
-  sets: { downstream: AnyMatrix; records?: Uint32Array; anchor?: Matrix; harmful: Matrix },
+  sets: { downstream: AnyMatrix; records?: Uint32Array; anchor?: AnyMatrix; harmful: AnyMatrix },
   kept: Uint8Array,
   counts: { harmful: number[]; anchor: number[] },
 ): Promise<PurifyReport['projection']> {
@@ -116,8 +116,8 @@ export interface ReportSets {
    * that holds no embeddings reads the input no more often).
    */
   downstream: AnyMatrix | { records: Uint32Array; embed: (texts: string[]) => Promise<Matrix> };
-  anchor?: Matrix;
-  harmful: Matrix;
+  anchor?: AnyMatrix;
+  harmful: AnyMatrix;
 }
 
 /** The options the report records and reads (`purify`'s, or the sharded run's). */
@@ -133,7 +133,7 @@ export interface ReportInputs {
   input: PipelineInput;
   embedder: Embedder;
   refs: { harmful: LoadedReferences; anchor: LoadedReferences };
-  sets: { downstream: AnyMatrix; anchor?: Matrix; harmful: Matrix };
+  sets: { downstream: AnyMatrix; anchor?: AnyMatrix; harmful: AnyMatrix };
   lines: Uint32Array;
   method: string;
   /** Learner options in effect (embedder defaults, then the caller's). */
