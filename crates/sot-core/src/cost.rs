@@ -6,7 +6,7 @@ use crate::error::{ErrorKind, Result, SotError};
 use crate::pages;
 use crate::validate;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix2};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,17 +54,25 @@ pub fn cost_matrix(
 }
 
 /// Computes blocks of rows of a cost matrix without holding it: for the
-/// matrices too large to store, and to fill the ones that are stored. The
-/// first set is used in place (it may be the whole dataset); only the second
-/// is copied, normalised for the cosine cost.
+/// matrices too large to store, and to fill the ones that are stored. Both
+/// sets are used in place (either may be the whole dataset or a large
+/// reference); only cosine points with norms outside `RAW_NORMS` are copied,
+/// normalised, so that their dot products can neither overflow nor underflow.
 pub(crate) struct CostTiles<'a> {
     x: ArrayView2<'a, f32>,
-    y: Array2<f32>,
+    y: CowArray<'a, f32, Ix2>,
     /// Cosine: |x_i|. Squared Euclidean: |x_i|^2.
     x_scale: Vec<f64>,
-    /// Squared Euclidean only: |y_j|^2.
-    y_sq: Option<Vec<f64>>,
+    /// Squared Euclidean: |y_j|^2.
+    y_scale: Vec<f64>,
+    /// Cosine on the points as they are: 1 / |x_i| and 1 / |y_j|.
+    inverse: Option<(Vec<f64>, Vec<f64>)>,
+    kind: CostKind,
 }
+
+/// Norms whose raw f32 dot products stay exact to f32 rounding: within
+/// 2^-32..2^32 no product of two of them over- or underflows.
+const RAW_NORMS: std::ops::RangeInclusive<f64> = 2.328_306_436_538_696_3e-10..=4_294_967_296.0;
 
 /// A source of cost tiles (a trait object, so that a problem borrowing it
 /// need not share the lifetime of the points).
@@ -80,24 +88,51 @@ impl FillTiles for CostTiles<'_> {
 }
 
 impl<'a> CostTiles<'a> {
-    /// The points must have passed `check_pair`.
-    pub(crate) fn new(x: ArrayView2<'a, f32>, y: ArrayView2<f32>, kind: CostKind) -> Self {
+    /// The points must have passed `check_pair`. `y` is used as given, or
+    /// normalised in place when it is owned and its norms call for it.
+    pub(crate) fn new(
+        x: ArrayView2<'a, f32>,
+        y: impl Into<CowArray<'a, f32, Ix2>>,
+        kind: CostKind,
+    ) -> Self {
+        let y = y.into();
         let sq =
             |r: ndarray::ArrayView1<f32>| r.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>();
         let x_sq: Vec<f64> = x.outer_iter().into_par_iter().map(sq).collect();
-        match kind {
-            CostKind::Cosine => CostTiles {
+        let y_sq: Vec<f64> = y.outer_iter().into_par_iter().map(sq).collect();
+        if kind == CostKind::SqEuclidean {
+            return CostTiles {
                 x,
-                y: unit_rows(&y),
-                x_scale: x_sq.iter().map(|s| s.sqrt()).collect(),
-                y_sq: None,
-            },
-            CostKind::SqEuclidean => CostTiles {
-                x,
-                y: y.to_owned(),
+                y,
                 x_scale: x_sq,
-                y_sq: Some(sq_norms(&y).to_vec()),
-            },
+                y_scale: y_sq,
+                inverse: None,
+                kind,
+            };
+        }
+        let x_scale: Vec<f64> = x_sq.iter().map(|s| s.sqrt()).collect();
+        let y_norm: Vec<f64> = y_sq.iter().map(|s| s.sqrt()).collect();
+        // one rule for both sets, so that (x, y) and (y, x) are each other's transpose
+        if x_scale.iter().chain(&y_norm).all(|v| RAW_NORMS.contains(v)) {
+            let inv = |v: &Vec<f64>| v.iter().map(|n| 1.0 / n).collect();
+            let inverse = Some((inv(&x_scale), inv(&y_norm)));
+            CostTiles {
+                x,
+                y,
+                x_scale,
+                y_scale: Vec::new(),
+                inverse,
+                kind,
+            }
+        } else {
+            CostTiles {
+                x,
+                y: unit_rows(y).into(),
+                x_scale,
+                y_scale: Vec::new(),
+                inverse: None,
+                kind,
+            }
         }
     }
 
@@ -127,19 +162,28 @@ impl<'a> CostTiles<'a> {
     /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.
     pub(crate) fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f32>) {
         let xb = self.x.slice(s![r0..r0 + tile.nrows(), ..]);
-        match &self.y_sq {
-            Some(yn) => {
+        match (self.kind, &self.inverse) {
+            (CostKind::SqEuclidean, _) => {
                 general_mat_mul(1.0, &xb, &self.y.t(), 0.0, tile);
                 for (i, mut row) in tile.outer_iter_mut().enumerate() {
                     let xi = self.x_scale[r0 + i];
                     row.iter_mut()
-                        .zip(yn)
+                        .zip(&self.y_scale)
                         .for_each(|(c, &yj)| *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32);
                 }
             }
-            None => {
-                // Normalise the tile's rows first (as `y`'s are), so that the
-                // costs of (x, y) and (y, x) are each other's transpose exactly.
+            (CostKind::Cosine, Some((x_inv, y_inv))) => {
+                general_mat_mul(1.0, &xb, &self.y.t(), 0.0, tile);
+                for (i, mut row) in tile.outer_iter_mut().enumerate() {
+                    let xi = x_inv[r0 + i];
+                    // xi * yj is the same product either way round: the transpose holds exactly
+                    row.iter_mut().zip(y_inv).for_each(|(c, &yj)| {
+                        *c = (1.0 - *c as f64 * (xi * yj)).clamp(0.0, 2.0) as f32
+                    });
+                }
+            }
+            (CostKind::Cosine, None) => {
+                // unit rows: normalise the tile's rows as `y`'s are
                 let mut xu = xb.to_owned();
                 xu.outer_iter_mut()
                     .zip(&self.x_scale[r0..])
@@ -211,8 +255,8 @@ fn zero_norm(x: &ArrayView2<f32>, what: &str) -> Result<()> {
 }
 
 /// Rows scaled to unit length (norms computed in f64).
-fn unit_rows(x: &ArrayView2<f32>) -> Array2<f32> {
-    let mut out = x.to_owned();
+fn unit_rows(x: CowArray<f32, Ix2>) -> Array2<f32> {
+    let mut out = x.into_owned();
     out.outer_iter_mut().into_par_iter().for_each(|mut r| {
         let norm = r
             .iter()
@@ -222,10 +266,4 @@ fn unit_rows(x: &ArrayView2<f32>) -> Array2<f32> {
         r.mapv_inplace(|v| (v as f64 / norm) as f32);
     });
     out
-}
-
-fn sq_norms(x: &ArrayView2<f32>) -> Array1<f64> {
-    x.outer_iter()
-        .map(|r| r.iter().map(|v| (*v as f64) * (*v as f64)).sum())
-        .collect()
 }

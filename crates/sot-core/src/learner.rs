@@ -36,7 +36,7 @@ use crate::sinkhorn::{
 };
 use crate::store::{check_dense, plan, CostStore, Plan, StorageOptions, StorageReport};
 use crate::validate;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2};
 
 /// A reference set of embeddings with optional masses (uniform when `None`).
 #[derive(Debug, Clone, Copy)]
@@ -240,12 +240,13 @@ struct Term<'a> {
 impl<'a> Term<'a> {
     fn new(
         x: ArrayView2<'a, f32>,
-        y: ArrayView2<f32>,
+        y: impl Into<CowArray<'a, f32, Ix2>>,
         weights: Option<Vec<f64>>,
         plan: Plan,
         opts: &LearnerOptions,
         ctl: &Control,
     ) -> Result<Self> {
+        let y = y.into();
         let weights = weights.unwrap_or_else(|| vec![1.0 / y.nrows() as f64; y.nrows()]);
         Ok(Term {
             store: CostStore::build(x, y, opts.cost, plan, opts.eps, &weights, ctl)?.persistent(),
@@ -363,7 +364,8 @@ impl<'a> Objective<'a> {
             &storage,
         )?;
         Ok(Objective {
-            pull: Term::new(x, anchor_points.view(), anchor_w, plans[0], opts, ctl)?,
+            // the pull term's own copy: the anchor is small, and the objective keeps its points
+            pull: Term::new(x, anchor_points.clone(), anchor_w, plans[0], opts, ctl)?,
             push: Term::new(x, sets.harmful.points, harmful_w, plans[1], opts, ctl)?,
             anchor: anchor_points,
             harmful: sets.harmful.points,

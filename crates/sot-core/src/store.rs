@@ -15,7 +15,7 @@ use crate::costs::{Blocked, CostForm, Dense, DenseKernel, StoredKernel, Truncate
 use crate::error::{ErrorKind, Result, SotError};
 use crate::sweep::Problem;
 use crate::truncated::Truncated;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 use std::time::Instant;
 
 /// How to hold the costs.
@@ -276,7 +276,7 @@ impl<'a> CostStore<'a> {
     /// `check_pair`); `eps` and the column weights `b` serve the truncated tail.
     pub(crate) fn build(
         x: ArrayView2<'a, f32>,
-        y: ArrayView2<f32>,
+        y: impl Into<CowArray<'a, f32, Ix2>>,
         kind: CostKind,
         plan: Plan,
         eps: f64,
@@ -285,7 +285,7 @@ impl<'a> CostStore<'a> {
     ) -> Result<Self> {
         let start = Instant::now();
         let tiles = CostTiles::new(x, y, kind);
-        let (n, m) = (x.nrows(), y.nrows());
+        let (n, m) = (tiles.rows(), tiles.cols());
         let mut store = CostStore {
             plan,
             dense: None,
@@ -321,7 +321,7 @@ impl<'a> CostStore<'a> {
     /// Checks the pair, plans it alone under `o` and builds it.
     pub(crate) fn for_points(
         x: ArrayView2<'a, f32>,
-        y: ArrayView2<f32>,
+        y: ArrayView2<'a, f32>,
         kind: CostKind,
         o: &StorageOptions,
         eps: f64,

@@ -29,6 +29,34 @@ fn cosine_and_sqeuclidean_match_pairwise_f64() {
 }
 
 #[test]
+fn cosine_costs_hold_at_any_scale_and_are_each_others_transpose() {
+    // raw dot products where the norms allow, unit copies where they would
+    // over- or underflow f32: the same costs either way
+    let mut r = rng(11);
+    let (x, y) = (gaussian(&mut r, 300, 48), gaussian(&mut r, 70, 48));
+    let want = naive_cost(&x, &y, true);
+    for (sx, sy) in [
+        (1.0f32, 1.0f32),
+        (1e-3, 1e4),
+        (1e-30, 1.0),
+        (1.0, 1e30),
+        (1e-20, 1e20),
+    ] {
+        let (xs, ys) = (x.mapv(|v| v * sx), y.mapv(|v| v * sy));
+        let ctl = Control::default();
+        let got = cost_matrix(xs.view(), ys.view(), CostKind::Cosine, &ctl).unwrap();
+        let worst = got
+            .iter()
+            .zip(want.iter())
+            .map(|(g, w)| (*g as f64 - w).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "scales {sx:e}, {sy:e}: worst error {worst}");
+        let back = cost_matrix(ys.view(), xs.view(), CostKind::Cosine, &ctl).unwrap();
+        assert_eq!(got, back.t(), "scales {sx:e}, {sy:e}");
+    }
+}
+
+#[test]
 fn costs_are_clamped_to_their_ranges() {
     let x = Array2::from_shape_vec((2, 3), vec![1.0, 2.0, 3.0, -1.0, -2.0, -3.0]).unwrap();
     let c = cost_matrix(x.view(), x.view(), CostKind::Cosine, &Control::default()).unwrap();
