@@ -154,21 +154,24 @@ describe('memory budget', () => {
     const o = { ownHarmShare: 0, held };
     const shared = learnerBudget(budget, { downstream, harmful: stored }, o);
     const copied = learnerBudget(budget, { downstream, anchor: arrayMatrix(256, 1024), harmful: arrays }, o);
-    expect(shared - copied).toBe(5 * 2 ** 20);
-    expect(shared).toBeGreaterThan(budget - held - 100 * 2 ** 20);
+    // the arrays' copies (1 + 4 MiB), and the anchor's two working copies (2 MiB) that stored rows need too
+    expect(shared - copied).toBe(7 * 2 ** 20);
+    // a stored harmful reference: no copy (the core computes its costs in place)
+    expect(shared).toBe(budget - held - 100 * 256 - 96 * 2 ** 20);
     // the own-harm solve: its points twice (formed from the rows, then kept), and the reference joined to them
     const n = 10_000;
     const rows = storedMatrix(n, 1024);
     const own = native.ownHarmCount(n, 0.05);
     expect(own).toBe(500);
     const noOwnHarm = learnerBudget(budget, { downstream: rows, harmful: stored }, o);
+    const ownHarm = (1024 + 2 * 500) * 1024 * 4;
     expect(noOwnHarm - learnerBudget(budget, { downstream: rows, harmful: stored }, { ...o, ownHarmShare: 0.05 })).toBe(
-      (1024 + 2 * 500) * 1024 * 4,
+      ownHarm,
     );
     // unset, the core's default share (0.05)
-    expect(learnerBudget(budget, { downstream: rows, harmful: stored }, { held })).toBe(noOwnHarm - 2024 * 4096);
+    expect(learnerBudget(budget, { downstream: rows, harmful: stored }, { held })).toBe(noOwnHarm - ownHarm);
     expect(() => learnerBudget(400 * 2 ** 20, { downstream: rows, harmful: stored }, { held })).toThrow(
-      /used up before learning .*the 500 points of the data's own harm and the reference they join take 8 MiB/,
+      /used up before learning .*its working copies of the references and of the data's 500 own-harm points take 8 MiB/,
     );
     expect(() => learnerBudget(2 ** 20, { downstream, harmful: arrays })).toThrow(
       /used up before learning .*the core's copies of the embeddings it is given as arrays take 4 MiB/,

@@ -47,12 +47,14 @@ export function checkEmbeddingsFit(budget: number, n: number, dim: number, input
 /**
  * Bytes left for the learner's costs now (the embeddings are held), after
  * the core's copies of the sets it is given as JS arrays (none of a
- * `StoredMatrix`: the dataset's rows are stored; the references are arrays),
- * the points of the data's own harm and the reserve for the stages to come.
- * The own-harm solve (`ownHarmShare` above 0, the core's default unless
- * given) holds its points twice while it forms them, and the harmful
- * reference joined to them. `held` is what the process holds already: its
- * resident set unless given.
+ * `StoredMatrix`: the dataset's rows and the references are stored), its
+ * working copies, and the reserve for the stages to come. The core computes
+ * costs from the points in place; its working copies are the anchor's two
+ * (the objective's and its costs') and, when there is an own-harm solve
+ * (`ownHarmShare` above 0, the core's default unless given), its points,
+ * held twice while they are formed, with the harmful reference joined to
+ * them. `held` is what the process holds already: its resident set unless
+ * given.
  */
 export function learnerBudget(
   budget: number,
@@ -64,16 +66,15 @@ export function learnerBudget(
   const copies = [sets.downstream, sets.anchor, sets.harmful]
     .filter((m): m is AnyMatrix => m !== undefined && !isStored(m))
     .reduce((bytes, m) => bytes + m.rows * m.cols * 4, 0);
+  const [a, h] = [sets.anchor?.rows ?? 0, sets.harmful.rows];
   const own = native.ownHarmCount(n, o.ownHarmShare ?? coreDefaults().learner.ownHarmShare);
-  const ownHarm = own > 0 ? (sets.harmful.rows + 2 * own) * sets.harmful.cols * 4 : 0;
-  const left = budget - held - copies - ownHarm - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
+  const working = (2 * a + (own > 0 ? h + 2 * own : 0)) * sets.harmful.cols * 4;
+  const left = budget - held - copies - working - n * BYTES_PER_SAMPLE - FIXED_RESERVE;
   if (left <= 0) {
     const parts = [
       `the process holds ${mib(held)}`,
       ...(copies > 0 ? [`the core's copies of the embeddings it is given as arrays take ${mib(copies)}`] : []),
-      ...(ownHarm > 0
-        ? [`the ${own} points of the data's own harm and the reference they join take ${mib(ownHarm)}`]
-        : []),
+      `its working copies of the references${own > 0 ? ` and of the data's ${own} own-harm points` : ''} take ${mib(working)}`,
     ];
     throw new OptionError(
       'ERR_OPTION',
