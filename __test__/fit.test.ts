@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HashingEmbedder } from '../src/embed/hashing.js';
 import { PrecomputedEmbedder } from '../src/embed/precomputed.js';
+import type { Embedder } from '../src/embed/types.js';
 import { InputError, OptionError } from '../src/errors.js';
 import { fit, uniformSample, type FitResult } from '../src/fit/fit.js';
 import { decodeModel, loadModel, ModelFileError, modelEmbedder } from '../src/fit/model.js';
@@ -260,6 +261,23 @@ describe('fit and score', () => {
     expect(() => modelEmbedder(m, fitted.model, new HashingEmbedder({ dim: 256 }))).toThrow(
       /fitted with the embedder "sot-hash-v1:dim=2048/,
     );
+  });
+
+  it("takes an LLM embedder whose model file was renamed, not one whose file's bytes differ", async () => {
+    const m = await loadModel(fitted.model);
+    const [a, b] = ['a'.repeat(64), 'b'.repeat(64)];
+    const id = (file: string, sha: string) =>
+      `llm-v1:${file}:sha256=${sha}:template=0123:pool=last:ctx=512:backend=cpu:dim=8`;
+    const header = { ...m.header, embedder: { id: id('qwen.gguf', a), dim: 8 } };
+    const llm = (embedderId: string): Embedder => ({ id: embedderId, dim: 8, embed: async () => new Float32Array(8) });
+    const renamed = llm(id('models:qwen-0.5b (copy).gguf', a));
+    expect(modelEmbedder({ ...m, header }, fitted.model, renamed)).toBe(renamed);
+    expect(() => modelEmbedder({ ...m, header }, fitted.model, llm(id('qwen.gguf', b)))).toThrow(
+      /fitted with the embedder "llm-v1:qwen.gguf:sha256=a{64}.*another embedder's vectors/,
+    );
+    // the same name and bytes but another setting (the context size) is another embedder
+    const otherContext = llm(id('qwen.gguf', a).replace('ctx=512', 'ctx=1024'));
+    expect(() => modelEmbedder({ ...m, header }, fitted.model, otherContext)).toThrow(OptionError);
   });
 
   it('corrupt, truncated and foreign model files are typed errors naming the file', async () => {

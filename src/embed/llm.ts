@@ -134,6 +134,15 @@ async function sha256File(path: string): Promise<string> {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
+/** An LLM embedder's id names its model file too: the file's sha256, not its name, fixes the vectors. */
+const MODEL_NAME = /^llm-v1:.*?:(sha256=[0-9a-f]{64}:)/;
+
+/** Whether two embedder ids give the same vectors: the same id, or LLM ids that differ only in the model file's name. */
+export function sameVectors(a: string, b: string): boolean {
+  const fixed = (id: string) => id.replace(MODEL_NAME, 'llm-v1:$1');
+  return a === b || fixed(a) === fixed(b);
+}
+
 /** llama.cpp's pooling types (llama_pooling_type) whose vector is the last token's state. */
 const LAST_TOKEN_POOLING = new Set([0 /* none: the last output, read by node-llama-cpp */, 3 /* last */]);
 

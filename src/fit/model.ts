@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { HashingEmbedder, DOC_FREQ_BUCKETS } from '../embed/hashing.js';
+import { sameVectors } from '../embed/llm.js';
 import type { Embedder } from '../embed/types.js';
 import { InputError, IoError, OptionError } from '../errors.js';
 import { openAtomicWriter, writeFileAtomic, type AtomicWriter } from '../io/index.js';
@@ -418,7 +419,8 @@ export function describeEmbedder(embedder: Embedder): Pick<Model, 'docFreq'> & {
 /**
  * The embedder a model was fitted with: the built-in one rebuilt from the
  * file, or the caller's, which must have the same id (vectors of another
- * embedder would be scored against references they were never compared with).
+ * embedder would be scored against references they were never compared with;
+ * an LLM embedder's model file may have another name, not other bytes).
  */
 export function modelEmbedder(m: Model, file: string, given?: Embedder): Embedder {
   const want = m.header.embedder;
@@ -443,7 +445,7 @@ export function modelEmbedder(m: Model, file: string, given?: Embedder): Embedde
       `${file} was fitted with the embedder ${JSON.stringify(want.id)}, which it cannot rebuild: pass the same embedder`,
     );
   }
-  if (given.id !== want.id) {
+  if (!sameVectors(given.id, want.id)) {
     throw new OptionError(
       'ERR_OPTION',
       `${file} was fitted with the embedder ${JSON.stringify(want.id)}, not ${JSON.stringify(given.id)}: scores of another embedder's vectors are meaningless`,
