@@ -78,7 +78,7 @@ export interface FitResult {
   contamination?: ContaminationEstimate;
   /** Records of the sample that `keep: 'auto'` keeps (the learner's automatic K; all without a contamination estimate; `null` when the estimate is inconclusive). */
   autoKeep: number | null;
-  /** Bytes the learner's costs were given: the memory budget less what the process held, the core's copies of array sets, the own-harm points and the reserve. */
+  /** Bytes the learner's costs were given: the memory budget less what the process held, the core's copies and working copies of the sets (`learnerBudget`) and the reserve. */
   learnerBudget: number;
   warnings: string[];
 }

@@ -61,13 +61,17 @@ pub fn cost_matrix(
 pub(crate) struct CostTiles<'a> {
     x: ArrayView2<'a, f32>,
     y: CowArray<'a, f32, Ix2>,
-    /// Cosine: |x_i|. Squared Euclidean: |x_i|^2.
-    x_scale: Vec<f64>,
-    /// Squared Euclidean: |y_j|^2.
-    y_scale: Vec<f64>,
+    scale: Scale,
+}
+
+/// How a tile's dot products become costs.
+enum Scale {
+    /// Squared Euclidean: |x_i|^2 and |y_j|^2.
+    SqEuclidean(Vec<f64>, Vec<f64>),
     /// Cosine on the points as they are: 1 / |x_i| and 1 / |y_j|.
-    inverse: Option<(Vec<f64>, Vec<f64>)>,
-    kind: CostKind,
+    Raw(Vec<f64>, Vec<f64>),
+    /// Cosine on unit rows of `y`: |x_i|, to normalise each tile's rows.
+    Unit(Vec<f64>),
 }
 
 /// Norms whose raw f32 dot products stay exact to f32 rounding: within
@@ -101,37 +105,22 @@ impl<'a> CostTiles<'a> {
         let x_sq: Vec<f64> = x.outer_iter().into_par_iter().map(sq).collect();
         let y_sq: Vec<f64> = y.outer_iter().into_par_iter().map(sq).collect();
         if kind == CostKind::SqEuclidean {
-            return CostTiles {
-                x,
-                y,
-                x_scale: x_sq,
-                y_scale: y_sq,
-                inverse: None,
-                kind,
-            };
+            let scale = Scale::SqEuclidean(x_sq, y_sq);
+            return CostTiles { x, y, scale };
         }
-        let x_scale: Vec<f64> = x_sq.iter().map(|s| s.sqrt()).collect();
-        let y_norm: Vec<f64> = y_sq.iter().map(|s| s.sqrt()).collect();
+        let root = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(f64::sqrt).collect() };
+        let (x_norm, y_norm) = (root(x_sq), root(y_sq));
         // one rule for both sets, so that (x, y) and (y, x) are each other's transpose
-        if x_scale.iter().chain(&y_norm).all(|v| RAW_NORMS.contains(v)) {
-            let inv = |v: &Vec<f64>| v.iter().map(|n| 1.0 / n).collect();
-            let inverse = Some((inv(&x_scale), inv(&y_norm)));
+        if x_norm.iter().chain(&y_norm).all(|v| RAW_NORMS.contains(v)) {
+            let inv = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|n| 1.0 / n).collect() };
+            let scale = Scale::Raw(inv(x_norm), inv(y_norm));
+            CostTiles { x, y, scale }
+        } else {
+            let y = unit_rows(y).into();
             CostTiles {
                 x,
                 y,
-                x_scale,
-                y_scale: Vec::new(),
-                inverse,
-                kind,
-            }
-        } else {
-            CostTiles {
-                x,
-                y: unit_rows(y).into(),
-                x_scale,
-                y_scale: Vec::new(),
-                inverse: None,
-                kind,
+                scale: Scale::Unit(x_norm),
             }
         }
     }
@@ -162,31 +151,29 @@ impl<'a> CostTiles<'a> {
     /// Writes the costs of rows `r0..r0 + tile.nrows()` into `tile`.
     pub(crate) fn fill(&self, r0: usize, tile: &mut ArrayViewMut2<f32>) {
         let xb = self.x.slice(s![r0..r0 + tile.nrows(), ..]);
-        match (self.kind, &self.inverse) {
-            (CostKind::SqEuclidean, _) => {
+        match &self.scale {
+            Scale::SqEuclidean(x_sq, y_sq) => {
                 general_mat_mul(1.0, &xb, &self.y.t(), 0.0, tile);
-                for (i, mut row) in tile.outer_iter_mut().enumerate() {
-                    let xi = self.x_scale[r0 + i];
+                for (mut row, xi) in tile.outer_iter_mut().zip(&x_sq[r0..]) {
                     row.iter_mut()
-                        .zip(&self.y_scale)
+                        .zip(y_sq)
                         .for_each(|(c, &yj)| *c = (xi + yj - 2.0 * *c as f64).max(0.0) as f32);
                 }
             }
-            (CostKind::Cosine, Some((x_inv, y_inv))) => {
+            Scale::Raw(x_inv, y_inv) => {
                 general_mat_mul(1.0, &xb, &self.y.t(), 0.0, tile);
-                for (i, mut row) in tile.outer_iter_mut().enumerate() {
-                    let xi = x_inv[r0 + i];
+                for (mut row, xi) in tile.outer_iter_mut().zip(&x_inv[r0..]) {
                     // xi * yj is the same product either way round: the transpose holds exactly
                     row.iter_mut().zip(y_inv).for_each(|(c, &yj)| {
                         *c = (1.0 - *c as f64 * (xi * yj)).clamp(0.0, 2.0) as f32
                     });
                 }
             }
-            (CostKind::Cosine, None) => {
+            Scale::Unit(x_norm) => {
                 // unit rows: normalise the tile's rows as `y`'s are
                 let mut xu = xb.to_owned();
                 xu.outer_iter_mut()
-                    .zip(&self.x_scale[r0..])
+                    .zip(&x_norm[r0..])
                     .for_each(|(mut r, &norm)| r.mapv_inplace(|v| (v as f64 / norm) as f32));
                 general_mat_mul(1.0, &xu, &self.y.t(), 0.0, tile);
                 tile.mapv_inplace(|dot| (1.0 - dot).clamp(0.0, 2.0));
