@@ -39,7 +39,7 @@ impl Element for u32 {
 impl<T: Element> FromNapiValue for Owned<T> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         // No JavaScript runs between reading the array's extent and this copy
-        // (made by the pool's threads, which this thread waits for).
+        // (made by the copy pool's threads, which this thread waits for).
         let js = unsafe { T::Js::from_napi_value(env, value) }?;
         let src: &[T] = js.as_ref();
         // Under emnapi (the WebAssembly build) a JS array's bytes are reachable
@@ -47,7 +47,7 @@ impl<T: Element> FromNapiValue for Owned<T> {
         #[cfg(target_family = "wasm")]
         let copy = Ok(src.to_vec());
         #[cfg(not(target_family = "wasm"))]
-        let copy = crate::pool::pool().install(|| sot_core::copy_of(src));
+        let copy = crate::pool::copy_for_js(src);
         copy.map(Owned)
             .map_err(|e: sot_core::SotError| napi::Error::from_reason(e.message))
     }

@@ -1,20 +1,46 @@
-//! The one rayon pool shared by every task of the process. libuv workers only
-//! wait on it, so concurrent solves never run more numeric threads than it has.
+//! The rayon pool shared by every task of the process. libuv workers only
+//! wait on it, so concurrent solves never run more numeric threads than it
+//! has. Copies of JS arrays, made on the JS thread while it waits, run on a
+//! second pool of the same size: on the first one they would wait for a
+//! running solve to give up a thread, and the event loop with them.
 
 use std::sync::OnceLock;
 
 static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+static COPY_POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+static THREADS: OnceLock<usize> = OnceLock::new();
 
 /// Most pool threads per available core: more only add switching, and an
 /// unbounded `SOT_NUM_THREADS` spawned thousands of threads for a tiny solve.
 const MAX_THREADS_PER_CORE: usize = 4;
 
-/// Threads of the pool: `SOT_NUM_THREADS` when set (see `threads_from`),
-/// otherwise the available parallelism.
+/// The pool that runs every task's numerics.
 pub fn pool() -> &'static rayon::ThreadPool {
-    POOL.get_or_init(|| {
+    POOL.get_or_init(|| build("sot-worker"))
+}
+
+/// A copy of a JS array's values, made while the JS thread waits: on the
+/// copy pool (idle between calls), never behind a running solve.
+pub fn copy_for_js<T: Copy + Send + Sync>(src: &[T]) -> sot_core::Result<Vec<T>> {
+    COPY_POOL
+        .get_or_init(|| build("sot-copy"))
+        .install(|| sot_core::copy_of(src))
+}
+
+fn build(name: &'static str) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads())
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .expect("failed to start a SOT thread pool")
+}
+
+/// Threads of each pool: `SOT_NUM_THREADS` when set (see `threads_from`),
+/// otherwise the available parallelism.
+fn threads() -> usize {
+    *THREADS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = match std::env::var("SOT_NUM_THREADS") {
+        match std::env::var("SOT_NUM_THREADS") {
             Ok(value) => {
                 let (threads, warning) = threads_from(&value, cores);
                 if let Some(w) = warning {
@@ -23,12 +49,7 @@ pub fn pool() -> &'static rayon::ThreadPool {
                 threads
             }
             Err(_) => cores,
-        };
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("sot-worker-{i}"))
-            .build()
-            .expect("failed to start the SOT thread pool")
+        }
     })
 }
 
@@ -46,7 +67,32 @@ fn threads_from(value: &str, cores: usize) -> (usize, Option<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::threads_from;
+    use super::{copy_for_js, pool, threads_from};
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    #[test]
+    fn copies_run_while_every_pool_thread_is_busy() {
+        // Hold every thread of the solvers' pool until the copy is done.
+        let (release, held) = channel::<()>();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+        for _ in 0..pool().current_num_threads() {
+            let held = held.clone();
+            pool().spawn(move || {
+                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            });
+        }
+        let (done, copied) = channel();
+        std::thread::spawn(move || {
+            let src: Vec<f32> = (0..(4 << 20)).map(|i| i as f32).collect();
+            done.send(copy_for_js(&src).unwrap() == src).unwrap();
+        });
+        let result = copied.recv_timeout(Duration::from_secs(10));
+        for _ in 0..pool().current_num_threads() {
+            let _ = release.send(());
+        }
+        assert_eq!(result, Ok(true), "the copy waited for the solvers' pool");
+    }
 
     #[test]
     fn thread_counts_are_capped() {
