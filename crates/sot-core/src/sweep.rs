@@ -114,7 +114,7 @@ impl Problem<'_> {
             return Err(SotError::at(
                 ErrorKind::Numeric,
                 i,
-                format!("potential {which}[{i}] became non-finite at eps = {eps}"),
+                format!("potential {which}[{i}] became non-finite at eps = {eps:?}"),
             ));
         }
         let cols = total
