@@ -78,6 +78,18 @@ describe('atomic writer', () => {
     expect(readFileSync(target, 'utf8')).toBe('new');
   });
 
+  it('a dangling link is written through too (its target created); links that loop are an IoError', async () => {
+    symlinkSync('made-by-write.txt', join(dir, 'dangling.txt'));
+    await writeFileAtomic(join(dir, 'dangling.txt'), 'new');
+    expect(lstatSync(join(dir, 'dangling.txt')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'made-by-write.txt'), 'utf8')).toBe('new');
+    symlinkSync('loop-b.txt', join(dir, 'loop-a.txt'));
+    symlinkSync('loop-a.txt', join(dir, 'loop-b.txt'));
+    await expect(writeFileAtomic(join(dir, 'loop-a.txt'), 'x')).rejects.toThrow(/loop-a\.txt: its symbolic links loop/);
+    expect(lstatSync(join(dir, 'loop-a.txt')).isSymbolicLink()).toBe(true);
+    expect(temps(dir)).toEqual([]);
+  });
+
   it('never renames over a pipe or a folder: refused by default, streamed to with nonRegular: stream', async () => {
     const fifo = join(dir, 'w.fifo');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
@@ -226,6 +238,33 @@ describe('writeDataset', () => {
       ]),
     );
     expect(temps(dir)).toEqual([]);
+  });
+
+  it('a JSON file: each kept record as written (64-bit ids, 1e400, -0.0, layout), a weight field named __proto__ too', async () => {
+    const text =
+      '{"meta": {"n": 12345678901234567891, "dup": [1]},\n "data": [\n' +
+      '  {"id": 1234567890123456789, "prompt": "p\\u00e9", "v": 1e400},\n' +
+      '  {"id": 1234567890123456790,\n   "prompt": "q", "z": -0.0, "w": {"a": [1, "]}"]}},\n' +
+      '  {"id": 1234567890123456791, "prompt": "r", "x": 1}\n ],\n "tail": 1.50}\n';
+    const input = put(dir, 'ids.json', text);
+    const ds = await openDataset(input);
+    const out = join(dir, 'ids.out.json');
+    await writeDataset(ds, out, { keep: (i) => (i === 1 ? undefined : i + 1) });
+    expect(readFileSync(out, 'utf8')).toBe(
+      '{"meta": {"n": 12345678901234567891, "dup": [1]},\n "data": [\n' +
+        '{"id": 1234567890123456789, "prompt": "p\\u00e9", "v": 1e400,"sot_weight":1},\n' +
+        '{"id": 1234567890123456791, "prompt": "r", "x": 1,"sot_weight":3}\n],\n "tail": 1.50}\n',
+    );
+    const proto = join(dir, 'ids.proto.json');
+    await writeDataset(ds, proto, { keep: () => 0.5, weightField: '__proto__' });
+    const parsed = JSON.parse(readFileSync(proto, 'utf8')) as { data: object[] };
+    expect(parsed.data.map((r) => Object.hasOwn(r, '__proto__'))).toEqual([true, true, true]);
+    expect(readFileSync(proto, 'utf8')).toContain('"z": -0.0, "w": {"a": [1, "]}"]},"__proto__":0.5}');
+    const plain = put(dir, 'plain.json', '[{"text": "a", "id": 12345678901234567891}, {"text": "b", "id": 2}]');
+    await writeDataset(await openDataset(plain), join(dir, 'plain.out.json'), { keep: () => 1 });
+    expect(readFileSync(join(dir, 'plain.out.json'), 'utf8')).toBe(
+      '[\n{"text": "a", "id": 12345678901234567891,"sot_weight":1},\n{"text": "b", "id": 2,"sot_weight":1}\n]\n',
+    );
   });
 
   it('quotes CSV cells that need it and keeps CRLF line ends', async () => {

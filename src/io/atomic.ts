@@ -6,7 +6,7 @@
 // committed together (`commitAll`), so a set of outputs changes as a unit.
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { fstat as fstatCb, type Stats } from 'node:fs';
-import { type FileHandle, link, open, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, link, open, readdir, readlink, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AbortError, IoError } from '../errors.js';
@@ -115,14 +115,29 @@ function reason(err: unknown): string {
   return what === undefined ? code : `${what} (${code})`;
 }
 
-/** Where a rename must land: the real path of the destination (a symlinked output is written through its link). */
+/**
+ * Where a rename must land: the real path of the destination. A symlinked
+ * output is written through its link, a dangling one too (its target is
+ * created, as a shell's `>` does); links that loop are an IoError.
+ */
 async function renameTarget(dest: string): Promise<string> {
   const real = await realpath(dest).catch(() => undefined);
   if (real !== undefined) return real;
-  // Missing (or a dangling link, which is replaced): its real folder, its name.
-  const dir = dirname(dest);
-  return join(await realpath(dir).catch(() => dir), basename(dest));
+  let at = dest;
+  for (let hops = 0; hops < MAX_LINK_HOPS; hops++) {
+    const target = await readlink(at).catch(() => undefined);
+    if (target === undefined) {
+      // missing (the end of the links): its real folder, its name
+      const dir = dirname(at);
+      return join(await realpath(dir).catch(() => dir), basename(at));
+    }
+    at = resolve(dirname(at), target);
+  }
+  throw new IoError(`cannot write ${dest}: its symbolic links loop`, { path: dest });
 }
+
+/** Links followed before a chain counts as a loop (Linux's limit). */
+const MAX_LINK_HOPS = 40;
 
 /** Opens an atomic writer for `path`; nothing appears at `path` before `commit`. */
 export async function openAtomicWriter(path: string, options: AtomicOptions = {}): Promise<AtomicWriter> {

@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { DEFAULT_MAX_LINE_BYTES, ioError, readLines, tooLongMessage } from './lines.js';
+import { recordSpans } from './json-spans.js';
 import { type FileShape, type RawItem, isRecord, tooDeep, tooDeepMessage, typeName } from './raw.js';
 
 async function firstBadUtf8Line(path: string, file: string, limit: number): Promise<number | undefined> {
@@ -23,7 +24,7 @@ export async function parseJsonFile(
   path: string,
   file: string,
   limit = DEFAULT_MAX_LINE_BYTES,
-): Promise<{ records: unknown[]; container?: FileShape['container'] }> {
+): Promise<{ records: unknown[]; container?: { key: string; rest: Record<string, unknown> }; text: string }> {
   let bytes: Buffer;
   try {
     // The whole file becomes one string: it must fit the limit a line has (checked before reading it).
@@ -55,7 +56,7 @@ export async function parseJsonFile(
       : '';
     throw new InputError({ file, line }, `invalid JSON: ${message}${hint}`, { cause: err });
   }
-  if (Array.isArray(parsed)) return { records: parsed };
+  if (Array.isArray(parsed)) return { records: parsed, text };
   if (isRecord(parsed)) {
     const arrays = Object.keys(parsed).filter((k) => Array.isArray(parsed[k]));
     if (arrays.length === 1) {
@@ -63,7 +64,7 @@ export async function parseJsonFile(
       const { [key]: records, ...rest } = parsed;
       const deep = tooDeep(rest);
       if (deep !== undefined) throw new InputError({ file, field: deep }, tooDeepMessage(deep));
-      return { records: records as unknown[], container: { key, rest } };
+      return { records: records as unknown[], container: { key, rest }, text };
     }
     const found = arrays.length === 0 ? 'none' : arrays.map((k) => `"${k}"`).join(', ');
     throw new InputError(
@@ -75,14 +76,22 @@ export async function parseJsonFile(
 }
 
 export async function* readJson(path: string, file: string, shape: FileShape, limit?: number): AsyncGenerator<RawItem> {
-  const { records, container } = await parseJsonFile(path, file, limit);
-  if (container) shape.container = container;
+  const { records, container, text } = await parseJsonFile(path, file, limit);
+  // each record's text, which the writer copies: re-serialising the parsed value would change numbers
+  const spans = recordSpans(text, container?.key);
+  const items = spans?.items.length === records.length ? spans.items : undefined;
+  if (container) {
+    const rest = JSON.stringify(container.rest);
+    shape.container = spans
+      ? { head: text.slice(0, spans.open), tail: text.slice(spans.close + 1) }
+      : { head: `${rest.slice(0, -1)}${rest === '{}' ? '' : ','}${JSON.stringify(container.key)}:`, tail: '}\n' };
+  }
   for (let i = 0; i < records.length; i++) {
     const value = records[i];
     const line = i + 1;
     const deep = isRecord(value) ? tooDeep(value) : undefined;
     if (deep !== undefined) yield { line, error: new InputError({ file, line, field: deep }, tooDeepMessage(deep)) };
-    else if (isRecord(value)) yield { line, value };
+    else if (isRecord(value)) yield { line, value, raw: items && text.slice(items[i]![0], items[i]![1]) };
     else
       yield { line, error: new InputError({ file, line }, `record ${line} is ${typeName(value)}, expected an object`) };
   }

@@ -7,7 +7,7 @@ export interface RawItem {
   /** 1-based line (JSONL, CSV: where the record starts) or record number (JSON, Parquet). */
   line: number;
   value?: Record<string, unknown>;
-  /** JSONL: the line's text, so the writer can keep the record byte for byte. CSV: the row's cells. */
+  /** JSONL, JSON: the record's text, so the writer can keep it byte for byte. CSV: the row's cells. */
   raw?: string | string[];
   error?: InputError;
 }
@@ -16,8 +16,8 @@ export interface RawItem {
 export interface FileShape {
   /** CSV/TSV: the header's cells, whether lines ended with CRLF, and the line the header row ends on. */
   header?: { cells: string[]; crlf: boolean; end: number };
-  /** JSON: the wrapper object when the records sit in one of its properties. */
-  container?: { key: string; rest: Record<string, unknown> };
+  /** JSON: the wrapper object's text before and after the records' array, when they sit in one of its properties. */
+  container?: { head: string; tail: string };
   /** Parquet: the open file and its metadata, whose columns the writer copies. */
   parquet?: ParquetSource;
 }

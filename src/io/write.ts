@@ -69,8 +69,9 @@ export function weightFieldOf(option: string | null | undefined): string | null 
  * or the input changed since it was opened; `OptionError` for bad options (a
  * weight that is not a finite number, an output extension of another
  * format); `InputError` for a record that already has the weight field.
- * JSON records are re-serialised with `JSON.stringify`; JSONL and CSV records
- * keep their original text. Parquet output keeps the input's schema.
+ * JSONL, JSON and CSV records keep their original text (a JSON file's
+ * records in the array of its layout, one per line). Parquet output keeps
+ * the input's schema.
  */
 export async function writeDataset(
   source: Dataset,
@@ -234,7 +235,7 @@ function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, added:
   switch (format) {
     case 'jsonl':
       return {
-        add: (row, v) => out.write(`${jsonlLine(row, fields, v)}\n`),
+        add: (row, v) => out.write(`${recordText(row, fields, v)}\n`),
         end: async () => {},
       };
     case 'json':
@@ -254,12 +255,15 @@ function sinkFor(format: FileFormat, out: AtomicWriter, shape: FileShape, added:
 function withFields(value: Record<string, unknown>, fields: string[], v: ColumnValue[]): Record<string, unknown> {
   if (fields.length === 0) return value;
   const out = { ...value };
-  fields.forEach((f, i) => (out[f] = v[i]));
+  // defined, not assigned: a field named __proto__ is a field, not the prototype
+  fields.forEach((f, i) =>
+    Object.defineProperty(out, f, { value: v[i], enumerable: true, writable: true, configurable: true }),
+  );
   return out;
 }
 
-/** The original line with `,"field":value` for each field spliced before its closing brace. */
-function jsonlLine(row: RawRow, fields: string[], v: ColumnValue[]): string {
+/** The record's original text (a JSONL line, a JSON element) with `,"field":value` for each field spliced before its closing brace. */
+function recordText(row: RawRow, fields: string[], v: ColumnValue[]): string {
   const { raw } = row;
   const value = row.record.value;
   if (fields.length === 0 && typeof raw === 'string') return raw;
@@ -277,18 +281,15 @@ function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[], part: F
   const open = () => {
     if (!head) return '';
     head = false;
-    const c = shape.container;
-    if (c === undefined) return '[\n';
-    const rest = JSON.stringify(c.rest);
-    return `${rest.slice(0, -1)}${rest === '{}' ? '' : ','}${JSON.stringify(c.key)}:[\n`;
+    return `${shape.container?.head ?? ''}[\n`;
   };
   return {
     add: async (row, v) => {
       const sep = first ? '' : ',\n';
       first = false;
-      await out.write(open() + sep + JSON.stringify(withFields(row.record.value, fields, v)));
+      await out.write(open() + sep + recordText(row, fields, v));
     },
-    end: () => out.write(`${open()}${part.tail ? `\n]${shape.container ? '}' : ''}\n` : ''}`),
+    end: () => out.write(`${open()}${part.tail ? `\n]${shape.container?.tail ?? '\n'}` : ''}`),
   };
 }
 
