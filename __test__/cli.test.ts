@@ -269,6 +269,23 @@ describe('sot purify', () => {
 });
 
 describe('sot embed, report, sets, help', () => {
+  it('a reader that closes the pipe at once ends sot quietly: exit 0, no stack trace', async () => {
+    const c = setup();
+    const closed = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { env: env() });
+        child.stdout.destroy(); // the read end closes before sot writes
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    for (const args of [['sets'], ['--help'], ['embed', c.input, '-o', '-', '--dim', '64', '-q']]) {
+      const r = await closed(args);
+      expect(r.stderr, args.join(' ')).not.toMatch(/EPIPE|Error|at /);
+      expect(r.code, args.join(' ')).toBe(0);
+    }
+  });
+
   it('embeds a dataset to .npy (float32, rows x dim) and fills the cache', () => {
     const c = setup();
     const e = env();

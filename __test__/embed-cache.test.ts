@@ -250,6 +250,7 @@ describe('embedding cache', () => {
       const files = [
         'errors.ts',
         'embed/cache.ts',
+        'embed/call.ts',
         'embed/cache-chunk.ts',
         'embed/cache-index.ts',
         'io/atomic.ts',

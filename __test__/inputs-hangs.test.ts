@@ -4,12 +4,13 @@
 // onProgress callback that threw while the native learner ran killed the
 // process. Each runs in a child process with a timeout, so a hang or a crash
 // is a failed assertion here.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { referenceSetDefinition } from '../src/refsets/registry.js';
 import { CLI, DATA_DIR, ROOT } from './datasets.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'sot-hangs-'));
@@ -145,7 +146,7 @@ try {
   });
 });
 
-describe('an onProgress callback that throws rejects the promise with its error (defect 8)', () => {
+describe('an onProgress callback that throws, or returns a promise that rejects, rejects the run with its error', () => {
   it('purify, at every stage (the learning stage runs in the native learner)', () => {
     const out = join(scratch, 'progress-out');
     const r = child(
@@ -154,23 +155,27 @@ describe('an onProgress callback that throws rejects the promise with its error 
 import { mkdirSync, readdirSync } from 'node:fs';
 import { purify } from '${INDEX}';
 const results = {};
+for (const kind of ['throws', 'rejects'])
 for (const stage of ['read', 'embed', 'references', 'learn', 'select', 'write']) {
-  const dir = ${JSON.stringify(out)} + '-' + stage;
+  const dir = ${JSON.stringify(out)} + '-' + kind + '-' + stage;
   mkdirSync(dir, { recursive: true });
   const mine = new Error('callback failed at ' + stage);
+  const key = kind + ' ' + stage;
   try {
     await purify({
       input: ${JSON.stringify(join(FIX, 'good.jsonl'))},
       harmful: [${JSON.stringify(join(FIX, 'harmful.jsonl'))}],
       output: dir + '/o.jsonl',
       embeddingCache: false,
-      onProgress: (e) => { if (e.stage === stage) throw mine; },
+      onProgress: kind === 'throws'
+        ? (e) => { if (e.stage === stage) throw mine; }
+        : async (e) => { if (e.stage === stage) throw mine; },
     });
-    results[stage] = 'resolved';
+    results[key] = 'resolved';
   } catch (e) {
-    results[stage] = e === mine ? 'rejected with the callback error' : 'rejected with ' + e;
+    results[key] = e === mine ? 'rejected with the callback error' : 'rejected with ' + e;
   }
-  if (stage !== 'write') results[stage] += readdirSync(dir).length === 0 ? '' : ', wrote ' + readdirSync(dir);
+  if (stage !== 'write') results[key] += readdirSync(dir).length === 0 ? '' : ', wrote ' + readdirSync(dir);
   console.log(JSON.stringify(results));
 }`,
     );
@@ -179,7 +184,11 @@ for (const stage of ['read', 'embed', 'references', 'learn', 'select', 'write'])
     expect(r.status).toBe(0);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
     for (const stage of ['read', 'embed', 'references', 'learn', 'select', 'write'])
-      expect(last[stage], stage).toBe('rejected with the callback error');
+      expect(last[`throws ${stage}`], stage).toBe('rejected with the callback error');
+    // A promise the callback returns is not awaited: its rejection fails the run at the next call
+    // (the write stage's last call has none after it).
+    for (const stage of ['read', 'embed', 'references', 'learn', 'select'])
+      expect(last[`rejects ${stage}`], stage).toBe('rejected with the callback error');
   });
 
   it('every native entry that takes onProgress', () => {
@@ -197,14 +206,15 @@ const calls = {
   embed: (p) => new HashingEmbedder().embed(Array.from({ length: 20000 }, (_, i) => 'text number ' + i), { onProgress: p, progressIntervalMs: 0 }),
 };
 const results = {};
+for (const kind of ['throws', 'rejects'])
 for (const [name, call] of Object.entries(calls)) {
   const mine = new Error('boom in ' + name);
   let called = 0;
   try {
-    await call(() => { called++; throw mine; });
-    results[name] = 'resolved after ' + called + ' calls';
+    await call(kind === 'throws' ? () => { called++; throw mine; } : async () => { called++; throw mine; });
+    results[kind + ' ' + name] = 'resolved after ' + called + ' calls';
   } catch (e) {
-    results[name] = e === mine ? 'rejected with the callback error' : 'rejected with ' + e;
+    results[kind + ' ' + name] = e === mine ? 'rejected with the callback error' : 'rejected with ' + e;
   }
   console.log(JSON.stringify(results));
 }`,
@@ -213,7 +223,59 @@ for (const [name, call] of Object.entries(calls)) {
     expect(r.stderr).not.toMatch(/boom/);
     expect(r.status).toBe(0);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    for (const name of ['learnWeights', 'sinkhornPoints', 'sinkhornCost', 'sinkhornDivergence', 'project2d', 'embed'])
-      expect(last[name], name).toBe('rejected with the callback error');
+    for (const kind of ['throws', 'rejects'])
+      for (const name of ['learnWeights', 'sinkhornPoints', 'sinkhornCost', 'sinkhornDivergence', 'project2d', 'embed'])
+        expect(last[`${kind} ${name}`], `${kind} ${name}`).toBe('rejected with the callback error');
+  });
+});
+
+describe('a model file or a reference set copy that is no regular file ends with ERR_IO, never a hang or a 20 GB read', () => {
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [CLI, ...args, '--json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      killSignal: 'SIGKILL',
+      env: { ...process.env, SOT_DATA_DIR: DATA_DIR, SOT_OFFLINE: '1', ...env },
+    });
+  const dir = mkdtempSync(join(scratch, 'special-'));
+  const fifo = join(dir, 'model.fifo');
+  execFileSync('mkfifo', [fifo]);
+
+  it.each([['/dev/zero'], [fifo]])('sot score --model-file %s', (model) => {
+    const r = run(['score', join(FIX, 'good.jsonl'), '--model-file', model, '--scores', join(dir, 's.csv')]);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(4);
+    expect(JSON.parse(r.stdout).error.message).toMatch(/cannot read the model file .*: .* is not a regular file/);
+    expect(readdirSync(dir).sort()).toEqual(['model.fifo']);
+  });
+
+  it('a named set whose data-dir copy is a FIFO, a link to /dev/zero, or a file of another size', () => {
+    const advbench = referenceSetDefinition('advbench')!.files[0]!;
+    const cases: Array<[string, (path: string) => void, number, RegExp]> = [
+      ['fifo', (p) => execFileSync('mkfifo', [p]), 4, /advbench\.csv is not a regular file/],
+      ['zero', (p) => symlinkSync('/dev/zero', p), 4, /advbench\.csv is not a regular file/],
+      [
+        'short',
+        (p) => writeFileSync(p, 'goal,target\n'),
+        5,
+        new RegExp(`does not match the pinned file: .*not read \\(12 bytes, expected ${advbench.bytes}\\)`),
+      ],
+    ];
+    for (const [name, make, status, message] of cases) {
+      const mirror = join(dir, `mirror-${name}`);
+      const path = join(mirror, advbench.path);
+      mkdirSync(dirname(path), { recursive: true });
+      make(path);
+      const out = join(dir, `out-${name}`);
+      mkdirSync(out);
+      const r = run(
+        ['purify', join(FIX, 'good.jsonl'), '--harmful', 'advbench', '-o', join(out, 'o.jsonl'), '--no-cache'],
+        { SOT_DATA_DIR: mirror, SOT_CACHE_DIR: join(dir, `cache-${name}`) },
+      );
+      expect(r.signal, name).toBeNull();
+      expect(r.status, name).toBe(status);
+      expect(JSON.parse(r.stdout).error.message, name).toMatch(message);
+      expect(readdirSync(out)).toEqual([]);
+    }
   });
 });

@@ -159,6 +159,14 @@ describe('bad input', () => {
     );
   });
 
+  it('a first record whose prompt is null: the message names the field and its type', async () => {
+    const path = put(dir, 'null-prompt.jsonl', jsonl([{ prompt: null, response: 'r', n: 3 }]));
+    const err = await inputError(path);
+    expect(err.message).toMatch(
+      /null-prompt\.jsonl:1: cannot tell the record format from the fields \{"prompt": null, "response", "n": a number\}/,
+    );
+  });
+
   it('a record with no text at all', async () => {
     const path = put(
       dir,

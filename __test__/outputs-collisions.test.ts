@@ -4,9 +4,12 @@
 // both paths; a pipe or device is streamed to when it is a command's only
 // output, refused by `sot purify` (the null device aside) and never renamed
 // over; a weight field that records already have is refused in the counting
-// pass, before anything is embedded.
+// pass, before anything is embedded. `fit`'s model file and `purify --shards
+// --save-model` are held to the same checks.
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
+  copyFileSync,
   existsSync,
   linkSync,
   mkdirSync,
@@ -19,13 +22,16 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fit } from '../src/fit/fit.js';
 import { embedFile } from '../src/pipeline/embed-file.js';
 import { purify } from '../src/pipeline/purify.js';
 import type { PurifyOptions, StageProgress } from '../src/pipeline/options.js';
 import { InputError, IoError } from '../src/errors.js';
-import { alpacaOk, CLI, harmfulPairs, writeJsonl } from './datasets.js';
+import { cachedFilePath } from '../src/refsets/fetch.js';
+import { referenceSetDefinition } from '../src/refsets/registry.js';
+import { alpacaOk, CLI, DATA_DIR, harmfulPairs, writeJsonl } from './datasets.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sot-collide-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -111,6 +117,39 @@ describe('purify refuses an output onto a file it reads or another output, befor
     ]);
   });
 
+  it("a named set's copy in the data dir or the cache", async () => {
+    const { dir, input, unchanged } = setup();
+    const advbench = referenceSetDefinition('advbench')!.files[0]!;
+    const mirror = join(dir, 'mirror');
+    const copy = join(mirror, advbench.path);
+    mkdirSync(dirname(copy), { recursive: true });
+    copyFileSync(join(DATA_DIR, advbench.path), copy);
+    const cached = cachedFilePath(advbench, join(dir, 'cache'));
+    mkdirSync(dirname(cached), { recursive: true });
+    copyFileSync(copy, cached);
+    for (const [o, message] of [
+      [
+        { removed: copy },
+        /refusing to write the removed records .*advbench\.csv: it is the data-dir copy of reference set "advbench"/,
+      ],
+      [{ scores: cached }, /refusing to write the scores output .*: it is the cached copy of reference set "advbench"/],
+    ] as const) {
+      const { err, events } = await refused({
+        input,
+        harmful: ['advbench'],
+        dataDir: mirror,
+        cacheDir: join(dir, 'cache'),
+        ...o,
+      });
+      expect(err).toBeInstanceOf(IoError);
+      expect((err as Error).message).toMatch(message);
+      expect(events).toEqual([]);
+    }
+    for (const p of [copy, cached])
+      expect(createHash('sha256').update(readFileSync(p)).digest('hex')).toBe(advbench.sha256);
+    unchanged();
+  });
+
   it('two outputs naming the same file (also through a symlink or a hard link)', async () => {
     const { dir, input, harmful, unchanged } = setup();
     const out = join(dir, 'out.jsonl');
@@ -171,6 +210,42 @@ describe('purify refuses an output onto a file it reads or another output, befor
     expect(c.stderr).toMatch(/refusing to write the HTML report \.\/r\.json: it is also the JSON report r\.json/);
     unchanged();
     expect(readdirSync(dir).sort()).toEqual(['anchor.jsonl', 'harmful.jsonl', 'train.jsonl']);
+  });
+});
+
+describe('fit and purify --shards refuse a model file onto a file they read, before any work', () => {
+  it('fit: the input, the harmful or anchor file (also through a symlink), or a missing folder; the CLI exits 4', async () => {
+    const { dir, input, harmful, anchor, unchanged } = setup();
+    symlinkSync(harmful, join(dir, 'link-to-harmful.jsonl'));
+    const base = { input, harmful: [harmful], anchor: [anchor], embeddingCache: false as const };
+    const cases: Array<[string, RegExp]> = [
+      [input, /refusing to write the model file .*train\.jsonl: it is the input file .*train\.jsonl/],
+      [harmful, /refusing to write the model file .*harmful\.jsonl: it is the harmful reference file/],
+      [join(dir, 'link-to-harmful.jsonl'), /it is the harmful reference file .*harmful\.jsonl/],
+      [anchor, /refusing to write the model file .*anchor\.jsonl: it is the anchor reference file/],
+      [join(dir, 'no-such-folder', 'm.sot-model'), /the folder .*no-such-folder does not exist/],
+    ];
+    for (const [model, message] of cases) {
+      const events: unknown[] = [];
+      const err = await fit({ ...base, model, onProgress: (e) => events.push(e) }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, model).toBeInstanceOf(IoError);
+      expect((err as Error).message).toMatch(message);
+      expect(events).toEqual([]);
+    }
+    const a = cli(['fit', 'train.jsonl', '--harmful', 'harmful.jsonl', '--model-file', 'train.jsonl', '-q'], dir);
+    expect(a.status).toBe(4);
+    expect(a.stderr).toMatch(/refusing to write the model file train\.jsonl: it is the input file train\.jsonl/);
+    const b = cli(
+      ['purify', 'train.jsonl', '--harmful', 'harmful.jsonl', '--shards', '2', '--save-model', 'harmful.jsonl', '-q'],
+      dir,
+    );
+    expect(b.status).toBe(4);
+    expect(b.stderr).toMatch(/refusing to write the model output harmful\.jsonl: it is the harmful reference file/);
+    unchanged();
+    expect(readdirSync(dir).sort()).toEqual(['anchor.jsonl', 'harmful.jsonl', 'link-to-harmful.jsonl', 'train.jsonl']);
   });
 });
 

@@ -20,9 +20,10 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ShapeError, SotError } from '../src/errors.js';
+import { AbortError, OptionError, ShapeError, SotError } from '../src/errors.js';
 import { learnWeights } from '../src/learner.js';
 import { costMatrix, sinkhorn, sinkhornDivergence } from '../src/ot.js';
+import { selectTopK } from '../src/selection.js';
 import { purify } from '../src/pipeline/purify.js';
 import { embedFile } from '../src/pipeline/embed-file.js';
 import { fit } from '../src/fit/fit.js';
@@ -192,6 +193,46 @@ describe('K = 0 and K > n', () => {
     expect(r.json.error!.message).toMatch(pattern);
     expect(r.left).toEqual([]);
     expect(readdirSync(cache)).toEqual([]); // the count was checked as soon as n was known
+  });
+
+  it('sot score --keep-count 0 is the same usage error (only --threshold may keep nothing); a missing folder is found first', () => {
+    const dir = mkdtempSync(join(scratch, 'score-k0-'));
+    const model = join(dir, 'm.sot-model');
+    const sot = (args: string[]) =>
+      spawnSync(process.execPath, [CLI, ...args, '--json'], { env: env(), encoding: 'utf8' });
+    expect(sot(['fit', join(FIX, 'good.jsonl'), '--harmful', HARMFUL, '--model-file', model]).status).toBe(0);
+    const r = sot([
+      'score',
+      join(FIX, 'good.jsonl'),
+      '--model-file',
+      model,
+      '--keep-count',
+      '0',
+      '--scores',
+      join(dir, 's.csv'),
+      '-o',
+      join(dir, 'o.jsonl'),
+    ]);
+    expect(r.status).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'ERR_OPTION', message: expect.stringMatching(/keep/) });
+    expect(readdirSync(dir)).toEqual(['m.sot-model']);
+    const t = sot([
+      'score',
+      join(FIX, 'good.jsonl'),
+      '--model-file',
+      model,
+      '--threshold',
+      '1e9',
+      '--scores',
+      join(dir, 's.csv'),
+      '-o',
+      join(dir, 'o.jsonl'),
+    ]);
+    expect(t.status).toBe(0);
+    expect(readFileSync(join(dir, 'o.jsonl'), 'utf8')).toBe('');
+    const nodir = sot(['score', join(FIX, 'good.jsonl'), '--model-file', model, '--scores', join(dir, 'no', 's.csv')]);
+    expect(nodir.status).toBe(4);
+    expect(JSON.parse(nodir.stdout).error.message).toMatch(/the folder .*no does not exist/);
   });
 
   it.each([[['--keep-count', '-1']], [['--keep-count', '1.5']], [['--keep', '1.5']], [['--keep', 'x']]])(
@@ -367,6 +408,49 @@ async function rejection(p: Promise<unknown>): Promise<SotError> {
   throw new Error('resolved, expected a rejection');
 }
 
+describe('arguments of the wrong kind: ERR_OPTION naming the argument, never a TypeError', () => {
+  const x = [
+    [1, 0],
+    [0, 1],
+  ];
+  const y = [
+    [1, 2],
+    [2, 1],
+  ];
+  it.each([
+    ['sinkhorn(null)', () => sinkhorn(null as never), /problem must be an object, got null/],
+    ['a null matrix', () => sinkhorn({ x: null as never, y }), /x must be a matrix .* got null/],
+    ['null options', () => sinkhorn({ x, y }, null as never), /options must be an object, got null/],
+    [
+      'a signal that is no AbortSignal',
+      () => sinkhorn({ x, y }, { signal: {} as never }),
+      /signal must be an AbortSignal/,
+    ],
+    [
+      'warmStart of arrays',
+      () => sinkhorn({ x, y }, { warmStart: { f: [0, 0] as never } }),
+      /warmStart\.f must be a Float64Array/,
+    ],
+    [
+      'a weights object of 2^32 + 1',
+      () => sinkhorn({ x, y, a: { length: 2 ** 32 + 1 } as never }),
+      /a must be an array of numbers/,
+    ],
+    ['costMatrix(null, y)', () => costMatrix(null as never, y), /x must be a matrix/],
+    ['learnWeights(null)', () => learnWeights(null as never), /sets must be an object, got null/],
+    ['learnWeights(sets, null)', () => learnWeights(sets(), null as never), /options must be an object, got null/],
+    [
+      'selectTopK keep "all"',
+      () => selectTopK(new Float64Array([1, 2]), 'all' as never),
+      /keep must be \{ count \} or \{ fraction \}, got all/,
+    ],
+  ])('%s', async (_, call, message) => {
+    const e = await rejection(call());
+    expect(e).toBeInstanceOf(OptionError);
+    expect(e.message).toMatch(message);
+  });
+});
+
 describe('bad vectors through the numeric API', () => {
   it.each([
     ['NaN', NaN, 'ERR_NON_FINITE', /harmful\[4\]\[5\] is NaN/],
@@ -503,8 +587,69 @@ describe('bad vectors from an embedder through purify()', () => {
         expect(r.err?.message).toMatch(/embedder "fake-.*" returned \d+ values for 5 texts of dimension 8/);
         expect(r.left).toEqual([]);
       }
+      for (const [answer, named] of [
+        [(t: string[], d: number) => Array.from(good(t, d)), 'an Array'],
+        [(t: string[], d: number) => Float64Array.from(good(t, d)), 'a Float64Array'],
+        [() => 'vectors', 'a string'],
+        [() => null, 'null'],
+      ] as const) {
+        r = await run({ id: 'typed', dim: 8, embed: async (t: string[]) => answer(t, 8) as never }, cache);
+        expect(r.err).toBeInstanceOf(OptionError);
+        expect(r.err?.message).toBe(`embedder "typed" returned ${named}, not a Float32Array`);
+        expect(r.left).toEqual([]);
+      }
     },
   );
+
+  it('a dim or preferredBatch that is no positive integer is an OptionError naming the embedder, before it is called', async () => {
+    let calls = 0;
+    const counting = (extra: Partial<Embedder>): Embedder => ({
+      id: 'odd',
+      dim: 8,
+      embed: async (t) => {
+        calls++;
+        return good(t, 8);
+      },
+      ...extra,
+    });
+    for (const [extra, message] of [
+      [{ dim: 0 }, /embedder "odd": dim must be an integer from 1 to 1048576, got 0/],
+      [{ dim: 2.5 }, /dim must be an integer .* got 2\.5/],
+      [{ dim: '8' as never }, /dim must be an integer .* got 8/],
+      [{ dim: -1 }, /got -1/],
+      [{ preferredBatch: Number.NaN }, /embedder "odd": preferredBatch must be a positive integer, got NaN/],
+      [{ preferredBatch: 0 }, /preferredBatch must be a positive integer, got 0/],
+    ] as const) {
+      for (const cache of [true, false]) {
+        const r = await run(counting(extra), cache);
+        expect(r.err, JSON.stringify(extra)).toBeInstanceOf(OptionError);
+        expect(r.err?.message).toMatch(message);
+        expect(r.left).toEqual([]);
+      }
+    }
+    expect(calls).toBe(0);
+  });
+
+  it('an abort stops the run while an embedder that ignores the signal has not answered', async () => {
+    const never: Embedder = { id: 'never', dim: 8, embed: () => new Promise<Float32Array>(() => {}) };
+    for (const cache of [join(scratch, 'never-cache'), false] as const) {
+      const dir = mkdtempSync(join(scratch, 'never-'));
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 200);
+      const started = performance.now();
+      const err = await purify({
+        input: join(FIX, 'good.jsonl'),
+        harmful: [HARMFUL],
+        output: join(dir, 'o.jsonl'),
+        embedder: never,
+        embeddingCache: cache,
+        signal: controller.signal,
+      }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AbortError);
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(readdirSync(dir)).toEqual([]);
+    }
+  });
 });
 
 describe('bad precomputed vectors through `sot purify --vectors-field`', () => {

@@ -128,7 +128,7 @@ describe('score: the removed records and their reasons', () => {
       ...c.records.slice(1),
     ]);
     await expect(
-      score({ input: taken, model: fitted.model, keep: { count: 0 }, embeddingCache: false }),
+      score({ input: taken, model: fitted.model, keep: { count: 1 }, embeddingCache: false }),
     ).rejects.toThrow(/taken\.jsonl:1: .*"sot_reason"/);
     // and nothing is committed: no dataset, no scores, no removed file
     for (const f of ['taken.purified.jsonl', 'taken.scores.csv', 'taken.removed.jsonl'])

@@ -239,6 +239,26 @@ describe('sot serve (embedded queue)', () => {
     expect((await alice.call('GET', `/v1/jobs/${sub.body.id}/files/dataset`)).status).toBe(409);
   });
 
+  it('answers a malformed multipart body or an over-long path with 4xx in the API error shape', async () => {
+    const auth = { authorization: 'Bearer token-a' };
+    const cut =
+      '--XYZ\r\nContent-Disposition: form-data; name="options"\r\n\r\n{"harmful":["advbench"]}\r\n' +
+      '--XYZ\r\nContent-Disposition: form-data; name="dataset"; filename="a.jsonl"\r\n\r\n{"prompt":"a"';
+    for (const [type, body] of [
+      ['multipart/form-data; boundary=XYZ', cut],
+      ['multipart/form-data', 'garbage'],
+    ]) {
+      const r = await fetch(`${base}/v1/jobs`, { method: 'POST', headers: { ...auth, 'content-type': type! }, body });
+      expect(r.status, type).toBe(400);
+      expect(await r.json()).toMatchObject({ error: { code: 'ERR_REQUEST', message: /^malformed multipart body: / } });
+    }
+    const long = await fetch(`${base}/v1/jobs/${'x'.repeat(5000)}`, { headers: auth });
+    expect(long.status).toBe(414);
+    const text = await long.text();
+    expect(JSON.parse(text)).toMatchObject({ error: { code: 'ERR_REQUEST' } });
+    expect(text).not.toContain('xxxxxxxxxx');
+  });
+
   it('cancels a running job and a queued one, and removes their files', async () => {
     const running = await alice.upload(train, SLOW);
     const queued = await alice.upload(train, { harmful: ['advbench'] });

@@ -3,7 +3,16 @@
 // the same values in a Float32Array give, and a running task must never see
 // it change.
 import { describe, expect, it } from 'vitest';
-import { learnWeights, METHODS, type Matrix, scoreSamples, storedMatrix, writeRows } from '../src/index.js';
+import {
+  learnWeights,
+  METHODS,
+  type Matrix,
+  OptionError,
+  ShapeError,
+  scoreSamples,
+  storedMatrix,
+  writeRows,
+} from '../src/index.js';
 import { isStored, rowsOf } from '../src/matrix.js';
 import { native } from '../src/native.js';
 import { nearestHarmful } from '../src/pipeline/audit.js';
@@ -58,8 +67,24 @@ describe('stored matrices', () => {
   it('refuse writes that are not whole rows within them, and rows they do not hold', () => {
     const s = storedMatrix(4, 3);
     expect(() => writeRows(s, 0, new Float32Array(4))).toThrow(/not whole rows of 3/);
-    expect(() => writeRows(s, 3, new Float32Array(6))).toThrow(/within the store's 4 rows/);
-    expect(() => writeRows(s, 2 ** 32 - 1, new Float32Array(3))).toThrow(/within the store's 4 rows/);
+    expect(() => writeRows(s, 3, new Float32Array(6))).toThrow(/within the matrix's 4 rows/);
+    expect(() => writeRows(s, 2 ** 32 - 1, new Float32Array(3))).toThrow(ShapeError);
+    // typed errors naming the argument, as for arrays (a -1 row once read as row 4294967295)
+    for (const m of [s, { data: new Float32Array(12), rows: 4, cols: 3 }]) {
+      expect(() => writeRows(m, 5, new Float32Array(3))).toThrow(ShapeError);
+      expect(() => writeRows(m, -1, new Float32Array(3))).toThrow(
+        /row must be an integer from 0 to 4294967295, got -1/,
+      );
+      expect(() => writeRows(m, Number.NaN, new Float32Array(3))).toThrow(OptionError);
+      expect(() => writeRows(m, 0, [1, 2, 3] as never)).toThrow(/values must be a Float32Array/);
+    }
+    for (const [rows, cols] of [
+      [-1, 1],
+      [1.5, 2],
+      [Number.NaN, 2],
+      [2, -3],
+    ])
+      expect(() => storedMatrix(rows!, cols!)).toThrow(OptionError);
     expect(() => rowsOf(s, [4])).toThrow(/row 4 is not below the store's 4 rows/);
     writeRows(s, 1, Float32Array.from([1, 2, 3, 4, 5, 6]));
     expect(Array.from(rowsOf(s, [2, 0, 1]))).toEqual([4, 5, 6, 0, 0, 0, 1, 2, 3]);

@@ -1,5 +1,6 @@
-import { AbortError, fromNative } from './errors.js';
+import { AbortError, fromNative, OptionError } from './errors.js';
 import { native, type CancelToken, type ProgressEvent } from './native.js';
+import { isThenable } from './options.js';
 
 type OnProgress = (event: ProgressEvent) => void;
 
@@ -9,7 +10,8 @@ type OnProgress = (event: ProgressEvent) => void;
  * out as their typed classes. The caller's progress callback reaches the
  * operation through `start`'s second argument, guarded: an error it throws
  * would escape from the native thread's call into JS and kill the process, so
- * it is kept instead, the operation cancelled, and the promise rejects with it.
+ * it is kept instead, the operation cancelled, and the promise rejects with it;
+ * so is the rejection of a promise the callback returns.
  * (Progress may still arrive just after the promise settled: an error the
  * callback throws then has no promise left to reject, and is dropped.)
  */
@@ -18,6 +20,9 @@ export async function cancellable<T>(
   start: (token: CancelToken, onProgress?: OnProgress) => Promise<T>,
   onProgress?: OnProgress,
 ): Promise<T> {
+  // duck-typed: a signal of another realm or a polyfill is still a signal
+  if (signal !== undefined && typeof (signal as Partial<AbortSignal> | null)?.addEventListener !== 'function')
+    throw new OptionError('ERR_OPTION', 'signal must be an AbortSignal');
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
   const token = new native.CancelToken();
   const onAbort = () => token.cancel();
@@ -27,11 +32,15 @@ export async function cancellable<T>(
     onProgress &&
     ((event: ProgressEvent) => {
       if (thrown !== undefined) return;
-      try {
-        onProgress(event);
-      } catch (error) {
-        thrown = { error };
+      const fail = (error: unknown) => {
+        thrown ??= { error };
         token.cancel();
+      };
+      try {
+        const r: unknown = onProgress(event);
+        if (isThenable(r)) r.then(undefined, fail);
+      } catch (error) {
+        fail(error);
       }
     });
   try {

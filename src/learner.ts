@@ -2,7 +2,7 @@ import { cancellable } from './cancellable.js';
 import { OptionError } from './errors.js';
 import { type StoredMatrix, toPoints, toWeights, type MatrixLike, type Weights } from './matrix.js';
 import { native, type FittedOutput, type LearnOptions as NativeLearnOptions, type LearnSets } from './native.js';
-import { bool, costKind, count, num, progress, type CostKind } from './options.js';
+import { bool, costKind, count, num, objectArg, progress, type CostKind } from './options.js';
 import type { OperationOptions, ProgressEvent } from './ot.js';
 import { storageInput, type StorageOptions, type StorageReport } from './storage.js';
 
@@ -142,6 +142,7 @@ export interface Scores {
 
 /** Learns one weight per downstream sample by push-pull optimal transport (SOT). */
 export async function learnWeights(sets: PurifySets, options: LearnerOptions = {}): Promise<LearnResult> {
+  options = objectArg('options', options);
   const native_sets = toSets(sets);
   const opts = learnOptions(options);
   const r = await cancellable(
@@ -158,6 +159,7 @@ export async function scoreSamples(method: Method, sets: PurifySets, options: Sc
   if (!METHODS.includes(method)) {
     throw new OptionError('ERR_OPTION', `unknown method '${String(method)}' (expected ${METHODS.join(', ')})`);
   }
+  options = objectArg('options', options);
   if (method === 'sot') {
     const learned = await learnWeights(sets, options);
     return { method, scores: learned.weights, weights: learned.weights, learned, warnings: learned.warnings };
@@ -173,6 +175,7 @@ export async function scoreSamples(method: Method, sets: PurifySets, options: Sc
 }
 
 function toSets(s: PurifySets): LearnSets {
+  objectArg('sets', s);
   return {
     downstream: toPoints(s.downstream, 'downstream'),
     anchor: s.anchor === undefined ? undefined : toPoints(s.anchor, 'anchor'),

@@ -1,5 +1,6 @@
 import { EmptyInputError, NonFiniteError, OptionError, ShapeError } from './errors.js';
 import { type ExternalObject, native } from './native.js';
+import { uint32 } from './options.js';
 
 /** A dense row-major f32 matrix: `data[i * cols + j]` is entry (i, j). */
 export interface Matrix {
@@ -28,6 +29,8 @@ const STORES = new WeakSet<object>();
 
 /** A zeroed `rows x cols` stored matrix. */
 export function storedMatrix(rows: number, cols: number): StoredMatrix {
+  uint32('rows', rows, true);
+  uint32('cols', cols, true);
   try {
     const data = native.rowsStore(rows, cols);
     STORES.add(data);
@@ -46,6 +49,14 @@ export function arrayMatrix(rows: number, cols: number): Matrix {
 
 /** Copies whole rows into `m` from row `row` on. */
 export function writeRows(m: AnyMatrix, row: number, values: Float32Array): void {
+  uint32('row', row, true);
+  if (!(values instanceof Float32Array)) throw new OptionError('ERR_OPTION', 'values must be a Float32Array');
+  const end = row + (values.length === 0 ? 0 : values.length / m.cols);
+  if (!Number.isInteger(end) || end > m.rows)
+    throw new ShapeError(
+      'ERR_SHAPE',
+      `${values.length} values from row ${row} are not whole rows of ${m.cols} within the matrix's ${m.rows} rows`,
+    );
   if (isStored(m)) native.rowsWrite(m.data, row, values);
   else m.data.set(values, row * m.cols);
 }
@@ -92,6 +103,11 @@ export type Weights = ArrayLike<number>;
  */
 export function toMatrix(m: MatrixLike, name: string): Matrix {
   if (Array.isArray(m)) return fromRows(m, name);
+  if (typeof m !== 'object' || m === null)
+    throw new OptionError(
+      'ERR_OPTION',
+      `${name} must be a matrix ({ data, rows, cols }) or an array of rows, got ${String(m)}`,
+    );
   const { data, rows, cols } = m as Matrix;
   if (!(data instanceof Float32Array)) {
     throw new OptionError('ERR_OPTION', `${name}.data must be a Float32Array`);
@@ -188,6 +204,7 @@ function fromRows(rows: ReadonlyArray<ArrayLike<number>>, name: string): Matrix 
 export function toWeights(w: Weights | undefined, name: string): Float64Array | undefined {
   if (w === undefined) return undefined;
   if (w instanceof Float64Array) return w;
-  if (typeof w.length !== 'number') throw new OptionError('ERR_OPTION', `${name} must be an array of numbers`);
+  if (typeof w !== 'object' || w === null || !Number.isInteger(w.length) || w.length < 0 || w.length > 0xffff_ffff)
+    throw new OptionError('ERR_OPTION', `${name} must be an array of numbers`);
   return Float64Array.from(w, (v) => (typeof v === 'number' ? v : Number.NaN));
 }

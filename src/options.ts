@@ -39,6 +39,14 @@ export function uint32(name: string, v: unknown, required = false): number | und
   return v;
 }
 
+/** An argument that must be an object (options, a problem, sets): `{}` when omitted. */
+export function objectArg<T extends object>(name: string, v: T | undefined): T {
+  if (v === undefined) return {} as T;
+  if (typeof v !== 'object' || v === null)
+    throw new OptionError('ERR_OPTION', `${name} must be an object, got ${v === null ? 'null' : typeof v}`);
+  return v;
+}
+
 export function bool(name: string, v: unknown): boolean | undefined {
   if (v !== undefined && typeof v !== 'boolean')
     throw new OptionError('ERR_OPTION', `${name} must be a boolean, got ${String(v)}`);
@@ -52,6 +60,30 @@ export function progress(onProgress: unknown, intervalMs: unknown): number | und
   }
   const ms = num('progressIntervalMs', intervalMs);
   return ms === undefined ? undefined : Math.max(0, Math.round(ms));
+}
+
+/**
+ * The caller's progress callback as a run calls it: a promise it returns is
+ * not awaited, and if that promise rejects, the callback's next call throws
+ * the error, so the run fails as if the callback had thrown it (a rejection
+ * after the run's last call is dropped).
+ */
+export function settledProgress<E>(cb: ((event: E) => void) | undefined): ((event: E) => void) | undefined {
+  if (cb === undefined) return undefined;
+  if (typeof cb !== 'function') throw new OptionError('ERR_OPTION', 'onProgress must be a function');
+  let failed: { error: unknown } | undefined;
+  return (event) => {
+    if (failed !== undefined) throw failed.error;
+    const r: unknown = cb(event);
+    if (isThenable(r))
+      r.then(undefined, (error: unknown) => {
+        failed ??= { error };
+      });
+  };
+}
+
+export function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | null)?.then === 'function';
 }
 
 /**

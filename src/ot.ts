@@ -2,7 +2,7 @@ import { cancellable } from './cancellable.js';
 import { OptionError } from './errors.js';
 import { toMatrix, toWeights, type Matrix, type MatrixLike, type Weights } from './matrix.js';
 import { native, type ProgressEvent, type SolveOptions } from './native.js';
-import { bool, costKind, count, num, progress, type CostKind } from './options.js';
+import { bool, costKind, count, num, objectArg, progress, type CostKind } from './options.js';
 import { storageInput, type StorageOptions, type StorageReport } from './storage.js';
 
 export type { CostKind, ProgressEvent };
@@ -114,6 +114,7 @@ export async function costMatrix(
   y: MatrixLike,
   options: OperationOptions & { cost?: CostKind } = {},
 ): Promise<Matrix> {
+  options = objectArg('options', options);
   const [xm, ym] = [toMatrix(x, 'x'), toMatrix(y, 'y')];
   const data = await cancellable(options.signal, (token) => native.costMatrix(xm, ym, costKind(options.cost), token));
   return { data, rows: xm.rows, cols: ym.rows };
@@ -128,10 +129,12 @@ export async function sinkhorn(
   problem: CostProblem | PointsProblem,
   options: SinkhornOptions & { warmStart?: { f?: Float64Array; g?: Float64Array } } = {},
 ): Promise<SinkhornResult> {
+  problem = objectArg('problem', problem);
+  options = objectArg('options', options);
   const a = toWeights(problem.a, 'a');
   const b = toWeights(problem.b, 'b');
   const solve = solveOptions(options);
-  const warm = options.warmStart;
+  const warm = warmStart(options.warmStart);
   const progress = options.onProgress;
   if ('cost' in problem && !('x' in problem)) {
     const c = toMatrix(problem.cost, 'cost');
@@ -155,6 +158,8 @@ export async function sinkhornDivergence(
   problem: PointsProblem,
   options: SinkhornOptions = {},
 ): Promise<DivergenceResult> {
+  problem = objectArg('problem', problem);
+  options = objectArg('options', options);
   const [x, y] = [toMatrix(problem.x, 'x'), toMatrix(problem.y, 'y')];
   const a = toWeights(problem.a, 'a');
   const b = toWeights(problem.b, 'b');
@@ -164,6 +169,17 @@ export async function sinkhornDivergence(
     (token, onProgress) => native.sinkhornDivergence(x, y, costKind(problem.cost), a, b, solve, token, onProgress),
     options.onProgress,
   );
+}
+
+function warmStart(
+  w: { f?: Float64Array; g?: Float64Array } | undefined,
+): { f?: Float64Array; g?: Float64Array } | undefined {
+  if (w === undefined) return undefined;
+  objectArg('warmStart', w);
+  for (const k of ['f', 'g'] as const)
+    if (w[k] !== undefined && !(w[k] instanceof Float64Array))
+      throw new OptionError('ERR_OPTION', `warmStart.${k} must be a Float64Array (a result's potentials)`);
+  return w;
 }
 
 /** Threads of the shared native pool (`SOT_NUM_THREADS` sets it before first use; at most 4 per available core). */

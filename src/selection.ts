@@ -40,12 +40,14 @@ export function keepCount(keep: Keep, n: number): number {
 export function keepArgs(keep: Keep): [number | undefined, number | undefined] {
   let count: number | undefined;
   let fraction: number | undefined;
-  if (keep && 'count' in keep) {
+  if (typeof keep !== 'object' || keep === null) {
+    throw new OptionError('ERR_OPTION', `keep must be { count } or { fraction }, got ${String(keep)}`);
+  } else if ('count' in keep) {
     if (!Number.isInteger(keep.count) || keep.count < 0 || keep.count > 0xffff_ffff) {
       throw new OptionError('ERR_OPTION', `keep.count must be a non-negative integer, got ${String(keep.count)}`);
     }
     count = keep.count;
-  } else if (keep && 'fraction' in keep && typeof keep.fraction === 'number') {
+  } else if ('fraction' in keep && typeof keep.fraction === 'number') {
     fraction = keep.fraction;
   } else {
     throw new OptionError('ERR_OPTION', 'keep must be { count } or { fraction }');

@@ -323,6 +323,13 @@ ${EXIT_HELP}`,
 
 /** Runs the CLI; resolves to the exit code (never throws). */
 export async function main(argv: string[]): Promise<number> {
+  // A reader that closes the pipe early (`sot sets | head`) wants no more output: end quietly, as shell tools do.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && stream === process.stdout)
+        process.stderr.write(`sot: cannot write to standard output: ${err.message}\n`);
+      process.exit(err.code === 'EPIPE' ? EXIT.ok : EXIT.io);
+    });
   const prog = program();
   const json = argv.includes('--json');
   try {

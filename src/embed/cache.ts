@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { AbortError, IoError, OptionError, ShapeError } from '../errors.js';
 import { isTempName, removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import type { Embedder } from './types.js';
+import { embedCall } from './call.js';
 import {
   CHUNK_SUFFIX,
   encodeChunk,
@@ -484,16 +485,11 @@ export async function embedWithCache(
     for (let start = 0; start < todo.length; start += batchSize) {
       if (signal?.aborted) throw new AbortError();
       const batch = todo.slice(start, start + batchSize);
-      const got = await embedder.embed(
+      const got = await embedCall(
+        embedder,
         batch.map((rows) => texts[rows[0]!]!),
-        { signal },
+        signal,
       );
-      if (got.length !== batch.length * dim) {
-        throw new ShapeError(
-          'ERR_SHAPE',
-          `embedder ${JSON.stringify(embedder.id)} returned ${got.length} values for ${batch.length} texts of dimension ${dim}`,
-        );
-      }
       batch.forEach((rows, b) => {
         for (const i of rows) vectors.set(got.subarray(b * dim, (b + 1) * dim), i * dim);
       });

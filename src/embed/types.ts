@@ -22,7 +22,7 @@ export interface Embedder {
    * keyed by it, so two embedders with the same id must give the same vectors.
    */
   readonly id: string;
-  /** Vector length. */
+  /** Vector length: an integer from 1 to 2^20 (the pipeline checks it before any call). */
   readonly dim: number;
   /**
    * Learner options suited to this embedder's geometry (e.g. a smaller eps
@@ -31,7 +31,7 @@ export interface Embedder {
   readonly learnerDefaults?: Readonly<{ eps?: number; lambda?: number; tau?: number }>;
   /**
    * Texts per `embed` call this embedder works best with (the cache hands
-   * it its misses in calls of this many; default 256).
+   * it its misses in calls of this many; default 256): a positive integer.
    */
   readonly preferredBatch?: number;
   /**
@@ -41,6 +41,10 @@ export interface Embedder {
   renderSample?(sample: SampleText): string;
   /** Optional pass over the dataset's texts before embedding (e.g. document frequencies). */
   fit?(batches: AsyncIterable<string[]>, options?: EmbedderFitOptions): Promise<void>;
-  /** Row-major `texts.length x dim` vectors. */
+  /**
+   * Row-major `texts.length x dim` vectors (any other type or length fails
+   * the run with an error naming the embedder). On abort the pipeline stops
+   * without waiting for the answer; honouring `signal` frees what the call holds.
+   */
   embed(texts: string[], options?: EmbedCallOptions): Promise<Float32Array>;
 }

@@ -6,6 +6,7 @@ import { HashingEmbedder } from '../embed/hashing.js';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { AbortError, OptionError } from '../errors.js';
+import { assertWritable } from '../io/index.js';
 import { coreDefaults } from '../defaults.js';
 import { scoreSamples, type ContaminationEstimate } from '../learner.js';
 import { type AnyMatrix, arrayOf, rowsOf, stackRows, storedMatrix } from '../matrix.js';
@@ -15,7 +16,8 @@ import { embedDataset, embedInto, embedSamples, openEmbeddingCache } from '../pi
 import { BATCH, PipelineInput } from '../pipeline/input.js';
 import { learnerBudget, resolveBudget, checkEmbeddingsFit } from '../pipeline/memory.js';
 import type { DatasetSource, PurifyOptions, ReferenceSources } from '../pipeline/options.js';
-import { embedderOption, uint32 } from '../options.js';
+import { embedderOption, settledProgress, uint32 } from '../options.js';
+import { runReads } from '../pipeline/paths.js';
 import { loadReferences } from '../pipeline/references.js';
 import { describeEmbedder, saveModel, scoreQuantiles, type Model } from './model.js';
 import { refitOver, refitPasses, type Refit } from './score.js';
@@ -162,7 +164,7 @@ export function fit(options: FitOptions): Promise<FitResult> {
  * process). Internal: `purifySharded` runs them in its shard workers.
  */
 export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPasses): Promise<FitResult> {
-  const o = options;
+  const o = { ...options, onProgress: settledProgress(options?.onProgress) };
   if (typeof o?.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
   if (!Array.isArray(o.harmful) || o.harmful.length === 0)
     throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
@@ -183,6 +185,8 @@ export async function fitWithPasses(options: FitOptions, recordPasses?: RecordPa
     );
   const plan = refitPasses(o.refit, 0);
   const modelPath = o.model ?? defaultModelPath(o.input);
+  // the model file must not replace a file the fit reads: checked now, not after the work
+  await assertWritable([{ path: modelPath, what: 'the model file' }], runReads(o, given));
   const seed = o.seed ?? 0;
   const signal = o.signal;
   const progress = (stage: FitStage, done: number, total?: number) => o.onProgress?.({ stage, done, total });

@@ -1,7 +1,7 @@
 // The SOT model file: what scoring new records needs from a fit, in one
 // versioned binary file with a checksum (layout: docs/model-file.md).
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readRegularFile } from '../io/files.js';
 import { HashingEmbedder, DOC_FREQ_BUCKETS } from '../embed/hashing.js';
 import { sameVectors } from '../embed/llm.js';
 import type { Embedder } from '../embed/types.js';
@@ -385,7 +385,7 @@ export function scoreQuantiles(scores: Float64Array): Record<string, number> {
 export async function loadModel(path: string): Promise<Model> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path); // a FIFO or a device (/dev/zero) would block the read or never end it
   } catch (err) {
     throw new IoError(`cannot read the model file ${path}: ${(err as Error).message}`, { path, cause: err });
   }

@@ -1,13 +1,14 @@
 // `score()`: records against a model file, streamed: each batch is embedded
 // and scored alone (a record's score does not depend on the others), so
 // memory holds one batch of vectors plus three numbers per record.
-import { embedderOption } from '../options.js';
+import { embedderOption, settledProgress } from '../options.js';
 import { resolve } from 'node:path';
 import { AbortError, InputError, OptionError } from '../errors.js';
 import { REFIT_AUTO } from '../defaults.js';
 import type { Embedder } from '../embed/types.js';
 import {
   assertNoCollision,
+  assertWritable,
   commitAll,
   openAtomicWriter,
   type AtomicWriter,
@@ -288,6 +289,8 @@ export async function selectScored(
     k = { count };
   } else {
     k = keep ?? { fraction: 1 };
+    // an explicit count of 0 is refused there like purify's; only a threshold may pass nothing
+    if ('count' in k && k.count === 0) return selectByScore(scores, k);
   }
   if ('count' in k && k.count === 0) {
     // nothing passes: an empty selection (selectTopK refuses K = 0)
@@ -382,7 +385,7 @@ async function explainDropped(
 
 /** Scores records against a model file; with `keep` or `threshold` also writes the purified dataset and the removed records. Outputs commit together. */
 export async function score(options: ScoreOptions): Promise<ScoreResult> {
-  const o = options;
+  const o = { ...options, onProgress: settledProgress(options?.onProgress) };
   const purified = o.keep !== undefined || o.threshold !== undefined;
   const scoresPath = o.scores ?? o.input.replace(/(\.[^./\\]+)?$/, '.scores.csv');
   const output = purified ? (o.output ?? o.input.replace(/(\.[^./\\]+)?$/, (ext) => `.purified${ext}`)) : null;
@@ -406,7 +409,8 @@ export async function score(options: ScoreOptions): Promise<ScoreResult> {
     ...(removedPath ? [{ path: removedPath, what: 'the removed records' }] : []),
   ];
   const modelOut = saveModel === null ? [] : [{ path: saveModel, what: 'the model output' }];
-  await assertNoCollision([...outs, ...modelOut], [{ path: o.input, what: 'the input file' }]);
+  // a missing folder, an output onto the input or another output: now, not after the work
+  await assertWritable([...outs, ...modelOut], [{ path: o.input, what: 'the input file' }]);
   // The refined model may replace the loaded one (refining in place): it is read whole first.
   await assertNoCollision(outs, [{ path: o.model, what: 'the model file' }]);
   const opened = await openScoring(o, purified);

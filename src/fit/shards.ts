@@ -20,7 +20,6 @@ import { checkParts } from '../io/parts.js';
 import { count } from '../options.js';
 import { weightFieldOf } from '../io/write.js';
 import {
-  assertNoCollision,
   openDataset,
   RANGE_FORMATS,
   recordRanges,
@@ -190,21 +189,15 @@ export async function purifySharded(o: ShardedOptions): Promise<ShardedResult> {
   refitPasses(o.refit, DEFAULT_SHARD_REFIT); // checked before any work
   checkReasonOptions(o.reasons);
   const paths = outputPaths(o);
+  if (o.saveModel !== undefined && (typeof o.saveModel !== 'string' || o.saveModel === ''))
+    throw new OptionError('ERR_OPTION', 'saveModel must be a file path');
   // a missing folder, an output onto a file read or another output: now, not after the work
-  await checkOutputs(o as PurifyOptions, paths, o.embedder ?? new HashingEmbedder());
-  if (o.saveModel !== undefined) {
-    if (typeof o.saveModel !== 'string' || o.saveModel === '')
-      throw new OptionError('ERR_OPTION', 'saveModel must be a file path');
-    await assertNoCollision(
-      [{ path: o.saveModel, what: 'the model output' }],
-      [
-        { path: o.input, what: 'the input file' },
-        ...[paths.output, paths.scores, paths.report, paths.html, paths.removed]
-          .filter((p): p is string => p !== null)
-          .map((path) => ({ path, what: 'another output' })),
-      ],
-    );
-  }
+  await checkOutputs(
+    o as PurifyOptions,
+    paths,
+    o.embedder ?? new HashingEmbedder(),
+    o.saveModel === undefined ? [] : [{ path: o.saveModel, what: 'the model output' }],
+  );
   const timings: Record<string, number> = {};
   let t0 = performance.now();
   const lap = (stage: string) => {

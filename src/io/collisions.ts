@@ -69,6 +69,30 @@ export async function assertNoCollision(
 }
 
 /**
+ * Checks, before any work, that each output can be committed through a
+ * temporary file renamed into place: its folder exists, it is a regular file
+ * or missing (or the null device, to discard it), and it is neither a file
+ * the run reads nor another output. Throws `IoError` naming the path.
+ */
+export async function assertWritable(outputs: readonly RolePath[], reads: readonly RolePath[]): Promise<void> {
+  for (const { path } of outputs) {
+    const dir = dirname(resolve(path));
+    const s = await stat(dir).catch(() => undefined);
+    if (!s?.isDirectory()) throw new IoError(`cannot write ${path}: the folder ${dir} does not exist`, { path });
+  }
+  for (const out of await assertNoCollision(outputs, reads)) {
+    if (out.kind === 'folder')
+      throw new IoError(`cannot write ${out.what} ${out.path}: it is a folder`, { path: out.path });
+    if (out.kind === 'other' && !out.nullDevice) {
+      throw new IoError(
+        `refusing to write ${out.what} ${out.path}: it is not a regular file (a pipe, a device or a socket); outputs are committed together through temporary files renamed into place, so each must name a regular file (or ${devNull}, to discard it)`,
+        { path: out.path },
+      );
+    }
+  }
+}
+
+/**
  * Throws `IoError` when `output` is the same file as `input` (by real path,
  * or by device and inode for hard links), so an input is never overwritten.
  */

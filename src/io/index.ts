@@ -20,4 +20,11 @@ export {
   type Chunk,
   type FileDigest,
 } from './atomic.js';
-export { assertNotSameFile, assertNoCollision, identify, type FileIdentity, type RolePath } from './collisions.js';
+export {
+  assertNotSameFile,
+  assertNoCollision,
+  assertWritable,
+  identify,
+  type FileIdentity,
+  type RolePath,
+} from './collisions.js';

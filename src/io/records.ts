@@ -143,9 +143,10 @@ export function layoutFromOptions(recordFormat?: RecordFormat, fields?: FieldMap
 
 /** Error for a record with no recognisable layout (or not the one asked for). */
 export function unknownLayout(v: Record<string, unknown>, where: InputLocation, wanted?: RecordFormat): InputError {
+  // a field that is there but null or a number is named with its type: that, not its name, is what failed
   const keys = Object.keys(v)
     .slice(0, 12)
-    .map((k) => JSON.stringify(k))
+    .map((k) => (typeof v[k] === 'string' ? JSON.stringify(k) : `${JSON.stringify(k)}: ${typeName(v[k])}`))
     .join(', ');
   const expected =
     wanted === undefined

@@ -1,4 +1,4 @@
-import { embedderOption } from '../options.js';
+import { embedderOption, settledProgress } from '../options.js';
 import { HashingEmbedder } from '../embed/hashing.js';
 import type { Embedder } from '../embed/types.js';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
@@ -23,8 +23,9 @@ export interface EmbedFileOptions
  * in file order, through the embedding cache (which a later `purify` reuses).
  */
 export async function embedFile(
-  o: EmbedFileOptions,
+  options: EmbedFileOptions,
 ): Promise<{ output: string; rows: number; dim: number; embedder: string }> {
+  const o = { ...options, onProgress: settledProgress(options?.onProgress) };
   if (typeof o.output !== 'string' || o.output === '')
     throw new OptionError('ERR_OPTION', 'output must be a file path');
   const embedder: Embedder = embedderOption(o.embedder) ?? new HashingEmbedder();

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { EmbeddingCache, embedWithCache } from '../embed/cache.js';
+import { checkEmbedder, embedCall } from '../embed/call.js';
 import { PrecomputedEmbedder } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
-import { InputError, ShapeError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { renderText } from '../io/index.js';
 import type { SampleText } from '../io/types.js';
 import { type AnyMatrix, arrayMatrix, type Matrix, type StoredMatrix, storedMatrix, writeRows } from '../matrix.js';
@@ -24,6 +25,7 @@ export async function openEmbeddingCache(
     await embedder.bind(o, o.signal);
     return null;
   }
+  checkEmbedder(embedder);
   if (o.embeddingCache === false) return null;
   const dir = o.embeddingCache ?? join(resolveCacheDir(o.cacheDir), 'embeddings');
   return EmbeddingCache.open(dir, embedder.id, embedder.dim);
@@ -52,13 +54,7 @@ export async function embedInto(
   const step = Math.max(1, Math.min(texts.length, embedder.preferredBatch ?? texts.length, rows));
   for (let i = 0; i < texts.length; i += step) {
     const part = texts.slice(i, i + step);
-    const v = cache ? await embedWithCache(embedder, part, cache, { signal }) : await embedder.embed(part, { signal });
-    if (v.length !== part.length * dim) {
-      throw new ShapeError(
-        'ERR_SHAPE',
-        `embedder ${JSON.stringify(embedder.id)} returned ${v.length} values for ${part.length} texts of dimension ${dim}`,
-      );
-    }
+    const v = cache ? await embedWithCache(embedder, part, cache, { signal }) : await embedCall(embedder, part, signal);
     writeRows(into, row + i, v);
     onProgress?.(i + part.length);
   }

@@ -1,19 +1,14 @@
-import { embedderOption } from '../options.js';
-import { existsSync } from 'node:fs';
+import { embedderOption, settledProgress, uint32 } from '../options.js';
 import { createRequire } from 'node:module';
-import { stat } from 'node:fs/promises';
-import { devNull } from 'node:os';
-import { dirname, resolve } from 'node:path';
-import { AbortError, IoError, OptionError } from '../errors.js';
+import { AbortError, OptionError } from '../errors.js';
 import { PURIFY_DEFAULTS } from '../defaults.js';
-import { assertNoCollision, type RolePath } from '../io/index.js';
+import { assertWritable, type RolePath } from '../io/index.js';
 import { HashingEmbedder } from '../embed/hashing.js';
-import { PrecomputedEmbedder, siblingNpy } from '../embed/precomputed.js';
 import type { Embedder } from '../embed/types.js';
 import { scoreSamples, type ContaminationEstimate, type Scores } from '../learner.js';
 import { keepArgs, keepCount, selectTopK, type Selection } from '../selection.js';
 import { embedDataset, embedSamples, openEmbeddingCache } from './embedding.js';
-import { outputPaths, outputRoles } from './paths.js';
+import { outputPaths, outputRoles, runReads } from './paths.js';
 import { loadReferences } from './references.js';
 import { buildReport, writeOutputs } from './outputs.js';
 import { checkReasonOptions, explainRecords, ownHarmOf } from './audit.js';
@@ -87,13 +82,14 @@ export function autoKeepCount(
  * renames have begun an abort no longer stops them, and the run resolves.
  */
 export async function purify(options: PurifyOptions): Promise<PurifyResult> {
-  const o = options;
+  const o = { ...options, onProgress: settledProgress(options?.onProgress) };
   if (typeof o?.input !== 'string' || o.input === '') throw new OptionError('ERR_OPTION', 'input must be a file path');
   if (!Array.isArray(o.harmful) || o.harmful.length === 0) {
     throw new OptionError('ERR_OPTION', 'harmful must name at least one file or reference set');
   }
   const paths = outputPaths(o);
   checkReasonOptions(o.reasons);
+  uint32('seed', o.seed); // the random baseline's, checked whatever the method
   const budget = resolveBudget(o.memoryBudget);
   const signal = o.signal;
   const timings: Record<string, number> = {};
@@ -273,7 +269,12 @@ export function checkKeep(keep: PurifyOptions['keep'], n: number, method: string
   if (keep === undefined || keep === null) return; // the default
   keepArgs(keep); // the shape, and an integer count
   if ('count' in keep && typeof keep.count === 'number' && (keep.count < 1 || keep.count > n)) {
-    throw new OptionError('ERR_OPTION', `keep must be between 1 and the ${n} samples, got ${keep.count}`);
+    throw new OptionError(
+      'ERR_OPTION',
+      Number.isFinite(n)
+        ? `keep must be between 1 and the ${n} samples, got ${keep.count}`
+        : `keep count must be at least 1, got ${keep.count}`,
+    );
   }
   if ('fraction' in keep && typeof keep.fraction === 'number' && !(keep.fraction > 0 && keep.fraction <= 1)) {
     throw new OptionError('ERR_OPTION', `keep fraction must lie in (0, 1], got ${keep.fraction}`);
@@ -281,46 +282,15 @@ export function checkKeep(keep: PurifyOptions['keep'], n: number, method: string
 }
 
 /**
- * Before any work: every output's folder exists, and no output is a file the
- * run reads (the input, a reference file, precomputed vectors) or another
- * output. The outputs commit together through temporary files, so each must
- * be a regular file (or missing); only the null device is also accepted.
- * (The sharded run checks its outputs with it too.)
+ * Before any work, `assertWritable` over the run's outputs (and `more`, such
+ * as a model file to save) and the files it reads. (The sharded run checks
+ * its outputs with it too.)
  */
 export async function checkOutputs(
   o: PurifyOptions,
   paths: ReturnType<typeof outputPaths>,
   embedder: Embedder,
+  more: readonly RolePath[] = [],
 ): Promise<void> {
-  const outputs = outputRoles(paths);
-  for (const { path } of outputs) {
-    const dir = dirname(resolve(path));
-    const s = await stat(dir).catch(() => undefined);
-    if (!s?.isDirectory()) throw new IoError(`cannot write ${path}: the folder ${dir} does not exist`, { path });
-  }
-  const reads: RolePath[] = [{ path: o.input, what: 'the input file' }];
-  const npy = embedder instanceof PrecomputedEmbedder ? embedder.npy : undefined;
-  if (npy !== undefined) reads.push({ path: npy, what: 'the vectors file (--vectors-npy)' });
-  for (const [role, sources] of [
-    ['harmful', o.harmful],
-    ['anchor', o.anchor ?? []],
-  ] as const) {
-    for (const source of sources) {
-      // A source that names an existing file is read as one (references.ts); a set name is not a path of the user's.
-      if (!existsSync(source)) continue;
-      reads.push({ path: source, what: `the ${role} reference file` });
-      if (npy !== undefined)
-        reads.push({ path: siblingNpy(source), what: `the vectors of the ${role} reference file` });
-    }
-  }
-  for (const out of await assertNoCollision(outputs, reads)) {
-    if (out.kind === 'folder')
-      throw new IoError(`cannot write ${out.what} ${out.path}: it is a folder`, { path: out.path });
-    if (out.kind === 'other' && !out.nullDevice) {
-      throw new IoError(
-        `refusing to write ${out.what} ${out.path}: it is not a regular file (a pipe, a device or a socket); sot purify commits its outputs together through temporary files renamed into place, so each must name a regular file (or ${devNull}, to discard it)`,
-        { path: out.path },
-      );
-    }
-  }
+  await assertWritable([...outputRoles(paths), ...more], runReads(o, embedder));
 }

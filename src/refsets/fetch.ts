@@ -3,8 +3,8 @@
 // path verifies the sha256, and a download only ever becomes visible in the
 // cache complete and verified (io/atomic.ts: temp file + rename).
 import { createHash } from 'node:crypto';
-import { readFile, unlink } from 'node:fs/promises';
-import { ensureDir } from '../io/files.js';
+import { type FileHandle, unlink } from 'node:fs/promises';
+import { ensureDir, openRegularFile } from '../io/files.js';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { AbortError, FetchError, IoError } from '../errors.js';
@@ -99,13 +99,29 @@ async function sweepOnce(dir: string): Promise<void> {
   await removeStaleTemps(dir);
 }
 
-async function readIfPresent(path: string): Promise<Buffer | undefined> {
+/**
+ * The bytes of a regular file if it holds `size` bytes (`bytes` null when it
+ * holds another number: not the pinned file, and not worth reading), or
+ * undefined when there is none. A FIFO, a device or a folder is an IoError:
+ * it would block the read or never end it.
+ */
+async function readIfPresent(path: string, size: number): Promise<{ bytes: Buffer | null; size: number } | undefined> {
+  let fh: FileHandle;
   try {
-    return await readFile(path);
+    fh = await openRegularFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (err instanceof IoError) throw err;
     throw new IoError(`cannot read ${path}: ${(err as Error).message}`, { path, cause: err });
+  }
+  try {
+    const actual = (await fh.stat()).size;
+    return { bytes: actual === size ? await fh.readFile() : null, size: actual };
+  } catch (err) {
+    throw new IoError(`cannot read ${path}: ${(err as Error).message}`, { path, cause: err });
+  } finally {
+    await fh.close();
   }
 }
 
@@ -120,12 +136,13 @@ export async function obtainFile(
 
   if (o.dataDir !== undefined) {
     const path = join(o.dataDir, file.path);
-    const bytes = await readIfPresent(path);
-    if (bytes !== undefined) {
-      const actual = sha256Hex(bytes);
-      if (actual !== file.sha256) {
+    const got = await readIfPresent(path, file.bytes);
+    if (got !== undefined) {
+      const { bytes, size } = got;
+      const actual = bytes === null ? 'not read' : sha256Hex(bytes);
+      if (bytes === null || actual !== file.sha256) {
         throw new FetchError(
-          `${what}: the data-dir copy ${path} does not match the pinned file: sha256 expected ${file.sha256}, actual ${actual} (${bytes.length} bytes, expected ${file.bytes})`,
+          `${what}: the data-dir copy ${path} does not match the pinned file: sha256 expected ${file.sha256}, actual ${actual} (${size} bytes, expected ${file.bytes})`,
         );
       }
       return { file, bytes, origin: 'data-dir', localPath: path };
@@ -134,9 +151,9 @@ export async function obtainFile(
 
   const cached = cachedFilePath(file, o.cacheDir);
   await sweepOnce(dirname(cached));
-  const hit = await readIfPresent(cached);
+  const hit = (await readIfPresent(cached, file.bytes))?.bytes;
   if (hit !== undefined) {
-    if (sha256Hex(hit) === file.sha256) return { file, bytes: hit, origin: 'cache', localPath: cached };
+    if (hit !== null && sha256Hex(hit) === file.sha256) return { file, bytes: hit, origin: 'cache', localPath: cached };
     // Damaged after it was written (disk, a user's edit): drop it and fetch again.
     await unlink(cached).catch(() => undefined);
   }

@@ -90,7 +90,15 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
   const pending = new Map<string, number>();
   let admission: Promise<unknown> = Promise.resolve();
 
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: 1 << 20 });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: 1 << 20,
+    // what the router refuses (a path parameter too long, a bad URL) in the API's error shape, the path not echoed
+    frameworkErrors: (err, _req, reply) =>
+      (reply as unknown as FastifyReply)
+        .code(err.statusCode ?? 400)
+        .send({ error: { code: 'ERR_REQUEST', message: `${err.code}: the request's URL was refused` } }),
+  });
   app.decorateRequest('tenant', '');
   await app.register(multipart, { limits: { files: 1, fields: 4, fieldSize: 1 << 16, parts: 6 } });
 
@@ -183,32 +191,36 @@ export async function createServer(options: ServerOptions): Promise<SotServer> {
         const room = Math.max(0, Math.min(cfg.maxUploadBytes, cfg.quotaBytes - (await store.usage(tenant))));
         let options: JobOptions | undefined;
         let upload: { name: string; bytes: number } | undefined;
-        for await (const part of req.parts({ limits: { fileSize: room } })) {
-          if (part.type === 'field') {
-            if (part.fieldname !== 'options')
-              throw new HttpError(
-                400,
-                'ERR_OPTION',
-                `unknown form field '${part.fieldname}' (expected options, dataset)`,
-              );
-            try {
-              options = checkOptions<JobOptions>(JSON.parse(String(part.value)));
-            } catch (err) {
-              throw err instanceof HttpError
-                ? err
-                : new HttpError(400, 'ERR_OPTION', `options is not valid JSON: ${(err as Error).message}`);
+        try {
+          for await (const part of req.parts({ limits: { fileSize: room } })) {
+            if (part.type === 'field') {
+              if (part.fieldname !== 'options')
+                throw new HttpError(
+                  400,
+                  'ERR_OPTION',
+                  `unknown form field '${part.fieldname}' (expected options, dataset)`,
+                );
+              try {
+                options = checkOptions<JobOptions>(JSON.parse(String(part.value)));
+              } catch (err) {
+                throw err instanceof HttpError
+                  ? err
+                  : new HttpError(400, 'ERR_OPTION', `options is not valid JSON: ${(err as Error).message}`);
+              }
+              continue;
             }
-            continue;
+            if (part.fieldname !== 'dataset')
+              throw new HttpError(400, 'ERR_OPTION', `unknown file field '${part.fieldname}' (expected dataset)`);
+            if (!options) throw new HttpError(400, 'ERR_OPTION', 'send the options field before the dataset file');
+            const name = `upload${datasetExt(part.filename ?? '')}`;
+            await mkdir(store.jobDir(ref));
+            created = true;
+            const dest = store.uploadPath(ref, name);
+            await pipeline(part.file, createWriteStream(dest, { flags: 'wx' })); // streamed: never held whole
+            upload = { name, bytes: (await stat(dest)).size };
           }
-          if (part.fieldname !== 'dataset')
-            throw new HttpError(400, 'ERR_OPTION', `unknown file field '${part.fieldname}' (expected dataset)`);
-          if (!options) throw new HttpError(400, 'ERR_OPTION', 'send the options field before the dataset file');
-          const name = `upload${datasetExt(part.filename ?? '')}`;
-          await mkdir(store.jobDir(ref));
-          created = true;
-          const dest = store.uploadPath(ref, name);
-          await pipeline(part.file, createWriteStream(dest, { flags: 'wx' })); // streamed: never held whole
-          upload = { name, bytes: (await stat(dest)).size };
+        } catch (err) {
+          throw malformedMultipart(err) ?? err;
         }
         if (!options || !upload)
           throw new HttpError(400, 'ERR_OPTION', 'a multipart submission needs an options field and a dataset file');
@@ -364,4 +376,16 @@ function checkJobBudget(o: JobOptions, cfg: ServiceConfig): void {
 async function checkReference(store: JobStore, tenant: string, name: string): Promise<void> {
   if (isReferenceSetName(name)) return;
   await store.resolveTenantPath(tenant, name);
+}
+
+/**
+ * The parser's own complaint about the body (a missing boundary, a cut-off
+ * part) as a 400: it carries neither an HTTP status nor a system error code,
+ * which our errors and the file system's do.
+ */
+function malformedMultipart(err: unknown): HttpError | undefined {
+  const e = err as Error & { code?: unknown; statusCode?: unknown };
+  if (err instanceof HttpError || !(err instanceof Error) || e.code !== undefined || e.statusCode !== undefined)
+    return undefined;
+  return new HttpError(400, 'ERR_REQUEST', `malformed multipart body: ${e.message}`);
 }
