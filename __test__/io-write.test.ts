@@ -267,6 +267,26 @@ describe('writeDataset', () => {
     );
   });
 
+  it('a JSONL line keeps the spaces around its object; a CSV column named __proto__ is a field like any other', async () => {
+    const input = put(dir, 'ws.jsonl', '  {"prompt": "a", "response": "b"}\t \n{"prompt": "c", "response": "d"}\n');
+    const ds = await openDataset(input);
+    await writeDataset(ds, join(dir, 'ws.same.jsonl'), { keep: () => 1, weightField: null });
+    expect(readFileSync(join(dir, 'ws.same.jsonl'), 'utf8')).toBe(readFileSync(input, 'utf8'));
+    await writeDataset(ds, join(dir, 'ws.w.jsonl'), { keep: () => 2 });
+    expect(readFileSync(join(dir, 'ws.w.jsonl'), 'utf8')).toBe(
+      '  {"prompt": "a", "response": "b","sot_weight":2}\t \n{"prompt": "c", "response": "d","sot_weight":2}\n',
+    );
+    const csv = await openDataset(put(dir, 'proto.csv', 'prompt,response,__proto__\na,b,mine\n'));
+    await expect(
+      writeDataset(csv, join(dir, 'proto.out.csv'), { keep: () => 1, weightField: '__proto__' }),
+    ).rejects.toMatchObject({
+      code: 'ERR_INPUT',
+      field: '__proto__',
+    });
+    await writeDataset(csv, join(dir, 'proto.out.csv'), { keep: () => 1 });
+    expect(readFileSync(join(dir, 'proto.out.csv'), 'utf8')).toBe('prompt,response,__proto__,sot_weight\na,b,mine,1\n');
+  });
+
   it('quotes CSV cells that need it and keeps CRLF line ends', async () => {
     const input = put(dir, 'q.csv', 'prompt,response\r\n"a, b","say ""hi""\r\nbye"\r\nplain,x\r\n');
     const out = join(dir, 'q.out.csv');

@@ -204,7 +204,10 @@ function recordOf(row: Row, header: string[], file: string, delimiter: string): 
     );
   }
   const value: Record<string, string> = {};
-  header.forEach((name, k) => (value[name] = row.cells[k]!));
+  // defined, not assigned: a column named __proto__ is a field, not the prototype
+  header.forEach((name, k) =>
+    Object.defineProperty(value, name, { value: row.cells[k]!, enumerable: true, writable: true, configurable: true }),
+  );
   return value;
 }
 

@@ -55,6 +55,6 @@ export async function* readJsonl(
       };
       continue;
     }
-    yield { line, value, raw: trimmed };
+    yield { line, value, raw: text }; // the whole line, its spaces too: copied as it is
   }
 }

@@ -269,10 +269,11 @@ function recordText(row: RawRow, fields: string[], v: ColumnValue[]): string {
   if (fields.length === 0 && typeof raw === 'string') return raw;
   if (typeof raw !== 'string' || fields.some((f) => Object.hasOwn(value, f)))
     return JSON.stringify(withFields(value, fields, v));
-  const body = raw.slice(0, -1).trimEnd();
+  const object = raw.trimEnd(); // what follows its closing brace (spaces) is kept after it
+  const body = object.slice(0, -1).trimEnd();
   const added = fields.map((f, i) => `${JSON.stringify(f)}:${JSON.stringify(v[i])}`).join(',');
-  const sep = body === '{' ? '' : ',';
-  return `${body}${sep}${added}}`;
+  const sep = body.trimStart() === '{' ? '' : ',';
+  return `${body}${sep}${added}}${raw.slice(object.length)}`;
 }
 
 function jsonSink(out: AtomicWriter, shape: FileShape, fields: string[], part: FilePart): Sink {
