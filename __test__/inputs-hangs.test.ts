@@ -223,9 +223,11 @@ for (const [name, call] of Object.entries(calls)) {
     expect(r.stderr).not.toMatch(/boom/);
     expect(r.status).toBe(0);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
-    for (const kind of ['throws', 'rejects'])
-      for (const name of ['learnWeights', 'sinkhornPoints', 'sinkhornCost', 'sinkhornDivergence', 'project2d', 'embed'])
-        expect(last[`${kind} ${name}`], `${kind} ${name}`).toBe('rejected with the callback error');
+    for (const name of ['learnWeights', 'sinkhornPoints', 'sinkhornCost', 'sinkhornDivergence', 'project2d', 'embed']) {
+      expect(last[`throws ${name}`], name).toBe('rejected with the callback error');
+      // a fast call may finish before its first progress event reaches JS: then there is nothing to reject with
+      expect(['rejected with the callback error', 'resolved after 0 calls'], name).toContain(last[`rejects ${name}`]);
+    }
   });
 });
 
